@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): history from ClickHouse, live data over SSE and WebSocket."""

@@ -1,0 +1,1 @@
+"""Dataflows: ingest, candles and (later) signals; Bytewax stays behind this package."""

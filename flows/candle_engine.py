@@ -1,0 +1,530 @@
+"""The exchange's kline rules as pure code: trades in, 1s and 1m candles (and revisions) out.
+
+No Bytewax and no I/O here, so every rule can be table-tested. `flows.candles` wires this
+into a dataflow.
+
+How time works. A `PartitionCandles` holds every symbol of one Kafka partition. Its
+watermark is event time only: the largest trade time it has seen minus an allowed
+lateness (optionally pushed on by `advance_idle` while a live partition is idle). A
+symbol's 1s window is emitted once the watermark passes its end, so the candles depend
+on the order of the input, never on how fast it is read: a replay at full speed gives the
+candles a slow live run gives. A trade whose window was already emitted revises it (a
+higher `version`), together with every candle the change reaches: flat candles that
+carried the old close, and the 1m candle built from it.
+
+1m candles are rolled up from the real (non-flat) 1s candles of the minute, so each
+trade is folded once, into its 1s candle only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from schemas.candles import Candle
+from schemas.trades import Trade
+
+SECOND_MS = 1_000
+MINUTE_MS = 60_000
+ZERO = Decimal(0)
+
+
+class CandleAcc:
+    """The running sums of one real candle (one with at least one trade).
+
+    `open_key` and `close_key` order the prints (the exchange's trade or aggregate id) so
+    that trades that arrive out of order still give the exchange's open and close.
+    """
+
+    __slots__ = (
+        "close",
+        "close_key",
+        "count",
+        "first_trade_id",
+        "high",
+        "last_trade_id",
+        "low",
+        "open",
+        "open_key",
+        "open_time",
+        "quote_volume",
+        "taker_buy_quote_volume",
+        "taker_buy_volume",
+        "volume",
+    )
+
+    def __init__(self, open_time: int, trade: Trade) -> None:
+        price = trade.price
+        qty = trade.qty
+        quote = price * qty
+        self.open_time = open_time
+        self.open = self.high = self.low = self.close = price
+        self.open_key = self.close_key = trade.trade_id
+        self.volume = qty
+        self.quote_volume = quote
+        self.count = trade.count
+        if trade.buyer_is_maker:
+            self.taker_buy_volume = ZERO
+            self.taker_buy_quote_volume = ZERO
+        else:
+            self.taker_buy_volume = qty
+            self.taker_buy_quote_volume = quote
+        first = trade.first_trade_id
+        if first is None:
+            self.first_trade_id = self.last_trade_id = trade.trade_id
+        else:
+            last = trade.last_trade_id
+            assert last is not None, "check_trade: first and last ids come together"
+            self.first_trade_id = first
+            self.last_trade_id = last
+
+    def add(self, trade: Trade) -> None:
+        """Fold one more trade of the same window in."""
+        price = trade.price
+        qty = trade.qty
+        quote = price * qty
+        if price > self.high:
+            self.high = price
+        elif price < self.low:
+            self.low = price
+        tid = trade.trade_id
+        if tid >= self.close_key:
+            self.close = price
+            self.close_key = tid
+        elif tid < self.open_key:
+            self.open = price
+            self.open_key = tid
+        self.volume += qty
+        self.quote_volume += quote
+        if not trade.buyer_is_maker:
+            self.taker_buy_volume += qty
+            self.taker_buy_quote_volume += quote
+        first = trade.first_trade_id
+        if first is None:
+            self.count += 1
+            if tid < self.first_trade_id:
+                self.first_trade_id = tid
+            elif tid > self.last_trade_id:
+                self.last_trade_id = tid
+        else:
+            last = trade.last_trade_id
+            assert last is not None
+            self.count += last - first + 1
+            if first < self.first_trade_id:
+                self.first_trade_id = first
+            if last > self.last_trade_id:
+                self.last_trade_id = last
+
+
+def rollup(open_time: int, parts: Iterable[CandleAcc]) -> CandleAcc | None:
+    """Fold real candles of shorter intervals into one of a longer interval.
+
+    Flat candles must not be passed: a flat carries the previous close, which is not a
+    trade of the longer interval.
+
+    Args:
+        open_time: Open time of the longer interval, in ms.
+        parts: Its real shorter candles, in any order.
+
+    Returns:
+        The longer candle, or None when there are no parts (a wholly quiet interval).
+    """
+    ordered = sorted(parts, key=lambda acc: acc.open_key)
+    if not ordered:
+        return None
+    first = ordered[0]
+    out = CandleAcc.__new__(CandleAcc)
+    out.open_time = open_time
+    out.open = first.open
+    out.open_key = first.open_key
+    out.high = max(acc.high for acc in ordered)
+    out.low = min(acc.low for acc in ordered)
+    out.close = ordered[-1].close
+    out.close_key = ordered[-1].close_key
+    out.volume = sum((acc.volume for acc in ordered), ZERO)
+    out.quote_volume = sum((acc.quote_volume for acc in ordered), ZERO)
+    out.count = sum(acc.count for acc in ordered)
+    out.taker_buy_volume = sum((acc.taker_buy_volume for acc in ordered), ZERO)
+    out.taker_buy_quote_volume = sum((acc.taker_buy_quote_volume for acc in ordered), ZERO)
+    out.first_trade_id = min(acc.first_trade_id for acc in ordered)
+    out.last_trade_id = max(acc.last_trade_id for acc in ordered)
+    return out
+
+
+class Series:
+    """What has been emitted of one symbol's candles of one interval.
+
+    Emitted windows are `[first, upto)`; every one of them is either real (its sums are
+    kept while it is within the revision horizon) or flat (carrying the close before it).
+    """
+
+    __slots__ = ("first", "interval_ms", "last_close", "name", "upto", "versions")
+
+    def __init__(self, name: str, interval_ms: int) -> None:
+        self.name = name
+        self.interval_ms = interval_ms
+        self.first: int | None = None
+        self.upto: int | None = None
+        self.last_close: Decimal | None = None
+        # Only windows emitted more than once are listed; every other one is at version 1.
+        self.versions: dict[int, int] = {}
+
+    def bump(self, window: int) -> int:
+        version = self.versions.get(window, 1) + 1
+        self.versions[window] = version
+        return version
+
+    def prune(self, before: int) -> None:
+        if self.versions:
+            self.versions = {w: v for w, v in self.versions.items() if w >= before}
+
+
+class SymbolCandles:
+    """One symbol's open windows, emitted series and revision history."""
+
+    __slots__ = ("exchange", "history", "kept_from", "m1", "market", "open", "s1", "symbol")
+
+    def __init__(self, exchange: str, market: str, symbol: str) -> None:
+        self.exchange = exchange
+        self.market = market
+        self.symbol = symbol
+        # 1s windows that have trades and are not emitted yet.
+        self.open: dict[int, CandleAcc] = {}
+        # Emitted real 1s candles, kept for revisions and for rolling minutes up.
+        self.history: dict[int, CandleAcc] = {}
+        # Start of the oldest minute whose 1s history is whole (None: nothing dropped).
+        self.kept_from: int | None = None
+        self.s1 = Series("1s", SECOND_MS)
+        self.m1 = Series("1m", MINUTE_MS)
+
+
+@dataclass
+class EngineStats:
+    """Counts a run reports: what went in and what came out."""
+
+    trades: int = 0
+    candles_1s: int = 0
+    candles_1m: int = 0
+    revisions: int = 0
+    too_late: int = 0
+
+
+@dataclass
+class TooLate:
+    """A trade older than the revision horizon: the flow sends it to the dead-letter topic."""
+
+    trade: Trade
+    horizon_from: int
+
+
+@dataclass
+class PartitionCandles:
+    """Candles of every symbol in one partition of the trade stream.
+
+    Args:
+        lateness_ms: How far behind the newest trade time a window stays open for
+            stragglers from other symbols of the partition.
+        horizon_ms: How long emitted candles stay revisable. A trade older than this
+            comes back as `TooLate` instead of a revision.
+    """
+
+    lateness_ms: int = 1_000
+    horizon_ms: int = 300_000
+    symbols: dict[object, SymbolCandles] = field(default_factory=dict)
+    max_time_ms: int | None = None
+    watermark_ms: int | None = None
+    stats: EngineStats = field(default_factory=EngineStats)
+
+    # ----------------------------------------------------------------------- trades in
+
+    def add(self, key: object, trade: Trade, out: list[Candle]) -> TooLate | None:
+        """Fold a trade in; append any revised candles it causes to `out`.
+
+        Args:
+            key: The symbol's identity in this partition (the Kafka key).
+            trade: A valid trade.
+            out: Where candles that this trade revises are appended.
+
+        Returns:
+            None, or `TooLate` when the trade is older than the revision horizon.
+        """
+        state = self.symbols.get(key)
+        if state is None:
+            state = self.symbols[key] = SymbolCandles(trade.exchange, trade.market, trade.symbol)
+        time_ms = trade.time_us // 1000
+        window = time_ms - time_ms % SECOND_MS
+        if self.max_time_ms is None or time_ms > self.max_time_ms:
+            self.max_time_ms = time_ms
+        self.stats.trades += 1
+        s1 = state.s1
+        if s1.upto is None or window >= s1.upto:
+            acc = state.open.get(window)
+            if acc is None:
+                state.open[window] = CandleAcc(window, trade)
+            else:
+                acc.add(trade)
+            return None
+        return self._revise(state, window, trade, out)
+
+    # ------------------------------------------------------------------- time passes
+
+    def advance(self, out: list[Candle]) -> None:
+        """Emit every window the event-time watermark has passed."""
+        if self.max_time_ms is None:
+            return
+        self._advance_to(self.max_time_ms - self.lateness_ms, out)
+
+    def advance_idle(self, idle_ms: int, out: list[Candle]) -> None:
+        """Let event time run on with wall time while a live partition has no trades.
+
+        Called when the partition has been read to its end and `idle_ms` of wall time
+        passed since its newest trade. Trades that turn up later for those windows
+        revise them; none are lost.
+        """
+        if self.max_time_ms is None:
+            return
+        self._advance_to(self.max_time_ms + idle_ms - self.lateness_ms, out)
+
+    def flush(self, out: list[Candle]) -> None:
+        """The input is complete: emit every window up to the newest trade's.
+
+        The newest trade's 1s and 1m windows are emitted even though the input may have
+        ended inside them (every trade must reach a candle); no flat candle is claimed
+        after them, since the input says nothing of that time.
+        """
+        if self.max_time_ms is None:
+            return
+        newest = self.max_time_ms
+        self._advance_to(
+            newest - newest % SECOND_MS + SECOND_MS, out, newest - newest % MINUTE_MS + MINUTE_MS
+        )
+
+    def _advance_to(self, watermark: int, out: list[Candle], minutes_to: int | None = None) -> None:
+        boundary = watermark - watermark % SECOND_MS
+        if self.watermark_ms is not None and boundary <= self.watermark_ms:
+            return
+        minute_boundary = boundary - boundary % MINUTE_MS if minutes_to is None else minutes_to
+        self.watermark_ms = boundary
+        horizon = self.horizon_ms
+        for state in self.symbols.values():
+            self._close_seconds(state, boundary, out)
+            if state.m1.upto is None or minute_boundary > state.m1.upto:
+                self._close_minutes(state, minute_boundary, out)
+                self._prune(state, minute_boundary - horizon)
+
+    def _close_seconds(self, state: SymbolCandles, boundary: int, out: list[Candle]) -> None:
+        s1 = state.s1
+        start = s1.upto
+        opened = state.open
+        if start is None:
+            if not opened:
+                return
+            start = s1.first = min(opened)
+        if start >= boundary:
+            return
+        history = state.history
+        close = s1.last_close
+        emitted = 0
+        make = self._candle
+        for window in range(start, boundary, SECOND_MS):
+            acc = opened.pop(window, None)
+            if acc is not None:
+                history[window] = acc
+                out.append(make(state, s1, window, acc, None, 1))
+                close = acc.close
+            else:
+                assert close is not None
+                out.append(make(state, s1, window, None, close, 1))
+            emitted += 1
+        s1.upto = boundary
+        s1.last_close = close
+        self.stats.candles_1s += emitted
+
+    def _minute(self, state: SymbolCandles, minute: int) -> CandleAcc | None:
+        history = state.history
+        return rollup(
+            minute,
+            (acc for w in range(minute, minute + MINUTE_MS, SECOND_MS) if (acc := history.get(w))),
+        )
+
+    def _close_minutes(self, state: SymbolCandles, boundary: int, out: list[Candle]) -> None:
+        m1 = state.m1
+        start = m1.upto
+        if start is None:
+            first = state.s1.first
+            if first is None:
+                return
+            start = m1.first = first - first % MINUTE_MS
+        if start >= boundary:
+            return
+        close = m1.last_close
+        for minute in range(start, boundary, MINUTE_MS):
+            acc = self._minute(state, minute)
+            if acc is not None:
+                out.append(self._candle(state, m1, minute, acc, None, 1))
+                close = acc.close
+            else:
+                assert close is not None
+                out.append(self._candle(state, m1, minute, None, close, 1))
+            self.stats.candles_1m += 1
+        m1.upto = boundary
+        m1.last_close = close
+
+    def _prune(self, state: SymbolCandles, before: int) -> None:
+        """Drop revision history older than the horizon, a whole minute at a time."""
+        emitted = state.m1.upto
+        if emitted is None:
+            return  # no minute rolled up yet: all of the history is still needed
+        before = min(before - before % MINUTE_MS, emitted)
+        if state.kept_from is not None and before <= state.kept_from:
+            return
+        history = state.history
+        if history:
+            for window in [w for w in history if w < before]:
+                del history[window]
+        state.s1.prune(before)
+        state.m1.prune(before)
+        state.kept_from = before
+
+    # --------------------------------------------------------------------- revisions
+
+    def _revise(
+        self, state: SymbolCandles, window: int, trade: Trade, out: list[Candle]
+    ) -> TooLate | None:
+        minute = window - window % MINUTE_MS
+        oldest = self._revisable_from(state)
+        if minute < oldest:
+            self.stats.too_late += 1
+            return TooLate(trade, oldest)
+        s1 = state.s1
+        assert s1.first is not None and s1.upto is not None
+        minute_before = self._minute(state, minute)
+        acc = state.history.get(window)
+        old_close = None if acc is None else acc.close
+        if acc is None:
+            acc = state.history[window] = CandleAcc(window, trade)
+        else:
+            acc.add(trade)
+        if window < s1.first:
+            # Before the symbol's first candle: new candles, and flats up to the old first.
+            out.append(self._candle(state, s1, window, acc, None, 1))
+            for flat in range(window + SECOND_MS, s1.first, SECOND_MS):
+                out.append(self._candle(state, s1, flat, None, acc.close, 1))
+            self.stats.candles_1s += (s1.first - window) // SECOND_MS
+            s1.first = window
+        else:
+            version = s1.bump(window)
+            out.append(self._candle(state, s1, window, acc, None, version))
+            self.stats.revisions += 1
+            if acc.close != old_close:
+                self._carry_close(state, s1, window, acc.close, out, state.history)
+        self._revise_minute(state, minute, minute_before, out)
+        return None
+
+    def _revisable_from(self, state: SymbolCandles) -> int:
+        """Open time of the oldest minute a late trade may still revise."""
+        assert self.watermark_ms is not None
+        oldest = self.watermark_ms - self.horizon_ms
+        oldest -= oldest % MINUTE_MS
+        if state.kept_from is not None and state.kept_from > oldest:
+            return state.kept_from
+        return oldest
+
+    def _carry_close(
+        self,
+        state: SymbolCandles,
+        series: Series,
+        window: int,
+        close: Decimal,
+        out: list[Candle],
+        real: dict[int, CandleAcc] | None,
+    ) -> None:
+        """Re-emit the flats after `window` that carry its close, up to the next real one."""
+        assert series.upto is not None
+        step = series.interval_ms
+        flat = window + step
+        while flat < series.upto:
+            if real is not None and flat in real:
+                return
+            if real is None and self._minute(state, flat) is not None:
+                return
+            out.append(self._candle(state, series, flat, None, close, series.bump(flat)))
+            self.stats.revisions += 1
+            flat += step
+        series.last_close = close
+
+    def _revise_minute(
+        self, state: SymbolCandles, minute: int, before: CandleAcc | None, out: list[Candle]
+    ) -> None:
+        m1 = state.m1
+        if m1.upto is None or minute >= m1.upto:
+            return  # not emitted yet: it will be rolled up when it closes
+        acc = self._minute(state, minute)
+        assert acc is not None
+        assert m1.first is not None
+        if minute < m1.first:
+            out.append(self._candle(state, m1, minute, acc, None, 1))
+            for flat in range(minute + MINUTE_MS, m1.first, MINUTE_MS):
+                out.append(self._candle(state, m1, flat, None, acc.close, 1))
+            self.stats.candles_1m += (m1.first - minute) // MINUTE_MS
+            m1.first = minute
+            return
+        out.append(self._candle(state, m1, minute, acc, None, m1.bump(minute)))
+        self.stats.revisions += 1
+        if before is None or before.close != acc.close:
+            self._carry_close(state, m1, minute, acc.close, out, None)
+
+    # ------------------------------------------------------------------------ output
+
+    @staticmethod
+    def _candle(
+        state: SymbolCandles,
+        series: Series,
+        window: int,
+        acc: CandleAcc | None,
+        flat_close: Decimal | None,
+        version: int,
+    ) -> Candle:
+        if acc is None:
+            assert flat_close is not None
+            return Candle(
+                state.exchange,
+                state.market,  # type: ignore[arg-type]
+                state.symbol,
+                series.name,  # type: ignore[arg-type]
+                window,
+                window + series.interval_ms - 1,
+                flat_close,
+                flat_close,
+                flat_close,
+                flat_close,
+                ZERO,
+                ZERO,
+                0,
+                ZERO,
+                ZERO,
+                None,
+                None,
+                version,
+            )
+        return Candle(
+            state.exchange,
+            state.market,  # type: ignore[arg-type]
+            state.symbol,
+            series.name,  # type: ignore[arg-type]
+            window,
+            window + series.interval_ms - 1,
+            acc.open,
+            acc.high,
+            acc.low,
+            acc.close,
+            acc.volume,
+            acc.quote_volume,
+            acc.count,
+            acc.taker_buy_volume,
+            acc.taker_buy_quote_volume,
+            acc.first_trade_id,
+            acc.last_trade_id,
+            version,
+        )

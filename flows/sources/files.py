@@ -1,0 +1,335 @@
+"""Replay inputs: WebSocket capture files and data.binance.vision archives as trades."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import logging
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Literal, cast
+
+import msgspec
+
+from flows.sources.binance import (
+    BinanceDecodeError,
+    BinanceDecoder,
+    checked,
+    time_us_from_binance,
+    to_decimal,
+)
+from schemas.trades import Market, Trade
+
+logger = logging.getLogger(__name__)
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+# BTCUSDT-trades-2024-08-08.zip, BTCUSDT-aggTrades-2025-01.csv (daily and monthly files).
+_ARCHIVE_NAME = re.compile(
+    r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades)-\d{4}-\d{2}(?:-\d{2})?\.(?:csv|zip)$"
+)
+
+# Column counts per (market, kind): spot adds a trailing is_best_match column. The
+# leading columns line up in all four layouts, so the indices below serve every file:
+#   spot  trades     id,price,qty,quote_qty,time,is_buyer_maker,is_best_match
+#   usdm  trades     id,price,qty,quote_qty,time,is_buyer_maker
+#   spot  aggTrades  agg_id,price,qty,first_id,last_id,time,is_buyer_maker,is_best_match
+#   usdm  aggTrades  agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,
+#                    is_buyer_maker
+_COLUMNS: dict[tuple[str, str], int] = {
+    ("spot", "trades"): 7,
+    ("usdm", "trades"): 6,
+    ("spot", "aggTrades"): 8,
+    ("usdm", "aggTrades"): 7,
+}
+_BOOLS = {"True": True, "False": False, "true": True, "false": False}
+
+ArchiveKind = Literal["trades", "aggTrades"]
+
+
+class Rejected(msgspec.Struct, frozen=True):
+    """An input line that could not become a trade, kept whole for the dead-letter topic.
+
+    Attributes:
+        source: Where it came from, ``<path>:<line number>`` (1-based).
+        raw: The line as read, without its line ending.
+        reason: A short machine reason (``bad_json``, ``bad_decimal``, ``missing_field``,
+            ``invalid_trade``, ``bad_line``, ...).
+        detail: What exactly was wrong, for a human.
+    """
+
+    source: str
+    raw: bytes
+    reason: str
+    detail: str
+
+
+@dataclass
+class ReadStats:
+    """What a read saw; every line lands in exactly one of trades, skipped or rejected.
+
+    Attributes:
+        lines: Lines read (a CSV header and a capture's URL line included).
+        trades: Lines that became a trade.
+        rejected: Lines that became a `Rejected`.
+        skipped: Lines that are not trades and not errors, by kind (``bookTicker``,
+            ``depthUpdate``, ``rest_snapshot``, ``header``, ``blank``, ``non_market:ADL``...).
+    """
+
+    lines: int = 0
+    trades: int = 0
+    rejected: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def skipped_non_trade(self) -> int:
+        """Lines skipped as not being trades."""
+        return sum(self.skipped.values())
+
+
+def read_trades(
+    path: str | Path,
+    *,
+    market: Market,
+    exchange: str = "binance",
+    symbol: str | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[Trade | Rejected]:
+    """Read trades from a capture or an archive file, telling which by its content.
+
+    A capture holds one JSON message per line after a receive timestamp; an archive is a
+    data.binance.vision CSV, plain or zipped. Gzip and zip are recognised by their magic
+    bytes, not by the file name.
+
+    Args:
+        path: The file.
+        market: ``spot`` or ``usdm``; neither format says which.
+        exchange: The exchange name stamped on every trade.
+        symbol: Overrides the symbol from the messages or the archive's file name.
+        stats: Filled in by the time the iterator is exhausted or closed, when given.
+
+    Yields:
+        A `Trade` per trade line and a `Rejected` per bad line, in file order.
+
+    Raises:
+        ValueError: On the first `next`, when an archive's file name does not say its
+            symbol and kind.
+    """
+    path = Path(path)
+    if _is_capture(path):
+        return read_capture(path, market=market, exchange=exchange, symbol=symbol, stats=stats)
+    return read_archive(path, market=market, exchange=exchange, symbol=symbol, stats=stats)
+
+
+def read_capture(
+    path: str | Path,
+    *,
+    market: Market,
+    exchange: str = "binance",
+    symbol: str | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[Trade | Rejected]:
+    """Read a WebSocket capture: one ``<receive ts> <raw JSON>`` message per line.
+
+    Reads both the hftbacktest layout (``1723161255088176367 {"stream":...}``, receive
+    time in ns) and cryptofeed's (``1633998523.957215: {"stream":...}``, whose first line
+    is ``wss://... <-> <ts>``). The receive time is not used: trades carry exchange time.
+
+    Args:
+        path: The capture, gzipped or plain.
+        market: ``spot`` or ``usdm``.
+        exchange: The exchange name stamped on every trade.
+        symbol: Overrides each message's symbol.
+        stats: Filled in when the iterator is exhausted or closed, when given (counting
+            once at the end keeps per-line work down).
+
+    Yields:
+        A `Trade` per trade message and a `Rejected` per bad line.
+    """
+    path = Path(path)
+    stats = stats if stats is not None else ReadStats()
+    decoder = BinanceDecoder(market, exchange=exchange, symbol=symbol)
+    decode = decoder.decode
+    skipped = stats.skipped
+    trades = rejected = 0
+    lineno = 0
+    try:
+        with _open(path) as (f, _):
+            for lineno, line in enumerate(f, 1):
+                start = line.find(b" ") + 1
+                if not start or line.startswith((b"wss://", b"ws://")):
+                    line = line.rstrip(b"\r\n")
+                    if not line:
+                        skipped["blank"] += 1
+                        continue
+                    if line.startswith((b"wss://", b"ws://")):
+                        skipped["header"] += 1
+                        continue
+                    rejected += 1
+                    yield Rejected(f"{path}:{lineno}", line, "bad_line", "no receive time")
+                    continue
+                try:
+                    # A memoryview hands msgspec the JSON without copying the line.
+                    trade = decode(memoryview(line)[start:])
+                except BinanceDecodeError as exc:
+                    rejected += 1
+                    yield Rejected(f"{path}:{lineno}", line.rstrip(b"\r\n"), exc.reason, exc.detail)
+                    continue
+                if trade is None:
+                    continue
+                trades += 1
+                yield trade
+    finally:
+        # The decoder counted its skips by kind; fold them in once, not per line.
+        skipped.update(decoder.skipped)
+        stats.lines += lineno
+        stats.trades += trades
+        stats.rejected += rejected
+        logger.debug("read %s: %d lines, %d trades, %d rejected", path, lineno, trades, rejected)
+
+
+def read_archive(
+    path: str | Path,
+    *,
+    market: Market,
+    exchange: str = "binance",
+    symbol: str | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[Trade | Rejected]:
+    """Read a data.binance.vision ``trades`` or ``aggTrades`` CSV, zipped or plain.
+
+    The kind and symbol come from the file name (``BTCUSDT-aggTrades-2025-01-01.zip``),
+    or from the CSV's name inside the zip. Handles the archive quirks: futures files
+    sometimes start with a header row and spot files never do; spot files have a trailing
+    ``is_best_match`` column; spot times switched from ms to µs on 2025-01-01, so each
+    row's time is read by its magnitude; booleans are ``True``/``true`` or
+    ``False``/``false``. Rows look like::
+
+        spot trades       3812315236,61751.99000000,0.00016000,9.88031840,1723161599986,True,True
+        usdm aggTrades    2302815133,61659.80,0.004,5266605246,5266605246,1723161599643,true
+
+    Args:
+        path: The archive file.
+        market: ``spot`` or ``usdm``; it fixes the column layout.
+        exchange: The exchange name stamped on every trade.
+        symbol: Overrides the symbol from the file name.
+        stats: Filled in as the read goes, when given.
+
+    Yields:
+        A `Trade` per row and a `Rejected` per bad row.
+
+    Raises:
+        ValueError: When the file name does not say the symbol and the kind.
+    """
+    path = Path(path)
+    stats = stats if stats is not None else ReadStats()
+    with _open(path) as (f, name):
+        found = _ARCHIVE_NAME.match(name) or _ARCHIVE_NAME.match(path.name)
+        if found is None:
+            raise ValueError(
+                f"{path}: cannot tell symbol and kind from the name {name!r} "
+                "(expected e.g. BTCUSDT-trades-2024-08-08.zip)"
+            )
+        kind: ArchiveKind = "aggTrades" if found["kind"] == "aggTrades" else "trades"
+        ncols = _COLUMNS[(market, kind)]
+        sym = symbol or found["symbol"]
+        # surrogateescape: a corrupt byte must reject its row, not end the read.
+        text = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline="")
+        lineno = 0
+        for lineno, row in enumerate(csv.reader(text), 1):
+            stats.lines += 1
+            if not row:
+                stats.skipped["blank"] += 1
+                continue
+            if lineno == 1 and not row[0].isdigit():
+                stats.skipped["header"] += 1
+                continue
+            try:
+                if len(row) != ncols:
+                    raise BinanceDecodeError(
+                        "bad_columns", f"{len(row)} columns, {market} {kind} has {ncols}"
+                    )
+                trade = _row_trade(row, kind, exchange, market, sym)
+            except BinanceDecodeError as exc:
+                stats.rejected += 1
+                raw = ",".join(row).encode("utf-8", "surrogateescape")
+                yield Rejected(f"{path}:{lineno}", raw, exc.reason, exc.detail)
+                continue
+            stats.trades += 1
+            yield trade
+        logger.debug("read %s: %d rows", path, lineno)
+
+
+def _row_trade(row: list[str], kind: str, exchange: str, market: Market, symbol: str) -> Trade:
+    """Build a trade from one archive row whose column count is already checked."""
+    try:
+        trade_id = int(row[0])
+        if kind == "aggTrades":
+            first: int | None = int(row[3])
+            last: int | None = int(row[4])
+            t, maker = row[5], row[6]
+        else:
+            first = last = None
+            t, maker = row[4], row[5]
+        time_us = time_us_from_binance(int(t))
+    except ValueError as exc:
+        raise BinanceDecodeError("bad_int", str(exc)) from None
+    buyer_is_maker = _BOOLS.get(maker)
+    if buyer_is_maker is None:
+        raise BinanceDecodeError("bad_bool", f"is_buyer_maker={maker!r}")
+    price: Decimal = to_decimal(row[1], "price")
+    qty: Decimal = to_decimal(row[2], "qty")
+    return checked(
+        Trade(
+            exchange=exchange,
+            market=market,
+            symbol=symbol,
+            trade_id=trade_id,
+            price=price,
+            qty=qty,
+            time_us=time_us,
+            buyer_is_maker=buyer_is_maker,
+            first_trade_id=first,
+            last_trade_id=last,
+        )
+    )
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[tuple[IO[bytes], str]]:
+    """Open a file for binary reading, unpacking gzip or a one-file zip by magic bytes.
+
+    Yields:
+        The readable bytes and the name of the file they are (the member inside a zip).
+    """
+    with path.open("rb") as probe:
+        magic = probe.read(4)
+    if magic.startswith(_GZIP_MAGIC):
+        with gzip.open(path, "rb") as gz:
+            # GzipFile reads like any binary file; typeshed just does not call it IO[bytes].
+            yield cast(IO[bytes], gz), path.name
+    elif magic == _ZIP_MAGIC:
+        with zipfile.ZipFile(path) as zf:
+            members = [i for i in zf.infolist() if not i.is_dir()]
+            if len(members) != 1:
+                raise ValueError(f"{path}: expected one file in the zip, found {len(members)}")
+            with zf.open(members[0]) as member:
+                yield member, Path(members[0].filename).name
+    else:
+        with path.open("rb", buffering=1 << 20) as f:
+            yield f, path.name
+
+
+def _is_capture(path: Path) -> bool:
+    """Tell a capture (JSON per line, or a URL first line) from a CSV archive."""
+    with _open(path) as (f, _):
+        head = f.readline(4096)
+    return head.startswith((b"wss://", b"ws://")) or b"{" in head or b"[" in head

@@ -1,0 +1,28 @@
+"""Kafka topic names, keys and control markers: the contract between stages."""
+
+from __future__ import annotations
+
+TRADES = "md.trades.v1"
+"""Normalised trades (`schemas.trades.Trade`), keyed by `exchange:market:symbol`."""
+
+CANDLES = "md.candles.v1"
+"""1s and 1m candles (`schemas.candles.Candle`), keyed like the trades."""
+
+DEADLETTER = "md.deadletter.v1"
+"""Messages a stage rejected (`schemas.deadletter.DeadLetter`), keyed by stage."""
+
+ALL = (TRADES, CANDLES, DEADLETTER)
+
+CONTROL_HEADER = "tickscan-control"
+"""Header naming a control record (not data). Its value says which: see `END_OF_RUN`."""
+
+END_OF_RUN = b"end"
+"""Control value: the producer of a finite run (a replay) wrote all its records to this
+partition before this one. The record's value is the run id; a consumer that follows
+that run stops the partition here. Tansu's high watermark can lag the true end of a
+partition, so a finite run announces its end in-band instead of relying on it."""
+
+
+def symbol_key(exchange: str, market: str, symbol: str) -> str:
+    """The key of every per-symbol message: `exchange:market:symbol`."""
+    return f"{exchange}:{market}:{symbol}"

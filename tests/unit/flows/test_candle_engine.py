@@ -1,0 +1,263 @@
+"""Table tests of the kline rules in flows.candle_engine."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from flows.candle_engine import PartitionCandles, TooLate, rollup
+from schemas.candles import Candle
+from schemas.trades import Trade
+
+D = Decimal
+T0 = 1_723_161_300_000  # 2024-08-08 23:55:00 UTC, a minute boundary (ms)
+
+
+def trade(
+    tid: int,
+    ms: int,
+    price: str,
+    qty: str = "1",
+    *,
+    maker: bool = False,
+    agg: tuple[int, int] | None = None,
+    symbol: str = "BTCUSDT",
+) -> Trade:
+    return Trade(
+        "binance",
+        "usdm",
+        symbol,
+        tid,
+        D(price),
+        D(qty),
+        ms * 1000,
+        maker,
+        agg[0] if agg else None,
+        agg[1] if agg else None,
+    )
+
+
+def run(trades: list[Trade], *, advance_every: int = 1, lateness_ms: int = 0) -> list[Candle]:
+    engine = PartitionCandles(lateness_ms=lateness_ms)
+    out: list[Candle] = []
+    for i, t in enumerate(trades):
+        assert engine.add(t.symbol, t, out) is None
+        if i % advance_every == 0:
+            engine.advance(out)
+    engine.flush(out)
+    return out
+
+
+def final(candles: list[Candle], interval: str) -> dict[int, Candle]:
+    """The row ReplacingMergeTree keeps: the highest version of each open_time."""
+    best: dict[int, Candle] = {}
+    for c in candles:
+        if c.interval == interval and (
+            c.open_time not in best or c.version > best[c.open_time].version
+        ):
+            best[c.open_time] = c
+    return dict(sorted(best.items()))
+
+
+def test_window_edges_follow_trade_time_and_close_time_is_end_minus_one_ms() -> None:
+    out = run([trade(1, T0 + 999, "10"), trade(2, T0 + 1000, "11")])
+    s = final(out, "1s")
+    assert list(s) == [T0, T0 + 1000]
+    assert s[T0].close_time == T0 + 999
+    assert s[T0].count == 1 and s[T0 + 1000].count == 1
+    m = final(out, "1m")
+    assert m[T0].close_time == T0 + 59_999
+    assert (m[T0].open, m[T0].close, m[T0].count) == (D("10"), D("11"), 2)
+
+
+def test_all_fields_of_a_candle() -> None:
+    out = run(
+        [
+            trade(7, T0 + 10, "100.5", "0.2", maker=False),
+            trade(8, T0 + 20, "101.0", "0.3", maker=True),
+            trade(9, T0 + 30, "99.9", "0.5", maker=False),
+            trade(10, T0 + 40, "100.1", "1.0", maker=True),
+        ]
+    )
+    c = final(out, "1s")[T0]
+    assert (c.open, c.high, c.low, c.close) == (D("100.5"), D("101.0"), D("99.9"), D("100.1"))
+    assert c.volume == D("2.0")
+    assert c.quote_volume == D("100.5") * D("0.2") + D("101.0") * D("0.3") + D(
+        "99.9"
+    ) * D("0.5") + D("100.1")
+    assert c.taker_buy_volume == D("0.7")
+    assert c.taker_buy_quote_volume == D("100.5") * D("0.2") + D("99.9") * D("0.5")
+    assert (c.count, c.first_trade_id, c.last_trade_id, c.version) == (4, 7, 10, 1)
+    assert c.vwap == c.quote_volume / c.volume
+
+
+def test_sums_are_exact_decimals() -> None:
+    trades = [trade(i, T0 + i, "0.1", "0.1") for i in range(1, 31)]
+    c = final(run(trades), "1s")[T0]
+    assert str(c.volume) == "3.0"
+    assert c.quote_volume == D("0.30")
+    # 0.1 * 30 in binary floating point is not 3.0; the candle must not drift
+    assert float(sum([0.1] * 30)) != 3.0
+
+
+def test_quiet_intervals_are_flat_candles_carrying_the_previous_close() -> None:
+    out = run([trade(1, T0 + 100, "10", "2"), trade(2, T0 + 3500, "12")])
+    s = final(out, "1s")
+    assert list(s) == [T0, T0 + 1000, T0 + 2000, T0 + 3000]
+    for flat in (s[T0 + 1000], s[T0 + 2000]):
+        assert (flat.open, flat.high, flat.low, flat.close) == (D("10"),) * 4
+        assert (flat.volume, flat.quote_volume, flat.count) == (0, 0, 0)
+        assert (flat.taker_buy_volume, flat.taker_buy_quote_volume) == (0, 0)
+        assert flat.first_trade_id is None and flat.last_trade_id is None
+        assert flat.vwap is None
+
+
+def test_no_flat_candles_before_a_symbols_first_trade() -> None:
+    out = run([trade(1, T0 + 5000, "1", symbol="AAA"), trade(1, T0 + 500, "2", symbol="BBB")])
+    aaa = [c for c in out if c.symbol == "AAA" and c.interval == "1s"]
+    assert min(c.open_time for c in aaa) == T0 + 5000
+
+
+def test_a_wholly_quiet_minute_is_flat_and_a_minute_ignores_flat_seconds() -> None:
+    out = run(
+        [
+            trade(1, T0 + 1_000, "50"),
+            # minute 2 is silent; minute 3's first trade comes 30 s in, far above 50
+            trade(2, T0 + 120_000 + 30_000, "70"),
+            trade(3, T0 + 120_000 + 40_000, "65"),
+        ]
+    )
+    m = final(out, "1m")
+    assert list(m) == [T0, T0 + 60_000, T0 + 120_000]
+    quiet = m[T0 + 60_000]
+    assert (quiet.open, quiet.high, quiet.low, quiet.close, quiet.count) == (
+        D("50"),
+        D("50"),
+        D("50"),
+        D("50"),
+        0,
+    )
+    # The flat seconds of minute 3 carry 50; they are not trades of the minute.
+    third = m[T0 + 120_000]
+    assert (third.open, third.high, third.low, third.close) == (D("70"), D("70"), D("65"), D("65"))
+
+
+def test_out_of_order_trades_in_an_open_window_keep_the_exchanges_open_and_close() -> None:
+    out = run(
+        [trade(3, T0 + 300, "13"), trade(1, T0 + 100, "11"), trade(2, T0 + 200, "12")],
+        advance_every=100,
+        lateness_ms=1000,
+    )
+    c = final(out, "1s")[T0]
+    assert (c.open, c.close, c.first_trade_id, c.last_trade_id) == (D("11"), D("13"), 1, 3)
+    assert all(x.version == 1 for x in out)
+
+
+def test_aggtrade_counts_its_raw_trades() -> None:
+    out = run([trade(100, T0, "5", agg=(1000, 1004)), trade(101, T0 + 5, "6", agg=(1005, 1005))])
+    c = final(out, "1s")[T0]
+    assert (c.count, c.first_trade_id, c.last_trade_id) == (6, 1000, 1005)
+
+
+def test_late_trade_revises_its_candle_the_flats_after_it_and_the_minute() -> None:
+    engine = PartitionCandles(lateness_ms=0)
+    out: list[Candle] = []
+    for t in [trade(1, T0 + 100, "10"), trade(3, T0 + 4_100, "14")]:
+        engine.add("k", t, out)
+        engine.advance(out)
+    engine.add("k", trade(5, T0 + 65_000, "20"), out)
+    engine.advance(out)  # closes the first minute
+    first_minute = final(out, "1m")[T0]
+    assert first_minute.version == 1 and first_minute.count == 2
+    out.clear()
+    late = trade(2, T0 + 1_500, "12", "3")  # belongs to the 2nd second, emitted flat at 10
+    assert engine.add("k", late, out) is None
+    revised = {(c.interval, c.open_time): c for c in out}
+    second = revised[("1s", T0 + 1000)]
+    assert (second.version, second.open, second.close, second.volume) == (2, D("12"), D("12"), 3)
+    # the flats after it now carry 12, as revisions; the real candle at +4s is untouched
+    assert revised[("1s", T0 + 2000)].close == D("12")
+    assert revised[("1s", T0 + 2000)].version == 2
+    assert revised[("1s", T0 + 3000)].close == D("12")
+    assert ("1s", T0 + 4000) not in revised
+    minute = revised[("1m", T0)]
+    assert (minute.version, minute.count, minute.high, minute.volume) == (2, 3, D("14"), 5)
+
+
+def test_late_trade_that_is_not_last_does_not_touch_the_flats() -> None:
+    engine = PartitionCandles(lateness_ms=0)
+    out: list[Candle] = []
+    for t in [trade(2, T0 + 500, "10"), trade(4, T0 + 3_100, "14")]:
+        engine.add("k", t, out)
+        engine.advance(out)
+    out.clear()
+    engine.add("k", trade(1, T0 + 100, "9"), out)  # earlier id: new open, same close
+    assert [(c.interval, c.open_time, c.version) for c in out] == [("1s", T0, 2)]
+    assert out[0].open == D("9") and out[0].close == D("10")
+
+
+def test_late_trade_before_the_first_candle_adds_candles_and_flats() -> None:
+    engine = PartitionCandles(lateness_ms=0)
+    out: list[Candle] = []
+    engine.add("k", trade(10, T0 + 3_000, "30"), out)
+    engine.add("k", trade(11, T0 + 9_000, "31"), out)
+    engine.advance(out)
+    out.clear()
+    engine.add("k", trade(9, T0 + 1_000, "29"), out)
+    got = {c.open_time: c for c in out if c.interval == "1s"}
+    assert got[T0 + 1000].close == D("29") and got[T0 + 1000].version == 1
+    assert got[T0 + 2000].count == 0 and got[T0 + 2000].close == D("29")
+    assert T0 + 3000 not in got
+
+
+def test_trade_older_than_the_horizon_is_returned_not_dropped() -> None:
+    engine = PartitionCandles(lateness_ms=0, horizon_ms=60_000)
+    out: list[Candle] = []
+    engine.add("k", trade(1, T0, "1"), out)
+    engine.add("k", trade(2, T0 + 10 * 60_000, "2"), out)
+    engine.advance(out)
+    old = trade(0, T0 + 500, "1")
+    late = engine.add("k", old, out)
+    assert isinstance(late, TooLate) and late.trade is old
+    assert engine.stats.too_late == 1
+
+
+def test_replay_order_and_speed_do_not_change_the_final_candles() -> None:
+    trades = [
+        trade(i, T0 + i * 137 % 190_000, str(100 + (i * 7919) % 50), "0.01") for i in range(400)
+    ]
+    trades.sort(key=lambda t: t.trade_id)
+    in_order = run(sorted(trades, key=lambda t: t.time_us))
+    # Read slowly, in another order: late trades revise, the final rows are the same.
+    jumbled = run(trades, advance_every=3)
+    for interval in ("1s", "1m"):
+        a, b = final(in_order, interval), final(jumbled, interval)
+        assert a.keys() == b.keys()
+        for key in a:
+            x, y = a[key], b[key]
+            assert (x.open, x.high, x.low, x.close, x.volume, x.quote_volume, x.count) == (
+                y.open,
+                y.high,
+                y.low,
+                y.close,
+                y.volume,
+                y.quote_volume,
+                y.count,
+            ), (interval, key)
+
+
+def test_rollup_of_nothing_is_none() -> None:
+    assert rollup(T0, []) is None
+
+
+@pytest.mark.parametrize("lateness_ms", [0, 500, 5_000])
+def test_lateness_delays_emission_but_not_content(lateness_ms: int) -> None:
+    engine = PartitionCandles(lateness_ms=lateness_ms)
+    out: list[Candle] = []
+    engine.add("k", trade(1, T0 + 100, "1"), out)
+    engine.add("k", trade(2, T0 + 2_100, "2"), out)
+    engine.advance(out)
+    emitted = {c.open_time for c in out if c.interval == "1s"}
+    expected = {w for w in (T0, T0 + 1000) if w + 1000 <= T0 + 2_100 - lateness_ms}
+    assert emitted == expected
