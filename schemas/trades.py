@@ -72,9 +72,12 @@ def check_trade(trade: Trade) -> Trade:
         raise InvalidTrade("trade_id and time_us must not be negative")
     if (trade.first_trade_id is None) != (trade.last_trade_id is None):
         raise InvalidTrade("first_trade_id and last_trade_id come together")
-    if trade.first_trade_id is not None and trade.last_trade_id is not None:
-        if trade.last_trade_id < trade.first_trade_id:
-            raise InvalidTrade("last_trade_id is before first_trade_id")
+    if (
+        trade.first_trade_id is not None
+        and trade.last_trade_id is not None
+        and trade.last_trade_id < trade.first_trade_id
+    ):
+        raise InvalidTrade("last_trade_id is before first_trade_id")
     if not trade.symbol or not trade.exchange:
         raise InvalidTrade("exchange and symbol must not be empty")
     return trade

@@ -1,0 +1,169 @@
+"""Candle flow end to end: Kafka -> candle flow -> ClickHouse + candle topic, one worker.
+
+Publishes N synthetic trades to a fresh topic on the embedded broker (or --kafka),
+then times, in the same run:
+
+- the candle flow over exactly those trades, one Bytewax worker, writing candles_1s and
+  candles_1m to chDB (or --clickhouse) and every candle to the candle topic;
+- a raw confluent-kafka consume + msgspec decode loop over the same topic (the ceiling
+  any Python consumer of this topic has), and `ratio` = flow / raw.
+
+Prints where the time goes, and a last line of JSON:
+{"trades_per_s": N, "raw_per_s": M, "ratio": N/M, "rss_mb": R}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+from bytewax.testing import run_main
+from confluent_kafka import Consumer, TopicPartition
+
+from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.ingest import TradePublisher
+from flows.sources.kafka import RunBounds
+from flows.sources.simulator import SyntheticMarket
+from runtime.broker import EmbeddedBroker
+from runtime.clickhouse import connect
+from runtime.kafka import consumer_config, ensure_topics
+from runtime.migrate import migrate
+from runtime.process import tune_for_streaming
+from schemas.trades import trade_decoder
+
+
+def raw_consume(bootstrap: str, topic: str, bounds: RunBounds, expected: int) -> float:
+    """Seconds a bare consume + decode loop takes over the run's records."""
+    consumer = Consumer(consumer_config(bootstrap))
+    consumer.assign([TopicPartition(topic, p, o) for p, o in bounds.start.items()])
+    decode = trade_decoder().decode
+    stops = dict(bounds.end)
+    done = {p for p, o in bounds.start.items() if o >= stops[p]}
+    seen = 0
+    started = time.perf_counter()
+    while len(done) < len(stops):
+        for message in consumer.consume(5_000, 0.1):
+            if message.error() is not None:
+                continue
+            partition = message.partition()
+            if message.offset() >= stops[partition]:
+                done.add(partition)
+                continue
+            decode(message.value())
+            seen += 1
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    if seen != expected:
+        raise SystemExit(f"raw loop read {seen} trades, expected {expected}")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trades", type=int, default=2_000_000)
+    parser.add_argument("--symbols", type=int, default=2_000)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=20_000,
+        help="market trades per second of event time (sets how many candles N trades make)",
+    )
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--kafka", help="bootstrap servers; default: embedded broker")
+    parser.add_argument("--clickhouse", help="DSN; default: chdb in a temporary directory")
+    args = parser.parse_args(argv)
+    tune_for_streaming()
+
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-candles-")))
+        bootstrap = args.kafka or stack.enter_context(EmbeddedBroker(workdir)).bootstrap
+        run = uuid.uuid4().hex[:8]
+        trades_topic, candles_topic, dl_topic = (
+            f"bench-{run}-trades",
+            f"bench-{run}-candles",
+            f"bench-{run}-deadletter",
+        )
+        ensure_topics(bootstrap, [trades_topic, candles_topic, dl_topic], args.partitions)
+        client = connect(args.clickhouse or f"chdb://{workdir / 'ch'}")
+        stack.callback(client.close)
+        database = f"bench_{run}"
+        migrate(client, database)
+
+        market = SyntheticMarket(args.symbols, args.rate, seed=7)
+        started = time.perf_counter()
+        with TradePublisher(bootstrap, topic=trades_topic, deadletter_topic=dl_topic) as pub:
+            trades: Iterator = market.trades(args.trades)
+            pub.publish_many(trades)
+            pub.mark_end(f"bench-{run}")
+            report = pub.report()
+        publish_s = time.perf_counter() - started
+        bounds = RunBounds(
+            start={
+                p: (s.first_offset if s.first_offset is not None else s.end_offset)
+                for p, s in report.partitions.items()
+            },
+            end={p: s.end_offset for p, s in report.partitions.items()},
+        )
+        print(
+            f"published {report.published:,} trades of {args.symbols:,} symbols in "
+            f"{publish_s:.1f} s ({report.published / publish_s:,.0f}/s incl. generation)",
+            file=sys.stderr,
+        )
+
+        raw_s = raw_consume(bootstrap, trades_topic, bounds, report.published)
+        raw_per_s = report.published / raw_s
+
+        counters = FlowCounters()
+        flow, writer = build_kafka_flow(
+            CandleFlowSettings(idle_close_ms=None),
+            bootstrap=bootstrap,
+            clickhouse=lambda: client,
+            database=database,
+            start=bounds,
+            trades_topic=trades_topic,
+            candles_topic=candles_topic,
+            dead_letter_topic=dl_topic,
+            counters=counters,
+        )
+        started = time.perf_counter()
+        run_main(flow)
+        flow_s = time.perf_counter() - started
+        if counters.trades != report.published:
+            raise SystemExit(f"flow read {counters.trades} trades of {report.published}")
+        stored = client.query(
+            "SELECT (SELECT count() FROM {db:Identifier}.candles_1s),"
+            " (SELECT count() FROM {db:Identifier}.candles_1m)",
+            parameters={"db": database},
+        ).result_rows[0]
+        trades_per_s = report.published / flow_s
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"raw consume+decode: {raw_s:.2f} s ({raw_per_s:,.0f} trades/s)\n"
+            f"candle flow: {flow_s:.2f} s ({trades_per_s:,.0f} trades/s), "
+            f"{writer.written['1s']:,} x 1s and {writer.written['1m']:,} x 1m candles "
+            f"(stored {stored[0]:,} / {stored[1]:,}), {counters.dead_letters} dead letters",
+            file=sys.stderr,
+        )
+        print(
+            json.dumps(
+                {
+                    "trades_per_s": round(trades_per_s),
+                    "raw_per_s": round(raw_per_s),
+                    "ratio": round(trades_per_s / raw_per_s, 3),
+                    "rss_mb": round(rss_mb),
+                }
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,275 @@
+"""1s and 1m candles from normalised trades: md.trades.v1 -> candles_1s/1m + md.candles.v1.
+
+The kline rules live in `flows.candle_engine`; this module adapts them to Bytewax. Each
+Kafka partition is one keyed state (a `PartitionCandles` holding all of its symbols),
+fed whole fetched batches, so the per-item cost of the dataflow is paid per batch, not
+per trade, and a symbol's trades stay in order in one state.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Context, Decimal, localcontext
+from typing import Any
+
+from bytewax import operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulLogic
+from bytewax.outputs import Sink
+from pydantic import BaseModel, Field
+
+from flows.candle_engine import EngineStats, PartitionCandles
+from flows.sinks.clickhouse import CandleWriter, ClickHouseCandleSink
+from flows.sinks.kafka import KafkaListSink
+from flows.sources.kafka import KafkaBatchSource, RecordBatch, RunBounds, StartAt
+from runtime.kafka import consumer_config, producer_config
+from schemas import topics
+from schemas.candles import Candle, encode_candle
+from schemas.deadletter import DeadLetter, encode_deadletter
+from schemas.trades import trade_decoder
+
+logger = logging.getLogger(__name__)
+
+STAGE = "candles"
+
+# Sums of 8- and 16-decimal values never come near 60 significant digits, so no
+# arithmetic in this flow ever rounds.
+_EXACT = Context(prec=60)
+_ZERO = Decimal(0)
+_INF = Decimal("Infinity")
+
+
+class CandleFlowSettings(BaseModel):
+    """How the candle flow treats time and batches."""
+
+    lateness_ms: int = Field(default=1_000, ge=0)
+    """A window stays open this long after the newest trade time of its partition passes
+    its end, for stragglers from other symbols' connections."""
+
+    horizon_ms: int = Field(default=300_000, ge=60_000)
+    """Emitted candles stay revisable this long; an older late trade is dead-lettered."""
+
+    idle_close_ms: int | None = Field(default=2_000, ge=0)
+    """Live only: when a partition has been read to its end and this much wall time has
+    passed since its newest trade, let its event time run on with wall time so quiet
+    windows close. None for replays, which end with an end marker instead."""
+
+    batch_size: int = Field(default=5_000, ge=1)
+    """Most records fetched from one partition per dataflow item."""
+
+    clickhouse_flush_ms: int = Field(default=1_000, ge=0)
+    """Oldest a buffered candle may get before it is inserted."""
+
+
+@dataclass
+class FlowCounters:
+    """Live counts of a running candle flow, for progress reports (read from any thread)."""
+
+    trades: int = 0
+    dead_letters: int = 0
+    candles: int = 0
+    revisions: int = 0
+    partitions_done: int = 0
+    engines: list[EngineStats] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CandleOutput:
+    """What one batch of trades produced."""
+
+    candles: list[Candle]
+    dead_letters: list[DeadLetter]
+
+
+def _dead_letter(reason: str, detail: str, record: Any) -> DeadLetter:
+    value = record.value() or b""
+    try:
+        text, encoding = value.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(value).decode("ascii"), "base64"
+    key = record.key()
+    return DeadLetter(
+        stage=STAGE,
+        reason=reason,
+        detail=detail,
+        source_topic=record.topic(),
+        partition=record.partition(),
+        offset=record.offset(),
+        key=key.decode("utf-8", "replace") if key is not None else None,
+        value=text,
+        value_encoding=encoding,
+        at_ms=time.time_ns() // 1_000_000,
+    )
+
+
+def _is_control(record: Any) -> bool:
+    headers = record.headers()
+    return bool(headers) and any(name == topics.CONTROL_HEADER for name, _ in headers)
+
+
+class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
+    """Bytewax adaptor: record batches of one partition in, candles out."""
+
+    def __init__(
+        self,
+        settings: CandleFlowSettings,
+        resume: PartitionCandles | None,
+        counters: FlowCounters,
+    ) -> None:
+        self._settings = settings
+        self._engine = resume or PartitionCandles(settings.lateness_ms, settings.horizon_ms)
+        self._decode = trade_decoder().decode
+        self._counters = counters
+        counters.engines.append(self._engine.stats)
+        self._last_trade_wall_ms: int | None = None
+
+    def on_item(self, value: RecordBatch) -> tuple[Iterable[CandleOutput], bool]:
+        engine = self._engine
+        candles: list[Candle] = []
+        dead: list[DeadLetter] = []
+        if value.records:
+            self._counters.trades += len(value.records)
+
+            def reject(record: Any, reason: str, detail: str) -> None:
+                dead.append(_dead_letter(reason, detail, record))
+
+            with localcontext(_EXACT):
+                engine.fold(value.records, self._decode, candles, reject)
+                engine.advance(candles)
+            self._last_trade_wall_ms = value.wall_ms
+        elif value.caught_up and not value.end:
+            self._maybe_idle(value.wall_ms, candles)
+        if value.end:
+            with localcontext(_EXACT):
+                engine.flush(candles)
+            self._counters.partitions_done += 1
+        return self._emit(candles, dead), StatefulLogic.RETAIN
+
+    def _maybe_idle(self, wall_ms: int, candles: list[Candle]) -> None:
+        idle = self._settings.idle_close_ms
+        last = self._last_trade_wall_ms
+        if idle is None or last is None:
+            return
+        quiet = wall_ms - last
+        if quiet >= idle:
+            with localcontext(_EXACT):
+                self._engine.advance_idle(quiet, candles)
+
+    def _emit(self, candles: list[Candle], dead: list[DeadLetter]) -> list[CandleOutput]:
+        if not candles and not dead:
+            return []
+        counters = self._counters
+        counters.candles += len(candles)
+        counters.dead_letters += len(dead)
+        return [CandleOutput(candles, dead)]
+
+    def on_eof(self) -> tuple[Iterable[CandleOutput], bool]:
+        candles: list[Candle] = []
+        with localcontext(_EXACT):
+            self._engine.flush(candles)
+        return self._emit(candles, []), StatefulLogic.RETAIN
+
+    def notify_at(self) -> None:
+        return None
+
+    def snapshot(self) -> PartitionCandles:
+        return self._engine
+
+
+def candle_message(candle: Candle) -> tuple[str, bytes]:
+    """Kafka key and value of a candle."""
+    return candle.key, encode_candle(candle)
+
+
+def dead_letter_message(letter: DeadLetter) -> tuple[str, bytes]:
+    """Kafka key and value of a dead letter (keyed by stage)."""
+    return letter.stage, encode_deadletter(letter)
+
+
+def build_flow(
+    settings: CandleFlowSettings,
+    source: Source[tuple[str, RecordBatch]],
+    candle_sinks: Mapping[str, Sink[tuple[str, list[Candle]]]],
+    dead_letter_sink: Sink[tuple[str, list[DeadLetter]]],
+    counters: FlowCounters | None = None,
+    flow_id: str = "candles",
+) -> Dataflow:
+    """Wire the candle flow.
+
+    Args:
+        settings: Time and batching rules.
+        source: `(partition, RecordBatch)` items, e.g. `flows.sources.kafka.KafkaBatchSource`.
+        candle_sinks: By name (it names the output step `candles_to_<name>`); each
+            receives `(partition, [Candle, ...])` items.
+        dead_letter_sink: Receives `(partition, [DeadLetter, ...])` items.
+        counters: Filled with live counts, for progress reports.
+        flow_id: The dataflow's id (it names recovery state).
+
+    Returns:
+        The dataflow, ready for `bytewax.run` or `bytewax.testing.run_main`.
+    """
+    counters = counters if counters is not None else FlowCounters()
+    flow = Dataflow(flow_id)
+    batches = op.input("trades_in", flow, source)
+
+    def builder(resume: PartitionCandles | None) -> CandleLogic:
+        return CandleLogic(settings, resume, counters)
+
+    outputs = op.stateful("candles", batches, builder)
+    candles = op.filter_map_value("candles_only", outputs, lambda out: out.candles or None)
+    for name, sink in candle_sinks.items():
+        op.output(f"candles_to_{name}", candles, sink)
+    dead = op.filter_map_value("dead_letters_only", outputs, lambda out: out.dead_letters or None)
+    op.output("dead_letters_to_kafka", dead, dead_letter_sink)
+    return flow
+
+
+def build_kafka_flow(
+    settings: CandleFlowSettings,
+    *,
+    bootstrap: str,
+    clickhouse: Callable[[], Any],
+    database: str,
+    start: StartAt | RunBounds = "end",
+    trades_topic: str = topics.TRADES,
+    candles_topic: str = topics.CANDLES,
+    dead_letter_topic: str = topics.DEADLETTER,
+    counters: FlowCounters | None = None,
+) -> tuple[Dataflow, CandleWriter]:
+    """The production wiring: Kafka trades in; ClickHouse, candle topic and dead letters out.
+
+    Args:
+        settings: Time and batching rules.
+        bootstrap: Kafka bootstrap servers.
+        clickhouse: Returns the ClickHouse client to insert with (called on first insert).
+        database: Database holding candles_1s and candles_1m.
+        start: Where to start reading, or a finite run's bounds.
+        trades_topic: Topic to read trades from.
+        candles_topic: Topic to write candles to.
+        dead_letter_topic: Topic to write rejected messages to.
+        counters: Filled with live counts, for progress reports.
+
+    Returns:
+        The dataflow and its ClickHouse writer (whose `written` counts rows inserted).
+    """
+    source = KafkaBatchSource(
+        consumer_config(bootstrap), trades_topic, start=start, batch_size=settings.batch_size
+    )
+    writer = CandleWriter(clickhouse, database, max_age_ms=settings.clickhouse_flush_ms)
+    producer = producer_config(bootstrap)
+    flow = build_flow(
+        settings,
+        source,
+        {
+            "clickhouse": ClickHouseCandleSink(writer),
+            "kafka": KafkaListSink(producer, candles_topic, candle_message),
+        },
+        KafkaListSink(producer, dead_letter_topic, dead_letter_message),
+        counters,
+    )
+    return flow, writer

@@ -1,0 +1,1 @@
+"""Connectors that take flow output out: ClickHouse and Kafka."""

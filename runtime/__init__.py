@@ -1,0 +1,1 @@
+"""Plumbing every process needs: settings, Kafka and ClickHouse clients, the embedded broker."""

@@ -1,0 +1,77 @@
+"""Session fixtures for integration tests: a real Kafka-protocol broker and a real ClickHouse.
+
+`TICKSCAN_TEST_KAFKA=host:port` and `TICKSCAN_TEST_CLICKHOUSE=<dsn>` point the suite at
+running services; otherwise it starts the embedded Tansu broker and a chdb engine in a
+temporary directory. chdb allows one directory per process, so a test must use
+`clickhouse_dsn` (or `ch`) and never open a chdb directory of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from runtime.broker import EmbeddedBroker
+from runtime.clickhouse import connect
+from runtime.migrate import migrate
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`host:port` of a Kafka-protocol broker for the whole session."""
+    external = os.environ.get("TICKSCAN_TEST_KAFKA")
+    if external:
+        yield external
+        return
+    with EmbeddedBroker(log_dir=tmp_path_factory.mktemp("tansu")) as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def clickhouse_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """DSN of the ClickHouse for the whole session (chdb in a temporary directory)."""
+    external = os.environ.get("TICKSCAN_TEST_CLICKHOUSE")
+    if external:
+        return external
+    path: Path = tmp_path_factory.mktemp("chdb")
+    return f"chdb://{path}"
+
+
+@pytest.fixture(scope="session")
+def ch_database(clickhouse_dsn: str) -> Iterator[str]:
+    """A fresh, migrated database for this session (`tickscan_test_<random>`), then dropped."""
+    name = f"tickscan_test_{uuid.uuid4().hex[:12]}"
+    admin = connect(clickhouse_dsn)
+    try:
+        migrate(admin, name)
+        yield name
+        admin.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": name})
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def ch(clickhouse_dsn: str, ch_database: str) -> Iterator[Client]:
+    """A ClickHouse client whose default database is the session's migrated database."""
+    client = connect(clickhouse_dsn, database=ch_database)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def fresh_topic_prefix() -> str:
+    """A prefix unique to this test, e.g. `t3f9a1c2b-`, for topics it creates."""
+    return f"t{uuid.uuid4().hex[:8]}-"
+
+
+@pytest.fixture
+def fresh_topic(fresh_topic_prefix: str) -> Callable[[str], str]:
+    """Build unique topic names: `fresh_topic("md.trades.v1")` -> `t3f9a1c2b-md.trades.v1`."""
+    return lambda name: f"{fresh_topic_prefix}{name}"

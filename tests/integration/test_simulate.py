@@ -1,0 +1,76 @@
+"""`tickscan simulate` against the real broker: paced at the wall clock, or flat out."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from runtime.kafka import ensure_topics
+from schemas import topics
+from tickscan.simulate import simulate
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str, fresh_topic: Callable[[str], str]) -> str:
+    name = fresh_topic(topics.TRADES)
+    ensure_topics(kafka_bootstrap, [name], partitions=3)
+    return name
+
+
+def test_paced_run_publishes_rate_per_second_stamped_with_wall_time(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    before_us = time.time_ns() // 1_000
+    report = simulate(kafka_bootstrap, symbols=20, rate=400.0, duration=2.0, seed=1, topic=topic)
+    after_us = time.time_ns() // 1_000
+
+    assert report.publish.delivery_failures == 0
+    # 2 s at 400/s: Poisson arrivals, so allow a few standard deviations (sqrt(800) ~ 28).
+    assert 650 <= report.trades <= 950
+    assert 1.9 <= report.seconds < 3.5
+    assert report.first_time_us is not None and report.last_time_us is not None
+    # Event time is wall time: fresh data, never ahead of the moment it was sent.
+    assert before_us <= report.first_time_us <= before_us + 100_000
+    assert report.last_time_us <= after_us
+    assert report.last_time_us - report.first_time_us > 1_800_000
+
+
+def test_flat_out_run_outpaces_the_rate_and_stops_when_asked(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    stop = threading.Event()
+    timer = threading.Timer(1.5, stop.set)
+    timer.start()
+    try:
+        report = simulate(
+            kafka_bootstrap,
+            symbols=100,
+            rate=1_000.0,
+            duration=None,
+            seed=2,
+            topic=topic,
+            realtime=False,
+            stop=stop,
+            run_id="sim-1",
+        )
+    finally:
+        timer.cancel()
+
+    assert report.seconds < 5.0
+    # Far more than 1.5 s worth at 1000/s: event time ran ahead of the wall clock.
+    assert report.trades > 20_000
+    assert report.publish.published == report.trades
+    assert report.first_time_us is not None and report.last_time_us is not None
+    event_s = (report.last_time_us - report.first_time_us) / 1e6
+    assert report.trades / event_s == pytest.approx(1_000.0, rel=0.05)
+    # run_id ends the run in every partition, after the data.
+    spans = report.publish.partitions
+    assert sorted(spans) == [0, 1, 2]
+    for span in spans.values():
+        assert span.end_offset is not None and span.last_offset is not None
+        assert span.end_offset == span.last_offset + 1

@@ -1,0 +1,278 @@
+"""`tickscan replay`: captures and archive files -> Kafka -> candle flow -> ClickHouse.
+
+A replay is a finite run. It publishes every trade of the files to the trades topic,
+ends the run with a marker in every partition, then runs the candle flow over exactly
+the offsets it wrote (so it needs neither the broker's high watermark, which Tansu
+reports late, nor wall-clock time: the candles are the same at any speed).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bytewax.dataflow import Dataflow
+
+# run_main executes a dataflow on one worker in this process; bytewax.run's CLI would
+# re-import the flow from a module path, which a replay built from arguments cannot be.
+from bytewax.testing import run_main
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.ingest import PartitionSpan, TradePublisher
+from flows.sources.files import ReadStats, Rejected, read_trades
+from flows.sources.kafka import RunBounds
+from runtime.broker import EmbeddedBroker
+from runtime.clickhouse import connect
+from runtime.kafka import ensure_topics
+from runtime.migrate import migrate
+from runtime.settings import Settings
+from schemas import topics
+from schemas.trades import Market, Trade
+
+logger = logging.getLogger(__name__)
+
+
+class ReplayError(Exception):
+    """The replay could not run; the message says why and what to do."""
+
+
+@dataclass
+class ReplayReport:
+    """What a replay read, published and wrote."""
+
+    run_id: str
+    files: list[Path]
+    lines: int = 0
+    trades: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    dead_letters: int = 0
+    candles_1s: int = 0
+    candles_1m: int = 0
+    revisions: int = 0
+    publish_s: float = 0.0
+    candles_s: float = 0.0
+    first_trade_us: int | None = None
+    last_trade_us: int | None = None
+    kafka: str = ""
+    clickhouse: str = ""
+    database: str = ""
+    symbols: set[str] = field(default_factory=set)
+
+
+def expand_paths(paths: Sequence[Path]) -> list[Path]:
+    """Files to replay: each path as given, or the files under a directory, sorted.
+
+    Raises:
+        ReplayError: A path does not exist, or nothing is left to read.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ReplayError(f"{path}: no such file or directory")
+    if not files:
+        raise ReplayError("no files to replay")
+    return files
+
+
+def _trades_of(
+    files: Sequence[Path],
+    market: Market,
+    exchange: str,
+    symbol: str | None,
+    publisher: TradePublisher,
+    report: ReplayReport,
+    progress: Progress,
+) -> Iterator[Trade]:
+    """Trades of every file in order; rejected lines go to the dead-letter topic."""
+    task = progress.add_task("publishing trades", total=None)
+    for path in files:
+        stats = ReadStats()
+        progress.update(task, description=f"publishing {path.name}")
+        for item in read_trades(path, market=market, exchange=exchange, symbol=symbol, stats=stats):
+            if isinstance(item, Rejected):
+                publisher.reject(item)
+                report.rejected += 1
+                continue
+            if report.first_trade_us is None or item.time_us < report.first_trade_us:
+                report.first_trade_us = item.time_us
+            if report.last_trade_us is None or item.time_us > report.last_trade_us:
+                report.last_trade_us = item.time_us
+            report.symbols.add(item.symbol)
+            report.trades += 1
+            if not report.trades & 0x3FFF:
+                progress.update(task, completed=report.trades)
+            yield item
+        report.lines += stats.lines
+        report.skipped += stats.skipped_non_trade
+    progress.update(task, completed=report.trades, total=report.trades)
+
+
+def replay(
+    paths: Sequence[Path],
+    *,
+    settings: Settings,
+    market: Market,
+    exchange: str = "binance",
+    symbol: str | None = None,
+    bootstrap: str | None = None,
+    clickhouse_dsn: str | None = None,
+    console: Console | None = None,
+    flow_settings: CandleFlowSettings | None = None,
+) -> ReplayReport:
+    """Replay files into Kafka and ClickHouse and wait until every candle is written.
+
+    Args:
+        paths: Capture or archive files, or directories of them.
+        settings: Process settings (data directory, topic partitions, database).
+        market: `spot` or `usdm` (the files do not say).
+        exchange: Exchange name stamped on the trades.
+        symbol: Overrides the symbol the files name.
+        bootstrap: Kafka to use; None starts the embedded broker for this run.
+        clickhouse_dsn: ClickHouse to write to; None uses the settings' (embedded chdb).
+        console: Where progress goes (a quiet one in tests).
+        flow_settings: Candle flow rules; replays never close windows on wall time.
+
+    Returns:
+        What was read, published and written.
+
+    Raises:
+        ReplayError: Bad paths, or the flow did not consume the whole run.
+    """
+    files = expand_paths(paths)
+    console = console or Console(stderr=True)
+    dsn = clickhouse_dsn or settings.clickhouse_dsn()
+    database = settings.clickhouse.database
+    flow_settings = (flow_settings or CandleFlowSettings()).model_copy(
+        update={"idle_close_ms": None}
+    )
+    run_id = f"replay-{uuid.uuid4()}"
+    report = ReplayReport(run_id=run_id, files=files, clickhouse=dsn, database=database)
+    with ExitStack() as stack:
+        if bootstrap is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            broker = stack.enter_context(EmbeddedBroker(settings.data_dir))
+            bootstrap = broker.bootstrap
+        report.kafka = bootstrap
+        ensure_topics(bootstrap, topics.ALL, settings.kafka.partitions)
+        client = connect(dsn)
+        stack.callback(client.close)
+        migrate(client, database)
+        progress = stack.enter_context(
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            )
+        )
+
+        started = time.perf_counter()
+        with TradePublisher(bootstrap) as publisher:
+            publisher.publish_many(
+                _trades_of(files, market, exchange, symbol, publisher, report, progress)
+            )
+            publisher.mark_end(run_id)
+            published = publisher.report()
+        report.publish_s = time.perf_counter() - started
+        bounds = _bounds(published.partitions)
+
+        counters = FlowCounters()
+        flow, writer = build_kafka_flow(
+            flow_settings,
+            bootstrap=bootstrap,
+            clickhouse=lambda: client,
+            database=database,
+            start=bounds,
+            counters=counters,
+        )
+        started = time.perf_counter()
+        _run_with_progress(flow, counters, report.trades, progress)
+        report.candles_s = time.perf_counter() - started
+        if counters.trades != report.trades:
+            raise ReplayError(
+                f"the candle flow read {counters.trades} trades of the {report.trades} published"
+            )
+        report.candles_1s = writer.written["1s"]
+        report.candles_1m = writer.written["1m"]
+        report.dead_letters = counters.dead_letters
+        report.revisions = sum(stats.revisions for stats in counters.engines)
+    return report
+
+
+def _bounds(partitions: Mapping[int, PartitionSpan]) -> RunBounds:
+    start: dict[int, int] = {}
+    end: dict[int, int] = {}
+    for partition, span in partitions.items():
+        if span.end_offset is None:
+            raise ReplayError(f"no end marker was delivered to partition {partition}")
+        end[partition] = span.end_offset
+        start[partition] = span.end_offset if span.first_offset is None else span.first_offset
+    return RunBounds(start=start, end=end)
+
+
+def _run_with_progress(
+    flow: Dataflow, counters: FlowCounters, total: int, progress: Progress
+) -> None:
+    """Run the dataflow on this process's one worker while the bar follows its counters."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run_main(flow)
+        except BaseException as exc:  # re-raised in the calling thread below
+            failure.append(exc)
+
+    task = progress.add_task("building candles", total=total)
+    worker = threading.Thread(target=target, name="candle-flow", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.2)
+        progress.update(task, completed=counters.trades)
+    progress.update(task, completed=counters.trades)
+    if failure:
+        raise failure[0]
+
+
+def summary(report: ReplayReport) -> str:
+    """A human summary of a replay, for the terminal."""
+
+    def when(us: int | None) -> str:
+        if us is None:
+            return "-"
+        return (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(us / 1e6)) + f".{us // 1000 % 1000:03d}"
+        )
+
+    rate = report.trades / report.candles_s if report.candles_s else 0.0
+    lines = [
+        f"replayed {len(report.files)} file(s), {report.lines:,} lines: "
+        f"{report.trades:,} trades of {len(report.symbols)} symbol(s), "
+        f"{report.skipped:,} non-trade lines skipped, {report.rejected:,} rejected",
+        f"trade time {when(report.first_trade_us)} .. {when(report.last_trade_us)} UTC",
+        f"candles written: {report.candles_1s:,} x 1s, {report.candles_1m:,} x 1m "
+        f"({report.revisions:,} revisions), {report.dead_letters:,} dead letters from the flow",
+        f"publish {report.publish_s:.2f} s, "
+        f"candles {report.candles_s:.2f} s ({rate:,.0f} trades/s)",
+        f"ClickHouse {report.clickhouse} database {report.database}: "
+        f"SELECT * FROM {report.database}.candles_1m FINAL",
+    ]
+    if report.rejected or report.dead_letters:
+        lines.append(f"rejected input is in the Kafka topic {topics.DEADLETTER} ({report.kafka})")
+    return "\n".join(lines)
