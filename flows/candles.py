@@ -8,9 +8,8 @@ per trade, and a symbol's trades stay in order in one state.
 
 from __future__ import annotations
 
-import base64
 import logging
-import time
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
@@ -24,13 +23,14 @@ from bytewax.outputs import Sink
 from pydantic import BaseModel, Field
 
 from flows.candle_engine import EngineStats, PartitionCandles
-from flows.sinks.clickhouse import CandleWriter, ClickHouseCandleSink
+from flows.dead_letters import dead_letter_message, record_dead_letter
+from flows.sinks.clickhouse import CandleWriter, ClickHouseSink
 from flows.sinks.kafka import KafkaListSink
 from flows.sources.kafka import KafkaBatchSource, RecordBatch, RunBounds, StartAt
 from runtime.kafka import consumer_config, producer_config
 from schemas import topics
 from schemas.candles import Candle, encode_candle
-from schemas.deadletter import DeadLetter, encode_deadletter
+from schemas.deadletter import DeadLetter
 from schemas.trades import trade_decoder
 
 logger = logging.getLogger(__name__)
@@ -86,32 +86,6 @@ class CandleOutput:
     dead_letters: list[DeadLetter]
 
 
-def _dead_letter(reason: str, detail: str, record: Any) -> DeadLetter:
-    value = record.value() or b""
-    try:
-        text, encoding = value.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(value).decode("ascii"), "base64"
-    key = record.key()
-    return DeadLetter(
-        stage=STAGE,
-        reason=reason,
-        detail=detail,
-        source_topic=record.topic(),
-        partition=record.partition(),
-        offset=record.offset(),
-        key=key.decode("utf-8", "replace") if key is not None else None,
-        value=text,
-        value_encoding=encoding,
-        at_ms=time.time_ns() // 1_000_000,
-    )
-
-
-def _is_control(record: Any) -> bool:
-    headers = record.headers()
-    return bool(headers) and any(name == topics.CONTROL_HEADER for name, _ in headers)
-
-
 class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
     """Bytewax adaptor: record batches of one partition in, candles out."""
 
@@ -136,7 +110,9 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
             self._counters.trades += len(value.records)
 
             def reject(record: Any, reason: str, detail: str) -> None:
-                dead.append(_dead_letter(reason, detail, record))
+                # A control record (an end-of-run marker) is not a trade and not an error.
+                if reason != "undecodable" or not _is_control(record):
+                    dead.append(record_dead_letter(STAGE, record, reason, detail))
 
             with localcontext(_EXACT):
                 engine.fold(value.records, self._decode, candles, reject)
@@ -184,11 +160,6 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
 def candle_message(candle: Candle) -> tuple[str, bytes]:
     """Kafka key and value of a candle."""
     return candle.key, encode_candle(candle)
-
-
-def dead_letter_message(letter: DeadLetter) -> tuple[str, bytes]:
-    """Kafka key and value of a dead letter (keyed by stage)."""
-    return letter.stage, encode_deadletter(letter)
 
 
 def build_flow(
@@ -240,6 +211,7 @@ def build_kafka_flow(
     candles_topic: str = topics.CANDLES,
     dead_letter_topic: str = topics.DEADLETTER,
     counters: FlowCounters | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[Dataflow, CandleWriter]:
     """The production wiring: Kafka trades in; ClickHouse, candle topic and dead letters out.
 
@@ -253,12 +225,17 @@ def build_kafka_flow(
         candles_topic: Topic to write candles to.
         dead_letter_topic: Topic to write rejected messages to.
         counters: Filled with live counts, for progress reports.
+        stop: Set it to end a live flow (open windows are flushed on the way out).
 
     Returns:
         The dataflow and its ClickHouse writer (whose `written` counts rows inserted).
     """
     source = KafkaBatchSource(
-        consumer_config(bootstrap), trades_topic, start=start, batch_size=settings.batch_size
+        consumer_config(bootstrap),
+        trades_topic,
+        start=start,
+        batch_size=settings.batch_size,
+        stop=stop,
     )
     writer = CandleWriter(clickhouse, database, max_age_ms=settings.clickhouse_flush_ms)
     producer = producer_config(bootstrap)
@@ -266,7 +243,7 @@ def build_kafka_flow(
         settings,
         source,
         {
-            "clickhouse": ClickHouseCandleSink(writer),
+            "clickhouse": ClickHouseSink(writer),
             "kafka": KafkaListSink(producer, candles_topic, candle_message),
         },
         KafkaListSink(producer, dead_letter_topic, dead_letter_message),

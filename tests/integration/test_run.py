@@ -1,0 +1,88 @@
+"""`tickscan run`: the embedded platform produces live candles from the simulated market."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from flows.candles import FlowCounters
+from runtime.clickhouse import connect
+from runtime.settings import ClickHouseSettings, Settings
+from tickscan.run import Endpoints, RunOptions, banner, run
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_run_turns_the_simulated_market_into_live_candles(
+    tmp_path: Path, clickhouse_dsn: str
+) -> None:
+    database = f"tickscan_run_{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        data_dir=tmp_path,  # its own embedded broker: kafka.bootstrap is None
+        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
+    )
+    stop = threading.Event()
+    ready: list[Endpoints] = []
+    result: list[FlowCounters | BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(
+                run(settings, RunOptions(symbols=20, rate=400), stop, on_ready=ready.append)
+            )
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    client: Client = connect(clickhouse_dsn)
+    try:
+        assert wait_for(lambda: bool(ready), 30), result
+        endpoints = ready[0]
+        assert endpoints.database == database
+        assert database in banner(endpoints, RunOptions()) and "sim" in banner(
+            endpoints, RunOptions()
+        )
+
+        def closed_seconds() -> int:
+            return int(
+                client.query(
+                    "SELECT count() FROM {db:Identifier}.candles_1s FINAL WHERE exchange = 'sim'",
+                    parameters={"db": database},
+                ).result_rows[0][0]
+            )
+
+        # Live: windows close on event time as trades flow, and are in ClickHouse within
+        # the flush interval, while the market keeps running.
+        assert wait_for(lambda: closed_seconds() >= 40, 45)
+        bad = client.query(
+            "SELECT count() FROM {db:Identifier}.candles_1s FINAL"
+            " WHERE NOT (low <= least(open, close) AND greatest(open, close) <= high)"
+            " OR close_time != open_time + toIntervalMillisecond(999)"
+            " OR (count = 0 AND (volume != 0 OR first_trade_id IS NOT NULL))",
+            parameters={"db": database},
+        ).result_rows[0][0]
+        assert bad == 0
+        assert thread.is_alive(), result
+    finally:
+        stop.set()
+        thread.join(30)
+        client.close()
+    assert not thread.is_alive()
+    counters = result[0]
+    assert isinstance(counters, FlowCounters), counters
+    assert counters.trades > 0 and counters.dead_letters == 0

@@ -1,0 +1,147 @@
+"""The candle dataflow on Bytewax's testing source and sink: batches in, candles out."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from flows.candles import CandleFlowSettings, CandleLogic, FlowCounters, build_flow
+from flows.sources.files import read_trades
+from flows.sources.kafka import Record, RecordBatch
+from schemas import topics
+from schemas.candles import Candle
+from schemas.deadletter import DeadLetter
+from schemas.trades import Trade, encode_trade
+
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+CAPTURE = DATA / "binance-um-btcusdt-20240808" / "hftbacktest_usdm_btcusdt_20240808.gz"
+KLINES = (
+    DATA
+    / "binance-um-btcusdt-20240808"
+    / ("BTCUSDT-1m-2024-08_um_klines_2024-08-08T2350_2024-08-09T0010.csv")
+)
+T0 = 1_723_161_300_000
+
+
+def records(trades: list[Trade], partition: int = 0) -> list[Record]:
+    return [
+        Record(topics.TRADES, partition, offset, t.key.encode(), encode_trade(t))
+        for offset, t in enumerate(trades)
+    ]
+
+
+def trade(tid: int, ms: int, price: str, symbol: str = "AAAUSDT") -> Trade:
+    return Trade("sim", "spot", symbol, tid, Decimal(price), Decimal("1"), ms * 1000, False)
+
+
+def run(
+    batches: list[RecordBatch], settings: CandleFlowSettings | None = None
+) -> tuple[list[Candle], list[DeadLetter], FlowCounters]:
+    out: list[tuple[str, list[Candle]]] = []
+    dead: list[tuple[str, list[DeadLetter]]] = []
+    counters = FlowCounters()
+    flow = build_flow(
+        settings or CandleFlowSettings(idle_close_ms=None),
+        TestingSource([(str(b.partition), b) for b in batches]),
+        {"test": TestingSink(out)},
+        TestingSink(dead),
+        counters,
+    )
+    run_main(flow)
+    return [c for _, cs in out for c in cs], [d for _, ds in dead for d in ds], counters
+
+
+def test_capture_through_the_flow_equals_the_official_klines() -> None:
+    if not CAPTURE.exists():
+        pytest.skip(f"shared data missing: {CAPTURE}")
+    trades = [t for t in read_trades(CAPTURE, market="usdm") if isinstance(t, Trade)]
+    recs = records(trades)
+    batches = [RecordBatch(0, recs[i : i + 997], 0) for i in range(0, len(recs), 997)]
+    batches.append(RecordBatch(0, [], 0, caught_up=True, end=True))
+    candles, dead, counters = run(batches)
+    assert not dead and counters.trades == len(trades) == 21_313
+    got = {c.open_time: c for c in candles if c.interval == "1m"}
+    with KLINES.open() as f:
+        for row in csv.DictReader(f):
+            minute = int(row["open_time"])
+            if T0 <= minute < T0 + 5 * 60_000:
+                c = got[minute]
+                assert (c.open, c.high, c.low, c.close) == tuple(
+                    Decimal(row[k]) for k in ("open", "high", "low", "close")
+                )
+                assert (c.volume, c.quote_volume, c.count) == (
+                    Decimal(row["volume"]),
+                    Decimal(row["quote_volume"]),
+                    int(row["count"]),
+                )
+                assert (c.taker_buy_volume, c.taker_buy_quote_volume) == (
+                    Decimal(row["taker_buy_volume"]),
+                    Decimal(row["taker_buy_quote_volume"]),
+                )
+
+
+def test_bad_records_go_to_dead_letters_and_the_flow_goes_on() -> None:
+    good = records([trade(1, T0 + 10, "5"), trade(2, T0 + 20, "6")])
+    garbage = Record(topics.TRADES, 0, 7, b"k", b"\xff\xfe not json")
+    negative = Record(
+        topics.TRADES, 0, 8, b"k", encode_trade(trade(3, T0 + 30, "1")).replace(b'"1"', b'"-1"', 1)
+    )
+    control = Record(
+        topics.TRADES, 0, 9, None, b"run-1", [(topics.CONTROL_HEADER, topics.END_OF_RUN)]
+    )
+    candles, dead, _ = run(
+        [RecordBatch(0, [good[0], garbage, negative, control, good[1]], 0, end=True)]
+    )
+    assert [(d.reason, d.offset, d.value_encoding) for d in dead] == [
+        ("undecodable", 7, "base64"),
+        ("invalid_trade", 8, "utf-8"),
+    ]
+    assert all(d.stage == "candles" and d.source_topic == topics.TRADES for d in dead)
+    assert [c.count for c in candles if c.interval == "1s"] == [2]
+
+
+def test_an_idle_live_partition_closes_its_windows_on_heartbeats() -> None:
+    logic = CandleLogic(
+        CandleFlowSettings(idle_close_ms=2_000, lateness_ms=1_000), None, FlowCounters()
+    )
+    wall = 1_000_000
+
+    def emitted(batch: RecordBatch) -> list[Candle]:
+        outputs, retain = logic.on_item(batch)
+        assert retain is CandleLogic.RETAIN
+        return [c for out in outputs for c in out.candles]
+
+    assert emitted(RecordBatch(0, records([trade(1, T0 + 100, "5")]), wall)) == []
+    # 1 s of quiet is less than idle_close_ms: the window stays open for stragglers
+    assert emitted(RecordBatch(0, [], wall + 1_000, caught_up=True)) == []
+    # 3 s of quiet: event time runs on with wall time, the second closes
+    closed = emitted(RecordBatch(0, [], wall + 3_000, caught_up=True))
+    assert [(c.interval, c.open_time, c.count) for c in closed][:1] == [("1s", T0, 1)]
+    # a heartbeat from a partition that is still catching up (not caught_up) does nothing
+    assert emitted(RecordBatch(0, [], wall + 60_000, caught_up=False)) == []
+
+
+def test_a_replay_ignores_wall_time() -> None:
+    """With idle_close_ms None (replays), a long stall closes nothing early."""
+    batches = [
+        RecordBatch(0, records([trade(1, T0 + 100, "5")]), 0),
+        RecordBatch(0, [], 10**9, caught_up=True),
+        RecordBatch(0, records([trade(2, T0 + 300, "7")]), 10**9),
+        RecordBatch(0, [], 10**9, caught_up=True, end=True),
+    ]
+    candles, _, _ = run(batches)
+    one_s = [c for c in candles if c.interval == "1s"]
+    assert [(c.count, c.close, c.version) for c in one_s] == [(2, Decimal("7"), 1)]
+
+
+def test_record_batches_survive_pickling_between_workers() -> None:
+    batch = RecordBatch(3, records([trade(1, T0, "5")], partition=3), 42, True, False)
+    copy = pickle.loads(pickle.dumps(batch))
+    assert copy.partition == 3 and copy.wall_ms == 42 and copy.caught_up
+    assert copy.records[0].value() == batch.records[0].value()
+    assert copy.records[0].key() == b"sim:spot:AAAUSDT"
