@@ -20,8 +20,9 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from flows.batching import BatchSettings
 from flows.candle_engine import EngineStats, PartitionCandles
 from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.sinks.clickhouse import CandleWriter, ClickHouseSink
@@ -44,7 +45,7 @@ _ZERO = Decimal(0)
 _INF = Decimal("Infinity")
 
 
-class CandleFlowSettings(BaseModel):
+class CandleFlowSettings(BatchSettings):
     """How the candle flow treats time and batches."""
 
     lateness_ms: int = Field(default=1_000, ge=0)
@@ -58,12 +59,6 @@ class CandleFlowSettings(BaseModel):
     """Live only: when a partition has been read to its end and this much wall time has
     passed since its newest trade, let its event time run on with wall time so quiet
     windows close. None for replays, which end with an end marker instead."""
-
-    batch_size: int = Field(default=5_000, ge=1)
-    """Most records fetched from one partition per dataflow item."""
-
-    clickhouse_flush_ms: int = Field(default=1_000, ge=0)
-    """Oldest a buffered candle may get before it is inserted."""
 
 
 @dataclass
@@ -111,7 +106,7 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
 
             def reject(record: Any, reason: str, detail: str) -> None:
                 # A control record (an end-of-run marker) is not a trade and not an error.
-                if reason != "undecodable" or not _is_control(record):
+                if reason != "undecodable" or not topics.is_control(record.headers()):
                     dead.append(record_dead_letter(STAGE, record, reason, detail))
 
             with localcontext(_EXACT):

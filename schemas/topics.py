@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 TRADES = "md.trades.v1"
 """Normalised trades (`schemas.trades.Trade`), keyed by `exchange:market:symbol`."""
 
@@ -21,6 +23,15 @@ END_OF_RUN = b"end"
 partition before this one. The record's value is the run id; a consumer that follows
 that run stops the partition here. Tansu's high watermark can lag the true end of a
 partition, so a finite run announces its end in-band instead of relying on it."""
+
+
+def is_control(headers: Sequence[tuple[str, bytes | None]] | None) -> bool:
+    """Whether a record with these headers is a control record (not data).
+
+    Args:
+        headers: The record's headers, as `confluent_kafka.Message.headers()` gives them.
+    """
+    return bool(headers) and any(name == CONTROL_HEADER for name, _ in headers or ())
 
 
 def symbol_key(exchange: str, market: str, symbol: str) -> str:

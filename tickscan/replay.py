@@ -1,9 +1,10 @@
-"""`tickscan replay`: captures and archive files -> Kafka -> candle flow -> ClickHouse.
+"""`tickscan replay`: files -> Kafka -> candle flow and trade store -> ClickHouse.
 
 A replay is a finite run. It publishes every trade of the files to the trades topic,
-ends the run with a marker in every partition, then runs the candle flow over exactly
-the offsets it wrote (so it needs neither the broker's high watermark, which Tansu
-reports late, nor wall-clock time: the candles are the same at any speed).
+ends the run with a marker in every partition, then runs the candle flow and then the
+trade store over exactly the offsets it wrote (so it needs neither the broker's high
+watermark, which Tansu reports late, nor wall-clock time: the candles are the same at
+any speed).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from bytewax.testing import run_main
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from flows import trade_store
 from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
 from flows.ingest import PartitionSpan, TradePublisher
 from flows.sources.files import ReadStats, Rejected, read_trades
@@ -58,8 +60,11 @@ class ReplayReport:
     candles_1s: int = 0
     candles_1m: int = 0
     revisions: int = 0
+    trades_stored: int = 0
+    store_dead_letters: int = 0
     publish_s: float = 0.0
     candles_s: float = 0.0
+    store_s: float = 0.0
     first_trade_us: int | None = None
     last_trade_us: int | None = None
     kafka: str = ""
@@ -133,8 +138,9 @@ def replay(
     clickhouse_dsn: str | None = None,
     console: Console | None = None,
     flow_settings: CandleFlowSettings | None = None,
+    store_settings: trade_store.TradeStoreSettings | None = None,
 ) -> ReplayReport:
-    """Replay files into Kafka and ClickHouse and wait until every candle is written.
+    """Replay files into Kafka and ClickHouse and wait until every candle and trade is written.
 
     Args:
         paths: Capture or archive files, or directories of them.
@@ -146,12 +152,13 @@ def replay(
         clickhouse_dsn: ClickHouse to write to; None uses the settings' (embedded chdb).
         console: Where progress goes (a quiet one in tests).
         flow_settings: Candle flow rules; replays never close windows on wall time.
+        store_settings: Trade store batching.
 
     Returns:
         What was read, published and written.
 
     Raises:
-        ReplayError: Bad paths, or the flow did not consume the whole run.
+        ReplayError: Bad paths, or a flow did not consume the whole run.
     """
     files = expand_paths(paths)
     console = console or Console(stderr=True)
@@ -202,17 +209,28 @@ def replay(
             start=bounds,
             counters=counters,
         )
-        started = time.perf_counter()
-        _run_with_progress(flow, counters, report.trades, progress)
-        report.candles_s = time.perf_counter() - started
-        if counters.trades != report.trades:
-            raise ReplayError(
-                f"the candle flow read {counters.trades} trades of the {report.trades} published"
-            )
+        report.candles_s = _run_with_progress(
+            flow, "building candles", lambda: counters.trades, report.trades, progress
+        )
         report.candles_1s = writer.written["1s"]
         report.candles_1m = writer.written["1m"]
         report.dead_letters = counters.dead_letters
         report.revisions = sum(stats.revisions for stats in counters.engines)
+
+        stored = trade_store.TradeStoreCounters()
+        store_flow, store_writer = trade_store.build_kafka_flow(
+            store_settings or trade_store.TradeStoreSettings(),
+            bootstrap=bootstrap,
+            clickhouse=lambda: client,
+            database=database,
+            start=bounds,
+            counters=stored,
+        )
+        report.store_s = _run_with_progress(
+            store_flow, "storing trades", lambda: stored.trades, report.trades, progress
+        )
+        report.trades_stored = store_writer.written[trade_store.TABLE]
+        report.store_dead_letters = stored.dead_letters
     return report
 
 
@@ -228,9 +246,18 @@ def _bounds(partitions: Mapping[int, PartitionSpan]) -> RunBounds:
 
 
 def _run_with_progress(
-    flow: Dataflow, counters: FlowCounters, total: int, progress: Progress
-) -> None:
-    """Run the dataflow on this process's one worker while the bar follows its counters."""
+    flow: Dataflow, description: str, done: Callable[[], int], total: int, progress: Progress
+) -> float:
+    """Run a dataflow over the whole run on this process's one worker.
+
+    The progress bar follows `done()`, the trades the flow has read.
+
+    Returns:
+        The seconds the flow took.
+
+    Raises:
+        ReplayError: The flow read other than `total` trades.
+    """
     failure: list[BaseException] = []
 
     def target() -> None:
@@ -239,15 +266,20 @@ def _run_with_progress(
         except BaseException as exc:  # re-raised in the calling thread below
             failure.append(exc)
 
-    task = progress.add_task("building candles", total=total)
-    worker = threading.Thread(target=target, name="candle-flow", daemon=True)
+    task = progress.add_task(description, total=total)
+    started = time.perf_counter()
+    worker = threading.Thread(target=target, name=flow.flow_id, daemon=True)
     worker.start()
     while worker.is_alive():
         worker.join(0.2)
-        progress.update(task, completed=counters.trades)
-    progress.update(task, completed=counters.trades)
+        progress.update(task, completed=done())
+    progress.update(task, completed=done())
+    elapsed = time.perf_counter() - started
     if failure:
         raise failure[0]
+    if done() != total:
+        raise ReplayError(f"the {flow.flow_id} flow read {done()} trades of the {total} published")
+    return elapsed
 
 
 def summary(report: ReplayReport) -> str:
@@ -261,6 +293,7 @@ def summary(report: ReplayReport) -> str:
         )
 
     rate = report.trades / report.candles_s if report.candles_s else 0.0
+    store_rate = report.trades / report.store_s if report.store_s else 0.0
     lines = [
         f"replayed {len(report.files)} file(s), {report.lines:,} lines: "
         f"{report.trades:,} trades of {len(report.symbols)} symbol(s), "
@@ -268,11 +301,14 @@ def summary(report: ReplayReport) -> str:
         f"trade time {when(report.first_trade_us)} .. {when(report.last_trade_us)} UTC",
         f"candles written: {report.candles_1s:,} x 1s, {report.candles_1m:,} x 1m "
         f"({report.revisions:,} revisions), {report.dead_letters:,} dead letters from the flow",
+        f"trades stored: {report.trades_stored:,}, "
+        f"{report.store_dead_letters:,} dead letters from the trade store",
         f"publish {report.publish_s:.2f} s, "
-        f"candles {report.candles_s:.2f} s ({rate:,.0f} trades/s)",
+        f"candles {report.candles_s:.2f} s ({rate:,.0f} trades/s), "
+        f"trade store {report.store_s:.2f} s ({store_rate:,.0f} trades/s)",
         f"ClickHouse {report.clickhouse} database {report.database}: "
         f"SELECT * FROM {report.database}.candles_1m FINAL",
     ]
-    if report.rejected or report.dead_letters:
+    if report.rejected or report.dead_letters or report.store_dead_letters:
         lines.append(f"rejected input is in the Kafka topic {topics.DEADLETTER} ({report.kafka})")
     return "\n".join(lines)

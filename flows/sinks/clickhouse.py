@@ -1,9 +1,13 @@
-"""ClickHouse output: candles inserted in large column-oriented batches.
+"""ClickHouse output: rows buffered per table and inserted as large TabSeparated batches.
 
-Inserts are at-least-once and idempotent: candles_1s and candles_1m are
-ReplacingMergeTree tables keyed by the candle with `version`, so a batch written twice
-(a retry, a recovery, a rerun) leaves the same rows. The buffer is flushed when it is
-large or old, at every Bytewax epoch end (the sink's snapshot), and at close.
+`TsvWriter` is the buffer, generic over the row type: each table it fills says how a
+batch of its rows becomes TabSeparated text. `CandleWriter` fills candles_1s and
+candles_1m; the trade store fills `trades` with rows it encodes itself.
+
+Inserts are at-least-once and idempotent: every table written here is a ReplacingMergeTree
+keyed by what a row describes, so a batch written twice (a retry, a recovery, a rerun)
+leaves the same rows. The buffer is flushed when it is large or old, at every Bytewax
+epoch end (the sink's snapshot), and at close.
 """
 
 from __future__ import annotations
@@ -11,14 +15,133 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, Generic, TypeVar
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from schemas.candles import Candle
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+NULL = "\\N"
+"""TabSeparated NULL."""
+
+
+def tsv_escape(text: str) -> str:
+    """A string as a TabSeparated field: backslash, tab and newline escaped."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+@dataclass(frozen=True, slots=True)
+class TsvTable(Generic[R]):
+    """A table a `TsvWriter` inserts into.
+
+    Attributes:
+        name: Table name (the writer's database qualifies it).
+        columns: The columns each row gives, in order; the others take their defaults.
+        encode: Turns a batch of rows into TabSeparated text, one line per row.
+    """
+
+    name: str
+    columns: Sequence[str]
+    encode: Callable[[list[R]], bytes]
+
+
+class TsvWriter(Generic[R]):
+    """Buffers rows per table and inserts each table's rows as one TabSeparated batch.
+
+    One writer serves every sink partition of a process (a lock guards it), so each
+    process sends ClickHouse few, large inserts. clickhouse-connect converts a Decimal
+    column value by value through `str()` and back (about 0.7 us each); ClickHouse parses
+    the same decimal text itself, exactly and several times faster, so rows go in as text.
+
+    Args:
+        client_factory: Returns the clickhouse-connect client to insert with. Called once,
+            on first use, in the process that writes.
+        database: Database holding the tables.
+        tables: The tables by name; `written` counts inserted rows under the same names.
+        route: Names the table of a row; may be None when there is one table.
+        max_rows: Flush when this many rows are buffered.
+        max_age_ms: Flush when the oldest buffered row is this old.
+    """
+
+    def __init__(
+        self,
+        client_factory: Callable[[], Any],
+        database: str,
+        tables: Mapping[str, TsvTable[R]],
+        route: Callable[[R], str] | None = None,
+        *,
+        max_rows: int = 200_000,
+        max_age_ms: int = 1_000,
+    ) -> None:
+        if route is None and len(tables) != 1:
+            raise ValueError("a writer of several tables needs a route")
+        self._client_factory = client_factory
+        self._client: Any = None
+        self._database = database
+        self._tables = dict(tables)
+        self._route = route
+        self._max_rows = max_rows
+        self._max_age_s = max_age_ms / 1000
+        self._lock = threading.Lock()
+        self._buffers: dict[str, list[R]] = {name: [] for name in tables}
+        self._only = next(iter(self._buffers.values())) if route is None else None
+        self._rows = 0
+        self._since = 0.0
+        self.written = dict.fromkeys(tables, 0)
+
+    def add(self, rows: Iterable[R]) -> None:
+        """Buffer rows; insert if the buffer is due."""
+        with self._lock:
+            before = self._rows
+            only = self._only
+            if only is not None:
+                size = len(only)
+                only.extend(rows)
+                self._rows += len(only) - size
+            else:
+                buffers = self._buffers
+                route = self._route
+                assert route is not None
+                for row in rows:
+                    buffers[route(row)].append(row)
+                    self._rows += 1
+            if before == 0 and self._rows:
+                self._since = time.monotonic()
+            if self._rows >= self._max_rows or (
+                self._rows and time.monotonic() - self._since >= self._max_age_s
+            ):
+                self._flush_locked()
+
+    def flush(self) -> None:
+        """Insert everything buffered."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._rows:
+            return
+        if self._client is None:
+            self._client = self._client_factory()
+        for name, rows in self._buffers.items():
+            if not rows:
+                continue
+            table = self._tables[name]
+            target = f"{self._database}.{table.name}"
+            self._client.raw_insert(
+                target, list(table.columns), table.encode(rows), fmt="TabSeparated"
+            )
+            self.written[name] += len(rows)
+            logger.debug("inserted %d rows into %s", len(rows), target)
+            rows.clear()
+        self._rows = 0
+
 
 CANDLE_COLUMNS = (
     "exchange",
@@ -44,11 +167,8 @@ CANDLE_COLUMNS = (
 TABLES = {"1s": "candles_1s", "1m": "candles_1m"}
 
 
-class CandleWriter:
-    """Buffers candles per table and inserts them in column-oriented batches.
-
-    One writer serves every sink partition of a process (a lock guards it), so each
-    process sends ClickHouse few, large inserts.
+class CandleWriter(TsvWriter[Candle]):
+    """Buffers candles and inserts them into candles_1s and candles_1m by interval.
 
     Args:
         client_factory: Returns the clickhouse-connect client to insert with. Called once,
@@ -66,98 +186,50 @@ class CandleWriter:
         max_rows: int = 200_000,
         max_age_ms: int = 1_000,
     ) -> None:
-        self._client_factory = client_factory
-        self._client: Any = None
-        self._database = database
-        self._max_rows = max_rows
-        self._max_age_s = max_age_ms / 1000
-        self._lock = threading.Lock()
-        self._buffers: dict[str, list[Candle]] = {"1s": [], "1m": []}
-        self._rows = 0
-        self._since = 0.0
-        self.written = {"1s": 0, "1m": 0}
-
-    def add(self, candles: Iterable[Candle]) -> None:
-        """Buffer candles; insert if the buffer is due."""
-        with self._lock:
-            buffers = self._buffers
-            before = self._rows
-            for candle in candles:
-                buffers[candle.interval].append(candle)
-                self._rows += 1
-            if before == 0 and self._rows:
-                self._since = time.monotonic()
-            if self._rows >= self._max_rows or (
-                self._rows and time.monotonic() - self._since >= self._max_age_s
-            ):
-                self._flush_locked()
-
-    def flush(self) -> None:
-        """Insert everything buffered."""
-        with self._lock:
-            self._flush_locked()
-
-    def _flush_locked(self) -> None:
-        if not self._rows:
-            return
-        if self._client is None:
-            self._client = self._client_factory()
-        for interval, candles in self._buffers.items():
-            if not candles:
-                continue
-            table = f"{self._database}.{TABLES[interval]}"
-            self._client.raw_insert(
-                table, list(CANDLE_COLUMNS), tsv_rows(candles), fmt="TabSeparated"
-            )
-            self.written[interval] += len(candles)
-            logger.debug("inserted %d rows into %s", len(candles), table)
-            candles.clear()
-        self._rows = 0
-
-
-def _tsv_escape(text: str) -> str:
-    return (
-        text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-    )
+        super().__init__(
+            client_factory,
+            database,
+            {
+                interval: TsvTable(table, CANDLE_COLUMNS, tsv_rows)
+                for interval, table in TABLES.items()
+            },
+            attrgetter("interval"),
+            max_rows=max_rows,
+            max_age_ms=max_age_ms,
+        )
 
 
 def tsv_rows(candles: list[Candle]) -> bytes:
     """Candles as TabSeparated rows in `CANDLE_COLUMNS` order.
 
-    clickhouse-connect converts a Decimal column value by value through `str()` and back
-    (about 0.7 us each, 8 decimal columns per candle); ClickHouse parses the same decimal
-    text itself, exactly and several times faster, so candles go in as text. Times are
-    integer milliseconds, which DateTime64(3) reads as its ticks.
+    Times are integer milliseconds, which DateTime64(3) reads as its ticks.
     """
     escaped: dict[str, str] = {}
 
     def text(value: str) -> str:
         out = escaped.get(value)
         if out is None:
-            out = escaped[value] = _tsv_escape(value)
+            out = escaped[value] = tsv_escape(value)
         return out
 
     lines = [
         f"{text(c.exchange)}\t{text(c.market)}\t{text(c.symbol)}\t{c.open_time}\t"
         f"{c.open}\t{c.high}\t{c.low}\t{c.close}\t{c.volume}\t{c.close_time}\t"
         f"{c.quote_volume}\t{c.count}\t{c.taker_buy_volume}\t{c.taker_buy_quote_volume}\t"
-        f"{_NULL if c.first_trade_id is None else c.first_trade_id}\t"
-        f"{_NULL if c.last_trade_id is None else c.last_trade_id}\t{c.version}\n"
+        f"{NULL if c.first_trade_id is None else c.first_trade_id}\t"
+        f"{NULL if c.last_trade_id is None else c.last_trade_id}\t{c.version}\n"
         for c in candles
     ]
     return "".join(lines).encode()
 
 
-_NULL = "\\N"
-
-
-class _CandlePartition(StatefulSinkPartition[list[Candle], None]):
-    def __init__(self, writer: CandleWriter) -> None:
+class _WriterPartition(StatefulSinkPartition[list[R], None]):
+    def __init__(self, writer: TsvWriter[R]) -> None:
         self._writer = writer
 
-    def write_batch(self, values: list[list[Candle]]) -> None:
-        for candles in values:
-            self._writer.add(candles)
+    def write_batch(self, values: list[list[R]]) -> None:
+        for rows in values:
+            self._writer.add(rows)
 
     def snapshot(self) -> None:
         # Bytewax commits the epoch after this returns: nothing may stay buffered.
@@ -167,16 +239,16 @@ class _CandlePartition(StatefulSinkPartition[list[Candle], None]):
         self._writer.flush()
 
 
-class ClickHouseCandleSink(FixedPartitionedSink[list[Candle], None]):
-    """Writes `(key, [Candle, ...])` items to candles_1s and candles_1m.
+class ClickHouseSink(FixedPartitionedSink[list[R], None]):
+    """Writes `(key, [row, ...])` items through a `TsvWriter` (e.g. a `CandleWriter`).
 
     Args:
-        writer: The process's candle writer.
+        writer: The process's writer for these rows.
         parts: Sink partitions; items are routed by their (numeric) key. One is enough
             for one process; raise it to spread inserts over the processes of a cluster.
     """
 
-    def __init__(self, writer: CandleWriter, parts: int = 1) -> None:
+    def __init__(self, writer: TsvWriter[R], parts: int = 1) -> None:
         self._writer = writer
         self._parts = parts
 
@@ -186,5 +258,5 @@ class ClickHouseCandleSink(FixedPartitionedSink[list[Candle], None]):
     def part_fn(self, item_key: str) -> int:
         return int(item_key) if item_key.isdigit() else super().part_fn(item_key)
 
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _CandlePartition:
-        return _CandlePartition(self._writer)
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _WriterPartition[R]:
+        return _WriterPartition(self._writer)

@@ -1,4 +1,5 @@
-"""Replay of the real 2024-08-08 capture through the broker, the candle flow and chDB."""
+"""Replay of the real 2024-08-08 capture through the broker, the candle flow, the trade store
+and chDB."""
 
 from __future__ import annotations
 
@@ -78,14 +79,22 @@ def replayed(
         bootstrap=kafka_bootstrap,
         console=Console(quiet=True),
     )
-    assert report.trades == 21_313
-    assert report.rejected == 0 and report.dead_letters == 0
+    assert report.trades == report.trades_stored == 21_313
+    assert report.rejected == report.dead_letters == report.store_dead_letters == 0
     return settings
 
 
 def rows(ch: Client, table: str) -> list[tuple[object, ...]]:
     return ch.query(
         f"SELECT {COLUMNS} FROM {table} FINAL WHERE symbol = 'BTCUSDT' ORDER BY t"
+    ).result_rows
+
+
+def stored_trades(ch: Client) -> list[tuple[object, ...]]:
+    return ch.query(
+        "SELECT exchange, market, symbol, trade_id, price, qty, quote_qty, time,"
+        " buyer_is_maker, first_trade_id, last_trade_id"
+        " FROM trades FINAL WHERE symbol = 'BTCUSDT' ORDER BY trade_id"
     ).result_rows
 
 
@@ -124,10 +133,37 @@ def test_1s_candles_roll_up_to_the_official_klines(replayed: Settings, ch: Clien
     assert seconds[0] == span
 
 
+def test_every_trade_of_the_capture_is_stored_once(replayed: Settings, ch: Client) -> None:
+    count, first, last, distinct = ch.query(
+        "SELECT count(), min(trade_id), max(trade_id), uniqExact(trade_id)"
+        " FROM trades FINAL WHERE symbol = 'BTCUSDT'"
+    ).result_rows[0]
+    assert (count, first, last, distinct) == (21_313, 5_266_583_935, 5_266_605_247, 21_313)
+    assert last - first + 1 == count  # contiguous
+
+
+def test_stored_trades_sum_to_the_minute_candles(replayed: Settings, ch: Client) -> None:
+    trades = ch.query(
+        "SELECT toUnixTimestamp(toStartOfMinute(time)) * 1000 AS m, sum(qty), sum(quote_qty)"
+        " FROM trades FINAL WHERE symbol = 'BTCUSDT' GROUP BY m"
+    ).result_rows
+    candles = ch.query(
+        "SELECT toUnixTimestamp64Milli(open_time), volume, quote_volume"
+        " FROM candles_1m FINAL WHERE symbol = 'BTCUSDT'"
+    ).result_rows
+    by_minute = {m: (qty, quote) for m, qty, quote in trades}
+    volumes = {m: (volume, quote) for m, volume, quote in candles}
+    klines = official_klines()
+    for minute in COVERED:
+        assert by_minute[minute] == volumes[minute], minute
+        assert by_minute[minute] == (klines[minute]["volume"], klines[minute]["quote_volume"])
+
+
 def test_a_second_replay_changes_no_row(
     replayed: Settings, ch: Client, kafka_bootstrap: str
 ) -> None:
     before_1m, before_1s = rows(ch, "candles_1m"), rows(ch, "candles_1s")
+    before_trades = stored_trades(ch)
     replay(
         [CAPTURE],
         settings=replayed,
@@ -137,6 +173,7 @@ def test_a_second_replay_changes_no_row(
     )
     assert rows(ch, "candles_1m") == before_1m
     assert rows(ch, "candles_1s") == before_1s
+    assert stored_trades(ch) == before_trades
     assert {r[-2] for r in before_1s} == {1}
 
 

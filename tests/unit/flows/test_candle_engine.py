@@ -83,9 +83,9 @@ def test_all_fields_of_a_candle() -> None:
     c = final(out, "1s")[T0]
     assert (c.open, c.high, c.low, c.close) == (D("100.5"), D("101.0"), D("99.9"), D("100.1"))
     assert c.volume == D("2.0")
-    assert c.quote_volume == D("100.5") * D("0.2") + D("101.0") * D("0.3") + D(
-        "99.9"
-    ) * D("0.5") + D("100.1")
+    assert c.quote_volume == D("100.5") * D("0.2") + D("101.0") * D("0.3") + D("99.9") * D(
+        "0.5"
+    ) + D("100.1")
     assert c.taker_buy_volume == D("0.7")
     assert c.taker_buy_quote_volume == D("100.5") * D("0.2") + D("99.9") * D("0.5")
     assert (c.count, c.first_trade_id, c.last_trade_id, c.version) == (4, 7, 10, 1)

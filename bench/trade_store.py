@@ -1,0 +1,134 @@
+"""Trade store end to end: Kafka -> trade store -> ClickHouse `trades`, one worker.
+
+Publishes N synthetic trades to a fresh topic on the embedded broker (or --kafka), then
+times the trade store over exactly those trades, one Bytewax worker, inserting every
+trade into chDB (or --clickhouse), and checks that every one of them is in the table.
+
+Prints where the time goes, and a last line of JSON:
+{"trades_per_s": N, "trades": T, "flow_s": S, "insert_share": I, "rss_mb": R}
+where `insert_share` is the part of the flow's time spent inside ClickHouse inserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from bytewax.testing import run_main
+
+from flows import trade_store
+from flows.ingest import TradePublisher
+from flows.sources.kafka import RunBounds
+from flows.sources.simulator import SyntheticMarket
+from runtime.broker import EmbeddedBroker
+from runtime.clickhouse import connect
+from runtime.kafka import ensure_topics
+from runtime.migrate import migrate
+from runtime.process import tune_for_streaming
+
+
+class TimedInserts:
+    """Wraps a client to add up the time its raw inserts take."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.seconds = 0.0
+
+    def raw_insert(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._client.raw_insert(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trades", type=int, default=2_000_000)
+    parser.add_argument("--symbols", type=int, default=2_000)
+    parser.add_argument("--rate", type=float, default=20_000, help="trades/s of event time")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--kafka", help="bootstrap servers; default: embedded broker")
+    parser.add_argument("--clickhouse", help="DSN; default: chdb in a temporary directory")
+    args = parser.parse_args(argv)
+    tune_for_streaming()
+
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-store-")))
+        bootstrap = args.kafka or stack.enter_context(EmbeddedBroker(workdir)).bootstrap
+        run = uuid.uuid4().hex[:8]
+        trades_topic, dl_topic = f"bench-{run}-trades", f"bench-{run}-deadletter"
+        ensure_topics(bootstrap, [trades_topic, dl_topic], args.partitions)
+        client = connect(args.clickhouse or f"chdb://{workdir / 'ch'}")
+        stack.callback(client.close)
+        database = f"bench_{run}"
+        migrate(client, database)
+
+        started = time.perf_counter()
+        with TradePublisher(bootstrap, topic=trades_topic, deadletter_topic=dl_topic) as pub:
+            pub.publish_many(SyntheticMarket(args.symbols, args.rate, seed=7).trades(args.trades))
+            pub.mark_end(f"bench-{run}")
+            published = pub.report()
+        publish_s = time.perf_counter() - started
+        start: dict[int, int] = {}
+        end: dict[int, int] = {}
+        for partition, span in published.partitions.items():
+            if span.start_offset is None or span.end_offset is None:
+                raise SystemExit(f"the end marker of partition {partition} was not delivered")
+            start[partition], end[partition] = span.start_offset, span.end_offset
+        bounds = RunBounds(start=start, end=end)
+        total = published.published
+        print(f"published {total:,} trades in {publish_s:.1f} s", file=sys.stderr)
+
+        timed = TimedInserts(client)
+        counters = trade_store.TradeStoreCounters()
+        flow, writer = trade_store.build_kafka_flow(
+            trade_store.TradeStoreSettings(),
+            bootstrap=bootstrap,
+            clickhouse=lambda: timed,
+            database=database,
+            start=bounds,
+            trades_topic=trades_topic,
+            dead_letter_topic=dl_topic,
+            counters=counters,
+        )
+        started = time.perf_counter()
+        run_main(flow)
+        flow_s = time.perf_counter() - started
+        stored = client.query(
+            "SELECT count() FROM {db:Identifier}.trades FINAL", parameters={"db": database}
+        ).result_rows[0][0]
+        if counters.trades != total or stored != total:
+            raise SystemExit(f"read {counters.trades} and stored {stored} of {total} trades")
+        trades_per_s = total / flow_s
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"trade store: {flow_s:.2f} s ({trades_per_s:,.0f} trades/s), "
+            f"{writer.written['trades']:,} rows inserted ({timed.seconds:.2f} s in inserts), "
+            f"{stored:,} in the table, {counters.dead_letters} dead letters",
+            file=sys.stderr,
+        )
+        print(
+            json.dumps(
+                {
+                    "trades_per_s": round(trades_per_s),
+                    "trades": total,
+                    "flow_s": round(flow_s, 2),
+                    "insert_share": round(timed.seconds / flow_s, 3),
+                    "rss_mb": round(rss_mb),
+                }
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
