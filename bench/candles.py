@@ -19,6 +19,7 @@ import json
 import resource
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,33 @@ from runtime.kafka import consumer_config, ensure_topics
 from runtime.migrate import migrate
 from runtime.process import tune_for_streaming
 from schemas.trades import trade_decoder
+
+
+def current_rss_mb() -> float:
+    """Resident set size of this process now, from /proc (Linux)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+class RssSampler:
+    """Peak RSS while a block runs, sampled every 50 ms in a thread."""
+
+    def __enter__(self) -> RssSampler:
+        self.start_mb = self.peak_mb = current_rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak_mb = max(self.peak_mb, current_rss_mb())
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, current_rss_mb())
 
 
 def raw_consume(bootstrap: str, topic: str, bounds: RunBounds, expected: int) -> float:
@@ -134,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             counters=counters,
         )
         started = time.perf_counter()
-        run_main(flow)
+        with RssSampler() as rss:
+            run_main(flow)
         flow_s = time.perf_counter() - started
         if counters.trades != report.published:
             raise SystemExit(f"flow read {counters.trades} trades of {report.published}")
@@ -149,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             f"raw consume+decode: {raw_s:.2f} s ({raw_per_s:,.0f} trades/s)\n"
             f"candle flow: {flow_s:.2f} s ({trades_per_s:,.0f} trades/s), "
             f"{writer.written['1s']:,} x 1s and {writer.written['1m']:,} x 1m candles "
-            f"(stored {stored[0]:,} / {stored[1]:,}), {counters.dead_letters} dead letters",
+            f"(stored {stored[0]:,} / {stored[1]:,}), {counters.dead_letters} dead letters\n"
+            f"RSS during the flow: {rss.start_mb:,.0f} MB at start, {rss.peak_mb:,.0f} MB peak "
+            f"(the process peak includes the publishing stage's producer queue)",
             file=sys.stderr,
         )
         print(
