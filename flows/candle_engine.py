@@ -405,9 +405,17 @@ class PartitionCandles:
         close = s1.last_close
         emitted = 0
         make = self._candle
+        # A minute already emitted before all its seconds were (a flush at the end of an
+        # input, then more input after a restart) is revised once its new seconds close.
+        minutes_upto = state.m1.upto
+        reopened: dict[int, CandleAcc | None] = {}
         for window in range(start, boundary, SECOND_MS):
             acc = opened.pop(window, None)
             if acc is not None:
+                if minutes_upto is not None and window < minutes_upto:
+                    minute = window - window % MINUTE_MS
+                    if minute not in reopened:
+                        reopened[minute] = self._minute(state, minute)
                 history[window] = acc
                 out.append(make(state, s1, window, acc, None, 1))
                 close = acc.close
@@ -418,6 +426,8 @@ class PartitionCandles:
         s1.upto = boundary
         s1.last_close = close
         self.stats.candles_1s += emitted
+        for minute, before in reopened.items():
+            self._revise_minute(state, minute, before, out)
 
     def _minute(self, state: SymbolCandles, minute: int) -> CandleAcc | None:
         history = state.history

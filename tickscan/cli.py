@@ -197,17 +197,25 @@ def candles(
         typer.Option("--clickhouse", metavar="DSN", help="[default: TICKSCAN_CLICKHOUSE__DSN]"),
     ] = None,
     start: Annotated[
-        str, typer.Option(help="Where to start reading md.trades.v1: beginning or end.")
+        str,
+        typer.Option(help="Where to start reading md.trades.v1 the first time: beginning or end."),
     ] = "end",
+    recovery_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--recovery-dir",
+            help="Keep Bytewax recovery state here (on a volume): a restart resumes "
+            "where the last run committed, losing and doubling nothing.",
+        ),
+    ] = None,
 ) -> None:
     """Run the candle flow alone (one Bytewax worker) against a Kafka cluster.
 
     md.trades.v1 in; candles_1s, candles_1m and md.candles.v1 out; rejects to
     md.deadletter.v1. Stops cleanly on SIGINT or SIGTERM.
     """
-    from bytewax.testing import run_main
-
     from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
+    from flows.recovery import run_flow
 
     if start not in ("beginning", "end"):
         typer.echo(f"--start must be beginning or end, not {start!r}", err=True)
@@ -234,7 +242,7 @@ def candles(
         stop=_stop_on_signals(),
     )
     try:
-        run_main(flow)
+        run_flow(flow, recovery_dir)
     finally:
         client.close()
     typer.echo(f"stopped: {counters.trades:,} trades, {counters.candles:,} candles")

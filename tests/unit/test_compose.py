@@ -69,7 +69,18 @@ def test_app_services_start_after_their_stores(services: dict[str, Any]) -> None
     assert candles["kafka"]["condition"] == "service_healthy"
     assert candles["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["command"] == ["migrate"]
-    assert services["candles"]["command"] == ["candles"]
+    assert services["candles"]["command"][0] == "candles"
+
+
+def test_the_candle_flow_keeps_its_recovery_state_on_a_volume(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    command = services["candles"]["command"]
+    recovery = command[command.index("--recovery-dir") + 1]
+    mounts = [m.split(":") for m in services["candles"]["volumes"]]
+    assert any(
+        recovery.startswith(target) and volume in compose["volumes"] for volume, target in mounts
+    )
 
 
 def test_kafka_kraft_combined_mode_is_coherent(kafka_env: dict[str, str]) -> None:

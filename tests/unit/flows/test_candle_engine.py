@@ -261,3 +261,17 @@ def test_lateness_delays_emission_but_not_content(lateness_ms: int) -> None:
     emitted = {c.open_time for c in out if c.interval == "1s"}
     expected = {w for w in (T0, T0 + 1000) if w + 1000 <= T0 + 2_100 - lateness_ms}
     assert emitted == expected
+
+
+def test_a_minute_flushed_early_is_revised_when_the_rest_of_it_arrives() -> None:
+    """End of one input mid-minute (flush), then the same minute continues (a resume)."""
+    engine = PartitionCandles(lateness_ms=0)
+    out: list[Candle] = []
+    engine.add("k", trade(1, T0 + 1_000, "10"), out)
+    engine.flush(out)
+    assert final(out, "1m")[T0].count == 1
+    for t in [trade(2, T0 + 20_000, "12"), trade(3, T0 + 70_000, "11")]:
+        engine.add("k", t, out)
+        engine.advance(out)
+    minute = final(out, "1m")[T0]
+    assert (minute.count, minute.close, minute.high, minute.version) == (2, D("12"), D("12"), 2)
