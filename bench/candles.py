@@ -133,13 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             pub.mark_end(f"bench-{run}")
             report = pub.report()
         publish_s = time.perf_counter() - started
-        bounds = RunBounds(
-            start={
-                p: (s.first_offset if s.first_offset is not None else s.end_offset)
-                for p, s in report.partitions.items()
-            },
-            end={p: s.end_offset for p, s in report.partitions.items()},
-        )
+        bounds = report.bounds()
         print(
             f"published {report.published:,} trades of {args.symbols:,} symbols in "
             f"{publish_s:.1f} s ({report.published / publish_s:,.0f}/s incl. generation)",

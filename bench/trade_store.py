@@ -26,7 +26,6 @@ from bytewax.testing import run_main
 
 from flows import trade_store
 from flows.ingest import TradePublisher
-from flows.sources.kafka import RunBounds
 from flows.sources.simulator import SyntheticMarket
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
@@ -78,13 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             pub.mark_end(f"bench-{run}")
             published = pub.report()
         publish_s = time.perf_counter() - started
-        start: dict[int, int] = {}
-        end: dict[int, int] = {}
-        for partition, span in published.partitions.items():
-            if span.start_offset is None or span.end_offset is None:
-                raise SystemExit(f"the end marker of partition {partition} was not delivered")
-            start[partition], end[partition] = span.start_offset, span.end_offset
-        bounds = RunBounds(start=start, end=end)
+        bounds = published.bounds()
         total = published.published
         print(f"published {total:,} trades in {publish_s:.1f} s", file=sys.stderr)
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol, Self
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from flows.sources.kafka import RunBounds
 from runtime.kafka import producer_config
 from schemas import topics
 from schemas.deadletter import DeadLetter, encode_deadletter
@@ -145,6 +146,20 @@ class PublishReport:
     delivery_failures: int
     first_error: str | None
     partitions: dict[int, PartitionSpan]
+
+    def bounds(self) -> RunBounds:
+        """The offsets of this finite run, for a source that must read exactly it.
+
+        Raises:
+            IngestError: A partition has no delivered end marker (the run did not end).
+        """
+        start: dict[int, int] = {}
+        end: dict[int, int] = {}
+        for partition, span in self.partitions.items():
+            if span.start_offset is None or span.end_offset is None:
+                raise IngestError(f"no end marker was delivered to {self.topic}[{partition}]")
+            start[partition], end[partition] = span.start_offset, span.end_offset
+        return RunBounds(start=start, end=end)
 
 
 class DeliveryLedger:

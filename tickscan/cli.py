@@ -117,6 +117,7 @@ def replay(
     candle flow over exactly those trades and waits until every candle is written.
     Running it again over the same files leaves the same rows.
     """
+    from flows.ingest import IngestError
     from tickscan.replay import ReplayError, summary
     from tickscan.replay import replay as run_replay
 
@@ -134,7 +135,7 @@ def replay(
             bootstrap=kafka or settings.kafka.bootstrap,
             clickhouse_dsn=clickhouse,
         )
-    except (ReplayError, RuntimeSetupError) as exc:
+    except (ReplayError, RuntimeSetupError, IngestError) as exc:
         typer.echo(f"replay failed: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(summary(report))

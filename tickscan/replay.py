@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from flows import trade_store
 from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
-from flows.ingest import PartitionSpan, TradePublisher
+from flows.ingest import TradePublisher
 from flows.sources.files import ReadStats, Rejected, read_trades
-from flows.sources.kafka import RunBounds
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
@@ -198,7 +197,7 @@ def replay(
             publisher.mark_end(run_id)
             published = publisher.report()
         report.publish_s = time.perf_counter() - started
-        bounds = _bounds(published.partitions)
+        bounds = published.bounds()
 
         counters = FlowCounters()
         flow, writer = build_kafka_flow(
@@ -232,17 +231,6 @@ def replay(
         report.trades_stored = store_writer.written[trade_store.TABLE]
         report.store_dead_letters = stored.dead_letters
     return report
-
-
-def _bounds(partitions: Mapping[int, PartitionSpan]) -> RunBounds:
-    start: dict[int, int] = {}
-    end: dict[int, int] = {}
-    for partition, span in partitions.items():
-        if span.end_offset is None:
-            raise ReplayError(f"no end marker was delivered to partition {partition}")
-        end[partition] = span.end_offset
-        start[partition] = span.end_offset if span.first_offset is None else span.first_offset
-    return RunBounds(start=start, end=end)
 
 
 def _run_with_progress(

@@ -36,9 +36,8 @@ def test_stop_and_resume_gives_the_candles_of_one_uninterrupted_run(
     with TradePublisher(kafka_bootstrap, topic=trades_topic, deadletter_topic=dl_topic) as pub:
         pub.publish_many(trades)
         pub.mark_end("recovery-test")
-        spans = pub.report().partitions
-    start = {p: s.first_offset or 0 for p, s in spans.items()}
-    end = {p: s.end_offset for p, s in spans.items() if s.end_offset is not None}
+        bounds = pub.report().bounds()
+    start, end = dict(bounds.start), dict(bounds.end)
     middle = {p: start[p] + (end[p] - start[p]) // 2 for p in end}
 
     client: Client = connect(clickhouse_dsn)
