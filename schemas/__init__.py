@@ -2,6 +2,7 @@
 
 from schemas.candles import Candle, Interval
 from schemas.deadletter import DeadLetter
+from schemas.quotes import Quote
 from schemas.trades import Market, Trade
 
-__all__ = ["Candle", "DeadLetter", "Interval", "Market", "Trade"]
+__all__ = ["Candle", "DeadLetter", "Interval", "Market", "Quote", "Trade"]

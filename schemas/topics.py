@@ -7,13 +7,16 @@ from collections.abc import Sequence
 TRADES = "md.trades.v1"
 """Normalised trades (`schemas.trades.Trade`), keyed by `exchange:market:symbol`."""
 
+QUOTES = "md.quotes.v1"
+"""Best bid/offer updates (`schemas.quotes.Quote`), keyed like the trades."""
+
 CANDLES = "md.candles.v1"
 """1s and 1m candles (`schemas.candles.Candle`), keyed like the trades."""
 
 DEADLETTER = "md.deadletter.v1"
 """Messages a stage rejected (`schemas.deadletter.DeadLetter`), keyed by stage."""
 
-ALL = (TRADES, CANDLES, DEADLETTER)
+ALL = (TRADES, QUOTES, CANDLES, DEADLETTER)
 
 CONTROL_HEADER = "tickscan-control"
 """Header naming a control record (not data). Its value says which: see `END_OF_RUN`."""
