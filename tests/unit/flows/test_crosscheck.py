@@ -1,0 +1,117 @@
+"""Cross-check of our 1m candles against the exchange's closed klines."""
+
+from __future__ import annotations
+
+import csv
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from flows.candle_engine import PartitionCandles
+from flows.crosscheck import CrossChecker, ExchangeKline, decode_closed_kline
+from flows.sources.files import read_trades
+from schemas.candles import Candle
+from schemas.trades import Trade
+
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+SAMPLES = DATA / "ws-samples" / "cryptofeed_BINANCE_FUTURES.ws.1.0"
+DAY = DATA / "binance-um-btcusdt-20240808"
+CAPTURE = DAY / "hftbacktest_usdm_btcusdt_20240808.gz"
+KLINES = DAY / "BTCUSDT-1m-2024-08_um_klines_2024-08-08T2350_2024-08-09T0010.csv"
+COVERED = range(1_723_161_300_000, 1_723_161_600_000, 60_000)
+
+
+def official() -> dict[int, ExchangeKline]:
+    with KLINES.open() as f:
+        rows = list(csv.DictReader(f))
+    return {
+        int(r["open_time"]): ExchangeKline(
+            "BTCUSDT",
+            "1m",
+            int(r["open_time"]),
+            tuple(
+                int(r[k]) if k == "count" else Decimal(r[k])
+                for k in (
+                    "open",
+                    "high",
+                    "low",
+                    "close",
+                    "volume",
+                    "quote_volume",
+                    "count",
+                    "taker_buy_volume",
+                    "taker_buy_quote_volume",
+                )
+            ),
+        )
+        for r in rows
+    }
+
+
+@pytest.fixture(scope="module")
+def our_minutes() -> dict[int, Candle]:
+    if not CAPTURE.exists():
+        pytest.skip(f"shared data missing: {CAPTURE}")
+    engine = PartitionCandles()
+    out: list[Candle] = []
+    for t in read_trades(CAPTURE, market="usdm"):
+        if isinstance(t, Trade):
+            engine.add(t.key, t, out)
+    engine.flush(out)
+    return {c.open_time: c for c in out if c.interval == "1m"}
+
+
+def test_real_kline_messages_decode_and_open_ones_are_ignored() -> None:
+    lines = [
+        line.split(": ", 1)[1]
+        for line in SAMPLES.read_text().splitlines()[1:]
+        if "@kline_1m" in line
+    ]
+    decoded = [decode_closed_kline(line) for line in lines]
+    closed = [k for k in decoded if k is not None]
+    assert len(lines) == 67 and 0 < len(closed) < len(lines)
+    k = closed[0]
+    assert k.interval == "1m" and k.open_time % 60_000 == 0
+    assert isinstance(k.values[0], Decimal) and isinstance(k.values[6], int)
+
+
+def test_candles_from_the_capture_pass_the_check_against_the_official_klines(
+    our_minutes: dict[int, Candle],
+) -> None:
+    checker = CrossChecker("binance", "usdm", settle_ms=1_000)
+    for candle in our_minutes.values():
+        checker.add_candle(candle)
+    for minute in COVERED:
+        checker.add_kline(official()[minute], now_ms=0)
+    assert checker.due(now_ms=500) == []  # not settled yet: nothing judged
+    assert checker.due(now_ms=1_000) == []
+    assert (checker.checked, checker.mismatched) == (5, 0)
+
+
+def test_a_wrong_candle_is_reported_field_by_field(our_minutes: dict[int, Candle]) -> None:
+    checker = CrossChecker("binance", "usdm", settle_ms=0)
+    minute = COVERED[0]
+    ours = our_minutes[minute]
+
+    wrong = msgspec.structs.replace(ours, count=ours.count - 1, volume=ours.volume - 1, version=2)
+    checker.add_candle(ours)
+    checker.add_candle(wrong)  # the highest version is the candle
+    checker.add_kline(official()[minute], now_ms=0)
+    checker.add_kline(official()[minute + 60_000], now_ms=0)  # ours never came
+    found = checker.due(now_ms=0)
+    assert [(m.open_time, m.missing_ours) for m in found] == [
+        (minute, False),
+        (minute + 60_000, True),
+    ]
+    assert [f.split(":")[0] for f in found[0].fields] == ["volume", "count"]
+    assert checker.mismatched == 2
+
+
+def test_pending_minutes_are_bounded() -> None:
+    checker = CrossChecker("binance", "usdm", settle_ms=10**9, max_pending=10)
+    for i in range(50):
+        checker.add_kline(ExchangeKline("X", "1m", i * 60_000, (0,) * 9), now_ms=0)
+    judged = checker.due(now_ms=1)
+    assert len(judged) == 40 and checker.checked == 40
