@@ -48,7 +48,7 @@ def migrate(
             "--clickhouse",
             metavar="DSN",
             help="chdb://<dir> or http(s)://user:password@host:8123 "
-            "[default: TICKSCAN_CLICKHOUSE__DSN, else chdb://<data_dir>/clickhouse]",
+            "(default: TICKSCAN_CLICKHOUSE__DSN, else chdb://<data_dir>/clickhouse)",
         ),
     ] = None,
     database: Annotated[
@@ -56,8 +56,8 @@ def migrate(
         typer.Option(
             "--database",
             metavar="NAME",
-            help="Database to create and migrate [default: TICKSCAN_CLICKHOUSE__DATABASE, "
-            "else tickscan]",
+            help="Database to create and migrate (default: TICKSCAN_CLICKHOUSE__DATABASE, "
+            "else tickscan)",
         ),
     ] = None,
 ) -> None:
@@ -96,8 +96,8 @@ def replay(
         typer.Option(
             "--kafka",
             metavar="BOOTSTRAP",
-            help="Kafka bootstrap servers [default: TICKSCAN_KAFKA__BOOTSTRAP, "
-            "else an embedded broker for this run]",
+            help="Kafka bootstrap servers (default: TICKSCAN_KAFKA__BOOTSTRAP, "
+            "else an embedded broker for this run)",
         ),
     ] = None,
     clickhouse: Annotated[
@@ -105,8 +105,8 @@ def replay(
         typer.Option(
             "--clickhouse",
             metavar="DSN",
-            help="chdb://<dir> or http(s)://... [default: TICKSCAN_CLICKHOUSE__DSN, "
-            "else chdb://<data_dir>/clickhouse]",
+            help="chdb://<dir> or http(s)://... (default: TICKSCAN_CLICKHOUSE__DSN, "
+            "else chdb://<data_dir>/clickhouse)",
         ),
     ] = None,
 ) -> None:
@@ -191,11 +191,11 @@ def run(
 def candles(
     kafka: Annotated[
         str | None,
-        typer.Option("--kafka", metavar="BOOTSTRAP", help="[default: TICKSCAN_KAFKA__BOOTSTRAP]"),
+        typer.Option("--kafka", metavar="BOOTSTRAP", help="(default: TICKSCAN_KAFKA__BOOTSTRAP)"),
     ] = None,
     clickhouse: Annotated[
         str | None,
-        typer.Option("--clickhouse", metavar="DSN", help="[default: TICKSCAN_CLICKHOUSE__DSN]"),
+        typer.Option("--clickhouse", metavar="DSN", help="(default: TICKSCAN_CLICKHOUSE__DSN)"),
     ] = None,
     start: Annotated[
         str,
@@ -253,12 +253,12 @@ def candles(
 def simulate_command(
     kafka: Annotated[
         str | None,
-        typer.Option("--kafka", metavar="BOOTSTRAP", help="[default: TICKSCAN_KAFKA__BOOTSTRAP]"),
+        typer.Option("--kafka", metavar="BOOTSTRAP", help="(default: TICKSCAN_KAFKA__BOOTSTRAP)"),
     ] = None,
     symbols: Annotated[int, typer.Option(min=1, help="How many symbols.")] = 200,
     rate: Annotated[float, typer.Option(min=1, help="Trades per second, whole market.")] = 2_000.0,
     duration: Annotated[
-        float | None, typer.Option(min=0, help="Seconds to run [default: until stopped].")
+        float | None, typer.Option(min=0, help="Seconds to run (default: until stopped).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     flat_out: Annotated[
@@ -292,3 +292,60 @@ def simulate_command(
     typer.echo(
         f"published {report.trades:,} trades in {report.seconds:.1f} s ({report.rate:,.0f}/s)"
     )
+
+
+@app.command("backfill")
+def backfill_command(
+    market: Annotated[str, typer.Option(help="spot or usdm.")],
+    start: Annotated[
+        str, typer.Option("--from", help="Start, ISO 8601 (UTC unless it has a zone).")
+    ],
+    end: Annotated[str, typer.Option("--to", help="End (exclusive), ISO 8601.")],
+    symbols: Annotated[
+        str, typer.Option(help="Symbols for REST klines, comma-separated, e.g. BTCUSDT,ETHUSDT.")
+    ] = "",
+    interval: Annotated[str, typer.Option(help="1m, or 1s on spot.")] = "1m",
+    archives: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--archives",
+            help="data.binance.vision trades/aggTrades files or directories; candles are "
+            "computed from them by the replay path. Repeat for several.",
+        ),
+    ] = None,
+    rest_url: Annotated[
+        str | None, typer.Option(help="Binance REST base URL (default: Binance's).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redo chunks and files already recorded as done.")
+    ] = False,
+) -> None:
+    """Backfill history: exchange klines over REST, and archive files through the replay.
+
+    REST klines are written as exchange-sourced candles (source 'exchange', version 0),
+    so candles tickscan computes from trades win wherever both exist. Archive zips are
+    checked against their .CHECKSUM files. Completed chunks are recorded, so an
+    interrupted backfill resumes; a rerun writes identical rows.
+    """
+    from tickscan.backfill import BackfillError, summary
+    from tickscan.backfill import backfill as run_backfill
+
+    if market not in ("spot", "usdm"):
+        typer.echo(f"--market must be spot or usdm, not {market!r}", err=True)
+        raise typer.Exit(code=2)
+    try:
+        report = run_backfill(
+            Settings(),
+            market=market,  # type: ignore[arg-type]
+            symbols=symbols,
+            start=start,
+            end=end,
+            interval=interval,
+            archives=archives or (),
+            rest_url=rest_url,
+            force=force,
+        )
+    except (BackfillError, RuntimeSetupError) as exc:
+        typer.echo(f"backfill failed: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(summary(report))

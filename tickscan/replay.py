@@ -70,6 +70,8 @@ class ReplayReport:
     clickhouse: str = ""
     database: str = ""
     symbols: set[str] = field(default_factory=set)
+    file_trades: dict[Path, int] = field(default_factory=dict)
+    """Trades read from each file."""
 
 
 def expand_paths(paths: Sequence[Path]) -> list[Path]:
@@ -123,6 +125,7 @@ def _trades_of(
             yield item
         report.lines += stats.lines
         report.skipped += stats.skipped_non_trade
+        report.file_trades[path] = stats.trades
     progress.update(task, completed=report.trades, total=report.trades)
 
 

@@ -17,8 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from operator import attrgetter
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
@@ -161,10 +162,14 @@ CANDLE_COLUMNS = (
     "first_trade_id",
     "last_trade_id",
     "version",
+    "source",
 )
-"""Columns we write; the tables' `source` and `inserted_at` take their defaults."""
+"""Columns we write, in `tsv_rows` order."""
 
 TABLES = {"1s": "candles_1s", "1m": "candles_1m"}
+
+CandleSource = Literal["trades", "exchange"]
+"""The candle tables' `source`: built by tickscan from trades, or the exchange's own kline."""
 
 
 class CandleWriter(TsvWriter[Candle]):
@@ -174,6 +179,8 @@ class CandleWriter(TsvWriter[Candle]):
         client_factory: Returns the clickhouse-connect client to insert with. Called once,
             on first use, in the process that writes.
         database: Database holding the candle tables.
+        source: What the candles are, written to every row's `source`: ``trades`` for
+            candles our flow built, ``exchange`` for klines backfilled from the exchange.
         max_rows: Flush when this many candles are buffered.
         max_age_ms: Flush when the oldest buffered candle is this old.
     """
@@ -183,14 +190,16 @@ class CandleWriter(TsvWriter[Candle]):
         client_factory: Callable[[], Any],
         database: str,
         *,
+        source: CandleSource = "trades",
         max_rows: int = 200_000,
         max_age_ms: int = 1_000,
     ) -> None:
+        encode = partial(tsv_rows, source=source)
         super().__init__(
             client_factory,
             database,
             {
-                interval: TsvTable(table, CANDLE_COLUMNS, tsv_rows)
+                interval: TsvTable(table, CANDLE_COLUMNS, encode)
                 for interval, table in TABLES.items()
             },
             attrgetter("interval"),
@@ -199,8 +208,8 @@ class CandleWriter(TsvWriter[Candle]):
         )
 
 
-def tsv_rows(candles: list[Candle]) -> bytes:
-    """Candles as TabSeparated rows in `CANDLE_COLUMNS` order.
+def tsv_rows(candles: list[Candle], source: CandleSource = "trades") -> bytes:
+    """Candles as TabSeparated rows in `CANDLE_COLUMNS` order, each with `source`.
 
     Times are integer milliseconds, which DateTime64(3) reads as its ticks.
     """
@@ -217,7 +226,7 @@ def tsv_rows(candles: list[Candle]) -> bytes:
         f"{c.open}\t{c.high}\t{c.low}\t{c.close}\t{c.volume}\t{c.close_time}\t"
         f"{c.quote_volume}\t{c.count}\t{c.taker_buy_volume}\t{c.taker_buy_quote_volume}\t"
         f"{NULL if c.first_trade_id is None else c.first_trade_id}\t"
-        f"{NULL if c.last_trade_id is None else c.last_trade_id}\t{c.version}\n"
+        f"{NULL if c.last_trade_id is None else c.last_trade_id}\t{c.version}\t{source}\n"
         for c in candles
     ]
     return "".join(lines).encode()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import IO, Literal, NamedTuple, cast
 
 import msgspec
 
@@ -34,7 +34,8 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 # BTCUSDT-trades-2024-08-08.zip, BTCUSDT-aggTrades-2025-01.csv (daily and monthly files).
 _ARCHIVE_NAME = re.compile(
-    r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades)-\d{4}-\d{2}(?:-\d{2})?\.(?:csv|zip)$"
+    r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades)-(?P<period>\d{4}-\d{2}(?:-\d{2})?)"
+    r"\.(?:csv|zip)$"
 )
 
 # Column counts per (market, kind): spot adds a trailing is_best_match column. The
@@ -53,6 +54,34 @@ _COLUMNS: dict[tuple[str, str], int] = {
 _BOOLS = {"True": True, "False": False, "true": True, "false": False}
 
 ArchiveKind = Literal["trades", "aggTrades"]
+
+
+class ArchiveName(NamedTuple):
+    """What a data.binance.vision file name says.
+
+    Attributes:
+        symbol: The symbol, e.g. ``BTCUSDT``.
+        kind: ``trades`` or ``aggTrades``.
+        period: The day (``2024-08-08``) of a daily file or the month (``2025-01``) of a
+            monthly one.
+    """
+
+    symbol: str
+    kind: ArchiveKind
+    period: str
+
+
+def parse_archive_name(name: str) -> ArchiveName | None:
+    """Read a data.binance.vision archive name such as ``BTCUSDT-trades-2024-08-08.zip``.
+
+    Returns:
+        Its symbol, kind and period, or None when the name is not an archive's.
+    """
+    found = _ARCHIVE_NAME.match(name)
+    if found is None:
+        return None
+    kind: ArchiveKind = "aggTrades" if found["kind"] == "aggTrades" else "trades"
+    return ArchiveName(found["symbol"], kind, found["period"])
 
 
 class Rejected(msgspec.Struct, frozen=True):

@@ -1,0 +1,112 @@
+"""Binance's request-weight rules: what each REST call costs and the per-minute budget.
+
+Binance limits each IP by the summed *weight* of its requests per calendar minute
+(``exchangeInfo``'s ``REQUEST_WEIGHT``: spot 6000, USDⓈ-M 2400) and reports the weight
+used so far in every response's ``X-MBX-USED-WEIGHT-1M`` header.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from schemas.trades import Market
+
+WEIGHT_LIMITS_1M: dict[str, int] = {"spot": 6000, "usdm": 2400}
+"""``REQUEST_WEIGHT`` per minute per IP that ``exchangeInfo`` publishes for each market."""
+
+# Fixed weights per endpoint, from Binance's docs (USDⓈ-M klines depend on `limit`,
+# see `klines_weight`).
+WEIGHTS: dict[tuple[str, str], int] = {
+    ("spot", "exchangeInfo"): 20,
+    ("usdm", "exchangeInfo"): 1,
+    ("spot", "klines"): 2,
+    ("spot", "aggTrades"): 4,
+    ("usdm", "aggTrades"): 20,
+    ("spot", "trades"): 25,
+    ("usdm", "trades"): 5,
+    ("spot", "historicalTrades"): 25,
+    ("usdm", "historicalTrades"): 20,
+}
+
+_USED_WEIGHT = "x-mbx-used-weight-1m"
+
+
+def klines_weight(market: Market, limit: int) -> int:
+    """Request weight of a ``klines`` call: fixed on spot, by `limit` on USDⓈ-M."""
+    if market == "spot":
+        return 2
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10
+
+
+class WeightBudget:
+    """The request weight this IP has used in the current minute, and how long to wait.
+
+    Binance counts weight per calendar minute of its clock. The budget counts what it
+    sends, takes the server's ``X-MBX-USED-WEIGHT-1M`` figure whenever it is higher (other
+    clients may share the IP), and starts again at zero each minute.
+
+    Args:
+        limit: Binance's ``REQUEST_WEIGHT`` per minute.
+        safety: Fraction of `limit` to stay under.
+        clock: Seconds since the epoch (tests pass a fake one).
+    """
+
+    def __init__(self, limit: int, safety: float = 0.8, clock: Callable[[], float] = time.time):
+        if not 0 < safety <= 1:
+            raise ValueError(f"safety must be in (0, 1], got {safety}")
+        self.limit = limit
+        self.cap = max(1, int(limit * safety))
+        self._clock = clock
+        self._minute = -1
+        self._used = 0
+        self._hold_until = 0.0
+
+    @property
+    def used(self) -> int:
+        """Weight used in the current minute, as far as we know."""
+        self._roll(self._clock())
+        return self._used
+
+    def delay(self, weight: int) -> float:
+        """Seconds to wait before a request of `weight` may be sent (0 when it may go now)."""
+        now = self._clock()
+        self._roll(now)
+        if now < self._hold_until:
+            return self._hold_until - now
+        if self._used and self._used + weight > self.cap:
+            return (self._minute + 1) * 60 - now
+        return 0.0
+
+    def spend(self, weight: int) -> None:
+        """Count a request about to be sent."""
+        self._roll(self._clock())
+        self._used += weight
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Take the server's count of this minute from a response's headers."""
+        value = next((v for k, v in headers.items() if k.lower() == _USED_WEIGHT), None)
+        if value is None:
+            return
+        try:
+            used = int(value)
+        except ValueError:
+            return
+        self._roll(self._clock())
+        self._used = max(self._used, used)
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for `seconds` (a 429's Retry-After)."""
+        self._hold_until = max(self._hold_until, self._clock() + seconds)
+
+    def _roll(self, now: float) -> None:
+        minute = int(now // 60)
+        if minute != self._minute:
+            self._minute = minute
+            self._used = 0
