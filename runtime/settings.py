@@ -32,6 +32,56 @@ class ClickHouseSettings(BaseModel):
     """Database holding every tickscan table."""
 
 
+class IngestSettings(BaseModel):
+    """How live ingestion uses the exchange's WebSockets and REST API.
+
+    Times are seconds; tests shorten them. Defaults are for production against Binance.
+    """
+
+    max_streams: int | None = Field(default=None, ge=1, le=1024)
+    """Streams per WebSocket connection; None: 200 on spot, 100 on USDⓈ-M (Binance: 1024)."""
+
+    max_connection_age_s: float = Field(default=23 * 3600.0, gt=0)
+    """Rotate each connection before this age (Binance disconnects at 24 h)."""
+
+    rotation_overlap_s: float = Field(default=1.0, ge=0)
+    """How long the old connection keeps delivering once its replacement receives."""
+
+    open_timeout_s: float = Field(default=10.0, gt=0)
+    """Connecting, a subscription's reply, and a replacement's first message."""
+
+    stall_s: float = Field(default=60.0, gt=0)
+    """A connection silent (not even a ping) this long is replaced."""
+
+    behind_s: float = Field(default=30.0, gt=0)
+    """A socket blocked this long on a full queue is dropped; gap repair fills in."""
+
+    queue_size: int = Field(default=10_000, ge=1)
+    """Messages buffered between the sockets and the publisher."""
+
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    """First reconnect delay cap (full jitter); doubles per failure."""
+
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    """Largest reconnect delay cap."""
+
+    refresh_s: float = Field(default=600.0, gt=0)
+    """How often the symbol universe is re-read from exchangeInfo."""
+
+    gap_grace_s: float = Field(default=2.0, ge=0)
+    """How long a hole in a symbol's trade ids may wait to be filled by an overlapping
+    connection before it is repaired from REST."""
+
+    repair_concurrency: int = Field(default=4, ge=1)
+    """Gap repairs running at once (REST requests share one weight budget)."""
+
+    repair_attempts: int = Field(default=3, ge=1)
+    """Attempts at a repair before the gap is recorded unrepairable."""
+
+    status_every_s: float = Field(default=30.0, gt=0)
+    """How often the live status is logged."""
+
+
 class Settings(BaseSettings):
     """Settings of a tickscan process, e.g. `TICKSCAN_KAFKA__BOOTSTRAP=kafka:9092`."""
 
@@ -46,6 +96,7 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     def clickhouse_dsn(self) -> str:
         """The ClickHouse DSN to use.

@@ -1,0 +1,759 @@
+"""Binance WebSocket connections: shard streams, subscribe, stay alive, rotate, reconnect.
+
+`StreamPool` keeps a set of stream names (``btcusdt@trade``, ``btcusdt@bookTicker``, ...)
+subscribed over as few combined-stream connections as the per-connection cap allows, and
+hands every data message to one bounded `asyncio.Queue` as a `Frame`. What Binance asks
+of a client, and how each is met here (developers.binance.com, WebSocket Streams pages):
+
+- at most 1024 streams per connection: `WsPolicy.max_streams`, 200 on spot and 100 on
+  USDⓈ-M by default, so a reconnect re-subscribes (and loses) little at a time;
+- at most 5 (spot) or 10 (USDⓈ-M) incoming messages per second per connection, pings
+  and pongs included on spot, or the connection is closed and the IP may be banned:
+  SUBSCRIBE / UNSUBSCRIBE messages are paced two below the limit (3/s spot, 8/s USDⓈ-M),
+  leaving room for a pong and for arrivals the network bunches together;
+- the server pings (every 20 s spot, 3 min USDⓈ-M) and drops a client that does not
+  pong: aiohttp answers ping frames itself (``autoping``); a text ``ping`` gets a text
+  ``pong``;
+- a connection lives at most 24 h: each is rotated before `WsPolicy.max_age_s` (23 h,
+  jittered so shards do not rotate together) by opening the replacement first and
+  closing the old one only once the replacement is subscribed and receiving, plus a short
+  overlap. Both deliver meanwhile; `flows.sequence` drops the duplicates;
+- ``serverShutdown`` (bare, or wrapped as stream ``!serverShutdown`` on a combined
+  connection) announces a server going away: the connection is replaced at once,
+  the same way as a rotation, instead of waiting to be cut off;
+- USDⓈ-M split its URLs on 2026-03-06: ``aggTrade`` (and klines, mark price) are served
+  under ``/market``, ``bookTicker`` and depth under ``/public``; an unrouted connection
+  gets only the public streams. `route` maps each stream to its path.
+
+A dropped connection is reopened with exponential backoff and full jitter (a delay drawn
+uniformly from zero to a cap that doubles with each failure), so hundreds of sockets cut
+at once do not reconnect in lockstep.
+
+Memory stays flat under load. Frames go to one bounded queue; a reader whose put would
+block waits (its socket is not read, aiohttp pauses the transport, TCP pushes back on
+the server) rather than buffering without end or dropping frames. If a reader has waited
+`WsPolicy.behind_s`, the consumer is hopelessly behind: the connection is closed (cause
+``stall``) and reopened, and the ids it missed come back through gap repair. No frame is
+ever dropped silently: the only frames not queued are those of a connection being
+dropped, and the sequence tracker sees their ids missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+import aiohttp
+import msgspec
+
+from flows.sequence import Cause, Origin
+from schemas.trades import Market
+
+logger = logging.getLogger(__name__)
+
+SPOT_WS_BASE = "wss://stream.binance.com:9443"
+USDM_WS_BASE = "wss://fstream.binance.com"
+
+_STREAM_PREFIX = '{"stream":"'
+_ids = itertools.count(1)
+
+
+class WsError(Exception):
+    """Base of every error this module raises."""
+
+
+class SubscribeFailed(WsError):
+    """The server refused or never acknowledged a SUBSCRIBE / UNSUBSCRIBE."""
+
+
+def default_ws_base(market: Market) -> str:
+    """Binance's WebSocket base URL for a market."""
+    return SPOT_WS_BASE if market == "spot" else USDM_WS_BASE
+
+
+def route(market: Market) -> Callable[[str], str]:
+    """The path each stream of a market is served under, below the base URL.
+
+    Spot serves every stream at ``/stream``. USDⓈ-M serves ``aggTrade``, ``kline`` and
+    ``markPrice`` at ``/market/stream`` and the high-frequency ``bookTicker``, ``depth``
+    and ``trade`` at ``/public/stream`` (URL split of 2026-03-06).
+    """
+    if market == "spot":
+        return lambda stream: "/stream"
+
+    def usdm(stream: str) -> str:
+        kind = stream.partition("@")[2]
+        if kind.startswith(("aggTrade", "kline", "markPrice", "continuousKline")):
+            return "/market/stream"
+        return "/public/stream"
+
+    return usdm
+
+
+@dataclass(frozen=True, slots=True)
+class WsPolicy:
+    """How the pool uses connections; the defaults are for production.
+
+    Attributes:
+        max_streams: Streams per connection (Binance allows 1024).
+        messages_per_s: The exchange's limit of messages a client may send per second
+            per connection; subscriptions are paced two below it.
+        streams_per_message: Streams named in one SUBSCRIBE / UNSUBSCRIBE.
+        max_age_s: Rotate a connection before it is this old (Binance cuts at 24 h).
+        age_jitter: Rotate up to this fraction earlier, at random per connection.
+        overlap_s: Keep the old connection this long after its replacement receives.
+        open_timeout_s: Connecting, each acknowledgement, and a replacement's first
+            data message must come within this.
+        stall_s: A connection with no message at all for this long is replaced.
+        behind_s: A reader blocked this long on the full queue drops its connection.
+        backoff_base_s: Cap of the first reconnect delay; it doubles per failure.
+        backoff_max_s: Largest reconnect delay cap.
+        queue_size: Frames the queue holds before readers wait.
+    """
+
+    max_streams: int = 200
+    messages_per_s: float = 5.0
+    streams_per_message: int = 100
+    max_age_s: float = 23 * 3600.0
+    age_jitter: float = 0.05
+    overlap_s: float = 1.0
+    open_timeout_s: float = 10.0
+    stall_s: float = 60.0
+    behind_s: float = 30.0
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    queue_size: int = 10_000
+
+    @classmethod
+    def for_market(cls, market: Market) -> WsPolicy:
+        """The default policy of a market: spot 200 streams and 5 messages/s per
+        connection, USDⓈ-M 100 streams and 10 messages/s (use `dataclasses.replace`
+        to change any field)."""
+        if market == "spot":
+            return cls(max_streams=200, messages_per_s=5.0)
+        return cls(max_streams=100, messages_per_s=10.0)
+
+    def backoff(self, failures: int, rng: random.Random) -> float:
+        """Full-jitter delay before reconnect attempt number `failures` (0-based)."""
+        cap = min(self.backoff_max_s, self.backoff_base_s * (2 ** min(failures, 30)))
+        return rng.uniform(0.0, cap)
+
+
+class Frame(NamedTuple):
+    """One data message off a socket.
+
+    Attributes:
+        stream: The stream it belongs to, e.g. ``btcusdt@trade``.
+        raw: The message exactly as received (combined-stream wrapper included).
+        received_us: Wall-clock time it was read, µs since the epoch.
+        origin: The socket that read it and why that socket was opened.
+    """
+
+    stream: str
+    raw: str
+    received_us: int
+    origin: Origin
+
+
+EndReason = Literal["rotation", "server_shutdown", "stall", "reconnect"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatus:
+    """One shard's connection, for the live status.
+
+    Attributes:
+        shard: Shard id (stable while the process runs).
+        path: URL path, e.g. ``/market/stream``.
+        streams: Streams the shard carries.
+        state: ``connecting``, ``open``, ``rotating``, ``backoff`` or ``closed``.
+        connection: Id of the current socket (changes on every reconnect / rotation).
+        cause: Why the current socket was opened (None: the shard's first).
+        age_s: Seconds since the current socket opened.
+        messages: Data messages the shard has read.
+        reconnects: Sockets the shard opened after its first.
+    """
+
+    shard: int
+    path: str
+    streams: int
+    state: str
+    connection: int | None
+    cause: Cause | None
+    age_s: float
+    messages: int
+    reconnects: int
+
+
+@dataclass(slots=True)
+class PoolCounts:
+    """What the pool has done.
+
+    Attributes:
+        messages: Data messages queued.
+        opened: Sockets opened, by cause (``initial`` for a shard's first).
+        failed_opens: Attempts to open a socket that failed.
+        dropped_behind: Connections dropped because the consumer was behind.
+        subscribe_messages: SUBSCRIBE / UNSUBSCRIBE messages sent.
+        control: Other non-data messages received, by kind.
+    """
+
+    messages: int = 0
+    opened: Counter[str] = field(default_factory=Counter)
+    failed_opens: int = 0
+    dropped_behind: int = 0
+    subscribe_messages: int = 0
+    control: Counter[str] = field(default_factory=Counter)
+
+
+class _EventType(msgspec.Struct):
+    """Only the event type of a wrapped payload."""
+
+    e: str = ""
+
+
+class _Control(msgspec.Struct):
+    """A non-data message: a request's reply, an error, or a connection event."""
+
+    id: int | None = None
+    result: msgspec.Raw | None = None
+    error: msgspec.Raw | None = None
+    e: str = ""
+    event: dict[str, object] | None = None
+    stream: str = ""
+    data: _EventType | None = None
+
+
+class StreamPool:
+    """Keeps a set of Binance streams subscribed over sharded, self-healing connections.
+
+    Args:
+        ws_base: Base URL, e.g. ``wss://fstream.binance.com`` (tests: the fake's).
+        route: Maps a stream name to its URL path (see `route`).
+        policy: Connection limits and timings.
+        queue: Where frames go; its consumer must keep up or readers wait.
+        session: aiohttp session to connect with; the pool makes (and closes) one if None.
+        seed: Seeds the jitter, for reproducible tests.
+
+    Example:
+        >>> pool = StreamPool(USDM_WS_BASE, route("usdm"), WsPolicy.for_market("usdm"),
+        ...                   asyncio.Queue(10_000))  # doctest: +SKIP
+        >>> pool.set_streams(["btcusdt@aggTrade", "btcusdt@bookTicker"])  # doctest: +SKIP
+        >>> frame = await pool.queue.get()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        ws_base: str,
+        route: Callable[[str], str],
+        policy: WsPolicy,
+        queue: asyncio.Queue[Frame],
+        *,
+        session: aiohttp.ClientSession | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.ws_base = ws_base.rstrip("/")
+        self.route = route
+        self.policy = policy
+        self.queue = queue
+        self.counts = PoolCounts()
+        self._session = session
+        self._own_session = session is None
+        self._rng = random.Random(seed)
+        self._shards: list[_Shard] = []
+        self._shard_of: dict[str, _Shard] = {}
+        self._fresh: dict[str, float] = {}
+        self._closing: set[asyncio.Future[None]] = set()
+        self._closed = False
+
+    @property
+    def streams(self) -> set[str]:
+        """Every stream subscribed (or being subscribed)."""
+        return set(self._shard_of)
+
+    def set_streams(self, streams: Iterable[str]) -> tuple[set[str], set[str]]:
+        """Make the subscribed set exactly `streams`: subscribe new ones, drop the rest.
+
+        New streams fill shards of their path that have room, then new shards; a shard
+        left with no stream is closed. Live sockets are told at once and send paced
+        (UN)SUBSCRIBE messages; a socket opened later subscribes the shard's whole set.
+
+        Args:
+            streams: Stream names, lower-case symbol, e.g. ``ethusdt@aggTrade``.
+
+        Returns:
+            The streams added and the streams removed.
+        """
+        if self._closed:
+            raise WsError("the pool is closed")
+        wanted = set(streams)
+        current = set(self._shard_of)
+        added, removed = wanted - current, current - wanted
+        touched: set[_Shard] = set()
+        for stream in removed:
+            shard = self._shard_of.pop(stream)
+            shard.streams.discard(stream)
+            self._fresh.pop(stream, None)
+            touched.add(shard)
+        for stream in sorted(added):
+            path = self.route(stream)
+            room = [
+                s
+                for s in self._shards
+                if s.path == path and not s.closing and len(s.streams) < self.policy.max_streams
+            ]
+            target = room[0] if room else _Shard(self, path)
+            if not room:
+                self._shards.append(target)
+            target.streams.add(stream)
+            self._shard_of[stream] = target
+            touched.add(target)
+        for shard in touched:
+            if not shard.streams:
+                shard.close_soon()
+                self._shards.remove(shard)
+            elif shard.task is None:
+                shard.start()
+            else:
+                shard.changed()
+        if added or removed:
+            logger.info(
+                "streams: +%d -%d = %d over %d connections",
+                len(added), len(removed), len(self._shard_of), len(self._shards),
+            )  # fmt: skip
+        return added, removed
+
+    def freshness(self) -> dict[str, float]:
+        """Seconds since each stream's last message (streams not heard from yet absent)."""
+        now = time.monotonic()
+        return {stream: now - at for stream, at in self._fresh.items()}
+
+    def last_message_at(self, stream: str) -> float | None:
+        """`time.monotonic()` of a stream's last message, None if none yet."""
+        return self._fresh.get(stream)
+
+    def status(self) -> list[ConnectionStatus]:
+        """One entry per shard."""
+        return [shard.status() for shard in self._shards]
+
+    async def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session sockets are opened with."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        """Close every connection (and the session the pool made). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        shards, self._shards = self._shards, []
+        await asyncio.gather(*(shard.close() for shard in shards), return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        self._shard_of.clear()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+
+    # -- used by shards and sockets -------------------------------------------------
+
+    def _touch(self, stream: str, now: float) -> None:
+        self._fresh[stream] = now
+
+    def _wanted(self, stream: str) -> bool:
+        return stream in self._shard_of
+
+
+class _Shard:
+    """One slot of up to `max_streams` streams: one socket, two while rotating."""
+
+    def __init__(self, pool: StreamPool, path: str) -> None:
+        self.pool = pool
+        self.id = next(_ids)
+        self.path = path
+        self.url = pool.ws_base + path
+        self.streams: set[str] = set()
+        self.state = "connecting"
+        self.current: _Socket | None = None
+        self.sockets: set[_Socket] = set()
+        self.task: asyncio.Task[None] | None = None
+        self.closing = False
+        self.messages = 0
+        self.reconnects = 0
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"binance-ws-shard-{self.id}")
+
+    def changed(self) -> None:
+        """The stream set changed: every live socket re-syncs its subscriptions."""
+        for sock in self.sockets:
+            sock.kick()
+
+    def close_soon(self) -> None:
+        self.closing = True
+        task = asyncio.ensure_future(self.close())
+        # Keep a reference until done: a bare task may be garbage collected mid-way.
+        self.pool._closing.add(task)
+        task.add_done_callback(self.pool._closing.discard)
+
+    async def close(self) -> None:
+        self.closing = True
+        self.state = "closed"
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        for sock in list(self.sockets):
+            await sock.close()
+
+    def status(self) -> ConnectionStatus:
+        sock = self.current
+        return ConnectionStatus(
+            shard=self.id,
+            path=self.path,
+            streams=len(self.streams),
+            state=self.state,
+            connection=None if sock is None else sock.origin.connection,
+            cause=None if sock is None else sock.origin.cause,
+            age_s=0.0 if sock is None else time.monotonic() - sock.opened_at,
+            messages=self.messages,
+            reconnects=self.reconnects,
+        )
+
+    async def _run(self) -> None:
+        policy = self.pool.policy
+        rng = self.pool._rng
+        failures = 0
+        cause: Cause | None = None
+        sock: _Socket | None = None
+        while not self.closing:
+            if sock is None:
+                self.state = "connecting"
+                try:
+                    sock = await self._open(cause, wait_for_data=False)
+                except (aiohttp.ClientError, OSError, TimeoutError, WsError) as exc:
+                    failures += 1
+                    self.pool.counts.failed_opens += 1
+                    delay = policy.backoff(failures, rng)
+                    logger.warning(
+                        "shard %d: cannot open %s (%s); retrying in %.2f s",
+                        self.id, self.url, exc or type(exc).__name__, delay,
+                    )  # fmt: skip
+                    self.state = "backoff"
+                    await asyncio.sleep(delay)
+                    continue
+            self.current = sock
+            self.state = "open"
+            max_age = policy.max_age_s * (1.0 - policy.age_jitter * rng.random())
+            reason = await sock.until_replaced(max_age)
+            if sock.healthy:
+                failures = 0
+            if reason in ("rotation", "server_shutdown") and sock.alive:
+                self.state = "rotating"
+                try:
+                    new = await self._open(reason, wait_for_data=True)
+                except (aiohttp.ClientError, OSError, TimeoutError, WsError) as exc:
+                    failures += 1
+                    self.pool.counts.failed_opens += 1
+                    delay = policy.backoff(failures, rng)
+                    logger.warning(
+                        "shard %d: replacement failed (%s); old socket kept, retry in %.2f s",
+                        self.id, exc or type(exc).__name__, delay,
+                    )  # fmt: skip
+                    await asyncio.sleep(delay)
+                    sock.rearm()
+                    continue
+                # Both sockets deliver for a moment: nothing falls between them.
+                await asyncio.sleep(policy.overlap_s)
+                await sock.close()
+                sock = new
+                continue
+            await sock.close()
+            # A socket that announced serverShutdown and then died was shut down.
+            cause = sock.notice or ("reconnect" if reason == "rotation" else reason)
+            sock = None
+            delay = policy.backoff(failures, rng)
+            failures += 1
+            self.state = "backoff"
+            logger.info(
+                "shard %d: connection ended (%s); reopening in %.2f s", self.id, reason, delay
+            )
+            await asyncio.sleep(delay)
+
+    async def _open(self, cause: Cause | None, *, wait_for_data: bool) -> _Socket:
+        policy = self.pool.policy
+        session = await self.pool.session()
+        async with asyncio.timeout(policy.open_timeout_s):
+            ws = await session.ws_connect(
+                self.url,
+                autoping=True,
+                heartbeat=None,
+                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+            )
+        sock = _Socket(self, ws, Origin(next(_ids), cause))
+        self.sockets.add(sock)
+        try:
+            await sock.subscribe_all()
+            if wait_for_data:
+                # A replacement counts as up once data flows; a shard of quiet streams
+                # may send nothing for a while, so after the timeout its acks suffice.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(policy.open_timeout_s):
+                        await sock.receiving.wait()
+        except BaseException:
+            await sock.close()
+            raise
+        self.pool.counts.opened[cause or "initial"] += 1
+        if cause is not None:
+            self.reconnects += 1
+        logger.info(
+            "shard %d: socket %d open on %s with %d streams (%s)",
+            self.id, sock.origin.connection, self.path, len(self.streams), cause or "initial",
+        )  # fmt: skip
+        return sock
+
+
+class _Socket:
+    """One WebSocket: reads frames, keeps its subscriptions in step with its shard."""
+
+    def __init__(self, shard: _Shard, ws: aiohttp.ClientWebSocketResponse, origin: Origin):
+        self.shard = shard
+        self.pool = shard.pool
+        self.ws = ws
+        self.origin = origin
+        self.opened_at = time.monotonic()
+        self.subscribed: set[str] = set()
+        self.receiving = asyncio.Event()
+        self.healthy = False
+        self.alive = True
+        self.notice: EndReason | None = None
+        self._verdict: asyncio.Future[EndReason] = asyncio.get_running_loop().create_future()
+        self._acks: dict[int, asyncio.Future[None]] = {}
+        self._next_send = 0.0
+        self._kicked = asyncio.Event()
+        self._control = msgspec.json.Decoder(_Control)
+        self._reader = asyncio.create_task(self._read(), name=f"binance-ws-{origin.connection}")
+        self._syncer: asyncio.Task[None] | None = None
+
+    def kick(self) -> None:
+        self._kicked.set()
+
+    def rearm(self) -> None:
+        """Keep serving after a failed replacement: wait for the next reason to go."""
+        if self.alive:
+            self._verdict = asyncio.get_running_loop().create_future()
+
+    async def until_replaced(self, max_age_s: float) -> EndReason:
+        """Wait until this socket should be replaced, and say why."""
+        remaining = max_age_s - (time.monotonic() - self.opened_at)
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                return await asyncio.shield(self._verdict)
+        except TimeoutError:
+            return "rotation"
+
+    async def subscribe_all(self) -> None:
+        """Subscribe the shard's streams, then keep following its changes."""
+        await self._sync()
+        self._syncer = asyncio.create_task(
+            self._follow(), name=f"binance-ws-sub-{self.origin.connection}"
+        )
+
+    async def close(self) -> None:
+        self.alive = False
+        self.shard.sockets.discard(self)
+        for task in (self._syncer, self._reader):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if not self.ws.closed:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        for ack in self._acks.values():
+            if not ack.done():
+                ack.set_exception(SubscribeFailed("socket closed"))
+                ack.exception()  # retrieved: nobody else may be waiting
+        self._end("reconnect")
+
+    def _end(self, reason: EndReason) -> None:
+        if not self._verdict.done():
+            self._verdict.set_result(reason)
+
+    async def _follow(self) -> None:
+        try:
+            while True:
+                await self._kicked.wait()
+                self._kicked.clear()
+                await self._sync()
+        except WsError as exc:
+            logger.warning("socket %d: %s; replacing it", self.origin.connection, exc)
+            self.alive = False
+            self._end("reconnect")
+
+    async def _sync(self) -> None:
+        """Send the (UN)SUBSCRIBE messages that make `subscribed` equal the shard's set."""
+        step = self.pool.policy.streams_per_message
+        while True:
+            wanted = self.shard.streams
+            remove = sorted(self.subscribed - wanted)
+            add = sorted(wanted - self.subscribed)
+            if not remove and not add:
+                return
+            if remove:
+                batch = remove[:step]
+                await self._request("UNSUBSCRIBE", batch)
+                self.subscribed.difference_update(batch)
+            else:
+                batch = add[:step]
+                await self._request("SUBSCRIBE", batch)
+                self.subscribed.update(batch)
+
+    async def _request(self, method: str, params: list[str]) -> None:
+        policy = self.pool.policy
+        # Two slots below the limit: one for a pong, one for frames that the network
+        # bunches together (the server counts arrivals in a sliding second).
+        interval = 1.0 / max(1.0, policy.messages_per_s - 2.0)
+        now = time.monotonic()
+        if self._next_send > now:
+            await asyncio.sleep(self._next_send - now)
+        self._next_send = max(now, self._next_send) + interval
+        request_id = next(_ids)
+        ack = asyncio.get_running_loop().create_future()
+        self._acks[request_id] = ack
+        try:
+            await self.ws.send_json({"method": method, "params": params, "id": request_id})
+            self.pool.counts.subscribe_messages += 1
+            async with asyncio.timeout(policy.open_timeout_s):
+                await ack
+        except TimeoutError:
+            raise SubscribeFailed(f"{method} {len(params)} streams: no reply") from None
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise SubscribeFailed(f"{method}: {exc}") from exc
+        finally:
+            self._acks.pop(request_id, None)
+
+    async def _read(self) -> None:
+        policy = self.pool.policy
+        ws = self.ws
+        queue = self.pool.queue
+        shard = self.shard
+        counts = self.pool.counts
+        origin = self.origin
+        prefix_len = len(_STREAM_PREFIX)
+        reason: EndReason = "reconnect"
+        try:
+            while True:
+                try:
+                    msg = await ws.receive(timeout=policy.stall_s)
+                except TimeoutError:
+                    logger.warning(
+                        "socket %d: nothing for %.1f s; replacing it",
+                        origin.connection,
+                        policy.stall_s,
+                    )
+                    reason = "stall"
+                    return
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    if msg.type in (
+                        aiohttp.WSMsgType.CLOSE,
+                        aiohttp.WSMsgType.CLOSING,
+                        aiohttp.WSMsgType.CLOSED,
+                        aiohttp.WSMsgType.ERROR,
+                    ):
+                        logger.info(
+                            "socket %d closed by peer (%s %s)",
+                            origin.connection,
+                            msg.type.name,
+                            msg.data,
+                        )
+                        return
+                    counts.control[msg.type.name.lower()] += 1
+                    continue
+                data: str = msg.data
+                if data.startswith(_STREAM_PREFIX) and not data.startswith("!", prefix_len):
+                    stream = data[prefix_len : data.find('"', prefix_len)]
+                elif data == "ping":
+                    await ws.send_str("pong")
+                    counts.control["text_ping"] += 1
+                    continue
+                else:
+                    wrapped = self._on_control(data)
+                    if wrapped is None:
+                        continue
+                    stream = wrapped
+                if not self.pool._wanted(stream):
+                    counts.control["unsubscribed_stream"] += 1
+                    continue
+                self.pool._touch(stream, time.monotonic())
+                frame = Frame(stream, data, time.time_ns() // 1_000, origin)
+                if queue.full():
+                    try:
+                        async with asyncio.timeout(policy.behind_s):
+                            await queue.put(frame)
+                    except TimeoutError:
+                        counts.dropped_behind += 1
+                        logger.warning(
+                            "socket %d: consumer %.0f s behind; dropping the connection",
+                            origin.connection, policy.behind_s,
+                        )  # fmt: skip
+                        reason = "stall"
+                        return
+                else:
+                    queue.put_nowait(frame)
+                counts.messages += 1
+                shard.messages += 1
+                if not self.healthy:
+                    self.healthy = True
+                    self.receiving.set()
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            logger.info("socket %d: %s", origin.connection, exc)
+        finally:
+            self.alive = False
+            self._end(reason)
+
+    def _on_control(self, data: str) -> str | None:
+        """Handle a message that is not in Binance's compact data form.
+
+        Returns:
+            The stream name when it is a data message after all (a combined-stream
+            wrapper written with other spacing), else None.
+        """
+        counts = self.pool.counts
+        try:
+            msg = self._control.decode(data)
+        except msgspec.DecodeError:
+            counts.control["unparsed"] += 1
+            logger.warning("socket %d: unreadable message %.200s", self.origin.connection, data)
+            return None
+        kind = msg.e or (str(msg.event.get("e", "")) if msg.event else "")
+        if not kind and msg.data is not None:
+            kind = msg.data.e
+        if kind == "serverShutdown":
+            counts.control["server_shutdown"] += 1
+            logger.info("socket %d: serverShutdown; replacing it now", self.origin.connection)
+            self.notice = "server_shutdown"
+            self._end("server_shutdown")
+            return None
+        if msg.stream:
+            return msg.stream
+        if msg.id is not None and msg.id in self._acks:
+            ack = self._acks[msg.id]
+            if ack.done():
+                pass
+            elif msg.error is not None:
+                ack.set_exception(SubscribeFailed(f"refused: {bytes(msg.error).decode()}"))
+            else:
+                ack.set_result(None)
+            counts.control["reply"] += 1
+            return None
+        counts.control[kind or "other"] += 1
+        logger.debug("socket %d: unhandled message %.200s", self.origin.connection, data)
+        return None
