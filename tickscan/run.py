@@ -1,18 +1,21 @@
 """`tickscan run`: the embedded platform in one process (broker, ClickHouse, flows, source).
 
-Until live exchange ingestion lands, the trade source is the synthetic market, and every
-trade it makes is labelled `exchange="sim"`, so simulated data never passes for an
-exchange's.
+The trade source is live Binance (spot and USDⓈ-M) by default. When the exchange cannot
+be reached, `run` says so plainly and goes on with the synthetic market, whose trades
+are labelled `exchange="sim"` everywhere, so simulated data never passes for an
+exchange's. `replay:PATH` feeds capture or archive files instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 from bytewax.dataflow import Dataflow
 
@@ -21,12 +24,18 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import run_main
 
 from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.ingest import TradePublisher
+from flows.live import run_ingest
+from flows.sources.binance_rest import BinanceRest, BinanceRestError
+from flows.sources.files import Rejected, read_trades
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
 from runtime.settings import Settings
 from schemas import topics
+from schemas.trades import Market
+from tickscan.replay import expand_paths
 from tickscan.simulate import simulate
 
 logger = logging.getLogger(__name__)
@@ -39,23 +48,81 @@ class RunOptions:
     """What `tickscan run` starts.
 
     Attributes:
+        source: `binance` (live, falling back to `sim` when unreachable), `sim`, or
+            `replay:PATH`.
+        markets: Binance markets to follow live.
+        rest_url: Binance REST base URL (None: Binance's).
+        ws_base: Binance WebSocket base URL (None: Binance's).
         symbols: Symbols of the synthetic market.
         rate: Its trades per second (wall clock = event time).
         seed: Its random seed.
     """
 
+    source: str = "binance"
+    markets: tuple[Market, ...] = ("spot", "usdm")
+    rest_url: str | None = None
+    ws_base: str | None = None
     symbols: int = 200
     rate: float = 2_000.0
     seed: int = 1
 
 
+class RunError(Exception):
+    """`tickscan run` was asked for something it cannot do."""
+
+
+def choose_source(options: RunOptions, reachable: Callable[[Market], str | None]) -> str:
+    """The source `run` will use: `binance` only if every market answers, else `sim`.
+
+    Args:
+        options: What was asked for.
+        reachable: Returns None when a market's REST API answers, else why not.
+
+    Returns:
+        `binance`, `sim` or `replay:PATH`.
+    """
+    if options.source != "binance":
+        return options.source
+    for market in options.markets:
+        problem = reachable(market)
+        if problem is not None:
+            logger.warning(
+                "Binance %s cannot be reached (%s): running on the SIMULATED market instead; "
+                "its trades are labelled exchange 'sim'",
+                market,
+                problem,
+            )
+            return "sim"
+    return "binance"
+
+
+def binance_reachable(
+    rest_url: str | None, timeout_s: float = 5.0
+) -> Callable[[Market], str | None]:
+    """A probe of Binance's REST API per market, for `choose_source`."""
+
+    def probe(market: Market) -> str | None:
+        async def ask() -> None:
+            async with BinanceRest(market, rest_url) as rest:
+                await asyncio.wait_for(rest.exchange_info(), timeout_s)
+
+        try:
+            asyncio.run(ask())
+        except (BinanceRestError, OSError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return None
+
+    return probe
+
+
 @dataclass(frozen=True)
 class Endpoints:
-    """Where a running tickscan keeps its data, for the banner and for tests."""
+    """Where a running tickscan keeps its data and what feeds it."""
 
     kafka: str
     clickhouse: str
     database: str
+    source: str = "sim"
 
 
 def run(
@@ -65,6 +132,7 @@ def run(
     *,
     on_ready: Callable[[Endpoints], None] | None = None,
     flow_settings: CandleFlowSettings | None = None,
+    reachable: Callable[[Market], str | None] | None = None,
 ) -> FlowCounters:
     """Run the embedded platform until `stop` is set.
 
@@ -78,6 +146,7 @@ def run(
         on_ready: Called once everything is up, with where the data is.
         flow_settings: Candle flow rules (live: windows of quiet partitions close on
             wall time).
+        reachable: Probe of the exchange per market (default: ask Binance's REST API).
 
     Returns:
         The candle flow's final counts.
@@ -108,26 +177,15 @@ def run(
             counters=counters,
             stop=stop,
         )
-        stages = [
-            _stage("candle-flow", lambda: _run_flow(flow), stop, failures),
-            _stage(
-                "simulator",
-                lambda: simulate(
-                    bootstrap,
-                    symbols=options.symbols,
-                    rate=options.rate,
-                    duration=None,
-                    seed=options.seed,
-                    topic=topics.TRADES,
-                    realtime=True,
-                    stop=stop,
-                ),
-                stop,
-                failures,
-            ),
-        ]
+        source = choose_source(options, reachable or binance_reachable(options.rest_url))
+        stages = [_stage("candle-flow", lambda: _run_flow(flow), stop, failures)]
+        live_settings = settings.model_copy(
+            update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
+        )
+        for name, target in _sources(source, options, live_settings, stop):
+            stages.append(_stage(name, target, stop, failures))
         if on_ready is not None:
-            on_ready(Endpoints(bootstrap, dsn, database))
+            on_ready(Endpoints(bootstrap, dsn, database, source))
         last_status = time.monotonic()
         while not stop.wait(0.5):
             if time.monotonic() - last_status >= STATUS_EVERY_S:
@@ -149,6 +207,63 @@ def _run_flow(flow: Dataflow) -> None:
     run_main(flow)
 
 
+def _sources(
+    source: str, options: RunOptions, settings: Settings, stop: threading.Event
+) -> list[tuple[str, Callable[[], object]]]:
+    """The threads that feed md.trades.v1 for the chosen source."""
+    bootstrap = settings.kafka.bootstrap
+    assert bootstrap is not None
+    if source == "binance":
+        return [
+            (
+                f"binance-{market}",
+                lambda market=market: run_ingest(  # type: ignore[misc]
+                    settings,
+                    market=market,
+                    rest_url=options.rest_url,
+                    ws_base=options.ws_base,
+                    stop=stop,
+                ),
+            )
+            for market in options.markets
+        ]
+    if source == "sim":
+        return [
+            (
+                "simulator",
+                lambda: simulate(
+                    bootstrap,
+                    symbols=options.symbols,
+                    rate=options.rate,
+                    duration=None,
+                    seed=options.seed,
+                    topic=topics.TRADES,
+                    realtime=True,
+                    stop=stop,
+                ),
+            )
+        ]
+    if source.startswith("replay:"):
+        paths = [Path(p) for p in source.removeprefix("replay:").split(",") if p]
+        if not paths or not all(p.exists() for p in paths):
+            raise RunError(f"replay source needs existing files: {source!r}")
+        market: Market = options.markets[0]
+        return [("replay", lambda: _publish_files(bootstrap, paths, market))]
+    raise RunError(f"unknown source {source!r}: use binance, sim or replay:PATH")
+
+
+def _publish_files(bootstrap: str, paths: list[Path], market: Market) -> None:
+    """Publish every trade of capture or archive files once (rejects to dead letters)."""
+    with TradePublisher(bootstrap) as publisher:
+        for path in expand_paths(paths):
+            for item in read_trades(path, market=market):
+                if isinstance(item, Rejected):
+                    publisher.reject(item)
+                else:
+                    publisher.publish(item)
+    logger.info("replay source: published %d trades from %d path(s)", publisher.sent, len(paths))
+
+
 def _stage(
     name: str, target: Callable[[], object], stop: threading.Event, failures: list[BaseException]
 ) -> threading.Thread:
@@ -168,13 +283,24 @@ def _stage(
     return thread
 
 
+def describe_source(source: str, options: RunOptions) -> str:
+    """One line saying where the trades come from."""
+    if source == "binance":
+        return f"live Binance: {', '.join(options.markets)} (whole exchange)"
+    if source == "sim":
+        return (
+            f"SIMULATED market: {options.symbols} symbols, {options.rate:,.0f} trades/s, "
+            "labelled exchange 'sim'"
+        )
+    return f"replay of {source.removeprefix('replay:')}"
+
+
 def banner(endpoints: Endpoints, options: RunOptions) -> str:
     """What a person needs to find the data of a running tickscan."""
     return "\n".join(
         [
             "tickscan is running (Ctrl-C to stop)",
-            f"  source      simulated market: {options.symbols} symbols, "
-            f"{options.rate:,.0f} trades/s, labelled exchange 'sim'",
+            f"  source      {describe_source(endpoints.source, options)}",
             f"  Kafka       {endpoints.kafka}  topics {', '.join(topics.ALL)}",
             f"  ClickHouse  {endpoints.clickhouse}  database {endpoints.database}",
             f"              SELECT * FROM {endpoints.database}.candles_1m FINAL "

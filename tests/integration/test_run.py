@@ -86,3 +86,61 @@ def test_run_turns_the_simulated_market_into_live_candles(
     counters = result[0]
     assert isinstance(counters, FlowCounters), counters
     assert counters.trades > 0 and counters.dead_letters == 0
+
+
+def test_binance_source_falls_back_to_the_simulated_market_and_says_so() -> None:
+    from tickscan.run import binance_reachable, choose_source
+
+    # A closed port: the probe is refused at once, as with no route to Binance.
+    probe = binance_reachable("http://127.0.0.1:9", timeout_s=2)
+    assert probe("spot") is not None
+    assert choose_source(RunOptions(source="binance"), probe) == "sim"
+    assert choose_source(RunOptions(source="binance"), lambda market: None) == "binance"
+    assert choose_source(RunOptions(source="replay:x.gz"), probe) == "replay:x.gz"
+
+
+def test_run_follows_binance_live_into_candles(tmp_path: Path, clickhouse_dsn: str) -> None:
+    from tests.fakes.binance import FakeBinance
+
+    database = f"tickscan_live_{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        data_dir=tmp_path, clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database)
+    )
+    stop = threading.Event()
+    ready: list[Endpoints] = []
+    result: list[object] = []
+    with FakeBinance("usdm", symbols=5, rate=20, seed=4) as fake:
+        options = RunOptions(
+            source="binance", markets=("usdm",), rest_url=fake.rest_url, ws_base=fake.ws_url
+        )
+
+        def target() -> None:
+            try:
+                result.append(run(settings, options, stop, on_ready=ready.append))
+            except BaseException as exc:
+                result.append(exc)
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        client = connect(clickhouse_dsn)
+        try:
+            assert wait_for(lambda: bool(ready), 30), result
+            assert ready[0].source == "binance"
+            assert "live Binance" in banner(ready[0], options)
+
+            def live_seconds() -> int:
+                return int(
+                    client.query(
+                        "SELECT count() FROM {db:Identifier}.candles_1s FINAL"
+                        " WHERE exchange = 'binance' AND market = 'usdm' AND count > 0",
+                        parameters={"db": database},
+                    ).result_rows[0][0]
+                )
+
+            assert wait_for(lambda: live_seconds() >= 10, 60), result
+        finally:
+            stop.set()
+            thread.join(60)
+            client.close()
+    assert not thread.is_alive()
+    assert isinstance(result[0], FlowCounters), result
