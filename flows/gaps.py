@@ -16,8 +16,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
+from flows.data_quality import DataQualityLog
 from flows.sequence import Gap
 from flows.sources.binance_rest import (
     BinanceBanned,
@@ -29,7 +30,13 @@ from schemas.trades import Market, Trade
 
 logger = logging.getLogger(__name__)
 
-EXCHANGE = "binance"
+__all__ = [
+    "DataQualityLog",
+    "GapFiller",
+    "GapRepairer",
+    "RepairCounts",
+    "RestGapFiller",
+]
 
 
 class GapFiller(Protocol):
@@ -56,60 +63,6 @@ class RestGapFiller:
     async def fetch_trade_range(self, symbol: str, first_id: int, last_id: int) -> list[Trade]:
         """Every trade with an id in ``first_id..last_id`` (see `BinanceRest`)."""
         return await self.rest.fetch_trade_range(symbol, first_id, last_id, kind=self.kind)
-
-
-class DataQualityLog:
-    """Writes gap findings to ClickHouse ``data_quality``, one insert at a time.
-
-    Args:
-        client: A clickhouse-connect client; inserts run in a worker thread.
-        database: Database holding ``data_quality``.
-        market: The market every row is about.
-    """
-
-    COLUMNS = (
-        "exchange", "market", "symbol", "kind", "status", "detected_at", "resolved_at",
-        "first_id", "last_id", "missing", "recovered", "cause", "detail", "version",
-    )  # fmt: skip
-
-    def __init__(self, client: Any, database: str, market: Market) -> None:
-        self._client = client
-        self._table = f"{database}.data_quality"
-        self._market = market
-        self._lock = asyncio.Lock()
-
-    async def gap(
-        self,
-        gap: Gap,
-        detected_at: datetime,
-        status: str,
-        version: int,
-        *,
-        recovered: int = 0,
-        detail: str = "",
-        resolved_at: datetime | None = None,
-    ) -> None:
-        """Record one state of a gap.
-
-        Args:
-            gap: The gap.
-            detected_at: When it was found; with the gap's symbol and first id, the key
-                the later states replace.
-            status: ``open``, ``repaired`` or ``unrepairable``.
-            version: Higher for a later state of the same gap.
-            recovered: Trades fetched to fill it.
-            detail: Why it could not be repaired.
-            resolved_at: When it was repaired or given up.
-        """
-        row = [
-            EXCHANGE, self._market, gap.symbol, "gap", status, detected_at, resolved_at,
-            gap.first_id, gap.last_id, gap.missing, recovered, gap.cause, detail[:2_000],
-            version,
-        ]  # fmt: skip
-        async with self._lock:
-            await asyncio.to_thread(
-                self._client.insert, self._table, [row], column_names=list(self.COLUMNS)
-            )
 
 
 @dataclass(slots=True)

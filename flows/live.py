@@ -17,6 +17,14 @@ came become gaps. Each gap is recorded in ClickHouse ``data_quality`` (``open``)
 fetched from REST through a `GapFiller`, published like live trades (the candle flow
 revises the candles they fall in; its revision horizon is 5 minutes), and recorded
 again with a higher version as ``repaired`` or ``unrepairable``.
+
+With the cross-check on, it also follows ``<symbol>@kline_1m`` and compares each
+closed kline with our candle of that minute from md.candles.v1 (`flows.crosscheck`),
+recording mismatches in ``data_quality``.
+
+The streams per market are in `flows.sources.binance_streams`, the reports in
+`flows.live_status`, quote publishing in `flows.quote_publisher`; their public names are
+importable from here too.
 """
 
 from __future__ import annotations
@@ -28,35 +36,51 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import aiohttp
-from confluent_kafka import KafkaError, Message, Producer
+import msgspec
 
-from flows.gaps import DataQualityLog, GapFiller, GapRepairer, RepairCounts, RestGapFiller
-from flows.ingest import IngestError, PublishReport, TradePublisher
+from flows.crosscheck import CandleFeed, CrossChecker, LiveCrossCheck
+from flows.data_quality import DataQualityLog
+from flows.gaps import GapFiller, GapRepairer, RepairCounts, RestGapFiller
+from flows.ingest import IngestError, TradePublisher
+from flows.live_status import IngestCounts, IngestReport, LiveStatus
+from flows.quote_publisher import QuotePublisher
 from flows.sequence import QuoteFilter, TradeSequencer
 from flows.sources.binance import BinanceDecodeError, BinanceDecoder
 from flows.sources.binance_book import BookTickerDecoder
-from flows.sources.binance_rest import BinanceRest, BinanceRestError, TradeKind
-from flows.sources.binance_ws import (
-    ConnectionStatus,
-    Frame,
-    StreamPool,
-    WsPolicy,
-    default_ws_base,
-    route,
+from flows.sources.binance_rest import BinanceRest, BinanceRestError
+from flows.sources.binance_streams import (
+    KLINE_STREAM,
+    streams_for,
+    trade_stream_kind,
+    trading_symbols,
 )
+from flows.sources.binance_ws import Frame, StreamPool, WsPolicy, default_ws_base, route
 from flows.sources.files import Rejected
 from runtime.clickhouse import connect
-from runtime.kafka import ensure_topics, producer_config
+from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
 from runtime.settings import IngestSettings, Settings
 from schemas import topics
-from schemas.quotes import Quote, encode_quote
 from schemas.trades import Market
+
+__all__ = [
+    "IngestCounts",
+    "IngestReport",
+    "LiveIngest",
+    "LiveIngestError",
+    "LiveStatus",
+    "QuotePublisher",
+    "ingest",
+    "run_ingest",
+    "streams_for",
+    "trade_stream_kind",
+    "trading_symbols",
+    "ws_policy",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +89,6 @@ EXCHANGE = "binance"
 _DRAIN_BATCH = 2_000  # frames handled between yields to the event loop
 _GAP_CHECK_S = 0.25
 _SHUTDOWN_REPAIR_S = 30.0
-_QUOTE_BUFFER_WAIT_S = 0.05
 
 
 class LiveIngestError(IngestError):
@@ -73,47 +96,6 @@ class LiveIngestError(IngestError):
 
 
 # -- pure logic ------------------------------------------------------------------------
-
-
-def trading_symbols(exchange_info: dict[str, Any]) -> set[str]:
-    """The symbols of an ``exchangeInfo`` response whose status is ``TRADING``.
-
-    Args:
-        exchange_info: The decoded response (spot or USDⓈ-M).
-
-    Returns:
-        Upper-case symbols, e.g. ``{"BTCUSDT", "ETHUSDT"}``.
-    """
-    return {
-        s["symbol"]
-        for s in exchange_info.get("symbols", [])
-        if isinstance(s, dict) and s.get("status") == "TRADING" and isinstance(s.get("symbol"), str)
-    }
-
-
-def trade_stream_kind(market: Market) -> TradeKind:
-    """The trade stream followed on a market: raw trades on spot, aggTrades on USDⓈ-M."""
-    return "trade" if market == "spot" else "aggTrade"
-
-
-def streams_for(market: Market, symbols: Iterable[str]) -> dict[str, str]:
-    """The streams to follow for `symbols`, each mapped to its symbol.
-
-    Args:
-        market: ``spot`` (``@trade`` + ``@bookTicker``) or ``usdm`` (``@aggTrade`` +
-            ``@bookTicker``).
-        symbols: Upper-case symbols.
-
-    Returns:
-        ``{"btcusdt@trade": "BTCUSDT", "btcusdt@bookTicker": "BTCUSDT", ...}``.
-    """
-    kind = trade_stream_kind(market)
-    out: dict[str, str] = {}
-    for symbol in symbols:
-        lower = symbol.lower()
-        out[f"{lower}@{kind}"] = symbol
-        out[f"{lower}@bookTicker"] = symbol
-    return out
 
 
 def ws_policy(market: Market, ingest: IngestSettings) -> WsPolicy:
@@ -131,130 +113,6 @@ def ws_policy(market: Market, ingest: IngestSettings) -> WsPolicy:
         backoff_base_s=ingest.backoff_base_s,
         backoff_max_s=ingest.backoff_max_s,
     )
-
-
-# -- reports -------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class IngestCounts:
-    """Running counts of a live ingest (gap repair keeps its own: `RepairCounts`).
-
-    Attributes:
-        trades: Live trades handed to the publisher (duplicates excluded).
-        quotes: Quotes handed to the quote producer.
-        quotes_delivered: Quotes the broker acknowledged.
-        duplicates: Trades dropped as already published.
-        stale_quotes: Quotes dropped as not newer than the last one.
-        rejected: Messages sent to the dead-letter topic.
-        skipped: Non-trade messages on a trade stream, by kind.
-    """
-
-    trades: int = 0
-    quotes: int = 0
-    quotes_delivered: int = 0
-    duplicates: int = 0
-    stale_quotes: int = 0
-    rejected: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(frozen=True, slots=True)
-class LiveStatus:
-    """A snapshot of a running ingest, for operators and the CLI.
-
-    Attributes:
-        market: The market followed.
-        symbols: Symbols followed.
-        connections: One entry per shard (connection slot).
-        freshness: Seconds since each stream's last message (streams heard from).
-        counts: The running counts.
-        repairs: Gaps found and repaired so far.
-        reconnects: Sockets opened after a shard's first, by cause.
-        open_holes: Holes waiting (within their grace) to be filled or reported.
-        repairs_running: Gap repairs in flight.
-        queued: Frames waiting between the sockets and the publisher.
-    """
-
-    market: Market
-    symbols: int
-    connections: list[ConnectionStatus]
-    freshness: dict[str, float]
-    counts: IngestCounts
-    repairs: RepairCounts
-    reconnects: dict[str, int]
-    open_holes: int
-    repairs_running: int
-    queued: int
-
-    def stale(self, older_than_s: float) -> list[str]:
-        """Streams whose last message is older than `older_than_s`."""
-        return sorted(s for s, age in self.freshness.items() if age > older_than_s)
-
-
-@dataclass(frozen=True, slots=True)
-class IngestReport:
-    """What a live ingest did, once stopped and flushed.
-
-    Attributes:
-        market: The market followed.
-        symbols: Symbols followed at the end.
-        seconds: Wall-clock run time.
-        counts: Trades, quotes and duplicates.
-        repairs: Gaps found, repaired, unrepairable; trades recovered.
-        reconnects: Sockets opened after a shard's first, by cause.
-        publish: The trade publisher's delivery report.
-    """
-
-    market: Market
-    symbols: int
-    seconds: float
-    counts: IngestCounts
-    repairs: RepairCounts
-    reconnects: dict[str, int]
-    publish: PublishReport
-
-
-# -- side effects ---------------------------------------------------------------------------
-
-
-class _QuoteProducer:
-    """Publishes quotes keyed like the trades; counts deliveries and failures."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.topic = topic
-        self.delivered = 0
-        self.failures = 0
-        self.first_error: str | None = None
-        self._producer = Producer(producer_config(bootstrap))
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
-            self.delivered += 1
-            return
-        self.failures += 1
-        if self.first_error is None:
-            self.first_error = str(err)
-            logger.error("quote delivery failed: %s", err)
-
-    def publish(self, quote: Quote) -> None:
-        value, key = encode_quote(quote), quote.key
-        while True:
-            try:
-                self._producer.produce(self.topic, value, key, on_delivery=self._on_delivery)
-                return
-            except BufferError:
-                self._producer.poll(_QUOTE_BUFFER_WAIT_S)
-
-    def poll(self) -> None:
-        self._producer.poll(0)
-
-    def close(self, timeout: float = 30.0) -> None:
-        remaining = self._producer.flush(timeout)
-        if remaining:
-            logger.error("%d quote(s) undelivered after %.0f s", remaining, timeout)
-            self._producer.purge()
-        self._producer.close()
 
 
 # -- the pipeline ----------------------------------------------------------------------------
@@ -280,6 +138,9 @@ class LiveIngest:
         trades_topic: Topic of the trades.
         quotes_topic: Topic of the quotes.
         deadletter_topic: Topic of the messages that could not be decoded.
+        crosscheck: Also follow the exchange's closed 1m klines and check our candles
+            (read from `candles_topic`) against them; mismatches go to ``data_quality``.
+        candles_topic: Topic of our candles, for the cross-check.
     """
 
     def __init__(
@@ -294,6 +155,8 @@ class LiveIngest:
         trades_topic: str = topics.TRADES,
         quotes_topic: str = topics.QUOTES,
         deadletter_topic: str = topics.DEADLETTER,
+        crosscheck: bool = False,
+        candles_topic: str = topics.CANDLES,
     ) -> None:
         if market not in ("spot", "usdm"):
             raise LiveIngestError(f"market must be spot or usdm, not {market!r}")
@@ -305,6 +168,8 @@ class LiveIngest:
         self.trades_topic = trades_topic
         self.quotes_topic = quotes_topic
         self.deadletter_topic = deadletter_topic
+        self.crosscheck = crosscheck
+        self.candles_topic = candles_topic
         self.counts = IngestCounts()
         self.symbols: set[str] = set()
         self._gap_filler = gap_filler
@@ -317,8 +182,9 @@ class LiveIngest:
         self._pool: StreamPool | None = None
         self._queue: asyncio.Queue[Frame] | None = None
         self._publisher: TradePublisher | None = None
-        self._quote_producer: _QuoteProducer | None = None
+        self._quote_producer: QuotePublisher | None = None
         self._repairer: GapRepairer | None = None
+        self._checker: LiveCrossCheck | None = None
 
     # -- status --------------------------------------------------------------------------
 
@@ -342,6 +208,7 @@ class LiveIngest:
             open_holes=self._sequencer.open_holes(),
             repairs_running=self._repairer.running if self._repairer else 0,
             queued=self._queue.qsize() if self._queue else 0,
+            crosscheck=self._checker.counts() if self._checker else None,
         )
 
     @property
@@ -377,10 +244,13 @@ class LiveIngest:
         bootstrap = self.settings.kafka.bootstrap
         if not bootstrap:
             raise LiveIngestError("live ingest needs a Kafka cluster: set kafka.bootstrap")
-        await asyncio.to_thread(
+        wanted = [self.trades_topic, self.quotes_topic, self.deadletter_topic]
+        if self.crosscheck:
+            wanted.append(self.candles_topic)
+        partitions = await asyncio.to_thread(
             ensure_topics,
             bootstrap,
-            [self.trades_topic, self.quotes_topic, self.deadletter_topic],
+            wanted,
             self.settings.kafka.partitions,
             self.settings.kafka.replication_factor,
         )
@@ -394,20 +264,27 @@ class LiveIngest:
                 )
                 with publisher:
                     self._publisher = publisher
+                    log = DataQualityLog(client, database, self.market)
                     self._repairer = GapRepairer(
                         self._gap_filler or RestGapFiller(rest, self._trade_kind),
-                        DataQualityLog(client, database, self.market),
+                        log,
                         publisher.publish,
                         market=self.market,
                         concurrency=self._opts.repair_concurrency,
                         attempts=self._opts.repair_attempts,
                         backoff_s=self._opts.backoff_base_s,
                     )
-                    self._quote_producer = _QuoteProducer(bootstrap, self.quotes_topic)
+                    self._quote_producer = QuotePublisher(bootstrap, self.quotes_topic)
+                    if self.crosscheck:
+                        self._checker = self._cross_check(
+                            bootstrap, partitions[self.candles_topic], log
+                        )
                     try:
                         await self._follow(rest.exchange_info, stop)
                     finally:
                         self._quote_producer.close()
+                        if self._checker is not None:
+                            self._checker.close()
                     self.counts.quotes_delivered = self._quote_producer.delivered
                     await asyncio.to_thread(publisher.flush)
                 report = publisher.report()
@@ -421,6 +298,7 @@ class LiveIngest:
             repairs=self._repairs(),
             reconnects=self._reconnects(),
             publish=report,
+            crosscheck=self._checker.counts() if self._checker else None,
         )
         repairs = result.repairs
         logger.info(
@@ -430,7 +308,23 @@ class LiveIngest:
             self.counts.duplicates, sum(repairs.gaps.values()), repairs.repaired,
             repairs.unrepairable, repairs.recovered,
         )  # fmt: skip
+        if result.crosscheck is not None:
+            checked = result.crosscheck
+            logger.info(
+                "cross-check %s: %d klines judged, %d mismatched (%d without our candle), "
+                "%d recorded",
+                self.market, checked.checked, checked.mismatched, checked.missing,
+                checked.recorded,
+            )  # fmt: skip
         return result
+
+    def _cross_check(self, bootstrap: str, partitions: int, log: DataQualityLog) -> LiveCrossCheck:
+        opts = self._opts
+        feed = CandleFeed(bootstrap, self.candles_topic, partitions, EXCHANGE, self.market)
+        checker = CrossChecker(
+            EXCHANGE, self.market, settle_ms=int(opts.crosscheck_settle_s * 1000), followed={}
+        )
+        return LiveCrossCheck(checker, feed, log, opts.crosscheck_every_s)
 
     async def _follow(self, exchange_info: ExchangeInfo, stop: asyncio.Event) -> None:
         """Subscribe the universe and run every task until `stop`, then wind down."""
@@ -450,6 +344,10 @@ class LiveIngest:
             asyncio.create_task(self._refresh(exchange_info), name="ingest-refresh"),
             asyncio.create_task(self._log_status(), name="ingest-status"),
         ]
+        checking = None
+        if self._checker is not None:
+            checking = asyncio.create_task(self._checker.run(), name="ingest-crosscheck")
+            tasks.append(checking)
         stopper = asyncio.create_task(stop.wait(), name="ingest-stop")
         try:
             done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -461,7 +359,11 @@ class LiveIngest:
             await self._pool.close()
             consume = tasks[0]
             for task in tasks[1:]:
-                task.cancel()
+                if task is not checking:
+                    task.cancel()
+            if self._checker is not None:
+                # Not cancelled: it does a last round and leaves the candle topic.
+                self._checker.stop()
             # Every frame read off a socket is handled: none is lost at shutdown.
             if not consume.done():
                 consume.cancel()
@@ -485,11 +387,13 @@ class LiveIngest:
         assert self._pool is not None
         gone = self.symbols - symbols
         new = symbols - self.symbols
-        self._pool.set_streams(streams_for(self.market, symbols))
+        self._pool.set_streams(streams_for(self.market, symbols, klines=self.crosscheck))
         self.symbols = set(symbols)
         if gone:
             self._sequencer.forget(gone)
             self._quote_filter.forget(gone)
+            if self._checker is not None:
+                self._checker.checker.forget(gone)
             logger.info("%s: no longer trading, unsubscribed: %s", self.market, sorted(gone)[:20])
         if new:
             logger.info("%s: following %d new symbol(s)", self.market, len(new))
@@ -516,6 +420,11 @@ class LiveIngest:
                 s.counts.duplicates, dict(s.repairs.gaps), s.repairs_running, s.queued,
                 len(s.stale(60.0)),
             )  # fmt: skip
+            if s.crosscheck is not None:
+                logger.info(
+                    "%s cross-check: %d klines judged, %d mismatched",
+                    self.market, s.crosscheck.checked, s.crosscheck.mismatched,
+                )  # fmt: skip
 
     # -- frames -----------------------------------------------------------------------------
 
@@ -552,6 +461,8 @@ class LiveIngest:
             self._trade(frame)
         elif kind == "bookTicker":
             self._quote(frame)
+        elif kind == KLINE_STREAM and self._checker is not None:
+            self._kline(frame, self._checker)
         else:
             self.counts.skipped[kind] += 1
 
@@ -571,6 +482,8 @@ class LiveIngest:
         if verdict.publish:
             self._publisher.publish(trade)
             self.counts.trades += 1
+            if self._checker is not None:
+                self._checker.trade(trade)
         else:
             self.counts.duplicates += 1
         if verdict.gaps:
@@ -590,6 +503,12 @@ class LiveIngest:
             self.counts.quotes += 1
         else:
             self.counts.stale_quotes += 1
+
+    def _kline(self, frame: Frame, checker: LiveCrossCheck) -> None:
+        try:
+            checker.kline(frame.raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._reject(frame, BinanceDecodeError("bad_kline", str(exc)))
 
     def _reject(self, frame: Frame, exc: BinanceDecodeError) -> None:
         assert self._publisher is not None
@@ -623,6 +542,8 @@ async def ingest(
     trades_topic: str = topics.TRADES,
     quotes_topic: str = topics.QUOTES,
     deadletter_topic: str = topics.DEADLETTER,
+    crosscheck: bool = False,
+    candles_topic: str = topics.CANDLES,
     on_start: Callable[[LiveIngest], None] | None = None,
 ) -> IngestReport:
     """Follow a Binance market live until `stop` is set (see `LiveIngest`).
@@ -638,6 +559,8 @@ async def ingest(
         trades_topic: Topic of the trades.
         quotes_topic: Topic of the quotes.
         deadletter_topic: Topic of undecodable messages.
+        crosscheck: Check our 1m candles against the exchange's closed klines.
+        candles_topic: Topic of our candles, for the cross-check.
         on_start: Called with the running ingest (e.g. to poll `LiveIngest.status`).
 
     Returns:
@@ -653,6 +576,8 @@ async def ingest(
         trades_topic=trades_topic,
         quotes_topic=quotes_topic,
         deadletter_topic=deadletter_topic,
+        crosscheck=crosscheck,
+        candles_topic=candles_topic,
     )
     if on_start is not None:
         on_start(live)
@@ -667,6 +592,7 @@ def run_ingest(
     ws_base: str | None = None,
     symbols: Collection[str] | None = None,
     stop: threading.Event | None = None,
+    crosscheck: bool = False,
 ) -> IngestReport:
     """`ingest` for synchronous callers (the CLI): runs its own event loop.
 
@@ -678,6 +604,8 @@ def run_ingest(
         symbols: Only these symbols; None follows the whole exchange.
         stop: Set it from any thread (e.g. a signal handler) to stop cleanly; None runs
             until the process is interrupted.
+        crosscheck: Check our 1m candles (md.candles.v1) against the exchange's closed
+            klines and record mismatches in ``data_quality``.
 
     Returns:
         What was published and repaired.
@@ -701,7 +629,7 @@ def run_ingest(
         try:
             return await ingest(
                 settings, market=market, rest_url=rest_url, ws_base=ws_base,
-                symbols=symbols, stop=astop,
+                symbols=symbols, stop=astop, crosscheck=crosscheck,
             )  # fmt: skip
         finally:
             if watcher is not None:

@@ -81,6 +81,13 @@ class IngestSettings(BaseModel):
     status_every_s: float = Field(default=30.0, gt=0)
     """How often the live status is logged."""
 
+    crosscheck_settle_s: float = Field(default=30.0, ge=0)
+    """Cross-check: how long after a closed kline (and our candle) arrived to wait before
+    judging, since a late trade or a gap repair may still revise our candle."""
+
+    crosscheck_every_s: float = Field(default=5.0, gt=0)
+    """Cross-check: how often our candles are read, minutes judged and mismatches recorded."""
+
 
 class Settings(BaseSettings):
     """Settings of a tickscan process, e.g. `TICKSCAN_KAFKA__BOOTSTRAP=kafka:9092`."""

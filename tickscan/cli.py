@@ -231,6 +231,15 @@ def ingest(
     ws_base: Annotated[
         str | None, typer.Option(help="Binance WebSocket base URL (default: Binance's).")
     ] = None,
+    crosscheck: Annotated[
+        bool,
+        typer.Option(
+            "--crosscheck",
+            help="Also follow Binance's closed 1m klines and compare them with our 1m "
+            "candles from md.candles.v1 (run the candle flow too); mismatches go to "
+            "data_quality as kind 'kline_mismatch'.",
+        ),
+    ] = False,
 ) -> None:
     """Follow a Binance market live into md.trades.v1 and md.quotes.v1.
 
@@ -261,6 +270,7 @@ def ingest(
             ws_base=ws_base,
             symbols=wanted,
             stop=_stop_on_signals(),
+            crosscheck=crosscheck,
         )
     except (LiveIngestError, RuntimeSetupError) as exc:
         typer.echo(f"ingest failed: {exc}", err=True)

@@ -36,42 +36,55 @@ the server) rather than buffering without end or dropping frames. If a reader ha
 ``stall``) and reopened, and the ids it missed come back through gap repair. No frame is
 ever dropped silently: the only frames not queued are those of a connection being
 dropped, and the sequence tracker sees their ids missing.
+
+Here: the pool and its shards (one connection slot each, rotating and reconnecting);
+`flows.sources.binance_socket`: the socket itself, whose public names (`Frame`,
+`WsError`, ...) are importable from here too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
 
 import aiohttp
-import msgspec
 
 from flows.sequence import Cause, Origin
+from flows.sources.binance_socket import (
+    EndReason,
+    Frame,
+    Socket,
+    SubscribeFailed,
+    WsError,
+    next_id,
+)
 from schemas.trades import Market
+
+__all__ = [
+    "SPOT_WS_BASE",
+    "USDM_WS_BASE",
+    "ConnectionStatus",
+    "EndReason",
+    "Frame",
+    "PoolCounts",
+    "StreamPool",
+    "SubscribeFailed",
+    "WsError",
+    "WsPolicy",
+    "default_ws_base",
+    "route",
+]
 
 logger = logging.getLogger(__name__)
 
 SPOT_WS_BASE = "wss://stream.binance.com:9443"
 USDM_WS_BASE = "wss://fstream.binance.com"
-
-_STREAM_PREFIX = '{"stream":"'
-_ids = itertools.count(1)
-
-
-class WsError(Exception):
-    """Base of every error this module raises."""
-
-
-class SubscribeFailed(WsError):
-    """The server refused or never acknowledged a SUBSCRIBE / UNSUBSCRIBE."""
 
 
 def default_ws_base(market: Market) -> str:
@@ -147,25 +160,6 @@ class WsPolicy:
         return rng.uniform(0.0, cap)
 
 
-class Frame(NamedTuple):
-    """One data message off a socket.
-
-    Attributes:
-        stream: The stream it belongs to, e.g. ``btcusdt@trade``.
-        raw: The message exactly as received (combined-stream wrapper included).
-        received_us: Wall-clock time it was read, µs since the epoch.
-        origin: The socket that read it and why that socket was opened.
-    """
-
-    stream: str
-    raw: str
-    received_us: int
-    origin: Origin
-
-
-EndReason = Literal["rotation", "server_shutdown", "stall", "reconnect"]
-
-
 @dataclass(frozen=True, slots=True)
 class ConnectionStatus:
     """One shard's connection, for the live status.
@@ -212,24 +206,6 @@ class PoolCounts:
     dropped_behind: int = 0
     subscribe_messages: int = 0
     control: Counter[str] = field(default_factory=Counter)
-
-
-class _EventType(msgspec.Struct):
-    """Only the event type of a wrapped payload."""
-
-    e: str = ""
-
-
-class _Control(msgspec.Struct):
-    """A non-data message: a request's reply, an error, or a connection event."""
-
-    id: int | None = None
-    result: msgspec.Raw | None = None
-    error: msgspec.Raw | None = None
-    e: str = ""
-    event: dict[str, object] | None = None
-    stream: str = ""
-    data: _EventType | None = None
 
 
 class StreamPool:
@@ -376,13 +352,13 @@ class _Shard:
 
     def __init__(self, pool: StreamPool, path: str) -> None:
         self.pool = pool
-        self.id = next(_ids)
+        self.id = next_id()
         self.path = path
         self.url = pool.ws_base + path
         self.streams: set[str] = set()
         self.state = "connecting"
-        self.current: _Socket | None = None
-        self.sockets: set[_Socket] = set()
+        self.current: Socket | None = None
+        self.sockets: set[Socket] = set()
         self.task: asyncio.Task[None] | None = None
         self.closing = False
         self.messages = 0
@@ -432,7 +408,7 @@ class _Shard:
         rng = self.pool._rng
         failures = 0
         cause: Cause | None = None
-        sock: _Socket | None = None
+        sock: Socket | None = None
         while not self.closing:
             if sock is None:
                 self.state = "connecting"
@@ -487,7 +463,7 @@ class _Shard:
             )
             await asyncio.sleep(delay)
 
-    async def _open(self, cause: Cause | None, *, wait_for_data: bool) -> _Socket:
+    async def _open(self, cause: Cause | None, *, wait_for_data: bool) -> Socket:
         policy = self.pool.policy
         session = await self.pool.session()
         async with asyncio.timeout(policy.open_timeout_s):
@@ -497,7 +473,7 @@ class _Shard:
                 heartbeat=None,
                 timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
             )
-        sock = _Socket(self, ws, Origin(next(_ids), cause))
+        sock = Socket(self, ws, Origin(next_id(), cause))
         self.sockets.add(sock)
         try:
             await sock.subscribe_all()
@@ -518,242 +494,3 @@ class _Shard:
             self.id, sock.origin.connection, self.path, len(self.streams), cause or "initial",
         )  # fmt: skip
         return sock
-
-
-class _Socket:
-    """One WebSocket: reads frames, keeps its subscriptions in step with its shard."""
-
-    def __init__(self, shard: _Shard, ws: aiohttp.ClientWebSocketResponse, origin: Origin):
-        self.shard = shard
-        self.pool = shard.pool
-        self.ws = ws
-        self.origin = origin
-        self.opened_at = time.monotonic()
-        self.subscribed: set[str] = set()
-        self.receiving = asyncio.Event()
-        self.healthy = False
-        self.alive = True
-        self.notice: EndReason | None = None
-        self._verdict: asyncio.Future[EndReason] = asyncio.get_running_loop().create_future()
-        self._acks: dict[int, asyncio.Future[None]] = {}
-        self._next_send = 0.0
-        self._kicked = asyncio.Event()
-        self._control = msgspec.json.Decoder(_Control)
-        self._reader = asyncio.create_task(self._read(), name=f"binance-ws-{origin.connection}")
-        self._syncer: asyncio.Task[None] | None = None
-
-    def kick(self) -> None:
-        self._kicked.set()
-
-    def rearm(self) -> None:
-        """Keep serving after a failed replacement: wait for the next reason to go."""
-        if self.alive:
-            self._verdict = asyncio.get_running_loop().create_future()
-
-    async def until_replaced(self, max_age_s: float) -> EndReason:
-        """Wait until this socket should be replaced, and say why."""
-        remaining = max_age_s - (time.monotonic() - self.opened_at)
-        try:
-            async with asyncio.timeout(max(0.0, remaining)):
-                return await asyncio.shield(self._verdict)
-        except TimeoutError:
-            return "rotation"
-
-    async def subscribe_all(self) -> None:
-        """Subscribe the shard's streams, then keep following its changes."""
-        await self._sync()
-        self._syncer = asyncio.create_task(
-            self._follow(), name=f"binance-ws-sub-{self.origin.connection}"
-        )
-
-    async def close(self) -> None:
-        self.alive = False
-        self.shard.sockets.discard(self)
-        for task in (self._syncer, self._reader):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if not self.ws.closed:
-            with contextlib.suppress(Exception):
-                await self.ws.close()
-        for ack in self._acks.values():
-            if not ack.done():
-                ack.set_exception(SubscribeFailed("socket closed"))
-                ack.exception()  # retrieved: nobody else may be waiting
-        self._end("reconnect")
-
-    def _end(self, reason: EndReason) -> None:
-        if not self._verdict.done():
-            self._verdict.set_result(reason)
-
-    async def _follow(self) -> None:
-        try:
-            while True:
-                await self._kicked.wait()
-                self._kicked.clear()
-                await self._sync()
-        except WsError as exc:
-            logger.warning("socket %d: %s; replacing it", self.origin.connection, exc)
-            self.alive = False
-            self._end("reconnect")
-
-    async def _sync(self) -> None:
-        """Send the (UN)SUBSCRIBE messages that make `subscribed` equal the shard's set."""
-        step = self.pool.policy.streams_per_message
-        while True:
-            wanted = self.shard.streams
-            remove = sorted(self.subscribed - wanted)
-            add = sorted(wanted - self.subscribed)
-            if not remove and not add:
-                return
-            if remove:
-                batch = remove[:step]
-                await self._request("UNSUBSCRIBE", batch)
-                self.subscribed.difference_update(batch)
-            else:
-                batch = add[:step]
-                await self._request("SUBSCRIBE", batch)
-                self.subscribed.update(batch)
-
-    async def _request(self, method: str, params: list[str]) -> None:
-        policy = self.pool.policy
-        # Two slots below the limit: one for a pong, one for frames that the network
-        # bunches together (the server counts arrivals in a sliding second).
-        interval = 1.0 / max(1.0, policy.messages_per_s - 2.0)
-        now = time.monotonic()
-        if self._next_send > now:
-            await asyncio.sleep(self._next_send - now)
-        self._next_send = max(now, self._next_send) + interval
-        request_id = next(_ids)
-        ack = asyncio.get_running_loop().create_future()
-        self._acks[request_id] = ack
-        try:
-            await self.ws.send_json({"method": method, "params": params, "id": request_id})
-            self.pool.counts.subscribe_messages += 1
-            async with asyncio.timeout(policy.open_timeout_s):
-                await ack
-        except TimeoutError:
-            raise SubscribeFailed(f"{method} {len(params)} streams: no reply") from None
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise SubscribeFailed(f"{method}: {exc}") from exc
-        finally:
-            self._acks.pop(request_id, None)
-
-    async def _read(self) -> None:
-        policy = self.pool.policy
-        ws = self.ws
-        queue = self.pool.queue
-        shard = self.shard
-        counts = self.pool.counts
-        origin = self.origin
-        prefix_len = len(_STREAM_PREFIX)
-        reason: EndReason = "reconnect"
-        try:
-            while True:
-                try:
-                    msg = await ws.receive(timeout=policy.stall_s)
-                except TimeoutError:
-                    logger.warning(
-                        "socket %d: nothing for %.1f s; replacing it",
-                        origin.connection,
-                        policy.stall_s,
-                    )
-                    reason = "stall"
-                    return
-                if msg.type is not aiohttp.WSMsgType.TEXT:
-                    if msg.type in (
-                        aiohttp.WSMsgType.CLOSE,
-                        aiohttp.WSMsgType.CLOSING,
-                        aiohttp.WSMsgType.CLOSED,
-                        aiohttp.WSMsgType.ERROR,
-                    ):
-                        logger.info(
-                            "socket %d closed by peer (%s %s)",
-                            origin.connection,
-                            msg.type.name,
-                            msg.data,
-                        )
-                        return
-                    counts.control[msg.type.name.lower()] += 1
-                    continue
-                data: str = msg.data
-                if data.startswith(_STREAM_PREFIX) and not data.startswith("!", prefix_len):
-                    stream = data[prefix_len : data.find('"', prefix_len)]
-                elif data == "ping":
-                    await ws.send_str("pong")
-                    counts.control["text_ping"] += 1
-                    continue
-                else:
-                    wrapped = self._on_control(data)
-                    if wrapped is None:
-                        continue
-                    stream = wrapped
-                if not self.pool._wanted(stream):
-                    counts.control["unsubscribed_stream"] += 1
-                    continue
-                self.pool._touch(stream, time.monotonic())
-                frame = Frame(stream, data, time.time_ns() // 1_000, origin)
-                if queue.full():
-                    try:
-                        async with asyncio.timeout(policy.behind_s):
-                            await queue.put(frame)
-                    except TimeoutError:
-                        counts.dropped_behind += 1
-                        logger.warning(
-                            "socket %d: consumer %.0f s behind; dropping the connection",
-                            origin.connection, policy.behind_s,
-                        )  # fmt: skip
-                        reason = "stall"
-                        return
-                else:
-                    queue.put_nowait(frame)
-                counts.messages += 1
-                shard.messages += 1
-                if not self.healthy:
-                    self.healthy = True
-                    self.receiving.set()
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            logger.info("socket %d: %s", origin.connection, exc)
-        finally:
-            self.alive = False
-            self._end(reason)
-
-    def _on_control(self, data: str) -> str | None:
-        """Handle a message that is not in Binance's compact data form.
-
-        Returns:
-            The stream name when it is a data message after all (a combined-stream
-            wrapper written with other spacing), else None.
-        """
-        counts = self.pool.counts
-        try:
-            msg = self._control.decode(data)
-        except msgspec.DecodeError:
-            counts.control["unparsed"] += 1
-            logger.warning("socket %d: unreadable message %.200s", self.origin.connection, data)
-            return None
-        kind = msg.e or (str(msg.event.get("e", "")) if msg.event else "")
-        if not kind and msg.data is not None:
-            kind = msg.data.e
-        if kind == "serverShutdown":
-            counts.control["server_shutdown"] += 1
-            logger.info("socket %d: serverShutdown; replacing it now", self.origin.connection)
-            self.notice = "server_shutdown"
-            self._end("server_shutdown")
-            return None
-        if msg.stream:
-            return msg.stream
-        if msg.id is not None and msg.id in self._acks:
-            ack = self._acks[msg.id]
-            if ack.done():
-                pass
-            elif msg.error is not None:
-                ack.set_exception(SubscribeFailed(f"refused: {bytes(msg.error).decode()}"))
-            else:
-                ack.set_result(None)
-            counts.control["reply"] += 1
-            return None
-        counts.control[kind or "other"] += 1
-        logger.debug("socket %d: unhandled message %.200s", self.origin.connection, data)
-        return None

@@ -115,3 +115,43 @@ def test_pending_minutes_are_bounded() -> None:
         checker.add_kline(ExchangeKline("X", "1m", i * 60_000, (0,) * 9), now_ms=0)
     judged = checker.due(now_ms=1)
     assert len(judged) == 40 and checker.checked == 40
+
+
+def kline_at(open_time: int, first_trade_id: int | None, symbol: str = "BTCUSDT") -> ExchangeKline:
+    values = (Decimal(1),) * 6 + (0 if first_trade_id is None else 1,) + (Decimal(0),) * 2
+    return ExchangeKline(symbol, "1m", open_time, values, first_trade_id)
+
+
+def test_only_minutes_followed_from_their_first_trade_are_judged() -> None:
+    checker = CrossChecker("binance", "usdm", settle_ms=0, followed={})
+    checker.add_kline(kline_at(0, 100), now_ms=0)  # nothing followed yet
+    checker.follow("BTCUSDT", 150, time_ms=61_000)
+    checker.follow("BTCUSDT", 140, time_ms=60_500)  # only the first trade counts
+    checker.add_kline(kline_at(60_000, 120), now_ms=0)  # began before our first trade
+    checker.add_kline(kline_at(120_000, 150), now_ms=0)  # began with it: whole
+    checker.add_kline(kline_at(180_000, None), now_ms=0)  # no trade, after it: whole
+    checker.add_kline(kline_at(0, None, "ETHUSDT"), now_ms=0)
+    found = checker.due(now_ms=0)
+    assert [(m.open_time, m.missing_ours) for m in found] == [(120_000, True), (180_000, True)]
+    counts = checker.counts(recorded=2)
+    assert (counts.klines, counts.unfollowed, counts.checked, counts.missing) == (5, 3, 2, 2)
+    assert counts.recorded == 2 and counts.pending == 0
+
+    checker.forget(["BTCUSDT"])  # delisted: a relisting starts over
+    checker.add_kline(kline_at(240_000, 200), now_ms=0)
+    assert checker.counts().unfollowed == 4
+
+
+def test_a_closed_kline_carries_its_first_trade_id() -> None:
+    raw = (
+        '{"stream":"btcusdt@kline_1m","data":{"e":"kline","E":1723161360012,"s":"BTCUSDT",'
+        '"k":{"t":1723161300000,"T":1723161359999,"s":"BTCUSDT","i":"1m","f":5266584991,'
+        '"L":5266586995,"o":"61807.70","c":"61760.30","h":"61839.90","l":"61760.30",'
+        '"v":"136.450","n":2005,"x":true,"q":"8432904.62160","V":"57.185",'
+        '"Q":"3534417.70220","B":"0"}}}'
+    )
+    kline = decode_closed_kline(raw)
+    assert kline is not None and kline.first_trade_id == 5266584991
+    empty = raw.replace('"n":2005', '"n":0')
+    assert decode_closed_kline(empty).first_trade_id is None  # type: ignore[union-attr]
+    assert decode_closed_kline(raw.replace('"x":true', '"x":false')) is None

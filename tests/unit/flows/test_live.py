@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flows.live import streams_for, trading_symbols, ws_policy
+from flows.sources.binance_ws import route
 from runtime.settings import IngestSettings
 
 
@@ -29,6 +30,13 @@ def test_streams_per_market() -> None:
         "ethusdt@aggTrade": "ETHUSDT",
         "ethusdt@bookTicker": "ETHUSDT",
     }
+
+
+def test_the_crosscheck_adds_the_1m_klines_on_the_market_path() -> None:
+    streams = streams_for("usdm", ["ETHUSDT"], klines=True)
+    assert streams["ethusdt@kline_1m"] == "ETHUSDT" and len(streams) == 3
+    assert route("usdm")("ethusdt@kline_1m") == route("usdm")("ethusdt@aggTrade")
+    assert "btcusdt@kline_1m" in streams_for("spot", ["BTCUSDT"], klines=True)
 
 
 def test_settings_shape_the_connection_policy() -> None:

@@ -1,0 +1,66 @@
+"""Publishing best bid/offer quotes to md.quotes.v1, keyed like the trades."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from runtime.kafka import producer_config
+from schemas import topics
+from schemas.quotes import Quote, encode_quote
+
+logger = logging.getLogger(__name__)
+
+_BUFFER_WAIT_S = 0.05
+
+
+class QuotePublisher:
+    """Publishes quotes; counts deliveries and failures.
+
+    A quote superseded a moment later is worth little, so a failed delivery is counted
+    and logged (once), never retried here; a full local buffer waits for room rather than
+    dropping the quote.
+
+    Args:
+        bootstrap: Kafka bootstrap servers.
+        topic: Topic of the quotes.
+    """
+
+    def __init__(self, bootstrap: str, topic: str = topics.QUOTES) -> None:
+        self.topic = topic
+        self.delivered = 0
+        self.failures = 0
+        self.first_error: str | None = None
+        self._producer = Producer(producer_config(bootstrap))
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self.delivered += 1
+            return
+        self.failures += 1
+        if self.first_error is None:
+            self.first_error = str(err)
+            logger.error("quote delivery failed: %s", err)
+
+    def publish(self, quote: Quote) -> None:
+        """Queue one quote for delivery (waits while the local buffer is full)."""
+        value, key = encode_quote(quote), quote.key
+        while True:
+            try:
+                self._producer.produce(self.topic, value, key, on_delivery=self._on_delivery)
+                return
+            except BufferError:
+                self._producer.poll(_BUFFER_WAIT_S)
+
+    def poll(self) -> None:
+        """Serve delivery reports without waiting."""
+        self._producer.poll(0)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Deliver what is queued (for up to `timeout` seconds), then close."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            logger.error("%d quote(s) undelivered after %.0f s", remaining, timeout)
+            self._producer.purge()
+        self._producer.close()
