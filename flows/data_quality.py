@@ -1,9 +1,11 @@
-"""The ``data_quality`` table: every gap found in a trade stream and every kline mismatch.
+"""The ``data_quality`` table: gaps in trade streams, kline mismatches, stale symbols.
 
-One writer for both kinds of finding, so rows keep one shape: a gap is written as
+One writer for every kind of finding, so rows keep one shape: a gap is written as
 ``open`` and rewritten (same key, higher version) as ``repaired`` or ``unrepairable``
 (`flows.gaps`); a mismatch between our 1m candle and the exchange's kline is written
-once, as ``info`` (`flows.crosscheck`). ``FINAL`` shows each finding's latest row.
+once, as ``info`` (`flows.crosscheck`); a stale symbol is written as ``open`` and
+rewritten as ``repaired`` when its data resumes (`flows.staleness`). ``FINAL`` shows
+each finding's latest row.
 """
 
 from __future__ import annotations
@@ -74,6 +76,32 @@ class DataQualityLog:
             EXCHANGE, self._market, gap.symbol, "gap", status, detected_at, resolved_at,
             gap.first_id, gap.last_id, gap.missing, recovered, gap.cause, detail[:2_000],
             version, None, "",
+        ]  # fmt: skip
+        await self._insert([row])
+
+    async def stale(
+        self,
+        symbol: str,
+        detected_at: datetime,
+        status: str,
+        version: int,
+        *,
+        detail: str,
+        resolved_at: datetime | None = None,
+    ) -> None:
+        """Record one state of a stale symbol (``kind='stale'``).
+
+        Args:
+            symbol: The symbol whose streams went silent.
+            detected_at: When it was found; with the symbol, the key later states replace.
+            status: ``open``, or ``repaired`` once its data resumed.
+            version: Higher for a later state.
+            detail: Which streams were silent, and for how long.
+            resolved_at: When its data resumed.
+        """
+        row = [
+            EXCHANGE, self._market, symbol, "stale", status, detected_at, resolved_at,
+            None, None, 0, 0, "", detail[:2_000], version, None, "",
         ]  # fmt: skip
         await self._insert([row])
 

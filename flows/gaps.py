@@ -1,7 +1,8 @@
 """Gap repair: fetch the trades a live stream missed, publish them, record it in ClickHouse.
 
 A gap (`flows.sequence.Gap`) is written to ``data_quality`` as ``open`` (version 1) as
-soon as it is reported, fetched through a `GapFiller` (Binance REST by default), its
+soon as it is reported (or, when it must not be fetched, once as ``unrepairable``:
+`GapRepairer.refuse`), fetched through a `GapFiller` (Binance REST by default), its
 trades handed to the same publisher as live trades, and written again under the same
 key with version 2 as ``repaired`` (every id came back) or ``unrepairable`` (with the
 reason in ``detail``). The ReplacingMergeTree keeps the later row, so ``FINAL`` shows
@@ -13,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from flows.data_quality import DataQualityLog
 from flows.sequence import Gap
@@ -131,13 +132,35 @@ class GapRepairer:
 
     def repair(self, gap: Gap) -> None:
         """Start repairing `gap` in the background."""
-        self.counts.gaps[gap.cause] += 1
-        self.counts.missing += gap.missing
+        self._count(gap)
         logger.warning(
             "%s %s: ids %d..%d missing (%d, %s); repairing",
             self._market, gap.symbol, gap.first_id, gap.last_id, gap.missing, gap.cause,
         )  # fmt: skip
-        task = asyncio.create_task(self._repair(gap), name=f"repair-{gap.symbol}-{gap.first_id}")
+        self._start(self._repair(gap), f"repair-{gap.symbol}-{gap.first_id}")
+
+    def refuse(self, gap: Gap, reason: str) -> None:
+        """Record `gap` as unrepairable without fetching it, for `reason`, in the background.
+
+        One ``data_quality`` row, ``unrepairable`` with the reason as its detail: nothing
+        is fetched, so there is no ``open`` state to replace.
+        """
+        self._count(gap)
+        self.counts.unrepairable += 1
+        logger.error(
+            "%s %s: ids %d..%d missing (%d, %s), not repaired: %s",
+            self._market, gap.symbol, gap.first_id, gap.last_id, gap.missing, gap.cause, reason,
+        )  # fmt: skip
+        now = datetime.now(UTC)
+        record = self._log.gap(gap, now, "unrepairable", 1, detail=reason, resolved_at=now)
+        self._start(record, f"refuse-{gap.symbol}-{gap.first_id}")
+
+    def _count(self, gap: Gap) -> None:
+        self.counts.gaps[gap.cause] += 1
+        self.counts.missing += gap.missing
+
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

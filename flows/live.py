@@ -18,6 +18,14 @@ fetched from REST through a `GapFiller`, published like live trades (the candle 
 revises the candles they fall in; its revision horizon is 5 minutes), and recorded
 again with a higher version as ``repaired`` or ``unrepairable``.
 
+A restarted ingest resumes where the last one left off: each symbol's sequence is seeded
+with its last id already published (`flows.resume`: the tail of md.trades.v1 and
+ClickHouse ``trades``), so what was printed while ingest was down becomes a ``restart``
+gap, repaired from REST up to `IngestSettings.max_restart_gap_trades` ids and
+`max_restart_gap_s` back, and otherwise recorded ``unrepairable`` with the
+``tickscan backfill`` to run. A symbol whose streams go silent while its connection
+flows is recorded ``stale`` (`flows.staleness`).
+
 With the cross-check on, it also follows ``<symbol>@kline_1m`` and compares each
 closed kline with our candle of that minute from md.candles.v1 (`flows.crosscheck`),
 recording mismatches in ``data_quality``.
@@ -48,7 +56,14 @@ from flows.gaps import GapFiller, GapRepairer, RepairCounts, RestGapFiller
 from flows.ingest import IngestError, TradePublisher
 from flows.live_status import IngestCounts, IngestReport, LiveStatus
 from flows.quote_publisher import QuotePublisher
-from flows.sequence import QuoteFilter, TradeSequencer
+from flows.resume import (
+    LastTrade,
+    last_trades_in_clickhouse,
+    last_trades_in_topic,
+    newest,
+    restart_gap_refusal,
+)
+from flows.sequence import Gap, QuoteFilter, TradeSequencer
 from flows.sources.binance import BinanceDecodeError, BinanceDecoder
 from flows.sources.binance_book import BookTickerDecoder
 from flows.sources.binance_rest import BinanceRest, BinanceRestError
@@ -60,12 +75,13 @@ from flows.sources.binance_streams import (
 )
 from flows.sources.binance_ws import Frame, StreamPool, WsPolicy, default_ws_base, route
 from flows.sources.files import Rejected
+from flows.staleness import StaleMonitor
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
 from runtime.settings import IngestSettings, Settings
 from schemas import topics
-from schemas.trades import Market
+from schemas.trades import Market, Trade
 
 __all__ = [
     "IngestCounts",
@@ -185,6 +201,12 @@ class LiveIngest:
         self._quote_producer: QuotePublisher | None = None
         self._repairer: GapRepairer | None = None
         self._checker: LiveCrossCheck | None = None
+        self._log: DataQualityLog | None = None
+        self._stale: StaleMonitor | None = None
+        # Symbols seeded from an earlier run, until their first trade past the seed ...
+        self._resume: dict[str, LastTrade] = {}
+        # ... then that trade's time, until the restart gap it opened is reported.
+        self._restarts: dict[str, tuple[LastTrade, int]] = {}
 
     # -- status --------------------------------------------------------------------------
 
@@ -202,6 +224,7 @@ class LiveIngest:
                 quotes_delivered=self._quote_producer.delivered
                 if self._quote_producer
                 else self.counts.quotes_delivered,
+                stale=self._stale.found if self._stale else self.counts.stale,
             ),
             repairs=self._repairs().copy(),
             reconnects=self._reconnects(),
@@ -209,6 +232,7 @@ class LiveIngest:
             repairs_running=self._repairer.running if self._repairer else 0,
             queued=self._queue.qsize() if self._queue else 0,
             crosscheck=self._checker.counts() if self._checker else None,
+            stale_symbols=self._stale.watch.stale if self._stale else [],
         )
 
     @property
@@ -217,7 +241,8 @@ class LiveIngest:
         return self._pool.streams if self._pool else set()
 
     def last_trade_id(self, symbol: str) -> int | None:
-        """The highest trade id received for `symbol` (repairs aside), None before one."""
+        """The highest trade id received for `symbol` (repairs aside) or, before its first
+        trade, the last one an earlier run published; None when neither is known."""
         return self._sequencer.last_id(symbol)
 
     def _repairs(self) -> RepairCounts:
@@ -264,7 +289,7 @@ class LiveIngest:
                 )
                 with publisher:
                     self._publisher = publisher
-                    log = DataQualityLog(client, database, self.market)
+                    log = self._log = DataQualityLog(client, database, self.market)
                     self._repairer = GapRepairer(
                         self._gap_filler or RestGapFiller(rest, self._trade_kind),
                         log,
@@ -279,13 +304,20 @@ class LiveIngest:
                         self._checker = self._cross_check(
                             bootstrap, partitions[self.candles_topic], log
                         )
+
+                    async def seed(symbols: set[str]) -> None:
+                        await self._seed(
+                            bootstrap, partitions[self.trades_topic], client, database, symbols
+                        )
+
                     try:
-                        await self._follow(rest.exchange_info, stop)
+                        await self._follow(rest.exchange_info, seed, stop)
                     finally:
                         self._quote_producer.close()
                         if self._checker is not None:
                             self._checker.close()
                     self.counts.quotes_delivered = self._quote_producer.delivered
+                    self.counts.stale = self._stale.found if self._stale else 0
                     await asyncio.to_thread(publisher.flush)
                 report = publisher.report()
         finally:
@@ -326,7 +358,34 @@ class LiveIngest:
         )
         return LiveCrossCheck(checker, feed, log, opts.crosscheck_every_s)
 
-    async def _follow(self, exchange_info: ExchangeInfo, stop: asyncio.Event) -> None:
+    async def _seed(
+        self, bootstrap: str, partitions: int, client: Any, database: str, symbols: set[str]
+    ) -> None:
+        """Seed each symbol's sequence with its last id already published (`flows.resume`)."""
+        started = time.monotonic()
+        in_topic = await asyncio.to_thread(
+            last_trades_in_topic, bootstrap, self.trades_topic, partitions, EXCHANGE,
+            self.market, symbols, max_records=self._opts.resume_scan_records,
+        )  # fmt: skip
+        stored = await asyncio.to_thread(
+            last_trades_in_clickhouse, client, database, EXCHANGE, self.market, symbols
+        )
+        self._resume = newest(in_topic, stored)
+        for symbol, last in self._resume.items():
+            self._sequencer.seed(symbol, last.trade_id)
+        logger.info(
+            "%s: %d of %d symbols resume from their last published trade (%d found in %s, "
+            "%d in ClickHouse trades) after %.1f s",
+            self.market, len(self._resume), len(symbols), len(in_topic), self.trades_topic,
+            len(stored), time.monotonic() - started,
+        )  # fmt: skip
+
+    async def _follow(
+        self,
+        exchange_info: ExchangeInfo,
+        seed: Callable[[set[str]], Awaitable[None]],
+        stop: asyncio.Event,
+    ) -> None:
         """Subscribe the universe and run every task until `stop`, then wind down."""
         opts = self._opts
         policy = ws_policy(self.market, opts)
@@ -337,12 +396,27 @@ class LiveIngest:
         except (BinanceRestError, aiohttp.ClientError, TimeoutError) as exc:
             await self._pool.close()
             raise LiveIngestError(f"cannot read the {self.market} symbol universe: {exc}") from exc
+        try:
+            await seed(symbols)
+        except BaseException:
+            await self._pool.close()
+            raise
+        assert self._log is not None
+        self._stale = StaleMonitor(
+            self._pool.silent,
+            self._pool.last_message_at,
+            self._log,
+            market=self.market,
+            after_s=opts.stale_after_s,
+        )
         self._apply_universe(symbols)
+        watching = asyncio.create_task(self._stale.run(), name="ingest-stale")
         tasks = [
             asyncio.create_task(self._consume(), name="ingest-consume"),
             asyncio.create_task(self._watch_gaps(), name="ingest-gaps"),
             asyncio.create_task(self._refresh(exchange_info), name="ingest-refresh"),
             asyncio.create_task(self._log_status(), name="ingest-status"),
+            watching,
         ]
         checking = None
         if self._checker is not None:
@@ -359,8 +433,10 @@ class LiveIngest:
             await self._pool.close()
             consume = tasks[0]
             for task in tasks[1:]:
-                if task is not checking:
+                if task is not checking and task is not watching:
                     task.cancel()
+            # Not cancelled: a data_quality row being written is finished first.
+            self._stale.stop()
             if self._checker is not None:
                 # Not cancelled: it does a last round and leaves the candle topic.
                 self._checker.stop()
@@ -371,7 +447,7 @@ class LiveIngest:
             self._drain()
             assert self._repairer is not None
             for gap in self._sequencer.flush():
-                self._repairer.repair(gap)
+                self._repair(gap)
             await self._repairer.wait(_SHUTDOWN_REPAIR_S)
 
     async def _universe(self, exchange_info: ExchangeInfo) -> set[str]:
@@ -392,6 +468,11 @@ class LiveIngest:
         if gone:
             self._sequencer.forget(gone)
             self._quote_filter.forget(gone)
+            if self._stale is not None:
+                self._stale.forget(gone)
+            for symbol in gone:
+                self._resume.pop(symbol, None)
+                self._restarts.pop(symbol, None)
             if self._checker is not None:
                 self._checker.checker.forget(gone)
             logger.info("%s: no longer trading, unsubscribed: %s", self.market, sorted(gone)[:20])
@@ -415,10 +496,12 @@ class LiveIngest:
             s = self.status()
             logger.info(
                 "%s: %d symbols, %d connections, %d trades, %d quotes, %d duplicates, "
-                "gaps %s, %d repairing, %d queued, %d streams silent > 60 s",
+                "gaps %s, %d repairing, %d queued, %d streams silent > %.0f s, "
+                "%d symbols stale %s",
                 self.market, s.symbols, len(s.connections), s.counts.trades, s.counts.quotes,
                 s.counts.duplicates, dict(s.repairs.gaps), s.repairs_running, s.queued,
-                len(s.stale(60.0)),
+                len(s.stale(self._opts.stale_after_s)), self._opts.stale_after_s,
+                len(s.stale_symbols), s.stale_symbols[:10],
             )  # fmt: skip
             if s.crosscheck is not None:
                 logger.info(
@@ -476,6 +559,8 @@ class LiveIngest:
         if trade is None:
             self.counts.skipped[self._trade_kind + ":not_a_trade"] += 1
             return
+        if self._resume:
+            self._resumed(trade)
         verdict = self._sequencer.accept(
             trade.symbol, trade.trade_id, frame.origin, time.monotonic()
         )
@@ -486,10 +571,16 @@ class LiveIngest:
                 self._checker.trade(trade)
         else:
             self.counts.duplicates += 1
-        if verdict.gaps:
-            assert self._repairer is not None
-            for gap in verdict.gaps:
-                self._repairer.repair(gap)
+        for gap in verdict.gaps:
+            self._repair(gap)
+
+    def _resumed(self, trade: Trade) -> None:
+        """Note when a seeded symbol's first trade past its seed came (for `_repair`)."""
+        last = self._resume.get(trade.symbol)
+        if last is not None and trade.trade_id > last.trade_id:
+            del self._resume[trade.symbol]
+            if trade.trade_id > last.trade_id + 1:
+                self._restarts[trade.symbol] = (last, trade.time_us)
 
     def _quote(self, frame: Frame) -> None:
         assert self._quote_producer is not None
@@ -520,11 +611,29 @@ class LiveIngest:
     # -- gaps ---------------------------------------------------------------------------------
 
     async def _watch_gaps(self) -> None:
-        assert self._repairer is not None
         while True:
             await asyncio.sleep(_GAP_CHECK_S)
             for gap in self._sequencer.due(time.monotonic()):
-                self._repairer.repair(gap)
+                self._repair(gap)
+
+    def _repair(self, gap: Gap) -> None:
+        """Repair a gap; a restart gap too large or too old is recorded, not fetched."""
+        assert self._repairer is not None
+        restart = self._restarts.pop(gap.symbol, None) if gap.cause == "restart" else None
+        if restart is not None:
+            last, resumed_us = restart
+            reason = restart_gap_refusal(
+                gap,
+                last,
+                resumed_us,
+                market=self.market,
+                max_trades=self._opts.max_restart_gap_trades,
+                max_age_s=self._opts.max_restart_gap_s,
+            )
+            if reason:
+                self._repairer.refuse(gap, reason)
+                return
+        self._repairer.repair(gap)
 
 
 # -- entry points -------------------------------------------------------------------------------

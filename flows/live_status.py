@@ -24,6 +24,8 @@ class IngestCounts:
         stale_quotes: Quotes dropped as not newer than the last one.
         rejected: Messages sent to the dead-letter topic.
         skipped: Non-trade messages on a trade stream, by kind.
+        stale: Times a symbol was found stale (its streams silent while its connection
+            flowed; `flows.staleness`).
     """
 
     trades: int = 0
@@ -33,6 +35,7 @@ class IngestCounts:
     stale_quotes: int = 0
     rejected: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    stale: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class LiveStatus:
         repairs_running: Gap repairs in flight.
         queued: Frames waiting between the sockets and the publisher.
         crosscheck: Klines checked against our candles, and mismatches (None: off).
+        stale_symbols: Symbols stale now (recorded ``open`` in ``data_quality``), sorted.
     """
 
     market: Market
@@ -64,6 +68,7 @@ class LiveStatus:
     repairs_running: int
     queued: int
     crosscheck: CheckCounts | None = None
+    stale_symbols: list[str] = field(default_factory=list)
 
     def stale(self, older_than_s: float) -> list[str]:
         """Streams whose last message is older than `older_than_s`."""

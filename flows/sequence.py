@@ -20,15 +20,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-Cause = Literal["reconnect", "rotation", "server_shutdown", "stall", "sequence"]
+Cause = Literal["reconnect", "rotation", "server_shutdown", "stall", "sequence", "restart"]
 """Why ids went missing, as the `data_quality.cause` column names it.
 
 `reconnect`, `rotation`, `server_shutdown` and `stall` name why the connection that
 delivered the first trade after the hole was opened; `sequence` is a hole within one
-connection's stream (the exchange, or our reader, skipped ids).
+connection's stream (the exchange, or our reader, skipped ids); `restart` is the hole
+between the last id an earlier ingest published (`TradeSequencer.seed`) and the first
+one this process received: what the exchange printed while ingest was down.
 """
 
-CAUSES: tuple[Cause, ...] = ("reconnect", "rotation", "server_shutdown", "stall", "sequence")
+CAUSES: tuple[Cause, ...] = (
+    "reconnect", "rotation", "server_shutdown", "stall", "sequence", "restart",
+)  # fmt: skip
+
+_SEEDED = -1
+"""The connection of a seeded track: no socket has this id (they count up from 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +138,9 @@ class TradeSequencer:
     """Tracks each symbol's trade ids: which trades to publish and which ids are missing.
 
     The first trade of a symbol starts its sequence (what came before is backfill's
-    business). After that, per symbol:
+    business), unless the symbol was `seed`-ed with the last id an earlier process
+    published: then ids up to the seed are duplicates and a first trade beyond the next
+    id opens a ``restart`` hole. After that, per symbol:
 
     - an id at or below the highest seen and in no open hole is a duplicate: dropped;
     - the next id is published;
@@ -180,11 +189,13 @@ class TradeSequencer:
             self.counts.accepted += 1
             return _PUBLISH
         if trade_id > last:
-            cause: Cause = (
-                origin.cause
-                if origin.connection != track.connection and origin.cause is not None
-                else "sequence"
-            )
+            cause: Cause
+            if track.connection == _SEEDED:
+                cause = "restart"
+            elif origin.connection != track.connection and origin.cause is not None:
+                cause = origin.cause
+            else:
+                cause = "sequence"
             track.holes.append(_Hole(last + 1, trade_id - 1, now, cause))
             self._with_holes.add(symbol)
             track.last = trade_id
@@ -202,6 +213,20 @@ class TradeSequencer:
             return _PUBLISH
         self.counts.duplicates += 1
         return _DUPLICATE
+
+    def seed(self, symbol: str, last_id: int) -> None:
+        """Continue `symbol`'s sequence from an id already published (by an earlier run).
+
+        Ids up to `last_id` are then duplicates, and a first trade beyond ``last_id + 1``
+        opens a ``restart`` hole for the ids in between. A symbol already tracked is
+        left as it is: what this process has seen is newer.
+
+        Args:
+            symbol: The symbol.
+            last_id: The highest id of it already published.
+        """
+        if symbol not in self._tracks:
+            self._tracks[symbol] = _Track(last_id, _SEEDED)
 
     def due(self, now: float) -> list[Gap]:
         """Report every hole that has waited `grace_s` without being filled.

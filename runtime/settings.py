@@ -81,6 +81,22 @@ class IngestSettings(BaseModel):
     status_every_s: float = Field(default=30.0, gt=0)
     """How often the live status is logged."""
 
+    max_restart_gap_trades: int = Field(default=50_000, ge=0)
+    """Largest restart gap (trades printed while ingest was down) fetched from REST; a
+    larger one is recorded unrepairable, with the `tickscan backfill` to run."""
+
+    max_restart_gap_s: float = Field(default=300.0, ge=0)
+    """Oldest restart gap fetched from REST: the candle flow's revision horizon, before
+    which repaired trades could only be dead-lettered as too late."""
+
+    resume_scan_records: int = Field(default=200_000, ge=0)
+    """Records read back from the end of each trades partition at start, to find where
+    each symbol left off (ClickHouse `trades` covers the symbols not found)."""
+
+    stale_after_s: float = Field(default=60.0, gt=0)
+    """A symbol whose bookTicker (and trade) streams are silent this long, while other
+    streams on its connection flow, is recorded stale in data_quality."""
+
     crosscheck_settle_s: float = Field(default=30.0, ge=0)
     """Cross-check: how long after a closed kline (and our candle) arrived to wait before
     judging, since a late trade or a gap repair may still revise our candle."""

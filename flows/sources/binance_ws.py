@@ -247,6 +247,7 @@ class StreamPool:
         self._shards: list[_Shard] = []
         self._shard_of: dict[str, _Shard] = {}
         self._fresh: dict[str, float] = {}
+        self._added: dict[str, float] = {}
         self._closing: set[asyncio.Future[None]] = set()
         self._closed = False
 
@@ -278,8 +279,11 @@ class StreamPool:
             shard = self._shard_of.pop(stream)
             shard.streams.discard(stream)
             self._fresh.pop(stream, None)
+            self._added.pop(stream, None)
             touched.add(shard)
+        now = time.monotonic()
         for stream in sorted(added):
+            self._added[stream] = now
             path = self.route(stream)
             room = [
                 s
@@ -316,6 +320,42 @@ class StreamPool:
         """`time.monotonic()` of a stream's last message, None if none yet."""
         return self._fresh.get(stream)
 
+    def silent(self, after_s: float) -> dict[str, float]:
+        """Streams silent for longer than `after_s` while their connection is not.
+
+        A stream counts as silent only over time its shard's current socket has been
+        open (and the stream subscribed), and only while some other stream of that shard
+        has had a message within `after_s`: a connection silent as a whole is a stall,
+        which the shard handles itself, not a silent stream.
+
+        Args:
+            after_s: Seconds without a message.
+
+        Returns:
+            Each silent stream and the `time.monotonic()` it has been silent since: its
+            last message, or when it began to be judged on this socket.
+        """
+        now = time.monotonic()
+        fresh, added = self._fresh, self._added
+        out: dict[str, float] = {}
+        for shard in self._shards:
+            sock = shard.current
+            if sock is None or shard.state not in ("open", "rotating"):
+                continue
+            flowing = False
+            quiet: dict[str, float] = {}
+            for stream in shard.streams:
+                heard = fresh.get(stream)
+                if heard is not None and now - heard <= after_s:
+                    flowing = True
+                    continue
+                since = max(heard or 0.0, added.get(stream, 0.0), sock.opened_at)
+                if now - since > after_s:
+                    quiet[stream] = since
+            if flowing:
+                out.update(quiet)
+        return out
+
     def status(self) -> list[ConnectionStatus]:
         """One entry per shard."""
         return [shard.status() for shard in self._shards]
@@ -335,6 +375,7 @@ class StreamPool:
         await asyncio.gather(*(shard.close() for shard in shards), return_exceptions=True)
         await asyncio.gather(*self._closing, return_exceptions=True)
         self._shard_of.clear()
+        self._added.clear()
         if self._own_session and self._session is not None:
             await self._session.close()
 

@@ -10,7 +10,8 @@ list of trades per symbol, so REST agrees with the sockets and `trades` is groun
 
 It also misbehaves on request, like the real exchange does on a bad day: abrupt
 disconnects, ``serverShutdown``, connections closed after `max_connection_s`, stalled
-sockets, trades that never reach a socket (`skip_ids`), 429/418 answers, delistings.
+sockets, one symbol's streams gone quiet (`silence`), trades that never reach a socket
+(`skip_ids`), 429/418 answers, delistings.
 
 Payloads are byte-for-byte in Binance's shapes, e.g. a USDⓈ-M aggTrade on
 ``/market/stream``::
@@ -247,6 +248,7 @@ class _Symbol:
         self.times: list[int] = []
         self.firsts: list[int] = []
         self.skip = 0
+        self.silent_until = 0.0
         self.carry = 0.0
         self.kline: _KlineAcc | None = None
         self.kline_sent = -math.inf
@@ -681,6 +683,20 @@ class FakeBinance:
 
         self._apply(silence)
 
+    def silence(self, symbol: str, seconds: float) -> None:
+        """Send nothing of `symbol` for `seconds`: no trade, aggTrade, bookTicker or kline.
+
+        The symbol keeps trading (REST has its trades) and every other symbol, and every
+        connection, goes on as before: only this symbol's streams go quiet, as when the
+        exchange stops publishing one symbol. Its trades made meanwhile are never sent.
+        """
+        sym = self._symbol(symbol)
+
+        def mute() -> None:
+            sym.silent_until = self._clock() + seconds
+
+        self._apply(mute)
+
     def fail_rest(self, status: int, count: int = 1, retry_after: int | None = None) -> None:
         """Answer the next `count` REST requests with `status` (429 and 418 as Binance does).
 
@@ -799,6 +815,8 @@ class FakeBinance:
         acc.add(p)
         self._dirty_klines.add(sym)
         subs, s = self._subs, sym.stream
+        if sym.silent_until > self._mono:
+            return
         if sym.skip:
             sym.skip -= 1
         else:
@@ -853,7 +871,7 @@ class FakeBinance:
 
     def _emit_kline(self, sym: _Symbol, acc: _KlineAcc, closed: bool, now: int) -> None:
         stream = sym.stream + "@kline_1m"
-        if stream not in self._subs:
+        if stream not in self._subs or sym.silent_until > self._mono:
             return
         k = {
             "t": acc.open_ms, "T": acc.close_ms, "s": sym.name, "i": "1m", "f": acc.first,

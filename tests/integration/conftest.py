@@ -19,6 +19,8 @@ from clickhouse_connect.driver.client import Client
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.migrate import migrate
+from runtime.settings import Settings
+from tests.integration.live_run import live_settings
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +77,12 @@ def fresh_topic_prefix() -> str:
 def fresh_topic(fresh_topic_prefix: str) -> Callable[[str], str]:
     """Build unique topic names: `fresh_topic("md.trades.v1")` -> `t3f9a1c2b-md.trades.v1`."""
     return lambda name: f"{fresh_topic_prefix}{name}"
+
+
+@pytest.fixture
+def make_settings(
+    kafka_bootstrap: str, clickhouse_dsn: str, ch_database: str
+) -> Callable[..., Settings]:
+    """Settings for a live ingest test: the session's broker and database, short timings;
+    `make_settings(stall_s=1.0)` overrides an `IngestSettings` field."""
+    return lambda **ingest: live_settings(kafka_bootstrap, clickhouse_dsn, ch_database, **ingest)

@@ -575,3 +575,39 @@ def test_stall_silences_open_sockets_while_new_ones_flow() -> None:
         assert arrivals[-1][1] - arrivals[-2][1] > 10
 
     run(scenario())
+
+
+def test_silence_quiets_one_symbol_while_the_others_flow() -> None:
+    frames: list[dict[str, Any]] = []  # in arrival order, on one connection
+    truth: list[int] = []
+
+    def resumed(frames: list[dict[str, Any]]) -> bool:
+        """BTC trades and quotes again, after ids it never sent."""
+        trades = [f["data"]["t"] for f in frames if f["stream"] == "btcusdt@trade"]
+        quotes = [f["data"]["u"] for f in frames if f["stream"] == "btcusdt@bookTicker"]
+        return all(any(b > a + 1 for a, b in itertools.pairwise(ids)) for ids in (trades, quotes))
+
+    async def scenario() -> None:
+        async with FakeBinance("spot", 2, rate=50) as fake, aiohttp.ClientSession() as http:
+            streams = "btcusdt@trade/btcusdt@bookTicker/ethusdt@trade"
+            async with http.ws_connect(f"{fake.ws_url}/stream?streams={streams}") as ws:
+                frames.extend(
+                    await receive_until(ws, lambda ms: len({m["stream"] for m in ms}) == 3)
+                )
+                fake.silence("BTCUSDT", 0.8)
+                frames.extend(await receive_until(ws, lambda ms: resumed(frames + ms)))
+            truth.extend(t["id"] for t in fake.raw_trades("BTCUSDT"))
+
+    run(scenario())
+    btc = [(i, f["data"]["t"]) for i, f in enumerate(frames) if f["stream"] == "btcusdt@trade"]
+    (last_at, last), (back_at, back) = next(
+        (a, b) for a, b in itertools.pairwise(btc) if b[1] > a[1] + 1
+    )
+    # While BTC was silent, ETH went on on the same connection ...
+    between = [f["stream"] for f in frames[last_at + 1 : back_at]]
+    assert between.count("ethusdt@trade") >= 10
+    # ... and what BTC traded meanwhile was never sent, trades nor quotes (one raw trade
+    # and one book update per print on spot); REST has the trades.
+    assert back - last > 10 and set(range(last + 1, back)) <= set(truth)
+    quotes = [f["data"]["u"] for f in frames if f["stream"] == "btcusdt@bookTicker"]
+    assert [b - a for a, b in itertools.pairwise(quotes) if b != a + 1] == [back - last]

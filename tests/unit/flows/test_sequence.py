@@ -126,6 +126,27 @@ def test_symbols_are_independent_and_can_be_forgotten() -> None:
     assert seq.last_id("B") == 7
 
 
+def test_a_seeded_symbol_continues_from_an_earlier_run() -> None:
+    seq = TradeSequencer(grace_s=0.0)
+    seq.seed("A", 100)
+    seq.seed("B", 50)
+    seq.seed("C", 10)
+    # What the earlier run published is a duplicate ...
+    assert not seq.accept("A", 99, FIRST, 0.0).publish
+    assert not seq.accept("A", 100, FIRST, 0.0).publish
+    # ... and the first trade past the next id opens a restart hole, on whatever socket.
+    assert seq.accept("A", 130, FIRST, 0.0).publish
+    assert seq.accept("B", 51, RECONNECTED, 0.0).publish
+    assert seq.accept("B", 53, RECONNECTED, 0.0).publish
+    assert set(seq.due(0.0)) == {Gap("A", 101, 129, "restart"), Gap("B", 52, 52, "sequence")}
+    # Only the first hole after the seed is the restart's.
+    seq.accept("A", 135, FIRST, 1.0)
+    assert seq.due(1.0) == [Gap("A", 131, 134, "sequence", 1.0)]
+    # A symbol this process has already seen keeps its own, newer, position.
+    seq.seed("A", 5)
+    assert seq.last_id("A") == 135 and seq.last_id("C") == 10
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         TradeSequencer(grace_s=-1)
