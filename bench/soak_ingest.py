@@ -414,6 +414,7 @@ class Run:
     end: Probe | None = None
     chdb_mb: dict[int, float | None] = field(default_factory=dict)  # by minute
     py_blocks: dict[int, int] = field(default_factory=dict)  # pymalloc blocks, by minute
+    fds: dict[int, int] = field(default_factory=dict)  # open file descriptors, by minute
     after_gc: str = ""
     report: IngestReport | None = None
     minutes: int = 0  # soaked, after which the exchange stopped trading
@@ -523,6 +524,8 @@ async def soak(
         k = 1
         while k * SAMPLE_S <= seconds + 1e-6:
             await asyncio.sleep(max(0.0, k * SAMPLE_S - now()))
+            if args.collect_every_s and (k * SAMPLE_S) % args.collect_every_s < 1e-6:
+                gc.collect()
             if task.done():
                 await task
                 raise RuntimeError("ingest stopped by itself")
@@ -539,6 +542,7 @@ async def soak(
                 minute = k // 6
                 run.minutes = minute
                 run.py_blocks[minute] = sys.getallocatedblocks()
+                run.fds[minute] = len(os.listdir("/proc/self/fd"))
                 run.chdb_mb[minute] = (await chdb_memory(settings))[0]
                 if minute > args.warmup_min:
                     print(row(run, minute), flush=True)
@@ -552,11 +556,13 @@ async def soak(
         before = rss_mb() or 0.0
         freed = gc.collect()
         after = gc_types()
+        grown = (after - run.mid.types).most_common(6) if run.mid is not None else []
         run.after_gc = (
             f"a full gc.collect() after the last sample freed {freed:,} objects "
             f"(InsertContext {run.end.types['InsertContext']:,} -> {after['InsertContext']:,}, "
             f"gc-tracked {sum(run.end.types.values()):,} -> {sum(after.values()):,}); "
-            f"RSS {before:.1f} -> {rss_mb() or 0.0:.1f} MB"
+            f"RSS {before:.1f} -> {rss_mb() or 0.0:.1f} MB; still more than at the first "
+            "probe: " + (", ".join(f"{n} +{c:,}" for n, c in grown) or "nothing")
         )
     finally:
         for h in helpers:
@@ -590,7 +596,7 @@ async def soak(
 HEADER = (
     f"{'min':>4} {'RSS MB':>8} {'trades/s':>9} {'quotes/s':>9} {'queue max':>9} "
     f"{'reconn':>6} {'repaired':>8} {'holes':>5} {'broker MB':>9} {'fake MB':>8} "
-    f"{'py kblk':>7} {'chdb MB':>7}  events"
+    f"{'py kblk':>7} {'chdb MB':>7} {'fds':>4}  events"
 )
 
 
@@ -604,7 +610,8 @@ def row(run: Run, minute: int) -> str:
         f"{(b.quotes - a.quotes) / dt:>9,.0f} {run.queue_max.get(minute, 0):>9,} "
         f"{b.reconnects - a.reconnects:>6} {b.repaired - a.repaired:>8} {b.open_holes:>5} "
         f"{fmt(b.broker_rss):>9} {fmt(b.fake_rss):>8} "
-        f"{run.py_blocks.get(minute, 0) / 1000:>7,.0f} {fmt1(run.chdb_mb.get(minute)):>7}  "
+        f"{run.py_blocks.get(minute, 0) / 1000:>7,.0f} {fmt1(run.chdb_mb.get(minute)):>7} "
+        f"{run.fds.get(minute, 0):>4}  "
         f"{', '.join(run.events.get(minute, []))}"
     )
 
@@ -661,6 +668,10 @@ def main() -> None:
         help="stop early (and report) if the machine's available memory falls below this",
     )  # fmt: skip
     parser.add_argument(
+        "--collect-every-s", type=float, default=0.0,
+        help="run a full gc.collect() this often (a diagnostic: 0, the default, never does)",
+    )  # fmt: skip
+    parser.add_argument(
         "--tracemalloc", type=int, default=0, metavar="FRAMES",
         help="trace allocations with FRAMES frames and diff minute 5 vs the end (slow: "
         "ingest then keeps up with ~1k trades/s, so lower --rate)",
@@ -692,7 +703,9 @@ def main() -> None:
         f"soak {args.market}: {args.symbols} symbols x {args.rate:g} trades/s = "
         f"{args.symbols * args.rate:,.0f} trades/s + as many quotes offered, {args.minutes} min "
         f"(warm-up {args.warmup_min}); drop every {args.disturb_every_s:g} s, sockets cut at "
-        f"{args.max_connection_s:g} s; broker to reach ~{broker_gb:.0f} GB; code: {source_state()}",
+        f"{args.max_connection_s:g} s; broker to reach ~{broker_gb:.0f} GB; "
+        + (f"gc.collect() every {args.collect_every_s:g} s; " if args.collect_every_s else "")
+        + f"code: {source_state()}",
         flush=True,
     )
     ctx = multiprocessing.get_context("spawn")
