@@ -105,6 +105,37 @@ class IngestSettings(BaseModel):
     """Cross-check: how often our candles are read, minutes judged and mismatches recorded."""
 
 
+class ApiSettings(BaseModel):
+    """How the API serves and fans out live data."""
+
+    host: str = "127.0.0.1"
+    """Address the API listens on (`tickscan run` and `tickscan api`)."""
+
+    port: int = Field(default=8000, ge=0, le=65535)
+    """Port the API listens on; 0 picks a free one."""
+
+    topic_prefix: str = ""
+    """Prefix of the topics the API follows (tests isolate themselves with one)."""
+
+    client_queue: int = Field(default=64, ge=1)
+    """Updates buffered per live client; a slow client loses the oldest, and is told."""
+
+    max_clients: int = Field(default=5_000, ge=1)
+    """Live clients (SSE and WebSocket) one API process accepts at once."""
+
+    board_interval_s: float = Field(default=1.0, gt=0)
+    """How often live boards (ranks streams) send their diffs."""
+
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    """Idle SSE streams and WebSockets get a keep-alive this often."""
+
+    symbols_refresh_s: float = Field(default=60.0, gt=0)
+    """How often the symbol metadata is re-read from ClickHouse."""
+
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API (none: same origin only)."""
+
+
 class Settings(BaseSettings):
     """Settings of a tickscan process, e.g. `TICKSCAN_KAFKA__BOOTSTRAP=kafka:9092`."""
 
@@ -120,6 +151,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     def clickhouse_dsn(self) -> str:
         """The ClickHouse DSN to use.

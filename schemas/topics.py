@@ -13,10 +13,17 @@ QUOTES = "md.quotes.v1"
 CANDLES = "md.candles.v1"
 """1s and 1m candles (`schemas.candles.Candle`), keyed like the trades."""
 
+SIGNALS = "md.signals.v1"
+"""Signal occurrences (`schemas.signals.Signal`), keyed like the trades."""
+
+RANKS = "md.ranks.v1"
+"""Scanner metric rows (`schemas.ranks.RankRow`), keyed like the trades; a symbol's row
+is published at most once a second, and only when it changed."""
+
 DEADLETTER = "md.deadletter.v1"
 """Messages a stage rejected (`schemas.deadletter.DeadLetter`), keyed by stage."""
 
-ALL = (TRADES, QUOTES, CANDLES, DEADLETTER)
+ALL = (TRADES, QUOTES, CANDLES, SIGNALS, RANKS, DEADLETTER)
 
 CONTROL_HEADER = "tickscan-control"
 """Header naming a control record (not data). Its value says which: see `END_OF_RUN`."""

@@ -1,0 +1,66 @@
+"""Domain errors of the API's services, and the one handler that maps them to HTTP."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+class ApiError(Exception):
+    """Base of every error a service raises on purpose; `status` is its HTTP status.
+
+    `code` is a stable machine-readable name (the WebSocket protocol sends the same
+    codes), `message` says what was wrong in words a user can act on.
+    """
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(ApiError):
+    """A parameter or body the API cannot serve (a bad filter, an unknown interval)."""
+
+    status = 422
+    code = "invalid_request"
+
+
+class NotFound(ApiError):
+    """The thing asked for does not exist (an unknown symbol)."""
+
+    status = 404
+    code = "not_found"
+
+
+class Unavailable(ApiError):
+    """A dependency (ClickHouse, the live feed) cannot serve the request now."""
+
+    status = 503
+    code = "unavailable"
+
+
+class TooManyClients(ApiError):
+    """This process serves as many live clients as it is configured to."""
+
+    status = 503
+    code = "too_many_clients"
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON body of every API error: ``{"error": {"code": ..., "message": ...}}``."""
+    return {"error": {"code": code, "message": message}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map `ApiError`s (raised anywhere in a handler) to their status and JSON body."""
+
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+
+    app.add_exception_handler(ApiError, handle)

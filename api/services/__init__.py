@@ -1,0 +1,1 @@
+"""What the API does, without FastAPI: queries, filters, boards. Routes stay thin."""

@@ -1,0 +1,121 @@
+"""The scanner's metric row: everything the board shows and filters on, per symbol."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from schemas.trades import Market
+
+Window = Literal["1m", "5m", "15m", "1h", "4h", "24h"]
+"""Rolling windows of price change and quote volume, ending at the row's `time_ms`."""
+
+WINDOWS: tuple[Window, ...] = ("1m", "5m", "15m", "1h", "4h", "24h")
+
+WINDOW_MS: dict[str, int] = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "24h": 86_400_000,
+}
+
+RVOL_WINDOWS: tuple[Window, ...] = ("1m", "5m", "15m", "1h")
+"""Bar intervals of relative volume (10 previous bars of 4h or 1d need days of history)."""
+
+
+class RankRow(msgspec.Struct, frozen=True, omit_defaults=False):
+    """The current metrics of one symbol, as of the end of one second of exchange time.
+
+    Metrics are floats: they rank and filter, they are not booked (candles stay exact
+    Decimals). A metric is None until there is history enough to compute it (a 24h
+    change needs 24 hours of candles), never a made-up value.
+
+    Published to `md.ranks.v1` (keyed by symbol) at most once a second per symbol, only
+    when it changed; snapshotted to ClickHouse `rank_snapshots`.
+    """
+
+    exchange: str
+    market: Market
+    symbol: str
+    time_ms: int
+    """End of the second these metrics are as of (exchange time, ms since the epoch)."""
+
+    price: float
+    """Close of the latest 1s candle."""
+
+    change_pct_1m: float | None = None
+    change_pct_5m: float | None = None
+    change_pct_15m: float | None = None
+    change_pct_1h: float | None = None
+    change_pct_4h: float | None = None
+    change_pct_24h: float | None = None
+    """Percent change of `price` against the price one window earlier."""
+
+    quote_volume_1m: float | None = None
+    quote_volume_5m: float | None = None
+    quote_volume_15m: float | None = None
+    quote_volume_1h: float | None = None
+    quote_volume_4h: float | None = None
+    quote_volume_24h: float | None = None
+    """Traded quote volume (sum of price * qty) over the window."""
+
+    rvol_1m: float | None = None
+    rvol_5m: float | None = None
+    rvol_15m: float | None = None
+    rvol_1h: float | None = None
+    """Relative volume, TradingView's definition: the forming bar's volume over the
+    average volume of the previous 10 bars of the same interval."""
+
+    volatility_1h: float | None = None
+    """Standard deviation of the last 60 one-minute log returns, in percent."""
+
+    rsi_14: float | None = None
+    """RSI(14) of closed 1m candles, Wilder's smoothing, 0..100."""
+
+    vwap_24h: float | None = None
+    vwap_distance_pct: float | None = None
+    """Percent distance of `price` from the 24h volume-weighted average price."""
+
+    high_24h: float | None = None
+    low_24h: float | None = None
+    from_high_pct: float | None = None
+    """Percent below the 24h high (0 at the high, negative below it)."""
+    from_low_pct: float | None = None
+    """Percent above the 24h low (0 at the low, positive above it)."""
+    new_high: bool = False
+    """The latest second traded above the previous 24h high."""
+    new_low: bool = False
+    """The latest second traded below the previous 24h low."""
+
+    trades_per_min: float | None = None
+    """Exchange trades over the last 60 seconds."""
+
+    bid: float | None = None
+    ask: float | None = None
+    spread_bps: float | None = None
+    """(ask - bid) / mid in basis points, from the latest book ticker."""
+
+    @property
+    def key(self) -> str:
+        """The symbol's key, the same as its messages'."""
+        return f"{self.exchange}:{self.market}:{self.symbol}"
+
+
+METRICS: tuple[str, ...] = tuple(
+    name
+    for name in RankRow.__struct_fields__
+    if name not in ("exchange", "market", "symbol", "time_ms")
+)
+"""Every metric column of the board, in display order."""
+
+_encoder = msgspec.json.Encoder()
+encode_rank = _encoder.encode
+"""Encode a row to its wire form (JSON)."""
+
+
+def rank_decoder() -> msgspec.json.Decoder[RankRow]:
+    """A decoder from the wire form."""
+    return msgspec.json.Decoder(RankRow)
