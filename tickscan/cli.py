@@ -177,6 +177,14 @@ def run(
         float, typer.Option(min=1, help="Simulated trades per second, whole market.")
     ] = 2_000.0,
     seed: Annotated[int, typer.Option(help="Random seed of the simulated market.")] = 1,
+    crosscheck: Annotated[
+        bool,
+        typer.Option(
+            "--crosscheck",
+            help="Live Binance only: also follow the exchange's closed 1m klines and compare "
+            "them with our 1m candles; mismatches go to data_quality as 'kline_mismatch'.",
+        ),
+    ] = False,
 ) -> None:
     """Run tickscan embedded: Kafka broker, ClickHouse (chdb), candle flow and a source.
 
@@ -200,6 +208,7 @@ def run(
         symbols=symbols,
         rate=rate,
         seed=seed,
+        crosscheck=crosscheck,
     )
     stop = _stop_on_signals()
     try:

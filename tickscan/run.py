@@ -56,6 +56,8 @@ class RunOptions:
         symbols: Symbols of the synthetic market.
         rate: Its trades per second (wall clock = event time).
         seed: Its random seed.
+        crosscheck: Live Binance only: also follow the exchange's closed 1m klines and
+            compare them with our 1m candles (mismatches go to ``data_quality``).
     """
 
     source: str = "binance"
@@ -65,6 +67,7 @@ class RunOptions:
     symbols: int = 200
     rate: float = 2_000.0
     seed: int = 1
+    crosscheck: bool = False
 
 
 class RunError(Exception):
@@ -223,6 +226,7 @@ def _sources(
                     rest_url=options.rest_url,
                     ws_base=options.ws_base,
                     stop=stop,
+                    crosscheck=options.crosscheck,
                 ),
             )
             for market in options.markets

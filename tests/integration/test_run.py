@@ -111,7 +111,11 @@ def test_run_follows_binance_live_into_candles(tmp_path: Path, clickhouse_dsn: s
     result: list[object] = []
     with FakeBinance("usdm", symbols=5, rate=20, seed=4) as fake:
         options = RunOptions(
-            source="binance", markets=("usdm",), rest_url=fake.rest_url, ws_base=fake.ws_url
+            source="binance",
+            markets=("usdm",),
+            rest_url=fake.rest_url,
+            ws_base=fake.ws_url,
+            crosscheck=True,
         )
 
         def target() -> None:
@@ -138,6 +142,14 @@ def test_run_follows_binance_live_into_candles(tmp_path: Path, clickhouse_dsn: s
                 )
 
             assert wait_for(lambda: live_seconds() >= 10, 60), result
+            # --crosscheck reaches the live ingest: the exchange's klines are followed.
+            subscribed = {
+                stream
+                for message in fake.subscribe_messages
+                if isinstance(message, dict)
+                for stream in message.get("params", [])
+            }
+            assert {s for s in subscribed if s.endswith("@kline_1m")}, subscribed
         finally:
             stop.set()
             thread.join(60)
