@@ -26,7 +26,7 @@ from pathlib import Path
 # The fake exchange lives in tests/, which is not installed: import it from the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.live import LiveIngest
+from flows.live_ingest import LiveIngest
 from runtime.broker import EmbeddedBroker
 from runtime.process import tune_for_streaming
 from runtime.settings import (

@@ -73,7 +73,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.live import IngestReport, LiveIngest  # noqa: E402
+from flows.live_ingest import LiveIngest  # noqa: E402
+from flows.live_status import IngestReport  # noqa: E402
 from runtime.broker import EmbeddedBroker  # noqa: E402
 from runtime.clickhouse import connect  # noqa: E402
 from runtime.kafka import consumer_config, ensure_topics  # noqa: E402

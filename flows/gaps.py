@@ -7,20 +7,32 @@ trades handed to the same publisher as live trades, and written again under the 
 key with version 2 as ``repaired`` (every id came back) or ``unrepairable`` (with the
 reason in ``detail``). The ReplacingMergeTree keeps the later row, so ``FINAL`` shows
 each gap's outcome and an open row left behind means a process died mid-repair.
+
+Inside a live ingest, `GapWatch` sits between `flows.sequence.TradeSequencer`, which finds
+the holes, and the repairer: it asks the sequencer every `_GAP_CHECK_S` for the holes
+whose grace has run out, hands each gap to the repairer, and at shutdown reports every
+hole still open and waits for the repairs. It also remembers where a restarted ingest
+resumed (`flows.resume`): the symbols seeded with their last published trade, and for
+each the exchange time of its first trade past the seed. The ``restart`` gap between the
+two is repaired only within `IngestSettings.max_restart_gap_trades` ids and
+`max_restart_gap_s` back; beyond either bound it is refused (recorded ``unrepairable``
+with the ``tickscan backfill`` to run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from flows.data_quality import DataQualityLog
-from flows.sequence import Gap
+from flows.resume import LastTrade, restart_gap_refusal
+from flows.sequence import Gap, TradeSequencer
 from flows.sources.binance_rest import (
     BinanceBanned,
     BinanceRest,
@@ -35,9 +47,13 @@ __all__ = [
     "DataQualityLog",
     "GapFiller",
     "GapRepairer",
+    "GapWatch",
     "RepairCounts",
     "RestGapFiller",
 ]
+
+_GAP_CHECK_S = 0.25
+_SHUTDOWN_REPAIR_S = 30.0
 
 
 class GapFiller(Protocol):
@@ -233,3 +249,96 @@ class GapRepairer:
                 if attempt + 1 < self._attempts:
                     await asyncio.sleep(self._backoff_s * 2**attempt)
         return [], error
+
+
+class GapWatch:
+    """Sees every gap of a live ingest to its repair, or to its refusal.
+
+    Args:
+        sequencer: The ingest's sequencer, whose holes are watched.
+        repairer: Repairs (or records as refused) each gap.
+        market: For the ``tickscan backfill`` command of a refused restart gap.
+        max_restart_gap_trades: Largest restart gap fetched.
+        max_restart_gap_s: Oldest restart gap fetched.
+    """
+
+    def __init__(
+        self,
+        sequencer: TradeSequencer,
+        repairer: GapRepairer,
+        *,
+        market: Market,
+        max_restart_gap_trades: int,
+        max_restart_gap_s: float,
+    ) -> None:
+        self.repairer = repairer
+        self._sequencer = sequencer
+        self._market: Market = market
+        self._max_trades = max_restart_gap_trades
+        self._max_age_s = max_restart_gap_s
+        # Symbols seeded from an earlier run, until their first trade past the seed ...
+        self.resuming: dict[str, LastTrade] = {}
+        # ... then that trade's time, until the restart gap it opened is reported.
+        self._restarts: dict[str, tuple[LastTrade, int]] = {}
+
+    def seed(self, published: Mapping[str, LastTrade]) -> None:
+        """Resume each symbol's sequence after its last trade already published.
+
+        Args:
+            published: Per symbol, the last trade an earlier run published.
+        """
+        self.resuming = dict(published)
+        for symbol, last in self.resuming.items():
+            self._sequencer.seed(symbol, last.trade_id)
+
+    def resumed(self, trade: Trade) -> None:
+        """Note when a seeded symbol's first trade past its seed came (for `repair`).
+
+        Called for every trade while `resuming` is not empty.
+        """
+        last = self.resuming.get(trade.symbol)
+        if last is not None and trade.trade_id > last.trade_id:
+            del self.resuming[trade.symbol]
+            if trade.trade_id > last.trade_id + 1:
+                self._restarts[trade.symbol] = (last, trade.time_us)
+
+    def repair(self, gap: Gap) -> None:
+        """Repair a gap; a restart gap too large or too old is recorded, not fetched."""
+        restart = self._restarts.pop(gap.symbol, None) if gap.cause == "restart" else None
+        if restart is not None:
+            last, resumed_us = restart
+            reason = restart_gap_refusal(
+                gap,
+                last,
+                resumed_us,
+                market=self._market,
+                max_trades=self._max_trades,
+                max_age_s=self._max_age_s,
+            )
+            if reason:
+                self.repairer.refuse(gap, reason)
+                return
+        self.repairer.repair(gap)
+
+    async def run(self) -> None:
+        """Repair the holes whose grace has run out, every `_GAP_CHECK_S`, until cancelled."""
+        while True:
+            await asyncio.sleep(_GAP_CHECK_S)
+            for gap in self._sequencer.due(time.monotonic()):
+                self.repair(gap)
+
+    async def finish(self) -> None:
+        """Repair every hole still open, whatever its grace, and wait for the repairs.
+
+        Called once no more trades will come (the sockets are closed and their frames
+        handled); repairs still running after `_SHUTDOWN_REPAIR_S` are abandoned.
+        """
+        for gap in self._sequencer.flush():
+            self.repair(gap)
+        await self.repairer.wait(_SHUTDOWN_REPAIR_S)
+
+    def forget(self, symbols: Iterable[str]) -> None:
+        """Drop the restart state of symbols no longer followed."""
+        for symbol in symbols:
+            self.resuming.pop(symbol, None)
+            self._restarts.pop(symbol, None)

@@ -20,12 +20,13 @@ Two places hold those ids, and the seed is the larger of the two:
 Every id either holds was published, so the maximum is never past what was published
 (no trade is fetched and published twice) and is as close to the end as the two
 together know (as few trades as possible are fetched again, each a duplicate only if
-both under-state it). Here too: `restart_gap_refusal`, the bound on what a restart gap
-may fetch.
+both under-state it). `last_published` reads both and keeps the larger. Here too:
+`restart_gap_refusal`, the bound on what a restart gap may fetch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Collection, Mapping
@@ -246,3 +247,50 @@ def last_trades_in_clickhouse(
         },
     )
     return {symbol: LastTrade(int(tid), int(at)) for symbol, tid, at in result.result_rows}
+
+
+async def last_published(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    client: Any,
+    database: str,
+    exchange: str,
+    market: Market,
+    symbols: Collection[str],
+    *,
+    max_records: int,
+) -> dict[str, LastTrade]:
+    """Each symbol's last trade already published, to resume from: the newest of the
+    topic's tail and ClickHouse ``trades``, each read in a worker thread.
+
+    Args:
+        bootstrap: Kafka bootstrap servers.
+        topic: The trades topic (md.trades.v1).
+        partitions: Its partition count.
+        client: A clickhouse-connect client.
+        database: Database holding ``trades``.
+        exchange: Only trades of this exchange ...
+        market: ... and market count.
+        symbols: The symbols looked for.
+        max_records: Records of the topic read back at most, per partition.
+
+    Returns:
+        The symbols of `symbols` found in either, with their highest id and its time.
+    """
+    started = time.monotonic()
+    in_topic = await asyncio.to_thread(
+        last_trades_in_topic, bootstrap, topic, partitions, exchange, market, symbols,
+        max_records=max_records,
+    )  # fmt: skip
+    stored = await asyncio.to_thread(
+        last_trades_in_clickhouse, client, database, exchange, market, symbols
+    )
+    published = newest(in_topic, stored)
+    logger.info(
+        "%s: %d of %d symbols resume from their last published trade (%d found in %s, "
+        "%d in ClickHouse trades) after %.1f s",
+        market, len(published), len(symbols), len(in_topic), topic, len(stored),
+        time.monotonic() - started,
+    )  # fmt: skip
+    return published

@@ -97,6 +97,10 @@ class IngestSettings(BaseModel):
     """A symbol whose bookTicker (and trade) streams are silent this long, while other
     streams on its connection flow, is recorded stale in data_quality."""
 
+    release_memory_every_s: float = Field(default=300.0, gt=0)
+    """How often cyclic garbage is collected and free heap pages handed back to the
+    system (`runtime.process.release_memory`), so RSS stays flat over days."""
+
     crosscheck_settle_s: float = Field(default=30.0, ge=0)
     """Cross-check: how long after a closed kline (and our candle) arrived to wait before
     judging, since a late trade or a gap repair may still revise our candle."""

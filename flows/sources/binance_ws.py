@@ -37,7 +37,8 @@ the server) rather than buffering without end or dropping frames. If a reader ha
 ever dropped silently: the only frames not queued are those of a connection being
 dropped, and the sequence tracker sees their ids missing.
 
-Here: the pool and its shards (one connection slot each, rotating and reconnecting);
+Here: the pool and its shards (one connection slot each, rotating and reconnecting),
+and `ws_policy`, a market's policy with the process's `IngestSettings` applied;
 `flows.sources.binance_socket`: the socket itself, whose public names (`Frame`,
 `WsError`, ...) are importable from here too.
 """
@@ -51,7 +52,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 
@@ -64,6 +65,7 @@ from flows.sources.binance_socket import (
     WsError,
     next_id,
 )
+from runtime.settings import IngestSettings
 from schemas.trades import Market
 
 __all__ = [
@@ -79,6 +81,7 @@ __all__ = [
     "WsPolicy",
     "default_ws_base",
     "route",
+    "ws_policy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -158,6 +161,23 @@ class WsPolicy:
         """Full-jitter delay before reconnect attempt number `failures` (0-based)."""
         cap = min(self.backoff_max_s, self.backoff_base_s * (2 ** min(failures, 30)))
         return rng.uniform(0.0, cap)
+
+
+def ws_policy(market: Market, ingest: IngestSettings) -> WsPolicy:
+    """The connection policy of a market with the process's settings applied."""
+    base = WsPolicy.for_market(market)
+    return replace(
+        base,
+        max_streams=ingest.max_streams or base.max_streams,
+        max_age_s=ingest.max_connection_age_s,
+        overlap_s=ingest.rotation_overlap_s,
+        open_timeout_s=ingest.open_timeout_s,
+        stall_s=ingest.stall_s,
+        behind_s=ingest.behind_s,
+        queue_size=ingest.queue_size,
+        backoff_base_s=ingest.backoff_base_s,
+        backoff_max_s=ingest.backoff_max_s,
+    )
 
 
 @dataclass(frozen=True, slots=True)
