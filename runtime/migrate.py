@@ -145,30 +145,46 @@ def migrate(client: Client, database: str = "tickscan", directory: Path | None =
     migrations = load_migrations(directory)
     done = applied_migrations(client, database)
     applied = []
-    for migration in migrations:
-        recorded = done.get(migration.name)
-        if recorded == migration.checksum:
-            continue
-        if recorded is not None:
-            raise MigrationError(
-                f"{migration.name} changed after it was applied to {database}: "
-                "add a new numbered file instead of editing an applied one"
-            )
-        for number, statement in enumerate(migration.statements, start=1):
-            # Without a placeholder the driver would %-format the text with the parameters.
-            parameters = {"database": database} if _PLACEHOLDER in statement else None
-            try:
-                client.command(statement, parameters=parameters)
-            except Exception as exc:
+    # ClickHouse keeps a {database:Identifier} in a view's SELECT as a parameter of a
+    # parameterized view instead of binding it, so view bodies name their tables
+    # unqualified, and those resolve in the current database: once the database exists,
+    # statements run in it.
+    previous = client.database
+    exists = bool(done)
+    try:
+        for migration in migrations:
+            recorded = done.get(migration.name)
+            if recorded == migration.checksum:
+                continue
+            if recorded is not None:
                 raise MigrationError(
-                    f"{migration.name}, statement {number}, failed on {database}: {exc}"
-                ) from exc
-        client.insert(
-            LEDGER,
-            [[migration.name, migration.checksum]],
-            column_names=["name", "checksum"],
-            database=database,
-        )
-        log.info("applied %s to %s", migration.name, database)
-        applied.append(migration.name)
+                    f"{migration.name} changed after it was applied to {database}: "
+                    "add a new numbered file instead of editing an applied one"
+                )
+            client.database = database if exists else previous
+            _apply(client, database, migration)
+            exists = True
+            applied.append(migration.name)
+    finally:
+        client.database = previous
     return applied
+
+
+def _apply(client: Client, database: str, migration: Migration) -> None:
+    """Run one file's statements, then record it in the ledger."""
+    for number, statement in enumerate(migration.statements, start=1):
+        # Without a placeholder the driver would %-format the text with the parameters.
+        parameters = {"database": database} if _PLACEHOLDER in statement else None
+        try:
+            client.command(statement, parameters=parameters)
+        except Exception as exc:
+            raise MigrationError(
+                f"{migration.name}, statement {number}, failed on {database}: {exc}"
+            ) from exc
+    client.insert(
+        LEDGER,
+        [[migration.name, migration.checksum]],
+        column_names=["name", "checksum"],
+        database=database,
+    )
+    log.info("applied %s to %s", migration.name, database)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
+from schemas.symbols import SymbolInfo
 from schemas.trades import Market, Trade
 
 DEFAULT_START_US = 1_704_067_200_000_000
@@ -379,3 +380,32 @@ class SyntheticMarket:
             An infinite iterator, in exchange-time order.
         """
         return self._take(None)
+
+
+def symbol_infos(market: SyntheticMarket) -> list[SymbolInfo]:
+    """What an ``exchangeInfo`` would say of the simulated symbols (see `binance_symbols`).
+
+    Args:
+        market: The simulated market.
+
+    Returns:
+        One TRADING `SymbolInfo` per symbol, quoted in USDT, with its tick and step
+        sizes; perpetual on ``usdm``. Stamped with the market's start time, so a seed
+        fixes every field.
+    """
+    kind = "spot" if market.market == "spot" else "perpetual"
+    return [
+        SymbolInfo(
+            exchange=market.exchange,
+            market=market.market,
+            symbol=spec.symbol,
+            base_asset=spec.symbol.removesuffix("USDT"),  # every name is SYM<n>USDT
+            quote_asset="USDT",
+            status="TRADING",
+            kind=kind,
+            tick_size=spec.tick_size,
+            step_size=spec.step_size,
+            updated_ms=market.start_us // 1000,
+        )
+        for spec in market.symbols
+    ]

@@ -1,0 +1,40 @@
+"""The symbols writer: TabSeparated rows ClickHouse parses exactly, one insert per write."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flows.sinks.symbols import SYMBOL_COLUMNS, SymbolWriter, tsv_rows
+from schemas.symbols import SymbolInfo
+
+BTC = SymbolInfo(
+    "binance", "usdm", "BTCUSDT", "BTC", "USDT", "TRADING", "perpetual",
+    Decimal("0.10"), Decimal("1E-8"), 1_645_233_611_962,
+)  # fmt: skip
+
+
+def test_rows_are_plain_decimals_null_sizes_and_escaped_text() -> None:
+    odd = SymbolInfo("binance", "spot", "币安人生USDT", "币安人生", "USDT", "BR\tEAK", "spot")
+    assert tsv_rows([BTC, odd]).decode().splitlines() == [
+        "binance\tusdm\tBTCUSDT\tBTC\tUSDT\tTRADING\tperpetual\t0.10\t0.00000001\t1645233611962",
+        "binance\tspot\t币安人生USDT\t币安人生\tUSDT\tBR\\tEAK\tspot\t\\N\t\\N\t0",
+    ]
+    assert len(SYMBOL_COLUMNS) == tsv_rows([BTC]).decode().count("\t") + 1
+
+
+class RecordingClient:
+    def __init__(self) -> None:
+        self.inserts: list[tuple[str, list[str], bytes]] = []
+
+    def raw_insert(self, table: str, columns: list[str], data: bytes, fmt: Any) -> None:
+        assert fmt == "TabSeparated"
+        self.inserts.append((table, columns, data))
+
+
+def test_a_write_is_one_insert_into_symbols_now() -> None:
+    client = RecordingClient()
+    writer = SymbolWriter(lambda: client, "tickscan")
+    assert writer.write([BTC, BTC]) == 2
+    assert writer.write([]) == 0
+    assert client.inserts == [("tickscan.symbols", list(SYMBOL_COLUMNS), tsv_rows([BTC, BTC]))]
