@@ -37,8 +37,10 @@ from flows.live_status import (
 from flows.quote_publisher import QuotePublisher
 from flows.resume import last_published
 from flows.sequence import TradeSequencer
+from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance_rest import BinanceRest, BinanceRestError
 from flows.sources.binance_streams import streams_for, trade_stream_kind, trading_symbols
+from flows.sources.binance_symbols import symbol_infos
 from flows.sources.binance_ws import Frame, StreamPool, default_ws_base, route, ws_policy
 from flows.staleness import StaleMonitor
 from runtime.clickhouse import connect
@@ -127,6 +129,7 @@ class LiveIngest:
         self._checker: LiveCrossCheck | None = None
         self._log: DataQualityLog | None = None
         self._stale: StaleMonitor | None = None
+        self._symbol_writer: SymbolWriter | None = None
 
     # -- status --------------------------------------------------------------------------
 
@@ -183,6 +186,10 @@ class LiveIngest:
         )
         database = self.settings.clickhouse.database
         client = await asyncio.to_thread(connect, self.settings.clickhouse_dsn())
+        # Its own client: the data-quality log and the resume scan use `client` from
+        # worker threads, and one clickhouse-connect client runs one query at a time.
+        symbols_client = await asyncio.to_thread(connect, self.settings.clickhouse_dsn())
+        self._symbol_writer = SymbolWriter(lambda: symbols_client, database)
         try:
             await asyncio.to_thread(migrate, client, database)
             async with BinanceRest(self.market, self.rest_url) as rest:
@@ -242,6 +249,7 @@ class LiveIngest:
                     await asyncio.to_thread(publisher.flush)
                 report = publisher.report()
         finally:
+            symbols_client.close()
             client.close()
         result = final_report(
             self.market,
@@ -334,13 +342,25 @@ class LiveIngest:
             await gaps.finish()
 
     async def _universe(self, exchange_info: ExchangeInfo) -> set[str]:
-        symbols = trading_symbols(await exchange_info())
+        info = await exchange_info()
+        await self._record_symbols(info)
+        symbols = trading_symbols(info)
         if self.only is not None:
             absent = self.only - symbols
             if absent:
                 logger.warning("not TRADING on %s: %s", self.market, ", ".join(sorted(absent)))
             symbols &= self.only
         return symbols
+
+    async def _record_symbols(self, info: dict[str, Any]) -> None:
+        """Write every listed symbol's metadata (delisted ones too, with their status)."""
+        if self._symbol_writer is None:
+            return
+        infos = symbol_infos(EXCHANGE, self.market, info)
+        try:
+            await asyncio.to_thread(self._symbol_writer.write, infos)
+        except Exception as exc:  # metadata must never stop the trades
+            logger.warning("%s: could not write symbol metadata (%s); will retry", self.market, exc)
 
     def _apply_universe(self, symbols: set[str]) -> None:
         assert self._pool is not None and self._frames is not None and self._gaps is not None

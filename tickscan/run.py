@@ -26,14 +26,17 @@ from bytewax.testing import run_main
 from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
 from flows.ingest import TradePublisher
 from flows.live import run_ingest
+from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance_rest import BinanceRest, BinanceRestError
 from flows.sources.files import Rejected, read_trades
+from flows.sources.simulator import symbol_infos
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
 from runtime.settings import Settings
 from schemas import topics
+from schemas.symbols import SymbolInfo
 from schemas.trades import Market
 from tickscan.replay import expand_paths
 from tickscan.simulate import simulate
@@ -244,6 +247,7 @@ def _sources(
                     topic=topics.TRADES,
                     realtime=True,
                     stop=stop,
+                    on_start=lambda market: _record_symbols(settings, symbol_infos(market)),
                 ),
             )
         ]
@@ -254,6 +258,15 @@ def _sources(
         market: Market = options.markets[0]
         return [("replay", lambda: _publish_files(bootstrap, paths, market))]
     raise RunError(f"unknown source {source!r}: use binance, sim or replay:PATH")
+
+
+def _record_symbols(settings: Settings, infos: list[SymbolInfo]) -> None:
+    """Write symbol metadata (its own client: the candle flow's is busy in its thread)."""
+    client = connect(settings.clickhouse_dsn())
+    try:
+        SymbolWriter(lambda: client, settings.clickhouse.database).write(infos)
+    finally:
+        client.close()
 
 
 def _publish_files(bootstrap: str, paths: list[Path], market: Market) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flows.ingest import PublishReport, TradePublisher
@@ -48,6 +49,7 @@ def simulate(
     realtime: bool = True,
     stop: threading.Event | None = None,
     run_id: str | None = None,
+    on_start: Callable[[SyntheticMarket], None] | None = None,
 ) -> SimulateReport:
     """Publish a synthetic market's trades to Kafka.
 
@@ -66,6 +68,8 @@ def simulate(
         realtime: Pace trades to the wall clock; False publishes flat out.
         stop: Set it (e.g. from a signal handler) to end the run early.
         run_id: When given, end the run with an end-of-run marker in every partition.
+        on_start: Called with the market before its first trade (e.g. to record its
+            symbols' metadata).
 
     Returns:
         What was published, after every trade was flushed.
@@ -79,6 +83,8 @@ def simulate(
     start_us = time.time_ns() // 1_000
     market = SyntheticMarket(symbols, rate, seed=seed, start_us=start_us)
     stop = stop or threading.Event()
+    if on_start is not None:
+        on_start(market)
     logger.info(
         "simulating %d symbols at %.1f trades/s to %s (%s, %s)",
         symbols, rate, topic, "paced" if realtime else "flat out",

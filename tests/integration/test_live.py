@@ -264,10 +264,11 @@ def test_1500_symbols_over_many_connections_all_deliver(
     print(f"1500 symbols: {report.publish.published} trades, {shards} connections, {elapsed:.1f} s")
 
 
-def test_a_delisted_symbol_is_unsubscribed(
+def test_a_delisted_symbol_is_unsubscribed_and_its_status_recorded(
     make_settings: Callable[..., Settings],
     spot_fake: FakeBinance,
     fresh_topic: Callable[[str], str],
+    ch: Client,
 ) -> None:
     async def scenario() -> tuple[LiveIngest, IngestReport]:
         live = live_ingest(make_settings(refresh_s=0.5), spot_fake, fresh_topic)
@@ -291,3 +292,13 @@ def test_a_delisted_symbol_is_unsubscribed(
     }
     assert unsubscribed == {"ethusdt@trade", "ethusdt@bookTicker"}
     assert report.symbols == 3
+    # The symbols table says what the exchange lists, delisted symbols with their status.
+    rows = ch.query(
+        "SELECT symbol, base_asset, quote_asset, status, kind FROM symbols FINAL"
+        " WHERE exchange = 'binance' AND market = 'spot' AND symbol IN ('BTCUSDT', 'ETHUSDT')"
+        " ORDER BY symbol"
+    ).result_rows
+    assert rows == [
+        ("BTCUSDT", "BTC", "USDT", "TRADING", "spot"),
+        ("ETHUSDT", "ETH", "USDT", "BREAK", "spot"),
+    ]

@@ -77,6 +77,13 @@ def test_run_turns_the_simulated_market_into_live_candles(
             parameters={"db": database},
         ).result_rows[0][0]
         assert bad == 0
+        # The simulated symbols are listed, labelled sim, so the board can show them.
+        listed = client.query(
+            "SELECT count(), uniqExact(quote_asset), any(status) FROM {db:Identifier}.symbols"
+            " FINAL WHERE exchange = 'sim'",
+            parameters={"db": database},
+        ).result_rows[0]
+        assert listed == (20, 1, "TRADING")
         assert thread.is_alive(), result
     finally:
         stop.set()
