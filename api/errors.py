@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 
@@ -56,11 +57,33 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
+def validation_message(exc: RequestValidationError) -> str:
+    """FastAPI's parameter errors in one line a person can act on.
+
+    E.g. ``query.limit: Input should be a valid integer, unable to parse string as an
+    integer (got 'abc')``.
+    """
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()))
+        value = error.get("input")
+        got = f" (got {value!r})" if value is not None else ""
+        parts.append(f"{where}: {error.get('msg', 'invalid')}{got}")
+    return "; ".join(parts) or "invalid request"
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Map `ApiError`s (raised anywhere in a handler) to their status and JSON body."""
+    """Map `ApiError`s (raised anywhere in a handler) and FastAPI's own parameter
+    validation errors to one JSON shape, `error_body`."""
 
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
 
+    async def handle_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        body = error_body(InvalidRequest.code, validation_message(exc))
+        return JSONResponse(body, status_code=InvalidRequest.status)
+
     app.add_exception_handler(ApiError, handle)
+    app.add_exception_handler(RequestValidationError, handle_validation)
