@@ -349,6 +349,64 @@ def candles(
     typer.echo(f"stopped: {counters.trades:,} trades, {counters.candles:,} candles")
 
 
+@app.command("signals")
+def signals_command(
+    kafka: Annotated[
+        str | None,
+        typer.Option("--kafka", metavar="BOOTSTRAP", help="(default: TICKSCAN_KAFKA__BOOTSTRAP)"),
+    ] = None,
+    clickhouse: Annotated[
+        str | None,
+        typer.Option("--clickhouse", metavar="DSN", help="(default: TICKSCAN_CLICKHOUSE__DSN)"),
+    ] = None,
+    start: Annotated[
+        str,
+        typer.Option(help="Where to start reading md.candles.v1 the first time: beginning or end."),
+    ] = "end",
+    recovery_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--recovery-dir",
+            help="Keep Bytewax recovery state here (on a volume): a restart resumes "
+            "where the last run committed.",
+        ),
+    ] = None,
+) -> None:
+    """Run the signals flow alone (one Bytewax worker) against a Kafka cluster.
+
+    md.candles.v1 and md.quotes.v1 in; md.ranks.v1 (each symbol's metric row, each
+    second it changed), md.signals.v1, and ClickHouse signals and rank_snapshots out;
+    rejects to md.deadletter.v1. Rule parameters from the environment, e.g.
+    TICKSCAN_SIGNALS__RULES__VOLUME_SPIKE_FACTOR=4. Stops cleanly on SIGINT or SIGTERM.
+    """
+    from tickscan.signals import SignalsSettings, run_signals
+
+    if start not in ("beginning", "end"):
+        typer.echo(f"--start must be beginning or end, not {start!r}", err=True)
+        raise typer.Exit(code=2)
+    settings = SignalsSettings()
+    bootstrap = kafka or settings.kafka.bootstrap
+    if bootstrap is None:
+        typer.echo("signals needs a Kafka cluster: --kafka or TICKSCAN_KAFKA__BOOTSTRAP", err=True)
+        raise typer.Exit(code=2)
+    try:
+        counters = run_signals(
+            settings,
+            bootstrap=bootstrap,
+            clickhouse_dsn=clickhouse,
+            start=start,  # type: ignore[arg-type]
+            recovery_dir=recovery_dir,
+            stop=_stop_on_signals(),
+        )
+    except RuntimeSetupError as exc:
+        typer.echo(f"signals failed: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(
+        f"stopped: {counters.candles:,} candles, {counters.rows:,} rows, "
+        f"{counters.signals:,} signals"
+    )
+
+
 @app.command("simulate")
 def simulate_command(
     kafka: Annotated[

@@ -1,0 +1,365 @@
+"""A symbol's recent 1s and 1m candles in ring buffers: what its scanner metrics read.
+
+Two rings (numpy arrays indexed by time modulo their length):
+
+- **seconds** (`SECONDS_KEPT` = 1 h + 1 min of 1s candles): close, volume, quote volume
+  and trade count of each second;
+- **minutes** (`MINUTES_KEPT` = 24 h + 5 min): close, high, low, volume, quote volume
+  and trade count of each minute. A minute is built from its 1s candles as they arrive
+  (so the forming minute is always current, and the just-closed minute is usable before
+  its 1m candle turns up behind the last second in the topic); the 1m candle, when it
+  comes, replaces the built values with the exchange-rule ones. Flat seconds and flat
+  minutes hold -inf/+inf as high/low: a flat candle carries the previous close and is
+  not a trade, so it never sets a high or a low.
+
+Memory: 3,660 x 4 + 1,445 x 6 float64 (186 KB), plus 1,445 int64 open times and two
+flags per minute (14 KB): about 200 KB per symbol, whatever its activity.
+
+What is known. Seconds count from the first second after the last gap in the 1s
+stream; minutes from the first whole minute after it, or earlier where 1m candles fill
+in. A query over candles that are not all held answers None.
+
+Revisions. A candle with a higher `version` for an open time already held replaces the
+held values (a repeat or an older version is ignored); minute sums move by the
+difference, so a revision is never counted twice.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from schemas.candles import Candle
+
+SECOND_MS = 1_000
+MINUTE_MS = 60_000
+
+SECONDS_KEPT = 3_660
+"""1s candles held: an hour and a minute (a 1h change needs the close 3,601 s back)."""
+
+MINUTES_KEPT = 1_445
+"""Minutes held: a 24h change needs the minute closing 24 h before the forming one,
+1,442 back; the 1h relative volume needs 11 h."""
+
+CLOSE, HIGH, LOW, VOLUME, QUOTE, TRADES = range(6)
+"""The minutes ring's rows: what `minutes()` and `sum_since()` reduce."""
+
+_SECOND_ROW = {CLOSE: 0, VOLUME: 1, QUOTE: 2, TRADES: 3}
+"""The seconds ring's row of each figure it keeps (no high or low)."""
+
+_INF = math.inf
+
+
+class Values(NamedTuple):
+    """A candle's figures as floats, in the minutes ring's row order."""
+
+    close: float
+    high: float
+    """-inf for a flat candle: it carries a close, not a trade."""
+    low: float
+    """+inf for a flat candle."""
+    volume: float
+    quote: float
+    trades: float
+
+
+def candle_values(candle: Candle) -> Values:
+    """A candle's figures as floats (a flat candle's high and low are -inf and +inf)."""
+    flat = candle.count == 0
+    return Values(
+        float(candle.close),
+        -_INF if flat else float(candle.high),
+        _INF if flat else float(candle.low),
+        float(candle.volume),
+        float(candle.quote_volume),
+        float(candle.count),
+    )
+
+
+def floor_to(t: int, step: int) -> int:
+    """The largest multiple of `step` at or before `t`."""
+    return t - t % step
+
+
+def ceil_to(t: int, step: int) -> int:
+    """The smallest multiple of `step` at or after `t`."""
+    return -(-t // step) * step
+
+
+class CandleHistory:
+    """One symbol's held candles: fed in topic order, queried by time.
+
+    Args:
+        seconds_kept: Length of the seconds ring.
+        minutes_kept: Length of the minutes ring.
+    """
+
+    def __init__(self, seconds_kept: int = SECONDS_KEPT, minutes_kept: int = MINUTES_KEPT) -> None:
+        self._ns = seconds_kept
+        self._nm = minutes_kept
+        self._sec = np.zeros((4, seconds_kept))
+        self._min = np.zeros((6, minutes_kept))
+        self._min_open = np.full(minutes_kept, -1, dtype=np.int64)
+        self._min_known = np.zeros(minutes_kept, dtype=bool)
+        self._min_from_candle = np.zeros(minutes_kept, dtype=bool)
+        # Versions above 1 only: revisions are rare, so a dict beats a ring of them.
+        self._sec_versions: dict[int, int] = {}
+        self._min_versions: dict[int, int] = {}
+        self._s_since: int | None = None
+        self._s_upto: int | None = None
+        self._m_since: int | None = None
+        # Derived from the three above after every change; read many times per row.
+        self._forming: int | None = None
+        self._minutes_from: int | None = None
+        self._seconds_from: int | None = None
+        self.latest = Values(0.0, -_INF, _INF, 0.0, 0.0, 0.0)
+        """The latest second's figures."""
+        self.forming_high = -_INF
+        self.forming_low = _INF
+        """High and low of the forming minute before its latest second."""
+        self.revised = 0
+        """Counts changes to minutes already held (1m candles, revisions), so that a
+        reader can cache what it computed from closed minutes."""
+
+    @property
+    def time_ms(self) -> int | None:
+        """End of the latest second held (its close_time + 1), or None before any."""
+        return self._s_upto
+
+    # ------------------------------------------------------------------ input
+
+    def add_second(self, candle: Candle) -> bool:
+        """Fold in a 1s candle.
+
+        Returns:
+            True when it is a new latest second; False for a revision, a repeat, or a
+            candle too old to hold.
+        """
+        t = candle.open_time
+        values = candle_values(candle)
+        upto = self._s_upto
+        if upto is not None and t < upto:
+            self._revise_second(t, candle.version, values)
+            return False
+        gap = upto is None or t != upto
+        if gap:
+            self._s_since = t
+        self._write_second(t, values)
+        if candle.version > 1:
+            self._sec_versions[t] = candle.version
+        self._s_upto = t + SECOND_MS
+        self.latest = values
+        self._forming = floor_to(t, MINUTE_MS)
+        self._fold_into_minute(t, gap, values)
+        self._refresh_bounds()
+        return True
+
+    def _refresh_bounds(self) -> None:
+        forming, upto = self._forming, self._s_upto
+        if forming is None or upto is None or self._s_since is None:
+            return
+        self._seconds_from = max(self._s_since, upto - self._ns * SECOND_MS)
+        self._minutes_from = (
+            None
+            if self._m_since is None
+            else max(self._m_since, forming - (self._nm - 1) * MINUTE_MS)
+        )
+
+    def _write_second(self, t: int, values: Values) -> None:
+        i = (t // SECOND_MS) % self._ns
+        self._sec[:, i] = (values.close, values.volume, values.quote, values.trades)
+
+    def _revise_second(self, t: int, version: int, values: Values) -> None:
+        upto = self._s_upto
+        assert upto is not None and self._s_since is not None
+        if t < self._s_since or t < upto - self._ns * SECOND_MS:
+            return
+        if version <= self._sec_versions.get(t, 1):
+            return
+        self._sec_versions[t] = version
+        before = self._sec[:, (t // SECOND_MS) % self._ns].copy()
+        self._write_second(t, values)
+        latest = upto - SECOND_MS
+        if t == latest:
+            old = self.latest
+            self.latest = values._replace(
+                high=max(old.high, values.high), low=min(old.low, values.low)
+            )
+        minute = floor_to(t, MINUTE_MS)
+        j = (minute // MINUTE_MS) % self._nm
+        if self._min_open[j] != minute or self._min_from_candle[j]:
+            return  # the minute's own 1m revision carries the change
+        m = self._min
+        m[VOLUME, j] += values.volume - before[_SECOND_ROW[VOLUME]]
+        m[QUOTE, j] += values.quote - before[_SECOND_ROW[QUOTE]]
+        m[TRADES, j] += values.trades - before[_SECOND_ROW[TRADES]]
+        m[HIGH, j] = max(m[HIGH, j], values.high)
+        m[LOW, j] = min(m[LOW, j], values.low)
+        if t == min(minute + MINUTE_MS - SECOND_MS, latest):
+            m[CLOSE, j] = values.close  # a minute closes with its last second
+        self.revised += 1
+
+    def _fold_into_minute(self, t: int, gap: bool, values: Values) -> None:
+        minute = floor_to(t, MINUTE_MS)
+        j = (minute // MINUTE_MS) % self._nm
+        m = self._min
+        if self._min_open[j] != minute:
+            # The first second of a minute: the slot's previous minute is out of reach.
+            self._min_open[j] = minute
+            self._min_from_candle[j] = False
+            m[:, j] = list(values)
+            whole = t == minute
+            self._min_known[j] = whole
+            self.forming_high, self.forming_low = -_INF, _INF
+            if not whole:
+                self._m_since = None
+            elif gap or self._m_since is None:
+                self._m_since = minute
+                self._extend_minutes_back()
+            self._prune_versions(t)
+            return
+        self.forming_high = float(m[HIGH, j])
+        self.forming_low = float(m[LOW, j])
+        if gap:
+            self._min_known[j] = False
+            self._m_since = None
+        if self._min_from_candle[j]:
+            return
+        m[CLOSE, j] = values.close
+        if values.high > m[HIGH, j]:
+            m[HIGH, j] = values.high
+        if values.low < m[LOW, j]:
+            m[LOW, j] = values.low
+        m[VOLUME, j] += values.volume
+        m[QUOTE, j] += values.quote
+        m[TRADES, j] += values.trades
+
+    def _prune_versions(self, now: int) -> None:
+        """Forget the versions of candles out of the rings' reach (once a minute)."""
+        for versions, kept in (
+            (self._sec_versions, self._ns * SECOND_MS),
+            (self._min_versions, self._nm * MINUTE_MS),
+        ):
+            if versions:
+                for t in [t for t in versions if t < now - kept]:
+                    del versions[t]
+
+    def add_minute(self, candle: Candle) -> None:
+        """Fold in a 1m candle: it replaces the minute built from seconds (or an older
+        version of itself), and may extend the known minutes back in time."""
+        minute = candle.open_time
+        j = (minute // MINUTE_MS) % self._nm
+        held = int(self._min_open[j])
+        if held == minute:
+            if self._min_from_candle[j] and candle.version <= self._min_versions.get(minute, 1):
+                return
+        elif held > minute:
+            return  # the slot holds a newer minute: this one is out of reach
+        self._min[:, j] = list(candle_values(candle))
+        self._min_open[j] = minute
+        self._min_from_candle[j] = True
+        self._min_known[j] = True
+        if candle.version > 1:
+            self._min_versions[minute] = candle.version
+        self.revised += 1
+        if self._m_since is None:
+            if self._forming is None or minute != self._forming:
+                return
+            self._m_since = minute
+        elif minute != self._m_since - MINUTE_MS:
+            return
+        else:
+            self._m_since = minute
+        self._extend_minutes_back()
+        self._refresh_bounds()
+
+    def _extend_minutes_back(self) -> None:
+        """Move the start of the known minutes back over held, complete minutes."""
+        since = self._m_since
+        assert since is not None
+        for _ in range(self._nm):
+            before = since - MINUTE_MS
+            j = (before // MINUTE_MS) % self._nm
+            if self._min_open[j] != before or not self._min_known[j]:
+                break
+            since = before
+        self._m_since = since
+
+    # ---------------------------------------------------------------- queries
+
+    def forming_minute(self) -> int | None:
+        """Open time of the latest second's minute (complete when `time_ms` is whole)."""
+        return self._forming
+
+    def minutes_from(self) -> int | None:
+        """Open time of the oldest minute known through the forming one, or None."""
+        return self._minutes_from
+
+    def seconds_from(self) -> int | None:
+        """Open time of the oldest second known through the latest one, or None."""
+        return self._seconds_from
+
+    def second_close(self, t: int) -> float | None:
+        """Close of the 1s candle opening at `t`, if known."""
+        first, upto = self._seconds_from, self._s_upto
+        if first is None or upto is None or not first <= t < upto:
+            return None
+        return float(self._sec[_SECOND_ROW[CLOSE], (t // SECOND_MS) % self._ns])
+
+    def minute_close(self, minute: int) -> float | None:
+        """Close of the minute opening at `minute`, if known."""
+        first, forming = self._minutes_from, self._forming
+        if first is None or forming is None or not first <= minute <= forming:
+            return None
+        return float(self._min[CLOSE, (minute // MINUTE_MS) % self._nm])
+
+    def minutes(self, row: int, start: int, end: int, how: np.ufunc) -> float | None:
+        """`how` (np.add, np.maximum, np.minimum) over a row of the minutes opening from
+        `start` to `end`, both included; None unless all are known."""
+        first, forming = self._minutes_from, self._forming
+        if first is None or forming is None or start < first or end > forming or end < start:
+            return None
+        n = (end - start) // MINUTE_MS + 1
+        i = (start // MINUTE_MS) % self._nm
+        data = self._min[row]
+        if n == 1:
+            return float(data[i])
+        stop = i + n
+        if stop <= self._nm:
+            return float(how.reduce(data[i:stop]))
+        return float(how(how.reduce(data[i:]), how.reduce(data[: stop - self._nm])))
+
+    def closes(self, start: int, end: int) -> np.ndarray:
+        """Closes of the minutes opening from `start` to `end` (known ones: check
+        `minutes_from` first), oldest first."""
+        n = (end - start) // MINUTE_MS + 1
+        i = (start // MINUTE_MS) % self._nm
+        return np.take(self._min[CLOSE], range(i, i + n), mode="wrap")
+
+    def sum_since(self, row: int, start: int) -> float | None:
+        """Sum of a row (VOLUME, QUOTE or TRADES) over `[start, time_ms)` at 1 s
+        resolution: the seconds up to the first whole minute, then the minutes (the
+        forming one included).
+
+        Every second of the window must have been seen, even where a 1m candle stands
+        for its minute: otherwise a window starting on that minute would be known and
+        one starting a second later not, and the value would come and go.
+        """
+        first, forming = self._seconds_from, self._forming
+        if first is None or forming is None or start < first:
+            return None
+        whole = ceil_to(start, MINUTE_MS)
+        minutes = self.minutes(row, whole, forming, np.add)
+        if minutes is None:
+            return None
+        if start == whole:
+            return minutes
+        n = (whole - start) // SECOND_MS
+        i = (start // SECOND_MS) % self._ns
+        data = self._sec[_SECOND_ROW[row]]
+        stop = i + n
+        if stop <= self._ns:
+            return float(data[i:stop].sum()) + minutes
+        return float(data[i:].sum() + data[: stop - self._ns].sum()) + minutes

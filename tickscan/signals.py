@@ -1,0 +1,106 @@
+"""`tickscan signals`: the signals flow as a process, following md.candles.v1 and md.quotes.v1.
+
+It writes md.ranks.v1 (each symbol's metric row, when it changed), md.signals.v1, and the
+ClickHouse tables `signals` and `rank_snapshots`. Rule parameters come from the
+environment with the other settings: `TICKSCAN_SIGNALS__RULES__VOLUME_SPIKE_FACTOR=4`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from pydantic import Field
+
+from flows.recovery import run_flow
+from flows.signals import SignalCounters, SignalFlowSettings, build_kafka_flow
+from flows.sources.kafka import StartAt
+from runtime.clickhouse import connect
+from runtime.kafka import ensure_topics
+from runtime.migrate import migrate
+from runtime.settings import Settings
+from schemas import topics
+
+logger = logging.getLogger(__name__)
+
+
+class SignalsSettings(Settings):
+    """Settings of a signals process: the shared ones, plus the flow's own."""
+
+    signals: SignalFlowSettings = Field(default_factory=SignalFlowSettings)
+
+
+def run_signals(
+    settings: SignalsSettings,
+    *,
+    bootstrap: str,
+    clickhouse_dsn: str | None = None,
+    start: StartAt = "end",
+    recovery_dir: Path | None = None,
+    stop: threading.Event | None = None,
+    counters: SignalCounters | None = None,
+    status_every_s: float = 30.0,
+) -> SignalCounters:
+    """Run the signals flow on one Bytewax worker of this process until `stop` is set.
+
+    Creates the topics it needs when missing and migrates ClickHouse first. Quotes are
+    read from the end of their topic (only the newest matter) unless recovery resumes
+    them where they were.
+
+    Args:
+        settings: Process settings (database, topic partitions, rule parameters).
+        bootstrap: Kafka bootstrap servers.
+        clickhouse_dsn: ClickHouse to write to; None uses the settings'.
+        start: Where to start reading candles the first time: "beginning" or "end".
+        recovery_dir: Keep Bytewax recovery state here, so a restart resumes where the
+            last run committed.
+        stop: Set it to stop the flow.
+        counters: Filled with live counts (a fresh set when None).
+        status_every_s: How often a status line is logged.
+
+    Returns:
+        The flow's final counts.
+    """
+    counters = counters if counters is not None else SignalCounters()
+    ensure_topics(bootstrap, topics.ALL, settings.kafka.partitions)
+    client = connect(clickhouse_dsn or settings.clickhouse_dsn())
+    done = threading.Event()
+    try:
+        migrate(client, settings.clickhouse.database)
+        flow, _writer = build_kafka_flow(
+            settings.signals,
+            bootstrap=bootstrap,
+            clickhouse=lambda: client,
+            database=settings.clickhouse.database,
+            start=start,
+            quotes_start="end",
+            counters=counters,
+            stop=stop,
+        )
+        reporter = threading.Thread(
+            target=_report, args=(counters, done, status_every_s), name="signals-status"
+        )
+        reporter.start()
+        try:
+            run_flow(flow, recovery_dir)
+        finally:
+            done.set()
+            reporter.join()
+    finally:
+        client.close()
+    return counters
+
+
+def _report(counters: SignalCounters, done: threading.Event, every_s: float) -> None:
+    while not done.wait(every_s):
+        logger.info(
+            "signals flow: %d candles, %d quotes, %d rows (%d published), %d signals, "
+            "%d dead letters",
+            counters.candles,
+            counters.quotes,
+            counters.rows,
+            counters.ranks,
+            counters.signals,
+            counters.dead_letters,
+        )
