@@ -1,0 +1,136 @@
+"""`GET /api/v1/scan`: the scanner board, filtered and sorted, live or as of a past moment."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+import msgspec
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from api.deps import StoreDep
+from api.errors import Unavailable
+from api.services.filter_sql import history_rows, history_sql, parse_at
+from api.services.filters import (
+    MAX_LIMIT,
+    SORT_COLUMNS,
+    ScanFilter,
+    compile_filter,
+    parse_query,
+)
+from schemas.ranks import RankRow
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["scanner"])
+
+FILTER_QUERY_DOC = f"""
+A filter is written either as simple parameters a trader can type, or as one `filter`
+parameter holding a whole filter as JSON (the `filter` object of the response, e.g.
+from the UI). All parts must hold; every list is comma-separated or repeated.
+
+- `min_<column>`, `max_<column>`: inclusive thresholds on a metric column:
+  `min_change_pct_5m=3`, `max_rsi_14=30`, `min_quote_volume_24h=5M` (numbers may end in
+  k, M or B)
+- `quote`: quote assets, `quote=USDT,USDC` (default: all)
+- `market`: `spot`, `usdm` or its alias `perpetual` (default: both)
+- `exchange`: exchanges, `exchange=binance` (default: all)
+- `watch`: only these symbols, `watch=BTCUSDT,binance:usdm:ETHUSDT` (a bare symbol
+  means every market listing it)
+- `ignore`: never these symbols (same form as `watch`)
+- `new_high`, `new_low`: `true` for only symbols at a new 24h high (low), `false` for
+  none of them
+- `min_volume`, `max_volume`, `volume_window`: a band of quote volume over a window
+  (default 24h)
+- `sort`: a column, `-` first for descending: `sort=-change_pct_5m` (default
+  `-change_pct_24h`); rows without a value come last either way, ties go by symbol key
+- `limit`: rows, 1 to {MAX_LIMIT} (default 100)
+- `filter`: the whole filter as JSON, instead of the parameters above
+
+Columns: {", ".join(f"`{c}`" for c in SORT_COLUMNS)}.
+An unknown parameter, column, window or symbol form, a value that is not a number, or a
+list longer than its cap is a 422 saying what to change.
+"""
+"""How a filter is written in a query string; the live ranks stream takes the same."""
+
+_EXAMPLES = """
+Examples:
+
+- top gainers over 5 minutes among USDT spot pairs:
+  `/api/v1/scan?min_change_pct_5m=3&quote=USDT&market=spot&sort=-change_pct_5m&limit=50`
+- perpetuals trading at least three times their usual 5m volume, biggest first:
+  `/api/v1/scan?market=perpetual&min_rvol_5m=3&sort=-rvol_5m`
+- oversold with real volume, never the stablecoins:
+  `/api/v1/scan?max_rsi_14=30&min_volume=10M&ignore=USDCUSDT,FDUSDUSDT`
+- the same board as JSON:
+  `/api/v1/scan?filter={"conditions":[{"metric":"change_pct","window":"5m","op":">=","value":3}],"quotes":["USDT"]}`
+- the board as it was: `/api/v1/scan?at=2024-08-08T23:55:00Z&min_change_pct_1h=5`
+"""
+
+
+class ScanResponse(BaseModel):
+    """One board: the rows that satisfy the filter, in its order."""
+
+    as_of_ms: int | None = Field(
+        description="Live: exchange time of the board's latest update (null before any). "
+        "History: the moment asked for (`at`); each row has its snapshot's `time_ms`."
+    )
+    source: Literal["live", "history"]
+    filter: ScanFilter = Field(description="The filter as understood, normalised.")
+    rows: list[dict[str, Any]] = Field(
+        description="RankRow columns (schemas.ranks.RankRow) plus `base_asset` and "
+        "`quote_asset` (null when the symbol's metadata is unknown)."
+    )
+
+
+def _row(row: RankRow, base_asset: str | None, quote_asset: str | None) -> dict[str, Any]:
+    record = msgspec.structs.asdict(row)
+    record["base_asset"], record["quote_asset"] = base_asset, quote_asset
+    return record
+
+
+@router.get(
+    "/scan",
+    response_model=ScanResponse,
+    summary="The scanner board, filtered and sorted",
+    description="The live board, or with `at` the board as of a past moment (from the "
+    "rank snapshots in ClickHouse, each symbol's last one up to 2 minutes before `at`).\n"
+    + FILTER_QUERY_DOC
+    + _EXAMPLES,
+)
+async def scan(
+    request: Request,
+    store: StoreDep,
+    at: Annotated[
+        str | None,
+        Query(
+            description="A past moment: ms since the epoch or ISO-8601 (UTC unless it says "
+            "otherwise). Without it, the live board.",
+            examples=["2024-08-08T23:55:00Z", "1723161300000"],
+        ),
+    ] = None,
+) -> ScanResponse:
+    """The filtered board; a bad filter or `at` is a 422, no live board here a 503."""
+    f = parse_query(request.query_params, exclude=("at",))
+    if at is not None:
+        at_ms = parse_at(at)
+        sql, params = history_sql(f, at_ms, store.database)
+        try:
+            columns, result = await store.query(sql, params)
+        except ClickHouseError as exc:
+            logger.warning("historical scan failed: %s", exc)
+            raise Unavailable("the board history cannot be read now; try again") from exc
+        rows = [_row(*found) for found in history_rows(columns, result)]
+        return ScanResponse(as_of_ms=at_ms, source="history", filter=f, rows=rows)
+    board = getattr(request.app.state, "board", None)
+    symbols = getattr(request.app.state, "symbols", None)
+    if board is None or symbols is None:
+        raise Unavailable("this API process has no live board; ask for a past one with at=")
+    chosen = compile_filter(f).select(board.rows.values(), symbols)
+    rows = []
+    for row in chosen:
+        info = symbols.get(row.key)
+        rows.append(_row(row, *((info.base_asset, info.quote_asset) if info else (None, None))))
+    return ScanResponse(as_of_ms=board.as_of_ms, source="live", filter=f, rows=rows)

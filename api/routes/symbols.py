@@ -1,0 +1,82 @@
+"""`GET /api/v1/symbols`: every symbol with its metadata (assets, status, tick and lot sizes)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from api.errors import Unavailable
+from api.services.symbols import SymbolDirectory, SymbolOut
+
+router = APIRouter(prefix="/api/v1", tags=["history"])
+
+
+class SymbolsResponse(BaseModel):
+    """The symbols that match, sorted by exchange, market and symbol."""
+
+    symbols: list[SymbolOut]
+    quote_assets: list[str] = Field(
+        description="Quote assets of every known symbol (not only those returned): the "
+        "choices of a quote-currency toggle."
+    )
+
+
+# Binance USDⓈ-M BTCUSDT as its exchangeInfo described it on 2022-02-19.
+EXAMPLE = {
+    "symbols": [
+        {
+            "key": "binance:usdm:BTCUSDT",
+            "exchange": "binance",
+            "market": "usdm",
+            "symbol": "BTCUSDT",
+            "base_asset": "BTC",
+            "quote_asset": "USDT",
+            "status": "TRADING",
+            "kind": "perpetual",
+            "tick_size": "0.1",
+            "step_size": "0.001",
+            "updated_ms": 1645233611962,
+        }
+    ],
+    "quote_assets": ["BTC", "USDC", "USDT"],
+}
+
+
+@router.get(
+    "/symbols",
+    response_model=SymbolsResponse,
+    summary="Symbols with their metadata",
+    description="Every symbol the exchanges list (as of the last refresh of this process's "
+    "symbol directory from ClickHouse `symbols`), with base and quote asset, trading "
+    "status, contract kind and exact tick and step sizes. Filters combine; values are "
+    "matched without regard to case.",
+    responses={
+        200: {"content": {"application/json": {"example": EXAMPLE}}},
+        503: {"description": "This process has no symbol directory"},
+    },
+)
+async def get_symbols(
+    request: Request,
+    exchange: Annotated[str | None, Query(description="Only this exchange.")] = None,
+    market: Annotated[
+        Literal["spot", "usdm"] | None, Query(description="Only this market.")
+    ] = None,
+    quote: Annotated[
+        str | None, Query(description="Only this quote asset.", examples=["USDT"])
+    ] = None,
+    status: Annotated[
+        str | None, Query(description="Only this status.", examples=["TRADING"])
+    ] = None,
+) -> SymbolsResponse:
+    """The symbols matching every filter given."""
+    directory: SymbolDirectory | None = getattr(request.app.state, "symbols", None)
+    if directory is None:
+        raise Unavailable("this API process has no symbol directory")
+    found = directory.find(
+        exchange=exchange.lower() if exchange else None, market=market, quote=quote, status=status
+    )
+    return SymbolsResponse(
+        symbols=[SymbolOut.of(info) for info in found], quote_assets=directory.quote_assets()
+    )

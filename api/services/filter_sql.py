@@ -1,0 +1,180 @@
+"""The scanner filter as a parameterised ClickHouse query: the board as of a past moment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from api.errors import InvalidRequest
+from api.services.filters import FLAG_COLUMNS, NUMERIC_COLUMNS, ScanFilter
+from schemas.ranks import RankRow
+
+SNAPSHOT_MAX_AGE_MS = 120_000
+"""A symbol's last snapshot counts only this long before the moment asked for: an older
+one belongs to a symbol that had stopped trading (or to a gap), not to that board."""
+
+# The only identifiers the SQL text ever holds: RankRow's columns (not a hand-kept list)
+# and the join's asset columns. A user's column name is looked up here and the text
+# written is ours; a user's value reaches ClickHouse only as a bound {name:Type}.
+_COLUMNS: dict[str, str] = {name: name for name in (*NUMERIC_COLUMNS, *FLAG_COLUMNS)}
+_KEY_COLUMNS = ("exchange", "market", "symbol")
+_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+_SELECT = ", ".join(
+    (
+        *(f"r.{c}" for c in _KEY_COLUMNS),
+        "toUnixTimestamp64Milli(r.time) AS time_ms",
+        *(f"r.{c}" for c in _COLUMNS.values()),
+        "s.base_asset AS base_asset",
+        "s.quote_asset AS quote_asset",
+    )
+)
+
+
+def _time_param(name: str) -> str:
+    return f"fromUnixTimestamp64Milli({{{name}:Int64}}, 'UTC')"
+
+
+def _symbol_refs(refs: tuple[str, ...], name: str, params: dict[str, Any]) -> str:
+    """`r` is named by one of `refs` (keys or bare symbols), bound as `name_keys`/`_symbols`."""
+    params[f"{name}_keys"] = [ref for ref in refs if ":" in ref]
+    params[f"{name}_symbols"] = [ref for ref in refs if ":" not in ref]
+    return (
+        f"(symbol IN {{{name}_symbols:Array(String)}}"
+        f" OR concat(exchange, ':', market, ':', symbol) IN {{{name}_keys:Array(String)}})"
+    )
+
+
+def history_sql(f: ScanFilter, at_ms: int, database: str) -> tuple[str, dict[str, Any]]:
+    """Compile a filter to a query for the board as of `at_ms`, from `rank_snapshots`.
+
+    Each symbol's row is its last snapshot at or before `at_ms`, and not older than
+    `SNAPSHOT_MAX_AGE_MS`; the filter, sort and limit then apply exactly as
+    `CompiledFilter.select` applies them to live rows (nulls last, ties by key). Quote
+    assets come from `symbols` (latest row, FINAL); a symbol without one fails a quote
+    filter.
+
+    Args:
+        f: A validated filter.
+        at_ms: The moment of the board (exchange time, ms since the epoch).
+        database: The database holding `rank_snapshots` and `symbols`.
+
+    Returns:
+        The SQL text and its parameters, for `Store.query`. Its columns are RankRow's
+        fields (`time_ms` for the snapshot's time) then `base_asset` and `quote_asset`
+        (empty strings when unknown); `history_rows` turns its rows into RankRows.
+    """
+    params: dict[str, Any] = {
+        "database": database,
+        "at_ms": at_ms,
+        "since_ms": at_ms - SNAPSHOT_MAX_AGE_MS,
+        "limit": f.limit,
+    }
+    # What picks symbols (not their metrics) is known before the latest row is found,
+    # so it narrows the scan; thresholds must wait for the latest row of each symbol.
+    scope = [f"time <= {_time_param('at_ms')}", f"time >= {_time_param('since_ms')}"]
+    if f.markets:
+        params["markets"] = list(f.markets)
+        scope.append("market IN {markets:Array(String)}")
+    if f.exchanges:
+        params["exchanges"] = list(f.exchanges)
+        scope.append("exchange IN {exchanges:Array(String)}")
+    if f.watch:
+        scope.append(_symbol_refs(f.watch, "watch", params))
+    if f.ignore:
+        scope.append("NOT " + _symbol_refs(f.ignore, "ignore", params))
+
+    where = [
+        f"r.{_COLUMNS[flag]}" if on else f"NOT r.{_COLUMNS[flag]}" for flag, on in f.flags().items()
+    ]
+    for i, condition in enumerate(f.all_conditions()):
+        column = f"r.{_COLUMNS[condition.column]}"
+        params[f"v{i}"] = condition.value
+        if condition.op == "between":
+            params[f"w{i}"] = condition.value2
+            where.append(f"{column} BETWEEN {{v{i}:Float64}} AND {{w{i}:Float64}}")
+        else:
+            where.append(f"{column} {_OPS[condition.op]} {{v{i}:Float64}}")
+    if f.quotes:
+        params["quotes"] = list(f.quotes)
+        where.append("s.quote_asset IN {quotes:Array(String)}")
+
+    sort = "r.symbol" if f.sort == "symbol" else f"r.{_COLUMNS[f.sort]}"
+    direction = "DESC" if f.order == "desc" else "ASC"
+    sql = f"""
+SELECT {_SELECT}
+FROM (
+    SELECT *
+    FROM {{database:Identifier}}.rank_snapshots FINAL
+    WHERE {" AND ".join(scope)}
+    ORDER BY exchange, market, symbol, time DESC
+    LIMIT 1 BY exchange, market, symbol
+) AS r
+LEFT JOIN (
+    SELECT exchange, market, symbol, base_asset, quote_asset
+    FROM {{database:Identifier}}.symbols FINAL
+) AS s ON r.exchange = s.exchange AND r.market = s.market AND r.symbol = s.symbol
+{"WHERE " + " AND ".join(where) if where else ""}
+ORDER BY {sort} {direction} NULLS LAST, r.exchange, r.market, r.symbol
+LIMIT {{limit:UInt32}}
+"""
+    return sql, params
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_AT_HELP = "use milliseconds since the epoch or ISO-8601 (2024-08-08T23:55:00Z)"
+
+
+def parse_at(text: str) -> int:
+    """The moment of a historical board, as a trader gives it.
+
+    Args:
+        text: Milliseconds since the epoch (``1723161300000``) or ISO-8601
+            (``2024-08-08T23:55:00Z``; without an offset it is UTC).
+
+    Returns:
+        Milliseconds since the epoch.
+
+    Raises:
+        InvalidRequest: If it is neither, or before 1970.
+    """
+    value = text.strip()
+    if value.isascii() and value.isdigit():
+        if len(value) > 15:  # past the year 30000: a typo, and beyond Int64 soon after
+            raise InvalidRequest(f"at: {value[:40]!r} is too far in the future; {_AT_HELP}")
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"at: {value[:40]!r} is not a time; {_AT_HELP}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    ms = (moment - _EPOCH) // timedelta(milliseconds=1)
+    if ms < 0:
+        raise InvalidRequest(f"at: {value[:40]!r} is before 1970; {_AT_HELP}")
+    return ms
+
+
+def history_rows(
+    columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> list[tuple[RankRow, str | None, str | None]]:
+    """The rows of a `history_sql` query: each RankRow with its base and quote asset.
+
+    Args:
+        columns: The result's column names.
+        rows: The result's rows.
+
+    Returns:
+        `(row, base_asset, quote_asset)` in the query's order; an asset is None when
+        the symbol has no metadata.
+    """
+    result = []
+    for values in rows:
+        record = dict(zip(columns, values, strict=True))
+        base, quote = record.pop("base_asset") or None, record.pop("quote_asset") or None
+        row = msgspec.convert(record, RankRow, strict=False)
+        result.append((row, base, quote))
+    return result
