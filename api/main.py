@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -10,7 +12,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
-from api.routes import health
+from api.live.hub import live_delivery
+from api.routes import candles, health, metrics, scan, signals, stream, symbols, ws
+from api.services.symbols import SymbolDirectory, run_refresher
 from api.store import Store
 from runtime.clickhouse import connect
 from runtime.settings import Settings
@@ -18,6 +22,12 @@ from runtime.settings import Settings
 logger = logging.getLogger(__name__)
 
 API_VERSION = "v1"
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
@@ -41,6 +51,19 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
                 app.state.store = Store(client, settings.clickhouse.database)
             else:
                 app.state.store = store
+            app.state.symbols = SymbolDirectory()
+            refresher = asyncio.create_task(
+                run_refresher(app.state.symbols, app.state.store, settings.api.symbols_refresh_s),
+                name="api-symbols",
+            )
+            stack.push_async_callback(_cancel, refresher)
+            hub, feed = await stack.enter_async_context(
+                live_delivery(
+                    settings, app.state.store, lambda: getattr(app.state, "symbols", None) or {}
+                )
+            )
+            app.state.board, app.state.hub, app.state.feed = hub.board, hub, feed
+            app.state.metrics = metrics.live_registry(hub, feed)
             yield
 
     app = FastAPI(
@@ -60,4 +83,11 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(scan.router)
+    app.include_router(stream.router)
+    app.include_router(ws.router)
+    app.include_router(metrics.router)
+    app.include_router(symbols.router)
+    app.include_router(candles.router)
+    app.include_router(signals.router)
     return app

@@ -1,0 +1,244 @@
+"""One consumer of the live topics per API process, on a thread, handing batches to the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+
+from runtime.kafka import consumer_config
+from schemas import topics
+from schemas.candles import Candle, candle_decoder
+from schemas.ranks import RankRow, rank_decoder
+from schemas.signals import Signal, signal_decoder
+
+logger = logging.getLogger(__name__)
+
+RANKS_BACKLOG = 50_000
+"""Records read back from the end of each md.ranks.v1 partition at start: about two
+minutes of a whole exchange's rows (ranks carry only changed rows, so the board needs
+the recent past, not only what comes next)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveTopics:
+    """The topics the feed follows."""
+
+    ranks: str
+    signals: str
+    candles: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> LiveTopics:
+        """The live topics, each name prefixed (tests isolate themselves with a prefix)."""
+        return cls(prefix + topics.RANKS, prefix + topics.SIGNALS, prefix + topics.CANDLES)
+
+
+@dataclass(slots=True)
+class FeedBatch:
+    """Decoded records of one fetch, by kind, in partition order."""
+
+    ranks: list[RankRow] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
+    candles: list[Candle] = field(default_factory=list)
+
+
+class LiveFeed:
+    """Consumes md.ranks.v1, md.signals.v1 and md.candles.v1 on a thread of its own.
+
+    Every partition of each topic is assigned explicitly (no consumer group): signals and
+    candles from their end, ranks from `ranks_backlog` records before it, so the board is
+    whole within seconds. A topic that does not exist yet is assigned once it appears.
+    Records are decoded on the thread and handed to the event loop in batches with
+    `loop.call_soon_threadsafe(deliver, batch)`; the loop never waits on Kafka.
+
+    Args:
+        bootstrap: `host:port[,host:port]` of the cluster.
+        live_topics: The topics to follow.
+        deliver: Called on the event loop with each non-empty batch.
+        ranks_backlog: Records of each ranks partition read back from its end.
+        batch_size: Most records fetched at once.
+        poll_s: Longest wait for records before checking for a stop or new topics.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        live_topics: LiveTopics,
+        deliver: Callable[[FeedBatch], None],
+        *,
+        ranks_backlog: int = RANKS_BACKLOG,
+        batch_size: int = 5_000,
+        poll_s: float = 0.05,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = live_topics
+        self._deliver = deliver
+        self._ranks_backlog = ranks_backlog
+        self._batch_size = batch_size
+        self._poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._assigned: set[str] = set()
+        self._partitions: list[TopicPartition] = []
+        self.events_total: dict[str, int] = {kind: 0 for kind in ("ranks", "signals", "candles")}
+        """Records delivered, by kind."""
+        self.decode_errors = 0
+        """Records that did not decode (logged, skipped)."""
+        self.lag: dict[str, int] = {}
+        """Records behind each topic's high watermark, summed over its partitions."""
+        self._rate: deque[tuple[float, int]] = deque(maxlen=64)
+        self._decode_rank = rank_decoder().decode
+        self._decode_signal = signal_decoder().decode
+        self._decode_candle = candle_decoder().decode
+
+    @property
+    def running(self) -> bool:
+        """Whether the consumer thread runs and follows every live topic."""
+        thread = self._thread
+        return (
+            thread is not None
+            and thread.is_alive()
+            and len(self._assigned) == 3
+            and not self._stop.is_set()
+        )
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start consuming; batches are delivered on `loop`."""
+        self._thread = threading.Thread(
+            target=self._run, args=(loop,), name="live-feed", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop consuming and wait for the thread to close its consumer."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def events_per_s(self, window_s: float = 10.0) -> float:
+        """Records delivered per second over about the last `window_s` seconds."""
+        samples = list(self._rate)
+        if len(samples) < 2:
+            return 0.0
+        end_t, end_n = samples[-1]
+        start_t, start_n = next(((t, n) for t, n in samples if end_t - t <= window_s), samples[0])
+        return (end_n - start_n) / (end_t - start_t) if end_t > start_t else 0.0
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A fetch that finds nothing waits at the broker for at most this long: Tansu holds
+        # it the whole time, so a second's rows arriving meanwhile were 100 ms late (the
+        # default), split across two fetches, and missed their board evaluation.
+        consumer = Consumer(consumer_config(self.bootstrap, **{"fetch.wait.max.ms": 10}))
+        next_check = 0.0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_check:
+                    if len(self._assigned) < 3:
+                        self._assign_new(consumer)
+                    self._measure_lag(consumer, now)
+                    next_check = now + 1.0
+                if not self._assigned:
+                    self._stop.wait(self._poll_s)
+                    continue
+                messages = consumer.consume(self._batch_size, self._poll_s)
+                if not messages:
+                    continue
+                batch = self._decode(messages)
+                events = self.events_total
+                events["ranks"] += len(batch.ranks)
+                events["signals"] += len(batch.signals)
+                events["candles"] += len(batch.candles)
+                if batch.ranks or batch.signals or batch.candles:
+                    try:
+                        loop.call_soon_threadsafe(self._deliver, batch)
+                    except RuntimeError:  # the loop closed under us: we are shutting down
+                        break
+        except KafkaException:
+            logger.exception("live feed stopped: Kafka failed")
+        finally:
+            self._assigned.clear()
+            consumer.close()
+
+    def _decode(self, messages: list[Any]) -> FeedBatch:
+        """Decode fetched records by topic; control records are skipped, bad ones logged."""
+        batch = FeedBatch()
+        ranks, signals = self.topics.ranks, self.topics.signals
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                logger.warning("live feed: %s", error)
+                continue
+            headers = message.headers()
+            if headers and topics.is_control(headers):
+                continue
+            topic, value = message.topic(), message.value() or b""
+            try:
+                if topic == ranks:
+                    batch.ranks.append(self._decode_rank(value))
+                elif topic == signals:
+                    batch.signals.append(self._decode_signal(value))
+                else:
+                    batch.candles.append(self._decode_candle(value))
+            except msgspec.DecodeError as exc:
+                self.decode_errors += 1
+                logger.warning(
+                    "live feed: undecodable record at %s[%d]@%d: %s",
+                    topic,
+                    message.partition(),
+                    message.offset(),
+                    exc,
+                )
+        return batch
+
+    def _assign_new(self, consumer: Consumer) -> None:
+        """Assign every partition of each followed topic that exists and is not yet assigned."""
+        try:
+            metadata = consumer.list_topics(timeout=5)  # all topics: naming one creates it
+        except KafkaException as exc:
+            logger.warning("live feed: cannot read cluster metadata: %s", exc)
+            return
+        new: list[TopicPartition] = []
+        for name in (self.topics.ranks, self.topics.signals, self.topics.candles):
+            topic = metadata.topics.get(name)
+            if name in self._assigned or topic is None or topic.error is not None:
+                continue
+            if not topic.partitions:
+                continue
+            for partition in sorted(topic.partitions):
+                offset = OFFSET_END
+                if name == self.topics.ranks:
+                    try:
+                        low, high = consumer.get_watermark_offsets(
+                            TopicPartition(name, partition), timeout=5
+                        )
+                    except KafkaException as exc:
+                        logger.warning("live feed: no offsets of %s yet: %s", name, exc)
+                        return
+                    offset = max(low, high - self._ranks_backlog)
+                new.append(TopicPartition(name, partition, offset))
+            self._assigned.add(name)
+            logger.info("live feed follows %s (%d partitions)", name, len(topic.partitions))
+        if new:
+            consumer.incremental_assign(new)
+            self._partitions.extend(TopicPartition(tp.topic, tp.partition) for tp in new)
+
+    def _measure_lag(self, consumer: Consumer, now: float) -> None:
+        self._rate.append((now, sum(self.events_total.values())))
+        if not self._partitions:
+            return
+        lag: dict[str, int] = {}
+        for tp in consumer.position(self._partitions):
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            behind = high - tp.offset if high >= 0 and tp.offset >= 0 else 0
+            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
+        self.lag = lag

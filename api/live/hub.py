@@ -1,0 +1,340 @@
+"""The live hub: clients, their subscriptions, and the fan-out of ranks, candles and signals.
+
+One hub per API process sits between the live feed and every SSE stream and WebSocket.
+Nothing the feed or the board loop does waits on a client (see `api.live.clients` for
+the bounded queues). Work that does not depend on the client is done once: a filter's
+board diff is evaluated and encoded once for every client that shares the filter, a
+candle or a signal is encoded once for all its readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import get_args
+
+from api.errors import InvalidRequest, NotFound, TooManyClients
+from api.live.board import Board, load_board
+from api.live.candle_streams import SETTLE_S, CandleStreams
+from api.live.clients import Client, LiveStats, Message, QueuePolicy, Subscription
+from api.live.feed import FeedBatch, LiveFeed, LiveTopics
+from api.live.views import COALESCE_S, COMPLETE_WAIT_S, Views
+from api.services.filters import CompiledFilter, SymbolLookup
+from api.store import Store
+from runtime.settings import ApiSettings, Settings
+from schemas.signals import Signal, Timeframe, encode_signal
+
+logger = logging.getLogger(__name__)
+
+TIMEFRAMES: tuple[str, ...] = get_args(Timeframe)
+
+EVICT_AFTER_S = 30.0
+"""A client that keeps losing updates this long, without once catching up, is dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignalMatch:
+    """Which signals a subscription wants; None matches any.
+
+    `symbol` is a symbol (`BTCUSDT`, on any exchange and market) or a symbol key
+    (`binance:spot:BTCUSDT`).
+    """
+
+    symbol: str | None = None
+    name: str | None = None
+    timeframe: str | None = None
+
+    @classmethod
+    def of(
+        cls, symbol: str | None = None, name: str | None = None, timeframe: str | None = None
+    ) -> SignalMatch:
+        """A checked match; empty strings mean any.
+
+        Raises:
+            InvalidRequest: For a timeframe signals are not evaluated on.
+        """
+        if timeframe and timeframe not in TIMEFRAMES:
+            raise InvalidRequest(
+                f"unknown timeframe {timeframe!r}: use one of {', '.join(TIMEFRAMES)}"
+            )
+        return cls(symbol or None, name or None, timeframe or None)
+
+    def __call__(self, signal: Signal) -> bool:
+        """Whether `signal` matches."""
+        if self.name is not None and signal.name != self.name:
+            return False
+        if self.timeframe is not None and signal.timeframe != self.timeframe:
+            return False
+        if self.symbol is None:
+            return True
+        return (signal.key if ":" in self.symbol else signal.symbol) == self.symbol
+
+
+class Hub:
+    """Clients, their subscriptions, and the fan-out of ranks, candles and signals.
+
+    Args:
+        settings: The API settings (queue size, client limit, board interval).
+        board: The live board the ranks views read.
+        symbols: Returns symbol metadata by key (quote-asset filters read it).
+        store: ClickHouse, to seed new candle streams and check unknown symbols.
+        evict_after_s: How long a client may keep losing updates before it is dropped.
+        coalesce_s: How long a board evaluation waits at least after a change.
+        complete_wait_s: How long it waits at most for the rest of a split second.
+        settle_s: When a new candle stream re-reads its interval from ClickHouse.
+        clock: Monotonic seconds (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        board: Board,
+        *,
+        symbols: Callable[[], SymbolLookup] = dict,
+        store: Store | None = None,
+        evict_after_s: float = EVICT_AFTER_S,
+        coalesce_s: float = COALESCE_S,
+        complete_wait_s: float = COMPLETE_WAIT_S,
+        settle_s: float = SETTLE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.board = board
+        self.symbols = symbols
+        self.stats = LiveStats()
+        self.views = Views(
+            board, symbols, self.stats, settings.board_interval_s, coalesce_s, complete_wait_s
+        )
+        self.policy = QueuePolicy(
+            settings.client_queue, evict_after_s, self.stats, self.views.resync, clock
+        )
+        self.clients: set[Client] = set()
+        self.candles = CandleStreams(store, self._known, settle_s)
+        self._signal_subs: set[Subscription] = set()
+        self._signal_seq = 0
+
+    # -- clients ---------------------------------------------------------------------
+
+    def connect(self, kind: str) -> Client:
+        """Register a new client (`sse` or `ws`).
+
+        Raises:
+            TooManyClients: When the process serves `max_clients` already.
+        """
+        if len(self.clients) >= self.settings.max_clients:
+            raise TooManyClients(
+                f"this API process serves {self.settings.max_clients} live clients already;"
+                " try again later"
+            )
+        client = Client(kind, self.policy)
+        self.clients.add(client)
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        """Forget a client and its subscriptions (safe to call twice)."""
+        for sub_id in list(client.subscriptions):
+            self.unsubscribe(client, sub_id)
+        self.clients.discard(client)
+
+    def close_all(self, code: str, message: str) -> None:
+        """Close every client (the process is shutting down)."""
+        for client in list(self.clients):
+            client.close(code, message)
+
+    def unsubscribe(self, client: Client, sub_id: str) -> None:
+        """End one subscription; its queued messages are discarded.
+
+        Raises:
+            NotFound: When the client has no subscription with that id.
+        """
+        sub = client.subscriptions.pop(sub_id, None)
+        if sub is None:
+            raise NotFound(f"no subscription {sub_id!r}", code="unknown_subscription")
+        client.discard(sub)
+        if sub.channel == "ranks":
+            self.views.leave(sub)
+        elif sub.channel == "candles":
+            self.candles.unsubscribe(sub)
+        else:
+            self._signal_subs.discard(sub)
+
+    def _subscription(self, client: Client, sub_id: str, channel: str) -> Subscription:
+        if sub_id in client.subscriptions:
+            raise InvalidRequest(f"subscription id {sub_id!r} is in use", code="duplicate_id")
+        sub = client.subscriptions[sub_id] = Subscription(sub_id, client, channel)
+        return sub
+
+    def _known(self, key: str) -> bool:
+        return key in self.board.rows or self.symbols().get(key) is not None
+
+    def known_symbol(self, ref: str) -> bool:
+        """Whether a symbol key (or a bare symbol) is in the directory or was seen live."""
+        if ":" in ref:
+            return self._known(ref) or ref in self.candles.last_second
+        seen = (*self.board.rows, *self.candles.last_second)
+        return any(key.rsplit(":", 1)[-1] == ref for key in seen)
+
+    # -- ranks -----------------------------------------------------------------------
+
+    def subscribe_ranks(
+        self,
+        client: Client,
+        sub_id: str,
+        compiled: CompiledFilter,
+        ack: Message | None = None,
+    ) -> None:
+        """Follow a filtered board: a snapshot now, then a diff whenever it changes.
+
+        Args:
+            client: The subscriber.
+            sub_id: The subscription's id, unique in the client.
+            compiled: The filter.
+            ack: Queued just before the snapshot (a WebSocket's `subscribed`).
+
+        Raises:
+            InvalidRequest: When the client uses `sub_id` already.
+        """
+        self.views.join(self._subscription(client, sub_id, "ranks"), compiled, ack)
+
+    def change_filter(self, client: Client, sub_id: str, compiled: CompiledFilter) -> None:
+        """Give a ranks subscription a new filter; a snapshot of the new view follows.
+
+        Raises:
+            NotFound: When the client has no such subscription.
+            InvalidRequest: When it is not a ranks subscription.
+        """
+        sub = client.subscriptions.get(sub_id)
+        if sub is None:
+            raise NotFound(f"no subscription {sub_id!r}", code="unknown_subscription")
+        if sub.channel != "ranks":
+            raise InvalidRequest(f"subscription {sub_id!r} is not a ranks subscription")
+        client.discard(sub)
+        self.views.leave(sub)
+        self.views.join(sub, compiled)
+
+    # -- the feed, candles and signals -----------------------------------------------
+
+    def deliver(self, batch: FeedBatch) -> None:
+        """Take one batch from the feed: apply ranks, update candle streams, fan out signals."""
+        if batch.ranks and self.board.apply(batch.ranks):
+            self.views.wake()
+        if batch.candles:
+            self.candles.add(batch.candles)
+        for signal in batch.signals:
+            message: Message | None = None
+            for sub in self._signal_subs:
+                if sub.target(signal):
+                    if message is None:
+                        self._signal_seq += 1
+                        message = Message("signal", encode_signal(signal), self._signal_seq)
+                    sub.client.put(sub, message)
+
+    def subscribe_signals(
+        self, client: Client, sub_id: str, match: SignalMatch, ack: Message | None = None
+    ) -> None:
+        """Follow the signals that match, as they occur (none are replayed).
+
+        Args:
+            client: The subscriber.
+            sub_id: The subscription's id, unique in the client.
+            match: Which signals.
+            ack: Queued at once (a WebSocket's `subscribed`).
+
+        Raises:
+            InvalidRequest: When the client uses `sub_id` already.
+            NotFound: When the match names a symbol neither known nor seen live.
+        """
+        if match.symbol is not None and not self.known_symbol(match.symbol):
+            raise NotFound(f"unknown symbol {match.symbol!r}", code="unknown_symbol")
+        sub = self._subscription(client, sub_id, "signals")
+        sub.target = match
+        self._signal_subs.add(sub)
+        if ack is not None:
+            client.put(None, ack)
+
+    async def subscribe_candles(
+        self,
+        client: Client,
+        sub_id: str,
+        exchange: str,
+        market: str,
+        symbol: str,
+        interval: str,
+        ack: Message | None = None,
+    ) -> None:
+        """Follow one symbol's candles of one interval: the current bar now (if any), then
+        each change of it (`candle`) and its end (`close`).
+
+        Args:
+            client: The subscriber.
+            sub_id: The subscription's id, unique in the client.
+            exchange: The symbol's exchange.
+            market: Its market.
+            symbol: The symbol.
+            interval: One of `api.services.candles.INTERVAL_MS`.
+            ack: Queued just before the first bar (a WebSocket's `subscribed`).
+
+        Raises:
+            InvalidRequest: For an unknown interval or a `sub_id` in use.
+            NotFound: For a symbol that is neither known nor has candles.
+            Unavailable: When ClickHouse cannot be read to seed the stream.
+        """
+        sub = self._subscription(client, sub_id, "candles")
+        try:
+            await self.candles.subscribe(sub, exchange, market, symbol, interval, ack)
+        except BaseException:
+            if client.subscriptions.get(sub_id) is sub:
+                del client.subscriptions[sub_id]
+            raise
+
+    async def aclose(self) -> None:
+        """Close every client and cancel background work (the process is shutting down)."""
+        self.close_all("shutdown", "the server is shutting down")
+        await self.candles.aclose()
+
+
+@asynccontextmanager
+async def live_delivery(
+    settings: Settings, store: Store, symbols: Callable[[], SymbolLookup]
+) -> AsyncIterator[tuple[Hub, LiveFeed | None]]:
+    """Live delivery for one API process: the board, the hub and its loop, and the feed.
+
+    The board is loaded from ClickHouse's latest rank snapshots first (a failure there
+    is logged: the ranks backlog fills the board anyway), then the feed starts. Without
+    a Kafka bootstrap there is no feed; the hub still serves, with nothing live.
+
+    Args:
+        settings: The process's settings (`kafka.bootstrap`, `api`).
+        store: The API's ClickHouse store.
+        symbols: Returns the symbol directory (it may be set up after this starts).
+
+    Yields:
+        The hub (its board is `hub.board`) and the feed, if any.
+    """
+    board = Board()
+    hub = Hub(settings.api, board, symbols=symbols, store=store)
+    try:
+        await load_board(board, store)
+    except Exception:  # the board still fills from the ranks backlog
+        logger.exception("cannot load the board from rank_snapshots")
+    loop = asyncio.get_running_loop()
+    feed = None
+    if settings.kafka.bootstrap:
+        topics = LiveTopics.with_prefix(settings.api.topic_prefix)
+        feed = LiveFeed(settings.kafka.bootstrap, topics, hub.deliver)
+        feed.start(loop)
+    else:
+        logger.warning("no Kafka bootstrap configured: the API serves no live data")
+    runner = loop.create_task(hub.views.run(), name="board-loop")
+    try:
+        yield hub, feed
+    finally:
+        if feed is not None:
+            await asyncio.to_thread(feed.stop)
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await hub.aclose()

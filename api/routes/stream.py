@@ -1,0 +1,207 @@
+"""Server-Sent Events: the live board for a filter, a symbol's candles, and signals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from sse_starlette import EventSourceResponse
+from sse_starlette.sse import SendTimeoutError
+from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
+
+from api.deps import SettingsDep
+from api.errors import Unavailable
+from api.live.clients import Client, ClientClosed, control
+from api.live.hub import TIMEFRAMES, Hub, SignalMatch
+from api.routes.scan import FILTER_QUERY_DOC
+from api.services.candles import INTERVAL_MS
+from api.services.filters import compile_filter, parse_query
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1/stream", tags=["live"])
+
+SUBSCRIPTION = "stream"
+"""The id of an SSE stream's one subscription (SSE messages do not carry it)."""
+
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "An event stream (`text/event-stream`): each event's name is the "
+        "message type, its `id` the message's sequence number, its data a JSON object.",
+        "content": {"text/event-stream": {}},
+    },
+    404: {"description": "Unknown symbol."},
+    422: {"description": "Invalid parameters (a bad filter, an unknown interval)."},
+    503: {"description": "Too many live clients on this process, or no live feed."},
+}
+
+_ENDINGS = """
+A stream ends with an `error` event when the server closes it: `too_slow` (the client
+kept losing updates for 30 s without catching up) or `shutdown`. After updates are lost
+the next event is `dropped` (`{"count": n}`). Comments (`: ping`) keep idle streams open.
+"""
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub | None = getattr(request.app.state, "hub", None)
+    if hub is None:
+        raise Unavailable("this API process serves no live data")
+    return hub
+
+
+async def _open(
+    request: Request,
+    heartbeat_s: float,
+    subscribe: Callable[[Hub, Client], Awaitable[None] | None],
+) -> EventSourceResponse:
+    """Connect an SSE client, subscribe it (errors become 4xx before the stream starts)
+    and stream what its queue receives."""
+    hub = _hub(request)
+    client = hub.connect("sse")
+    try:
+        pending = subscribe(hub, client)
+        if pending is not None:
+            await pending
+    except BaseException:
+        hub.disconnect(client)
+        raise
+    return _Stream(
+        hub,
+        client,
+        _events(hub, client),
+        ping=heartbeat_s,
+        # A client stuck in one send for as long as it may lag is gone: end the stream.
+        send_timeout=hub.policy.evict_after_s,
+        background=BackgroundTask(hub.disconnect, client),
+    )
+
+
+class _Stream(EventSourceResponse):
+    """An SSE response that ends quietly (and counts an eviction) when its client stops
+    reading: a send that times out means a slow client, not a server error."""
+
+    def __init__(self, hub: Hub, client: Client, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hub, self.client = hub, client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            if self.client.closed is None:  # not counted yet by the hub's own eviction
+                self.hub.stats.evictions += 1
+            self.hub.disconnect(self.client)
+            logger.info("SSE client took no data for %.0f s: cut off", self.send_timeout or 0)
+
+
+async def _events(hub: Hub, client: Client) -> AsyncIterator[bytes]:
+    try:
+        while True:
+            try:
+                batch = await client.next()
+            except ClientClosed as closed:
+                yield control("error", code=closed.code, message=closed.message).sse()
+                return
+            yield b"".join(message.sse() for _, message in batch)
+    finally:
+        hub.disconnect(client)
+
+
+@router.get(
+    "/ranks",
+    summary="The live board for a filter",
+    response_class=EventSourceResponse,
+    responses=_RESPONSES,
+    description="""
+The filtered, sorted board, live. First a `snapshot` event:
+`{"rows": [RankRow...], "order": [key...], "as_of_ms", "seq"}`; then, at most once per
+board interval (1 s) and only when the board changed, a `diff`:
+`{"upsert": [{"key", <changed fields>}...], "remove": [key...], "order": [key...]
+(only when it changed), "as_of_ms", "seq"}`. `seq` rises by one per diff; after lost
+updates (`dropped`) a fresh `snapshot` comes instead of the next diff. A key is
+`exchange:market:symbol`.
+
+Examples: `/api/v1/stream/ranks?quote=USDT&min_change_pct_5m=3&sort=-change_pct_5m&limit=20`,
+`/api/v1/stream/ranks?watch=BTCUSDT,ETHUSDT`.
+"""
+    + FILTER_QUERY_DOC
+    + _ENDINGS,
+)
+async def stream_ranks(request: Request, settings: SettingsDep) -> EventSourceResponse:
+    """Snapshot, then diffs, of the board for the filter in the query string."""
+    compiled = compile_filter(parse_query(request.query_params))
+    return await _open(
+        request,
+        settings.api.heartbeat_s,
+        lambda hub, client: hub.subscribe_ranks(client, SUBSCRIPTION, compiled),
+    )
+
+
+@router.get(
+    "/candles",
+    summary="A symbol's forming candle, live",
+    response_class=EventSourceResponse,
+    responses=_RESPONSES,
+    description="""
+The current candle of the interval first (if there is one), then a `candle` event each
+time it changes (about once a second) and a `close` event when its interval ends; the
+next interval's candles follow. Data: the kline fields (`open_time`, `close_time`,
+`open`, `high`, `low`, `close`, `volume`, `quote_volume`, `count`, `taker_buy_volume`,
+`taker_buy_quote_volume`, `first_trade_id`, `last_trade_id`), decimals as strings,
+plus `interval`, `closed` and `version` (a late trade that revises a closed candle sends
+its `close` again with a higher version). Flat seconds and minutes (no trades) never set
+the open, high or low; a wholly quiet interval is flat at the previous close. 1s streams
+send each second's candle as a `close`.
+
+Example: `/api/v1/stream/candles?exchange=binance&market=spot&symbol=BTCUSDT&interval=1m`.
+"""
+    + _ENDINGS,
+)
+async def stream_candles(
+    request: Request,
+    settings: SettingsDep,
+    exchange: Annotated[str, Query(max_length=32, examples=["binance"])],
+    market: Annotated[str, Query(max_length=16, examples=["spot", "usdm"])],
+    symbol: Annotated[str, Query(max_length=40, examples=["BTCUSDT"])],
+    interval: Annotated[str, Query(description=f"One of {', '.join(INTERVAL_MS)}.")] = "1m",
+) -> EventSourceResponse:
+    """The forming candle, its updates and closes, for one symbol and interval."""
+    return await _open(
+        request,
+        settings.api.heartbeat_s,
+        lambda hub, client: hub.subscribe_candles(
+            client, SUBSCRIPTION, exchange, market, symbol, interval
+        ),
+    )
+
+
+@router.get(
+    "/signals",
+    summary="Signals as they occur",
+    response_class=EventSourceResponse,
+    responses=_RESPONSES,
+    description="""
+A `signal` event per signal occurrence (`exchange`, `market`, `symbol`, `name`,
+`timeframe`, `time_ms`, `direction`, `price`, `value`, `details`), optionally only those
+of one symbol (`BTCUSDT`, or a key `binance:spot:BTCUSDT`), signal name or timeframe.
+Past signals are at `GET /api/v1/signals`.
+"""
+    + _ENDINGS,
+)
+async def stream_signals(
+    request: Request,
+    settings: SettingsDep,
+    symbol: Annotated[str | None, Query(max_length=80, examples=["BTCUSDT"])] = None,
+    name: Annotated[str | None, Query(max_length=64, examples=["volume_spike"])] = None,
+    timeframe: Annotated[str | None, Query(description=f"One of {', '.join(TIMEFRAMES)}.")] = None,
+) -> EventSourceResponse:
+    """Signals, live, optionally for one symbol, name or timeframe."""
+    match = SignalMatch.of(symbol, name, timeframe)
+    return await _open(
+        request,
+        settings.api.heartbeat_s,
+        lambda hub, client: hub.subscribe_signals(client, SUBSCRIPTION, match),
+    )

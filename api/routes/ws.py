@@ -1,0 +1,101 @@
+"""`/api/v1/ws`: the two-way live protocol (subscribe, unsubscribe, change filter, ping).
+
+The protocol is in `api.live.protocol` and docs/websocket.md; this module moves its
+messages between the socket and the hub. Errors in a client's messages are answered
+with `error` messages; the socket is closed only with a code and a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from api.errors import TooManyClients
+from api.live.clients import Client, ClientClosed
+from api.live.hub import Hub
+from api.live.protocol import Session
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["live"])
+
+POLICY_VIOLATION = 1008
+"""Close code: the client broke the rules (it stayed too slow for too long)."""
+INTERNAL_ERROR = 1011
+"""Close code: the server failed."""
+TRY_AGAIN_LATER = 1013
+"""Close code: the process serves as many clients as it may; connect again later."""
+GOING_AWAY = 1001
+"""Close code: the server is shutting down."""
+
+CLOSE_CODES = {"too_slow": POLICY_VIOLATION, "shutdown": GOING_AWAY}
+
+
+@router.websocket("/ws", name="live WebSocket")
+async def websocket(socket: WebSocket) -> None:
+    """One WebSocket client: its operations in, its subscriptions' messages out."""
+    await socket.accept()
+    hub: Hub | None = getattr(socket.app.state, "hub", None)
+    if hub is None:
+        await socket.close(TRY_AGAIN_LATER, "this API process serves no live data")
+        return
+    try:
+        client = hub.connect("ws")
+    except TooManyClients as exc:
+        await socket.close(TRY_AGAIN_LATER, exc.message)
+        return
+    reader = asyncio.create_task(_read(socket, Session(hub, client)))
+    writer = asyncio.create_task(_write(socket, client, hub.policy.evict_after_s))
+    try:
+        done, _ = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # a failure in either ends the connection with 1011
+    except Exception:
+        logger.exception("WebSocket connection failed")
+        await _close(socket, INTERNAL_ERROR, "internal error")
+    finally:
+        for task in (reader, writer):
+            task.cancel()
+        await asyncio.gather(reader, writer, return_exceptions=True)
+        hub.disconnect(client)
+
+
+async def _read(socket: WebSocket, session: Session) -> None:
+    """Apply the client's messages until it disconnects."""
+    while True:
+        message = await socket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes") or b""
+        await session.handle(data)
+
+
+async def _write(socket: WebSocket, client: Client, timeout_s: float) -> None:
+    """Send what the client's queue receives; close with a reason when the hub closes it."""
+    try:
+        while True:
+            batch = await client.next()
+            # A client that cannot take its messages for as long as it may lag is gone.
+            async with asyncio.timeout(timeout_s):
+                for sub, message in batch:
+                    await socket.send_text(message.ws(None if sub is None else sub.id))
+    except ClientClosed as closed:
+        await _close(socket, CLOSE_CODES.get(closed.code, POLICY_VIOLATION), closed.message)
+    except TimeoutError:
+        await _close(socket, POLICY_VIOLATION, f"too slow: took no data for {timeout_s:.0f} s")
+    except (WebSocketDisconnect, OSError):
+        return
+
+
+async def _close(socket: WebSocket, code: int, reason: str) -> None:
+    # Already closed by the other side, or too stuck to take even the close frame: the
+    # attempt is all there is to do.
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError, TimeoutError):
+        async with asyncio.timeout(5):
+            await socket.close(code, reason[:120])  # a close reason is at most 123 bytes

@@ -1,0 +1,144 @@
+"""The WebSocket protocol: operations in, replies and data out, errors as messages."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+
+from api.live.board import Board
+from api.live.feed import FeedBatch
+from api.live.hub import Hub
+from api.live.protocol import MAX_SUBSCRIPTIONS, Session
+from runtime.settings import ApiSettings
+from schemas.ranks import RankRow
+from schemas.signals import Signal
+
+T0 = 1_723_161_300_000
+
+
+def session() -> Session:
+    hub = Hub(ApiSettings(), Board())
+    hub.board.apply(
+        [
+            RankRow("binance", "spot", "BTCUSDT", T0, 60_000.0, change_pct_5m=1.0),
+            RankRow("binance", "usdm", "ETHUSDT", T0, 3_000.0, change_pct_5m=2.0),
+        ]
+    )
+    return Session(hub, hub.connect("ws"))
+
+
+def send(s: Session, *messages: Any) -> list[dict[str, Any]]:
+    """Send messages (objects are encoded, text goes as is); the frames the client gets."""
+
+    async def exchange() -> list[dict[str, Any]]:
+        for message in messages:
+            await s.handle(message if isinstance(message, str) else msgspec.json.encode(message))
+        if not s.client.queue:
+            return []
+        batch = await s.client.next()
+        return [msgspec.json.decode(m.ws(None if sub is None else sub.id)) for sub, m in batch]
+
+    return asyncio.run(exchange())
+
+
+def test_ping_gets_pong() -> None:
+    assert send(session(), {"op": "ping"}) == [{"type": "pong"}]
+
+
+def test_subscribing_to_ranks_confirms_then_sends_the_snapshot() -> None:
+    frames = send(
+        session(),
+        {"op": "subscribe", "channel": "ranks", "id": "top", "filter": {"markets": ["usdm"]}},
+    )
+    assert frames[0] == {"type": "subscribed", "id": "top", "channel": "ranks"}
+    assert frames[1]["type"] == "snapshot" and frames[1]["id"] == "top"
+    assert frames[1]["order"] == ["binance:usdm:ETHUSDT"]
+
+
+def test_a_subscription_without_an_id_gets_one() -> None:
+    s = session()
+    frames = send(
+        s, {"op": "subscribe", "channel": "ranks"}, {"op": "subscribe", "channel": "signals"}
+    )
+    ids = [f["id"] for f in frames if f["type"] == "subscribed"]
+    assert ids == ["s1", "s2"] and set(s.client.subscriptions) == {"s1", "s2"}
+
+
+def test_changing_the_filter_sends_a_new_snapshot_and_unsubscribe_confirms() -> None:
+    s = session()
+    send(s, {"op": "subscribe", "channel": "ranks", "id": "b"})
+    frames = send(s, {"op": "filter", "id": "b", "filter": {"watch": ["BTCUSDT"]}})
+    assert [(f["type"], f["order"]) for f in frames] == [("snapshot", ["binance:spot:BTCUSDT"])]
+    assert send(s, {"op": "unsubscribe", "id": "b"}) == [{"type": "unsubscribed", "id": "b"}]
+    assert s.client.subscriptions == {}
+
+
+def test_signals_subscriptions_receive_matching_signals() -> None:
+    s = session()
+    send(s, {"op": "subscribe", "channel": "signals", "id": "sig", "symbol": "BTCUSDT"})
+    spike = Signal("binance", "spot", "BTCUSDT", "volume_spike", "1m", T0, "up", 1.0, 4.0)
+    s.hub.deliver(FeedBatch(signals=[spike]))
+    frames = send(s)
+    assert [(f["type"], f["id"], f["name"]) for f in frames] == [("signal", "sig", "volume_spike")]
+
+
+def error_of(*messages: Any) -> dict[str, Any]:
+    s = session()
+    frames = send(s, *messages)
+    assert frames[-1]["type"] == "error", frames
+    assert s.client.closed is None  # an error never closes the connection
+    return frames[-1]
+
+
+def test_bad_messages_are_answered_with_errors() -> None:
+    assert error_of("{not json")["code"] == "bad_json"
+    assert error_of("[1, 2]")["code"] == "bad_json"
+    assert error_of({"op": "dance"})["code"] == "unknown_op"
+    assert error_of({"nothing": 1})["code"] == "unknown_op"
+    assert error_of("x" * 70_000)["code"] == "too_large"
+    unknown_channel = error_of({"op": "subscribe", "channel": "weather"})
+    assert unknown_channel["code"] == "invalid_request" and "weather" in unknown_channel["message"]
+    extra = error_of({"op": "ping", "extra": True})
+    assert extra["code"] == "invalid_request" and "extra" in extra["message"]
+
+
+def test_an_invalid_filter_or_unknown_symbol_is_an_error_about_that_subscription() -> None:
+    bad = error_of(
+        {
+            "op": "subscribe",
+            "channel": "ranks",
+            "id": "x",
+            "filter": {"sort": "price; DROP TABLE users"},
+        }
+    )
+    assert bad["code"] == "invalid_request" and bad["id"] == "x" and "sort" in bad["message"]
+    unknown = error_of(
+        {
+            "op": "subscribe",
+            "channel": "candles",
+            "id": "c",
+            "exchange": "binance",
+            "market": "spot",
+            "symbol": "NOPE",
+            "interval": "1m",
+        }
+    )
+    assert (unknown["code"], unknown["id"]) == ("unknown_symbol", "c")
+    partial = error_of({"op": "subscribe", "channel": "candles", "symbol": "BTCUSDT"})
+    assert partial["code"] == "invalid_request" and "interval" in partial["message"]
+    assert error_of({"op": "unsubscribe", "id": "nope"})["code"] == "unknown_subscription"
+    assert error_of({"op": "filter", "id": "nope", "filter": {}})["code"] == "unknown_subscription"
+
+
+def test_a_duplicate_id_or_one_subscription_too_many_is_refused() -> None:
+    s = session()
+    send(s, {"op": "subscribe", "channel": "signals", "id": "a"})
+    frames = send(s, {"op": "subscribe", "channel": "signals", "id": "a"})
+    assert frames[-1]["code"] == "duplicate_id"
+    for i in range(MAX_SUBSCRIPTIONS - 1):
+        send(s, {"op": "subscribe", "channel": "signals", "id": f"n{i}"})
+    frames = send(s, {"op": "subscribe", "channel": "signals", "id": "last"})
+    assert frames[-1]["code"] == "too_many_subscriptions"
+    assert len(s.client.subscriptions) == MAX_SUBSCRIPTIONS
