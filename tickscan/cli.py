@@ -349,6 +349,33 @@ def candles(
     typer.echo(f"stopped: {counters.trades:,} trades, {counters.candles:,} candles")
 
 
+@app.command("api")
+def api_command(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: TICKSCAN_API__HOST).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Port to listen on (default: TICKSCAN_API__PORT)."),
+    ] = None,
+) -> None:
+    """Serve the API alone: history from ClickHouse, live streams from Kafka.
+
+    Needs a Kafka cluster (TICKSCAN_KAFKA__BOOTSTRAP) and a ClickHouse server
+    (TICKSCAN_CLICKHOUSE__DSN): the embedded chdb store opens in one process at a time,
+    so `tickscan run` serves the API itself instead.
+    """
+    from tickscan.serve import serve
+
+    settings = Settings()
+    update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = settings.model_copy(update={"api": settings.api.model_copy(update=update)})
+    if settings.kafka.bootstrap is None:
+        typer.echo("api needs a Kafka cluster: set TICKSCAN_KAFKA__BOOTSTRAP", err=True)
+        raise typer.Exit(code=2)
+    serve(settings)
+
+
 @app.command("signals")
 def signals_command(
     kafka: Annotated[

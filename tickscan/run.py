@@ -1,4 +1,4 @@
-"""`tickscan run`: the embedded platform in one process (broker, ClickHouse, flows, source).
+"""`tickscan run`: the whole platform in one process: broker, ClickHouse, flows, source, API.
 
 The trade source is live Binance (spot and USDⓈ-M) by default. When the exchange cannot
 be reached, `run` says so plainly and goes on with the synthetic market, whose trades
@@ -39,6 +39,8 @@ from schemas import topics
 from schemas.symbols import SymbolInfo
 from schemas.trades import Market
 from tickscan.replay import expand_paths
+from tickscan.serve import ApiServer, ApiServerError
+from tickscan.signals import SignalsSettings, run_signals
 from tickscan.simulate import simulate
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class RunOptions:
         seed: Its random seed.
         crosscheck: Live Binance only: also follow the exchange's closed 1m klines and
             compare them with our 1m candles (mismatches go to ``data_quality``).
+        api: Serve the API (``settings.api.host``/``port``) beside the flows.
     """
 
     source: str = "binance"
@@ -71,6 +74,7 @@ class RunOptions:
     rate: float = 2_000.0
     seed: int = 1
     crosscheck: bool = False
+    api: bool = True
 
 
 class RunError(Exception):
@@ -129,6 +133,7 @@ class Endpoints:
     clickhouse: str
     database: str
     source: str = "sim"
+    api: str | None = None
 
 
 def run(
@@ -143,7 +148,8 @@ def run(
     """Run the embedded platform until `stop` is set.
 
     Starts (or connects to) Kafka, opens and migrates ClickHouse, then runs the candle
-    flow live and the synthetic market in threads of this process.
+    flow, the signals flow and the trade source in threads of this process, and serves
+    the API beside them.
 
     Args:
         settings: Process settings; `kafka.bootstrap` None starts the embedded broker.
@@ -184,14 +190,36 @@ def run(
             stop=stop,
         )
         source = choose_source(options, reachable or binance_reachable(options.rest_url))
-        stages = [_stage("candle-flow", lambda: _run_flow(flow), stop, failures)]
         live_settings = settings.model_copy(
             update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
         )
+        signals_settings = SignalsSettings.model_validate(live_settings.model_dump())
+        stages = [
+            _stage("candle-flow", lambda: _run_flow(flow), stop, failures),
+            _stage(
+                "signals-flow",
+                lambda: run_signals(
+                    signals_settings, bootstrap=bootstrap, start="beginning", stop=stop
+                ),
+                stop,
+                failures,
+            ),
+        ]
         for name, target in _sources(source, options, live_settings, stop):
             stages.append(_stage(name, target, stop, failures))
+        api_url = None
+        if options.api:
+            server = ApiServer(live_settings)
+            try:
+                api_url = server.start()
+            except ApiServerError as exc:
+                stop.set()
+                for stage in stages:
+                    stage.join()
+                raise RunError(f"{exc} (set TICKSCAN_API__PORT to use another port)") from exc
+            stack.callback(server.stop)
         if on_ready is not None:
-            on_ready(Endpoints(bootstrap, dsn, database, source))
+            on_ready(Endpoints(bootstrap, dsn, database, source, api_url))
         last_status = time.monotonic()
         while not stop.wait(0.5):
             if time.monotonic() - last_status >= STATUS_EVERY_S:
@@ -324,6 +352,15 @@ def banner(endpoints: Endpoints, options: RunOptions) -> str:
             "ORDER BY open_time DESC LIMIT 10",
             "              (an embedded chdb store opens in one process at a time: query it",
             "              once tickscan stops, or point TICKSCAN_CLICKHOUSE__DSN at a server)",
-            f"  live        candles stream on {topics.CANDLES}",
+            f"  live        candles on {topics.CANDLES}, board rows on {topics.RANKS}, "
+            f"signals on {topics.SIGNALS}",
+            *(
+                [
+                    f"  API         {endpoints.api}/api/v1  (OpenAPI docs: {endpoints.api}/docs)",
+                    f"              {endpoints.api}/api/v1/scan?sort=-change_pct_5m&limit=20",
+                ]
+                if endpoints.api
+                else []
+            ),
         ]
     )

@@ -1,4 +1,4 @@
-"""`tickscan run`: the embedded platform produces live candles from the simulated market."""
+"""`tickscan run`: the embedded platform turns a market into live candles, a board and an API."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
 from flows.candles import FlowCounters
 from runtime.clickhouse import connect
-from runtime.settings import ClickHouseSettings, Settings
+from runtime.settings import ApiSettings, ClickHouseSettings, Settings
 from tickscan.run import Endpoints, RunOptions, banner, run
 
 pytestmark = pytest.mark.integration
@@ -34,6 +35,7 @@ def test_run_turns_the_simulated_market_into_live_candles(
     settings = Settings(
         data_dir=tmp_path,  # its own embedded broker: kafka.bootstrap is None
         clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
+        api=ApiSettings(port=0),  # a free port
     )
     stop = threading.Event()
     ready: list[Endpoints] = []
@@ -84,10 +86,27 @@ def test_run_turns_the_simulated_market_into_live_candles(
             parameters={"db": database},
         ).result_rows[0]
         assert listed == (20, 1, "TRADING")
+
+        # The API serves beside the flows: healthy, and the live board fills with every
+        # simulated symbol, sorted as asked.
+        assert endpoints.api is not None and endpoints.api in banner(endpoints, RunOptions())
+        api = httpx.Client(base_url=endpoints.api, timeout=10)
+        assert wait_for(lambda: api.get("/api/v1/health").status_code == 200, 30)
+
+        def board() -> list[dict[str, object]]:
+            response = api.get("/api/v1/scan", params={"sort": "-price", "limit": 50})
+            assert response.status_code == 200, response.text
+            return list(response.json()["rows"])
+
+        assert wait_for(lambda: len(board()) == 20, 60), board()
+        rows = board()
+        assert {row["exchange"] for row in rows} == {"sim"}
+        prices = [float(str(row["price"])) for row in rows]
+        assert prices == sorted(prices, reverse=True) and len(set(prices)) > 1
         assert thread.is_alive(), result
     finally:
         stop.set()
-        thread.join(30)
+        thread.join(60)
         client.close()
     assert not thread.is_alive()
     counters = result[0]
@@ -111,7 +130,9 @@ def test_run_follows_binance_live_into_candles(tmp_path: Path, clickhouse_dsn: s
 
     database = f"tickscan_live_{uuid.uuid4().hex[:8]}"
     settings = Settings(
-        data_dir=tmp_path, clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database)
+        data_dir=tmp_path,
+        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
+        api=ApiSettings(port=0),
     )
     stop = threading.Event()
     ready: list[Endpoints] = []

@@ -13,7 +13,7 @@ import yaml
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 COMPOSE = INFRA / "docker-compose.yml"
-APP_SERVICES = ("migrate", "candles")
+APP_SERVICES = ("migrate", "candles", "ingest-spot", "ingest-usdm", "signals", "api")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def _listeners(value: str) -> dict[str, tuple[str, int]]:
 
 
 def test_expected_services_exist(services: dict[str, Any]) -> None:
-    assert {"kafka", "clickhouse", "migrate", "candles"} <= set(services)
+    assert {"kafka", "clickhouse", *APP_SERVICES} <= set(services)
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:")
 
@@ -70,17 +70,6 @@ def test_app_services_start_after_their_stores(services: dict[str, Any]) -> None
     assert candles["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["command"] == ["migrate"]
     assert services["candles"]["command"][0] == "candles"
-
-
-def test_the_candle_flow_keeps_its_recovery_state_on_a_volume(
-    compose: dict[str, Any], services: dict[str, Any]
-) -> None:
-    command = services["candles"]["command"]
-    recovery = command[command.index("--recovery-dir") + 1]
-    mounts = [m.split(":") for m in services["candles"]["volumes"]]
-    assert any(
-        recovery.startswith(target) and volume in compose["volumes"] for volume, target in mounts
-    )
 
 
 def test_kafka_kraft_combined_mode_is_coherent(kafka_env: dict[str, str]) -> None:
@@ -160,3 +149,44 @@ def test_named_volumes_are_declared(compose: dict[str, Any], services: dict[str,
             source = volume.split(":")[0]
             if not source.startswith((".", "/")):
                 assert source in declared, source
+
+
+def test_every_app_service_runs_a_real_tickscan_command_with_real_options(
+    services: dict[str, Any],
+) -> None:
+    from typer.main import get_command
+
+    from tickscan.cli import app
+
+    cli = get_command(app)
+    for name in APP_SERVICES:
+        command = services[name]["command"]
+        sub = cli.commands.get(command[0])  # type: ignore[attr-defined]
+        assert sub is not None, f"{name}: no tickscan command {command[0]!r}"
+        known = {opt for param in sub.params for opt in param.opts}
+        for word in command[1:]:
+            if word.startswith("--"):
+                assert word in known, f"{name}: {command[0]} has no option {word}"
+
+
+def test_the_api_listens_on_every_interface_on_its_published_port(
+    services: dict[str, Any],
+) -> None:
+    api = services["api"]
+    assert api["environment"]["TICKSCAN_API__HOST"] == "0.0.0.0"
+    port = str(api["environment"]["TICKSCAN_API__PORT"])
+    assert f"{port}:{port}" in api["ports"]
+    assert f"127.0.0.1:{port}/api/v1/health" in " ".join(api["healthcheck"]["test"])
+
+
+def test_the_flows_keep_their_recovery_state_on_volumes(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    for name in ("candles", "signals"):
+        command = services[name]["command"]
+        recovery = command[command.index("--recovery-dir") + 1]
+        mounts = [m.split(":") for m in services[name]["volumes"]]
+        assert any(
+            recovery.startswith(target) and volume in compose["volumes"]
+            for volume, target in mounts
+        ), name

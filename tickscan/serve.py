@@ -1,0 +1,97 @@
+"""Serving the API: in a thread beside the flows (`tickscan run`) or as its own process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import uvicorn
+
+from api.main import create_app
+from runtime.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class ApiServerError(Exception):
+    """The API server could not start."""
+
+
+class ApiServer:
+    """The API on uvicorn in a background thread, for a process that runs flows too.
+
+    uvicorn runs its own event loop in the thread; signal handling stays with the
+    process's main thread, which stops the server through `stop`.
+
+    Args:
+        settings: Settings of the process (`api.host`, `api.port`; port 0 picks a free one).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.api.host,
+            port=settings.api.port,
+            log_level="warning",
+            # Proxies must not buffer SSE; and long-lived streams end promptly on stop.
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, name="api", daemon=True)
+        self._failure: BaseException | None = None
+
+    def _serve(self) -> None:
+        try:
+            self._server.run()
+        except BaseException as exc:  # reported by start() or by the next stop()
+            self._failure = exc
+            logger.exception("the API server stopped")
+
+    def start(self, timeout_s: float = 60.0) -> str:
+        """Start serving and wait until the socket listens and the lifespan ran.
+
+        Returns:
+            The base URL, e.g. ``http://127.0.0.1:8000``.
+
+        Raises:
+            ApiServerError: The server failed to start (a port in use, ClickHouse
+                unreachable) or did not start within `timeout_s`.
+        """
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                why = self._failure or "it did not start in time (is the port in use?)"
+                raise ApiServerError(f"the API server could not start: {why}")
+            time.sleep(0.05)
+        return self.url
+
+    @property
+    def url(self) -> str:
+        """Where the server listens (the real port when 0 was asked for)."""
+        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server thread is alive."""
+        return self._thread.is_alive()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Ask the server to finish its requests and stop; wait for the thread."""
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+
+def serve(settings: Settings) -> None:
+    """Serve the API in this process's main thread until SIGINT/SIGTERM."""
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+    )
