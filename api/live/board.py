@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from api.services.filters import CompiledFilter, SymbolLookup
+from api.services.filter_eval import CompiledFilter, SymbolLookup
 from api.store import Store
 from schemas.ranks import RankRow
 

@@ -23,7 +23,7 @@ from api.live.candle_streams import SETTLE_S, CandleStreams
 from api.live.clients import Client, LiveStats, Message, QueuePolicy, Subscription
 from api.live.feed import FeedBatch, LiveFeed, LiveTopics
 from api.live.views import COALESCE_S, COMPLETE_WAIT_S, Views
-from api.services.filters import CompiledFilter, SymbolLookup
+from api.services.filter_eval import CompiledFilter, SymbolLookup
 from api.store import Store
 from runtime.settings import ApiSettings, Settings
 from schemas.signals import Signal, Timeframe, encode_signal

@@ -32,7 +32,8 @@ import msgspec
 from api.errors import ApiError, InvalidRequest
 from api.live.clients import Client, Message, control
 from api.live.hub import Hub, SignalMatch
-from api.services.filters import compile_filter, parse_filter
+from api.services.filter_eval import compile_filter
+from api.services.filters import parse_filter
 
 MAX_MESSAGE = 64 * 1024
 """Longest client message accepted (a filter with a full watch list fits)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from api.live.board import Board, FilteredBoard
 from api.live.clients import LiveStats, Message, Subscription
-from api.services.filters import CompiledFilter, SymbolLookup
+from api.services.filter_eval import CompiledFilter, SymbolLookup
 
 logger = logging.getLogger(__name__)
 

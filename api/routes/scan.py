@@ -12,14 +12,10 @@ from pydantic import BaseModel, Field
 
 from api.deps import StoreDep
 from api.errors import Unavailable
+from api.services.filter_eval import compile_filter
+from api.services.filter_query import parse_query
 from api.services.filter_sql import history_rows, history_sql, parse_at
-from api.services.filters import (
-    MAX_LIMIT,
-    SORT_COLUMNS,
-    ScanFilter,
-    compile_filter,
-    parse_query,
-)
+from api.services.filters import MAX_LIMIT, SORT_COLUMNS, ScanFilter
 from schemas.ranks import RankRow
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from api.live.clients import Client, ClientClosed, control
 from api.live.hub import TIMEFRAMES, Hub, SignalMatch
 from api.routes.scan import FILTER_QUERY_DOC
 from api.services.candles import INTERVAL_MS
-from api.services.filters import compile_filter, parse_query
+from api.services.filter_eval import compile_filter
+from api.services.filter_query import parse_query
 
 logger = logging.getLogger(__name__)
 

@@ -1,21 +1,17 @@
-"""The scanner filter: what a trader can ask of the board, validated, parsed and compiled."""
+"""The scanner filter: the typed, validated model of what a trader can ask of the board."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
-from operator import attrgetter
-from typing import Any, Literal, Protocol, get_args, runtime_checkable
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, get_args
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from api.errors import InvalidRequest
 from schemas.ranks import WINDOWS, RankRow, Window
-from schemas.symbols import SymbolInfo
 from schemas.topics import symbol_key
 from schemas.trades import Market
 
@@ -89,7 +85,7 @@ _EXCHANGE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 Op = Literal[">", ">=", "<", "<=", "between"]
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     """A user's value, quoted and cut short, for an error message."""
     text = repr(value)
     return text if len(text) <= 42 else f"{text[:40]}…"
@@ -111,7 +107,7 @@ def _symbol_ref(value: str) -> str:
         if _EXCHANGE.fullmatch(exchange) and market in MARKETS and _NAME.fullmatch(symbol):
             return symbol_key(exchange, market, symbol)
     raise ValueError(
-        f"{_shown(value)} is not a symbol: use BTCUSDT or exchange:market:symbol "
+        f"{shown(value)} is not a symbol: use BTCUSDT or exchange:market:symbol "
         "(binance:spot:BTCUSDT)"
     )
 
@@ -163,7 +159,7 @@ class Condition(BaseModel):
         windows = METRIC_WINDOWS.get(self.metric)
         if windows is None:
             raise ValueError(
-                f"unknown metric {_shown(self.metric)}; metrics are {', '.join(METRIC_WINDOWS)}"
+                f"unknown metric {shown(self.metric)}; metrics are {', '.join(METRIC_WINDOWS)}"
             )
         if windows and self.window is None:
             raise ValueError(f"{self.metric} needs a window: one of {', '.join(windows)}")
@@ -280,7 +276,7 @@ class ScanFilter(BaseModel):
         if windows:
             columns = ", ".join(f"{value}_{w}" for w in windows)
             raise ValueError(f"sort by {value} needs a window: one of {columns}")
-        raise ValueError(f"cannot sort by {_shown(value)}; sort by symbol or a metric column")
+        raise ValueError(f"cannot sort by {shown(value)}; sort by symbol or a metric column")
 
     def all_conditions(self) -> tuple[Condition, ...]:
         """The conditions, with the volume band as conditions of its own."""
@@ -302,14 +298,14 @@ class ScanFilter(BaseModel):
 def _quote_asset(value: str) -> str:
     name = value.strip().upper()
     if not _NAME.fullmatch(name):
-        raise ValueError(f"{_shown(value)} is not an asset name (USDT, USDC, BTC ...)")
+        raise ValueError(f"{shown(value)} is not an asset name (USDT, USDC, BTC ...)")
     return name
 
 
 def _exchange(value: str) -> str:
     name = value.strip().lower()
     if not _EXCHANGE.fullmatch(name):
-        raise ValueError(f"{_shown(value)} is not an exchange name (binance ...)")
+        raise ValueError(f"{shown(value)} is not an exchange name (binance ...)")
     return name
 
 
@@ -344,243 +340,3 @@ def parse_filter(data: str | bytes | Mapping[str, Any]) -> ScanFilter:
         return ScanFilter.model_validate_json(data)
     except ValidationError as exc:
         raise InvalidRequest(explain(exc)) from exc
-
-
-@runtime_checkable
-class QueryParams(Protocol):
-    """What `parse_query` reads: Starlette's `request.query_params` has it."""
-
-    def multi_items(self) -> list[tuple[str, str]]: ...
-
-
-_LISTS = {"quote": "quotes", "market": "markets", "exchange": "exchanges"} | {
-    name: name for name in ("watch", "ignore")
-}
-_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-_SCALE = {"k": 1e3, "m": 1e6, "b": 1e9}
-FILTER_PARAMS: tuple[str, ...] = (
-    "filter",
-    *_LISTS,
-    "sort",
-    "limit",
-    "new_high",
-    "new_low",
-    "min_volume",
-    "max_volume",
-    "volume_window",
-)
-"""Query parameters `parse_query` reads, besides `min_<column>` and `max_<column>`."""
-
-
-def _number(name: str, text: str) -> float:
-    """A number as a trader types it: 3, -1.5, 2e6, 250k, 1.5M, 2B."""
-    scale = _SCALE.get(text[-1:].lower(), 1.0)
-    try:
-        return float(text[:-1] if scale != 1.0 else text) * scale
-    except ValueError:
-        raise InvalidRequest(f"{name}: {_shown(text)} is not a number") from None
-
-
-def parse_query(
-    params: QueryParams | Iterable[tuple[str, str]], *, exclude: Collection[str] = ()
-) -> ScanFilter:
-    """A filter from simple query parameters a trader can type, or from `filter=<JSON>`.
-
-    ``min_change_pct_5m=3&quote=USDT,USDC&market=spot&sort=-change_pct_5m&limit=50``:
-    ``min_<column>``/``max_<column>`` are inclusive thresholds on any metric column
-    (numbers may end in k, M or B); ``quote``, ``market``, ``exchange``, ``watch`` and
-    ``ignore`` take comma-separated or repeated values; ``sort`` names a column, ``-``
-    first for descending; ``new_high``/``new_low`` take true or false; ``min_volume``,
-    ``max_volume`` and ``volume_window`` make a quote-volume band. ``filter=<JSON>`` is
-    a whole `ScanFilter` instead, and no other filter parameter may come with it.
-
-    Args:
-        params: The request's query parameters (`request.query_params`), or its
-            `(name, value)` pairs.
-        exclude: Parameters of the route itself, not of the filter (`at`).
-
-    Returns:
-        The validated filter.
-
-    Raises:
-        InvalidRequest: On an unknown or repeated parameter, a value that is not a
-            number or flag, or a filter that does not validate.
-    """
-    given = params.multi_items() if isinstance(params, QueryParams) else params
-    # An empty value is no value: a form's blank field, `watch=` with nothing to watch.
-    pairs = [(name, value.strip()) for name, value in given if name not in exclude]
-    pairs = [(name, value) for name, value in pairs if value]
-    data: dict[str, Any] = {}
-    conditions: list[dict[str, Any]] = []
-    band: dict[str, Any] = {}
-    seen: set[str] = set()
-    for name, value in pairs:
-        if name in _LISTS:
-            field = data.setdefault(_LISTS[name], [])
-            field.extend(part for part in (p.strip() for p in value.split(",")) if part)
-            continue
-        if name in seen:
-            raise InvalidRequest(f"parameter {name} is given more than once")
-        seen.add(name)
-        if name == "filter":
-            if len(pairs) > 1:
-                raise InvalidRequest("use either filter=<JSON> or simple parameters, not both")
-            return parse_filter(value)
-        if name == "sort":
-            descending = value.startswith("-")
-            data["sort"], data["order"] = value.removeprefix("-"), "desc" if descending else "asc"
-        elif name == "limit":
-            if not (value.isascii() and value.isdigit()):
-                raise InvalidRequest(f"limit: {_shown(value)} is not a whole number")
-            # a longer run of digits is out of range anyway (and int() refuses 4,300+)
-            data["limit"] = int(value) if len(value) <= 9 else MAX_LIMIT + 1
-        elif name in ("new_high", "new_low"):
-            if value.lower() not in _FLAGS:
-                raise InvalidRequest(f"{name}: {_shown(value)} is not true or false")
-            data[name] = _FLAGS[value.lower()]
-        elif name in ("min_volume", "max_volume"):
-            band[name[:3]] = _number(name, value)
-        elif name == "volume_window":
-            band["window"] = value
-        elif name.startswith(("min_", "max_")):
-            if name[4:] not in NUMERIC_COLUMNS:
-                raise InvalidRequest(
-                    f"{_shown(name)}: no such column; {name[:4]}<column> takes one of "
-                    + ", ".join(NUMERIC_COLUMNS)
-                )
-            op = ">=" if name.startswith("min_") else "<="
-            conditions.append({"metric": name[4:], "op": op, "value": _number(name, value)})
-        else:
-            known = ", ".join((*FILTER_PARAMS, "min_<column>", "max_<column>"))
-            raise InvalidRequest(f"unknown parameter {_shown(name)}; filter parameters: {known}")
-    if conditions:
-        data["conditions"] = conditions
-    if band:
-        data["volume"] = band
-    return parse_filter(data)
-
-
-class SymbolLookup(Protocol):
-    """Symbol metadata by key: a `Mapping[str, SymbolInfo]` or the API's symbol directory."""
-
-    def get(self, key: str, /) -> SymbolInfo | None: ...
-
-
-Check = Callable[[RankRow], bool]
-
-
-def _condition_check(condition: Condition) -> Check:
-    """A predicate for one condition; a metric without a value (None) fails it."""
-    get = attrgetter(condition.column)
-    low, high = condition.value, condition.value2
-    checks: dict[str, Check] = {
-        ">": lambda row: (v := get(row)) is not None and v > low,
-        ">=": lambda row: (v := get(row)) is not None and v >= low,
-        "<": lambda row: (v := get(row)) is not None and v < low,
-        "<=": lambda row: (v := get(row)) is not None and v <= low,
-        "between": lambda row: (v := get(row)) is not None and low <= v <= high,
-    }
-    return checks[condition.op]
-
-
-def _symbol_check(refs: tuple[str, ...], wanted: bool) -> Check:
-    """Whether a row is (`wanted`) or is not named by keys or bare symbols in `refs`."""
-    keys = frozenset(ref for ref in refs if ":" in ref)
-    symbols = frozenset(ref for ref in refs if ":" not in ref)
-    return lambda row: (row.symbol in symbols or row.key in keys) is wanted
-
-
-def _flag_check(flag: str, expected: bool) -> Check:
-    """Whether a row's flag column is `expected`."""
-    get = attrgetter(flag)
-    return lambda row: get(row) is expected
-
-
-def _checks(f: ScanFilter) -> tuple[Check, ...]:
-    """The filter's predicates, cheapest and most selective first."""
-    checks: list[Check] = []
-    if f.watch:
-        checks.append(_symbol_check(f.watch, True))
-    if f.markets:
-        markets = frozenset(f.markets)
-        checks.append(lambda row: row.market in markets)
-    if f.exchanges:
-        exchanges = frozenset(f.exchanges)
-        checks.append(lambda row: row.exchange in exchanges)
-    if f.ignore:
-        checks.append(_symbol_check(f.ignore, False))
-    checks.extend(_flag_check(flag, expected) for flag, expected in f.flags().items())
-    checks.extend(_condition_check(c) for c in f.all_conditions())
-    return tuple(checks)
-
-
-_IDENTITY = attrgetter("exchange", "market", "symbol")
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledFilter:
-    """A filter ready to run over live rows; build it with `compile_filter`.
-
-    `key` is a hash of the normalised filter: clients whose filters are equal share one
-    evaluation.
-    """
-
-    filter: ScanFilter
-    key: str
-    checks: tuple[Check, ...]
-    quotes: frozenset[str]
-
-    def select(self, rows: Iterable[RankRow], symbols: SymbolLookup) -> list[RankRow]:
-        """The rows that satisfy the filter, sorted and cut to its limit.
-
-        Args:
-            rows: The board's rows, one per symbol.
-            symbols: Symbol metadata by key; a row whose symbol has none fails a quote
-                filter and passes when there is none.
-
-        Returns:
-            At most `limit` rows, in the filter's order; rows without a value in the sort
-            column last, ties by (exchange, market, symbol).
-        """
-        chosen = list(rows)
-        for check in self.checks:
-            chosen = [row for row in chosen if check(row)]
-        if self.quotes:
-            quotes = self.quotes
-            chosen = [
-                row
-                for row in chosen
-                if (info := symbols.get(row.key)) is not None and info.quote_asset in quotes
-            ]
-        return _ordered(chosen, self.filter.sort, self.filter.order == "desc")[: self.filter.limit]
-
-
-def _ordered(rows: list[RankRow], column: str, descending: bool) -> list[RankRow]:
-    """Rows by `column` with ties by key, then NaNs, then rows without a value: ClickHouse's
-    ``ORDER BY column [DESC] NULLS LAST, exchange, market, symbol``."""
-    rows.sort(key=_IDENTITY)
-    get = attrgetter(column)
-    valued, nans, nulls = [], [], []
-    for row in rows:
-        value = get(row)
-        if value is None:
-            nulls.append(row)
-        elif value != value:  # NaN: never equal to itself
-            nans.append(row)
-        else:
-            valued.append(row)
-    valued.sort(key=get, reverse=descending)  # stable: ties keep key order either way
-    return valued + nans + nulls
-
-
-def compile_filter(f: ScanFilter) -> CompiledFilter:
-    """Compile a filter for the live board.
-
-    Args:
-        f: A validated filter.
-
-    Returns:
-        A `CompiledFilter` whose `select` runs it over rows.
-    """
-    key = hashlib.sha256(f.canonical().encode()).hexdigest()[:16]
-    return CompiledFilter(filter=f, key=key, checks=_checks(f), quotes=frozenset(f.quotes))

@@ -22,8 +22,10 @@ from fastapi.testclient import TestClient
 
 from api.errors import install_error_handlers
 from api.routes import scan
+from api.services.filter_eval import compile_filter
+from api.services.filter_query import parse_query
 from api.services.filter_sql import SNAPSHOT_MAX_AGE_MS, history_rows, history_sql
-from api.services.filters import ScanFilter, compile_filter, parse_query
+from api.services.filters import ScanFilter
 from api.store import Store
 from runtime.migrate import migrate
 from schemas.ranks import RankRow

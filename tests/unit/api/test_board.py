@@ -7,7 +7,8 @@ from typing import Any
 import msgspec
 
 from api.live.board import Board, FilteredBoard
-from api.services.filters import compile_filter, parse_query
+from api.services.filter_eval import compile_filter
+from api.services.filter_query import parse_query
 from schemas.ranks import RankRow
 
 T0 = 1_723_161_300_000

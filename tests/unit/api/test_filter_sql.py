@@ -11,8 +11,9 @@ import re
 import pytest
 
 from api.errors import InvalidRequest
+from api.services.filter_query import parse_query
 from api.services.filter_sql import SNAPSHOT_MAX_AGE_MS, history_rows, history_sql, parse_at
-from api.services.filters import ScanFilter, parse_filter, parse_query
+from api.services.filters import ScanFilter, parse_filter
 from schemas.ranks import RankRow
 
 AT = 1_723_161_300_000

@@ -13,15 +13,15 @@ import pytest
 from starlette.datastructures import QueryParams
 
 from api.errors import InvalidRequest
+from api.services.filter_eval import compile_filter
+from api.services.filter_query import parse_query
 from api.services.filters import (
     FLAG_COLUMNS,
     METRIC_WINDOWS,
     NUMERIC_COLUMNS,
     Condition,
     ScanFilter,
-    compile_filter,
     parse_filter,
-    parse_query,
 )
 from schemas.ranks import METRICS, RVOL_WINDOWS, WINDOWS, RankRow
 from schemas.symbols import SymbolInfo

@@ -15,7 +15,8 @@ from api.live.board import Board
 from api.live.clients import Client, ClientClosed, Message, Subscription, control
 from api.live.feed import FeedBatch
 from api.live.hub import Hub, SignalMatch
-from api.services.filters import CompiledFilter, SymbolLookup, compile_filter, parse_query
+from api.services.filter_eval import CompiledFilter, SymbolLookup, compile_filter
+from api.services.filter_query import parse_query
 from runtime.settings import ApiSettings
 from schemas.candles import Candle
 from schemas.ranks import RankRow
