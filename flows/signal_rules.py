@@ -18,18 +18,12 @@ from typing import get_args
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
+from schemas.candles import ROLLUP_INTERVAL_MS
 from schemas.signals import Direction, Timeframe
 
 TIMEFRAMES: tuple[Timeframe, ...] = get_args(Timeframe)
 
-TIMEFRAME_MS: dict[str, int] = {
-    "1m": 60_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "1h": 3_600_000,
-    "4h": 14_400_000,
-    "1d": 86_400_000,
-}
+TIMEFRAME_MS: dict[str, int] = {tf: ROLLUP_INTERVAL_MS[tf] for tf in get_args(Timeframe)}
 
 
 class SignalParams(BaseModel):

@@ -12,7 +12,18 @@ from schemas.trades import Market
 Interval = Literal["1s", "1m"]
 
 INTERVAL_MS: dict[str, int] = {"1s": 1_000, "1m": 60_000}
-"""Length of each interval in milliseconds."""
+"""Length of each interval the candle flow builds, in milliseconds."""
+
+ROLLUP_INTERVAL_MS: dict[str, int] = {
+    **INTERVAL_MS,
+    "5m": 300_000,
+    "15m": 900_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
+"""Every candle interval tickscan serves, in milliseconds: the built ones and the
+rollups from 1m (aligned to UTC epoch multiples, so 1d starts at 00:00 UTC)."""
 
 
 class Candle(msgspec.Struct, frozen=True):

@@ -20,6 +20,23 @@ from schemas import topics
 
 log = logging.getLogger(__name__)
 
+KafkaOption = Annotated[
+    str | None,
+    typer.Option("--kafka", metavar="BOOTSTRAP", help="(default: TICKSCAN_KAFKA__BOOTSTRAP)"),
+]
+ClickHouseOption = Annotated[
+    str | None,
+    typer.Option("--clickhouse", metavar="DSN", help="(default: TICKSCAN_CLICKHOUSE__DSN)"),
+]
+RecoveryDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--recovery-dir",
+        help="Keep Bytewax recovery state here (on a volume): a restart resumes where the "
+        "last run committed, losing and doubling nothing.",
+    ),
+]
+
 app = typer.Typer(
     name="tickscan",
     help="Real-time crypto market data: ingest, candles, storage.",
@@ -227,10 +244,7 @@ def run(
 @app.command()
 def ingest(
     market: Annotated[str, typer.Option(help="spot or usdm.")],
-    kafka: Annotated[
-        str | None,
-        typer.Option("--kafka", metavar="BOOTSTRAP", help="(default: TICKSCAN_KAFKA__BOOTSTRAP)"),
-    ] = None,
+    kafka: KafkaOption = None,
     symbols: Annotated[
         str, typer.Option(help="Only these symbols, comma-separated (default: every one).")
     ] = "",
@@ -289,26 +303,13 @@ def ingest(
 
 @app.command()
 def candles(
-    kafka: Annotated[
-        str | None,
-        typer.Option("--kafka", metavar="BOOTSTRAP", help="(default: TICKSCAN_KAFKA__BOOTSTRAP)"),
-    ] = None,
-    clickhouse: Annotated[
-        str | None,
-        typer.Option("--clickhouse", metavar="DSN", help="(default: TICKSCAN_CLICKHOUSE__DSN)"),
-    ] = None,
+    kafka: KafkaOption = None,
+    clickhouse: ClickHouseOption = None,
     start: Annotated[
         str,
         typer.Option(help="Where to start reading md.trades.v1 the first time: beginning or end."),
     ] = "end",
-    recovery_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--recovery-dir",
-            help="Keep Bytewax recovery state here (on a volume): a restart resumes "
-            "where the last run committed, losing and doubling nothing.",
-        ),
-    ] = None,
+    recovery_dir: RecoveryDirOption = None,
 ) -> None:
     """Run the candle flow alone (one Bytewax worker) against a Kafka cluster.
 
@@ -378,26 +379,13 @@ def api_command(
 
 @app.command("signals")
 def signals_command(
-    kafka: Annotated[
-        str | None,
-        typer.Option("--kafka", metavar="BOOTSTRAP", help="(default: TICKSCAN_KAFKA__BOOTSTRAP)"),
-    ] = None,
-    clickhouse: Annotated[
-        str | None,
-        typer.Option("--clickhouse", metavar="DSN", help="(default: TICKSCAN_CLICKHOUSE__DSN)"),
-    ] = None,
+    kafka: KafkaOption = None,
+    clickhouse: ClickHouseOption = None,
     start: Annotated[
         str,
         typer.Option(help="Where to start reading md.candles.v1 the first time: beginning or end."),
     ] = "end",
-    recovery_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--recovery-dir",
-            help="Keep Bytewax recovery state here (on a volume): a restart resumes "
-            "where the last run committed.",
-        ),
-    ] = None,
+    recovery_dir: RecoveryDirOption = None,
 ) -> None:
     """Run the signals flow alone (one Bytewax worker) against a Kafka cluster.
 
@@ -436,10 +424,7 @@ def signals_command(
 
 @app.command("simulate")
 def simulate_command(
-    kafka: Annotated[
-        str | None,
-        typer.Option("--kafka", metavar="BOOTSTRAP", help="(default: TICKSCAN_KAFKA__BOOTSTRAP)"),
-    ] = None,
+    kafka: KafkaOption = None,
     symbols: Annotated[int, typer.Option(min=1, help="How many symbols.")] = 200,
     rate: Annotated[float, typer.Option(min=1, help="Trades per second, whole market.")] = 2_000.0,
     duration: Annotated[

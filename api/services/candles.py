@@ -11,20 +11,13 @@ from msgspec import Meta
 
 from api.errors import InvalidRequest, NotFound
 from api.store import Store
+from schemas.candles import ROLLUP_INTERVAL_MS
 from schemas.topics import symbol_key
 
 HistoryInterval = Literal["1s", "1m", "5m", "15m", "1h", "4h", "1d"]
 """Intervals served: 1s and 1m as stored, the others rolled up from 1m when read."""
 
-INTERVAL_MS: Final[dict[str, int]] = {
-    "1s": 1_000,
-    "1m": 60_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "1h": 3_600_000,
-    "4h": 14_400_000,
-    "1d": 86_400_000,
-}
+INTERVAL_MS: Final[dict[str, int]] = ROLLUP_INTERVAL_MS
 
 # The ClickHouse relation of each interval (infra/clickhouse 002 and 007) and the stored
 # table its candles come from, which says cheaply whether and where there are any.
