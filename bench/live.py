@@ -71,8 +71,10 @@ def serve(bootstrap: str, port: int, data_dir: str, client_queue: int) -> None:
     from api.main import create_app
     from runtime.clickhouse import connect
     from runtime.migrate import migrate
+    from runtime.process import tune_for_streaming
     from runtime.settings import ApiSettings, KafkaSettings, Settings
 
+    tune_for_streaming()  # as `tickscan api` does
     settings = Settings(
         data_dir=Path(data_dir),
         kafka=KafkaSettings(bootstrap=bootstrap),
@@ -406,6 +408,18 @@ def report(
     for line in metrics.splitlines():
         if line.startswith(wanted):
             print("  " + line)
+    p99 = percentile(latencies, 0.99)
+    print(
+        json.dumps(
+            {
+                "latency_p50_ms": round(percentile(latencies, 0.5)),
+                "latency_p99_ms": round(p99),
+                "p99_ratio_to_target": round(p99 / 250, 2),
+                "cores": round(cores, 2),
+                "rss_mb": round(rss_end),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

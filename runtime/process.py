@@ -71,3 +71,27 @@ def release_memory() -> int:
     if libc is not None:
         libc.malloc_trim(0)
     return found
+
+
+def collect_ahead(share: float = 0.5) -> int | None:
+    """Run now the collection that the thresholds would soon start on their own.
+
+    A collection stops every thread for as long as it scans its generation: tens of ms
+    for the young one at `GC_GEN0_THRESHOLD`, hundreds for a full one over a server's
+    live objects. A process that knows when it is idle (the API between two seconds of
+    ranks) calls this then, so the pause falls there and not in the middle of a fan-out.
+
+    Args:
+        share: A generation is collected once its count has reached this share of its
+            threshold.
+
+    Returns:
+        The oldest generation collected (its younger ones with it), or None if none
+        was due.
+    """
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    for generation in (2, 1, 0):
+        if thresholds[generation] and counts[generation] >= share * thresholds[generation]:
+            gc.collect(generation)
+            return generation
+    return None

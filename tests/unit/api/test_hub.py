@@ -263,6 +263,52 @@ def test_the_board_loop_waits_for_the_rest_of_a_second_that_came_split() -> None
     assert {u["key"] for u in got[0][1]["upsert"]} == {"binance:spot:A", "binance:spot:B"}
 
 
+def test_a_second_that_came_whole_is_evaluated_without_waiting() -> None:
+    async def scenario() -> list[tuple[str, dict[str, Any]]]:
+        h = hub(coalesce_s=30)  # a wait the test would notice
+        h.board.apply([row("A", change=1.0), row("B", change=2.0)])
+        client = h.connect("sse")
+        h.subscribe_ranks(client, "r", flt())
+        await client.next()
+        runner = asyncio.create_task(h.views.run())
+        h.deliver(FeedBatch(ranks=[row("A", T0 + 1000, change=3.0), row("B", T0 + 1000, 4.0)]))
+        batch = await asyncio.wait_for(client.next(), 5)
+        runner.cancel()
+        return [(m.type, msgspec.json.decode(m.body)) for _, m in batch]
+
+    got = asyncio.run(scenario())
+    assert [(t, b["seq"]) for t, b in got] == [("diff", 1)]
+
+
+def test_the_board_loop_collects_garbage_after_an_evaluation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collected: list[float] = []
+    evaluated: list[float] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        monkeypatch.setattr("api.live.views.collect_ahead", lambda: collected.append(loop.time()))
+        h = hub()
+        h.board.apply([row("A", change=1.0)])
+        client = h.connect("sse")
+        h.subscribe_ranks(client, "r", flt())
+        await client.next()
+        runner = asyncio.create_task(h.views.run())
+        h.deliver(FeedBatch(ranks=[row("A", T0 + 1000, change=3.0)]))
+        await asyncio.wait_for(client.next(), 5)
+        evaluated.append(loop.time())
+        for _ in range(100):
+            if collected:
+                break
+            await asyncio.sleep(0.05)
+        runner.cancel()
+
+    asyncio.run(scenario())
+    assert len(collected) == 1
+    assert collected[0] >= evaluated[0]  # after the fan-out, not before or during it
+
+
 # --- signals and candles ----------------------------------------------------------------
 
 
