@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -111,7 +112,7 @@ async def scan(
     """The filtered board; a bad filter or `at` is a 422, no live board here a 503."""
     f = parse_query(request.query_params, exclude=("at",))
     if at is not None:
-        at_ms = parse_at(at)
+        at_ms = parse_at(at, time.time_ns() // 1_000_000)
         sql, params = history_sql(f, at_ms, store.database)
         try:
             columns, result = await store.query(sql, params)

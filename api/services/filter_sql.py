@@ -128,33 +128,39 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _AT_HELP = "use milliseconds since the epoch or ISO-8601 (2024-08-08T23:55:00Z)"
 
 
-def parse_at(text: str) -> int:
+def parse_at(text: str, now_ms: int) -> int:
     """The moment of a historical board, as a trader gives it.
 
     Args:
         text: Milliseconds since the epoch (``1723161300000``) or ISO-8601
             (``2024-08-08T23:55:00Z``; without an offset it is UTC).
+        now_ms: The current time: a board of the future does not exist yet.
 
     Returns:
         Milliseconds since the epoch.
 
     Raises:
-        InvalidRequest: If it is neither, or before 1970.
+        InvalidRequest: If it is neither, before 1970, or after `now_ms`.
     """
     value = text.strip()
     if value.isascii() and value.isdigit():
         if len(value) > 15:  # past the year 30000: a typo, and beyond Int64 soon after
             raise InvalidRequest(f"at: {value[:40]!r} is too far in the future; {_AT_HELP}")
-        return int(value)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequest(f"at: {value[:40]!r} is not a time; {_AT_HELP}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    ms = (moment - _EPOCH) // timedelta(milliseconds=1)
+        ms = int(value)
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidRequest(f"at: {value[:40]!r} is not a time; {_AT_HELP}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ms = (moment - _EPOCH) // timedelta(milliseconds=1)
     if ms < 0:
         raise InvalidRequest(f"at: {value[:40]!r} is before 1970; {_AT_HELP}")
+    if ms > now_ms:
+        raise InvalidRequest(
+            f"at: {value[:40]!r} is in the future; leave `at` out for the live board"
+        )
     return ms
 
 

@@ -219,3 +219,10 @@ def test_a_hostile_filter_is_a_422_and_touches_nothing(
         parameters={"db": database},
     ).result_rows[0]
     assert counts == (len(history), len(symbols))
+
+
+def test_a_board_of_the_future_is_a_422_not_an_empty_board(api: TestClient) -> None:
+    tomorrow = time.time_ns() // 1_000_000 + 86_400_000
+    response = api.get(f"/api/v1/scan?at={tomorrow}")
+    assert response.status_code == 422
+    assert "is in the future" in response.json()["error"]["message"]

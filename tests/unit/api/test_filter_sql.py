@@ -107,12 +107,16 @@ def test_hostile_input_never_reaches_the_sql(pairs: list[tuple[str, str]]) -> No
     assert caught.value.status == 422
 
 
+NOW = AT + 1_000
+"""The tests' present: the board of AT exists, one of a second later than AT does not."""
+
+
 def test_parse_at_takes_milliseconds_or_iso_8601() -> None:
-    assert parse_at("1723161300000") == AT
-    assert parse_at("2024-08-08T23:55:00Z") == AT
-    assert parse_at("2024-08-09T01:55:00+02:00") == AT
-    assert parse_at("2024-08-08T23:55:00") == AT  # no offset: UTC
-    assert parse_at("2024-08-08T23:55:00.123Z") == AT + 123
+    assert parse_at("1723161300000", NOW) == AT
+    assert parse_at("2024-08-08T23:55:00Z", NOW) == AT
+    assert parse_at("2024-08-09T01:55:00+02:00", NOW) == AT
+    assert parse_at("2024-08-08T23:55:00", NOW) == AT  # no offset: UTC
+    assert parse_at("2024-08-08T23:55:00.123Z", NOW) == AT + 123
 
 
 @pytest.mark.parametrize(
@@ -126,9 +130,17 @@ def test_parse_at_takes_milliseconds_or_iso_8601() -> None:
 )
 def test_parse_at_says_what_it_takes(text: str, message: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        parse_at(text)
+        parse_at(text, NOW)
     assert message in caught.value.message
     assert "milliseconds since the epoch or ISO-8601" in caught.value.message
+
+
+@pytest.mark.parametrize("text", ["1723161301001", "2024-08-08T23:55:01.001Z"])
+def test_parse_at_refuses_a_board_of_the_future(text: str) -> None:
+    assert parse_at(str(NOW), NOW) == NOW
+    with pytest.raises(InvalidRequest) as caught:
+        parse_at(text, NOW)
+    assert "is in the future; leave `at` out for the live board" in caught.value.message
 
 
 def test_history_rows_become_rank_rows_with_their_assets() -> None:
