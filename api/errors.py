@@ -52,6 +52,41 @@ class TooManyClients(ApiError):
     code = "too_many_clients"
 
 
+class Unauthorized(ApiError):
+    """No valid sign-in: a missing, expired or revoked token, or wrong credentials (the
+    message never says whether an account exists)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    """Signed in, but not allowed: a feature outside the plan (`not_entitled`), an
+    unverified email, a locked account."""
+
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(ApiError):
+    """The request clashes with what exists (a name already taken)."""
+
+    status = 409
+    code = "conflict"
+
+
+class TooManyRequests(ApiError):
+    """Too many requests from one client to a rate-limited endpoint; `retry_after_s` says
+    when to try again."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     """The JSON body of every API error: ``{"error": {"code": ..., "message": ...}}``."""
     return {"error": {"code": code, "message": message}}
@@ -78,7 +113,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+        response = JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        elif isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     async def handle_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -11,6 +11,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from api.accounts.db import AccountsDb
+from api.accounts.deps import Accounts
+from api.accounts.tokens import TokenService, load_secret
 from api.errors import install_error_handlers
 from api.live.hub import live_delivery
 from api.routes import candles, health, metrics, scan, signals, stream, symbols, ws
@@ -28,6 +31,19 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+@asynccontextmanager
+async def open_accounts(settings: Settings) -> AsyncIterator[Accounts]:
+    """The accounts database (migrated to the newest schema) and token service."""
+    db = AccountsDb(settings.accounts_url())
+    try:
+        await db.migrate()
+        account = settings.accounts
+        tokens = TokenService(load_secret(settings), account.access_ttl_s, account.refresh_ttl_s)
+        yield Accounts(settings, db, tokens)
+    finally:
+        await db.aclose()
 
 
 def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
@@ -51,6 +67,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
                 app.state.store = Store(client, settings.clickhouse.database)
             else:
                 app.state.store = store
+            app.state.accounts = await stack.enter_async_context(open_accounts(settings))
             app.state.symbols = SymbolDirectory()
             refresher = asyncio.create_task(
                 run_refresher(app.state.symbols, app.state.store, settings.api.symbols_refresh_s),

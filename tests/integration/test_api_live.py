@@ -104,7 +104,13 @@ def database(ch: Client) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def api(kafka_bootstrap: str, clickhouse_dsn: str, ch: Client, database: str) -> Iterator[Api]:
+def api(
+    kafka_bootstrap: str,
+    clickhouse_dsn: str,
+    ch: Client,
+    database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Api]:
     prefix = f"t{uuid.uuid4().hex[:8]}-"
     ensure_topics(
         kafka_bootstrap, [prefix + t for t in (topics.RANKS, topics.SIGNALS, topics.CANDLES)], 3
@@ -129,6 +135,7 @@ def api(kafka_bootstrap: str, clickhouse_dsn: str, ch: Client, database: str) ->
         column_names=list(CANDLE_COLUMNS),
     )
     settings = Settings(
+        data_dir=tmp_path_factory.mktemp("live-api"),
         kafka=KafkaSettings(bootstrap=kafka_bootstrap, partitions=3),
         clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
         api=ApiSettings(

@@ -1,0 +1,1 @@
+"""User accounts: storage, sign-in, per-user state, billing and entitlements."""
