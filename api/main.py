@@ -16,7 +16,7 @@ from api.accounts.deps import Accounts
 from api.accounts.tokens import TokenService, load_secret
 from api.errors import install_error_handlers
 from api.live.hub import live_delivery
-from api.routes import candles, health, metrics, scan, signals, stream, symbols, ws
+from api.routes import auth, candles, health, metrics, scan, signals, stream, symbols, ws
 from api.services.symbols import SymbolDirectory, run_refresher
 from api.store import Store
 from runtime.clickhouse import connect
@@ -107,4 +107,6 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.include_router(symbols.router)
     app.include_router(candles.router)
     app.include_router(signals.router)
+    app.include_router(auth.router)
+    app.include_router(auth.me_router)
     return app

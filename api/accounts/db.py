@@ -27,7 +27,8 @@ class AccountsDb:
     """The engine and session factory of the accounts database.
 
     SQLite (the default) gets foreign keys switched on for every connection, so deleting a
-    user deletes what is theirs, as PostgreSQL does.
+    user deletes what is theirs, as PostgreSQL does, and transactions whose savepoints
+    roll back alone, as PostgreSQL's do.
 
     Args:
         url: SQLAlchemy async URL (`sqlite+aiosqlite:///...`, `postgresql+asyncpg://...`).
@@ -37,7 +38,8 @@ class AccountsDb:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(url)
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_connect)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def migrate(self) -> None:
@@ -56,11 +58,19 @@ class AccountsDb:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The sqlite3 module begins transactions itself, lazily, and a SAVEPOINT's release
+    # then commits the whole outer transaction (measured: a nested block's row survived
+    # the outer rollback). Taking BEGIN over (`_sqlite_begin`) makes savepoints nest.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def _upgrade(connection: Connection) -> None:

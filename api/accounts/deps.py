@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from api.accounts.db import AccountsDb
+from api.accounts.email import EmailSender, Mailer
 from api.accounts.models import User
+from api.accounts.ratelimit import AuthLimiter
 from api.accounts.tokens import Access, TokenPair, TokenService
 from api.errors import Unauthorized
 from runtime.settings import Settings
@@ -33,6 +35,12 @@ class Accounts:
     settings: Settings
     db: AccountsDb
     tokens: TokenService
+    mailer: EmailSender = None  # type: ignore[assignment]  # None: a Mailer of the settings
+    limiter: AuthLimiter = field(default_factory=AuthLimiter)
+
+    def __post_init__(self) -> None:
+        if self.mailer is None:
+            self.mailer = Mailer(self.settings)
 
     @property
     def cookie_secure(self) -> bool:
@@ -106,6 +114,16 @@ async def authenticate(connection: HTTPConnection, accounts: Accounts) -> tuple[
     token = bearer_token(connection)
     if token is None:
         raise Unauthorized("sign in first")
+    return await authenticate_token(token, accounts)
+
+
+async def authenticate_token(token: str, accounts: Accounts) -> tuple[User, Access]:
+    """The user of an access token (e.g. sent in a WebSocket's `auth` message), and its
+    session.
+
+    Raises:
+        Unauthorized: Unless it is a valid token of a live session of an existing user.
+    """
     access = accounts.tokens.read_access(token)
     async with accounts.db.session() as db:
         await accounts.tokens.check_session(db, access)

@@ -145,3 +145,16 @@ def test_a_generated_secret_is_kept_for_the_next_start(tmp_path: object) -> None
     assert load_secret(settings) == first and len(first) >= 32
     configured = Settings(accounts=AccountsSettings(secret_key="k" * 40))  # type: ignore[arg-type]
     assert load_secret(configured) == b"k" * 40
+
+
+def test_a_savepoint_does_not_commit_the_outer_transaction(accounts_db: AccountsDb) -> None:
+    async def scenario() -> int:
+        with pytest.raises(RuntimeError):
+            async with accounts_db.session() as session:
+                async with session.begin_nested():
+                    session.add(User(email="nested@example.com", created_at=datetime.now(UTC)))
+                raise RuntimeError("the request failed after the savepoint")
+        async with accounts_db.session() as session:
+            return await session.scalar(select(func.count()).select_from(User)) or 0
+
+    assert asyncio.run(scenario()) == 0
