@@ -16,7 +16,19 @@ from api.accounts.deps import Accounts
 from api.accounts.tokens import TokenService, load_secret
 from api.errors import install_error_handlers
 from api.live.hub import live_delivery
-from api.routes import auth, candles, health, metrics, scan, signals, stream, symbols, ws
+from api.routes import (
+    auth,
+    auth_oidc,
+    auth_siwe,
+    candles,
+    health,
+    metrics,
+    scan,
+    signals,
+    stream,
+    symbols,
+    ws,
+)
 from api.services.symbols import SymbolDirectory, run_refresher
 from api.store import Store
 from runtime.clickhouse import connect
@@ -109,4 +121,6 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.include_router(signals.router)
     app.include_router(auth.router)
     app.include_router(auth.me_router)
+    app.include_router(auth_oidc.router)
+    app.include_router(auth_siwe.router)
     return app
