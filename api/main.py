@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from api.accounts.billing import open_billing
 from api.accounts.db import AccountsDb
 from api.accounts.deps import Accounts
 from api.accounts.tokens import TokenService, load_secret
@@ -20,6 +21,7 @@ from api.routes import (
     auth,
     auth_oidc,
     auth_siwe,
+    billing,
     candles,
     health,
     metrics,
@@ -80,6 +82,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
             else:
                 app.state.store = store
             app.state.accounts = await stack.enter_async_context(open_accounts(settings))
+            app.state.billing = await stack.enter_async_context(open_billing(settings))
             app.state.symbols = SymbolDirectory()
             refresher = asyncio.create_task(
                 run_refresher(app.state.symbols, app.state.store, settings.api.symbols_refresh_s),
@@ -123,4 +126,5 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.include_router(auth.me_router)
     app.include_router(auth_oidc.router)
     app.include_router(auth_siwe.router)
+    app.include_router(billing.router)
     return app
