@@ -23,7 +23,9 @@ from api.routes import (
     auth_siwe,
     billing,
     candles,
+    entitlements,
     health,
+    me_state,
     metrics,
     scan,
     signals,
@@ -127,4 +129,6 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.include_router(auth_oidc.router)
     app.include_router(auth_siwe.router)
     app.include_router(billing.router)
+    app.include_router(entitlements.router)
+    app.include_router(me_state.router)
     return app

@@ -10,6 +10,7 @@ candle or a signal is encoded once for all its readers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,11 +18,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import get_args
 
-from api.errors import InvalidRequest, NotFound, TooManyClients
+from api.accounts.entitlements import board_delay_s
+from api.errors import InvalidRequest, NotFound, TooManyClients, Unavailable
 from api.live.board import Board, load_board
 from api.live.candle_streams import SETTLE_S, CandleStreams
 from api.live.clients import Client, LiveStats, Message, QueuePolicy, Subscription
+from api.live.delayed import DelayedBoard
 from api.live.feed import FeedBatch, LiveFeed, LiveTopics
+from api.live.users import UserClients
 from api.live.views import COALESCE_S, COMPLETE_WAIT_S, Views
 from api.services.filter_eval import CompiledFilter, SymbolLookup
 from api.store import Store
@@ -87,6 +91,8 @@ class Hub:
         complete_wait_s: How long it waits at most for the rest of a split second.
         settle_s: When a new candle stream re-reads its interval from ClickHouse.
         clock: Monotonic seconds (tests pass a fake).
+        free_delay_s: > 0: keep a `DelayedBoard` that far behind (`self.delayed`) for
+            ranks subscriptions that may not follow the live board.
     """
 
     def __init__(
@@ -101,18 +107,34 @@ class Hub:
         complete_wait_s: float = COMPLETE_WAIT_S,
         settle_s: float = SETTLE_S,
         clock: Callable[[], float] = time.monotonic,
+        free_delay_s: float = 0.0,
     ) -> None:
         self.settings = settings
         self.board = board
         self.symbols = symbols
         self.stats = LiveStats()
-        self.views = Views(
-            board, symbols, self.stats, settings.board_interval_s, coalesce_s, complete_wait_s
+        views = functools.partial(
+            Views,
+            symbols=symbols,
+            stats=self.stats,
+            interval_s=settings.board_interval_s,
+            coalesce_s=coalesce_s,
+            complete_wait_s=complete_wait_s,
         )
+        self.views = views(board)
+        self.delayed: DelayedBoard | None = None
+        if free_delay_s > 0:
+            self.delayed = DelayedBoard(free_delay_s, views, clock)
+        self._delayed_subs: set[Subscription] = set()
         self.policy = QueuePolicy(
-            settings.client_queue, evict_after_s, self.stats, self.views.resync, clock
+            settings.client_queue,
+            evict_after_s,
+            self.stats,
+            lambda sub: self._views_of(sub).resync(sub),
+            clock,
         )
         self.clients: set[Client] = set()
+        self.users = UserClients()
         self.candles = CandleStreams(store, self._known, settle_s)
         self._signal_subs: set[Subscription] = set()
         self._signal_seq = 0
@@ -138,6 +160,7 @@ class Hub:
         """Forget a client and its subscriptions (safe to call twice)."""
         for sub_id in list(client.subscriptions):
             self.unsubscribe(client, sub_id)
+        self.users.leave(client)
         self.clients.discard(client)
 
     def close_all(self, code: str, message: str) -> None:
@@ -156,7 +179,8 @@ class Hub:
             raise NotFound(f"no subscription {sub_id!r}", code="unknown_subscription")
         client.discard(sub)
         if sub.channel == "ranks":
-            self.views.leave(sub)
+            self._views_of(sub).leave(sub)
+            self._delayed_subs.discard(sub)
         elif sub.channel == "candles":
             self.candles.unsubscribe(sub)
         else:
@@ -167,6 +191,11 @@ class Hub:
             raise InvalidRequest(f"subscription id {sub_id!r} is in use", code="duplicate_id")
         sub = client.subscriptions[sub_id] = Subscription(sub_id, client, channel)
         return sub
+
+    def _views_of(self, sub: Subscription) -> Views:
+        if self.delayed is not None and sub in self._delayed_subs:
+            return self.delayed.views
+        return self.views
 
     def _known(self, key: str) -> bool:
         return key in self.board.rows or self.symbols().get(key) is not None
@@ -186,6 +215,8 @@ class Hub:
         sub_id: str,
         compiled: CompiledFilter,
         ack: Message | None = None,
+        *,
+        live: bool = True,
     ) -> None:
         """Follow a filtered board: a snapshot now, then a diff whenever it changes.
 
@@ -194,11 +225,22 @@ class Hub:
             sub_id: The subscription's id, unique in the client.
             compiled: The filter.
             ack: Queued just before the snapshot (a WebSocket's `subscribed`).
+            live: False: follow the delayed board (`Entitlements.live_board`).
 
         Raises:
             InvalidRequest: When the client uses `sub_id` already.
+            Unavailable: For `live=False` on a hub without a delayed board (the live one
+                is never handed out instead).
         """
-        self.views.join(self._subscription(client, sub_id, "ranks"), compiled, ack)
+        if not live and self.delayed is None:
+            raise Unavailable("this API process keeps no delayed board")
+        sub = self._subscription(client, sub_id, "ranks")
+        if live:
+            self.views.join(sub, compiled, ack)
+        else:
+            assert self.delayed is not None
+            self._delayed_subs.add(sub)
+            self.delayed.views.join(sub, compiled, ack)
 
     def change_filter(self, client: Client, sub_id: str, compiled: CompiledFilter) -> None:
         """Give a ranks subscription a new filter; a snapshot of the new view follows.
@@ -213,8 +255,9 @@ class Hub:
         if sub.channel != "ranks":
             raise InvalidRequest(f"subscription {sub_id!r} is not a ranks subscription")
         client.discard(sub)
-        self.views.leave(sub)
-        self.views.join(sub, compiled)
+        views = self._views_of(sub)
+        views.leave(sub)
+        views.join(sub, compiled)
 
     # -- the feed, candles and signals -----------------------------------------------
 
@@ -222,6 +265,8 @@ class Hub:
         """Take one batch from the feed: apply ranks, update candle streams, fan out signals."""
         if batch.ranks and self.board.apply(batch.ranks):
             self.views.wake()
+        if batch.ranks and self.delayed is not None:
+            self.delayed.push(batch.ranks)
         if batch.candles:
             self.candles.add(batch.candles)
         for signal in batch.signals:
@@ -305,10 +350,12 @@ async def live_delivery(
 
     The board is loaded from ClickHouse's latest rank snapshots first (a failure there
     is logged: the ranks backlog fills the board anyway), then the feed starts. Without
-    a Kafka bootstrap there is no feed; the hub still serves, with nothing live.
+    a Kafka bootstrap there is no feed; the hub still serves, with nothing live. When
+    billing is on, the free tier's delayed board (`hub.delayed`) starts from the loaded
+    board and runs `accounts.free_delay_s` behind.
 
     Args:
-        settings: The process's settings (`kafka.bootstrap`, `api`).
+        settings: The process's settings (`kafka.bootstrap`, `api`, `accounts`).
         store: The API's ClickHouse store.
         symbols: Returns the symbol directory (it may be set up after this starts).
 
@@ -316,11 +363,19 @@ async def live_delivery(
         The hub (its board is `hub.board`) and the feed, if any.
     """
     board = Board()
-    hub = Hub(settings.api, board, symbols=symbols, store=store)
+    hub = Hub(
+        settings.api,
+        board,
+        symbols=symbols,
+        store=store,
+        free_delay_s=board_delay_s(settings.accounts),
+    )
     try:
         await load_board(board, store)
     except Exception:  # the board still fills from the ranks backlog
         logger.exception("cannot load the board from rank_snapshots")
+    if hub.delayed is not None:
+        hub.delayed.seed(board.rows.values(), time.time_ns() // 1_000_000)
     loop = asyncio.get_running_loop()
     feed = None
     if settings.kafka.bootstrap:
@@ -329,12 +384,15 @@ async def live_delivery(
         feed.start(loop)
     else:
         logger.warning("no Kafka bootstrap configured: the API serves no live data")
-    runner = loop.create_task(hub.views.run(), name="board-loop")
+    runners = [loop.create_task(hub.views.run(), name="board-loop")]
+    if hub.delayed is not None:
+        runners.append(loop.create_task(hub.delayed.run(), name="delayed-board"))
     try:
         yield hub, feed
     finally:
         if feed is not None:
             await asyncio.to_thread(feed.stop)
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
         await hub.aclose()

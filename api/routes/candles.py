@@ -9,6 +9,7 @@ import msgspec
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import APIRouter, Query, Response
 
+from api.accounts.entitlements import NOT_ENTITLED, EntitlementsDep, require_interval
 from api.deps import StoreDep
 from api.errors import Unavailable
 from api.services.candles import (
@@ -119,9 +120,11 @@ def schema_of(struct: type[msgspec.Struct]) -> dict[str, Any]:
     "candles and still have a cursor (the symbol was halted). Without `start`, the page "
     "holds the latest candles before `end` (now by default); ask for earlier ones with "
     "`end` = the first `open_time` received.\n\n"
-    "Prices and volumes are exact decimal strings.",
+    "Prices and volumes are exact decimal strings. 1s candles need the `candles_1s` "
+    "feature (a paid plan when billing is on).",
     responses={
         **ERRORS,
+        **NOT_ENTITLED,
         200: {
             "description": "A page of candles",
             "content": {"application/json": {"schema": schema_of(CandlePage), "example": _EXAMPLE}},
@@ -130,6 +133,7 @@ def schema_of(struct: type[msgspec.Struct]) -> dict[str, Any]:
 )
 async def get_candles(
     store: StoreDep,
+    entitlements: EntitlementsDep,
     symbol: Annotated[str, Query(description="As the exchange spells it.", examples=["BTCUSDT"])],
     exchange: Annotated[str, Query(description="Exchange, lower case.")] = "binance",
     market: Annotated[str, Query(description="`spot` or `usdm`.")] = "spot",
@@ -151,7 +155,9 @@ async def get_candles(
         int | None, Query(ge=0, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> Response:
-    """Candles of one symbol; an unknown symbol is a 404, a bad parameter a 422."""
+    """Candles of one symbol; an unknown symbol is a 404, a bad parameter a 422, 1s
+    candles outside the plan a 403."""
+    require_interval(entitlements, interval)
     start_ms = parse_time("start", start) if start is not None else None
     end_ms = parse_time("end", end) if end is not None else None
     try:

@@ -11,10 +11,12 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from api.accounts.entitlements import NOT_ENTITLED, Entitlements, EntitlementsDep
 from api.deps import StoreDep
-from api.errors import Unavailable
+from api.errors import Forbidden, Unavailable
+from api.live.board import Board
+from api.routes.me_state import LIST_PARAMS_DOC, board_filter
 from api.services.filter_eval import compile_filter
-from api.services.filter_query import parse_query
 from api.services.filter_sql import history_rows, history_sql, parse_at
 from api.services.filters import MAX_LIMIT, SORT_COLUMNS, ScanFilter
 from schemas.ranks import RankRow
@@ -44,7 +46,7 @@ from the UI). All parts must hold; every list is comma-separated or repeated.
 - `sort`: a column, `-` first for descending: `sort=-change_pct_5m` (default
   `-change_pct_24h`); rows without a value come last either way, ties go by symbol key
 - `limit`: rows, 1 to {MAX_LIMIT} (default 100)
-- `filter`: the whole filter as JSON, instead of the parameters above
+- `filter`: the whole filter as JSON, instead of the parameters above{LIST_PARAMS_DOC}
 
 Columns: {", ".join(f"`{c}`" for c in SORT_COLUMNS)}.
 An unknown parameter, column, window or symbol form, a value that is not a number, or a
@@ -93,13 +95,16 @@ def _row(row: RankRow, base_asset: str | None, quote_asset: str | None) -> dict[
     response_model=ScanResponse,
     summary="The scanner board, filtered and sorted",
     description="The live board, or with `at` the board as of a past moment (from the "
-    "rank snapshots in ClickHouse, each symbol's last one up to 2 minutes before `at`).\n"
-    + FILTER_QUERY_DOC
-    + _EXAMPLES,
+    "rank snapshots in ClickHouse, each symbol's last one up to 2 minutes before `at`).\n\n"
+    "Without the `live_board` feature (the free tier when billing is on) the live board is "
+    "the one of `delay_s` ago (see `GET /api/v1/me/entitlements`; `as_of_ms` says how old "
+    "it is), and `at` must be at least that far in the past.\n" + FILTER_QUERY_DOC + _EXAMPLES,
+    responses=NOT_ENTITLED,
 )
 async def scan(
     request: Request,
     store: StoreDep,
+    entitlements: EntitlementsDep,
     at: Annotated[
         str | None,
         Query(
@@ -110,9 +115,17 @@ async def scan(
     ] = None,
 ) -> ScanResponse:
     """The filtered board; a bad filter or `at` is a 422, no live board here a 503."""
-    f = parse_query(request.query_params, exclude=("at",))
+    f = await board_filter(request, exclude=("at",))
     if at is not None:
-        at_ms = parse_at(at, time.time_ns() // 1_000_000)
+        now_ms = time.time_ns() // 1_000_000
+        at_ms = parse_at(at, now_ms)
+        if not entitlements.live_board and at_ms > now_ms - entitlements.delay_s * 1000:
+            raise Forbidden(
+                f"the board of the last {entitlements.delay_s} s is not in the "
+                f"{entitlements.plan} plan: ask for an earlier at=, or a paid plan unlocks "
+                "'live_board'",
+                code="not_entitled",
+            )
         sql, params = history_sql(f, at_ms, store.database)
         try:
             columns, result = await store.query(sql, params)
@@ -121,7 +134,7 @@ async def scan(
             raise Unavailable("the board history cannot be read now; try again") from exc
         rows = [_row(*found) for found in history_rows(columns, result)]
         return ScanResponse(as_of_ms=at_ms, source="history", filter=f, rows=rows)
-    board = getattr(request.app.state, "board", None)
+    board = _live_board(request, entitlements)
     symbols = getattr(request.app.state, "symbols", None)
     if board is None or symbols is None:
         raise Unavailable("this API process has no live board; ask for a past one with at=")
@@ -131,3 +144,15 @@ async def scan(
         info = symbols.get(row.key)
         rows.append(_row(row, *((info.base_asset, info.quote_asset) if info else (None, None))))
     return ScanResponse(as_of_ms=board.as_of_ms, source="live", filter=f, rows=rows)
+
+
+def _live_board(request: Request, entitlements: Entitlements) -> Board | None:
+    """The live board, or the delayed one for a caller without `live_board` (never the
+    live one instead: without a delayed board there is none)."""
+    state = request.app.state
+    if entitlements.live_board:
+        board: Board | None = getattr(state, "board", None)
+        return board
+    hub = getattr(state, "hub", None)
+    delayed = getattr(hub, "delayed", None)
+    return None if delayed is None else delayed.board

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import APIRouter, Query
 
+from api.accounts.entitlements import NOT_ENTITLED, SIGNALS, Entitled
 from api.deps import StoreDep
 from api.errors import Unavailable
 from api.routes.candles import ERRORS
@@ -46,9 +47,11 @@ _EXAMPLE = {
     description="Signals that fired (volume spikes, breakouts, EMA crosses, ...), newest "
     "first, filtered by any of symbol, rule, timeframe, direction and time. `time_ms` is "
     "the close of the candle that fired it. For the live feed, see "
-    "`/api/v1/stream/signals`.",
+    "`/api/v1/stream/signals`. Needs the `signals` feature (a paid plan when billing is on).",
+    dependencies=[Entitled(SIGNALS)],
     responses={
         **{status: ERRORS[status] for status in (422, 503)},
+        **NOT_ENTITLED,
         200: {"content": {"application/json": {"example": _EXAMPLE}}},
     },
 )

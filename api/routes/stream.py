@@ -12,14 +12,21 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.background import BackgroundTask
 from starlette.types import Receive, Scope, Send
 
+from api.accounts.entitlements import (
+    NOT_ENTITLED,
+    SIGNALS,
+    Entitled,
+    EntitlementsDep,
+    require_interval,
+)
 from api.deps import SettingsDep
 from api.errors import Unavailable
 from api.live.clients import Client, ClientClosed, control
 from api.live.hub import TIMEFRAMES, Hub, SignalMatch
+from api.routes.me_state import board_filter
 from api.routes.scan import FILTER_QUERY_DOC
 from api.services.candles import INTERVAL_MS
 from api.services.filter_eval import compile_filter
-from api.services.filter_query import parse_query
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,9 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     422: {"description": "Invalid parameters (a bad filter, an unknown interval)."},
     503: {"description": "Too many live clients on this process, or no live feed."},
 }
+
+_GATED = {**_RESPONSES, **NOT_ENTITLED}
+"""Responses of the streams a plan may not include (1s candles, signals)."""
 
 _ENDINGS = """
 A stream ends with an `error` event when the server closes it: `too_slow` (the client
@@ -127,17 +137,25 @@ updates (`dropped`) a fresh `snapshot` comes instead of the next diff. A key is
 
 Examples: `/api/v1/stream/ranks?quote=USDT&min_change_pct_5m=3&sort=-change_pct_5m&limit=20`,
 `/api/v1/stream/ranks?watch=BTCUSDT,ETHUSDT`.
+
+Without the `live_board` feature (the free tier when billing is on) the stream follows
+the board as it was `delay_s` ago (see `GET /api/v1/me/entitlements`); `as_of_ms` says
+how old it is.
 """
     + FILTER_QUERY_DOC
     + _ENDINGS,
 )
-async def stream_ranks(request: Request, settings: SettingsDep) -> EventSourceResponse:
-    """Snapshot, then diffs, of the board for the filter in the query string."""
-    compiled = compile_filter(parse_query(request.query_params))
+async def stream_ranks(
+    request: Request, settings: SettingsDep, entitlements: EntitlementsDep
+) -> EventSourceResponse:
+    """Snapshot, then diffs, of the board for the filter in the query string (the
+    delayed board without `live_board`)."""
+    compiled = compile_filter(await board_filter(request))
+    live = entitlements.live_board
     return await _open(
         request,
         settings.api.heartbeat_s,
-        lambda hub, client: hub.subscribe_ranks(client, SUBSCRIPTION, compiled),
+        lambda hub, client: hub.subscribe_ranks(client, SUBSCRIPTION, compiled, live=live),
     )
 
 
@@ -145,7 +163,7 @@ async def stream_ranks(request: Request, settings: SettingsDep) -> EventSourceRe
     "/candles",
     summary="A symbol's forming candle, live",
     response_class=EventSourceResponse,
-    responses=_RESPONSES,
+    responses=_GATED,
     description="""
 The current candle of the interval first (if there is one), then a `candle` event each
 time it changes (about once a second) and a `close` event when its interval ends; the
@@ -155,7 +173,7 @@ next interval's candles follow. Data: the kline fields (`open_time`, `close_time
 plus `interval`, `closed` and `version` (a late trade that revises a closed candle sends
 its `close` again with a higher version). Flat seconds and minutes (no trades) never set
 the open, high or low; a wholly quiet interval is flat at the previous close. 1s streams
-send each second's candle as a `close`.
+send each second's candle as a `close`, and need the `candles_1s` feature.
 
 Example: `/api/v1/stream/candles?exchange=binance&market=spot&symbol=BTCUSDT&interval=1m`.
 """
@@ -167,9 +185,11 @@ async def stream_candles(
     exchange: Annotated[str, Query(max_length=32, examples=["binance"])],
     market: Annotated[str, Query(max_length=16, examples=["spot", "usdm"])],
     symbol: Annotated[str, Query(max_length=40, examples=["BTCUSDT"])],
+    entitlements: EntitlementsDep,
     interval: Annotated[str, Query(description=f"One of {', '.join(INTERVAL_MS)}.")] = "1m",
 ) -> EventSourceResponse:
     """The forming candle, its updates and closes, for one symbol and interval."""
+    require_interval(entitlements, interval)
     return await _open(
         request,
         settings.api.heartbeat_s,
@@ -183,14 +203,15 @@ async def stream_candles(
     "/signals",
     summary="Signals as they occur",
     response_class=EventSourceResponse,
-    responses=_RESPONSES,
+    responses=_GATED,
     description="""
 A `signal` event per signal occurrence (`exchange`, `market`, `symbol`, `name`,
 `timeframe`, `time_ms`, `direction`, `price`, `value`, `details`), optionally only those
 of one symbol (`BTCUSDT`, or a key `binance:spot:BTCUSDT`), signal name or timeframe.
-Past signals are at `GET /api/v1/signals`.
+Past signals are at `GET /api/v1/signals`. Needs the `signals` feature.
 """
     + _ENDINGS,
+    dependencies=[Entitled(SIGNALS)],
 )
 async def stream_signals(
     request: Request,

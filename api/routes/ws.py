@@ -1,8 +1,10 @@
 """`/api/v1/ws`: the two-way live protocol (subscribe, unsubscribe, change filter, ping).
 
 The protocol is in `api.live.protocol` and docs/websocket.md; this module moves its
-messages between the socket and the hub. Errors in a client's messages are answered
-with `error` messages; the socket is closed only with a code and a reason.
+messages between the socket and the hub. A handshake that carries an access token (the
+cookie, or `Authorization: Bearer`) signs the connection in; so does an `auth` message
+later. Errors in a client's messages are answered with `error` messages; the socket is
+closed only with a code and a reason.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from api.accounts.deps import bearer_token
 from api.errors import TooManyClients
 from api.live.clients import Client, ClientClosed
 from api.live.hub import Hub
@@ -48,7 +51,8 @@ async def websocket(socket: WebSocket) -> None:
     except TooManyClients as exc:
         await socket.close(TRY_AGAIN_LATER, exc.message)
         return
-    reader = asyncio.create_task(_read(socket, Session(hub, client)))
+    session = Session(hub, client, getattr(socket.app.state, "accounts", None))
+    reader = asyncio.create_task(_read(socket, session, bearer_token(socket)))
     writer = asyncio.create_task(_write(socket, client, hub.policy.evict_after_s))
     try:
         done, _ = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
@@ -60,12 +64,16 @@ async def websocket(socket: WebSocket) -> None:
     finally:
         for task in (reader, writer):
             task.cancel()
-        await asyncio.gather(reader, writer, return_exceptions=True)
+        # Before any await: a cancelled handler (server shutdown) must still let go of
+        # its client, or the hub would keep it, and its user's pushes, for ever.
         hub.disconnect(client)
+        await asyncio.gather(reader, writer, return_exceptions=True)
 
 
-async def _read(socket: WebSocket, session: Session) -> None:
-    """Apply the client's messages until it disconnects."""
+async def _read(socket: WebSocket, session: Session, token: str | None) -> None:
+    """Sign in with the handshake's token, then apply the client's messages until it
+    disconnects."""
+    await session.start(token)
     while True:
         message = await socket.receive()
         if message["type"] == "websocket.disconnect":

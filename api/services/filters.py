@@ -97,8 +97,12 @@ def _market(value: str) -> str:
     return MARKET_ALIASES.get(name, name)
 
 
-def _symbol_ref(value: str) -> str:
-    """Normalise one watch/ignore entry: `SYMBOL` or `exchange:market:SYMBOL`."""
+def symbol_ref(value: str) -> str:
+    """Normalise one watch/ignore entry: `SYMBOL` or `exchange:market:SYMBOL`.
+
+    Raises:
+        ValueError: If it is neither (the message says what to write instead).
+    """
     parts = [part.strip() for part in value.split(":")]
     if len(parts) == 1 and _NAME.fullmatch(parts[0]):
         return parts[0].upper()
@@ -265,7 +269,7 @@ class ScanFilter(BaseModel):
     @field_validator("watch", "ignore", mode="before")
     @classmethod
     def _symbols(cls, value: Any) -> Any:
-        return _normalised(value, _symbol_ref)
+        return _normalised(value, symbol_ref)
 
     @field_validator("sort")
     @classmethod
@@ -309,15 +313,20 @@ def _exchange(value: str) -> str:
     return name
 
 
-def explain(exc: ValidationError) -> str:
-    """One line a trader can act on from pydantic's errors (at most five of them)."""
+def explain(exc: ValidationError, subject: str = "filter") -> str:
+    """One line a trader can act on from pydantic's errors (at most five of them).
+
+    Args:
+        exc: The errors.
+        subject: What was invalid, for the line's start (`invalid filter: ...`).
+    """
     parts = []
     for error in exc.errors()[:5]:
         where = ".".join(str(part) for part in error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
     more = len(exc.errors()) - len(parts)
-    return "invalid filter: " + "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+    return f"invalid {subject}: " + "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 def parse_filter(data: str | bytes | Mapping[str, Any]) -> ScanFilter:

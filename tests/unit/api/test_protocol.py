@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from api.accounts.db import AccountsDb
+from api.accounts.deps import Accounts
+from api.accounts.tokens import TokenService
 from api.live.board import Board
 from api.live.feed import FeedBatch
 from api.live.hub import Hub
 from api.live.protocol import MAX_SUBSCRIPTIONS, Session
-from runtime.settings import ApiSettings
+from runtime.settings import AccountsSettings, ApiSettings, BillingSettings, Settings
 from schemas.ranks import RankRow
 from schemas.signals import Signal
 
@@ -142,3 +146,46 @@ def test_a_duplicate_id_or_one_subscription_too_many_is_refused() -> None:
     frames = send(s, {"op": "subscribe", "channel": "signals", "id": "last"})
     assert frames[-1]["code"] == "too_many_subscriptions"
     assert len(s.client.subscriptions) == MAX_SUBSCRIPTIONS
+
+
+def test_a_free_connection_is_refused_signals_and_1s_candles_and_gets_the_delayed_board(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        settings = Settings(
+            data_dir=tmp_path,
+            accounts=AccountsSettings(
+                free_delay_s=60, billing=BillingSettings(stripe_api_key="sk_test_x")
+            ),
+        )
+        db = AccountsDb(settings.accounts_url())
+        await db.migrate()
+        try:
+            accounts = Accounts(settings, db, TokenService(b"k" * 48, 900, 3600))
+            hub = Hub(ApiSettings(), Board(), free_delay_s=60)
+            hub.deliver(FeedBatch(ranks=[RankRow("binance", "spot", "BTCUSDT", T0, 1.0)]))
+            s = Session(hub, hub.connect("ws"), accounts)  # anonymous: the free tier
+            for message in (
+                {"op": "subscribe", "channel": "signals", "id": "sig"},
+                {
+                    "op": "subscribe",
+                    "channel": "candles",
+                    "id": "c1",
+                    "exchange": "binance",
+                    "market": "spot",
+                    "symbol": "BTCUSDT",
+                    "interval": "1s",
+                },
+                {"op": "subscribe", "channel": "ranks", "id": "top"},
+            ):
+                await s.handle(msgspec.json.encode(message))
+            batch = await s.client.next()
+            return [msgspec.json.decode(m.ws(None if sub is None else sub.id)) for sub, m in batch]
+        finally:
+            await db.aclose()
+
+    frames = asyncio.run(scenario())
+    errors = {f["id"]: f["code"] for f in frames if f["type"] == "error"}
+    assert errors == {"sig": "not_entitled", "c1": "not_entitled"}
+    snapshot = next(f for f in frames if f["type"] == "snapshot")
+    assert snapshot["id"] == "top" and snapshot["order"] == []  # the live row is not there yet

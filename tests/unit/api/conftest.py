@@ -1,4 +1,4 @@
-"""An accounts database per test: SQLite in the test's directory, migrated."""
+"""Fixtures of the API unit tests: an accounts database per test (SQLite in its directory)."""
 
 from __future__ import annotations
 
