@@ -131,6 +131,10 @@ class Preferences(BaseModel):
     density: Literal["comfortable", "compact"] = "comfortable"
     watchlist: int | None = Field(default=None, description="The watchlist the board shows.")
     preset: int | None = Field(default=None, description="The filter preset last applied.")
+    filter: ScanFilter | None = Field(
+        default=None, description="The board's filter as last applied (saved or not)."
+    )
+    hide_ignored: bool = Field(default=True, description="Leave the ignore-list off the board.")
 
     @field_validator("columns")
     @classmethod

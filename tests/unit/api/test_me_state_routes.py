@@ -173,6 +173,9 @@ def test_bad_bodies_and_clashes_are_clear_errors(site: Site) -> None:
     assert long.status_code == 422 and long.json()["error"]["code"] == "too_many_symbols"
     extra = http.put("/api/v1/me/preferences", json={"theme": "dark", "layout": "grid"}, headers=me)
     assert extra.status_code == 422 and "layout" in extra.json()["error"]["message"]
+    bad_filter = {"filter": {"sort": "pric"}}
+    refused = http.put("/api/v1/me/preferences", json=bad_filter, headers=me)
+    assert refused.status_code == 422 and "cannot sort by" in refused.json()["error"]["message"]
     preset = http.post(
         "/api/v1/me/presets", json={"name": "p", "filter": {"sort": "pric"}}, headers=me
     )
@@ -206,8 +209,14 @@ def test_ignore_list_presets_preferences_and_state(site: Site) -> None:
     assert http.put("/api/v1/me/preferences", json=prefs, headers=me).json() == prefs
     assert http.get("/api/v1/me/preferences", headers=me).json() == prefs
 
+    with_filter = {**prefs, "filter": {"quotes": ["usdt"], "sort": "rsi_14", "limit": 50}}
+    saved = http.put("/api/v1/me/preferences", json=with_filter, headers=me).json()
+    assert (saved["filter"]["quotes"], saved["filter"]["limit"]) == (["USDT"], 50)
+    assert http.get("/api/v1/me/preferences", headers=me).json() == saved
+    prefs = saved
+
     state = http.get("/api/v1/me/state", headers=me).json()
-    assert state["version"] == 4
+    assert state["version"] == 5
     assert (state["ignored"], state["preferences"]) == (["USDCUSDT"], prefs)
     assert [p["name"] for p in state["presets"]] == ["movers"]
     assert http.delete(f"/api/v1/me/presets/{pid}", headers=me).status_code == 204

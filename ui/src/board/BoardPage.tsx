@@ -1,0 +1,191 @@
+// The board page: toolbar, filter builder, the live grid and, when a row is opened, its chart.
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { ChartPanel } from "../chart/ChartPanel";
+import { useSession, type Session } from "../session/SessionProvider";
+import type { Preset, RankRow, ScanFilter } from "../session/types";
+import { Board } from "./Board";
+import type { RowActions } from "./BoardRow";
+import { ColumnPicker } from "./ColumnPicker";
+import { visibleColumns } from "./columns";
+import { FilterBuilder } from "./FilterBuilder";
+import { formatTime } from "./format";
+import { entryFor, targetWatchlist, toggleIgnore, toggleWatch } from "./lists";
+import { NoticeToast, noticeOf, SIGN_IN_NOTICE, useNotice } from "./notice";
+import { Presets } from "./Presets";
+import { useQuotes } from "./quotes";
+import { useBoard, type BoardRequest } from "./useBoard";
+import { useBoardView } from "./useView";
+import "./board.css";
+
+const PAGE_ROWS = 20;
+
+/** Keys that move the selection, as a function of the index and the row count. */
+const MOVES: Record<string, (index: number, count: number) => number> = {
+  ArrowDown: (index) => index + 1,
+  ArrowUp: (index) => index - 1,
+  PageDown: (index) => index + PAGE_ROWS,
+  PageUp: (index) => index - PAGE_ROWS,
+  Home: () => 0,
+  End: (_, count) => count - 1,
+};
+
+const typing = (target: EventTarget | null) =>
+  target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName));
+
+export function BoardPage() {
+  const session = useSession();
+  if (session.loading) return <div className="board-page board-empty">Loading…</div>;
+  // A new user (log in, log out) starts from their own saved view.
+  return <Scanner key={session.me?.id ?? "anonymous"} session={session} />;
+}
+
+function Scanner({ session }: { session: Session }) {
+  const [view, setView] = useBoardView(session);
+  const [notice, notify] = useNotice();
+  const [selectedKey, setSelectedKey] = useState<string | null>(null);
+  const [openKey, setOpenKey] = useState<string | null>(null);
+  const filters = useRef<HTMLFormElement>(null);
+  const quotes = useQuotes();
+  const columns = useMemo(() => visibleColumns(view.columns), [view.columns]);
+  const state = session.state;
+
+  const shownList = state?.watchlists.find((list) => list.id === view.watchlist) ?? null;
+  const request = useMemo<BoardRequest>(
+    () => ({
+      filter: view.filter,
+      watchlist: shownList?.id,
+      ignored: state && view.hideIgnored ? "mine" : undefined,
+    }),
+    [view.filter, shownList?.id, state, view.hideIgnored],
+  );
+  // The server reads the lists when a filter arrives: their changes must resend it.
+  const revision = JSON.stringify([shownList?.symbols ?? null, request.ignored ? state?.ignored : null]);
+  const board = useBoard(session.live, request, revision);
+
+  const setFilter = useCallback((filter: ScanFilter) => setView({ filter, preset: null }), [setView]);
+  const applyPreset = useCallback((preset: Preset) => setView({ filter: preset.filter, preset: preset.id }), [setView]);
+  const sort = view.filter.sort ?? "change_pct_24h";
+  const order = view.filter.order ?? "desc";
+  // A new sort keeps the preset: preferences keep the sort beside it, and restore both.
+  const onSort = (field: string) =>
+    setView({ filter: { ...view.filter, sort: field, order: field === sort ? (order === "desc" ? "asc" : "desc") : field === "symbol" ? "asc" : "desc" } });
+
+  const target = state ? targetWatchlist(session, view.watchlist) : null;
+  const isWatched = useCallback((row: RankRow) => target !== null && entryFor(target.symbols, row) !== undefined, [target]);
+  const ignored = state?.ignored;
+  const isIgnored = useCallback((row: RankRow) => ignored !== undefined && entryFor(ignored, row) !== undefined, [ignored]);
+
+  // Row callbacks stay the same object, so memoised rows do not re-render for them.
+  const latest = useRef({ session, watchlist: view.watchlist });
+  latest.current = { session, watchlist: view.watchlist };
+  const actions = useMemo<RowActions>(() => {
+    const run = (change: (current: Session) => Promise<void>) => {
+      const current = latest.current.session;
+      if (!current.me) return notify(SIGN_IN_NOTICE);
+      change(current).catch((error: unknown) => notify(noticeOf(error)));
+    };
+    return {
+      select: setSelectedKey,
+      open: (key) => {
+        setSelectedKey(key);
+        setOpenKey(key);
+      },
+      watch: (row) => run((current) => toggleWatch(current, latest.current.watchlist, row)),
+      ignore: (row) => run((current) => toggleIgnore(current, row)),
+    };
+  }, [notify]);
+
+  const keys = useRef({ order: board.order, selectedKey });
+  keys.current = { order: board.order, selectedKey };
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (event.altKey || event.ctrlKey || event.metaKey) return;
+      if (typing(event.target)) {
+        if (event.key === "Escape") (event.target as HTMLElement).blur();
+        return;
+      }
+      const { order: rows, selectedKey: selected } = keys.current;
+      const move = MOVES[event.key];
+      if (event.key === "/") {
+        filters.current?.querySelector<HTMLElement>('[data-testid="filter-value"], [data-testid="filter-add"]')?.focus();
+      } else if (event.key === "Escape") {
+        setOpenKey(null);
+      } else if (event.key === "Enter" && selected !== null && !(event.target instanceof HTMLButtonElement)) {
+        setOpenKey(selected);
+      } else if (move && rows.length > 0) {
+        const index = selected === null ? -1 : rows.indexOf(selected);
+        setSelectedKey(rows[Math.max(0, Math.min(rows.length - 1, move(index, rows.length)))]);
+      } else {
+        return;
+      }
+      event.preventDefault();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+
+  const delay = session.entitlements?.delay_s ?? 0;
+  const shownQuotes = [...quotes, ...(view.filter.quotes ?? []).filter((quote) => !quotes.includes(quote))];
+  return (
+    <div className="board-page">
+      <div className="toolbar">
+        <select
+          aria-label="Watchlist"
+          data-testid="watchlist-select"
+          value={shownList?.id ?? ""}
+          disabled={!state}
+          title={state ? "Show one watchlist" : "Log in to keep watchlists"}
+          onChange={(event) => setView({ watchlist: event.target.value ? Number(event.target.value) : null })}
+        >
+          <option value="">All symbols</option>
+          {state?.watchlists.map((list) => (
+            <option key={list.id} value={list.id}>
+              ★ {list.name} ({list.symbols.length})
+            </option>
+          ))}
+        </select>
+        <label className="check" title={state ? "Leave your ignore-list off the board" : "Log in to keep an ignore-list"}>
+          <input type="checkbox" data-testid="hide-ignored" disabled={!state} checked={state !== null && view.hideIgnored} onChange={(event) => setView({ hideIgnored: event.target.checked })} />
+          Hide ignored
+        </label>
+        <Presets filter={view.filter} current={view.preset} onApply={applyPreset} notify={notify} />
+        <ColumnPicker columns={columns.map((column) => column.field)} onChange={(fields) => setView({ columns: fields })} />
+        <div className="board-meta" aria-live="off">
+          <span className={`pending${board.ready ? "" : " on"}`} aria-hidden={board.ready}>
+            updating…
+          </span>
+          {board.error && board.order.length > 0 && <span className="error-text">{board.error.message}</span>}
+          <span>
+            <span data-testid="board-count">{board.order.length}</span> symbols
+          </span>
+          <span title="Exchange time of the board's latest update (UTC)">
+            as of <time data-testid="board-as-of">{board.asOfMs === null ? "–" : formatTime(board.asOfMs)}</time>
+            {delay > 0 && <span className="delayed"> · {delay} s delayed</span>}
+          </span>
+        </div>
+      </div>
+      <FilterBuilder ref={filters} filter={view.filter} quotes={shownQuotes} onChange={setFilter} />
+      <div className={`split${openKey ? " with-chart" : ""}`}>
+        <Board
+          board={board}
+          columns={columns}
+          sort={sort}
+          order={order}
+          onSort={onSort}
+          selectedKey={selectedKey}
+          openKey={openKey}
+          actions={actions}
+          isWatched={isWatched}
+          isIgnored={isIgnored}
+          emptyText={shownList ? `No symbol of “${shownList.name}” matches; star rows to add them.` : "No symbol matches this filter."}
+        />
+        {openKey && (
+          <aside className="chart-pane">
+            <ChartPanel key={openKey} symbolKey={openKey} onClose={() => setOpenKey(null)} />
+          </aside>
+        )}
+      </div>
+      <NoticeToast notice={notice} onClose={() => notify(null)} />
+    </div>
+  );
+}

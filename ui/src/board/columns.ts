@@ -1,0 +1,113 @@
+// The board's columns: what each shows, how wide, how it reads, and which are on by default.
+import type { RankRow } from "../session/types";
+import { formatFixed, formatPct, formatPrice, formatVolume } from "./format";
+
+export type NumericField = {
+  [F in keyof RankRow]: RankRow[F] extends number | null ? F : never;
+}[keyof RankRow];
+
+export interface Column {
+  /** The RankRow field, also the server's sort column. */
+  field: NumericField;
+  label: string;
+  /** Header tooltip: the metric's definition. */
+  title: string;
+  width: number;
+  format(value: number | null): string;
+  /** Coloured green/red by sign (changes and distances), not only flashed. */
+  signed?: boolean;
+}
+
+const pct = (field: NumericField, label: string, title: string): Column => ({
+  field,
+  label,
+  title,
+  width: 76,
+  format: formatPct,
+  signed: true,
+});
+const volume = (field: NumericField, label: string, title: string): Column => ({
+  field,
+  label,
+  title,
+  width: 80,
+  format: formatVolume,
+});
+const rvol = (field: NumericField, label: string, title: string): Column => ({
+  field,
+  label,
+  title,
+  width: 64,
+  format: formatFixed(2, "×"),
+});
+
+/** Every metric column the board can show, in display order. */
+export const COLUMNS: Column[] = [
+  { field: "price", label: "Price", title: "Close of the latest 1s candle", width: 104, format: formatPrice },
+  pct("change_pct_1m", "1m %", "Price change over 1 minute"),
+  pct("change_pct_5m", "5m %", "Price change over 5 minutes"),
+  pct("change_pct_15m", "15m %", "Price change over 15 minutes"),
+  pct("change_pct_1h", "1h %", "Price change over 1 hour"),
+  pct("change_pct_4h", "4h %", "Price change over 4 hours"),
+  pct("change_pct_24h", "24h %", "Price change over 24 hours"),
+  volume("quote_volume_1m", "Vol 1m", "Quote volume over 1 minute"),
+  volume("quote_volume_5m", "Vol 5m", "Quote volume over 5 minutes"),
+  volume("quote_volume_15m", "Vol 15m", "Quote volume over 15 minutes"),
+  volume("quote_volume_1h", "Vol 1h", "Quote volume over 1 hour"),
+  volume("quote_volume_4h", "Vol 4h", "Quote volume over 4 hours"),
+  volume("quote_volume_24h", "Vol 24h", "Quote volume over 24 hours"),
+  rvol("rvol_1m", "RVol 1m", "Relative volume: the forming 1m bar over the average of the previous 10"),
+  rvol("rvol_5m", "RVol 5m", "Relative volume: the forming 5m bar over the average of the previous 10"),
+  rvol("rvol_15m", "RVol 15m", "Relative volume: the forming 15m bar over the average of the previous 10"),
+  rvol("rvol_1h", "RVol 1h", "Relative volume: the forming 1h bar over the average of the previous 10"),
+  { field: "rsi_14", label: "RSI", title: "RSI(14) of closed 1m candles", width: 52, format: formatFixed(1) },
+  { field: "volatility_1h", label: "Vola 1h", title: "Std. deviation of the last 60 one-minute log returns, %", width: 64, format: formatFixed(2, "%") },
+  { field: "vwap_24h", label: "VWAP 24h", title: "24h volume-weighted average price", width: 104, format: formatPrice },
+  pct("vwap_distance_pct", "VWAP dist", "Distance of the price from the 24h VWAP"),
+  { field: "high_24h", label: "High 24h", title: "24h high", width: 104, format: formatPrice },
+  { field: "low_24h", label: "Low 24h", title: "24h low", width: 104, format: formatPrice },
+  pct("from_high_pct", "From high", "Percent below the 24h high"),
+  pct("from_low_pct", "From low", "Percent above the 24h low"),
+  { field: "trades_per_min", label: "Trades/m", title: "Exchange trades over the last 60 s", width: 70, format: formatFixed(0) },
+  { field: "bid", label: "Bid", title: "Best bid", width: 104, format: formatPrice },
+  { field: "ask", label: "Ask", title: "Best ask", width: 104, format: formatPrice },
+  { field: "spread_bps", label: "Spread", title: "(ask - bid) / mid, basis points", width: 62, format: formatFixed(1, " bp") },
+];
+
+export const COLUMN_BY_FIELD = new Map<string, Column>(COLUMNS.map((column) => [column.field, column]));
+
+export const DEFAULT_COLUMNS: NumericField[] = [
+  "price",
+  "change_pct_1m",
+  "change_pct_5m",
+  "change_pct_15m",
+  "change_pct_1h",
+  "change_pct_24h",
+  "quote_volume_5m",
+  "quote_volume_24h",
+  "rvol_5m",
+  "rvol_1h",
+  "rsi_14",
+  "volatility_1h",
+  "spread_bps",
+  "trades_per_min",
+  "from_high_pct",
+  "from_low_pct",
+];
+
+/** The known columns of a saved list, in its order (fields since renamed are dropped). */
+export function visibleColumns(fields: string[]): Column[] {
+  const columns = fields.flatMap((field) => COLUMN_BY_FIELD.get(field) ?? []);
+  return columns.length > 0 ? columns : DEFAULT_COLUMNS.map((field) => COLUMN_BY_FIELD.get(field)!);
+}
+
+/** Fixed widths of the symbol and market columns, before the metrics, and the actions after. */
+export const SYMBOL_WIDTH = 150;
+export const MARKET_WIDTH = 52;
+export const ACTIONS_WIDTH = 78;
+
+export function gridTemplate(columns: Column[]): string {
+  return [SYMBOL_WIDTH, MARKET_WIDTH, ...columns.map((column) => column.width), ACTIONS_WIDTH]
+    .map((width) => `${width}px`)
+    .join(" ");
+}

@@ -1,0 +1,180 @@
+// The chart of one symbol beside the board: header (symbol, intervals, last price, close),
+// the bar under the crosshair, and the chart with its loading, empty and error states.
+import { useEffect, useRef, useState } from "react";
+import { Locked } from "../account/Locked";
+import { useSession } from "../session/SessionProvider";
+import { formatPct, formatVolume } from "../board/format";
+import { changePct, INTERVALS, parseKey, type Candle, type Interval } from "./candles";
+import { ChartView } from "./chartView";
+import { useCandles, type CandlesStatus } from "./useCandles";
+import { useSignals } from "./useSignals";
+import "./chart.css";
+
+const MARKET_LABEL: Record<string, string> = { spot: "Spot", usdm: "Perp" };
+
+/** Esc closes the chart, unless it is meant for a field being edited. */
+function closesOnEscape(event: KeyboardEvent): boolean {
+  if (event.key !== "Escape" || event.defaultPrevented) return false;
+  const target = event.target as HTMLElement | null;
+  return !target?.closest("input, textarea, select, [contenteditable='true']");
+}
+
+function direction(candle: Candle | undefined): string {
+  if (!candle) return "";
+  return Number(candle.close) >= Number(candle.open) ? "up" : "down";
+}
+
+function Legend({ candle, revised }: { candle: Candle | undefined; revised: boolean }) {
+  if (!candle) return <div className="chart-legend" />;
+  const fields: [string, string][] = [
+    ["O", candle.open],
+    ["H", candle.high],
+    ["L", candle.low],
+    ["C", candle.close],
+    ["Vol", formatVolume(Number(candle.quote_volume))],
+  ];
+  return (
+    <div className={`chart-legend ${direction(candle)}`}>
+      <time className="chart-legend-time" dateTime={new Date(candle.open_time).toISOString()}>
+        {new Date(candle.open_time).toISOString().slice(0, 19).replace("T", " ")} UTC
+      </time>
+      {fields.map(([label, value]) => (
+        <span key={label} className="chart-legend-field">
+          <span className="chart-legend-label">{label}</span>
+          <span className="chart-legend-value">{value}</span>
+        </span>
+      ))}
+      <span className="chart-legend-value">{formatPct(changePct(candle))}</span>
+      {revised && (
+        <span className="chart-revised" title="A late trade changed this bar after it closed">
+          <span className="swatch-revised" /> revised
+        </span>
+      )}
+    </div>
+  );
+}
+
+interface OverlayProps {
+  status: CandlesStatus;
+  symbol: string;
+  /** Bars on screen: a reload (after a reconnect) keeps showing them instead of "loading". */
+  hasBars: boolean;
+  onRetry(): void;
+}
+
+function Overlay({ status, symbol, hasBars, onRetry }: OverlayProps) {
+  if (status.state === "loading") return hasBars ? null : <div className="chart-overlay">Loading candles…</div>;
+  if (status.state === "empty") return <div className="chart-overlay">No candles for {symbol} at this interval yet.</div>;
+  if (status.state === "error") {
+    return (
+      <div className="chart-overlay chart-overlay-error" role="alert">
+        <span>{status.message}</span>
+        <button type="button" onClick={onRetry}>
+          Retry
+        </button>
+      </div>
+    );
+  }
+  return null;
+}
+
+/**
+ * The chart of `symbolKey` (`exchange:market:symbol`); the board stays live beside it.
+ * One chart per symbol and interval: changing either removes it and starts a new one.
+ */
+export function ChartPanel({ symbolKey, onClose }: { symbolKey: string; onClose(): void }) {
+  const { live, has } = useSession();
+  const [chosen, setChosen] = useState<Interval>("1m");
+  // A plan without 1s candles (say, after logging out) falls back to 1m.
+  const interval: Interval = chosen === "1s" && !has("candles_1s") ? "1m" : chosen;
+  const [attempt, setAttempt] = useState(0);
+  const container = useRef<HTMLDivElement>(null);
+  const [view, setView] = useState<ChartView | null>(null);
+  const [last, setLast] = useState<Candle>();
+  const [hover, setHover] = useState<Candle>();
+
+  useEffect(() => {
+    const chart = new ChartView(container.current!, symbolKey, interval, { onLast: setLast, onHover: setHover });
+    setView(chart);
+    return () => {
+      chart.remove();
+      setView(null);
+      setLast(undefined);
+      setHover(undefined);
+    };
+  }, [symbolKey, interval, attempt]);
+
+  const status = useCandles(view, live);
+  const signalsEnabled = has("signals");
+  const signalsError = useSignals(view, live, signalsEnabled);
+
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (closesOnEscape(event)) onClose();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [onClose]);
+
+  const { exchange, market, symbol } = parseKey(symbolKey);
+  const shown = hover ?? last;
+
+  return (
+    <section className="chart-panel" data-testid="chart" aria-label={`${symbol} chart`}>
+      <header className="chart-header">
+        <h2 className="chart-symbol">
+          {symbol}
+          <span className="chart-market">
+            {exchange} {MARKET_LABEL[market] ?? market}
+          </span>
+        </h2>
+        <div className="chart-intervals" role="group" aria-label="Interval">
+          {INTERVALS.map((i) => {
+            const button = (
+              <button
+                key={i}
+                type="button"
+                className="chart-interval"
+                data-testid={`chart-interval-${i}`}
+                aria-pressed={i === interval}
+                onClick={() => setChosen(i)}
+              >
+                {i}
+              </button>
+            );
+            return i === "1s" ? (
+              <Locked key={i} feature="candles_1s">
+                {button}
+              </Locked>
+            ) : (
+              button
+            );
+          })}
+        </div>
+        <span className={`chart-last ${direction(last)}`} data-testid="chart-last-close" aria-live="off">
+          {last?.close ?? ""}
+        </span>
+        <button type="button" className="chart-close" data-testid="chart-close" onClick={onClose} aria-label="Close chart (Esc)">
+          ×
+        </button>
+      </header>
+      <div className="chart-subheader">
+        <Legend candle={shown} revised={!!shown && !!view?.book.isRevised(shown.open_time)} />
+        <div className="chart-signals">
+          {signalsEnabled ? (
+            signalsError && <span className="chart-signals-error">Signals: {signalsError}</span>
+          ) : (
+            <>
+              <span className="chart-signals-label">Signals</span>
+              <Locked feature="signals" />
+            </>
+          )}
+        </div>
+      </div>
+      <div className="chart-area">
+        <div className="chart-canvas" ref={container} />
+        <Overlay status={status} symbol={symbol} hasBars={!!last} onRetry={() => setAttempt((n) => n + 1)} />
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,156 @@
+// The shapes the API sends: the account, its plan, its board state, and the board's rows.
+
+/** GET /api/v1/me. */
+export interface Me {
+  id: number;
+  email: string | null;
+  email_verified: boolean;
+  wallet_address: string | null;
+  created_at: string;
+}
+
+/** How much per-user state the plan allows. */
+export interface Limits {
+  watchlists: number;
+  watchlist_symbols: number;
+  presets: number;
+}
+
+/** GET /api/v1/me/entitlements (anonymous callers get the free tier). */
+export interface Entitlements {
+  /** `self_hosted` (billing off: everything), `free`, or a paid plan's id. */
+  plan: string;
+  /** Of `live_board`, `candles_1s`, `signals`. */
+  features: string[];
+  limits: Limits;
+  /** Seconds the caller's board runs behind the live one (0: live). */
+  delay_s: number;
+}
+
+export type Window = "1m" | "5m" | "15m" | "1h" | "4h" | "24h";
+export type Market = "spot" | "usdm";
+export type SortOrder = "asc" | "desc";
+export type ConditionOp = ">" | ">=" | "<" | "<=" | "between";
+
+/** One threshold of a filter: `change_pct` over `5m` `>=` 3. */
+export interface Condition {
+  metric: string;
+  window?: Window | null;
+  op: ConditionOp;
+  value: number;
+  value2?: number | null;
+}
+
+/** Quote volume over one window between `min` and `max` (either open). */
+export interface VolumeBand {
+  window: Window;
+  min?: number | null;
+  max?: number | null;
+}
+
+/** The ScanFilter of GET /api/v1/scan and of a ranks subscription; every part optional. */
+export interface ScanFilter {
+  conditions?: Condition[];
+  new_high?: boolean | null;
+  new_low?: boolean | null;
+  volume?: VolumeBand | null;
+  quotes?: string[];
+  markets?: Market[];
+  exchanges?: string[];
+  watch?: string[];
+  ignore?: string[];
+  sort?: string;
+  order?: SortOrder;
+  limit?: number;
+}
+
+export interface Watchlist {
+  id: number;
+  name: string;
+  /** Bare symbols (`BTCUSDT`: every market) or keys (`binance:usdm:BTCUSDT`). */
+  symbols: string[];
+  updated_at: string;
+}
+
+export interface Preset {
+  id: number;
+  name: string;
+  filter: ScanFilter;
+  updated_at: string;
+}
+
+/** GET/PUT /api/v1/me/preferences: the board's view. Unknown fields are refused. */
+export interface Preferences {
+  columns: string[];
+  sort: string;
+  order: SortOrder;
+  interval: string;
+  theme: "system" | "light" | "dark";
+  density: "comfortable" | "compact";
+  watchlist: number | null;
+  preset: number | null;
+  /** The board's filter as last applied; null until the user applies one. */
+  filter: ScanFilter | null;
+  hide_ignored: boolean;
+}
+
+/** GET /api/v1/me/state: everything a board keeps for its user, as of `version`. */
+export interface UserState {
+  version: number;
+  watchlists: Watchlist[];
+  ignored: string[];
+  presets: Preset[];
+  preferences: Preferences;
+}
+
+/** One change of the user's state, as `user_state` and `ack` messages carry it. */
+export type StateChange =
+  | { kind: "watchlist"; watchlist?: Watchlist; deleted?: number }
+  | { kind: "preset"; preset?: Preset; deleted?: number }
+  | { kind: "ignored"; ignored: { symbols: string[] } }
+  | { kind: "preferences"; preferences: Preferences };
+
+/** One symbol's metrics (schemas/ranks.py RankRow); a metric is null until history covers it. */
+export interface RankRow {
+  exchange: string;
+  market: Market;
+  symbol: string;
+  /** End of the second these metrics are as of (exchange time, ms). */
+  time_ms: number;
+  price: number;
+  change_pct_1m: number | null;
+  change_pct_5m: number | null;
+  change_pct_15m: number | null;
+  change_pct_1h: number | null;
+  change_pct_4h: number | null;
+  change_pct_24h: number | null;
+  quote_volume_1m: number | null;
+  quote_volume_5m: number | null;
+  quote_volume_15m: number | null;
+  quote_volume_1h: number | null;
+  quote_volume_4h: number | null;
+  quote_volume_24h: number | null;
+  rvol_1m: number | null;
+  rvol_5m: number | null;
+  rvol_15m: number | null;
+  rvol_1h: number | null;
+  volatility_1h: number | null;
+  rsi_14: number | null;
+  vwap_24h: number | null;
+  vwap_distance_pct: number | null;
+  high_24h: number | null;
+  low_24h: number | null;
+  from_high_pct: number | null;
+  from_low_pct: number | null;
+  new_high: boolean;
+  new_low: boolean;
+  trades_per_min: number | null;
+  bid: number | null;
+  ask: number | null;
+  spread_bps: number | null;
+}
+
+/** The key of a row and of its live messages. */
+export function rowKey(row: Pick<RankRow, "exchange" | "market" | "symbol">): string {
+  return `${row.exchange}:${row.market}:${row.symbol}`;
+}
