@@ -35,6 +35,7 @@ from api.routes import (
 )
 from api.services.symbols import SymbolDirectory, run_refresher
 from api.store import Store
+from api.ui import mount_ui
 from runtime.clickhouse import connect
 from runtime.settings import Settings
 
@@ -131,4 +132,5 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.include_router(billing.router)
     app.include_router(entitlements.router)
     app.include_router(me_state.router)
+    mount_ui(app)  # last: the UI answers only paths no API route claims
     return app

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from api.accounts.db import AccountsDb
 from api.accounts.deps import Accounts
@@ -29,6 +21,8 @@ from api.accounts.tokens import TokenService
 from api.errors import install_error_handlers
 from api.routes import auth
 from runtime.settings import AccountsSettings, EmailSettings, Settings
+from tests.fakes.sendgrid import FakeSendGrid, content
+from tests.fakes.sendgrid import link as email_link
 
 pytestmark = pytest.mark.integration
 
@@ -38,40 +32,9 @@ SENDER = "tickscan <no-reply@scan.example.com>"
 PASSWORD = "correct horse battery"
 
 
-class FakeSendGrid:
-    """SendGrid's `POST /v3/mail/send`: checks the Bearer key, keeps each request's body."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        app = Starlette(routes=[Route("/v3/mail/send", self.send, methods=["POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    async def send(self, request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {API_KEY}":
-            message = "The provided authorization grant is invalid, expired, or revoked"
-            return JSONResponse({"errors": [{"message": message}]}, status_code=401)
-        self.bodies.append(await request.json())
-        return Response(status_code=202)
-
-    def start(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the fake SendGrid did not start"
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def sendgrid() -> Iterator[tuple[FakeSendGrid, str]]:
-    fake = FakeSendGrid()
+    fake = FakeSendGrid(API_KEY)
     url = fake.start()
     yield fake, url
     fake.stop()
@@ -104,10 +67,6 @@ def site(
         asyncio.run(db.aclose())
 
 
-def content(body: dict[str, Any], kind: str) -> str:
-    return next(c["value"] for c in body["content"] if c["type"] == kind)
-
-
 def signup(client: TestClient, email: str) -> int:
     return client.post(
         "/api/v1/auth/signup", json={"email": email, "password": PASSWORD}
@@ -126,8 +85,7 @@ def test_the_verification_email_goes_through_sendgrid_and_its_link_verifies(
         assert body["personalizations"][0]["to"] == [{"email": "ada@example.com"}]
         assert body["subject"] == "Confirm your email for tickscan"
         assert "mail_settings" not in body  # sandbox mode off: really delivered
-        text = content(body, "text/plain")
-        link = next(w for w in text.split() if w.startswith(f"{SITE}/verify-email?token="))
+        link = email_link(body, f"{SITE}/verify-email?token=")
         assert f'href="{link}"' in content(body, "text/html")
 
         login = {"email": "ada@example.com", "password": PASSWORD}
