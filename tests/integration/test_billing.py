@@ -35,6 +35,7 @@ from api.accounts.tokens import TokenService, load_secret, now
 from api.errors import install_error_handlers
 from api.main import open_accounts
 from api.routes import billing as billing_routes
+from api.routes import entitlements as entitlement_routes
 from runtime.settings import AccountsSettings, BillingSettings, PlanSettings, Settings
 
 pytestmark = pytest.mark.integration
@@ -185,6 +186,7 @@ class Api:
         app = FastAPI(lifespan=lifespan)
         install_error_handlers(app)
         app.include_router(billing_routes.router)
+        app.include_router(entitlement_routes.router)
         self.recorder = WebhookRecorder(app)
         config = uvicorn.Config(
             self.recorder, host="127.0.0.1", port=0, log_level="warning", lifespan="on"
@@ -234,6 +236,12 @@ class Api:
         body: dict[str, Any] = response.json()
         return body
 
+    def entitlements(self, auth: dict[str, str]) -> dict[str, Any]:
+        response = httpx.get(f"{self.base}/api/v1/me/entitlements", headers=auth)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
     def post_webhook(self, body: bytes, signature: str) -> httpx.Response:
         headers = {"Stripe-Signature": signature, "Content-Type": "application/json"}
         return httpx.post(f"{self.base}{WEBHOOK_PATH}", content=body, headers=headers)
@@ -268,7 +276,11 @@ def api(stripe_server: Stripe, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 stripe_api_key=SecretStr(API_KEY),
                 stripe_api_base=stripe_server.base,
                 webhook_secret=SecretStr(WHSEC),
-                plans=[PlanSettings(id="pro", stripe_price="plan_pro", label="Pro")],
+                plans=[
+                    PlanSettings(
+                        id="pro", stripe_price="plan_pro", label="Pro", features=["signals"]
+                    )
+                ],
             ),
         ),
     )
@@ -302,6 +314,7 @@ def pay_with(stripe_server: Stripe, customer: str, payment_method: str) -> None:
 def test_subscribe_then_cancel_through_signed_webhooks(stripe_server: Stripe, api: Api) -> None:
     auth, customer = api.sign_up("ada@example.com")
     assert api.subscription(auth)["status"] is None
+    assert api.entitlements(auth)["plan"] == "free"
     pay_with(stripe_server, customer, "pm_card_visa")
     subscription = stripe_server.post(
         "/v1/subscriptions", customer=customer, **{"items[0][plan]": "plan_pro"}
@@ -309,6 +322,8 @@ def test_subscribe_then_cancel_through_signed_webhooks(stripe_server: Stripe, ap
 
     active = wait_for("the mirrored subscription", lambda: mirrored_status(api, auth))
     assert active["status"] == "active" and active["plan"] == "pro"
+    entitled = api.entitlements(auth)
+    assert entitled["plan"] == "pro" and "signals" in entitled["features"]
     assert active["current_period_end"].startswith(
         time.strftime("%Y-%m-%dT%H:%M", time.gmtime(subscription["current_period_end"]))
     )
@@ -327,6 +342,7 @@ def test_subscribe_then_cancel_through_signed_webhooks(stripe_server: Stripe, ap
         lambda: (body := api.subscription(auth))["status"] == "canceled" and body,
     )
     assert ended["plan"] == "pro"
+    assert api.entitlements(auth)["plan"] == "free"  # canceled: not entitled any more
 
     # The creation delivered again, exactly as Stripe signed it: acknowledged, no effect.
     replay = api.post_webhook(created.body, created.signature)
