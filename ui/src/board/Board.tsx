@@ -1,6 +1,6 @@
 // The scanner grid: a sticky sortable header over virtualised rows of fixed height.
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { useEffect, useRef, type CSSProperties, type MouseEvent } from "react";
+import { memo, useEffect, useLayoutEffect, useRef, type CSSProperties, type MouseEvent } from "react";
 import type { RankRow, SortOrder } from "../session/types";
 import { BoardRow, type RowActions } from "./BoardRow";
 import { gridTemplate, type Column } from "./columns";
@@ -10,6 +10,16 @@ const ROW_HEIGHT = 24;
 const HEADER_HEIGHT = 28;
 /** A row whose last update is this much older than the board's is marked stale. */
 const STALE_AFTER_MS = 60_000;
+/**
+ * How an update's flashes fade: the board's `data-flash` steps to each value at its time
+ * after the update (board.css tints the changed cells by it) and is removed at the last.
+ * Two steps repaint only the changed cells twice; a CSS animation per changed cell cost
+ * a compositor layer each and more main-thread time than the rest of the update.
+ */
+const FLASH_FADE: readonly [number, string | null][] = [
+  [300, "2"],
+  [700, null],
+];
 
 interface Props {
   board: BoardData;
@@ -26,7 +36,7 @@ interface Props {
   emptyText: string;
 }
 
-function Header({ field, label, title, sort, order, onSort, numeric }: {
+const Header = memo(function Header({ field, label, title, sort, order, onSort, numeric }: {
   field: string;
   label: string;
   title: string;
@@ -51,7 +61,7 @@ function Header({ field, label, title, sort, order, onSort, numeric }: {
       </button>
     </div>
   );
-}
+});
 
 /**
  * A click on a header or row button leaves the focus where it was: on a focused button,
@@ -67,15 +77,34 @@ export function Board({ board, columns, sort, order, onSort, selectedKey, openKe
     count: board.order.length,
     getScrollElement: () => scroller.current,
     estimateSize: () => ROW_HEIGHT,
-    overscan: 12,
+    // Rows out of sight still render, lay out and update every second: only a few.
+    overscan: 4,
     scrollPaddingStart: HEADER_HEIGHT,
-    getItemKey: (index) => board.order[index],
+    // Items keyed by index (the default): every row has the same size, and a new
+    // getItemKey per update would recompute the layout of all 2,000 rows.
   });
 
   const selectedIndex = selectedKey === null ? -1 : board.order.indexOf(selectedKey);
   useEffect(() => {
     if (selectedIndex >= 0) virtualizer.scrollToIndex(selectedIndex, { align: "auto" });
   }, [selectedIndex, virtualizer]);
+
+  // Set on the element, not rendered: a step must not re-render the board.
+  useLayoutEffect(() => {
+    const element = scroller.current;
+    if (!element || board.flashes.size === 0) return;
+    element.dataset.flash = "1";
+    const timers = FLASH_FADE.map(([at, step]) =>
+      window.setTimeout(() => {
+        if (step) element.dataset.flash = step;
+        else delete element.dataset.flash;
+      }, at),
+    );
+    return () => {
+      for (const timer of timers) window.clearTimeout(timer);
+      delete element.dataset.flash;
+    };
+  }, [board.flashes]);
 
   const style = { "--board-columns": gridTemplate(columns) } as CSSProperties;
   const asOf = board.asOfMs;
@@ -112,6 +141,7 @@ export function Board({ board, columns, sort, order, onSort, selectedKey, openKe
               key={key}
               rowKey={key}
               row={row}
+              flashes={board.flashes.get(key)}
               columns={columns}
               top={item.start}
               selected={key === selectedKey}

@@ -67,8 +67,13 @@ function Scanner({ session }: { session: Session }) {
   const sort = view.filter.sort ?? "change_pct_24h";
   const order = view.filter.order ?? "desc";
   // A new sort keeps the preset: preferences keep the sort beside it, and restore both.
-  const onSort = (field: string) =>
-    setView({ filter: { ...view.filter, sort: field, order: field === sort ? (order === "desc" ? "asc" : "desc") : field === "symbol" ? "asc" : "desc" } });
+  const onSort = useCallback(
+    (field: string) =>
+      setView({ filter: { ...view.filter, sort: field, order: field === sort ? (order === "desc" ? "asc" : "desc") : field === "symbol" ? "asc" : "desc" } }),
+    [setView, view.filter, sort, order],
+  );
+  const columnFields = useMemo(() => columns.map((column) => column.field), [columns]);
+  const setColumns = useCallback((fields: string[]) => setView({ columns: fields }), [setView]);
 
   const target = state ? targetWatchlist(session, view.watchlist) : null;
   const isWatched = useCallback((row: RankRow) => target !== null && entryFor(target.symbols, row) !== undefined, [target]);
@@ -76,13 +81,14 @@ function Scanner({ session }: { session: Session }) {
   const isIgnored = useCallback((row: RankRow) => ignored !== undefined && entryFor(ignored, row) !== undefined, [ignored]);
 
   // Row callbacks stay the same object, so memoised rows do not re-render for them.
-  const latest = useRef({ session, watchlist: view.watchlist });
-  latest.current = { session, watchlist: view.watchlist };
+  const latest = useRef({ session, watchlist: view.watchlist, rows: board.rows });
+  latest.current = { session, watchlist: view.watchlist, rows: board.rows };
   const actions = useMemo<RowActions>(() => {
-    const run = (change: (current: Session) => Promise<void>) => {
+    const run = (key: string, change: (current: Session, row: RankRow) => Promise<void>) => {
       const current = latest.current.session;
       if (!current.me) return notify(SIGN_IN_NOTICE);
-      change(current).catch((error: unknown) => notify(noticeOf(error)));
+      const row = latest.current.rows.get(key);
+      if (row) change(current, row).catch((error: unknown) => notify(noticeOf(error)));
     };
     return {
       select: setSelectedKey,
@@ -90,8 +96,8 @@ function Scanner({ session }: { session: Session }) {
         setSelectedKey(key);
         setOpenKey(key);
       },
-      watch: (row) => run((current) => toggleWatch(current, latest.current.watchlist, row)),
-      ignore: (row) => run((current) => toggleIgnore(current, row)),
+      watch: (key) => run(key, (current, row) => toggleWatch(current, latest.current.watchlist, row)),
+      ignore: (key) => run(key, (current, row) => toggleIgnore(current, row)),
     };
   }, [notify]);
 
@@ -125,7 +131,11 @@ function Scanner({ session }: { session: Session }) {
   }, []);
 
   const delay = session.entitlements?.delay_s ?? 0;
-  const shownQuotes = [...quotes, ...(view.filter.quotes ?? []).filter((quote) => !quotes.includes(quote))];
+  const selectedQuotes = view.filter.quotes;
+  const shownQuotes = useMemo(
+    () => [...quotes, ...(selectedQuotes ?? []).filter((quote) => !quotes.includes(quote))],
+    [quotes, selectedQuotes],
+  );
   return (
     <div className="board-page">
       <div className="toolbar">
@@ -149,7 +159,7 @@ function Scanner({ session }: { session: Session }) {
           Hide ignored
         </label>
         <Presets filter={view.filter} current={view.preset} onApply={applyPreset} notify={notify} />
-        <ColumnPicker columns={columns.map((column) => column.field)} onChange={(fields) => setView({ columns: fields })} />
+        <ColumnPicker columns={columnFields} onChange={setColumns} />
         <div className="board-meta" aria-live="off">
           <span className={`pending${board.ready ? "" : " on"}`} aria-hidden={board.ready}>
             updating…

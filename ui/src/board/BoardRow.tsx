@@ -1,34 +1,20 @@
-// One row of the board; each cell re-renders only when its value changes, and then flashes.
-import { memo, useState, type MouseEvent } from "react";
+// One row of the board; each cell re-renders only when its value or its flash changes.
+import { memo, type MouseEvent } from "react";
 import type { RankRow } from "../session/types";
 import type { Column } from "./columns";
-
-type Direction = "up" | "down";
+import type { Flashes } from "./useBoard";
 
 /**
- * The flash class of a value that changed: up or down, alternating between two
- * identical animations so that a second change in a row restarts it (a class that stays
- * the same would not). Derived state during render: no effect, no extra commit.
+ * A metric cell. `flash` is the way its value moved in the latest update; the board
+ * shows and fades every flash of an update at once (see Board), so a cell needs no
+ * animation of its own: starting a CSS animation per changed cell cost more than all
+ * the rest of an update.
  */
-function useFlash(value: number | null): string {
-  const [seen, setSeen] = useState<{ value: number | null; direction: Direction | null; turn: number }>({
-    value,
-    direction: null,
-    turn: 0,
-  });
-  if (seen.value !== value) {
-    const direction = value === null || seen.value === null || value === seen.value ? null : value > seen.value ? "up" : "down";
-    setSeen({ value, direction, turn: 1 - seen.turn });
-  }
-  return seen.direction ? `flash-${seen.direction}-${seen.turn}` : "";
-}
-
-const Cell = memo(function Cell({ column, value }: { column: Column; value: number | null }) {
-  const flash = useFlash(value);
+const Cell = memo(function Cell({ column, value, flash }: { column: Column; value: number | null; flash: "up" | "down" | undefined }) {
   // By the digits shown: a -0.001% that reads 0.00% is not painted red.
   const tone = column.signed && value !== null && Math.abs(value) >= 0.005 ? (value > 0 ? " up" : " down") : "";
   return (
-    <div role="gridcell" className={`cell num${tone} ${flash}`} data-testid={`cell-${column.field}`}>
+    <div role="gridcell" className={`cell num${tone}${flash ? ` flash-${flash}` : ""}`} data-testid={`cell-${column.field}`}>
       {column.format(value)}
     </div>
   );
@@ -37,13 +23,15 @@ const Cell = memo(function Cell({ column, value }: { column: Column; value: numb
 export interface RowActions {
   select(key: string): void;
   open(key: string): void;
-  watch(row: RankRow): void;
-  ignore(row: RankRow): void;
+  watch(key: string): void;
+  ignore(key: string): void;
 }
 
 interface Props {
   rowKey: string;
   row: RankRow;
+  /** What the latest update moved in this row, if anything. */
+  flashes: Flashes | undefined;
   columns: Column[];
   top: number;
   selected: boolean;
@@ -60,7 +48,56 @@ const act = (run: () => void) => (event: MouseEvent) => {
   run();
 };
 
-export const BoardRow = memo(function BoardRow({ rowKey, row, columns, top, selected, open, stale, watched, ignored, actions }: Props) {
+/**
+ * The symbol and market cells. Memoised apart from the row, like RowButtons: a row
+ * re-renders every second for its values, and these seldom change.
+ */
+const Identity = memo(function Identity({ rowKey, symbol, market, newHigh, newLow, stale }: {
+  rowKey: string;
+  symbol: string;
+  market: string;
+  newHigh: boolean;
+  newLow: boolean;
+  stale: boolean;
+}) {
+  return (
+    <>
+      <div role="gridcell" className="cell symbol" data-testid="cell-symbol" title={rowKey}>
+        <span className="symbol-name">{symbol}</span>
+        {newHigh && <span className="flag flag-high" title="New 24h high">H</span>}
+        {newLow && <span className="flag flag-low" title="New 24h low">L</span>}
+        {stale && <span className="flag flag-stale" title="No update for over 60 s">stale</span>}
+      </div>
+      <div role="gridcell" className="cell market" data-testid="cell-market">
+        {market === "usdm" ? "PERP" : "SPOT"}
+      </div>
+    </>
+  );
+});
+
+const RowButtons = memo(function RowButtons({ rowKey, symbol, watched, ignored, actions }: {
+  rowKey: string;
+  symbol: string;
+  watched: boolean;
+  ignored: boolean;
+  actions: RowActions;
+}) {
+  return (
+    <div role="gridcell" className="cell actions">
+      <button type="button" className="icon-button" title="Open chart (Enter)" aria-label={`Chart ${symbol}`} data-testid="row-chart" tabIndex={-1} onClick={act(() => actions.open(rowKey))}>
+        ▤
+      </button>
+      <button type="button" className={`icon-button${watched ? " on" : ""}`} title={watched ? "Remove from watchlist" : "Add to watchlist"} aria-pressed={watched} data-testid="row-watch" tabIndex={-1} onClick={act(() => actions.watch(rowKey))}>
+        {watched ? "★" : "☆"}
+      </button>
+      <button type="button" className={`icon-button${ignored ? " on" : ""}`} title={ignored ? "Stop ignoring" : "Ignore this symbol"} aria-pressed={ignored} data-testid="row-ignore" tabIndex={-1} onClick={act(() => actions.ignore(rowKey))}>
+        ⊘
+      </button>
+    </div>
+  );
+});
+
+export const BoardRow = memo(function BoardRow({ rowKey, row, flashes, columns, top, selected, open, stale, watched, ignored, actions }: Props) {
   const classes = ["board-row", selected && "selected", open && "open", stale && "stale", ignored && "ignored"];
   return (
     <div
@@ -74,29 +111,11 @@ export const BoardRow = memo(function BoardRow({ rowKey, row, columns, top, sele
       onClick={() => actions.select(rowKey)}
       onDoubleClick={() => actions.open(rowKey)}
     >
-      <div role="gridcell" className="cell symbol" data-testid="cell-symbol" title={rowKey}>
-        <span className="symbol-name">{row.symbol}</span>
-        {row.new_high && <span className="flag flag-high" title="New 24h high">H</span>}
-        {row.new_low && <span className="flag flag-low" title="New 24h low">L</span>}
-        {stale && <span className="flag flag-stale" title="No update for over 60 s">stale</span>}
-      </div>
-      <div role="gridcell" className="cell market" data-testid="cell-market">
-        {row.market === "usdm" ? "PERP" : "SPOT"}
-      </div>
+      <Identity rowKey={rowKey} symbol={row.symbol} market={row.market} newHigh={row.new_high} newLow={row.new_low} stale={stale} />
       {columns.map((column) => (
-        <Cell key={column.field} column={column} value={row[column.field]} />
+        <Cell key={column.field} column={column} value={row[column.field]} flash={flashes?.[column.field]} />
       ))}
-      <div role="gridcell" className="cell actions">
-        <button type="button" className="icon-button" title="Open chart (Enter)" aria-label={`Chart ${row.symbol}`} data-testid="row-chart" tabIndex={-1} onClick={act(() => actions.open(rowKey))}>
-          ▤
-        </button>
-        <button type="button" className={`icon-button${watched ? " on" : ""}`} title={watched ? "Remove from watchlist" : "Add to watchlist"} aria-pressed={watched} data-testid="row-watch" tabIndex={-1} onClick={act(() => actions.watch(row))}>
-          {watched ? "★" : "☆"}
-        </button>
-        <button type="button" className={`icon-button${ignored ? " on" : ""}`} title={ignored ? "Stop ignoring" : "Ignore this symbol"} aria-pressed={ignored} data-testid="row-ignore" tabIndex={-1} onClick={act(() => actions.ignore(row))}>
-          ⊘
-        </button>
-      </div>
+      <RowButtons rowKey={rowKey} symbol={row.symbol} watched={watched} ignored={ignored} actions={actions} />
     </div>
   );
 });

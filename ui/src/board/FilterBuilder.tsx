@@ -1,5 +1,5 @@
 // The filter builder: markets, quotes, a volume band, a limit and metric conditions.
-import { useState, type FormEvent, type Ref } from "react";
+import { memo, useState, type FormEvent, type Ref } from "react";
 import type { Market, ScanFilter, Window } from "../session/types";
 import { fromDraft, METRIC_BY_NAME, METRICS, newDraft, OPS, toDraft, withMetric, type DraftCondition } from "./conditions";
 import { BOARD_LIMIT } from "./useView";
@@ -63,7 +63,8 @@ function Toggles<T extends string>({ options, selected, testid, onToggle }: {
 
 const positive = (value: string): number | null => (value.trim() === "" || !(Number(value) >= 0) ? null : Number(value));
 
-export function FilterBuilder({ filter, quotes, onChange, ref }: Props) {
+/** Memoised: the board above it re-renders every second, the filter seldom changes. */
+export const FilterBuilder = memo(function FilterBuilder({ filter, quotes, onChange, ref }: Props) {
   const [seen, setSeen] = useState(() => typedPart(filter));
   const [draft, setDraft] = useState(() => draftOf(filter));
   if (seen !== typedPart(filter)) {
@@ -149,4 +150,4 @@ export function FilterBuilder({ filter, quotes, onChange, ref }: Props) {
       </div>
     </form>
   );
-}
+});

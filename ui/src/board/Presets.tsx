@@ -1,5 +1,5 @@
 // Saved filter presets: pick one to apply it, save the current filter, delete the picked one.
-import { useState, type FormEvent } from "react";
+import { memo, useState, type FormEvent } from "react";
 import { api } from "../api/client";
 import { useSession } from "../session/SessionProvider";
 import type { Preset, ScanFilter } from "../session/types";
@@ -24,7 +24,8 @@ function suggestName(filter: ScanFilter): string {
   return parts.join(", ").slice(0, 64);
 }
 
-export function Presets({ filter, current, onApply, notify }: Props) {
+/** Memoised: the board above it re-renders every second, the filter seldom changes. */
+export const Presets = memo(function Presets({ filter, current, onApply, notify }: Props) {
   const session = useSession();
   const presets = session.state?.presets ?? [];
   const [name, setName] = useState<string | null>(null);
@@ -102,4 +103,4 @@ export function Presets({ filter, current, onApply, notify }: Props) {
       )}
     </form>
   );
-}
+});

@@ -10,9 +10,17 @@ export interface BoardRequest {
   ignored?: "mine";
 }
 
+/** The direction each numeric field of a row moved, by field. */
+export type Flashes = Readonly<Record<string, "up" | "down">>;
+
 export interface BoardData {
   /** Rows by key; a row object is replaced only when it changed, so memoised rows skip. */
   rows: ReadonlyMap<string, RankRow>;
+  /**
+   * What the latest update moved, by row key (rows it did not move are absent): a new map
+   * per update, so the board knows when to flash, and a row whose flashes ended re-renders.
+   */
+  flashes: ReadonlyMap<string, Flashes>;
   /** Keys in the server's order. */
   order: readonly string[];
   asOfMs: number | null;
@@ -21,9 +29,21 @@ export interface BoardData {
   error: { code: string; message: string } | null;
 }
 
-const EMPTY: BoardData = { rows: new Map(), order: [], asOfMs: null, ready: false, error: null };
+const EMPTY: BoardData = { rows: new Map(), flashes: new Map(), order: [], asOfMs: null, ready: false, error: null };
 
 type DiffRow = Partial<RankRow> & { key: string };
+
+/** The numeric fields of `fields` that moved from `before`, and which way; null if none. */
+function moves(before: RankRow, fields: Partial<RankRow>): Flashes | null {
+  let moved: Record<string, "up" | "down"> | null = null;
+  const old = before as unknown as Record<string, unknown>;
+  for (const [field, value] of Object.entries(fields)) {
+    const previous = old[field];
+    if (typeof value !== "number" || typeof previous !== "number" || value === previous) continue;
+    (moved ??= {})[field] = value > previous ? "up" : "down";
+  }
+  return moved;
+}
 
 /**
  * The rows as received, changed in place: copying 2,000 entries every second for an
@@ -32,21 +52,34 @@ type DiffRow = Partial<RankRow> & { key: string };
  */
 class Rows {
   rows = new Map<string, RankRow>();
+  flashes = new Map<string, Flashes>();
   order: string[] = [];
   asOfMs: number | null = null;
 
   snapshot(message: ServerMessage): void {
+    // A resync or a new filter: rows still shown flash what moved meanwhile.
+    const previous = this.rows;
     this.rows = new Map();
-    for (const row of message.rows as RankRow[]) this.rows.set(rowKey(row), row);
+    this.flashes = new Map();
+    for (const row of message.rows as RankRow[]) {
+      const key = rowKey(row);
+      this.rows.set(key, row);
+      const before = previous.get(key);
+      const moved = before ? moves(before, row) : null;
+      if (moved) this.flashes.set(key, moved);
+    }
     this.order = message.order as string[];
     this.asOfMs = message.as_of_ms as number | null;
   }
 
   diff(message: ServerMessage): void {
+    this.flashes = new Map();
     for (const change of message.upsert as DiffRow[]) {
       const { key, ...fields } = change;
       const existing = this.rows.get(key);
       this.rows.set(key, existing ? { ...existing, ...fields } : (fields as RankRow));
+      const moved = existing ? moves(existing, fields) : null;
+      if (moved) this.flashes.set(key, moved);
     }
     const removed = message.remove as string[];
     for (const key of removed) this.rows.delete(key);
@@ -56,7 +89,7 @@ class Rows {
   }
 
   view(ready: boolean, error: BoardData["error"]): BoardData {
-    return { rows: this.rows, order: this.order, asOfMs: this.asOfMs, ready, error };
+    return { rows: this.rows, flashes: this.flashes, order: this.order, asOfMs: this.asOfMs, ready, error };
   }
 }
 
