@@ -9,11 +9,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.billing import ENDED_STATUSES, LIVE_STATUSES, Billing
-from api.accounts.db import AccountsDb
+from api.accounts.db import AccountsDb, upsert_insert
 from api.accounts.email import EmailSender
 from api.accounts.models import BillingCustomer, StripeEvent, User
 from api.accounts.tokens import now
@@ -195,9 +194,8 @@ async def _record(db: AsyncSession, event_id: str, event_type: str) -> bool:
     writes fails when another wrote in between), and on PostgreSQL a delivery of the same
     event at the same moment waits for the first one and then finds it recorded.
     """
-    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     recorded = await db.scalar(
-        insert(StripeEvent)
+        upsert_insert(db, StripeEvent)
         .values(id=event_id, type=event_type[:64], processed_at=now())
         .on_conflict_do_nothing(index_elements=[StripeEvent.id])
         .returning(StripeEvent.id)

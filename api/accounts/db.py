@@ -11,6 +11,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -56,6 +57,14 @@ class AccountsDb:
     async def aclose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+def upsert_insert(session: AsyncSession, table: type[Any]) -> Any:
+    """An INSERT into `table` that can take `.on_conflict_do_nothing()`: the dialect's own,
+    since standard SQL has no such clause (PostgreSQL and SQLite spell it the same way)."""
+    bind = session.get_bind()
+    insert = postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
+    return insert(table)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

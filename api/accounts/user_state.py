@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.accounts.db import upsert_insert
 from api.accounts.models import FilterPreset, UserState, Watchlist
 from api.accounts.tokens import now
 from api.accounts.user_state_models import (
@@ -53,11 +53,9 @@ async def _bump(db: AsyncSession, user_id: int) -> UserState:
     Every change starts here: the update locks the row until the transaction ends, so
     concurrent changes of one user apply one after the other, each on what the last left.
     """
-    dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     moment = now()
     await db.execute(
-        insert(UserState)
+        upsert_insert(db, UserState)
         .values(user_id=user_id, ignored=[], preferences={}, version=0, updated_at=moment)
         .on_conflict_do_nothing()
     )
