@@ -98,18 +98,60 @@ class RankRow(msgspec.Struct, frozen=True, omit_defaults=False):
     spread_bps: float | None = None
     """(ask - bid) / mid in basis points, from the latest book ticker."""
 
+    history_1s_from_ms: int | None = None
+    """Open time of the oldest 1s candle of the unbroken history behind these metrics (not a
+    metric: with `METRIC_WARMUP` it says when a metric still None will have a value)."""
+    history_1m_from_ms: int | None = None
+    """Open time of the oldest 1m candle of that history (see `history_1s_from_ms`)."""
+
     @property
     def key(self) -> str:
         """The symbol's key, the same as its messages'."""
         return f"{self.exchange}:{self.market}:{self.symbol}"
 
 
+HISTORY_FIELDS: tuple[str, ...] = ("history_1s_from_ms", "history_1m_from_ms")
+"""Fields that describe the history behind a row rather than measure the market."""
+
 METRICS: tuple[str, ...] = tuple(
     name
     for name in RankRow.__struct_fields__
-    if name not in ("exchange", "market", "symbol", "time_ms")
+    if name not in ("exchange", "market", "symbol", "time_ms", *HISTORY_FIELDS)
 )
 """Every metric column of the board, in display order."""
+
+Resolution = Literal["1s", "1m"]
+
+_MINUTE_MS = 60_000
+_SECOND_MS = 1_000
+
+
+def _warmups() -> dict[str, tuple[Resolution, int]]:
+    needs: dict[str, tuple[Resolution, int]] = {}
+    for window in WINDOWS:
+        span = WINDOW_MS[window]
+        if span <= 3_600_000:
+            needs[f"change_pct_{window}"] = ("1s", span + _SECOND_MS)
+            needs[f"quote_volume_{window}"] = ("1s", span)
+        else:
+            needs[f"change_pct_{window}"] = ("1m", span + _MINUTE_MS)
+            needs[f"quote_volume_{window}"] = ("1m", span)
+    for window in RVOL_WINDOWS:
+        needs[f"rvol_{window}"] = ("1m", 11 * WINDOW_MS[window])
+    needs["volatility_1h"] = ("1m", 61 * _MINUTE_MS)
+    needs["rsi_14"] = ("1m", 15 * _MINUTE_MS)
+    for name in ("vwap_24h", "vwap_distance_pct", "high_24h", "low_24h"):
+        needs[name] = ("1m", WINDOW_MS["24h"])
+    needs["from_high_pct"] = needs["from_low_pct"] = ("1m", WINDOW_MS["24h"])
+    needs["trades_per_min"] = ("1s", _MINUTE_MS)
+    return needs
+
+
+METRIC_WARMUP: dict[str, tuple[Resolution, int]] = _warmups()
+"""Per metric that needs history: the resolution of the candles it reads and how much
+unbroken history (ms) of them it needs before it has a value. A metric still None is
+expected at ``history_<resolution>_from_ms + span``. Metrics absent here need none
+(``price``) or come from book tickers (``bid``, ``ask``, ``spread_bps``)."""
 
 _encoder = msgspec.json.Encoder()
 encode_rank = _encoder.encode

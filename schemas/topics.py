@@ -20,10 +20,14 @@ RANKS = "md.ranks.v1"
 """Scanner metric rows (`schemas.ranks.RankRow`), keyed like the trades; a symbol's row
 is published at most once a second, and only when it changed."""
 
+TICKERS = "md.tickers.v1"
+"""The exchange's 24h statistics (`schemas.tickers.Ticker24h`), keyed like the trades:
+published once per symbol when live ingest starts on a store without a day of history."""
+
 DEADLETTER = "md.deadletter.v1"
 """Messages a stage rejected (`schemas.deadletter.DeadLetter`), keyed by stage."""
 
-ALL = (TRADES, QUOTES, CANDLES, SIGNALS, RANKS, DEADLETTER)
+ALL = (TRADES, QUOTES, CANDLES, SIGNALS, RANKS, TICKERS, DEADLETTER)
 
 CONTROL_HEADER = "tickscan-control"
 """Header naming a control record (not data). Its value says which: see `END_OF_RUN`."""
