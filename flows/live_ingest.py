@@ -5,8 +5,9 @@ symbols TRADING read and refreshed, each symbol resumed after its last published
 the tasks run until a stop and wound down in an order that loses no frame. The work at
 the socket is composed in: `flows.live_frames.FrameHandler` decodes, sequences and
 publishes each frame, `flows.gaps.GapWatch` sees each gap repaired or refused,
-`flows.staleness.StaleMonitor` watches for silent symbols and, when on,
-`flows.crosscheck.LiveCrossCheck` checks our candles. Its status and report are built
+`flows.staleness.StaleMonitor` watches for silent symbols, `flows.history.History`
+fetches the day of 1m candles the store lacks (behind gap repair in the REST budget) and,
+when on, `flows.crosscheck.LiveCrossCheck` checks our candles. Its status and report are built
 and logged by `flows.live_status`. `flows.live` runs it.
 """
 
@@ -23,6 +24,7 @@ import aiohttp
 from flows.crosscheck import CandleFeed, CrossChecker, LiveCrossCheck
 from flows.data_quality import DataQualityLog
 from flows.gaps import GapFiller, GapRepairer, GapWatch, RestGapFiller
+from flows.history import History, HistoryPublisher, HistoryReport
 from flows.ingest import IngestError, TradePublisher
 from flows.live_frames import FrameHandler
 from flows.live_status import (
@@ -85,7 +87,11 @@ class LiveIngest:
         deadletter_topic: Topic of the messages that could not be decoded.
         crosscheck: Also follow the exchange's closed 1m klines and check our candles
             (read from `candles_topic`) against them; mismatches go to ``data_quality``.
-        candles_topic: Topic of our candles, for the cross-check.
+        candles_topic: Topic of our candles, for the cross-check, and of the history's.
+        tickers_topic: Topic of the exchange's 24h tickers, published with the history.
+
+    With ``ingest.history_h`` above 0, the 1m candles of that many hours the store lacks
+    are fetched at start (`flows.history`); `history` reports how far it is.
     """
 
     def __init__(
@@ -102,6 +108,7 @@ class LiveIngest:
         deadletter_topic: str = topics.DEADLETTER,
         crosscheck: bool = False,
         candles_topic: str = topics.CANDLES,
+        tickers_topic: str = topics.TICKERS,
     ) -> None:
         if market not in ("spot", "usdm"):
             raise LiveIngestError(f"market must be spot or usdm, not {market!r}")
@@ -115,6 +122,7 @@ class LiveIngest:
         self.deadletter_topic = deadletter_topic
         self.crosscheck = crosscheck
         self.candles_topic = candles_topic
+        self.tickers_topic = tickers_topic
         self.counts = IngestCounts()
         self.symbols: set[str] = set()
         self._gap_filler = gap_filler
@@ -130,6 +138,7 @@ class LiveIngest:
         self._log: DataQualityLog | None = None
         self._stale: StaleMonitor | None = None
         self._symbol_writer: SymbolWriter | None = None
+        self._history: History | None = None
 
     # -- status --------------------------------------------------------------------------
 
@@ -147,6 +156,11 @@ class LiveIngest:
             stale=self._stale,
             checker=self._checker,
         )
+
+    @property
+    def history(self) -> HistoryReport | None:
+        """What the history fetch has found and done so far; None when it is off."""
+        return self._history.report if self._history is not None else None
 
     @property
     def streams(self) -> set[str]:
@@ -175,8 +189,11 @@ class LiveIngest:
         if not bootstrap:
             raise LiveIngestError("live ingest needs a Kafka cluster: set kafka.bootstrap")
         wanted = [self.trades_topic, self.quotes_topic, self.deadletter_topic]
-        if self.crosscheck:
+        history_on = self._opts.history_h > 0
+        if self.crosscheck or history_on:
             wanted.append(self.candles_topic)
+        if history_on:
+            wanted.append(self.tickers_topic)
         partitions = await asyncio.to_thread(
             ensure_topics,
             bootstrap,
@@ -190,9 +207,16 @@ class LiveIngest:
         # worker threads, and one clickhouse-connect client runs one query at a time.
         symbols_client = await asyncio.to_thread(connect, self.settings.clickhouse_dsn())
         self._symbol_writer = SymbolWriter(lambda: symbols_client, database)
+        # History writes from its own worker thread: its own client too.
+        history_client = (
+            await asyncio.to_thread(connect, self.settings.clickhouse_dsn()) if history_on else None
+        )
+        history_publisher = None
         try:
             await asyncio.to_thread(migrate, client, database)
-            async with BinanceRest(self.market, self.rest_url) as rest:
+            async with BinanceRest(
+                self.market, self.rest_url, background_reserve=self._opts.history_reserve
+            ) as rest:
                 publisher = TradePublisher(
                     bootstrap, topic=self.trades_topic, deadletter_topic=self.deadletter_topic
                 )
@@ -215,6 +239,19 @@ class LiveIngest:
                         max_restart_gap_s=self._opts.max_restart_gap_s,
                     )
                     self._quote_producer = QuotePublisher(bootstrap, self.quotes_topic)
+                    if history_client is not None:
+                        history_publisher = HistoryPublisher(
+                            bootstrap, self.candles_topic, self.tickers_topic
+                        )
+                        self._history = History(
+                            rest.background(),
+                            history_client,
+                            database,
+                            history_publisher,
+                            hours=self._opts.history_h,
+                            concurrency=self._opts.history_concurrency,
+                            progress_every_s=self._opts.history_progress_every_s,
+                        )
                     if self.crosscheck:
                         self._checker = self._cross_check(
                             bootstrap, partitions[self.candles_topic], log
@@ -249,6 +286,10 @@ class LiveIngest:
                     await asyncio.to_thread(publisher.flush)
                 report = publisher.report()
         finally:
+            if history_publisher is not None:
+                await asyncio.to_thread(history_publisher.close)
+            if history_client is not None:
+                history_client.close()
             symbols_client.close()
             client.close()
         result = final_report(
@@ -316,6 +357,12 @@ class LiveIngest:
         if self._checker is not None:
             checking = asyncio.create_task(self._checker.run(), name="ingest-crosscheck")
             tasks.append(checking)
+        # Not among `tasks`: its end (done, or failed) does not end the ingest.
+        fetching = (
+            asyncio.create_task(self._fetch_history(symbols), name="ingest-history")
+            if self._history is not None
+            else None
+        )
         stopper = asyncio.create_task(stop.wait(), name="ingest-stop")
         try:
             done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -324,6 +371,8 @@ class LiveIngest:
                     raise LiveIngestError(f"{task.get_name()} failed") from task.exception()
         finally:
             stopper.cancel()
+            if fetching is not None:
+                fetching.cancel()  # after the write in flight; a restart fetches the rest
             await self._pool.close()
             consume = tasks[0]
             for task in tasks[1:]:
@@ -337,9 +386,18 @@ class LiveIngest:
             # Every frame read off a socket is handled: none is lost at shutdown.
             if not consume.done():
                 consume.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            others = [fetching] if fetching is not None else []
+            await asyncio.gather(*tasks, *others, stopper, return_exceptions=True)
             frames.drain(self._queue)
             await gaps.finish()
+
+    async def _fetch_history(self, symbols: set[str]) -> None:
+        """Fetch the history the store lacks; a failure is logged, live ingest goes on."""
+        assert self._history is not None
+        try:
+            await self._history.run(symbols)
+        except Exception:
+            logger.exception("%s: fetching history failed; live ingest goes on", self.market)
 
     async def _universe(self, exchange_info: ExchangeInfo) -> set[str]:
         info = await exchange_info()

@@ -108,6 +108,19 @@ class IngestSettings(BaseModel):
     crosscheck_every_s: float = Field(default=5.0, gt=0)
     """Cross-check: how often our candles are read, minutes judged and mismatches recorded."""
 
+    history_h: float = Field(default=24.0, ge=0, le=24 * 30)
+    """At start, fetch the exchange's 1m klines of this many hours back for the minutes
+    candles_1m lacks (and the 24h tickers), so the board is complete at once; 0: none."""
+
+    history_concurrency: int = Field(default=8, ge=1)
+    """History: symbols fetched at once (they share the REST weight budget)."""
+
+    history_reserve: float = Field(default=0.25, ge=0, lt=1)
+    """History: share of each minute's REST weight cap it leaves to gap repair."""
+
+    history_progress_every_s: float = Field(default=10.0, gt=0)
+    """History: how often progress is logged and written for `/api/v1/health`."""
+
 
 class ApiSettings(BaseModel):
     """How the API serves and fans out live data."""

@@ -40,30 +40,33 @@ from rich.progress import (
 )
 
 from flows.sinks.clickhouse import CandleWriter
-from flows.sources.binance_rest import (
-    BinanceBanned,
-    BinanceRest,
-    BinanceRestError,
-    Kline,
-)
+from flows.sources.binance_klines import EXCHANGE, KLINE_PAGE, candle_from_kline, fetch_klines
+from flows.sources.binance_rest import BinanceBanned, BinanceRest, BinanceRestError
 from flows.sources.files import parse_archive_name
 from runtime.clickhouse import connect
 from runtime.migrate import migrate
 from runtime.settings import Settings
-from schemas.candles import INTERVAL_MS, Candle, Interval
+from schemas.candles import INTERVAL_MS, Interval
 from schemas.trades import Market
 from tickscan.replay import ReplayReport, expand_paths, replay
 
 logger = logging.getLogger(__name__)
 
-EXCHANGE = "binance"
+__all__ = [
+    "KLINE_PAGE",
+    "BackfillError",
+    "BackfillReport",
+    "Chunk",
+    "backfill",
+    "candle_from_kline",
+    "parse_time",
+    "plan_chunks",
+    "summary",
+    "verify_checksum",
+]
+
 PROGRESS_TABLE = "backfill_progress"
 DAY_MS = 86_400_000
-
-# Klines per request. Spot charges 2 whatever the limit, so take the most. USDⓈ-M charges
-# by limit (1 below 100, 2 below 500, 5 up to 1000, 10 above): 499 rows for 2 is the most
-# klines per unit of weight, 2.5x what 1500 rows for 10 gives.
-KLINE_PAGE: dict[str, int] = {"spot": 1000, "usdm": 499}
 
 _CHECKSUM_LINE = re.compile(r"^\s*([0-9a-fA-F]{64})\b\s*\*?(\S*)")
 
@@ -173,30 +176,6 @@ def plan_chunks(symbols: Iterable[str], start_ms: int, end_ms: int) -> list[Chun
             )
             day_start += DAY_MS
     return chunks
-
-
-def candle_from_kline(kline: Kline, market: Market, symbol: str, interval: Interval) -> Candle:
-    """The exchange's kline as a candle row: version 0, no trade ids."""
-    return Candle(
-        exchange=EXCHANGE,
-        market=market,
-        symbol=symbol,
-        interval=interval,
-        open_time=kline.open_time,
-        close_time=kline.close_time,
-        open=kline.open,
-        high=kline.high,
-        low=kline.low,
-        close=kline.close,
-        volume=kline.volume,
-        quote_volume=kline.quote_volume,
-        count=kline.count,
-        taker_buy_volume=kline.taker_buy_volume,
-        taker_buy_quote_volume=kline.taker_buy_quote_volume,
-        first_trade_id=None,
-        last_trade_id=None,
-        version=0,
-    )
 
 
 def verify_checksum(path: Path) -> str | None:
@@ -494,25 +473,11 @@ async def _backfill_chunk(
         report.chunks_skipped += 1
         progress.advance(task, span)
         return
-    page = KLINE_PAGE[report.market]
     now_ms = int(time.time() * 1000)
-    candles: list[Candle] = []
-    cursor = chunk.start_ms
-    while cursor < chunk.end_ms:
-        klines = await rest.klines(
-            chunk.symbol, interval, start_ms=cursor, end_ms=chunk.end_ms - 1, limit=page
-        )
-        fresh = [k for k in klines if cursor <= k.open_time < chunk.end_ms]
-        # A kline still open has not got all its trades yet: not a candle to keep.
-        candles.extend(
-            candle_from_kline(k, report.market, chunk.symbol, interval)
-            for k in fresh
-            if k.close_time < now_ms
-        )
-        progress.advance(task, len(fresh))
-        if not fresh or len(klines) < page:
-            break
-        cursor = fresh[-1].open_time + step
+    candles = await fetch_klines(
+        rest, chunk.symbol, interval, chunk.start_ms, chunk.end_ms,
+        now_ms=now_ms, on_page=lambda n: progress.advance(task, n),
+    )  # fmt: skip
     writer.add(candles)
     writer.flush()
     report.candles += len(candles)

@@ -8,8 +8,16 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from api.deps import StoreDep
+from api.services.warming import warming as warming_progress
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
+
+
+class Warming(BaseModel):
+    """The history fetched at start: symbols done of those that lacked it."""
+
+    done: int
+    total: int
 
 
 class Health(BaseModel):
@@ -20,6 +28,9 @@ class Health(BaseModel):
     """ClickHouse answered a query."""
     live: bool
     """The live feed is consuming the live topics."""
+    warming: Warming | None = None
+    """Live ingest is still fetching the last day of candles the store lacked; null once
+    the board has its history."""
 
 
 @router.get("/health", response_model=Health, summary="Health of this API process")
@@ -31,4 +42,10 @@ async def health(request: Request, response: Response, store: StoreDep) -> Healt
     ok = clickhouse and live
     if not ok:
         response.status_code = 503
-    return Health(status="ok" if ok else "degraded", clickhouse=clickhouse, live=live)
+    progress = await warming_progress(store) if clickhouse else None
+    return Health(
+        status="ok" if ok else "degraded",
+        clickhouse=clickhouse,
+        live=live,
+        warming=Warming(done=progress[0], total=progress[1]) if progress else None,
+    )

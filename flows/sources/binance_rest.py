@@ -14,6 +14,10 @@ Binance limits each IP by request *weight* per minute (spot 6000, USDⓈ-M 2400,
 - retries 5xx and network errors with jittered exponential backoff, and raises
   `BinanceApiError` with Binance's ``{"code", "msg"}`` for any other 4xx.
 
+Gap repair must not wait for history: `BinanceRest.background` gives history a client
+that shares the budget and the ban through one `WeightGate`, yields to every other
+request and leaves part of each minute's weight to them.
+
 Rows are parsed into typed structs with exact Decimals. A real ``/api/v3/klines`` row::
 
     [1634943780000, "60685.22000000", "60729.84000000", "60670.90000000",
@@ -24,6 +28,7 @@ Rows are parsed into typed structs with exact Decimals. A real ``/api/v3/klines`
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import re
@@ -39,7 +44,14 @@ import aiohttp
 import msgspec
 
 from flows.sources.binance import BinanceDecodeError, time_us_from_binance, to_decimal
-from flows.sources.binance_weight import WEIGHT_LIMITS_1M, WEIGHTS, WeightBudget, klines_weight
+from flows.sources.binance_weight import (
+    WEIGHT_LIMITS_1M,
+    WEIGHTS,
+    WeightBudget,
+    WeightGate,
+    klines_weight,
+)
+from schemas.tickers import Ticker24h
 from schemas.trades import Market, Trade
 
 logger = logging.getLogger(__name__)
@@ -162,7 +174,21 @@ class _TradeRow(msgspec.Struct, rename="camel"):
     is_buyer_maker: bool
 
 
+class _TickerRow(msgspec.Struct, rename="camel"):
+    symbol: str
+    open_price: str
+    high_price: str
+    low_price: str
+    last_price: str
+    volume: str
+    quote_volume: str
+    open_time: int
+    close_time: int
+    count: int
+
+
 _decode_rows = msgspec.json.Decoder(list[list[Any]]).decode
+_decode_tickers = msgspec.json.Decoder(list[_TickerRow]).decode
 _decode_agg = msgspec.json.Decoder(list[_AggTradeRow]).decode
 _decode_trades = msgspec.json.Decoder(list[_TradeRow]).decode
 
@@ -245,6 +271,42 @@ def parse_trades(body: bytes, market: Market, symbol: str) -> list[Trade]:
         raise BinanceResponseError(f"bad trades response: {exc}") from None
 
 
+def parse_tickers(body: bytes, market: Market) -> list[Ticker24h]:
+    """Parse a ``ticker/24hr`` response for every symbol into `Ticker24h` rows.
+
+    A real USDⓈ-M row (spot adds ``prevClosePrice``, bid and ask)::
+
+        {"symbol":"BTCUSDT","priceChange":"-94.99999800","priceChangePercent":"-95.960",
+         "weightedAvgPrice":"0.29628482","lastPrice":"4.00000200","lastQty":"200.00000000",
+         "openPrice":"99.00000000","highPrice":"100.00000000","lowPrice":"0.10000000",
+         "volume":"8913.30000000","quoteVolume":"15.30000000","openTime":1499783499040,
+         "closeTime":1499869899040,"firstId":28385,"lastId":28460,"count":76}
+
+    Raises:
+        BinanceResponseError: The body is not a list of tickers.
+    """
+    try:
+        return [
+            Ticker24h(
+                exchange="binance",
+                market=market,
+                symbol=r.symbol,
+                open_time_ms=r.open_time,
+                close_time_ms=r.close_time,
+                open_price=to_decimal(r.open_price, "openPrice"),
+                last_price=to_decimal(r.last_price, "lastPrice"),
+                high_price=to_decimal(r.high_price, "highPrice"),
+                low_price=to_decimal(r.low_price, "lowPrice"),
+                volume=to_decimal(r.volume, "volume"),
+                quote_volume=to_decimal(r.quote_volume, "quoteVolume"),
+                count=r.count,
+            )
+            for r in _decode_tickers(body)
+        ]
+    except (msgspec.DecodeError, BinanceDecodeError) as exc:
+        raise BinanceResponseError(f"bad ticker/24hr response: {exc}") from None
+
+
 def _int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"expected an integer, got {value!r}")
@@ -268,7 +330,7 @@ class BinanceRest:
     """Async Binance REST client for market data, kept within the request-weight budget.
 
     Use it as ``async with BinanceRest("spot") as rest: ...``. Requests made concurrently
-    share one budget and one ban.
+    share one budget and one ban; those of its `background` client wait behind them.
 
     Args:
         market: ``spot`` (``/api/v3``) or ``usdm`` (``/fapi/v1``).
@@ -281,6 +343,8 @@ class BinanceRest:
         api_key: Sent as ``X-MBX-APIKEY`` when given (USDⓈ-M ``historicalTrades``
             is a MARKET_DATA endpoint).
         clock: Seconds since the epoch, for the budget.
+        background_reserve: Share of the budget's cap that `background` requests leave
+            to the others.
     """
 
     def __init__(
@@ -295,12 +359,14 @@ class BinanceRest:
         backoff_s: float = 0.5,
         api_key: str | None = None,
         clock: Callable[[], float] = time.time,
+        background_reserve: float = 0.25,
     ) -> None:
         if market not in _PREFIX:
             raise ValueError(f"market must be spot or usdm, not {market!r}")
         self.market: Market = market
         self.base_url = (base_url or DEFAULT_URLS[market]).rstrip("/")
         self.budget = WeightBudget(weight_limit_1m or WEIGHT_LIMITS_1M[market], safety, clock)
+        self.gate = WeightGate(self.budget, background_reserve)
         self.stats = RestStats()
         self._session = session
         self._own_session = session is None
@@ -308,8 +374,7 @@ class BinanceRest:
         self._backoff_s = backoff_s
         self._headers = {"X-MBX-APIKEY": api_key} if api_key else {}
         self._clock = clock
-        self._banned_until = 0.0
-        self._lock: asyncio.Lock | None = None
+        self._background = False
 
     async def __aenter__(self) -> Self:
         return self
@@ -331,9 +396,24 @@ class BinanceRest:
     @property
     def banned_until(self) -> datetime | None:
         """When the current ban ends, or None when not banned."""
-        if self._clock() >= self._banned_until:
+        if self._clock() >= self.gate.banned_until:
             return None
-        return datetime.fromtimestamp(self._banned_until, UTC)
+        return datetime.fromtimestamp(self.gate.banned_until, UTC)
+
+    def background(self) -> BinanceRest:
+        """A client for work that may wait (history), beside this one.
+
+        It shares this client's session, weight budget and ban; each of its requests
+        waits while one of this client's is waiting and leaves ``background_reserve`` of
+        the minute's cap to them. Its `stats` are its own. Close only this client.
+        """
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        view = copy.copy(self)
+        view._own_session = False
+        view._background = True
+        view.stats = RestStats()
+        return view
 
     async def exchange_info(self) -> dict[str, Any]:
         """The market's exchange information: rate limits and every symbol."""
@@ -342,6 +422,10 @@ class BinanceRest:
         if not isinstance(info, dict) or not isinstance(info.get("symbols"), list):
             raise BinanceResponseError("bad exchangeInfo response: no symbols list")
         return info
+
+    async def tickers_24h(self) -> list[Ticker24h]:
+        """The exchange's rolling 24h statistics of every symbol, in one request."""
+        return parse_tickers(await self._get("ticker/24hr", {}), self.market)
 
     async def klines(
         self,
@@ -444,8 +528,6 @@ class BinanceRest:
         url = f"{self.base_url}{_PREFIX[self.market]}/{endpoint}"
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        if self._lock is None:
-            self._lock = asyncio.Lock()
         failure = ""
         for attempt in range(self._max_retries + 1):
             await self._wait_for_room(weight)
@@ -494,27 +576,28 @@ class BinanceRest:
         )
 
     async def _wait_for_room(self, weight: int) -> None:
-        """Sleep until the ban is over (no: raise) and the budget has room for `weight`."""
-        assert self._lock is not None
-        async with self._lock:
-            while True:
-                until = self.banned_until
-                if until is not None:
-                    raise BinanceBanned(until, "refusing to send until the ban is over")
-                delay = self.budget.delay(weight)
-                if delay <= 0:
-                    self.budget.spend(weight)
-                    return
-                logger.info(
-                    "Binance %s request weight %d/%d of the minute (cap %d): waiting %.1f s",
-                    self.market,
-                    self.budget.used,
-                    self.budget.limit,
-                    self.budget.cap,
-                    delay,
-                )
-                self.stats.throttled_s += delay
-                await asyncio.sleep(delay)
+        """Wait until the budget has room for `weight` (raise while banned)."""
+        await self.gate.admit(
+            weight, background=self._background, check=self._not_banned, on_wait=self._waiting
+        )
+
+    def _not_banned(self) -> None:
+        until = self.banned_until
+        if until is not None:
+            raise BinanceBanned(until, "refusing to send until the ban is over")
+
+    def _waiting(self, delay: float) -> None:
+        self.stats.throttled_s += delay
+        logger.log(
+            logging.DEBUG if self._background else logging.INFO,
+            "Binance %s request weight %d/%d of the minute (cap %d): %swaiting %.1f s",
+            self.market,
+            self.budget.used,
+            self.budget.limit,
+            self.budget.cap,
+            "history " if self._background else "",
+            delay,
+        )
 
     def _ban(self, retry_after: str | None, body: bytes) -> None:
         seconds = _seconds(retry_after)
@@ -524,8 +607,9 @@ class BinanceRest:
             seconds = (
                 int(found.group(1)) / 1000 - self._clock() if found is not None else DEFAULT_BAN_S
             )
-        self._banned_until = max(self._banned_until, self._clock() + max(seconds, 0.0))
-        until = datetime.fromtimestamp(self._banned_until, UTC)
+        gate = self.gate
+        gate.banned_until = max(gate.banned_until, self._clock() + max(seconds, 0.0))
+        until = datetime.fromtimestamp(gate.banned_until, UTC)
         logger.warning(
             "Binance %s banned this IP (418) until %s",
             self.market,

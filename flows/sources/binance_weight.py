@@ -3,12 +3,17 @@
 Binance limits each IP by the summed *weight* of its requests per calendar minute
 (``exchangeInfo``'s ``REQUEST_WEIGHT``: spot 6000, USDⓈ-M 2400) and reports the weight
 used so far in every response's ``X-MBX-USED-WEIGHT-1M`` header.
+
+Two kinds of work share one IP's budget: requests that must not wait (gap repair, the
+symbol universe) and history, which may take whatever is left. `WeightGate` admits both
+into one `WeightBudget`, the urgent ones first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from schemas.trades import Market
 
@@ -27,6 +32,9 @@ WEIGHTS: dict[tuple[str, str], int] = {
     ("usdm", "trades"): 5,
     ("spot", "historicalTrades"): 25,
     ("usdm", "historicalTrades"): 20,
+    # Every symbol at once (no `symbol` parameter).
+    ("spot", "ticker/24hr"): 80,
+    ("usdm", "ticker/24hr"): 40,
 }
 
 _USED_WEIGHT = "x-mbx-used-weight-1m"
@@ -110,3 +118,91 @@ class WeightBudget:
         if minute != self._minute:
             self._minute = minute
             self._used = 0
+
+
+class WeightGate:
+    """Admits requests into one `WeightBudget`: urgent ones first, background ones after.
+
+    An urgent request (gap repair, ``exchangeInfo``) waits only for the budget. A
+    background request (history) also waits while any urgent one is waiting, and keeps
+    `reserve` of the minute's cap free, so an urgent request arriving mid-minute finds
+    room at once instead of waiting for the next minute behind history.
+
+    Args:
+        budget: The IP's weight budget, shared by every request.
+        reserve_share: Share of the budget's cap background requests leave unused.
+        sleep: Awaits a number of seconds (tests pass one that moves a fake clock).
+    """
+
+    def __init__(
+        self,
+        budget: WeightBudget,
+        reserve_share: float = 0.25,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not 0 <= reserve_share < 1:
+            raise ValueError(f"reserve_share must be in [0, 1), got {reserve_share}")
+        self.budget = budget
+        self.reserve = int(budget.cap * reserve_share)
+        self.banned_until = 0.0
+        """Epoch seconds until which Binance has banned this IP (418): nothing may go."""
+        self._sleep = sleep
+        self._urgent_waiting = 0
+        self._no_urgent = asyncio.Event()
+        self._no_urgent.set()
+
+    @property
+    def urgent_waiting(self) -> int:
+        """Urgent requests waiting for room right now."""
+        return self._urgent_waiting
+
+    def background_delay(self, weight: int) -> float:
+        """Seconds before a background request of `weight` fits beside the reserve."""
+        return self.budget.delay(weight + self.reserve)
+
+    async def admit(
+        self,
+        weight: int,
+        *,
+        background: bool = False,
+        check: Callable[[], None] | None = None,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> float:
+        """Wait until a request of `weight` may be sent, and count it.
+
+        Args:
+            weight: The request's weight.
+            background: A request that yields to urgent ones and leaves the reserve free.
+            check: Called before each try; raises to give up (e.g. the IP is banned).
+            on_wait: Called with each wait for room, in seconds, before it.
+
+        Returns:
+            Seconds spent waiting.
+        """
+        waited = 0.0
+        if not background:
+            self._urgent_waiting += 1
+            self._no_urgent.clear()
+        try:
+            while True:
+                if check is not None:
+                    check()
+                if background and self._urgent_waiting:
+                    started = time.monotonic()
+                    await self._no_urgent.wait()
+                    waited += time.monotonic() - started
+                    continue
+                delay = self.background_delay(weight) if background else self.budget.delay(weight)
+                if delay <= 0:
+                    # No await between the check and the spend: nothing can slip in between.
+                    self.budget.spend(weight)
+                    return waited
+                if on_wait is not None:
+                    on_wait(delay)
+                await self._sleep(delay)
+                waited += delay
+        finally:
+            if not background:
+                self._urgent_waiting -= 1
+                if not self._urgent_waiting:
+                    self._no_urgent.set()

@@ -4,8 +4,9 @@
 Binance does: market streams (``trade``, ``aggTrade``, ``bookTicker``, ``kline_1m``) as
 raw or combined streams with live SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS, and the
 REST market-data endpoints (``exchangeInfo``, ``klines``, ``aggTrades``, ``trades``,
-``historicalTrades``) with Binance's field names, decimal strings, error JSON, request
-weights and ``X-MBX-USED-WEIGHT-1M`` header. Everything it sends is computed from one
+``historicalTrades``, and ``ticker/24hr`` from `tests.fakes.binance_ticker`) with
+Binance's field names, decimal strings, error JSON, request weights and
+``X-MBX-USED-WEIGHT-1M`` header. Everything it sends is computed from one
 list of trades per symbol, so REST agrees with the sockets and `trades` is ground truth.
 
 It also misbehaves on request, like the real exchange does on a bad day: abrupt
@@ -49,6 +50,8 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 from aiohttp import WSMsgType, web
+
+from tests.fakes.binance_ticker import ticker_24hr, ticker_weight
 
 logger = logging.getLogger(__name__)
 
@@ -355,6 +358,8 @@ class FakeBinance:
         subscribe_messages: Every control message received on any socket, parsed (or the
             raw text when it was not JSON), in arrival order.
         rest_requests: ``(path, params, status)`` of every REST request, in order.
+        weight_by_minute: REST weight charged in each minute of the exchange clock
+            (``minute = time_ms // 60_000``), refused requests included.
     """
 
     def __init__(
@@ -402,6 +407,7 @@ class FakeBinance:
         self.close_timeout_s = 1.0
         self.subscribe_messages: list[Any] = []
         self.rest_requests: list[tuple[str, dict[str, str], int]] = []
+        self.weight_by_minute: dict[int, int] = {}
 
         self._symbols: dict[str, _Symbol] = {}
         names = self._default_names(symbols) if isinstance(symbols, int) else list(symbols)
@@ -517,7 +523,9 @@ class FakeBinance:
             app.router.add_get(f"{prefix}/ws", self._ws_handler(False, serves))
             app.router.add_get(f"{prefix}/ws/{{stream}}", self._ws_handler(False, serves))
             app.router.add_get(f"{prefix}/stream", self._ws_handler(True, serves))
-        for name in ("exchangeInfo", "klines", "aggTrades", "trades", "historicalTrades"):
+        for name in (
+            "exchangeInfo", "klines", "aggTrades", "trades", "historicalTrades", "ticker/24hr",
+        ):  # fmt: skip
             app.router.add_get(self._spec.rest_prefix + name, self._rest)
         app.router.add_get(self._spec.rest_prefix + "time", self._rest)
         app.router.add_get(self._spec.rest_prefix + "ping", self._rest)
@@ -1143,6 +1151,8 @@ class FakeBinance:
         )
 
     def _weight(self, name: str, params: dict[str, str]) -> int:
+        if name == "ticker/24hr":
+            return ticker_weight(self._spot, params)
         if self._spot:
             return {
                 "exchangeInfo": 20,
@@ -1191,6 +1201,7 @@ class FakeBinance:
             self._banned_until = mono + self.ban_s
             raise self._banned(self.ban_s)
         self._weight_used += self._weight(name, params)
+        self.weight_by_minute[minute] = self._weight_used
         if self._weight_used > self.weight_limit:
             self._limited_until = mono + to_next_minute
             raise self._too_many_requests(to_next_minute)
@@ -1227,6 +1238,9 @@ class FakeBinance:
         if name == "aggTrades":
             _check_params(params, ("symbol", "fromId", "startTime", "endTime", "limit"))
             return self._agg_trades(params)
+        if name == "ticker/24hr":
+            _check_params(params, ("symbol",))
+            return ticker_24hr(self, params)
         if name == "trades":
             _check_params(params, ("symbol", "limit"))
             sym = self._param_symbol(params)

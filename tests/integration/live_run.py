@@ -39,6 +39,8 @@ def live_settings(bootstrap: str, dsn: str, database: str, **ingest: Any) -> Set
         "gap_grace_s": 0.3,
         "rotation_overlap_s": 0.3,
         "status_every_s": 5.0,
+        # These tests follow trades; history at start has its own (test_history.py).
+        "history_h": 0.0,
     }
     timings.update(ingest)
     return Settings(
