@@ -17,7 +17,7 @@ import { Lists } from "./Lists";
 import { NoticeToast, noticeOf, SIGN_IN_NOTICE, useNotice } from "./notice";
 import { Presets } from "./Presets";
 import { useQuotes } from "./quotes";
-import { useBoard, type BoardRequest } from "./useBoard";
+import { useBoard, type BoardData, type BoardRequest } from "./useBoard";
 import { useNarrow } from "./useNarrow";
 import { searchWithFilter } from "./urlView";
 import { BOARD_LIMIT, useBoardView } from "./useView";
@@ -71,17 +71,23 @@ function Scanner({ session }: { session: Session }) {
   const sortedFilter = useMemo(() => ({ ...view.filter, sort, order }), [view.filter, sort, order]);
 
   const shownList = state?.watchlists.find((list) => list.id === view.watchlist) ?? null;
+  // An empty watchlist is an empty board (to the server, an empty list would be all symbols).
+  const emptyList = shownList !== null && shownList.symbols.length === 0;
   const request = useMemo<BoardRequest>(
     () => ({
       filter: sortedFilter,
-      watchlist: shownList?.id,
+      watchlist: emptyList ? undefined : shownList?.id,
       ignored: state && view.hideIgnored ? "mine" : undefined,
     }),
-    [sortedFilter, shownList?.id, state, view.hideIgnored],
+    [sortedFilter, shownList?.id, emptyList, state, view.hideIgnored],
   );
   // The server reads the lists when a filter arrives: their changes must resend it.
   const revision = JSON.stringify([shownList?.symbols ?? null, request.ignored ? state?.ignored : null]);
-  const board = useBoard(session.live, request, revision);
+  const live = useBoard(session.live, request, revision);
+  const board = useMemo<BoardData>(
+    () => (emptyList ? { ...live, rows: new Map(), flashes: new Map(), order: [], ready: true, error: null } : live),
+    [emptyList, live],
+  );
 
   const summary = useMemo(
     () => (board.ready && board.asOfMs !== null ? summarise(board.rows.values(), warmups, board.asOfMs) : null),
@@ -182,9 +188,11 @@ function Scanner({ session }: { session: Session }) {
     () => [...quotes, ...(selectedQuotes ?? []).filter((quote) => !quotes.includes(quote))],
     [quotes, selectedQuotes],
   );
+  // On a phone an open chart is a view of its own: the board's controls make way for it.
+  const chartView = narrow && openKey !== null;
   return (
     <div className="board-page">
-      <div className="toolbar">
+      <div className="toolbar" hidden={chartView}>
         <Lists session={session} shown={shownList} onShow={showList} notify={notify} />
         <label className="check" title={state ? "Leave your ignore-list off the board" : "Log in to keep an ignore-list"}>
           <input type="checkbox" data-testid="hide-ignored" disabled={!state} checked={state !== null && view.hideIgnored} onChange={(event) => setView({ hideIgnored: event.target.checked })} />
@@ -206,12 +214,12 @@ function Scanner({ session }: { session: Session }) {
           </span>
         </div>
       </div>
-      {narrow && (
+      {narrow && !chartView && (
         <button type="button" className="button filters-toggle" data-testid="filters-toggle" aria-expanded={filtersOpen} onClick={() => setFiltersOpen(!filtersOpen)}>
           {filtersOpen ? "Hide filters" : "Filters"}
         </button>
       )}
-      {(!narrow || filtersOpen) && <FilterBuilder ref={filters} filter={view.filter} quotes={shownQuotes} onChange={setFilter} />}
+      {(!narrow || (filtersOpen && !chartView)) && <FilterBuilder ref={filters} filter={view.filter} quotes={shownQuotes} onChange={setFilter} />}
       {offline && (
         <div className="offline-banner" role="alert" data-testid="board-offline">
           The server cannot be reached: the values are as of {board.asOfMs === null ? "the last update" : `${formatTime(board.asOfMs)} UTC`}. Reconnecting…
@@ -231,7 +239,7 @@ function Scanner({ session }: { session: Session }) {
           isIgnored={isIgnored}
           warmups={warmups}
           offline={offline}
-          emptyText={shownList ? `No symbol of “${shownList.name}” matches; star rows to add them.` : "No symbol matches this filter."}
+          emptyText={emptyList ? `“${shownList.name}” has no symbols yet: star rows of “All symbols” to add them.` : shownList ? `No symbol of “${shownList.name}” matches; star rows to add them.` : "No symbol matches this filter."}
         />
         {openKey && (
           <aside className="chart-pane">

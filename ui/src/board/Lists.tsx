@@ -1,6 +1,6 @@
 // The user's lists on the toolbar: which watchlist the board shows, making, renaming and
 // deleting watchlists, and the ignore-list, where symbols can be taken off it again.
-import { memo, useState, type FormEvent } from "react";
+import { memo, useRef, useState, type FormEvent } from "react";
 import type { Session } from "../session/SessionProvider";
 import type { Watchlist } from "../session/types";
 import { createWatchlist, deleteWatchlist, renameWatchlist, unignore } from "./lists";
@@ -20,6 +20,9 @@ export const Lists = memo(function Lists({ session, shown, onShow, notify }: Pro
   const [newName, setNewName] = useState("");
   const [rename, setRename] = useState<string | null>(null);
   const [confirming, setConfirming] = useState(false);
+  const menu = useRef<HTMLDetailsElement>(null);
+  // Done with the menu once the board shows another list.
+  const closeMenu = () => menu.current?.removeAttribute("open");
 
   const run = async (change: () => Promise<void>) => {
     if (!session.me) return notify(SIGN_IN_NOTICE);
@@ -37,6 +40,7 @@ export const Lists = memo(function Lists({ session, shown, onShow, notify }: Pro
         const list = await createWatchlist(session, name);
         setNewName("");
         onShow(list.id);
+        closeMenu();
       });
   };
   const saveName = (event: FormEvent) => {
@@ -55,6 +59,7 @@ export const Lists = memo(function Lists({ session, shown, onShow, notify }: Pro
     void run(async () => {
       await deleteWatchlist(session, shown);
       onShow(null);
+      closeMenu();
     });
   };
 
@@ -80,7 +85,7 @@ export const Lists = memo(function Lists({ session, shown, onShow, notify }: Pro
           </option>
         ))}
       </select>
-      <details className="menu" onToggle={() => setConfirming(false)}>
+      <details ref={menu} className="menu" data-testid="lists" onToggle={() => setConfirming(false)}>
         <summary className="button" data-testid="lists-menu" title={state ? "Watchlists and the ignore-list" : "Log in to keep watchlists"}>
           Lists
         </summary>

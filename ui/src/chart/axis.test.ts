@@ -23,7 +23,7 @@ test("intraday ticks give the time, the date at midnight, seconds for 1s bars", 
 });
 
 test("a few bars are shown at their spacing from the left, many as the library places them", () => {
-  assert.deepEqual(shortHistoryRange(5, 600, 6, 4), { from: -0.5, to: 99.5 });
+  assert.deepEqual(shortHistoryRange(5, 600, 6, 4), { from: -3, to: 97 });
   assert.equal(shortHistoryRange(200, 600, 6, 4), null);
 });
 

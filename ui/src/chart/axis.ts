@@ -37,15 +37,18 @@ export function crosshairLabel(seconds: number, barMs: number): string {
   return `${day} ${barMs < 60_000 ? `${time}:${two(date.getUTCSeconds())}` : time}`;
 }
 
+/** Empty bars left of a short history: room for the first bar's time label. */
+const LEFT_MARGIN_BARS = 3;
+
 /**
- * The logical range that shows `bars` bars at `spacing` px each from the left edge of a
+ * The logical range that shows `bars` bars at `spacing` px each from the left of a
  * `width` px wide chart, or null when they fill it anyway (the library's own view, the
  * latest bar at the right, is then right).
  */
 export function shortHistoryRange(bars: number, width: number, spacing: number, rightOffset: number): { from: number; to: number } | null {
   const capacity = width / spacing;
-  if (bars + rightOffset >= capacity) return null;
-  return { from: -0.5, to: capacity - 0.5 };
+  if (bars + rightOffset + LEFT_MARGIN_BARS >= capacity) return null;
+  return { from: -LEFT_MARGIN_BARS, to: capacity - LEFT_MARGIN_BARS };
 }
 
 /** Digits after the point of a decimal string, trailing zeros aside ("61807.70" -> 1). */
