@@ -52,8 +52,14 @@ class FakeFeed:
         self.requests.append(op)
         self._current, self._seq = (socket, op["id"]), 0
         keys = [f"{r['exchange']}:{r['market']}:{r['symbol']}" for r in self.rows]
-        snapshot = {"type": "snapshot", "id": op["id"], "seq": 0, "rows": self.rows,
-                    "order": keys, "as_of_ms": self.as_of_ms}  # fmt: skip
+        snapshot = {
+            "type": "snapshot",
+            "id": op["id"],
+            "seq": 0,
+            "rows": self.rows,
+            "order": keys,
+            "as_of_ms": self.as_of_ms,
+        }
         socket.send(json.dumps(snapshot))
 
     def diff(self, as_of_ms: int, **changes: dict[str, Any]) -> None:
@@ -66,11 +72,19 @@ class FakeFeed:
             fields = changes.get(row["symbol"])
             if fields:
                 row.update(fields)
-                upsert.append({"key": f"{row['exchange']}:{row['market']}:{row['symbol']}", **fields})
+                upsert.append(
+                    {"key": f"{row['exchange']}:{row['market']}:{row['symbol']}", **fields}
+                )
         self._seq += 1
         self.as_of_ms = as_of_ms
-        message = {"type": "diff", "id": sub, "seq": self._seq, "upsert": upsert, "remove": [],
-                   "as_of_ms": as_of_ms}  # fmt: skip
+        message = {
+            "type": "diff",
+            "id": sub,
+            "seq": self._seq,
+            "upsert": upsert,
+            "remove": [],
+            "as_of_ms": as_of_ms,
+        }
         socket.send(json.dumps(message))
 
     def go_down(self) -> None:

@@ -26,8 +26,17 @@ def cell(page: Page, key: str, field: str) -> str:
 
 def test_a_dash_says_how_long_until_its_window_is_covered(page: Page) -> None:
     # 100 s of 1s history: the 1m change has its value, the 5m change waits 201 s more.
-    young = RankRow("sim", "spot", "YOUNGUSDT", NOW, 2.5, change_pct_1m=0.4, trades_per_min=40.0,
-                    history_1s_from_ms=NOW - 100_000, history_1m_from_ms=NOW - 60_000)  # fmt: skip
+    young = RankRow(
+        "sim",
+        "spot",
+        "YOUNGUSDT",
+        NOW,
+        2.5,
+        change_pct_1m=0.4,
+        trades_per_min=40.0,
+        history_1s_from_ms=NOW - 100_000,
+        history_1m_from_ms=NOW - 60_000,
+    )
     # A row that says nothing of its history: its dashes stay dashes.
     mute = RankRow("sim", "spot", "MUTEUSDT", NOW, 7.0, trades_per_min=90.0)
     feed = FakeFeed(page, [young, mute], NOW)
@@ -59,13 +68,38 @@ def test_a_dash_says_how_long_until_its_window_is_covered(page: Page) -> None:
     # Once the window is covered the value takes the dash's place, and with every row warm
     # the status line stops saying so.
     day = 86_400_000
-    warm = {"change_pct_5m": -1.25, "quote_volume_24h": 5e6, "history_1s_from_ms": NOW - day,
-            "history_1m_from_ms": NOW - day}  # fmt: skip
-    filled = {f: 1.0 for f in ("change_pct_15m", "change_pct_1h", "change_pct_4h", "change_pct_24h",
-              "quote_volume_1m", "quote_volume_5m", "quote_volume_15m", "quote_volume_1h",
-              "quote_volume_4h", "rvol_1m", "rvol_5m", "rvol_15m", "rvol_1h", "volatility_1h",
-              "rsi_14", "vwap_24h", "vwap_distance_pct", "high_24h", "low_24h", "from_high_pct",
-              "from_low_pct")}  # fmt: skip
+    warm = {
+        "change_pct_5m": -1.25,
+        "quote_volume_24h": 5e6,
+        "history_1s_from_ms": NOW - day,
+        "history_1m_from_ms": NOW - day,
+    }
+    filled = {
+        f: 1.0
+        for f in (
+            "change_pct_15m",
+            "change_pct_1h",
+            "change_pct_4h",
+            "change_pct_24h",
+            "quote_volume_1m",
+            "quote_volume_5m",
+            "quote_volume_15m",
+            "quote_volume_1h",
+            "quote_volume_4h",
+            "rvol_1m",
+            "rvol_5m",
+            "rvol_15m",
+            "rvol_1h",
+            "volatility_1h",
+            "rsi_14",
+            "vwap_24h",
+            "vwap_distance_pct",
+            "high_24h",
+            "low_24h",
+            "from_high_pct",
+            "from_low_pct",
+        )
+    }
     feed.diff(NOW + 6_000, YOUNGUSDT=warm | filled, MUTEUSDT={"quote_volume_24h": 9e6})
     expect(row(page, YOUNG).get_by_test_id("cell-change_pct_5m")).to_have_text("-1.25%")
     expect(page.get_by_test_id("status-warmup")).to_have_count(0)
@@ -75,16 +109,31 @@ def test_a_dash_says_how_long_until_its_window_is_covered(page: Page) -> None:
 
 
 def test_flashes_agree_with_what_the_cell_shows(page: Page) -> None:
-    before = RankRow("sim", "spot", "FLASHUSDT", NOW, 10.0, change_pct_5m=-0.05,
-                     quote_volume_5m=1000.0, trades_per_min=10.0)  # fmt: skip
+    before = RankRow(
+        "sim",
+        "spot",
+        "FLASHUSDT",
+        NOW,
+        10.0,
+        change_pct_5m=-0.05,
+        quote_volume_5m=1000.0,
+        trades_per_min=10.0,
+    )
     feed = FakeFeed(page, [before], NOW)
     page.goto("/")
     key = "sim:spot:FLASHUSDT"
     expect(row(page, key)).to_be_visible()
 
     # The price ticks up; the 5m change rises but is still negative; volume falls, trades rise.
-    feed.diff(NOW + 1_000, FLASHUSDT={"price": 11.0, "change_pct_5m": -0.01,
-                                      "quote_volume_5m": 900.0, "trades_per_min": 12.0})  # fmt: skip
+    feed.diff(
+        NOW + 1_000,
+        FLASHUSDT={
+            "price": 11.0,
+            "change_pct_5m": -0.01,
+            "quote_volume_5m": 900.0,
+            "trades_per_min": 12.0,
+        },
+    )
     change = row(page, key).get_by_test_id("cell-change_pct_5m")
     expect(change).to_have_text("-0.01%")
     expect(change).to_have_class(re.compile(r"\bdown\b"))
@@ -115,9 +164,7 @@ def test_the_board_dims_and_says_so_when_the_server_is_gone(page: Page) -> None:
     expect(page.get_by_test_id("board-offline")).to_contain_text("cannot be reached")
     expect(board).to_have_attribute("data-offline", "true")
     expect(page.get_by_test_id("status-connection")).to_have_text("offline")
-    opacity = page.evaluate(
-        "() => getComputedStyle(document.querySelector('.board-body')).opacity"
-    )
+    opacity = page.evaluate("() => getComputedStyle(document.querySelector('.board-body')).opacity")
     assert float(opacity) < 0.5, opacity
     save_screenshot("board-offline.png", page)
 

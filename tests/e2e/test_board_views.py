@@ -37,8 +37,13 @@ def test_the_filter_and_sort_travel_in_the_link(new_page: Callable[[], Page]) ->
     assert shared is not None, here.url
     assert shared["sort"] == "price"
     assert shared["conditions"] == [
-        {"metric": "price", "window": None, "op": ">", "value": float(f"{threshold:.10g}"),
-         "value2": None}  # fmt: skip
+        {
+            "metric": "price",
+            "window": None,
+            "op": ">",
+            "value": float(f"{threshold:.10g}"),
+            "value2": None,
+        }
     ]
 
     there = new_page()  # another browser: nothing stored, only the link
@@ -71,7 +76,8 @@ def test_a_phone_shows_the_board_then_the_chart_as_its_own_view(
     row(page, key).dblclick()
     chart = page.get_by_test_id("chart")
     expect(chart).to_be_visible()
-    expect(page.get_by_test_id("board")).to_be_hidden()  # the chart does not cover it: it replaces it
+    # The chart does not cover the board: it replaces it.
+    expect(page.get_by_test_id("board")).to_be_hidden()
     back = page.get_by_test_id("chart-back")
     expect(back).to_be_in_viewport(ratio=1)
     expect(page.get_by_test_id("chart-interval-1d")).to_be_in_viewport(ratio=1)
