@@ -19,7 +19,7 @@ from api.routes.me_state import LIST_PARAMS_DOC, board_filter
 from api.services.filter_eval import compile_filter
 from api.services.filter_sql import history_rows, history_sql, parse_at
 from api.services.filters import MAX_LIMIT, SORT_COLUMNS, ScanFilter
-from schemas.ranks import RankRow
+from schemas.ranks import METRIC_WARMUP, METRICS, RankRow, Resolution
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,57 @@ class ScanResponse(BaseModel):
     rows: list[dict[str, Any]] = Field(
         description="RankRow columns (schemas.ranks.RankRow) plus `base_asset` and "
         "`quote_asset` (null when the symbol's metadata is unknown)."
+    )
+
+
+class Warmup(BaseModel):
+    """How much unbroken candle history a metric reads before it has a value."""
+
+    resolution: Resolution = Field(
+        description="The candles it reads: `1s` or `1m`; a row's `history_<resolution>_from_ms` "
+        "is where its unbroken history of them begins."
+    )
+    history_ms: int = Field(description="How much of that history it needs, ms.")
+
+
+class ScanColumn(BaseModel):
+    """One metric column of the board."""
+
+    name: str = Field(description="The RankRow field, also the `sort` and filter column.")
+    warmup: Warmup | None = Field(
+        description="Null for a metric that needs no history (`price`) or comes from book "
+        "tickers (`bid`, `ask`, `spread_bps`)."
+    )
+
+
+class ScanColumnsResponse(BaseModel):
+    """The board's metric columns, in display order, and when each fills."""
+
+    columns: list[ScanColumn]
+
+
+@router.get(
+    "/scan/columns",
+    response_model=ScanColumnsResponse,
+    summary="The board's metric columns and the history each needs",
+    description="Every metric column of `GET /api/v1/scan`, in display order. A row's metric is "
+    "null until its symbol has `history_ms` of unbroken `resolution` candles: with the row's "
+    "`history_1s_from_ms` / `history_1m_from_ms` this says when a null metric will have a "
+    "value (at `history_<resolution>_from_ms + history_ms`, exchange time), so a board can "
+    "show how long until then. A null history field means the row will not say.",
+)
+async def scan_columns() -> ScanColumnsResponse:
+    """The metric columns with their warm-up (the same for every caller)."""
+    return ScanColumnsResponse(
+        columns=[
+            ScanColumn(
+                name=name,
+                warmup=Warmup(resolution=need[0], history_ms=need[1])
+                if (need := METRIC_WARMUP.get(name))
+                else None,
+            )
+            for name in METRICS
+        ]
     )
 
 

@@ -101,3 +101,15 @@ def test_openapi_documents_the_filter_parameters_with_examples() -> None:
     assert [p["name"] for p in operation["parameters"]] == ["at"]
     schema = client().get("/openapi.json").json()["components"]["schemas"]["ScanFilter"]
     assert "change_pct_5m" in schema["properties"]["sort"]["enum"]
+
+
+def test_columns_say_how_much_history_each_metric_needs() -> None:
+    response = client(live=False).get("/api/v1/scan/columns")
+    assert response.status_code == 200
+    columns = {c["name"]: c["warmup"] for c in response.json()["columns"]}
+    assert list(columns)[:2] == ["price", "change_pct_1m"]
+    assert columns["price"] is None and columns["spread_bps"] is None
+    assert columns["change_pct_5m"] == {"resolution": "1s", "history_ms": 301_000}
+    assert columns["quote_volume_24h"] == {"resolution": "1m", "history_ms": 86_400_000}
+    assert columns["trades_per_min"] == {"resolution": "1s", "history_ms": 60_000}
+    assert "history_1s_from_ms" not in columns

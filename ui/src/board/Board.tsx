@@ -5,6 +5,7 @@ import type { RankRow, SortOrder } from "../session/types";
 import { BoardRow, type RowActions } from "./BoardRow";
 import { gridTemplate, type Column } from "./columns";
 import type { BoardData } from "./useBoard";
+import type { Warmups } from "./warmup";
 
 const ROW_HEIGHT = 24;
 const HEADER_HEIGHT = 28;
@@ -34,6 +35,10 @@ interface Props {
   isIgnored(row: RankRow): boolean;
   /** What an empty board says (no match, an empty watchlist). */
   emptyText: string;
+  /** Each metric's history need: dashes still waiting for it count down. */
+  warmups: Warmups;
+  /** The live connection is down: the values shown are as of its last update. */
+  offline: boolean;
 }
 
 const Header = memo(function Header({ field, label, title, sort, order, onSort, numeric }: {
@@ -71,7 +76,7 @@ function keepFocus(event: MouseEvent) {
   if (event.target instanceof Element && event.target.closest("button")) event.preventDefault();
 }
 
-export function Board({ board, columns, sort, order, onSort, selectedKey, openKey, actions, isWatched, isIgnored, emptyText }: Props) {
+export function Board({ board, columns, sort, order, onSort, selectedKey, openKey, actions, isWatched, isIgnored, emptyText, warmups, offline }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({
     count: board.order.length,
@@ -115,8 +120,9 @@ export function Board({ board, columns, sort, order, onSort, selectedKey, openKe
   return (
     <div
       ref={scroller}
-      className="board"
+      className={`board${offline ? " offline" : ""}`}
       data-testid="board"
+      data-offline={offline || undefined}
       role="grid"
       aria-rowcount={board.order.length}
       aria-busy={!board.ready}
@@ -150,6 +156,10 @@ export function Board({ board, columns, sort, order, onSort, selectedKey, openKe
               watched={isWatched(row)}
               ignored={isIgnored(row)}
               actions={actions}
+              warmups={warmups}
+              // Only rows that say where their history begins count down: the others
+              // need no re-render when the board's time moves on.
+              nowMs={row.history_1s_from_ms == null && row.history_1m_from_ms == null ? null : asOf}
             />
           );
         })}

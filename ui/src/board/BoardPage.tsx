@@ -1,7 +1,10 @@
 // The board page: toolbar, filter builder, the live grid and, when a row is opened, its chart.
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ChartPanel } from "../chart/ChartPanel";
+import { useConnectionState } from "../live/useConnection";
+import { navigate } from "../router";
 import { useSession, type Session } from "../session/SessionProvider";
+import { publishWarmup } from "../status/boardStatus";
 import type { Preset, RankRow, ScanFilter } from "../session/types";
 import { Board } from "./Board";
 import type { RowActions } from "./BoardRow";
@@ -10,11 +13,16 @@ import { visibleColumns } from "./columns";
 import { FilterBuilder } from "./FilterBuilder";
 import { formatTime } from "./format";
 import { entryFor, targetWatchlist, toggleIgnore, toggleWatch } from "./lists";
+import { Lists } from "./Lists";
 import { NoticeToast, noticeOf, SIGN_IN_NOTICE, useNotice } from "./notice";
 import { Presets } from "./Presets";
 import { useQuotes } from "./quotes";
-import { useBoard, type BoardRequest } from "./useBoard";
-import { useBoardView } from "./useView";
+import { useBoard, type BoardData, type BoardRequest } from "./useBoard";
+import { useNarrow } from "./useNarrow";
+import { searchWithFilter } from "./urlView";
+import { BOARD_LIMIT, useBoardView } from "./useView";
+import { useWarmups } from "./useWarmups";
+import { defaultSort, isComplete, summarise } from "./warmup";
 import "./board.css";
 
 const PAGE_ROWS = 20;
@@ -28,6 +36,9 @@ const MOVES: Record<string, (index: number, count: number) => number> = {
   Home: () => 0,
   End: (_, count) => count - 1,
 };
+
+/** Whether the last board this browser saw was warm: the first request's default sort. */
+const WARM_KEY = "tickscan.board.warm";
 
 const typing = (target: EventTarget | null) =>
   target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName));
@@ -49,29 +60,66 @@ function Scanner({ session }: { session: Session }) {
   const columns = useMemo(() => visibleColumns(view.columns), [view.columns]);
   const state = session.state;
 
+  const narrow = useNarrow();
+  const [filtersOpen, setFiltersOpen] = useState(false);
+  const connection = useConnectionState(session.live);
+  const warmups = useWarmups();
+  const [warm, setWarm] = useState(() => window.localStorage.getItem(WARM_KEY) === "1");
+  // A sort the user chose is theirs; otherwise the board's own (warmup.ts defaultSort).
+  const sort = view.filter.sort ?? defaultSort(warm);
+  const order = view.filter.order ?? "desc";
+  const sortedFilter = useMemo(() => ({ ...view.filter, sort, order }), [view.filter, sort, order]);
+
   const shownList = state?.watchlists.find((list) => list.id === view.watchlist) ?? null;
+  // An empty watchlist is an empty board (to the server, an empty list would be all symbols).
+  const emptyList = shownList !== null && shownList.symbols.length === 0;
   const request = useMemo<BoardRequest>(
     () => ({
-      filter: view.filter,
-      watchlist: shownList?.id,
+      filter: sortedFilter,
+      watchlist: emptyList ? undefined : shownList?.id,
       ignored: state && view.hideIgnored ? "mine" : undefined,
     }),
-    [view.filter, shownList?.id, state, view.hideIgnored],
+    [sortedFilter, shownList?.id, emptyList, state, view.hideIgnored],
   );
   // The server reads the lists when a filter arrives: their changes must resend it.
   const revision = JSON.stringify([shownList?.symbols ?? null, request.ignored ? state?.ignored : null]);
-  const board = useBoard(session.live, request, revision);
+  const live = useBoard(session.live, request, revision);
+  const board = useMemo<BoardData>(
+    () => (emptyList ? { ...live, rows: new Map(), flashes: new Map(), order: [], ready: true, error: null } : live),
+    [emptyList, live],
+  );
+
+  const summary = useMemo(
+    () => (board.ready && board.asOfMs !== null ? summarise(board.rows.values(), warmups, board.asOfMs) : null),
+    // A new board object per update: its rows map is changed in place.
+    [board, warmups],
+  );
+  useEffect(() => {
+    if (summary === null || summary.rows === 0) return;
+    const complete = isComplete(summary);
+    setWarm(complete);
+    window.localStorage.setItem(WARM_KEY, complete ? "1" : "0");
+  }, [summary]);
+  useEffect(() => {
+    publishWarmup(summary && board.asOfMs !== null ? { summary, nowMs: board.asOfMs } : null);
+  }, [summary, board.asOfMs]);
+  useEffect(() => () => publishWarmup(null), []);
+
+  // The filter and sort in the URL: a board shared as a link opens the same.
+  useEffect(() => {
+    const search = searchWithFilter(window.location.search, view.filter, BOARD_LIMIT);
+    navigate(window.location.pathname + search, { replace: true });
+  }, [view.filter]);
 
   const setFilter = useCallback((filter: ScanFilter) => setView({ filter, preset: null }), [setView]);
   const applyPreset = useCallback((preset: Preset) => setView({ filter: preset.filter, preset: preset.id }), [setView]);
-  const sort = view.filter.sort ?? "change_pct_24h";
-  const order = view.filter.order ?? "desc";
   // A new sort keeps the preset: preferences keep the sort beside it, and restore both.
   const onSort = useCallback(
     (field: string) =>
       setView({ filter: { ...view.filter, sort: field, order: field === sort ? (order === "desc" ? "asc" : "desc") : field === "symbol" ? "asc" : "desc" } }),
     [setView, view.filter, sort, order],
   );
+  const showList = useCallback((id: number | null) => setView({ watchlist: id }), [setView]);
   const columnFields = useMemo(() => columns.map((column) => column.field), [columns]);
   const setColumns = useCallback((fields: string[]) => setView({ columns: fields }), [setView]);
 
@@ -100,6 +148,8 @@ function Scanner({ session }: { session: Session }) {
       ignore: (key) => run(key, (current, row) => toggleIgnore(current, row)),
     };
   }, [notify]);
+
+  const closeChart = useCallback(() => setOpenKey(null), []);
 
   const keys = useRef({ order: board.order, selectedKey });
   keys.current = { order: board.order, selectedKey };
@@ -131,29 +181,19 @@ function Scanner({ session }: { session: Session }) {
   }, []);
 
   const delay = session.entitlements?.delay_s ?? 0;
+  // Once the board has shown rows, a lost connection leaves them as they were: say so.
+  const offline = connection !== "open" && board.asOfMs !== null;
   const selectedQuotes = view.filter.quotes;
   const shownQuotes = useMemo(
     () => [...quotes, ...(selectedQuotes ?? []).filter((quote) => !quotes.includes(quote))],
     [quotes, selectedQuotes],
   );
+  // On a phone an open chart is a view of its own: the board's controls make way for it.
+  const chartView = narrow && openKey !== null;
   return (
     <div className="board-page">
-      <div className="toolbar">
-        <select
-          aria-label="Watchlist"
-          data-testid="watchlist-select"
-          value={shownList?.id ?? ""}
-          disabled={!state}
-          title={state ? "Show one watchlist" : "Log in to keep watchlists"}
-          onChange={(event) => setView({ watchlist: event.target.value ? Number(event.target.value) : null })}
-        >
-          <option value="">All symbols</option>
-          {state?.watchlists.map((list) => (
-            <option key={list.id} value={list.id}>
-              ★ {list.name} ({list.symbols.length})
-            </option>
-          ))}
-        </select>
+      <div className="toolbar" hidden={chartView}>
+        <Lists session={session} shown={shownList} onShow={showList} notify={notify} />
         <label className="check" title={state ? "Leave your ignore-list off the board" : "Log in to keep an ignore-list"}>
           <input type="checkbox" data-testid="hide-ignored" disabled={!state} checked={state !== null && view.hideIgnored} onChange={(event) => setView({ hideIgnored: event.target.checked })} />
           Hide ignored
@@ -174,8 +214,18 @@ function Scanner({ session }: { session: Session }) {
           </span>
         </div>
       </div>
-      <FilterBuilder ref={filters} filter={view.filter} quotes={shownQuotes} onChange={setFilter} />
-      <div className={`split${openKey ? " with-chart" : ""}`}>
+      {narrow && !chartView && (
+        <button type="button" className="button filters-toggle" data-testid="filters-toggle" aria-expanded={filtersOpen} onClick={() => setFiltersOpen(!filtersOpen)}>
+          {filtersOpen ? "Hide filters" : "Filters"}
+        </button>
+      )}
+      {(!narrow || (filtersOpen && !chartView)) && <FilterBuilder ref={filters} filter={view.filter} quotes={shownQuotes} onChange={setFilter} />}
+      {offline && (
+        <div className="offline-banner" role="alert" data-testid="board-offline">
+          The server cannot be reached: the values are as of {board.asOfMs === null ? "the last update" : `${formatTime(board.asOfMs)} UTC`}. Reconnecting…
+        </div>
+      )}
+      <div className={`split${openKey ? " with-chart" : ""}${narrow ? " narrow" : ""}`}>
         <Board
           board={board}
           columns={columns}
@@ -187,11 +237,13 @@ function Scanner({ session }: { session: Session }) {
           actions={actions}
           isWatched={isWatched}
           isIgnored={isIgnored}
-          emptyText={shownList ? `No symbol of “${shownList.name}” matches; star rows to add them.` : "No symbol matches this filter."}
+          warmups={warmups}
+          offline={offline}
+          emptyText={emptyList ? `“${shownList.name}” has no symbols yet: star rows of “All symbols” to add them.` : shownList ? `No symbol of “${shownList.name}” matches; star rows to add them.` : "No symbol matches this filter."}
         />
         {openKey && (
           <aside className="chart-pane">
-            <ChartPanel key={openKey} symbolKey={openKey} onClose={() => setOpenKey(null)} />
+            <ChartPanel key={openKey} symbolKey={openKey} onClose={closeChart} asView={narrow} />
           </aside>
         )}
       </div>

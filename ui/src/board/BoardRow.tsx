@@ -1,20 +1,29 @@
 // One row of the board; each cell re-renders only when its value or its flash changes.
 import { memo, type MouseEvent } from "react";
 import type { RankRow } from "../session/types";
-import type { Column } from "./columns";
+import { cellFlash, tone, type Column } from "./columns";
 import type { Flashes } from "./useBoard";
+import { formatWait, waitMs, type Warmups } from "./warmup";
 
 /**
  * A metric cell. `flash` is the way its value moved in the latest update; the board
  * shows and fades every flash of an update at once (see Board), so a cell needs no
  * animation of its own: starting a CSS animation per changed cell cost more than all
- * the rest of an update.
+ * the rest of an update. `wait` (ms, whole seconds) is how long until a dash has a value.
  */
-const Cell = memo(function Cell({ column, value, flash }: { column: Column; value: number | null; flash: "up" | "down" | undefined }) {
-  // By the digits shown: a -0.001% that reads 0.00% is not painted red.
-  const tone = column.signed && value !== null && Math.abs(value) >= 0.005 ? (value > 0 ? " up" : " down") : "";
+const Cell = memo(function Cell({ column, value, flash, wait }: { column: Column; value: number | null; flash: "up" | "down" | undefined; wait: number | null }) {
+  const sign = column.signed ? tone(value) : null;
+  const flashed = cellFlash(column.flash, flash, value);
+  if (wait !== null) {
+    const left = formatWait(wait);
+    return (
+      <div role="gridcell" className="cell num warming" data-testid={`cell-${column.field}`} data-wait-ms={wait} title={`${column.title}: a value in ${left}, once the history it needs has been seen`}>
+        in {left}
+      </div>
+    );
+  }
   return (
-    <div role="gridcell" className={`cell num${tone}${flash ? ` flash-${flash}` : ""}`} data-testid={`cell-${column.field}`}>
+    <div role="gridcell" className={`cell num${sign ? ` ${sign}` : ""}${flashed ? ` flash-${flashed}` : ""}`} data-testid={`cell-${column.field}`}>
       {column.format(value)}
     </div>
   );
@@ -40,6 +49,17 @@ interface Props {
   watched: boolean;
   ignored: boolean;
   actions: RowActions;
+  /** Each metric's history need, to count down the dashes still waiting for it. */
+  warmups: Warmups;
+  /** The board's exchange time, the countdowns' now. */
+  nowMs: number | null;
+}
+
+/** The whole seconds until `field` fills, or null (a value, or a dash that will not fill). */
+function waitOf(row: RankRow, field: string, warmups: Warmups, nowMs: number | null): number | null {
+  if (nowMs === null || warmups.size === 0) return null;
+  const wait = waitMs(row, field, warmups, nowMs);
+  return wait === null ? null : Math.ceil(wait / 1000) * 1000;
 }
 
 /** Buttons in a row must not also select it (the row's click) or open it (double-click). */
@@ -97,7 +117,7 @@ const RowButtons = memo(function RowButtons({ rowKey, symbol, watched, ignored, 
   );
 });
 
-export const BoardRow = memo(function BoardRow({ rowKey, row, flashes, columns, top, selected, open, stale, watched, ignored, actions }: Props) {
+export const BoardRow = memo(function BoardRow({ rowKey, row, flashes, columns, top, selected, open, stale, watched, ignored, actions, warmups, nowMs }: Props) {
   const classes = ["board-row", selected && "selected", open && "open", stale && "stale", ignored && "ignored"];
   return (
     <div
@@ -113,7 +133,7 @@ export const BoardRow = memo(function BoardRow({ rowKey, row, flashes, columns, 
     >
       <Identity rowKey={rowKey} symbol={row.symbol} market={row.market} newHigh={row.new_high} newLow={row.new_low} stale={stale} />
       {columns.map((column) => (
-        <Cell key={column.field} column={column} value={row[column.field]} flash={flashes?.[column.field]} />
+        <Cell key={column.field} column={column} value={row[column.field]} flash={flashes?.[column.field]} wait={waitOf(row, column.field, warmups, nowMs)} />
       ))}
       <RowButtons rowKey={rowKey} symbol={row.symbol} watched={watched} ignored={ignored} actions={actions} />
     </div>

@@ -16,7 +16,15 @@ export interface Column {
   format(value: number | null): string;
   /** Coloured green/red by sign (changes and distances), not only flashed. */
   signed?: boolean;
+  /**
+   * How a change flashes: `tick` green up / red down (prices), `sign` in the colour of the
+   * new value's sign (a red -0.01% never flashes green), `neutral` without a direction
+   * (more volume or trades is not bullish).
+   */
+  flash: FlashKind;
 }
+
+export type FlashKind = "tick" | "sign" | "neutral";
 
 const pct = (field: NumericField, label: string, title: string): Column => ({
   field,
@@ -25,6 +33,7 @@ const pct = (field: NumericField, label: string, title: string): Column => ({
   width: 76,
   format: formatPct,
   signed: true,
+  flash: "sign",
 });
 const volume = (field: NumericField, label: string, title: string): Column => ({
   field,
@@ -32,6 +41,7 @@ const volume = (field: NumericField, label: string, title: string): Column => ({
   title,
   width: 80,
   format: formatVolume,
+  flash: "neutral",
 });
 const rvol = (field: NumericField, label: string, title: string): Column => ({
   field,
@@ -39,11 +49,12 @@ const rvol = (field: NumericField, label: string, title: string): Column => ({
   title,
   width: 64,
   format: formatFixed(2, "×"),
+  flash: "neutral",
 });
 
 /** Every metric column the board can show, in display order. */
 export const COLUMNS: Column[] = [
-  { field: "price", label: "Price", title: "Close of the latest 1s candle", width: 104, format: formatPrice },
+  { field: "price", label: "Price", title: "Close of the latest 1s candle", width: 104, format: formatPrice, flash: "tick" },
   pct("change_pct_1m", "1m %", "Price change over 1 minute"),
   pct("change_pct_5m", "5m %", "Price change over 5 minutes"),
   pct("change_pct_15m", "15m %", "Price change over 15 minutes"),
@@ -60,18 +71,18 @@ export const COLUMNS: Column[] = [
   rvol("rvol_5m", "RVol 5m", "Relative volume: the forming 5m bar over the average of the previous 10"),
   rvol("rvol_15m", "RVol 15m", "Relative volume: the forming 15m bar over the average of the previous 10"),
   rvol("rvol_1h", "RVol 1h", "Relative volume: the forming 1h bar over the average of the previous 10"),
-  { field: "rsi_14", label: "RSI", title: "RSI(14) of closed 1m candles", width: 52, format: formatFixed(1) },
-  { field: "volatility_1h", label: "Vola 1h", title: "Std. deviation of the last 60 one-minute log returns, %", width: 64, format: formatFixed(2, "%") },
-  { field: "vwap_24h", label: "VWAP 24h", title: "24h volume-weighted average price", width: 104, format: formatPrice },
+  { field: "rsi_14", label: "RSI", title: "RSI(14) of closed 1m candles", width: 52, format: formatFixed(1), flash: "tick" },
+  { field: "volatility_1h", label: "Vola 1h", title: "Std. deviation of the last 60 one-minute log returns, %", width: 64, format: formatFixed(2, "%"), flash: "neutral" },
+  { field: "vwap_24h", label: "VWAP 24h", title: "24h volume-weighted average price", width: 104, format: formatPrice, flash: "tick" },
   pct("vwap_distance_pct", "VWAP dist", "Distance of the price from the 24h VWAP"),
-  { field: "high_24h", label: "High 24h", title: "24h high", width: 104, format: formatPrice },
-  { field: "low_24h", label: "Low 24h", title: "24h low", width: 104, format: formatPrice },
+  { field: "high_24h", label: "High 24h", title: "24h high", width: 104, format: formatPrice, flash: "tick" },
+  { field: "low_24h", label: "Low 24h", title: "24h low", width: 104, format: formatPrice, flash: "tick" },
   pct("from_high_pct", "From high", "Percent below the 24h high"),
   pct("from_low_pct", "From low", "Percent above the 24h low"),
-  { field: "trades_per_min", label: "Trades/m", title: "Exchange trades over the last 60 s", width: 70, format: formatFixed(0) },
-  { field: "bid", label: "Bid", title: "Best bid", width: 104, format: formatPrice },
-  { field: "ask", label: "Ask", title: "Best ask", width: 104, format: formatPrice },
-  { field: "spread_bps", label: "Spread", title: "(ask - bid) / mid, basis points", width: 62, format: formatFixed(1, " bp") },
+  { field: "trades_per_min", label: "Trades/m", title: "Exchange trades over the last 60 s", width: 70, format: formatFixed(0), flash: "neutral" },
+  { field: "bid", label: "Bid", title: "Best bid", width: 104, format: formatPrice, flash: "tick" },
+  { field: "ask", label: "Ask", title: "Best ask", width: 104, format: formatPrice, flash: "tick" },
+  { field: "spread_bps", label: "Spread", title: "(ask - bid) / mid, basis points", width: 62, format: formatFixed(1, " bp"), flash: "neutral" },
 ];
 
 export const COLUMN_BY_FIELD = new Map<string, Column>(COLUMNS.map((column) => [column.field, column]));
@@ -110,4 +121,18 @@ export function gridTemplate(columns: Column[]): string {
   return [SYMBOL_WIDTH, MARKET_WIDTH, ...columns.map((column) => column.width), ACTIONS_WIDTH]
     .map((width) => `${width}px`)
     .join(" ");
+}
+
+/** The sign a signed cell is coloured by: by the digits shown, a -0.001% that reads 0.00% is neither. */
+export function tone(value: number | null): "up" | "down" | null {
+  if (value === null || Math.abs(value) < 0.005) return null;
+  return value > 0 ? "up" : "down";
+}
+
+/** The flash of a cell the latest update moved (`moved`: which way), by its column's kind. */
+export function cellFlash(kind: FlashKind, moved: "up" | "down" | undefined, value: number | null): "up" | "down" | "neutral" | null {
+  if (!moved) return null;
+  if (kind === "tick") return moved;
+  if (kind === "sign") return tone(value) ?? "neutral";
+  return "neutral";
 }

@@ -45,3 +45,30 @@ export async function toggleIgnore(session: Session, row: RankRow): Promise<void
   const saved = await api<{ symbols: string[] }>("/api/v1/me/ignored", { method: "PUT", body: { symbols } });
   session.apply({ kind: "ignored", ignored: saved });
 }
+
+const WATCHLISTS = "/api/v1/me/watchlists";
+
+/** A new, empty watchlist. Throws ApiError (a taken name, the plan's limit). */
+export async function createWatchlist(session: Session, name: string): Promise<Watchlist> {
+  const saved = await api<Watchlist>(WATCHLISTS, { method: "POST", body: { name, symbols: [] } });
+  session.apply({ kind: "watchlist", watchlist: saved });
+  return saved;
+}
+
+/** The list under a new name, its symbols kept. Throws ApiError. */
+export async function renameWatchlist(session: Session, list: Watchlist, name: string): Promise<void> {
+  const saved = await api<Watchlist>(`${WATCHLISTS}/${list.id}`, { method: "PUT", body: { name, symbols: list.symbols } });
+  session.apply({ kind: "watchlist", watchlist: saved });
+}
+
+export async function deleteWatchlist(session: Session, list: Watchlist): Promise<void> {
+  await api(`${WATCHLISTS}/${list.id}`, { method: "DELETE" });
+  session.apply({ kind: "watchlist", deleted: list.id });
+}
+
+/** Take one entry (a key or a bare symbol) off the ignore-list. Throws ApiError. */
+export async function unignore(session: Session, entry: string): Promise<void> {
+  const symbols = (session.state?.ignored ?? []).filter((item) => item !== entry);
+  const saved = await api<{ symbols: string[] }>("/api/v1/me/ignored", { method: "PUT", body: { symbols } });
+  session.apply({ kind: "ignored", ignored: saved });
+}

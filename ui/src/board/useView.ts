@@ -4,10 +4,14 @@ import { api } from "../api/client";
 import type { Session } from "../session/SessionProvider";
 import type { Preferences, ScanFilter } from "../session/types";
 import { COLUMN_BY_FIELD, DEFAULT_COLUMNS } from "./columns";
+import { filterFromSearch } from "./urlView";
 
 export interface BoardView {
   columns: string[];
-  /** The whole filter, sort, order and limit included: what the subscription sends. */
+  /**
+   * The whole filter, order and limit included: what the subscription sends. Without a
+   * `sort` the board picks one (see warmup.ts defaultSort).
+   */
   filter: ScanFilter;
   /** Show only this watchlist of the user's. */
   watchlist: number | null;
@@ -22,7 +26,7 @@ export const BOARD_LIMIT = 5000;
 
 const DEFAULT_VIEW: BoardView = {
   columns: DEFAULT_COLUMNS,
-  filter: { sort: "quote_volume_24h", order: "desc", limit: BOARD_LIMIT },
+  filter: { limit: BOARD_LIMIT },
   watchlist: null,
   hideIgnored: true,
   preset: null,
@@ -57,9 +61,15 @@ const sortable = (field: string | undefined) => field === "symbol" || (field !==
 /**
  * The view to start with. The browser keeps the whole view (per user); a signed-in user's
  * preferences hold it too (columns, filter, sort, watchlist, preset) and win, so the view
- * follows the user to another browser.
+ * follows the user to another browser; a link's filter (`?filter=`) wins over both.
  */
 function initialView(session: Session): BoardView {
+  const view = storedView(session);
+  const linked = filterFromSearch(window.location.search);
+  return linked ? { ...view, filter: { ...linked, limit: linked.limit ?? BOARD_LIMIT }, preset: null } : view;
+}
+
+function storedView(session: Session): BoardView {
   const local = readLocal(storageKey(session));
   const view = local ?? DEFAULT_VIEW;
   const state = session.state;
@@ -69,10 +79,13 @@ function initialView(session: Session): BoardView {
   const metrics = prefs.columns.filter((field) => COLUMN_BY_FIELD.has(field));
   const saved = prefs.filter ?? (preset ? preset.filter : null);
   const filter = saved ? { ...saved, limit: saved.limit ?? BOARD_LIMIT } : view.filter;
+  // A saved filter holds the sort the user chose, or none (the board's default); the
+  // separate sort field is only the fallback for a preset without one.
+  const sorted = prefs.filter === null && !filter.sort && sortable(prefs.sort);
   return {
     ...view,
     columns: metrics.length > 0 ? metrics : view.columns,
-    filter: sortable(prefs.sort) ? { ...filter, sort: prefs.sort, order: prefs.order } : filter,
+    filter: sorted ? { ...filter, sort: prefs.sort, order: prefs.order } : filter,
     watchlist: state.watchlists.some((list) => list.id === prefs.watchlist) ? prefs.watchlist : null,
     preset: preset?.id ?? null,
     hideIgnored: prefs.hide_ignored,

@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from "react";
 import { Locked } from "../account/Locked";
 import { useSession } from "../session/SessionProvider";
 import { formatPct, formatVolume } from "../board/format";
+import { fixed } from "./axis";
 import { changePct, INTERVALS, parseKey, type Candle, type Interval } from "./candles";
 import { ChartView } from "./chartView";
 import { useCandles, type CandlesStatus } from "./useCandles";
@@ -24,17 +25,17 @@ function direction(candle: Candle | undefined): string {
   return Number(candle.close) >= Number(candle.open) ? "up" : "down";
 }
 
-function Legend({ candle, revised }: { candle: Candle | undefined; revised: boolean }) {
-  if (!candle) return <div className="chart-legend" />;
+function Legend({ candle, revised, precision }: { candle: Candle | undefined; revised: boolean; precision: number }) {
+  if (!candle) return <div className="chart-legend" data-testid="chart-legend" />;
   const fields: [string, string][] = [
-    ["O", candle.open],
-    ["H", candle.high],
-    ["L", candle.low],
-    ["C", candle.close],
+    ["O", fixed(candle.open, precision)],
+    ["H", fixed(candle.high, precision)],
+    ["L", fixed(candle.low, precision)],
+    ["C", fixed(candle.close, precision)],
     ["Vol", formatVolume(Number(candle.quote_volume))],
   ];
   return (
-    <div className={`chart-legend ${direction(candle)}`}>
+    <div className={`chart-legend ${direction(candle)}`} data-testid="chart-legend">
       <time className="chart-legend-time" dateTime={new Date(candle.open_time).toISOString()}>
         {new Date(candle.open_time).toISOString().slice(0, 19).replace("T", " ")} UTC
       </time>
@@ -81,8 +82,9 @@ function Overlay({ status, symbol, hasBars, onRetry }: OverlayProps) {
 /**
  * The chart of `symbolKey` (`exchange:market:symbol`); the board stays live beside it.
  * One chart per symbol and interval: changing either removes it and starts a new one.
+ * `asView`: on a narrow screen the chart is a view of its own, left by a back button.
  */
-export function ChartPanel({ symbolKey, onClose }: { symbolKey: string; onClose(): void }) {
+export function ChartPanel({ symbolKey, onClose, asView = false }: { symbolKey: string; onClose(): void; asView?: boolean }) {
   const { live, has } = useSession();
   const [chosen, setChosen] = useState<Interval>("1m");
   // A plan without 1s candles (say, after logging out) falls back to 1m.
@@ -118,10 +120,16 @@ export function ChartPanel({ symbolKey, onClose }: { symbolKey: string; onClose(
 
   const { exchange, market, symbol } = parseKey(symbolKey);
   const shown = hover ?? last;
+  const precision = view?.precision ?? 2;
 
   return (
     <section className="chart-panel" data-testid="chart" aria-label={`${symbol} chart`}>
       <header className="chart-header">
+        {asView && (
+          <button type="button" className="chart-back" data-testid="chart-back" onClick={onClose} aria-label="Back to the board (Esc)">
+            ‹ Board
+          </button>
+        )}
         <h2 className="chart-symbol">
           {symbol}
           <span className="chart-market">
@@ -152,14 +160,16 @@ export function ChartPanel({ symbolKey, onClose }: { symbolKey: string; onClose(
           })}
         </div>
         <span className={`chart-last ${direction(last)}`} data-testid="chart-last-close" aria-live="off">
-          {last?.close ?? ""}
+          {last ? fixed(last.close, precision) : ""}
         </span>
-        <button type="button" className="chart-close" data-testid="chart-close" onClick={onClose} aria-label="Close chart (Esc)">
-          ×
-        </button>
+        {!asView && (
+          <button type="button" className="chart-close" data-testid="chart-close" onClick={onClose} aria-label="Close chart (Esc)">
+            ×
+          </button>
+        )}
       </header>
       <div className="chart-subheader">
-        <Legend candle={shown} revised={!!shown && !!view?.book.isRevised(shown.open_time)} />
+        <Legend candle={shown} revised={!!shown && !!view?.book.isRevised(shown.open_time)} precision={precision} />
         <div className="chart-signals">
           {signalsEnabled ? (
             signalsError && <span className="chart-signals-error">Signals: {signalsError}</span>

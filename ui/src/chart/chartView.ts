@@ -19,8 +19,9 @@ import {
   type Time,
   type UTCTimestamp,
 } from "lightweight-charts";
+import { crosshairLabel, decimalsOf, shortHistoryRange, tickLabel } from "./axis";
 import { CandleBook, type Placement } from "./candleBook";
-import { barTimeOf, pricePrecision, type Candle, type Interval, type Signal } from "./candles";
+import { barTimeOf, INTERVAL_MS, pricePrecision, type Candle, type Interval, type Signal } from "./candles";
 
 const UP = "#26a69a";
 const DOWN = "#ef5350";
@@ -58,6 +59,7 @@ export class ChartView {
   private readonly volume: ISeriesApi<"Histogram">;
   private readonly markers: ISeriesMarkersPluginApi<Time>;
   private readonly signals = new Map<string, Signal>();
+  private digits = 2;
 
   /**
    * A chart is made for one symbol and interval (and removed when either changes), so
@@ -82,12 +84,14 @@ export class ChartView {
       },
       grid: { vertLines: { color: GRID }, horzLines: { color: GRID } },
       crosshair: { mode: CrosshairMode.Normal },
+      localization: { timeFormatter: (time: Time) => crosshairLabel(time as number, INTERVAL_MS[interval]) },
       rightPriceScale: { borderColor: AXIS, scaleMargins: { top: 0.08, bottom: 0.28 } },
       timeScale: {
         borderColor: AXIS,
         timeVisible: interval !== "1d",
         secondsVisible: interval === "1s",
         rightOffset: 4,
+        tickMarkFormatter: (time: Time, type: number) => tickLabel(time as number, type, INTERVAL_MS[interval]),
       },
     });
     this.candles = this.chart.addSeries(CandlestickSeries, {
@@ -110,12 +114,20 @@ export class ChartView {
     this.chart.timeScale().subscribeVisibleLogicalRangeChange(this.onRange);
   }
 
+  /**
+   * Digits after the point of this symbol's prices: enough for every price seen, the same
+   * for every price shown (the legend, the axis, the last close).
+   */
+  get precision(): number {
+    return this.digits;
+  }
+
   /** Show a page of the latest history, replacing whatever was shown. */
   setHistory(candles: readonly Candle[]): void {
     this.book.reset(candles);
-    const precision = pricePrecision(candles);
-    this.candles.applyOptions({ priceFormat: { type: "price", precision, minMove: 10 ** -precision } });
+    this.setPrecision(pricePrecision(candles));
     this.redraw();
+    this.fitShort();
   }
 
   /** Put older history in front (the view stays where it is); returns how many were new. */
@@ -130,14 +142,18 @@ export class ChartView {
     const before = this.book.last()?.open_time;
     const placement: Placement = this.book.apply(candle, closed);
     if (placement === "none") return;
+    const digits = Math.max(decimalsOf(candle.open), decimalsOf(candle.high), decimalsOf(candle.low), decimalsOf(candle.close));
+    if (digits > this.digits) this.setPrecision(Math.min(digits, 12));
     if (placement === "insert") {
       this.redraw();
+      this.fitShort();
       return;
     }
     const historic = placement === "historic";
     this.candles.update(this.bar(candle), historic);
     this.volume.update(this.volumeBar(candle), historic);
     if (historic) return;
+    if (candle.open_time !== before) this.fitShort();
     this.events.onLast(candle);
     // A new bar may be the one a signal already received points at.
     if (candle.open_time !== before && this.signals.size > 0) this.drawMarkers();
@@ -154,6 +170,22 @@ export class ChartView {
     this.chart.unsubscribeCrosshairMove(this.onCrosshair);
     this.chart.timeScale().unsubscribeVisibleLogicalRangeChange(this.onRange);
     this.chart.remove();
+  }
+
+  private setPrecision(precision: number): void {
+    this.digits = precision;
+    this.candles.applyOptions({ priceFormat: { type: "price", precision, minMove: 10 ** -precision } });
+  }
+
+  /**
+   * A short history at the usual bar spacing from the left edge: left to the library, a
+   * few bars would sit squeezed against the right edge.
+   */
+  private fitShort(): void {
+    const scale = this.chart.timeScale();
+    const { barSpacing, rightOffset } = scale.options();
+    const range = shortHistoryRange(this.book.candles.length, scale.width(), barSpacing, rightOffset);
+    if (range) scale.setVisibleLogicalRange(range);
   }
 
   private redraw(): void {

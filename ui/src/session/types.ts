@@ -148,6 +148,10 @@ export interface RankRow {
   bid: number | null;
   ask: number | null;
   spread_bps: number | null;
+  /** Open time of the oldest 1s candle of the unbroken history behind the metrics (null: unknown). */
+  history_1s_from_ms: number | null;
+  /** The same for 1m candles: with a metric's warm-up, when a null metric will have a value. */
+  history_1m_from_ms: number | null;
 }
 
 /** The key of a row and of its live messages. */

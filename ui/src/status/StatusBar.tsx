@@ -2,10 +2,21 @@
 // who is signed in. Everything sits on that line, so nothing below moves when it changes.
 import { useEffect, useState } from "react";
 import { api } from "../api/client";
+import { formatWait, isComplete } from "../board/warmup";
 import type { ConnectionState } from "../live/socket";
+import { useConnectionState } from "../live/useConnection";
 import { followLink, navigate } from "../router";
 import { useSession } from "../session/SessionProvider";
+import { useBoardWarmup } from "./boardStatus";
 import "./status.css";
+
+/** What the connection is called: "open" read like a market that is open. */
+const CONNECTION_LABELS: Record<ConnectionState, string> = {
+  connecting: "connecting",
+  open: "connected",
+  reconnecting: "offline",
+  closed: "offline",
+};
 
 const CONNECTION_TITLES: Record<ConnectionState, string> = {
   connecting: "Connecting to the live feed",
@@ -19,13 +30,6 @@ const SIM_CHECK_EVERY_MS = 60_000;
 
 interface SymbolsAnswer {
   symbols: unknown[];
-}
-
-function useConnectionState(): ConnectionState {
-  const { live } = useSession();
-  const [state, setState] = useState<ConnectionState>(live.state);
-  useEffect(() => live.onState(setState), [live]);
-  return state;
 }
 
 /**
@@ -99,17 +103,34 @@ function UserMenu() {
   );
 }
 
+/** "warming up" while the board's columns still wait for history, and until when. */
+function WarmupFlag() {
+  const warmup = useBoardWarmup();
+  if (warmup === null || isComplete(warmup.summary)) return null;
+  const { summary, nowMs } = warmup;
+  const left = summary.doneAtMs === null ? null : summary.doneAtMs - nowMs;
+  const title =
+    `${summary.warming} of ${summary.rows} symbols still gather the history their columns need` +
+    (left === null ? "" : `; the last column fills in ${formatWait(left)}`);
+  return (
+    <span className="status-flag warming" data-testid="status-warmup" title={title}>
+      warming up{left === null ? "" : ` · ${formatWait(left)}`}
+    </span>
+  );
+}
+
 export function StatusBar() {
   const { entitlements, has } = useSession();
-  const connection = useConnectionState();
+  const connection = useConnectionState(useSession().live);
   const simulated = useSimulated();
   const delayed = entitlements !== null && entitlements.delay_s > 0 && !has("live_board");
   return (
     <div className="status-bar">
       <span className={`status-connection ${connection}`} role="status" data-testid="status-connection" title={CONNECTION_TITLES[connection]}>
         <span className="status-dot" aria-hidden="true" />
-        {connection}
+        {CONNECTION_LABELS[connection]}
       </span>
+      <WarmupFlag />
       {simulated && (
         <span className="status-flag sim" data-testid="sim-banner" title="The server runs the synthetic market (exchange sim), not a real exchange">
           Simulated data
