@@ -6,7 +6,10 @@ import functools
 import json
 import math
 import random
+import shlex
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 import pytest
@@ -350,6 +353,38 @@ def test_where_with_or_is_a_group_and_each_where_must_hold() -> None:
     ]
     # the same filter as JSON
     assert parse_query([("filter", f.model_dump_json())]) == f
+
+
+README = Path(__file__).parents[3] / "README.md"
+
+
+def curl_query(command: str) -> list[tuple[str, str]]:
+    """The query parameters a README curl command sends, as the server decodes them:
+    ``-g URL?query`` (`+` is a space there) or ``-G URL --data-urlencode name=value``."""
+    words = shlex.split(command)
+    url = next(word for word in words if word.startswith("http"))
+    pairs = parse_qsl(urlsplit(url).query)
+    encoded = [words[at + 1] for at, word in enumerate(words) if word == "--data-urlencode"]
+    return pairs + [tuple(value.split("=", 1)) for value in encoded]  # type: ignore[misc]
+
+
+def test_the_readmes_filter_commands_say_what_they_mean() -> None:
+    commands = [
+        line
+        for line in README.read_text().splitlines()
+        if line.startswith("curl") and ("where=" in line or "groups" in line)
+    ]
+    filters = [parse_query(curl_query(command)) for command in commands]
+    assert len(filters) == 4
+    vwap, swing, high, json_form = filters
+    assert [(c.column, c.value) for c in vwap.conditions] == [
+        ("price", MetricRef(metric="vwap_24h")),
+        ("change_pct_5m", MetricRef(metric="change_pct", window="1h", factor=1 / 12)),
+    ]
+    assert [[(c.op, c.value) for c in g.any] for g in swing.groups] == [[("<", 30), (">", 70)]]
+    assert high.groups[0].any[0].value == MetricRef(metric="vwap_24h", factor=1.01)
+    assert json_form.conditions == vwap.conditions[:1]
+    assert len(json_form.groups[0].any) == 2
 
 
 BAD_QUERIES = [
