@@ -18,7 +18,14 @@ from api.live.board import Board
 from api.routes.me_state import LIST_PARAMS_DOC, board_filter
 from api.services.filter_eval import compile_filter
 from api.services.filter_sql import history_rows, history_sql, parse_at
-from api.services.filters import MAX_LIMIT, SORT_COLUMNS, ScanFilter
+from api.services.filters import (
+    MAX_CONDITIONS,
+    MAX_GROUP_CONDITIONS,
+    MAX_GROUPS,
+    MAX_LIMIT,
+    SORT_COLUMNS,
+    ScanFilter,
+)
 from schemas.ranks import METRIC_WARMUP, METRICS, RankRow, Resolution
 
 logger = logging.getLogger(__name__)
@@ -33,6 +40,13 @@ from the UI). All parts must hold; every list is comma-separated or repeated.
 - `min_<column>`, `max_<column>`: inclusive thresholds on a metric column:
   `min_change_pct_5m=3`, `max_rsi_14=30`, `min_quote_volume_24h=5M` (numbers may end in
   k, M or B)
+- `where`: a column compared with a number or with another column times a factor plus
+  an offset: `where=price>vwap_24h`, `where=change_pct_5m>change_pct_1h/12`,
+  `where=price>=1.02*vwap_24h`, `where=rsi_14 between 30 and 70` (`>`, `>=`, `<`, `<=`,
+  `between ... and ...`; `/n` is `* (1/n)`). Clauses joined by `|` (or ` or `) form
+  a group of which any one must hold: `where=rvol_5m>=3|change_pct_5m>2`; repeated
+  `where` parameters must all hold. URL-encode it (`curl -G --data-urlencode`), or at
+  least `+` as `%2B`; `curl -g` sends `>` and `|` as they are
 - `quote`: quote assets, `quote=USDT,USDC` (default: all)
 - `market`: `spot`, `usdm` or its alias `perpetual` (default: both)
 - `exchange`: exchanges, `exchange=binance` (default: all)
@@ -47,6 +61,12 @@ from the UI). All parts must hold; every list is comma-separated or repeated.
   `-change_pct_24h`); rows without a value come last either way, ties go by symbol key
 - `limit`: rows, 1 to {MAX_LIMIT} (default 100)
 - `filter`: the whole filter as JSON, instead of the parameters above{LIST_PARAMS_DOC}
+
+In JSON a condition's `value` (and between's `value2`) is a number or another metric,
+`{{"metric": "change_pct_1h", "factor": 0.0833, "offset": 0}}`, and `groups` holds OR groups,
+`[{{"any": [condition, ...]}}]` (at most {MAX_GROUPS} groups of up to {MAX_GROUP_CONDITIONS}
+conditions, {MAX_CONDITIONS} conditions in all). A condition with no value on either side
+(a metric still null) is false, in a group too.
 
 Columns: {", ".join(f"`{c}`" for c in SORT_COLUMNS)}.
 An unknown parameter, column, window or symbol form, a value that is not a number, or a
@@ -63,8 +83,13 @@ Examples:
   `/api/v1/scan?market=perpetual&min_rvol_5m=3&sort=-rvol_5m`
 - oversold with real volume, never the stablecoins:
   `/api/v1/scan?max_rsi_14=30&min_volume=10M&ignore=USDCUSDT,FDUSDUSDT`
+- above the 24h VWAP, and 5m change ahead of the 1h pace (5m change > 1h change / 12):
+  `/api/v1/scan?where=price>vwap_24h&where=change_pct_5m>change_pct_1h/12`
+- oversold or overbought, on volume: `/api/v1/scan?where=rsi_14<30|rsi_14>70&min_rvol_5m=2`
 - the same board as JSON:
   `/api/v1/scan?filter={"conditions":[{"metric":"change_pct","window":"5m","op":">=","value":3}],"quotes":["USDT"]}`
+- JSON with a metric on the right and an OR group:
+  `/api/v1/scan?filter={"conditions":[{"metric":"price","op":">","value":{"metric":"vwap_24h"}}],"groups":[{"any":[{"metric":"rvol_5m","op":">=","value":3},{"metric":"change_pct_5m","op":">","value":2}]}]}`
 - the board as it was: `/api/v1/scan?at=2024-08-08T23:55:00Z&min_change_pct_1h=5`
 """
 

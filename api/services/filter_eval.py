@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Protocol
 
-from api.services.filters import Condition, ScanFilter
+from api.services.filters import AnyGroup, Condition, MetricRef, ScanFilter
 from schemas.ranks import RankRow
 from schemas.symbols import SymbolInfo
 
@@ -20,12 +20,12 @@ class SymbolLookup(Protocol):
 
 
 Check = Callable[[RankRow], bool]
+Side = Callable[[RankRow], float | None]
 
 
-def _condition_check(condition: Condition) -> Check:
-    """A predicate for one condition; a metric without a value (None) fails it."""
+def _number_check(condition: Condition, low: float, high: float | None) -> Check:
+    """A predicate for a condition on numbers; a metric without a value (None) fails it."""
     get = attrgetter(condition.column)
-    low, high = condition.value, condition.value2
     checks: dict[str, Check] = {
         ">": lambda row: (v := get(row)) is not None and v > low,
         ">=": lambda row: (v := get(row)) is not None and v >= low,
@@ -34,6 +34,54 @@ def _condition_check(condition: Condition) -> Check:
         "between": lambda row: (v := get(row)) is not None and low <= v <= high,
     }
     return checks[condition.op]
+
+
+def _side(operand: float | MetricRef) -> Side:
+    """A condition's right-hand side read from a row: a number, or factor × another
+    metric + offset (None while that metric has no value). filter_sql computes the same
+    expression in the same order, so both round alike."""
+    if not isinstance(operand, MetricRef):
+        return lambda row: operand
+    get, factor, offset = attrgetter(operand.column), operand.factor, operand.offset
+    if factor == 1.0 and offset == 0.0:
+        return get
+    if offset == 0.0:
+        return lambda row: None if (w := get(row)) is None else w * factor
+    return lambda row: None if (w := get(row)) is None else w * factor + offset
+
+
+def _metric_check(condition: Condition) -> Check:
+    """A predicate for a condition with a metric on its right: false when either side has
+    no value."""
+    get, low = attrgetter(condition.column), _side(condition.value)
+    high = _side(condition.value2) if condition.value2 is not None else low
+    checks: dict[str, Check] = {
+        ">": lambda row: (v := get(row)) is not None and (a := low(row)) is not None and v > a,
+        ">=": lambda row: (v := get(row)) is not None and (a := low(row)) is not None and v >= a,
+        "<": lambda row: (v := get(row)) is not None and (a := low(row)) is not None and v < a,
+        "<=": lambda row: (v := get(row)) is not None and (a := low(row)) is not None and v <= a,
+        "between": lambda row: (
+            (v := get(row)) is not None
+            and (a := low(row)) is not None
+            and (b := high(row)) is not None
+            and a <= v <= b
+        ),
+    }
+    return checks[condition.op]
+
+
+def _condition_check(condition: Condition) -> Check:
+    """A predicate for one condition; a side without a value (None) fails it."""
+    low, high = condition.value, condition.value2
+    if isinstance(low, MetricRef) or isinstance(high, MetricRef):
+        return _metric_check(condition)
+    return _number_check(condition, low, high)
+
+
+def _group_check(group: AnyGroup) -> Check:
+    """Whether any of a group's conditions holds."""
+    checks = tuple(_condition_check(c) for c in group.any)
+    return lambda row: any(check(row) for check in checks)
 
 
 def _symbol_check(refs: tuple[str, ...], wanted: bool) -> Check:
@@ -64,6 +112,7 @@ def _checks(f: ScanFilter) -> tuple[Check, ...]:
         checks.append(_symbol_check(f.ignore, False))
     checks.extend(_flag_check(flag, expected) for flag, expected in f.flags().items())
     checks.extend(_condition_check(c) for c in f.all_conditions())
+    checks.extend(_group_check(group) for group in f.groups)
     return tuple(checks)
 
 

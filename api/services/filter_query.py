@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,6 +24,7 @@ _FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 _SCALE = {"k": 1e3, "m": 1e6, "b": 1e9}
 FILTER_PARAMS: tuple[str, ...] = (
     "filter",
+    "where",
     *_LISTS,
     "sort",
     "limit",
@@ -44,6 +46,133 @@ def _number(name: str, text: str) -> float:
         raise InvalidRequest(f"{name}: {shown(text)} is not a number") from None
 
 
+# One token of a `where` clause: a number as `_number` reads it (2e6, 1.5M), a name, an
+# operator. Anything else (a quote, a parenthesis, a semicolon) is an error, never text.
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?[kKmMbB]?|\.\d+(?:[eE][+-]?\d+)?[kKmMbB]?)"
+    r"|(?P<name>[a-z][a-z0-9_]*)|(?P<op>>=|<=|[<>*/+\-|]))"
+)
+_COMPARISONS = (">=", "<=", ">", "<")
+_OR = re.compile(r"\||\s+or\s+", re.IGNORECASE)
+WHERE_HELP = (
+    "write <column><op><number or column>, e.g. price>vwap_24h, "
+    "change_pct_5m>change_pct_1h/12, rsi_14 between 30 and 70; "
+    "| (or `or`) between clauses means any of them"
+)
+
+
+class _Clause:
+    """A `where` clause read left to right, one token at a time."""
+
+    def __init__(self, text: str, whole: str) -> None:
+        self.text = whole  # what the trader wrote, for the error message
+        text = text.lower()
+        self.tokens: list[tuple[str, str]] = []
+        at = 0
+        while at < len(text.rstrip()):
+            match = _TOKEN.match(text, at)
+            if match is None or match.end() == at:
+                raise self.error(f"{shown(text[at:].strip()[:1])} is not understood")
+            kind = match.lastgroup or ""
+            self.tokens.append((kind, match.group(kind)))
+            at = match.end()
+        self.at = 0
+
+    def error(self, why: str = "") -> InvalidRequest:
+        return InvalidRequest(
+            f"where: {shown(self.text)} is not a condition{f' ({why})' if why else ''}; "
+            + WHERE_HELP
+        )
+
+    def peek(self) -> tuple[str, str]:
+        return self.tokens[self.at] if self.at < len(self.tokens) else ("end", "")
+
+    def take(self, kind: str, *values: str) -> str | None:
+        """The next token's text if it is of `kind` (and one of `values`), else None."""
+        found, text = self.peek()
+        if found != kind or (values and text not in values):
+            return None
+        self.at += 1
+        return text
+
+    def column(self) -> str:
+        name = self.take("name")
+        if name is None:
+            raise self.error("a column is missing" if self.tokens else "a clause is empty")
+        if name not in NUMERIC_COLUMNS:
+            raise InvalidRequest(
+                f"where: {shown(name)}: no such column; columns are " + ", ".join(NUMERIC_COLUMNS)
+            )
+        return name
+
+    def number(self) -> float:
+        sign = -1.0 if self.take("op", "-") else 1.0
+        text = self.take("number")
+        if text is None:
+            raise self.error("a number is missing")
+        return sign * _number("where", text)
+
+    def side(self) -> float | dict[str, Any]:
+        """A number, or `[number *] column [* or / number] [+ or - number]`."""
+        found, _ = self.peek()
+        if found != "name":
+            value = self.number()
+            if not self.take("op", "*"):
+                return value
+            factor = value
+        else:
+            factor = 1.0
+        side: dict[str, Any] = {"metric": self.column()}
+        if scale := self.take("op", "*", "/"):
+            by = self.number()
+            if scale == "/" and by == 0:
+                raise self.error("division by zero")
+            factor = factor * by if scale == "*" else factor / by
+        if sign := self.take("op", "+", "-"):
+            side["offset"] = self.number() * (1.0 if sign == "+" else -1.0)
+        if factor != 1.0:
+            side["factor"] = factor
+        return side
+
+    def condition(self) -> dict[str, Any]:
+        """The whole clause as a `Condition`'s fields."""
+        metric = self.column()
+        if self.take("name", "between"):
+            low = self.side()
+            if not self.take("name", "and"):
+                raise self.error("between needs and")
+            data = {"metric": metric, "op": "between", "value": low, "value2": self.side()}
+        else:
+            op = self.take("op", *_COMPARISONS)
+            if op is None:
+                raise self.error("a comparison (>, >=, <, <=) is missing")
+            data = {"metric": metric, "op": op, "value": self.side()}
+        if self.peek()[0] != "end":
+            raise self.error(f"{shown(self.peek()[1])} is not expected")
+        return data
+
+
+def parse_where(text: str) -> list[dict[str, Any]]:
+    """The conditions of one `where` parameter, any of which must hold (``|`` is or).
+
+    ``price>vwap_24h``, ``change_pct_5m>change_pct_1h/12``, ``rvol_5m>=2|change_pct_5m>3``,
+    ``price>1.02*vwap_24h``, ``rsi_14 between 30 and 70`` (``or`` may stand for ``|``):
+    a column, a comparison, and a number or another column (times or divided by a
+    number, plus or minus a number; numbers may end in k, M or B). Division by n is
+    multiplication by 1/n.
+
+    Args:
+        text: The parameter's value.
+
+    Returns:
+        `Condition` fields, one per clause.
+
+    Raises:
+        InvalidRequest: If a clause is not of that form or names no column of the board.
+    """
+    return [_Clause(clause, text).condition() for clause in _OR.split(text)]
+
+
 def parse_query(
     params: QueryParams | Iterable[tuple[str, str]], *, exclude: Collection[str] = ()
 ) -> ScanFilter:
@@ -51,10 +180,12 @@ def parse_query(
 
     ``min_change_pct_5m=3&quote=USDT,USDC&market=spot&sort=-change_pct_5m&limit=50``:
     ``min_<column>``/``max_<column>`` are inclusive thresholds on any metric column
-    (numbers may end in k, M or B); ``quote``, ``market``, ``exchange``, ``watch`` and
-    ``ignore`` take comma-separated or repeated values; ``sort`` names a column, ``-``
-    first for descending; ``new_high``/``new_low`` take true or false; ``min_volume``,
-    ``max_volume`` and ``volume_window`` make a quote-volume band. ``filter=<JSON>`` is
+    (numbers may end in k, M or B); ``where`` is a comparison with a number or another
+    column, ``|`` between clauses for or (`parse_where`), repeated for and; ``quote``,
+    ``market``, ``exchange``, ``watch`` and ``ignore`` take comma-separated or repeated
+    values; ``sort`` names a column, ``-`` first for descending; ``new_high``/``new_low``
+    take true or false; ``min_volume``, ``max_volume`` and ``volume_window`` make a
+    quote-volume band. ``filter=<JSON>`` is
     a whole `ScanFilter` instead, and no other filter parameter may come with it.
 
     Args:
@@ -77,7 +208,15 @@ def parse_query(
     conditions: list[dict[str, Any]] = []
     band: dict[str, Any] = {}
     seen: set[str] = set()
+    groups: list[dict[str, Any]] = []
     for name, value in pairs:
+        if name == "where":  # repeated: each must hold
+            clauses = parse_where(value)
+            if len(clauses) == 1:
+                conditions.extend(clauses)
+            else:
+                groups.append({"any": clauses})
+            continue
         if name in _LISTS:
             field = data.setdefault(_LISTS[name], [])
             field.extend(part for part in (p.strip() for p in value.split(",")) if part)
@@ -118,6 +257,8 @@ def parse_query(
             raise InvalidRequest(f"unknown parameter {shown(name)}; filter parameters: {known}")
     if conditions:
         data["conditions"] = conditions
+    if groups:
+        data["groups"] = groups
     if band:
         data["volume"] = band
     return parse_filter(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import msgspec
 
 from api.errors import InvalidRequest
-from api.services.filters import FLAG_COLUMNS, NUMERIC_COLUMNS, ScanFilter
+from api.services.filters import FLAG_COLUMNS, NUMERIC_COLUMNS, Condition, MetricRef, ScanFilter
 from schemas.ranks import RankRow
 
 SNAPSHOT_MAX_AGE_MS = 120_000
@@ -46,6 +47,36 @@ def _symbol_refs(refs: tuple[str, ...], name: str, params: dict[str, Any]) -> st
         f"(symbol IN {{{name}_symbols:Array(String)}}"
         f" OR concat(exchange, ':', market, ':', symbol) IN {{{name}_keys:Array(String)}})"
     )
+
+
+def _side_sql(side: float | MetricRef, name: str, params: dict[str, Any]) -> str:
+    """A condition's right-hand side: a bound number, or a whitelisted column times a bound
+    factor plus a bound offset, in the order filter_eval computes it (so both round alike)."""
+    if not isinstance(side, MetricRef):
+        params[name] = side
+        return f"{{{name}:Float64}}"
+    expression = f"r.{_COLUMNS[side.column]}"
+    if side.factor != 1.0:
+        params[f"{name}_factor"] = side.factor
+        expression += f" * {{{name}_factor:Float64}}"
+    if side.offset != 0.0:
+        params[f"{name}_offset"] = side.offset
+        expression += f" + {{{name}_offset:Float64}}"
+    return f"({expression})" if expression != f"r.{_COLUMNS[side.column]}" else expression
+
+
+def _condition_sql(condition: Condition, i: int, params: dict[str, Any]) -> str:
+    """One condition, its values bound as `v<i>` (and `w<i>`, between's upper bound).
+
+    A NULL on either side makes the comparison NULL, which WHERE, AND and OR treat as
+    false, as `filter_eval` does (the filter has no NOT that would turn it true).
+    """
+    column = f"r.{_COLUMNS[condition.column]}"
+    low = _side_sql(condition.value, f"v{i}", params)
+    if condition.value2 is not None:  # between, and only between, has one
+        high = _side_sql(condition.value2, f"w{i}", params)
+        return f"{column} BETWEEN {low} AND {high}"
+    return f"{column} {_OPS[condition.op]} {low}"
 
 
 def history_sql(f: ScanFilter, at_ms: int, database: str) -> tuple[str, dict[str, Any]]:
@@ -90,14 +121,12 @@ def history_sql(f: ScanFilter, at_ms: int, database: str) -> tuple[str, dict[str
     where = [
         f"r.{_COLUMNS[flag]}" if on else f"NOT r.{_COLUMNS[flag]}" for flag, on in f.flags().items()
     ]
-    for i, condition in enumerate(f.all_conditions()):
-        column = f"r.{_COLUMNS[condition.column]}"
-        params[f"v{i}"] = condition.value
-        if condition.op == "between":
-            params[f"w{i}"] = condition.value2
-            where.append(f"{column} BETWEEN {{v{i}:Float64}} AND {{w{i}:Float64}}")
-        else:
-            where.append(f"{column} {_OPS[condition.op]} {{v{i}:Float64}}")
+    number = itertools.count()  # v0, v1 ...: the conditions, the band's, then the groups'
+    where.extend(_condition_sql(c, next(number), params) for c in f.all_conditions())
+    where.extend(
+        "(" + " OR ".join(_condition_sql(c, next(number), params) for c in group.any) + ")"
+        for group in f.groups
+    )
     if f.quotes:
         params["quotes"] = list(f.quotes)
         where.append("s.quote_asset IN {quotes:Array(String)}")

@@ -1,14 +1,16 @@
 """The scanner board in a real browser: it fills with the whole market and moves live,
-sorts and filters as asked, and a user's watchlist follows them from browser to browser."""
+sorts and filters as asked (OR groups and metrics compared with metrics too), and a
+user's watchlist follows them from browser to browser."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.pages import column, open_board, row, rows, sign_in
+from tests.e2e.pages import column, number, open_board, row, rows, sign_in
 from tests.e2e.site import FREE_DELAY_S, SYMBOLS, Account, eventually, save_screenshot
 
 
@@ -128,3 +130,90 @@ def test_the_view_follows_the_user_to_another_browser(
     there.goto("/")
     expect(there.get_by_test_id("board-row")).to_have_count(above)
     expect(there.get_by_test_id("col-price")).to_have_attribute("aria-sort", sort or "")
+
+
+def ratio_split(low: list[tuple[float, float]]) -> float:
+    """A factor F splitting symbols by trades per minute over price at its widest gap.
+
+    `low` holds (price, trades_per_min) of the symbols a price condition leaves out; F
+    lies in the middle (on a log scale) of the widest gap between two neighbouring
+    ratios, some of them on either side, so no symbol's rate drifts across it while a
+    test runs.
+    """
+    ratios = sorted(trades / price for price, trades in low)
+    assert len(ratios) >= 4, ratios
+    gaps = [(ratios[i + 1] / ratios[i], i) for i in range(1, len(ratios) - 2)]
+    widest, at = max(gaps)
+    assert widest > 1.5, f"no gap between the symbols' trades/price ratios: {ratios}"
+    return math.sqrt(ratios[at] * ratios[at + 1])
+
+
+def test_an_or_group_with_a_metric_comparison_keeps_exactly_the_rows_that_match(
+    page: Page, account: Account
+) -> None:
+    sign_in(page, account)
+    open_board(page)
+    # Trades per minute needs a minute of trades.
+    eventually(
+        lambda: None not in column(page, "trades_per_min"),
+        "not every symbol has its trades per minute",
+        150,
+    )
+    threshold, _ = middle_price(page)
+    board = {
+        r["key"]: (number(r["cells"]["price"]), number(r["cells"]["trades_per_min"]))
+        for r in rows(page)
+    }
+    low = [(p, t) for p, t in board.values() if p is not None and t is not None and p <= threshold]
+    factor = ratio_split(low)
+    # any of: price > threshold, or trades_per_min > price × factor
+    expected = {
+        key
+        for key, (price, trades) in board.items()
+        if price is not None
+        and trades is not None
+        and (price > threshold or trades > price * factor)
+    }
+    assert SYMBOLS // 2 < len(expected) < SYMBOLS, (threshold, factor, board)
+
+    builder = page.get_by_test_id("filter-builder")
+    builder.get_by_test_id("filter-add-group").click()
+    group = builder.get_by_test_id("filter-group")
+    above, busy = (
+        group.get_by_test_id("filter-condition").nth(0),
+        group.get_by_test_id("filter-condition").nth(1),
+    )
+    above.get_by_test_id("filter-metric").select_option("price")
+    above.get_by_test_id("filter-op").select_option(">")
+    above.get_by_test_id("filter-value").fill(f"{threshold:.10g}")
+    busy.get_by_test_id("filter-metric").select_option("trades_per_min")
+    busy.get_by_test_id("filter-op").select_option(">")
+    busy.get_by_test_id("filter-than").select_option("metric")
+    busy.get_by_test_id("filter-other").select_option("price")
+    busy.get_by_test_id("filter-factor").fill(f"{factor:.10g}")
+    builder.get_by_test_id("filter-apply").click()
+
+    def kept() -> set[str]:
+        return {r["key"] for r in rows(page)}
+
+    eventually(lambda: kept() == expected, f"the board does not keep {sorted(expected)}")
+    expect(page.get_by_test_id("board-count")).to_contain_text(str(len(expected)))
+
+    # Saved as a preset, the filter comes back from the server as it went: the builder
+    # shows the same group and the board the same rows.
+    page.get_by_test_id("preset-save").click()
+    expect(page.get_by_test_id("preset-name")).to_have_value(
+        re.compile(r"\(Price > .* or Trades / min > Price × ")
+    )
+    page.get_by_test_id("preset-save").click()
+    expect(page.get_by_test_id("preset-select")).not_to_have_value("")
+    page.reload()
+    group = page.get_by_test_id("filter-builder").get_by_test_id("filter-group")
+    expect(group).to_have_count(1)
+    busy = group.get_by_test_id("filter-condition").nth(1)
+    expect(busy.get_by_test_id("filter-than")).to_have_value("metric")
+    expect(busy.get_by_test_id("filter-other")).to_have_value("price")
+    assert float(busy.get_by_test_id("filter-factor").input_value()) == float(f"{factor:.10g}")
+    eventually(
+        lambda: kept() == expected, f"after a reload the board does not keep {sorted(expected)}"
+    )

@@ -28,9 +28,9 @@ from api.services.filter_sql import SNAPSHOT_MAX_AGE_MS, history_rows, history_s
 from api.services.filters import ScanFilter
 from api.store import Store
 from runtime.migrate import migrate
-from schemas.ranks import RankRow
+from schemas.ranks import HISTORY_FIELDS, RankRow
 from schemas.symbols import SymbolInfo
-from tests.unit.api.test_filters import info, random_filter, random_rows
+from tests.unit.api.test_filters import info, numbers_only, random_filter, random_rows
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,9 @@ MINUTE = 60_000
 # a fixed date would one day be expired by a merge in the middle of the test.
 AT = (time.time_ns() // 1_000_000 // MINUTE - 60) * MINUTE
 AT_ISO = datetime.fromtimestamp(AT / 1000, UTC).isoformat().replace("+00:00", "Z")
-METRIC_FIELDS = RankRow.__struct_fields__[4:]  # after exchange, market, symbol, time_ms
+# After exchange, market, symbol and time_ms; the history fields describe a live row's
+# history and are no columns of rank_snapshots (a past row has them None).
+METRIC_FIELDS = tuple(f for f in RankRow.__struct_fields__[4:] if f not in HISTORY_FIELDS)
 
 
 @pytest.fixture(scope="module")
@@ -136,17 +138,48 @@ def test_the_past_board_equals_the_live_selection_for_any_filter(
     assert AT - SNAPSHOT_MAX_AGE_MS in {r.time_ms for r in board.values()}
     assert len(board) < len({r.key for r in history})  # some symbols were stale at AT
     rng = random.Random(2024)
-    nonempty = 0
-    for _ in range(120):
+
+    def select(f: ScanFilter) -> list[RankRow]:
+        return compile_filter(f).select(board.values(), symbols)
+
+    nonempty = grouped = compared = 0
+    for _ in range(160):
         f = random_filter(rng, list(board.values()))
-        live = compile_filter(f).select(board.values(), symbols)
+        live = select(f)
         past = historical(ch, database, f)
         assert same([row for row, _, _ in past]) == same(live), f.model_dump_json()
         for row, base, quote in past:
             meta = symbols.get(row.key)
             assert (base, quote) == ((meta.base_asset, meta.quote_asset) if meta else (None, None))
         nonempty += bool(live)
-    assert nonempty > 50
+        # OR groups and comparisons with another metric decide rows on both sides
+        grouped += bool(live) and live != select(f.model_copy(update={"groups": ()}))
+        compared += bool(live) and live != select(numbers_only(f))
+    assert nonempty > 60
+    assert grouped > 15
+    assert compared > 30
+
+
+def test_a_metric_compared_with_another_in_or_groups_on_both_sides(
+    ch: Client, database: str, written: tuple[list[RankRow], dict[str, SymbolInfo]]
+) -> None:
+    """Factors that round (1/12, 1/3) and NULLs on either side, at the ties the values
+    make: the live and the past board keep the same rows."""
+    history, symbols = written
+    board = board_at(history, AT)
+    wheres = [
+        ["price>vwap_24h"],
+        ["price>=vwap_24h", "rsi_14<high_24h|rvol_5m>=rvol_1h*0.5"],
+        ["change_pct_5m>change_pct_1h/12"],
+        ["change_pct_5m>=change_pct_1h/3-1|change_pct_1m<=-1*change_pct_15m"],
+        ["price between low_24h*0.5 and high_24h+1.5", "spread_bps<bid|ask>=bid"],
+    ]
+    for where in wheres:
+        f = parse_query([("where", clause) for clause in where] + [("limit", "5000")])
+        live = compile_filter(f).select(board.values(), symbols)
+        assert live, where
+        assert len(live) < len(board), where
+        assert same([row for row, _, _ in historical(ch, database, f)]) == same(live), where
 
 
 def test_the_whole_board_at_a_moment_is_each_symbols_latest_fresh_snapshot(
@@ -190,8 +223,42 @@ def test_get_scan_at_a_moment_serves_the_historical_board(
     assert {r["quote_asset"] for r in body["rows"]} == {"USDT"}
 
 
+def test_get_scan_takes_where_clauses_live_board_equal(
+    api: TestClient, written: tuple[list[RankRow], dict[str, SymbolInfo]]
+) -> None:
+    history, symbols = written
+    # as `curl -g` sends it: > and | bare in the query string
+    query = "where=price>vwap_24h&where=rvol_5m>=1|change_pct_5m>change_pct_1h/12&sort=symbol"
+    response = api.get(f"/api/v1/scan?at={AT}&{query}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["filter"]["conditions"][0]["value"] == {
+        "metric": "vwap_24h",
+        "window": None,
+        "factor": 1.0,
+        "offset": 0.0,
+    }
+    assert len(body["filter"]["groups"][0]["any"]) == 2
+    f = parse_query(parse_qsl(query))
+    expected = compile_filter(f).select(board_at(history, AT).values(), symbols)
+    assert expected
+    assert [(r["exchange"], r["market"], r["symbol"]) for r in body["rows"]] == [
+        (r.exchange, r.market, r.symbol) for r in expected
+    ]
+    assert all(r["price"] > r["vwap_24h"] for r in body["rows"])
+
+
 HOSTILE = [
     "sort=price%3B%20DROP%20TABLE%20rank_snapshots",
+    "where=price%3Evwap_24h)%20OR%20(1%3D1",
+    "where=price%3Evwap_24h%3B%20DROP%20TABLE%20rank_snapshots",
+    "where=price%3Esymbol",
+    "where=price%3Evwap_24h%7Cprice%3E(SELECT%201)",
+    'filter={"conditions":[{"metric":"price","op":">","value":{"metric":"vwap_24h) OR (1"}}]}',
+    'filter={"groups":[{"any":[{"metric":"price","op":">","value":{"metric":"exchange"}}]}]}',
+    'filter={"groups":[{"any":[{"metric":"price","op":">","value":{"metric":"vwap_24h",'
+    '"factor":"1) OR (1"}}]}]}',
+    'filter={"groups":[{"any":[{"metric":"price; DROP TABLE symbols","op":">","value":0}]}]}',
     "watch=BTCUSDT%27)%20OR%201%3D1%20--",
     "ignore=x%22%3B%20TRUNCATE%20TABLE%20symbols",
     "min_price%20OR%201%3D1=0",

@@ -6,6 +6,7 @@ tests/integration/test_api_scan.py; these tests read the query without a server.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -82,11 +83,68 @@ def test_the_only_names_in_the_text_are_columns_of_the_schema() -> None:
     assert "r.new_high AND NOT r.new_low" in sql
 
 
+COMPARED = parse_filter(
+    {
+        "conditions": [
+            {"metric": "price", "op": ">", "value": {"metric": "vwap_24h"}},
+            {"metric": "rsi_14", "op": "<", "value": 70.5},
+        ],
+        "groups": [
+            {
+                "any": [
+                    {
+                        "metric": "change_pct_5m",
+                        "op": ">",
+                        "value": {"metric": "change_pct_1h", "factor": 0.0625},
+                    },
+                    {
+                        "metric": "price",
+                        "op": "between",
+                        "value": {"metric": "low_24h", "factor": 1.125, "offset": -2.5},
+                        "value2": {"metric": "high_24h", "offset": 3.75},
+                    },
+                ]
+            },
+            {"any": [{"metric": "rvol_5m", "op": ">=", "value": 2.25}]},
+        ],
+    }
+)
+
+
+def test_groups_are_ors_and_another_metric_is_a_column_with_bound_factor_and_offset() -> None:
+    sql, params = history_sql(COMPARED, AT, "tickscan")
+    where = sql[sql.index("\nWHERE ") + 7 : sql.index("\nORDER BY")]
+    assert where == (
+        "r.price > r.vwap_24h AND r.rsi_14 < {v1:Float64}"
+        " AND (r.change_pct_5m > (r.change_pct_1h * {v2_factor:Float64})"
+        " OR r.price BETWEEN (r.low_24h * {v3_factor:Float64} + {v3_offset:Float64})"
+        " AND (r.high_24h + {w3_offset:Float64}))"
+        " AND (r.rvol_5m >= {v4:Float64})"
+    )
+    for text in ("70.5", "0.0625", "1.125", "2.5", "3.75", "2.25"):
+        assert text not in sql
+    assert params["v1"] == 70.5
+    assert (params["v2_factor"], params["v3_factor"], params["v3_offset"]) == (0.0625, 1.125, -2.5)
+    assert (params["w3_offset"], params["v4"]) == (3.75, 2.25)
+    placeholders = dict(PLACEHOLDER.findall(sql))
+    assert set(placeholders) == set(params)
+    assert set(re.findall(r"\b[rs]\.(\w+)", sql)) <= KNOWN_NAMES
+
+
 def test_a_filter_without_thresholds_has_no_outer_where() -> None:
     sql, params = history_sql(ScanFilter(), AT, "db")
     assert "ORDER BY r.change_pct_24h DESC NULLS LAST" in sql
     assert set(params) == {"database", "at_ms", "since_ms", "limit"}
     assert "\nWHERE" not in sql.replace("    WHERE", "")
+
+
+BAD = {"metric": "rsi_14 OR 1"}
+
+
+def than(value: object) -> tuple[str, str]:
+    """`filter=<JSON>` with a condition in an OR group whose right-hand side is `value`."""
+    condition = {"metric": "price", "op": ">", "value": value}
+    return ("filter", json.dumps({"groups": [{"any": [condition]}]}))
 
 
 @pytest.mark.parametrize(
@@ -99,6 +157,28 @@ def test_a_filter_without_thresholds_has_no_outer_where() -> None:
         [("exchange", "binance`")],
         [("filter", '{"conditions": [{"metric": "price) OR (1", "op": ">", "value": 0}]}')],
         [("filter", '{"conditions": [{"metric": "price", "op": "> 0 OR", "value": 0}]}')],
+        # another metric on the right, OR groups and the where form
+        [than({"metric": "1) OR (1"})],
+        [("filter", json.dumps({"conditions": [{"metric": "price", "op": ">", "value": BAD}]}))],
+        [than({"metric": "vwap_24h", "window": "24h) OR (1"})],
+        [than({"metric": "vwap_24h", "factor": "1) OR (1"})],
+        [than({"metric": "vwap_24h", "offset": "0 OR 1"})],
+        [than("vwap_24h OR 1")],
+        [than({"metric": "symbol"})],
+        [than({"metric": "exchange"})],
+        [
+            (
+                "filter",
+                json.dumps({"groups": [{"any": [{"metric": "price;--", "op": ">", "value": 0}]}]}),
+            )
+        ],
+        [("filter", '{"groups": [{"or": "1=1"}]}')],
+        [("where", "price>vwap_24h) OR (1=1")],
+        [("where", "price>vwap_24h OR 1=1")],
+        [("where", "price>vwap_24h|symbol>0")],
+        [("where", "price>exchange")],
+        [("where", "price>vwap_24h*1) OR (1")],
+        [("where", "price>rank_snapshots.vwap_24h")],
     ],
 )
 def test_hostile_input_never_reaches_the_sql(pairs: list[tuple[str, str]]) -> None:

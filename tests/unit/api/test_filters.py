@@ -6,7 +6,10 @@ import functools
 import json
 import math
 import random
+import shlex
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 import pytest
@@ -20,6 +23,7 @@ from api.services.filters import (
     METRIC_WINDOWS,
     NUMERIC_COLUMNS,
     Condition,
+    MetricRef,
     ScanFilter,
     parse_filter,
 )
@@ -107,6 +111,33 @@ INVALID = [
     ({"volume": {"min": 10, "max": 5}}, "min <= max"),
     ({"volume": {"min": -1}}, "volume.min"),
     ({"colour": "red"}, "colour: Extra inputs are not permitted"),
+    # another metric on the right, and OR groups
+    (cond(metric="price", value={"metric": "vwap"}), "conditions.0.value: unknown metric 'vwap'"),
+    (cond(metric="price", value={"metric": "price) OR (1"}), "unknown metric 'price) OR (1'"),
+    (cond(metric="price", value={"metric": "change_pct"}), "value: change_pct needs a window"),
+    (cond(metric="price", value={"metric": "rvol_4h"}), "unknown metric 'rvol_4h'"),
+    (cond(metric="price", value={"metric": "new_high"}), "unknown metric 'new_high'"),
+    (cond(metric="price", value={"metric": "symbol"}), "unknown metric 'symbol'"),
+    (cond(metric="price", value={"metric": "vwap_24h", "factor": "inf"}), "value.factor: "),
+    (cond(metric="price", value={"metric": "vwap_24h", "offset": "nan"}), "finite number"),
+    (cond(metric="price", value={"metric": "vwap_24h", "sql": "1"}), "value.sql: Extra inputs"),
+    (cond(metric="price", value="3%"), "value: '3%' is neither a number nor another metric"),
+    (cond(metric="price", value=["vwap_24h"]), "is neither a number nor another metric"),
+    (
+        cond(metric="price", op="between", value2={"metric": "high_24h", "window": "1h"}),
+        "value2: high_24h has no window",
+    ),
+    (cond(metric="price", value2={"metric": "high_24h"}), "value2 belongs to between only"),
+    ({"groups": [{"any": []}]}, "groups.0.any: Tuple should have at least 1 item"),
+    ({"groups": [{"all": cond(metric="price")["conditions"]}]}, "groups.0.any: Field required"),
+    ({"groups": [{"any": cond(metric="price) OR (1")["conditions"]}]}, "unknown metric"),
+    ({"groups": [{"any": cond(metric="rsi_14")["conditions"]}] * 9}, "at most 8 items"),
+    ({"groups": [{"any": cond(metric="rsi_14")["conditions"] * 17}]}, "at most 16 items"),
+    (
+        {"conditions": cond(metric="price")["conditions"] * 20}
+        | {"groups": [{"any": cond(metric="rsi_14")["conditions"] * 13}]},
+        "33 conditions: at most 32 in all, those of groups included",
+    ),
 ]
 
 
@@ -157,6 +188,62 @@ def test_a_filter_round_trips_through_its_json() -> None:
     f = parse_filter(cond(metric="change_pct_1h") | {"quotes": ["USDT"], "new_high": True})
     assert parse_filter(f.model_dump_json()) == f
     assert parse_filter(json.dumps(f.model_dump(mode="json"))) == f
+
+
+def test_a_filter_with_groups_and_metrics_round_trips_through_its_json() -> None:
+    f = parse_filter(
+        {
+            "conditions": [{"metric": "price", "op": ">", "value": {"metric": "vwap_24h"}}],
+            "groups": [
+                {
+                    "any": [
+                        {
+                            "metric": "change_pct_5m",
+                            "op": ">",
+                            "value": {"metric": "change_pct_1h", "factor": 1 / 12},
+                        },
+                        {"metric": "rvol_5m", "op": ">=", "value": 3},
+                        {
+                            "metric": "price",
+                            "op": "between",
+                            "value": {"metric": "low_24h", "offset": -1},
+                            "value2": 60_000,
+                        },
+                    ]
+                }
+            ],
+        }
+    )
+    [condition] = f.conditions
+    assert condition.value == MetricRef(metric="vwap_24h")
+    assert condition.columns() == ("price", "vwap_24h")
+    first = f.groups[0].any[0]
+    assert first.value == MetricRef(metric="change_pct", window="1h", factor=1 / 12)
+    assert first.columns() == ("change_pct_5m", "change_pct_1h")
+    assert f.groups[0].any[1].value == 3.0
+    assert parse_filter(f.model_dump_json()) == f
+    assert parse_filter(json.dumps(f.model_dump(mode="json"))) == f
+    # a filter of before groups and metric comparisons reads as it always did
+    old = '{"conditions":[{"metric":"rsi_14","window":null,"op":"<","value":30,"value2":null}]}'
+    assert parse_filter(old).conditions == (Condition(metric="rsi_14", op="<", value=30),)
+    assert parse_filter(old).groups == ()
+
+
+def test_the_order_of_groups_and_their_conditions_does_not_change_the_key() -> None:
+    a, b, c = (
+        cond(metric=m, value=v)["conditions"][0]
+        for m, v in [("rvol_5m", 2), ("price", 1), ("rsi_14", 3)]
+    )
+    one = parse_filter({"groups": [{"any": [a, b]}, {"any": [c]}]})
+    other = parse_filter({"groups": [{"any": [c]}, {"any": [b, a]}]})
+    assert compile_filter(one).key == compile_filter(other).key
+    # but which conditions share a group does
+    regrouped = parse_filter({"groups": [{"any": [a]}, {"any": [b, c]}]})
+    assert compile_filter(one).key != compile_filter(regrouped).key
+    # and a group of one is not the same JSON as a plain condition (the same rows, though)
+    assert compile_filter(parse_filter({"groups": [{"any": [a]}]})).key != (
+        compile_filter(parse_filter({"conditions": [a]})).key
+    )
 
 
 def test_filter_json_that_is_malformed_or_too_long_is_refused() -> None:
@@ -219,6 +306,87 @@ def test_query_filter_json_route_parameters_and_blank_values() -> None:
     assert blank == ScanFilter()
 
 
+def test_where_compares_with_a_number_or_another_column() -> None:
+    f = parse_query(
+        [
+            ("where", "price>vwap_24h"),
+            ("where", "change_pct_5m > change_pct_1h/12"),
+            ("where", "price>=1.02*vwap_24h-0.5"),
+            ("where", "rsi_14 between 30 and 70"),
+            ("where", "Price <= High_24h * 0.5k + 1M"),
+            ("min_rvol_5m", "2"),
+        ]
+    )
+    assert [(c.column, c.op, c.value, c.value2) for c in f.conditions] == [
+        ("price", ">", MetricRef(metric="vwap_24h"), None),
+        ("change_pct_5m", ">", MetricRef(metric="change_pct", window="1h", factor=1 / 12), None),
+        ("price", ">=", MetricRef(metric="vwap_24h", factor=1.02, offset=-0.5), None),
+        ("rsi_14", "between", 30, 70),
+        ("price", "<=", MetricRef(metric="high_24h", factor=500, offset=1e6), None),
+        ("rvol_5m", ">=", 2, None),
+    ]
+    assert f.groups == ()
+
+
+def test_where_with_or_is_a_group_and_each_where_must_hold() -> None:
+    f = parse_query(
+        [
+            ("where", "rvol_5m>=3|change_pct_5m>change_pct_1h/12"),
+            ("where", "rsi_14<30 or rsi_14>70"),
+            ("where", "price between low_24h+1 and -2*high_24h"),
+        ]
+    )
+    assert f.conditions == (
+        Condition(
+            metric="price",
+            op="between",
+            value=MetricRef(metric="low_24h", offset=1),
+            value2=MetricRef(metric="high_24h", factor=-2),
+        ),
+    )
+    assert [[(c.column, c.op, c.value) for c in g.any] for g in f.groups] == [
+        [
+            ("rvol_5m", ">=", 3),
+            ("change_pct_5m", ">", MetricRef(metric="change_pct", window="1h", factor=1 / 12)),
+        ],
+        [("rsi_14", "<", 30), ("rsi_14", ">", 70)],
+    ]
+    # the same filter as JSON
+    assert parse_query([("filter", f.model_dump_json())]) == f
+
+
+README = Path(__file__).parents[3] / "README.md"
+
+
+def curl_query(command: str) -> list[tuple[str, str]]:
+    """The query parameters a README curl command sends, as the server decodes them:
+    ``-g URL?query`` (`+` is a space there) or ``-G URL --data-urlencode name=value``."""
+    words = shlex.split(command)
+    url = next(word for word in words if word.startswith("http"))
+    pairs = parse_qsl(urlsplit(url).query)
+    encoded = [words[at + 1] for at, word in enumerate(words) if word == "--data-urlencode"]
+    return pairs + [tuple(value.split("=", 1)) for value in encoded]  # type: ignore[misc]
+
+
+def test_the_readmes_filter_commands_say_what_they_mean() -> None:
+    commands = [
+        line
+        for line in README.read_text().splitlines()
+        if line.startswith("curl") and ("where=" in line or "groups" in line)
+    ]
+    filters = [parse_query(curl_query(command)) for command in commands]
+    assert len(filters) == 4
+    vwap, swing, high, json_form = filters
+    assert [(c.column, c.value) for c in vwap.conditions] == [
+        ("price", MetricRef(metric="vwap_24h")),
+        ("change_pct_5m", MetricRef(metric="change_pct", window="1h", factor=1 / 12)),
+    ]
+    assert [[(c.op, c.value) for c in g.any] for g in swing.groups] == [[("<", 30), (">", 70)]]
+    assert high.groups[0].any[0].value == MetricRef(metric="vwap_24h", factor=1.01)
+    assert json_form.conditions == vwap.conditions[:1]
+    assert len(json_form.groups[0].any) == 2
+
+
 BAD_QUERIES = [
     ([("colour", "red")], "unknown parameter 'colour'"),
     ([("limit", "5"), ("limit", "6")], "limit is given more than once"),
@@ -235,6 +403,27 @@ BAD_QUERIES = [
     ([("sort", "-price;DROP TABLE x")], "cannot sort by"),
     ([("watch", "BTCUSDT' OR '1'='1")], "is not a symbol"),
     ([("volume_window", "2h"), ("min_volume", "1")], "volume.window"),
+    ([("where", "price>vwap")], "where: 'vwap': no such column"),
+    ([("where", "price>vwap_24h) OR (1=1")], "is not a condition (')' is not understood)"),
+    ([("where", "price>vwap_24h; DROP TABLE rank_snapshots")], "(';' is not understood)"),
+    ([("where", "price>vwap_24h OR 1=1 --")], "('=' is not understood)"),
+    ([("where", "price>vwap_24h OR x>1")], "where: 'x': no such column"),
+    ([("where", "price>'1'")], '("\'" is not understood)'),
+    ([("where", "price>toFloat64(1)")], "('(' is not understood)"),
+    ([("where", "price`>1")], "('`' is not understood)"),
+    ([("where", "price=1")], "('=' is not understood)"),
+    ([("where", "price 1")], "a comparison (>, >=, <, <=) is missing"),
+    ([("where", "price>")], "a number is missing"),
+    ([("where", "new_high>0")], "'new_high': no such column"),
+    ([("where", "price>1|")], "a clause is empty"),
+    ([("where", "price>1 1")], "'1' is not expected"),
+    ([("where", "price>vwap_24h/0")], "division by zero"),
+    ([("where", "rsi_14 between 30")], "between needs and"),
+    ([("where", "rsi_14 between 70 and 30")], "between needs value <= value2"),
+    ([("where", "price>1e999")], "finite number"),
+    ([("where", "price>1"), ("filter", "{}")], "either filter=<JSON> or simple parameters"),
+    ([("where", "|".join(["price>1"] * 17))], "at most 16 items"),
+    ([("where", "price>1|price>2")] * 9, "at most 8 items"),
 ]
 
 
@@ -346,6 +535,57 @@ def test_new_high_flags_and_volume_band() -> None:
     assert select(band, rows) == ["binance:spot:BUSDT"]
 
 
+def test_a_metric_compared_with_another_and_a_side_without_a_value() -> None:
+    rows = [
+        row("AUSDT", price=10.0, vwap_24h=9.0, change_pct_5m=1.0, change_pct_1h=6.0),
+        row("BUSDT", price=10.0, vwap_24h=10.0, change_pct_5m=0.5, change_pct_1h=6.0),
+        row("CUSDT", price=10.0, vwap_24h=None, change_pct_5m=1.0, change_pct_1h=None),
+        row("DUSDT", price=10.0, vwap_24h=12.0, change_pct_5m=None, change_pct_1h=-24.0),
+        row("EUSDT", price=10.0, vwap_24h=None, change_pct_5m=0.1, change_pct_1h=None),
+    ]
+    ordered = {"sort": "symbol", "order": "asc"}
+    above_vwap = parse_query([("where", "price>vwap_24h"), ("sort", "symbol")])
+    assert select(above_vwap, rows) == ["binance:spot:AUSDT"]
+    at_least = parse_filter(
+        {"conditions": [{"metric": "price", "op": ">=", "value": {"metric": "vwap_24h"}}]} | ordered
+    )
+    assert select(at_least, rows) == ["binance:spot:AUSDT", "binance:spot:BUSDT"]
+    # 5m change above the 1h change / 12: a None on either side is false, never a guess
+    pace = parse_query([("where", "change_pct_5m>change_pct_1h/12"), ("sort", "symbol")])
+    assert select(pace, rows) == ["binance:spot:AUSDT"]
+    # and so inside a group: the OR of a None and a true is true, of a None and false false
+    either = parse_query([("where", "price<vwap_24h|change_pct_5m>0.75"), ("sort", "symbol")])
+    assert select(either, rows) == [
+        "binance:spot:AUSDT",
+        "binance:spot:CUSDT",
+        "binance:spot:DUSDT",
+    ]
+    between = parse_query([("where", "price between vwap_24h and vwap_24h*1.2")])
+    assert select(between.model_copy(update=ordered), rows) == [
+        "binance:spot:AUSDT",
+        "binance:spot:BUSDT",
+    ]
+
+
+def test_groups_are_anded_with_the_conditions_and_each_other() -> None:
+    rows = [
+        row("AUSDT", rsi_14=20.0, rvol_5m=3.0, spread_bps=1.0),
+        row("BUSDT", rsi_14=50.0, rvol_5m=3.0, spread_bps=1.0),
+        row("CUSDT", rsi_14=80.0, rvol_5m=1.0, spread_bps=1.0),
+        row("DUSDT", rsi_14=80.0, rvol_5m=1.0, spread_bps=9.0, change_pct_5m=5.0),
+        row("EUSDT", rsi_14=10.0, change_pct_5m=5.0, spread_bps=1.0),
+    ]
+    f = parse_query(
+        [
+            ("where", "rsi_14<30|rsi_14>70"),
+            ("where", "rvol_5m>=2|change_pct_5m>=5"),
+            ("max_spread_bps", "5"),
+            ("sort", "symbol"),
+        ]
+    )
+    assert select(f, rows) == ["binance:spot:AUSDT", "binance:spot:EUSDT"]
+
+
 # --- property: select() equals a brute-force reading of the filter -----------------------
 
 VALUES = [-5.0, -1.0, 0.0, 0.5, 1.0, 3.0, 10.0, 250.0]
@@ -380,20 +620,41 @@ def random_rows(rng: random.Random, n: int) -> list[RankRow]:
     return list({r.key: r for r in rows}.values())
 
 
+FACTORS = [1.0, 1.0, 1 / 12, 0.5, -1.0, 2.0, 1 / 3]
+OFFSETS = [0.0, 0.0, 0.0, 1.5, -1.0]
+
+
+def random_side(rng: random.Random, number: float) -> float | dict[str, Any]:
+    """A right-hand side: the number, or (as often) another metric, scaled and shifted."""
+    if rng.random() < 0.5:
+        return number
+    metric = rng.choice(list(METRIC_WINDOWS))
+    side: dict[str, Any] = {"metric": metric, "factor": rng.choice(FACTORS)}
+    if METRIC_WINDOWS[metric]:
+        side["window"] = rng.choice(METRIC_WINDOWS[metric])
+    offset = rng.choice(OFFSETS)
+    return side | ({"offset": offset} if offset else {})
+
+
+def random_condition(rng: random.Random) -> dict[str, Any]:
+    metric = rng.choice(list(METRIC_WINDOWS))
+    window = rng.choice(METRIC_WINDOWS[metric]) if METRIC_WINDOWS[metric] else None
+    op = rng.choice([">", ">=", "<", "<=", "between"])
+    low, high = sorted(rng.sample(VALUES, 2))
+    condition = {"metric": metric, "window": window, "op": op, "value": random_side(rng, low)}
+    return condition | ({"value2": random_side(rng, high)} if op == "between" else {})
+
+
 def random_filter(rng: random.Random, rows: list[RankRow]) -> ScanFilter:
-    conditions = []
-    for _ in range(rng.choice([0, 1, 1, 2, 3])):
-        metric = rng.choice(list(METRIC_WINDOWS))
-        window = rng.choice(METRIC_WINDOWS[metric]) if METRIC_WINDOWS[metric] else None
-        op = rng.choice([">", ">=", "<", "<=", "between"])
-        low, high = sorted(rng.sample(VALUES, 2))
-        conditions.append(
-            {"metric": metric, "window": window, "op": op, "value": low}
-            | ({"value2": high} if op == "between" else {})
-        )
+    conditions = [random_condition(rng) for _ in range(rng.choice([0, 1, 1, 2, 3]))]
+    groups = [
+        {"any": [random_condition(rng) for _ in range(rng.choice([1, 2, 2, 3, 4]))]}
+        for _ in range(rng.choice([0, 0, 1, 1, 2]))
+    ]
     named = [r.symbol if rng.random() < 0.5 else r.key for r in rng.sample(rows, 6)]
     data: dict[str, Any] = {
         "conditions": conditions,
+        "groups": groups,
         "new_high": rng.choice([None, None, True, False]),
         "new_low": rng.choice([None, None, True, False]),
         "quotes": rng.choice([[], [], ["USDT"], ["USDC", "BTC"]]),
@@ -430,6 +691,24 @@ def reference(f: ScanFilter, rows: list[RankRow], symbols: dict[str, SymbolInfo]
         column = f"quote_volume_{f.volume.window}"
         tests += [(column, ">=", f.volume.min, None)] if f.volume.min is not None else []
         tests += [(column, "<=", f.volume.max, None)] if f.volume.max is not None else []
+    groups = [[(c.column, c.op, c.value, c.value2) for c in group.any] for group in f.groups]
+
+    def side(values: dict[str, Any], operand: Any) -> float | None:
+        """A number as it is; another metric times its factor plus its offset."""
+        if not isinstance(operand, MetricRef):
+            return operand  # type: ignore[no-any-return]
+        other = values[operand.column]
+        return None if other is None else other * operand.factor + operand.offset
+
+    def holds(values: dict[str, Any], test: tuple[str, str, Any, Any]) -> bool:
+        column, op, a, b = test
+        v, a, b = values[column], side(values, a), side(values, b)
+        return (
+            v is not None
+            and a is not None
+            and (op != "between" or b is not None)
+            and (OPS[op](v, a, b))
+        )
 
     def named(r: RankRow, refs: tuple[str, ...]) -> bool:
         return r.symbol in refs or f"{r.exchange}:{r.market}:{r.symbol}" in refs
@@ -438,7 +717,8 @@ def reference(f: ScanFilter, rows: list[RankRow], symbols: dict[str, SymbolInfo]
         values = msgspec.structs.asdict(r)
         meta = symbols.get(r.key)
         return (
-            all(values[c] is not None and OPS[op](values[c], a, b) for c, op, a, b in tests)
+            all(holds(values, test) for test in tests)
+            and all(any(holds(values, test) for test in group) for group in groups)
             and (f.new_high is None or r.new_high == f.new_high)
             and (f.new_low is None or r.new_low == f.new_low)
             and (not f.quotes or (meta is not None and meta.quote_asset in f.quotes))
@@ -472,10 +752,29 @@ def test_select_returns_exactly_the_rows_the_filter_describes() -> None:
         for r in rows
         if rng.random() < 0.9  # some symbols have no metadata yet
     }
-    nonempty = 0
+    nonempty = grouped = compared = 0
     for _ in range(400):
         f = random_filter(rng, rows)
         expected = reference(f, rows, symbols)
         assert select(f, rows, symbols) == expected, f.model_dump_json()
         nonempty += bool(expected)
+        grouped += bool(expected) and expected != reference(
+            f.model_copy(update={"groups": ()}), rows, symbols
+        )
+        compared += bool(expected) and expected != reference(numbers_only(f), rows, symbols)
     assert nonempty > 150  # the generated filters mostly select something
+    # and OR groups and comparisons with other metrics often decide what
+    assert grouped > 40
+    assert compared > 80
+
+
+def numbers_only(f: ScanFilter) -> ScanFilter:
+    """The filter without its conditions that compare with another metric."""
+
+    def plain(conditions: tuple[Condition, ...]) -> tuple[Condition, ...]:
+        return tuple(c for c in conditions if len(c.columns()) == 1)
+
+    groups = [g.model_copy(update={"any": plain(g.any)}) for g in f.groups]
+    return f.model_copy(
+        update={"conditions": plain(f.conditions), "groups": tuple(g for g in groups if g.any)}
+    )

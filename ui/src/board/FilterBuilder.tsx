@@ -1,7 +1,8 @@
-// The filter builder: markets, quotes, a volume band, a limit and metric conditions.
+// The filter builder: markets, quotes, a volume band, a limit, metric conditions that must all
+// hold, and "any of" groups of which one condition must hold.
 import { memo, useState, type FormEvent, type Ref } from "react";
 import type { Market, ScanFilter, Window } from "../session/types";
-import { fromDraft, METRIC_BY_NAME, METRICS, newDraft, OPS, toDraft, withMetric, type DraftCondition } from "./conditions";
+import { describeCondition, fromDraft, METRIC_BY_NAME, METRICS, newDraft, OPS, toDraft, withMetric, withOp, withOther, type DraftCondition } from "./conditions";
 import { BOARD_LIMIT } from "./useView";
 
 const MARKETS: { value: Market; label: string }[] = [
@@ -21,6 +22,8 @@ interface Props {
 
 interface Draft {
   conditions: DraftCondition[];
+  /** OR groups, each a list of conditions. */
+  groups: DraftCondition[][];
   volumeWindow: Window;
   volumeMin: string;
   volumeMax: string;
@@ -32,6 +35,7 @@ const text = (value: number | null | undefined) => (value == null ? "" : String(
 function draftOf(filter: ScanFilter): Draft {
   return {
     conditions: (filter.conditions ?? []).map(toDraft),
+    groups: (filter.groups ?? []).map((group) => group.any.map(toDraft)),
     volumeWindow: filter.volume?.window ?? "24h",
     volumeMin: text(filter.volume?.min),
     volumeMax: text(filter.volume?.max),
@@ -40,7 +44,7 @@ function draftOf(filter: ScanFilter): Draft {
 }
 
 /** The typed part of a filter: it is a draft until applied, and reset when it changes elsewhere. */
-const typedPart = (filter: ScanFilter) => JSON.stringify([filter.conditions ?? [], filter.volume ?? null, filter.limit ?? BOARD_LIMIT]);
+const typedPart = (filter: ScanFilter) => JSON.stringify([filter.conditions ?? [], filter.groups ?? [], filter.volume ?? null, filter.limit ?? BOARD_LIMIT]);
 
 function toggled<T>(items: readonly T[] | undefined, item: T): T[] {
   const current = items ?? [];
@@ -61,6 +65,84 @@ function Toggles<T extends string>({ options, selected, testid, onToggle }: {
   ));
 }
 
+const metricOptions = METRICS.map((metric) => (
+  <option key={metric.name} value={metric.name}>
+    {metric.label}
+  </option>
+));
+
+/** One condition's controls: metric, window, comparison, and a number or another metric × factor. */
+function ConditionEditor({ condition, onChange, onRemove }: { condition: DraftCondition; onChange(condition: DraftCondition): void; onRemove(): void }) {
+  const remove = (
+    <button type="button" className="icon-button" aria-label="Remove condition" data-testid="filter-remove" onClick={onRemove}>
+      ×
+    </button>
+  );
+  if (condition.fixed) {
+    return (
+      <span className="condition" data-testid="filter-condition">
+        <span className="fixed-condition" title="Made outside the builder: remove it to change it">
+          {describeCondition(condition.fixed)}
+        </span>
+        {remove}
+      </span>
+    );
+  }
+  const windows = METRIC_BY_NAME.get(condition.metric)?.windows ?? [];
+  const otherWindows = METRIC_BY_NAME.get(condition.other)?.windows ?? [];
+  const number = (label: string, testid: string, value: string, set: (text: string) => void, placeholder: string) => (
+    <input className="number" type="number" step="any" aria-label={label} data-testid={testid} placeholder={placeholder} value={value} onChange={(event) => set(event.target.value)} />
+  );
+  return (
+    <span className="condition" data-testid="filter-condition">
+      <select aria-label="Metric" data-testid="filter-metric" value={condition.metric} onChange={(event) => onChange(withMetric(condition, event.target.value))}>
+        {metricOptions}
+      </select>
+      <select aria-label="Window" data-testid="filter-window" disabled={windows.length === 0} value={condition.window ?? ""} onChange={(event) => onChange({ ...condition, window: event.target.value as Window })}>
+        {windows.length === 0 && <option value="">–</option>}
+        {windows.map((window) => (
+          <option key={window}>{window}</option>
+        ))}
+      </select>
+      <select aria-label="Comparison" data-testid="filter-op" value={condition.op} onChange={(event) => onChange(withOp(condition, event.target.value as DraftCondition["op"]))}>
+        {OPS.map((op) => (
+          <option key={op}>{op}</option>
+        ))}
+      </select>
+      <select aria-label="Compare with" data-testid="filter-than" value={condition.than} disabled={condition.op === "between"} onChange={(event) => onChange({ ...condition, than: event.target.value as DraftCondition["than"] })}>
+        <option value="number">a number</option>
+        <option value="metric">another metric</option>
+      </select>
+      {condition.than === "metric" ? (
+        <>
+          <select aria-label="Other metric" data-testid="filter-other" value={condition.other} onChange={(event) => onChange(withOther(condition, event.target.value))}>
+            {metricOptions}
+          </select>
+          {otherWindows.length > 0 && (
+            <select aria-label="Other metric's window" data-testid="filter-other-window" value={condition.otherWindow ?? otherWindows[0]} onChange={(event) => onChange({ ...condition, otherWindow: event.target.value as Window })}>
+              {otherWindows.map((window) => (
+                <option key={window}>{window}</option>
+              ))}
+            </select>
+          )}
+          <span className="times">×</span>
+          {number("Factor", "filter-factor", condition.factor, (factor) => onChange({ ...condition, factor }), "factor")}
+          {condition.offset !== 0 && <span className="offset">{`${condition.offset > 0 ? "+" : "−"} ${Math.abs(condition.offset)}`}</span>}
+        </>
+      ) : (
+        <>
+          {number("Threshold", "filter-value", condition.value, (value) => onChange({ ...condition, value }), "value")}
+          {condition.op === "between" && number("Upper bound", "filter-value2", condition.value2, (value2) => onChange({ ...condition, value2 }), "and")}
+        </>
+      )}
+      {remove}
+    </span>
+  );
+}
+
+const replaced = <T,>(items: T[], index: number, item: T) => items.map((existing, at) => (at === index ? item : existing));
+const without = <T,>(items: T[], index: number) => items.filter((_, at) => at !== index);
+
 const positive = (value: string): number | null => (value.trim() === "" || !(Number(value) >= 0) ? null : Number(value));
 
 /** Memoised: the board above it re-renders every second, the filter seldom changes. */
@@ -72,9 +154,9 @@ export const FilterBuilder = memo(function FilterBuilder({ filter, quotes, onCha
     setDraft(draftOf(filter));
   }
 
-  const setCondition = (index: number, condition: DraftCondition) =>
-    setDraft({ ...draft, conditions: draft.conditions.map((item, at) => (at === index ? condition : item)) });
-  const incomplete = draft.conditions.some((condition) => fromDraft(condition) === null);
+  const setGroup = (index: number, group: DraftCondition[]) =>
+    setDraft({ ...draft, groups: group.length === 0 ? without(draft.groups, index) : replaced(draft.groups, index, group) });
+  const incomplete = [...draft.conditions, ...draft.groups.flat()].some((condition) => fromDraft(condition) === null);
 
   const apply = (event: FormEvent) => {
     event.preventDefault();
@@ -85,6 +167,7 @@ export const FilterBuilder = memo(function FilterBuilder({ filter, quotes, onCha
     onChange({
       ...filter,
       conditions: draft.conditions.flatMap((condition) => fromDraft(condition) ?? []),
+      groups: draft.groups.map((group) => ({ any: group.flatMap((condition) => fromDraft(condition) ?? []) })),
       volume: min === null && max === null ? null : { window: draft.volumeWindow, min, max },
       limit,
     });
@@ -109,40 +192,28 @@ export const FilterBuilder = memo(function FilterBuilder({ filter, quotes, onCha
         <input className="number short" type="number" min="1" max={BOARD_LIMIT} aria-label="Rows at most" value={draft.limit} onChange={(event) => setDraft({ ...draft, limit: event.target.value })} />
       </div>
       <div className="filter-line">
-        {draft.conditions.map((condition, index) => {
-          const windows = METRIC_BY_NAME.get(condition.metric)?.windows ?? [];
-          return (
-            <span className="condition" key={index}>
-              <select aria-label="Metric" data-testid="filter-metric" value={condition.metric} onChange={(event) => setCondition(index, withMetric(condition, event.target.value))}>
-                {METRICS.map((metric) => (
-                  <option key={metric.name} value={metric.name}>
-                    {metric.label}
-                  </option>
-                ))}
-              </select>
-              <select aria-label="Window" data-testid="filter-window" disabled={windows.length === 0} value={condition.window ?? ""} onChange={(event) => setCondition(index, { ...condition, window: event.target.value as Window })}>
-                {windows.length === 0 && <option value="">–</option>}
-                {windows.map((window) => (
-                  <option key={window}>{window}</option>
-                ))}
-              </select>
-              <select aria-label="Comparison" data-testid="filter-op" value={condition.op} onChange={(event) => setCondition(index, { ...condition, op: event.target.value as DraftCondition["op"] })}>
-                {OPS.map((op) => (
-                  <option key={op}>{op}</option>
-                ))}
-              </select>
-              <input className="number" type="number" step="any" aria-label="Threshold" data-testid="filter-value" placeholder="value" value={condition.value} onChange={(event) => setCondition(index, { ...condition, value: event.target.value })} />
-              {condition.op === "between" && (
-                <input className="number" type="number" step="any" aria-label="Upper bound" data-testid="filter-value2" placeholder="and" value={condition.value2} onChange={(event) => setCondition(index, { ...condition, value2: event.target.value })} />
-              )}
-              <button type="button" className="icon-button" aria-label="Remove condition" onClick={() => setDraft({ ...draft, conditions: draft.conditions.filter((_, at) => at !== index) })}>
-                ×
-              </button>
-            </span>
-          );
-        })}
+        {draft.conditions.map((condition, index) => (
+          <ConditionEditor key={index} condition={condition} onChange={(changed) => setDraft({ ...draft, conditions: replaced(draft.conditions, index, changed) })} onRemove={() => setDraft({ ...draft, conditions: without(draft.conditions, index) })} />
+        ))}
+        {draft.groups.map((group, index) => (
+          <span className="filter-group" data-testid="filter-group" key={index}>
+            <span className="group-label">Any of</span>
+            {group.map((condition, at) => (
+              <span className="group-member" key={at}>
+                {at > 0 && <span className="or">or</span>}
+                <ConditionEditor condition={condition} onChange={(changed) => setGroup(index, replaced(group, at, changed))} onRemove={() => setGroup(index, without(group, at))} />
+              </span>
+            ))}
+            <button type="button" className="button" data-testid="filter-add-or" onClick={() => setGroup(index, [...group, newDraft()])}>
+              + Or
+            </button>
+          </span>
+        ))}
         <button type="button" className="button" data-testid="filter-add" onClick={() => setDraft({ ...draft, conditions: [...draft.conditions, newDraft()] })}>
           + Condition
+        </button>
+        <button type="button" className="button" data-testid="filter-add-group" title="Conditions of which any one may hold" onClick={() => setDraft({ ...draft, groups: [...draft.groups, [newDraft(), newDraft()]] })}>
+          + Any of
         </button>
         <button type="submit" className="button primary" data-testid="filter-apply" disabled={incomplete} title={incomplete ? "Every condition needs its value" : "Apply (Enter)"}>
           Apply

@@ -3,7 +3,7 @@ import { memo, useState, type FormEvent } from "react";
 import { api } from "../api/client";
 import { useSession } from "../session/SessionProvider";
 import type { Preset, ScanFilter } from "../session/types";
-import { METRIC_BY_NAME } from "./conditions";
+import { describeCondition } from "./conditions";
 import { noticeOf, SIGN_IN_NOTICE, type Notice } from "./notice";
 
 interface Props {
@@ -16,9 +16,8 @@ interface Props {
 
 /** A name that says what the filter does: "Change % 5m >= 3, USDT", or "by price asc". */
 function suggestName(filter: ScanFilter): string {
-  const parts = (filter.conditions ?? []).map(
-    (condition) => `${METRIC_BY_NAME.get(condition.metric)?.label ?? condition.metric}${condition.window ? ` ${condition.window}` : ""} ${condition.op} ${condition.value}`,
-  );
+  const parts = (filter.conditions ?? []).map(describeCondition);
+  parts.push(...(filter.groups ?? []).map((group) => `(${group.any.map(describeCondition).join(" or ")})`));
   parts.push(...(filter.quotes ?? []), ...(filter.markets ?? []));
   if (parts.length === 0) parts.push(`by ${filter.sort ?? "default sort"} ${filter.order ?? ""}`.trim());
   return parts.join(", ").slice(0, 64);

@@ -1,5 +1,6 @@
-// The filter builder's vocabulary: the metrics a condition may test and their windows.
-import type { Condition, ConditionOp, Window } from "../session/types";
+// The filter builder's vocabulary: the metrics a condition may test and their windows, and a
+// condition as typed (a draft) to and from the API's Condition.
+import type { Condition, ConditionOp, MetricRef, Window } from "../session/types";
 
 export interface Metric {
   /** The Condition `metric` the API accepts. */
@@ -35,49 +36,96 @@ export const METRIC_BY_NAME = new Map(METRICS.map((metric) => [metric.name, metr
 
 export const OPS: ConditionOp[] = [">=", ">", "<=", "<", "between"];
 
+/** What a condition compares its metric with. */
+export type Than = "number" | "metric";
+
 /** A condition as typed: numbers still text, so a half-typed "-0." is not lost. */
 export interface DraftCondition {
   metric: string;
   window: Window | null;
   op: ConditionOp;
+  /** "number": with `value` (and `value2` for between); "metric": with `other` × `factor`. */
+  than: Than;
   value: string;
   value2: string;
+  other: string;
+  otherWindow: Window | null;
+  factor: string;
+  /** Added to factor × other: the builder keeps a loaded condition's offset, it does not edit it. */
+  offset: number;
+  /** A condition the builder cannot edit (a between of metrics), kept whole until removed. */
+  fixed?: Condition;
 }
 
 export function newDraft(): DraftCondition {
-  return { metric: "change_pct", window: "5m", op: ">=", value: "", value2: "" };
+  return { metric: "change_pct", window: "5m", op: ">=", than: "number", value: "", value2: "", other: "vwap_24h", otherWindow: null, factor: "1", offset: 0 };
 }
 
+export const isMetric = (value: number | MetricRef | null | undefined): value is MetricRef => typeof value === "object" && value !== null;
+
 export function toDraft(condition: Condition): DraftCondition {
-  return {
-    metric: condition.metric,
-    window: condition.window ?? null,
-    op: condition.op,
-    value: String(condition.value),
-    value2: condition.value2 == null ? "" : String(condition.value2),
-  };
+  const draft = { ...newDraft(), metric: condition.metric, window: condition.window ?? null, op: condition.op };
+  const { value, value2 } = condition;
+  if (isMetric(value2) || (isMetric(value) && condition.op === "between")) return { ...draft, fixed: condition };
+  if (isMetric(value)) {
+    return { ...draft, than: "metric", other: value.metric, otherWindow: value.window ?? null, factor: String(value.factor ?? 1), offset: value.offset ?? 0 };
+  }
+  return { ...draft, value: String(value), value2: value2 == null ? "" : String(value2) };
 }
 
 const number = (text: string): number | null => (text.trim() === "" || !Number.isFinite(Number(text)) ? null : Number(text));
 
+/** A metric name with the window it needs: its own if it has it, else its first (none: null). */
+function windowOf(metric: string, window: Window | null): Window | null {
+  const windows = METRIC_BY_NAME.get(metric)?.windows ?? [];
+  return windows.length > 0 ? (window && windows.includes(window) ? window : windows[0]) : null;
+}
+
 /** The condition to send, or null while a needed number is missing. */
 export function fromDraft(draft: DraftCondition): Condition | null {
+  if (draft.fixed) return draft.fixed;
+  const window = windowOf(draft.metric, draft.window);
+  if (draft.than === "metric" && draft.op !== "between") {
+    const factor = number(draft.factor);
+    if (factor === null) return null;
+    const other: MetricRef = { metric: draft.other, window: windowOf(draft.other, draft.otherWindow), factor };
+    if (draft.offset !== 0) other.offset = draft.offset;
+    return { metric: draft.metric, window, op: draft.op, value: other, value2: null };
+  }
   const value = number(draft.value);
   const value2 = number(draft.value2);
   if (value === null || (draft.op === "between" && value2 === null)) return null;
-  const windows = METRIC_BY_NAME.get(draft.metric)?.windows ?? [];
-  return {
-    metric: draft.metric,
-    window: windows.length > 0 ? (draft.window ?? windows[0]) : null,
-    op: draft.op,
-    value,
-    value2: draft.op === "between" ? value2 : null,
-  };
+  return { metric: draft.metric, window, op: draft.op, value, value2: draft.op === "between" ? value2 : null };
 }
 
 /** A draft moved to another metric keeps a window that metric has, else its first. */
 export function withMetric(draft: DraftCondition, metric: string): DraftCondition {
-  const windows = METRIC_BY_NAME.get(metric)?.windows ?? [];
-  const window = draft.window && windows.includes(draft.window) ? draft.window : (windows[0] ?? null);
-  return { ...draft, metric, window };
+  return { ...draft, metric, window: windowOf(metric, draft.window) };
+}
+
+/** A draft compared with another metric keeps a window that metric has, else its first. */
+export function withOther(draft: DraftCondition, other: string): DraftCondition {
+  return { ...draft, other, otherWindow: windowOf(other, draft.otherWindow ?? draft.window) };
+}
+
+/** A draft with another comparison: between takes numbers only (the builder's limit, not the API's). */
+export function withOp(draft: DraftCondition, op: ConditionOp): DraftCondition {
+  return { ...draft, op, than: op === "between" ? "number" : draft.than };
+}
+
+function label(metric: string, window: Window | null | undefined): string {
+  return `${METRIC_BY_NAME.get(metric)?.label ?? metric}${window ? ` ${window}` : ""}`;
+}
+
+function side(value: number | MetricRef): string {
+  if (!isMetric(value)) return String(value);
+  const factor = value.factor ?? 1;
+  const offset = value.offset ?? 0;
+  return `${label(value.metric, value.window)}${factor !== 1 ? ` × ${factor}` : ""}${offset ? ` ${offset > 0 ? "+" : "−"} ${Math.abs(offset)}` : ""}`;
+}
+
+/** A condition as a trader reads it: "Change % 5m > Change % 1h × 0.0833". */
+export function describeCondition(condition: Condition): string {
+  const upper = condition.op === "between" && condition.value2 != null ? ` and ${side(condition.value2)}` : "";
+  return `${label(condition.metric, condition.window)} ${condition.op} ${side(condition.value)}${upper}`;
 }

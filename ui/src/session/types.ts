@@ -32,13 +32,26 @@ export type Market = "spot" | "usdm";
 export type SortOrder = "asc" | "desc";
 export type ConditionOp = ">" | ">=" | "<" | "<=" | "between";
 
-/** One threshold of a filter: `change_pct` over `5m` `>=` 3. */
+/** Another metric of the same row as a condition's right-hand side: factor × metric + offset. */
+export interface MetricRef {
+  metric: string;
+  window?: Window | null;
+  factor?: number;
+  offset?: number;
+}
+
+/** One comparison of a filter: `change_pct` over `5m` `>=` 3, or `price` `>` `vwap_24h`. */
 export interface Condition {
   metric: string;
   window?: Window | null;
   op: ConditionOp;
-  value: number;
-  value2?: number | null;
+  value: number | MetricRef;
+  value2?: number | MetricRef | null;
+}
+
+/** Conditions of which at least one must hold (an OR). */
+export interface AnyGroup {
+  any: Condition[];
 }
 
 /** Quote volume over one window between `min` and `max` (either open). */
@@ -50,7 +63,10 @@ export interface VolumeBand {
 
 /** The ScanFilter of GET /api/v1/scan and of a ranks subscription; every part optional. */
 export interface ScanFilter {
+  /** All must hold. */
   conditions?: Condition[];
+  /** Each must hold: at least one of its conditions. */
+  groups?: AnyGroup[];
   new_high?: boolean | null;
   new_low?: boolean | null;
   volume?: VolumeBand | null;
