@@ -188,6 +188,9 @@ def run(
             start="beginning",
             counters=counters,
             stop=stop,
+            # The embedded broker starts empty (memory storage): ClickHouse is the record
+            # of what the candle flow had done before this start.
+            resume_from_store=settings.kafka.bootstrap is None,
         )
         source = choose_source(options, reachable or binance_reachable(options.rest_url))
         live_settings = settings.model_copy(
