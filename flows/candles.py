@@ -45,7 +45,7 @@ from runtime.kafka import consumer_config, partition_count, producer_config
 from schemas import topics
 from schemas.candles import INTERVAL_MS, Candle, Interval, encode_candle
 from schemas.deadletter import DeadLetter
-from schemas.trades import trade_decoder
+from schemas.trades import Trade, trade_decoder
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,32 @@ ORDER BY interval, exchange, market, symbol, open_time
 """
 
 
+# The trades the trade store kept from where the stored candles end: their windows were
+# still open when the flow stopped, and a broker that keeps messages in memory only has
+# lost them.
+_TRADES_QUERY = """
+SELECT exchange, market, symbol, trade_id, price, qty, toUnixTimestamp64Micro(time) AS time_us,
+       buyer_is_maker, first_trade_id, last_trade_id
+FROM {db:Identifier}.trades FINAL
+WHERE time >= fromUnixTimestamp64Milli({since:Int64})
+ORDER BY time, trade_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionResume:
+    """What one partition takes from the store: its symbols' state and the trades after it.
+
+    Attributes:
+        symbols: By Kafka key, each symbol's state (see `resumed_symbols`).
+        trades: By Kafka key, stored trades of windows the stored candles do not hold yet,
+            in time order: they go into the engine before any new record.
+    """
+
+    symbols: dict[object, SymbolCandles] = field(default_factory=dict)
+    trades: list[tuple[bytes, Trade]] = field(default_factory=list)
+
+
 def resumed_symbols(rows: Iterable[tuple[Any, ...]]) -> dict[bytes, SymbolCandles]:
     """Symbols' engine state from the rows of `_RESUME_QUERY` (pure: no I/O).
 
@@ -207,28 +233,49 @@ class StoreResume:
         self._horizon_ms = horizon_ms
         self._partitions = partitions
         self._lock = threading.Lock()
-        self._by_partition: dict[int, dict[object, SymbolCandles]] | None = None
+        self._by_partition: dict[int, PartitionResume] | None = None
 
-    def take(self, partition: int) -> dict[object, SymbolCandles]:
-        """The stored state of the symbols of one partition (each partition takes its own once)."""
+    def take(self, partition: int) -> PartitionResume:
+        """What one partition resumes from (each partition takes its own once)."""
         with self._lock:
             if self._by_partition is None:
                 self._by_partition = self._load()
-            return self._by_partition.pop(partition, {})
+            return self._by_partition.pop(partition, PartitionResume())
 
-    def _load(self) -> dict[int, dict[object, SymbolCandles]]:
+    def _load(self) -> dict[int, PartitionResume]:
         started = time.monotonic()
-        result = self._clickhouse().query(
+        client = self._clickhouse()
+        result = client.query(
             _RESUME_QUERY, parameters={"db": self._database, "horizon": self._horizon_ms}
         )
         symbols = resumed_symbols(result.result_rows)
         count = self._partitions()
-        by_partition: dict[int, dict[object, SymbolCandles]] = {}
+        by_partition: dict[int, PartitionResume] = {}
         for key, state in symbols.items():
-            by_partition.setdefault(partition_of(key, count), {})[key] = state
+            by_partition.setdefault(partition_of(key, count), PartitionResume()).symbols[key] = (
+                state
+            )
+        trades = 0
+        if symbols:
+            ends = {key: state.s1.upto for key, state in symbols.items()}
+            since = min(end for end in ends.values() if end is not None)
+            rows = client.query(
+                _TRADES_QUERY, parameters={"db": self._database, "since": since}
+            ).result_rows
+            for row in rows:
+                trade = Trade(*row)
+                key = topics.symbol_key(trade.exchange, trade.market, trade.symbol).encode()
+                end = ends.get(key)
+                # A symbol with no stored candles from `since` on has none of its trades counted.
+                if end is None or trade.time_us // 1000 >= end:
+                    part = by_partition.setdefault(partition_of(key, count), PartitionResume())
+                    part.trades.append((key, trade))
+                    trades += 1
         logger.info(
-            "candle flow resumes %d symbols from ClickHouse (%d rows, %.2f s)",
+            "candle flow resumes %d symbols and %d trades after them from ClickHouse "
+            "(%d candle rows, %.2f s)",
             len(symbols),
+            trades,
             len(result.result_rows),
             time.monotonic() - started,
         )
@@ -257,11 +304,11 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
 
     def on_item(self, value: RecordBatch) -> tuple[Iterable[CandleOutput], bool]:
         engine = self._engine
-        if self._store is not None:
-            engine.resume(self._store.take(value.partition))
-            self._store = None
         candles: list[Candle] = []
         dead: list[DeadLetter] = []
+        if self._store is not None:
+            self._resume(self._store.take(value.partition), candles)
+            self._store = None
         if value.records:
             self._counters.trades += len(value.records)
 
@@ -281,6 +328,14 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
                 engine.flush(candles)
             self._counters.partitions_done += 1
         return self._emit(candles, dead), StatefulLogic.RETAIN
+
+    def _resume(self, stored: PartitionResume, candles: list[Candle]) -> None:
+        engine = self._engine
+        engine.resume(stored.symbols)
+        with localcontext(_EXACT):
+            for key, trade in stored.trades:
+                engine.add(key, trade, candles)
+        self._counters.trades += len(stored.trades)
 
     def _maybe_idle(self, wall_ms: int, candles: list[Candle]) -> None:
         idle = self._settings.idle_close_ms
