@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,19 @@ class FlowProcess:
                 value, since = self.progress.get(key), time.monotonic()
 
 
+@pytest.fixture
+def children() -> Iterator[list[FlowProcess]]:
+    """Child processes a test starts; any still running at its end are killed."""
+    started: list[FlowProcess] = []
+    yield started
+    for child in started:
+        if child.process.poll() is None:
+            child.process.kill()
+            child.process.wait(30)
+
+
 def test_a_crash_mid_minute_leaves_minutes_equal_to_their_stored_seconds(
-    tmp_path: Path, kafka_bootstrap: str, fresh_topic
+    tmp_path: Path, kafka_bootstrap: str, fresh_topic, children: list[FlowProcess]
 ) -> None:
     root = Path(__file__).resolve().parents[2]
     dsn, database = f"chdb://{tmp_path / 'chdb'}", "crash"
@@ -107,6 +119,7 @@ def test_a_crash_mid_minute_leaves_minutes_equal_to_their_stored_seconds(
     with TradePublisher(kafka_bootstrap, topic=before, deadletter_topic=dead) as pub:
         pub.publish_many(first)
     run = FlowProcess([kafka_bootstrap, dsn, database, before, candles, dead], root)
+    children.append(run)
     run.wait(lambda p: p["trades"] == len(first) and p["stored_trades"] == len(first))
     run.wait(lambda p: p["candles_1m"] >= len(SYMBOLS))  # the first minute closed
     run.settle("candles_1s")  # what was emitted is in ClickHouse, the open windows are not
@@ -118,6 +131,7 @@ def test_a_crash_mid_minute_leaves_minutes_equal_to_their_stored_seconds(
     with TradePublisher(kafka_bootstrap, topic=after, deadletter_topic=dead) as pub:
         pub.publish_many(second)
     run = FlowProcess([kafka_bootstrap, dsn, database, after, candles, dead], root)
+    children.append(run)
     run.wait(lambda p: p["trades"] >= len(second) and p["candles_1m"] >= len(SYMBOLS))
     run.settle("candles_1s")
     run.process.send_signal(signal.SIGTERM)
