@@ -37,8 +37,11 @@ INF = Decimal("Infinity")
 class CandleAcc:
     """The running sums of one real candle (one with at least one trade).
 
-    `open_key` and `close_key` order the prints (the exchange's trade or aggregate id) so
-    that trades that arrive out of order still give the exchange's open and close.
+    `open_key` and `close_key` order the prints so that trades that arrive out of order
+    still give the exchange's open and close: the first raw trade id of the open print and
+    the last of the close print (an aggregate trade's raw ids are in the order of its
+    aggregate id), so a candle read back from the store, which keeps only its first and
+    last trade ids, orders the prints it is given later the same way.
     """
 
     __slots__ = (
@@ -64,7 +67,6 @@ class CandleAcc:
         qty = trade.qty
         self.open_time = open_time
         self.open = self.high = self.low = self.close = price
-        self.open_key = self.close_key = trade.trade_id
         self.volume = qty
         self.quote_volume = quote
         self.count = trade.count
@@ -82,6 +84,26 @@ class CandleAcc:
             assert last is not None, "check_trade: first and last ids come together"
             self.first_trade_id = first
             self.last_trade_id = last
+        self.open_key = self.first_trade_id
+        self.close_key = self.last_trade_id
+
+    @classmethod
+    def from_candle(cls, candle: Candle) -> CandleAcc:
+        """The sums of a stored real candle, to fold more trades into or roll up."""
+        acc = cls.__new__(cls)
+        acc.open_time = candle.open_time
+        acc.open = candle.open
+        acc.high = candle.high
+        acc.low = candle.low
+        acc.close = candle.close
+        acc.volume = candle.volume
+        acc.quote_volume = candle.quote_volume
+        acc.count = candle.count
+        acc.taker_buy_volume = candle.taker_buy_volume
+        acc.taker_buy_quote_volume = candle.taker_buy_quote_volume
+        acc.first_trade_id = acc.open_key = candle.first_trade_id or 0
+        acc.last_trade_id = acc.close_key = candle.last_trade_id or 0
+        return acc
 
     def add(self, trade: Trade, quote: Decimal) -> None:
         """Fold one more trade of the same window in; `quote` is `trade.price * trade.qty`.
@@ -94,40 +116,37 @@ class CandleAcc:
             self.high = price
         elif price < self.low:
             self.low = price
-        tid = trade.trade_id
-        if tid >= self.close_key:
+        first = trade.first_trade_id
+        last: int
+        if first is None:
+            first = last = trade.trade_id
+            self.count += 1
+        else:
+            last = trade.last_trade_id  # type: ignore[assignment]  # check_trade: both or none
+            self.count += last - first + 1
+        if last >= self.close_key:
             self.close = price
-            self.close_key = tid
-        elif tid < self.open_key:
+            self.close_key = last
+        elif first < self.open_key:
             self.open = price
-            self.open_key = tid
+            self.open_key = first
         self.volume += qty
         self.quote_volume += quote
         if not trade.buyer_is_maker:
             self.taker_buy_volume += qty
             self.taker_buy_quote_volume += quote
-        first = trade.first_trade_id
-        if first is None:
-            self.count += 1
-            if tid < self.first_trade_id:
-                self.first_trade_id = tid
-            elif tid > self.last_trade_id:
-                self.last_trade_id = tid
-        else:
-            last = trade.last_trade_id
-            assert last is not None
-            self.count += last - first + 1
-            if first < self.first_trade_id:
-                self.first_trade_id = first
-            if last > self.last_trade_id:
-                self.last_trade_id = last
+        if first < self.first_trade_id:
+            self.first_trade_id = first
+        if last > self.last_trade_id:
+            self.last_trade_id = last
 
 
 def rollup(open_time: int, parts: Iterable[CandleAcc]) -> CandleAcc | None:
     """Fold real candles of shorter intervals into one of a longer interval.
 
     Flat candles must not be passed: a flat carries the previous close, which is not a
-    trade of the longer interval.
+    trade of the longer interval. The parts are taken in time order (the open of the
+    earliest, the close of the latest), as a roll-up of the stored candles reads them.
 
     Args:
         open_time: Open time of the longer interval, in ms.
@@ -136,7 +155,7 @@ def rollup(open_time: int, parts: Iterable[CandleAcc]) -> CandleAcc | None:
     Returns:
         The longer candle, or None when there are no parts (a wholly quiet interval).
     """
-    ordered = sorted(parts, key=lambda acc: acc.open_key)
+    ordered = sorted(parts, key=lambda acc: acc.open_time)
     if not ordered:
         return None
     first = ordered[0]
@@ -205,6 +224,60 @@ class SymbolCandles:
         self.m1 = Series("1m", MINUTE_MS)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredSeries:
+    """What the store holds of one symbol's candles of one interval, from a minute on.
+
+    Attributes:
+        first: Open time of its oldest candle in that span.
+        last: Its newest candle (the series was emitted up to its end).
+        kept: Its real candles and those revised (version above 1), in any order; the
+            flats at version 1 need not be given.
+    """
+
+    first: int
+    last: Candle
+    kept: list[Candle]
+
+
+def resumed_symbol(
+    seconds: StoredSeries, minutes: StoredSeries | None, kept_from: int
+) -> SymbolCandles:
+    """A symbol's state rebuilt from its stored candles, as the engine had it when it stopped.
+
+    The emitted series go on where the store ends, with the stored last closes (so the
+    flats after them carry the right close); the stored real 1s candles are the revision
+    history, so a minute still open rolls up its stored seconds with the ones to come;
+    stored versions are kept, so every later revision is written above them.
+
+    Args:
+        seconds: Its stored 1s candles from `kept_from` on.
+        minutes: Its stored 1m candles from `kept_from` on, None if there are none.
+        kept_from: Start of the stored span (a minute boundary): trades before it can no
+            longer revise a candle.
+
+    Returns:
+        The symbol's state, for `PartitionCandles.resume`.
+    """
+    last = seconds.last
+    state = SymbolCandles(last.exchange, last.market, last.symbol)
+    state.kept_from = kept_from
+    for candle in seconds.kept:
+        if candle.count > 0:
+            state.history[candle.open_time] = CandleAcc.from_candle(candle)
+    _resume_series(state.s1, seconds)
+    if minutes is not None:
+        _resume_series(state.m1, minutes)
+    return state
+
+
+def _resume_series(series: Series, stored: StoredSeries) -> None:
+    series.first = stored.first
+    series.upto = stored.last.open_time + series.interval_ms
+    series.last_close = stored.last.close
+    series.versions = {c.open_time: c.version for c in stored.kept if c.version > 1}
+
+
 @dataclass
 class EngineStats:
     """Counts a run reports: what went in and what came out."""
@@ -241,6 +314,26 @@ class PartitionCandles:
     max_time_ms: int | None = None
     watermark_ms: int | None = None
     stats: EngineStats = field(default_factory=EngineStats)
+
+    # ----------------------------------------------------------------------- resume
+
+    def resume(self, symbols: dict[object, SymbolCandles]) -> None:
+        """Take over symbols rebuilt from the store (see `resumed_symbol`), before any trade.
+
+        The partition's event time resumes where the newest of them was emitted, so the
+        windows between then and the first new trade close as flats (or revise, if the
+        trades of that time turn up later).
+        """
+        self.symbols.update(symbols)
+        uptos = [s.s1.upto for s in symbols.values() if s.s1.upto is not None]
+        if not uptos:
+            return
+        watermark = max(uptos)
+        if self.watermark_ms is None or watermark > self.watermark_ms:
+            self.watermark_ms = watermark
+        newest = watermark + self.lateness_ms
+        if self.max_time_ms is None or newest > self.max_time_ms:
+            self.max_time_ms = newest
 
     # ----------------------------------------------------------------------- trades in
 

@@ -4,12 +4,19 @@ The kline rules live in `flows.candle_engine`; this module adapts them to Bytewa
 Kafka partition is one keyed state (a `PartitionCandles` holding all of its symbols),
 fed whole fetched batches, so the per-item cost of the dataflow is paid per batch, not
 per trade, and a symbol's trades stay in order in one state.
+
+A live flow that starts without a Bytewax snapshot resumes from ClickHouse
+(`StoreResume`): every symbol's series go on where the stored candles end and the minute
+it had open rolls up its stored seconds with the new ones, so a 1m candle equals the
+roll-up of its stored 1s candles across a crash too.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
@@ -23,16 +30,22 @@ from bytewax.outputs import Sink
 from pydantic import Field
 
 from flows.batching import BatchSettings
-from flows.candle_engine import EngineStats, PartitionCandles
+from flows.candle_engine import (
+    EngineStats,
+    PartitionCandles,
+    StoredSeries,
+    SymbolCandles,
+    resumed_symbol,
+)
 from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.sinks.clickhouse import CandleWriter, ClickHouseSink
 from flows.sinks.kafka import KafkaListSink
 from flows.sources.kafka import KafkaBatchSource, RecordBatch, RunBounds, StartAt
-from runtime.kafka import consumer_config, producer_config
+from runtime.kafka import consumer_config, partition_count, producer_config
 from schemas import topics
-from schemas.candles import Candle, encode_candle
+from schemas.candles import INTERVAL_MS, Candle, Interval, encode_candle
 from schemas.deadletter import DeadLetter
-from schemas.trades import trade_decoder
+from schemas.trades import Trade, trade_decoder
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +94,194 @@ class CandleOutput:
     dead_letters: list[DeadLetter]
 
 
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition a keyed record goes to: librdkafka's default partitioner.
+
+    `consistent_random`: CRC-32 of the key modulo the partition count, which every
+    producer of this project uses (none sets another partitioner or a partition).
+    """
+    return zlib.crc32(key) % partitions
+
+
+# Per symbol and interval, from the start of the revision horizon before the newest
+# stored second: the candles the engine needs (real or revised, and the newest one) with
+# the series' first open time. One query for every symbol; rows of our own flow only
+# (`source = 'trades'`), since backfilled klines are no state of it.
+_RESUME_QUERY = """
+WITH (SELECT max(open_time) FROM {db:Identifier}.candles_1s WHERE source = 'trades') AS newest,
+     toDateTime64(toStartOfMinute(newest - toIntervalMillisecond({horizon:Int64})), 3) AS since
+SELECT interval, exchange, market, symbol, toUnixTimestamp64Milli(open_time) AS open_ms,
+       open, high, low, close, volume, quote_volume, count, taker_buy_volume,
+       taker_buy_quote_volume, first_trade_id, last_trade_id, version,
+       toUnixTimestamp64Milli(first_open) AS first_ms, toUnixTimestamp64Milli(since) AS since_ms
+FROM (
+    SELECT '1s' AS interval, *,
+           min(open_time) OVER symbol AS first_open, max(open_time) OVER symbol AS last_open
+    FROM {db:Identifier}.candles_1s FINAL
+    WHERE open_time >= since AND source = 'trades'
+    WINDOW symbol AS (PARTITION BY exchange, market, symbol)
+    UNION ALL
+    SELECT '1m' AS interval, *,
+           min(open_time) OVER symbol AS first_open, max(open_time) OVER symbol AS last_open
+    FROM {db:Identifier}.candles_1m FINAL
+    WHERE open_time >= since AND source = 'trades'
+    WINDOW symbol AS (PARTITION BY exchange, market, symbol)
+)
+WHERE count > 0 OR version > 1 OR open_time = last_open
+ORDER BY interval, exchange, market, symbol, open_time
+"""
+
+
+# The trades the trade store kept from where the stored candles end: their windows were
+# still open when the flow stopped, and a broker that keeps messages in memory only has
+# lost them.
+_TRADES_QUERY = """
+SELECT exchange, market, symbol, trade_id, price, qty, toUnixTimestamp64Micro(time) AS time_us,
+       buyer_is_maker, first_trade_id, last_trade_id
+FROM {db:Identifier}.trades FINAL
+WHERE time >= fromUnixTimestamp64Milli({since:Int64})
+ORDER BY time, trade_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionResume:
+    """What one partition takes from the store: its symbols' state and the trades after it.
+
+    Attributes:
+        symbols: By Kafka key, each symbol's state (see `resumed_symbols`).
+        trades: By Kafka key, stored trades of windows the stored candles do not hold yet,
+            in time order: they go into the engine before any new record.
+    """
+
+    symbols: dict[object, SymbolCandles] = field(default_factory=dict)
+    trades: list[tuple[bytes, Trade]] = field(default_factory=list)
+
+
+def resumed_symbols(rows: Iterable[tuple[Any, ...]]) -> dict[bytes, SymbolCandles]:
+    """Symbols' engine state from the rows of `_RESUME_QUERY` (pure: no I/O).
+
+    Args:
+        rows: `(interval, exchange, market, symbol, open_ms, open, high, low, close,
+            volume, quote_volume, count, taker_buy_volume, taker_buy_quote_volume,
+            first_trade_id, last_trade_id, version, first_ms, since_ms)`, ordered by
+            interval, symbol and open time.
+
+    Returns:
+        By Kafka key (`exchange:market:symbol`, bytes as the records carry it), the state
+        of every symbol with stored 1s candles in the span.
+    """
+    series: dict[tuple[str, str], list[Candle]] = {}
+    firsts: dict[tuple[str, str], int] = {}
+    since: int | None = None
+    for row in rows:
+        interval: Interval = row[0]
+        candle = Candle(
+            row[1],
+            row[2],
+            row[3],
+            interval,
+            row[4],
+            row[4] + INTERVAL_MS[interval] - 1,
+            *row[5:17],
+        )
+        which = (interval, candle.key)
+        series.setdefault(which, []).append(candle)
+        firsts[which] = row[17]
+        since = row[18]
+    out: dict[bytes, SymbolCandles] = {}
+    if since is None:
+        return out
+    for (kind, symbol_key), candles in series.items():
+        if kind != "1s":
+            continue
+        minutes = series.get(("1m", symbol_key))
+        out[symbol_key.encode()] = resumed_symbol(
+            StoredSeries(firsts[("1s", symbol_key)], candles[-1], candles),
+            None
+            if minutes is None
+            else StoredSeries(firsts[("1m", symbol_key)], minutes[-1], minutes),
+            since,
+        )
+    return out
+
+
+class StoreResume:
+    """The candle flow's state as ClickHouse holds it, loaded once and shared by partitions.
+
+    Use it only where the trade source holds no trade that the stored candles already
+    count (reading from the topic's end, or an embedded broker whose topics start empty):
+    such a trade would be counted twice.
+
+    Args:
+        clickhouse: Returns the ClickHouse client to read with.
+        database: Database holding candles_1s and candles_1m.
+        horizon_ms: The revision horizon: how much history is read back.
+        partitions: Returns the trade topic's partition count (to tell which partition's
+            state a symbol is).
+    """
+
+    def __init__(
+        self,
+        clickhouse: Callable[[], Any],
+        database: str,
+        horizon_ms: int,
+        partitions: Callable[[], int],
+    ) -> None:
+        self._clickhouse = clickhouse
+        self._database = database
+        self._horizon_ms = horizon_ms
+        self._partitions = partitions
+        self._lock = threading.Lock()
+        self._by_partition: dict[int, PartitionResume] | None = None
+
+    def take(self, partition: int) -> PartitionResume:
+        """What one partition resumes from (each partition takes its own once)."""
+        with self._lock:
+            if self._by_partition is None:
+                self._by_partition = self._load()
+            return self._by_partition.pop(partition, PartitionResume())
+
+    def _load(self) -> dict[int, PartitionResume]:
+        started = time.monotonic()
+        client = self._clickhouse()
+        result = client.query(
+            _RESUME_QUERY, parameters={"db": self._database, "horizon": self._horizon_ms}
+        )
+        symbols = resumed_symbols(result.result_rows)
+        count = self._partitions()
+        by_partition: dict[int, PartitionResume] = {}
+        for key, state in symbols.items():
+            by_partition.setdefault(partition_of(key, count), PartitionResume()).symbols[key] = (
+                state
+            )
+        trades = 0
+        if symbols:
+            ends = {key: state.s1.upto for key, state in symbols.items()}
+            since = min(end for end in ends.values() if end is not None)
+            rows = client.query(
+                _TRADES_QUERY, parameters={"db": self._database, "since": since}
+            ).result_rows
+            for row in rows:
+                trade = Trade(*row)
+                key = topics.symbol_key(trade.exchange, trade.market, trade.symbol).encode()
+                end = ends.get(key)
+                # A symbol with no stored candles from `since` on has none of its trades counted.
+                if end is None or trade.time_us // 1000 >= end:
+                    part = by_partition.setdefault(partition_of(key, count), PartitionResume())
+                    part.trades.append((key, trade))
+                    trades += 1
+        logger.info(
+            "candle flow resumes %d symbols and %d trades after them from ClickHouse "
+            "(%d candle rows, %.2f s)",
+            len(symbols),
+            trades,
+            len(result.result_rows),
+            time.monotonic() - started,
+        )
+        return by_partition
+
+
 class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
     """Bytewax adaptor: record batches of one partition in, candles out."""
 
@@ -89,9 +290,13 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
         settings: CandleFlowSettings,
         resume: PartitionCandles | None,
         counters: FlowCounters,
+        store: StoreResume | None = None,
     ) -> None:
         self._settings = settings
         self._engine = resume or PartitionCandles(settings.lateness_ms, settings.horizon_ms)
+        # Without a snapshot, the stored state of this partition's symbols is taken in at
+        # the first item, which names the partition.
+        self._store = store if resume is None else None
         self._decode = trade_decoder().decode
         self._counters = counters
         counters.engines.append(self._engine.stats)
@@ -101,6 +306,9 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
         engine = self._engine
         candles: list[Candle] = []
         dead: list[DeadLetter] = []
+        if self._store is not None:
+            self._resume(self._store.take(value.partition), candles)
+            self._store = None
         if value.records:
             self._counters.trades += len(value.records)
 
@@ -120,6 +328,14 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
                 engine.flush(candles)
             self._counters.partitions_done += 1
         return self._emit(candles, dead), StatefulLogic.RETAIN
+
+    def _resume(self, stored: PartitionResume, candles: list[Candle]) -> None:
+        engine = self._engine
+        engine.resume(stored.symbols)
+        with localcontext(_EXACT):
+            for key, trade in stored.trades:
+                engine.add(key, trade, candles)
+        self._counters.trades += len(stored.trades)
 
     def _maybe_idle(self, wall_ms: int, candles: list[Candle]) -> None:
         idle = self._settings.idle_close_ms
@@ -164,6 +380,7 @@ def build_flow(
     dead_letter_sink: Sink[tuple[str, list[DeadLetter]]],
     counters: FlowCounters | None = None,
     flow_id: str = "candles",
+    store: StoreResume | None = None,
 ) -> Dataflow:
     """Wire the candle flow.
 
@@ -175,6 +392,7 @@ def build_flow(
         dead_letter_sink: Receives `(partition, [DeadLetter, ...])` items.
         counters: Filled with live counts, for progress reports.
         flow_id: The dataflow's id (it names recovery state).
+        store: Where a partition without a snapshot takes its symbols' state from.
 
     Returns:
         The dataflow, ready for `bytewax.run` or `bytewax.testing.run_main`.
@@ -184,7 +402,7 @@ def build_flow(
     batches = op.input("trades_in", flow, source)
 
     def builder(resume: PartitionCandles | None) -> CandleLogic:
-        return CandleLogic(settings, resume, counters)
+        return CandleLogic(settings, resume, counters, store)
 
     outputs = op.stateful("candles", batches, builder)
     candles = op.filter_map_value("candles_only", outputs, lambda out: out.candles or None)
@@ -207,6 +425,7 @@ def build_kafka_flow(
     dead_letter_topic: str = topics.DEADLETTER,
     counters: FlowCounters | None = None,
     stop: threading.Event | None = None,
+    resume_from_store: bool = False,
 ) -> tuple[Dataflow, CandleWriter]:
     """The production wiring: Kafka trades in; ClickHouse, candle topic and dead letters out.
 
@@ -221,6 +440,8 @@ def build_kafka_flow(
         dead_letter_topic: Topic to write rejected messages to.
         counters: Filled with live counts, for progress reports.
         stop: Set it to end a live flow (open windows are flushed on the way out).
+        resume_from_store: Without a Bytewax snapshot, resume each symbol from the stored
+            candles (see `StoreResume`); only where the topic holds no trade they count.
 
     Returns:
         The dataflow and its ClickHouse writer (whose `written` counts rows inserted).
@@ -243,5 +464,13 @@ def build_kafka_flow(
         },
         KafkaListSink(producer, dead_letter_topic, dead_letter_message),
         counters,
+        store=StoreResume(
+            clickhouse,
+            database,
+            settings.horizon_ms,
+            lambda: partition_count(bootstrap, trades_topic),
+        )
+        if resume_from_store
+        else None,
     )
     return flow, writer

@@ -342,6 +342,8 @@ def candles(
         start=start,  # type: ignore[arg-type]
         counters=counters,
         stop=_stop_on_signals(),
+        # From the end, the topic holds no trade the stored candles already count.
+        resume_from_store=start == "end",
     )
     try:
         run_flow(flow, recovery_dir)

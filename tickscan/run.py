@@ -23,6 +23,7 @@ from bytewax.dataflow import Dataflow
 # from a module path instead); the process here composes several stages itself.
 from bytewax.testing import run_main
 
+from flows import trade_store
 from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
 from flows.ingest import TradePublisher
 from flows.live import run_ingest
@@ -148,8 +149,8 @@ def run(
     """Run the embedded platform until `stop` is set.
 
     Starts (or connects to) Kafka, opens and migrates ClickHouse, then runs the candle
-    flow, the signals flow and the trade source in threads of this process, and serves
-    the API beside them.
+    flow, the trade store, the signals flow and the trade source in threads of this
+    process, and serves the API beside them.
 
     Args:
         settings: Process settings; `kafka.bootstrap` None starts the embedded broker.
@@ -188,6 +189,20 @@ def run(
             start="beginning",
             counters=counters,
             stop=stop,
+            # The embedded broker starts empty (memory storage): ClickHouse is the record
+            # of what the candle flow had done before this start.
+            resume_from_store=settings.kafka.bootstrap is None,
+        )
+        # Every trade in ClickHouse within half a second: the durable record the candle flow
+        # resumes its open windows from after a crash (the embedded broker's memory is gone).
+        store_flow, _store_writer = trade_store.build_kafka_flow(
+            # Trades not yet in ClickHouse are what a crash loses: keep that short.
+            trade_store.TradeStoreSettings(clickhouse_flush_ms=500),
+            bootstrap=bootstrap,
+            clickhouse=lambda: client,
+            database=database,
+            start="beginning",
+            stop=stop,
         )
         source = choose_source(options, reachable or binance_reachable(options.rest_url))
         live_settings = settings.model_copy(
@@ -196,6 +211,7 @@ def run(
         signals_settings = SignalsSettings.model_validate(live_settings.model_dump())
         stages = [
             _stage("candle-flow", lambda: _run_flow(flow), stop, failures),
+            _stage("trade-store", lambda: _run_flow(store_flow), stop, failures),
             _stage(
                 "signals-flow",
                 lambda: run_signals(

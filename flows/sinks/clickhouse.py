@@ -6,8 +6,10 @@ candles_1m; the trade store fills `trades` with rows it encodes itself.
 
 Inserts are at-least-once and idempotent: every table written here is a ReplacingMergeTree
 keyed by what a row describes, so a batch written twice (a retry, a recovery, a rerun)
-leaves the same rows. The buffer is flushed when it is large or old, at every Bytewax
-epoch end (the sink's snapshot), and at close.
+leaves the same rows. The buffer is flushed when it is large, when its oldest row is
+`max_age_ms` old (a timer thread sees to it when no rows come to trigger it, so a quiet
+stream's last rows are not held until the epoch ends: they would be lost in a crash), at
+every Bytewax epoch end (the sink's snapshot), and at close.
 """
 
 from __future__ import annotations
@@ -95,11 +97,18 @@ class TsvWriter(Generic[R]):
         self._only = next(iter(self._buffers.values())) if route is None else None
         self._rows = 0
         self._since = 0.0
+        self._timer: threading.Thread | None = None
+        self._timer_error: BaseException | None = None
         self.written = dict.fromkeys(tables, 0)
 
     def add(self, rows: Iterable[R]) -> None:
         """Buffer rows; insert if the buffer is due."""
+        if self._timer is None:
+            self._timer = threading.Thread(target=self._age_flush, name="tsv-writer", daemon=True)
+            self._timer.start()
         with self._lock:
+            if self._timer_error is not None:
+                raise self._timer_error
             before = self._rows
             only = self._only
             if only is not None:
@@ -124,6 +133,20 @@ class TsvWriter(Generic[R]):
         """Insert everything buffered."""
         with self._lock:
             self._flush_locked()
+
+    def _age_flush(self) -> None:
+        """Insert rows that reached `max_age_ms` while no new rows came (a daemon thread)."""
+        tick = max(self._max_age_s / 4, 0.01)
+        while self._timer_error is None:
+            time.sleep(tick)
+            with self._lock:
+                if not self._rows or time.monotonic() - self._since < self._max_age_s:
+                    continue
+                try:
+                    self._flush_locked()
+                except Exception as exc:  # raised again in the flow's thread by add()
+                    logger.exception("insert of aged rows failed")
+                    self._timer_error = exc
 
     def _flush_locked(self) -> None:
         if not self._rows:

@@ -1,0 +1,44 @@
+"""The ClickHouse writer's buffer: rows are inserted once they are old, even if none follow."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flows.sinks.clickhouse import TsvTable, TsvWriter
+
+
+class Inserts:
+    """A stand-in client that records what would be inserted."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def raw_insert(self, table: str, columns: list[str], body: bytes, fmt: str) -> None:
+        self.bodies.append(body)
+
+
+def writer(client: Any, max_age_ms: int) -> TsvWriter[str]:
+    table: TsvTable[str] = TsvTable("t", ("a",), lambda rows: "".join(rows).encode())
+    return TsvWriter(lambda: client, "db", {"t": table}, max_age_ms=max_age_ms)
+
+
+def test_the_last_rows_of_a_stream_are_inserted_when_old_without_more_rows() -> None:
+    client = Inserts()
+    rows = writer(client, max_age_ms=100)
+    rows.add(["1\n", "2\n"])
+    assert client.bodies == []  # young: still buffered
+    deadline = time.monotonic() + 5
+    while not client.bodies and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert client.bodies == [b"1\n2\n"] and rows.written == {"t": 2}
+
+
+def test_young_rows_wait_for_their_age() -> None:
+    client = Inserts()
+    rows = writer(client, max_age_ms=60_000)
+    rows.add(["1\n"])
+    time.sleep(0.3)
+    assert client.bodies == []
+    rows.flush()
+    assert client.bodies == [b"1\n"]
