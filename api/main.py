@@ -15,6 +15,7 @@ from api.accounts.billing import open_billing
 from api.accounts.db import AccountsDb
 from api.accounts.deps import Accounts
 from api.accounts.tokens import TokenService, load_secret
+from api.deps import SourceKind
 from api.errors import install_error_handlers
 from api.live.hub import live_delivery
 from api.routes import (
@@ -63,13 +64,17 @@ async def open_accounts(settings: Settings) -> AsyncIterator[Accounts]:
         await db.aclose()
 
 
-def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, store: Store | None = None, source: SourceKind | None = None
+) -> FastAPI:
     """Build the API.
 
     Args:
         settings: The process's settings (ClickHouse, Kafka, API).
         store: A ClickHouse store to use instead of opening one (a process that already
             holds the chdb directory passes its own; chdb allows one per process).
+        source: What feeds the board, when this process runs the flows too (`tickscan
+            run`); `/api/v1/health` says it.
 
     Returns:
         The FastAPI app; its lifespan opens what it needs and closes it on shutdown.
@@ -108,6 +113,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.source = source
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
