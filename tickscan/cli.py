@@ -217,9 +217,10 @@ def run(
     from tickscan.run import RunError, RunOptions, banner, check_options
     from tickscan.run import run as run_platform
 
+    chosen = tuple(m.strip() for m in markets.split(",") if m.strip())
     options = RunOptions(
         source=source,
-        markets=tuple(m.strip() for m in markets.split(",") if m.strip()),  # type: ignore[arg-type]
+        markets=chosen,  # type: ignore[arg-type]  # check_options refuses any other
         rest_url=rest_url,
         ws_base=ws_base,
         symbols=symbols,
