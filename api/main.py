@@ -16,6 +16,7 @@ from api.accounts.db import AccountsDb
 from api.accounts.deps import Accounts
 from api.accounts.tokens import TokenService, load_secret
 from api.deps import SourceKind
+from api.docs import mount_docs
 from api.errors import install_error_handlers
 from api.live.hub import live_delivery
 from api.routes import (
@@ -111,6 +112,8 @@ def create_app(
         version=API_VERSION,
         summary="Real-time crypto market scanner: candles, ranks, signals, live streams.",
         lifespan=lifespan,
+        docs_url=None,  # mount_docs serves them without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.source = source
@@ -138,5 +141,6 @@ def create_app(
     app.include_router(billing.router)
     app.include_router(entitlements.router)
     app.include_router(me_state.router)
+    mount_docs(app)
     mount_ui(app)  # last: the UI answers only paths no API route claims
     return app
