@@ -17,6 +17,7 @@ from runtime.migrate import migrate as apply_migrations
 from runtime.process import tune_for_streaming
 from runtime.settings import Settings
 from schemas import topics
+from tickscan.users import app as users_app
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(users_app)
 
 
 @app.callback()
