@@ -125,8 +125,8 @@ def reset_command(
         ),
     ] = False,
 ) -> None:
-    """Set a new password (asked for twice, not echoed; its sessions end), or with
-    --link print a reset link for the user to choose one."""
+    """Set a new password (asked twice, not echoed), ending every session; or with --link
+    print a reset link for the user to choose one."""
     from api.accounts import admin
 
     settings = _settings()

@@ -4,6 +4,7 @@ way it stops (Ctrl-C, SIGTERM, a failure while starting) ends the process cleanl
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -96,6 +97,10 @@ def test_a_running_tickscan_stops_cleanly_on_a_signal(
             assert process.poll() is None, err_path.read_text()[-3000:]
             assert time.monotonic() < deadline, err_path.read_text()[-3000:]
             time.sleep(0.5)
+        # A self-hosted sign-up: no mail service, so the link must reach the log.
+        account = {"email": "ada@example.com", "password": "correct horse battery"}
+        signup = httpx.post(f"{url}/api/v1/auth/signup", json=account, timeout=30)
+        assert signup.status_code == 202, signup.text
         os.killpg(process.pid, stop_signal)
         stdout, _ = process.communicate(timeout=STOP_S)
     finally:
@@ -106,6 +111,12 @@ def test_a_running_tickscan_stops_cleanly_on_a_signal(
     assert process.returncode == 0, stderr[-3000:]
     assert stdout.splitlines()[0].startswith(f"tickscan is running: open {url}/")
     assert "stopped:" in stdout
+    # At the log level `tickscan run` has by default, the verification link is shown.
+    assert re.search(
+        r" INFO api\.accounts\.email: no mail service configured: email '[^']+' to "
+        r"ada@example\.com not sent; open http://\S+/verify-email\?token=\S+",
+        stderr,
+    ), stderr[-3000:]
     assert_clean_exit(stderr)
     stopping = stderr[stderr.index(f"signal {int(stop_signal)}: stopping") :]
     assert "Traceback" not in stopping, stopping[-3000:]
