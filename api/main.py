@@ -15,6 +15,8 @@ from api.accounts.billing import open_billing
 from api.accounts.db import AccountsDb
 from api.accounts.deps import Accounts
 from api.accounts.tokens import TokenService, load_secret
+from api.deps import SourceKind
+from api.docs import mount_docs
 from api.errors import install_error_handlers
 from api.live.hub import live_delivery
 from api.routes import (
@@ -63,13 +65,17 @@ async def open_accounts(settings: Settings) -> AsyncIterator[Accounts]:
         await db.aclose()
 
 
-def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, store: Store | None = None, source: SourceKind | None = None
+) -> FastAPI:
     """Build the API.
 
     Args:
         settings: The process's settings (ClickHouse, Kafka, API).
         store: A ClickHouse store to use instead of opening one (a process that already
             holds the chdb directory passes its own; chdb allows one per process).
+        source: What feeds the board, when this process runs the flows too (`tickscan
+            run`); `/api/v1/health` says it.
 
     Returns:
         The FastAPI app; its lifespan opens what it needs and closes it on shutdown.
@@ -106,8 +112,11 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         version=API_VERSION,
         summary="Real-time crypto market scanner: candles, ranks, signals, live streams.",
         lifespan=lifespan,
+        docs_url=None,  # mount_docs serves them without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.state.source = source
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -132,5 +141,6 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.include_router(billing.router)
     app.include_router(entitlements.router)
     app.include_router(me_state.router)
+    mount_docs(app)
     mount_ui(app)  # last: the UI answers only paths no API route claims
     return app

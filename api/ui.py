@@ -18,8 +18,14 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
+from api.docs import DOCS_URL, REDOC_URL
+
 DIST = Path(__file__).resolve().parents[1] / "ui" / "dist"
 """Where `npm run build` (in `ui/`) writes the app."""
+
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.ico"
+"""The site's icon (16, 32 and 48 px), shipped with the package: browsers ask for
+`/favicon.ico` on every page, the API's pages included, whether or not the UI is built."""
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 """Hashed assets: a new build has new names, so a browser never needs to ask again."""
@@ -87,7 +93,14 @@ def mount_ui(app: FastAPI, dist: Path = DIST) -> None:
     """
     reserved = tuple(
         path.rstrip("/")
-        for path in ("/api", "/metrics", app.docs_url, app.redoc_url, app.openapi_url)
+        for path in ("/api", "/metrics", DOCS_URL, REDOC_URL, app.openapi_url)
         if path
     )
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(
+            FAVICON, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"}
+        )
+
     app.router.routes.append(_UiRoute(reserved, dist))

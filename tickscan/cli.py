@@ -17,6 +17,7 @@ from runtime.migrate import migrate as apply_migrations
 from runtime.process import tune_for_streaming
 from runtime.settings import Settings
 from schemas import topics
+from tickscan.users import app as users_app
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(users_app)
 
 
 @app.callback()
@@ -54,6 +56,10 @@ def main(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # Alembic announces each of its plugins at INFO when imported: seven lines of
+        # noise before anything of ours (its migrations still log what they apply).
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     tune_for_streaming()
 
 
@@ -209,17 +215,14 @@ def run(
     runs in-process, storing under TICKSCAN_DATA_DIR (default ./data). Trades come from
     live Binance by default.
     """
-    from tickscan.run import RunError, RunOptions, banner
+    stop = _stop_on_signals()  # first: a Ctrl-C while starting up stops cleanly too
+    from tickscan.run import RunError, RunOptions, banner, check_options
     from tickscan.run import run as run_platform
 
     chosen = tuple(m.strip() for m in markets.split(",") if m.strip())
-    if not chosen or any(m not in ("spot", "usdm") for m in chosen):
-        typer.echo(f"--markets takes spot, usdm or both, not {markets!r}", err=True)
-        raise typer.Exit(code=2)
-    settings = Settings()
     options = RunOptions(
         source=source,
-        markets=chosen,  # type: ignore[arg-type]
+        markets=chosen,  # type: ignore[arg-type]  # check_options refuses any other
         rest_url=rest_url,
         ws_base=ws_base,
         symbols=symbols,
@@ -227,7 +230,12 @@ def run(
         seed=seed,
         crosscheck=crosscheck,
     )
-    stop = _stop_on_signals()
+    try:
+        check_options(options)  # before anything starts: a typo costs no broker, no store
+    except RunError as exc:
+        typer.echo(f"run: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    settings = Settings()
     try:
         counters = run_platform(
             settings, options, stop, on_ready=lambda e: typer.echo(banner(e, options))

@@ -23,6 +23,7 @@ from bytewax.dataflow import Dataflow
 # from a module path instead); the process here composes several stages itself.
 from bytewax.testing import run_main
 
+from api.deps import SourceKind
 from flows import trade_store
 from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
 from flows.ingest import TradePublisher
@@ -80,6 +81,42 @@ class RunOptions:
 
 class RunError(Exception):
     """`tickscan run` was asked for something it cannot do."""
+
+
+def replay_paths(source: str) -> list[Path]:
+    """The files of a `replay:PATH[,PATH]` source."""
+    return [Path(p) for p in source.removeprefix("replay:").split(",") if p]
+
+
+def check_options(options: RunOptions) -> None:
+    """Refuse options `run` cannot honour, before anything (broker, store) is started.
+
+    Raises:
+        RunError: An unknown source, a replay of missing files, no market, a market
+            that is not spot or usdm.
+    """
+    source = options.source
+    if source.startswith("replay:"):
+        paths = replay_paths(source)
+        missing = [str(p) for p in paths if not p.exists()]
+        if not paths or missing:
+            raise RunError(
+                f"--source {source!r}: replay needs existing files"
+                + (f" ({', '.join(missing)} not found)" if missing else "")
+            )
+    elif source not in ("binance", "sim"):
+        raise RunError(f"--source {source!r} is not a source: use binance, sim or replay:PATH")
+    if not options.markets or any(m not in ("spot", "usdm") for m in options.markets):
+        raise RunError(f"--markets takes spot, usdm or both, not {','.join(options.markets)!r}")
+
+
+def source_kind(source: str) -> SourceKind:
+    """`binance`, `sim` or `replay`: what feeds the board, as `/api/v1/health` says it."""
+    if source.startswith("replay:"):
+        return "replay"
+    if source in ("binance", "sim"):
+        return source  # type: ignore[return-value]
+    raise RunError(f"unknown source {source!r}")
 
 
 def choose_source(options: RunOptions, reachable: Callable[[Market], str | None]) -> str:
@@ -167,8 +204,10 @@ def run(
     Raises:
         Exception: Whatever stopped a stage; the other stages are stopped first.
     """
+    check_options(options)
     counters = FlowCounters()
     failures: list[BaseException] = []
+    stages: list[threading.Thread] = []
     with ExitStack() as stack:
         bootstrap = settings.kafka.bootstrap
         if bootstrap is None:
@@ -178,6 +217,10 @@ def run(
         dsn = settings.clickhouse_dsn()
         client = connect(dsn)
         stack.callback(client.close)
+        # Whatever ends this block (stop, a failed stage, an error while starting), the
+        # stages stop and are joined before the store and the broker close under them: a
+        # flow thread still inside its native code at interpreter exit aborts the process.
+        stack.callback(_stop_stages, stages, stop)
         database = settings.clickhouse.database
         migrate(client, database)
 
@@ -209,9 +252,10 @@ def run(
             update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
         )
         signals_settings = SignalsSettings.model_validate(live_settings.model_dump())
-        stages = [
-            _stage("candle-flow", lambda: _run_flow(flow), stop, failures),
-            _stage("trade-store", lambda: _run_flow(store_flow), stop, failures),
+        feeds = _sources(source, options, live_settings, stop)
+        stages.append(_stage("candle-flow", lambda: _run_flow(flow), stop, failures))
+        stages.append(_stage("trade-store", lambda: _run_flow(store_flow), stop, failures))
+        stages.append(
             _stage(
                 "signals-flow",
                 lambda: run_signals(
@@ -219,19 +263,16 @@ def run(
                 ),
                 stop,
                 failures,
-            ),
-        ]
-        for name, target in _sources(source, options, live_settings, stop):
+            )
+        )
+        for name, target in feeds:
             stages.append(_stage(name, target, stop, failures))
         api_url = None
         if options.api:
-            server = ApiServer(live_settings)
+            server = ApiServer(live_settings, source=source_kind(source))
             try:
                 api_url = server.start()
             except ApiServerError as exc:
-                stop.set()
-                for stage in stages:
-                    stage.join()
                 raise RunError(f"{exc} (set TICKSCAN_API__PORT to use another port)") from exc
             stack.callback(server.stop)
         if on_ready is not None:
@@ -246,11 +287,15 @@ def run(
                     counters.candles,
                     counters.dead_letters,
                 )
-        for stage in stages:
-            stage.join()
     if failures:
         raise failures[0]
     return counters
+
+
+def _stop_stages(stages: list[threading.Thread], stop: threading.Event) -> None:
+    stop.set()
+    for stage in stages:
+        stage.join()
 
 
 def _run_flow(flow: Dataflow) -> None:
@@ -296,9 +341,7 @@ def _sources(
             )
         ]
     if source.startswith("replay:"):
-        paths = [Path(p) for p in source.removeprefix("replay:").split(",") if p]
-        if not paths or not all(p.exists() for p in paths):
-            raise RunError(f"replay source needs existing files: {source!r}")
+        paths = replay_paths(source)
         market: Market = options.markets[0]
         return [("replay", lambda: _publish_files(bootstrap, paths, market))]
     raise RunError(f"unknown source {source!r}: use binance, sim or replay:PATH")
@@ -357,10 +400,20 @@ def describe_source(source: str, options: RunOptions) -> str:
 
 
 def banner(endpoints: Endpoints, options: RunOptions) -> str:
-    """What a person needs to find the data of a running tickscan."""
+    """What a person needs to find the data of a running tickscan: the web UI first."""
+    api = endpoints.api
     return "\n".join(
         [
-            "tickscan is running (Ctrl-C to stop)",
+            *(
+                [
+                    f"tickscan is running: open {api}/ in a browser (Ctrl-C to stop)",
+                    f"  web UI      {api}/",
+                    f"  API         {api}/api/v1  (OpenAPI docs: {api}/docs)",
+                    f"              {api}/api/v1/scan?sort=-change_pct_5m&limit=20",
+                ]
+                if api
+                else ["tickscan is running (Ctrl-C to stop)"]
+            ),
             f"  source      {describe_source(endpoints.source, options)}",
             f"  Kafka       {endpoints.kafka}  topics {', '.join(topics.ALL)}",
             f"  ClickHouse  {endpoints.clickhouse}  database {endpoints.database}",
@@ -370,13 +423,5 @@ def banner(endpoints: Endpoints, options: RunOptions) -> str:
             "              once tickscan stops, or point TICKSCAN_CLICKHOUSE__DSN at a server)",
             f"  live        candles on {topics.CANDLES}, board rows on {topics.RANKS}, "
             f"signals on {topics.SIGNALS}",
-            *(
-                [
-                    f"  API         {endpoints.api}/api/v1  (OpenAPI docs: {endpoints.api}/docs)",
-                    f"              {endpoints.api}/api/v1/scan?sort=-change_pct_5m&limit=20",
-                ]
-                if endpoints.api
-                else []
-            ),
         ]
     )

@@ -8,6 +8,7 @@ import time
 
 import uvicorn
 
+from api.deps import SourceKind
 from api.main import create_app
 from runtime.settings import Settings
 
@@ -26,11 +27,12 @@ class ApiServer:
 
     Args:
         settings: Settings of the process (`api.host`, `api.port`; port 0 picks a free one).
+        source: What feeds the board (`/api/v1/health` says it).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, source: SourceKind | None = None) -> None:
         config = uvicorn.Config(
-            create_app(settings),
+            create_app(settings, source=source),
             host=settings.api.host,
             port=settings.api.port,
             log_level="warning",

@@ -14,7 +14,7 @@ from api.accounts.db import AccountsDb
 from api.accounts.email import EmailSender, Mailer
 from api.accounts.models import User
 from api.accounts.ratelimit import AuthLimiter
-from api.accounts.tokens import Access, TokenPair, TokenService
+from api.accounts.tokens import DISABLED, Access, TokenPair, TokenService
 from api.errors import Unauthorized
 from runtime.settings import Settings
 
@@ -126,10 +126,13 @@ async def authenticate_token(token: str, accounts: Accounts) -> tuple[User, Acce
     """
     access = accounts.tokens.read_access(token)
     async with accounts.db.session() as db:
-        await accounts.tokens.check_session(db, access)
         user = await db.get(User, access.user_id)
-    if user is None:
-        raise Unauthorized("sign in again: the account no longer exists")
+        if user is None:
+            raise Unauthorized("sign in again: the account no longer exists")
+        # Disabling ends the sessions too; this says why, and covers a refresh in flight.
+        if user.disabled_at is not None:
+            raise Unauthorized(DISABLED, code="account_disabled")
+        await accounts.tokens.check_session(db, access)
     return user, access
 
 

@@ -105,8 +105,15 @@ class Mailer:
         """
         email = self.render(template, **context)
         if self._client is None:
-            logger.info("email to %s: %s", to, email.subject)
-            # Without a mail service this log is how a developer follows the links.
+            # Without a mail service (self-hosted, `make run`) this line is how the owner
+            # of the address follows the link: at INFO, which `tickscan run` shows.
+            links = [str(v) for k, v in context.items() if k == "link" or k.endswith("_link")]
+            logger.info(
+                "no mail service configured: email %r to %s not sent; %s",
+                email.subject,
+                to,
+                f"open {' or '.join(links)}" if links else "it has no link",
+            )
             logger.debug("email to %s, text:\n%s", to, email.text)
             return
         await asyncio.to_thread(self._post, to, email)

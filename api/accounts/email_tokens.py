@@ -9,6 +9,7 @@ from typing import Literal
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.accounts.email import link
 from api.accounts.models import EmailToken
 from api.accounts.tokens import digest, now
 from api.errors import InvalidRequest
@@ -16,6 +17,10 @@ from api.errors import InvalidRequest
 Purpose = Literal["verify", "reset"]
 VERIFY: Purpose = "verify"
 RESET: Purpose = "reset"
+
+VERIFY_PATH = "/verify-email"
+RESET_PATH = "/reset-password"
+"""Pages of the web front end the emailed links open (they POST the token to the API)."""
 
 INVALID_LINK = "this link is invalid or has expired"
 """The one answer to any unusable token, so a guess learns nothing about why it failed."""
@@ -46,6 +51,11 @@ async def issue(db: AsyncSession, user_id: int, purpose: Purpose, ttl_s: int) ->
     )
     await db.flush()
     return token
+
+
+def page_link(public_url: str, purpose: Purpose, token: str) -> str:
+    """The absolute link that uses a token: the page of the web front end for `purpose`."""
+    return link(public_url, VERIFY_PATH if purpose == VERIFY else RESET_PATH, token=token)
 
 
 async def consume(db: AsyncSession, token: str, purpose: Purpose) -> int:

@@ -82,6 +82,8 @@ class User(Base):
     """Failed password logins since the last success."""
     locked_until: Mapped[datetime | None]
     """Password logins are refused until then (too many failures)."""
+    disabled_at: Mapped[datetime | None]
+    """Set by an operator (`tickscan users disable`): no sign-in, no session, until enabled."""
 
 
 class OidcIdentity(Base):

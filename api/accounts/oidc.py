@@ -6,13 +6,14 @@ import asyncio
 import logging
 import secrets
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
@@ -25,6 +26,12 @@ from api.accounts.models import OidcIdentity, User
 from api.accounts.tokens import now
 from api.errors import NotFound, Unauthorized, Unavailable
 from runtime.settings import OidcProviderSettings
+
+with warnings.catch_warnings():
+    # Authlib 1.9 warns on this import that its httpx integration moves to "httpx2", on
+    # every start of every process: nothing a user of tickscan can act on.
+    warnings.filterwarnings("ignore", category=AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 logger = logging.getLogger(__name__)
 

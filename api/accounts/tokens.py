@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import RefreshToken, User
-from api.errors import Unauthorized
+from api.errors import Forbidden, Unauthorized
 from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,13 @@ class TokenService:
             raise Unauthorized("sign in again: the access token is invalid or expired") from None
 
     async def start(self, db: AsyncSession, user: User) -> TokenPair:
-        """Open a new session for a user who just proved who they are."""
+        """Open a new session for a user who just proved who they are.
+
+        Raises:
+            Forbidden: `account_disabled` if an operator disabled the account (every way
+                of signing in ends here).
+        """
+        check_enabled(user)
         return await self._issue(db, user.id, secrets.token_hex(16))
 
     async def refresh(self, db: AsyncSession, refresh_token: str) -> TokenPair:
@@ -175,7 +181,7 @@ class TokenService:
 
     async def end_all(self, db: AsyncSession, user_id: int) -> None:
         """Log out every session of a user (after a password reset, or on request)."""
-        await self._revoke(db, RefreshToken.user_id == user_id)
+        await end_all_sessions(db, user_id)
 
     async def _issue(self, db: AsyncSession, user_id: int, family: str) -> TokenPair:
         token = secrets.token_urlsafe(32)
@@ -195,8 +201,30 @@ class TokenService:
         )
 
     async def _revoke(self, db: AsyncSession, where: object) -> None:
-        await db.execute(
-            update(RefreshToken)
-            .where(where, RefreshToken.revoked_at.is_(None))  # type: ignore[arg-type]
-            .values(revoked_at=now())
-        )
+        await _revoke(db, where)
+
+
+DISABLED = "this account is disabled: ask the site's operator"
+
+
+def check_enabled(user: User) -> None:
+    """Refuse a sign-in of a disabled account.
+
+    Raises:
+        Forbidden: `account_disabled`.
+    """
+    if user.disabled_at is not None:
+        raise Forbidden(DISABLED, code="account_disabled")
+
+
+async def end_all_sessions(db: AsyncSession, user_id: int) -> None:
+    """Revoke every refresh token of a user: each session ends, on every device."""
+    await _revoke(db, RefreshToken.user_id == user_id)
+
+
+async def _revoke(db: AsyncSession, where: object) -> None:
+    await db.execute(
+        update(RefreshToken)
+        .where(where, RefreshToken.revoked_at.is_(None))  # type: ignore[arg-type]
+        .values(revoked_at=now())
+    )

@@ -15,8 +15,8 @@ import msgspec
 from api.errors import InvalidRequest, NotFound, Unavailable
 from api.live.candles import Bar, FormingCandle, encode_bar
 from api.live.clients import Message, Subscription
-from api.services.candles import INTERVAL_MS
 from api.store import Store
+from schemas.candles import ROLLUP_INTERVAL_MS as INTERVAL_MS
 from schemas.candles import Candle
 from schemas.topics import symbol_key
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from api.services.candles import INTERVAL_MS
+from schemas.candles import ROLLUP_INTERVAL_MS as INTERVAL_MS
 from schemas.candles import Candle
 
 _MINUTE_MS = 60_000

@@ -29,20 +29,19 @@ from api.accounts.deps import (
     DbDep,
 )
 from api.accounts.email import EmailSender, link
+from api.accounts.email_tokens import RESET_PATH
 from api.accounts.models import User
 from api.accounts.passwords import MAX_LENGTH, Passwords, check_rules
 from api.accounts.ratelimit import is_locked, rate_limited, record_failure, record_success
-from api.accounts.tokens import TokenPair, now
+from api.accounts.tokens import DISABLED, TokenPair, check_enabled, now
 from api.errors import Forbidden, Unauthorized, Unavailable, error_body
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 me_router = APIRouter(prefix="/api/v1/me", tags=["auth"])
 
 WRONG_CREDENTIALS = "wrong email or password"
-VERIFY_PATH = "/verify-email"
-RESET_PATH = "/reset-password"
 LOGIN_PATH = "/login"
-"""Pages of the web front end the emailed links open (they POST the token here)."""
+"""The web front end's sign-in page."""
 
 
 class SignupIn(BaseModel):
@@ -124,12 +123,10 @@ async def _link_email(
     assert user.email is not None
     ttl_s = accounts.settings.accounts.email_token_ttl_s
     token = await email_tokens.issue(db, user.id, purpose, ttl_s)
-    path = VERIFY_PATH if purpose == email_tokens.VERIFY else RESET_PATH
-    site = accounts.settings.accounts.public_url
     return {
         "to": user.email,
         "template": purpose,
-        "link": link(site, path, token=token),
+        "link": email_tokens.page_link(accounts.settings.accounts.public_url, purpose, token),
         "minutes": _link_minutes(accounts),
     }
 
@@ -244,6 +241,7 @@ async def login(
                 reset_link=link(settings.public_url, RESET_PATH),
             )
         return _refused(background)
+    check_enabled(user)  # after the password: a guess learns nothing about the account
     if not user.email_verified:
         raise Forbidden(
             "confirm your email first: follow the link we sent you", code="email_not_verified"
@@ -277,6 +275,8 @@ async def refresh(
     user = await db.get(User, pair.user_id)
     if user is None:
         raise Unauthorized("sign in again: the account no longer exists")
+    if user.disabled_at is not None:  # raising rolls the new pair back
+        raise Unauthorized(DISABLED, code="account_disabled")
     return _session(accounts, response, pair, user)
 
 

@@ -40,6 +40,15 @@ class PlanOut(BaseModel):
     features: list[str] = Field(description="What the plan unlocks (entitlement names).")
 
 
+class OfferOut(BaseModel):
+    """What the site sells: the plans, or that billing is off and every feature is free."""
+
+    billing: bool = Field(
+        description="Whether billing is on; false: no plans, every feature for everybody."
+    )
+    plans: list[PlanOut] = Field(description="The plans on offer, in their configured order.")
+
+
 class CheckoutIn(BaseModel):
     """Which plan to subscribe to."""
 
@@ -73,10 +82,17 @@ class WebhookOut(BaseModel):
     outcome: Result
 
 
-@router.get("/plans", response_model=list[PlanOut], summary="Plans on offer")
-async def get_plans(billing: BillingDep) -> list[PlanOut]:
-    """The configured plans, in their configured order."""
-    return [PlanOut(id=p.id, label=p.label or p.id, features=p.features) for p in billing.plans]
+@router.get("/plans", response_model=OfferOut, summary="Plans on offer")
+async def get_plans(request: Request) -> OfferOut:
+    """The configured plans, in their configured order; with billing off (self-hosted),
+    ``{"billing": false, "plans": []}``: every feature is everybody's."""
+    billing: Billing = request.app.state.billing
+    if not billing.enabled:
+        return OfferOut(billing=False, plans=[])
+    return OfferOut(
+        billing=True,
+        plans=[PlanOut(id=p.id, label=p.label or p.id, features=p.features) for p in billing.plans],
+    )
 
 
 @router.post(

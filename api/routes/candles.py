@@ -135,7 +135,14 @@ async def get_candles(
     store: StoreDep,
     entitlements: EntitlementsDep,
     symbol: Annotated[str, Query(description="As the exchange spells it.", examples=["BTCUSDT"])],
-    exchange: Annotated[str, Query(description="Exchange, lower case.")] = "binance",
+    exchange: Annotated[
+        str | None,
+        Query(
+            description="Exchange, lower case (`binance`, `sim`). Optional when only one "
+            "exchange has the symbol; when several do, leaving it out is a 422 "
+            "`ambiguous_symbol`.",
+        ),
+    ] = None,
     market: Annotated[str, Query(description="`spot` or `usdm`.")] = "spot",
     interval: Annotated[HistoryInterval, Query(description="Candle interval.")] = "1m",
     start: Annotated[

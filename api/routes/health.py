@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from api.deps import StoreDep
+from api.deps import SourceDep, SourceKind, StoreDep
 from api.services.warming import warming as warming_progress
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
@@ -31,11 +31,20 @@ class Health(BaseModel):
     warming: Warming | None = None
     """Live ingest is still fetching the last day of candles the store lacked; null once
     the board has its history."""
+    source: SourceKind | None = None
+    """What feeds the board: `binance` (live), `sim` (the simulated market) or `replay`
+    (files); null when this API serves a feed another process runs (`tickscan api`)."""
+    simulated: bool = False
+    """The board shows a simulated market (exchange `sim`), not an exchange's."""
 
 
 @router.get("/health", response_model=Health, summary="Health of this API process")
-async def health(request: Request, response: Response, store: StoreDep) -> Health:
-    """`ok` when ClickHouse answers and the live feed runs; else `degraded` with a 503."""
+async def health(
+    request: Request, response: Response, store: StoreDep, source: SourceDep
+) -> Health:
+    """`ok` when ClickHouse answers and the live feed runs; else `degraded` with a 503.
+
+    Also says what feeds the board, and whether it is a simulated market."""
     clickhouse = await store.ping()
     feed = getattr(request.app.state, "feed", None)
     live = bool(feed is not None and feed.running)
@@ -43,9 +52,15 @@ async def health(request: Request, response: Response, store: StoreDep) -> Healt
     if not ok:
         response.status_code = 503
     progress = await warming_progress(store) if clickhouse else None
+    board = getattr(request.app.state, "board", None)
+    simulated = source == "sim" or (
+        source is None and board is not None and any(k.startswith("sim:") for k in board.rows)
+    )
     return Health(
         status="ok" if ok else "degraded",
         clickhouse=clickhouse,
         live=live,
         warming=Warming(done=progress[0], total=progress[1]) if progress else None,
+        source=source,
+        simulated=simulated,
     )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Final, Literal, cast, get_args
 
 import msgspec
 from msgspec import Meta
 
 from api.errors import InvalidRequest, NotFound
+from api.live.candle_streams import load_window
+from api.live.candles import Bar, FormingCandle
 from api.store import Store
 from schemas.candles import ROLLUP_INTERVAL_MS
 from schemas.topics import symbol_key
@@ -78,6 +81,25 @@ _PAGE_SQL: Final[dict[str, str]] = {
     i: _page_sql("FINAL" if i in ("1s", "1m") else "") for i in INTERVAL_MS
 }
 
+_MINUTE_MS = 60_000
+
+# Which exchanges list a market's symbol, or have candles of it (a simulated symbol in its
+# first minute has only 1s candles). Each table is ordered by exchange first: one small
+# range per exchange.
+_EXCHANGES_SQL = """
+SELECT DISTINCT exchange FROM (
+    SELECT exchange FROM {database:Identifier}.symbols
+    WHERE market = {market:String} AND symbol = {symbol:String}
+    UNION ALL
+    SELECT exchange FROM {database:Identifier}.candles_1m
+    WHERE market = {market:String} AND symbol = {symbol:String} LIMIT 1 BY exchange
+    UNION ALL
+    SELECT exchange FROM {database:Identifier}.candles_1s
+    WHERE market = {market:String} AND symbol = {symbol:String} LIMIT 1 BY exchange
+)
+ORDER BY exchange
+"""
+
 _KNOWN_SQL = f"""
 SELECT 1 FROM {{database:Identifier}}.symbols WHERE {_KEY} LIMIT 1
 UNION ALL
@@ -134,7 +156,7 @@ encoded in under 0.5 ms instead of about 6, a third of the history query's budge
 
 async def candles(
     store: Store,
-    exchange: str,
+    exchange: str | None,
     market: str,
     symbol: str,
     interval: str,
@@ -152,9 +174,13 @@ async def candles(
     intervals before `end` (the latest), and `next_cursor` is null: ask for earlier
     ones with ``end`` = the first open time received.
 
+    The interval still trading (1m and longer) is included as it stands: its closed
+    minutes from candles_1m and the seconds of its forming minute from candles_1s, rolled
+    up by the live streams' rules (`api.live.candles.FormingCandle`).
+
     Args:
         store: The process's ClickHouse store.
-        exchange: ``binance``.
+        exchange: ``binance``, ``sim``, ...; None: the one exchange that has the symbol.
         market: ``spot`` or ``usdm``.
         symbol: As the exchange spells it, e.g. ``BTCUSDT``.
         interval: One of `INTERVAL_MS`.
@@ -168,10 +194,11 @@ async def candles(
 
     Raises:
         InvalidRequest: On an unknown interval or market, a malformed name, a limit out
-            of range, or an empty or impossible time range.
+            of range, or an empty or impossible time range; `ambiguous_symbol` when no
+            exchange is given and several have the symbol.
         NotFound: When the symbol has neither metadata nor candles.
     """
-    step = _check(exchange, market, symbol, interval, limit)
+    step = _check(exchange or "binance", market, symbol, interval, limit)
     start = cursor if cursor is not None else start_ms
     end = MAX_TIME_MS if end_ms is None else end_ms
     for name, value in (("start", start), ("end", end)):
@@ -179,12 +206,19 @@ async def candles(
             raise InvalidRequest(f"{name}: {value} is outside 1970 .. 2200")
     if start is not None and start >= end:
         raise InvalidRequest(f"start ({start}) must be before end ({end})")
+    if exchange is None:
+        exchange = await exchange_of(store, market, symbol)
     key = {"database": store.database, "exchange": exchange, "market": market, "symbol": symbol}
     if start is None:
-        rows = await _latest(store, key, interval, step, end, limit)
+        forming = await _forming(store, key, interval, end)
+        rows = await _latest(store, key, interval, step, end, limit, forming)
         next_cursor = None
     else:
         rows, next_cursor = await _forward(store, key, interval, step, start, end, limit)
+        if next_cursor is None:  # the last page: it ends with the forming candle, if any
+            forming = await _forming(store, key, interval, end)
+            if forming is not None and forming.open_time >= -(-start // step) * step:
+                rows, next_cursor = _with_forming(rows, forming, limit)
     if not rows and not await _known(store, key):
         raise NotFound(f"no symbol {symbol_key(exchange, market, symbol)}: no metadata, no candles")
     return CandlePage(
@@ -244,13 +278,22 @@ async def _forward(
 
 
 async def _latest(
-    store: Store, key: dict[str, Any], interval: str, step: int, end: int, limit: int
+    store: Store,
+    key: dict[str, Any],
+    interval: str,
+    step: int,
+    end: int,
+    limit: int,
+    forming: Bar | None = None,
 ) -> list[tuple[Any, ...]]:
-    """The candles of the last `limit` intervals up to the latest candle before `end`."""
+    """The candles of the last `limit` intervals up to the latest candle before `end`,
+    the forming one included."""
     _, found = await store.query(_LAST_SQL, {**key, "table": _STORED[interval], "end": end})
-    if not found:
+    if not found and forming is None:
         return []
-    last = found[0][0] // step * step
+    last = found[0][0] // step * step if found else -1
+    if forming is not None and forming.open_time > last:
+        last = forming.open_time
     _, rows = await store.query(
         _PAGE_SQL[interval],
         {
@@ -261,7 +304,102 @@ async def _latest(
             "limit": limit,
         },
     )
+    if forming is not None:
+        rows, _ = _with_forming(rows, forming, limit + 1)  # never full: it goes last
+        rows = rows[-limit:]
     return rows
+
+
+async def _forming(store: Store, key: dict[str, Any], interval: str, end: int) -> Bar | None:
+    """The candle of `interval` still forming before `end`, or None.
+
+    It forms while the symbol's latest second has no 1m candle yet (the candle flow
+    writes a minute when it closes): then the interval holding that second is the
+    roll-up of its closed minutes and the forming minute's seconds.
+    """
+    if interval == "1s":
+        return None  # every stored second is closed
+    _, found = await store.query(_LAST_SQL, {**key, "table": "candles_1s", "end": end})
+    if not found:
+        return None
+    latest = found[0][0]
+    minute = latest - latest % _MINUTE_MS
+    _, closed = await store.query(
+        _FIRST_SQL, {**key, "table": "candles_1m", "start": minute, "end": end}
+    )
+    if closed:
+        return None  # that minute is written: the stored candles hold everything
+    forming = FormingCandle(key["exchange"], key["market"], key["symbol"], interval)
+    for candle in await load_window(store, forming, latest):
+        forming.add(candle)
+    return forming.bar()
+
+
+def _with_forming(
+    rows: list[tuple[Any, ...]], bar: Bar, limit: int
+) -> tuple[list[tuple[Any, ...]], int | None]:
+    """`rows` with the forming candle in its place, and the cursor past a full page.
+
+    The stored roll-up of its closed minutes, if any, is replaced: the forming candle
+    holds them too. Its version counts the forming minute as one more revision.
+    """
+    version, source = 1, "trades"
+    if rows and rows[-1][0] == bar.open_time:
+        stored = rows.pop()
+        version = stored[13] + 1
+        source = "trades" if stored[14] == "trades" else "mixed"
+    if len(rows) >= limit:
+        return rows, bar.open_time
+    return [*rows, _row(bar, version, source)], None
+
+
+def _text(value: Decimal) -> str:
+    """A decimal as ClickHouse's shortest exact text: no exponent, no trailing zeros."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _row(bar: Bar, version: int, source: str) -> tuple[Any, ...]:
+    """A forming bar as a row of `_PAGE_SQL` (HistoryCandle's fields in order)."""
+    return (
+        bar.open_time,
+        bar.close_time,
+        _text(bar.open),
+        _text(bar.high),
+        _text(bar.low),
+        _text(bar.close),
+        _text(bar.volume),
+        _text(bar.quote_volume),
+        bar.count,
+        _text(bar.taker_buy_volume),
+        _text(bar.taker_buy_quote_volume),
+        bar.first_trade_id,
+        bar.last_trade_id,
+        version,
+        source,
+    )
+
+
+async def exchange_of(store: Store, market: str, symbol: str) -> str:
+    """The one exchange that lists or has candles of a market's symbol.
+
+    Raises:
+        NotFound: When no exchange has it.
+        InvalidRequest: `ambiguous_symbol` when several do: the caller must say which.
+    """
+    params = {"database": store.database, "market": market, "symbol": symbol}
+    _, rows = await store.query(_EXCHANGES_SQL, params)
+    exchanges = [row[0] for row in rows]
+    if not exchanges:
+        raise NotFound(f"no symbol {symbol_key('*', market, symbol)}: no metadata, no candles")
+    if len(exchanges) > 1:
+        raise InvalidRequest(
+            f"{market} {symbol} is on {', '.join(exchanges)}: "
+            f"say which with exchange={exchanges[0]} (or {', '.join(exchanges[1:])})",
+            code="ambiguous_symbol",
+        )
+    exchange: str = exchanges[0]
+    return exchange
 
 
 async def _known(store: Store, key: dict[str, Any]) -> bool:

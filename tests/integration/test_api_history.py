@@ -493,8 +493,12 @@ def test_a_candle_as_json_is_exact_text(api: TestClient, paged: str) -> None:
 @pytest.mark.parametrize(
     ("params", "status", "message"),
     [
-        ({"symbol": "NOPEUSDT"}, 404, "no symbol binance:spot:NOPEUSDT"),
-        ({"symbol": "NOPEUSDT", "start": "0"}, 404, "no symbol binance:spot:NOPEUSDT"),
+        ({"symbol": "NOPEUSDT"}, 404, "no symbol *:spot:NOPEUSDT"),
+        (
+            {"symbol": "NOPEUSDT", "exchange": "binance", "start": "0"},
+            404,
+            "no symbol binance:spot:NOPEUSDT",
+        ),
         ({"symbol": "BTC' OR 1=1 --"}, 422, "is not a symbol"),
         ({"symbol": "PAGEUSDT", "exchange": "pager", "start": "9", "end": "9"}, 422, "before end"),
         ({"symbol": "PAGEUSDT", "start": "yesterday"}, 422, "start: 'yesterday' is not a time"),
@@ -620,3 +624,125 @@ def test_bad_signal_queries_are_422(
     response = api.get("/api/v1/signals", params=params)
     assert response.status_code == 422
     assert message in response.text
+
+
+# --- the forming candle, and the exchange left out -----------------------------------------
+
+FORMING_T = T0 + 10 * DAY  # a 5m (and 1h) bucket start
+
+
+@pytest.fixture(scope="module")
+def forming(ch: Client, database: str) -> str:
+    """Three closed minutes, then the first 10 s of a fourth that has no 1m candle yet."""
+    closed = [
+        candle("FORMUSDT", FORMING_T, Minute("10", "12", "9", "11", "1", 3, (1, 3)), "former"),
+        candle("FORMUSDT", FORMING_T + MINUTE, Minute("11"), "former"),  # flat
+        candle(
+            "FORMUSDT",
+            FORMING_T + 2 * MINUTE,
+            Minute("11", "13", "11", "12", "2", 4, (4, 7), version=2),
+            "former",
+        ),
+    ]
+    forming_minute = FORMING_T + 3 * MINUTE
+    seconds = [
+        Minute("12", "15", "12", "14", "1", 2, (8, 9)),
+        Minute("14"),  # flat
+        Minute("14", "14", "8", "8.5", "0.5", 1, (10, 10)),
+    ]
+    seconds_1s = [
+        candle("FORMUSDT", forming_minute + i * SECOND, m, "former", "1s")
+        for i, m in enumerate(seconds)
+    ]
+    write(ch, database, closed + seconds_1s)
+    return "FORMUSDT"
+
+
+def latest(api: TestClient, interval: str, limit: int = 10, **params: Any) -> dict[str, Any]:
+    query = {"exchange": "former", "symbol": "FORMUSDT", "interval": interval, "limit": limit}
+    response = api.get("/api/v1/candles", params={**query, **params})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_the_forming_1m_candle_is_the_last_one(api: TestClient, forming: str) -> None:
+    candles = latest(api, "1m")["candles"]
+    assert [c["open_time"] for c in candles] == [FORMING_T + m * MINUTE for m in range(4)]
+    now = candles[-1]
+    assert now == {
+        "open_time": FORMING_T + 3 * MINUTE,
+        "close_time": FORMING_T + 4 * MINUTE - 1,
+        "open": "12",
+        "high": "15",
+        "low": "8",
+        "close": "8.5",
+        "volume": "1.5",
+        "quote_volume": "18.25",
+        "count": 3,
+        "taker_buy_volume": "0.75",
+        "taker_buy_quote_volume": "9.125",
+        "first_trade_id": 8,
+        "last_trade_id": 10,
+        "version": 1,
+        "source": "trades",
+    }
+
+
+def test_the_forming_5m_and_1h_candles_hold_the_closed_minutes_and_the_forming_one(
+    api: TestClient, forming: str
+) -> None:
+    for interval in ("5m", "1h"):
+        (bucket,) = latest(api, interval)["candles"]
+        assert bucket["open_time"] == FORMING_T
+        assert (bucket["open"], bucket["high"], bucket["low"], bucket["close"]) == (
+            "10", "15", "8", "8.5",
+        )  # fmt: skip
+        assert (bucket["count"], bucket["volume"]) == (3 + 4 + 3, "4.5")
+        assert (bucket["first_trade_id"], bucket["last_trade_id"]) == (1, 10)
+        assert bucket["version"] == 1 + 1 + 2 + 1  # its minutes', the forming one as 1
+        assert bucket["source"] == "trades"
+
+
+def test_the_last_forward_page_ends_with_the_forming_candle(api: TestClient, forming: str) -> None:
+    got, cursor = [], None
+    while True:
+        extra = {"cursor": cursor} if cursor is not None else {"start": str(FORMING_T)}
+        body = latest(api, "1m", limit=2, **extra)
+        got.append([c["open_time"] for c in body["candles"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert got == [
+        [FORMING_T, FORMING_T + MINUTE],
+        [FORMING_T + 2 * MINUTE, FORMING_T + 3 * MINUTE],
+    ]
+    full = latest(api, "1m", limit=3, start=str(FORMING_T))  # the forming one is next
+    assert full["next_cursor"] == FORMING_T + 3 * MINUTE
+    # A page that ends before it does not hold it.
+    before = latest(api, "1m", end=str(FORMING_T + 3 * MINUTE))["candles"]
+    assert before[-1]["open_time"] == FORMING_T + 2 * MINUTE
+
+
+def test_without_an_exchange_the_one_that_has_the_symbol_is_used(
+    ch: Client, database: str, api: TestClient
+) -> None:
+    bar = Minute("1", "1", "1", "1", "1", 1, (1, 1))
+    write(ch, database, [candle("SIMONLYUSDT", T0, bar, "sim")])
+    write(ch, database, [candle("SIMSECUSDT", T0, bar, "sim", "1s")])  # its first minute
+    write(ch, database, [candle("BOTHUSDT", T0, bar, e) for e in ("binance", "sim")])
+    for symbol in ("SIMONLYUSDT", "SIMSECUSDT"):
+        response = api.get("/api/v1/candles", params={"symbol": symbol, "interval": "1m"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["exchange"] == "sim" and len(body["candles"]) == 1, body
+    both = api.get("/api/v1/candles", params={"symbol": "BOTHUSDT"})
+    assert both.status_code == 422
+    assert both.json()["error"] == {
+        "code": "ambiguous_symbol",
+        "message": "spot BOTHUSDT is on binance, sim: say which with exchange=binance (or sim)",
+    }
+    named = api.get("/api/v1/candles", params={"symbol": "BOTHUSDT", "exchange": "sim"})
+    assert named.status_code == 200 and named.json()["exchange"] == "sim"
+    nowhere = api.get("/api/v1/candles", params={"symbol": "NOWHEREUSDT"})
+    assert nowhere.status_code == 404

@@ -126,6 +126,8 @@ def test_the_latest_page_asks_for_the_last_limit_intervals() -> None:
     def answer(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         if probe(sql):
             assert "DESC" in sql
+            if params["table"] == "candles_1s":
+                return []  # no second after the last minute: nothing is forming
             assert (params["table"], params["end"]) == ("candles_1m", MAX_TIME_MS)
             return [(last,)]
         return [row(params["start"], 3_600_000)]
@@ -133,7 +135,7 @@ def test_the_latest_page_asks_for_the_last_limit_intervals() -> None:
     store = FakeStore(answer)
     page = run(store, interval="1h", limit=3)
     hour = last // 3_600_000 * 3_600_000
-    window = store.calls[1][1]
+    window = next(params for sql, params in store.calls if not probe(sql))
     assert (window["table"], window["start"], window["end"], window["limit"]) == (
         "candles_1h",
         hour - 2 * 3_600_000,
@@ -165,6 +167,8 @@ def test_a_halt_moves_the_window_on_and_the_end_stops_it() -> None:
     present = {T0, T0 + 30 * MINUTE}  # halted in between
 
     def answer(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        if params["table"] == "candles_1s":
+            return []  # the last page looks for a forming candle: none here
         inside = sorted(t for t in present if params["start"] <= t < params["end"])
         if probe(sql):
             return [(t,) for t in inside[:1]]
@@ -174,11 +178,12 @@ def test_a_halt_moves_the_window_on_and_the_end_stops_it() -> None:
     page = run(store, interval="5m", start_ms=T0, end_ms=T0 + 31 * MINUTE, limit=5)
     assert [c.open_time for c in page.candles] == [T0, T0 + 30 * MINUTE]
     assert page.next_cursor is None
-    asked = [(p["table"], p["start"], p["end"]) for _, p in store.calls]
+    asked = [(p["table"], p.get("start"), p["end"]) for _, p in store.calls]
     assert asked == [
         ("candles_5m", T0, T0 + 30 * MINUTE),  # six buckets, one candle
         ("candles_1m", T0 + 30 * MINUTE, T0 + 31 * MINUTE),  # where is the next one?
         ("candles_5m", T0 + 30 * MINUTE, T0 + 31 * MINUTE),
+        ("candles_1s", None, T0 + 31 * MINUTE),  # the last page: is a candle forming?
     ]
     assert "FINAL" not in store.calls[0][0]  # the view reads candles_1m FINAL itself
 
@@ -221,3 +226,22 @@ def test_an_unknown_symbol_is_not_found_and_a_known_one_an_empty_page() -> None:
     with pytest.raises(NotFound, match="no symbol binance:usdm:BTCUSDT"):
         run(FakeStore(answer(False)))
     assert run(FakeStore(answer(True))).candles == []
+
+
+def test_without_an_exchange_the_one_that_has_the_symbol_is_used() -> None:
+    def answer(exchanges: list[str]) -> Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]:
+        def reply(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+            if "DISTINCT exchange" in sql:
+                assert (params["market"], params["symbol"]) == ("usdm", "BTCUSDT")
+                return [(e,) for e in exchanges]
+            assert params["exchange"] == exchanges[0]
+            return [row(T0)] if not probe(sql) else [(T0,)]
+
+        return reply
+
+    assert run(FakeStore(answer(["sim"])), exchange=None).exchange == "sim"
+    with pytest.raises(InvalidRequest, match="usdm BTCUSDT is on binance, sim: say which") as e:
+        run(FakeStore(answer(["binance", "sim"])), exchange=None)
+    assert e.value.code == "ambiguous_symbol"
+    with pytest.raises(NotFound, match=r"no symbol \*:usdm:BTCUSDT"):
+        run(FakeStore(answer([])), exchange=None)

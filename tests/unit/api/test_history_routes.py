@@ -57,9 +57,14 @@ def test_an_unknown_symbol_is_a_404_with_the_error_body() -> None:
     assert response.json() == {
         "error": {
             "code": "not_found",
-            "message": "no symbol binance:spot:NOPEUSDT: no metadata, no candles",
+            "message": "no symbol *:spot:NOPEUSDT: no metadata, no candles",
         }
     }
+    named = {"symbol": "NOPEUSDT", "exchange": "binance"}
+    response = client(FakeStore()).get("/api/v1/candles", params=named)
+    assert response.json()["error"]["message"] == (
+        "no symbol binance:spot:NOPEUSDT: no metadata, no candles"
+    )
 
 
 def test_bad_candle_parameters_are_422s() -> None:

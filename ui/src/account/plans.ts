@@ -1,12 +1,18 @@
 // The plans on offer (fetched once per page load) and the words for what they unlock.
 import { useEffect, useState } from "react";
-import { api, ApiError } from "../api/client";
+import { api } from "../api/client";
 
 /** GET /api/v1/billing/plans. */
 export interface Plan {
   id: string;
   label: string;
   features: string[];
+}
+
+/** GET /api/v1/billing/plans: the plans, or `billing: false` (self-hosted: no plans). */
+interface OfferBody {
+  billing: boolean;
+  plans: Plan[];
 }
 
 /** `null`: billing is off on this server, so every feature is available to everybody. */
@@ -27,11 +33,13 @@ let offer: Promise<Offer> | null = null;
 
 /** The plans, asked for once; a failure is not kept, so the next caller asks again. */
 export function loadOffer(): Promise<Offer> {
-  offer ??= api<Plan[]>("/api/v1/billing/plans").catch((error: unknown) => {
-    if (error instanceof ApiError && error.code === "billing_disabled") return null;
-    offer = null;
-    throw error;
-  });
+  offer ??= api<OfferBody>("/api/v1/billing/plans").then(
+    (body) => (body.billing ? body.plans : null),
+    (error: unknown) => {
+      offer = null;
+      throw error;
+    },
+  );
   return offer;
 }
 

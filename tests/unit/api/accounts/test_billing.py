@@ -480,17 +480,30 @@ def site(accounts_db: AccountsDb, tmp_path: Path) -> Iterator[Site]:
 
 def test_billing_off_is_a_clear_404(accounts_db: AccountsDb, tmp_path: Path) -> None:
     off = Site(accounts_db, make_settings(tmp_path, stripe_key=None))
-    for method, path in [("get", "/plans"), ("post", "/checkout"), ("post", "/webhook")]:
+    for method, path in [("post", "/checkout"), ("post", "/webhook")]:
         response = off.client.request(method, f"/api/v1/billing{path}")
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "billing_disabled"
 
 
+def test_with_billing_off_the_offer_says_so_instead_of_a_404(
+    accounts_db: AccountsDb, tmp_path: Path
+) -> None:
+    # Every page of the UI asks for the offer: billing off is an answer, not an error.
+    off = Site(accounts_db, make_settings(tmp_path, stripe_key=None))
+    response = off.client.get("/api/v1/billing/plans")
+    assert response.status_code == 200
+    assert response.json() == {"billing": False, "plans": []}
+
+
 def test_plans_are_public(site: Site) -> None:
-    assert site.client.get("/api/v1/billing/plans").json() == [
-        {"id": "pro", "label": "Pro", "features": ["live_board"]},
-        {"id": "legacy", "label": "legacy", "features": ["alerts"]},
-    ]
+    assert site.client.get("/api/v1/billing/plans").json() == {
+        "billing": True,
+        "plans": [
+            {"id": "pro", "label": "Pro", "features": ["live_board"]},
+            {"id": "legacy", "label": "legacy", "features": ["alerts"]},
+        ],
+    }
 
 
 @pytest.mark.parametrize(

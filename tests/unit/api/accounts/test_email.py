@@ -68,13 +68,24 @@ def test_a_missing_variable_or_template_is_an_error_not_a_blank(tmp_path: Path) 
         mailer(tmp_path).render("welcome")
 
 
-def test_without_an_api_key_the_email_is_logged_not_sent(
+def test_without_an_api_key_the_email_and_its_link_are_logged_at_info(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # INFO is what `tickscan run` shows: a self-hosted user finishes signing up from it.
     caplog.set_level(logging.INFO, logger="api.accounts.email")
     asyncio.run(mailer(tmp_path).send("ada@example.com", "verify", **CONTEXTS["verify"]))
+    asyncio.run(mailer(tmp_path).send("ada@example.com", "reset", **CONTEXTS["reset"]))
+    asyncio.run(
+        mailer(tmp_path).send("bob@example.com", "signup_exists", **CONTEXTS["signup_exists"])
+    )
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
-        "email to ada@example.com: Confirm your email for tickscan"
+        "no mail service configured: email 'Confirm your email for tickscan' to "
+        f"ada@example.com not sent; open {SITE}/verify-email?token=t1",
+        "no mail service configured: email 'Reset your tickscan password' to "
+        f"ada@example.com not sent; open {SITE}/reset-password?token=t2",
+        "no mail service configured: email 'Someone tried to sign up to tickscan with your "
+        "address' to "
+        f"bob@example.com not sent; open {SITE}/login or {SITE}/reset-password",
     ]
 
 

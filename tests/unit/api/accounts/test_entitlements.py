@@ -290,7 +290,9 @@ def test_free_and_anonymous_callers_get_a_403_naming_the_feature(
 def test_a_paying_user_gets_1s_candles_and_signal_history(api: Api) -> None:
     history = api.get("/api/v1/signals", api.paid)
     assert (history.status_code, history.json()) == (200, {"signals": [], "more": False})
-    charts = api.get("/api/v1/candles", api.paid, symbol="BTCUSDT", interval="1s")
+    charts = api.get(
+        "/api/v1/candles", api.paid, exchange="binance", symbol="BTCUSDT", interval="1s"
+    )
     assert charts.status_code == 200
     assert (charts.json()["interval"], charts.json()["candles"]) == ("1s", [])
 
@@ -303,7 +305,9 @@ def test_paying_users_pass_the_gate_of_the_live_streams(api: Api) -> None:
 
 
 def test_minute_candles_stay_free(api: Api) -> None:
-    response = api.get("/api/v1/candles", api.free, symbol="BTCUSDT", interval="1m")
+    response = api.get(
+        "/api/v1/candles", api.free, exchange="binance", symbol="BTCUSDT", interval="1m"
+    )
     assert response.status_code == 200
 
 

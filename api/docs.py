@@ -1,0 +1,97 @@
+"""The API's documentation pages, `/docs` (Swagger UI) and `/redoc` (ReDoc), served with
+their JavaScript and CSS from the installation, so they work on a machine without internet.
+
+FastAPI's own pages load both from a CDN. The files come from the `fastapi-offline` wheel
+(Swagger UI 5 and ReDoc 2 standalone builds, refreshed with their upstream releases);
+only its files are used, not its app factory: `create_app` builds its own FastAPI.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import HTMLResponse
+
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+ASSETS_URL = "/docs/assets"
+"""Where the pages' scripts and styles are served (under /docs, which the UI never claims)."""
+
+ASSETS = Path(str(files("fastapi_offline") / "static"))
+"""swagger-ui-bundle.js, swagger-ui.css and redoc.standalone.js, as installed."""
+
+FAVICON_URL = "/favicon.ico"
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        # Swagger UI starts from an inline script; both inject inline styles.
+        "script-src 'self' 'unsafe-inline'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "worker-src 'self' blob:",
+        "connect-src 'self'",
+    ]
+)
+"""Nothing but this server: ReDoc's sidebar links a logo from its vendor's CDN (hidden
+when it fails to load), which the browser then never asks for."""
+
+
+def mount_docs(app: FastAPI) -> None:
+    """Add `/docs`, its OAuth2 redirect page, `/redoc`, and their files to an app built
+    with ``docs_url=None, redoc_url=None``.
+
+    Args:
+        app: The API application (its `openapi_url` and `title` are used).
+    """
+    assert app.openapi_url is not None
+    openapi_url = app.openapi_url
+    redirect_url = f"{DOCS_URL}/oauth2-redirect"
+    app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
+
+    # Swagger UI would send the document to its public validator for a badge.
+    parameters = {**(app.swagger_ui_parameters or {}), "validatorUrl": None}
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return _own_only(
+            get_swagger_ui_html(
+                openapi_url=openapi_url,
+                title=f"{app.title} API",
+                oauth2_redirect_url=redirect_url,
+                swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+                swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
+                swagger_favicon_url=FAVICON_URL,
+                swagger_ui_parameters=parameters,
+            )
+        )
+
+    @app.get(redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get(REDOC_URL, include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return _own_only(
+            get_redoc_html(
+                openapi_url=openapi_url,
+                title=f"{app.title} API",
+                redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
+                redoc_favicon_url=FAVICON_URL,
+                with_google_fonts=False,  # ReDoc falls back to the system's fonts
+            )
+        )
+
+
+def _own_only(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = CSP
+    return page
