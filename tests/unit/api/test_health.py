@@ -46,6 +46,7 @@ def test_a_simulated_market_says_so() -> None:
         "status": "ok",
         "clickhouse": True,
         "live": True,
+        "warming": None,
         "source": "sim",
         "simulated": True,
     }
