@@ -21,7 +21,14 @@ in. A query over candles that are not all held answers None.
 
 Revisions. A candle with a higher `version` for an open time already held replaces the
 held values (a repeat or an older version is ignored); minute sums move by the
-difference, so a revision is never counted twice.
+difference, so a revision is never counted twice. Exchange klines (version 0, backfilled
+over REST) fill minutes the history lacks, also older ones inside the ring, and yield to
+candles built from trades (version 1 and up); one for the forming minute is ignored (it
+may be the exchange's partial kline, and the minute's seconds are here).
+
+Warm start. `load` fills an empty history from columns of stored candles (the last hour
+of 1s, the last day of 1m) in one pass of numpy, to the state that feeding the same
+candles in topic order would leave: a candle the topic then delivers again is a repeat.
 """
 
 from __future__ import annotations
@@ -50,6 +57,28 @@ _SECOND_ROW = {CLOSE: 0, VOLUME: 1, QUOTE: 2, TRADES: 3}
 """The seconds ring's row of each figure it keeps (no high or low)."""
 
 _INF = math.inf
+
+
+class CandleColumns(NamedTuple):
+    """One symbol's candles of one interval as columns, oldest first, one per open time
+    (as read from ClickHouse for a warm start). Flat candles have count 0."""
+
+    open_time: np.ndarray
+    """int64 ms."""
+    close: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    volume: np.ndarray
+    quote: np.ndarray
+    trades: np.ndarray
+    """float64, like the other figures."""
+    version: np.ndarray
+    """int64."""
+
+    def tail(self, since: int) -> CandleColumns:
+        """The candles opening at or after `since`."""
+        i = int(np.searchsorted(self.open_time, since))
+        return CandleColumns(*(column[i:] for column in self))
 
 
 class Values(NamedTuple):
@@ -104,7 +133,8 @@ class CandleHistory:
         self._min_open = np.full(minutes_kept, -1, dtype=np.int64)
         self._min_known = np.zeros(minutes_kept, dtype=bool)
         self._min_from_candle = np.zeros(minutes_kept, dtype=bool)
-        # Versions above 1 only: revisions are rare, so a dict beats a ring of them.
+        # Versions other than 1 only (revisions, exchange klines): rare, so a dict beats a
+        # ring of them.
         self._sec_versions: dict[int, int] = {}
         self._min_versions: dict[int, int] = {}
         self._s_since: int | None = None
@@ -147,7 +177,7 @@ class CandleHistory:
         if gap:
             self._s_since = t
         self._write_second(t, values)
-        if candle.version > 1:
+        if candle.version != 1:
             self._sec_versions[t] = candle.version
         self._s_upto = t + SECOND_MS
         self.latest = values
@@ -250,6 +280,8 @@ class CandleHistory:
         """Fold in a 1m candle: it replaces the minute built from seconds (or an older
         version of itself), and may extend the known minutes back in time."""
         minute = candle.open_time
+        if candle.version == 0 and self._forming is not None and minute >= self._forming:
+            return  # an exchange kline of the forming minute: its seconds are here
         j = (minute // MINUTE_MS) % self._nm
         held = int(self._min_open[j])
         if held == minute:
@@ -261,8 +293,10 @@ class CandleHistory:
         self._min_open[j] = minute
         self._min_from_candle[j] = True
         self._min_known[j] = True
-        if candle.version > 1:
+        if candle.version != 1:
             self._min_versions[minute] = candle.version
+        else:
+            self._min_versions.pop(minute, None)
         self.revised += 1
         if self._m_since is None:
             if self._forming is None or minute != self._forming:
@@ -273,6 +307,133 @@ class CandleHistory:
         else:
             self._m_since = minute
         self._extend_minutes_back()
+        self._refresh_bounds()
+
+    def load(self, seconds: CandleColumns | None, minutes: CandleColumns | None) -> None:
+        """Fill an empty history from stored candles (a warm start).
+
+        The result is what feeding the same candles in topic order would leave (each 1m
+        candle after its minute's seconds): 1m candles in their minutes; the seconds of the
+        last unbroken run (clipped to the ring); the minutes of that run that have no 1m
+        candle yet built from their seconds, the forming one included.
+
+        Args:
+            seconds: 1s candles, oldest first, one per open time (or None).
+            minutes: 1m candles, oldest first, one per open time (or None).
+
+        Raises:
+            ValueError: The history already holds candles.
+        """
+        if self._s_upto is not None or bool((self._min_open >= 0).any()):
+            raise ValueError("a history is loaded only when empty")
+        have_seconds = seconds is not None and len(seconds.open_time) > 0
+        have_minutes = minutes is not None and len(minutes.open_time) > 0
+        if have_seconds:
+            assert seconds is not None
+            last = int(seconds.open_time[-1])
+            seconds = seconds.tail(last + SECOND_MS - self._ns * SECOND_MS)
+            forming = floor_to(last, MINUTE_MS)
+        if have_minutes:
+            assert minutes is not None
+            top = int(minutes.open_time[-1])
+            newest = max(forming, top) if have_seconds else top
+            minutes = minutes.tail(newest - (self._nm - 1) * MINUTE_MS)
+            if have_seconds:
+                # An exchange kline of the forming minute yields to its seconds.
+                t = minutes.open_time
+                keep = (t < forming) | (minutes.version != 0)
+                if not keep.all():
+                    minutes = CandleColumns(*(column[keep] for column in minutes))
+            self._load_minutes(minutes)
+        if have_seconds:
+            assert seconds is not None
+            self._load_seconds(seconds)
+        self.revised += 1
+
+    def _load_minutes(self, minutes: CandleColumns) -> None:
+        t = minutes.open_time
+        j = (t // MINUTE_MS) % self._nm
+        flat = minutes.trades == 0
+        m = self._min
+        m[CLOSE, j] = minutes.close
+        m[HIGH, j] = np.where(flat, -_INF, minutes.high)
+        m[LOW, j] = np.where(flat, _INF, minutes.low)
+        m[VOLUME, j] = minutes.volume
+        m[QUOTE, j] = minutes.quote
+        m[TRADES, j] = minutes.trades
+        self._min_open[j] = t
+        self._min_known[j] = True
+        self._min_from_candle[j] = True
+        odd = np.flatnonzero(minutes.version != 1)
+        self._min_versions.update(zip(t[odd].tolist(), minutes.version[odd].tolist(), strict=True))
+
+    def _load_seconds(self, seconds: CandleColumns) -> None:
+        t = seconds.open_time
+        flat = seconds.trades == 0
+        high = np.where(flat, -_INF, seconds.high)
+        low = np.where(flat, _INF, seconds.low)
+        i = (t // SECOND_MS) % self._ns
+        self._sec[_SECOND_ROW[CLOSE], i] = seconds.close
+        self._sec[_SECOND_ROW[VOLUME], i] = seconds.volume
+        self._sec[_SECOND_ROW[QUOTE], i] = seconds.quote
+        self._sec[_SECOND_ROW[TRADES], i] = seconds.trades
+        odd = np.flatnonzero(seconds.version != 1)
+        self._sec_versions.update(zip(t[odd].tolist(), seconds.version[odd].tolist(), strict=True))
+        breaks = np.flatnonzero(np.diff(t) != SECOND_MS)
+        first = int(breaks[-1]) + 1 if len(breaks) else 0
+        since = int(t[first])
+        last = int(t[-1])
+        self._s_since = since
+        self._s_upto = last + SECOND_MS
+        self._forming = forming = floor_to(last, MINUTE_MS)
+        self.latest = Values(
+            float(seconds.close[-1]),
+            float(high[-1]),
+            float(low[-1]),
+            float(seconds.volume[-1]),
+            float(seconds.quote[-1]),
+            float(seconds.trades[-1]),
+        )
+        # The run's minutes without a 1m candle, built from their seconds.
+        rt = t[first:]
+        minute_of = rt - rt % MINUTE_MS
+        begins = np.concatenate(([0], np.flatnonzero(np.diff(minute_of)) + 1))
+        ends = np.append(begins[1:], len(rt))
+        opens = minute_of[begins]
+        j = (opens // MINUTE_MS) % self._nm
+        built = ~((self._min_open[j] == opens) & self._min_from_candle[j])
+        j = j[built]
+        m = self._min
+        m[CLOSE, j] = seconds.close[first:][ends[built] - 1]
+        for row, values, how in (
+            (HIGH, high, np.maximum),
+            (LOW, low, np.minimum),
+            (VOLUME, seconds.volume, np.add),
+            (QUOTE, seconds.quote, np.add),
+            (TRADES, seconds.trades, np.add),
+        ):
+            m[row, j] = how.reduceat(values[first:], begins)[built]
+        self._min_open[j] = opens[built]
+        self._min_from_candle[j] = False
+        # The run's first minute is known only if the run began on its first second.
+        self._min_known[j] = opens[built] >= since
+        # High and low of the forming minute before its latest second.
+        j = (forming // MINUTE_MS) % self._nm
+        if self._min_from_candle[j]:
+            self.forming_high, self.forming_low = float(m[HIGH, j]), float(m[LOW, j])
+        else:
+            lo = max(first, int(np.searchsorted(t, forming)))
+            hi = len(t) - 1
+            if lo < hi:
+                self.forming_high = float(high[lo:hi].max())
+                self.forming_low = float(low[lo:hi].min())
+        if self._min_known[j] and self._min_open[j] == forming:
+            # `_extend_minutes_back`, vectorised: the unbroken known minutes up to forming.
+            back = forming - np.arange(self._nm, dtype=np.int64) * MINUTE_MS
+            slots = (back // MINUTE_MS) % self._nm
+            held = (self._min_open[slots] == back) & self._min_known[slots]
+            broken = np.flatnonzero(~held)
+            self._m_since = int(back[broken[0] - 1] if len(broken) else back[-1])
         self._refresh_bounds()
 
     def _extend_minutes_back(self) -> None:
@@ -288,6 +449,17 @@ class CandleHistory:
         self._m_since = since
 
     # ---------------------------------------------------------------- queries
+
+    def seconds_since(self) -> int | None:
+        """Open time of the first 1s candle of the unbroken run through the latest one (it
+        may be older than the ring holds), or None before any."""
+        return self._s_since if self._s_upto is not None else None
+
+    def minutes_since(self) -> int | None:
+        """Open time of the first minute of the unbroken run of known minutes through the
+        forming one (it may be older than the ring holds), or None while the forming
+        minute is not known (the seconds began inside it)."""
+        return self._m_since
 
     def forming_minute(self) -> int | None:
         """Open time of the latest second's minute (complete when `time_ms` is whole)."""

@@ -45,7 +45,7 @@ from schemas import topics
 from schemas.candles import INTERVAL_MS, Candle, candle_decoder
 from schemas.deadletter import DeadLetter
 from schemas.quotes import Quote, quote_decoder
-from schemas.ranks import RankRow, encode_rank
+from schemas.ranks import HISTORY_FIELDS, RankRow, encode_rank
 from schemas.signals import Signal, encode_signal
 
 logger = logging.getLogger(__name__)
@@ -127,6 +127,10 @@ class SymbolScanner:
         self.metrics = SymbolMetrics(candle.exchange, candle.market, candle.symbol)
         self.bars = SymbolBars(candle.exchange, candle.market, candle.symbol, params)
         self.published: tuple[Any, ...] | None = None
+
+
+_HISTORY_AT = RankRow.__struct_fields__.index(HISTORY_FIELDS[0])
+assert RankRow.__struct_fields__[_HISTORY_AT:] == HISTORY_FIELDS
 
 
 def _invalid(candle: Candle) -> str | None:
@@ -216,8 +220,15 @@ class PartitionScanner:
         row = state.metrics.row()
         if row.time_ms % SNAPSHOT_EVERY_MS == 0:
             out.snapshots.append(row)
-        # Everything but the time: a row that only moved on a second is not news.
-        values = msgspec.structs.astuple(row)[4:]
+        # Everything but the time: a row that only moved on a second is not news. The
+        # history it stands on is news only when it breaks (a gap), not as the rings'
+        # oldest second slides on.
+        history = state.metrics.history
+        values = (
+            *msgspec.structs.astuple(row)[4:_HISTORY_AT],
+            history.seconds_since(),
+            history.minutes_since(),
+        )
         if values != state.published:
             state.published = values
             out.ranks.append(row)
