@@ -137,7 +137,8 @@ def _warmups() -> dict[str, tuple[Resolution, int]]:
             needs[f"change_pct_{window}"] = ("1m", span + _MINUTE_MS)
             needs[f"quote_volume_{window}"] = ("1m", span)
     for window in RVOL_WINDOWS:
-        needs[f"rvol_{window}"] = ("1m", 11 * WINDOW_MS[window])
+        # Ten whole bars before the forming one, which opens with its first second.
+        needs[f"rvol_{window}"] = ("1m", 10 * WINDOW_MS[window] + _MINUTE_MS)
     needs["volatility_1h"] = ("1m", 61 * _MINUTE_MS)
     needs["rsi_14"] = ("1m", 15 * _MINUTE_MS)
     for name in ("vwap_24h", "vwap_distance_pct", "high_24h", "low_24h"):
@@ -150,8 +151,14 @@ def _warmups() -> dict[str, tuple[Resolution, int]]:
 METRIC_WARMUP: dict[str, tuple[Resolution, int]] = _warmups()
 """Per metric that needs history: the resolution of the candles it reads and how much
 unbroken history (ms) of them it needs before it has a value. A metric still None is
-expected at ``history_<resolution>_from_ms + span``. Metrics absent here need none
-(``price``) or come from book tickers (``bid``, ``ask``, ``spread_bps``)."""
+expected at ``history_<resolution>_from_ms + span``: exactly (at 1 s resolution for "1s",
+within the minute before for "1m"), tested against `flows.metrics` in
+tests/unit/flows/test_metric_warmup.py. Relative volume counts whole bars of its
+interval: its span holds from a bar boundary; a history starting inside a bar of i waits
+for the next boundary, i.e. add ``ceil(from / i) * i - from``. Metrics absent here need
+none (``price``; ``new_high`` / ``new_low`` are False without an hour of history) or come
+from book tickers (``bid``, ``ask``, ``spread_bps``). ``quote_volume_24h`` and
+``change_pct_24h`` may have a value sooner, from the exchange's 24h ticker."""
 
 _encoder = msgspec.json.Encoder()
 encode_rank = _encoder.encode
