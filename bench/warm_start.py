@@ -1,8 +1,8 @@
 """Warm start of the signals flow: how long reading 2,000 symbols' history from chdb takes.
 
 Creates a chdb store holding, for N symbols (default 2,000), what the rings hold: 24 h
-5 min of 1m candles and the last 1 h 1 min of 1s candles (made by ClickHouse itself from `numbers()`: random-walk-free
-synthetic prices, every candle traded), then times `flows.warm_start.read_histories`, which
+5 min of 1m candles and the last 1 h 1 min of 1s candles (made by ClickHouse itself from
+`numbers()`, every candle traded), then times `flows.warm_start.read_histories`, which
 is what a signals flow does at start: the FINAL queries (Arrow), splitting by symbol and
 filling the rings. A second pass repeats the load (warm page cache), and one history is
 checked against a row computed from it.

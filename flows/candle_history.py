@@ -405,14 +405,16 @@ class CandleHistory:
         j = j[built]
         m = self._min
         m[CLOSE, j] = seconds.close[first:][ends[built] - 1]
-        for row, values, how in (
-            (HIGH, high, np.maximum),
-            (LOW, low, np.minimum),
-            (VOLUME, seconds.volume, np.add),
-            (QUOTE, seconds.quote, np.add),
-            (TRADES, seconds.trades, np.add),
+        m[HIGH, j] = np.maximum.reduceat(high[first:], begins)[built]
+        m[LOW, j] = np.minimum.reduceat(low[first:], begins)[built]
+        # Sums in second order, as the live minute adds them (to the last bit): few
+        # minutes lack their 1m candle, the forming one and perhaps the one before.
+        for slot, b, e in zip(
+            j.tolist(), begins[built].tolist(), ends[built].tolist(), strict=True
         ):
-            m[row, j] = how.reduceat(values[first:], begins)[built]
+            for row, values in ((VOLUME, seconds.volume), (QUOTE, seconds.quote),
+                                (TRADES, seconds.trades)):  # fmt: skip
+                m[row, slot] = np.cumsum(values[first + b : first + e])[-1]
         self._min_open[j] = opens[built]
         self._min_from_candle[j] = False
         # The run's first minute is known only if the run began on its first second.

@@ -187,20 +187,21 @@ class PartitionScanner:
         out: ScannerOutput,
         reject: Callable[[Any, str, str], None],
     ) -> Folded:
-        """Fold a batch of candle and quote records in, appending what they produce.
+        """Fold a batch of candle, quote and ticker records in, appending what they produce.
 
         Args:
-            records: Kafka records of the candle and quote topics, in offset order per topic.
+            records: Kafka records of the candle, quote and ticker topics, in offset order
+                per topic.
             context: The rules, and how to read the records.
             out: Receives rows, snapshots and signals.
-            reject: Called with a record that is not a valid candle or quote, a reason and
-                a detail (control records are skipped, not rejected).
+            reject: Called with a record that is not a valid candle, quote or ticker, a
+                reason and a detail (control records are skipped, not rejected).
 
         Returns:
             Candles, quotes and tickers folded, rows computed, histories taken from the
             warm start.
         """
-        decoders = {
+        decoders: dict[str, Callable[[bytes], Candle | Quote | Ticker24h]] = {
             context.quotes_topic: context.decode_quote,
             context.tickers_topic: context.decode_ticker,
         }

@@ -59,6 +59,7 @@ WHERE open_time >= fromUnixTimestamp64Milli({since:Int64})
 ORDER BY exchange, market, symbol, open_time
 """
 
+
 @dataclass(frozen=True)
 class LoadReport:
     """What a warm start read."""

@@ -13,7 +13,7 @@ from flows.candle_history import QUOTE, CandleColumns, CandleHistory, candle_val
 from flows.metrics import SymbolMetrics
 from schemas.candles import Candle
 from schemas.ranks import RankRow
-from tests.unit.flows.test_metrics import M, S, T0, candle, feed, minute, sec
+from tests.unit.flows.test_metrics import T0, M, S, candle, feed, minute, sec
 
 
 def columns(candles: Iterable[Candle]) -> CandleColumns:

@@ -9,7 +9,7 @@ import pytest
 from flows.metrics import SymbolMetrics
 from schemas.candles import Candle
 from schemas.ranks import METRIC_WARMUP, METRICS, RankRow
-from tests.unit.flows.test_metrics import M, S, T0, candle
+from tests.unit.flows.test_metrics import T0, M, S, candle
 
 STEP = {"1s": S, "1m": M}
 DAY = 1440 * M
@@ -92,9 +92,7 @@ def test_a_metric_appears_when_its_warmup_says(aligned: dict[int, RankRow], name
     assert getattr(aligned[at], name) is not None, (name, at - T0)
 
 
-@pytest.mark.parametrize(
-    "name", sorted(n for n in METRIC_WARMUP if not n.startswith("rvol_"))
-)
+@pytest.mark.parametrize("name", sorted(n for n in METRIC_WARMUP if not n.startswith("rvol_")))
 def test_a_history_starting_inside_a_minute_changes_nothing_but_its_start(
     unaligned: dict[int, RankRow], name: str
 ) -> None:
