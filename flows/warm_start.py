@@ -70,13 +70,18 @@ class LoadReport:
     minutes: int
     """1m candles read."""
     elapsed_s: float
+    query_s: float
+    """Of which in ClickHouse's queries (and the Arrow transfer)."""
 
 
 def _columns(table: pa.Table) -> Iterator[tuple[int, CandleColumns]]:
     """Split a table ordered by symbol into each symbol's columns, by its key hash."""
     if table.num_rows == 0:
         return
-    keys, *arrays = (column.to_numpy() for column in table.columns)
+    # One contiguous buffer per column, then zero-copy views: ChunkedArray.to_numpy over
+    # chdb's ~900 record batches of a day took 60 times as long (12.7 s against 0.2 s).
+    whole = table.combine_chunks()
+    keys, *arrays = (column.chunk(0).to_numpy() for column in whole.columns)
     starts = np.concatenate(([0], np.flatnonzero(np.diff(keys)) + 1))
     ends = np.append(starts[1:], len(keys))
     for key, b, e in zip(keys[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
@@ -118,10 +123,13 @@ def read_histories(
     histories: dict[str, CandleHistory] = {}
     counts: dict[str, int] = {}
     read: dict[str, dict[int, CandleColumns]] = {}
+    query_s = time.perf_counter() - started
     for table, t in since.items():
+        asked = time.perf_counter()
         arrow = client.query_arrow(
             _CANDLES_SQL, parameters={"db": database, "table": table, "since": t}
         )
+        query_s += time.perf_counter() - asked
         counts[table] = arrow.num_rows
         read[table] = dict(_columns(arrow))
         del arrow
@@ -133,7 +141,11 @@ def read_histories(
             history.load(seconds.pop(h, None), minutes.pop(h, None))
             histories[names[h]] = history
     report = LoadReport(
-        len(histories), counts["candles_1s"], counts["candles_1m"], time.perf_counter() - started
+        len(histories),
+        counts["candles_1s"],
+        counts["candles_1m"],
+        time.perf_counter() - started,
+        query_s,
     )
     return histories, report
 
@@ -169,11 +181,13 @@ class WarmStart:
             as_of = self._as_of_ms()
             self._histories, self.report = read_histories(self._client(), self._database, as_of)
             logger.info(
-                "warm start: %d symbols, %d 1s and %d 1m candles read in %.1f s",
+                "warm start: %d symbols, %d 1s and %d 1m candles read in %.1f s (%.1f s of it"
+                " in ClickHouse)",
                 self.report.symbols,
                 self.report.seconds,
                 self.report.minutes,
                 self.report.elapsed_s,
+                self.report.query_s,
             )
 
     def take(self, key: str) -> CandleHistory | None:

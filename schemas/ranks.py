@@ -52,7 +52,11 @@ class RankRow(msgspec.Struct, frozen=True, omit_defaults=False):
     change_pct_1h: float | None = None
     change_pct_4h: float | None = None
     change_pct_24h: float | None = None
-    """Percent change of `price` against the price one window earlier."""
+    """Percent change of `price` against the price one window earlier. Until the symbol's
+    own 1m candles cover the day, `change_pct_24h` is `price` against the `open_price` of
+    the exchange's newest 24h ticker (`schemas.tickers.Ticker24h`), if that ticker's
+    `close_time_ms` is within 30 min of `time_ms` (else None); its own candles win as soon
+    as they cover the day."""
 
     quote_volume_1m: float | None = None
     quote_volume_5m: float | None = None
@@ -60,7 +64,10 @@ class RankRow(msgspec.Struct, frozen=True, omit_defaults=False):
     quote_volume_1h: float | None = None
     quote_volume_4h: float | None = None
     quote_volume_24h: float | None = None
-    """Traded quote volume (sum of price * qty) over the window."""
+    """Traded quote volume (sum of price * qty) over the window. Until the symbol's own 1m
+    candles cover the day, `quote_volume_24h` is the `quote_volume` of the exchange's newest
+    24h ticker, under the same 30 min bound as `change_pct_24h` (so its window is the
+    exchange's 24 h ending at the ticker's `close_time_ms`)."""
 
     rvol_1m: float | None = None
     rvol_5m: float | None = None
