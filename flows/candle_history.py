@@ -17,7 +17,10 @@ flags per minute (14 KB): about 200 KB per symbol, whatever its activity.
 
 What is known. Seconds count from the first second after the last gap in the 1s
 stream; minutes from the first whole minute after it, or earlier where 1m candles fill
-in. A query over candles that are not all held answers None.
+in. A gap whose minutes all become known from 1m candles (the minute a restart cut
+through, once the candle flow closes it) is bridged: seconds count from before it again,
+and only a query that needs one of its missing seconds answers None. A query over
+candles that are not all held answers None.
 
 Revisions. A candle with a higher `version` for an open time already held replaces the
 held values (a repeat or an older version is ignored); minute sums move by the
@@ -129,6 +132,7 @@ class CandleHistory:
         self._ns = seconds_kept
         self._nm = minutes_kept
         self._sec = np.zeros((4, seconds_kept))
+        self._sec_open = np.full(seconds_kept, -1, dtype=np.int64)
         self._min = np.zeros((6, minutes_kept))
         self._min_open = np.full(minutes_kept, -1, dtype=np.int64)
         self._min_known = np.zeros(minutes_kept, dtype=bool)
@@ -138,6 +142,9 @@ class CandleHistory:
         self._sec_versions: dict[int, int] = {}
         self._min_versions: dict[int, int] = {}
         self._s_since: int | None = None
+        # Gaps not bridged yet, oldest first: (start of the run before, first missing
+        # second, first second after).
+        self._holes: list[tuple[int, int, int]] = []
         self._s_upto: int | None = None
         self._m_since: int | None = None
         # Derived from the three above after every change; read many times per row.
@@ -175,6 +182,8 @@ class CandleHistory:
             return False
         gap = upto is None or t != upto
         if gap:
+            if upto is not None and self._s_since is not None:
+                self._holes.append((self._s_since, upto, t))
             self._s_since = t
         self._write_second(t, values)
         if candle.version != 1:
@@ -200,11 +209,34 @@ class CandleHistory:
     def _write_second(self, t: int, values: Values) -> None:
         i = (t // SECOND_MS) % self._ns
         self._sec[:, i] = (values.close, values.volume, values.quote, values.trades)
+        self._sec_open[i] = t
+
+    def _covered(self, start: int, end: int) -> bool:
+        """Whether every minute holding a second of [start, end) is known."""
+        minutes = np.arange(floor_to(start, MINUTE_MS), end, MINUTE_MS, dtype=np.int64)
+        j = (minutes // MINUTE_MS) % self._nm
+        return bool(((self._min_open[j] == minutes) & self._min_known[j]).all())
+
+    def _bridge(self) -> None:
+        """Bridge the latest gaps whose minutes are all known now."""
+        bridged = False
+        while self._holes:
+            since, start, end = self._holes[-1]
+            if end <= (self._s_upto or 0) - self._ns * SECOND_MS:
+                self._holes.clear()  # out of the ring's reach: nothing left to bridge
+                break
+            if not self._covered(start, end):
+                break
+            self._holes.pop()
+            self._s_since = since
+            bridged = True
+        if bridged:
+            self._refresh_bounds()
 
     def _revise_second(self, t: int, version: int, values: Values) -> None:
         upto = self._s_upto
         assert upto is not None and self._s_since is not None
-        if t < self._s_since or t < upto - self._ns * SECOND_MS:
+        if t < upto - self._ns * SECOND_MS or self._sec_open[(t // SECOND_MS) % self._ns] != t:
             return
         if version <= self._sec_versions.get(t, 1):
             return
@@ -300,14 +332,20 @@ class CandleHistory:
         self.revised += 1
         if self._m_since is None:
             if self._forming is None or minute != self._forming:
+                if self._holes:
+                    self._bridge()
                 return
             self._m_since = minute
         elif minute != self._m_since - MINUTE_MS:
+            if self._holes:
+                self._bridge()
             return
         else:
             self._m_since = minute
         self._extend_minutes_back()
         self._refresh_bounds()
+        if self._holes:
+            self._bridge()
 
     def load(self, seconds: CandleColumns | None, minutes: CandleColumns | None) -> None:
         """Fill an empty history from stored candles (a warm start).
@@ -377,10 +415,16 @@ class CandleHistory:
         self._sec[_SECOND_ROW[VOLUME], i] = seconds.volume
         self._sec[_SECOND_ROW[QUOTE], i] = seconds.quote
         self._sec[_SECOND_ROW[TRADES], i] = seconds.trades
+        self._sec_open[i] = t
         odd = np.flatnonzero(seconds.version != 1)
         self._sec_versions.update(zip(t[odd].tolist(), seconds.version[odd].tolist(), strict=True))
-        breaks = np.flatnonzero(np.diff(t) != SECOND_MS)
-        first = int(breaks[-1]) + 1 if len(breaks) else 0
+        # The runs between gaps, oldest first; a gap whose minutes are known is bridged.
+        first = 0
+        for b in (np.flatnonzero(np.diff(t) != SECOND_MS) + 1).tolist():
+            start, end = int(t[b - 1]) + SECOND_MS, int(t[b])
+            if not self._covered(start, end):
+                self._holes.append((int(t[first]), start, end))
+                first = b
         since = int(t[first])
         last = int(t[-1])
         self._s_since = since
@@ -480,7 +524,10 @@ class CandleHistory:
         first, upto = self._seconds_from, self._s_upto
         if first is None or upto is None or not first <= t < upto:
             return None
-        return float(self._sec[_SECOND_ROW[CLOSE], (t // SECOND_MS) % self._ns])
+        i = (t // SECOND_MS) % self._ns
+        if self._sec_open[i] != t:
+            return None  # in a bridged gap
+        return float(self._sec[_SECOND_ROW[CLOSE], i])
 
     def minute_close(self, minute: int) -> float | None:
         """Close of the minute opening at `minute`, if known."""
@@ -519,7 +566,9 @@ class CandleHistory:
 
         Every second of the window must have been seen, even where a 1m candle stands
         for its minute: otherwise a window starting on that minute would be known and
-        one starting a second later not, and the value would come and go.
+        one starting a second later not, and the value would come and go. A bridged gap
+        is the exception (its minutes are known): the value is None only while the
+        seconds before the first whole minute reach into it.
         """
         first, forming = self._seconds_from, self._forming
         if first is None or forming is None or start < first:
@@ -533,7 +582,14 @@ class CandleHistory:
         n = (whole - start) // SECOND_MS
         i = (start // SECOND_MS) % self._ns
         data = self._sec[_SECOND_ROW[row]]
+        opens = self._sec_open
         stop = i + n
+        # A slot holds its own second or an older one: all of them are held iff none is
+        # older than the window (a bridged gap leaves older ones).
         if stop <= self._ns:
+            if opens[i:stop].min() < start:
+                return None
             return float(data[i:stop].sum()) + minutes
+        if min(opens[i:].min(), opens[: stop - self._ns].min()) < start:
+            return None
         return float(data[i:].sum() + data[: stop - self._ns].sum()) + minutes

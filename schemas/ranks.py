@@ -107,7 +107,9 @@ class RankRow(msgspec.Struct, frozen=True, omit_defaults=False):
 
     history_1s_from_ms: int | None = None
     """Open time of the oldest 1s candle of the unbroken history behind these metrics (not a
-    metric: with `METRIC_WARMUP` it says when a metric still None will have a value)."""
+    metric: with `METRIC_WARMUP` it says when a metric still None will have a value). At
+    most the rings' reach back: 1 h 1 min of 1s candles, 24 h 5 min of minutes; None
+    before any candle (1m: while the seconds began inside the forming minute)."""
     history_1m_from_ms: int | None = None
     """Open time of the oldest 1m candle of that history (see `history_1s_from_ms`)."""
 

@@ -98,18 +98,28 @@ def same(a: RankRow, b: RankRow) -> None:
             assert x == y, name
 
 
+def without(candles: list[Candle], seconds: range) -> list[Candle]:
+    """The candles less the 1s candles of `seconds` (a restart's gap; the 1m candle of its
+    minute, built from what was stored, still comes)."""
+    return [c for c in candles if c.interval == "1m" or (c.open_time - T0) // S not in seconds]
+
+
 @pytest.mark.parametrize(
-    ("seconds", "minutes_before"),
+    ("seconds", "minutes_before", "gaps"),
     [
-        (range(0, 70 * 60 + 17), 24 * 60),  # the rings full, the forming minute partial
-        (range(30, 125), 0),  # began inside a minute; ends on a minute's last second
-        (range(0, 61), 20),  # the forming minute's first second is the latest
+        (range(0, 70 * 60 + 17), 24 * 60, ()),  # the rings full, the forming minute partial
+        (range(30, 125), 0, ()),  # began inside a minute; ends on a minute's last second
+        (range(0, 61), 20, ()),  # the forming minute's first second is the latest
+        (range(0, 400), 30, (range(100, 110),)),  # a gap, bridged by its minute's candle
+        (range(0, 400), 30, (range(100, 110), range(300, 304))),  # and one still open
     ],
 )
 def test_a_loaded_history_gives_the_rows_a_fed_one_gives(
-    seconds: range, minutes_before: int
+    seconds: range, minutes_before: int, gaps: tuple[range, ...]
 ) -> None:
     candles = market(seconds, minutes_before)
+    for gap in gaps:
+        candles = without(candles, gap)
     cut = len(candles) - 95
     head, tail = candles[:cut], candles[cut:]
     before, warm = fed(head), loaded(head)
@@ -219,3 +229,36 @@ def test_a_kline_older_than_the_day_ring_is_ignored() -> None:
 def test_values_of_a_flat_candle_carry_no_high_or_low() -> None:
     flat = candle_values(sec(0, 10, count=0))
     assert (flat.high, flat.low) == (-np.inf, np.inf)
+
+
+def test_a_restart_gap_is_bridged_once_its_minute_is_known() -> None:
+    """Seconds 1000..1009 are missing (the process was down); the candle flow still closes
+    minute 16 (960..1019) from what it stored. From then on the 5m and 1h windows have
+    values again, except while they need one of the missing seconds."""
+    candles = without(market(range(0, 1400), 60), range(1000, 1010))
+    minute_16 = next(c for c in candles if c.interval == "1m" and c.open_time == T0 + 16 * M)
+    before_it = candles[: candles.index(minute_16)]
+    metrics = SymbolMetrics("sim", "spot", "AAA")
+    rows = feed(metrics, before_it)
+    assert rows[1011].change_pct_5m is None and rows[1011].quote_volume_5m is None
+    assert rows[1011].history_1s_from_ms == T0 + 1010 * S
+    rows = feed(metrics, candles[candles.index(minute_16) :])
+    assert rows[1100].history_1s_from_ms == T0
+    seconds = {(c.open_time - T0) // S: c for c in candles if c.interval == "1s"}
+    close = {s: float(c.close) for s, c in seconds.items()}
+    # as of 1101 s: against the close at 800 s, and the quote volume of [801 s, 1101 s)
+    assert rows[1100].change_pct_5m == pytest.approx((close[1100] / close[800] - 1) * 100)
+    # (seconds up to the first whole minute, then the minutes' own candles: 14..17, then
+    # the forming minute's seconds)
+    minutes = {(c.open_time - T0) // M: c for c in candles if c.interval == "1m"}
+    expected = sum(float(seconds[s].quote_volume) for s in range(801, 840))
+    expected += sum(float(minutes[m].quote_volume) for m in range(14, 18))
+    expected += sum(float(seconds[s].quote_volume) for s in range(1080, 1101))
+    assert rows[1100].quote_volume_5m == pytest.approx(expected)
+    # the 5m change needs the close of a missing second: None while it does
+    assert rows[1305].change_pct_5m is None  # against 1005 s
+    assert rows[1310].change_pct_5m is not None  # against 1010 s
+    # the 1m volume of rows as of 1030 .. 1069 s reaches into the gap (the window starts
+    # at 970 .. 1009 s); as of 1070 s it starts at 1010 s
+    assert all(rows[s].quote_volume_1m is None for s in range(1029, 1069))
+    assert rows[1069].quote_volume_1m is not None
