@@ -13,7 +13,9 @@ Two rings (numpy arrays indexed by time modulo their length):
   not a trade, so it never sets a high or a low.
 
 Memory: 3,660 x 4 + 1,445 x 6 float64 (186 KB), plus 1,445 int64 open times and two
-flags per minute (14 KB): about 200 KB per symbol, whatever its activity.
+flags per minute (14 KB), 3,660 int64 second open times (29 KB): about 230 KB per
+symbol, whatever its activity (`bench/signals.py` measures 253 KB with the rest of a
+symbol's state).
 
 What is known. Seconds count from the first second after the last gap in the 1s
 stream; minutes from the first whole minute after it, or earlier where 1m candles fill
