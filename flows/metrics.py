@@ -7,6 +7,10 @@ computes the row as of the end of its latest 1s candle. Every definition is in
 never a value over part of its window: windows at 1 s resolution (1m .. 1h) need every
 one of their seconds; windows at minute resolution (4h, 24h, relative volume, RSI,
 volatility, the 24h high and low) their minutes.
+
+A fresh install has no day of candles: until a symbol's own minutes cover the 24h
+window, its 24h change and quote volume come from the exchange's 24h ticker
+(`schemas.tickers.Ticker24h`), if one is at most `TICKER_MAX_AGE_MS` from the row's time.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from flows.candle_history import (
     SECONDS_KEPT,
     TRADES,
     VOLUME,
+    CandleColumns,
     CandleHistory,
     ceil_to,
     floor_to,
@@ -33,6 +38,7 @@ from flows.candle_history import (
 from schemas.candles import Candle
 from schemas.quotes import Quote
 from schemas.ranks import RVOL_WINDOWS, WINDOW_MS, WINDOWS, RankRow
+from schemas.tickers import Ticker24h
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -43,6 +49,12 @@ RSI_LOOKBACK = 250
 (13/14)^n: after 236 steps the seed's weight is below 3e-8, so the value equals
 TradingView's (seeded at the start of its whole chart) to seven digits, and two runs
 that started at different times agree once they have held 250 minutes."""
+
+TICKER_MAX_AGE_MS = 30 * 60_000
+"""A 24h ticker stands in for a row's own 24h figures only while its `close_time_ms` is
+at most this far from the row's time (either way): its window then differs from the row's
+by at most 30 min of 24 h. The exchange sends one at a fresh start, and its klines fill
+the day well within that."""
 
 VOLATILITY_RETURNS = 60
 RVOL_BARS = 10
@@ -136,6 +148,7 @@ class SymbolMetrics:
         self._update_id = -1
         self._bid: float | None = None
         self._ask: float | None = None
+        self._ticker: Ticker24h | None = None
         self._closed_key: tuple[int, int | None, int] | None = None
         self._rsi: float | None = None
         self._volatility: float | None = None
@@ -160,6 +173,15 @@ class SymbolMetrics:
         self._update_id = quote.update_id
         self._bid = float(quote.bid_price)
         self._ask = float(quote.ask_price)
+
+    def set_ticker(self, ticker: Ticker24h) -> None:
+        """Keep the newest 24h ticker (by its `close_time_ms`)."""
+        if self._ticker is None or self._ticker.close_time_ms <= ticker.close_time_ms:
+            self._ticker = ticker
+
+    def load(self, seconds: CandleColumns | None, minutes: CandleColumns | None) -> None:
+        """Fill the empty history from stored candles (see `CandleHistory.load`)."""
+        self.history.load(seconds, minutes)
 
     def row(self) -> RankRow:
         """The symbol's metrics as of the end of its latest 1s candle.
@@ -193,6 +215,15 @@ class SymbolMetrics:
         - ``trades_per_min``: trades of the 1s candles in ``[time_ms - 60 s, time_ms)``.
         - ``bid`` / ``ask``: the newest book ticker; ``spread_bps`` = (ask - bid) / mid
           x 10,000.
+        - While ``quote_volume_24h`` or ``change_pct_24h`` is None above (the minutes do
+          not cover the day), the newest 24h ticker whose ``close_time_ms`` is within
+          `TICKER_MAX_AGE_MS` of ``time_ms`` stands in: ``quote_volume_24h`` = its
+          ``quote_volume``; ``change_pct_24h`` = (price / its ``open_price`` - 1) x 100.
+        - ``history_1s_from_ms`` / ``history_1m_from_ms``: open time of the oldest 1s
+          candle / minute held of the unbroken run through the latest one
+          (`CandleHistory.seconds_from`, `minutes_from`): a metric of that resolution
+          still None has a value once ``time_ms`` reaches it plus its
+          `schemas.ranks.METRIC_WARMUP` span.
 
         Raises:
             ValueError: Before any 1s candle.
@@ -222,6 +253,12 @@ class SymbolMetrics:
         values["volatility_1h"] = self._volatility
         self._day(values, price, time_ms, forming)
         values["trades_per_min"] = history.sum_since(TRADES, time_ms - MINUTE_MS)
+        ticker = self._ticker
+        if ticker is not None and abs(time_ms - ticker.close_time_ms) <= TICKER_MAX_AGE_MS:
+            if values["quote_volume_24h"] is None:
+                values["quote_volume_24h"] = float(ticker.quote_volume)
+            if values["change_pct_24h"] is None:
+                values["change_pct_24h"] = pct_change(price, float(ticker.open_price))
         bid, ask = self._bid, self._ask
         values["bid"], values["ask"] = bid, ask
         if bid is not None and ask is not None and bid > 0 and ask > 0:
@@ -233,6 +270,8 @@ class SymbolMetrics:
             time_ms,
             price,
             **values,
+            history_1s_from_ms=history.seconds_from(),
+            history_1m_from_ms=history.minutes_from(),
         )
 
     def _rvol(self, interval: int, forming: int) -> float | None:

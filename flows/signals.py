@@ -1,5 +1,5 @@
-"""Scanner metrics, signals and ranks: md.candles.v1 + md.quotes.v1 -> md.ranks.v1, md.signals.v1,
-ClickHouse `signals` and `rank_snapshots`.
+"""Scanner metrics, signals and ranks: md.candles.v1 + md.quotes.v1 + md.tickers.v1 ->
+md.ranks.v1, md.signals.v1, ClickHouse `signals` and `rank_snapshots`.
 
 Each Kafka partition is one keyed state (a `PartitionScanner` holding all of its symbols),
 fed whole fetched batches of both topics. Candles and quotes are keyed by symbol, so with
@@ -13,6 +13,11 @@ minute. Every 1m candle feeds the symbol's bars (`flows.signal_bars`), whose rul
 (`flows.signal_rules`) fire once per closed bar. A replay of the same candles gives the
 same rows and signals; only the bid and ask depend on how the two topics interleave,
 since a row takes the newest quote the flow has read.
+
+Warm start: a partition state that starts without a recovery snapshot takes each symbol's
+history from ClickHouse (`flows.warm_start`) when the symbol's first message arrives, and
+the topic's candles apply on top by key and version. 24h tickers (one per symbol at a
+fresh start) stand in for the 24h figures until the symbol's own minutes cover the day.
 """
 
 from __future__ import annotations
@@ -40,13 +45,15 @@ from flows.sinks.clickhouse import ClickHouseSink
 from flows.sinks.kafka import KafkaListSink
 from flows.sinks.scanner_tables import ScannerWriter, scanner_writer
 from flows.sources.kafka import KafkaBatchSource, RecordBatch, RunBounds, StartAt
+from flows.warm_start import WarmStart
 from runtime.kafka import consumer_config, producer_config
 from schemas import topics
 from schemas.candles import INTERVAL_MS, Candle, candle_decoder
 from schemas.deadletter import DeadLetter
 from schemas.quotes import Quote, quote_decoder
-from schemas.ranks import RankRow, encode_rank
+from schemas.ranks import HISTORY_FIELDS, RankRow, encode_rank
 from schemas.signals import Signal, encode_signal
+from schemas.tickers import Ticker24h, ticker_decoder
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +74,9 @@ class SignalCounters:
 
     candles: int = 0
     quotes: int = 0
+    tickers: int = 0
+    warm_symbols: int = 0
+    """Symbols whose history came from ClickHouse."""
     rows: int = 0
     """Rank rows computed (one per new 1s candle)."""
     ranks: int = 0
@@ -94,20 +104,33 @@ class ScannerOutput:
 
 
 class ScanContext:
-    """What a scanner evaluates and how it reads: rules, parameters, decoders.
+    """What a scanner evaluates and how it reads: rules, parameters, decoders, and where a
+    fresh state finds its history.
 
     Args:
         params: Rule parameters and timeframes.
         registry: The signal rules.
-        quotes_topic: Records of this topic are quotes; every other record is a candle.
+        quotes_topic: Records of this topic are quotes.
+        tickers_topic: Records of this topic are 24h tickers; every other record is a candle.
+        warm: Symbols' histories for a state that starts without a snapshot, or None.
     """
 
-    def __init__(self, params: SignalParams, registry: Registry, quotes_topic: str) -> None:
+    def __init__(
+        self,
+        params: SignalParams,
+        registry: Registry,
+        quotes_topic: str,
+        tickers_topic: str = topics.TICKERS,
+        warm: WarmStart | None = None,
+    ) -> None:
         self.params = params
         self.registry = registry
         self.quotes_topic = quotes_topic
+        self.tickers_topic = tickers_topic
+        self.warm = warm
         self.decode_candle = candle_decoder().decode
         self.decode_quote = quote_decoder().decode
+        self.decode_ticker = ticker_decoder().decode
 
 
 class Folded(NamedTuple):
@@ -116,6 +139,8 @@ class Folded(NamedTuple):
     candles: int
     quotes: int
     rows: int
+    tickers: int = 0
+    warm_symbols: int = 0
 
 
 class SymbolScanner:
@@ -127,6 +152,10 @@ class SymbolScanner:
         self.metrics = SymbolMetrics(candle.exchange, candle.market, candle.symbol)
         self.bars = SymbolBars(candle.exchange, candle.market, candle.symbol, params)
         self.published: tuple[Any, ...] | None = None
+
+
+_HISTORY_AT = RankRow.__struct_fields__.index(HISTORY_FIELDS[0])
+assert RankRow.__struct_fields__[_HISTORY_AT:] == HISTORY_FIELDS
 
 
 def _invalid(candle: Candle) -> str | None:
@@ -141,10 +170,15 @@ def _invalid(candle: Candle) -> str | None:
 class PartitionScanner:
     """Every symbol of one Kafka partition: the flow's whole state for that partition."""
 
-    def __init__(self) -> None:
+    def __init__(self, from_store: bool = False) -> None:
         self.symbols: dict[str, SymbolScanner] = {}
         self.quotes: dict[str, Quote] = {}
         """Newest quote of each symbol that has no candle yet."""
+        self.tickers: dict[str, Ticker24h] = {}
+        """Newest 24h ticker of each symbol that has no candle yet."""
+        self.from_store = from_store
+        """A new symbol takes its history from the context's warm start."""
+        self._warmed = 0
 
     def fold(
         self,
@@ -153,26 +187,31 @@ class PartitionScanner:
         out: ScannerOutput,
         reject: Callable[[Any, str, str], None],
     ) -> Folded:
-        """Fold a batch of candle and quote records in, appending what they produce.
+        """Fold a batch of candle, quote and ticker records in, appending what they produce.
 
         Args:
-            records: Kafka records of the candle and quote topics, in offset order per topic.
+            records: Kafka records of the candle, quote and ticker topics, in offset order
+                per topic.
             context: The rules, and how to read the records.
             out: Receives rows, snapshots and signals.
-            reject: Called with a record that is not a valid candle or quote, a reason and
-                a detail (control records are skipped, not rejected).
+            reject: Called with a record that is not a valid candle, quote or ticker, a
+                reason and a detail (control records are skipped, not rejected).
 
         Returns:
-            Candles and quotes folded, rows computed.
+            Candles, quotes and tickers folded, rows computed, histories taken from the
+            warm start.
         """
+        decoders: dict[str, Callable[[bytes], Candle | Quote | Ticker24h]] = {
+            context.quotes_topic: context.decode_quote,
+            context.tickers_topic: context.decode_ticker,
+        }
         decode_candle = context.decode_candle
-        decode_quote = context.decode_quote
-        quotes_topic = context.quotes_topic
-        candles = quotes = rows = 0
+        candles = quotes = tickers = rows = 0
+        warmed = self._warmed
         for record in records:
-            is_quote = record.topic() == quotes_topic
+            decode = decoders.get(record.topic(), decode_candle)
             try:
-                message = (decode_quote if is_quote else decode_candle)(record.value() or b"")
+                message = decode(record.value() or b"")
             except msgspec.DecodeError as exc:
                 if not topics.is_control(record.headers()):
                     reject(record, "undecodable", str(exc))
@@ -181,13 +220,26 @@ class PartitionScanner:
                 quotes += 1
                 self._quote(message)
                 continue
+            if isinstance(message, Ticker24h):
+                tickers += 1
+                self._ticker(message)
+                continue
             problem = _invalid(message)
             if problem is not None:
                 reject(record, "invalid_candle", problem)
                 continue
             candles += 1
             rows += self._candle(message, context, out)
-        return Folded(candles, quotes, rows)
+        return Folded(candles, quotes, rows, tickers, self._warmed - warmed)
+
+    def _ticker(self, ticker: Ticker24h) -> None:
+        state = self.symbols.get(ticker.key)
+        if state is not None:
+            state.metrics.set_ticker(ticker)
+            return
+        held = self.tickers.get(ticker.key)
+        if held is None or held.close_time_ms <= ticker.close_time_ms:
+            self.tickers[ticker.key] = ticker
 
     def _quote(self, quote: Quote) -> None:
         state = self.symbols.get(quote.key)
@@ -204,9 +256,17 @@ class PartitionScanner:
         state = self.symbols.get(key)
         if state is None:
             state = self.symbols[key] = SymbolScanner(candle, context.params)
+            if self.from_store and context.warm is not None:
+                history = context.warm.take(key)
+                if history is not None:
+                    state.metrics.history = history
+                    self._warmed += 1
             quote = self.quotes.pop(key, None)
             if quote is not None:
                 state.metrics.set_quote(quote)
+            ticker = self.tickers.pop(key, None)
+            if ticker is not None:
+                state.metrics.set_ticker(ticker)
         if candle.interval == "1m":
             state.metrics.add_minute(candle)
             out.signals.extend(state.bars.add_minute(candle, context.registry, context.params))
@@ -216,8 +276,15 @@ class PartitionScanner:
         row = state.metrics.row()
         if row.time_ms % SNAPSHOT_EVERY_MS == 0:
             out.snapshots.append(row)
-        # Everything but the time: a row that only moved on a second is not news.
-        values = msgspec.structs.astuple(row)[4:]
+        # Everything but the time: a row that only moved on a second is not news. The
+        # history it stands on is news only when it breaks (a gap), not as the rings'
+        # oldest second slides on.
+        history = state.metrics.history
+        values = (
+            *msgspec.structs.astuple(row)[4:_HISTORY_AT],
+            history.seconds_since(),
+            history.minutes_since(),
+        )
         if values != state.published:
             state.published = values
             out.ranks.append(row)
@@ -231,7 +298,15 @@ class SignalLogic(StatefulLogic[RecordBatch, ScannerOutput, PartitionScanner]):
         self, context: ScanContext, resume: PartitionScanner | None, counters: SignalCounters
     ) -> None:
         self._context = context
-        self._scanner = resume or PartitionScanner()
+        if resume is None:
+            # No snapshot: start from the history ClickHouse holds, read before any
+            # live candle is applied.
+            resume = PartitionScanner(from_store=context.warm is not None)
+            if context.warm is not None:
+                context.warm.load()
+        elif not hasattr(resume, "tickers"):  # a snapshot from before tickers
+            resume.tickers, resume.from_store, resume._warmed = {}, False, 0
+        self._scanner = resume
         self._counters = counters
 
     def on_item(self, value: RecordBatch) -> tuple[Iterable[ScannerOutput], bool]:
@@ -248,6 +323,8 @@ class SignalLogic(StatefulLogic[RecordBatch, ScannerOutput, PartitionScanner]):
         folded = self._scanner.fold(value.records, self._context, out, reject)
         counters.candles += folded.candles
         counters.quotes += folded.quotes
+        counters.tickers += folded.tickers
+        counters.warm_symbols += folded.warm_symbols
         counters.rows += folded.rows
         counters.ranks += len(out.ranks)
         counters.snapshots += len(out.snapshots)
@@ -297,9 +374,12 @@ def build_flow(
     quotes: Source[tuple[str, RecordBatch]] | None,
     sinks: ScannerSinks,
     *,
+    tickers: Source[tuple[str, RecordBatch]] | None = None,
+    warm: WarmStart | None = None,
     counters: SignalCounters | None = None,
     registry: Registry = RULES,
     quotes_topic: str = topics.QUOTES,
+    tickers_topic: str = topics.TICKERS,
     flow_id: str = "signals",
 ) -> Dataflow:
     """Wire the signals flow.
@@ -309,20 +389,27 @@ def build_flow(
         candles: `(partition, RecordBatch)` items of the candle topic.
         quotes: The same of the quote topic, or None to run without quotes.
         sinks: Where ranks, signals, ClickHouse rows and dead letters go.
+        tickers: The same of the 24h ticker topic, or None.
+        warm: Where a state without a snapshot finds its symbols' history, or None to
+            start empty.
         counters: Filled with live counts, for progress reports.
         registry: The signal rules to run.
-        quotes_topic: Records of this topic are quotes; every other record is a candle.
+        quotes_topic: Records of this topic are quotes.
+        tickers_topic: Records of this topic are 24h tickers; every other record is a
+            candle.
         flow_id: The dataflow's id (it names recovery state).
 
     Returns:
         The dataflow, ready for `bytewax.run` or `bytewax.testing.run_main`.
     """
     counters = counters if counters is not None else SignalCounters()
-    context = ScanContext(settings.rules, registry, quotes_topic)
+    context = ScanContext(settings.rules, registry, quotes_topic, tickers_topic, warm)
     flow = Dataflow(flow_id)
     batches = op.input("candles_in", flow, candles)
     if quotes is not None:
         batches = op.merge("inputs", batches, op.input("quotes_in", flow, quotes))
+    if tickers is not None:
+        batches = op.merge("with_tickers", batches, op.input("tickers_in", flow, tickers))
 
     def builder(resume: PartitionScanner | None) -> SignalLogic:
         return SignalLogic(context, resume, counters)
@@ -347,8 +434,11 @@ def build_kafka_flow(
     database: str,
     start: StartAt | RunBounds = "end",
     quotes_start: StartAt | RunBounds | None = "end",
+    tickers_start: StartAt | RunBounds | None = None,
+    warm: WarmStart | None = None,
     candles_topic: str = topics.CANDLES,
     quotes_topic: str = topics.QUOTES,
+    tickers_topic: str = topics.TICKERS,
     ranks_topic: str = topics.RANKS,
     signals_topic: str = topics.SIGNALS,
     dead_letter_topic: str = topics.DEADLETTER,
@@ -367,8 +457,13 @@ def build_kafka_flow(
         start: Where to start reading candles, or a finite run's bounds.
         quotes_start: Where to start reading quotes, or their run's bounds; None reads
             no quotes (bid and ask stay None).
+        tickers_start: Where to start reading 24h tickers, or their run's bounds; None
+            reads none.
+        warm: Where a state without a snapshot finds its symbols' history (see
+            `flows.warm_start.WarmStart`), or None to start empty.
         candles_topic: Topic to read candles from.
         quotes_topic: Topic to read quotes from.
+        tickers_topic: Topic to read 24h tickers from.
         ranks_topic: Topic to write changed rank rows to.
         signals_topic: Topic to write signals to.
         dead_letter_topic: Topic to write rejected messages to.
@@ -381,11 +476,13 @@ def build_kafka_flow(
         The dataflow and its ClickHouse writer (whose `written` counts rows inserted).
 
     Raises:
-        ValueError: A finite run of candles with quotes that follow a live topic (the
-            flow would never end).
+        ValueError: A finite run of candles with quotes or tickers that follow a live
+            topic (the flow would never end).
     """
-    if isinstance(start, RunBounds) and not isinstance(quotes_start, RunBounds | None):
-        raise ValueError("a finite run of candles needs the quotes' run bounds, or None")
+    if isinstance(start, RunBounds) and not (
+        isinstance(quotes_start, RunBounds | None) and isinstance(tickers_start, RunBounds | None)
+    ):
+        raise ValueError("a finite run of candles needs the quotes' and tickers' run bounds")
     consumer = consumer_config(bootstrap)
 
     def source(topic: str, where: StartAt | RunBounds) -> KafkaBatchSource:
@@ -411,8 +508,11 @@ def build_kafka_flow(
         source(candles_topic, start),
         None if quotes_start is None else source(quotes_topic, quotes_start),
         sinks,
+        tickers=None if tickers_start is None else source(tickers_topic, tickers_start),
+        warm=warm,
         counters=counters,
         registry=registry,
         quotes_topic=quotes_topic,
+        tickers_topic=tickers_topic,
     )
     return flow, writer

@@ -52,7 +52,11 @@ class RankRow(msgspec.Struct, frozen=True, omit_defaults=False):
     change_pct_1h: float | None = None
     change_pct_4h: float | None = None
     change_pct_24h: float | None = None
-    """Percent change of `price` against the price one window earlier."""
+    """Percent change of `price` against the price one window earlier. Until the symbol's
+    own 1m candles cover the day, `change_pct_24h` is `price` against the `open_price` of
+    the exchange's newest 24h ticker (`schemas.tickers.Ticker24h`), if that ticker's
+    `close_time_ms` is within 30 min of `time_ms` (else None); its own candles win as soon
+    as they cover the day."""
 
     quote_volume_1m: float | None = None
     quote_volume_5m: float | None = None
@@ -60,7 +64,10 @@ class RankRow(msgspec.Struct, frozen=True, omit_defaults=False):
     quote_volume_1h: float | None = None
     quote_volume_4h: float | None = None
     quote_volume_24h: float | None = None
-    """Traded quote volume (sum of price * qty) over the window."""
+    """Traded quote volume (sum of price * qty) over the window. Until the symbol's own 1m
+    candles cover the day, `quote_volume_24h` is the `quote_volume` of the exchange's newest
+    24h ticker, under the same 30 min bound as `change_pct_24h` (so its window is the
+    exchange's 24 h ending at the ticker's `close_time_ms`)."""
 
     rvol_1m: float | None = None
     rvol_5m: float | None = None
@@ -100,7 +107,9 @@ class RankRow(msgspec.Struct, frozen=True, omit_defaults=False):
 
     history_1s_from_ms: int | None = None
     """Open time of the oldest 1s candle of the unbroken history behind these metrics (not a
-    metric: with `METRIC_WARMUP` it says when a metric still None will have a value)."""
+    metric: with `METRIC_WARMUP` it says when a metric still None will have a value). At
+    most the rings' reach back: 1 h 1 min of 1s candles, 24 h 5 min of minutes; None
+    before any candle (1m: while the seconds began inside the forming minute)."""
     history_1m_from_ms: int | None = None
     """Open time of the oldest 1m candle of that history (see `history_1s_from_ms`)."""
 
@@ -137,7 +146,8 @@ def _warmups() -> dict[str, tuple[Resolution, int]]:
             needs[f"change_pct_{window}"] = ("1m", span + _MINUTE_MS)
             needs[f"quote_volume_{window}"] = ("1m", span)
     for window in RVOL_WINDOWS:
-        needs[f"rvol_{window}"] = ("1m", 11 * WINDOW_MS[window])
+        # Ten whole bars before the forming one, which opens with its first second.
+        needs[f"rvol_{window}"] = ("1m", 10 * WINDOW_MS[window] + _MINUTE_MS)
     needs["volatility_1h"] = ("1m", 61 * _MINUTE_MS)
     needs["rsi_14"] = ("1m", 15 * _MINUTE_MS)
     for name in ("vwap_24h", "vwap_distance_pct", "high_24h", "low_24h"):
@@ -150,8 +160,14 @@ def _warmups() -> dict[str, tuple[Resolution, int]]:
 METRIC_WARMUP: dict[str, tuple[Resolution, int]] = _warmups()
 """Per metric that needs history: the resolution of the candles it reads and how much
 unbroken history (ms) of them it needs before it has a value. A metric still None is
-expected at ``history_<resolution>_from_ms + span``. Metrics absent here need none
-(``price``) or come from book tickers (``bid``, ``ask``, ``spread_bps``)."""
+expected at ``history_<resolution>_from_ms + span``: exactly (at 1 s resolution for "1s",
+within the minute before for "1m"), tested against `flows.metrics` in
+tests/unit/flows/test_metric_warmup.py. Relative volume counts whole bars of its
+interval: its span holds from a bar boundary; a history starting inside a bar of i waits
+for the next boundary, i.e. add ``ceil(from / i) * i - from``. Metrics absent here need
+none (``price``; ``new_high`` / ``new_low`` are False without an hour of history) or come
+from book tickers (``bid``, ``ask``, ``spread_bps``). ``quote_volume_24h`` and
+``change_pct_24h`` may have a value sooner, from the exchange's 24h ticker."""
 
 _encoder = msgspec.json.Encoder()
 encode_rank = _encoder.encode

@@ -1,7 +1,9 @@
 """`tickscan signals`: the signals flow as a process, following md.candles.v1 and md.quotes.v1.
 
 It writes md.ranks.v1 (each symbol's metric row, when it changed), md.signals.v1, and the
-ClickHouse tables `signals` and `rank_snapshots`. Rule parameters come from the
+ClickHouse tables `signals` and `rank_snapshots`. Without a recovery snapshot it starts
+from the candle history in ClickHouse (`flows.warm_start`), and it reads md.tickers.v1
+from its beginning (one ticker per symbol at a fresh install). Rule parameters come from the
 environment with the other settings: `TICKSCAN_SIGNALS__RULES__VOLUME_SPIKE_FACTOR=4`.
 """
 
@@ -16,6 +18,7 @@ from pydantic import Field
 from flows.recovery import run_flow
 from flows.signals import SignalCounters, SignalFlowSettings, build_kafka_flow
 from flows.sources.kafka import StartAt
+from flows.warm_start import WarmStart
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
@@ -46,7 +49,9 @@ def run_signals(
 
     Creates the topics it needs when missing and migrates ClickHouse first. Quotes are
     read from the end of their topic (only the newest matter) unless recovery resumes
-    them where they were.
+    them where they were; tickers from the beginning of theirs. A flow that starts
+    without a recovery snapshot first reads each symbol's last hour of 1s and last day of
+    1m candles from ClickHouse, so its rows continue where the last run's left off.
 
     Args:
         settings: Process settings (database, topic partitions, rule parameters).
@@ -75,6 +80,8 @@ def run_signals(
             database=settings.clickhouse.database,
             start=start,
             quotes_start="end",
+            tickers_start="beginning",
+            warm=WarmStart(lambda: client, settings.clickhouse.database),
             counters=counters,
             stop=stop,
         )
@@ -95,12 +102,14 @@ def run_signals(
 def _report(counters: SignalCounters, done: threading.Event, every_s: float) -> None:
     while not done.wait(every_s):
         logger.info(
-            "signals flow: %d candles, %d quotes, %d rows (%d published), %d signals, "
-            "%d dead letters",
+            "signals flow: %d candles, %d quotes, %d tickers, %d rows (%d published), "
+            "%d signals, %d dead letters, %d symbols warm-started",
             counters.candles,
             counters.quotes,
+            counters.tickers,
             counters.rows,
             counters.ranks,
             counters.signals,
             counters.dead_letters,
+            counters.warm_symbols,
         )

@@ -10,7 +10,7 @@ import msgspec
 
 from api.services.filter_eval import CompiledFilter, SymbolLookup
 from api.store import Store
-from schemas.ranks import RankRow
+from schemas.ranks import HISTORY_FIELDS, RankRow
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +98,12 @@ async def load_board(board: Board, store: Store, horizon_ms: int = SNAPSHOT_HORI
     if not exists or not exists[0][0]:
         logger.warning("no rank_snapshots table in %s: the board starts empty", store.database)
         return 0
-    # Column names come from the RankRow schema, never from a request.
+    # Column names come from the RankRow schema, never from a request; the history
+    # fields are not snapshotted (they describe the flow's rings, not the market).
     columns = ", ".join(
-        "toUnixTimestamp64Milli(time) AS time_ms" if name == "time_ms" else name for name in FIELDS
+        "toUnixTimestamp64Milli(time) AS time_ms" if name == "time_ms" else name
+        for name in FIELDS
+        if name not in HISTORY_FIELDS
     )
     sql = (
         f"SELECT {columns} FROM {{db:Identifier}}.rank_snapshots FINAL"

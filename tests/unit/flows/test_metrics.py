@@ -10,10 +10,11 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from flows.metrics import SymbolMetrics, log_return_stdev_pct, wilder_rsi
+from flows.metrics import TICKER_MAX_AGE_MS, SymbolMetrics, log_return_stdev_pct, wilder_rsi
 from schemas.candles import Candle
 from schemas.quotes import Quote
 from schemas.ranks import RankRow
+from schemas.tickers import Ticker24h
 
 T0 = 1_723_161_600_000  # 2024-08-09 00:00:00 UTC: a whole minute, hour and day
 S = 1_000
@@ -318,3 +319,53 @@ def test_no_row_before_a_second() -> None:
     metrics.add_minute(minute(0, 100))
     with pytest.raises(ValueError, match="no 1s candle"):
         metrics.row()
+
+
+def ticker(close_time: int, open_price: str, quote_volume: str, symbol: str = "AAA") -> Ticker24h:
+    """The exchange's 24h figures of `symbol` as of `close_time`."""
+    return Ticker24h(
+        "sim",
+        "spot",
+        symbol,
+        close_time - 86_400_000,
+        close_time,
+        Decimal(open_price),
+        Decimal("1"),
+        Decimal("1"),
+        Decimal("1"),
+        Decimal("1"),
+        Decimal(quote_volume),
+        100,
+    )
+
+
+def test_a_ticker_stands_in_for_the_24h_figures_until_the_minutes_cover_the_day() -> None:
+    metrics = new()
+    metrics.set_ticker(ticker(T0, "80", "1234.5"))
+    metrics.set_ticker(ticker(T0 - 5 * M, "1", "1"))  # older: ignored
+    rows = feed(metrics, rising(range(3)))
+    assert rows[2].quote_volume_24h == 1234.5  # the exchange's, as of T0
+    assert rows[2].change_pct_24h == pytest.approx((102 / 80 - 1) * 100)
+    assert rows[2].quote_volume_4h is None and rows[2].vwap_24h is None  # no stand-in
+    # own minutes covering the day win, as soon as they do
+    metrics = new()
+    feed(metrics, day_of_minutes())
+    metrics.set_ticker(ticker(1440 * M + T0, "80", "1234.5"))
+    row = feed(metrics, [sec(1440 * 60, 105, volume=4)])[1440 * 60]
+    assert row.quote_volume_24h == pytest.approx(
+        sum(2 * (100 + m % 7) for m in range(1, 1440)) + 420
+    )
+    assert row.change_pct_24h == pytest.approx((105 / (100 + (-1) % 7) - 1) * 100)
+
+
+def test_a_ticker_far_from_the_row_is_not_used() -> None:
+    metrics = new()
+    metrics.set_ticker(ticker(T0 + S - TICKER_MAX_AGE_MS - 1, "80", "5"))
+    rows = feed(metrics, rising(range(1)))
+    assert rows[0].quote_volume_24h is None and rows[0].change_pct_24h is None
+    metrics = new()
+    metrics.set_ticker(ticker(T0 + S - TICKER_MAX_AGE_MS, "80", "5"))  # at the bound
+    assert feed(metrics, rising(range(1)))[0].quote_volume_24h == 5
+    metrics = new()
+    metrics.set_ticker(ticker(T0 + S + TICKER_MAX_AGE_MS + 1, "80", "5"))  # from the future
+    assert feed(metrics, rising(range(1)))[0].change_pct_24h is None

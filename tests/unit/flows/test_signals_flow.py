@@ -6,7 +6,9 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import SimpleNamespace
 
+import pyarrow as pa
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
@@ -22,13 +24,15 @@ from flows.signals import (
     build_kafka_flow,
 )
 from flows.sources.kafka import Record, RecordBatch, RunBounds
+from flows.warm_start import WarmStart
 from schemas import topics
 from schemas.candles import Candle, encode_candle
 from schemas.deadletter import DeadLetter
 from schemas.quotes import Quote, encode_quote
 from schemas.ranks import RankRow
 from schemas.signals import Signal
-from tests.unit.flows.test_metrics import candle
+from schemas.tickers import Ticker24h, encode_ticker
+from tests.unit.flows.test_metrics import candle, ticker
 from tests.unit.flows.test_signal_rules import SMALL
 
 T0 = 1_723_161_600_000  # 2024-08-09 00:00 UTC
@@ -42,10 +46,14 @@ def quote(update_id: int, bid: str, ask: str, symbol: str = "AAA") -> Quote:
     )
 
 
-def records(items: list[Candle | Quote | bytes], partition: int = 0) -> list[Record]:
+def records(items: list[Candle | Quote | Ticker24h | bytes], partition: int = 0) -> list[Record]:
     out = []
     for offset, item in enumerate(items):
-        if isinstance(item, Candle):
+        if isinstance(item, Ticker24h):
+            out.append(
+                Record(topics.TICKERS, partition, offset, item.key.encode(), encode_ticker(item))
+            )
+        elif isinstance(item, Candle):
             out.append(
                 Record(topics.CANDLES, partition, offset, item.key.encode(), encode_candle(item))
             )
@@ -67,7 +75,12 @@ class Outputs:
     counters: SignalCounters = field(default_factory=SignalCounters)
 
 
-def run(candles: list[RecordBatch], quotes: list[RecordBatch] | None = None) -> Outputs:
+def run(
+    candles: list[RecordBatch],
+    quotes: list[RecordBatch] | None = None,
+    tickers: list[RecordBatch] | None = None,
+    warm: WarmStart | None = None,
+) -> Outputs:
     sinks: dict[str, list[tuple[str, list[object]]]] = {
         "ranks": [],
         "signals": [],
@@ -79,7 +92,11 @@ def run(candles: list[RecordBatch], quotes: list[RecordBatch] | None = None) -> 
         SignalFlowSettings(rules=SMALL),
         TestingSource([(str(b.partition), b) for b in candles]),
         None if quotes is None else TestingSource([(str(b.partition), b) for b in quotes]),
-        ScannerSinks(
+        tickers=None
+        if tickers is None
+        else TestingSource([(str(b.partition), b) for b in tickers]),
+        warm=warm,
+        sinks=ScannerSinks(
             ranks=TestingSink(sinks["ranks"]),
             signals=TestingSink(sinks["signals"]),
             tables=TestingSink(sinks["tables"]),
@@ -196,3 +213,107 @@ def test_a_finite_run_of_candles_cannot_follow_live_quotes() -> None:
             start=RunBounds({0: 0}, {0: 5}),
             quotes_start="end",
         )
+
+
+class StoredCandles:
+    """A stand-in for the ClickHouse client holding `candles_1s` and `candles_1m` (each
+    candle's highest version, as FINAL reads them): answers the warm start's two queries
+    as ClickHouse would (a 64-bit key per symbol, rows ordered by symbol and time)."""
+
+    def __init__(self, candles: list[Candle]) -> None:
+        final: dict[tuple[str, str, int], Candle] = {}
+        for c in candles:
+            key = (c.interval, c.key, c.open_time)
+            if key not in final or final[key].version < c.version:
+                final[key] = c
+        self.candles = sorted(final.values(), key=lambda c: (c.key, c.open_time))
+        self.ids = {key: i + 1 for i, key in enumerate(sorted({c.key for c in candles}))}
+        self.queries: list[str] = []
+
+    def _rows(self, parameters: dict[str, object]) -> list[Candle]:
+        interval = {"candles_1s": "1s", "candles_1m": "1m"}[str(parameters["table"])]
+        since = int(parameters["since"])  # type: ignore[call-overload]
+        return [c for c in self.candles if c.interval == interval and c.open_time >= since]
+
+    def query(self, sql: str, parameters: dict[str, object]) -> SimpleNamespace:
+        self.queries.append(str(parameters["table"]))
+        keys = {c.key for c in self._rows(parameters)}
+        return SimpleNamespace(result_rows=[(self.ids[k], *k.split(":")) for k in sorted(keys)])
+
+    def query_arrow(self, sql: str, parameters: dict[str, object]) -> pa.Table:
+        assert "FINAL" in sql
+        rows = self._rows(parameters)
+        return pa.table(
+            {
+                "key": pa.array([self.ids[c.key] for c in rows], pa.uint64()),
+                "t": pa.array([c.open_time for c in rows], pa.int64()),
+                "close": [float(c.close) for c in rows],
+                "high": [float(c.high) for c in rows],
+                "low": [float(c.low) for c in rows],
+                "volume": [float(c.volume) for c in rows],
+                "quote": [float(c.quote_volume) for c in rows],
+                "trades": [float(c.count) for c in rows],
+                "version": pa.array([c.version for c in rows], pa.int64()),
+            }
+        )
+
+
+def two_symbols(minutes: range, seconds: range) -> list[Candle]:
+    """In candle-flow order, AAA and BBB: exchange klines (version 0) of `minutes`, then
+    `seconds` (prices rising, so every row is news), each minute's own candle after its
+    seconds."""
+    out = []
+    for m in minutes:
+        for name, base in (("AAA", 10), ("BBB", 50)):
+            out.append(candle("1m", T0 + m * M, base + m % 5, volume=3, version=0, symbol=name))
+    for s in seconds:
+        for name, base in (("AAA", 10), ("BBB", 50)):
+            out.append(candle("1s", T0 + s * S, base + s / 1000, volume=2, symbol=name))
+        if (s + 1) % 60 == 0:
+            for name, base in (("AAA", 10), ("BBB", 50)):
+                close = base + s / 1000
+                out.append(candle("1m", T0 + (s // 60) * M, close, volume=120, symbol=name))
+    return out
+
+
+def test_a_restart_without_a_snapshot_continues_from_the_store() -> None:
+    """Rows after the restart equal those of a run that never stopped: the store gave the
+    history, and candles both stored and still on the topic (a real Kafka) count once."""
+    candles = two_symbols(range(-1440, 0), range(0, 3_700))
+    whole = run([RecordBatch(0, records(candles), 0)])
+    cut = next(i for i, c in enumerate(candles) if c.open_time == T0 + 3_650 * S)
+    store = StoredCandles(candles[:cut])
+    warm = WarmStart(lambda: store, "db", as_of_ms=lambda: T0 + 3_650 * S)
+    topic = candles[cut - 200 :]  # the last 100 stored seconds of both are on the topic too
+    again = run([RecordBatch(0, records(topic[:150]), 0), RecordBatch(0, records(topic[150:]), 0)],
+                warm=warm)  # fmt: skip
+    assert again.counters.warm_symbols == 2 and again.counters.dead_letters == 0
+    after = [r for r in whole.ranks if r.time_ms > T0 + 3_650 * S]
+    assert len(after) == 2 * 50 and again.ranks == after
+    assert after[-1].quote_volume_24h is not None and after[-1].change_pct_1h is not None
+    # the rings full: an hour and a minute of seconds, a day and 5 minutes of minutes
+    assert after[-1].history_1s_from_ms == after[-1].time_ms - 3_660 * S
+    assert after[-1].history_1m_from_ms == T0 + 61 * M - 1_444 * M
+    assert store.queries == ["candles_1s", "candles_1m"]  # read once, whatever the batches
+
+
+def test_a_recovered_state_does_not_read_the_store() -> None:
+    store = StoredCandles([])
+    warm = WarmStart(lambda: store, "db", as_of_ms=lambda: T0)
+    context = ScanContext(SMALL, RULES, topics.QUOTES, warm=warm)
+    scanner = PartitionScanner()  # as recovery resumes it
+    scanner.fold(records([candle("1s", T0, "10")]), context, ScannerOutput(), print)
+    assert store.queries == [] and warm.report is None
+
+
+def test_a_ticker_gives_the_24h_figures_of_a_fresh_symbol() -> None:
+    seconds = [candle("1s", T0 + s * S, str(10 + s)) for s in range(20)]
+    out = run(
+        [RecordBatch(0, records([c]), 0) for c in seconds],
+        tickers=[RecordBatch(0, records([ticker(T0, "8", "1000000")]), 0)],
+    )
+    assert out.counters.tickers == 1
+    # Bytewax reads the inputs in turns: the ticker is in long before the last candle
+    last = out.ranks[-1]
+    assert (last.quote_volume_24h, last.change_pct_24h) == (1_000_000.0, pytest.approx(262.5))
+    assert last.quote_volume_4h is None
