@@ -1,0 +1,522 @@
+"""The simulated market's past, generated as candles in seconds instead of lived in real time.
+
+A demo board needs a day of history (24h change and volume, RSI, relative volume), and a
+restart of the simulator must continue its prices and trade ids. `read_stored` finds
+where each simulated symbol's stored candles end; `HistoryGenerator` writes the missing
+part of the last 24 h straight to `candles_1m` (and `candles_1s` for the last hour),
+then says where each symbol resumes (`SymbolResume`) so the live market continues from
+the last generated close and trade id.
+
+The candles follow the flow's rules: 1m candles of the last hour are the roll-up of their
+1s candles; an interval without trades after a symbol's first trade is a flat candle at
+the previous close; every value is an exact decimal (integer ticks and steps scaled by
+the symbol's decimals); each candle's `first_trade_id`..`last_trade_id` spans exactly its
+`count` ids, consecutive across candles; `source = 'trades'` and `version = 1`, as the
+candle flow writes them. Generation works on aggregates per interval (trade count,
+open/high/low/close, volumes) drawn from the same regimes and volatility as the live
+market (`flows.sources.regimes`), vectorised over symbols, so 200 symbols take seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from flows.sinks.clickhouse import CANDLE_COLUMNS, NULL, TABLES, tsv_escape
+from flows.sources.regimes import REVERSION_PER_S
+from flows.sources.simulator import (
+    MEAN_FILLS,
+    MEAN_SIZE,
+    SIZE_SIGMA,
+    SymbolResume,
+    SyntheticMarket,
+)
+
+logger = logging.getLogger(__name__)
+
+SECOND_MS = 1_000
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+_MINUTES_PER_CHUNK = 120  # 1m buckets generated at once
+_SECONDS_PER_CHUNK = 600  # 1s buckets generated at once (a whole number of minutes)
+_I64 = np.int64
+_SAFE_UNITS = 2.0**62 / 4  # headroom below int64 for a minute's sums
+Array = npt.NDArray[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSymbol:
+    """Where a symbol's stored candles end.
+
+    Attributes:
+        close: Close of its newest candle.
+        last_trade_id: Its highest stored trade id (None: only flat candles).
+        end_ms: End of its newest candle (its close time + 1 ms).
+    """
+
+    close: Decimal
+    last_trade_id: int | None
+    end_ms: int
+
+
+def read_stored(client: Any, database: str, exchange: str, market: str) -> dict[str, StoredSymbol]:
+    """Where each symbol of `exchange`/`market` ends in candles_1m and candles_1s.
+
+    The newer of its last 1m and 1s candle gives the close (a revision's highest
+    version wins), the highest `last_trade_id` of either table the last id.
+
+    Args:
+        client: A clickhouse-connect client.
+        database: Database holding the candle tables.
+        exchange: e.g. ``sim``.
+        market: e.g. ``spot``.
+
+    Returns:
+        By symbol; empty when nothing is stored.
+    """
+    found: dict[str, StoredSymbol] = {}
+    since_ms = 0
+    for table in ("candles_1m", "candles_1s"):
+        rows = client.query(
+            "SELECT symbol, toUnixTimestamp64Milli(max(close_time)) + 1, "
+            "toString(argMax(close, (open_time, version))), max(last_trade_id) "
+            "FROM {db:Identifier}.{table:Identifier} "
+            "WHERE exchange = {exchange:String} AND market = {market:String} "
+            "AND open_time >= fromUnixTimestamp64Milli({since:Int64}) "
+            "GROUP BY symbol",
+            parameters={
+                "db": database,
+                "table": table,
+                "exchange": exchange,
+                "market": market,
+                "since": since_ms,
+            },
+        ).result_rows
+        for (
+            symbol,
+            end_ms,
+            close,
+            last_id,
+        ) in rows:
+            known = found.get(symbol)
+            ids: list[int] = [last_id] if last_id is not None else []
+            if known is not None and known.last_trade_id is not None:
+                ids.append(known.last_trade_id)
+            top = max(ids, default=None)
+            if known is None or end_ms > known.end_ms:
+                found[symbol] = StoredSymbol(Decimal(close), top, end_ms)
+            else:
+                found[symbol] = StoredSymbol(known.close, top, known.end_ms)
+        if not found:
+            return found
+        # 1s candles newer than a symbol's last minute: only the last minutes matter, and
+        # candles_1s holds far more rows than candles_1m.
+        since_ms = min(s.end_ms for s in found.values()) - MINUTE_MS
+    return found
+
+
+@dataclass
+class HistoryReport:
+    """What the generator wrote.
+
+    Attributes:
+        symbols: Symbols that got history.
+        candles_1m: 1m candles written.
+        candles_1s: 1s candles written.
+        seconds: Wall-clock seconds taken, inserts included.
+    """
+
+    symbols: int = 0
+    candles_1m: int = 0
+    candles_1s: int = 0
+    seconds: float = 0.0
+
+
+Write = Callable[[str, bytes, int], None]
+"""Receives `(interval, TabSeparated rows in CANDLE_COLUMNS order, row count)`."""
+
+
+def clickhouse_writer(client: Any, database: str) -> Write:
+    """A `Write` that inserts into `candles_1m` / `candles_1s` of `database`."""
+
+    def write(interval: str, rows: bytes, count: int) -> None:
+        client.raw_insert(
+            f"{database}.{TABLES[interval]}", list(CANDLE_COLUMNS), rows, fmt="TabSeparated"
+        )
+
+    return write
+
+
+class HistoryGenerator:
+    """Generates the candles a simulated market would have printed before `end_ms`.
+
+    Args:
+        market: The live market to continue: its symbols, rate, seed and regimes. Its
+            seeded start (initial prices, first trade ids) is where a symbol without
+            stored history starts.
+        span_ms: How much history the board wants (24 h).
+        seconds_ms: The most recent part also written as 1s candles (1 h).
+    """
+
+    def __init__(
+        self, market: SyntheticMarket, span_ms: int = DAY_MS, seconds_ms: int = HOUR_MS
+    ) -> None:
+        if span_ms % MINUTE_MS or seconds_ms % MINUTE_MS or not 0 <= seconds_ms <= span_ms:
+            raise ValueError("span and seconds must be whole minutes, seconds within span")
+        self.market = market
+        self.span_ms = span_ms
+        self.seconds_ms = seconds_ms
+        specs = market.symbols
+        self._names = [spec.symbol for spec in specs]
+        self._pdec = np.array([spec.price_decimals for spec in specs], dtype=_I64)
+        self._qdec = np.array([spec.qty_decimals for spec in specs], dtype=_I64)
+        self._weight = np.array([spec.activity for spec in specs])
+        self._median = np.array([spec.median_steps for spec in specs])
+        self._spread = np.array([spec.spread for spec in specs])
+        initial = [int(spec.initial_price.scaleb(spec.price_decimals)) for spec in specs]
+        self._anchor = np.log(np.array(initial, dtype=np.float64))
+        self._initial_ticks = np.array(initial, dtype=_I64)
+        self._seed_ids = np.array(list(market.next_trade_ids().values()), dtype=_I64)
+
+    def generate(
+        self, end_ms: int, stored: Mapping[str, StoredSymbol], write: Write
+    ) -> tuple[dict[str, SymbolResume], HistoryReport]:
+        """Write the history each symbol lacks before `end_ms`; say where each resumes.
+
+        A symbol with nothing stored gets the whole span, starting at its seeded price
+        and ids. One whose stored candles end before `end_ms` continues them from the
+        next whole minute (at most a span back) at their last close and id. One stored
+        up to `end_ms` or later gets nothing and resumes where it ends.
+
+        Args:
+            end_ms: End of the history, a whole minute (the live market starts there).
+            stored: Where each symbol's stored candles end (`read_stored`).
+            write: Receives the rows, in time order per interval.
+
+        Returns:
+            Where every symbol resumes, and what was written.
+
+        Raises:
+            ValueError: If `end_ms` is not a whole minute.
+        """
+        if end_ms % MINUTE_MS:
+            raise ValueError(f"end_ms must be a whole minute, got {end_ms}")
+        started = time.monotonic()
+        n = len(self._names)
+        first_ms = end_ms - self.span_ms
+        seconds_from = end_ms - self.seconds_ms
+        start = np.full(n, first_ms, dtype=_I64)
+        log_ticks = self._anchor.copy()
+        close = np.full(n, -1, dtype=_I64)  # last close in ticks, -1: no trade yet
+        next_id = self._seed_ids.copy()
+        resume: dict[str, SymbolResume] = {}
+        for i, name in enumerate(self._names):
+            known = stored.get(name)
+            if known is None:
+                continue
+            ticks = max(1, int(known.close.scaleb(int(self._pdec[i])).to_integral_value()))
+            if known.last_trade_id is not None:
+                next_id[i] = known.last_trade_id + 1
+            resume[name] = SymbolResume(
+                Decimal(ticks).scaleb(-int(self._pdec[i])), int(next_id[i]), known.end_ms * 1000
+            )
+            close[i] = ticks
+            log_ticks[i] = math.log(ticks)
+            start[i] = max(first_ms, -(-known.end_ms // MINUTE_MS) * MINUTE_MS)
+        report = HistoryReport(symbols=int((start < end_ms).sum()))
+        if report.symbols == 0:
+            report.seconds = time.monotonic() - started
+            return resume, report
+        self._rng = np.random.default_rng([self.market.seed & 0xFFFFFFFF, end_ms // MINUTE_MS])
+        state = _State(log_ticks, close, next_id, start, fresh=close < 0)
+        begin = int(start.min())
+        logger.info(
+            "generating simulated history for %d symbols: %s to %s (1s candles from %s)",
+            report.symbols, _iso(begin), _iso(end_ms), _iso(max(begin, seconds_from)),
+        )  # fmt: skip
+        t = begin
+        last_log = time.monotonic()
+        while t < end_ms:
+            if t < seconds_from:
+                stop = min(seconds_from, t + _MINUTES_PER_CHUNK * MINUTE_MS)
+                buckets = self._buckets(state, t, stop, MINUTE_MS)
+                report.candles_1m += self._emit(buckets, "1m", write)
+            else:
+                stop = min(end_ms, t + _SECONDS_PER_CHUNK * SECOND_MS)
+                buckets = self._buckets(state, t, stop, SECOND_MS)
+                report.candles_1s += self._emit(buckets, "1s", write)
+                report.candles_1m += self._emit(_minutes_of(buckets), "1m", write)
+            t = stop
+            if time.monotonic() - last_log >= 2.0:
+                last_log = time.monotonic()
+                logger.info(
+                    "simulated history: %s of %s done (%d 1m and %d 1s candles)",
+                    _duration(t - begin), _duration(end_ms - begin),
+                    report.candles_1m, report.candles_1s,
+                )  # fmt: skip
+        for i, name in enumerate(self._names):
+            if start[i] >= end_ms:
+                continue
+            resume[name] = SymbolResume(
+                Decimal(int(state.close[i])).scaleb(-int(self._pdec[i])),
+                int(state.next_id[i]),
+                end_ms * 1000,
+            )
+        report.seconds = time.monotonic() - started
+        logger.info(
+            "simulated history written: %d symbols, %d 1m and %d 1s candles in %.1f s",
+            report.symbols, report.candles_1m, report.candles_1s, report.seconds,
+        )  # fmt: skip
+        return resume, report
+
+    # ------------------------------------------------------------------ generation
+
+    def _buckets(self, state: _State, t0: int, t1: int, step_ms: int) -> _Buckets:
+        """Draw the buckets `[t0, t1)` of `step_ms` for every symbol, advancing `state`."""
+        rng = self._rng
+        times = np.arange(t0, t1, step_ms, dtype=_I64)
+        n, b = len(self._names), len(times)
+        dt = step_ms / 1000
+        regimes = self.market.regimes.at((times + step_ms // 2) / 1000)
+        weight = self._weight[:, None] * regimes.activity
+        prints_per_s = self.market.rate * weight / weight.sum(axis=0)
+        count = rng.poisson(prints_per_s * dt)
+        active = times[None, :] >= state.start[:, None]
+        first = state.fresh[:, None] & (times[None, :] == state.start[:, None])
+        # A symbol's history opens with a trade: before it there is no candle at all.
+        count = np.where(first & (count == 0), 1, count)
+        count = np.where(active, count, 0)
+
+        # The fair price: a log walk with the regimes' drift and volatility, started at
+        # each symbol's stored close (or seeded price) when its history starts.
+        z = rng.standard_normal((n, b))
+        pull = REVERSION_PER_S * (state.log_ticks - self._anchor)[:, None]
+        step = (regimes.drift - pull) * dt + regimes.vol * math.sqrt(dt) * z
+        step = np.where(active, step, 0.0)
+        y_end = state.log_ticks[:, None] + np.cumsum(step, axis=1)
+        y_start = y_end - step
+        f_start, f_end = np.exp(y_start), np.exp(y_end)
+        spread = np.maximum(1, np.rint(self._spread[:, None] * regimes.spread * f_end)).astype(_I64)
+        bid_start = np.maximum(1, np.floor(f_start - spread / 2)).astype(_I64)
+        bid_end = np.maximum(1, np.floor(f_end - spread / 2)).astype(_I64)
+        buy_open = rng.random((n, b)) < regimes.buy_p
+        buy_close = rng.random((n, b)) < regimes.buy_p
+        open_ = np.where(buy_open, bid_start + spread, bid_start)
+        close = np.where(buy_close, bid_end + spread, bid_end)
+        one = count == 1
+        open_ = np.where(one, close, open_)
+        buy_open = np.where(one, buy_close, buy_open)
+        # Prices reached between the first and last trade: beyond them by a share of
+        # the interval's move, for three trades or more.
+        reach = regimes.vol * math.sqrt(dt) * f_end
+        many = count >= 3
+        up = np.where(many, np.rint(np.abs(rng.standard_normal((n, b))) * reach), 0).astype(_I64)
+        down = np.where(many, np.rint(np.abs(rng.standard_normal((n, b))) * reach), 0).astype(_I64)
+        high = np.maximum(open_, close) + up
+        low = np.maximum(1, np.minimum(open_, close) - down)
+
+        # Volumes in steps: each trade at least one step.
+        safe = np.maximum(count, 1)
+        mean_steps = self._median[:, None] * regimes.size * MEAN_SIZE
+        noise = SIZE_SIGMA * np.sqrt(MEAN_FILLS / safe)
+        volume = np.rint(
+            count * mean_steps * np.exp(noise * rng.standard_normal((n, b)) - noise**2 / 2)
+        )
+        volume = np.maximum(volume.astype(_I64), count)
+        # Two trades: one at the open, one at the close, each of its own side.
+        two = count == 2
+        split = np.clip(np.rint(volume * rng.random((n, b))).astype(_I64), 1, volume - 1)
+        # Three or more: taker buys at the ask side of the interval, sells at the bid.
+        share = np.clip(regimes.buy_p + rng.standard_normal((n, b)) * 0.5 / np.sqrt(safe), 0, 1)
+        buy_volume = np.rint(volume * share).astype(_I64)
+        mid = (f_start + f_end) / 2
+        buy_vwap = np.clip(mid + spread / 2, low, high)
+        sell_vwap = np.clip(mid - spread / 2, low, high)
+        buy_quote = np.clip(
+            np.rint(buy_volume * buy_vwap).astype(_I64), buy_volume * low, buy_volume * high
+        )
+        sell_volume = volume - buy_volume
+        sell_quote = np.clip(
+            np.rint(sell_volume * sell_vwap).astype(_I64), sell_volume * low, sell_volume * high
+        )
+        # Exact for one and two trades.
+        buy_volume = np.where(one, np.where(buy_close, volume, 0), buy_volume)
+        buy_quote = np.where(one, np.where(buy_close, volume * close, 0), buy_quote)
+        sell_quote = np.where(one, np.where(buy_close, 0, volume * close), sell_quote)
+        q_open, q_close = split, volume - split
+        two_buy = np.where(buy_open, q_open, 0) + np.where(buy_close, q_close, 0)
+        two_buy_quote = np.where(buy_open, q_open * open_, 0) + np.where(
+            buy_close, q_close * close, 0
+        )
+        buy_volume = np.where(two, two_buy, buy_volume)
+        buy_quote = np.where(two, two_buy_quote, buy_quote)
+        sell_quote = np.where(two, q_open * open_ + q_close * close - two_buy_quote, sell_quote)
+
+        # Trade ids: consecutive across buckets and from the stored or seeded next id.
+        ids_to = state.next_id[:, None] + np.cumsum(count, axis=1)
+        first_id = ids_to - count
+        # Flat buckets carry the close before them.
+        real = count > 0
+        last_real = np.maximum.accumulate(np.where(real, np.arange(b), -1), axis=1)
+        carried = np.take_along_axis(close, np.maximum(last_real, 0), axis=1)
+        close_all = np.where(last_real >= 0, carried, state.close[:, None])
+        emit = active & (close_all > 0)
+
+        # Sums are exact int64 arithmetic: refuse a market whose minutes could overflow.
+        biggest = float((volume.astype(np.float64) * high).max()) * (MINUTE_MS / step_ms)
+        if biggest > _SAFE_UNITS:
+            raise OverflowError(
+                f"a minute's quote volume of this market ({biggest:.3g} units) is too "
+                "large to generate exactly: lower the rate"
+            )
+        state.log_ticks = np.where(active[:, -1], y_end[:, -1], state.log_ticks)
+        state.close = close_all[:, -1]
+        state.next_id = ids_to[:, -1]
+        return _Buckets(
+            times=times,
+            step_ms=step_ms,
+            emit=emit,
+            count=count,
+            open=np.where(real, open_, close_all),
+            high=np.where(real, high, close_all),
+            low=np.where(real, low, close_all),
+            close=close_all,
+            volume=np.where(real, volume, 0),
+            quote=np.where(real, buy_quote + sell_quote, 0),
+            buy_volume=np.where(real, buy_volume, 0),
+            buy_quote=np.where(real, buy_quote, 0),
+            first_id=first_id,
+            last_id=ids_to - 1,
+        )
+
+    def _emit(self, buckets: _Buckets, interval: str, write: Write) -> int:
+        """Encode the emitted buckets as TabSeparated candle rows and hand them to `write`."""
+        exchange = tsv_escape(self.market.exchange)
+        market = tsv_escape(self.market.market)
+        span = buckets.step_ms - 1
+        lines: list[str] = []
+        rows = 0
+        for i, name in enumerate(self._names):
+            cols = np.nonzero(buckets.emit[i])[0]
+            if not len(cols):
+                continue
+            p = f"e-{self._pdec[i]}"
+            v = f"e-{self._qdec[i]}"
+            q = f"e-{self._pdec[i] + self._qdec[i]}"
+            head = f"{exchange}\t{market}\t{tsv_escape(name)}\t"
+            for t, o, h, lo, c, vol, qv, n, bv, bq, f, last in zip(
+                buckets.times[cols].tolist(),
+                buckets.open[i, cols].tolist(),
+                buckets.high[i, cols].tolist(),
+                buckets.low[i, cols].tolist(),
+                buckets.close[i, cols].tolist(),
+                buckets.volume[i, cols].tolist(),
+                buckets.quote[i, cols].tolist(),
+                buckets.count[i, cols].tolist(),
+                buckets.buy_volume[i, cols].tolist(),
+                buckets.buy_quote[i, cols].tolist(),
+                buckets.first_id[i, cols].tolist(),
+                buckets.last_id[i, cols].tolist(),
+                strict=True,
+            ):
+                ids = f"{f}\t{last}" if n else f"{NULL}\t{NULL}"
+                lines.append(
+                    f"{head}{t}\t{o}{p}\t{h}{p}\t{lo}{p}\t{c}{p}\t{vol}{v}\t{t + span}\t"
+                    f"{qv}{q}\t{n}\t{bv}{v}\t{bq}{q}\t{ids}\t1\ttrades\n"
+                )
+            rows += len(cols)
+        if rows:
+            write(interval, "".join(lines).encode(), rows)
+        return rows
+
+
+@dataclass
+class _State:
+    """Each symbol's walk between chunks of buckets."""
+
+    log_ticks: Array
+    close: Array
+    next_id: Array
+    start: Array
+    fresh: Array
+
+
+@dataclass
+class _Buckets:
+    """Candles of every symbol (rows) and bucket (columns), in integer ticks and steps."""
+
+    times: Array
+    step_ms: int
+    emit: Array
+    count: Array
+    open: Array
+    high: Array
+    low: Array
+    close: Array
+    volume: Array
+    quote: Array
+    buy_volume: Array
+    buy_quote: Array
+    first_id: Array
+    last_id: Array
+
+
+def _minutes_of(seconds: _Buckets) -> _Buckets:
+    """Roll 1s buckets (whole minutes of them) up into 1m buckets, as the flow does.
+
+    Only seconds with trades count; a minute without any is flat at the close its last
+    second carries.
+    """
+    n, b = seconds.count.shape
+    m = b // 60
+
+    def fold(a: Array) -> Array:
+        return a.reshape(n, m, 60)
+
+    count = fold(seconds.count)
+    real = count > 0
+    any_real = real.any(axis=2)
+    sec = np.arange(60)
+    first_real = np.where(real, sec, 60).min(axis=2)
+    last_real = np.where(real, sec, -1).max(axis=2)
+
+    def pick(a: Array, at: Array) -> Array:
+        return np.take_along_axis(fold(a), np.clip(at, 0, 59)[:, :, None], axis=2)[:, :, 0]
+
+    close = fold(seconds.close)[:, :, -1]
+    big = np.iinfo(_I64).max
+    return _Buckets(
+        times=seconds.times[::60],
+        step_ms=MINUTE_MS,
+        emit=fold(seconds.emit)[:, :, 0],
+        count=count.sum(axis=2),
+        open=np.where(any_real, pick(seconds.open, first_real), close),
+        high=np.where(any_real, np.where(real, fold(seconds.high), 0).max(axis=2), close),
+        low=np.where(any_real, np.where(real, fold(seconds.low), big).min(axis=2), close),
+        close=close,
+        volume=fold(seconds.volume).sum(axis=2),
+        quote=fold(seconds.quote).sum(axis=2),
+        buy_volume=fold(seconds.buy_volume).sum(axis=2),
+        buy_quote=fold(seconds.buy_quote).sum(axis=2),
+        first_id=pick(seconds.first_id, first_real),
+        last_id=pick(seconds.last_id, last_real),
+    )
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000)) + "Z"
+
+
+def _duration(ms: int) -> str:
+    minutes = ms // MINUTE_MS
+    return f"{minutes // 60}h{minutes % 60:02d}m"
