@@ -232,6 +232,26 @@ def tsv_rows(candles: list[Candle], source: CandleSource = "trades") -> bytes:
     return "".join(lines).encode()
 
 
+def candle_rows_writer(client: Any, database: str) -> Callable[[str, bytes, int], None]:
+    """Inserts ready-made TabSeparated candle rows, for writers that encode their own.
+
+    Args:
+        client: A clickhouse-connect client.
+        database: Database holding the candle tables.
+
+    Returns:
+        A function of `(interval, rows in CANDLE_COLUMNS order, row count)` that inserts
+        the rows into `candles_1s` or `candles_1m` as one batch.
+    """
+
+    def write(interval: str, rows: bytes, count: int) -> None:
+        target = f"{database}.{TABLES[interval]}"
+        client.raw_insert(target, list(CANDLE_COLUMNS), rows, fmt="TabSeparated")
+        logger.debug("inserted %d rows into %s", count, target)
+
+    return write
+
+
 class _WriterPartition(StatefulSinkPartition[list[R], None]):
     def __init__(self, writer: TsvWriter[R]) -> None:
         self._writer = writer

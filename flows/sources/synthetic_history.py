@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from flows.sinks.clickhouse import CANDLE_COLUMNS, NULL, TABLES, tsv_escape
+from flows.sinks.clickhouse import NULL, tsv_escape
 from flows.sources.regimes import REVERSION_PER_S
 from flows.sources.simulator import (
     MEAN_FILLS,
@@ -143,18 +143,8 @@ class HistoryReport:
 
 
 Write = Callable[[str, bytes, int], None]
-"""Receives `(interval, TabSeparated rows in CANDLE_COLUMNS order, row count)`."""
-
-
-def clickhouse_writer(client: Any, database: str) -> Write:
-    """A `Write` that inserts into `candles_1m` / `candles_1s` of `database`."""
-
-    def write(interval: str, rows: bytes, count: int) -> None:
-        client.raw_insert(
-            f"{database}.{TABLES[interval]}", list(CANDLE_COLUMNS), rows, fmt="TabSeparated"
-        )
-
-    return write
+"""Receives `(interval, TabSeparated rows in CANDLE_COLUMNS order, row count)`, e.g.
+`flows.sinks.clickhouse.candle_rows_writer`."""
 
 
 class HistoryGenerator:
