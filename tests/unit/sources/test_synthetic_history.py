@@ -7,8 +7,10 @@ import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
+from flows.signal_rules import RULES, Bars, SignalParams
 from flows.sinks.clickhouse import CANDLE_COLUMNS
 from flows.sources.simulator import SymbolResume, SyntheticMarket
 from flows.sources.synthetic_history import (
@@ -269,3 +271,26 @@ def test_rejects_an_end_that_is_not_a_whole_minute() -> None:
     market = SyntheticMarket(2, 10.0, seed=1)
     with pytest.raises(ValueError):
         HistoryGenerator(market).generate(END_MS + 1, {}, lambda *_: None)
+
+
+def test_the_default_signals_fire_on_the_busiest_symbols_every_hour_or_so(day: Day) -> None:
+    market, out, _ = day
+    params = SignalParams()
+    for spec in market.symbols[:3]:
+        rows = out.rows["1m"][spec.symbol]
+
+        def column(name: str, rows: list[Row] = rows) -> np.ndarray:
+            return np.array([float(getattr(r, name)) for r in rows])
+
+        times = np.array([r.open_time for r in rows])
+        o, h, lo, c, v = (column(n) for n in ("open", "high", "low", "close", "volume"))
+        fired: collections.Counter[str] = collections.Counter()
+        for end in range(params.history_bars, len(rows)):
+            window = slice(end - params.history_bars, end)
+            bars = Bars(times[window], o[window], h[window], lo[window], c[window], v[window])
+            for name, rule in RULES.rules_for("1m"):
+                if rule(bars, params) is not None:
+                    fired[name] += 1
+        # Thousands of trades a minute: only the regimes' bursts, pumps and dumps make
+        # these fire, and they do many times a day.
+        assert min(fired[name] for name in ("volume_spike", "breakout", "ema_cross")) >= 24, fired
