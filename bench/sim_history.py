@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from flows.sources.simulator import SyntheticMarket
-from flows.sources.synthetic_history import HistoryGenerator
+from flows.sources.simulator.history import HistoryGenerator
 from runtime.clickhouse import connect
 from runtime.migrate import migrate
 from tickscan.simulate import prepare_market

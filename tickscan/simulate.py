@@ -2,7 +2,7 @@
 
 `simulate` builds a fresh market and publishes it, paced or flat out; `prepare_market`
 is what `tickscan run` does first: it continues the market stored in ClickHouse, writing
-the last day of history it lacks (`flows.sources.synthetic_history`), and
+the last day of history it lacks (`flows.sources.simulator.history`), and
 `publish_market` then publishes it live from there.
 """
 
@@ -19,7 +19,7 @@ from flows.ingest import PublishReport, TradePublisher
 from flows.quote_publisher import QuotePublisher
 from flows.sinks.clickhouse import candle_rows_writer
 from flows.sources.simulator import SyntheticMarket
-from flows.sources.synthetic_history import (
+from flows.sources.simulator.history import (
     DAY_MS,
     HOUR_MS,
     MINUTE_MS,

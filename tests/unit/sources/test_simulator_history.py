@@ -13,7 +13,7 @@ import pytest
 from flows.signal_rules import RULES, Bars, SignalParams
 from flows.sinks.clickhouse import CANDLE_COLUMNS
 from flows.sources.simulator import SymbolResume, SyntheticMarket
-from flows.sources.synthetic_history import (
+from flows.sources.simulator.history import (
     DAY_MS,
     HOUR_MS,
     MINUTE_MS,

@@ -10,8 +10,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from flows.sources.regimes import BURST, DUMP, FADE, NORMAL, PUMP, QUIET, SLOT_S, Regimes
 from flows.sources.simulator import SyntheticMarket
+from flows.sources.simulator.regimes import BURST, DUMP, FADE, NORMAL, PUMP, QUIET, SLOT_S, Regimes
 from schemas.trades import Trade
 
 START_S = 1_796_000_000

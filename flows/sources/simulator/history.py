@@ -14,7 +14,7 @@ the symbol's decimals); each candle's `first_trade_id`..`last_trade_id` spans ex
 `count` ids, consecutive across candles; `source = 'trades'` and `version = 1`, as the
 candle flow writes them. Generation works on aggregates per interval (trade count,
 open/high/low/close, volumes) drawn from the same regimes and volatility as the live
-market (`flows.sources.regimes`), vectorised over symbols, so 200 symbols take seconds.
+market (`flows.sources.simulator.regimes`), vectorised over symbols, so 200 symbols take seconds.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ import numpy as np
 import numpy.typing as npt
 
 from flows.sinks.clickhouse import NULL, tsv_escape
-from flows.sources.regimes import REVERSION_PER_S
-from flows.sources.simulator import (
+from flows.sources.simulator.market import (
     MEAN_FILLS,
     MEAN_SIZE,
     SIZE_SIGMA,
     SymbolResume,
     SyntheticMarket,
 )
+from flows.sources.simulator.regimes import REVERSION_PER_S
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""A synthetic, deterministic market of trades and quotes for demos, tests and benchmarks."""
+"""The simulated market itself: symbols printing trades and quotes through their regimes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from flows.sources.regimes import REVERSION_PER_S, Regimes
+from flows.sources.simulator.regimes import REVERSION_PER_S, Regimes
 from schemas.quotes import Quote
 from schemas.symbols import SymbolInfo
 from schemas.trades import Market, Trade
@@ -102,7 +102,7 @@ class SyntheticMarket:
     """A whole exchange of made-up symbols printing trades (and quotes) in time order.
 
     Activity follows a Zipf-like law by rank (`SYM0001USDT` is the busiest). Each symbol
-    lives through regimes (`flows.sources.regimes`): mostly quiet or normal, sometimes a
+    lives through regimes (`flows.sources.simulator.regimes`): mostly quiet or normal, sometimes a
     volume burst, a pump or a dump of several percent (then a fade), with trends of a few
     percent an hour; the regimes set its share of the trades, its volatility and drift,
     its trade sizes, its spread and how often takers buy. Its fair price follows a log
