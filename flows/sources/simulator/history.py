@@ -47,8 +47,9 @@ MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 
-_MINUTES_PER_CHUNK = 120  # 1m buckets generated at once
-_SECONDS_PER_CHUNK = 600  # 1s buckets generated at once (a whole number of minutes)
+# Buckets generated at once: about this many (symbol, bucket) cells, so that memory stays
+# bounded (some forty arrays of them) whatever the number of symbols.
+_CELLS_PER_CHUNK = 240_000
 _I64 = np.int64
 _SAFE_UNITS = 2.0**62 / 4  # headroom below int64 for a minute's sums
 Array = npt.NDArray[Any]
@@ -234,15 +235,17 @@ class HistoryGenerator:
             "generating simulated history for %d symbols: %s to %s (1s candles from %s)",
             report.symbols, _iso(begin), _iso(end_ms), _iso(max(begin, seconds_from)),
         )  # fmt: skip
+        minutes_per_chunk = max(1, _CELLS_PER_CHUNK // n)
+        seconds_per_chunk = 60 * max(1, _CELLS_PER_CHUNK // (60 * n))
         t = begin
         last_log = time.monotonic()
         while t < end_ms:
             if t < seconds_from:
-                stop = min(seconds_from, t + _MINUTES_PER_CHUNK * MINUTE_MS)
+                stop = min(seconds_from, t + minutes_per_chunk * MINUTE_MS)
                 buckets = self._buckets(state, t, stop, MINUTE_MS)
                 report.candles_1m += self._emit(buckets, "1m", write)
             else:
-                stop = min(end_ms, t + _SECONDS_PER_CHUNK * SECOND_MS)
+                stop = min(end_ms, t + seconds_per_chunk * SECOND_MS)
                 buckets = self._buckets(state, t, stop, SECOND_MS)
                 report.candles_1s += self._emit(buckets, "1s", write)
                 report.candles_1m += self._emit(_minutes_of(buckets), "1m", write)
