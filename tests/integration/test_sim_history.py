@@ -169,7 +169,22 @@ def test_first_start_writes_a_day_then_restarts_resume_ids_and_prices(
     assert resumed.next_trade_ids() == {s: i + 1 for s, i in stored_ids.items()}
 
     # And a restart within the same minute writes nothing: each symbol resumes where its
-    # candles end.
-    _, none = prepare_market(ch, database, SYMBOLS, 200.0, seed=5, now_ms=later_ms + 10_000)
+    # candles end, after raw trades stored ahead of their candles too.
+    ahead = next(iter(stored_ids))
+    ch.command(
+        "INSERT INTO {db:Identifier}.trades (exchange, market, symbol, trade_id, price, qty,"
+        " quote_qty, time, buyer_is_maker) VALUES ('sim', 'spot', {symbol:String}, {id:Int64},"
+        " 1, 1, 1, fromUnixTimestamp64Milli({time:Int64}), false)",
+        parameters={
+            "db": database,
+            "symbol": ahead,
+            "id": stored_ids[ahead] + 50,
+            "time": later_ms,
+        },
+    )
+    again_ids, none = prepare_market(ch, database, SYMBOLS, 200.0, seed=5, now_ms=later_ms + 10_000)
     assert none.symbols == 0 and none.candles_1m == none.candles_1s == 0
     assert duplicates(ch, database) == 0
+    assert again_ids.next_trade_ids() == {
+        s: i + (51 if s == ahead else 1) for s, i in stored_ids.items()
+    }

@@ -74,7 +74,7 @@ def read_stored(client: Any, database: str, exchange: str, market: str) -> dict[
     """Where each symbol of `exchange`/`market` ends in candles_1m and candles_1s.
 
     The newer of its last 1m and 1s candle gives the close (a revision's highest
-    version wins), the highest `last_trade_id` of either table the last id.
+    version wins), the highest trade id of either table (or of raw `trades`) the last id.
 
     Args:
         client: A clickhouse-connect client.
@@ -123,6 +123,18 @@ def read_stored(client: Any, database: str, exchange: str, market: str) -> dict[
         # 1s candles newer than a symbol's last minute: only the last minutes matter, and
         # candles_1s holds far more rows than candles_1m.
         since_ms = min(s.end_ms for s in found.values()) - MINUTE_MS
+    # Raw trades stored ahead of their candles (a trade store flushes on its own) hold
+    # ids too: a resumed symbol must not print them again.
+    rows = client.query(
+        "SELECT symbol, max(ifNull(last_trade_id, trade_id)) FROM {db:Identifier}.trades "
+        "WHERE exchange = {exchange:String} AND market = {market:String} "
+        "AND time >= fromUnixTimestamp64Milli({since:Int64}) GROUP BY symbol",
+        parameters={"db": database, "exchange": exchange, "market": market, "since": since_ms},
+    ).result_rows
+    for symbol, last_id in rows:
+        known = found.get(symbol)
+        if known is not None and (known.last_trade_id is None or last_id > known.last_trade_id):
+            found[symbol] = StoredSymbol(known.close, int(last_id), known.end_ms)
     return found
 
 
