@@ -13,6 +13,8 @@ import json
 import tempfile
 import time
 
+import pyarrow as pa
+
 from flows.sources.simulator import SyntheticMarket
 from flows.sources.simulator.history import HistoryGenerator
 from runtime.clickhouse import connect
@@ -25,8 +27,8 @@ def generate_only(symbols: int, rate: float, end_ms: int) -> dict[str, float]:
     market = SyntheticMarket(symbols, rate, seed=1, start_us=end_ms * 1000)
     sizes = {"bytes": 0}
 
-    def write(interval: str, rows: bytes, count: int) -> None:
-        sizes["bytes"] += len(rows)
+    def write(interval: str, table: pa.Table) -> None:
+        sizes["bytes"] += table.nbytes
 
     wall, cpu = time.perf_counter(), time.process_time()
     _, report = HistoryGenerator(market).generate(end_ms, {}, write)
@@ -86,7 +88,7 @@ def main() -> None:
     print(
         f"generate 24 h:       {results['generate_s']:6.2f} s wall, "
         f"{results['generate_cpu_s']:.2f} s CPU: {results['candles_1m']:,} 1m + "
-        f"{results['candles_1s']:,} 1s candles, {results['mbytes']:.0f} MB of rows"
+        f"{results['candles_1s']:,} 1s candles, {results['mbytes']:.0f} MB of Arrow columns"
     )
     results.update(generate_and_store(args.symbols, args.rate, now_ms))
     print(

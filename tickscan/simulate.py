@@ -17,7 +17,7 @@ from typing import Any
 
 from flows.ingest import PublishReport, TradePublisher
 from flows.quote_publisher import QuotePublisher
-from flows.sinks.clickhouse import candle_rows_writer
+from flows.sinks.clickhouse import candle_table_writer
 from flows.sources.simulator import SyntheticMarket
 from flows.sources.simulator.history import (
     DAY_MS,
@@ -147,7 +147,7 @@ def prepare_market(
     stored = read_stored(client, database, market.exchange, market.market)
     logger.info("simulated market: %d of %d symbols have stored candles", len(stored), symbols)
     generator = HistoryGenerator(market, history_ms, seconds_ms)
-    resume, report = generator.generate(end_ms, stored, candle_rows_writer(client, database))
+    resume, report = generator.generate(end_ms, stored, candle_table_writer(client, database))
     # Symbols stored into this minute resume where they end, the others at the minute.
     start_us = min((state.from_us for state in resume.values()), default=end_ms * 1000)
     market.resume(resume, start_us=min(start_us, end_ms * 1000))

@@ -232,22 +232,22 @@ def tsv_rows(candles: list[Candle], source: CandleSource = "trades") -> bytes:
     return "".join(lines).encode()
 
 
-def candle_rows_writer(client: Any, database: str) -> Callable[[str, bytes, int], None]:
-    """Inserts ready-made TabSeparated candle rows, for writers that encode their own.
+def candle_table_writer(client: Any, database: str) -> Callable[[str, Any], None]:
+    """Inserts ready-made candle rows as Arrow tables, for writers that build their own.
 
     Args:
         client: A clickhouse-connect client.
         database: Database holding the candle tables.
 
     Returns:
-        A function of `(interval, rows in CANDLE_COLUMNS order, row count)` that inserts
-        the rows into `candles_1s` or `candles_1m` as one batch.
+        A function of `(interval, pyarrow.Table)` that inserts the table (columns named
+        as the candle tables' columns) into `candles_1s` or `candles_1m` as one batch.
     """
 
-    def write(interval: str, rows: bytes, count: int) -> None:
+    def write(interval: str, table: Any) -> None:
         target = f"{database}.{TABLES[interval]}"
-        client.raw_insert(target, list(CANDLE_COLUMNS), rows, fmt="TabSeparated")
-        logger.debug("inserted %d rows into %s", count, target)
+        client.insert_arrow(target, table)
+        logger.debug("inserted %d rows into %s", table.num_rows, target)
 
     return write
 

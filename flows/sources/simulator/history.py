@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
-from flows.sinks.clickhouse import NULL, tsv_escape
 from flows.sources.simulator.market import (
     MEAN_FILLS,
     MEAN_SIZE,
@@ -155,9 +155,9 @@ class HistoryReport:
     seconds: float = 0.0
 
 
-Write = Callable[[str, bytes, int], None]
-"""Receives `(interval, TabSeparated rows in CANDLE_COLUMNS order, row count)`, e.g.
-`flows.sinks.clickhouse.candle_rows_writer`."""
+Write = Callable[[str, pa.Table], None]
+"""Receives `(interval, candle rows as an Arrow table with the candle tables' columns)`,
+e.g. `flows.sinks.clickhouse.candle_table_writer`."""
 
 
 class HistoryGenerator:
@@ -405,44 +405,82 @@ class HistoryGenerator:
         )
 
     def _emit(self, buckets: _Buckets, interval: str, write: Write) -> int:
-        """Encode the emitted buckets as TabSeparated candle rows and hand them to `write`."""
-        exchange = tsv_escape(self.market.exchange)
-        market = tsv_escape(self.market.market)
-        span = buckets.step_ms - 1
-        lines: list[str] = []
-        rows = 0
-        for i, name in enumerate(self._names):
-            cols = np.nonzero(buckets.emit[i])[0]
-            if not len(cols):
-                continue
-            p = f"e-{self._pdec[i]}"
-            v = f"e-{self._qdec[i]}"
-            q = f"e-{self._pdec[i] + self._qdec[i]}"
-            head = f"{exchange}\t{market}\t{tsv_escape(name)}\t"
-            for t, o, h, lo, c, vol, qv, n, bv, bq, f, last in zip(
-                buckets.times[cols].tolist(),
-                buckets.open[i, cols].tolist(),
-                buckets.high[i, cols].tolist(),
-                buckets.low[i, cols].tolist(),
-                buckets.close[i, cols].tolist(),
-                buckets.volume[i, cols].tolist(),
-                buckets.quote[i, cols].tolist(),
-                buckets.count[i, cols].tolist(),
-                buckets.buy_volume[i, cols].tolist(),
-                buckets.buy_quote[i, cols].tolist(),
-                buckets.first_id[i, cols].tolist(),
-                buckets.last_id[i, cols].tolist(),
-                strict=True,
-            ):
-                ids = f"{f}\t{last}" if n else f"{NULL}\t{NULL}"
-                lines.append(
-                    f"{head}{t}\t{o}{p}\t{h}{p}\t{lo}{p}\t{c}{p}\t{vol}{v}\t{t + span}\t"
-                    f"{qv}{q}\t{n}\t{bv}{v}\t{bq}{q}\t{ids}\t1\ttrades\n"
-                )
-            rows += len(cols)
-        if rows:
-            write(interval, "".join(lines).encode(), rows)
-        return rows
+        """Hand the emitted buckets to `write` as one Arrow table of candle rows.
+
+        Arrow, not text: the values are integers of ticks and steps already, and an
+        Arrow decimal is such an integer with a scale, so no number is formatted or
+        parsed on the way into ClickHouse (about 5x less work than TabSeparated).
+        """
+        rows, cols = np.nonzero(buckets.emit)
+        if not len(rows):
+            return 0
+        pdec, qdec = self._pdec[rows], self._qdec[rows]
+        real = buckets.count[rows, cols] > 0
+        times = buckets.times[cols]
+        n = len(rows)
+
+        def price(a: Array) -> pa.Array:
+            return decimal_array(a[rows, cols], 8 - pdec, 8)
+
+        def volume(a: Array) -> pa.Array:
+            return decimal_array(a[rows, cols], 8 - qdec, 8)
+
+        def quote(a: Array) -> pa.Array:
+            return decimal_array(a[rows, cols], 16 - pdec - qdec, 16)
+
+        names = pa.array(self._names, type=pa.string())
+        table = pa.table(
+            {
+                "exchange": pa.array(np.full(n, self.market.exchange)),
+                "market": pa.array(np.full(n, self.market.market)),
+                "symbol": pa.DictionaryArray.from_arrays(rows.astype(np.int32), names).cast(
+                    pa.string()
+                ),
+                "open_time": pa.array(times, type=_TIME),
+                "open": price(buckets.open),
+                "high": price(buckets.high),
+                "low": price(buckets.low),
+                "close": price(buckets.close),
+                "volume": volume(buckets.volume),
+                "close_time": pa.array(times + buckets.step_ms - 1, type=_TIME),
+                "quote_volume": quote(buckets.quote),
+                "count": pa.array(buckets.count[rows, cols], type=pa.uint64()),
+                "taker_buy_volume": volume(buckets.buy_volume),
+                "taker_buy_quote_volume": quote(buckets.buy_quote),
+                "first_trade_id": pa.array(buckets.first_id[rows, cols], mask=~real),
+                "last_trade_id": pa.array(buckets.last_id[rows, cols], mask=~real),
+                "version": pa.array(np.ones(n, dtype=np.uint32)),
+                "source": pa.array(np.full(n, "trades")),
+            }
+        )
+        write(interval, table)
+        return n
+
+
+_TIME = pa.timestamp("ms", tz="UTC")
+_LOW32 = np.uint64(0xFFFFFFFF)
+_SHIFT32 = np.uint64(32)
+
+
+def decimal_array(units: Array, shift: Array, scale: int) -> pa.Array:
+    """Non-negative integers `units` times 10**`shift` as an Arrow decimal128(38, scale).
+
+    The product can pass 2**63 (a meme coin's volume in 1e-8 steps), so it is computed
+    in 128 bits from 32-bit halves: exact, vectorised.
+    """
+    x = units.astype(np.uint64)
+    m = (10 ** shift.astype(np.uint64)).astype(np.uint64)
+    xh, xl = x >> _SHIFT32, x & _LOW32
+    mh, ml = m >> _SHIFT32, m & _LOW32
+    low = xl * ml
+    middle = xh * ml + xl * mh + (low >> _SHIFT32)  # < 2**64: m < 2**54, x < 2**63
+    lo = (low & _LOW32) | ((middle & _LOW32) << _SHIFT32)
+    hi = xh * mh + (middle >> _SHIFT32)
+    words = np.empty((len(x), 2), dtype=np.uint64)
+    words[:, 0], words[:, 1] = lo, hi
+    return pa.Array.from_buffers(
+        pa.decimal128(38, scale), len(x), [None, pa.py_buffer(words.tobytes())]
+    )
 
 
 @dataclass

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from flows.signal_rules import RULES, Bars, SignalParams
@@ -19,6 +20,7 @@ from flows.sources.simulator.history import (
     MINUTE_MS,
     HistoryGenerator,
     StoredSymbol,
+    decimal_array,
 )
 from schemas.trades import Trade
 
@@ -47,31 +49,20 @@ class Row:
     source: str
 
 
-def parse(rows: bytes) -> list[Row]:
+def parse(table: pa.Table) -> list[Row]:
+    """The rows of a written Arrow table, with the candle tables' columns in their order."""
+    assert table.column_names == list(CANDLE_COLUMNS)
+    values = {
+        name: table.column(name).cast(pa.int64()).to_pylist()
+        if name.endswith("_time")
+        else table.column(name).to_pylist()
+        for name in CANDLE_COLUMNS
+    }
     out = []
-    for line in rows.decode().splitlines():
-        f = dict(zip(CANDLE_COLUMNS, line.split("\t"), strict=True))
-        assert (f["exchange"], f["market"]) == ("sim", "spot")
-        out.append(
-            Row(
-                symbol=f["symbol"],
-                open_time=int(f["open_time"]),
-                close_time=int(f["close_time"]),
-                open=Decimal(f["open"]),
-                high=Decimal(f["high"]),
-                low=Decimal(f["low"]),
-                close=Decimal(f["close"]),
-                volume=Decimal(f["volume"]),
-                quote_volume=Decimal(f["quote_volume"]),
-                count=int(f["count"]),
-                taker_buy_volume=Decimal(f["taker_buy_volume"]),
-                taker_buy_quote_volume=Decimal(f["taker_buy_quote_volume"]),
-                first_trade_id=None if f["first_trade_id"] == "\\N" else int(f["first_trade_id"]),
-                last_trade_id=None if f["last_trade_id"] == "\\N" else int(f["last_trade_id"]),
-                version=int(f["version"]),
-                source=f["source"],
-            )
-        )
+    for i in range(table.num_rows):
+        fields = {name: values[name][i] for name in CANDLE_COLUMNS}
+        assert (fields.pop("exchange"), fields.pop("market")) == ("sim", "spot")
+        out.append(Row(**fields))
     return out
 
 
@@ -85,10 +76,9 @@ class Collect:
         }
         self.counts = {"1m": 0, "1s": 0}
 
-    def __call__(self, interval: str, rows: bytes, count: int) -> None:
-        parsed = parse(rows)
-        assert len(parsed) == count
-        self.counts[interval] += count
+    def __call__(self, interval: str, table: pa.Table) -> None:
+        parsed = parse(table)
+        self.counts[interval] += len(parsed)
         for row in parsed:
             self.rows[interval][row.symbol].append(row)
 
@@ -255,16 +245,16 @@ def test_stored_symbols_continue_and_up_to_date_ones_are_left_alone() -> None:
 
 
 def test_generation_is_deterministic_for_a_seed() -> None:
-    def run(seed: int) -> bytes:
+    def run(seed: int) -> pa.Table:
         market = SyntheticMarket(5, 100.0, seed=seed, start_us=END_MS * 1000)
-        chunks: list[bytes] = []
+        tables: list[pa.Table] = []
         HistoryGenerator(market, span_ms=2 * HOUR_MS).generate(
-            END_MS, {}, lambda interval, rows, n: chunks.append(rows)
+            END_MS, {}, lambda interval, table: tables.append(table)
         )
-        return b"".join(chunks)
+        return pa.concat_tables(tables)
 
-    assert run(1) == run(1)
-    assert run(1) != run(2)
+    assert run(1).equals(run(1))
+    assert not run(1).equals(run(2))
 
 
 def test_rejects_an_end_that_is_not_a_whole_minute() -> None:
@@ -294,3 +284,12 @@ def test_the_default_signals_fire_on_the_busiest_symbols_every_hour_or_so(day: D
         # Thousands of trades a minute: only the regimes' bursts, pumps and dumps make
         # these fire, and they do many times a day.
         assert min(fired[name] for name in ("volume_spike", "breakout", "ema_cross")) >= 24, fired
+
+
+def test_decimals_are_exact_past_64_bits() -> None:
+    units = np.array([0, 1, 123_456_789, 2**62 + 12_345, 9_000_000_000_000_000_000 // 8])
+    shifts = np.array([0, 16, 8, 16, 13])
+    got = decimal_array(units, shifts, 16).to_pylist()
+    want = [Decimal(int(u) * 10 ** int(k)).scaleb(-16) for u, k in zip(units, shifts, strict=True)]
+    assert got == want
+    assert got[3] > Decimal(2**64).scaleb(-16)  # the product needed more than 64 bits
