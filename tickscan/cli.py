@@ -445,11 +445,11 @@ def simulate_command(
         bool, typer.Option("--flat-out", help="Publish as fast as possible, not at --rate.")
     ] = False,
 ) -> None:
-    """Publish a synthetic market's trades (exchange 'sim') to md.trades.v1.
+    """Publish a synthetic market's trades (exchange 'sim') to md.trades.v1, quotes to md.quotes.v1.
 
-    Random-walk prices on each symbol's tick size, a few very active symbols and many
-    quiet ones, bursts and silent stretches. Paced at --rate by default, with event time
-    equal to wall time, so live flows see fresh data.
+    A few very active symbols and many quiet ones, living through regimes: quiet, normal,
+    volume bursts, pumps and dumps of several percent, trends. Paced at --rate by
+    default, with event time equal to wall time, so live flows see fresh data.
     """
     from tickscan.simulate import simulate
 
@@ -468,6 +468,7 @@ def simulate_command(
         topic=topics.TRADES,
         realtime=not flat_out,
         stop=_stop_on_signals(),
+        quotes_topic=topics.QUOTES,
     )
     typer.echo(
         f"published {report.trades:,} trades in {report.seconds:.1f} s ({report.rate:,.0f}/s)"

@@ -31,19 +31,18 @@ from flows.live import run_ingest
 from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance_rest import BinanceRest, BinanceRestError
 from flows.sources.files import Rejected, read_trades
-from flows.sources.simulator import symbol_infos
+from flows.sources.simulator import SyntheticMarket, symbol_infos
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
 from runtime.settings import Settings
 from schemas import topics
-from schemas.symbols import SymbolInfo
 from schemas.trades import Market
 from tickscan.replay import expand_paths
 from tickscan.serve import ApiServer, ApiServerError
 from tickscan.signals import SignalsSettings, run_signals
-from tickscan.simulate import simulate
+from tickscan.simulate import prepare_market, publish_market
 
 logger = logging.getLogger(__name__)
 
@@ -248,11 +247,18 @@ def run(
             stop=stop,
         )
         source = choose_source(options, reachable or binance_reachable(options.rest_url))
+        sim_market = None
+        if source == "sim":
+            # Before any stage starts: the signals flow warms up from these candles.
+            sim_market, _history = prepare_market(
+                client, database, options.symbols, options.rate, options.seed
+            )
+            SymbolWriter(lambda: client, database).write(symbol_infos(sim_market))
         live_settings = settings.model_copy(
             update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
         )
         signals_settings = SignalsSettings.model_validate(live_settings.model_dump())
-        feeds = _sources(source, options, live_settings, stop)
+        feeds = _sources(source, options, live_settings, stop, sim_market)
         stages.append(_stage("candle-flow", lambda: _run_flow(flow), stop, failures))
         stages.append(_stage("trade-store", lambda: _run_flow(store_flow), stop, failures))
         stages.append(
@@ -303,9 +309,13 @@ def _run_flow(flow: Dataflow) -> None:
 
 
 def _sources(
-    source: str, options: RunOptions, settings: Settings, stop: threading.Event
+    source: str,
+    options: RunOptions,
+    settings: Settings,
+    stop: threading.Event,
+    sim_market: SyntheticMarket | None = None,
 ) -> list[tuple[str, Callable[[], object]]]:
-    """The threads that feed md.trades.v1 for the chosen source."""
+    """The threads that feed md.trades.v1 (and md.quotes.v1) for the chosen source."""
     bootstrap = settings.kafka.bootstrap
     assert bootstrap is not None
     if source == "binance":
@@ -324,19 +334,18 @@ def _sources(
             for market in options.markets
         ]
     if source == "sim":
+        assert sim_market is not None, "prepare_market runs before the stages start"
         return [
             (
                 "simulator",
-                lambda: simulate(
+                lambda: publish_market(
                     bootstrap,
-                    symbols=options.symbols,
-                    rate=options.rate,
+                    sim_market,
                     duration=None,
-                    seed=options.seed,
                     topic=topics.TRADES,
                     realtime=True,
                     stop=stop,
-                    on_start=lambda market: _record_symbols(settings, symbol_infos(market)),
+                    quotes_topic=topics.QUOTES,
                 ),
             )
         ]
@@ -345,15 +354,6 @@ def _sources(
         market: Market = options.markets[0]
         return [("replay", lambda: _publish_files(bootstrap, paths, market))]
     raise RunError(f"unknown source {source!r}: use binance, sim or replay:PATH")
-
-
-def _record_symbols(settings: Settings, infos: list[SymbolInfo]) -> None:
-    """Write symbol metadata (its own client: the candle flow's is busy in its thread)."""
-    client = connect(settings.clickhouse_dsn())
-    try:
-        SymbolWriter(lambda: client, settings.clickhouse.database).write(infos)
-    finally:
-        client.close()
 
 
 def _publish_files(bootstrap: str, paths: list[Path], market: Market) -> None:

@@ -1,4 +1,10 @@
-"""`tickscan simulate`: publish a synthetic market's trades to Kafka, paced or flat out."""
+"""`tickscan simulate`: publish a synthetic market's trades (and quotes) to Kafka.
+
+`simulate` builds a fresh market and publishes it, paced or flat out; `prepare_market`
+is what `tickscan run` does first: it continues the market stored in ClickHouse, writing
+the last day of history it lacks (`flows.sources.simulator.history`), and
+`publish_market` then publishes it live from there.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flows.ingest import PublishReport, TradePublisher
+from flows.quote_publisher import QuotePublisher
+from flows.sinks.clickhouse import candle_table_writer
 from flows.sources.simulator import SyntheticMarket
+from flows.sources.simulator.history import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    HistoryGenerator,
+    HistoryReport,
+    read_stored,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +46,7 @@ class SimulateReport:
         first_time_us: Event time of the first trade, None if there was none.
         last_time_us: Event time of the last trade, None if there was none.
         publish: The publisher's report: per-partition offsets, dead letters, failures.
+        quotes: Quotes the broker acknowledged.
     """
 
     trades: int
@@ -37,6 +55,7 @@ class SimulateReport:
     first_time_us: int | None
     last_time_us: int | None
     publish: PublishReport
+    quotes: int = 0
 
 
 def simulate(
@@ -50,8 +69,9 @@ def simulate(
     stop: threading.Event | None = None,
     run_id: str | None = None,
     on_start: Callable[[SyntheticMarket], None] | None = None,
+    quotes_topic: str | None = None,
 ) -> SimulateReport:
-    """Publish a synthetic market's trades to Kafka.
+    """Publish a fresh synthetic market's trades (and quotes) to Kafka.
 
     Paced (the default), trades go out at RATE per second of wall time and their event
     time is the wall time they go out at, so live flows and the board see fresh data.
@@ -70,6 +90,7 @@ def simulate(
         run_id: When given, end the run with an end-of-run marker in every partition.
         on_start: Called with the market before its first trade (e.g. to record its
             symbols' metadata).
+        quotes_topic: Also publish each symbol's book ticker there (`md.quotes.v1`).
 
     Returns:
         What was published, after every trade was flushed.
@@ -78,28 +99,118 @@ def simulate(
         ValueError: On a non-positive rate, duration or symbol count.
         flows.ingest.DeliveryFailed: If any trade was not delivered.
     """
-    if duration is not None and not duration > 0:
-        raise ValueError(f"duration must be positive, got {duration}")
     start_us = time.time_ns() // 1_000
-    market = SyntheticMarket(symbols, rate, seed=seed, start_us=start_us)
-    stop = stop or threading.Event()
+    market = SyntheticMarket(
+        symbols, rate, seed=seed, start_us=start_us, quotes=quotes_topic is not None
+    )
     if on_start is not None:
         on_start(market)
+    return publish_market(bootstrap, market, duration, topic, realtime, stop, run_id, quotes_topic)
+
+
+def prepare_market(
+    client: Any,
+    database: str,
+    symbols: int,
+    rate: float,
+    seed: int,
+    *,
+    now_ms: int | None = None,
+    history_ms: int = DAY_MS,
+    seconds_ms: int = HOUR_MS,
+) -> tuple[SyntheticMarket, HistoryReport]:
+    """The simulated market, continuing what ClickHouse holds of it, with a day of history.
+
+    Reads where each simulated symbol's stored candles end, writes the candles it lacks
+    over the last `history_ms` up to the current minute (1s candles too for the last
+    `seconds_ms`), and returns the market resumed at the last close and trade id of
+    each symbol, starting at that minute: published paced, it catches up to the wall
+    clock at once and then runs live.
+
+    Args:
+        client: A clickhouse-connect client of the store.
+        database: Database holding the candle tables.
+        symbols: How many symbols.
+        rate: Trades per second across the market.
+        seed: The market's seed.
+        now_ms: The present, in ms (default: the wall clock).
+        history_ms: How much history the board wants.
+        seconds_ms: The most recent part also kept as 1s candles.
+
+    Returns:
+        The market (recording quotes) and what was written.
+    """
+    if now_ms is None:
+        now_ms = time.time_ns() // 1_000_000
+    end_ms = now_ms - now_ms % MINUTE_MS
+    market = SyntheticMarket(symbols, rate, seed=seed, start_us=end_ms * 1000, quotes=True)
+    stored = read_stored(client, database, market.exchange, market.market)
+    logger.info("simulated market: %d of %d symbols have stored candles", len(stored), symbols)
+    generator = HistoryGenerator(market, history_ms, seconds_ms)
+    resume, report = generator.generate(end_ms, stored, candle_table_writer(client, database))
+    # Symbols stored into this minute resume where they end, the others at the minute.
+    start_us = min((state.from_us for state in resume.values()), default=end_ms * 1000)
+    market.resume(resume, start_us=min(start_us, end_ms * 1000))
+    return market, report
+
+
+def publish_market(
+    bootstrap: str,
+    market: SyntheticMarket,
+    duration: float | None,
+    topic: str,
+    realtime: bool = True,
+    stop: threading.Event | None = None,
+    run_id: str | None = None,
+    quotes_topic: str | None = None,
+) -> SimulateReport:
+    """Publish a market's trades (and quotes) from its start time on.
+
+    Paced, a trade goes out when the wall clock reaches its event time: trades of a
+    market that starts in the past (after `prepare_market`) go out at once until it
+    has caught up. Flat out, they go out as fast as the broker takes them.
+
+    Args:
+        bootstrap: Kafka bootstrap servers.
+        market: The market, positioned where it should start.
+        duration: Seconds to run (of wall time), or None to run until `stop` is set.
+        topic: Topic of the trades.
+        realtime: Pace trades to the wall clock; False publishes flat out.
+        stop: Set it to end the run early.
+        run_id: When given, end the run with an end-of-run marker in every partition.
+        quotes_topic: Publish the market's quotes there (it must record them).
+
+    Returns:
+        What was published, after everything was flushed.
+
+    Raises:
+        ValueError: On a non-positive duration.
+        flows.ingest.DeliveryFailed: If any trade was not delivered.
+    """
+    if duration is not None and not duration > 0:
+        raise ValueError(f"duration must be positive, got {duration}")
+    stop = stop or threading.Event()
     logger.info(
         "simulating %d symbols at %.1f trades/s to %s (%s, %s)",
-        symbols, rate, topic, "paced" if realtime else "flat out",
+        len(market.symbols), market.rate, topic, "paced" if realtime else "flat out",
         f"{duration:.1f} s" if duration is not None else "until stopped",
     )  # fmt: skip
+    wall_start_us = time.time_ns() // 1_000
     started = time.monotonic()
     publisher = TradePublisher(bootstrap, topic=topic)
-    with publisher:
-        if realtime:
-            span = _run_paced(market, publisher, start_us, started, duration, stop)
-        else:
-            span = _run_flat_out(market, publisher, started, duration, stop)
-        if run_id is not None:
-            publisher.mark_end(run_id)
-        publisher.flush()
+    quotes = QuotePublisher(bootstrap, quotes_topic) if quotes_topic is not None else None
+    try:
+        with publisher:
+            if realtime:
+                span = _run_paced(market, publisher, quotes, wall_start_us, started, duration, stop)
+            else:
+                span = _run_flat_out(market, publisher, quotes, started, duration, stop)
+            if run_id is not None:
+                publisher.mark_end(run_id)
+            publisher.flush()
+    finally:
+        if quotes is not None:
+            quotes.close()
     seconds = time.monotonic() - started
     report = publisher.report()
     logger.info(
@@ -113,13 +224,15 @@ def simulate(
         first_time_us=span[0],
         last_time_us=span[1],
         publish=report,
+        quotes=quotes.delivered if quotes is not None else 0,
     )
 
 
 def _run_paced(
     market: SyntheticMarket,
     publisher: TradePublisher,
-    start_us: int,
+    quotes: QuotePublisher | None,
+    wall_start_us: int,
     started: float,
     duration: float | None,
     stop: threading.Event,
@@ -129,10 +242,15 @@ def _run_paced(
     elapsed = 0.0
     next_progress = _PROGRESS_EVERY_S
     for trade in market.stream():
-        due = (trade.time_us - start_us) / 1e6
+        due = (trade.time_us - wall_start_us) / 1e6
         if duration is not None and due >= duration:
             break
         if due > elapsed:
+            if quotes is not None:
+                # Quotes recorded up to the previous trade: the book it printed against.
+                for quote in market.take_quotes(trade.time_us - 1):
+                    quotes.publish(quote)
+                quotes.poll()
             # Only look at the clock when this trade is later than the last look.
             elapsed = time.monotonic() - started
             while due > elapsed and not stop.is_set():
@@ -153,6 +271,7 @@ def _run_paced(
 def _run_flat_out(
     market: SyntheticMarket,
     publisher: TradePublisher,
+    quotes: QuotePublisher | None,
     started: float,
     duration: float | None,
     stop: threading.Event,
@@ -169,6 +288,10 @@ def _run_flat_out(
             _log_progress(publisher, elapsed)
         batch = list(market.trades(_BATCH))
         publisher.publish_many(batch)
+        if quotes is not None:
+            for quote in market.take_quotes(batch[-1].time_us):
+                quotes.publish(quote)
+            quotes.poll()
         if first is None:
             first = batch[0].time_us
         last = batch[-1].time_us

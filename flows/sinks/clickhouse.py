@@ -255,6 +255,26 @@ def tsv_rows(candles: list[Candle], source: CandleSource = "trades") -> bytes:
     return "".join(lines).encode()
 
 
+def candle_table_writer(client: Any, database: str) -> Callable[[str, Any], None]:
+    """Inserts ready-made candle rows as Arrow tables, for writers that build their own.
+
+    Args:
+        client: A clickhouse-connect client.
+        database: Database holding the candle tables.
+
+    Returns:
+        A function of `(interval, pyarrow.Table)` that inserts the table (columns named
+        as the candle tables' columns) into `candles_1s` or `candles_1m` as one batch.
+    """
+
+    def write(interval: str, table: Any) -> None:
+        target = f"{database}.{TABLES[interval]}"
+        client.insert_arrow(target, table)
+        logger.debug("inserted %d rows into %s", table.num_rows, target)
+
+    return write
+
+
 class _WriterPartition(StatefulSinkPartition[list[R], None]):
     def __init__(self, writer: TsvWriter[R]) -> None:
         self._writer = writer

@@ -5,11 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 
 import pytest
 
 from runtime.kafka import ensure_topics
 from schemas import topics
+from schemas.quotes import quote_decoder
+from tests.integration.live_run import PARTITIONS, read_topic
 from tickscan.simulate import simulate
 
 pytestmark = pytest.mark.integration
@@ -74,3 +77,33 @@ def test_flat_out_run_outpaces_the_rate_and_stops_when_asked(
     for span in spans.values():
         assert span.end_offset is not None and span.last_offset is not None
         assert span.end_offset == span.last_offset + 1
+
+
+def test_quotes_go_to_their_topic_keyed_like_the_trades(
+    kafka_bootstrap: str, topic: str, fresh_topic: Callable[[str], str]
+) -> None:
+    quotes_topic = fresh_topic(topics.QUOTES)
+    ensure_topics(kafka_bootstrap, [quotes_topic], partitions=PARTITIONS)
+    report = simulate(
+        kafka_bootstrap,
+        symbols=20,
+        rate=400.0,
+        duration=3.0,
+        seed=3,
+        topic=topic,
+        quotes_topic=quotes_topic,
+    )
+    # A book ticker per traded symbol at most once a second.
+    assert 20 <= report.quotes <= 20 * 4
+    decode = quote_decoder().decode
+    quotes = [
+        decode(value) for _, value in read_topic(kafka_bootstrap, quotes_topic, report.quotes)
+    ]
+    assert len(quotes) == report.quotes
+    assert all(q.exchange == "sim" and 0 < q.bid_price < q.ask_price for q in quotes)
+    assert all(q.ask_price / q.bid_price - 1 < Decimal("0.03") for q in quotes)
+    assert report.first_time_us is not None and report.last_time_us is not None
+    assert all(
+        q.time_us is not None and report.first_time_us <= q.time_us <= report.last_time_us
+        for q in quotes
+    )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import collections
 import itertools
+import statistics
 from decimal import Decimal
 
 import pytest
 
-from flows.sources.simulator import DEFAULT_START_US, SyntheticMarket
+from flows.sources.simulator import DEFAULT_START_US, SymbolResume, SyntheticMarket
 from schemas.trades import Trade, check_trade
 
 
@@ -157,3 +158,78 @@ def test_event_time_advances_at_the_requested_rate(rate: float) -> None:
 def test_rejects_an_empty_market_or_a_non_positive_rate(symbols: int, rate: float) -> None:
     with pytest.raises(ValueError):
         SyntheticMarket(symbols, rate)
+
+
+def test_quotes_are_the_book_the_trades_print_against() -> None:
+    market = SyntheticMarket(50, 200.0, seed=6, quotes=True)
+    trades = list(market.trades(60_000))
+    quotes = market.take_quotes(trades[-1].time_us)
+    # Quotes draw from their own random stream: the trades are the same without them.
+    assert trades == list(SyntheticMarket(50, 200.0, seed=6).trades(60_000))
+    assert len(quotes) > 1_000
+    specs = {spec.symbol: spec for spec in market.symbols}
+    fills: dict[tuple[str, int], list[Trade]] = collections.defaultdict(list)
+    for trade in trades:
+        fills[trade.symbol, trade.time_us].append(trade)
+    last_quote: dict[str, int] = {}
+    for quote in quotes:
+        spec = specs[quote.symbol]
+        assert quote.exchange == "sim" and quote.market == "spot"
+        assert Decimal(0) < quote.bid_price < quote.ask_price
+        assert quote.bid_price % spec.tick_size == 0 and quote.ask_price % spec.tick_size == 0
+        assert quote.bid_qty > 0 and quote.ask_qty > 0 and quote.bid_qty % spec.step_size == 0
+        assert quote.time_us is not None and quote.update_id == quote.time_us
+        # At most one book ticker per symbol per second.
+        assert quote.time_us - last_quote.get(quote.symbol, -(10**18)) >= 1_000_000
+        last_quote[quote.symbol] = quote.time_us
+        # The taker order the quote follows: a buy lifts the ask (and may sweep higher),
+        # a sell hits the bid (and may sweep lower).
+        order = fills[quote.symbol, quote.time_us]
+        assert order
+        for trade in order:
+            if trade.buyer_is_maker:
+                assert trade.price <= quote.bid_price
+            else:
+                assert trade.price >= quote.ask_price
+        assert order[0].price in (quote.bid_price, quote.ask_price)
+    assert market.take_quotes(trades[-1].time_us) == []
+
+
+def test_spreads_are_tight_for_busy_symbols_and_wider_in_the_tail() -> None:
+    market = SyntheticMarket(200, 500.0, seed=2, quotes=True)
+    trades = list(market.trades(100_000))
+    spread: dict[str, list[float]] = collections.defaultdict(list)
+    for quote in market.take_quotes(trades[-1].time_us):
+        mid = (quote.bid_price + quote.ask_price) / 2
+        spread[quote.symbol].append(float((quote.ask_price - quote.bid_price) / mid))
+    names = [spec.symbol for spec in market.symbols]
+    busy = [statistics.median(spread[s]) for s in names[:5]]
+    tail = [statistics.median(spread[s]) for s in names[-50:] if spread[s]]
+    assert max(busy) < 0.0002  # under 2 basis points
+    assert statistics.median(tail) > 3 * max(busy)
+    assert max(max(v) for v in spread.values()) < 0.03
+
+
+def test_resume_continues_ids_and_price_from_stored_data() -> None:
+    start_us = 1_796_000_000_000_000
+    fresh = SyntheticMarket(10, 200.0, seed=4, start_us=start_us)
+    market = SyntheticMarket(10, 200.0, seed=4, start_us=start_us)
+    symbol = market.symbols[0].symbol
+    stored_price = market.symbols[0].initial_price * 3  # far from the seeded price
+    market.resume(
+        {symbol: SymbolResume(stored_price, 987_654_321, from_us=start_us + 5_000_000)},
+        start_us=start_us - 2_000_000,
+    )
+    assert market.next_trade_ids()[symbol] == 987_654_321
+    trades = list(market.trades(20_000))
+    assert trades[0].time_us == start_us - 2_000_000
+    own = [t for t in trades if t.symbol == symbol]
+    # No trade before its stored candles end, then ids straight on from the stored one.
+    assert own[0].time_us >= start_us + 5_000_000
+    assert [t.trade_id for t in own] == list(range(987_654_321, 987_654_321 + len(own)))
+    # The price continues from the stored one (a spread and a few seconds of walk away).
+    assert abs(own[0].price / stored_price - 1) < Decimal("0.01")
+    # Other symbols keep the seed's ids.
+    seeded = fresh.next_trade_ids()
+    other = next(t for t in trades if t.symbol != symbol)
+    assert other.trade_id == seeded[other.symbol]

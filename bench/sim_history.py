@@ -1,0 +1,108 @@
+"""How long the simulated market's first start takes: a day of candles generated and stored.
+
+`tickscan run --source sim` on an empty store writes the last 24 h of 1m candles and the
+last hour of 1s candles before its flows start. This measures that step (generation
+alone, then generation with the inserts into a fresh chdb store, as `prepare_market`
+does it), and how fast the live market then generates trades with quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import pyarrow as pa
+
+from flows.sources.simulator import SyntheticMarket
+from flows.sources.simulator.history import HistoryGenerator
+from runtime.clickhouse import connect
+from runtime.migrate import migrate
+from tickscan.simulate import prepare_market
+
+
+def generate_only(symbols: int, rate: float, end_ms: int) -> dict[str, float]:
+    """Generate and encode the history without storing it."""
+    market = SyntheticMarket(symbols, rate, seed=1, start_us=end_ms * 1000)
+    sizes = {"bytes": 0}
+
+    def write(interval: str, table: pa.Table) -> None:
+        sizes["bytes"] += table.nbytes
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    _, report = HistoryGenerator(market).generate(end_ms, {}, write)
+    return {
+        "generate_s": time.perf_counter() - wall,
+        "generate_cpu_s": time.process_time() - cpu,
+        "candles_1m": report.candles_1m,
+        "candles_1s": report.candles_1s,
+        "mbytes": sizes["bytes"] / 1e6,
+    }
+
+
+def generate_and_store(symbols: int, rate: float, now_ms: int) -> dict[str, float]:
+    """What `tickscan run` does at first start: read the (empty) store, generate, insert."""
+    with tempfile.TemporaryDirectory(prefix="bench-sim-history-") as path:
+        client = connect(f"chdb://{path}")
+        try:
+            migrate(client, "bench")
+            wall, cpu = time.perf_counter(), time.process_time()
+            prepare_market(client, "bench", symbols, rate, seed=1, now_ms=now_ms)
+            stored = {
+                "store_s": time.perf_counter() - wall,
+                "store_cpu_s": time.process_time() - cpu,
+            }
+            # A restart: nothing to generate, only the stored ends to read.
+            wall = time.perf_counter()
+            prepare_market(client, "bench", symbols, rate, seed=1, now_ms=now_ms + 1_000)
+            stored["restart_s"] = time.perf_counter() - wall
+        finally:
+            client.close()
+    return stored
+
+
+def live_rate(symbols: int, rate: float, trades: int) -> float:
+    """Trades (with their quotes) generated per second of wall time by the live market."""
+    market = SyntheticMarket(symbols, rate, seed=1, quotes=True)
+    start = time.perf_counter()
+    last = 0
+    for trade in market.trades(trades):
+        last = trade.time_us
+    market.take_quotes(last)
+    return trades / (time.perf_counter() - start)
+
+
+def main() -> None:
+    """Print each figure, then all of them as one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--symbols", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=2_000.0, help="trades/s of the market")
+    parser.add_argument("--live-trades", type=int, default=200_000)
+    args = parser.parse_args()
+
+    now_ms = time.time_ns() // 1_000_000
+    end_ms = now_ms - now_ms % 60_000
+    results: dict[str, float | int] = {"symbols": args.symbols, "rate": args.rate}
+    results.update(generate_only(args.symbols, args.rate, end_ms))
+    print(
+        f"generate 24 h:       {results['generate_s']:6.2f} s wall, "
+        f"{results['generate_cpu_s']:.2f} s CPU: {results['candles_1m']:,} 1m + "
+        f"{results['candles_1s']:,} 1s candles, {results['mbytes']:.0f} MB of Arrow columns"
+    )
+    results.update(generate_and_store(args.symbols, args.rate, now_ms))
+    print(
+        f"generate + store:    {results['store_s']:6.2f} s wall, "
+        f"{results['store_cpu_s']:.2f} s CPU (chdb inserts included)"
+    )
+    print(f"restart, nothing due:{results['restart_s']:6.2f} s")
+    results["live_trades_per_s"] = live_rate(args.symbols, args.rate, args.live_trades)
+    print(
+        f"live market:         {results['live_trades_per_s']:,.0f} trades/s generated with quotes "
+        f"({args.rate / results['live_trades_per_s']:.1%} of a core at {args.rate:,.0f}/s)"
+    )
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,571 @@
+"""The simulated market itself: symbols printing trades and quotes through their regimes."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from flows.sources.simulator.regimes import REVERSION_PER_S, Regimes
+from schemas.quotes import Quote
+from schemas.symbols import SymbolInfo
+from schemas.trades import Market, Trade
+
+DEFAULT_START_US = 1_704_067_200_000_000
+"""Event time of the first trade when no start is given (2024-01-01T00:00:00Z), so that a
+seed alone fixes every field of every trade."""
+
+_ZIPF_EXPONENT = 1.1
+_MIN_PRICE_LOG10 = -4.0  # ~0.0001, a meme coin
+_MAX_PRICE_LOG10 = math.log10(60_000)  # ~BTC
+_PRICE_SIGNIFICANT_DIGITS = 6
+_MAX_DECIMALS = 8  # Binance never quotes finer than 1e-8
+
+# A taker order usually fills against one resting order, sometimes sweeps several:
+# the real BTCUSDT capture shows runs of prints with one timestamp and consecutive ids.
+_FILLS = (1,) * 40 + (2,) * 10 + (3,) * 5 + (4,) * 3 + (5, 6, 8, 13)
+_SWEEP_MOVE_P = 0.35  # chance that the next fill of a sweep is one tick further away
+SIZE_SIGMA = 1.1
+"""Spread (sigma of the log) of trade sizes around a symbol's median."""
+_LOGNORMAL_TABLE = 1024
+
+MEAN_FILLS = sum(_FILLS) / len(_FILLS)
+"""Prints per taker order, on average."""
+MEAN_SIZE = math.exp(SIZE_SIGMA**2 / 2)
+"""Mean of a trade's size in median sizes (of the lognormal factor)."""
+
+# Quoted spread relative to the price: a fraction of a basis point for the busiest
+# symbols, tens of basis points for the long tail (widened further by the regime).
+_SPREAD_TOP = 0.00002
+_SPREAD_EXPONENT = 0.6
+_SPREAD_MAX = 0.005
+QUOTE_EVERY_US = 1_000_000
+"""A symbol's book ticker is published at most this often (and only when it trades)."""
+_REFRESH_EVERY_US = 5_000_000  # how often the regimes are looked up again
+_QUOTE_DEPTH = 3.0  # resting size at the best price, in median trade sizes
+_PRICE_CACHE = 4096  # Decimal prices remembered per symbol
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpec:
+    """What the simulator decided about one symbol.
+
+    Attributes:
+        symbol: Its name, e.g. `SYM0001USDT`.
+        tick_size: Every price is a multiple of it.
+        step_size: Every quantity is a multiple of it.
+        initial_price: The price it starts at, and the one its walk is pulled back to.
+        activity: Its share of the market's trades in the normal regime (all sum to 1).
+        median_steps: Median trade size, in steps.
+        spread: Its quoted spread relative to the price in the normal regime.
+    """
+
+    symbol: str
+    tick_size: Decimal
+    step_size: Decimal
+    initial_price: Decimal
+    activity: float
+    median_steps: float
+    spread: float
+
+    @property
+    def price_decimals(self) -> int:
+        """Decimals of a price (the tick size is 1e-price_decimals)."""
+        return -self.tick_size.as_tuple().exponent  # type: ignore[operator]
+
+    @property
+    def qty_decimals(self) -> int:
+        """Decimals of a quantity (the step size is 1e-qty_decimals)."""
+        return -self.step_size.as_tuple().exponent  # type: ignore[operator]
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolResume:
+    """Where a symbol's trading picks up again, e.g. after a restart or generated history.
+
+    Attributes:
+        price: Its last price (rounded to the tick size if it is finer).
+        next_trade_id: Id of its next trade: one more than the last one stored.
+        from_us: It prints no trade before this event time (its stored candles reach it).
+    """
+
+    price: Decimal
+    next_trade_id: int
+    from_us: int = 0
+
+
+class SyntheticMarket:
+    """A whole exchange of made-up symbols printing trades (and quotes) in time order.
+
+    Activity follows a Zipf-like law by rank (`SYM0001USDT` is the busiest). Each symbol
+    lives through regimes (`flows.sources.simulator.regimes`): mostly quiet or normal, sometimes a
+    volume burst, a pump or a dump of several percent (then a fade), with trends of a few
+    percent an hour; the regimes set its share of the trades, its volatility and drift,
+    its trade sizes, its spread and how often takers buy. Its fair price follows a log
+    random walk in event time; a taker buy prints at the ask and a sell at the bid, and
+    a taker order prints one or several fills with one timestamp and consecutive ids,
+    sweeping one tick further now and then. Prices span ~0.0001 to ~60000 across symbols
+    with about six significant digits; quantities are multiples of each symbol's step.
+
+    With `quotes`, each symbol's best bid and offer (the book ticker) is recorded after a
+    taker order, at most once a second per symbol: `take_quotes` hands them out. The
+    book is the one the trades print against: bid < ask, a buy prints at the ask or
+    above, a sell at the bid or below.
+
+    The market is deterministic for a seed and keeps its state: successive calls to
+    `trades` or `stream` continue where the last one stopped. `resume` continues each
+    symbol's price and trade ids from where stored data ends.
+
+    Args:
+        symbols: How many symbols to list.
+        rate: Trades (prints) per second of event time across the whole market.
+        seed: Seed of every random choice.
+        start_us: Event time of the first trade, in µs since the epoch (default
+            `DEFAULT_START_US`).
+        exchange: The `exchange` field of every trade.
+        market: The `market` field of every trade.
+        agg: Print aggTrade-style: fills of one order at one price fold into one print
+            whose `first_trade_id`..`last_trade_id` are the raw trade ids; `trade_id` is
+            then the aggregate id. `rate` counts prints either way.
+        quotes: Record book tickers for `take_quotes` (they draw from their own random
+            stream, so the trades are the same either way).
+
+    Raises:
+        ValueError: On fewer than one symbol or a non-positive rate.
+    """
+
+    def __init__(
+        self,
+        symbols: int,
+        rate: float,
+        seed: int = 0,
+        start_us: int | None = None,
+        exchange: str = "sim",
+        market: Market = "spot",
+        agg: bool = False,
+        quotes: bool = False,
+    ) -> None:
+        if symbols < 1:
+            raise ValueError(f"symbols must be at least 1, got {symbols}")
+        if not rate > 0 or math.isinf(rate):
+            raise ValueError(f"rate must be a positive number, got {rate}")
+        self.rate = rate
+        self.seed = seed
+        self.exchange = exchange
+        self.market: Market = market
+        self.agg = agg
+        self.start_us = DEFAULT_START_US if start_us is None else start_us
+        self._rng = random.Random(seed)
+        self._quote_rng = random.Random(seed + 0x5151)
+        self._quotes: deque[Quote] | None = deque() if quotes else None
+        self._mean_gap_us = 1e6 / rate
+        # One chunk of orders shares one set of activity weights: about a quarter second
+        # of event time.
+        self._chunk_orders = min(2048, max(32, int(rate / 4)))
+        self._elapsed_us = 0.0
+        self._buffer: list[Trade] = []
+        self._pos = 0
+        self.regimes = Regimes(seed, symbols)
+        self._build_symbols(symbols)
+
+    def _build_symbols(self, n: int) -> None:
+        rng = self._rng
+        width = max(4, len(str(n)))
+        base = [1.0 / (rank + 1) ** _ZIPF_EXPONENT for rank in range(n)]
+        total = sum(base)
+        self._base = [w / total for w in base]
+        top = self._base[0]
+        self._names: list[str] = []
+        self._pdec: list[int] = []
+        self._qdec: list[int] = []
+        self._median_steps: list[float] = []
+        self._next_id: list[int] = []
+        self._next_agg_id: list[int] = []
+        # Decimal prices by ticks, per symbol: building a Decimal costs more than a lookup.
+        self._price_cache: list[dict[int, Decimal]] = []
+        self._price_ticks: list[int] = []
+        self._log_ticks: list[float] = []  # log of the fair price, in ticks
+        self._anchor: list[float] = []  # what the walk is pulled back to
+        self._spread_rel: list[float] = []
+        specs = []
+        for i in range(n):
+            name = f"SYM{i + 1:0{width}d}USDT"
+            level = rng.uniform(_MIN_PRICE_LOG10, _MAX_PRICE_LOG10)
+            magnitude = math.floor(level)
+            pdec = min(_MAX_DECIMALS, max(0, _PRICE_SIGNIFICANT_DIGITS - 1 - magnitude))
+            qdec = min(_MAX_DECIMALS, max(0, magnitude + 1))
+            ticks = max(1, round(10**level * 10**pdec))
+            price = Decimal(ticks).scaleb(-pdec)
+            # Busy symbols trade bigger tickets, as majors do.
+            notional = 20.0 + 2_000.0 * (self._base[i] / top) ** 0.5
+            median_steps = max(1.0, notional / float(price) * 10**qdec)
+            spread = min(_SPREAD_MAX, _SPREAD_TOP * (top / self._base[i]) ** _SPREAD_EXPONENT)
+            self._names.append(name)
+            self._pdec.append(pdec)
+            self._qdec.append(qdec)
+            self._median_steps.append(median_steps)
+            self._next_id.append(rng.randrange(1, 10_000_000))
+            self._next_agg_id.append(rng.randrange(1, 1_000_000))
+            self._price_cache.append({ticks: price})
+            self._price_ticks.append(ticks)
+            self._log_ticks.append(math.log(ticks))
+            self._anchor.append(math.log(ticks))
+            self._spread_rel.append(spread)
+            specs.append(
+                SymbolSpec(
+                    symbol=name,
+                    tick_size=Decimal(1).scaleb(-pdec),
+                    step_size=Decimal(1).scaleb(-qdec),
+                    initial_price=price,
+                    activity=self._base[i],
+                    median_steps=median_steps,
+                    spread=spread,
+                )
+            )
+        self.symbols: tuple[SymbolSpec, ...] = tuple(specs)
+        self._sizes = [math.exp(rng.gauss(0.0, SIZE_SIGMA)) for _ in range(_LOGNORMAL_TABLE)]
+        self._index = range(n)
+        self._last_us = [self.start_us] * n  # event time of each fair price
+        self._from_us = [0] * n
+        self._last_quote_us = [-QUOTE_EVERY_US] * n
+        self._refresh_at_us = -1
+
+    def next_trade_ids(self) -> dict[str, int]:
+        """Each symbol's next raw trade id."""
+        return dict(zip(self._names, self._next_id, strict=True))
+
+    def prices(self) -> dict[str, Decimal]:
+        """Each symbol's last printed price (its initial price before any trade)."""
+        return {
+            name: Decimal(ticks).scaleb(-pdec)
+            for name, ticks, pdec in zip(self._names, self._price_ticks, self._pdec, strict=True)
+        }
+
+    def resume(self, states: Mapping[str, SymbolResume], start_us: int | None = None) -> None:
+        """Continue symbols from stored data: their last price and the ids after theirs.
+
+        Call it before taking trades. Symbols not named keep the seed's start.
+
+        Args:
+            states: By symbol name; unknown names are ignored.
+            start_us: Move the market's start (its first event time) there.
+        """
+        if start_us is not None:
+            self.start_us = start_us
+            self._last_us = [start_us] * len(self._names)
+        index = {name: i for i, name in enumerate(self._names)}
+        for name, state in states.items():
+            i = index.get(name)
+            if i is None:
+                continue
+            ticks = max(1, int(state.price.scaleb(self._pdec[i]).to_integral_value()))
+            self._price_ticks[i] = ticks
+            self._log_ticks[i] = math.log(ticks)
+            self._next_id[i] = state.next_trade_id
+            self._from_us[i] = state.from_us
+            self._last_us[i] = max(self.start_us, state.from_us)
+
+    def take_quotes(self, until_us: int) -> list[Quote]:
+        """The recorded book tickers up to event time `until_us`, oldest first.
+
+        Args:
+            until_us: Event time, in µs.
+
+        Returns:
+            The quotes not taken yet with `time_us <= until_us` (none without `quotes`).
+        """
+        pending = self._quotes
+        out: list[Quote] = []
+        while pending and pending[0].time_us <= until_us:  # type: ignore[operator]
+            out.append(pending.popleft())
+        return out
+
+    def _refresh(self, now_us: int) -> None:
+        """Take the regimes at `now_us`: weights of the symbols, drifts, spreads.
+
+        Regimes last minutes, so they are looked up every few seconds of event time
+        only: a whole market's lookup costs milliseconds.
+        """
+        self._refresh_at_us = now_us + _REFRESH_EVERY_US
+        state = self.regimes.at(now_us / 1e6)
+        self._drift = state.drift[:, 0].tolist()
+        self._vol = state.vol[:, 0].tolist()
+        self._size = state.size[:, 0].tolist()
+        self._buy_p = state.buy_p[:, 0].tolist()
+        exp = math.exp
+        self._spread_ticks = [
+            max(1, int(rel * mult * exp(y) + 0.5))
+            for rel, mult, y in zip(
+                self._spread_rel, state.spread[:, 0].tolist(), self._log_ticks, strict=True
+            )
+        ]
+        self._cum = list(
+            itertools.accumulate(
+                w * a for w, a in zip(self._base, state.activity[:, 0].tolist(), strict=True)
+            )
+        )
+
+    def _chunk(self) -> list[Trade]:
+        """Generate the trades of the next chunk of taker orders."""
+        rng = self._rng
+        rand = rng.random
+        gauss = rng.gauss
+        log = math.log
+        exp = math.exp
+        sqrt = math.sqrt
+        start_us = self.start_us
+        elapsed = self._elapsed_us
+        now_us = start_us + int(elapsed)
+        if now_us >= self._refresh_at_us:
+            self._refresh(now_us)
+        orders = rng.choices(self._index, cum_weights=self._cum, k=self._chunk_orders)
+        # Per-order randoms drawn in bulk: one list call is far cheaper than many calls.
+        u_side = [rand() for _ in orders]
+        u_fills = [rand() for _ in orders]
+        z_walk = [gauss(0.0, 1.0) for _ in orders]
+        n_fills = len(_FILLS)
+        sizes = self._sizes
+        n_table = len(sizes)
+        mean_gap = self._mean_gap_us
+        exchange, market, agg = self.exchange, self.market, self.agg
+        names, pdecs, qdecs, medians = self._names, self._pdec, self._qdec, self._median_steps
+        next_id, next_agg = self._next_id, self._next_agg_id
+        price_cache, price_ticks = self._price_cache, self._price_ticks
+        log_ticks, anchor, last_us, from_us = (
+            self._log_ticks,
+            self._anchor,
+            self._last_us,
+            self._from_us,
+        )
+        drift, vol, size_mult, buy_p = self._drift, self._vol, self._size, self._buy_p
+        spread_ticks = self._spread_ticks
+        quotes = self._quotes
+        out: list[Trade] = []
+        append = out.append
+        for s, us, uf, z in zip(orders, u_side, u_fills, z_walk, strict=True):
+            time_us = start_us + int(elapsed)
+            if time_us < from_us[s]:
+                # Stored candles reach past this moment: the symbol has not resumed yet.
+                elapsed += -log(1.0 - rand()) * mean_gap * MEAN_FILLS
+                continue
+            dt = (time_us - last_us[s]) * 1e-6
+            y = log_ticks[s]
+            if dt > 0.0:
+                y += (drift[s] - REVERSION_PER_S * (y - anchor[s])) * dt + vol[s] * sqrt(dt) * z
+                log_ticks[s] = y
+                last_us[s] = time_us
+            spread = spread_ticks[s]
+            bid = int(exp(y) - spread * 0.5)
+            if bid < 1:
+                bid = 1
+            ask = bid + spread
+            # A taker buy lifts the ask and a sweep walks up; a taker sell hits the bid.
+            buyer_is_maker = us >= buy_p[s]
+            direction = -1 if buyer_is_maker else 1
+            ticks = bid if buyer_is_maker else ask
+            fills = _FILLS[int(uf * n_fills)]
+            name, pdec, qdec = names[s], pdecs[s], qdecs[s]
+            median = medians[s] * size_mult[s]
+            raw_id = next_id[s]
+            level_steps = 0
+            level_first = raw_id
+            for f in range(fills):
+                if f and rand() < _SWEEP_MOVE_P and ticks + direction >= 1:
+                    if agg:
+                        # The order reached a new price: print the level it cleared.
+                        append(
+                            self._print(
+                                name,
+                                next_agg[s],
+                                s,
+                                ticks,
+                                pdec,
+                                level_steps,
+                                qdec,
+                                time_us,
+                                buyer_is_maker,
+                                level_first,
+                                raw_id - 1,
+                            )
+                        )
+                        next_agg[s] += 1
+                        elapsed += -log(1.0 - rand()) * mean_gap
+                        level_steps = 0
+                        level_first = raw_id
+                    ticks += direction
+                steps = int(median * sizes[int(rand() * n_table)]) or 1
+                if agg:
+                    level_steps += steps
+                else:
+                    price = price_cache[s].get(ticks)
+                    if price is None:
+                        price = self._cache_price(s, ticks)
+                    price_ticks[s] = ticks
+                    append(
+                        Trade(
+                            exchange,
+                            market,
+                            name,
+                            raw_id,
+                            price,
+                            Decimal(steps).scaleb(-qdec),
+                            time_us,
+                            buyer_is_maker,
+                        )
+                    )
+                    elapsed += -log(1.0 - rand()) * mean_gap
+                raw_id += 1
+            if agg:
+                append(
+                    self._print(
+                        name,
+                        next_agg[s],
+                        s,
+                        ticks,
+                        pdec,
+                        level_steps,
+                        qdec,
+                        time_us,
+                        buyer_is_maker,
+                        level_first,
+                        raw_id - 1,
+                    )
+                )
+                next_agg[s] += 1
+                elapsed += -log(1.0 - rand()) * mean_gap
+            next_id[s] = raw_id
+            if quotes is not None and time_us - self._last_quote_us[s] >= QUOTE_EVERY_US:
+                self._last_quote_us[s] = time_us
+                quotes.append(self._quote(s, bid, ask, time_us))
+        self._elapsed_us = elapsed
+        return out
+
+    def _quote(self, s: int, bid: int, ask: int, time_us: int) -> Quote:
+        """The book ticker of symbol `s` around a taker order: the book it printed against."""
+        rand = self._quote_rng.random
+        sizes = self._sizes
+        depth = self._median_steps[s] * _QUOTE_DEPTH
+        qdec, pdec = self._qdec[s], self._pdec[s]
+        bid_steps = int(depth * sizes[int(rand() * len(sizes))]) or 1
+        ask_steps = int(depth * sizes[int(rand() * len(sizes))]) or 1
+        return Quote(
+            self.exchange,
+            self.market,
+            self._names[s],
+            # Event time orders a symbol's updates across restarts as well.
+            time_us,
+            Decimal(bid).scaleb(-pdec),
+            Decimal(bid_steps).scaleb(-qdec),
+            Decimal(ask).scaleb(-pdec),
+            Decimal(ask_steps).scaleb(-qdec),
+            time_us,
+            time_us,
+        )
+
+    def _cache_price(self, s: int, ticks: int) -> Decimal:
+        """Symbol `s`'s price of `ticks` as a Decimal, remembered (a bounded number)."""
+        cache = self._price_cache[s]
+        if len(cache) >= _PRICE_CACHE:
+            cache.clear()
+        price = cache[ticks] = Decimal(ticks).scaleb(-self._pdec[s])
+        return price
+
+    def _print(
+        self,
+        name: str,
+        agg_id: int,
+        s: int,
+        ticks: int,
+        pdec: int,
+        steps: int,
+        qdec: int,
+        time_us: int,
+        buyer_is_maker: bool,
+        first_id: int,
+        last_id: int,
+    ) -> Trade:
+        """One aggTrade-style print: the fills `first_id`..`last_id` at one price."""
+        price = self._price_cache[s].get(ticks)
+        if price is None:
+            price = self._cache_price(s, ticks)
+        self._price_ticks[s] = ticks
+        return Trade(
+            self.exchange,
+            self.market,
+            name,
+            agg_id,
+            price,
+            Decimal(steps).scaleb(-qdec),
+            time_us,
+            buyer_is_maker,
+            first_id,
+            last_id,
+        )
+
+    def _take(self, n: int | None) -> Iterator[Trade]:
+        remaining = n
+        while remaining is None or remaining > 0:
+            if self._pos >= len(self._buffer):
+                self._buffer = self._chunk()
+                self._pos = 0
+            buffer = self._buffer
+            end = len(buffer)
+            if remaining is not None:
+                end = min(end, self._pos + remaining)
+                remaining -= end - self._pos
+            for i in range(self._pos, end):
+                # Advance before yielding: a consumer that stops here has taken this one.
+                self._pos = i + 1
+                yield buffer[i]
+
+    def trades(self, n: int) -> Iterator[Trade]:
+        """The market's next `n` trades.
+
+        Args:
+            n: How many trades.
+
+        Returns:
+            An iterator over them, in exchange-time order.
+        """
+        return self._take(n)
+
+    def stream(self) -> Iterator[Trade]:
+        """The market's trades from here on, without end.
+
+        Returns:
+            An infinite iterator, in exchange-time order.
+        """
+        return self._take(None)
+
+
+def symbol_infos(market: SyntheticMarket) -> list[SymbolInfo]:
+    """What an ``exchangeInfo`` would say of the simulated symbols (see `binance_symbols`).
+
+    Args:
+        market: The simulated market.
+
+    Returns:
+        One TRADING `SymbolInfo` per symbol, quoted in USDT, with its tick and step
+        sizes; perpetual on ``usdm``. Stamped with the market's start time, so a seed
+        fixes every field.
+    """
+    kind = "spot" if market.market == "spot" else "perpetual"
+    return [
+        SymbolInfo(
+            exchange=market.exchange,
+            market=market.market,
+            symbol=spec.symbol,
+            base_asset=spec.symbol.removesuffix("USDT"),  # every name is SYM<n>USDT
+            quote_asset="USDT",
+            status="TRADING",
+            kind=kind,
+            tick_size=spec.tick_size,
+            step_size=spec.step_size,
+            updated_ms=market.start_us // 1000,
+        )
+        for spec in market.symbols
+    ]
