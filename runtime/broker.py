@@ -100,7 +100,7 @@ class EmbeddedBroker:
     Data lives only as long as the broker: a restart starts from empty topics.
 
     Nor does it ever delete a record while it runs, so its memory grows with everything
-    ever produced (~1.1 MB/s at 2,000 trades/s with our default batching) and so does its
+    ever produced (~0.6 MB/s at 2,000 trades/s, `bench/soak_run.py`) and so does its
     CPU: every fetch and every ListOffsets walks all the stored batches of the partition.
     What Tansu 0.6.0's memory storage (its "dynostore" over an in-memory object store)
     offers, checked against its source and by experiment:
