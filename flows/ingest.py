@@ -13,7 +13,7 @@ from typing import Any, Protocol, Self
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from flows.sources.kafka import RunBounds
-from runtime.kafka import producer_config
+from runtime.kafka import BULK_PRODUCER, producer_config
 from schemas import topics
 from schemas.deadletter import DeadLetter, encode_deadletter
 from schemas.trades import Trade, encode_trade
@@ -252,7 +252,8 @@ class TradePublisher:
         bootstrap: Kafka bootstrap servers, `host:port[,host:port]`.
         topic: The trades topic (tests pass a fresh one).
         deadletter_topic: Where rejected input goes.
-        overrides: librdkafka settings over `runtime.kafka.producer_config`'s.
+        overrides: librdkafka settings over `runtime.kafka.producer_config`'s and
+            `BULK_PRODUCER`'s.
 
     Example:
         >>> with TradePublisher("127.0.0.1:9092") as publisher:  # doctest: +SKIP
@@ -273,7 +274,9 @@ class TradePublisher:
         self.deadletter_topic = deadletter_topic
         self.sent = 0
         self._ledger = DeliveryLedger()
-        self._producer = Producer(producer_config(bootstrap, **(overrides or {})))
+        self._producer = Producer(
+            producer_config(bootstrap, **{**BULK_PRODUCER, **(overrides or {})})
+        )
         self._closed = False
 
     def __enter__(self) -> Self:

@@ -98,6 +98,26 @@ class EmbeddedBroker:
     ```
 
     Data lives only as long as the broker: a restart starts from empty topics.
+
+    Nor does it ever delete a record while it runs, so its memory grows with everything
+    ever produced (~0.6 MB/s at 2,000 trades/s, `bench/soak_run.py`) and so does its
+    CPU: every fetch and every ListOffsets walks all the stored batches of the partition.
+    What Tansu 0.6.0's memory storage (its "dynostore" over an in-memory object store)
+    offers, checked against its source and by experiment:
+
+    - topic configs (`retention.ms`, `retention.bytes`, `segment.*`) are stored and
+      described back, but nothing acts on them (its periodic maintenance does nothing for
+      this storage);
+    - DeleteRecords is `todo!()`: the request panics the connection's task, the client
+      gets a transport error and nothing is deleted (still so upstream);
+    - DeleteTopics frees a topic's batches, but a librdkafka 2.16 consumer that knows the
+      topic then crashes the whole process (SIGSEGV in its metadata cache), so no live
+      topic can be deleted either.
+
+    Hence `runtime.kafka.BULK_PRODUCER` for the trade firehose (fewer, compressed batches)
+    and `rss_bytes` for the status line; a long run needs Apache Kafka
+    (`TICKSCAN_KAFKA__BOOTSTRAP`), whose topics `runtime.kafka.ensure_configured_topics`
+    creates with time-based retention.
     """
 
     def __init__(
@@ -140,6 +160,17 @@ class EmbeddedBroker:
     def pid(self) -> int | None:
         """Process id of the broker, while it runs."""
         return self._process.pid if self._process is not None else None
+
+    def rss_bytes(self) -> int | None:
+        """Resident memory of the broker process, None when it is not running (or not Linux)."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return None
+        try:
+            pages = int(Path(f"/proc/{process.pid}/statm").read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pages * os.sysconf("SC_PAGE_SIZE")
 
     def start(self) -> EmbeddedBroker:
         """Start the broker and wait until it answers Kafka metadata requests.

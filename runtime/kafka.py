@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic, TopicMetadata
 
 from runtime.errors import TopicSetupError
+from runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+_SEGMENT_MS_MAX = 3_600_000
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -58,6 +61,19 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
     }
     config.update(overrides)
     return config
+
+
+BULK_PRODUCER: dict[str, Any] = {"linger.ms": 50, "compression.type": "lz4"}
+"""`producer_config` overrides for a producer of a firehose (trades): fewer, larger batches.
+
+The embedded broker keeps every produced batch as one stored object and never deletes one
+(see `runtime.broker`); each costs ~1 KB besides its records, and every fetch walks them
+all. At 2,000 trades/s (`bench/soak_run.py`) the broker grew ~3.9 GB/h with 10 ms
+uncompressed batches everywhere, ~2.2 GB/h with these for trades only, ~1.1 GB/h with
+these for every producer (not done: the candle and rank hops to the board would each
+wait up to 50 ms more). 50 ms is far inside the candle flow's 1 s lateness; on Apache
+Kafka larger compressed batches also cost less disk and network.
+"""
 
 
 def consumer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -119,17 +135,72 @@ def _all_topics(admin: AdminClient, timeout: float) -> ClusterMetadata:
         raise TopicSetupError(f"cannot read cluster metadata: {exc}") from exc
 
 
+def topic_config(retention_ms: int) -> dict[str, str]:
+    """Configuration of a topic we create: each record deleted `retention_ms` after it was written.
+
+    Apache Kafka deletes whole closed segments only, so a segment is rolled at least hourly
+    (or every `retention_ms`, if shorter): a quiet topic's one open segment would otherwise
+    keep every record for `segment.ms`'s default of 7 days.
+
+    The embedded broker (Tansu 0.6.0, memory storage) stores these settings but does not
+    act on them: it deletes no record and does not implement DeleteRecords (see
+    `runtime.broker`).
+
+    Args:
+        retention_ms: How long a record is kept.
+
+    Returns:
+        Topic configuration for `NewTopic(config=...)`.
+    """
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(retention_ms),
+        "segment.ms": str(min(retention_ms, _SEGMENT_MS_MAX)),
+    }
+
+
+def ensure_configured_topics(
+    bootstrap: str, topics: Iterable[str], settings: KafkaSettings, timeout: float = 30
+) -> dict[str, int]:
+    """`ensure_topics` with the partitions, replication and retention of `settings`.
+
+    Args:
+        bootstrap: `host:port[,host:port]` of the cluster.
+        topics: Topic names.
+        settings: The process's Kafka settings.
+        timeout: Seconds for the whole operation.
+
+    Returns:
+        Each topic's partition count.
+
+    Raises:
+        TopicSetupError: As `ensure_topics`.
+    """
+    config = topic_config(round(settings.retention_hours * 3_600_000))
+    names = list(topics)
+    return ensure_topics(
+        bootstrap,
+        names,
+        settings.partitions,
+        settings.replication_factor,
+        timeout,
+        configs={name: config for name in names},
+    )
+
+
 def ensure_topics(
     bootstrap: str,
     topics: Iterable[str],
     partitions: int,
     replication_factor: int = 1,
     timeout: float = 30,
+    *,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, int]:
     """Create the missing topics, then wait until every topic's partitions are visible.
 
     Idempotent: an existing topic (or one created concurrently by another process) is
-    left as it is, even if its partition count differs from `partitions` (logged).
+    left as it is, even if its partition count or configuration differs (logged).
 
     Args:
         bootstrap: `host:port[,host:port]` of the cluster.
@@ -137,6 +208,8 @@ def ensure_topics(
         partitions: Partitions of each topic created here.
         replication_factor: Replication factor of each topic created here.
         timeout: Seconds for the whole operation.
+        configs: Per topic name, the configuration of the topic if it is created here
+            (see `topic_config`); the broker's defaults where absent.
 
     Returns:
         Each topic's partition count.
@@ -158,7 +231,15 @@ def ensure_topics(
             expected[name] = partitions
     if missing:
         futures = admin.create_topics(
-            [NewTopic(name, partitions, replication_factor) for name in missing],
+            [
+                NewTopic(
+                    name,
+                    partitions,
+                    replication_factor,
+                    config=dict((configs or {}).get(name, {})),
+                )
+                for name in missing
+            ],
             request_timeout=timeout,
             operation_timeout=timeout,
         )

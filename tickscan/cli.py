@@ -12,7 +12,7 @@ import typer
 
 from runtime.clickhouse import connect
 from runtime.errors import RuntimeSetupError
-from runtime.kafka import ensure_topics
+from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate as apply_migrations
 from runtime.process import tune_for_streaming
 from runtime.settings import Settings
@@ -291,7 +291,7 @@ def ingest(
     settings = settings.model_copy(
         update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
     )
-    ensure_topics(bootstrap, topics.ALL, settings.kafka.partitions)
+    ensure_configured_topics(bootstrap, topics.ALL, settings.kafka)
     wanted = [s.strip().upper() for s in symbols.split(",") if s.strip()] or None
     try:
         report = run_ingest(
@@ -458,7 +458,7 @@ def simulate_command(
     if bootstrap is None:
         typer.echo("simulate needs a Kafka cluster: --kafka or TICKSCAN_KAFKA__BOOTSTRAP", err=True)
         raise typer.Exit(code=2)
-    ensure_topics(bootstrap, topics.ALL, settings.kafka.partitions)
+    ensure_configured_topics(bootstrap, topics.ALL, settings.kafka)
     report = simulate(
         bootstrap,
         symbols=symbols,

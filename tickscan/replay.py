@@ -32,7 +32,7 @@ from flows.ingest import TradePublisher
 from flows.sources.files import ReadStats, Rejected, read_trades
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
-from runtime.kafka import ensure_topics
+from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate
 from runtime.settings import Settings
 from schemas import topics
@@ -177,7 +177,7 @@ def replay(
             broker = stack.enter_context(EmbeddedBroker(settings.data_dir))
             bootstrap = broker.bootstrap
         report.kafka = bootstrap
-        ensure_topics(bootstrap, topics.ALL, settings.kafka.partitions)
+        ensure_configured_topics(bootstrap, topics.ALL, settings.kafka)
         client = connect(dsn)
         stack.callback(client.close)
         migrate(client, database)

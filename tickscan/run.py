@@ -34,7 +34,7 @@ from flows.sources.files import Rejected, read_trades
 from flows.sources.simulator import SyntheticMarket, symbol_infos
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
-from runtime.kafka import ensure_topics
+from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate
 from runtime.settings import Settings
 from schemas import topics
@@ -209,10 +209,12 @@ def run(
     stages: list[threading.Thread] = []
     with ExitStack() as stack:
         bootstrap = settings.kafka.bootstrap
+        broker: EmbeddedBroker | None = None
         if bootstrap is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            bootstrap = stack.enter_context(EmbeddedBroker(settings.data_dir)).bootstrap
-        ensure_topics(bootstrap, topics.ALL, settings.kafka.partitions)
+            broker = stack.enter_context(EmbeddedBroker(settings.data_dir))
+            bootstrap = broker.bootstrap
+        ensure_configured_topics(bootstrap, topics.ALL, settings.kafka)
         dsn = settings.clickhouse_dsn()
         client = connect(dsn)
         stack.callback(client.close)
@@ -288,10 +290,11 @@ def run(
             if time.monotonic() - last_status >= STATUS_EVERY_S:
                 last_status = time.monotonic()
                 logger.info(
-                    "candle flow: %d trades, %d candles, %d dead letters",
+                    "candle flow: %d trades, %d candles, %d dead letters%s",
                     counters.trades,
                     counters.candles,
                     counters.dead_letters,
+                    _broker_memory(broker),
                 )
     if failures:
         raise failures[0]
@@ -302,6 +305,12 @@ def _stop_stages(stages: list[threading.Thread], stop: threading.Event) -> None:
     stop.set()
     for stage in stages:
         stage.join()
+
+
+def _broker_memory(broker: EmbeddedBroker | None) -> str:
+    """`; embedded broker N MB` for the status line: it keeps every record (see its class)."""
+    rss = broker.rss_bytes() if broker is not None else None
+    return "" if rss is None else f"; embedded broker {rss / 1e6:,.0f} MB"
 
 
 def _run_flow(flow: Dataflow) -> None:

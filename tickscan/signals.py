@@ -20,7 +20,7 @@ from flows.signals import SignalCounters, SignalFlowSettings, build_kafka_flow
 from flows.sources.kafka import StartAt
 from flows.warm_start import WarmStart
 from runtime.clickhouse import connect
-from runtime.kafka import ensure_topics
+from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate
 from runtime.settings import Settings
 from schemas import topics
@@ -68,7 +68,7 @@ def run_signals(
         The flow's final counts.
     """
     counters = counters if counters is not None else SignalCounters()
-    ensure_topics(bootstrap, topics.ALL, settings.kafka.partitions)
+    ensure_configured_topics(bootstrap, topics.ALL, settings.kafka)
     client = connect(clickhouse_dsn or settings.clickhouse_dsn())
     done = threading.Event()
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import ConfigResource
 from typer.testing import CliRunner
 
 from runtime import broker as broker_module
@@ -26,11 +27,13 @@ from runtime.errors import BrokerStartError, MigrationError, TopicSetupError
 from runtime.kafka import (
     admin_client,
     consumer_config,
+    ensure_configured_topics,
     ensure_topics,
     partition_count,
     producer_config,
 )
 from runtime.migrate import DEFAULT_DIRECTORY, migrate
+from runtime.settings import KafkaSettings
 from tickscan.cli import app
 
 pytestmark = pytest.mark.integration
@@ -70,7 +73,10 @@ def test_embedded_broker_starts_answers_and_stops(tmp_path: Path) -> None:
         metadata = admin_client(broker.bootstrap).list_topics(timeout=5)
         assert [b.port for b in metadata.brokers.values()] == [int(port)]
         assert (tmp_path / "tansu.log").read_text().strip()
+        rss = broker.rss_bytes()
+        assert rss is not None and rss > 1_000_000
     assert not _alive(pid)
+    assert broker.rss_bytes() is None
     with pytest.raises(BrokerStartError):
         _ = broker.bootstrap
 
@@ -181,6 +187,30 @@ def test_ensure_topics_is_idempotent(
         more[2]: 5,
     }
     assert partition_count(kafka_bootstrap, topics[0]) == 3
+
+
+def _topic_configs(bootstrap: str, topic: str) -> dict[str, str | None]:
+    admin = admin_client(bootstrap)  # kept alive until the answer is in
+    (future,) = admin.describe_configs([ConfigResource("topic", topic)]).values()
+    return {name: entry.value for name, entry in future.result(timeout=10).items()}
+
+
+def test_topics_are_created_with_the_settings_retention_and_existing_ones_are_kept(
+    kafka_bootstrap: str, fresh_topic: Callable[[str], str]
+) -> None:
+    old, new = fresh_topic("kept"), fresh_topic("retained")
+    ensure_topics(kafka_bootstrap, [old], partitions=2)
+    before = _topic_configs(kafka_bootstrap, old)
+    settings = KafkaSettings(partitions=3, retention_hours=2)
+
+    counts = ensure_configured_topics(kafka_bootstrap, [old, new], settings)
+
+    assert counts == {old: 2, new: 3}
+    created = _topic_configs(kafka_bootstrap, new)
+    assert created["retention.ms"] == str(2 * 3_600_000)
+    assert created["segment.ms"] == "3600000"
+    assert created["cleanup.policy"] == "delete"
+    assert _topic_configs(kafka_bootstrap, old) == before
 
 
 def test_missing_topics_are_not_created_as_a_side_effect(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.kafka import consumer_config, producer_config
+from runtime.kafka import BULK_PRODUCER, consumer_config, producer_config, topic_config
 
 
 def test_producer_defaults_are_durable_and_never_create_topics() -> None:
@@ -25,3 +25,22 @@ def test_overrides_win_including_dotted_names() -> None:
     assert producer_config("b", **{"linger.ms": 50})["linger.ms"] == 50
     assert producer_config("b", **{"compression.type": "lz4"})["compression.type"] == "lz4"
     assert consumer_config("b", **{"group.id": "mine"})["group.id"] == "mine"
+
+
+def test_topics_are_created_with_time_retention_and_segments_that_roll_within_it() -> None:
+    six_hours = 6 * 3_600_000
+    assert topic_config(six_hours) == {
+        "cleanup.policy": "delete",
+        "retention.ms": str(six_hours),
+        # Kafka deletes closed segments only: the default 7-day segment.ms would keep a
+        # quiet topic's records for 7 days whatever retention.ms says.
+        "segment.ms": "3600000",
+    }
+    assert topic_config(600_000)["segment.ms"] == "600000"
+
+
+def test_bulk_producer_batches_and_compresses_over_the_defaults() -> None:
+    config = producer_config("b", **BULK_PRODUCER)
+    assert config["linger.ms"] > producer_config("b")["linger.ms"]
+    assert config["compression.type"] == "lz4"
+    assert config["enable.idempotence"] is True
