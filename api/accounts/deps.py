@@ -27,6 +27,11 @@ REFRESH_COOKIE = "ts_refresh"
 
 REFRESH_PATH = "/api/v1/auth"
 
+SIGNED_IN_COOKIE = "ts_signed_in"
+"""A cookie the page may read (not HttpOnly; it holds no secret, only "1"), living as long as
+the refresh token: the UI asks who is signed in only when it is there, so an anonymous
+visit does not cost two requests answered 401 (which browsers log as errors)."""
+
 
 @dataclass(slots=True)
 class Accounts:
@@ -71,11 +76,21 @@ class Accounts:
             samesite="lax",
             path=REFRESH_PATH,
         )
+        response.set_cookie(
+            SIGNED_IN_COOKIE,
+            "1",
+            max_age=self.tokens.refresh_ttl_s,
+            httponly=False,
+            secure=secure,
+            samesite="lax",
+            path="/",
+        )
 
     def clear_cookies(self, response: Response) -> None:
         """Remove the session cookies (log out)."""
         response.delete_cookie(ACCESS_COOKIE, path="/")
         response.delete_cookie(REFRESH_COOKIE, path=REFRESH_PATH)
+        response.delete_cookie(SIGNED_IN_COOKIE, path="/")
 
 
 def get_accounts(connection: HTTPConnection) -> Accounts:

@@ -217,3 +217,18 @@ def test_an_or_group_with_a_metric_comparison_keeps_exactly_the_rows_that_match(
     eventually(
         lambda: kept() == expected, f"after a reload the board does not keep {sorted(expected)}"
     )
+
+
+def test_an_anonymous_visit_logs_no_error(page: Page) -> None:
+    # Nobody is signed in: the page must not ask who is (two 401s a browser logs as errors).
+    errors: list[str] = []
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    failed: list[str] = []
+    page.on(
+        "response", lambda response: failed.append(response.url) if response.status >= 400 else None
+    )
+    open_board(page)
+    page.wait_for_timeout(2000)
+    assert (errors, failed) == ([], [])

@@ -30,11 +30,22 @@ function liveSocket(): LiveSocket {
   return tabSocket;
 }
 
+/** Set by the server beside the session cookies (which the page cannot read), cleared at
+ * log-out: without it nobody is signed in, and asking would only log two 401s. */
+function maybeSignedIn(): boolean {
+  return document.cookie.split(";").some((part) => part.trim().startsWith("ts_signed_in="));
+}
+
 async function fetchMe(): Promise<Me | null> {
+  if (!maybeSignedIn()) return null;
   try {
     return await api<Me>("/api/v1/me");
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return null;
+    if (error instanceof ApiError && error.status === 401) {
+      // The session ended (expired, revoked, logged out elsewhere): stop asking.
+      document.cookie = "ts_signed_in=; Max-Age=0; path=/; SameSite=Lax";
+      return null;
+    }
     throw error;
   }
 }

@@ -17,7 +17,7 @@ from httpx import Response
 from sqlalchemy import select, update
 
 from api.accounts.db import AccountsDb
-from api.accounts.deps import ACCESS_COOKIE, REFRESH_COOKIE, Accounts
+from api.accounts.deps import ACCESS_COOKIE, REFRESH_COOKIE, SIGNED_IN_COOKIE, Accounts
 from api.accounts.email import Mailer, RenderedEmail
 from api.accounts.models import EmailToken, User
 from api.accounts.passwords import Passwords
@@ -331,3 +331,13 @@ def test_too_many_requests_are_answered_429_with_retry_after(limited_site: Site)
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     # Each endpoint counts on its own: asking for a reset still works.
     assert site.post("/password/forgot", {"email": ADA}).status_code == 202
+
+
+def test_a_readable_marker_cookie_says_a_session_exists_and_goes_at_log_out(site: Site) -> None:
+    site.signed_up()
+    assert site.login().status_code == 200
+    marker = next(c for c in site.client.cookies.jar if c.name == SIGNED_IN_COOKIE)
+    # The page reads it (no HttpOnly) to decide whether to ask /me; it holds no secret.
+    assert (marker.value, marker.path, marker.has_nonstandard_attr("HttpOnly")) == ("1", "/", False)
+    assert site.post("/logout").status_code == 204
+    assert SIGNED_IN_COOKIE not in {c.name for c in site.client.cookies.jar}
