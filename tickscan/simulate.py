@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flows.candle_history import MINUTES_KEPT
 from flows.ingest import PublishReport, TradePublisher
 from flows.quote_publisher import QuotePublisher
 from flows.sinks.clickhouse import candle_table_writer
 from flows.sources.simulator import SyntheticMarket
 from flows.sources.simulator.history import (
-    DAY_MS,
     HOUR_MS,
     MINUTE_MS,
     HistoryGenerator,
@@ -29,6 +29,11 @@ from flows.sources.simulator.history import (
 )
 
 logger = logging.getLogger(__name__)
+
+BOARD_HISTORY_MS = MINUTES_KEPT * MINUTE_MS
+"""The simulated history written at first start: the minutes the signals flow holds
+(24 h and 5 min), so even a 24h change, which needs the minute before the day, has a value
+at once."""
 
 _PROGRESS_EVERY_S = 5.0
 _BATCH = 4096  # trades between clock and stop checks when not paced
@@ -116,7 +121,7 @@ def prepare_market(
     seed: int,
     *,
     now_ms: int | None = None,
-    history_ms: int = DAY_MS,
+    history_ms: int = BOARD_HISTORY_MS,
     seconds_ms: int = HOUR_MS,
 ) -> tuple[SyntheticMarket, HistoryReport]:
     """The simulated market, continuing what ClickHouse holds of it, with a day of history.
@@ -134,7 +139,8 @@ def prepare_market(
         rate: Trades per second across the market.
         seed: The market's seed.
         now_ms: The present, in ms (default: the wall clock).
-        history_ms: How much history the board wants.
+        history_ms: How much history to hold (the signals flow's whole ring, so the
+            24h change has its reference minute from the first second).
         seconds_ms: The most recent part also kept as 1s candles.
 
     Returns:

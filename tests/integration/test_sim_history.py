@@ -122,7 +122,7 @@ def test_first_start_writes_a_day_then_restarts_resume_ids_and_prices(
         parameters={"db": database},
     ).result_rows
     assert len(per_symbol) == SYMBOLS
-    assert all(row[1:] == (1_440, END_MS - 86_400_000, END_MS - 60_000) for row in per_symbol)
+    assert all(row[1:] == (1_445, END_MS - 86_700_000, END_MS - 60_000) for row in per_symbol)
     seconds = "SELECT count() FROM {db:Identifier}.candles_1s FINAL WHERE exchange = 'sim'"
     assert scalar(ch, seconds, database) == SYMBOLS * 3_600
     assert rollup_mismatches(ch, database) == 0
