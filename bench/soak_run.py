@@ -8,6 +8,9 @@ on a fresh data directory, as `make run` would, and every `--every-s` seconds (1
 - the records the broker holds: the sum over every topic's partitions of high watermark
   minus log start offset (low watermark), read with a consumer of our own.
 
+When the broker reaches `TICKSCAN_KAFKA__EMBEDDED_MAX_MB` (`--embedded-max-mb`), `tickscan
+run` replaces it with a fresh one; the soak follows the new broker and reports when.
+
 It prints one table row per sample, then for each process the RSS at the end of the
 warm-up (`--warmup-min`, left out of the slopes: caches, the allocator and the signals
 flow's rings fill up) and at the end, the least-squares slope of RSS in MB/hour, the mean
@@ -53,6 +56,7 @@ from runtime.kafka import consumer_config  # noqa: E402
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TICKS = os.sysconf("SC_CLK_TCK")
 _KAFKA_LINE = re.compile(r"^\s*Kafka\s+(\S+)")
+_FRESH_BROKER = re.compile(r"pipeline running again on a fresh embedded broker at (\S+)")
 
 
 @dataclass
@@ -170,6 +174,12 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=200)
     parser.add_argument("--port", type=int, default=8840, help="API port of the run")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument(
+        "--embedded-max-mb",
+        type=int,
+        default=None,
+        help="TICKSCAN_KAFKA__EMBEDDED_MAX_MB of the run (default: the setting's own)",
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="tickscan-soak-"))
@@ -181,6 +191,8 @@ def main() -> None:
     }
     for name in ("TICKSCAN_KAFKA__BOOTSTRAP", "TICKSCAN_CLICKHOUSE__DSN"):
         env.pop(name, None)
+    if args.embedded_max_mb is not None:
+        env["TICKSCAN_KAFKA__EMBEDDED_MAX_MB"] = str(args.embedded_max_mb)
     command = [
         sys.executable, "-m", "tickscan", "run", "--source", "sim",
         "--rate", str(args.rate), "--symbols", str(args.symbols),
@@ -221,6 +233,7 @@ def main() -> None:
     last = {name: (time.monotonic(), proc.cpu_s) for name, proc in procs.items()}
     records = BrokerRecords(bootstrap[0])
     record_counts: list[tuple[float, int]] = []
+    rotations: list[float] = []
     print(
         f"{'min':>6} {'tickscan MB':>12} {'cores':>6} {'broker MB':>10} {'cores':>6} "
         f"{'broker records':>15}",
@@ -232,6 +245,16 @@ def main() -> None:
         while alive and time.monotonic() < deadline:
             time.sleep(max(0.0, args.every_s - (time.monotonic() - start) % args.every_s))
             now = time.monotonic()
+            # At its memory bound `tickscan run` replaces its broker: follow the new one.
+            pid = find_child(child.pid, "tansu")
+            if pid is not None and pid != procs["broker"].pid:
+                rotations.append(round((now - start) / 60, 1))
+                procs["broker"] = Proc(pid)
+                last["broker"] = (now - args.every_s, 0.0)
+                fresh = _FRESH_BROKER.findall(log_path.read_text(errors="replace"))
+                if fresh:
+                    records.close()
+                    records = BrokerRecords(fresh[-1])
             row: dict[str, tuple[float, float]] = {}
             for name, proc in procs.items():
                 if not proc.read():
@@ -294,6 +317,8 @@ def main() -> None:
             f"broker holds {kept[0]:,} records after warm-up, {kept[-1]:,} at the end "
             f"(max {max(kept):,})"
         )
+    result["broker_rotations_at_min"] = rotations
+    print(f"broker replaced {len(rotations)} times, at minutes {rotations}")
     result["exit_code"] = exit_code
     print(f"tickscan run exited with code {exit_code}; log {log_path}")
     if not args.keep and exit_code == 0:

@@ -115,9 +115,10 @@ class EmbeddedBroker:
       topic can be deleted either.
 
     Hence `runtime.kafka.BULK_PRODUCER` for the trade firehose (fewer, compressed batches)
-    and `rss_bytes` for the status line; a long run needs Apache Kafka
-    (`TICKSCAN_KAFKA__BOOTSTRAP`), whose topics `runtime.kafka.ensure_configured_topics`
-    creates with time-based retention.
+    and `rss_bytes`, by which `tickscan run` replaces the broker with a fresh one at its
+    memory bound (`KafkaSettings.embedded_max_mb`; every stage rebuilds from ClickHouse).
+    With Apache Kafka (`TICKSCAN_KAFKA__BOOTSTRAP`) `runtime.kafka.ensure_configured_topics`
+    creates the topics with time-based retention instead.
     """
 
     def __init__(

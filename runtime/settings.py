@@ -27,6 +27,12 @@ class KafkaSettings(BaseModel):
     only has to hold what a stage that was down for a while still has to read. At a whole
     exchange's rate (~1 MB/s of trades) 6 h is ~20 GB a replica."""
 
+    embedded_max_mb: int = Field(default=1024, ge=32)
+    """The embedded broker's memory bound (MB). Its memory storage keeps every record and
+    honours no retention, so once it holds this much, `tickscan run` restarts its pipeline
+    on a fresh broker: every stage resumes from ClickHouse, the API comes back on the
+    same port and browsers reconnect. No effect with an external Kafka (`bootstrap`)."""
+
 
 class ClickHouseSettings(BaseModel):
     """Where ClickHouse is and which database holds our tables."""

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bytewax.dataflow import Dataflow
@@ -173,6 +173,17 @@ class Endpoints:
     api: str | None = None
 
 
+@dataclass
+class _Cycle:
+    """One life of the pipeline on one broker: ends at the user's stop, a failed stage, or a
+    rotation onto a fresh embedded broker."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    """What the stages of this cycle watch."""
+    rotate: bool = False
+    """The embedded broker reached its memory bound: run another cycle on a fresh one."""
+
+
 def run(
     settings: Settings,
     options: RunOptions,
@@ -188,11 +199,19 @@ def run(
     flow, the trade store, the signals flow and the trade source in threads of this
     process, and serves the API beside them.
 
+    The embedded broker keeps every record in memory (Tansu's memory storage honours no
+    retention and cannot delete records), so when it holds `kafka.embedded_max_mb` the
+    whole pipeline stops and starts again on a fresh broker. That is safe because every
+    stage rebuilds its state from ClickHouse (the candle flow its open minutes and the
+    trades after them, the signals flow its rings, the simulator its prices and ids, live
+    ingest its trade ids with a REST repair of what it missed), exactly as after a restart
+    of `tickscan run`.
+
     Args:
         settings: Process settings; `kafka.bootstrap` None starts the embedded broker.
         options: The synthetic market to run.
         stop: Set it (e.g. from a signal handler) to shut down cleanly.
-        on_ready: Called once everything is up, with where the data is.
+        on_ready: Called once everything is up the first time, with where the data is.
         flow_settings: Candle flow rules (live: windows of quiet partitions close on
             wall time).
         reachable: Probe of the exchange per market (default: ask Binance's REST API).
@@ -205,6 +224,44 @@ def run(
     """
     check_options(options)
     counters = FlowCounters()
+    source: str | None = None
+    while True:
+        cycle = _Cycle()
+        started = time.monotonic()
+        source = _run_cycle(
+            settings,
+            options,
+            stop,
+            cycle,
+            counters,
+            source=source,
+            on_ready=on_ready,
+            flow_settings=flow_settings,
+            reachable=reachable,
+        )
+        if not cycle.rotate or stop.is_set():
+            return counters
+        on_ready = None  # the banner is printed once; a rotation says so in the log
+        logger.info(
+            "pipeline stopped after %.0f min on that broker; starting it on a fresh one",
+            (time.monotonic() - started) / 60,
+        )
+
+
+def _run_cycle(
+    settings: Settings,
+    options: RunOptions,
+    stop: threading.Event,
+    cycle: _Cycle,
+    counters: FlowCounters,
+    *,
+    source: str | None,
+    on_ready: Callable[[Endpoints], None] | None,
+    flow_settings: CandleFlowSettings | None,
+    reachable: Callable[[Market], str | None] | None,
+) -> str:
+    """One cycle of `run`: start everything, wait for `stop`, a failure or the broker's
+    memory bound, stop everything. Returns the source it ran (chosen on the first cycle)."""
     failures: list[BaseException] = []
     stages: list[threading.Thread] = []
     with ExitStack() as stack:
@@ -221,7 +278,7 @@ def run(
         # Whatever ends this block (stop, a failed stage, an error while starting), the
         # stages stop and are joined before the store and the broker close under them: a
         # flow thread still inside its native code at interpreter exit aborts the process.
-        stack.callback(_stop_stages, stages, stop)
+        stack.callback(_stop_stages, stages, cycle.stop)
         database = settings.clickhouse.database
         migrate(client, database)
 
@@ -232,7 +289,7 @@ def run(
             database=database,
             start="beginning",
             counters=counters,
-            stop=stop,
+            stop=cycle.stop,
             # The embedded broker starts empty (memory storage): ClickHouse is the record
             # of what the candle flow had done before this start.
             resume_from_store=settings.kafka.bootstrap is None,
@@ -246,9 +303,10 @@ def run(
             clickhouse=lambda: client,
             database=database,
             start="beginning",
-            stop=stop,
+            stop=cycle.stop,
         )
-        source = choose_source(options, reachable or binance_reachable(options.rest_url))
+        if source is None:
+            source = choose_source(options, reachable or binance_reachable(options.rest_url))
         sim_market = None
         if source == "sim":
             # Before any stage starts: the signals flow warms up from these candles.
@@ -260,21 +318,21 @@ def run(
             update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
         )
         signals_settings = SignalsSettings.model_validate(live_settings.model_dump())
-        feeds = _sources(source, options, live_settings, stop, sim_market)
-        stages.append(_stage("candle-flow", lambda: _run_flow(flow), stop, failures))
-        stages.append(_stage("trade-store", lambda: _run_flow(store_flow), stop, failures))
+        feeds = _sources(source, options, live_settings, cycle.stop, sim_market)
+        stages.append(_stage("candle-flow", lambda: _run_flow(flow), cycle.stop, failures))
+        stages.append(_stage("trade-store", lambda: _run_flow(store_flow), cycle.stop, failures))
         stages.append(
             _stage(
                 "signals-flow",
                 lambda: run_signals(
-                    signals_settings, bootstrap=bootstrap, start="beginning", stop=stop
+                    signals_settings, bootstrap=bootstrap, start="beginning", stop=cycle.stop
                 ),
-                stop,
+                cycle.stop,
                 failures,
             )
         )
         for name, target in feeds:
-            stages.append(_stage(name, target, stop, failures))
+            stages.append(_stage(name, target, cycle.stop, failures))
         api_url = None
         if options.api:
             server = ApiServer(live_settings, source=source_kind(source))
@@ -285,20 +343,44 @@ def run(
             stack.callback(server.stop)
         if on_ready is not None:
             on_ready(Endpoints(bootstrap, dsn, database, source, api_url))
+        else:
+            logger.info("pipeline running again on a fresh embedded broker at %s", bootstrap)
         last_status = time.monotonic()
-        while not stop.wait(0.5):
-            if time.monotonic() - last_status >= STATUS_EVERY_S:
-                last_status = time.monotonic()
-                logger.info(
-                    "candle flow: %d trades, %d candles, %d dead letters%s",
-                    counters.trades,
-                    counters.candles,
-                    counters.dead_letters,
-                    _broker_memory(broker),
-                )
+        while not cycle.stop.wait(0.5) and not stop.is_set():
+            if time.monotonic() - last_status < STATUS_EVERY_S:
+                continue
+            last_status = time.monotonic()
+            logger.info(
+                "candle flow: %d trades, %d candles, %d dead letters%s",
+                counters.trades,
+                counters.candles,
+                counters.dead_letters,
+                _broker_memory(broker),
+            )
+            if _broker_full(broker, settings.kafka.embedded_max_mb, source):
+                cycle.rotate = True
+                break
     if failures:
         raise failures[0]
-    return counters
+    return source
+
+
+def _broker_full(broker: EmbeddedBroker | None, max_mb: int, source: str) -> bool:
+    """Whether the embedded broker holds its bound (and a fresh one may take over: a replay
+    publishes its files once, so its run never rotates)."""
+    rss = broker.rss_bytes() if broker is not None else None
+    if rss is None or rss < max_mb * 1_000_000:
+        return False
+    if source.startswith("replay:"):
+        return False
+    logger.warning(
+        "the embedded broker holds %.0f MB (TICKSCAN_KAFKA__EMBEDDED_MAX_MB=%d; its memory "
+        "storage keeps every record): restarting the pipeline on a fresh broker, every stage "
+        "resumes from ClickHouse; the board pauses for a few seconds",
+        rss / 1e6,
+        max_mb,
+    )
+    return True
 
 
 def _stop_stages(stages: list[threading.Thread], stop: threading.Event) -> None:

@@ -50,8 +50,10 @@ def free_port() -> int:
 class Platform:
     """`tickscan run --source sim` in a child process on one data directory."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, rate: int = 400, **env: str) -> None:
         self.data_dir = data_dir
+        self.rate = rate
+        self.env = env
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[str] | None = None
@@ -64,13 +66,33 @@ class Platform:
             "PYTHONPATH": str(ROOT),
             "TICKSCAN_DATA_DIR": str(self.data_dir),
             "TICKSCAN_API__PORT": str(self.port),
+            **self.env,
         }
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tickscan", "run", "--source", "sim",
-                 "--symbols", str(SYMBOLS), "--rate", "400"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "tickscan",
+                    "run",
+                    "--source",
+                    "sim",
+                    "--symbols",
+                    str(SYMBOLS),
+                    "--rate",
+                    str(self.rate),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
+        return self.healthy()
+
+    def healthy(self) -> float:
+        """Wait until the API answers health; returns the monotonic time it did."""
+        assert self.process is not None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.tail()
@@ -120,6 +142,16 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         run.process.wait(30)
 
 
+@pytest.fixture
+def bounded_platform(tmp_path: Path) -> Iterator[Platform]:
+    # A broker bound a few seconds of this market above an empty broker's ~15 MB.
+    run = Platform(tmp_path / "data", rate=2000, TICKSCAN_KAFKA__EMBEDDED_MAX_MB="40")
+    yield run
+    if run.process is not None:
+        run.process.kill()
+        run.process.wait(30)
+
+
 def same_board(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> None:
     """The board after a restart holds the values before it, moved only by the seconds that
     passed: every history column present, a day's volume and VWAP within a few percent."""
@@ -136,10 +168,21 @@ def unlike_minutes(data_dir: Path, upto_ms: int) -> dict[str, Any]:
     """What the stopped platform's store holds, read in a process of its own."""
     dsn = f"chdb://{(data_dir / 'clickhouse').resolve()}"
     out = subprocess.run(
-        [sys.executable, "-m", "tests.integration.candle_crash", "check", dsn, "tickscan",
-         str(upto_ms)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.candle_crash",
+            "check",
+            dsn,
+            "tickscan",
+            str(upto_ms),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -175,3 +218,30 @@ def test_a_restart_shows_the_same_board_at_once_and_a_crash_keeps_minutes_whole(
     assert held["unlike"] == [], held["unlike"][:10]
     assert held["trades_in_1m"] >= held["trades_in_1s"] > 0
     assert crashed_at_ms < stopped_minute_ms
+
+
+def test_the_embedded_broker_is_replaced_at_its_memory_bound_and_the_board_carries_on(
+    bounded_platform: Platform,
+) -> None:
+    platform = bounded_platform
+    platform.start()
+    before = platform.warm_board(60)
+
+    def rotations() -> int:
+        return platform.log.read_text().count("pipeline running again on a fresh embedded broker")
+
+    deadline = time.monotonic() + 150
+    while rotations() < 1:
+        assert time.monotonic() < deadline, f"no rotation within 150 s\n{platform.tail()}"
+        assert platform.process is not None and platform.process.poll() is None, platform.tail()
+        time.sleep(1)
+    assert "the embedded broker holds" in platform.log.read_text()  # said at WARNING
+    platform.healthy()  # the same port answers again
+    same_board(before, platform.warm_board(30))
+
+    # Across the rotation, every minute is still the roll-up of its seconds.
+    time.sleep(max(0.0, 60 - time.time() % 60) + 3)
+    stopped_minute_ms = int(time.time() // 60 * 60_000)
+    assert platform.stop(signal.SIGINT) == 0, platform.tail()
+    held = unlike_minutes(platform.data_dir, stopped_minute_ms)
+    assert held["unlike"] == [], held["unlike"][:10]
