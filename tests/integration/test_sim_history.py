@@ -188,3 +188,23 @@ def test_first_start_writes_a_day_then_restarts_resume_ids_and_prices(
     assert again_ids.next_trade_ids() == {
         s: i + (51 if s == ahead else 1) for s, i in stored_ids.items()
     }
+
+
+def test_a_restart_inside_a_minute_resumes_at_its_last_second_not_at_the_minute_end(
+    ch: Client, database: str
+) -> None:
+    market, _ = prepare_market(ch, database, SYMBOLS, 200.0, seed=5, now_ms=NOW_MS)
+    # 20 s of live trading, then a clean stop: the flow writes the forming minute's 1m
+    # candle, which ends with the minute, beside 1s candles that end 20 s into it.
+    _, candles = live(market, 20)
+    assert any(c.interval == "1m" and c.open_time == END_MS for c in candles)
+    writer = CandleWriter(lambda: ch, database)
+    writer.add(candles)
+    writer.flush()
+    seconds_end_us = (max(c.close_time for c in candles if c.interval == "1s") + 1) * 1000
+
+    resumed, written = prepare_market(ch, database, SYMBOLS, 200.0, seed=5, now_ms=END_MS + 25_000)
+    assert written.symbols == 0
+    # The market trades again from where its seconds end, not 40 s later at the minute's end.
+    first = next(iter(resumed.stream()))
+    assert seconds_end_us - 1_000_000 <= first.time_us < seconds_end_us + 5_000_000

@@ -74,7 +74,8 @@ def read_stored(client: Any, database: str, exchange: str, market: str) -> dict[
     """Where each symbol of `exchange`/`market` ends in candles_1m and candles_1s.
 
     The newer of its last 1m and 1s candle gives the close (a revision's highest
-    version wins), the highest trade id of either table (or of raw `trades`) the last id.
+    version wins), and 1s candles within its last stored minute give where it ends; the
+    highest trade id of either table (or of raw `trades`) the last id.
 
     Args:
         client: A clickhouse-connect client.
@@ -114,7 +115,13 @@ def read_stored(client: Any, database: str, exchange: str, market: str) -> dict[
             if known is not None and known.last_trade_id is not None:
                 ids.append(known.last_trade_id)
             top = max(ids, default=None)
-            if known is None or end_ms > known.end_ms:
+            # 1s candles inside the newest stored minute say where trading really ended: a
+            # clean stop writes the minute it was in as a partial 1m candle ending with
+            # the minute, and resuming at its end would leave the market silent until then.
+            finer = (
+                table == "candles_1s" and known is not None and end_ms > known.end_ms - MINUTE_MS
+            )
+            if known is None or end_ms > known.end_ms or finer:
                 found[symbol] = StoredSymbol(Decimal(close), top, end_ms)
             else:
                 found[symbol] = StoredSymbol(known.close, top, known.end_ms)
