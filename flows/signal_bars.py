@@ -5,7 +5,8 @@ shorter one, skipping flat bars (a flat candle carries the previous close and is
 trade). `SymbolBars` runs a `flows.signal_rules.Registry`'s rules once per bar, when it
 closes: a revision of a bar already evaluated updates the bar (and the longer bars
 holding it) but fires nothing, and a rerun over the same candles fires the same signals
-with the same values.
+with the same values. A warm start fills the bars from stored minutes without evaluating
+them (`flows.warm_bars`).
 
 Memory: 8 float64 per bar, `SignalParams.history_bars` (100) bars per timeframe kept,
 for each timeframe up to the longest evaluated: 25 KB per symbol for 1m .. 1h.
@@ -159,6 +160,11 @@ def rollup(open_time: np.ndarray, parts: np.ndarray) -> np.ndarray:
     )
 
 
+def _rollup_one(open_time: int, parts: np.ndarray) -> np.ndarray:
+    """One longer bar from its consecutive shorter bars (rows x bars, oldest first)."""
+    return rollup(np.array([open_time]), parts[:, None, :])[:, 0]
+
+
 class SymbolBars:
     """A symbol's closed bars per timeframe, and the signals they fire as they close.
 
@@ -221,7 +227,7 @@ class SymbolBars:
             previous = longer.last_open
             if previous is not None and open_time != previous + TIMEFRAME_MS[tf]:
                 longer.clear()
-            longer.append(rollup(np.array([open_time]), parts[:, None, :])[:, 0])
+            longer.append(_rollup_one(open_time, parts))
             fired.extend(self._evaluate(tf, registry, params))
         return fired
 
@@ -242,7 +248,7 @@ class SymbolBars:
             at = longer.index_of(open_time)
             parts = self._histories[source].span(open_time, span // TIMEFRAME_MS[source])
             if at is not None and parts is not None:
-                longer.bar(at)[:] = rollup(np.array([open_time]), parts[:, None, :])[:, 0]
+                longer.bar(at)[:] = _rollup_one(open_time, parts)
 
     def _evaluate(
         self, timeframe: Timeframe, registry: Registry, params: SignalParams
