@@ -3,10 +3,11 @@
 Creates a chdb store holding, for N symbols (default 2,000), what the rings hold: 24 h
 5 min of 1m candles and the last 1 h 1 min of 1s candles (made by ClickHouse itself from
 `numbers()`, every candle traded), then times `flows.warm_start.read_histories`, which
-is what a signals flow does at start: the FINAL queries (Arrow), splitting by symbol and
-filling the rings. A second pass repeats the load (warm page cache), and one history is
-checked against a row computed from it. With `--dir`, a second run on the same directory
-measures what a restarted process does: open the store, read it.
+is what a signals flow does at start: the FINAL queries (Arrow), splitting by symbol,
+filling the rings and the signal bars (default rules: 1m .. 1h). A second pass repeats
+the load (warm page cache), and one history is checked against a row computed from it.
+With `--dir`, a second run on the same directory measures what a restarted process does:
+open the store, read it.
 
 The wall time depends on what else the 2 cores run (the load average is printed); the
 process's CPU time (chdb's threads included) says what the load costs.
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from flows.candle_history import MINUTES_KEPT, SECONDS_KEPT
 from flows.metrics import SymbolMetrics
+from flows.signal_rules import SignalParams
 from flows.warm_start import read_histories
 from runtime.clickhouse import connect
 from runtime.migrate import migrate
@@ -103,7 +105,7 @@ def main() -> None:
                 f" written in {time.perf_counter() - started:.1f} s"
             )
         cpu = time.process_time()
-        histories, report = read_histories(client, DATABASE, AS_OF)
+        histories, report = read_histories(client, DATABASE, AS_OF, params=SignalParams())
         cpu_s = time.process_time() - cpu
         print(
             f"load: {report.symbols} symbols, {report.seconds:,} 1s + {report.minutes:,} 1m"
@@ -114,7 +116,11 @@ def main() -> None:
         assert report.symbols == args.symbols, report
         assert (report.seconds, report.minutes) == (seconds, minutes), report
         metrics = SymbolMetrics("binance", "usdm", "S0000USDT")
-        metrics.history = histories["binance:usdm:S0000USDT"]
+        warmed = histories["binance:usdm:S0000USDT"]
+        metrics.history = warmed.history
+        assert warmed.bars is not None
+        bars = {tf: len(warmed.bars.history(tf) or ()) for tf in ("1m", "5m", "15m", "1h")}
+        assert bars == {"1m": 100, "5m": 100, "15m": 96, "1h": 24}, bars
         row = metrics.row()
         assert row.time_ms == AS_OF and row.change_pct_1h is not None, row
         assert row.quote_volume_24h is not None and row.rsi_14 is not None, row
@@ -124,7 +130,7 @@ def main() -> None:
         )
         del histories
         cpu = time.process_time()
-        again = read_histories(client, DATABASE, AS_OF)[1]
+        again = read_histories(client, DATABASE, AS_OF, params=SignalParams())[1]
         cpu_again_s = time.process_time() - cpu
         print(
             f"load again: {again.elapsed_s:.1f} s ({again.query_s:.1f} s in ClickHouse);"

@@ -5,7 +5,8 @@ shorter one, skipping flat bars (a flat candle carries the previous close and is
 trade). `SymbolBars` runs a `flows.signal_rules.Registry`'s rules once per bar, when it
 closes: a revision of a bar already evaluated updates the bar (and the longer bars
 holding it) but fires nothing, and a rerun over the same candles fires the same signals
-with the same values.
+with the same values. A warm start fills the bars from stored minutes without evaluating
+them (`flows.warm_bars`).
 
 Memory: 8 float64 per bar, `SignalParams.history_bars` (100) bars per timeframe kept,
 for each timeframe up to the longest evaluated: 25 KB per symbol for 1m .. 1h.
@@ -70,6 +71,16 @@ class BarHistory:
         self._next = (self._next + 1) % self._capacity
         self._size = min(self._size + 1, self._capacity)
 
+    def extend(self, bars: np.ndarray) -> None:
+        """Add bars (rows x bars, consecutive, oldest first) after the newest, as many
+        `append`s would (only the last `capacity` are kept)."""
+        bars = bars[:, -self._capacity :]
+        n = bars.shape[1]
+        slots = (self._next + np.arange(n)) % self._capacity
+        self._data[:, slots] = bars
+        self._next = (self._next + n) % self._capacity
+        self._size = min(self._size + n, self._capacity)
+
     def index_of(self, open_time: int) -> int | None:
         """Ring index of the bar opening at `open_time`, if held."""
         last = self.last_open
@@ -114,28 +125,44 @@ def candle_bar(candle: Candle) -> np.ndarray:
     )
 
 
-def rollup(open_time: int, parts: np.ndarray) -> np.ndarray:
-    """Fold consecutive shorter bars (rows x bars, oldest first) into one longer bar.
+def rollup(open_time: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """Fold runs of consecutive shorter bars into longer bars: `parts` is rows x longer
+    bars x shorter bars each (oldest first), the result rows x longer bars.
 
     Flat bars are skipped: they carry the previous close and are not trades. A wholly
-    flat interval is itself flat at the last close.
+    flat interval is itself flat at the last close. Volumes and trades are summed left to
+    right, so one bar rolled up live and many at once (`flows.warm_bars`) agree to the
+    last bit.
     """
-    traded = parts[:, parts[_TRADES] > 0]
-    if traded.shape[1] == 0:
-        close = float(parts[_CLOSE, -1])
-        return np.array((open_time, close, close, close, close, 0.0, 0.0, 1.0))
-    return np.array(
+    traded = parts[_TRADES] > 0
+    any_traded = traded.any(axis=1)
+    width = traded.shape[1]
+    rows = np.arange(traded.shape[0])
+    first = traded.argmax(axis=1)
+    last = width - 1 - traded[:, ::-1].argmax(axis=1)
+    close = np.where(any_traded, parts[_CLOSE, rows, last], parts[_CLOSE, :, -1])
+    volume = np.zeros(len(rows))
+    trades = np.zeros(len(rows))
+    for i in range(width):
+        volume += np.where(traded[:, i], parts[_VOLUME, :, i], 0.0)
+        trades += np.where(traded[:, i], parts[_TRADES, :, i], 0.0)
+    return np.stack(
         (
-            open_time,
-            traded[_OPEN, 0],
-            traded[_HIGH].max(),
-            traded[_LOW].min(),
-            traded[_CLOSE, -1],
-            traded[_VOLUME].sum(),
-            traded[_TRADES].sum(),
-            1.0,
+            np.asarray(open_time, dtype=float),
+            np.where(any_traded, parts[_OPEN, rows, first], close),
+            np.where(any_traded, np.where(traded, parts[_HIGH], -np.inf).max(axis=1), close),
+            np.where(any_traded, np.where(traded, parts[_LOW], np.inf).min(axis=1), close),
+            close,
+            volume,
+            trades,
+            np.ones(len(rows)),
         )
     )
+
+
+def _rollup_one(open_time: int, parts: np.ndarray) -> np.ndarray:
+    """One longer bar from its consecutive shorter bars (rows x bars, oldest first)."""
+    return rollup(np.array([open_time]), parts[:, None, :])[:, 0]
 
 
 class SymbolBars:
@@ -162,6 +189,11 @@ class SymbolBars:
         self._histories: dict[str, BarHistory] = {
             tf: BarHistory(params.history_bars, TIMEFRAME_MS[tf]) for tf in kept
         }
+
+    def history(self, timeframe: Timeframe) -> BarHistory | None:
+        """The bars kept of a timeframe (None when neither it nor a longer one is
+        evaluated)."""
+        return self._histories.get(timeframe)
 
     def add_minute(self, candle: Candle, registry: Registry, params: SignalParams) -> list[Signal]:
         """Fold in a 1m candle; evaluate every bar it closes.
@@ -195,7 +227,7 @@ class SymbolBars:
             previous = longer.last_open
             if previous is not None and open_time != previous + TIMEFRAME_MS[tf]:
                 longer.clear()
-            longer.append(rollup(open_time, parts))
+            longer.append(_rollup_one(open_time, parts))
             fired.extend(self._evaluate(tf, registry, params))
         return fired
 
@@ -216,7 +248,7 @@ class SymbolBars:
             at = longer.index_of(open_time)
             parts = self._histories[source].span(open_time, span // TIMEFRAME_MS[source])
             if at is not None and parts is not None:
-                longer.bar(at)[:] = rollup(open_time, parts)
+                longer.bar(at)[:] = _rollup_one(open_time, parts)
 
     def _evaluate(
         self, timeframe: Timeframe, registry: Registry, params: SignalParams

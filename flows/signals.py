@@ -15,8 +15,10 @@ same rows and signals; only the bid and ask depend on how the two topics interle
 since a row takes the newest quote the flow has read.
 
 Warm start: a partition state that starts without a recovery snapshot takes each symbol's
-history from ClickHouse (`flows.warm_start`) when the symbol's first message arrives, and
-the topic's candles apply on top by key and version. 24h tickers (one per symbol at a
+history and signal bars from ClickHouse (`flows.warm_start`, `flows.warm_bars`) when the
+symbol's first message arrives, and the topic's candles apply on top by key and version:
+the bars that closed before the start fire nothing again, the first one after it fires as
+in a run that never stopped. 24h tickers (one per symbol at a
 fresh start) stand in for the 24h figures until the symbol's own minutes cover the day.
 """
 
@@ -257,9 +259,11 @@ class PartitionScanner:
         if state is None:
             state = self.symbols[key] = SymbolScanner(candle, context.params)
             if self.from_store and context.warm is not None:
-                history = context.warm.take(key)
-                if history is not None:
-                    state.metrics.history = history
+                warmed = context.warm.take(key, context.params)
+                if warmed is not None:
+                    state.metrics.history = warmed.history
+                    if warmed.bars is not None:
+                        state.bars = warmed.bars
                     self._warmed += 1
             quote = self.quotes.pop(key, None)
             if quote is not None:
@@ -303,7 +307,7 @@ class SignalLogic(StatefulLogic[RecordBatch, ScannerOutput, PartitionScanner]):
             # live candle is applied.
             resume = PartitionScanner(from_store=context.warm is not None)
             if context.warm is not None:
-                context.warm.load()
+                context.warm.load(context.params)
         elif not hasattr(resume, "tickers"):  # a snapshot from before tickers
             resume.tickers, resume.from_store, resume._warmed = {}, False, 0
         self._scanner = resume

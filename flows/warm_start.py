@@ -7,7 +7,9 @@ from `candles_1s` (the last `SECONDS_KEPT` seconds) and `candles_1m` (the last
 `MINUTES_KEPT` minutes) read with FINAL (each candle's highest version), then applies the
 live topic on top. A candle both loaded and read from the topic again is a repeat (same
 key and version) and is ignored; a higher version revises it by difference; so no candle
-counts twice at the seam, whichever of the two holds it.
+counts twice at the seam, whichever of the two holds it. Given the rules' parameters, the
+same 1m candles (with their opens) also fill each symbol's signal bars, without firing
+(`flows.warm_bars`).
 
 Reading is columnar (Arrow), one query per interval (splitting it by symbol took twice
 as long: each part scans the table again), and the rings are written with numpy
@@ -23,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +38,9 @@ from flows.candle_history import (
     CandleColumns,
     CandleHistory,
 )
+from flows.signal_bars import SymbolBars
+from flows.signal_rules import SignalParams
+from flows.warm_bars import fill_bars
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +58,25 @@ SELECT cityHash64(exchange, market, symbol) AS key,
     toUnixTimestamp64Milli(open_time) AS t,
     toFloat64(close) AS close, toFloat64(high) AS high, toFloat64(low) AS low,
     toFloat64(volume) AS volume, toFloat64(quote_volume) AS quote,
-    toFloat64(count) AS trades, toInt64(version) AS version
+    toFloat64(count) AS trades, toInt64(version) AS version{open}
 FROM {db:Identifier}.{table:Identifier} FINAL
 WHERE open_time >= fromUnixTimestamp64Milli({since:Int64})
 ORDER BY exchange, market, symbol, open_time
 """
+
+_SQL = {
+    "candles_1s": _CANDLES_SQL.replace("{open}", ""),
+    # The signal bars need the minutes' opens too (`flows.warm_bars`); the rings do not.
+    "candles_1m": _CANDLES_SQL.replace("{open}", ", toFloat64(open) AS open"),
+}
+
+
+class Warmed(NamedTuple):
+    """A symbol's state as loaded from the store."""
+
+    history: CandleHistory
+    bars: SymbolBars | None
+    """Its signal bars, when the rules' parameters were given (see `flows.warm_bars`)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +93,7 @@ class LoadReport:
     """Of which in ClickHouse's queries (and the Arrow transfer)."""
 
 
-def _columns(table: pa.Table) -> Iterator[tuple[int, CandleColumns]]:
+def _columns(table: pa.Table) -> Iterator[tuple[int, list[np.ndarray]]]:
     """Split a table ordered by symbol into each symbol's columns, by its key hash."""
     if table.num_rows == 0:
         return
@@ -85,7 +104,7 @@ def _columns(table: pa.Table) -> Iterator[tuple[int, CandleColumns]]:
     starts = np.concatenate(([0], np.flatnonzero(np.diff(keys)) + 1))
     ends = np.append(starts[1:], len(keys))
     for key, b, e in zip(keys[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
-        yield key, CandleColumns(*(a[b:e] for a in arrays))
+        yield key, [a[b:e] for a in arrays]
 
 
 def read_histories(
@@ -95,8 +114,10 @@ def read_histories(
     *,
     seconds_kept: int = SECONDS_KEPT,
     minutes_kept: int = MINUTES_KEPT,
-) -> tuple[dict[str, CandleHistory], LoadReport]:
-    """Every symbol's candle history as of `as_of_ms`, from the candle tables.
+    params: SignalParams | None = None,
+) -> tuple[dict[str, Warmed], LoadReport]:
+    """Every symbol's candle history (and signal bars) as of `as_of_ms`, from the candle
+    tables.
 
     Args:
         client: clickhouse-connect client.
@@ -120,14 +141,14 @@ def read_histories(
             _KEYS_SQL, parameters={"db": database, "table": table, "since": t}
         ).result_rows
         names.update((h, f"{exchange}:{market}:{symbol}") for h, exchange, market, symbol in rows)
-    histories: dict[str, CandleHistory] = {}
+    histories: dict[str, Warmed] = {}
     counts: dict[str, int] = {}
-    read: dict[str, dict[int, CandleColumns]] = {}
+    read: dict[str, dict[int, list[np.ndarray]]] = {}
     query_s = time.perf_counter() - started
     for table, t in since.items():
         asked = time.perf_counter()
         arrow = client.query_arrow(
-            _CANDLES_SQL, parameters={"db": database, "table": table, "since": t}
+            _SQL[table], parameters={"db": database, "table": table, "since": t}
         )
         query_s += time.perf_counter() - asked
         counts[table] = arrow.num_rows
@@ -136,10 +157,21 @@ def read_histories(
     seconds, minutes = read.pop("candles_1s"), read.pop("candles_1m")
     for h in seconds.keys() | minutes.keys():
         # A symbol whose first candle came after the keys query is left to the topic.
-        if h in names:
-            history = CandleHistory(seconds_kept, minutes_kept)
-            history.load(seconds.pop(h, None), minutes.pop(h, None))
-            histories[names[h]] = history
+        if h not in names:
+            continue
+        second_columns = seconds.pop(h, None)
+        minute_columns = minutes.pop(h, None)
+        in_minutes = None if minute_columns is None else CandleColumns(*minute_columns[:8])
+        history = CandleHistory(seconds_kept, minutes_kept)
+        history.load(None if second_columns is None else CandleColumns(*second_columns), in_minutes)
+        bars = None
+        if params is not None:
+            exchange, market, symbol = names[h].split(":", 2)
+            bars = SymbolBars(exchange, market, symbol, params)
+            if minute_columns is not None:
+                assert in_minutes is not None
+                fill_bars(bars, in_minutes, minute_columns[8])
+        histories[names[h]] = Warmed(history, bars)
     report = LoadReport(
         len(histories),
         counts["candles_1s"],
@@ -170,16 +202,23 @@ class WarmStart:
         self._database = database
         self._as_of_ms = as_of_ms or (lambda: time.time_ns() // 1_000_000)
         self._lock = threading.Lock()
-        self._histories: dict[str, CandleHistory] | None = None
+        self._histories: dict[str, Warmed] | None = None
         self.report: LoadReport | None = None
 
-    def load(self) -> None:
-        """Read the histories, unless done already (thread-safe)."""
+    def load(self, params: SignalParams | None = None) -> None:
+        """Read the histories, unless done already (thread-safe).
+
+        Args:
+            params: The signal rules' parameters: given, each symbol's signal bars are
+                filled too.
+        """
         with self._lock:
             if self._histories is not None:
                 return
             as_of = self._as_of_ms()
-            self._histories, self.report = read_histories(self._client(), self._database, as_of)
+            self._histories, self.report = read_histories(
+                self._client(), self._database, as_of, params=params
+            )
             logger.info(
                 "warm start: %d symbols, %d 1s and %d 1m candles read in %.1f s (%.1f s of it"
                 " in ClickHouse)",
@@ -190,9 +229,14 @@ class WarmStart:
                 self.report.query_s,
             )
 
-    def take(self, key: str) -> CandleHistory | None:
-        """The loaded history of a symbol (once: it then belongs to the caller)."""
-        self.load()
+    def take(self, key: str, params: SignalParams | None = None) -> Warmed | None:
+        """The loaded history and bars of a symbol (once: they then belong to the caller).
+
+        Args:
+            key: The symbol's key, `exchange:market:symbol`.
+            params: As for `load`, should this call be the one that reads.
+        """
+        self.load(params)
         assert self._histories is not None
         with self._lock:
             return self._histories.pop(key, None)

@@ -1,6 +1,7 @@
 """Warm start of the signals flow on the real broker and chDB: run over candles, stop, start
-again on an emptied topic, and the rows continue as if it had never stopped; a candle both
-in ClickHouse and on the topic counts once; exchange klines (version 0) fill the day."""
+again on an emptied topic, and the rows and signals continue as if it had never stopped; a
+candle both in ClickHouse and on the topic counts once, a signal is fired (and stored)
+once; exchange klines (version 0) fill the day."""
 
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Producer
 
 from flows.candle_history import QUOTE, VOLUME
+from flows.signal_rules import SignalParams
 from flows.signals import SignalCounters, SignalFlowSettings, build_kafka_flow
 from flows.sinks.clickhouse import CandleWriter
 from flows.sources.kafka import RunBounds
 from flows.warm_start import WarmStart, read_histories
 from runtime.kafka import ensure_topics, producer_config
+from runtime.migrate import migrate
 from schemas import topics
 from schemas.candles import Candle, encode_candle
 from schemas.ranks import RankRow, rank_decoder
-from tests.integration.test_signals import PARTITIONS, RULES, end_markers, read
+from schemas.signals import Signal, signal_decoder
+from tests.integration.test_signals import PARTITIONS, end_markers, read
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +39,16 @@ SECONDS = 20 * 60
 STOP = 12 * 60 + 25
 """The first run sees seconds before this one; the second run's topic starts 30 s earlier."""
 OVERLAP = 30
+RULES = SignalParams(
+    volume_spike_factor=1.2,
+    volume_spike_bars=2,
+    breakout_bars=2,
+    ema_fast=2,
+    ema_slow=3,
+    history_bars=10,
+    timeframes=("1m", "5m", "15m", "1h"),
+)
+"""Short lookbacks, so that every rule fires on every timeframe within the test's hours."""
 
 
 def make(symbol: str, interval: str, t: int, price: float, qty: float, version: int) -> Candle:
@@ -54,11 +68,14 @@ def market(symbols: list[str]) -> tuple[list[Candle], list[Candle]]:
     klines, live = [], []
     for i, symbol in enumerate(symbols):
         for m in range(-1441, 0):
-            klines.append(make(symbol, "1m", T0 + m * M, 20 + i + (m % 11) / 10, 4, 0))
+            qty = 4 + 8 * (m % 17 == 0)  # a volume spike now and then
+            klines.append(make(symbol, "1m", T0 + m * M, 20 + i + (m % 11) / 10, qty, 0))
     for s in range(SECONDS):
         for i, symbol in enumerate(symbols):
-            price = 20 + i + ((s * 7) % 13) / 10
-            live.append(make(symbol, "1s", T0 + s * S, price, 0.25 + s % 3, 1))
+            jump = 1.5 if (s // 60 + i) % 5 == 3 else 0  # a breakout now and then
+            price = 20 + i + ((s * 7) % 13) / 10 + jump
+            burst = 2 if (s // 60 + i) % 4 == 1 else 0
+            live.append(make(symbol, "1s", T0 + s * S, price, 0.25 + s % 3 + burst, 1))
         if (s + 1) % 60 == 0:
             for i, symbol in enumerate(symbols):
                 seconds = live[-60 * len(symbols) + i :: len(symbols)]
@@ -84,8 +101,8 @@ def scan(
     candles_topic: str,
     bounds: RunBounds,
     warm: WarmStart | None,
-) -> tuple[list[RankRow], SignalCounters]:
-    """Run the signals flow over a finite topic; the rows it published."""
+) -> tuple[list[RankRow], list[Signal], SignalCounters]:
+    """Run the signals flow over a finite topic; the rows and signals it published."""
     ranks = f"{candles_topic}-ranks"
     ensure_topics(bootstrap, [ranks, f"{candles_topic}-signals"], PARTITIONS)
     counters = SignalCounters()
@@ -105,7 +122,15 @@ def scan(
     )
     run_main(flow)
     rows = read(bootstrap, ranks, counters.ranks, rank_decoder().decode)
-    return sorted(rows, key=lambda r: (r.symbol, r.time_ms)), counters
+    signals = read(bootstrap, f"{candles_topic}-signals", counters.signals, signal_decoder().decode)
+    return sorted(rows, key=lambda r: (r.symbol, r.time_ms)), sorted(signals, key=order), counters
+
+
+def order(signal: Signal) -> tuple[str, int, str, int]:
+    return signal.symbol, signal.time_ms, signal.name, TIMEFRAME_ORDER.index(signal.timeframe)
+
+
+TIMEFRAME_ORDER = ["1m", "5m", "15m", "1h", "4h", "1d"]
 
 
 def by_key(rows: list[RankRow]) -> dict[tuple[str, int], RankRow]:
@@ -136,30 +161,39 @@ def restarted(kafka_bootstrap: str, ch: Client, ch_database: str) -> dict[str, A
     resume_at = next(i for i, c in enumerate(live) if c.open_time == T0 + (STOP - OVERLAP) * S)
 
     # The run that never stops: the klines on the topic (as live ingest publishes them),
-    # then every live candle.
+    # then every live candle. It stores its signals in a database of its own, so that the
+    # session's `signals` table holds only those of the runs around the restart.
+    reference = f"{ch_database}_reference"
+    migrate(ch, reference)
     whole_bounds = publish(kafka_bootstrap, names["whole"], klines + live, run_id)
-    whole, _ = scan(kafka_bootstrap, ch, ch_database, names["whole"], whole_bounds, None)
+    whole, whole_signals, _ = scan(
+        kafka_bootstrap, ch, reference, names["whole"], whole_bounds, None
+    )
+    ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": reference})
 
-    # Before the stop: klines and live candles until STOP, in ClickHouse (the backfill and
-    # the candle flow wrote them) and on the topic.
+    # Before the stop: the first run starts on a store holding the klines (the backfill
+    # wrote them), reads them and the live candles until STOP from the topic, and the
+    # candle flow stores those live candles.
     exchange = CandleWriter(lambda: ch, ch_database, source="exchange")
     exchange.add(klines)
     exchange.flush()
+    first_bounds = publish(kafka_bootstrap, names["first"], klines + live[:stop_at], run_id)
+    warm_first = WarmStart(lambda: ch, ch_database, as_of_ms=lambda: T0 - 1)
+    first, first_signals, first_counters = scan(
+        kafka_bootstrap, ch, ch_database, names["first"], first_bounds, warm_first
+    )
     ours = CandleWriter(lambda: ch, ch_database)
     ours.add(live[:stop_at])
     ours.flush()
-    first_bounds = publish(kafka_bootstrap, names["first"], klines + live[:stop_at], run_id)
-    warm_first = WarmStart(lambda: ch, ch_database, as_of_ms=lambda: T0 - 1)
-    first, first_counters = scan(
-        kafka_bootstrap, ch, ch_database, names["first"], first_bounds, warm_first
-    )
 
     # After the restart: a new, empty topic (the embedded broker forgot everything) that
     # the candle flow fills again from 30 s before the stop: those candles are both in
     # ClickHouse and on the topic.
     second_bounds = publish(kafka_bootstrap, names["second"], live[resume_at:], run_id)
     warm = WarmStart(lambda: ch, ch_database, as_of_ms=lambda: T0 + STOP * S)
-    second, counters = scan(kafka_bootstrap, ch, ch_database, names["second"], second_bounds, warm)
+    second, second_signals, counters = scan(
+        kafka_bootstrap, ch, ch_database, names["second"], second_bounds, warm
+    )
     return {
         "symbols": symbols,
         "whole": whole,
@@ -168,6 +202,9 @@ def restarted(kafka_bootstrap: str, ch: Client, ch_database: str) -> dict[str, A
         "second": second,
         "counters": counters,
         "warm": warm,
+        "whole_signals": whole_signals,
+        "first_signals": first_signals,
+        "second_signals": second_signals,
     }
 
 
@@ -177,7 +214,7 @@ def test_the_first_run_starts_empty_then_takes_the_klines(restarted: dict[str, A
     assert restarted["first_counters"].warm_symbols == len(restarted["symbols"])
     for row in restarted["first"]:
         assert_same(row, want[(row.symbol, row.time_ms)])
-    assert {r.time_ms for r in restarted["first"]} <= {T0 + s * S for s in range(1, STOP + 1)}
+    assert {r.time_ms for r in restarted["first"]} == {T0 + s * S for s in range(1, STOP + 1)}
 
 
 def test_after_a_restart_the_rows_are_those_of_a_run_that_never_stopped(
@@ -226,7 +263,7 @@ def test_read_histories_reads_each_candle_once(
     # the store may hold other tests' symbols of the same hours too
     assert report.seconds >= len(restarted["symbols"]) * STOP
     for symbol in restarted["symbols"]:
-        history = histories[f"sim:spot:{symbol}"]
+        history = histories[f"sim:spot:{symbol}"].history
         assert history.time_ms == T0 + STOP * S
         assert history.seconds_from() == T0
 
@@ -240,7 +277,48 @@ def test_the_history_is_read_with_final(ch: Client, ch_database: str) -> None:
     writer.add([make(symbol, "1s", T0 + 2 * S, 10, 9, 2)])
     writer.flush()
     histories, _ = read_histories(ch, ch_database, T0 + 5 * S)
-    history = histories[f"sim:spot:{symbol}"]
+    history = histories[f"sim:spot:{symbol}"].history
     # the forming minute, built from its five seconds: the revised one counts 9, once
     assert history.minutes(VOLUME, T0, T0, np.add) == pytest.approx(1 + 1 + 9 + 1 + 1)
     assert history.sum_since(QUOTE, T0) == pytest.approx(10 * 13)
+
+
+STOPPED_MINUTE = T0 + (STOP // 60) * M
+"""Close of the last 1m candle the first run read (minute 11): the second run's first new
+bar closes a minute later."""
+
+
+def test_signals_after_a_restart_are_those_of_a_run_that_never_stopped(
+    restarted: dict[str, Any],
+) -> None:
+    whole = restarted["whole_signals"]
+    before = [s for s in whole if T0 < s.time_ms <= STOPPED_MINUTE]
+    after = [s for s in whole if s.time_ms > STOPPED_MINUTE]
+    # the first run started from the klines, the second from the klines and the live
+    # minutes: each fires what the run that never stopped fired on the bars after its start
+    assert restarted["first_signals"] == before
+    assert restarted["second_signals"] == after
+    # what the bars stored before the restart decide: every rule, each timeframe a bar
+    # of which closes in the 8 minutes after it (no 1h bar does), and the signals of the
+    # first bars after it, which need the bars before it to fire at all
+    assert {s.timeframe for s in after} == {"1m", "5m", "15m"}
+    assert {s.name for s in after} == {"volume_spike", "breakout", "ema_cross"}
+    assert min(s.time_ms for s in after) == STOPPED_MINUTE + M
+    assert {s.symbol for s in after} == set(restarted["symbols"])
+
+
+def test_no_signal_is_fired_or_stored_twice(
+    restarted: dict[str, Any], ch: Client, ch_database: str
+) -> None:
+    fired = restarted["first_signals"] + restarted["second_signals"]
+    assert len({(s.symbol, s.name, s.timeframe, s.time_ms) for s in fired}) == len(fired)
+    rows = ch.query(
+        "SELECT symbol, name, timeframe, toUnixTimestamp64Milli(time), count()"
+        " FROM {db:Identifier}.signals WHERE symbol IN {symbols:Array(String)}"
+        " GROUP BY symbol, name, timeframe, time",
+        parameters={"db": ch_database, "symbols": restarted["symbols"]},
+    ).result_rows
+    assert {(r[0], r[1], r[2], r[3]) for r in rows} == {
+        (s.symbol, s.name, s.timeframe, s.time_ms) for s in fired
+    }
+    assert all(r[4] == 1 for r in rows)
