@@ -36,6 +36,7 @@ from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate
+from runtime.process import release_memory
 from runtime.settings import Settings
 from schemas import topics
 from schemas.trades import Market
@@ -264,6 +265,7 @@ def _run_cycle(
     memory bound, stop everything. Returns the source it ran (chosen on the first cycle)."""
     failures: list[BaseException] = []
     stages: list[threading.Thread] = []
+    started = time.monotonic()
     with ExitStack() as stack:
         bootstrap = settings.kafka.bootstrap
         broker: EmbeddedBroker | None = None
@@ -346,10 +348,18 @@ def _run_cycle(
         else:
             logger.info("pipeline running again on a fresh embedded broker at %s", bootstrap)
         last_status = time.monotonic()
+        # Live ingest hands freed memory back itself; the other sources leave it to us. A
+        # cycle's start (warm start columns, history) leaves the most behind: the first
+        # release comes half a minute in.
+        release = source != "binance"
+        next_release = started + 30.0
         while not cycle.stop.wait(0.5) and not stop.is_set():
             if time.monotonic() - last_status < STATUS_EVERY_S:
                 continue
             last_status = time.monotonic()
+            if release and last_status >= next_release:
+                next_release = last_status + settings.ingest.release_memory_every_s
+                release_memory()
             logger.info(
                 "candle flow: %d trades, %d candles, %d dead letters%s",
                 counters.trades,
