@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -104,7 +105,15 @@ class TsvWriter(Generic[R]):
     def add(self, rows: Iterable[R]) -> None:
         """Buffer rows; insert if the buffer is due."""
         if self._timer is None:
-            self._timer = threading.Thread(target=self._age_flush, name="tsv-writer", daemon=True)
+            # The thread holds the writer only weakly: a writer its flow has dropped (a
+            # finished replay, a pipeline restarted on a fresh broker) is freed, with its
+            # client and buffers, and its thread ends.
+            self._timer = threading.Thread(
+                target=TsvWriter._age_flush,
+                args=(weakref.ref(self), max(self._max_age_s / 4, 0.01)),
+                name="tsv-writer",
+                daemon=True,
+            )
             self._timer.start()
         with self._lock:
             if self._timer_error is not None:
@@ -134,19 +143,23 @@ class TsvWriter(Generic[R]):
         with self._lock:
             self._flush_locked()
 
-    def _age_flush(self) -> None:
-        """Insert rows that reached `max_age_ms` while no new rows came (a daemon thread)."""
-        tick = max(self._max_age_s / 4, 0.01)
-        while self._timer_error is None:
+    @staticmethod
+    def _age_flush(ref: weakref.ReferenceType[TsvWriter[Any]], tick: float) -> None:
+        """Insert rows that reached `max_age_ms` while no new rows came (a daemon thread,
+        until the writer is gone or an insert failed)."""
+        while True:
             time.sleep(tick)
-            with self._lock:
-                if not self._rows or time.monotonic() - self._since < self._max_age_s:
-                    continue
-                try:
-                    self._flush_locked()
-                except Exception as exc:  # raised again in the flow's thread by add()
-                    logger.exception("insert of aged rows failed")
-                    self._timer_error = exc
+            writer = ref()
+            if writer is None or writer._timer_error is not None:
+                return
+            with writer._lock:
+                if writer._rows and time.monotonic() - writer._since >= writer._max_age_s:
+                    try:
+                        writer._flush_locked()
+                    except Exception as exc:  # raised again in the flow's thread by add()
+                        logger.exception("insert of aged rows failed")
+                        writer._timer_error = exc
+            del writer
 
     def _flush_locked(self) -> None:
         if not self._rows:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 from typing import Any
 
 from flows.sinks.clickhouse import TsvTable, TsvWriter
@@ -42,3 +44,20 @@ def test_young_rows_wait_for_their_age() -> None:
     assert client.bodies == []
     rows.flush()
     assert client.bodies == [b"1\n"]
+
+
+def test_a_dropped_writer_is_freed_and_its_timer_thread_ends() -> None:
+    # A pipeline restarted on a fresh broker drops its writers: each must go, with its
+    # client and buffers, not live on in its age-flush thread.
+    client = Inserts()
+    rows = writer(client, max_age_ms=40)
+    rows.add(["1\n"])
+    rows.flush()
+    thread = rows._timer
+    assert thread is not None and thread.is_alive()
+    gone = weakref.ref(rows)
+    del rows
+    gc.collect()
+    assert gone() is None
+    thread.join(5)
+    assert not thread.is_alive()
