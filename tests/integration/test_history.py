@@ -44,22 +44,36 @@ def wait_for(
         time.sleep(every)
 
 
-def read_all(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
-    """Every record of `topic` so far (read until a second passes without one)."""
+def read_all(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    enough: Callable[[list[bytes]], bool] = lambda batch: False,
+) -> list[bytes]:
+    """The records of `topic` from the start, until 1.5 s pass without one or `enough`.
+
+    `enough` sees each new batch and says when the reader has what it came for: while
+    `tickscan run` runs, live candles keep coming and the topic is never quiet. (The
+    broker's high watermark can lag by a batch, so it cannot mark the end.)
+    """
     consumer = Consumer(consumer_config(bootstrap))
     values: list[bytes] = []
     try:
         consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        deadline = time.monotonic() + 120
         quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < 1.5:
-            batch = consumer.consume(num_messages=10_000, timeout=0.3)
-            for msg in batch:
+        while time.monotonic() - quiet_since < 1.5 and time.monotonic() < deadline:
+            batch: list[bytes] = []
+            for msg in consumer.consume(num_messages=10_000, timeout=0.3):
                 assert msg.error() is None, msg.error()
                 value = msg.value()
                 assert value is not None
-                values.append(value)
+                batch.append(value)
             if batch:
+                values.extend(batch)
                 quiet_since = time.monotonic()
+                if enough(batch):
+                    break
     finally:
         consumer.close()
     return values
@@ -188,11 +202,15 @@ def test_a_fresh_install_has_a_day_of_candles_in_a_minute_and_a_restart_fetches_
             assert sorted(t.symbol for t in tickers) == sorted(fake.symbols)
             assert all(t.count > 0 and t.quote_volume > 0 for t in tickers)
             decode = candle_decoder().decode
-            history = collections.Counter(
-                c.symbol
-                for c in map(decode, read_all(bootstrap, topics.CANDLES, partitions))
-                if c.version == 0 and c.interval == "1m"
-            )
+            history: collections.Counter[str] = collections.Counter()
+
+            def whole_day(batch: list[bytes]) -> bool:
+                history.update(
+                    c.symbol for c in map(decode, batch) if c.version == 0 and c.interval == "1m"
+                )
+                return len(history) == SYMBOLS and min(history.values()) >= DAY_MINUTES - 2
+
+            read_all(bootstrap, topics.CANDLES, partitions, whole_day)
             assert set(history) == set(fake.symbols)
             assert min(history.values()) >= DAY_MINUTES - 2
             print(
