@@ -54,7 +54,11 @@ def mount_docs(app: FastAPI) -> None:
         app: The API application (its `openapi_url` and `title` are used).
     """
     assert app.openapi_url is not None
+    # The pages close over these values, never over `app`: FastAPI caches facts about
+    # every endpoint callable it has seen, and an endpoint holding its app would keep each
+    # app (its store, live feed, board) alive after its server stopped.
     openapi_url = app.openapi_url
+    title = f"{app.title} API"
     redirect_url = f"{DOCS_URL}/oauth2-redirect"
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
 
@@ -66,7 +70,7 @@ def mount_docs(app: FastAPI) -> None:
         return _own_only(
             get_swagger_ui_html(
                 openapi_url=openapi_url,
-                title=f"{app.title} API",
+                title=title,
                 oauth2_redirect_url=redirect_url,
                 swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
                 swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
@@ -84,7 +88,7 @@ def mount_docs(app: FastAPI) -> None:
         return _own_only(
             get_redoc_html(
                 openapi_url=openapi_url,
-                title=f"{app.title} API",
+                title=title,
                 redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
                 redoc_favicon_url=FAVICON_URL,
                 with_google_fonts=False,  # ReDoc falls back to the system's fonts
