@@ -142,6 +142,7 @@ class BrokerRecords:
     """Records the broker holds: sum of high minus low watermark over every partition."""
 
     def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
         self._consumer = Consumer(consumer_config(bootstrap))
 
     def count(self) -> int | None:
@@ -251,10 +252,12 @@ def main() -> None:
                 rotations.append(round((now - start) / 60, 1))
                 procs["broker"] = Proc(pid)
                 last["broker"] = (now - args.every_s, 0.0)
-                fresh = _FRESH_BROKER.findall(log_path.read_text(errors="replace"))
-                if fresh:
-                    records.close()
-                    records = BrokerRecords(fresh[-1])
+            # The log names the new broker once the pipeline runs on it, a few seconds
+            # after its process started: switch when it does.
+            fresh = _FRESH_BROKER.findall(log_path.read_text(errors="replace"))
+            if fresh and fresh[-1] != records.bootstrap:
+                records.close()
+                records = BrokerRecords(fresh[-1])
             row: dict[str, tuple[float, float]] = {}
             for name, proc in procs.items():
                 if not proc.read():
