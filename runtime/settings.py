@@ -165,6 +165,12 @@ class ApiSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)
     """Browser origins allowed to call the API (none: same origin only)."""
 
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (`10.0.0.0/8`) of the reverse proxies in front of the API:
+    only from them are `X-Forwarded-For` and `X-Forwarded-Proto` believed, which name the
+    client that per-address rate limits count. Empty: no one's (the socket's peer is the
+    client); `*`: anyone's, only for an API no client can reach but through a proxy."""
+
 
 class OidcProviderSettings(BaseModel):
     """One OpenID Connect provider users may sign in with (any, by its discovery URL)."""

@@ -7,6 +7,7 @@ import threading
 import time
 
 import uvicorn
+from fastapi import FastAPI
 
 from api.deps import SourceKind
 from api.main import create_app
@@ -28,18 +29,18 @@ class ApiServer:
     Args:
         settings: Settings of the process (`api.host`, `api.port`; port 0 picks a free one).
         source: What feeds the board (`/api/v1/health` says it).
+        app: The app to serve instead of the whole API of `settings` (tests serve a part).
     """
 
-    def __init__(self, settings: Settings, *, source: SourceKind | None = None) -> None:
-        config = uvicorn.Config(
-            create_app(settings, source=source),
-            host=settings.api.host,
-            port=settings.api.port,
-            log_level="warning",
-            # Proxies must not buffer SSE; and long-lived streams end promptly on stop.
-            timeout_graceful_shutdown=5,
-        )
-        self._server = uvicorn.Server(config)
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        source: SourceKind | None = None,
+        app: FastAPI | None = None,
+    ) -> None:
+        app = app if app is not None else create_app(settings, source=source)
+        self._server = uvicorn.Server(server_config(app, settings, log_level="warning"))
         self._thread = threading.Thread(target=self._serve, name="api", daemon=True)
         self._failure: BaseException | None = None
 
@@ -88,12 +89,34 @@ class ApiServer:
             self._thread.join(timeout_s)
 
 
-def serve(settings: Settings) -> None:
-    """Serve the API in this process's main thread until SIGINT/SIGTERM."""
-    uvicorn.run(
-        create_app(settings),
+def server_config(app: FastAPI, settings: Settings, *, log_level: str) -> uvicorn.Config:
+    """How uvicorn serves the API, wherever it is started.
+
+    Forwarding headers are believed only from `api.trusted_proxies`. uvicorn's own
+    default believes them from 127.0.0.1, so any local client (or a proxy that passes the
+    header through) could name itself another address on every request and never reach
+    the per-address rate limits.
+    """
+    trusted = settings.api.trusted_proxies
+    return uvicorn.Config(
+        app,
         host=settings.api.host,
         port=settings.api.port,
-        log_level="info",
+        log_level=log_level,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=list(trusted),
+        # Long-lived streams end promptly on stop.
         timeout_graceful_shutdown=5,
     )
+
+
+def serve(settings: Settings) -> None:
+    """Serve the API in this process's main thread until SIGINT/SIGTERM.
+
+    Raises:
+        SystemExit: The server did not start (uvicorn logged why), with uvicorn's code 3.
+    """
+    server = uvicorn.Server(server_config(create_app(settings), settings, log_level="info"))
+    server.run()
+    if not server.started:
+        raise SystemExit(3)

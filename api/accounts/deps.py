@@ -108,7 +108,10 @@ async def db_session(accounts: AccountsDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-DbDep = Annotated[AsyncSession, Depends(db_session)]
+DbDep = Annotated[AsyncSession, Depends(db_session, scope="function")]
+"""The request's transaction. It ends (commits) when the handler returns, before the
+response is sent: a client that has its answer finds what the request wrote (a verified
+email, an ended session), and a failed commit is answered as an error, not lost."""
 
 
 def bearer_token(connection: HTTPConnection) -> str | None:
@@ -140,7 +143,7 @@ async def authenticate_token(token: str, accounts: Accounts) -> tuple[User, Acce
         Unauthorized: Unless it is a valid token of a live session of an existing user.
     """
     access = accounts.tokens.read_access(token)
-    async with accounts.db.session() as db:
+    async with accounts.db.reading() as db:
         user = await db.get(User, access.user_id)
         if user is None:
             raise Unauthorized("sign in again: the account no longer exists")

@@ -174,7 +174,7 @@ async def entitlements_for(accounts: Accounts, user: User | None) -> Entitlement
     settings = accounts.settings.accounts
     if not billing_on(settings) or user is None:
         return resolve(settings, None, now())
-    async with accounts.db.session() as db:
+    async with accounts.db.reading() as db:
         customer = await db.get(BillingCustomer, user.id)
     return resolve(settings, customer, now())
 

@@ -12,6 +12,8 @@ from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import ColumnElement, case, or_, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import User
 from api.errors import TooManyRequests
@@ -60,7 +62,9 @@ def rate_limited(endpoint: str) -> Callable[[Request], Awaitable[None]]:
     """A dependency counting each request to an endpoint per client address.
 
     The rate is `accounts.auth_rate_limit`; over it the request is answered 429 with
-    `Retry-After` before the handler runs.
+    `Retry-After` before the handler runs. The address is the socket's peer, or the one a
+    proxy of `api.trusted_proxies` forwarded (the server believes no one else's
+    `X-Forwarded-For`, which a client could change on every request).
 
     Args:
         endpoint: The name requests are counted under (each endpoint has its own budget).
@@ -74,26 +78,57 @@ def rate_limited(endpoint: str) -> Callable[[Request], Awaitable[None]]:
     return check
 
 
-def is_locked(user: User, moment: datetime) -> bool:
-    """Whether password logins of the account are refused now."""
-    return user.locked_until is not None and user.locked_until > moment
+def _unlocked(moment: datetime) -> ColumnElement[bool]:
+    return or_(User.locked_until.is_(None), User.locked_until <= moment)
 
 
-def record_failure(user: User, settings: AccountsSettings, moment: datetime) -> bool:
+async def count_failure(
+    db: AsyncSession, user_id: int, settings: AccountsSettings, moment: datetime
+) -> bool:
     """Count a wrong password; lock the account at `login_attempts` failures in a row.
+
+    One UPDATE reads and writes the count, so wrong passwords sent at once are each
+    counted (read-then-write in Python lost most of them), and a locked account's
+    failures are not counted at all: the lock-out runs its time whatever is sent.
 
     Returns:
         True if this failure locked the account (the owner is then told by email).
     """
-    user.failed_logins = (user.failed_logins or 0) + 1
-    if user.failed_logins < settings.login_attempts:
-        return False
-    user.failed_logins = 0
-    user.locked_until = moment + timedelta(seconds=settings.lockout_s)
-    return True
+    failures = User.failed_logins + 1
+    locks = failures >= settings.login_attempts
+    counted = await db.execute(
+        update(User)
+        .where(User.id == user_id, _unlocked(moment))
+        .values(
+            failed_logins=case((locks, 0), else_=failures),
+            locked_until=case(
+                (locks, moment + timedelta(seconds=settings.lockout_s)), else_=User.locked_until
+            ),
+        )
+        .returning(User.failed_logins)
+        .execution_options(synchronize_session=False)
+    )
+    # Nothing counted: locked already. A count back to 0: this failure locked it.
+    return counted.scalar_one_or_none() == 0
+
+
+async def admit(db: AsyncSession, user_id: int, password_hash: str, moment: datetime) -> bool:
+    """After a correct password, decide and record in one UPDATE: forget earlier failures
+    unless the account is locked (or its password changed since it was checked).
+
+    Returns:
+        False if the login must be refused: the account is locked.
+    """
+    admitted = await db.execute(
+        update(User)
+        .where(User.id == user_id, User.password_hash == password_hash, _unlocked(moment))
+        .values(failed_logins=0, locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(admitted.rowcount)  # type: ignore[attr-defined]
 
 
 def record_success(user: User) -> None:
-    """Forget earlier failures after a correct password (or a password reset)."""
+    """Forget earlier failures and lift a lock-out (a password reset, an operator's unlock)."""
     user.failed_logins = 0
     user.locked_until = None

@@ -149,12 +149,19 @@ class TokenService:
         moment = now()
         if found is None or found.revoked_at is not None or found.expires_at <= moment:
             raise Unauthorized("sign in again: the session has ended")
-        if found.used_at is not None:
+        # Marked used only if no one else did first: two uses at once (PostgreSQL lets
+        # both read it unused) are then a reuse too, instead of two live sessions.
+        marked = await db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == found.id, RefreshToken.used_at.is_(None))
+            .values(used_at=moment)
+            .execution_options(synchronize_session=False)
+        )
+        if not marked.rowcount:  # type: ignore[attr-defined]
             logger.warning("refresh token reused: revoking session %s", found.family)
             await self._revoke(db, RefreshToken.family == found.family)
             await db.commit()  # the revocation must outlive the error's rollback
             raise Unauthorized("sign in again: the session has ended")
-        found.used_at = moment
         return await self._issue(db, found.user_id, found.family)
 
     async def check_session(self, db: AsyncSession, access: Access) -> None:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts import email_tokens
@@ -32,7 +33,7 @@ from api.accounts.email import EmailSender, link
 from api.accounts.email_tokens import RESET_PATH
 from api.accounts.models import User
 from api.accounts.passwords import MAX_LENGTH, Passwords, check_rules
-from api.accounts.ratelimit import is_locked, rate_limited, record_failure, record_success
+from api.accounts.ratelimit import admit, count_failure, rate_limited, record_success
 from api.accounts.tokens import DISABLED, TokenPair, check_enabled, now
 from api.errors import Forbidden, Unauthorized, Unavailable, error_body
 
@@ -164,7 +165,19 @@ async def signup(body: SignupIn, accounts: AccountsDep, db: DbDep) -> StatusOut:
     check_rules(body.password, email)
     password_hash = await _passwords(accounts).hash_async(body.password)
     site = accounts.settings.accounts.public_url
-    if await _user_by_email(db, email) is not None:
+    user = None
+    if await _user_by_email(db, email) is None:
+        user = User(email=email, password_hash=password_hash, created_at=now())
+        try:
+            async with db.begin_nested():
+                db.add(user)
+                await db.flush()
+        except IntegrityError:
+            # Another sign-up of the address got in between (PostgreSQL lets both read
+            # before either writes): its unique email refused this one, which is then the
+            # second sign-up of an address that has an account.
+            user = None
+    if user is None:
         await accounts.mailer.send(
             email,
             "signup_exists",
@@ -172,10 +185,6 @@ async def signup(body: SignupIn, accounts: AccountsDep, db: DbDep) -> StatusOut:
             reset_link=link(site, RESET_PATH),
         )
     else:
-        # Two sign-ups racing with one new address: the unique email refuses the second.
-        user = User(email=email, password_hash=password_hash, created_at=now())
-        db.add(user)
-        await db.flush()
         await accounts.mailer.send(**await _link_email(accounts, db, user, email_tokens.VERIFY))
     return StatusOut(status="check your email")
 
@@ -223,14 +232,18 @@ async def login(
     """Sign in with email and password; the tokens come in the body and as cookies."""
     settings = accounts.settings.accounts
     passwords = _passwords(accounts)
-    user = await _user_by_email(db, body.email)
-    moment = now()
+    # The hash is read and checked (slowly, on purpose) outside the request's transaction,
+    # which on SQLite holds the one write lock; the decision is then taken in it, by
+    # UPDATEs that both check the lock-out and record the outcome.
+    async with accounts.db.reading() as reading:
+        user = await _user_by_email(reading, body.email)
     stored = user.password_hash if user is not None else None
     right = await passwords.verify_async(stored, body.password)
-    if user is None or stored is None or is_locked(user, moment):
+    if user is None or stored is None:
         return _refused(background)
+    moment = now()
     if not right:
-        if record_failure(user, settings, moment) and user.email is not None:
+        if await count_failure(db, user.id, settings, moment) and user.email is not None:
             background.add_task(
                 _send_quietly,
                 accounts.mailer,
@@ -241,12 +254,15 @@ async def login(
                 reset_link=link(settings.public_url, RESET_PATH),
             )
         return _refused(background)
+    if not await admit(db, user.id, stored, moment):
+        return _refused(background)  # locked (or the password changed meanwhile)
+    user = await db.get(User, user.id)  # as of the decision
+    assert user is not None  # the row was just updated in this transaction
     check_enabled(user)  # after the password: a guess learns nothing about the account
-    if not user.email_verified:
+    if not user.email_verified:  # raising rolls the forgotten failures back
         raise Forbidden(
             "confirm your email first: follow the link we sent you", code="email_not_verified"
         )
-    record_success(user)
     if passwords.needs_rehash(stored):
         user.password_hash = await passwords.hash_async(body.password)
     pair = await accounts.tokens.start(db, user)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pgserver
 import pytest
 from clickhouse_connect.driver.client import Client
 
@@ -65,6 +66,18 @@ def ch(clickhouse_dsn: str, ch_database: str) -> Iterator[Client]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An asyncpg URL of a PostgreSQL server (the pgserver wheel) started for this module,
+    reached through its unix socket."""
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    try:
+        socket_dir = server.get_uri().split("host=", 1)[1]
+        yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+    finally:
+        server.cleanup()
 
 
 @pytest.fixture

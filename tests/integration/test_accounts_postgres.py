@@ -4,12 +4,11 @@ migrations, sessions, per-user state and billing mirror as on SQLite."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pgserver
 import pytest
 from sqlalchemy import func, select, text
 
@@ -24,17 +23,6 @@ from api.errors import Unauthorized
 from runtime.settings import AccountsSettings, BillingSettings, PlanSettings, Settings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An asyncpg URL of a PostgreSQL server started for this module (unix socket)."""
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    try:
-        socket_dir = server.get_uri().split("host=", 1)[1]
-        yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
-    finally:
-        server.cleanup()
 
 
 T = TypeVar("T")
