@@ -361,8 +361,10 @@ def _run_cycle(
                 next_release = last_status + settings.ingest.release_memory_every_s
                 release_memory()
             logger.info(
-                "candle flow: %d trades, %d candles, %d dead letters%s",
+                "candle flow: %d trades, %d duplicate trades dropped, %d candles, "
+                "%d dead letters%s",
                 counters.trades,
+                counters.duplicates,
                 counters.candles,
                 counters.dead_letters,
                 _broker_memory(broker),
