@@ -495,7 +495,10 @@ class PartitionCandles:
             if first is None:
                 first = last = trade.trade_id
             else:
-                last = trade.last_trade_id  # type: ignore[assignment]  # check_trade: both or none
+                last = trade.last_trade_id  # type: ignore[assignment]
+                if last is None or last < first:
+                    reject(record, "invalid_trade", f"aggregate trade ids {first}..{last}")
+                    continue
             ranges = state.ids.ranges
             if ranges and ranges[-1][1] + 1 == first:
                 ranges[-1][1] = last  # the next id: the common case, inlined

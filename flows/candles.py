@@ -222,9 +222,12 @@ def resumed_symbols(rows: Iterable[tuple[Any, ...]]) -> dict[bytes, SymbolCandle
 class StoreResume:
     """The candle flow's state as ClickHouse holds it, loaded once and shared by partitions.
 
-    Use it only where the trade source holds no trade that the stored candles already
-    count (reading from the topic's end, or an embedded broker whose topics start empty):
-    such a trade would be counted twice.
+    Each symbol takes the raw trade ids of its stored 1s candles within the revision
+    horizon, so a trade they count that is delivered again (an ingest that restarted too)
+    is dropped as a duplicate, not counted twice; one older than the horizon is
+    dead-lettered as too late. So use it where the trade source starts about where the
+    stored candles end (reading from the topic's end, or an embedded broker whose topics
+    start empty), not at the beginning of a long topic.
 
     Args:
         clickhouse: Returns the ClickHouse client to read with.
@@ -493,7 +496,7 @@ def build_kafka_flow(
         counters: Filled with live counts, for progress reports.
         stop: Set it to end a live flow (open windows are flushed on the way out).
         resume_from_store: Without a Bytewax snapshot, resume each symbol from the stored
-            candles (see `StoreResume`); only where the topic holds no trade they count.
+            candles (see `StoreResume`); only where the topic starts about where they end.
 
     Returns:
         The dataflow and its ClickHouse writer (whose `written` counts rows inserted).

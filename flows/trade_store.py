@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Context, Decimal
@@ -45,6 +46,9 @@ from schemas.trades import InvalidTrade, Trade, check_trade, trade_decoder
 logger = logging.getLogger(__name__)
 
 STAGE = "trade_store"
+
+DUPLICATES_LOG_EVERY_S = 60.0
+"""While duplicate trades come, the store says so at INFO at most this often."""
 """The `stage` of every dead letter this flow writes, and their Kafka key."""
 
 TABLE = "trades"
@@ -285,6 +289,22 @@ def build_flow(
     del settings  # nothing in the dataflow itself depends on them
     counters = counters if counters is not None else TradeStoreCounters()
     flow = Dataflow(flow_id)
+    logged_duplicates, logged_at = 0, time.monotonic()
+
+    def log_duplicates() -> None:
+        nonlocal logged_duplicates, logged_at
+        now = time.monotonic()
+        if counters.duplicates == logged_duplicates or now - logged_at < DUPLICATES_LOG_EVERY_S:
+            return
+        logger.info(
+            "trade store: %d duplicate trades skipped in the last %.0f s (%d since start; "
+            "%d trades written)",
+            counters.duplicates - logged_duplicates,
+            now - logged_at,
+            counters.duplicates,
+            counters.rows,
+        )
+        logged_duplicates, logged_at = counters.duplicates, now
     batches = op.input("trades_in", flow, source)
 
     def store(
@@ -302,6 +322,7 @@ def build_flow(
             counters.dead_letters += len(out.dead_letters)
             counters.duplicates += out.duplicates
             outputs.append(out)
+            log_duplicates()
         if batch.end:
             counters.partitions_done += 1
             logger.info(

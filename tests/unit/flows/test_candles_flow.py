@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+import flows.candles
 from flows.candles import CandleFlowSettings, CandleLogic, FlowCounters, build_flow
 from flows.sources.files import read_trades
 from flows.sources.kafka import Record, RecordBatch
@@ -202,3 +203,33 @@ def test_record_batches_survive_pickling_between_workers() -> None:
     assert copy.partition == 3 and copy.wall_ms == 42 and copy.caught_up
     assert copy.records[0].value() == batch.records[0].value()
     assert copy.records[0].key() == b"sim:spot:AAAUSDT"
+
+
+def test_an_aggtrade_whose_ids_run_backwards_is_an_invalid_trade() -> None:
+    backwards = Trade(
+        "sim", "spot", "AAAUSDT", 7, Decimal("5"), Decimal("3"), T0 * 1000, False, 9, 3
+    )
+    candles, dead, _ = run(
+        [
+            RecordBatch(
+                0, records([trade(1, T0, "5"), backwards, trade(2, T0 + 5, "6")]), 0, end=True
+            )
+        ]
+    )
+    assert [(d.reason, d.offset) for d in dead] == [("invalid_trade", 1)]
+    assert [c.count for c in candles if c.interval == "1s"] == [2]
+
+
+def test_duplicates_are_logged_while_they_come(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(flows.candles, "DUPLICATES_LOG_EVERY_S", 0.0)
+    caplog.set_level(logging.INFO, logger="flows.candles")
+    first = records([trade(1, T0, "5"), trade(2, T0 + 5, "6")])
+    again = records([trade(2, T0 + 5, "6")])
+    _, _, counters = run([RecordBatch(0, first, 0), RecordBatch(0, again, 0)])
+    assert counters.duplicates == 1
+    lines = [r.getMessage() for r in caplog.records if "in the last" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith(
+        "candle flow, partition 0: 1 duplicate trades dropped in the last "
+    )

@@ -3,12 +3,14 @@ source and sink."""
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any, Literal
 
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+import flows.trade_store
 from flows.sinks.clickhouse import CandleWriter
 from flows.sources.kafka import Record, RecordBatch
 from flows.trade_store import (
@@ -287,3 +289,18 @@ def test_the_candle_writer_still_routes_candles_to_their_interval_table() -> Non
         ("db.candles_1s", 2),
     ]
     assert writer.written == {"1s": 2, "1m": 1}
+
+
+def test_duplicates_are_logged_while_they_come(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(flows.trade_store, "DUPLICATES_LOG_EVERY_S", 0.0)
+    caplog.set_level(logging.INFO, logger="flows.trade_store")
+    good = record(encode_trade(trade()), 0)
+    run([RecordBatch(0, [good], 0), RecordBatch(0, [good, good], 0, end=True)])
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("trade store: 2 duplicate trades skipped in the last ") for m in lines)
+    assert (
+        "trade store, partition 0 done; so far 1 trades written, 2 duplicate trades skipped"
+        in lines
+    )
