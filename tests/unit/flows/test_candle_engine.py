@@ -395,7 +395,7 @@ def fields(candles: dict[int, Candle]) -> dict[int, tuple[object, ...]]:
 
 
 def fold(engine: PartitionCandles, trades: list[Trade], out: list[Candle]) -> list[object]:
-    rejected = []
+    rejected: list[object] = []
     for t in trades:
         verdict = engine.add(t.symbol, t, out)
         if verdict is not None:
