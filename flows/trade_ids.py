@@ -26,8 +26,9 @@ symbol however many trades pass, and one more per hole not yet filled.
 
 Memory is bounded: at most `max_ranges` ranges a symbol. Opening one more forgets the
 oldest range: the ids below the next one are then unknown, and a print among them is
-taken as new (the candle flow by then has closed that time beyond revision and sends it
-to the dead letters as too late). Nothing here reads a clock or does I/O.
+taken as new (a hole that old was given up on long before: 63 newer ones are open). The
+candle flow still dead-letters such a print as too late once it is older than its
+revision horizon. Nothing here reads a clock or does I/O.
 """
 
 from __future__ import annotations
