@@ -318,6 +318,7 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
         counters.engines.append(self._engine.stats)
         self._last_trade_wall_ms: int | None = None
         self._partition: int | None = None
+        self._ended = False
         self._logged_duplicates = self._engine.stats.duplicates
         self._logged_at = time.monotonic()
 
@@ -371,6 +372,7 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
         self._logged_at = now
 
     def _log_end(self) -> None:
+        self._ended = True
         stats = self._engine.stats
         logger.info(
             "candle flow, partition %s done: %d trades folded, %d duplicate trades dropped, "
@@ -414,6 +416,8 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
         candles: list[Candle] = []
         with localcontext(_EXACT):
             self._engine.flush(candles)
+        if not self._ended:  # a live flow stopping: its partition's summary, once
+            self._log_end()
         return self._emit(candles, []), StatefulLogic.RETAIN
 
     def notify_at(self) -> None:

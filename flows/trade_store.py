@@ -305,6 +305,7 @@ def build_flow(
             counters.rows,
         )
         logged_duplicates, logged_at = counters.duplicates, now
+
     batches = op.input("trades_in", flow, source)
 
     def store(

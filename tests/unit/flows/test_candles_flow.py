@@ -233,3 +233,17 @@ def test_duplicates_are_logged_while_they_come(
     assert len(lines) == 1 and lines[0].startswith(
         "candle flow, partition 0: 1 duplicate trades dropped in the last "
     )
+
+
+def test_a_live_flow_that_stops_logs_its_partitions_duplicates_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="flows.candles")
+    logic = CandleLogic(CandleFlowSettings(), None, FlowCounters())
+    twice = records([trade(1, T0, "5"), trade(1, T0, "5"), trade(2, T0 + 5, "6")], partition=4)
+    logic.on_item(RecordBatch(4, twice, 1_000))
+    logic.on_eof()
+    assert [r.getMessage() for r in caplog.records] == [
+        "candle flow, partition 4 done: 2 trades folded, 1 duplicate trades dropped, "
+        "0 overlapping and 0 too late sent to the dead letters"
+    ]
