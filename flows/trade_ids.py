@@ -78,7 +78,8 @@ class TradeIds:
     `ranges` holds `[first, last]` pairs (inclusive), sorted, neither overlapping nor
     touching (touching ranges are merged). Ids below `floor` were forgotten to keep within
     `max_ranges`. The common case, the next id after the newest, is one comparison and one
-    store; callers on a hot path may inline it (see `next_id`).
+    store; a caller on a hot path may inline it (`ranges[-1][1] + 1 == first`, then
+    `ranges[-1][1] = last`) and call `take` for the rest.
 
     Args:
         max_ranges: Ranges kept at most (at least 1).
@@ -98,12 +99,6 @@ class TradeIds:
 
     def __setstate__(self, state: tuple[int, list[list[int]], int | None]) -> None:
         self.max_ranges, self.ranges, self.floor = state
-
-    @property
-    def next_id(self) -> int | None:
-        """The id right after the newest taken (None before the first): a print starting
-        there is new and extends the newest range."""
-        return self.ranges[-1][1] + 1 if self.ranges else None
 
     def take(self, first: int, last: int) -> Seen:
         """Decide about a print of raw ids `first..last` and, if it is new, take them.
