@@ -374,6 +374,8 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
     def _log_end(self) -> None:
         self._ended = True
         stats = self._engine.stats
+        if not (stats.trades or stats.duplicates or stats.overlapping or stats.too_late):
+            return  # a partition that had no trade has nothing to say
         logger.info(
             "candle flow, partition %s done: %d trades folded, %d duplicate trades dropped, "
             "%d overlapping and %d too late sent to the dead letters",

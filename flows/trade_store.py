@@ -244,6 +244,18 @@ def trade_rows(
 # Bytewax wiring
 
 
+class PartitionWritten:
+    """The trade store's state of one partition: each symbol's written raw trade ids (by
+    Kafka key), and what it wrote and skipped."""
+
+    __slots__ = ("duplicates", "ids", "rows")
+
+    def __init__(self) -> None:
+        self.ids: dict[Any, TradeIds] = {}
+        self.rows = 0
+        self.duplicates = 0
+
+
 class TradeStoreSettings(BatchSettings):
     """How the trade store batches its reads and inserts."""
 
@@ -309,30 +321,33 @@ def build_flow(
     batches = op.input("trades_in", flow, source)
 
     def store(
-        written: dict[Any, TradeIds] | None, batch: RecordBatch
-    ) -> tuple[dict[Any, TradeIds], list[TradeRows]]:
-        # State per partition (the stream is keyed by it): each symbol's written ids.
-        written = {} if written is None else written
+        written: PartitionWritten | None, batch: RecordBatch
+    ) -> tuple[PartitionWritten, list[TradeRows]]:
+        # State per partition (the stream is keyed by it).
+        written = PartitionWritten() if written is None else written
         outputs: list[TradeRows] = []
         if batch.records:
             # A decoder per batch: building one costs under a microsecond, and decoders
             # are not shared between the worker threads that may run this step.
-            out = trade_rows(batch.records, trade_decoder().decode, written)
+            out = trade_rows(batch.records, trade_decoder().decode, written.ids)
             counters.trades += out.trades
             counters.rows += len(out.rows)
             counters.dead_letters += len(out.dead_letters)
             counters.duplicates += out.duplicates
+            written.rows += len(out.rows)
+            written.duplicates += out.duplicates
             outputs.append(out)
             log_duplicates()
         if batch.end:
             counters.partitions_done += 1
-            logger.info(
-                "trade store, partition %s done; so far %d trades written, %d duplicate "
-                "trades skipped",
-                batch.partition,
-                counters.rows,
-                counters.duplicates,
-            )
+            if written.rows or written.duplicates:
+                logger.info(
+                    "trade store, partition %s done: %d trades written, %d duplicate trades "
+                    "skipped",
+                    batch.partition,
+                    written.rows,
+                    written.duplicates,
+                )
         return written, outputs
 
     outputs = op.stateful_flat_map("trade_rows", batches, store)

@@ -300,7 +300,4 @@ def test_duplicates_are_logged_while_they_come(
     run([RecordBatch(0, [good], 0), RecordBatch(0, [good, good], 0, end=True)])
     lines = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("trade store: 2 duplicate trades skipped in the last ") for m in lines)
-    assert (
-        "trade store, partition 0 done; so far 1 trades written, 2 duplicate trades skipped"
-        in lines
-    )
+    assert "trade store, partition 0 done: 1 trades written, 2 duplicate trades skipped" in lines
