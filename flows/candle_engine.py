@@ -14,6 +14,12 @@ carried the old close, and the 1m candle built from it.
 
 1m candles are rolled up from the real (non-flat) 1s candles of the minute, so each
 trade is folded once, into its 1s candle only.
+
+Each trade once. Kafka delivers at least once, so every symbol keeps the raw trade ids it
+has folded (`flows.trade_ids.TradeIds`: disjoint id ranges, bounded per symbol); a print
+whose ids were all folded is dropped and counted (`EngineStats.duplicates`), before any
+window or horizon is looked at, and one that only partly overlaps them comes back as
+`Overlapping`. A symbol resumed from the store takes the ids of its stored candles.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from flows.trade_ids import DEFAULT_MAX_RANGES, Seen, TradeIds, raw_ids
 from schemas.candles import Candle
 from schemas.trades import Trade
 
@@ -206,14 +213,28 @@ class Series:
 
 
 class SymbolCandles:
-    """One symbol's open windows, emitted series and revision history."""
+    """One symbol's open windows, emitted series, revision history and folded trade ids."""
 
-    __slots__ = ("exchange", "history", "kept_from", "m1", "market", "open", "s1", "symbol")
+    __slots__ = (
+        "exchange",
+        "history",
+        "ids",
+        "kept_from",
+        "m1",
+        "market",
+        "open",
+        "s1",
+        "symbol",
+    )
 
-    def __init__(self, exchange: str, market: str, symbol: str) -> None:
+    def __init__(
+        self, exchange: str, market: str, symbol: str, max_id_ranges: int = DEFAULT_MAX_RANGES
+    ) -> None:
         self.exchange = exchange
         self.market = market
         self.symbol = symbol
+        # Raw trade ids folded (or dead-lettered) already: a copy of one is a duplicate.
+        self.ids = TradeIds(max_id_ranges)
         # 1s windows that have trades and are not emitted yet.
         self.open: dict[int, CandleAcc] = {}
         # Emitted real 1s candles, kept for revisions and for rolling minutes up.
@@ -222,6 +243,13 @@ class SymbolCandles:
         self.kept_from: int | None = None
         self.s1 = Series("1s", SECOND_MS)
         self.m1 = Series("1m", MINUTE_MS)
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        # A snapshot taken before trade ids were kept has none: start them empty.
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        if "ids" not in state[1]:
+            self.ids = TradeIds()
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,13 +290,28 @@ def resumed_symbol(
     last = seconds.last
     state = SymbolCandles(last.exchange, last.market, last.symbol)
     state.kept_from = kept_from
+    spans: list[tuple[int, int]] = []
     for candle in seconds.kept:
         if candle.count > 0:
             state.history[candle.open_time] = CandleAcc.from_candle(candle)
+            spans.extend(_folded_ids(candle))
+    # The trades the stored candles count must not be counted again when delivered again.
+    state.ids.mark(spans)
     _resume_series(state.s1, seconds)
     if minutes is not None:
         _resume_series(state.m1, minutes)
     return state
+
+
+def _folded_ids(candle: Candle) -> list[tuple[int, int]]:
+    """The raw trade ids a stored real candle is known to have folded: all of its span
+    when its count fills it, else only its first and last (the holes may yet be filled)."""
+    first, last = candle.first_trade_id, candle.last_trade_id
+    if first is None or last is None:
+        return []
+    if candle.count == last - first + 1:
+        return [(first, last)]
+    return [(first, first), (last, last)]
 
 
 def _resume_series(series: Series, stored: StoredSeries) -> None:
@@ -283,10 +326,15 @@ class EngineStats:
     """Counts a run reports: what went in and what came out."""
 
     trades: int = 0
+    """Trades folded (duplicates and rejected trades not included)."""
     candles_1s: int = 0
     candles_1m: int = 0
     revisions: int = 0
     too_late: int = 0
+    duplicates: int = 0
+    """Trades dropped because every raw trade id of theirs was folded already."""
+    overlapping: int = 0
+    """Aggregate trades returned because some, not all, of their raw ids were folded."""
 
 
 @dataclass
@@ -298,6 +346,15 @@ class TooLate:
 
 
 @dataclass
+class Overlapping:
+    """An aggregate trade some of whose raw trade ids, not all, were folded already (an
+    aggTrade beside raw trades that split it otherwise): it cannot be folded exactly, so
+    the flow sends it to the dead-letter topic."""
+
+    trade: Trade
+
+
+@dataclass
 class PartitionCandles:
     """Candles of every symbol in one partition of the trade stream.
 
@@ -306,10 +363,13 @@ class PartitionCandles:
             stragglers from other symbols of the partition.
         horizon_ms: How long emitted candles stay revisable. A trade older than this
             comes back as `TooLate` instead of a revision.
+        max_id_ranges: Ranges of folded trade ids kept per symbol (see
+            `flows.trade_ids.TradeIds`).
     """
 
     lateness_ms: int = 1_000
     horizon_ms: int = 300_000
+    max_id_ranges: int = DEFAULT_MAX_RANGES
     symbols: dict[object, SymbolCandles] = field(default_factory=dict)
     max_time_ms: int | None = None
     watermark_ms: int | None = None
@@ -337,8 +397,11 @@ class PartitionCandles:
 
     # ----------------------------------------------------------------------- trades in
 
-    def add(self, key: object, trade: Trade, out: list[Candle]) -> TooLate | None:
+    def add(self, key: object, trade: Trade, out: list[Candle]) -> TooLate | Overlapping | None:
         """Fold a trade in; append any revised candles it causes to `out`.
+
+        A trade whose raw ids were all folded already is dropped and counted in
+        `stats.duplicates`.
 
         Args:
             key: The symbol's identity in this partition (the Kafka key).
@@ -346,11 +409,21 @@ class PartitionCandles:
             out: Where candles that this trade revises are appended.
 
         Returns:
-            None, or `TooLate` when the trade is older than the revision horizon.
+            None (folded, or a duplicate), `TooLate` when the trade is older than the
+            revision horizon, or `Overlapping` when only some of its raw ids were folded.
         """
         state = self.symbols.get(key)
         if state is None:
-            state = self.symbols[key] = SymbolCandles(trade.exchange, trade.market, trade.symbol)
+            state = self.symbols[key] = SymbolCandles(
+                trade.exchange, trade.market, trade.symbol, self.max_id_ranges
+            )
+        seen = state.ids.take(*raw_ids(trade.trade_id, trade.first_trade_id, trade.last_trade_id))
+        if seen is Seen.DUPLICATE:
+            self.stats.duplicates += 1
+            return None
+        if seen is Seen.OVERLAP:
+            self.stats.overlapping += 1
+            return Overlapping(trade)
         time_ms = trade.time_us // 1000
         window = time_ms - time_ms % SECOND_MS
         if self.max_time_ms is None or time_ms > self.max_time_ms:
@@ -386,12 +459,15 @@ class PartitionCandles:
                 `TypeError` on a bad one.
             out: Where emitted and revised candles are appended.
             reject: Called with `(record, reason, detail)` for a record that is not a
-                valid trade or is older than the revision horizon.
+                valid trade, is older than the revision horizon (`too_late`) or overlaps
+                trades folded already (`overlapping_trade`). A duplicate is counted in
+                `stats.duplicates`, not rejected.
         """
         symbols = self.symbols
         stats = self.stats
         max_us = -1 if self.max_time_ms is None else self.max_time_ms * 1000 + 999
         count = 0
+        duplicates = 0
         for record in records:
             try:
                 trade = decode(record.value())
@@ -412,7 +488,33 @@ class PartitionCandles:
             key = record.key()
             state = symbols.get(key)
             if state is None:
-                state = symbols[key] = SymbolCandles(trade.exchange, trade.market, trade.symbol)
+                state = symbols[key] = SymbolCandles(
+                    trade.exchange, trade.market, trade.symbol, self.max_id_ranges
+                )
+            first = trade.first_trade_id
+            if first is None:
+                first = last = trade.trade_id
+            else:
+                last = trade.last_trade_id  # type: ignore[assignment]
+                if last is None or last < first:
+                    reject(record, "invalid_trade", f"aggregate trade ids {first}..{last}")
+                    continue
+            ranges = state.ids.ranges
+            if ranges and ranges[-1][1] + 1 == first:
+                ranges[-1][1] = last  # the next id: the common case, inlined
+            else:
+                seen = state.ids.take(first, last)
+                if seen is Seen.DUPLICATE:
+                    duplicates += 1
+                    continue
+                if seen is Seen.OVERLAP:
+                    stats.overlapping += 1
+                    reject(
+                        record,
+                        "overlapping_trade",
+                        f"raw trade ids {first}..{last} are partly in trades already folded",
+                    )
+                    continue
             time_us = trade.time_us
             if time_us > max_us:
                 max_us = time_us
@@ -435,6 +537,7 @@ class PartitionCandles:
                         f"({late.horizon_from} ms); repair the candle from the trades table",
                     )
         stats.trades += count
+        stats.duplicates += duplicates
         if max_us >= 0:
             self.max_time_ms = max_us // 1000
 

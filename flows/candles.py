@@ -9,6 +9,11 @@ A live flow that starts without a Bytewax snapshot resumes from ClickHouse
 (`StoreResume`): every symbol's series go on where the stored candles end and the minute
 it had open rolls up its stored seconds with the new ones, so a 1m candle equals the
 roll-up of its stored 1s candles across a crash too.
+
+Each trade counts once: the engine drops a trade whose raw ids it has folded already (a
+copy delivered again: Kafka is at least once), including those of the stored candles it
+resumed from. `FlowCounters.duplicates` counts them, and each partition logs them at INFO
+every `DUPLICATES_LOG_EVERY_S` while they come and once more when its run ends.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ logger = logging.getLogger(__name__)
 
 STAGE = "candles"
 
+DUPLICATES_LOG_EVERY_S = 60.0
+"""A partition that drops duplicate trades says so at INFO at most this often."""
+
 # Sums of 8- and 16-decimal values never come near 60 significant digits, so no
 # arithmetic in this flow ever rounds.
 _EXACT = Context(prec=60)
@@ -84,6 +92,11 @@ class FlowCounters:
     revisions: int = 0
     partitions_done: int = 0
     engines: list[EngineStats] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        """Trades dropped because they had been folded already (delivered twice)."""
+        return sum(stats.duplicates for stats in self.engines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +222,12 @@ def resumed_symbols(rows: Iterable[tuple[Any, ...]]) -> dict[bytes, SymbolCandle
 class StoreResume:
     """The candle flow's state as ClickHouse holds it, loaded once and shared by partitions.
 
-    Use it only where the trade source holds no trade that the stored candles already
-    count (reading from the topic's end, or an embedded broker whose topics start empty):
-    such a trade would be counted twice.
+    Each symbol takes the raw trade ids of its stored 1s candles within the revision
+    horizon, so a trade they count that is delivered again (an ingest that restarted too)
+    is dropped as a duplicate, not counted twice; one older than the horizon is
+    dead-lettered as too late. So use it where the trade source starts about where the
+    stored candles end (reading from the topic's end, or an embedded broker whose topics
+    start empty), not at the beginning of a long topic.
 
     Args:
         clickhouse: Returns the ClickHouse client to read with.
@@ -301,11 +317,16 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
         self._counters = counters
         counters.engines.append(self._engine.stats)
         self._last_trade_wall_ms: int | None = None
+        self._partition: int | None = None
+        self._ended = False
+        self._logged_duplicates = self._engine.stats.duplicates
+        self._logged_at = time.monotonic()
 
     def on_item(self, value: RecordBatch) -> tuple[Iterable[CandleOutput], bool]:
         engine = self._engine
         candles: list[Candle] = []
         dead: list[DeadLetter] = []
+        self._partition = value.partition
         if self._store is not None:
             self._resume(self._store.take(value.partition), candles)
             self._store = None
@@ -327,7 +348,45 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
             with localcontext(_EXACT):
                 engine.flush(candles)
             self._counters.partitions_done += 1
+            self._log_end()
+        elif engine.stats.duplicates != self._logged_duplicates:
+            self._log_duplicates()
         return self._emit(candles, dead), StatefulLogic.RETAIN
+
+    def _log_duplicates(self) -> None:
+        """At most every `DUPLICATES_LOG_EVERY_S`: the duplicates dropped since the last line."""
+        now = time.monotonic()
+        if now - self._logged_at < DUPLICATES_LOG_EVERY_S:
+            return
+        stats = self._engine.stats
+        logger.info(
+            "candle flow, partition %s: %d duplicate trades dropped in the last %.0f s "
+            "(%d since start; %d trades folded)",
+            self._partition,
+            stats.duplicates - self._logged_duplicates,
+            now - self._logged_at,
+            stats.duplicates,
+            stats.trades,
+        )
+        self._logged_duplicates = stats.duplicates
+        self._logged_at = now
+
+    def _log_end(self) -> None:
+        self._ended = True
+        stats = self._engine.stats
+        if not (stats.trades or stats.duplicates or stats.overlapping or stats.too_late):
+            return  # a partition that had no trade has nothing to say
+        logger.info(
+            "candle flow, partition %s done: %d trades folded, %d duplicate trades dropped, "
+            "%d overlapping and %d too late sent to the dead letters",
+            self._partition,
+            stats.trades,
+            stats.duplicates,
+            stats.overlapping,
+            stats.too_late,
+        )
+        self._logged_duplicates = stats.duplicates
+        self._logged_at = time.monotonic()
 
     def _resume(self, stored: PartitionResume, candles: list[Candle]) -> None:
         engine = self._engine
@@ -359,6 +418,8 @@ class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
         candles: list[Candle] = []
         with localcontext(_EXACT):
             self._engine.flush(candles)
+        if not self._ended:  # a live flow stopping: its partition's summary, once
+            self._log_end()
         return self._emit(candles, []), StatefulLogic.RETAIN
 
     def notify_at(self) -> None:
@@ -441,7 +502,7 @@ def build_kafka_flow(
         counters: Filled with live counts, for progress reports.
         stop: Set it to end a live flow (open windows are flushed on the way out).
         resume_from_store: Without a Bytewax snapshot, resume each symbol from the stored
-            candles (see `StoreResume`); only where the topic holds no trade they count.
+            candles (see `StoreResume`); only where the topic starts about where they end.
 
     Returns:
         The dataflow and its ClickHouse writer (whose `written` counts rows inserted).

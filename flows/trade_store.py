@@ -4,15 +4,22 @@ Trades need no state (each is its own row), so every fetched batch of records is
 checked and encoded to TabSeparated lines in one stateless step, and the lines are
 inserted in large batches by `flows.sinks.clickhouse.TsvWriter`. A record that is not a
 valid trade, or that the table's column types cannot hold exactly, goes to the
-dead-letter topic; control records (end-of-run markers) are skipped. `trades` is a
-ReplacingMergeTree on (exchange, market, symbol, trade_id), so a rerun or a recovery
-leaves the same rows.
+dead-letter topic; control records (end-of-run markers) are skipped.
+
+Each trade is written once. Kafka delivers at least once, so the step keeps, per Kafka
+partition, the raw trade ids of each symbol it has written (`flows.trade_ids.TradeIds`,
+bounded per symbol) and skips a trade delivered again (counted in
+`TradeStoreCounters.duplicates`); an aggTrade that only partly overlaps trades written
+already goes to the dead letters (`overlapping_trade`). What a restarted store writes
+again, or a second replay of the same files, collapses in `trades` itself: a
+ReplacingMergeTree on (exchange, market, symbol, trade_id), read with FINAL.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Context, Decimal
@@ -30,6 +37,7 @@ from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.sinks.clickhouse import NULL, ClickHouseSink, TsvTable, TsvWriter, tsv_escape
 from flows.sinks.kafka import KafkaListSink
 from flows.sources.kafka import KafkaBatchSource, RecordBatch, RunBounds, StartAt
+from flows.trade_ids import Seen, TradeIds, raw_ids
 from runtime.kafka import consumer_config, producer_config
 from schemas import topics
 from schemas.deadletter import DeadLetter
@@ -38,6 +46,9 @@ from schemas.trades import InvalidTrade, Trade, check_trade, trade_decoder
 logger = logging.getLogger(__name__)
 
 STAGE = "trade_store"
+
+DUPLICATES_LOG_EVERY_S = 60.0
+"""While duplicate trades come, the store says so at INFO at most this often."""
 """The `stage` of every dead letter this flow writes, and their Kafka key."""
 
 TABLE = "trades"
@@ -152,33 +163,43 @@ class TradeRows:
 
     Attributes:
         rows: Lines for the `trades` table (see `trade_row`).
-        dead_letters: Records that were no trade, an invalid one, or an unstorable one.
+        dead_letters: Records that were no trade, an invalid one, an unstorable one, or
+            an aggTrade partly overlapping trades written already.
         trades: Records that were data (every record but the control records).
+        duplicates: Trades skipped because they had been written already.
     """
 
     rows: list[str]
     dead_letters: list[DeadLetter]
     trades: int
+    duplicates: int = 0
 
 
-def trade_rows(records: Iterable[Any], decode: Callable[[bytes], Trade]) -> TradeRows:
+def trade_rows(
+    records: Iterable[Any],
+    decode: Callable[[bytes], Trade],
+    written: dict[Any, TradeIds] | None = None,
+) -> TradeRows:
     """Decode, check and encode a batch of Kafka records: the hot path of the trade store.
 
     Args:
         records: Objects with the accessors of `confluent_kafka.Message` (`value()`,
-            `headers()`, ...), e.g. a `RecordBatch`'s records.
+            `key()`, `headers()`, ...), e.g. a `RecordBatch`'s records.
         decode: Turns a value into a `Trade`; raises `msgspec.DecodeError` or `TypeError`
             on a bad one.
+        written: By Kafka key, the raw trade ids written already (updated here); a trade
+            all of whose ids are in it is skipped as a duplicate. None: no such check.
 
     Returns:
         The rows and dead letters of the batch (reasons `undecodable`, `invalid_trade`,
-        `unstorable`); control records are skipped without a trace.
+        `unstorable`, `overlapping_trade`); control records are skipped without a trace.
     """
     rows: list[str] = []
     dead: list[DeadLetter] = []
     escaped: dict[str, str] = {}
     is_control = topics.is_control
     trades = 0
+    duplicates = 0
     for record in records:
         headers = record.headers()
         if headers and is_control(headers):
@@ -186,18 +207,53 @@ def trade_rows(records: Iterable[Any], decode: Callable[[bytes], Trade]) -> Trad
         trades += 1
         try:
             trade = check_trade(decode(record.value()))
-            rows.append(trade_row(trade, escaped))
+            row = trade_row(trade, escaped)
         except (msgspec.DecodeError, TypeError) as exc:
             dead.append(record_dead_letter(STAGE, record, "undecodable", str(exc)))
+            continue
         except InvalidTrade as exc:
             dead.append(record_dead_letter(STAGE, record, "invalid_trade", str(exc)))
+            continue
         except Unstorable as exc:
             dead.append(record_dead_letter(STAGE, record, "unstorable", str(exc)))
-    return TradeRows(rows, dead, trades)
+            continue
+        if written is not None:
+            ids = written.get(record.key())
+            if ids is None:
+                ids = written[record.key()] = TradeIds()
+            first, last = raw_ids(trade.trade_id, trade.first_trade_id, trade.last_trade_id)
+            seen = ids.take(first, last)
+            if seen is Seen.DUPLICATE:
+                duplicates += 1
+                continue
+            if seen is Seen.OVERLAP:
+                dead.append(
+                    record_dead_letter(
+                        STAGE,
+                        record,
+                        "overlapping_trade",
+                        f"raw trade ids {first}..{last} are partly in trades written already",
+                    )
+                )
+                continue
+        rows.append(row)
+    return TradeRows(rows, dead, trades, duplicates)
 
 
 # ---------------------------------------------------------------------------------------
 # Bytewax wiring
+
+
+class PartitionWritten:
+    """The trade store's state of one partition: each symbol's written raw trade ids (by
+    Kafka key), and what it wrote and skipped."""
+
+    __slots__ = ("duplicates", "ids", "rows")
+
+    def __init__(self) -> None:
+        self.ids: dict[Any, TradeIds] = {}
+        self.rows = 0
+        self.duplicates = 0
 
 
 class TradeStoreSettings(BatchSettings):
@@ -214,6 +270,8 @@ class TradeStoreCounters:
     trades: int = 0
     rows: int = 0
     dead_letters: int = 0
+    duplicates: int = 0
+    """Trades not written again because they had been (delivered twice)."""
     partitions_done: int = 0
 
 
@@ -243,22 +301,56 @@ def build_flow(
     del settings  # nothing in the dataflow itself depends on them
     counters = counters if counters is not None else TradeStoreCounters()
     flow = Dataflow(flow_id)
+    logged_duplicates, logged_at = 0, time.monotonic()
+
+    def log_duplicates() -> None:
+        nonlocal logged_duplicates, logged_at
+        now = time.monotonic()
+        if counters.duplicates == logged_duplicates or now - logged_at < DUPLICATES_LOG_EVERY_S:
+            return
+        logger.info(
+            "trade store: %d duplicate trades skipped in the last %.0f s (%d since start; "
+            "%d trades written)",
+            counters.duplicates - logged_duplicates,
+            now - logged_at,
+            counters.duplicates,
+            counters.rows,
+        )
+        logged_duplicates, logged_at = counters.duplicates, now
+
     batches = op.input("trades_in", flow, source)
 
-    def store(batch: RecordBatch) -> list[TradeRows]:
+    def store(
+        written: PartitionWritten | None, batch: RecordBatch
+    ) -> tuple[PartitionWritten, list[TradeRows]]:
+        # State per partition (the stream is keyed by it).
+        written = PartitionWritten() if written is None else written
+        outputs: list[TradeRows] = []
+        if batch.records:
+            # A decoder per batch: building one costs under a microsecond, and decoders
+            # are not shared between the worker threads that may run this step.
+            out = trade_rows(batch.records, trade_decoder().decode, written.ids)
+            counters.trades += out.trades
+            counters.rows += len(out.rows)
+            counters.dead_letters += len(out.dead_letters)
+            counters.duplicates += out.duplicates
+            written.rows += len(out.rows)
+            written.duplicates += out.duplicates
+            outputs.append(out)
+            log_duplicates()
         if batch.end:
             counters.partitions_done += 1
-        if not batch.records:
-            return []
-        # A decoder per batch: building one costs under a microsecond, and decoders are
-        # not shared between the worker threads that may run this step.
-        out = trade_rows(batch.records, trade_decoder().decode)
-        counters.trades += out.trades
-        counters.rows += len(out.rows)
-        counters.dead_letters += len(out.dead_letters)
-        return [out]
+            if written.rows or written.duplicates:
+                logger.info(
+                    "trade store, partition %s done: %d trades written, %d duplicate trades "
+                    "skipped",
+                    batch.partition,
+                    written.rows,
+                    written.duplicates,
+                )
+        return written, outputs
 
-    outputs = op.flat_map_value("trade_rows", batches, store)
+    outputs = op.stateful_flat_map("trade_rows", batches, store)
     rows = op.filter_map_value("rows_only", outputs, lambda out: out.rows or None)
     op.output("rows_to_clickhouse", rows, sink)
     dead = op.filter_map_value("dead_letters_only", outputs, lambda out: out.dead_letters or None)

@@ -244,8 +244,8 @@ def run(
         typer.echo(f"run failed: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(
-        f"stopped: {counters.trades:,} trades, {counters.candles:,} candles, "
-        f"{counters.dead_letters:,} dead letters"
+        f"stopped: {counters.trades:,} trades ({counters.duplicates:,} duplicates dropped), "
+        f"{counters.candles:,} candles, {counters.dead_letters:,} dead letters"
     )
 
 
@@ -357,7 +357,10 @@ def candles(
         run_flow(flow, recovery_dir)
     finally:
         client.close()
-    typer.echo(f"stopped: {counters.trades:,} trades, {counters.candles:,} candles")
+    typer.echo(
+        f"stopped: {counters.trades:,} trades ({counters.duplicates:,} duplicates dropped), "
+        f"{counters.candles:,} candles"
+    )
 
 
 @app.command("api")

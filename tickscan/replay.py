@@ -59,8 +59,12 @@ class ReplayReport:
     candles_1s: int = 0
     candles_1m: int = 0
     revisions: int = 0
+    duplicates: int = 0
+    """Trades the candle flow dropped because it had folded them already."""
     trades_stored: int = 0
     store_dead_letters: int = 0
+    store_duplicates: int = 0
+    """Trades the trade store skipped because it had written them already."""
     publish_s: float = 0.0
     candles_s: float = 0.0
     store_s: float = 0.0
@@ -218,6 +222,7 @@ def replay(
         report.candles_1m = writer.written["1m"]
         report.dead_letters = counters.dead_letters
         report.revisions = sum(stats.revisions for stats in counters.engines)
+        report.duplicates = counters.duplicates
 
         stored = trade_store.TradeStoreCounters()
         store_flow, store_writer = trade_store.build_kafka_flow(
@@ -233,6 +238,7 @@ def replay(
         )
         report.trades_stored = store_writer.written[trade_store.TABLE]
         report.store_dead_letters = stored.dead_letters
+        report.store_duplicates = stored.duplicates
     return report
 
 
@@ -294,6 +300,8 @@ def summary(report: ReplayReport) -> str:
         f"({report.revisions:,} revisions), {report.dead_letters:,} dead letters from the flow",
         f"trades stored: {report.trades_stored:,}, "
         f"{report.store_dead_letters:,} dead letters from the trade store",
+        f"duplicate trades dropped (the same trade delivered again): {report.duplicates:,} "
+        f"by the candle flow, {report.store_duplicates:,} by the trade store",
         f"publish {report.publish_s:.2f} s, "
         f"candles {report.candles_s:.2f} s ({rate:,.0f} trades/s), "
         f"trade store {report.store_s:.2f} s ({store_rate:,.0f} trades/s)",

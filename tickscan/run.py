@@ -298,6 +298,7 @@ def _run_cycle(
         )
         # Every trade in ClickHouse within half a second: the durable record the candle flow
         # resumes its open windows from after a crash (the embedded broker's memory is gone).
+        stored = trade_store.TradeStoreCounters()
         store_flow, _store_writer = trade_store.build_kafka_flow(
             # Trades not yet in ClickHouse are what a crash loses: keep that short.
             trade_store.TradeStoreSettings(clickhouse_flush_ms=500),
@@ -305,6 +306,7 @@ def _run_cycle(
             clickhouse=lambda: client,
             database=database,
             start="beginning",
+            counters=stored,
             stop=cycle.stop,
         )
         if source is None:
@@ -361,10 +363,13 @@ def _run_cycle(
                 next_release = last_status + settings.ingest.release_memory_every_s
                 release_memory()
             logger.info(
-                "candle flow: %d trades, %d candles, %d dead letters%s",
+                "candle flow: %d trades, %d candles, %d dead letters; duplicate trades "
+                "dropped: %d by the candle flow, %d by the trade store%s",
                 counters.trades,
                 counters.candles,
                 counters.dead_letters,
+                counters.duplicates,
+                stored.duplicates,
                 _broker_memory(broker),
             )
             if _broker_full(broker, settings.kafka.embedded_max_mb, source):

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import pickle
 from decimal import Decimal
 
 import pytest
 
-from flows.candle_engine import PartitionCandles, StoredSeries, TooLate, resumed_symbol, rollup
+from flows.candle_engine import (
+    Overlapping,
+    PartitionCandles,
+    StoredSeries,
+    SymbolCandles,
+    TooLate,
+    resumed_symbol,
+    rollup,
+)
 from schemas.candles import Candle
 from schemas.trades import Trade
 
@@ -334,11 +343,15 @@ def test_a_resumed_engine_goes_on_as_if_it_had_never_stopped() -> None:
 def test_revisions_after_a_resume_are_written_above_the_stored_versions() -> None:
     engine = PartitionCandles(lateness_ms=0)
     out: list[Candle] = []
-    for t in [trade(1, T0 + 1_000, "10"), trade(3, T0 + 5_000, "11"), trade(5, T0 + 61_000, "12")]:
+    for t in [
+        trade(10, T0 + 1_000, "10"),
+        trade(30, T0 + 5_000, "11"),
+        trade(50, T0 + 61_000, "12"),
+    ]:
         engine.add("k", t, out)
         engine.advance(out)
-    engine.add("k", trade(2, T0 + 1_500, "9"), out)  # late: 1s and 1m at version 2
-    engine.add("k", trade(4, T0 + 63_000, "13"), out)
+    engine.add("k", trade(20, T0 + 1_500, "9"), out)  # late: 1s and 1m at version 2
+    engine.add("k", trade(40, T0 + 63_000, "13"), out)
     engine.advance(out)
     assert final(out, "1s")[T0 + 1_000].version == 2 == final(out, "1m")[T0].version
     resumed = PartitionCandles(lateness_ms=0)
@@ -346,11 +359,163 @@ def test_revisions_after_a_resume_are_written_above_the_stored_versions() -> Non
     assert seconds is not None
     resumed.resume({"k": resumed_symbol(seconds, stored(out, "BTCUSDT", "1m", T0), T0)})
     later: list[Candle] = []
-    resumed.add("k", trade(6, T0 + 64_000, "14"), later)
+    resumed.add("k", trade(60, T0 + 64_000, "14"), later)
     resumed.advance(later)
-    assert resumed.add("k", trade(2, T0 + 1_200, "8", agg=(2, 2)), later) is None
+    assert resumed.add("k", trade(15, T0 + 1_200, "8", agg=(15, 15)), later) is None
     second, minute = final(later, "1s")[T0 + 1_000], final(later, "1m")[T0]
     assert (second.version, second.low, second.count) == (3, D("8"), 3)
     assert (minute.version, minute.low, minute.count, minute.close) == (3, D("8"), 4, D("11"))
     # Event time went on from where the store ended: nothing older was emitted again.
     assert min(c.open_time for c in later if c.version == 1) == T0 + 63_000
+
+
+# ------------------------------------------------------------------ each trade once
+
+
+def market(n: int = 300) -> list[Trade]:
+    """Two symbols' trades over about two and a half minutes, ids consecutive per symbol."""
+    out = []
+    next_id = {"BTCUSDT": 1_000, "ETHUSDT": 9_000}
+    for i in range(n):
+        symbol = "BTCUSDT" if i % 3 else "ETHUSDT"
+        tid = next_id[symbol]
+        next_id[symbol] += 1
+        out.append(
+            trade(tid, T0 + i * 487, str(100 + (i * 7) % 13), f"0.{i % 9 + 1}", symbol=symbol)
+        )
+    return out
+
+
+def fields(candles: dict[int, Candle]) -> dict[int, tuple[object, ...]]:
+    return {
+        t: (c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.count,
+            c.taker_buy_volume, c.first_trade_id, c.last_trade_id)
+        for t, c in candles.items()
+    }  # fmt: skip
+
+
+def fold(engine: PartitionCandles, trades: list[Trade], out: list[Candle]) -> list[object]:
+    rejected: list[object] = []
+    for t in trades:
+        verdict = engine.add(t.symbol, t, out)
+        if verdict is not None:
+            rejected.append(verdict)
+        engine.advance(out)
+    return rejected
+
+
+@pytest.mark.parametrize(
+    "delivery",
+    ["each_twice_at_once", "whole_input_twice", "tail_again_after_a_minute"],
+)
+def test_a_trade_delivered_twice_counts_once(delivery: str) -> None:
+    """At-least-once delivery: a producer retry (the same trade right after), an archive
+    replayed twice, an ingest restart sending its last trades again. The candles are those
+    of the trades delivered once, and every extra copy is counted as a duplicate."""
+    trades = market()
+    once = run(trades)
+    if delivery == "each_twice_at_once":
+        delivered = [t for t in trades for _ in (0, 1)]
+    elif delivery == "whole_input_twice":
+        delivered = trades + trades
+    else:
+        delivered = trades[:200] + trades[120:200] + trades[200:]
+    engine = PartitionCandles(lateness_ms=0)
+    out: list[Candle] = []
+    assert fold(engine, delivered, out) == []
+    engine.flush(out)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        for interval in ("1s", "1m"):
+            got = final([c for c in out if c.symbol == symbol], interval)
+            want = final([c for c in once if c.symbol == symbol], interval)
+            assert fields(got) == fields(want), (symbol, interval)
+    assert engine.stats.duplicates == len(delivered) - len(trades)
+    assert engine.stats.too_late == 0
+    assert engine.stats.trades == len(trades)
+
+
+def test_an_aggtrade_and_the_raw_trades_it_stands_for_count_once() -> None:
+    """An aggTrades archive and a trades archive of the same day: the raw trades of an
+    aggTrade already folded are duplicates, and so is the aggTrade after its raw trades;
+    one that only partly overlaps what was folded is returned, not folded."""
+    engine = PartitionCandles(lateness_ms=0)
+    out: list[Candle] = []
+    aggs = [
+        trade(1, T0 + 100, "10", "3", agg=(100, 102)),
+        trade(2, T0 + 200, "11", "1", agg=(103, 103)),
+        trade(3, T0 + 1_100, "12", "2", agg=(104, 105)),
+    ]
+    raws = [
+        trade(100, T0 + 100, "10"), trade(101, T0 + 100, "10"), trade(102, T0 + 100, "10"),
+        trade(103, T0 + 200, "11"), trade(104, T0 + 1_100, "12"), trade(105, T0 + 1_100, "12"),
+    ]  # fmt: skip
+    assert fold(engine, aggs + raws, out) == []
+    later = trade(106, T0 + 2_100, "13")
+    assert fold(engine, [later, trade(4, T0 + 2_100, "13", agg=(106, 106))], out) == []
+    partly = trade(5, T0 + 2_200, "14", "5", agg=(106, 110))
+    rejected = fold(engine, [partly], out)
+    assert len(rejected) == 1 and isinstance(rejected[0], Overlapping)
+    assert rejected[0].trade is partly
+    engine.flush(out)
+    seconds = final(out, "1s")
+    assert [(c.count, c.volume) for c in seconds.values()] == [(4, D(4)), (2, D(2)), (1, D(1))]
+    assert engine.stats.duplicates == 7 and engine.stats.overlapping == 1
+
+
+def test_duplicates_are_dropped_before_the_revision_horizon_is_asked() -> None:
+    """A copy of a trade long closed is a duplicate, not a too-late trade to dead-letter."""
+    engine = PartitionCandles(lateness_ms=0, horizon_ms=60_000)
+    out: list[Candle] = []
+    first = trade(1, T0, "1")
+    assert fold(engine, [first, trade(2, T0 + 10 * 60_000, "2"), first], out) == []
+    assert engine.stats.duplicates == 1 and engine.stats.too_late == 0
+    # A trade never seen that old still is too late.
+    assert isinstance(engine.add("BTCUSDT", trade(0, T0 + 500, "1"), out), TooLate)
+
+
+def test_a_resumed_engine_does_not_count_again_the_trades_in_its_stored_candles() -> None:
+    """After a restart from the stored candles, trades the stored candles hold are
+    delivered again (an ingest that restarted too): they are duplicates, and the trades
+    in a stored candle's hole (a gap repair) still count."""
+    trades = [t for t in market() if t.trade_id != 1_100]  # a hole in the BTCUSDT ids
+    hole = next(t for t in market() if t.trade_id == 1_100)
+    whole = run([*trades, hole])
+    cut = 150
+    engine = PartitionCandles(lateness_ms=0)
+    before: list[Candle] = []
+    fold(engine, trades[:cut], before)
+    resumed = PartitionCandles(lateness_ms=0)
+    symbols = {}
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        seconds = stored(before, symbol, "1s", T0)
+        assert seconds is not None
+        symbols[symbol] = resumed_symbol(seconds, stored(before, symbol, "1m", T0), T0)
+    resumed.resume(symbols)  # type: ignore[arg-type]
+    after: list[Candle] = []
+    # Everything from 40 trades before the cut, then the repaired hole.
+    assert fold(resumed, [*trades[cut - 40 :], hole], after) == []
+    resumed.flush(after)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        for interval in ("1s", "1m"):
+            got = final([c for c in before + after if c.symbol == symbol], interval)
+            want = final([c for c in whole if c.symbol == symbol], interval)
+            assert fields(got) == fields(want), (symbol, interval)
+    emitted = {c.open_time for c in before if c.interval == "1s"}
+    assert resumed.stats.duplicates == sum(
+        1 for t in trades[cut - 40 : cut] if t.time_us // 1000 // 1000 * 1000 in emitted
+    )
+
+
+def test_folded_ids_survive_a_snapshot_and_an_older_snapshot_starts_them_empty() -> None:
+    engine = PartitionCandles(lateness_ms=0)
+    out: list[Candle] = []
+    fold(engine, market(30), out)
+    copy = pickle.loads(pickle.dumps(engine))
+    assert fold(copy, market(30), out) == [] and copy.stats.duplicates == 30
+    state = copy.symbols["BTCUSDT"]
+    # A snapshot from before the ids were kept: its symbols come back without them.
+    _, slots = state.__reduce_ex__(2)[2]
+    del slots["ids"]
+    older = SymbolCandles.__new__(SymbolCandles)
+    older.__setstate__((None, slots))
+    assert older.ids.ranges == [] and older.s1.upto == state.s1.upto

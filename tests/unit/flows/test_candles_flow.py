@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import pickle
 from decimal import Decimal
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+import flows.candles
 from flows.candles import CandleFlowSettings, CandleLogic, FlowCounters, build_flow
 from flows.sources.files import read_trades
 from flows.sources.kafka import Record, RecordBatch
@@ -56,16 +58,25 @@ def run(
     return [c for _, cs in out for c in cs], [d for _, ds in dead for d in ds], counters
 
 
-def test_capture_through_the_flow_equals_the_official_klines() -> None:
+def capture_trades() -> list[Trade]:
     if not CAPTURE.exists():
         pytest.skip(f"shared data missing: {CAPTURE}")
-    trades = [t for t in read_trades(CAPTURE, market="usdm") if isinstance(t, Trade)]
+    return [t for t in read_trades(CAPTURE, market="usdm") if isinstance(t, Trade)]
+
+
+def batched(trades: list[Trade], size: int = 997) -> list[RecordBatch]:
     recs = records(trades)
-    batches = [RecordBatch(0, recs[i : i + 997], 0) for i in range(0, len(recs), 997)]
+    batches = [RecordBatch(0, recs[i : i + size], 0) for i in range(0, len(recs), size)]
     batches.append(RecordBatch(0, [], 0, caught_up=True, end=True))
-    candles, dead, counters = run(batches)
-    assert not dead and counters.trades == len(trades) == 21_313
-    got = {c.open_time: c for c in candles if c.interval == "1m"}
+    return batches
+
+
+def assert_equal_to_the_official_klines(candles: list[Candle]) -> None:
+    got: dict[int, Candle] = {}
+    for c in candles:  # the latest revision of each minute, as FINAL reads it
+        if c.interval == "1m" and (c.open_time not in got or c.version > got[c.open_time].version):
+            got[c.open_time] = c
+    compared = 0
     with KLINES.open() as f:
         for row in csv.DictReader(f):
             minute = int(row["open_time"])
@@ -83,6 +94,53 @@ def test_capture_through_the_flow_equals_the_official_klines() -> None:
                     Decimal(row["taker_buy_volume"]),
                     Decimal(row["taker_buy_quote_volume"]),
                 )
+                compared += 1
+    assert compared == 5
+
+
+def test_capture_through_the_flow_equals_the_official_klines() -> None:
+    trades = capture_trades()
+    candles, dead, counters = run(batched(trades))
+    assert not dead and counters.trades == len(trades) == 21_313
+    assert counters.duplicates == 0
+    assert_equal_to_the_official_klines(candles)
+
+
+@pytest.mark.parametrize("delivery", ["the_capture_twice", "overlapping_halves"])
+def test_trades_delivered_twice_count_once_and_equal_the_official_klines(
+    delivery: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same capture replayed twice, or two archives that overlap by a third: every
+    minute still equals Binance's own kline, and the copies are counted as duplicates
+    (and logged at INFO when the partition's run ends)."""
+    caplog.set_level(logging.INFO, logger="flows.candles")
+    trades = capture_trades()
+    if delivery == "the_capture_twice":
+        delivered = trades + trades
+    else:
+        third = len(trades) // 3
+        delivered = trades[: 2 * third] + trades[third:]
+    candles, dead, counters = run(batched(delivered))
+    assert dead == []
+    assert counters.trades == len(delivered)
+    assert counters.duplicates == len(delivered) - len(trades)
+    assert_equal_to_the_official_klines(candles)
+    ends = [r.getMessage() for r in caplog.records if "done:" in r.getMessage()]
+    assert ends == [
+        f"candle flow, partition 0 done: {len(trades)} trades folded, "
+        f"{len(delivered) - len(trades)} duplicate trades dropped, "
+        "0 overlapping and 0 too late sent to the dead letters"
+    ]
+
+
+def test_an_aggtrade_partly_folded_already_goes_to_dead_letters() -> None:
+    agg = Trade("sim", "spot", "AAAUSDT", 7, Decimal("5"), Decimal("3"), T0 * 1000, False, 1, 3)
+    candles, dead, counters = run(
+        [RecordBatch(0, records([trade(1, T0, "5"), agg, trade(4, T0 + 5, "6")]), 0, end=True)]
+    )
+    assert [(d.reason, d.offset) for d in dead] == [("overlapping_trade", 1)]
+    assert [c.count for c in candles if c.interval == "1s"] == [2]
+    assert counters.duplicates == 0
 
 
 def test_bad_records_go_to_dead_letters_and_the_flow_goes_on() -> None:
@@ -145,3 +203,47 @@ def test_record_batches_survive_pickling_between_workers() -> None:
     assert copy.partition == 3 and copy.wall_ms == 42 and copy.caught_up
     assert copy.records[0].value() == batch.records[0].value()
     assert copy.records[0].key() == b"sim:spot:AAAUSDT"
+
+
+def test_an_aggtrade_whose_ids_run_backwards_is_an_invalid_trade() -> None:
+    backwards = Trade(
+        "sim", "spot", "AAAUSDT", 7, Decimal("5"), Decimal("3"), T0 * 1000, False, 9, 3
+    )
+    candles, dead, _ = run(
+        [
+            RecordBatch(
+                0, records([trade(1, T0, "5"), backwards, trade(2, T0 + 5, "6")]), 0, end=True
+            )
+        ]
+    )
+    assert [(d.reason, d.offset) for d in dead] == [("invalid_trade", 1)]
+    assert [c.count for c in candles if c.interval == "1s"] == [2]
+
+
+def test_duplicates_are_logged_while_they_come(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(flows.candles, "DUPLICATES_LOG_EVERY_S", 0.0)
+    caplog.set_level(logging.INFO, logger="flows.candles")
+    first = records([trade(1, T0, "5"), trade(2, T0 + 5, "6")])
+    again = records([trade(2, T0 + 5, "6")])
+    _, _, counters = run([RecordBatch(0, first, 0), RecordBatch(0, again, 0)])
+    assert counters.duplicates == 1
+    lines = [r.getMessage() for r in caplog.records if "in the last" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith(
+        "candle flow, partition 0: 1 duplicate trades dropped in the last "
+    )
+
+
+def test_a_live_flow_that_stops_logs_its_partitions_duplicates_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="flows.candles")
+    logic = CandleLogic(CandleFlowSettings(), None, FlowCounters())
+    twice = records([trade(1, T0, "5"), trade(1, T0, "5"), trade(2, T0 + 5, "6")], partition=4)
+    logic.on_item(RecordBatch(4, twice, 1_000))
+    logic.on_eof()
+    assert [r.getMessage() for r in caplog.records] == [
+        "candle flow, partition 4 done: 2 trades folded, 1 duplicate trades dropped, "
+        "0 overlapping and 0 too late sent to the dead letters"
+    ]

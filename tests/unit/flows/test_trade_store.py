@@ -3,12 +3,14 @@ source and sink."""
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any, Literal
 
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+import flows.trade_store
 from flows.sinks.clickhouse import CandleWriter
 from flows.sources.kafka import Record, RecordBatch
 from flows.trade_store import (
@@ -204,6 +206,39 @@ def test_a_bad_record_goes_to_the_dead_letter_sink_and_the_flow_goes_on() -> Non
     assert (counters.trades, counters.rows, counters.dead_letters) == (2, 1, 1)
 
 
+def test_a_trade_delivered_twice_is_written_once() -> None:
+    """At-least-once delivery (an ingest restart, a replay of overlapping files): the copy
+    is not written again, in the same batch or a later one, and is counted."""
+    trades = [trade(tid=i, symbol="AAAUSDT" if i % 3 else "BBBUSDT") for i in range(100, 130)]
+    recs = [
+        Record(topics.TRADES, 0, i, t.key.encode(), encode_trade(t)) for i, t in enumerate(trades)
+    ]
+    again = [Record(topics.TRADES, 0, 30 + i, r.key(), r.value()) for i, r in enumerate(recs[10:])]
+    rows, dead, counters = run(
+        [
+            RecordBatch(0, recs[:20] + recs[5:8], 0),
+            RecordBatch(0, recs[20:], 0),
+            RecordBatch(0, again, 0, caught_up=True, end=True),
+        ]
+    )
+    assert sorted(rows) == sorted(trade_row(t) for t in trades)
+    assert dead == []
+    assert (counters.trades, counters.rows, counters.duplicates) == (53, 30, 23)
+
+
+def test_an_aggtrade_is_its_raw_ids_and_a_partial_overlap_is_a_dead_letter() -> None:
+    """The raw trades of an aggTrade already stored are duplicates; an aggTrade whose raw
+    ids are only partly stored cannot be split and goes to the dead letters."""
+    agg = trade(tid=7, first_trade_id=1_000, last_trade_id=1_004)
+    raws = [trade(tid=1_000 + i) for i in range(5)]
+    partly = trade(tid=8, first_trade_id=1_003, last_trade_id=1_006)
+    batch = [record(encode_trade(t), i) for i, t in enumerate([agg, *raws, partly])]
+    rows, dead, counters = run([RecordBatch(0, batch, 0, end=True)])
+    assert rows == [trade_row(agg)]
+    assert [(d.reason, d.offset) for d in dead] == [("overlapping_trade", 6)]
+    assert counters.duplicates == 5
+
+
 # ---- the buffered writer -----------------------------------------------------------------
 
 
@@ -254,3 +289,15 @@ def test_the_candle_writer_still_routes_candles_to_their_interval_table() -> Non
         ("db.candles_1s", 2),
     ]
     assert writer.written == {"1s": 2, "1m": 1}
+
+
+def test_duplicates_are_logged_while_they_come(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(flows.trade_store, "DUPLICATES_LOG_EVERY_S", 0.0)
+    caplog.set_level(logging.INFO, logger="flows.trade_store")
+    good = record(encode_trade(trade()), 0)
+    run([RecordBatch(0, [good], 0), RecordBatch(0, [good, good], 0, end=True)])
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("trade store: 2 duplicate trades skipped in the last ") for m in lines)
+    assert "trade store, partition 0 done: 1 trades written, 2 duplicate trades skipped" in lines
