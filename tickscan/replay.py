@@ -40,7 +40,7 @@ from flows.sinks.dead_letters import TABLE as DEAD_LETTER_TABLE
 from flows.sinks.dead_letters import DeadLetterKeeper
 from flows.sources.files import ReadStats, Rejected, UnreadableFile, read_trades
 from flows.sources.kafka import RunBounds
-from flows.sources.market_guess import MarketEvidence
+from flows.sources.market_guess import SAMPLE, MarketEvidence
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_configured_topics
@@ -211,6 +211,7 @@ def _trades_of(
         outcome = FileOutcome(path)
         report.outcomes.append(outcome)
         progress.update(task, description=f"publishing {path.name}")
+        to_sample = SAMPLE  # a local count: this loop runs once per trade
         try:
             for item in read_trades(
                 path, market=market, exchange=exchange, symbol=symbol, stats=stats
@@ -228,7 +229,9 @@ def _trades_of(
                     report.last_trade_us = item.time_us
                 report.symbols.add(item.symbol)
                 report.trades += 1
-                outcome.evidence.add(item)
+                if to_sample:
+                    outcome.evidence.add(item)
+                    to_sample -= 1
                 if not report.trades & 0x3FFF:
                     progress.update(task, completed=report.trades)
                 yield item

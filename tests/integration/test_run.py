@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -216,5 +217,7 @@ def test_the_replay_source_skips_a_file_cut_short_and_publishes_the_next(
     mine = [r for r in caplog.records if r.name == "tickscan.run"]
     errors = [r.getMessage() for r in mine if r.levelname == "ERROR"]
     assert len(errors) == 1 and str(cut) in errors[0] and "truncated" in errors[0], errors
-    published = [r for r in mine if "published" in r.getMessage()]
-    assert published and published[-1].args[0] > good_trades  # type: ignore[index]
+    published = [
+        int(m[1]) for r in mine if (m := re.search(r"published (\d+) trades", r.getMessage()))
+    ]
+    assert published and published[-1] > good_trades, published
