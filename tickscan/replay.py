@@ -97,7 +97,7 @@ class FileOutcome:
             )
         elif not self.trades:
             kinds = ", ".join(f"{n:,} {kind}" for kind, n in self.skipped.most_common(3))
-            reason = f"no trades in its {self.lines:,} lines ({kinds or 'none'})"
+            reason = f"no trades in its {self.lines:,} line(s) ({kinds or 'none'})"
         else:
             return None
         return f"{self.path}: {reason}"

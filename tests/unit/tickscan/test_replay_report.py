@@ -50,7 +50,7 @@ def test_rejected_lines_name_the_first() -> None:
 def test_a_file_without_trades_says_what_it_held() -> None:
     quotes = FileOutcome(Path("q.gz"), lines=5)
     quotes.skipped.update({"bookTicker": 4, "header": 1})
-    assert quotes.problem() == "q.gz: no trades in its 5 lines (4 bookTicker, 1 header)"
+    assert quotes.problem() == "q.gz: no trades in its 5 line(s) (4 bookTicker, 1 header)"
     assert report_of(quotes).failure == "nothing was replayed"
 
 
