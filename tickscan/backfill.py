@@ -571,8 +571,13 @@ def _backfill_archives(
     report.replay = replayed
     report.archives_replayed = len(pending)
     report.archive_trades = replayed.trades
+    # A file cut short or unreadable is not done: a later run with a good copy redoes it.
+    unreadable = [o for o in replayed.outcomes if o.error is not None]
+    skip = {o.path for o in unreadable}
     rows = []
     for path in pending:
+        if path in skip:
+            continue
         name = parse_archive_name(path.name)
         symbol = name.symbol if name else ""
         first, last = _period(name.period if name else "")
@@ -582,12 +587,17 @@ def _backfill_archives(
                 digests[path], str(path), replayed.file_trades.get(path, 0),
             ]
         )  # fmt: skip
-    client.insert(
-        PROGRESS_TABLE,
-        rows,
-        column_names=list(_PROGRESS_COLUMNS),
-        database=report.database,
-    )
+    if rows:
+        client.insert(
+            PROGRESS_TABLE,
+            rows,
+            column_names=list(_PROGRESS_COLUMNS),
+            database=report.database,
+        )
+    if unreadable:
+        raise BackfillError(
+            "not recorded as done: " + "; ".join(str(o.problem()) for o in unreadable)
+        )
 
 
 def _period(period: str) -> tuple[datetime, datetime]:

@@ -139,6 +139,10 @@ def replay(
     trades / aggTrades CSVs (zip or plain), publishes the trades to Kafka, runs the
     candle flow over exactly those trades and waits until every candle is written.
     Running it again over the same files leaves the same rows.
+
+    A bad file is named with its reason and the others still replay; rejected lines and
+    files are kept in <data_dir>/dead_letters/ and ClickHouse dead_letters. Exits 1 when
+    nothing was replayed or anything was rejected.
     """
     from flows.ingest import IngestError
     from tickscan.replay import ReplayError, summary
@@ -162,6 +166,9 @@ def replay(
         typer.echo(f"replay failed: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(summary(report))
+    if failure := report.failure:
+        typer.echo(f"replay incomplete: {failure}", err=True)
+        raise typer.Exit(code=1)
 
 
 def _stop_on_signals() -> threading.Event:

@@ -5,6 +5,10 @@ ends the run with a marker in every partition, then runs the candle flow and the
 trade store over exactly the offsets it wrote (so it needs neither the broker's high
 watermark, which Tansu reports late, nor wall-clock time: the candles are the same at
 any speed).
+
+A bad file does not stop the others: it is named with its reason (`FileOutcome`), and
+every rejected line or file, with the records the flows reject, is kept beyond the run
+in `<data_dir>/dead_letters/<run_id>.jsonl` and ClickHouse `dead_letters`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -28,14 +33,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from flows import trade_store
 from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
-from flows.ingest import TradePublisher
-from flows.sources.files import ReadStats, Rejected, read_trades
+from flows.dead_letters import dead_letter_offsets, read_dead_letters
+from flows.ingest import STAGE as INGEST_STAGE
+from flows.ingest import TradePublisher, dead_letter
+from flows.sinks.dead_letters import TABLE as DEAD_LETTER_TABLE
+from flows.sinks.dead_letters import DeadLetterKeeper
+from flows.sources.files import ReadStats, Rejected, UnreadableFile, read_trades
+from flows.sources.kafka import RunBounds
+from flows.sources.market_guess import SAMPLE, MarketEvidence
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate
 from runtime.settings import Settings
 from schemas import topics
+from schemas.deadletter import DeadLetter
 from schemas.trades import Market, Trade
 
 logger = logging.getLogger(__name__)
@@ -46,11 +58,65 @@ class ReplayError(Exception):
 
 
 @dataclass
+class FileOutcome:
+    """What one input file gave, and what was wrong with it.
+
+    Attributes:
+        path: The file.
+        lines: Lines read.
+        trades: Trades published.
+        rejected: Lines rejected (each a dead letter).
+        skipped: Lines that are not trades, by kind.
+        first_rejection: The first rejected line, to name in the message.
+        error: Why the file could not be read to its end, if it could not.
+        evidence: How its first trades are printed, to check `--market` against.
+    """
+
+    path: Path
+    lines: int = 0
+    trades: int = 0
+    rejected: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    first_rejection: Rejected | None = None
+    error: UnreadableFile | None = None
+    evidence: MarketEvidence = field(default_factory=MarketEvidence)
+
+    def problem(self) -> str | None:
+        """Why the file was not replayed whole, in one line naming it; None when it was."""
+        if self.error is not None:
+            reason = self.error.detail
+            if self.trades:
+                reason += f"; the {self.trades:,} trades read before were replayed"
+        elif self.rejected:
+            first = self.first_rejection
+            assert first is not None  # set with the first rejection
+            count = f"all {self.rejected:,}" if not self.trades else f"{self.rejected:,}"
+            reason = (
+                f"{count} line(s) rejected, the first at {first.source}: "
+                f"{first.reason} ({first.detail})"
+            )
+        elif not self.trades:
+            kinds = ", ".join(f"{n:,} {kind}" for kind, n in self.skipped.most_common(3))
+            reason = f"no trades in its {self.lines:,} line(s) ({kinds or 'none'})"
+        else:
+            return None
+        return f"{self.path}: {reason}"
+
+    def warning(self, market: Market) -> str | None:
+        """A line naming the file when its trades contradict `market`; None when they agree."""
+        why = self.evidence.contradiction(market)
+        if why is None:
+            return None
+        return f"{self.path}: {why}, but --market {market} writes them as {market} trades"
+
+
+@dataclass
 class ReplayReport:
     """What a replay read, published and wrote."""
 
     run_id: str
     files: list[Path]
+    market: Market = "spot"
     lines: int = 0
     trades: int = 0
     rejected: int = 0
@@ -76,6 +142,34 @@ class ReplayReport:
     symbols: set[str] = field(default_factory=set)
     file_trades: dict[Path, int] = field(default_factory=dict)
     """Trades read from each file."""
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    """Each file's outcome, in the order read."""
+    kept: int = 0
+    """Dead letters kept beyond the run (rejected lines and files, flow rejects)."""
+    kept_file: Path | None = None
+    """The JSON-lines file holding them; None when nothing was rejected."""
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per file that was not replayed whole, naming it and why."""
+        return [p for p in (o.problem() for o in self.outcomes) if p is not None]
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per file whose trades do not look like the `--market` given."""
+        return [w for w in (o.warning(self.market) for o in self.outcomes) if w is not None]
+
+    @property
+    def failure(self) -> str | None:
+        """Why the replay did not do all it was asked (the exit status says so); None if it did."""
+        if not self.trades:
+            return "nothing was replayed"
+        parts = []
+        if problems := len(self.problems):
+            parts.append(f"{problems} of {len(self.outcomes)} file(s) had rejected input")
+        if flow_rejects := self.dead_letters + self.store_dead_letters:
+            parts.append(f"the flows rejected {flow_rejects:,} trade(s)")
+        return "; ".join(parts) or None
 
 
 def expand_paths(paths: Sequence[Path]) -> list[Path]:
@@ -105,32 +199,107 @@ def _trades_of(
     exchange: str,
     symbol: str | None,
     publisher: TradePublisher,
+    keeper: DeadLetterKeeper,
     report: ReplayReport,
     progress: Progress,
+    tell: Callable[[str], None],
 ) -> Iterator[Trade]:
-    """Trades of every file in order; rejected lines go to the dead-letter topic."""
+    """Trades of every file in order; a bad file is told and the next one read.
+
+    Rejected lines go to the dead-letter topic and to `keeper`, and so does a file that
+    cannot be read to its end (its trades before the fault are kept).
+    """
     task = progress.add_task("publishing trades", total=None)
     for path in files:
         stats = ReadStats()
+        outcome = FileOutcome(path)
+        report.outcomes.append(outcome)
         progress.update(task, description=f"publishing {path.name}")
-        for item in read_trades(path, market=market, exchange=exchange, symbol=symbol, stats=stats):
-            if isinstance(item, Rejected):
-                publisher.reject(item)
-                report.rejected += 1
-                continue
-            if report.first_trade_us is None or item.time_us < report.first_trade_us:
-                report.first_trade_us = item.time_us
-            if report.last_trade_us is None or item.time_us > report.last_trade_us:
-                report.last_trade_us = item.time_us
-            report.symbols.add(item.symbol)
-            report.trades += 1
-            if not report.trades & 0x3FFF:
-                progress.update(task, completed=report.trades)
-            yield item
+        to_sample = SAMPLE  # a local count: this loop runs once per trade
+        try:
+            for item in read_trades(
+                path, market=market, exchange=exchange, symbol=symbol, stats=stats
+            ):
+                if isinstance(item, Rejected):
+                    publisher.reject(item)
+                    keeper.add(dead_letter(item, at_ms=time.time_ns() // 1_000_000))
+                    if outcome.first_rejection is None:
+                        outcome.first_rejection = item
+                    report.rejected += 1
+                    continue
+                if report.first_trade_us is None or item.time_us < report.first_trade_us:
+                    report.first_trade_us = item.time_us
+                if report.last_trade_us is None or item.time_us > report.last_trade_us:
+                    report.last_trade_us = item.time_us
+                report.symbols.add(item.symbol)
+                report.trades += 1
+                if to_sample:
+                    outcome.evidence.add(item)
+                    to_sample -= 1
+                if not report.trades & 0x3FFF:
+                    progress.update(task, completed=report.trades)
+                yield item
+        except UnreadableFile as exc:
+            outcome.error = exc
+            keeper.add(_file_dead_letter(exc))
+        outcome.lines, outcome.trades, outcome.rejected = stats.lines, stats.trades, stats.rejected
+        outcome.skipped = stats.skipped
         report.lines += stats.lines
         report.skipped += stats.skipped_non_trade
         report.file_trades[path] = stats.trades
+        for line in filter(None, (outcome.problem(), outcome.warning(market))):
+            tell(line)
     progress.update(task, completed=report.trades, total=report.trades)
+
+
+def _file_dead_letter(error: UnreadableFile) -> DeadLetter:
+    """The dead letter of a whole file that could not be read (to its end)."""
+    return DeadLetter(
+        stage=INGEST_STAGE,
+        reason=error.reason,
+        detail=f"{error.detail} (at {error.path})",
+        source_topic=None,
+        partition=None,
+        offset=None,
+        key=None,
+        value="",
+        at_ms=time.time_ns() // 1_000_000,
+    )
+
+
+def _keep_flow_dead_letters(
+    bootstrap: str,
+    since: dict[int, int],
+    bounds: RunBounds,
+    want: int,
+    keeper: DeadLetterKeeper,
+) -> None:
+    """Keep the dead letters the flows wrote about this run's records.
+
+    They are on the dead-letter topic after `since`; a record of this run is one of the
+    trades topic within `bounds`, which tells them from anything another process wrote.
+    """
+
+    def of_this_run(letter: DeadLetter) -> bool:
+        partition, offset = letter.partition, letter.offset
+        return (
+            letter.stage != INGEST_STAGE
+            and letter.source_topic == topics.TRADES
+            and partition is not None
+            and offset is not None
+            and bounds.start.get(partition, 0) <= offset <= bounds.end.get(partition, -1)
+        )
+
+    found = read_dead_letters(bootstrap, topics.DEADLETTER, since, want=want, keep=of_this_run)
+    if len(found) < want:
+        logger.warning(
+            "found %d of the %d dead letters the flows reported on %s",
+            len(found),
+            want,
+            topics.DEADLETTER,
+        )
+    for letter in found:
+        keeper.add(letter)
 
 
 def replay(
@@ -174,7 +343,14 @@ def replay(
         update={"idle_close_ms": None}
     )
     run_id = f"replay-{uuid.uuid4()}"
-    report = ReplayReport(run_id=run_id, files=files, clickhouse=dsn, database=database)
+    report = ReplayReport(
+        run_id=run_id, files=files, market=market, clickhouse=dsn, database=database
+    )
+
+    def tell(line: str) -> None:
+        # One line per bad file, never wrapped nor read as markup (paths may hold "[").
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
     with ExitStack() as stack:
         if bootstrap is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -185,6 +361,14 @@ def replay(
         client = connect(dsn)
         stack.callback(client.close)
         migrate(client, database)
+        keeper = stack.enter_context(
+            DeadLetterKeeper(
+                settings.data_dir.resolve() / "dead_letters" / f"{run_id}.jsonl",
+                client,
+                database,
+                run_id,
+            )
+        )
         progress = stack.enter_context(
             Progress(
                 TextColumn("{task.description}"),
@@ -199,12 +383,15 @@ def replay(
         started = time.perf_counter()
         with TradePublisher(bootstrap) as publisher:
             publisher.publish_many(
-                _trades_of(files, market, exchange, symbol, publisher, report, progress)
+                _trades_of(
+                    files, market, exchange, symbol, publisher, keeper, report, progress, tell
+                )
             )
             publisher.mark_end(run_id)
             published = publisher.report()
         report.publish_s = time.perf_counter() - started
         bounds = published.bounds()
+        dead_letters_since = dead_letter_offsets(bootstrap, topics.DEADLETTER)
 
         counters = FlowCounters()
         flow, writer = build_kafka_flow(
@@ -239,6 +426,11 @@ def replay(
         report.trades_stored = store_writer.written[trade_store.TABLE]
         report.store_dead_letters = stored.dead_letters
         report.store_duplicates = stored.duplicates
+        if flow_rejects := report.dead_letters + report.store_dead_letters:
+            _keep_flow_dead_letters(bootstrap, dead_letters_since, bounds, flow_rejects, keeper)
+        keeper.flush()
+        report.kept = keeper.kept
+        report.kept_file = keeper.path if keeper.kept else None
     return report
 
 
@@ -280,7 +472,7 @@ def _run_with_progress(
 
 
 def summary(report: ReplayReport) -> str:
-    """A human summary of a replay, for the terminal."""
+    """A human summary of a replay, for the terminal: what it did, then what went wrong."""
 
     def when(us: int | None) -> str:
         if us is None:
@@ -308,6 +500,16 @@ def summary(report: ReplayReport) -> str:
         f"ClickHouse {report.clickhouse} database {report.database}: "
         f"SELECT * FROM {report.database}.candles_1m FINAL",
     ]
-    if report.rejected or report.dead_letters or report.store_dead_letters:
-        lines.append(f"rejected input is in the Kafka topic {topics.DEADLETTER} ({report.kafka})")
+    if problems := report.problems:
+        lines.append(f"rejected input in {len(problems)} of {len(report.outcomes)} file(s):")
+        lines.extend(f"  {problem}" for problem in problems)
+    if warnings := report.warnings:
+        lines.append(f"written as {report.market} though they may not be:")
+        lines.extend(f"  {warning}" for warning in warnings)
+    if report.kept_file is not None:
+        table = f"{report.database}.{DEAD_LETTER_TABLE}"
+        lines.append(
+            f"{report.kept:,} dead letter(s) kept in {report.kept_file} and in ClickHouse "
+            f"{table}: SELECT * FROM {table} WHERE run_id = '{report.run_id}'"
+        )
     return "\n".join(lines)

@@ -30,7 +30,7 @@ from flows.ingest import TradePublisher
 from flows.live import run_ingest
 from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance_rest import BinanceRest, BinanceRestError
-from flows.sources.files import Rejected, read_trades
+from flows.sources.files import Rejected, UnreadableFile, read_trades
 from flows.sources.simulator import SyntheticMarket, symbol_infos
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
@@ -466,11 +466,15 @@ def _publish_files(bootstrap: str, paths: list[Path], market: Market) -> None:
     """Publish every trade of capture or archive files once (rejects to dead letters)."""
     with TradePublisher(bootstrap) as publisher:
         for path in expand_paths(paths):
-            for item in read_trades(path, market=market):
-                if isinstance(item, Rejected):
-                    publisher.reject(item)
-                else:
-                    publisher.publish(item)
+            try:
+                for item in read_trades(path, market=market):
+                    if isinstance(item, Rejected):
+                        publisher.reject(item)
+                    else:
+                        publisher.publish(item)
+            except UnreadableFile as exc:
+                # One bad file must not end the run: say which and go on with the next.
+                logger.error("replay source: %s", exc)
     logger.info("replay source: published %d trades from %d path(s)", publisher.sent, len(paths))
 
 

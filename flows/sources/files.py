@@ -8,8 +8,9 @@ import io
 import logging
 import re
 import zipfile
+import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -84,6 +85,50 @@ def parse_archive_name(name: str) -> ArchiveName | None:
     return ArchiveName(found["symbol"], kind, found["period"])
 
 
+class UnreadableFile(ValueError):
+    """A whole file that cannot be read as trades, and why; the lines before it still count.
+
+    Attributes:
+        path: The file.
+        reason: A short machine reason: ``missing``, ``unreadable``, ``empty``,
+            ``truncated``, ``corrupt`` or ``unnamed`` (an archive whose name does not say
+            its symbol and kind).
+        detail: What exactly was wrong, for a human, e.g. ``truncated: the gzip data
+            ends before its end marker (after line 1,412)``.
+    """
+
+    def __init__(self, path: Path, reason: str, detail: str) -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path = path
+        self.reason = reason
+        self.detail = detail
+
+
+# What reading a cut-short or damaged file raises: gzip's EOFError and BadGzipFile (an
+# OSError), zlib's error inside a zip member, zipfile's BadZipFile, and I/O errors.
+_READ_ERRORS = (EOFError, OSError, zlib.error, zipfile.BadZipFile)
+
+
+def _unreadable(path: Path, exc: BaseException, lineno: int) -> UnreadableFile:
+    """The `UnreadableFile` for an error raised while opening or reading `path`."""
+    after = f" (after line {lineno:,})" if lineno else ""
+    if isinstance(exc, EOFError):
+        return UnreadableFile(
+            path, "truncated", f"truncated: the compressed data ends before its end marker{after}"
+        )
+    if isinstance(exc, zipfile.BadZipFile):
+        return UnreadableFile(
+            path, "corrupt", f"not a readable zip, cut short or damaged ({exc}){after}"
+        )
+    if isinstance(exc, gzip.BadGzipFile | zlib.error):
+        return UnreadableFile(path, "corrupt", f"corrupt compressed data ({exc}){after}")
+    if isinstance(exc, FileNotFoundError):
+        return UnreadableFile(path, "missing", "no such file or directory")
+    if isinstance(exc, OSError):
+        return UnreadableFile(path, "unreadable", f"cannot read: {exc.strerror or exc}{after}")
+    return UnreadableFile(path, "unreadable", f"cannot read: {exc}{after}")
+
+
 class Rejected(msgspec.Struct, frozen=True):
     """An input line that could not become a trade, kept whole for the dead-letter topic.
 
@@ -149,8 +194,9 @@ def read_trades(
         A `Trade` per trade line and a `Rejected` per bad line, in file order.
 
     Raises:
-        ValueError: On the first `next`, when an archive's file name does not say its
-            symbol and kind.
+        UnreadableFile: At once when the file is missing, unreadable or empty (once
+            decompressed); on a later `next` when it turns out cut short or corrupt, or
+            when an archive's file name does not say its symbol and kind.
     """
     path = Path(path)
     if _is_capture(path):
@@ -191,7 +237,7 @@ def read_capture(
     trades = rejected = 0
     lineno = 0
     try:
-        with _open(path) as (f, _):
+        with _reading(path, lambda: lineno), _open(path) as (f, _):
             for lineno, line in enumerate(f, 1):
                 start = line.find(b" ") + 1
                 if not start or line.startswith((b"wss://", b"ws://")):
@@ -256,23 +302,26 @@ def read_archive(
         A `Trade` per row and a `Rejected` per bad row.
 
     Raises:
-        ValueError: When the file name does not say the symbol and the kind.
+        UnreadableFile: When the file name does not say the symbol and the kind, or the
+            file is cut short or corrupt.
     """
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
-    with _open(path) as (f, name):
+    lineno = 0
+    with _reading(path, lambda: lineno), _open(path) as (f, name):
         found = _ARCHIVE_NAME.match(name) or _ARCHIVE_NAME.match(path.name)
         if found is None:
-            raise ValueError(
-                f"{path}: cannot tell symbol and kind from the name {name!r} "
-                "(expected e.g. BTCUSDT-trades-2024-08-08.zip)"
+            raise UnreadableFile(
+                path,
+                "unnamed",
+                f"cannot tell symbol and kind from the name {name!r} "
+                "(expected e.g. BTCUSDT-trades-2024-08-08.zip)",
             )
         kind: ArchiveKind = "aggTrades" if found["kind"] == "aggTrades" else "trades"
         ncols = _COLUMNS[(market, kind)]
         sym = symbol or found["symbol"]
         # surrogateescape: a corrupt byte must reject its row, not end the read.
         text = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline="")
-        lineno = 0
         for lineno, row in enumerate(csv.reader(text), 1):
             stats.lines += 1
             if not row:
@@ -283,9 +332,7 @@ def read_archive(
                 continue
             try:
                 if len(row) != ncols:
-                    raise BinanceDecodeError(
-                        "bad_columns", f"{len(row)} columns, {market} {kind} has {ncols}"
-                    )
+                    raise BinanceDecodeError("bad_columns", _columns_detail(len(row), market, kind))
                 trade = _row_trade(row, kind, exchange, market, sym)
             except BinanceDecodeError as exc:
                 stats.rejected += 1
@@ -295,6 +342,24 @@ def read_archive(
             stats.trades += 1
             yield trade
         logger.debug("read %s: %d rows", path, lineno)
+
+
+# A data.binance.vision klines CSV: open_time, open, high, low, close, volume, close_time,
+# quote_volume, count, taker_buy_volume, taker_buy_quote_volume, ignore.
+_KLINE_COLUMNS = 12
+
+
+def _columns_detail(found: int, market: Market, kind: ArchiveKind) -> str:
+    """Why a row's column count is wrong, naming the layout it has when it is a known one."""
+    detail = f"{found} columns, {market} {kind} has {_COLUMNS[(market, kind)]}"
+    if found == _KLINE_COLUMNS:
+        return detail + f"; {found} columns is a klines file's layout, not trades"
+    others = [
+        f"{m} {k}" for (m, k), n in _COLUMNS.items() if n == found and (m, k) != (market, kind)
+    ]
+    if others:
+        detail += f"; {found} columns is the layout of {' or '.join(others)}"
+    return detail
 
 
 def _row_trade(row: list[str], kind: str, exchange: str, market: Market, symbol: str) -> Trade:
@@ -333,6 +398,15 @@ def _row_trade(row: list[str], kind: str, exchange: str, market: Market, symbol:
 
 
 @contextmanager
+def _reading(path: Path, lineno: Callable[[], int]) -> Iterator[None]:
+    """Turn an error of opening or reading `path` into an `UnreadableFile` naming the line."""
+    try:
+        yield
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc, lineno()) from exc
+
+
+@contextmanager
 def _open(path: Path) -> Iterator[tuple[IO[bytes], str]]:
     """Open a file for binary reading, unpacking gzip or a one-file zip by magic bytes.
 
@@ -349,7 +423,9 @@ def _open(path: Path) -> Iterator[tuple[IO[bytes], str]]:
         with zipfile.ZipFile(path) as zf:
             members = [i for i in zf.infolist() if not i.is_dir()]
             if len(members) != 1:
-                raise ValueError(f"{path}: expected one file in the zip, found {len(members)}")
+                raise UnreadableFile(
+                    path, "corrupt", f"expected one file in the zip, found {len(members)}"
+                )
             with zf.open(members[0]) as member:
                 yield member, Path(members[0].filename).name
     else:
@@ -358,7 +434,16 @@ def _open(path: Path) -> Iterator[tuple[IO[bytes], str]]:
 
 
 def _is_capture(path: Path) -> bool:
-    """Tell a capture (JSON per line, or a URL first line) from a CSV archive."""
-    with _open(path) as (f, _):
+    """Tell a capture (JSON per line, or a URL first line) from a CSV archive.
+
+    Raises:
+        UnreadableFile: The file is missing, unreadable, empty or cut short already.
+    """
+    with _reading(path, lambda: 0), _open(path) as (f, name):
         head = f.readline(4096)
+    if not head:
+        if name != path.name:
+            raise UnreadableFile(path, "empty", f"empty: the zipped {name!r} holds nothing")
+        packed = " once decompressed" if path.stat().st_size else ""
+        raise UnreadableFile(path, "empty", f"empty{packed}")
     return head.startswith((b"wss://", b"ws://")) or b"{" in head or b"[" in head

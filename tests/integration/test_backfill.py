@@ -321,6 +321,26 @@ def test_archives_are_replayed_through_the_flow_once(
     assert candle_rows(db, "spot", ["DOTUSDT"]) == rows
 
 
+def test_an_archive_cut_short_is_not_recorded_as_done(
+    settings: Settings, db: Client, tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    settings = settings.model_copy(
+        update={"kafka": KafkaSettings(bootstrap=kafka_bootstrap, partitions=3)}
+    )
+    good = write_archive(tmp_path, "ADAUSDT-trades-2024-08-08.zip", trades_csv(30))
+    cut = write_archive(tmp_path, "XRPUSDT-trades-2024-08-08.zip", trades_csv(30))
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    with pytest.raises(BackfillError, match=f"not recorded as done: {cut}: not a readable zip"):
+        backfill(settings, market="spot", start=START, end=END, archives=[tmp_path], console=QUIET)
+    recorded = db.query(
+        "SELECT symbol FROM backfill_progress FINAL WHERE kind = 'archive'"
+        " AND symbol IN ('ADAUSDT', 'XRPUSDT')"
+    ).result_rows
+    assert recorded == [("ADAUSDT",)]
+    assert len(candle_rows(db, "spot", ["ADAUSDT"])) == 10
+    assert good.exists()
+
+
 def test_the_client_pages_a_trade_range_and_retries_server_errors() -> None:
     with fake_exchange("spot", ["BTCUSDT"]) as fake:
         raw = {t["id"]: t for t in fake.raw_trades("BTCUSDT")}

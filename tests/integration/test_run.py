@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -184,3 +185,39 @@ def test_run_follows_binance_live_into_candles(tmp_path: Path, clickhouse_dsn: s
             client.close()
     assert not thread.is_alive()
     assert isinstance(result[0], FlowCounters), result
+
+
+def test_the_replay_source_skips_a_file_cut_short_and_publishes_the_next(
+    tmp_path: Path, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import gzip
+
+    from runtime.kafka import ensure_topics
+    from schemas import topics
+    from tickscan.run import _publish_files
+
+    capture = (
+        Path(__file__).resolve().parents[2]
+        / ".."
+        / "shared"
+        / "data"
+        / "binance-um-btcusdt-20240808"
+        / "hftbacktest_usdm_btcusdt_20240808.gz"
+    )
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(capture.read_bytes()[:100_000])
+    with gzip.open(capture, "rb") as f:
+        lines = [next(f) for _ in range(2_000)]
+    good = tmp_path / "good.gz"
+    good.write_bytes(gzip.compress(b"".join(lines)))
+    good_trades = sum(b'"e":"trade"' in line for line in lines)
+    ensure_topics(kafka_bootstrap, [topics.TRADES, topics.DEADLETTER], 3)
+    with caplog.at_level("INFO", logger="tickscan.run"):
+        _publish_files(kafka_bootstrap, [cut, good], "usdm")
+    mine = [r for r in caplog.records if r.name == "tickscan.run"]
+    errors = [r.getMessage() for r in mine if r.levelname == "ERROR"]
+    assert len(errors) == 1 and str(cut) in errors[0] and "truncated" in errors[0], errors
+    published = [
+        int(m[1]) for r in mine if (m := re.search(r"published (\d+) trades", r.getMessage()))
+    ]
+    assert published and published[-1] > good_trades, published
