@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -213,3 +215,86 @@ def test_clients_that_carry_no_cookie_keep_working(server: Server, token: str) -
     with connect(server.ws, additional_headers={"Origin": EVIL}) as ws:
         ws.send(json.dumps({"op": "ping"}))
         assert json.loads(ws.recv(timeout=DEADLINE_S)) == {"type": "pong"}
+
+
+def reset_peak_rss() -> int:
+    """Start this process's resident-set high-water mark afresh (the server runs in it, in
+    a thread); its resident set now."""
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # Linux: reset VmHWM to the current RSS
+    return _status_kib("VmRSS") * 1024
+
+
+def peak_rss() -> int:
+    """The highest resident set of this process since `reset_peak_rss`."""
+    return _status_kib("VmHWM") * 1024
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def upload(port: int, path: str, total: int, content_length: int | None) -> tuple[bytes, int]:
+    """POST `total` bytes of body, chunked when `content_length` is None, until the server
+    answers or hangs up; the answer and how many bytes of body were sent."""
+    framing = "Transfer-Encoding: chunked"
+    if content_length is not None:
+        framing = f"Content-Length: {content_length}"
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Content-Type: application/json",
+        "Stripe-Signature: t=1,v1=00",
+        framing,
+    ]
+    block = b"x" * CHUNK
+    frame = f"{CHUNK:x}\r\n".encode() + block + b"\r\n" if content_length is None else block
+    sent, pending = 0, ("\r\n".join(head) + "\r\n\r\n").encode()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S) as conn:
+        conn.setblocking(False)
+        try:
+            while True:
+                readable, writable, _ = select.select([conn], [conn], [], DEADLINE_S)
+                assert readable or writable, "the server neither read nor answered"
+                if readable:
+                    break
+                if not pending:
+                    if sent >= total:
+                        pending = b"0\r\n\r\n" if content_length is None else b""
+                        conn.setblocking(True)
+                        conn.sendall(pending)
+                        break
+                    pending, sent = frame, sent + CHUNK
+                pending = pending[conn.send(pending) :]
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # hung up on: what it answered before is still to be read
+        conn.settimeout(DEADLINE_S)
+        try:
+            while chunk := conn.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    return answer, sent
+
+
+@pytest.mark.parametrize("content_length", [None, HUGE], ids=["streamed", "declared"])
+def test_a_huge_webhook_body_is_refused_unread(server: Server, content_length: int | None) -> None:
+    before = reset_peak_rss()
+    answer, sent = upload(server.port, WEBHOOK, HUGE, content_length)
+    grown = peak_rss() - before
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert json.loads(body)["error"]["code"] == "content_too_large"
+    # The server stopped reading at the webhook's limit (1 MiB, plus what uvicorn had
+    # buffered when it was crossed), not at 200 MiB ...
+    read = server.app.received[WEBHOOK]
+    assert read < 2 * MIB, read
+    if content_length is not None:
+        assert read == 0  # a declared size past the limit is refused before any of it
+    # ... hung up on the rest (what the client got out is what the kernels buffered) ...
+    assert sent < HUGE // 4, sent
+    # ... and never held it: the process's peak stayed far below the body's size.
+    assert grown < 64 * MIB, grown
