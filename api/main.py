@@ -36,6 +36,7 @@ from api.routes import (
     symbols,
     ws,
 )
+from api.security_headers import SecurityHeaders
 from api.services.symbols import SymbolDirectory, run_refresher
 from api.store import Store
 from api.ui import mount_ui
@@ -123,6 +124,9 @@ def create_app(
         BodyLimit,
         default=settings.api.max_body_bytes,
         routes={billing.router.url_path_for("post_webhook"): settings.api.webhook_max_body_bytes},
+    )
+    app.add_middleware(
+        SecurityHeaders, https=settings.accounts.public_url.lower().startswith("https://")
     )
     if settings.api.cors_origins:
         app.add_middleware(
