@@ -15,6 +15,7 @@ from api.accounts.billing import open_billing
 from api.accounts.db import AccountsDb
 from api.accounts.deps import Accounts
 from api.accounts.tokens import TokenService, load_secret
+from api.body_limit import BodyLimit
 from api.deps import SourceKind
 from api.docs import mount_docs
 from api.errors import install_error_handlers
@@ -35,6 +36,7 @@ from api.routes import (
     symbols,
     ws,
 )
+from api.security_headers import SecurityHeaders
 from api.services.symbols import SymbolDirectory, run_refresher
 from api.store import Store
 from api.ui import mount_ui
@@ -117,6 +119,15 @@ def create_app(
     )
     app.state.settings = settings
     app.state.source = source
+    # Added before CORS, so its headers reach the 413s too.
+    app.add_middleware(
+        BodyLimit,
+        default=settings.api.max_body_bytes,
+        routes={billing.router.url_path_for("post_webhook"): settings.api.webhook_max_body_bytes},
+    )
+    app.add_middleware(
+        SecurityHeaders, https=settings.accounts.public_url.lower().startswith("https://")
+    )
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

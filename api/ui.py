@@ -3,8 +3,8 @@
 A single-page app: Vite's content-hashed files under `assets/` are cached for good, and
 every other path that is not a file (the app's own routes, e.g. the emailed
 `/verify-email?token=...`) gets `index.html`, never cached, so a new build is picked up on
-the next load. The API's paths are never answered here: `/api/...`, `/metrics` and the
-OpenAPI documents keep their own 404 and 405 answers.
+the next load. Source maps are not served. The API's paths are never answered here:
+`/api/...`, `/metrics` and the OpenAPI documents keep their own 404 and 405 answers.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 REVALIDATE = "no-cache"
 """`index.html` and unhashed files: always asked again (a 200 of a few hundred bytes)."""
+
+NOT_SERVED = frozenset({".map"})
+"""Source maps: the UI's whole source, for anyone who asks. The build makes none
+(ui/vite.config.ts); a dist built otherwise (`vite build --sourcemap`) still keeps its maps."""
 
 NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tickscan: the web UI is not built</title>
@@ -69,6 +73,9 @@ def _endpoint(dist: Path) -> Callable[[Request], Awaitable[Response]]:
         if not index.is_file():
             return HTMLResponse(NOT_BUILT, status_code=503, headers={"Cache-Control": "no-store"})
         relative = PurePosixPath(request.path_params["path"])
+        if "\x00" in relative.as_posix() or relative.suffix in NOT_SERVED:
+            # A NUL names no file (the file system would raise on it).
+            return PlainTextResponse("not found", status_code=404)
         wanted = (root / relative).resolve()
         if wanted.is_relative_to(root) and wanted.is_file() and wanted != index:
             hashed = relative.parts[:1] == ("assets",)

@@ -163,7 +163,16 @@ class ApiSettings(BaseModel):
     """How often the symbol metadata is re-read from ClickHouse."""
 
     cors_origins: list[str] = Field(default_factory=list)
-    """Browser origins allowed to call the API (none: same origin only)."""
+    """Browser origins allowed to call the API (none: same origin only); their pages may
+    also open WebSockets signed in with the session cookie."""
+
+    max_body_bytes: int = Field(default=128 * 1024, ge=1024)
+    """Largest request body of the JSON routes; a larger one is answered 413 unread. A
+    preset's filter alone may be 64 KiB of JSON."""
+
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest body of Stripe's webhook: an event is a snapshot of one object (a few KiB;
+    Stripe cuts the lists inside it at 10 items), so 1 MiB leaves a wide margin."""
 
     trusted_proxies: list[str] = Field(default_factory=list)
     """Addresses or networks (`10.0.0.0/8`) of the reverse proxies in front of the API:

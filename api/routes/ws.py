@@ -3,8 +3,9 @@
 The protocol is in `api.live.protocol` and docs/websocket.md; this module moves its
 messages between the socket and the hub. A handshake that carries an access token (the
 cookie, or `Authorization: Bearer`) signs the connection in; so does an `auth` message
-later. Errors in a client's messages are answered with `error` messages; the socket is
-closed only with a code and a reason.
+later, but a handshake that carries the session cookie from another site's page is refused
+(403, see `api.origins`). Errors in a client's messages are answered with `error`
+messages; the socket is closed only with a code and a reason.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import logging
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from api.accounts.deps import bearer_token
+from api.accounts.deps import Accounts, bearer_token
 from api.errors import TooManyClients
 from api.live.clients import Client, ClientClosed
 from api.live.hub import Hub
 from api.live.protocol import Session
+from api.origins import SiteOrigins, foreign_cookie_origin
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,15 @@ CLOSE_CODES = {"too_slow": POLICY_VIOLATION, "shutdown": GOING_AWAY}
 @router.websocket("/ws", name="live WebSocket")
 async def websocket(socket: WebSocket) -> None:
     """One WebSocket client: its operations in, its subscriptions' messages out."""
+    accounts: Accounts | None = getattr(socket.app.state, "accounts", None)
+    foreign = None
+    if accounts is not None:  # without accounts no cookie signs anyone in
+        foreign = foreign_cookie_origin(socket, SiteOrigins.of(accounts.settings))
+    if foreign is not None:
+        # Closed before it is accepted: the handshake is answered 403.
+        logger.warning("WebSocket refused: a page of %r sent the session cookie", foreign[:200])
+        await socket.close(POLICY_VIOLATION)
+        return
     await socket.accept()
     hub: Hub | None = getattr(socket.app.state, "hub", None)
     if hub is None:

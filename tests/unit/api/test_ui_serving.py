@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,22 @@ def test_create_app_serves_the_ui_after_the_api(tmp_path: Path) -> None:
     assert client.get("/api/v1/auth/login").status_code == 405
     assert client.get("/login").headers["content-type"].startswith("text/html")
     assert not any("{path" in p for p in client.get("/openapi.json").json()["paths"])
+
+
+def test_source_maps_are_not_served(site: TestClient, tmp_path: Path) -> None:
+    build(tmp_path / "dist")
+    # A dist built with maps (`vite build --sourcemap`): the UI's whole source.
+    (tmp_path / "dist" / "assets" / "index-Ab12.js.map").write_text('{"version":3}')
+    response = site.get("/assets/index-Ab12.js.map")
+    assert response.status_code == 404 and "version" not in response.text
+
+
+@pytest.mark.parametrize("path", ["/assets/%00.js", "/%00", "/assets/index-Ab12.js%00.map"])
+def test_a_nul_in_a_path_is_a_plain_404(
+    site: TestClient, tmp_path: Path, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    build(tmp_path / "dist")
+    response = site.get(path)
+    assert response.status_code == 404, response.text
+    assert "Traceback" not in response.text and "null byte" not in response.text
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

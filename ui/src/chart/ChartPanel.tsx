@@ -184,6 +184,17 @@ export function ChartPanel({ symbolKey, onClose, asView = false }: { symbolKey: 
       <div className="chart-area">
         <div className="chart-canvas" ref={container} />
         <Overlay status={status} symbol={symbol} hasBars={!!last} onRetry={() => setAttempt((n) => n + 1)} />
+        {/* The attribution notice of TradingView Lightweight Charts™ (Apache 2.0 NOTICE):
+            Copyright (c) 2025 TradingView, Inc. https://www.tradingview.com/ */}
+        <a
+          className="chart-attribution"
+          data-testid="chart-attribution"
+          href="https://www.tradingview.com/"
+          target="_blank"
+          rel="noopener noreferrer"
+        >
+          TradingView Lightweight Charts™
+        </a>
       </div>
     </section>
   );

@@ -81,6 +81,9 @@ export class ChartView {
         textColor: "#8b98a5",
         fontFamily: font,
         fontSize: 11,
+        // The library's logo brings an inline <style>, which the site's policy refuses
+        // (style-src 'self'): ChartPanel links to TradingView instead, as its licence asks.
+        attributionLogo: false,
       },
       grid: { vertLines: { color: GRID }, horzLines: { color: GRID } },
       crosshair: { mode: CrosshairMode.Normal },
