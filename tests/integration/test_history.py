@@ -166,6 +166,20 @@ def test_a_fresh_install_has_a_day_of_candles_in_a_minute_and_a_restart_fetches_
 
             wait_for(history_done, 60, "24 h of candles of every symbol")
             elapsed = time.monotonic() - started
+
+            # Then the board shows every symbol's day: the signals flow took the tickers at
+            # once and the history candles as they came. (How soon is a figure, printed
+            # below; the bound is only there to end a broken run.)
+            def board_has_the_day() -> bool:
+                assert first.endpoints.api is not None
+                rows = httpx.get(
+                    first.endpoints.api + "/api/v1/scan", params={"limit": 5000}
+                ).json()["rows"]
+                day = ("change_pct_24h", "quote_volume_24h", "high_24h", "vwap_24h")
+                return len(rows) == SYMBOLS and all(r[c] is not None for r in rows for c in day)
+
+            wait_for(board_has_the_day, 180, "the day on the board", every=0.5)
+            board_s = time.monotonic() - started
             asked = klines_asked()
             end_ms = max(int(p["endTime"]) for p in asked) + 1
             assert end_ms % M == 0 and abs(end_ms - time.time() * 1000) < 2 * M
@@ -214,7 +228,8 @@ def test_a_fresh_install_has_a_day_of_candles_in_a_minute_and_a_restart_fetches_
             assert set(history) == set(fake.symbols)
             assert min(history.values()) >= DAY_MINUTES - 2
             print(
-                f"\nfresh install: {SYMBOLS} usdm symbols x 24 h in {elapsed:.1f} s from start;"
+                f"\nfresh install: {SYMBOLS} usdm symbols x 24 h in {elapsed:.1f} s from start"
+                f" (the board complete after {board_s:.1f} s);"
                 f" {len(asked)} klines requests; REST weight per minute"
                 f" {sorted(fake.weight_by_minute.values())} (cap {0.8 * fake.weight_limit:.0f})"
             )
