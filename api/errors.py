@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -111,6 +114,31 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+_Call = TypeVar("_Call", bound=Callable[..., Any])
+
+_ANSWERS = "__api_errors__"
+
+
+def answers(*errors: type[ApiError]) -> Callable[[_Call], _Call]:
+    """Mark a FastAPI dependency as one that may answer these errors: the OpenAPI document
+    then lists them on every operation that depends on it (see `api.openapi`).
+
+    E.g. ``@answers(TooManyRequests)`` on a rate limit.
+    """
+
+    def mark(call: _Call) -> _Call:
+        setattr(call, _ANSWERS, (*errors_answered(call), *errors))
+        return call
+
+    return mark
+
+
+def errors_answered(call: Callable[..., Any]) -> tuple[type[ApiError], ...]:
+    """The errors a dependency is marked with by `answers` (none if unmarked)."""
+    marked: tuple[type[ApiError], ...] = getattr(call, _ANSWERS, ())
+    return marked
+
+
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     """The JSON body of every API error: ``{"error": {"code": ..., "message": ...}}``."""
     return {"error": {"code": code, "message": message}}
@@ -177,8 +205,8 @@ def allowed_methods(app: Starlette, scope: Scope) -> list[str]:
     FastAPI makes one route per method, so its `Allow` would miss the others.
     """
     methods: set[str] = set()
-    for route in app.router.routes:
-        route_methods = getattr(route, "methods", None)
+    for route in iter_route_contexts(app.router.routes):  # through included routers
+        route_methods = route.methods
         if route_methods and route.matches(scope)[0] is not Match.NONE:
             methods |= route_methods
     order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

@@ -14,7 +14,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from api.accounts.models import User
-from api.errors import TooManyRequests
+from api.errors import TooManyRequests, answers
 from runtime.settings import AccountsSettings
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def rate_limited(endpoint: str) -> Callable[[Request], Awaitable[None]]:
         endpoint: The name requests are counted under (each endpoint has its own budget).
     """
 
+    @answers(TooManyRequests)
     async def check(request: Request) -> None:
         accounts: Accounts = request.app.state.accounts
         address = request.client.host if request.client is not None else "unknown"

@@ -4,7 +4,7 @@ services' own errors, FastAPI's parameter errors, a body that is not JSON, and t
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 from pydantic import BaseModel, Field
@@ -41,6 +41,22 @@ def _app() -> FastAPI:
     def login(body: LoginIn) -> dict[str, str]:
         return {"email": body.email}
 
+    # Routes of an included router, as every area of the API is.
+    router = APIRouter(prefix="/api/v1/lists")
+
+    @router.get("/{list_id}")
+    def get_list(list_id: int) -> dict[str, int]:
+        return {"id": list_id}
+
+    @router.put("/{list_id}")
+    def put_list(list_id: int) -> dict[str, int]:
+        return {"id": list_id}
+
+    @router.post("/{list_id}/items")
+    def add_item(list_id: int) -> dict[str, int]:
+        return {"id": list_id}
+
+    app.include_router(router)
     return app
 
 
@@ -113,6 +129,10 @@ def test_a_wrong_method_is_a_405_that_lists_every_method_of_the_path() -> None:
     assert _envelope(response)["code"] == "method_not_allowed"
     allowed = {m.strip() for m in response.headers["allow"].split(",")}
     assert allowed == {"GET", "PUT", "DELETE"}
+    in_router = TestClient(_app()).delete("/api/v1/lists/3")
+    assert in_router.status_code == 405
+    assert _envelope(in_router)["code"] == "method_not_allowed"
+    assert in_router.headers["allow"] == "GET, PUT"
     # A path with one method lists just that one.
     only_post = TestClient(_app()).get("/login")
     assert only_post.status_code == 405
