@@ -215,9 +215,10 @@ def allowed_methods(app: Starlette, scope: Scope) -> list[str]:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error in one JSON shape, `error_body`: `ApiError`s (raised anywhere in
-    a handler), FastAPI's parameter validation errors, a body that is not valid JSON, and
-    the HTTP errors Starlette raises itself (404 for an unknown path, 405 for a method a
-    path does not take, with an `Allow` header listing every method it does)."""
+    a handler), FastAPI's parameter validation errors, a body that is not valid JSON, the
+    HTTP errors Starlette raises itself (404 for an unknown path, 405 for a method a path
+    does not take, with an `Allow` header listing every method it does), and a crash (500,
+    `internal_error`)."""
 
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -257,6 +258,13 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"this path takes {', '.join(methods)}"
         return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
+    async def handle_crash(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette still logs the traceback and re-raises to the server; the client is
+        # told nothing of the cause.
+        body = error_body("internal_error", "something went wrong on our side; try again")
+        return JSONResponse(body, status_code=500)
+
     app.add_exception_handler(ApiError, handle)
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(StarletteHTTPException, handle_http)
+    app.add_exception_handler(Exception, handle_crash)

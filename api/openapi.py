@@ -119,7 +119,9 @@ def _document(operation: dict[str, Any], route: APIRoute, calls: set[Any]) -> No
 
 
 def _add(responses: dict[str, Any], status: int, description: str) -> None:
-    responses.setdefault(str(status), {"description": description})
+    response = responses.setdefault(str(status), {"description": description})
+    if description not in response["description"]:  # the route said why; this says why too
+        response["description"] = f"{response['description']}; or: {description}"
 
 
 def _describe(error: type[ApiError]) -> str:

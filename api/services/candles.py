@@ -432,6 +432,7 @@ def is_time_form(value: str) -> bool:
     ISO-8601 parser takes more (`20240808`, `2024-08-08T23`) than the document says."""
     return _TIME_FORM.match(value) is not None
 
+
 TIME_FORMS = "ms since the epoch or ISO-8601 (UTC unless it gives an offset)"
 
 _TIME_HELP = "use milliseconds since the epoch or ISO-8601 UTC (2024-08-08T23:55:00Z)"

@@ -37,6 +37,10 @@ def _app() -> FastAPI:
     def delete_thing(name: str) -> dict[str, str]:
         return {"name": name}
 
+    @app.get("/crash")
+    def crash() -> None:
+        raise RuntimeError("the secret database password is hunter2")
+
     @app.post("/login")
     def login(body: LoginIn) -> dict[str, str]:
         return {"email": body.email}
@@ -138,3 +142,10 @@ def test_a_wrong_method_is_a_405_that_lists_every_method_of_the_path() -> None:
     assert only_post.status_code == 405
     assert only_post.headers["allow"] == "POST"
     assert _envelope(only_post)["code"] == "method_not_allowed"
+
+
+def test_a_crash_is_a_500_in_the_same_shape_that_tells_nothing_of_the_cause() -> None:
+    response = TestClient(_app(), raise_server_exceptions=False).get("/crash")
+    assert response.status_code == 500
+    assert _envelope(response)["code"] == "internal_error"
+    assert "hunter2" not in response.text
