@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import RedirectResponse
@@ -54,8 +54,12 @@ async def list_providers(providers: ProvidersDep) -> list[ProviderOut]:
     return [ProviderOut(name=p.name, label=p.label) for p in providers.listed()]
 
 
-_UNKNOWN = {404: {"description": "No sign-in provider of that name (`not_found`)"}}
-_UNAVAILABLE = {503: {"description": "The provider cannot be reached, or is misconfigured"}}
+_UNKNOWN: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No sign-in provider of that name (`not_found`)"}
+}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The provider cannot be reached, or is misconfigured"}
+}
 
 
 @router.get(
