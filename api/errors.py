@@ -181,7 +181,7 @@ _HTTP_CODES = {
     404: NotFound.code,
     405: "method_not_allowed",
     409: Conflict.code,
-    413: "too_large",
+    413: "content_too_large",  # as the body limit answers it
     429: TooManyRequests.code,
     503: Unavailable.code,
 }
