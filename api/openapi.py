@@ -53,6 +53,24 @@ _OPTIONAL: frozenset[Callable[..., Any]] = frozenset({optional_user, connection_
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 _FASTAPI_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
 
+HEADERS: dict[str, dict[str, Any]] = {
+    "401": {
+        "WWW-Authenticate": {
+            "description": "`Bearer`: how to sign in",
+            "schema": {"type": "string"},
+            "required": True,
+        }
+    },
+    "429": {
+        "Retry-After": {
+            "description": "Seconds until a request may succeed again",
+            "schema": {"type": "integer", "minimum": 1},
+            "required": True,
+        }
+    },
+}
+"""Headers every answer of the status carries (`api.errors` sets them)."""
+
 MALFORMED = (400, "The body is not valid JSON (`malformed_body`)")
 SIGN_IN_REFUSED = "No valid sign-in: a missing, expired or revoked token (`unauthorized`)"
 BAD_TOKEN = "A token was sent but is expired or revoked: refresh it, or send none"
@@ -111,6 +129,9 @@ def _document(operation: dict[str, Any], route: APIRoute, calls: set[Any]) -> No
             _add(responses, error.status, _describe(error))
     if "422" in responses and responses["422"].get("description") == "Validation Error":
         responses["422"]["description"] = _describe(InvalidRequest)
+    for status, header in HEADERS.items():
+        if status in responses:
+            responses[status].setdefault("headers", {}).update(header)
     for status, response in responses.items():
         if int(status) >= 400:
             content = response.setdefault("content", {}).setdefault("application/json", {})

@@ -3,8 +3,8 @@
 The whole app (`create_app`, over the session's chDB and broker) runs under uvicorn on a
 loopback port. For every documented operation schemathesis sends a bounded number of
 generated requests, valid and invalid, once anonymous and once signed in, and checks each
-answer: no 5xx, a status code and content type the document lists for the operation, a
-body matching the documented schema, and every error in the error envelope.
+answer: no 5xx, a status code, content type and headers the document lists for the
+operation, a body matching the documented schema, and every error in the error envelope.
 
 The SSE streams (`/api/v1/stream/...`) are left out: a valid request opens a stream that
 does not end, which a request-response fuzzer cannot read to its end.
@@ -32,6 +32,7 @@ from schemathesis.checks import CheckContext, not_a_server_error
 from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -188,6 +189,7 @@ CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
     error_envelope,
 ]

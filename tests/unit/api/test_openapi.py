@@ -145,3 +145,10 @@ def test_time_parameters_say_their_format(doc: dict[str, Any], path: str, name: 
         with pytest.raises(InvalidRequest):
             parse_time(name, bad) if path != "/api/v1/scan" else parse_at(bad, NOW_MS)
     assert "ISO-8601" in parameter["description"]
+
+
+def test_the_headers_of_401_and_429_are_documented(doc: dict[str, Any]) -> None:
+    login = _op(doc, "post", "/api/v1/auth/login")["responses"]
+    assert login["429"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    assert "WWW-Authenticate" in login["401"]["headers"]
+    assert "WWW-Authenticate" in _op(doc, "get", "/api/v1/me")["responses"]["401"]["headers"]
