@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, TypeVar
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, ConfigDict
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 
 class ApiError(Exception):
@@ -87,29 +98,127 @@ class TooManyRequests(ApiError):
         self.retry_after_s = retry_after_s
 
 
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable `code` and a `message` a person can act on (some errors add
+    a field, e.g. `ref` naming the item of a batch that failed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """The JSON body of every error answer of the API."""
+
+    error: ErrorDetail
+
+
+_Call = TypeVar("_Call", bound=Callable[..., Any])
+
+_ANSWERS = "__api_errors__"
+
+
+def answers(*errors: type[ApiError]) -> Callable[[_Call], _Call]:
+    """Mark a FastAPI dependency as one that may answer these errors: the OpenAPI document
+    then lists them on every operation that depends on it (see `api.openapi`).
+
+    E.g. ``@answers(TooManyRequests)`` on a rate limit.
+    """
+
+    def mark(call: _Call) -> _Call:
+        setattr(call, _ANSWERS, (*errors_answered(call), *errors))
+        return call
+
+    return mark
+
+
+def errors_answered(call: Callable[..., Any]) -> tuple[type[ApiError], ...]:
+    """The errors a dependency is marked with by `answers` (none if unmarked)."""
+    marked: tuple[type[ApiError], ...] = getattr(call, _ANSWERS, ())
+    return marked
+
+
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     """The JSON body of every API error: ``{"error": {"code": ..., "message": ...}}``."""
     return {"error": {"code": code, "message": message}}
 
 
-def validation_message(exc: RequestValidationError) -> str:
-    """FastAPI's parameter errors in one line a person can act on.
+MAX_LISTED_ERRORS = 5
+"""How many of a request's validation errors a 422 spells out (the rest are counted): a
+body with thousands of bad items gets a short answer, not one line per item."""
 
-    E.g. ``query.limit: Input should be a valid integer, unable to parse string as an
-    integer (got 'abc')``.
+MAX_MESSAGE_CHARS = 200
+"""The longest an error's message may be; a custom validator's message is cut there."""
+
+MALFORMED_BODY = "malformed_body"
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """FastAPI's parameter errors in one line a person can act on, without the values sent.
+
+    Each error gives where and what, e.g. ``query.limit: Input should be a valid integer,
+    unable to parse string as an integer``; the input itself (which may be a password, or
+    megabytes) and pydantic's context are never repeated.
     """
+    errors = exc.errors()
     parts = []
-    for error in exc.errors():
+    for error in errors[:MAX_LISTED_ERRORS]:
         where = ".".join(str(p) for p in error.get("loc", ()))
-        value = error.get("input")
-        got = f" (got {value!r})" if value is not None else ""
-        parts.append(f"{where}: {error.get('msg', 'invalid')}{got}")
+        what = str(error.get("msg", "invalid"))
+        if len(what) > MAX_MESSAGE_CHARS:
+            what = what[: MAX_MESSAGE_CHARS - 1] + "…"
+        parts.append(f"{where}: {what}")
+    if len(errors) > MAX_LISTED_ERRORS:
+        parts.append(f"and {len(errors) - MAX_LISTED_ERRORS} more")
     return "; ".join(parts) or "invalid request"
 
 
+_HTTP_CODES = {
+    400: ApiError.code,
+    401: Unauthorized.code,
+    403: Forbidden.code,
+    404: NotFound.code,
+    405: "method_not_allowed",
+    409: Conflict.code,
+    413: "content_too_large",  # as the body limit answers it
+    429: TooManyRequests.code,
+    503: Unavailable.code,
+}
+"""The `code` of an error Starlette or FastAPI raise themselves, by status."""
+
+_UNPARSED_BODY = "There was an error parsing the body"
+"""FastAPI's 400 for a body it cannot decode (e.g. JSON that is not UTF-8)."""
+
+
+def _http_error_code(status: int) -> str:
+    try:
+        return _HTTP_CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
+    except ValueError:
+        return "http_error"
+
+
+def allowed_methods(app: Starlette, scope: Scope) -> list[str]:
+    """Every method some route of the app answers at the request's path.
+
+    Starlette's 405 names only the methods of the first route matching the path, but
+    FastAPI makes one route per method, so its `Allow` would miss the others.
+    """
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.router.routes):  # through included routers
+        route_methods = route.methods
+        if route_methods and route.matches(scope)[0] is not Match.NONE:
+            methods |= route_methods
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Map `ApiError`s (raised anywhere in a handler) and FastAPI's own parameter
-    validation errors to one JSON shape, `error_body`."""
+    """Answer every error in one JSON shape, `error_body`: `ApiError`s (raised anywhere in
+    a handler), FastAPI's parameter validation errors, a body that is not valid JSON, the
+    HTTP errors Starlette raises itself (404 for an unknown path, 405 for a method a path
+    does not take, with an `Allow` header listing every method it does), and a crash (500,
+    `internal_error`)."""
 
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -122,8 +231,40 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def handle_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            # Not a value the API refuses but a body it cannot read: 400, like any other
+            # body that does not parse as its content type.
+            body = error_body(MALFORMED_BODY, "the body is not valid JSON")
+            return JSONResponse(body, status_code=400)
         body = error_body(InvalidRequest.code, validation_message(exc))
         return JSONResponse(body, status_code=InvalidRequest.status)
 
+    async def handle_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        status = exc.status_code
+        if status < 400:  # e.g. a 304 from a static file
+            return Response(status_code=status, headers=headers)
+        code, message = _http_error_code(status), str(exc.detail)
+        if status == 400 and exc.detail == _UNPARSED_BODY:
+            code, message = MALFORMED_BODY, "the body cannot be read as the type it declares"
+        elif status == 404:
+            message = "no such path in this API"
+        elif status == 405:
+            methods = allowed_methods(request.app, request.scope) or [
+                m.strip() for m in headers.get("Allow", "").split(",") if m.strip()
+            ]
+            headers["Allow"] = ", ".join(methods)
+            message = f"this path takes {', '.join(methods)}"
+        return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+    async def handle_crash(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette still logs the traceback and re-raises to the server; the client is
+        # told nothing of the cause.
+        body = error_body("internal_error", "something went wrong on our side; try again")
+        return JSONResponse(body, status_code=500)
+
     app.add_exception_handler(ApiError, handle)
     app.add_exception_handler(RequestValidationError, handle_validation)
+    app.add_exception_handler(StarletteHTTPException, handle_http)
+    app.add_exception_handler(Exception, handle_crash)

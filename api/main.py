@@ -20,6 +20,7 @@ from api.deps import SourceKind
 from api.docs import mount_docs
 from api.errors import install_error_handlers
 from api.live.hub import live_delivery
+from api.openapi import install_openapi
 from api.routes import (
     auth,
     auth_oidc,
@@ -152,6 +153,7 @@ def create_app(
     app.include_router(billing.router)
     app.include_router(entitlements.router)
     app.include_router(me_state.router)
+    install_openapi(app)
     mount_docs(app)
     mount_ui(app)  # last: the UI answers only paths no API route claims
     return app

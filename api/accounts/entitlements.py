@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 from api.accounts.deps import Accounts, authenticate, bearer_token
 from api.accounts.models import BillingCustomer, User
 from api.accounts.tokens import now
-from api.errors import Forbidden
+from api.errors import Forbidden, answers
 from runtime.settings import AccountsSettings
 
 LIVE_BOARD = "live_board"
@@ -218,6 +218,7 @@ def Entitled(feature: str) -> Any:
     if feature not in FEATURES:
         raise ValueError(f"unknown feature {feature!r}: use one of {', '.join(FEATURES)}")
 
+    @answers(Forbidden)
     async def entitled(entitlements: EntitlementsDep) -> Entitlements:
         entitlements.require(feature)
         return entitlements

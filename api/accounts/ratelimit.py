@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, case, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import User
-from api.errors import TooManyRequests
+from api.errors import TooManyRequests, answers
 from runtime.settings import AccountsSettings
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ def rate_limited(endpoint: str) -> Callable[[Request], Awaitable[None]]:
         endpoint: The name requests are counted under (each endpoint has its own budget).
     """
 
+    @answers(TooManyRequests)
     async def check(request: Request) -> None:
         accounts: Accounts = request.app.state.accounts
         address = request.client.host if request.client is not None else "unknown"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -32,7 +32,7 @@ from api.accounts.deps import (
 from api.accounts.email import EmailSender, link
 from api.accounts.email_tokens import RESET_PATH
 from api.accounts.models import User
-from api.accounts.passwords import MAX_LENGTH, Passwords, check_rules
+from api.accounts.passwords import MAX_LENGTH, MIN_LENGTH, Passwords, check_rules
 from api.accounts.ratelimit import admit, count_failure, rate_limited, record_success
 from api.accounts.tokens import DISABLED, TokenPair, check_enabled, now
 from api.errors import Forbidden, Unauthorized, Unavailable, error_body
@@ -45,9 +45,21 @@ LOGIN_PATH = "/login"
 """The web front end's sign-in page."""
 
 
+NewPassword = Annotated[
+    str,
+    Field(
+        description=f"{MIN_LENGTH} to {MAX_LENGTH} characters, and not the email address "
+        "(else a 422 `weak_password`).",
+        # Documented here, checked by `check_rules`: its refusal says `weak_password`.
+        json_schema_extra={"minLength": MIN_LENGTH, "maxLength": MAX_LENGTH},
+    ),
+]
+"""A password a user chooses."""
+
+
 class SignupIn(BaseModel):
     email: EmailStr
-    password: str
+    password: NewPassword
 
 
 class LoginIn(BaseModel):
@@ -64,7 +76,7 @@ class TokenIn(BaseModel):
 
 
 class ResetIn(TokenIn):
-    password: str
+    password: NewPassword
 
 
 class RefreshIn(BaseModel):

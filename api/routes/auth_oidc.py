@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import RedirectResponse
@@ -54,10 +54,19 @@ async def list_providers(providers: ProvidersDep) -> list[ProviderOut]:
     return [ProviderOut(name=p.name, label=p.label) for p in providers.listed()]
 
 
+_UNKNOWN: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No sign-in provider of that name (`not_found`)"}
+}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The provider cannot be reached, or is misconfigured"}
+}
+
+
 @router.get(
     "/{name}/login",
     response_class=RedirectResponse,
     status_code=302,
+    responses={**_UNKNOWN, **_UNAVAILABLE},
     dependencies=[Depends(rate_limited("oidc_login"))],
 )
 async def login(
@@ -85,6 +94,11 @@ async def login(
     "/{name}/callback",
     response_class=RedirectResponse,
     status_code=302,
+    responses={
+        401: {"description": "The sign-in did not complete, or was refused (`unauthorized`)"},
+        **_UNKNOWN,
+        **_UNAVAILABLE,
+    },
     dependencies=[Depends(rate_limited("oidc_callback"))],
 )
 async def callback(

@@ -50,7 +50,11 @@ async def nonce(db: DbDep, response: Response) -> NonceOut:
     return NonceOut(nonce=await issue_nonce(db))
 
 
-@router.post("/verify", dependencies=[Depends(rate_limited("siwe_verify"))])
+@router.post(
+    "/verify",
+    dependencies=[Depends(rate_limited("siwe_verify"))],
+    responses={401: {"description": "A bad message, signature or nonce, or one already used"}},
+)
 async def verify(body: SiweIn, accounts: AccountsDep, db: DbDep, response: Response) -> SessionOut:
     """Sign in with a message signed by a wallet; its first sign-in makes the account.
 

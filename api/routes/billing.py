@@ -13,10 +13,12 @@ from api.accounts.billing import Billing, BillingDisabled
 from api.accounts.billing_webhooks import Result, process_event, send_notices
 from api.accounts.deps import AccountsDep, CurrentUser, DbDep
 from api.accounts.models import BillingCustomer
+from api.errors import answers
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 
 
+@answers(BillingDisabled)
 def get_billing(connection: HTTPConnection) -> Billing:
     """The process's billing, when it is on.
 
@@ -138,7 +140,10 @@ async def get_subscription(billing: BillingDep, user: CurrentUser, db: DbDep) ->
     "/webhook",
     response_model=WebhookOut,
     summary="Stripe's webhook endpoint",
-    responses={400: {"description": "Missing or wrong Stripe-Signature: nothing changed"}},
+    responses={
+        400: {"description": "Missing or wrong Stripe-Signature: nothing changed"},
+        503: {"description": "No webhook secret configured (`webhook_unconfigured`)"},
+    },
 )
 async def post_webhook(
     request: Request, billing: BillingDep, accounts: AccountsDep, after: BackgroundTasks

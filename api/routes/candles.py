@@ -15,6 +15,8 @@ from api.errors import Unavailable
 from api.services.candles import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    TIME_FORMS,
+    TIME_SCHEMA,
     CandlePage,
     HistoryInterval,
     candles,
@@ -56,8 +58,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"description": "ClickHouse cannot answer now"},
 }
 """Error responses of the history routes, for the OpenAPI document."""
-
-_TIME = "ms since the epoch or ISO-8601 UTC"
 
 # 23:55 UTC of the real capture in ../shared/data (Binance USDⓈ-M BTCUSDT, 2024-08-08).
 _EXAMPLE = {
@@ -148,12 +148,17 @@ async def get_candles(
     start: Annotated[
         str | None,
         Query(
-            description=f"First open time ({_TIME}), rounded up to the interval.",
+            json_schema_extra=TIME_SCHEMA,
+            description=f"First open time ({TIME_FORMS}), rounded up to the interval.",
             examples=["2024-08-08T23:55:00Z", "1723161300000"],
         ),
     ] = None,
     end: Annotated[
-        str | None, Query(description=f"Only candles opening before this ({_TIME}).")
+        str | None,
+        Query(
+            json_schema_extra=TIME_SCHEMA,
+            description=f"Only candles opening before this ({TIME_FORMS}).",
+        ),
     ] = None,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="Candles per page.")

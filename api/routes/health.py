@@ -38,7 +38,12 @@ class Health(BaseModel):
     """The board shows a simulated market (exchange `sim`), not an exchange's."""
 
 
-@router.get("/health", response_model=Health, summary="Health of this API process")
+@router.get(
+    "/health",
+    response_model=Health,
+    summary="Health of this API process",
+    responses={503: {"model": Health, "description": "Degraded: what does not answer"}},
+)
 async def health(
     request: Request, response: Response, store: StoreDep, source: SourceDep
 ) -> Health:

@@ -16,6 +16,7 @@ from api.deps import StoreDep
 from api.errors import Forbidden, Unavailable
 from api.live.board import Board
 from api.routes.me_state import LIST_PARAMS_DOC, board_filter
+from api.services.candles import TIME_FORMS, TIME_SCHEMA
 from api.services.filter_eval import compile_filter
 from api.services.filter_sql import history_rows, history_sql, parse_at
 from api.services.filters import (
@@ -184,8 +185,8 @@ async def scan(
     at: Annotated[
         str | None,
         Query(
-            description="A past moment: ms since the epoch or ISO-8601 (UTC unless it says "
-            "otherwise). Without it, the live board.",
+            json_schema_extra=TIME_SCHEMA,
+            description=f"A past moment: {TIME_FORMS}. Without it, the live board.",
             examples=["2024-08-08T23:55:00Z", "1723161300000"],
         ),
     ] = None,

@@ -12,7 +12,7 @@ from api.accounts.entitlements import NOT_ENTITLED, SIGNALS, Entitled
 from api.deps import StoreDep
 from api.errors import Unavailable
 from api.routes.candles import ERRORS
-from api.services.candles import parse_time
+from api.services.candles import TIME_FORMS, TIME_SCHEMA, parse_time
 from api.services.signals import DEFAULT_LIMIT, MAX_LIMIT, SignalPage, signals
 from schemas.signals import Timeframe
 
@@ -68,9 +68,12 @@ async def get_signals(
     timeframe: Annotated[Timeframe | None, Query(description="Only this timeframe.")] = None,
     direction: Annotated[Literal["up", "down"] | None, Query(description="Only this way.")] = None,
     start: Annotated[
-        str | None, Query(description="At or after this (ms since the epoch or ISO-8601 UTC).")
+        str | None,
+        Query(json_schema_extra=TIME_SCHEMA, description=f"At or after this ({TIME_FORMS})."),
     ] = None,
-    end: Annotated[str | None, Query(description="Before this (same forms).")] = None,
+    end: Annotated[
+        str | None, Query(json_schema_extra=TIME_SCHEMA, description=f"Before this ({TIME_FORMS}).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = (
         DEFAULT_LIMIT
     ),

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from api.errors import InvalidRequest
+from api.services.candles import is_time_form
 from api.services.filters import FLAG_COLUMNS, NUMERIC_COLUMNS, Condition, MetricRef, ScanFilter
 from schemas.ranks import RankRow
 
@@ -178,6 +179,8 @@ def parse_at(text: str, now_ms: int) -> int:
         ms = int(value)
     else:
         try:
+            if not is_time_form(value):
+                raise ValueError(value)
             moment = datetime.fromisoformat(value)
         except ValueError:
             raise InvalidRequest(f"at: {value[:40]!r} is not a time; {_AT_HELP}") from None

@@ -1,0 +1,266 @@
+"""The API keeps the contract its OpenAPI document states, checked by schemathesis.
+
+The whole app (`create_app`, over the session's chDB and broker) runs under uvicorn on a
+loopback port. For every documented operation schemathesis sends a bounded number of
+generated requests, valid and invalid, once anonymous and once signed in, and checks each
+answer: no 5xx, a status code, content type and headers the document lists for the
+operation, a body matching the documented schema, and every error in the error envelope.
+
+The SSE streams (`/api/v1/stream/...`) are left out: a valid request opens a stream that
+does not end, which a request-response fuzzer cannot read to its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+import uvicorn
+from clickhouse_connect.driver.client import Client
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import CheckContext, not_a_server_error
+from schemathesis.core.transport import Response
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from api.accounts import admin
+from api.accounts.db import AccountsDb
+from api.main import create_app
+from api.store import Store
+from runtime.kafka import ensure_topics
+from runtime.migrate import migrate
+from runtime.settings import (
+    AccountsSettings,
+    ApiSettings,
+    ClickHouseSettings,
+    KafkaSettings,
+    Settings,
+)
+from schemas import topics
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = 8
+"""Generated requests per operation and mode (valid, invalid), per sign-in state: enough to
+reach each operation's errors, few enough for a loaded 2-core CI machine (about 600
+requests in each test)."""
+
+EMAIL = "contract@example.com"
+PASSWORD = "correct horse battery staple"
+DEADLINE_S = 30.0
+STREAMS = "^/api/v1/stream/"
+ENDS_SESSION = ("/api/v1/auth/logout", "/api/v1/auth/logout-all")
+
+
+class Server:
+    """The app under uvicorn in a thread of this process (chDB allows one per process)."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.app = create_app(settings, store=store)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = ""
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + DEADLINE_S
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+    def sign_in(self) -> str:
+        """A fresh access token of the test's verified account."""
+        answer = httpx.post(
+            f"{self.url}/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}
+        )
+        assert answer.status_code == 200, answer.text
+        token: str = answer.json()["access_token"]
+        return token
+
+
+@pytest.fixture(scope="module")
+def server(
+    kafka_bootstrap: str, clickhouse_dsn: str, ch: Client, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    database = f"contract_{uuid.uuid4().hex[:10]}"
+    migrate(ch, database)
+    prefix = f"t{uuid.uuid4().hex[:8]}-"
+    ensure_topics(
+        kafka_bootstrap, [prefix + t for t in (topics.RANKS, topics.SIGNALS, topics.CANDLES)], 1
+    )
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("contract-api"),
+        kafka=KafkaSettings(bootstrap=kafka_bootstrap, partitions=1),
+        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
+        api=ApiSettings(topic_prefix=prefix),
+        accounts=AccountsSettings(
+            argon2_time_cost=1,
+            argon2_memory_kib=8,
+            # Generous: the fuzzer should reach the handlers behind the limit.
+            auth_rate_limit="100000/minute",
+        ),
+    )
+    server = Server(settings, Store(ch, database))
+    server.start()
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while httpx.get(f"{server.url}/api/v1/health").status_code != 200:
+            assert time.monotonic() < deadline, "the API did not become healthy"
+            time.sleep(0.2)
+        _create_account(server, settings)
+        yield server
+    finally:
+        server.stop()
+        ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": database})
+
+
+def _create_account(server: Server, settings: Settings) -> None:
+    """Sign up, then verify the address as `tickscan users verify` does."""
+    signup = httpx.post(
+        f"{server.url}/api/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD}
+    )
+    assert signup.status_code == 202, signup.text
+
+    async def verify() -> None:
+        db = AccountsDb(settings.accounts_url())
+        deadline = time.monotonic() + DEADLINE_S
+        try:
+            while True:  # the sign-up may commit a moment after its answer
+                try:
+                    async with db.session() as session:
+                        await admin.verify(session, EMAIL)
+                    return
+                except admin.AdminError:
+                    assert time.monotonic() < deadline, "the sign-up never committed"
+                    await asyncio.sleep(0.1)
+        finally:
+            await db.aclose()
+
+    asyncio.run(verify())
+
+
+@pytest.fixture(scope="module")
+def operations(server: Server) -> list[Any]:
+    """The documented operations, as the running API serves its document."""
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    found = [result.ok() for result in schema.exclude(path_regex=STREAMS).get_all_operations()]
+    assert len(found) > 40
+    return found
+
+
+def error_envelope(ctx: CheckContext, response: Response, case: Any) -> bool | None:
+    """An error answer is `{"error": {"code": ..., "message": ...}}`."""
+    if response.status_code < 400:
+        return None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        raise AssertionError(f"a {response.status_code} that is not JSON") from None
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    assert isinstance(body["error"].get("code"), str), body
+    assert isinstance(body["error"].get("message"), str), body
+    return None
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    error_envelope,
+]
+
+
+HYPOTHESIS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def fuzz(operations: list[Any], call: Callable[[Any], Any]) -> tuple[int, list[str]]:
+    """Send each operation's generated requests (valid, then invalid ones) through `call`
+    and check each answer; returns the number of requests and one line per failing case."""
+    sent = 0
+    failures: list[str] = []
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @HYPOTHESIS
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case: Any) -> None:
+                nonlocal sent
+                sent += 1
+                call(case)
+
+            try:
+                run()
+            except Unsatisfiable:
+                assert mode is GenerationMode.NEGATIVE  # nothing to get wrong: no input
+            except (Exception, BaseExceptionGroup) as exc:  # try all operations, report all
+                failures.append(f"{operation.label} ({mode.value}): {_describe(exc)}")
+    return sent, failures
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return " | ".join(_describe(e) for e in exc.exceptions)
+    return " ".join(str(exc).split())[:400]
+
+
+def test_anonymous_calls_keep_the_documented_contract(
+    server: Server, operations: list[Any]
+) -> None:
+    def call(case: Any) -> None:
+        response = case.call(base_url=server.url, timeout=30)
+        case.validate_response(response, checks=CHECKS)
+
+    sent, failures = fuzz(operations, call)
+    print(f"contract: {sent} requests, {len(failures)} failing cases")
+    assert not failures, "\n".join(failures)
+    assert sent > len(operations) * 2
+
+
+def test_signed_in_calls_keep_the_documented_contract(
+    server: Server, operations: list[Any]
+) -> None:
+    token = server.sign_in()
+
+    def call(case: Any) -> None:
+        # Logging out ends the session it signs in with: those sign in afresh.
+        fresh = server.sign_in() if case.operation.path in ENDS_SESSION else token
+        headers = {"Authorization": f"Bearer {fresh}"}
+        response = case.call(base_url=server.url, headers=headers, timeout=30)
+        case.validate_response(response, checks=CHECKS, headers=headers)
+
+    sent, failures = fuzz(operations, call)
+    print(f"contract: {sent} requests, {len(failures)} failing cases")
+    assert not failures, "\n".join(failures)
+    assert sent > len(operations) * 2
