@@ -72,6 +72,12 @@ HEADERS: dict[str, dict[str, Any]] = {
 """Headers every answer of the status carries (`api.errors` sets them)."""
 
 MALFORMED = (400, "The body is not valid JSON (`malformed_body`)")
+TOO_LARGE = (
+    413,
+    "The body is larger than the route takes (`content_too_large`): "
+    "`TICKSCAN_API__MAX_BODY_BYTES`, Stripe's webhook `TICKSCAN_API__WEBHOOK_MAX_BODY_BYTES`",
+)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 SIGN_IN_REFUSED = "No valid sign-in: a missing, expired or revoked token (`unauthorized`)"
 BAD_TOKEN = "A token was sent but is expired or revoked: refresh it, or send none"
 
@@ -108,13 +114,15 @@ def complete(doc: dict[str, Any], app: FastAPI) -> None:
         calls = set(_calls(context.dependant))  # the router's dependencies too
         for method in context.methods or ():
             operation = doc["paths"][context.path_format][method.lower()]
-            _document(operation, route, calls)
+            _document(operation, route, calls, takes_body=method in _BODY_METHODS)
     if _FASTAPI_422 not in _refs(doc["paths"]):
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
 
 
-def _document(operation: dict[str, Any], route: APIRoute, calls: set[Any]) -> None:
+def _document(
+    operation: dict[str, Any], route: APIRoute, calls: set[Any], *, takes_body: bool
+) -> None:
     responses: dict[str, Any] = operation["responses"]
     if calls & _REQUIRED:
         operation["security"] = SIGNED_IN
@@ -124,6 +132,8 @@ def _document(operation: dict[str, Any], route: APIRoute, calls: set[Any]) -> No
         _add(responses, 401, BAD_TOKEN)
     if route.body_field is not None:
         _add(responses, *MALFORMED)
+    if takes_body or route.body_field is not None:  # what api.body_limit answers
+        _add(responses, *TOO_LARGE)
     for call in calls:
         for error in errors_answered(call):
             _add(responses, error.status, _describe(error))

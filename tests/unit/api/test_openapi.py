@@ -98,9 +98,10 @@ def test_every_error_answer_is_documented_in_the_error_shape(doc: dict[str, Any]
 @pytest.mark.parametrize(
     ("method", "path", "statuses"),
     [
-        ("post", "/api/v1/auth/login", {"400", "401", "403", "422", "429"}),
-        ("post", "/api/v1/auth/signup", {"400", "422", "429"}),
-        ("put", "/api/v1/me/preferences", {"400", "401", "422"}),
+        ("post", "/api/v1/auth/login", {"400", "401", "403", "413", "422", "429"}),
+        ("post", "/api/v1/auth/signup", {"400", "413", "422", "429"}),
+        ("put", "/api/v1/me/preferences", {"400", "401", "413", "422"}),
+        ("post", "/api/v1/billing/webhook", {"400", "413"}),
         ("get", "/api/v1/me", {"401"}),
         ("get", "/api/v1/candles", {"401", "403", "404", "422", "503"}),
         ("get", "/api/v1/auth/oidc/{name}/login", {"404", "422", "429"}),
