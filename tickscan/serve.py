@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -10,6 +11,7 @@ import uvicorn
 
 from api.deps import SourceKind
 from api.main import create_app
+from api.server import Server
 from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ class ApiServer:
             # Proxies must not buffer SSE; and long-lived streams end promptly on stop.
             timeout_graceful_shutdown=5,
         )
-        self._server = uvicorn.Server(config)
+        self._server = Server(config)
         self._thread = threading.Thread(target=self._serve, name="api", daemon=True)
         self._failure: BaseException | None = None
 
@@ -89,11 +91,20 @@ class ApiServer:
 
 
 def serve(settings: Settings) -> None:
-    """Serve the API in this process's main thread until SIGINT/SIGTERM."""
-    uvicorn.run(
+    """Serve the API in this process's main thread until SIGINT/SIGTERM.
+
+    Raises:
+        ApiServerError: The server did not start (a port in use, ClickHouse unreachable).
+    """
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.api.host,
         port=settings.api.port,
         log_level="info",
         timeout_graceful_shutdown=5,
     )
+    server = Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled
+        server.run()
+    if not server.started:
+        raise ApiServerError("the API server could not start (see the log above)")
