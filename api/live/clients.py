@@ -79,7 +79,8 @@ class Refusal:
 
 
 class ClientClosed(Exception):
-    """The hub closed this client; `code` says why (`too_slow`, `shutdown`)."""
+    """The hub closed this client; `code` says why (`too_slow`, `rate_limited`,
+    `shutdown`)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

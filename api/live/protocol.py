@@ -72,8 +72,8 @@ MAX_SUBSCRIPTIONS = 32
 """Subscriptions one connection may hold."""
 
 MESSAGES_PER_S = 20
-"""Messages a connection may send a second, sustained (the UI sends one a second at most
-while a filter is typed in, and a ping every 20 s)."""
+"""Messages a connection may send a second, sustained (the UI sends a filter change per
+key typed, a few a second, and a ping every 20 s)."""
 MESSAGE_BURST = 100
 """Messages a connection may send at once (the UI's opening: a subscription per panel,
 32 at most, and a sign-in)."""

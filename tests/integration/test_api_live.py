@@ -57,7 +57,12 @@ class Api:
         self.settings = settings
         self.app = create_app(settings, store=store)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
+            self.app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            log_config=None,  # uvicorn's records reach the root logger (and caplog)
+            timeout_graceful_shutdown=2,
         )
         self.server = Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
