@@ -69,6 +69,7 @@ def serve(bootstrap: str, port: int, data_dir: str, client_queue: int) -> None:
     import uvicorn
 
     from api.main import create_app
+    from api.server import Server
     from runtime.clickhouse import connect
     from runtime.migrate import migrate
     from runtime.process import tune_for_streaming
@@ -92,7 +93,7 @@ def serve(bootstrap: str, port: int, data_dir: str, client_queue: int) -> None:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
     listener.bind(("127.0.0.1", port))
     config = uvicorn.Config(create_app(settings), log_level="warning")
-    uvicorn.Server(config).run(sockets=[listener])
+    Server(config).run(sockets=[listener])
 
 
 def cpu_seconds(pid: int) -> float:

@@ -386,7 +386,7 @@ def api_command(
     (TICKSCAN_CLICKHOUSE__DSN): the embedded chdb store opens in one process at a time,
     so `tickscan run` serves the API itself instead.
     """
-    from tickscan.serve import serve
+    from tickscan.serve import ApiServerError, serve
 
     settings = Settings()
     update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
@@ -394,7 +394,11 @@ def api_command(
     if settings.kafka.bootstrap is None:
         typer.echo("api needs a Kafka cluster: set TICKSCAN_KAFKA__BOOTSTRAP", err=True)
         raise typer.Exit(code=2)
-    serve(settings)
+    try:
+        serve(settings)
+    except ApiServerError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=3) from None
 
 
 @app.command("signals")

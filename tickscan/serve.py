@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 
 from api.deps import SourceKind
 from api.main import create_app
+from api.server import Server
 from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class ApiServer:
         app: FastAPI | None = None,
     ) -> None:
         app = app if app is not None else create_app(settings, source=source)
-        self._server = uvicorn.Server(server_config(app, settings, log_level="warning"))
+        self._server = Server(server_config(app, settings, log_level="warning"))
         self._thread = threading.Thread(target=self._serve, name="api", daemon=True)
         self._failure: BaseException | None = None
 
@@ -114,9 +116,10 @@ def serve(settings: Settings) -> None:
     """Serve the API in this process's main thread until SIGINT/SIGTERM.
 
     Raises:
-        SystemExit: The server did not start (uvicorn logged why), with uvicorn's code 3.
+        ApiServerError: The server did not start (a port in use, ClickHouse unreachable).
     """
-    server = uvicorn.Server(server_config(create_app(settings), settings, log_level="info"))
-    server.run()
+    server = Server(server_config(create_app(settings), settings, log_level="info"))
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled
+        server.run()
     if not server.started:
-        raise SystemExit(3)
+        raise ApiServerError("the API server could not start (see the log above)")

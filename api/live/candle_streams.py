@@ -123,7 +123,7 @@ class CandleStreams:
         stream.subs.add(sub)
         sub.target = stream
         if ack is not None:
-            sub.client.put(None, ack)
+            sub.client.reply(ack)
         bar = stream.forming.bar()
         if bar is not None:
             sub.client.put(sub, stream.message(bar))

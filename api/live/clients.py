@@ -5,6 +5,10 @@ lost, the client is told how many it lost (the next message it takes is `dropped
 a ranks subscription that lost a snapshot or diff gets a fresh snapshot, since the diffs
 after a lost one cannot be applied. A client that keeps losing messages for
 `evict_after_s` without once catching up is closed with the reason.
+
+Replies to the client's own messages (`subscribed`, `pong`, `error`, ...) take a path of
+their own, ahead of the data and never lost: what bounds them is the rate at which the
+client may send (`api.live.protocol`), not the queue.
 """
 
 from __future__ import annotations
@@ -59,8 +63,24 @@ def control(type: str, **fields: Any) -> Message:
     return Message(type, _encode(fields))
 
 
+class Refusal:
+    """Client messages refused in a row for exceeding the rate limit: one `error` tells
+    how many (`rate_limited`, `count`), however many there were."""
+
+    __slots__ = ("count", "message")
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.count = 1
+
+    def encode(self) -> Message:
+        """The `error` message."""
+        return control("error", code="rate_limited", message=self.message, count=self.count)
+
+
 class ClientClosed(Exception):
-    """The hub closed this client; `code` says why (`too_slow`, `shutdown`)."""
+    """The hub closed this client; `code` says why (`too_slow`, `rate_limited`,
+    `shutdown`)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -130,6 +150,7 @@ class Client:
         self.policy = policy
         self.subscriptions: dict[str, Subscription] = {}
         self.queue: deque[tuple[Subscription | None, Message]] = deque()
+        self.replies: deque[Message | Refusal] = deque()
         self.dropped = 0
         self.behind_since: float | None = None
         self.closed: ClientClosed | None = None
@@ -151,20 +172,47 @@ class Client:
         self.queue.append((sub, message))
         self._ready.set()
 
-    async def next(self) -> list[tuple[Subscription | None, Message]]:
-        """Wait for messages and take all that are queued, oldest first.
+    def reply(self, message: Message) -> None:
+        """Queue a reply to the client's own message: sent before any queued data, in the
+        order of the replies, and never lost."""
+        if self.closed is None:
+            self.replies.append(message)
+            self._ready.set()
 
-        After a loss the first message is `dropped`, with the number lost as `count`.
+    def refuse(self, message: str) -> None:
+        """Count a client message refused for exceeding the rate limit; consecutive ones
+        are answered by one `rate_limited` error, in order with the other replies.
+
+        Args:
+            message: The error's text (the limit, what to do).
+        """
+        if self.closed is not None:
+            return
+        last = self.replies[-1] if self.replies else None
+        if isinstance(last, Refusal):
+            last.count += 1
+        else:
+            self.replies.append(Refusal(message))
+            self._ready.set()
+
+    async def next(self) -> list[tuple[Subscription | None, Message]]:
+        """Wait for messages and take all that are queued: the replies first, then the
+        data, each oldest first.
+
+        After a loss the first data message is `dropped`, with the number lost as `count`.
 
         Raises:
             ClientClosed: When the hub closed this client.
         """
-        while not self.queue and self.closed is None:
+        while not self.queue and not self.replies and self.closed is None:
             self._ready.clear()
             await self._ready.wait()
         if self.closed is not None:
             raise self.closed
-        taken: list[tuple[Subscription | None, Message]] = []
+        taken: list[tuple[Subscription | None, Message]] = [
+            (None, item if isinstance(item, Message) else item.encode()) for item in self.replies
+        ]
+        self.replies.clear()
         if self.dropped:
             taken.append((None, control("dropped", count=self.dropped)))
             self.dropped = 0
@@ -182,7 +230,16 @@ class Client:
         if self.closed is None:
             self.closed = ClientClosed(code, message)
             self.queue.clear()
+            self.replies.clear()
             self._ready.set()
+
+    def evict(self, message: str) -> None:
+        """Close this client for being too slow (`too_slow`), counted once in
+        `LiveStats.evictions` whichever way it was found out: it kept losing updates, or
+        one send to it took longer than it may lag."""
+        if self.closed is None:
+            self.policy.stats.evictions += 1
+            self.close("too_slow", message)
 
     def _drop_oldest(self) -> None:
         sub, message = self.queue.popleft()
@@ -201,5 +258,4 @@ class Client:
         if self.behind_since is None:
             self.behind_since = now
         elif now - self.behind_since >= self.policy.evict_after_s:
-            stats.evictions += 1
-            self.close("too_slow", f"too slow: lost updates for {now - self.behind_since:.0f} s")
+            self.evict(f"too slow: lost updates for {now - self.behind_since:.0f} s")

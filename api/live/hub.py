@@ -10,6 +10,7 @@ candle or a signal is encoded once for all its readers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -35,6 +36,9 @@ from schemas.signals import Signal, Timeframe, encode_signal
 logger = logging.getLogger(__name__)
 
 TIMEFRAMES: tuple[str, ...] = get_args(Timeframe)
+
+SHUTTING_DOWN = "the server is shutting down"
+"""Why a client is closed, or refused, at shutdown."""
 
 EVICT_AFTER_S = 30.0
 """A client that keeps losing updates this long, without once catching up, is dropped."""
@@ -138,6 +142,8 @@ class Hub:
         self.candles = CandleStreams(store, self._known, settle_s)
         self._signal_subs: set[Subscription] = set()
         self._signal_seq = 0
+        self.going = False
+        self._gone: asyncio.Event | None = None
 
     # -- clients ---------------------------------------------------------------------
 
@@ -145,8 +151,11 @@ class Hub:
         """Register a new client (`sse` or `ws`).
 
         Raises:
+            Unavailable: When the server is shutting down (`going_away`).
             TooManyClients: When the process serves `max_clients` already.
         """
+        if self.going:
+            raise Unavailable(SHUTTING_DOWN)
         if len(self.clients) >= self.settings.max_clients:
             raise TooManyClients(
                 f"this API process serves {self.settings.max_clients} live clients already;"
@@ -162,11 +171,32 @@ class Hub:
             self.unsubscribe(client, sub_id)
         self.users.leave(client)
         self.clients.discard(client)
+        if self._gone is not None and not self.clients:
+            self._gone.set()
 
     def close_all(self, code: str, message: str) -> None:
         """Close every client (the process is shutting down)."""
         for client in list(self.clients):
             client.close(code, message)
+
+    async def going_away(self, timeout_s: float) -> None:
+        """Tell every client the server is shutting down, and wait until they are gone.
+
+        Each is closed with `shutdown` (a WebSocket gets close code 1001, an SSE stream
+        its last event, an `error` `shutdown`) and new ones are refused. Call it before
+        the server closes the connections itself: uvicorn would close WebSockets with
+        1012 and cut SSE streams short.
+
+        Args:
+            timeout_s: How long to wait at most for the clients' last words to be sent.
+        """
+        self.going = True
+        self._gone = asyncio.Event()
+        self.close_all("shutdown", SHUTTING_DOWN)
+        if self.clients:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._gone.wait()
 
     def unsubscribe(self, client: Client, sub_id: str) -> None:
         """End one subscription; its queued messages are discarded.
@@ -299,7 +329,7 @@ class Hub:
         sub.target = match
         self._signal_subs.add(sub)
         if ack is not None:
-            client.put(None, ack)
+            client.reply(ack)
 
     async def subscribe_candles(
         self,
@@ -338,7 +368,8 @@ class Hub:
 
     async def aclose(self) -> None:
         """Close every client and cancel background work (the process is shutting down)."""
-        self.close_all("shutdown", "the server is shutting down")
+        self.going = True
+        self.close_all("shutdown", SHUTTING_DOWN)
         await self.candles.aclose()
 
 

@@ -25,9 +25,16 @@ fresh snapshot after it), `authenticated` (`user`, `version`), `ack` (a change o
 user's state was saved: `op`, `ref`, `version`, `change`), `user_state` (another session
 of the user changed it: `version`, `change`), and `error` (`code`, `message`, and the
 `id` or `ref` it concerns).
+Replies (`subscribed`, `unsubscribed`, `pong`, `authenticated`, `ack`, `error`) are
+never lost: they go ahead of queued data. What bounds them is the client's rate:
+`MESSAGES_PER_S` a second with bursts of `MESSAGE_BURST`; a message over it is not
+served and is answered by an `error` `rate_limited` whose `count` says how many in a row
+were refused. A client that keeps exceeding the rate for `RATE_PERSIST_S` is closed.
+
 An error never closes the socket; the server closes it only with a code and a reason:
-1008 (too slow), 1013 (too many clients, try again later), 1011 (server error),
-1001 (server shutting down). docs/websocket.md has the full protocol with examples.
+1008 (too slow, or too many messages for too long), 1013 (too many clients, try again
+later), 1011 (server error), 1001 (server shutting down). docs/websocket.md has the full
+protocol with examples.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from api.accounts.tokens import Access
 from api.errors import ApiError, InvalidRequest, Unauthorized
 from api.live.clients import Client, Message, control
 from api.live.hub import Hub, SignalMatch
+from api.live.rate import MessageRate
 from api.live.user_ops import USER_OPS, UserOp, user_step
 from api.services.filter_eval import compile_filter
 from api.services.filters import ScanFilter, parse_filter
@@ -62,6 +70,19 @@ MAX_MESSAGE = 64 * 1024
 
 MAX_SUBSCRIPTIONS = 32
 """Subscriptions one connection may hold."""
+
+MESSAGES_PER_S = 20
+"""Messages a connection may send a second, sustained (the UI sends a filter change per
+key typed, a few a second, and a ping every 20 s)."""
+MESSAGE_BURST = 100
+"""Messages a connection may send at once (the UI's opening: a subscription per panel,
+32 at most, and a sign-in)."""
+RATE_PERSIST_S = 10.0
+"""How long a connection may keep exceeding its rate before it is closed."""
+RATE_LIMITED = (
+    f"too many messages: at most {MESSAGES_PER_S} a second (bursts of {MESSAGE_BURST});"
+    " `count` were not served, send them again later"
+)
 
 
 class _Op(msgspec.Struct, forbid_unknown_fields=True):
@@ -129,8 +150,10 @@ _CHANNELS: dict[str, type[_Subscribe]] = {
 class Session:
     """One WebSocket connection's operations, applied to the hub.
 
-    Replies go through the client's queue, so they stay in order with the data they
-    announce (`subscribed` comes before the subscription's first snapshot).
+    Replies take the client's reply path: never lost, ahead of the queued data, so
+    `subscribed` comes before the subscription's first snapshot. The client's messages
+    are bounded by a `MessageRate` instead: one over it is refused (`rate_limited`), and
+    a client that persists is closed (`rate_limited`, 1008).
 
     A connection signed in (`sign_in`) belongs to its user in `hub.users`: it gets the
     `user_state` changes made by the user's other sessions, and may make changes itself.
@@ -150,6 +173,7 @@ class Session:
         self.user: User | None = None
         self.access: Access | None = None
         self._ids: Callable[[], int] = itertools.count(1).__next__
+        self.rate = MessageRate(MESSAGES_PER_S, MESSAGE_BURST, RATE_PERSIST_S, hub.policy.clock)
 
     async def start(self, token: str | None) -> None:
         """Sign in with the token the handshake carried (cookie or `Authorization`), if
@@ -158,7 +182,7 @@ class Session:
             try:
                 await self.sign_in(token)
             except ApiError as exc:
-                self.client.put(None, error(exc.code, exc.message))
+                self.client.reply(error(exc.code, exc.message))
 
     async def sign_in(self, token: str) -> None:
         """Sign the connection in as the user of an access token; `authenticated` answers.
@@ -175,7 +199,7 @@ class Session:
             version = await user_state.state_version(db, user.id)
         self.user, self.access = user, access
         self.hub.users.join(self.client, user.id)
-        self.client.put(None, control("authenticated", user=user.id, version=version))
+        self.client.reply(control("authenticated", user=user.id, version=version))
 
     def sign_out(self) -> None:
         """Make the connection anonymous (it stops hearing of the user's changes)."""
@@ -183,21 +207,31 @@ class Session:
         self.hub.users.leave(self.client)
 
     async def handle(self, text: str | bytes) -> None:
-        """Apply one client message; a bad one is answered with an `error` message.
+        """Apply one client message; a bad one is answered with an `error` message, one
+        over the rate limit is refused.
 
         Args:
             text: The message as received.
         """
+        if not self.rate.take():
+            if self.rate.persisting:
+                self.client.close(
+                    "rate_limited",
+                    f"too many messages: over {MESSAGES_PER_S} a second for {RATE_PERSIST_S:.0f} s",
+                )
+            else:
+                self.client.refuse(RATE_LIMITED)
+            return
         sub_id: str | None = None
         ref: str | None = None
         try:
             op = _parse(text)
             sub_id, ref = getattr(op, "id", None), getattr(op, "ref", None)
             if isinstance(op, _Ping):
-                self.client.put(None, control("pong"))
+                self.client.reply(control("pong"))
             elif isinstance(op, _Unsubscribe):
                 self.hub.unsubscribe(self.client, op.id)
-                self.client.put(None, control("unsubscribed", id=op.id))
+                self.client.reply(control("unsubscribed", id=op.id))
             elif isinstance(op, _Filter):
                 scan = await self._board_filter(op.filter, op.watchlist, op.ignored)
                 self.hub.change_filter(self.client, op.id, compile_filter(scan))
@@ -209,7 +243,7 @@ class Session:
                 assert isinstance(op, _Subscribe)
                 sub_id = await self._subscribe(op)
         except ApiError as exc:
-            self.client.put(None, error(exc.code, exc.message, sub_id, ref))
+            self.client.reply(error(exc.code, exc.message, sub_id, ref))
 
     @asynccontextmanager
     async def _user_db(self) -> AsyncIterator[tuple[AsyncSession, int]]:
@@ -247,7 +281,7 @@ class Session:
         fields: dict[str, Any] = {"op": op.op, "version": change.version, "change": change.body()}
         if op.ref is not None:
             fields["ref"] = op.ref
-        self.client.put(None, control("ack", **fields))
+        self.client.reply(control("ack", **fields))
         self.hub.users.publish(user_id, change, origin=self.client)
 
     async def _subscribe(self, op: _Subscribe) -> str:

@@ -79,7 +79,7 @@ class Views:
         sub.needs_snapshot = False
         self.stats.snapshots += 1
         if ack is not None:
-            sub.client.put(None, ack)
+            sub.client.reply(ack)
         sub.client.put(sub, Message("snapshot", view.board.snapshot(), view.board.seq))
 
     def leave(self, sub: Subscription) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import SendTimeoutError
@@ -22,7 +24,7 @@ from api.accounts.entitlements import (
 from api.deps import SettingsDep
 from api.errors import Unavailable
 from api.live.clients import Client, ClientClosed, control
-from api.live.hub import TIMEFRAMES, Hub, SignalMatch
+from api.live.hub import SHUTTING_DOWN, TIMEFRAMES, Hub, SignalMatch
 from api.routes.me_state import board_filter
 from api.routes.scan import FILTER_QUERY_DOC
 from api.services.candles import INTERVAL_MS
@@ -51,7 +53,8 @@ _GATED = {**_RESPONSES, **NOT_ENTITLED}
 
 _ENDINGS = """
 A stream ends with an `error` event when the server closes it: `too_slow` (the client
-kept losing updates for 30 s without catching up) or `shutdown`. After updates are lost
+kept losing updates for 30 s without catching up) or `shutdown` (the server is going
+away: connect again, to it or another replica, after a moment). After updates are lost
 the next event is `dropped` (`{"count": n}`). Comments (`: ping`) keep idle streams open.
 """
 
@@ -90,22 +93,46 @@ async def _open(
     )
 
 
-class _Stream(EventSourceResponse):
-    """An SSE response that ends quietly (and counts an eviction) when its client stops
-    reading: a send that times out means a slow client, not a server error."""
+SHUTDOWN_GRACE_S = 2.0
+"""How long a stream may take to send its last event once sse-starlette has seen the
+server shut down, before it is cut."""
 
-    def __init__(self, hub: Hub, client: Client, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+class _Stream(EventSourceResponse):
+    """An SSE response that ends with its last event when the hub closes its client, and
+    quietly (counting an eviction) when its client stops reading: a send that times out
+    means a slow client, not a server error.
+
+    sse-starlette notices a shutdown signal by itself, and would cut the stream without
+    a word; here that closes the client like the hub's own shutdown does, so the stream
+    still ends with its `error` `shutdown` event.
+    """
+
+    def __init__(
+        self, hub: Hub, client: Client, content: AsyncIterator[bytes], **kwargs: Any
+    ) -> None:
+        shutdown = anyio.Event()
+        super().__init__(
+            content,
+            shutdown_event=shutdown,
+            shutdown_grace_period=SHUTDOWN_GRACE_S,
+            data_sender_callable=functools.partial(_close_on, shutdown, client),
+            **kwargs,
+        )
         self.hub, self.client = hub, client
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         except SendTimeoutError:
-            if self.client.closed is None:  # not counted yet by the hub's own eviction
-                self.hub.stats.evictions += 1
+            self.client.evict(f"too slow: took no data for {self.send_timeout or 0:.0f} s")
             self.hub.disconnect(self.client)
             logger.info("SSE client took no data for %.0f s: cut off", self.send_timeout or 0)
+
+
+async def _close_on(shutdown: anyio.Event, client: Client) -> None:
+    await shutdown.wait()
+    client.close("shutdown", SHUTTING_DOWN)
 
 
 async def _events(hub: Hub, client: Client) -> AsyncIterator[bytes]:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from api.accounts.deps import Accounts, bearer_token
-from api.errors import TooManyClients
+from api.errors import TooManyClients, Unavailable
 from api.live.clients import Client, ClientClosed
 from api.live.hub import Hub
 from api.live.protocol import Session
@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
 POLICY_VIOLATION = 1008
-"""Close code: the client broke the rules (it stayed too slow for too long)."""
+"""Close code: the client broke the rules (it stayed too slow, or sent too many messages,
+for too long)."""
 INTERNAL_ERROR = 1011
 """Close code: the server failed."""
 TRY_AGAIN_LATER = 1013
@@ -37,7 +38,11 @@ TRY_AGAIN_LATER = 1013
 GOING_AWAY = 1001
 """Close code: the server is shutting down."""
 
-CLOSE_CODES = {"too_slow": POLICY_VIOLATION, "shutdown": GOING_AWAY}
+CLOSE_CODES = {
+    "too_slow": POLICY_VIOLATION,
+    "rate_limited": POLICY_VIOLATION,
+    "shutdown": GOING_AWAY,
+}
 
 
 @router.websocket("/ws", name="live WebSocket")
@@ -61,6 +66,9 @@ async def websocket(socket: WebSocket) -> None:
         client = hub.connect("ws")
     except TooManyClients as exc:
         await socket.close(TRY_AGAIN_LATER, exc.message)
+        return
+    except Unavailable as exc:  # the server is shutting down
+        await socket.close(GOING_AWAY, exc.message)
         return
     session = Session(hub, client, getattr(socket.app.state, "accounts", None))
     reader = asyncio.create_task(_read(socket, session, bearer_token(socket)))
@@ -107,7 +115,10 @@ async def _write(socket: WebSocket, client: Client, timeout_s: float) -> None:
     except ClientClosed as closed:
         await _close(socket, CLOSE_CODES.get(closed.code, POLICY_VIOLATION), closed.message)
     except TimeoutError:
-        await _close(socket, POLICY_VIOLATION, f"too slow: took no data for {timeout_s:.0f} s")
+        client.evict(f"too slow: took no data for {timeout_s:.0f} s")
+        why = client.closed
+        assert why is not None  # by this eviction, or by the hub while the send hung
+        await _close(socket, CLOSE_CODES.get(why.code, POLICY_VIOLATION), why.message)
     except (WebSocketDisconnect, OSError):
         return
 

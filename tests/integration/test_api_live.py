@@ -8,11 +8,12 @@ its own (the board loads every recent snapshot of its database at start).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from api.main import create_app
+from api.server import Server
 from api.store import Store
 from runtime.kafka import ensure_topics, producer_config
 from runtime.migrate import migrate
@@ -55,9 +57,14 @@ class Api:
         self.settings = settings
         self.app = create_app(settings, store=store)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
+            self.app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            log_config=None,  # uvicorn's records reach the root logger (and caplog)
+            timeout_graceful_shutdown=2,
         )
-        self.server = uvicorn.Server(config)
+        self.server = Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         assert settings.kafka.bootstrap is not None
         self.producer = Producer(producer_config(settings.kafka.bootstrap))
@@ -134,13 +141,8 @@ def api(
         ],
         column_names=list(CANDLE_COLUMNS),
     )
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("live-api"),
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, partitions=3),
-        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
-        api=ApiSettings(
-            topic_prefix=prefix, max_clients=MAX_CLIENTS, heartbeat_s=60.0, board_interval_s=0.2
-        ),
+    settings = api_settings(
+        tmp_path_factory, kafka_bootstrap, clickhouse_dsn, database, prefix, MAX_CLIENTS
     )
     server = Api(settings, Store(ch, database))
     # ...and one only in the ranks topic's recent past (the feed reads it back at start).
@@ -159,6 +161,24 @@ def api(
         yield server
     finally:
         server.stop()
+
+
+def api_settings(
+    tmp_path_factory: pytest.TempPathFactory,
+    kafka_bootstrap: str,
+    clickhouse_dsn: str,
+    database: str,
+    prefix: str,
+    max_clients: int,
+) -> Settings:
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("live-api"),
+        kafka=KafkaSettings(bootstrap=kafka_bootstrap, partitions=3),
+        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
+        api=ApiSettings(
+            topic_prefix=prefix, max_clients=max_clients, heartbeat_s=60.0, board_interval_s=0.2
+        ),
+    )
 
 
 def utc(ms: int) -> datetime:
@@ -324,6 +344,88 @@ def test_websocket_subscribes_changes_filters_and_answers_errors_as_messages(api
 def receive(ws: ClientConnection) -> dict[str, Any]:
     data: dict[str, Any] = msgspec.json.decode(ws.recv(timeout=DEADLINE_S))
     return data
+
+
+def test_a_burst_of_subscribes_and_pings_loses_no_reply(api: Api) -> None:
+    eventually(lambda: not api.app.state.hub.clients, "earlier clients never went away")
+    with connect(api.ws, open_timeout=DEADLINE_S, max_queue=None) as ws:
+        for i in range(32):
+            ws.send(msgspec.json.encode({"op": "subscribe", "channel": "ranks", "id": f"r{i}"}))
+        ping = msgspec.json.encode({"op": "ping"}).decode()
+        for _ in range(10_000):
+            ws.send(ping)
+        subscribed: list[str] = []
+        pongs = refused = 0
+        while len(subscribed) < 32 or pongs + refused < 10_000:
+            try:  # a reply lost would leave this waiting: silence ends it
+                message = msgspec.json.decode(ws.recv(timeout=10))
+            except TimeoutError:
+                break
+            if message["type"] == "subscribed":
+                subscribed.append(message["id"])
+            elif message["type"] == "pong":
+                pongs += 1
+            elif message["type"] == "error":
+                assert message["code"] == "rate_limited", message
+                refused += message["count"]
+        assert subscribed == [f"r{i}" for i in range(32)]
+        assert (pongs + refused, bool(refused)) == (10_000, True)
+        time.sleep(0.2)  # the rate refills: the socket stays open and is served again
+        ws.send(ping)
+        assert receive(ws) == {"type": "pong"}
+
+
+def test_shutdown_closes_websockets_1001_and_ends_sse_streams_with_their_event(
+    kafka_bootstrap: str,
+    clickhouse_dsn: str,
+    ch: Client,
+    database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}-"
+    ensure_topics(
+        kafka_bootstrap, [prefix + t for t in (topics.RANKS, topics.SIGNALS, topics.CANDLES)], 3
+    )
+    settings = api_settings(tmp_path_factory, kafka_bootstrap, clickhouse_dsn, database, prefix, 8)
+    server = Api(settings, Store(ch, database))
+    server.start()
+    caplog.set_level(logging.INFO)
+    with (
+        ExitStack() as stack,
+        httpx.Client(base_url=server.http, timeout=DEADLINE_S) as http,
+    ):
+        streams = [
+            stack.enter_context(connect_sse(http, "GET", "/api/v1/stream/ranks")).iter_sse()
+            for _ in range(3)
+        ]
+        for events in streams:
+            assert next(events).event == "snapshot"
+        sockets = [
+            stack.enter_context(connect(server.ws, open_timeout=DEADLINE_S)) for _ in range(3)
+        ]
+        for ws in sockets:
+            ws.send(msgspec.json.encode({"op": "subscribe", "channel": "ranks", "id": "b"}))
+            assert receive(ws)["type"] == "subscribed" and receive(ws)["type"] == "snapshot"
+        stopping = threading.Thread(target=server.stop)
+        stopping.start()
+        for events in streams:
+            rest = list(events)  # the stream ends cleanly: no truncated body
+            assert [e.event for e in rest] == ["error"]
+            assert rest[0].json()["code"] == "shutdown"
+        for ws in sockets:
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    ws.recv(timeout=DEADLINE_S)
+            assert (ws.close_code, ws.close_reason) == (1001, "the server is shutting down")
+        stopping.join()
+    assert not server.thread.is_alive()
+    failures = [
+        f"{r.name}: {r.getMessage()}"
+        for r in caplog.records
+        if r.exc_info or r.levelno >= logging.ERROR or "Traceback" in r.getMessage()
+    ]
+    assert failures == []
 
 
 def test_a_hostile_filter_or_unknown_symbol_is_a_clear_4xx_before_any_stream(api: Api) -> None:

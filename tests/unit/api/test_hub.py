@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from api.errors import InvalidRequest, NotFound, TooManyClients
+from api.errors import InvalidRequest, NotFound, TooManyClients, Unavailable
 from api.live.board import Board
 from api.live.clients import Client, ClientClosed, Message, Subscription, control
 from api.live.feed import FeedBatch
@@ -154,6 +154,34 @@ def test_a_client_behind_for_too_long_is_closed_with_the_reason() -> None:
         take(client)
     assert closed.value.code == "too_slow" and "too slow" in closed.value.message
     assert h.stats.evictions == 1
+
+
+def test_going_away_closes_every_client_waits_for_them_and_refuses_new_ones() -> None:
+    h = hub()
+    clients = [h.connect("sse"), h.connect("ws")]
+
+    async def scenario() -> list[str]:
+        going = asyncio.create_task(h.going_away(5))
+        codes = []
+        for client in clients:
+            with pytest.raises(ClientClosed) as closed:
+                await client.next()
+            codes.append(closed.value.code)
+            assert not going.done()  # it waits until every client has gone
+            h.disconnect(client)
+        await asyncio.wait_for(going, 1)
+        return codes
+
+    assert asyncio.run(scenario()) == ["shutdown", "shutdown"]
+    with pytest.raises(Unavailable):
+        h.connect("sse")
+
+
+def test_going_away_waits_no_longer_than_it_may_for_a_client_that_never_leaves() -> None:
+    h = hub()
+    stuck = h.connect("ws")
+    asyncio.run(asyncio.wait_for(h.going_away(0.05), 5))
+    assert stuck.closed is not None and stuck.closed.code == "shutdown"
 
 
 def test_connections_beyond_max_clients_are_refused_until_one_leaves() -> None:

@@ -271,8 +271,9 @@ def frames(session: Session, *messages: dict[str, Any]) -> list[dict[str, Any]]:
             await session.handle(json.dumps(message))
 
     asyncio.run(send())
-    taken = list(session.client.queue)
-    session.client.queue.clear()
+    if not (session.client.replies or session.client.queue):
+        return []
+    taken = asyncio.run(session.client.next())  # the replies, then the data
     return [json.loads(m.ws(None if sub is None else sub.id)) for sub, m in taken]
 
 

@@ -22,8 +22,16 @@ from schemas.signals import Signal
 T0 = 1_723_161_300_000
 
 
-def session() -> Session:
-    hub = Hub(ApiSettings(), Board())
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def session(queue: int = 64, clock: Clock | None = None) -> Session:
+    hub = Hub(ApiSettings(client_queue=queue), Board(), clock=clock or Clock())
     hub.board.apply(
         [
             RankRow("binance", "spot", "BTCUSDT", T0, 60_000.0, change_pct_5m=1.0),
@@ -39,9 +47,10 @@ def send(s: Session, *messages: Any) -> list[dict[str, Any]]:
     async def exchange() -> list[dict[str, Any]]:
         for message in messages:
             await s.handle(message if isinstance(message, str) else msgspec.json.encode(message))
-        if not s.client.queue:
+        try:  # whatever is queued is ready at once; nothing queued: nothing to take
+            batch = await asyncio.wait_for(s.client.next(), 0.01)
+        except TimeoutError:
             return []
-        batch = await s.client.next()
         return [msgspec.json.decode(m.ws(None if sub is None else sub.id)) for sub, m in batch]
 
     return asyncio.run(exchange())
@@ -189,3 +198,70 @@ def test_a_free_connection_is_refused_signals_and_1s_candles_and_gets_the_delaye
     assert errors == {"sig": "not_entitled", "c1": "not_entitled"}
     snapshot = next(f for f in frames if f["type"] == "snapshot")
     assert snapshot["id"] == "top" and snapshot["order"] == []  # the live row is not there yet
+
+
+# --- bursts: replies are never lost, the client's rate is bounded ----------------------
+
+
+def test_a_burst_of_32_subscribes_gets_32_subscribed_whatever_the_queue() -> None:
+    s = session(queue=4)  # far fewer than the replies and snapshots of the burst
+    frames = send(s, *({"op": "subscribe", "channel": "ranks", "id": f"r{i}"} for i in range(32)))
+    assert [f["id"] for f in frames if f["type"] == "subscribed"] == [f"r{i}" for i in range(32)]
+    assert len(s.client.subscriptions) == 32
+
+
+def test_every_ping_of_a_flood_gets_a_pong_or_is_counted_in_a_rate_limited_error() -> None:
+    s = session()
+    frames = send(s, *({"op": "ping"} for _ in range(10_000)))
+    pongs = sum(f == {"type": "pong"} for f in frames)
+    limited = [f for f in frames if f["type"] == "error"]
+    assert all(f["code"] == "rate_limited" and "a second" in f["message"] for f in limited)
+    assert 0 < pongs < 10_000 and limited  # a limit holds, and the client is told
+    assert pongs + sum(f["count"] for f in limited) == 10_000  # none silently lost
+    assert s.client.closed is None  # one burst is answered, not punished
+
+
+def test_the_messages_refused_and_served_keep_their_order() -> None:
+    clock = Clock()
+    s = session(clock=clock)
+    send(s, *({"op": "ping"} for _ in range(1_000)))  # the bucket is empty
+    clock.now = 1.0  # a second refills it partly
+    frames = send(s, {"op": "ping"}, *({"op": "dance"} for _ in range(2_000)), {"op": "ping"})
+    kinds = [f.get("code", f["type"]) for f in frames]
+    assert kinds[0] == "pong" and kinds[-1] == "rate_limited"
+    assert "unknown_op" in kinds  # the refill served some of the bad ones, answered as usual
+    first_refusal = kinds.index("rate_limited")
+    assert set(kinds[:first_refusal]) <= {"pong", "unknown_op"}
+    assert frames[first_refusal]["count"] == 2_002 - first_refusal
+
+
+def test_a_client_that_keeps_exceeding_its_rate_is_closed_with_the_reason() -> None:
+    clock = Clock()
+    s = session(clock=clock)
+
+    async def flood() -> None:
+        for tick in range(200):  # 1,000 messages a second, far over the limit, for 20 s
+            clock.now = tick / 10
+            for _ in range(100):
+                await s.handle(b'{"op": "ping"}')
+            if s.client.closed is not None:
+                return
+
+    asyncio.run(flood())
+    assert s.client.closed is not None
+    assert s.client.closed.code == "rate_limited"
+    assert 5.0 <= clock.now <= 15.0, clock.now  # it persisted for seconds, not one burst
+
+
+def test_a_busy_but_normal_client_is_never_limited() -> None:
+    clock = Clock()
+    s = session(clock=clock)
+    opening = [{"op": "subscribe", "channel": "ranks", "id": f"r{i}"} for i in range(32)]
+    frames = send(s, *opening, {"op": "ping"})
+    for tick in range(600):  # a minute of typing into a filter: 10 changes a second
+        clock.now = 0.1 * (tick + 1)
+        frames += send(s, {"op": "filter", "id": f"r{tick % 32}", "filter": {"limit": tick + 1}})
+        if tick % 200 == 0:
+            frames += send(s, {"op": "ping"})
+    assert not [f for f in frames if f["type"] == "error"]
+    assert s.client.closed is None
