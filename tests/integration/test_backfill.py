@@ -327,17 +327,17 @@ def test_an_archive_cut_short_is_not_recorded_as_done(
     settings = settings.model_copy(
         update={"kafka": KafkaSettings(bootstrap=kafka_bootstrap, partitions=3)}
     )
-    good = write_archive(tmp_path, "ADAUSDT-trades-2024-08-08.zip", trades_csv(30))
-    cut = write_archive(tmp_path, "XRPUSDT-trades-2024-08-08.zip", trades_csv(30))
+    good = write_archive(tmp_path, "AVAXUSDT-trades-2024-08-08.zip", trades_csv(30))
+    cut = write_archive(tmp_path, "TRXUSDT-trades-2024-08-08.zip", trades_csv(30))
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
     with pytest.raises(BackfillError, match=f"not recorded as done: {cut}: not a readable zip"):
         backfill(settings, market="spot", start=START, end=END, archives=[tmp_path], console=QUIET)
     recorded = db.query(
         "SELECT symbol FROM backfill_progress FINAL WHERE kind = 'archive'"
-        " AND symbol IN ('ADAUSDT', 'XRPUSDT')"
+        " AND symbol IN ('AVAXUSDT', 'TRXUSDT')"
     ).result_rows
-    assert recorded == [("ADAUSDT",)]
-    assert len(candle_rows(db, "spot", ["ADAUSDT"])) == 10
+    assert recorded == [("AVAXUSDT",)]
+    assert len(candle_rows(db, "spot", ["AVAXUSDT"])) == 10
     assert good.exists()
 
 
