@@ -16,7 +16,7 @@ from api.accounts.db import AccountsDb
 from api.accounts.deps import Accounts
 from api.accounts.tokens import TokenService, load_secret
 from api.body_limit import BodyLimit
-from api.deps import SourceKind
+from api.deps import SourceKind, app_symbols
 from api.docs import mount_docs
 from api.errors import install_error_handlers
 from api.live.hub import live_delivery
@@ -87,27 +87,28 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            # Each member is what api.deps, api.accounts.deps or api.live.deps hands to
+            # the routes, set as soon as it is open (the live hub reads the symbols).
+            state = app.state
             if store is None:
                 client = connect(settings.clickhouse_dsn(), database=settings.clickhouse.database)
                 stack.callback(client.close)
-                app.state.store = Store(client, settings.clickhouse.database)
+                state.store = Store(client, settings.clickhouse.database)
             else:
-                app.state.store = store
-            app.state.accounts = await stack.enter_async_context(open_accounts(settings))
-            app.state.billing = await stack.enter_async_context(open_billing(settings))
-            app.state.symbols = SymbolDirectory()
+                state.store = store
+            state.accounts = await stack.enter_async_context(open_accounts(settings))
+            state.billing = await stack.enter_async_context(open_billing(settings))
+            state.symbols = directory = SymbolDirectory()
             refresher = asyncio.create_task(
-                run_refresher(app.state.symbols, app.state.store, settings.api.symbols_refresh_s),
+                run_refresher(directory, state.store, settings.api.symbols_refresh_s),
                 name="api-symbols",
             )
             stack.push_async_callback(_cancel, refresher)
             hub, feed = await stack.enter_async_context(
-                live_delivery(
-                    settings, app.state.store, lambda: getattr(app.state, "symbols", None) or {}
-                )
+                live_delivery(settings, state.store, lambda: app_symbols(app) or {})
             )
-            app.state.board, app.state.hub, app.state.feed = hub.board, hub, feed
-            app.state.metrics = metrics.live_registry(hub, feed)
+            state.board, state.hub, state.feed = hub.board, hub, feed
+            state.metrics = metrics.live_registry(hub, feed)
             yield
 
     app = FastAPI(

@@ -82,6 +82,38 @@ SIGN_IN_REFUSED = "No valid sign-in: a missing, expired or revoked token (`unaut
 BAD_TOKEN = "A token was sent but is expired or revoked: refresh it, or send none"
 
 
+HISTORY_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "Unknown symbol",
+        "content": {
+            "application/json": {
+                "example": {
+                    "error": {
+                        "code": "not_found",
+                        "message": "no symbol binance:spot:NOPEUSDT: no metadata, no candles",
+                    }
+                }
+            }
+        },
+    },
+    422: {
+        "description": "A parameter the API cannot serve",
+        "content": {
+            "application/json": {
+                "example": {
+                    "error": {
+                        "code": "invalid_request",
+                        "message": "start (1723161600000) must be before end (1723161300000)",
+                    }
+                }
+            }
+        },
+    },
+    503: {"description": "ClickHouse cannot answer now"},
+}
+"""Error responses of the history routes, for the OpenAPI document."""
+
+
 def install_openapi(app: FastAPI) -> None:
     """Make `app.openapi()` return FastAPI's document completed by `complete`.
 

@@ -7,6 +7,7 @@ import socket
 
 import uvicorn
 
+from api.live.deps import app_hub
 from api.live.hub import Hub
 
 GOING_AWAY_S = 3.0
@@ -35,7 +36,7 @@ class Server(uvicorn.Server):
         """Tell the live clients, then shut down as uvicorn does."""
         for server in self.servers:
             server.close()  # no new clients while the live ones are told
-        hub = getattr(getattr(self.config.app, "state", None), "hub", None)
+        hub = app_hub(self.config.app)
         if isinstance(hub, Hub):
             await hub.going_away(self.going_away_s)
         await super().shutdown(sockets)

@@ -38,7 +38,7 @@ class InvalidSignature(ApiError):
 
 
 class Billing:
-    """The Stripe side of billing for one API process (`app.state.billing`).
+    """The Stripe side of billing for one API process (`api.accounts.deps.AppBillingDep`).
 
     Args:
         settings: The process's settings; billing is on when

@@ -1,8 +1,13 @@
-"""What account routes ask for: the accounts services, and the signed-in user."""
+"""What account routes ask for: the accounts services, billing, the sign-in providers, and
+the signed-in user.
+
+The lifespan (`api.main.create_app`) opens the accounts services and billing and puts
+them on `app.state`; the accessors here are the only readers of it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -10,11 +15,13 @@ from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from api.accounts.billing import Billing
 from api.accounts.db import AccountsDb
 from api.accounts.email import EmailSender, Mailer
 from api.accounts.models import User
+from api.accounts.oidc import OidcProviders
 from api.accounts.ratelimit import AuthLimiter
-from api.accounts.tokens import DISABLED, Access, TokenPair, TokenService
+from api.accounts.tokens import DISABLED, Access, TokenPair, TokenService, load_secret
 from api.errors import Unauthorized
 from runtime.settings import Settings
 
@@ -35,7 +42,7 @@ visit does not cost two requests answered 401 (which browsers log as errors)."""
 
 @dataclass(slots=True)
 class Accounts:
-    """The accounts services of one API process (`app.state.accounts`)."""
+    """The accounts services of one API process (`AccountsDep`)."""
 
     settings: Settings
     db: AccountsDb
@@ -99,7 +106,35 @@ def get_accounts(connection: HTTPConnection) -> Accounts:
     return accounts
 
 
+def optional_accounts(connection: HTTPConnection) -> Accounts | None:
+    """The process's accounts services, None in an app built without them (a partial app
+    of one router: nobody signs in there)."""
+    accounts: Accounts | None = getattr(connection.app.state, "accounts", None)
+    return accounts
+
+
+def get_app_billing(connection: HTTPConnection) -> Billing:
+    """The process's billing, on or off (`Billing.enabled`)."""
+    billing: Billing = connection.app.state.billing
+    return billing
+
+
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+OptionalAccountsDep = Annotated[Accounts | None, Depends(optional_accounts)]
+AppBillingDep = Annotated[Billing, Depends(get_app_billing)]
+
+
+def get_providers(connection: HTTPConnection, accounts: AccountsDep) -> OidcProviders:
+    """The process's OIDC providers, made on first use (discovery waits for a login)."""
+    state = connection.app.state
+    providers: OidcProviders | None = getattr(state, "oidc", None)
+    if providers is None:
+        settings = accounts.settings
+        providers = state.oidc = OidcProviders(settings.accounts.oidc, load_secret(settings))
+    return providers
+
+
+ProvidersDep = Annotated[OidcProviders, Depends(get_providers)]
 
 
 async def db_session(accounts: AccountsDep) -> AsyncIterator[AsyncSession]:
@@ -177,3 +212,19 @@ async def optional_user(request: Request, accounts: AccountsDep) -> User | None:
 CurrentAccess = Annotated[tuple[User, Access], Depends(current_access)]
 CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
+def list_owner(connection: HTTPConnection) -> Callable[[], Awaitable[tuple[AccountsDb, int]]]:
+    """Who owns the lists a scanner filter names (`watchlist=`, `ignored=mine`): signs the
+    caller in only when asked, so a filter without them needs no accounts at all."""
+
+    async def owner() -> tuple[AccountsDb, int]:
+        accounts = get_accounts(connection)
+        user, _ = await authenticate(connection, accounts)
+        return accounts.db, user.id
+
+    return owner
+
+
+ListOwnerDep = Annotated[Callable[[], Awaitable[tuple[AccountsDb, int]]], Depends(list_owner)]
+"""The `owner` of `api.services.board.board_filter`."""

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from api.accounts.deps import Accounts, authenticate, bearer_token
+from api.accounts.deps import Accounts, OptionalAccountsDep, authenticate, bearer_token
 from api.accounts.models import BillingCustomer, User
 from api.accounts.tokens import now
 from api.errors import Forbidden, answers
@@ -179,7 +179,9 @@ async def entitlements_for(accounts: Accounts, user: User | None) -> Entitlement
     return resolve(settings, customer, now())
 
 
-async def connection_entitlements(connection: HTTPConnection) -> Entitlements:
+async def connection_entitlements(
+    connection: HTTPConnection, accounts: OptionalAccountsDep
+) -> Entitlements:
     """The caller's entitlements, for a request or a WebSocket (a FastAPI dependency).
 
     An app without accounts services (a partial app built for one router) has no
@@ -189,7 +191,6 @@ async def connection_entitlements(connection: HTTPConnection) -> Entitlements:
         Unauthorized: When billing is on and the request carries a bad or expired token
             (a client refreshes it rather than silently falling to the free tier).
     """
-    accounts: Accounts | None = getattr(connection.app.state, "accounts", None)
     if accounts is None or not billing_on(accounts.settings.accounts):
         return everything()
     user = None

@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from fastapi import Request
 from limits import RateLimitItem, parse
@@ -18,9 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.accounts.models import User
 from api.errors import TooManyRequests, answers
 from runtime.settings import AccountsSettings
-
-if TYPE_CHECKING:
-    from api.accounts.deps import Accounts
 
 
 class AuthLimiter:
@@ -70,9 +66,12 @@ def rate_limited(endpoint: str) -> Callable[[Request], Awaitable[None]]:
         endpoint: The name requests are counted under (each endpoint has its own budget).
     """
 
+    # Imported here: the accounts services hold this module's limiter.
+    from api.accounts.deps import get_accounts
+
     @answers(TooManyRequests)
     async def check(request: Request) -> None:
-        accounts: Accounts = request.app.state.accounts
+        accounts = get_accounts(request)
         address = request.client.host if request.client is not None else "unknown"
         accounts.limiter.hit(accounts.settings.accounts.auth_rate_limit, endpoint, address)
 

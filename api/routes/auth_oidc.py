@@ -7,12 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 
-from api.accounts.deps import AccountsDep, DbDep
-from api.accounts.oidc import LOGIN_TTL_S, OidcProviders, sign_in
+from api.accounts.deps import AccountsDep, DbDep, ProvidersDep
+from api.accounts.oidc import LOGIN_TTL_S, sign_in
 from api.accounts.ratelimit import rate_limited
-from api.accounts.tokens import load_secret
 from api.errors import Unauthorized
 
 router = APIRouter(prefix="/api/v1/auth/oidc", tags=["auth"])
@@ -20,19 +19,6 @@ router = APIRouter(prefix="/api/v1/auth/oidc", tags=["auth"])
 STATE_COOKIE = "ts_oidc"
 """HttpOnly cookie with the signed login state, sent only to the OIDC routes."""
 STATE_PATH = "/api/v1/auth/oidc"
-
-
-def get_providers(connection: HTTPConnection, accounts: AccountsDep) -> OidcProviders:
-    """The process's OIDC providers, made on first use (discovery waits for a login)."""
-    state = connection.app.state
-    providers: OidcProviders | None = getattr(state, "oidc", None)
-    if providers is None:
-        settings = accounts.settings
-        providers = state.oidc = OidcProviders(settings.accounts.oidc, load_secret(settings))
-    return providers
-
-
-ProvidersDep = Annotated[OidcProviders, Depends(get_providers)]
 
 
 class ProviderOut(BaseModel):

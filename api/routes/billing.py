@@ -7,11 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from pydantic import BaseModel, Field
-from starlette.requests import HTTPConnection
 
 from api.accounts.billing import Billing, BillingDisabled
 from api.accounts.billing_webhooks import Result, process_event, send_notices
-from api.accounts.deps import AccountsDep, CurrentUser, DbDep
+from api.accounts.deps import AccountsDep, AppBillingDep, CurrentUser, DbDep
 from api.accounts.models import BillingCustomer
 from api.errors import answers
 
@@ -19,13 +18,12 @@ router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 
 
 @answers(BillingDisabled)
-def get_billing(connection: HTTPConnection) -> Billing:
+def get_billing(billing: AppBillingDep) -> Billing:
     """The process's billing, when it is on.
 
     Raises:
         BillingDisabled: When no Stripe API key is configured (404 `billing_disabled`).
     """
-    billing: Billing = connection.app.state.billing
     if not billing.enabled:
         raise BillingDisabled("billing is not enabled on this server")
     return billing
@@ -85,10 +83,9 @@ class WebhookOut(BaseModel):
 
 
 @router.get("/plans", response_model=OfferOut, summary="Plans on offer")
-async def get_plans(request: Request) -> OfferOut:
+async def get_plans(billing: AppBillingDep) -> OfferOut:
     """The configured plans, in their configured order; with billing off (self-hosted),
     ``{"billing": false, "plans": []}``: every feature is everybody's."""
-    billing: Billing = request.app.state.billing
     if not billing.enabled:
         return OfferOut(billing=False, plans=[])
     return OfferOut(

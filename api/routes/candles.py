@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Response
 from api.accounts.entitlements import NOT_ENTITLED, EntitlementsDep, require_interval
 from api.deps import StoreDep
 from api.errors import Unavailable
+from api.openapi import HISTORY_ERRORS
 from api.services.candles import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -28,36 +29,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["history"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {
-        "description": "Unknown symbol",
-        "content": {
-            "application/json": {
-                "example": {
-                    "error": {
-                        "code": "not_found",
-                        "message": "no symbol binance:spot:NOPEUSDT: no metadata, no candles",
-                    }
-                }
-            }
-        },
-    },
-    422: {
-        "description": "A parameter the API cannot serve",
-        "content": {
-            "application/json": {
-                "example": {
-                    "error": {
-                        "code": "invalid_request",
-                        "message": "start (1723161600000) must be before end (1723161300000)",
-                    }
-                }
-            }
-        },
-    },
-    503: {"description": "ClickHouse cannot answer now"},
-}
-"""Error responses of the history routes, for the OpenAPI document."""
 
 # 23:55 UTC of the real capture in ../shared/data (Binance USDⓈ-M BTCUSDT, 2024-08-08).
 _EXAMPLE = {
@@ -123,7 +94,7 @@ def schema_of(struct: type[msgspec.Struct]) -> dict[str, Any]:
     "Prices and volumes are exact decimal strings. 1s candles need the `candles_1s` "
     "feature (a paid plan when billing is on).",
     responses={
-        **ERRORS,
+        **HISTORY_ERRORS,
         **NOT_ENTITLED,
         200: {
             "description": "A page of candles",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from api.deps import SourceDep, SourceKind, StoreDep
+from api.live.deps import BoardDep, FeedDep
 from api.services.warming import warming as warming_progress
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
@@ -45,19 +46,21 @@ class Health(BaseModel):
     responses={503: {"model": Health, "description": "Degraded: what does not answer"}},
 )
 async def health(
-    request: Request, response: Response, store: StoreDep, source: SourceDep
+    response: Response,
+    store: StoreDep,
+    source: SourceDep,
+    feed: FeedDep,
+    board: BoardDep,
 ) -> Health:
     """`ok` when ClickHouse answers and the live feed runs; else `degraded` with a 503.
 
     Also says what feeds the board, and whether it is a simulated market."""
     clickhouse = await store.ping()
-    feed = getattr(request.app.state, "feed", None)
     live = bool(feed is not None and feed.running)
     ok = clickhouse and live
     if not ok:
         response.status_code = 503
     progress = await warming_progress(store) if clickhouse else None
-    board = getattr(request.app.state, "board", None)
     simulated = source == "sim" or (
         source is None and board is not None and any(k.startswith("sim:") for k in board.rows)
     )

@@ -7,18 +7,14 @@ to the user's live WebSocket sessions (`user_state`) once it is committed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Path, Query, Response
 
 from api.accounts import user_state
-from api.accounts.deps import CurrentUser, DbDep, authenticate, get_accounts
+from api.accounts.deps import CurrentUser, DbDep
 from api.accounts.entitlements import EntitlementsDep
-from api.accounts.models import User
 from api.accounts.user_state_models import (
-    Change,
     IgnoreList,
     Preferences,
     PresetIn,
@@ -28,14 +24,10 @@ from api.accounts.user_state_models import (
     WatchlistIn,
     WatchlistOut,
 )
-from api.errors import InvalidRequest
-from api.services.filter_query import parse_query
-from api.services.filters import ScanFilter, shown
+from api.live.deps import UserChangesDep
+from api.services.board import MAX_ID
 
 router = APIRouter(prefix="/api/v1/me", tags=["me"])
-
-MAX_ID = 2**31 - 1
-"""Largest row id (an id beyond it is refused before it reaches the database)."""
 
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="The watchlist's or preset's id.")]
 
@@ -49,19 +41,6 @@ _LIMITED: dict[int | str, dict[str, Any]] = {
     },
     422: {"description": "Invalid body, or more symbols than a list may hold."},
 }
-
-
-async def _change(
-    request: Request, user: User, step: Callable[[AsyncSession], Awaitable[Change[Any]]]
-) -> Any:
-    """Apply a change in a transaction of its own, then push it to the user's sessions:
-    only after the commit, so a session told of a change finds it when it reads."""
-    async with get_accounts(request).db.session() as db:
-        change = await step(db)
-    hub = getattr(request.app.state, "hub", None)
-    if hub is not None:
-        hub.users.publish(user.id, change)
-    return change.value
 
 
 @router.get("/state", summary="All of the user's board state, with its version")
@@ -79,13 +58,12 @@ async def list_watchlists(user: CurrentUser, db: DbDep) -> list[WatchlistOut]:
 
 @router.post("/watchlists", status_code=201, summary="Add a watchlist", responses=_LIMITED)
 async def create_watchlist(
-    request: Request, user: CurrentUser, entitlements: EntitlementsDep, body: WatchlistIn
+    changes: UserChangesDep, user: CurrentUser, entitlements: EntitlementsDep, body: WatchlistIn
 ) -> WatchlistOut:
     """A new watchlist; symbols are `BTCUSDT` or keys `binance:spot:BTCUSDT`, in order."""
     limits = entitlements.limits
-    return await _change(
-        request,
-        user,
+    return await changes.apply(
+        user.id,
         lambda db: user_state.create_watchlist(
             db,
             user.id,
@@ -108,7 +86,7 @@ async def get_watchlist(watchlist_id: RowId, user: CurrentUser, db: DbDep) -> Wa
     responses=_MISSING | _LIMITED,
 )
 async def update_watchlist(
-    request: Request,
+    changes: UserChangesDep,
     watchlist_id: RowId,
     user: CurrentUser,
     entitlements: EntitlementsDep,
@@ -116,9 +94,8 @@ async def update_watchlist(
 ) -> WatchlistOut:
     """The watchlist with the name and symbols given."""
     max_symbols = entitlements.limits.watchlist_symbols
-    return await _change(
-        request,
-        user,
+    return await changes.apply(
+        user.id,
         lambda db: user_state.update_watchlist(
             db, user.id, watchlist_id, body, max_symbols=max_symbols
         ),
@@ -131,9 +108,11 @@ async def update_watchlist(
     summary="Delete a watchlist",
     responses=_MISSING,
 )
-async def delete_watchlist(request: Request, watchlist_id: RowId, user: CurrentUser) -> Response:
+async def delete_watchlist(
+    changes: UserChangesDep, watchlist_id: RowId, user: CurrentUser
+) -> Response:
     """Delete one of the user's watchlists."""
-    await _change(request, user, lambda db: user_state.delete_watchlist(db, user.id, watchlist_id))
+    await changes.apply(user.id, lambda db: user_state.delete_watchlist(db, user.id, watchlist_id))
     return Response(status_code=204)
 
 
@@ -143,7 +122,7 @@ async def delete_watchlist(request: Request, watchlist_id: RowId, user: CurrentU
     responses=_MISSING | _LIMITED,
 )
 async def add_symbol(
-    request: Request,
+    changes: UserChangesDep,
     watchlist_id: RowId,
     user: CurrentUser,
     entitlements: EntitlementsDep,
@@ -151,9 +130,8 @@ async def add_symbol(
 ) -> WatchlistOut:
     """The watchlist with the symbol at its end (where it was, if it was in it already)."""
     max_symbols = entitlements.limits.watchlist_symbols
-    return await _change(
-        request,
-        user,
+    return await changes.apply(
+        user.id,
         lambda db: user_state.add_symbol(
             db, user.id, watchlist_id, body.symbol, max_symbols=max_symbols
         ),
@@ -166,14 +144,14 @@ async def add_symbol(
     responses=_MISSING,
 )
 async def remove_symbol(
-    request: Request,
+    changes: UserChangesDep,
     watchlist_id: RowId,
     user: CurrentUser,
     symbol: Annotated[str, Query(max_length=120, examples=["binance:spot:BTCUSDT"])],
 ) -> WatchlistOut:
     """The watchlist without the symbol (unchanged if it was not in it)."""
-    return await _change(
-        request, user, lambda db: user_state.remove_symbol(db, user.id, watchlist_id, symbol)
+    return await changes.apply(
+        user.id, lambda db: user_state.remove_symbol(db, user.id, watchlist_id, symbol)
     )
 
 
@@ -184,9 +162,9 @@ async def get_ignored(user: CurrentUser, db: DbDep) -> IgnoreList:
 
 
 @router.put("/ignored", summary="Replace the ignore-list", responses=_LIMITED)
-async def set_ignored(request: Request, user: CurrentUser, body: IgnoreList) -> IgnoreList:
+async def set_ignored(changes: UserChangesDep, user: CurrentUser, body: IgnoreList) -> IgnoreList:
     """The ignore-list as given (normalised: `BTCUSDT` or `exchange:market:SYMBOL`)."""
-    return await _change(request, user, lambda db: user_state.set_ignored(db, user.id, body))
+    return await changes.apply(user.id, lambda db: user_state.set_ignored(db, user.id, body))
 
 
 @router.get("/presets", summary="The user's filter presets")
@@ -197,13 +175,12 @@ async def list_presets(user: CurrentUser, db: DbDep) -> list[PresetOut]:
 
 @router.post("/presets", status_code=201, summary="Save a filter preset", responses=_LIMITED)
 async def create_preset(
-    request: Request, user: CurrentUser, entitlements: EntitlementsDep, body: PresetIn
+    changes: UserChangesDep, user: CurrentUser, entitlements: EntitlementsDep, body: PresetIn
 ) -> PresetOut:
     """A new preset; `filter` is the `ScanFilter` of `GET /api/v1/scan`."""
     max_presets = entitlements.limits.presets
-    return await _change(
-        request,
-        user,
+    return await changes.apply(
+        user.id,
         lambda db: user_state.create_preset(db, user.id, body, max_presets=max_presets),
     )
 
@@ -220,20 +197,20 @@ async def get_preset(preset_id: RowId, user: CurrentUser, db: DbDep) -> PresetOu
     responses=_MISSING | _LIMITED,
 )
 async def update_preset(
-    request: Request, preset_id: RowId, user: CurrentUser, body: PresetIn
+    changes: UserChangesDep, preset_id: RowId, user: CurrentUser, body: PresetIn
 ) -> PresetOut:
     """The preset with the name and filter given."""
-    return await _change(
-        request, user, lambda db: user_state.update_preset(db, user.id, preset_id, body)
+    return await changes.apply(
+        user.id, lambda db: user_state.update_preset(db, user.id, preset_id, body)
     )
 
 
 @router.delete(
     "/presets/{preset_id}", status_code=204, summary="Delete a preset", responses=_MISSING
 )
-async def delete_preset(request: Request, preset_id: RowId, user: CurrentUser) -> Response:
+async def delete_preset(changes: UserChangesDep, preset_id: RowId, user: CurrentUser) -> Response:
     """Delete one of the user's presets."""
-    await _change(request, user, lambda db: user_state.delete_preset(db, user.id, preset_id))
+    await changes.apply(user.id, lambda db: user_state.delete_preset(db, user.id, preset_id))
     return Response(status_code=204)
 
 
@@ -244,59 +221,8 @@ async def get_preferences(user: CurrentUser, db: DbDep) -> Preferences:
 
 
 @router.put("/preferences", summary="Replace the board preferences")
-async def set_preferences(request: Request, user: CurrentUser, body: Preferences) -> Preferences:
+async def set_preferences(
+    changes: UserChangesDep, user: CurrentUser, body: Preferences
+) -> Preferences:
     """The preferences as given; a field the board does not know is a 422."""
-    return await _change(request, user, lambda db: user_state.set_preferences(db, user.id, body))
-
-
-LIST_PARAMS: tuple[str, ...] = ("watchlist", "ignored")
-"""Query parameters that put the signed-in user's lists in a scanner filter."""
-
-LIST_PARAMS_DOC = """
-- `watchlist`: the id of one of the signed-in user's watchlists: only its symbols
-  (instead of `watch`; a 401 without a signed-in user)
-- `ignored=mine`: never the symbols of the signed-in user's ignore-list (besides any in
-  `ignore`; a 401 without a signed-in user)"""
-"""How the list parameters are written, for the routes' descriptions."""
-
-
-def _one(request: Request, name: str) -> str | None:
-    values = [value.strip() for value in request.query_params.getlist(name) if value.strip()]
-    if len(values) > 1:
-        raise InvalidRequest(f"parameter {name} is given more than once")
-    return values[0] if values else None
-
-
-async def board_filter(request: Request, *, exclude: Collection[str] = ()) -> ScanFilter:
-    """The scanner filter of a request's query string, with the signed-in user's
-    watchlist (`watchlist=<id>`) and ignore-list (`ignored=mine`) resolved into it.
-
-    Args:
-        request: The request (`/scan`, `/stream/ranks`).
-        exclude: Parameters of the route itself, not of the filter (`at`).
-
-    Raises:
-        InvalidRequest: For a bad filter or list parameter.
-        Unauthorized: For a list parameter without a signed-in user.
-        NotFound: For a watchlist id the user has not.
-    """
-    scan = parse_query(request.query_params, exclude=(*exclude, *LIST_PARAMS))
-    watchlist, ignored = _one(request, "watchlist"), _one(request, "ignored")
-    if watchlist is None and ignored is None:
-        return scan
-    if watchlist is not None and not (
-        watchlist.isascii() and watchlist.isdigit() and 0 < int(watchlist[:12]) <= MAX_ID
-    ):
-        raise InvalidRequest(f"watchlist: {shown(watchlist)} is not a watchlist id")
-    if ignored is not None and ignored != "mine":
-        raise InvalidRequest(f"ignored: {shown(ignored)} is not 'mine'")
-    accounts = get_accounts(request)
-    user, _ = await authenticate(request, accounts)
-    async with accounts.db.session() as db:
-        return await user_state.apply_lists(
-            db,
-            user.id,
-            scan,
-            watchlist=None if watchlist is None else int(watchlist),
-            ignored=ignored is not None,
-        )
+    return await changes.apply(user.id, lambda db: user_state.set_preferences(db, user.id, body))

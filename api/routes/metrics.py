@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.live.deps import MetricsDep
 from api.live.feed import LiveFeed
 from api.live.hub import Hub
 
@@ -116,8 +117,7 @@ def live_registry(hub: Hub, feed: LiveFeed | None) -> CollectorRegistry:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
-async def metrics(request: Request) -> Response:
+async def metrics(registry: MetricsDep) -> Response:
     """Consumer lag, events/s, clients by kind, queue drops, board diff sizes (text format)."""
-    registry: CollectorRegistry | None = getattr(request.app.state, "metrics", None)
     body = generate_latest(registry) if registry is not None else b""
     return Response(body, media_type=CONTENT_TYPE_LATEST)

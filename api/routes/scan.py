@@ -2,78 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Annotated, Any, Literal
 
-import msgspec
-from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.accounts.entitlements import NOT_ENTITLED, Entitlements, EntitlementsDep
-from api.deps import StoreDep
-from api.errors import Forbidden, Unavailable
-from api.live.board import Board
-from api.routes.me_state import LIST_PARAMS_DOC, board_filter
+from api.accounts.deps import ListOwnerDep
+from api.accounts.entitlements import NOT_ENTITLED, EntitlementsDep
+from api.deps import BoardsDep
+from api.services.board import FILTER_QUERY_DOC, board_filter
 from api.services.candles import TIME_FORMS, TIME_SCHEMA
-from api.services.filter_eval import compile_filter
-from api.services.filter_sql import history_rows, history_sql, parse_at
-from api.services.filters import (
-    MAX_CONDITIONS,
-    MAX_GROUP_CONDITIONS,
-    MAX_GROUPS,
-    MAX_LIMIT,
-    SORT_COLUMNS,
-    ScanFilter,
-)
-from schemas.ranks import METRIC_WARMUP, METRICS, RankRow, Resolution
-
-logger = logging.getLogger(__name__)
+from api.services.filters import ScanFilter
+from schemas.ranks import METRIC_WARMUP, METRICS, Resolution
 
 router = APIRouter(prefix="/api/v1", tags=["scanner"])
-
-FILTER_QUERY_DOC = f"""
-A filter is written either as simple parameters a trader can type, or as one `filter`
-parameter holding a whole filter as JSON (the `filter` object of the response, e.g.
-from the UI). All parts must hold; every list is comma-separated or repeated.
-
-- `min_<column>`, `max_<column>`: inclusive thresholds on a metric column:
-  `min_change_pct_5m=3`, `max_rsi_14=30`, `min_quote_volume_24h=5M` (numbers may end in
-  k, M or B)
-- `where`: a column compared with a number or with another column times a factor plus
-  an offset: `where=price>vwap_24h`, `where=change_pct_5m>change_pct_1h/12`,
-  `where=price>=1.02*vwap_24h`, `where=rsi_14 between 30 and 70` (`>`, `>=`, `<`, `<=`,
-  `between ... and ...`; `/n` is `* (1/n)`). Clauses joined by `|` (or ` or `) form
-  a group of which any one must hold: `where=rvol_5m>=3|change_pct_5m>2`; repeated
-  `where` parameters must all hold. URL-encode it (`curl -G --data-urlencode`), or at
-  least `+` as `%2B`; `curl -g` sends `>` and `|` as they are
-- `quote`: quote assets, `quote=USDT,USDC` (default: all)
-- `market`: `spot`, `usdm` or its alias `perpetual` (default: both)
-- `exchange`: exchanges, `exchange=binance` (default: all)
-- `watch`: only these symbols, `watch=BTCUSDT,binance:usdm:ETHUSDT` (a bare symbol
-  means every market listing it)
-- `ignore`: never these symbols (same form as `watch`)
-- `new_high`, `new_low`: `true` for only symbols at a new 24h high (low), `false` for
-  none of them
-- `min_volume`, `max_volume`, `volume_window`: a band of quote volume over a window
-  (default 24h)
-- `sort`: a column, `-` first for descending: `sort=-change_pct_5m` (default
-  `-change_pct_24h`); rows without a value come last either way, ties go by symbol key
-- `limit`: rows, 1 to {MAX_LIMIT} (default 100)
-- `filter`: the whole filter as JSON, instead of the parameters above{LIST_PARAMS_DOC}
-
-In JSON a condition's `value` (and between's `value2`) is a number or another metric,
-`{{"metric": "change_pct_1h", "factor": 0.0833, "offset": 0}}`, and `groups` holds OR groups,
-`[{{"any": [condition, ...]}}]` (at most {MAX_GROUPS} groups of up to {MAX_GROUP_CONDITIONS}
-conditions, {MAX_CONDITIONS} conditions in all). A condition with no value on either side
-(a metric still null) is false, in a group too.
-
-Columns: {", ".join(f"`{c}`" for c in SORT_COLUMNS)}.
-An unknown parameter, column, window or symbol form, a value that is not a number, or a
-list longer than its cap is a 422 saying what to change.
-"""
-"""How a filter is written in a query string; the live ranks stream takes the same."""
 
 _EXAMPLES = """
 Examples:
@@ -161,12 +103,6 @@ async def scan_columns() -> ScanColumnsResponse:
     )
 
 
-def _row(row: RankRow, base_asset: str | None, quote_asset: str | None) -> dict[str, Any]:
-    record = msgspec.structs.asdict(row)
-    record["base_asset"], record["quote_asset"] = base_asset, quote_asset
-    return record
-
-
 @router.get(
     "/scan",
     response_model=ScanResponse,
@@ -180,8 +116,9 @@ def _row(row: RankRow, base_asset: str | None, quote_asset: str | None) -> dict[
 )
 async def scan(
     request: Request,
-    store: StoreDep,
+    boards: BoardsDep,
     entitlements: EntitlementsDep,
+    owner: ListOwnerDep,
     at: Annotated[
         str | None,
         Query(
@@ -192,44 +129,6 @@ async def scan(
     ] = None,
 ) -> ScanResponse:
     """The filtered board; a bad filter or `at` is a 422, no live board here a 503."""
-    f = await board_filter(request, exclude=("at",))
-    if at is not None:
-        now_ms = time.time_ns() // 1_000_000
-        at_ms = parse_at(at, now_ms)
-        if not entitlements.live_board and at_ms > now_ms - entitlements.delay_s * 1000:
-            raise Forbidden(
-                f"the board of the last {entitlements.delay_s} s is not in the "
-                f"{entitlements.plan} plan: ask for an earlier at=, or a paid plan unlocks "
-                "'live_board'",
-                code="not_entitled",
-            )
-        sql, params = history_sql(f, at_ms, store.database)
-        try:
-            columns, result = await store.query(sql, params)
-        except ClickHouseError as exc:
-            logger.warning("historical scan failed: %s", exc)
-            raise Unavailable("the board history cannot be read now; try again") from exc
-        rows = [_row(*found) for found in history_rows(columns, result)]
-        return ScanResponse(as_of_ms=at_ms, source="history", filter=f, rows=rows)
-    board = _live_board(request, entitlements)
-    symbols = getattr(request.app.state, "symbols", None)
-    if board is None or symbols is None:
-        raise Unavailable("this API process has no live board; ask for a past one with at=")
-    chosen = compile_filter(f).select(board.rows.values(), symbols)
-    rows = []
-    for row in chosen:
-        info = symbols.get(row.key)
-        rows.append(_row(row, *((info.base_asset, info.quote_asset) if info else (None, None))))
-    return ScanResponse(as_of_ms=board.as_of_ms, source="live", filter=f, rows=rows)
-
-
-def _live_board(request: Request, entitlements: Entitlements) -> Board | None:
-    """The live board, or the delayed one for a caller without `live_board` (never the
-    live one instead: without a delayed board there is none)."""
-    state = request.app.state
-    if entitlements.live_board:
-        board: Board | None = getattr(state, "board", None)
-        return board
-    hub = getattr(state, "hub", None)
-    delayed = getattr(hub, "delayed", None)
-    return None if delayed is None else delayed.board
+    f = await board_filter(request.query_params, owner, exclude=("at",))
+    board = await boards.scan(f, entitlements, at)
+    return ScanResponse(as_of_ms=board.as_of_ms, source=board.source, filter=f, rows=board.rows)

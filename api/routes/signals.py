@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from api.accounts.entitlements import NOT_ENTITLED, SIGNALS, Entitled
 from api.deps import StoreDep
 from api.errors import Unavailable
-from api.routes.candles import ERRORS
+from api.openapi import HISTORY_ERRORS
 from api.services.candles import TIME_FORMS, TIME_SCHEMA, parse_time
 from api.services.signals import DEFAULT_LIMIT, MAX_LIMIT, SignalPage, signals
 from schemas.signals import Timeframe
@@ -50,7 +50,7 @@ _EXAMPLE = {
     "`/api/v1/stream/signals`. Needs the `signals` feature (a paid plan when billing is on).",
     dependencies=[Entitled(SIGNALS)],
     responses={
-        **{status: ERRORS[status] for status in (422, 503)},
+        **{status: HISTORY_ERRORS[status] for status in (422, 503)},
         **NOT_ENTITLED,
         200: {"content": {"application/json": {"example": _EXAMPLE}}},
     },

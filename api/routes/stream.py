@@ -14,6 +14,7 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.background import BackgroundTask
 from starlette.types import Receive, Scope, Send
 
+from api.accounts.deps import ListOwnerDep
 from api.accounts.entitlements import (
     NOT_ENTITLED,
     SIGNALS,
@@ -24,9 +25,9 @@ from api.accounts.entitlements import (
 from api.deps import SettingsDep
 from api.errors import Unavailable
 from api.live.clients import Client, ClientClosed, control
+from api.live.deps import HubDep
 from api.live.hub import SHUTTING_DOWN, TIMEFRAMES, Hub, SignalMatch
-from api.routes.me_state import board_filter
-from api.routes.scan import FILTER_QUERY_DOC
+from api.services.board import FILTER_QUERY_DOC, board_filter, streams_live
 from api.services.candles import INTERVAL_MS
 from api.services.filter_eval import compile_filter
 
@@ -59,21 +60,15 @@ the next event is `dropped` (`{"count": n}`). Comments (`: ping`) keep idle stre
 """
 
 
-def _hub(request: Request) -> Hub:
-    hub: Hub | None = getattr(request.app.state, "hub", None)
-    if hub is None:
-        raise Unavailable("this API process serves no live data")
-    return hub
-
-
 async def _open(
-    request: Request,
+    hub: Hub | None,
     heartbeat_s: float,
     subscribe: Callable[[Hub, Client], Awaitable[None] | None],
 ) -> EventSourceResponse:
     """Connect an SSE client, subscribe it (errors become 4xx before the stream starts)
     and stream what its queue receives."""
-    hub = _hub(request)
+    if hub is None:
+        raise Unavailable("this API process serves no live data")
     client = hub.connect("sse")
     try:
         pending = subscribe(hub, client)
@@ -173,14 +168,18 @@ how old it is.
     + _ENDINGS,
 )
 async def stream_ranks(
-    request: Request, settings: SettingsDep, entitlements: EntitlementsDep
+    request: Request,
+    settings: SettingsDep,
+    entitlements: EntitlementsDep,
+    owner: ListOwnerDep,
+    hub: HubDep,
 ) -> EventSourceResponse:
     """Snapshot, then diffs, of the board for the filter in the query string (the
     delayed board without `live_board`)."""
-    compiled = compile_filter(await board_filter(request))
-    live = entitlements.live_board
+    compiled = compile_filter(await board_filter(request.query_params, owner))
+    live = streams_live(entitlements)
     return await _open(
-        request,
+        hub,
         settings.api.heartbeat_s,
         lambda hub, client: hub.subscribe_ranks(client, SUBSCRIPTION, compiled, live=live),
     )
@@ -207,7 +206,7 @@ Example: `/api/v1/stream/candles?exchange=binance&market=spot&symbol=BTCUSDT&int
     + _ENDINGS,
 )
 async def stream_candles(
-    request: Request,
+    hub: HubDep,
     settings: SettingsDep,
     exchange: Annotated[str, Query(max_length=32, examples=["binance"])],
     market: Annotated[str, Query(max_length=16, examples=["spot", "usdm"])],
@@ -218,7 +217,7 @@ async def stream_candles(
     """The forming candle, its updates and closes, for one symbol and interval."""
     require_interval(entitlements, interval)
     return await _open(
-        request,
+        hub,
         settings.api.heartbeat_s,
         lambda hub, client: hub.subscribe_candles(
             client, SUBSCRIPTION, exchange, market, symbol, interval
@@ -241,7 +240,7 @@ Past signals are at `GET /api/v1/signals`. Needs the `signals` feature.
     dependencies=[Entitled(SIGNALS)],
 )
 async def stream_signals(
-    request: Request,
+    hub: HubDep,
     settings: SettingsDep,
     symbol: Annotated[str | None, Query(max_length=80, examples=["BTCUSDT"])] = None,
     name: Annotated[str | None, Query(max_length=64, examples=["volume_spike"])] = None,
@@ -250,7 +249,7 @@ async def stream_signals(
     """Signals, live, optionally for one symbol, name or timeframe."""
     match = SignalMatch.of(symbol, name, timeframe)
     return await _open(
-        request,
+        hub,
         settings.api.heartbeat_s,
         lambda hub, client: hub.subscribe_signals(client, SUBSCRIPTION, match),
     )

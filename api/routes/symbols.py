@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from api.deps import SymbolsDep
 from api.errors import Unavailable
-from api.services.symbols import SymbolDirectory, SymbolOut
+from api.services.symbols import SymbolOut
 
 router = APIRouter(prefix="/api/v1", tags=["history"])
 
@@ -58,7 +59,7 @@ EXAMPLE = {
     },
 )
 async def get_symbols(
-    request: Request,
+    directory: SymbolsDep,
     exchange: Annotated[str | None, Query(description="Only this exchange.")] = None,
     market: Annotated[
         Literal["spot", "usdm"] | None, Query(description="Only this market.")
@@ -71,7 +72,6 @@ async def get_symbols(
     ] = None,
 ) -> SymbolsResponse:
     """The symbols matching every filter given."""
-    directory: SymbolDirectory | None = getattr(request.app.state, "symbols", None)
     if directory is None:
         raise Unavailable("this API process has no symbol directory")
     found = directory.find(

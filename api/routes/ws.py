@@ -17,10 +17,10 @@ import logging
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from api.accounts.deps import Accounts, bearer_token
+from api.accounts.deps import bearer_token, optional_accounts
 from api.errors import TooManyClients, Unavailable
 from api.live.clients import Client, ClientClosed
-from api.live.hub import Hub
+from api.live.deps import get_hub
 from api.live.protocol import Session
 from api.origins import SiteOrigins, foreign_cookie_origin
 
@@ -48,7 +48,9 @@ CLOSE_CODES = {
 @router.websocket("/ws", name="live WebSocket")
 async def websocket(socket: WebSocket) -> None:
     """One WebSocket client: its operations in, its subscriptions' messages out."""
-    accounts: Accounts | None = getattr(socket.app.state, "accounts", None)
+    # The typed accessors are called, not declared: the handler needs nothing but its
+    # socket, so it runs the same whoever drives it (the router or a bare socket).
+    accounts = optional_accounts(socket)
     foreign = None
     if accounts is not None:  # without accounts no cookie signs anyone in
         foreign = foreign_cookie_origin(socket, SiteOrigins.of(accounts.settings))
@@ -58,7 +60,7 @@ async def websocket(socket: WebSocket) -> None:
         await socket.close(POLICY_VIOLATION)
         return
     await socket.accept()
-    hub: Hub | None = getattr(socket.app.state, "hub", None)
+    hub = get_hub(socket)
     if hub is None:
         await socket.close(TRY_AGAIN_LATER, "this API process serves no live data")
         return
@@ -70,7 +72,7 @@ async def websocket(socket: WebSocket) -> None:
     except Unavailable as exc:  # the server is shutting down
         await socket.close(GOING_AWAY, exc.message)
         return
-    session = Session(hub, client, getattr(socket.app.state, "accounts", None))
+    session = Session(hub, client, accounts)
     reader = asyncio.create_task(_read(socket, session, bearer_token(socket)))
     writer = asyncio.create_task(_write(socket, client, hub.policy.evict_after_s))
     try:

@@ -121,7 +121,7 @@ async def run_refresher(directory: SymbolDirectory, store: Store, every_s: float
     serves better than none.
 
     Args:
-        directory: The process's directory (``app.state.symbols``).
+        directory: The process's directory (what `api.deps.SymbolsDep` hands out).
         store: The process's ClickHouse store.
         every_s: Seconds between refreshes (``settings.api.symbols_refresh_s``).
     """
