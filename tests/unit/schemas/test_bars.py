@@ -13,7 +13,7 @@ import pytest
 from flows.candle_engine import PartitionCandles
 from flows.sources.files import read_trades
 from schemas.bars import COLUMN_ROWS, BarBuilder, rollup, rollup_columns
-from schemas.candles import Candle
+from schemas.candles import KLINE_FIELDS, Candle
 from schemas.trades import Trade
 
 D = Decimal
@@ -24,19 +24,7 @@ CAPTURE = DAY / "hftbacktest_usdm_btcusdt_20240808.gz"
 KLINES = DAY / "BTCUSDT-1m-2024-08_um_klines_2024-08-08T2350_2024-08-09T0010.csv"
 M2355 = 1_723_161_300_000  # 2024-08-08 23:55 UTC
 
-FIELDS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-    "first_trade_id",
-    "last_trade_id",
-)
+FIELDS = (*KLINE_FIELDS, "first_trade_id", "last_trade_id")
 
 
 def part(
