@@ -7,6 +7,7 @@ import random
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -130,18 +131,14 @@ def official_minutes() -> dict[int, dict[str, str]]:
         return {int(row["open_time"]): row for row in csv.DictReader(f)}
 
 
-def want(row: dict[str, str]) -> tuple[object, ...]:
-    return (
-        D(row["open"]),
-        D(row["high"]),
-        D(row["low"]),
-        D(row["close"]),
-        D(row["volume"]),
-        D(row["quote_volume"]),
-        int(row["count"]),
-        D(row["taker_buy_volume"]),
-        D(row["taker_buy_quote_volume"]),
-    )
+def kline(row: dict[str, str]) -> Candle:
+    """A row of Binance's kline file as a 1m candle (klines carry no trade ids)."""
+    t = int(row["open_time"])
+    identity = {"exchange": "binance", "market": "usdm", "symbol": "BTCUSDT", "interval": "1m"}
+    values = {name: row[name] for name in KLINE_FIELDS}
+    times = {"open_time": t, "close_time": t + M - 1}
+    ids = {"first_trade_id": None, "last_trade_id": None, "version": 1}
+    return msgspec.convert(identity | times | values | ids, Candle, strict=False)
 
 
 def test_the_captures_seconds_roll_up_to_binances_minutes(capture_seconds):
@@ -151,7 +148,7 @@ def test_the_captures_seconds_roll_up_to_binances_minutes(capture_seconds):
         assert len(parts) == 60
         bar = rollup(minute, parts)
         assert bar is not None
-        assert fields(bar)[:9] == want(klines[minute]), minute
+        assert fields(bar)[:9] == fields(kline(klines[minute]))[:9], minute
         assert bar.first_trade_id == parts[0].first_trade_id
         assert bar.last_trade_id == parts[-1].last_trade_id
 
@@ -223,30 +220,7 @@ def test_float_columns_follow_the_same_rules_as_the_exact_bars(capture_seconds):
 
 def test_binances_minutes_roll_up_to_five_minutes_as_binance_defines_them():
     rows = official_minutes()
-    five = [
-        Candle(
-            "binance",
-            "usdm",
-            "BTCUSDT",
-            "1m",
-            t,
-            t + M - 1,
-            D(r["open"]),
-            D(r["high"]),
-            D(r["low"]),
-            D(r["close"]),
-            D(r["volume"]),
-            D(r["quote_volume"]),
-            int(r["count"]),
-            D(r["taker_buy_volume"]),
-            D(r["taker_buy_quote_volume"]),
-            None,  # klines carry no trade ids
-            None,
-            1,
-        )
-        for t, r in rows.items()
-        if M2355 <= t < M2355 + 5 * M
-    ]
+    five = [kline(r) for t, r in rows.items() if M2355 <= t < M2355 + 5 * M]
     bar = rollup(M2355, reversed(five))
     assert bar is not None
     assert bar.open == five[0].open and bar.close == five[-1].close
