@@ -12,8 +12,9 @@ candles a slow live run gives. A trade whose window was already emitted revises 
 higher `version`), together with every candle the change reaches: flat candles that
 carried the old close, and the 1m candle built from it.
 
-1m candles are rolled up from the real (non-flat) 1s candles of the minute, so each
-trade is folded once, into its 1s candle only.
+1m candles are rolled up from the real (non-flat) 1s candles of the minute by the one
+roll-up of every longer bar (`schemas.bars.rollup`), so each trade is folded once, into
+its 1s candle only.
 
 Each trade once. Kafka delivers at least once, so every symbol keeps the raw trade ids it
 has folded (`flows.trade_ids.TradeIds`: disjoint id ranges, bounded per symbol); a print
@@ -32,6 +33,7 @@ from typing import Any
 import msgspec
 
 from flows.trade_ids import DEFAULT_MAX_RANGES, Seen, TradeIds, raw_ids
+from schemas.bars import Part, rollup
 from schemas.candles import Candle
 from schemas.trades import Trade
 
@@ -146,42 +148,6 @@ class CandleAcc:
             self.first_trade_id = first
         if last > self.last_trade_id:
             self.last_trade_id = last
-
-
-def rollup(open_time: int, parts: Iterable[CandleAcc]) -> CandleAcc | None:
-    """Fold real candles of shorter intervals into one of a longer interval.
-
-    Flat candles must not be passed: a flat carries the previous close, which is not a
-    trade of the longer interval. The parts are taken in time order (the open of the
-    earliest, the close of the latest), as a roll-up of the stored candles reads them.
-
-    Args:
-        open_time: Open time of the longer interval, in ms.
-        parts: Its real shorter candles, in any order.
-
-    Returns:
-        The longer candle, or None when there are no parts (a wholly quiet interval).
-    """
-    ordered = sorted(parts, key=lambda acc: acc.open_time)
-    if not ordered:
-        return None
-    first = ordered[0]
-    out = CandleAcc.__new__(CandleAcc)
-    out.open_time = open_time
-    out.open = first.open
-    out.open_key = first.open_key
-    out.high = max(acc.high for acc in ordered)
-    out.low = min(acc.low for acc in ordered)
-    out.close = ordered[-1].close
-    out.close_key = ordered[-1].close_key
-    out.volume = sum((acc.volume for acc in ordered), ZERO)
-    out.quote_volume = sum((acc.quote_volume for acc in ordered), ZERO)
-    out.count = sum(acc.count for acc in ordered)
-    out.taker_buy_volume = sum((acc.taker_buy_volume for acc in ordered), ZERO)
-    out.taker_buy_quote_volume = sum((acc.taker_buy_quote_volume for acc in ordered), ZERO)
-    out.first_trade_id = min(acc.first_trade_id for acc in ordered)
-    out.last_trade_id = max(acc.last_trade_id for acc in ordered)
-    return out
 
 
 class Series:
@@ -604,7 +570,7 @@ class PartitionCandles:
         # A minute already emitted before all its seconds were (a flush at the end of an
         # input, then more input after a restart) is revised once its new seconds close.
         minutes_upto = state.m1.upto
-        reopened: dict[int, CandleAcc | None] = {}
+        reopened: dict[int, Part | None] = {}
         for window in range(start, boundary, SECOND_MS):
             acc = opened.pop(window, None)
             if acc is not None:
@@ -625,7 +591,7 @@ class PartitionCandles:
         for minute, before in reopened.items():
             self._revise_minute(state, minute, before, out)
 
-    def _minute(self, state: SymbolCandles, minute: int) -> CandleAcc | None:
+    def _minute(self, state: SymbolCandles, minute: int) -> Part | None:
         history = state.history
         return rollup(
             minute,
@@ -739,7 +705,7 @@ class PartitionCandles:
         series.last_close = close
 
     def _revise_minute(
-        self, state: SymbolCandles, minute: int, before: CandleAcc | None, out: list[Candle]
+        self, state: SymbolCandles, minute: int, before: Part | None, out: list[Candle]
     ) -> None:
         m1 = state.m1
         if m1.upto is None or minute >= m1.upto:
@@ -766,7 +732,7 @@ class PartitionCandles:
         state: SymbolCandles,
         series: Series,
         window: int,
-        acc: CandleAcc | None,
+        acc: Part | None,
         flat_close: Decimal | None,
         version: int,
     ) -> Candle:

@@ -120,23 +120,26 @@ def partition_of(key: bytes, partitions: int) -> int:
 # stored second: the candles the engine needs (real or revised, and the newest one) with
 # the series' first open time. One query for every symbol; rows of our own flow only
 # (`source = 'trades'`), since backfilled klines are no state of it.
-_RESUME_QUERY = """
-WITH (SELECT max(open_time) FROM {db:Identifier}.candles_1s WHERE source = 'trades') AS newest,
-     toDateTime64(toStartOfMinute(newest - toIntervalMillisecond({horizon:Int64})), 3) AS since
+_VALUES = Candle.__struct_fields__[Candle.__struct_fields__.index("open") :]
+"""A candle's columns after its identity and times (open .. version), in `Candle` order."""
+_FIRST_MS = 5 + len(_VALUES)  # where `_RESUME_QUERY`'s rows go on after them
+
+_RESUME_QUERY = f"""
+WITH (SELECT max(open_time) FROM {{db:Identifier}}.candles_1s WHERE source = 'trades') AS newest,
+     toDateTime64(toStartOfMinute(newest - toIntervalMillisecond({{horizon:Int64}})), 3) AS since
 SELECT interval, exchange, market, symbol, toUnixTimestamp64Milli(open_time) AS open_ms,
-       open, high, low, close, volume, quote_volume, count, taker_buy_volume,
-       taker_buy_quote_volume, first_trade_id, last_trade_id, version,
+       {", ".join(_VALUES)},
        toUnixTimestamp64Milli(first_open) AS first_ms, toUnixTimestamp64Milli(since) AS since_ms
 FROM (
     SELECT '1s' AS interval, *,
            min(open_time) OVER symbol AS first_open, max(open_time) OVER symbol AS last_open
-    FROM {db:Identifier}.candles_1s FINAL
+    FROM {{db:Identifier}}.candles_1s FINAL
     WHERE open_time >= since AND source = 'trades'
     WINDOW symbol AS (PARTITION BY exchange, market, symbol)
     UNION ALL
     SELECT '1m' AS interval, *,
            min(open_time) OVER symbol AS first_open, max(open_time) OVER symbol AS last_open
-    FROM {db:Identifier}.candles_1m FINAL
+    FROM {{db:Identifier}}.candles_1m FINAL
     WHERE open_time >= since AND source = 'trades'
     WINDOW symbol AS (PARTITION BY exchange, market, symbol)
 )
@@ -196,12 +199,12 @@ def resumed_symbols(rows: Iterable[tuple[Any, ...]]) -> dict[bytes, SymbolCandle
             interval,
             row[4],
             row[4] + INTERVAL_MS[interval] - 1,
-            *row[5:17],
+            *row[5:_FIRST_MS],
         )
         which = (interval, candle.key)
         series.setdefault(which, []).append(candle)
-        firsts[which] = row[17]
-        since = row[18]
+        firsts[which] = row[_FIRST_MS]
+        since = row[_FIRST_MS + 1]
     out: dict[bytes, SymbolCandles] = {}
     if since is None:
         return out

@@ -34,22 +34,12 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from flows.data_quality import NO_CANDLE, DataQualityLog
 from runtime.kafka import consumer_config
-from schemas.candles import Candle, candle_decoder
+from schemas.candles import KLINE_FIELDS, Candle, candle_decoder
 from schemas.trades import Trade
 
 logger = logging.getLogger(__name__)
 
-FIELDS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-)
+FIELDS = KLINE_FIELDS
 """The kline fields both sides have."""
 
 

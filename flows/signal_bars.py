@@ -1,11 +1,12 @@
 """A symbol's closed bars per timeframe, and the signals they fire as each bar closes.
 
 1m bars come from the candle topic; each longer timeframe is rolled up from the next
-shorter one, skipping flat bars (a flat candle carries the previous close and is not a
-trade). `SymbolBars` runs a `flows.signal_rules.Registry`'s rules once per bar, when it
-closes: a revision of a bar already evaluated updates the bar (and the longer bars
-holding it) but fires nothing, and a rerun over the same candles fires the same signals
-with the same values. A warm start fills the bars from stored minutes without evaluating
+shorter one by the roll-up rules of every longer bar (`schemas.bars.rollup_columns`:
+flat bars skipped, as a flat candle carries the previous close and is not a trade).
+`SymbolBars` runs a `flows.signal_rules.Registry`'s rules once per bar, when it closes:
+a revision of a bar already evaluated updates the bar (and the longer bars holding it)
+but fires nothing, and a rerun over the same candles fires the same signals with the same
+values. A warm start fills the bars from stored minutes without evaluating
 them (`flows.warm_bars`).
 
 Memory: 8 float64 per bar, `SignalParams.history_bars` (100) bars per timeframe kept,
@@ -17,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from flows.signal_rules import TIMEFRAME_MS, TIMEFRAMES, Bars, Registry, SignalParams
+from schemas.bars import CLOSE, HIGH, LOW, OPEN, OPEN_TIME, VERSION, VOLUME, rollup_columns
 from schemas.candles import Candle
 from schemas.signals import Signal, Timeframe
 
@@ -31,9 +33,6 @@ ROLLED_FROM: dict[Timeframe, Timeframe] = {
 }
 """Each longer timeframe is rolled up from the next shorter one (bars aligned to UTC
 epoch multiples, so every 1d bar is six 4h bars)."""
-
-# Rows of a bar history.
-_OPEN_TIME, _OPEN, _HIGH, _LOW, _CLOSE, _VOLUME, _TRADES, _VERSION = range(8)
 
 
 class BarHistory:
@@ -59,7 +58,7 @@ class BarHistory:
         """Open time of the newest bar, or None when empty."""
         if not self._size:
             return None
-        return int(self._data[_OPEN_TIME, (self._next - 1) % self._capacity])
+        return int(self._data[OPEN_TIME, (self._next - 1) % self._capacity])
 
     def clear(self) -> None:
         """Forget every bar (the series broke: the rules need consecutive bars)."""
@@ -125,44 +124,9 @@ def candle_bar(candle: Candle) -> np.ndarray:
     )
 
 
-def rollup(open_time: np.ndarray, parts: np.ndarray) -> np.ndarray:
-    """Fold runs of consecutive shorter bars into longer bars: `parts` is rows x longer
-    bars x shorter bars each (oldest first), the result rows x longer bars.
-
-    Flat bars are skipped: they carry the previous close and are not trades. A wholly
-    flat interval is itself flat at the last close. Volumes and trades are summed left to
-    right, so one bar rolled up live and many at once (`flows.warm_bars`) agree to the
-    last bit.
-    """
-    traded = parts[_TRADES] > 0
-    any_traded = traded.any(axis=1)
-    width = traded.shape[1]
-    rows = np.arange(traded.shape[0])
-    first = traded.argmax(axis=1)
-    last = width - 1 - traded[:, ::-1].argmax(axis=1)
-    close = np.where(any_traded, parts[_CLOSE, rows, last], parts[_CLOSE, :, -1])
-    volume = np.zeros(len(rows))
-    trades = np.zeros(len(rows))
-    for i in range(width):
-        volume += np.where(traded[:, i], parts[_VOLUME, :, i], 0.0)
-        trades += np.where(traded[:, i], parts[_TRADES, :, i], 0.0)
-    return np.stack(
-        (
-            np.asarray(open_time, dtype=float),
-            np.where(any_traded, parts[_OPEN, rows, first], close),
-            np.where(any_traded, np.where(traded, parts[_HIGH], -np.inf).max(axis=1), close),
-            np.where(any_traded, np.where(traded, parts[_LOW], np.inf).min(axis=1), close),
-            close,
-            volume,
-            trades,
-            np.ones(len(rows)),
-        )
-    )
-
-
 def _rollup_one(open_time: int, parts: np.ndarray) -> np.ndarray:
     """One longer bar from its consecutive shorter bars (rows x bars, oldest first)."""
-    return rollup(np.array([open_time]), parts[:, None, :])[:, 0]
+    return rollup_columns(np.array([open_time]), parts[:, None, :])[:, 0]
 
 
 class SymbolBars:
@@ -236,7 +200,7 @@ class SymbolBars:
         are rolled up again. Nothing fires: those bars were evaluated when they closed."""
         history = self._histories["1m"]
         index = history.index_of(candle.open_time)
-        if index is None or candle.version <= history.bar(index)[_VERSION]:
+        if index is None or candle.version <= history.bar(index)[VERSION]:
             return
         history.bar(index)[:] = candle_bar(candle)
         for tf, source in ROLLED_FROM.items():
@@ -259,11 +223,9 @@ class SymbolBars:
         if not rules:
             return []
         data = self._histories[timeframe].ordered()
-        bars = Bars(
-            data[_OPEN_TIME], data[_OPEN], data[_HIGH], data[_LOW], data[_CLOSE], data[_VOLUME]
-        )
-        time_ms = int(data[_OPEN_TIME, -1]) + TIMEFRAME_MS[timeframe]
-        price = float(data[_CLOSE, -1])
+        bars = Bars(data[OPEN_TIME], data[OPEN], data[HIGH], data[LOW], data[CLOSE], data[VOLUME])
+        time_ms = int(data[OPEN_TIME, -1]) + TIMEFRAME_MS[timeframe]
+        price = float(data[CLOSE, -1])
         signals = []
         for name, rule in rules:
             fired = rule(bars, params)

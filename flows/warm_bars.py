@@ -4,7 +4,7 @@ The warm start (`flows.warm_start`) reads each symbol's last `MINUTES_KEPT` minu
 `candles_1m` FINAL for its rings; the same columns (and the minutes' opens) fill its bars
 here, to what an uninterrupted run that had read the same minutes in order would hold:
 the 1m bars of the last unbroken run of minutes, and each longer timeframe's bars rolled
-up (`flows.signal_bars.rollup`, the live roll-up) from the shorter ones whose whole span
+up (`schemas.bars.rollup_columns`, the live roll-up) from the shorter ones whose whole span
 lies in that run, each timeframe clipped to the bars it keeps. Nothing is evaluated: those
 bars closed before the start and their signals are in the `signals` table already. The
 first bar that closes after the start is evaluated as in the uninterrupted run, and a
@@ -31,8 +31,9 @@ from __future__ import annotations
 import numpy as np
 
 from flows.candle_history import MINUTE_MS, CandleColumns, ceil_to, floor_to
-from flows.signal_bars import ROLLED_FROM, SymbolBars, rollup
+from flows.signal_bars import ROLLED_FROM, SymbolBars
 from flows.signal_rules import TIMEFRAME_MS
+from schemas.bars import rollup_columns
 from schemas.signals import Timeframe
 
 
@@ -87,7 +88,7 @@ def fill_bars(bars: SymbolBars, minutes: CandleColumns, opens: np.ndarray) -> No
         width = step // part
         at = (lo - ceil_to(start, part)) // part
         parts = series[source][:, at : at + count * width].reshape(8, count, width)
-        series[tf] = rollup(lo + np.arange(count) * step, parts)
+        series[tf] = rollup_columns(lo + np.arange(count) * step, parts)
     for tf, data in series.items():
         history = bars.history(tf)
         assert history is not None

@@ -65,6 +65,12 @@ class Candle(msgspec.Struct, frozen=True):
         return self.quote_volume / self.volume if self.volume else None
 
 
+_FIELDS = Candle.__struct_fields__
+KLINE_FIELDS: tuple[str, ...] = _FIELDS[_FIELDS.index("open") : _FIELDS.index("first_trade_id")]
+"""A kline's values, in `Candle` order: prices, volumes and count (not its identity, times,
+trade ids or version), the fields every source of klines has."""
+
+
 _encoder = msgspec.json.Encoder(decimal_format="string")
 encode_candle = _encoder.encode
 """Encode a candle to its wire form (JSON, decimals as strings)."""

@@ -1,12 +1,16 @@
-"""Forming candles of any interval (1s … 1d), built live from the closed 1s and 1m candles."""
+"""Forming candles of any interval (1s … 1d), built live from the closed 1s and 1m candles.
+
+The roll-up rules are those of every longer bar (`schemas.bars.BarBuilder`): flat members
+carry a close but never an open, high or low, members fold in any order, sums are exact.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import msgspec
 
+from schemas.bars import BarBuilder
 from schemas.candles import ROLLUP_INTERVAL_MS as INTERVAL_MS
 from schemas.candles import Candle
 
@@ -48,96 +52,16 @@ encode_bar = msgspec.json.Encoder(decimal_format="string").encode
 """Encode a bar to JSON, decimals as strings (exact)."""
 
 
-class _Acc:
-    """A partial aggregate of candles; merging is order-free, so parts fold in any order.
-
-    Open and close are kept with their times (earliest real open, latest close) instead of
-    relying on arrival order. Flat candles (count 0) add their close, which is the previous
-    close, but never an open, high or low: a flat carries no trade (DESIGN.md).
-    """
-
-    __slots__ = (
-        "close",
-        "close_t",
-        "count",
-        "first_id",
-        "high",
-        "last_id",
-        "low",
-        "open",
-        "open_t",
-        "quote_volume",
-        "taker_buy_quote_volume",
-        "taker_buy_volume",
-        "volume",
-    )
-
-    def __init__(self) -> None:
-        self.open: Decimal | None = None
-        self.open_t = -1
-        self.high: Decimal | None = None
-        self.low: Decimal | None = None
-        self.close: Decimal | None = None
-        self.close_t = -1
-        self.volume = _ZERO
-        self.quote_volume = _ZERO
-        self.count = 0
-        self.taker_buy_volume = _ZERO
-        self.taker_buy_quote_volume = _ZERO
-        self.first_id: int | None = None
-        self.last_id: int | None = None
-
-    def add(self, c: Candle) -> None:
-        if c.open_time > self.close_t:
-            self.close, self.close_t = c.close, c.open_time
-        self.volume += c.volume
-        self.quote_volume += c.quote_volume
-        self.count += c.count
-        self.taker_buy_volume += c.taker_buy_volume
-        self.taker_buy_quote_volume += c.taker_buy_quote_volume
-        if not c.count:
-            return
-        if self.open is None or c.open_time < self.open_t:
-            self.open, self.open_t = c.open, c.open_time
-        self.high = c.high if self.high is None else max(self.high, c.high)
-        self.low = c.low if self.low is None else min(self.low, c.low)
-        self.first_id = _pick(min, self.first_id, c.first_trade_id)
-        self.last_id = _pick(max, self.last_id, c.last_trade_id)
-
-    def merge(self, other: _Acc) -> None:
-        if other.close is not None and other.close_t > self.close_t:
-            self.close, self.close_t = other.close, other.close_t
-        self.volume += other.volume
-        self.quote_volume += other.quote_volume
-        self.count += other.count
-        self.taker_buy_volume += other.taker_buy_volume
-        self.taker_buy_quote_volume += other.taker_buy_quote_volume
-        if other.open is None:
-            return
-        if self.open is None or other.open_t < self.open_t:
-            self.open, self.open_t = other.open, other.open_t
-        assert other.high is not None and other.low is not None
-        self.high = other.high if self.high is None else max(self.high, other.high)
-        self.low = other.low if self.low is None else min(self.low, other.low)
-        self.first_id = _pick(min, self.first_id, other.first_id)
-        self.last_id = _pick(max, self.last_id, other.last_id)
-
-
-def _pick(choose: Any, a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    return a if b is None else choose(a, b)
-
-
 class _Part:
     """Member candles of one interval (1s or 1m) by open time, latest version each, with
     their aggregate cached: a new member folds in, a revised or removed one recomputes."""
 
-    __slots__ = ("_acc", "members")
+    __slots__ = ("_acc", "members", "open_time")
 
-    def __init__(self) -> None:
+    def __init__(self, open_time: int) -> None:
+        self.open_time = open_time
         self.members: dict[int, Candle] = {}
-        self._acc: _Acc | None = _Acc()
+        self._acc: BarBuilder | None = BarBuilder(open_time)
 
     def put(self, candle: Candle) -> bool:
         old = self.members.get(candle.open_time)
@@ -157,9 +81,9 @@ class _Part:
         if gone:
             self._acc = None
 
-    def acc(self) -> _Acc:
+    def acc(self) -> BarBuilder:
         if self._acc is None:
-            self._acc = _Acc()
+            self._acc = BarBuilder(self.open_time)
             for candle in self.members.values():
                 self._acc.add(candle)
         return self._acc
@@ -173,8 +97,8 @@ class _Window:
 
     def __init__(self, open_time: int) -> None:
         self.open_time = open_time
-        self.minutes = _Part()
-        self.seconds = _Part()
+        self.minutes = _Part(open_time)
+        self.seconds = _Part(open_time)
         self.closed = False
         self.version = 1
         self.last: Bar | None = None
@@ -190,8 +114,8 @@ class _Window:
             return False
         return self.seconds.put(candle)
 
-    def acc(self) -> _Acc:
-        total = _Acc()
+    def acc(self) -> BarBuilder:
+        total = BarBuilder(self.open_time)
         total.merge(self.minutes.acc())
         total.merge(self.seconds.acc())
         return total
@@ -316,7 +240,9 @@ class FormingCandle:
 
     def _bar(self, window: _Window) -> Bar:
         acc = window.acc()
-        close = acc.close if acc.close is not None else _ZERO
+        close = acc.last_close
+        if close is None:
+            close = _ZERO
         # A wholly quiet interval is flat: every price is the close its flat members carry.
         return Bar(
             self.exchange,
@@ -334,8 +260,8 @@ class FormingCandle:
             acc.count,
             acc.taker_buy_volume,
             acc.taker_buy_quote_volume,
-            acc.first_id,
-            acc.last_id,
+            acc.first_trade_id,
+            acc.last_trade_id,
             window.version,
             window.closed,
         )

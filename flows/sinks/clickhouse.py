@@ -180,27 +180,12 @@ class TsvWriter(Generic[R]):
         self._rows = 0
 
 
-CANDLE_COLUMNS = (
-    "exchange",
-    "market",
-    "symbol",
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-    "first_trade_id",
-    "last_trade_id",
-    "version",
+CANDLE_COLUMNS: tuple[str, ...] = (
+    *(name for name in Candle.__struct_fields__ if name != "interval"),
     "source",
 )
-"""Columns we write, in `tsv_rows` order."""
+"""Columns we write, in `tsv_rows` order: a `Candle`'s fields (its interval is the table)
+and the candle's source."""
 
 TABLES = {"1s": "candles_1s", "1m": "candles_1m"}
 
@@ -259,7 +244,7 @@ def tsv_rows(candles: list[Candle], source: CandleSource = "trades") -> bytes:
 
     lines = [
         f"{text(c.exchange)}\t{text(c.market)}\t{text(c.symbol)}\t{c.open_time}\t"
-        f"{c.open}\t{c.high}\t{c.low}\t{c.close}\t{c.volume}\t{c.close_time}\t"
+        f"{c.close_time}\t{c.open}\t{c.high}\t{c.low}\t{c.close}\t{c.volume}\t"
         f"{c.quote_volume}\t{c.count}\t{c.taker_buy_volume}\t{c.taker_buy_quote_volume}\t"
         f"{NULL if c.first_trade_id is None else c.first_trade_id}\t"
         f"{NULL if c.last_trade_id is None else c.last_trade_id}\t{c.version}\t{source}\n"

@@ -444,12 +444,12 @@ class HistoryGenerator:
                     pa.string()
                 ),
                 "open_time": pa.array(times, type=_TIME),
+                "close_time": pa.array(times + buckets.step_ms - 1, type=_TIME),
                 "open": price(buckets.open),
                 "high": price(buckets.high),
                 "low": price(buckets.low),
                 "close": price(buckets.close),
                 "volume": volume(buckets.volume),
-                "close_time": pa.array(times + buckets.step_ms - 1, type=_TIME),
                 "quote_volume": quote(buckets.quote),
                 "count": pa.array(buckets.count[rows, cols], type=pa.uint64()),
                 "taker_buy_volume": volume(buckets.buy_volume),

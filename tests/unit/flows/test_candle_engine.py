@@ -14,8 +14,8 @@ from flows.candle_engine import (
     SymbolCandles,
     TooLate,
     resumed_symbol,
-    rollup,
 )
+from schemas.bars import rollup
 from schemas.candles import Candle
 from schemas.trades import Trade
 
