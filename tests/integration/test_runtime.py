@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -22,7 +23,7 @@ from typer.testing import CliRunner
 
 from runtime import broker as broker_module
 from runtime.broker import EmbeddedBroker
-from runtime.clickhouse import connect
+from runtime.clickhouse import CHDB_CACHES, connect
 from runtime.errors import BrokerStartError, MigrationError, TopicSetupError
 from runtime.kafka import (
     admin_client,
@@ -35,6 +36,8 @@ from runtime.kafka import (
 from runtime.migrate import DEFAULT_DIRECTORY, migrate
 from runtime.settings import KafkaSettings
 from tickscan.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -359,3 +362,26 @@ def test_cli_migrate_creates_and_then_reports_up_to_date(clickhouse_dsn: str) ->
         client = connect(clickhouse_dsn)
         client.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": database})
         client.close()
+
+
+def test_the_embedded_engine_s_caches_are_bounded(tmp_path: Path) -> None:
+    # A process of its own: the caches are sized when the process's engine starts.
+    script = (
+        "import json, sys\n"
+        "from runtime.clickhouse import connect\n"
+        "client = connect(sys.argv[1])\n"
+        "rows = client.query('SELECT name, value FROM system.server_settings').result_rows\n"
+        "print(json.dumps(dict(rows)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, f"chdb://{tmp_path / 'store'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    settings = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {name: int(settings[name]) for name in CHDB_CACHES} == CHDB_CACHES
+    assert sum(CHDB_CACHES.values()) <= 512 << 20
