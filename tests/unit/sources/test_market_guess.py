@@ -18,10 +18,6 @@ SPOT_WS = DATA / "ws-samples" / "cryptofeed_BINANCE.ws.1.0"
 USDM_WS = DATA / "ws-samples" / "cryptofeed_BINANCE_FUTURES.ws.1.0"
 SPOT_REST = DATA / "ws-samples" / "nautilus_http_spot_market_trades.json"
 
-pytestmark = pytest.mark.skipif(
-    not USDM_CAPTURE.exists(), reason=f"shared market data not found under {DATA}"
-)
-
 
 def evidence_of(trades: list[Trade]) -> MarketEvidence:
     evidence = MarketEvidence()

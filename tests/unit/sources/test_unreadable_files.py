@@ -24,10 +24,6 @@ USDM_TRADES = (
     "5266605247,61659.80,0.076,4686.14480,1723161599643,false\n"
 )
 
-pytestmark = pytest.mark.skipif(
-    not CAPTURE.exists(), reason=f"shared market data not found under {DATA}"
-)
-
 
 def _read(
     path: Path, market: str = "usdm"
