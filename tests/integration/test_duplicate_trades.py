@@ -3,7 +3,6 @@ the candle flow and the trade store, still gives Binance's own klines and each t
 
 from __future__ import annotations
 
-import csv
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -24,36 +23,12 @@ from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
 from runtime.settings import ClickHouseSettings, KafkaSettings, Settings
 from schemas.trades import Trade
+from tests.capture import CAPTURE, COVERED, FIELDS, official_klines
 from tickscan.replay import replay, summary
 
 pytestmark = pytest.mark.integration
 
-DATA = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-um-btcusdt-20240808"
-)
-CAPTURE = DATA / "hftbacktest_usdm_btcusdt_20240808.gz"
-KLINES = DATA / "BTCUSDT-1m-2024-08_um_klines_2024-08-08T2350_2024-08-09T0010.csv"
-COVERED = [1723161300000 + i * 60_000 for i in range(5)]  # 23:55 .. 23:59
 TRADES = 21_313
-FIELDS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-)
-
-
-def official_klines() -> dict[int, dict[str, Decimal]]:
-    with KLINES.open() as f:
-        return {
-            int(row["open_time"]): {name: Decimal(row[name]) for name in FIELDS}
-            for row in csv.DictReader(f)
-        }
 
 
 def capture_trades() -> list[Trade]:

@@ -3,7 +3,6 @@ and chDB."""
 
 from __future__ import annotations
 
-import csv
 import gzip
 import time
 import uuid
@@ -22,40 +21,16 @@ from runtime.kafka import consumer_config, ensure_topics, producer_config
 from runtime.settings import ClickHouseSettings, KafkaSettings, Settings
 from schemas import topics
 from schemas.deadletter import DeadLetter
+from tests.capture import CAPTURE, COVERED, FIELDS, official_klines
 from tickscan.replay import replay
 
 pytestmark = pytest.mark.integration
 
-DATA = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-um-btcusdt-20240808"
-)
-CAPTURE = DATA / "hftbacktest_usdm_btcusdt_20240808.gz"
-KLINES = DATA / "BTCUSDT-1m-2024-08_um_klines_2024-08-08T2350_2024-08-09T0010.csv"
-COVERED = [1723161300000 + i * 60_000 for i in range(5)]  # 23:55 .. 23:59
-FIELDS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-)
 COLUMNS = (
     "exchange, market, symbol, toUnixTimestamp64Milli(open_time) AS t, open, high, low, close,"
     " volume, toUnixTimestamp64Milli(close_time), quote_volume, count, taker_buy_volume,"
     " taker_buy_quote_volume, first_trade_id, last_trade_id, version, source"
 )
-
-
-def official_klines() -> dict[int, dict[str, Decimal]]:
-    with KLINES.open() as f:
-        return {
-            int(row["open_time"]): {name: Decimal(row[name]) for name in FIELDS}
-            for row in csv.DictReader(f)
-        }
 
 
 @pytest.fixture(scope="module")
