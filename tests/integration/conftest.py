@@ -19,8 +19,8 @@ from clickhouse_connect.driver.client import Client
 
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
-from runtime.migrate import migrate
 from runtime.settings import Settings
+from tests.integration.databases import migrated_database
 from tests.integration.live_run import live_settings
 
 
@@ -48,14 +48,8 @@ def clickhouse_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def ch_database(clickhouse_dsn: str) -> Iterator[str]:
     """A fresh, migrated database for this session (`tickscan_test_<random>`), then dropped."""
-    name = f"tickscan_test_{uuid.uuid4().hex[:12]}"
-    admin = connect(clickhouse_dsn)
-    try:
-        migrate(admin, name)
+    with migrated_database(clickhouse_dsn, "tickscan_test") as name:
         yield name
-        admin.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": name})
-    finally:
-        admin.close()
 
 
 @pytest.fixture(scope="session")

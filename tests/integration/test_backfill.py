@@ -8,7 +8,6 @@ import io
 import json
 import time
 import urllib.request
-import uuid
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,10 +27,10 @@ from flows.sources.binance_rest import (
     IncompleteTradeRange,
 )
 from runtime.clickhouse import connect
-from runtime.migrate import migrate
 from runtime.settings import ClickHouseSettings, KafkaSettings, Settings
 from schemas.candles import Candle
 from tests.fakes.binance import FakeBinance
+from tests.integration.databases import migrated_database
 from tickscan.backfill import BackfillError, backfill, summary
 
 pytestmark = pytest.mark.integration
@@ -75,14 +74,8 @@ def endpoints(fake: FakeBinance) -> list[str]:
 @pytest.fixture(scope="module")
 def database(clickhouse_dsn: str) -> Iterator[str]:
     """A migrated database of this module's own (other modules write BTCUSDT candles too)."""
-    name = f"tickscan_backfill_{uuid.uuid4().hex[:10]}"
-    admin = connect(clickhouse_dsn)
-    try:
-        migrate(admin, name)
+    with migrated_database(clickhouse_dsn, "tickscan_backfill") as name:
         yield name
-        admin.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": name})
-    finally:
-        admin.close()
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ from flows.sources.kafka import RunBounds
 from flows.trade_store import TradeStoreSettings
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
-from runtime.migrate import migrate
 from runtime.settings import ClickHouseSettings, KafkaSettings, Settings
 from schemas.trades import Trade
 from tests.capture import CAPTURE, COVERED, FIELDS, official_klines
+from tests.integration.databases import migrated_database
 from tickscan.replay import replay, summary
 
 pytestmark = pytest.mark.integration
@@ -41,14 +41,8 @@ def capture_trades() -> list[Trade]:
 def database(clickhouse_dsn: str) -> Iterator[str]:
     """A fresh, migrated database of this test's own (the candle flow's resume reads the
     newest stored candle of the whole database), dropped afterwards."""
-    name = f"dup_{uuid.uuid4().hex[:12]}"
-    admin = connect(clickhouse_dsn)
-    try:
-        migrate(admin, name)
+    with migrated_database(clickhouse_dsn, "dup") as name:
         yield name
-        admin.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": name})
-    finally:
-        admin.close()
 
 
 def minutes(client: Client, database: str) -> dict[int, dict[str, Decimal]]:
