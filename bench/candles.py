@@ -29,8 +29,8 @@ from pathlib import Path
 from bytewax.testing import run_main
 from confluent_kafka import Consumer, TopicPartition
 
-from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
-from flows.ingest import TradePublisher
+from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.ingest.trades import TradePublisher
 from flows.sources.kafka import RunBounds
 from flows.sources.simulator import SyntheticMarket
 from runtime.broker import EmbeddedBroker

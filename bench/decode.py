@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 
-from flows.sources.binance import BinanceDecoder
+from flows.sources.binance.trades import BinanceDecoder
 from flows.sources.files import ReadStats, read_trades
 
 CAPTURE = (

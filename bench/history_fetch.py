@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows.live_ingest import LiveIngest
+from flows.ingest.market import LiveIngest
 from runtime.broker import EmbeddedBroker
 from runtime.settings import ClickHouseSettings, IngestSettings, KafkaSettings, Settings
 from tests.fakes.binance import FakeBinance
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1 / 120, help="trades/s/symbol of history")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("flows.history").setLevel(logging.INFO)
+    logging.getLogger("flows.ingest.history").setLevel(logging.INFO)
     with (
         tempfile.TemporaryDirectory(prefix="bench-history-") as tmp,
         EmbeddedBroker(Path(tmp)) as broker,

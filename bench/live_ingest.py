@@ -1,7 +1,7 @@
 """Live ingest throughput: the fake Binance in a child process -> LiveIngest -> Kafka.
 
 Runs `tests.fakes.binance.FakeBinance` in its own process (so the exchange does not
-share our GIL) with S symbols at R trades/s each, points `flows.live.LiveIngest` at it
+share our GIL) with S symbols at R trades/s each, points `flows.ingest.run.LiveIngest` at it
 for D seconds, and reports the trades and quotes ingest handled per second, how far it
 fell behind the exchange (frames queued, the consumer's lag), and the process's peak RSS.
 Raise R until ingest falls behind to find its ceiling on this machine.
@@ -26,7 +26,7 @@ from pathlib import Path
 # The fake exchange lives in tests/, which is not installed: import it from the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.live_ingest import LiveIngest
+from flows.ingest.market import LiveIngest
 from runtime.broker import EmbeddedBroker
 from runtime.process import tune_for_streaming
 from runtime.settings import (

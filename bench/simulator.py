@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 
-from flows.ingest import TradePublisher
+from flows.ingest.trades import TradePublisher
 from flows.sources.simulator import SyntheticMarket
 from runtime.broker import EmbeddedBroker
 from runtime.kafka import ensure_topics

@@ -1,7 +1,7 @@
 """Live ingest soak: does our RSS stay flat over a long run at a high message rate?
 
 Runs `tests.fakes.binance.FakeBinance` in a child process (its memory and its GIL are
-not ours), `flows.live.LiveIngest` in this process against the embedded broker (Tansu,
+not ours), `flows.ingest.run.LiveIngest` in this process against the embedded broker (Tansu,
 another process: the messages it stores grow *its* RSS, not ours), and a verifier in a
 third process that reads the trades topic as fast as it fills, keeps a compact map of
 the ids seen, and at the end compares it with the fake's ground truth.
@@ -73,8 +73,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.live_ingest import LiveIngest  # noqa: E402
-from flows.live_status import IngestReport  # noqa: E402
+from flows.ingest.market import LiveIngest  # noqa: E402
+from flows.ingest.status import IngestReport  # noqa: E402
 from runtime.broker import EmbeddedBroker  # noqa: E402
 from runtime.clickhouse import connect  # noqa: E402
 from runtime.kafka import consumer_config, ensure_topics  # noqa: E402
@@ -109,7 +109,7 @@ def mem_available_mb() -> float:
 
 
 class _NoRepairChatter(logging.Filter):
-    """Drops flows.gaps' line per gap found (thousands per run; the table counts them)."""
+    """Drops flows.ingest.gaps' line per gap found (thousands per run; the table counts them)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).endswith("; repairing")
@@ -686,7 +686,7 @@ def main() -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("flows.gaps").addFilter(_NoRepairChatter())
+    logging.getLogger("flows.ingest.gaps").addFilter(_NoRepairChatter())
     if args.tracemalloc:
         tracemalloc.start(args.tracemalloc)
     if args.max_connection_s >= args.disturb_every_s:

@@ -24,8 +24,8 @@ from typing import Any
 
 from bytewax.testing import run_main
 
-from flows import trade_store
-from flows.ingest import TradePublisher
+from flows.candles import trade_store
+from flows.ingest.trades import TradePublisher
 from flows.sources.simulator import SyntheticMarket
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect

@@ -2,7 +2,7 @@
 
 Creates a chdb store holding, for N symbols (default 2,000), what the rings hold: 24 h
 5 min of 1m candles and the last 1 h 1 min of 1s candles (made by ClickHouse itself from
-`numbers()`, every candle traded), then times `flows.warm_start.read_histories`, which
+`numbers()`, every candle traded), then times `flows.signals.warm_start.read_histories`, which
 is what a signals flow does at start: the FINAL queries (Arrow), splitting by symbol,
 filling the rings and the signal bars (default rules: 1m .. 1h). A second pass repeats
 the load (warm page cache), and one history is checked against a row computed from it.
@@ -27,10 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows.candle_history import MINUTES_KEPT, SECONDS_KEPT
-from flows.metrics import SymbolMetrics
-from flows.signal_rules import SignalParams
-from flows.warm_start import read_histories
+from flows.signals.history import MINUTES_KEPT, SECONDS_KEPT
+from flows.signals.metrics import SymbolMetrics
+from flows.signals.rules import SignalParams
+from flows.signals.warm_start import read_histories
 from runtime.clickhouse import connect
 from runtime.migrate import migrate
 

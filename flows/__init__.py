@@ -1,1 +1,14 @@
-"""Dataflows: ingest, candles and (later) signals; Bytewax stays behind this package."""
+"""Dataflows, a wing per concept: candles, signals, the live ingest, and their connectors.
+
+Bytewax stays behind this package. Each wing keeps its pure rules on top (no Bytewax, no
+I/O, table-tested) and its Bytewax wiring at the bottom:
+
+- `candles`: trades -> 1s and 1m candles, and the trade store.
+- `signals`: candles, quotes and 24h tickers -> metrics, ranks and signals.
+- `ingest`: live Binance sockets -> Kafka, sequenced, gap-repaired and watched.
+- `sources`, `sinks`: what brings data in (Binance, files, Kafka, the simulator) and takes
+  it out (ClickHouse, Kafka, dead letters).
+
+Shared by the wings: `batching` (how a Kafka -> ClickHouse flow batches), `recovery`
+(Bytewax snapshots), `dead_letters` (rejects and their Kafka form).
+"""

@@ -1,9 +1,9 @@
 """Longer bars from shorter candles: the one set of roll-up rules, and the builders using it.
 
 Every longer bar tickscan makes follows these rules (DESIGN.md, "Candles: the exchange's
-own rules"): the candle engine's 1m candles from its 1s candles (`flows.candle_engine`),
+own rules"): the candle engine's 1m candles from its 1s candles (`flows.candles.engine`),
 the API's forming candles of 1m .. 1d (`api.live.candles`), the signals flow's 5m .. 1d
-bars (`flows.signal_bars`, `flows.warm_bars`), and the ClickHouse views `candles_5m` ..
+bars (`flows.signals.bars`, `flows.signals.warm_bars`), and the ClickHouse views `candles_5m` ..
 `candles_1d`, which state the same rules in SQL (`infra/clickhouse/007_rollups.sql`).
 
 - A flat part (count 0) is skipped: it carries the previous close, which is not a trade

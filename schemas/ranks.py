@@ -161,8 +161,8 @@ METRIC_WARMUP: dict[str, tuple[Resolution, int]] = _warmups()
 """Per metric that needs history: the resolution of the candles it reads and how much
 unbroken history (ms) of them it needs before it has a value. A metric still None is
 expected at ``history_<resolution>_from_ms + span``: exactly (at 1 s resolution for "1s",
-within the minute before for "1m"), tested against `flows.metrics` in
-tests/unit/flows/test_metric_warmup.py. Relative volume counts whole bars of its
+within the minute before for "1m"), tested against `flows.signals.metrics` in
+tests/unit/flows/signals/test_metric_warmup.py. Relative volume counts whole bars of its
 interval: its span holds from a bar boundary; a history starting inside a bar of i waits
 for the next boundary, i.e. add ``ceil(from / i) * i - from``. Metrics absent here need
 none (``price``; ``new_high`` / ``new_low`` are False without an hour of history) or come

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import csv
 from decimal import Decimal
-from pathlib import Path
 
 from schemas.candles import KLINE_FIELDS
+from tests.shared_data import SHARED_DATA
 
-DATA = (
-    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "binance-um-btcusdt-20240808"
-)
+DATA = SHARED_DATA / "binance-um-btcusdt-20240808"
 CAPTURE = DATA / "hftbacktest_usdm_btcusdt_20240808.gz"
 KLINES = DATA / "BTCUSDT-1m-2024-08_um_klines_2024-08-08T2350_2024-08-09T0010.csv"
 COVERED = [1723161300000 + i * 60_000 for i in range(5)]  # 23:55 .. 23:59

@@ -1,1 +1,6 @@
-"""The tickscan command line: the one place that composes flows (and the API) into a process."""
+"""The tickscan command line: the one place that composes flows and the API into processes.
+
+`cli` parses the commands; `run` (the whole platform in one process), `replay`,
+`backfill`, `signals`, `simulate`, `serve` and `users` compose each process from
+`flows`, `api` and `runtime`.
+"""

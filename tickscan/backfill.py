@@ -40,8 +40,8 @@ from rich.progress import (
 )
 
 from flows.sinks.clickhouse import CandleWriter
-from flows.sources.binance_klines import EXCHANGE, KLINE_PAGE, candle_from_kline, fetch_klines
-from flows.sources.binance_rest import BinanceBanned, BinanceRest, BinanceRestError
+from flows.sources.binance.klines import EXCHANGE, KLINE_PAGE, candle_from_kline, fetch_klines
+from flows.sources.binance.rest import BinanceBanned, BinanceRest, BinanceRestError
 from flows.sources.files import parse_archive_name
 from runtime.clickhouse import connect
 from runtime.migrate import migrate

@@ -144,7 +144,7 @@ def replay(
     files are kept in <data_dir>/dead_letters/ and ClickHouse dead_letters. Exits 1 when
     nothing was replayed or anything was rejected.
     """
-    from flows.ingest import IngestError
+    from flows.ingest.trades import IngestError
     from tickscan.replay import ReplayError, summary
     from tickscan.replay import replay as run_replay
 
@@ -285,7 +285,7 @@ def ingest(
     sharded over connections, rotated before Binance's 24 h cutoff, with trade-id gaps
     repaired from REST and recorded in data_quality. Stops cleanly on SIGINT/SIGTERM.
     """
-    from flows.live import LiveIngestError, run_ingest
+    from flows.ingest.run import LiveIngestError, run_ingest
 
     if market not in ("spot", "usdm"):
         typer.echo(f"--market must be spot or usdm, not {market!r}", err=True)
@@ -331,7 +331,7 @@ def candles(
     md.trades.v1 in; candles_1s, candles_1m and md.candles.v1 out; rejects to
     md.deadletter.v1. Stops cleanly on SIGINT or SIGTERM.
     """
-    from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
+    from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
     from flows.recovery import run_flow
 
     if start not in ("beginning", "end"):

@@ -31,11 +31,11 @@ from bytewax.testing import run_main
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flows import trade_store
-from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles import trade_store
+from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
 from flows.dead_letters import dead_letter_offsets, read_dead_letters
-from flows.ingest import STAGE as INGEST_STAGE
-from flows.ingest import TradePublisher, dead_letter
+from flows.ingest.trades import STAGE as INGEST_STAGE
+from flows.ingest.trades import TradePublisher, dead_letter
 from flows.sinks.dead_letters import TABLE as DEAD_LETTER_TABLE
 from flows.sinks.dead_letters import DeadLetterKeeper
 from flows.sources.files import ReadStats, Rejected, UnreadableFile, read_trades

@@ -25,12 +25,12 @@ from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
 
 from api.deps import SourceKind
-from flows import trade_store
-from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
-from flows.ingest import TradePublisher
-from flows.live import run_ingest
+from flows.candles import trade_store
+from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.ingest.run import run_ingest
+from flows.ingest.trades import TradePublisher
 from flows.sinks.symbols import SymbolWriter
-from flows.sources.binance_rest import BinanceRest, BinanceRestError
+from flows.sources.binance.rest import BinanceRest, BinanceRestError
 from flows.sources.files import Rejected, UnreadableFile, read_trades
 from flows.sources.simulator import SyntheticMarket, symbol_infos
 from runtime.broker import EmbeddedBroker

@@ -2,7 +2,7 @@
 
 It writes md.ranks.v1 (each symbol's metric row, when it changed), md.signals.v1, and the
 ClickHouse tables `signals` and `rank_snapshots`. Without a recovery snapshot it starts
-from the candle history in ClickHouse (`flows.warm_start`), and it reads md.tickers.v1
+from the candle history in ClickHouse (`flows.signals.warm_start`), and it reads md.tickers.v1
 from its beginning (one ticker per symbol at a fresh install). Rule parameters come from the
 environment with the other settings: `TICKSCAN_SIGNALS__RULES__VOLUME_SPIKE_FACTOR=4`.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 from pydantic import Field
 
 from flows.recovery import run_flow
-from flows.signals import SignalCounters, SignalFlowSettings, build_kafka_flow
+from flows.signals.flow import SignalCounters, SignalFlowSettings, build_kafka_flow
+from flows.signals.warm_start import WarmStart
 from flows.sources.kafka import StartAt
-from flows.warm_start import WarmStart
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flows.candle_history import MINUTES_KEPT
-from flows.ingest import PublishReport, TradePublisher
-from flows.quote_publisher import QuotePublisher
+from flows.ingest.quotes import QuotePublisher
+from flows.ingest.trades import PublishReport, TradePublisher
+from flows.signals.history import MINUTES_KEPT
 from flows.sinks.clickhouse import candle_table_writer
 from flows.sources.simulator import SyntheticMarket
 from flows.sources.simulator.history import (
@@ -102,7 +102,7 @@ def simulate(
 
     Raises:
         ValueError: On a non-positive rate, duration or symbol count.
-        flows.ingest.DeliveryFailed: If any trade was not delivered.
+        flows.ingest.trades.DeliveryFailed: If any trade was not delivered.
     """
     start_us = time.time_ns() // 1_000
     market = SyntheticMarket(
@@ -191,7 +191,7 @@ def publish_market(
 
     Raises:
         ValueError: On a non-positive duration.
-        flows.ingest.DeliveryFailed: If any trade was not delivered.
+        flows.ingest.trades.DeliveryFailed: If any trade was not delivered.
     """
     if duration is not None and not duration > 0:
         raise ValueError(f"duration must be positive, got {duration}")

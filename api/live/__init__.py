@@ -1,1 +1,7 @@
-"""Live delivery: one consumer of the live topics per process, fanned out to clients."""
+"""Live delivery: one consumer of the live topics per process, fanned out to clients.
+
+`feed` (the consumer) -> `board` and `candles` (forming candles) -> `hub` (bounded
+per-client queues); `delayed`: the free tier's board; `users`: a user's sessions;
+`protocol` and `rate`: the WebSocket's operations and message rate; `deps`: what a route
+asks for.
+"""

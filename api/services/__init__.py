@@ -1,1 +1,6 @@
-"""What the API does, without FastAPI: queries, filters, boards. Routes stay thin."""
+"""What the API does, without FastAPI: queries, filters, boards. Routes stay thin.
+
+`board` chooses a request's live, delayed or past board; the scanner filter is `filters`
+(the model), `filter_query` (query parameters), `filter_eval` (live) and `filter_sql`
+(ClickHouse); `candles`, `symbols`, `signals` read history.
+"""

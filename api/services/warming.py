@@ -1,6 +1,6 @@
 """How far the history fetched at start has come: symbols done of those that lacked it.
 
-Live ingest (`flows.history`) writes its progress to ``history_progress`` every few
+Live ingest (`flows.ingest.history`) writes its progress to ``history_progress`` every few
 seconds, so an API in another process can say the board is still warming up. A row not
 marked finished that has not been renewed for `STALE_AFTER_S` belongs to an ingest that
 stopped: it is not a warm-up any more.

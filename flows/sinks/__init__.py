@@ -1,1 +1,7 @@
-"""Connectors that take flow output out: ClickHouse and Kafka."""
+"""Connectors that take flow output out.
+
+- `clickhouse`: rows buffered per table, inserted as TabSeparated batches; `symbols` and
+  `scanner_tables` use it for their tables.
+- `kafka`: candles and dead letters produced keyed.
+- `dead_letters`: rejects kept beyond a run (a JSON-lines file and ClickHouse).
+"""

@@ -1,1 +1,9 @@
-"""Connectors that bring data into flows: Kafka, exchange decoders, capture and archive files."""
+"""Connectors that bring data into flows.
+
+- `binance/`: REST and WebSocket market data within Binance's limits, and the normalisers
+  of its messages.
+- `files`: WebSocket capture files and data.binance.vision archives as trades;
+  `market_guess`: spot or USDⓈ-M, told by their decimals.
+- `kafka`: Kafka input in micro-batches.
+- `simulator/`: the synthetic market (exchange `sim`).
+"""

@@ -19,7 +19,7 @@ from typing import IO, Literal, NamedTuple, cast
 
 import msgspec
 
-from flows.sources.binance import (
+from flows.sources.binance.trades import (
     BinanceDecodeError,
     BinanceDecoder,
     checked,

@@ -18,8 +18,8 @@ from typing import Any
 
 from bytewax.testing import run_main
 
-from flows import trade_store
-from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles import trade_store
+from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
 from runtime.clickhouse import connect
 from runtime.migrate import migrate
 

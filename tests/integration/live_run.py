@@ -1,4 +1,4 @@
-"""Running `flows.live.LiveIngest` against the fake Binance inside an integration test,
+"""Running `flows.ingest.run.LiveIngest` against the fake Binance inside an integration test,
 and reading back what it published to check it against the fake's ground truth."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, TopicPartition
 
-from flows.candle_engine import PartitionCandles
-from flows.live import IngestReport, LiveIngest
-from flows.sources.binance_rest import parse_agg_trades, parse_trades
+from flows.candles.engine import PartitionCandles
+from flows.ingest.run import IngestReport, LiveIngest
+from flows.sources.binance.rest import parse_agg_trades, parse_trades
 from runtime.kafka import consumer_config
 from runtime.settings import ClickHouseSettings, IngestSettings, KafkaSettings, Settings
 from schemas import topics

@@ -30,18 +30,17 @@ from api.services.symbols import SymbolDirectory
 from api.store import Store
 from flows.sinks.clickhouse import CandleSource, CandleWriter
 from flows.sinks.symbols import SymbolWriter
-from flows.sources.binance_symbols import symbol_infos
+from flows.sources.binance.symbols import symbol_infos
 from runtime.migrate import migrate
 from runtime.settings import ClickHouseSettings, KafkaSettings, Settings
 from schemas.candles import Candle
 from tests.fakes.binance import FakeBinance
+from tests.shared_data import SHARED_DATA
 from tickscan.replay import replay
 
 pytestmark = pytest.mark.integration
 
-DATA = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-um-btcusdt-20240808"
-)
+DATA = SHARED_DATA / "binance-um-btcusdt-20240808"
 KLINES = DATA / "BTCUSDT-1m-2024-08_um_klines_2024-08-08T2350_2024-08-09T0010.csv"
 CAPTURE = DATA / "hftbacktest_usdm_btcusdt_20240808.gz"
 

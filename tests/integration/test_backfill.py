@@ -20,7 +20,7 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 
 from flows.sinks.clickhouse import CandleWriter
-from flows.sources.binance_rest import (
+from flows.sources.binance.rest import (
     BinanceApiError,
     BinanceBanned,
     BinanceRest,

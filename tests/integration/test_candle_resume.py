@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from flows.candles import partition_of
-from flows.ingest import TradePublisher
+from flows.candles.flow import partition_of
+from flows.ingest.trades import TradePublisher
 from runtime.kafka import ensure_topics, producer_config
 from schemas.trades import Trade
 

@@ -13,11 +13,11 @@ from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
 from rich.console import Console
 
-from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
-from flows.ingest import TradePublisher
+from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles.trade_store import TradeStoreSettings
+from flows.ingest.trades import TradePublisher
 from flows.sources.files import read_trades
 from flows.sources.kafka import RunBounds
-from flows.trade_store import TradeStoreSettings
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
 from runtime.settings import ClickHouseSettings, KafkaSettings, Settings

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from flows.sources.binance import BinanceDecoder
+from flows.sources.binance.trades import BinanceDecoder
 from schemas.trades import Market, Trade
 from tests.fakes.binance import FakeBinance
 

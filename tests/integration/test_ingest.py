@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from flows.ingest import DeliveryFailed, PublishReport, TradePublisher
+from flows.ingest.trades import DeliveryFailed, PublishReport, TradePublisher
 from flows.sources.files import Rejected
 from flows.sources.simulator import SyntheticMarket
 from runtime.broker import free_port

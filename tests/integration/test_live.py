@@ -1,6 +1,6 @@
 """Live ingest against the fake Binance, the real broker and ClickHouse: no trade lost.
 
-Each scenario runs `flows.live.LiveIngest` against `tests.fakes.binance.FakeBinance`,
+Each scenario runs `flows.ingest.run.LiveIngest` against `tests.fakes.binance.FakeBinance`,
 makes the exchange misbehave (a cut, a rotation, a shutdown notice, ids never sent, a
 delisting), then stops the exchange's trading, lets ingest catch up, stops it, reads the
 trades topic back and compares trade ids with the fake's ground truth: every trade from
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from flows.live import IngestReport, LiveIngest
+from flows.ingest.run import IngestReport, LiveIngest
 from runtime.settings import Settings
 from schemas import topics
 from schemas.quotes import quote_decoder

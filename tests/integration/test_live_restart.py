@@ -17,9 +17,9 @@ from decimal import Decimal
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from flows.ingest import TradePublisher
-from flows.live import IngestReport
-from flows.resume import LastTrade, last_trades_in_clickhouse, last_trades_in_topic, newest
+from flows.ingest.resume import LastTrade, last_trades_in_clickhouse, last_trades_in_topic, newest
+from flows.ingest.run import IngestReport
+from flows.ingest.trades import TradePublisher
 from runtime.kafka import ensure_topics
 from runtime.settings import Settings
 from schemas import topics

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from flows.live import IngestReport, LiveStatus
+from flows.ingest.run import IngestReport, LiveStatus
 from runtime.settings import Settings
 from schemas import topics
 from tests.fakes.binance import FakeBinance

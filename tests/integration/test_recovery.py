@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
-from flows.ingest import TradePublisher
+from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.ingest.trades import TradePublisher
 from flows.recovery import run_flow
 from flows.sources.kafka import RunBounds
 from flows.sources.simulator import SyntheticMarket

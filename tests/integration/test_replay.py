@@ -15,7 +15,7 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 from rich.console import Console
 
-from flows.candles import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
 from flows.sources.kafka import RunBounds
 from runtime.kafka import consumer_config, ensure_topics, producer_config
 from runtime.settings import ClickHouseSettings, KafkaSettings, Settings

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared_data import SHARED_DATA
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / ".." / "shared" / "data" / "binance-um-btcusdt-20240808"
+DATA = SHARED_DATA / "binance-um-btcusdt-20240808"
 CAPTURE = DATA / "hftbacktest_usdm_btcusdt_20240808.gz"
 KLINES = DATA / "BTCUSDT-1m-2024-08_um_klines_2024-08-08T2350_2024-08-09T0010.csv"
 TIMEOUT_S = 300

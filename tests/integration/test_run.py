@@ -12,7 +12,7 @@ import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from flows.candles import FlowCounters
+from flows.candles.flow import FlowCounters
 from runtime.clickhouse import connect
 from runtime.settings import ApiSettings, ClickHouseSettings, Settings
 from tickscan.run import Endpoints, RunOptions, banner, run
@@ -194,16 +194,10 @@ def test_the_replay_source_skips_a_file_cut_short_and_publishes_the_next(
 
     from runtime.kafka import ensure_topics
     from schemas import topics
+    from tests.shared_data import SHARED_DATA
     from tickscan.run import _publish_files
 
-    capture = (
-        Path(__file__).resolve().parents[2]
-        / ".."
-        / "shared"
-        / "data"
-        / "binance-um-btcusdt-20240808"
-        / "hftbacktest_usdm_btcusdt_20240808.gz"
-    )
+    capture = SHARED_DATA / "binance-um-btcusdt-20240808" / "hftbacktest_usdm_btcusdt_20240808.gz"
     cut = tmp_path / "cut.gz"
     cut.write_bytes(capture.read_bytes()[:100_000])
     with gzip.open(capture, "rb") as f:

@@ -21,14 +21,14 @@ from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from flows.candles import CandleFlowSettings
-from flows.candles import build_kafka_flow as build_candle_flow
-from flows.ingest import TradePublisher
-from flows.quote_publisher import QuotePublisher
+from flows.candles.flow import CandleFlowSettings
+from flows.candles.flow import build_kafka_flow as build_candle_flow
+from flows.ingest.quotes import QuotePublisher
+from flows.ingest.trades import TradePublisher
 from flows.recovery import run_flow
-from flows.signal_rules import SignalParams
-from flows.signals import SignalCounters, SignalFlowSettings, build_kafka_flow
-from flows.sources.binance_book import BookTickerDecoder
+from flows.signals.flow import SignalCounters, SignalFlowSettings, build_kafka_flow
+from flows.signals.rules import SignalParams
+from flows.sources.binance.book import BookTickerDecoder
 from flows.sources.files import read_trades
 from flows.sources.kafka import RunBounds
 from runtime.kafka import consumer_config, ensure_topics, producer_config
@@ -39,13 +39,12 @@ from schemas.quotes import Quote
 from schemas.ranks import RankRow, rank_decoder
 from schemas.signals import Signal, signal_decoder
 from schemas.trades import Trade
+from tests.shared_data import SHARED_DATA
 from tickscan.signals import SignalsSettings, run_signals
 
 pytestmark = pytest.mark.integration
 
-DATA = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-um-btcusdt-20240808"
-)
+DATA = SHARED_DATA / "binance-um-btcusdt-20240808"
 CAPTURE = DATA / "hftbacktest_usdm_btcusdt_20240808.gz"
 SYMBOL = "BTCSIGUSDT"
 """The capture's BTCUSDT under a name of its own, so other tests' replays of the same

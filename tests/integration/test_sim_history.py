@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from flows.candle_engine import PartitionCandles
+from flows.candles.engine import PartitionCandles
 from flows.sinks.clickhouse import CandleWriter
 from flows.sources.simulator import SyntheticMarket
 from runtime.migrate import migrate

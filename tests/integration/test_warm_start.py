@@ -15,12 +15,12 @@ from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Producer
 
-from flows.candle_history import QUOTE, VOLUME
-from flows.signal_rules import SignalParams
-from flows.signals import SignalCounters, SignalFlowSettings, build_kafka_flow
+from flows.signals.flow import SignalCounters, SignalFlowSettings, build_kafka_flow
+from flows.signals.history import QUOTE, VOLUME
+from flows.signals.rules import SignalParams
+from flows.signals.warm_start import WarmStart, read_histories
 from flows.sinks.clickhouse import CandleWriter
 from flows.sources.kafka import RunBounds
-from flows.warm_start import WarmStart, read_histories
 from runtime.kafka import ensure_topics, producer_config
 from runtime.migrate import migrate
 from schemas import topics

@@ -5,22 +5,22 @@ from __future__ import annotations
 import csv
 import random
 from decimal import Decimal
-from pathlib import Path
 
 import msgspec
 import numpy as np
 import pytest
 
-from flows.candle_engine import PartitionCandles
+from flows.candles.engine import PartitionCandles
 from flows.sources.files import read_trades
 from schemas.bars import COLUMN_ROWS, BarBuilder, rollup, rollup_columns
 from schemas.candles import KLINE_FIELDS, Candle
 from schemas.trades import Trade
+from tests.shared_data import SHARED_DATA
 
 D = Decimal
 S = 1_000
 M = 60_000
-DAY = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "binance-um-btcusdt-20240808"
+DAY = SHARED_DATA / "binance-um-btcusdt-20240808"
 CAPTURE = DAY / "hftbacktest_usdm_btcusdt_20240808.gz"
 KLINES = DAY / "BTCUSDT-1m-2024-08_um_klines_2024-08-08T2350_2024-08-09T0010.csv"
 M2355 = 1_723_161_300_000  # 2024-08-08 23:55 UTC

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flows.sinks.clickhouse import CANDLE_COLUMNS, tsv_rows
-from flows.sources.binance_rest import Kline
+from flows.sources.binance.rest import Kline
 from runtime.settings import ClickHouseSettings, Settings
 from tickscan.backfill import (
     BackfillError,

@@ -1,0 +1,540 @@
+"""1s and 1m candles from normalised trades: md.trades.v1 -> candles_1s/1m + md.candles.v1.
+
+The kline rules live in `flows.candles.engine`; this module adapts them to Bytewax. Each
+Kafka partition is one keyed state (a `PartitionCandles` holding all of its symbols),
+fed whole fetched batches, so the per-item cost of the dataflow is paid per batch, not
+per trade, and a symbol's trades stay in order in one state.
+
+A live flow that starts without a Bytewax snapshot resumes from ClickHouse
+(`StoreResume`): every symbol's series go on where the stored candles end and the minute
+it had open rolls up its stored seconds with the new ones, so a 1m candle equals the
+roll-up of its stored 1s candles across a crash too.
+
+Each trade counts once: the engine drops a trade whose raw ids it has folded already (a
+copy delivered again: Kafka is at least once), including those of the stored candles it
+resumed from. `FlowCounters.duplicates` counts them, and each partition logs them at INFO
+every `DUPLICATES_LOG_EVERY_S` while they come and once more when its run ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Context, Decimal, localcontext
+from typing import Any
+
+from bytewax import operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulLogic
+from bytewax.outputs import Sink
+from pydantic import Field
+
+from flows.batching import BatchSettings
+from flows.candles.engine import (
+    EngineStats,
+    PartitionCandles,
+    StoredSeries,
+    SymbolCandles,
+    resumed_symbol,
+)
+from flows.dead_letters import dead_letter_message, record_dead_letter
+from flows.sinks.clickhouse import CandleWriter, ClickHouseSink
+from flows.sinks.kafka import KafkaListSink
+from flows.sources.kafka import KafkaBatchSource, RecordBatch, RunBounds, StartAt
+from runtime.kafka import consumer_config, partition_count, producer_config
+from schemas import topics
+from schemas.candles import INTERVAL_MS, Candle, Interval, encode_candle
+from schemas.deadletter import DeadLetter
+from schemas.trades import Trade, trade_decoder
+
+logger = logging.getLogger(__name__)
+
+STAGE = "candles"
+
+DUPLICATES_LOG_EVERY_S = 60.0
+"""A partition that drops duplicate trades says so at INFO at most this often."""
+
+# Sums of 8- and 16-decimal values never come near 60 significant digits, so no
+# arithmetic in this flow ever rounds.
+_EXACT = Context(prec=60)
+_ZERO = Decimal(0)
+_INF = Decimal("Infinity")
+
+
+class CandleFlowSettings(BatchSettings):
+    """How the candle flow treats time and batches."""
+
+    lateness_ms: int = Field(default=1_000, ge=0)
+    """A window stays open this long after the newest trade time of its partition passes
+    its end, for stragglers from other symbols' connections."""
+
+    horizon_ms: int = Field(default=300_000, ge=60_000)
+    """Emitted candles stay revisable this long; an older late trade is dead-lettered."""
+
+    idle_close_ms: int | None = Field(default=2_000, ge=0)
+    """Live only: when a partition has been read to its end and this much wall time has
+    passed since its newest trade, let its event time run on with wall time so quiet
+    windows close. None for replays, which end with an end marker instead."""
+
+
+@dataclass
+class FlowCounters:
+    """Live counts of a running candle flow, for progress reports (read from any thread)."""
+
+    trades: int = 0
+    dead_letters: int = 0
+    candles: int = 0
+    revisions: int = 0
+    partitions_done: int = 0
+    engines: list[EngineStats] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        """Trades dropped because they had been folded already (delivered twice)."""
+        return sum(stats.duplicates for stats in self.engines)
+
+
+@dataclass(frozen=True, slots=True)
+class CandleOutput:
+    """What one batch of trades produced."""
+
+    candles: list[Candle]
+    dead_letters: list[DeadLetter]
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition a keyed record goes to: librdkafka's default partitioner.
+
+    `consistent_random`: CRC-32 of the key modulo the partition count, which every
+    producer of this project uses (none sets another partitioner or a partition).
+    """
+    return zlib.crc32(key) % partitions
+
+
+# Per symbol and interval, from the start of the revision horizon before the newest
+# stored second: the candles the engine needs (real or revised, and the newest one) with
+# the series' first open time. One query for every symbol; rows of our own flow only
+# (`source = 'trades'`), since backfilled klines are no state of it.
+_VALUES = Candle.__struct_fields__[Candle.__struct_fields__.index("open") :]
+"""A candle's columns after its identity and times (open .. version), in `Candle` order."""
+_FIRST_MS = 5 + len(_VALUES)  # where `_RESUME_QUERY`'s rows go on after them
+
+_RESUME_QUERY = f"""
+WITH (SELECT max(open_time) FROM {{db:Identifier}}.candles_1s WHERE source = 'trades') AS newest,
+     toDateTime64(toStartOfMinute(newest - toIntervalMillisecond({{horizon:Int64}})), 3) AS since
+SELECT interval, exchange, market, symbol, toUnixTimestamp64Milli(open_time) AS open_ms,
+       {", ".join(_VALUES)},
+       toUnixTimestamp64Milli(first_open) AS first_ms, toUnixTimestamp64Milli(since) AS since_ms
+FROM (
+    SELECT '1s' AS interval, *,
+           min(open_time) OVER symbol AS first_open, max(open_time) OVER symbol AS last_open
+    FROM {{db:Identifier}}.candles_1s FINAL
+    WHERE open_time >= since AND source = 'trades'
+    WINDOW symbol AS (PARTITION BY exchange, market, symbol)
+    UNION ALL
+    SELECT '1m' AS interval, *,
+           min(open_time) OVER symbol AS first_open, max(open_time) OVER symbol AS last_open
+    FROM {{db:Identifier}}.candles_1m FINAL
+    WHERE open_time >= since AND source = 'trades'
+    WINDOW symbol AS (PARTITION BY exchange, market, symbol)
+)
+WHERE count > 0 OR version > 1 OR open_time = last_open
+ORDER BY interval, exchange, market, symbol, open_time
+"""
+
+
+# The trades the trade store kept from where the stored candles end: their windows were
+# still open when the flow stopped, and a broker that keeps messages in memory only has
+# lost them.
+_TRADES_QUERY = """
+SELECT exchange, market, symbol, trade_id, price, qty, toUnixTimestamp64Micro(time) AS time_us,
+       buyer_is_maker, first_trade_id, last_trade_id
+FROM {db:Identifier}.trades FINAL
+WHERE time >= fromUnixTimestamp64Milli({since:Int64})
+ORDER BY time, trade_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionResume:
+    """What one partition takes from the store: its symbols' state and the trades after it.
+
+    Attributes:
+        symbols: By Kafka key, each symbol's state (see `resumed_symbols`).
+        trades: By Kafka key, stored trades of windows the stored candles do not hold yet,
+            in time order: they go into the engine before any new record.
+    """
+
+    symbols: dict[object, SymbolCandles] = field(default_factory=dict)
+    trades: list[tuple[bytes, Trade]] = field(default_factory=list)
+
+
+def resumed_symbols(rows: Iterable[tuple[Any, ...]]) -> dict[bytes, SymbolCandles]:
+    """Symbols' engine state from the rows of `_RESUME_QUERY` (pure: no I/O).
+
+    Args:
+        rows: `(interval, exchange, market, symbol, open_ms, open, high, low, close,
+            volume, quote_volume, count, taker_buy_volume, taker_buy_quote_volume,
+            first_trade_id, last_trade_id, version, first_ms, since_ms)`, ordered by
+            interval, symbol and open time.
+
+    Returns:
+        By Kafka key (`exchange:market:symbol`, bytes as the records carry it), the state
+        of every symbol with stored 1s candles in the span.
+    """
+    series: dict[tuple[str, str], list[Candle]] = {}
+    firsts: dict[tuple[str, str], int] = {}
+    since: int | None = None
+    for row in rows:
+        interval: Interval = row[0]
+        candle = Candle(
+            row[1],
+            row[2],
+            row[3],
+            interval,
+            row[4],
+            row[4] + INTERVAL_MS[interval] - 1,
+            *row[5:_FIRST_MS],
+        )
+        which = (interval, candle.key)
+        series.setdefault(which, []).append(candle)
+        firsts[which] = row[_FIRST_MS]
+        since = row[_FIRST_MS + 1]
+    out: dict[bytes, SymbolCandles] = {}
+    if since is None:
+        return out
+    for (kind, symbol_key), candles in series.items():
+        if kind != "1s":
+            continue
+        minutes = series.get(("1m", symbol_key))
+        out[symbol_key.encode()] = resumed_symbol(
+            StoredSeries(firsts[("1s", symbol_key)], candles[-1], candles),
+            None
+            if minutes is None
+            else StoredSeries(firsts[("1m", symbol_key)], minutes[-1], minutes),
+            since,
+        )
+    return out
+
+
+class StoreResume:
+    """The candle flow's state as ClickHouse holds it, loaded once and shared by partitions.
+
+    Each symbol takes the raw trade ids of its stored 1s candles within the revision
+    horizon, so a trade they count that is delivered again (an ingest that restarted too)
+    is dropped as a duplicate, not counted twice; one older than the horizon is
+    dead-lettered as too late. So use it where the trade source starts about where the
+    stored candles end (reading from the topic's end, or an embedded broker whose topics
+    start empty), not at the beginning of a long topic.
+
+    Args:
+        clickhouse: Returns the ClickHouse client to read with.
+        database: Database holding candles_1s and candles_1m.
+        horizon_ms: The revision horizon: how much history is read back.
+        partitions: Returns the trade topic's partition count (to tell which partition's
+            state a symbol is).
+    """
+
+    def __init__(
+        self,
+        clickhouse: Callable[[], Any],
+        database: str,
+        horizon_ms: int,
+        partitions: Callable[[], int],
+    ) -> None:
+        self._clickhouse = clickhouse
+        self._database = database
+        self._horizon_ms = horizon_ms
+        self._partitions = partitions
+        self._lock = threading.Lock()
+        self._by_partition: dict[int, PartitionResume] | None = None
+
+    def take(self, partition: int) -> PartitionResume:
+        """What one partition resumes from (each partition takes its own once)."""
+        with self._lock:
+            if self._by_partition is None:
+                self._by_partition = self._load()
+            return self._by_partition.pop(partition, PartitionResume())
+
+    def _load(self) -> dict[int, PartitionResume]:
+        started = time.monotonic()
+        client = self._clickhouse()
+        result = client.query(
+            _RESUME_QUERY, parameters={"db": self._database, "horizon": self._horizon_ms}
+        )
+        symbols = resumed_symbols(result.result_rows)
+        count = self._partitions()
+        by_partition: dict[int, PartitionResume] = {}
+        for key, state in symbols.items():
+            by_partition.setdefault(partition_of(key, count), PartitionResume()).symbols[key] = (
+                state
+            )
+        trades = 0
+        if symbols:
+            ends = {key: state.s1.upto for key, state in symbols.items()}
+            since = min(end for end in ends.values() if end is not None)
+            rows = client.query(
+                _TRADES_QUERY, parameters={"db": self._database, "since": since}
+            ).result_rows
+            for row in rows:
+                trade = Trade(*row)
+                key = topics.symbol_key(trade.exchange, trade.market, trade.symbol).encode()
+                end = ends.get(key)
+                # A symbol with no stored candles from `since` on has none of its trades counted.
+                if end is None or trade.time_us // 1000 >= end:
+                    part = by_partition.setdefault(partition_of(key, count), PartitionResume())
+                    part.trades.append((key, trade))
+                    trades += 1
+        logger.info(
+            "candle flow resumes %d symbols and %d trades after them from ClickHouse "
+            "(%d candle rows, %.2f s)",
+            len(symbols),
+            trades,
+            len(result.result_rows),
+            time.monotonic() - started,
+        )
+        return by_partition
+
+
+class CandleLogic(StatefulLogic[RecordBatch, CandleOutput, PartitionCandles]):
+    """Bytewax adaptor: record batches of one partition in, candles out."""
+
+    def __init__(
+        self,
+        settings: CandleFlowSettings,
+        resume: PartitionCandles | None,
+        counters: FlowCounters,
+        store: StoreResume | None = None,
+    ) -> None:
+        self._settings = settings
+        self._engine = resume or PartitionCandles(settings.lateness_ms, settings.horizon_ms)
+        # Without a snapshot, the stored state of this partition's symbols is taken in at
+        # the first item, which names the partition.
+        self._store = store if resume is None else None
+        self._decode = trade_decoder().decode
+        self._counters = counters
+        counters.engines.append(self._engine.stats)
+        self._last_trade_wall_ms: int | None = None
+        self._partition: int | None = None
+        self._ended = False
+        self._logged_duplicates = self._engine.stats.duplicates
+        self._logged_at = time.monotonic()
+
+    def on_item(self, value: RecordBatch) -> tuple[Iterable[CandleOutput], bool]:
+        engine = self._engine
+        candles: list[Candle] = []
+        dead: list[DeadLetter] = []
+        self._partition = value.partition
+        if self._store is not None:
+            self._resume(self._store.take(value.partition), candles)
+            self._store = None
+        if value.records:
+            self._counters.trades += len(value.records)
+
+            def reject(record: Any, reason: str, detail: str) -> None:
+                # A control record (an end-of-run marker) is not a trade and not an error.
+                if reason != "undecodable" or not topics.is_control(record.headers()):
+                    dead.append(record_dead_letter(STAGE, record, reason, detail))
+
+            with localcontext(_EXACT):
+                engine.fold(value.records, self._decode, candles, reject)
+                engine.advance(candles)
+            self._last_trade_wall_ms = value.wall_ms
+        elif value.caught_up and not value.end:
+            self._maybe_idle(value.wall_ms, candles)
+        if value.end:
+            with localcontext(_EXACT):
+                engine.flush(candles)
+            self._counters.partitions_done += 1
+            self._log_end()
+        elif engine.stats.duplicates != self._logged_duplicates:
+            self._log_duplicates()
+        return self._emit(candles, dead), StatefulLogic.RETAIN
+
+    def _log_duplicates(self) -> None:
+        """At most every `DUPLICATES_LOG_EVERY_S`: the duplicates dropped since the last line."""
+        now = time.monotonic()
+        if now - self._logged_at < DUPLICATES_LOG_EVERY_S:
+            return
+        stats = self._engine.stats
+        logger.info(
+            "candle flow, partition %s: %d duplicate trades dropped in the last %.0f s "
+            "(%d since start; %d trades folded)",
+            self._partition,
+            stats.duplicates - self._logged_duplicates,
+            now - self._logged_at,
+            stats.duplicates,
+            stats.trades,
+        )
+        self._logged_duplicates = stats.duplicates
+        self._logged_at = now
+
+    def _log_end(self) -> None:
+        self._ended = True
+        stats = self._engine.stats
+        if not (stats.trades or stats.duplicates or stats.overlapping or stats.too_late):
+            return  # a partition that had no trade has nothing to say
+        logger.info(
+            "candle flow, partition %s done: %d trades folded, %d duplicate trades dropped, "
+            "%d overlapping and %d too late sent to the dead letters",
+            self._partition,
+            stats.trades,
+            stats.duplicates,
+            stats.overlapping,
+            stats.too_late,
+        )
+        self._logged_duplicates = stats.duplicates
+        self._logged_at = time.monotonic()
+
+    def _resume(self, stored: PartitionResume, candles: list[Candle]) -> None:
+        engine = self._engine
+        engine.resume(stored.symbols)
+        with localcontext(_EXACT):
+            for key, trade in stored.trades:
+                engine.add(key, trade, candles)
+        self._counters.trades += len(stored.trades)
+
+    def _maybe_idle(self, wall_ms: int, candles: list[Candle]) -> None:
+        idle = self._settings.idle_close_ms
+        last = self._last_trade_wall_ms
+        if idle is None or last is None:
+            return
+        quiet = wall_ms - last
+        if quiet >= idle:
+            with localcontext(_EXACT):
+                self._engine.advance_idle(quiet, candles)
+
+    def _emit(self, candles: list[Candle], dead: list[DeadLetter]) -> list[CandleOutput]:
+        if not candles and not dead:
+            return []
+        counters = self._counters
+        counters.candles += len(candles)
+        counters.dead_letters += len(dead)
+        return [CandleOutput(candles, dead)]
+
+    def on_eof(self) -> tuple[Iterable[CandleOutput], bool]:
+        candles: list[Candle] = []
+        with localcontext(_EXACT):
+            self._engine.flush(candles)
+        if not self._ended:  # a live flow stopping: its partition's summary, once
+            self._log_end()
+        return self._emit(candles, []), StatefulLogic.RETAIN
+
+    def notify_at(self) -> None:
+        return None
+
+    def snapshot(self) -> PartitionCandles:
+        return self._engine
+
+
+def candle_message(candle: Candle) -> tuple[str, bytes]:
+    """Kafka key and value of a candle."""
+    return candle.key, encode_candle(candle)
+
+
+def build_flow(
+    settings: CandleFlowSettings,
+    source: Source[tuple[str, RecordBatch]],
+    candle_sinks: Mapping[str, Sink[tuple[str, list[Candle]]]],
+    dead_letter_sink: Sink[tuple[str, list[DeadLetter]]],
+    counters: FlowCounters | None = None,
+    flow_id: str = "candles",
+    store: StoreResume | None = None,
+) -> Dataflow:
+    """Wire the candle flow.
+
+    Args:
+        settings: Time and batching rules.
+        source: `(partition, RecordBatch)` items, e.g. `flows.sources.kafka.KafkaBatchSource`.
+        candle_sinks: By name (it names the output step `candles_to_<name>`); each
+            receives `(partition, [Candle, ...])` items.
+        dead_letter_sink: Receives `(partition, [DeadLetter, ...])` items.
+        counters: Filled with live counts, for progress reports.
+        flow_id: The dataflow's id (it names recovery state).
+        store: Where a partition without a snapshot takes its symbols' state from.
+
+    Returns:
+        The dataflow, ready for `bytewax.run` or `bytewax.testing.run_main`.
+    """
+    counters = counters if counters is not None else FlowCounters()
+    flow = Dataflow(flow_id)
+    batches = op.input("trades_in", flow, source)
+
+    def builder(resume: PartitionCandles | None) -> CandleLogic:
+        return CandleLogic(settings, resume, counters, store)
+
+    outputs = op.stateful("candles", batches, builder)
+    candles = op.filter_map_value("candles_only", outputs, lambda out: out.candles or None)
+    for name, sink in candle_sinks.items():
+        op.output(f"candles_to_{name}", candles, sink)
+    dead = op.filter_map_value("dead_letters_only", outputs, lambda out: out.dead_letters or None)
+    op.output("dead_letters_to_kafka", dead, dead_letter_sink)
+    return flow
+
+
+def build_kafka_flow(
+    settings: CandleFlowSettings,
+    *,
+    bootstrap: str,
+    clickhouse: Callable[[], Any],
+    database: str,
+    start: StartAt | RunBounds = "end",
+    trades_topic: str = topics.TRADES,
+    candles_topic: str = topics.CANDLES,
+    dead_letter_topic: str = topics.DEADLETTER,
+    counters: FlowCounters | None = None,
+    stop: threading.Event | None = None,
+    resume_from_store: bool = False,
+) -> tuple[Dataflow, CandleWriter]:
+    """The production wiring: Kafka trades in; ClickHouse, candle topic and dead letters out.
+
+    Args:
+        settings: Time and batching rules.
+        bootstrap: Kafka bootstrap servers.
+        clickhouse: Returns the ClickHouse client to insert with (called on first insert).
+        database: Database holding candles_1s and candles_1m.
+        start: Where to start reading, or a finite run's bounds.
+        trades_topic: Topic to read trades from.
+        candles_topic: Topic to write candles to.
+        dead_letter_topic: Topic to write rejected messages to.
+        counters: Filled with live counts, for progress reports.
+        stop: Set it to end a live flow (open windows are flushed on the way out).
+        resume_from_store: Without a Bytewax snapshot, resume each symbol from the stored
+            candles (see `StoreResume`); only where the topic starts about where they end.
+
+    Returns:
+        The dataflow and its ClickHouse writer (whose `written` counts rows inserted).
+    """
+    source = KafkaBatchSource(
+        consumer_config(bootstrap),
+        trades_topic,
+        start=start,
+        batch_size=settings.batch_size,
+        stop=stop,
+    )
+    writer = CandleWriter(clickhouse, database, max_age_ms=settings.clickhouse_flush_ms)
+    producer = producer_config(bootstrap)
+    flow = build_flow(
+        settings,
+        source,
+        {
+            "clickhouse": ClickHouseSink(writer),
+            "kafka": KafkaListSink(producer, candles_topic, candle_message),
+        },
+        KafkaListSink(producer, dead_letter_topic, dead_letter_message),
+        counters,
+        store=StoreResume(
+            clickhouse,
+            database,
+            settings.horizon_ms,
+            lambda: partition_count(bootstrap, trades_topic),
+        )
+        if resume_from_store
+        else None,
+    )
+    return flow, writer

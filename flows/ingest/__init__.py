@@ -1,0 +1,12 @@
+"""The live ingest: Binance WebSocket trades and quotes to Kafka, repaired and watched.
+
+- `run`: one asyncio process per market (`tickscan ingest`); `market`: one market's
+  lifecycle, from its symbol universe to shutdown; `status`: its counts and report.
+- `frames`: messages off the sockets, decoded, sequenced and published by `trades` and
+  `quotes`.
+- `sequence`: per-symbol trade ids (duplicates, gaps); `gaps`: repair from REST;
+  `resume`: where a restart picks up; `staleness`: symbols gone silent.
+- `history`: the day of 1m klines and the 24h tickers a fresh store lacks.
+- `crosscheck`: our 1m candles against the exchange's closed klines; `data_quality`:
+  where gaps, mismatches and stale symbols are written.
+"""

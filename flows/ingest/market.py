@@ -1,0 +1,465 @@
+"""`LiveIngest`: one Binance market followed live, from its symbol universe to shutdown.
+
+The lifecycle lives here: the Kafka topics and ClickHouse tables made sure of, the
+symbols TRADING read and refreshed, each symbol resumed after its last published trade,
+the tasks run until a stop and wound down in an order that loses no frame. The work at
+the socket is composed in: `flows.ingest.frames.FrameHandler` decodes, sequences and
+publishes each frame, `flows.ingest.gaps.GapWatch` sees each gap repaired or refused,
+`flows.ingest.staleness.StaleMonitor` watches for silent symbols, `flows.ingest.history.History`
+fetches the day of 1m candles the store lacks (behind gap repair in the REST budget) and,
+when on, `flows.ingest.crosscheck.LiveCrossCheck` checks our candles. Its status and report
+are built and logged by `flows.ingest.status`. `flows.ingest.run` runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+import aiohttp
+
+from flows.ingest.crosscheck import CandleFeed, CrossChecker, LiveCrossCheck
+from flows.ingest.data_quality import DataQualityLog
+from flows.ingest.frames import FrameHandler
+from flows.ingest.gaps import GapFiller, GapRepairer, GapWatch, RestGapFiller
+from flows.ingest.history import History, HistoryPublisher, HistoryReport
+from flows.ingest.quotes import QuotePublisher
+from flows.ingest.resume import last_published
+from flows.ingest.sequence import TradeSequencer
+from flows.ingest.staleness import StaleMonitor
+from flows.ingest.status import (
+    IngestCounts,
+    IngestReport,
+    LiveStatus,
+    final_report,
+    log_report,
+    log_status,
+    snapshot,
+)
+from flows.ingest.trades import IngestError, TradePublisher
+from flows.sinks.symbols import SymbolWriter
+from flows.sources.binance.rest import BinanceRest, BinanceRestError
+from flows.sources.binance.streams import streams_for, trade_stream_kind, trading_symbols
+from flows.sources.binance.symbols import symbol_infos
+from flows.sources.binance.ws import Frame, StreamPool, default_ws_base, route, ws_policy
+from runtime.clickhouse import connect
+from runtime.kafka import ensure_topics
+from runtime.migrate import migrate
+from runtime.process import release_memory
+from runtime.settings import Settings
+from schemas import topics
+from schemas.trades import Market
+
+logger = logging.getLogger(__name__)
+
+EXCHANGE = "binance"
+
+
+class LiveIngestError(IngestError):
+    """Live ingestion cannot start or cannot go on."""
+
+
+# -- the pipeline ----------------------------------------------------------------------------
+
+
+ExchangeInfo = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class LiveIngest:
+    """Follows one Binance market live and publishes its trades and quotes to Kafka.
+
+    Build it, `run` it until a stop event, and ask `status` any time meanwhile.
+
+    Args:
+        settings: Process settings: Kafka (``kafka.bootstrap`` is required), ClickHouse
+            (``data_quality``) and `IngestSettings`.
+        market: ``spot`` or ``usdm``.
+        rest_url: Binance REST base URL (tests: the fake's); production by default.
+        ws_base: Binance WebSocket base URL (tests: the fake's); production by default.
+        symbols: Follow only these symbols (still only while TRADING); None follows
+            the whole exchange, new listings included.
+        gap_filler: Where gaps are fetched from; REST through `BinanceRest` by default.
+        trades_topic: Topic of the trades.
+        quotes_topic: Topic of the quotes.
+        deadletter_topic: Topic of the messages that could not be decoded.
+        crosscheck: Also follow the exchange's closed 1m klines and check our candles
+            (read from `candles_topic`) against them; mismatches go to ``data_quality``.
+        candles_topic: Topic of our candles, for the cross-check, and of the history's.
+        tickers_topic: Topic of the exchange's 24h tickers, published with the history.
+
+    With ``ingest.history_h`` above 0, the 1m candles of that many hours the store lacks
+    are fetched at start (`flows.ingest.history`); `history` reports how far it is.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        market: Market,
+        rest_url: str | None = None,
+        ws_base: str | None = None,
+        symbols: Collection[str] | None = None,
+        gap_filler: GapFiller | None = None,
+        trades_topic: str = topics.TRADES,
+        quotes_topic: str = topics.QUOTES,
+        deadletter_topic: str = topics.DEADLETTER,
+        crosscheck: bool = False,
+        candles_topic: str = topics.CANDLES,
+        tickers_topic: str = topics.TICKERS,
+    ) -> None:
+        if market not in ("spot", "usdm"):
+            raise LiveIngestError(f"market must be spot or usdm, not {market!r}")
+        self.settings = settings
+        self.market: Market = market
+        self.rest_url = rest_url
+        self.ws_base = ws_base or default_ws_base(market)
+        self.only = {s.upper() for s in symbols} if symbols is not None else None
+        self.trades_topic = trades_topic
+        self.quotes_topic = quotes_topic
+        self.deadletter_topic = deadletter_topic
+        self.crosscheck = crosscheck
+        self.candles_topic = candles_topic
+        self.tickers_topic = tickers_topic
+        self.counts = IngestCounts()
+        self.symbols: set[str] = set()
+        self._gap_filler = gap_filler
+        self._opts = settings.ingest
+        self._sequencer = TradeSequencer(grace_s=self._opts.gap_grace_s)
+        # Built by `run`, once the publishers exist:
+        self._pool: StreamPool | None = None
+        self._queue: asyncio.Queue[Frame] | None = None
+        self._frames: FrameHandler | None = None
+        self._gaps: GapWatch | None = None
+        self._quote_producer: QuotePublisher | None = None
+        self._checker: LiveCrossCheck | None = None
+        self._log: DataQualityLog | None = None
+        self._stale: StaleMonitor | None = None
+        self._symbol_writer: SymbolWriter | None = None
+        self._history: History | None = None
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self) -> LiveStatus:
+        """A snapshot of connections, per-stream freshness and counters."""
+        return snapshot(
+            self.market,
+            symbols=len(self.symbols),
+            counts=self.counts,
+            sequencer=self._sequencer,
+            pool=self._pool,
+            queue=self._queue,
+            gaps=self._gaps,
+            quotes=self._quote_producer,
+            stale=self._stale,
+            checker=self._checker,
+        )
+
+    @property
+    def history(self) -> HistoryReport | None:
+        """What the history fetch has found and done so far; None when it is off."""
+        return self._history.report if self._history is not None else None
+
+    @property
+    def streams(self) -> set[str]:
+        """The streams subscribed (or being subscribed) right now."""
+        return self._pool.streams if self._pool else set()
+
+    def last_trade_id(self, symbol: str) -> int | None:
+        """The highest trade id received for `symbol` (repairs aside) or, before its first
+        trade, the last one an earlier run published; None when neither is known."""
+        return self._sequencer.last_id(symbol)
+
+    # -- run -------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> IngestReport:
+        """Ingest until `stop` is set, then drain, repair what is open and flush.
+
+        Returns:
+            What was published and repaired.
+
+        Raises:
+            LiveIngestError: No Kafka bootstrap, or the symbol universe cannot be read.
+            flows.ingest.trades.DeliveryFailed: Some trades were not delivered to Kafka.
+        """
+        started = time.monotonic()
+        bootstrap = self.settings.kafka.bootstrap
+        if not bootstrap:
+            raise LiveIngestError("live ingest needs a Kafka cluster: set kafka.bootstrap")
+        wanted = [self.trades_topic, self.quotes_topic, self.deadletter_topic]
+        history_on = self._opts.history_h > 0
+        if self.crosscheck or history_on:
+            wanted.append(self.candles_topic)
+        if history_on:
+            wanted.append(self.tickers_topic)
+        partitions = await asyncio.to_thread(
+            ensure_topics,
+            bootstrap,
+            wanted,
+            self.settings.kafka.partitions,
+            self.settings.kafka.replication_factor,
+        )
+        database = self.settings.clickhouse.database
+        client = await asyncio.to_thread(connect, self.settings.clickhouse_dsn())
+        # Its own client: the data-quality log and the resume scan use `client` from
+        # worker threads, and one clickhouse-connect client runs one query at a time.
+        symbols_client = await asyncio.to_thread(connect, self.settings.clickhouse_dsn())
+        self._symbol_writer = SymbolWriter(lambda: symbols_client, database)
+        # History writes from its own worker thread: its own client too.
+        history_client = (
+            await asyncio.to_thread(connect, self.settings.clickhouse_dsn()) if history_on else None
+        )
+        history_publisher = None
+        try:
+            await asyncio.to_thread(migrate, client, database)
+            async with BinanceRest(
+                self.market, self.rest_url, background_reserve=self._opts.history_reserve
+            ) as rest:
+                publisher = TradePublisher(
+                    bootstrap, topic=self.trades_topic, deadletter_topic=self.deadletter_topic
+                )
+                with publisher:
+                    log = self._log = DataQualityLog(client, database, self.market)
+                    repairer = GapRepairer(
+                        self._gap_filler or RestGapFiller(rest, trade_stream_kind(self.market)),
+                        log,
+                        publisher.publish,
+                        market=self.market,
+                        concurrency=self._opts.repair_concurrency,
+                        attempts=self._opts.repair_attempts,
+                        backoff_s=self._opts.backoff_base_s,
+                    )
+                    gaps = self._gaps = GapWatch(
+                        self._sequencer,
+                        repairer,
+                        market=self.market,
+                        max_restart_gap_trades=self._opts.max_restart_gap_trades,
+                        max_restart_gap_s=self._opts.max_restart_gap_s,
+                    )
+                    self._quote_producer = QuotePublisher(bootstrap, self.quotes_topic)
+                    if history_client is not None:
+                        history_publisher = HistoryPublisher(
+                            bootstrap, self.candles_topic, self.tickers_topic
+                        )
+                        self._history = History(
+                            rest.background(),
+                            history_client,
+                            database,
+                            history_publisher,
+                            hours=self._opts.history_h,
+                            concurrency=self._opts.history_concurrency,
+                            progress_every_s=self._opts.history_progress_every_s,
+                        )
+                    if self.crosscheck:
+                        self._checker = self._cross_check(
+                            bootstrap, partitions[self.candles_topic], log
+                        )
+                    self._frames = FrameHandler(
+                        self.market,
+                        exchange=EXCHANGE,
+                        sequencer=self._sequencer,
+                        gaps=gaps,
+                        publisher=publisher,
+                        quotes=self._quote_producer,
+                        counts=self.counts,
+                        checker=self._checker,
+                    )
+
+                    async def seed(symbols: set[str]) -> None:
+                        published = await last_published(
+                            bootstrap, self.trades_topic, partitions[self.trades_topic],
+                            client, database, EXCHANGE, self.market, symbols,
+                            max_records=self._opts.resume_scan_records,
+                        )  # fmt: skip
+                        gaps.seed(published)
+
+                    try:
+                        await self._follow(rest.exchange_info, seed, stop)
+                    finally:
+                        self._quote_producer.close()
+                        if self._checker is not None:
+                            self._checker.close()
+                    self.counts.quotes_delivered = self._quote_producer.delivered
+                    self.counts.stale = self._stale.found if self._stale else 0
+                    await asyncio.to_thread(publisher.flush)
+                report = publisher.report()
+        finally:
+            if history_publisher is not None:
+                await asyncio.to_thread(history_publisher.close)
+            if history_client is not None:
+                history_client.close()
+            symbols_client.close()
+            client.close()
+        result = final_report(
+            self.market,
+            symbols=len(self.symbols),
+            seconds=time.monotonic() - started,
+            counts=self.counts,
+            pool=self._pool,
+            gaps=self._gaps,
+            publish=report,
+            checker=self._checker,
+        )
+        log_report(result)
+        return result
+
+    def _cross_check(self, bootstrap: str, partitions: int, log: DataQualityLog) -> LiveCrossCheck:
+        opts = self._opts
+        feed = CandleFeed(bootstrap, self.candles_topic, partitions, EXCHANGE, self.market)
+        checker = CrossChecker(
+            EXCHANGE, self.market, settle_ms=int(opts.crosscheck_settle_s * 1000), followed={}
+        )
+        return LiveCrossCheck(checker, feed, log, opts.crosscheck_every_s)
+
+    async def _follow(
+        self,
+        exchange_info: ExchangeInfo,
+        seed: Callable[[set[str]], Awaitable[None]],
+        stop: asyncio.Event,
+    ) -> None:
+        """Subscribe the universe and run every task until `stop`, then wind down."""
+        opts = self._opts
+        policy = ws_policy(self.market, opts)
+        self._queue = asyncio.Queue(policy.queue_size)
+        self._pool = StreamPool(self.ws_base, route(self.market), policy, self._queue)
+        try:
+            symbols = await self._universe(exchange_info)
+        except (BinanceRestError, aiohttp.ClientError, TimeoutError) as exc:
+            await self._pool.close()
+            raise LiveIngestError(f"cannot read the {self.market} symbol universe: {exc}") from exc
+        try:
+            await seed(symbols)
+        except BaseException:
+            await self._pool.close()
+            raise
+        assert self._log is not None and self._frames is not None and self._gaps is not None
+        frames, gaps = self._frames, self._gaps
+        self._stale = StaleMonitor(
+            self._pool.silent,
+            self._pool.last_message_at,
+            self._log,
+            market=self.market,
+            after_s=opts.stale_after_s,
+        )
+        self._apply_universe(symbols)
+        watching = asyncio.create_task(self._stale.run(), name="ingest-stale")
+        tasks = [
+            asyncio.create_task(frames.consume(self._queue), name="ingest-consume"),
+            asyncio.create_task(gaps.run(), name="ingest-gaps"),
+            asyncio.create_task(self._refresh(exchange_info), name="ingest-refresh"),
+            asyncio.create_task(self._log_status(), name="ingest-status"),
+            asyncio.create_task(self._release_memory(), name="ingest-memory"),
+            watching,
+        ]
+        checking = None
+        if self._checker is not None:
+            checking = asyncio.create_task(self._checker.run(), name="ingest-crosscheck")
+            tasks.append(checking)
+        # Not among `tasks`: its end (done, or failed) does not end the ingest.
+        fetching = (
+            asyncio.create_task(self._fetch_history(symbols), name="ingest-history")
+            if self._history is not None
+            else None
+        )
+        stopper = asyncio.create_task(stop.wait(), name="ingest-stop")
+        try:
+            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    raise LiveIngestError(f"{task.get_name()} failed") from task.exception()
+        finally:
+            stopper.cancel()
+            if fetching is not None:
+                fetching.cancel()  # after the write in flight; a restart fetches the rest
+            await self._pool.close()
+            consume = tasks[0]
+            for task in tasks[1:]:
+                if task is not checking and task is not watching:
+                    task.cancel()
+            # Not cancelled: a data_quality row being written is finished first.
+            self._stale.stop()
+            if self._checker is not None:
+                # Not cancelled: it does a last round and leaves the candle topic.
+                self._checker.stop()
+            # Every frame read off a socket is handled: none is lost at shutdown.
+            if not consume.done():
+                consume.cancel()
+            others = [fetching] if fetching is not None else []
+            await asyncio.gather(*tasks, *others, stopper, return_exceptions=True)
+            frames.drain(self._queue)
+            await gaps.finish()
+
+    async def _fetch_history(self, symbols: set[str]) -> None:
+        """Fetch the history the store lacks; a failure is logged, live ingest goes on."""
+        assert self._history is not None
+        try:
+            await self._history.run(symbols)
+        except Exception:
+            logger.exception("%s: fetching history failed; live ingest goes on", self.market)
+
+    async def _universe(self, exchange_info: ExchangeInfo) -> set[str]:
+        info = await exchange_info()
+        await self._record_symbols(info)
+        symbols = trading_symbols(info)
+        if self.only is not None:
+            absent = self.only - symbols
+            if absent:
+                logger.warning("not TRADING on %s: %s", self.market, ", ".join(sorted(absent)))
+            symbols &= self.only
+        return symbols
+
+    async def _record_symbols(self, info: dict[str, Any]) -> None:
+        """Write every listed symbol's metadata (delisted ones too, with their status)."""
+        if self._symbol_writer is None:
+            return
+        infos = symbol_infos(EXCHANGE, self.market, info)
+        try:
+            await asyncio.to_thread(self._symbol_writer.write, infos)
+        except Exception as exc:  # metadata must never stop the trades
+            logger.warning("%s: could not write symbol metadata (%s); will retry", self.market, exc)
+
+    def _apply_universe(self, symbols: set[str]) -> None:
+        assert self._pool is not None and self._frames is not None and self._gaps is not None
+        gone = self.symbols - symbols
+        new = symbols - self.symbols
+        self._pool.set_streams(streams_for(self.market, symbols, klines=self.crosscheck))
+        self.symbols = set(symbols)
+        if gone:
+            self._sequencer.forget(gone)
+            self._frames.forget(gone)
+            self._gaps.forget(gone)
+            if self._stale is not None:
+                self._stale.forget(gone)
+            if self._checker is not None:
+                self._checker.checker.forget(gone)
+            logger.info("%s: no longer trading, unsubscribed: %s", self.market, sorted(gone)[:20])
+        if new:
+            logger.info("%s: following %d new symbol(s)", self.market, len(new))
+
+    async def _refresh(self, exchange_info: ExchangeInfo) -> None:
+        while True:
+            await asyncio.sleep(self._opts.refresh_s)
+            try:
+                symbols = await self._universe(exchange_info)
+            except (BinanceRestError, aiohttp.ClientError, TimeoutError) as exc:
+                logger.warning("symbol refresh failed (%s); keeping %d", exc, len(self.symbols))
+                continue
+            if symbols != self.symbols:
+                self._apply_universe(symbols)
+
+    async def _release_memory(self) -> None:
+        while True:
+            await asyncio.sleep(self._opts.release_memory_every_s)
+            started = time.perf_counter()
+            found = release_memory()
+            logger.debug(
+                "%s: released memory (%d unreachable objects) in %.0f ms",
+                self.market, found, (time.perf_counter() - started) * 1000,
+            )  # fmt: skip
+
+    async def _log_status(self) -> None:
+        while True:
+            await asyncio.sleep(self._opts.status_every_s)
+            log_status(self.status(), self._opts.stale_after_s)

@@ -1,0 +1,10 @@
+"""Signals: md.candles.v1 + md.quotes.v1 + md.tickers.v1 -> ranks, signals and snapshots.
+
+- `history`: each symbol's recent 1s and 1m candles in rings; `metrics`: the rank row
+  computed from them.
+- `rules`: signals as pluggable pure functions of closed bars; `bars`: the 5m..1d bars
+  they read, rolled up by `schemas.bars`.
+- `warm_start`, `warm_bars`: the rings and bars refilled from ClickHouse at start.
+- `flow`: the Bytewax flow (md.ranks.v1, md.signals.v1, ClickHouse `signals` and
+  `rank_snapshots`).
+"""

@@ -1,0 +1,523 @@
+"""Scanner metrics, signals and ranks: md.candles.v1 + md.quotes.v1 + md.tickers.v1 ->
+md.ranks.v1, md.signals.v1, ClickHouse `signals` and `rank_snapshots`.
+
+Each Kafka partition is one keyed state (a `PartitionScanner` holding all of its symbols),
+fed whole fetched batches of both topics. Candles and quotes are keyed by symbol, so with
+the same partition count a symbol sits in the same partition number of both topics, and
+the two inputs keyed by partition number meet in one state.
+
+Per symbol, every new 1s candle yields a `RankRow` as of its close (`flows.signals.metrics`): it
+is published to md.ranks.v1 when it differs from the symbol's last published row (so at
+most once a second per symbol), and written to `rank_snapshots` when it is as of a whole
+minute. Every 1m candle feeds the symbol's bars (`flows.signals.bars`), whose rules
+(`flows.signals.rules`) fire once per closed bar. A replay of the same candles gives the
+same rows and signals; only the bid and ask depend on how the two topics interleave,
+since a row takes the newest quote the flow has read.
+
+Warm start: a partition state that starts without a recovery snapshot takes each symbol's
+history and signal bars from ClickHouse (`flows.signals.warm_start`,
+`flows.signals.warm_bars`) when the symbol's first message arrives, and the topic's
+candles apply on top by key and version: the bars that closed before the start fire
+nothing again, the first one after it fires as in a run that never stopped. 24h tickers
+(one per symbol at a fresh start) stand in for the 24h figures until the symbol's own
+minutes cover the day.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import msgspec
+from bytewax import operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulLogic
+from bytewax.outputs import Sink
+from pydantic import Field
+
+from flows.batching import BatchSettings
+from flows.dead_letters import dead_letter_message, record_dead_letter
+from flows.signals.bars import SymbolBars
+from flows.signals.metrics import SymbolMetrics
+from flows.signals.rules import RULES, Registry, SignalParams
+from flows.signals.warm_start import WarmStart
+from flows.sinks.clickhouse import ClickHouseSink
+from flows.sinks.kafka import KafkaListSink
+from flows.sinks.scanner_tables import ScannerWriter, scanner_writer
+from flows.sources.kafka import KafkaBatchSource, RecordBatch, RunBounds, StartAt
+from runtime.kafka import consumer_config, producer_config
+from schemas import topics
+from schemas.candles import INTERVAL_MS, Candle, candle_decoder
+from schemas.deadletter import DeadLetter
+from schemas.quotes import Quote, quote_decoder
+from schemas.ranks import HISTORY_FIELDS, RankRow, encode_rank
+from schemas.signals import Signal, encode_signal
+from schemas.tickers import Ticker24h, ticker_decoder
+
+logger = logging.getLogger(__name__)
+
+STAGE = "signals"
+SNAPSHOT_EVERY_MS = 60_000
+"""A row as of a multiple of this is written to `rank_snapshots`."""
+
+
+class SignalFlowSettings(BatchSettings):
+    """How the signals flow batches, and its rules' parameters."""
+
+    rules: SignalParams = Field(default_factory=SignalParams)
+
+
+@dataclass
+class SignalCounters:
+    """Live counts of a running signals flow, for progress reports (read from any thread)."""
+
+    candles: int = 0
+    quotes: int = 0
+    tickers: int = 0
+    warm_symbols: int = 0
+    """Symbols whose history came from ClickHouse."""
+    rows: int = 0
+    """Rank rows computed (one per new 1s candle)."""
+    ranks: int = 0
+    """Rows published (those that changed)."""
+    snapshots: int = 0
+    signals: int = 0
+    dead_letters: int = 0
+    ends: int = 0
+    """Partitions (of either topic) whose finite run is complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScannerOutput:
+    """What one batch produced."""
+
+    ranks: list[RankRow] = field(default_factory=list)
+    """Rows that changed, for md.ranks.v1."""
+    snapshots: list[RankRow] = field(default_factory=list)
+    """Rows as of a whole minute, for `rank_snapshots`."""
+    signals: list[Signal] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranks or self.snapshots or self.signals or self.dead_letters)
+
+
+class ScanContext:
+    """What a scanner evaluates and how it reads: rules, parameters, decoders, and where a
+    fresh state finds its history.
+
+    Args:
+        params: Rule parameters and timeframes.
+        registry: The signal rules.
+        quotes_topic: Records of this topic are quotes.
+        tickers_topic: Records of this topic are 24h tickers; every other record is a candle.
+        warm: Symbols' histories for a state that starts without a snapshot, or None.
+    """
+
+    def __init__(
+        self,
+        params: SignalParams,
+        registry: Registry,
+        quotes_topic: str,
+        tickers_topic: str = topics.TICKERS,
+        warm: WarmStart | None = None,
+    ) -> None:
+        self.params = params
+        self.registry = registry
+        self.quotes_topic = quotes_topic
+        self.tickers_topic = tickers_topic
+        self.warm = warm
+        self.decode_candle = candle_decoder().decode
+        self.decode_quote = quote_decoder().decode
+        self.decode_ticker = ticker_decoder().decode
+
+
+class Folded(NamedTuple):
+    """What one `PartitionScanner.fold` read and computed."""
+
+    candles: int
+    quotes: int
+    rows: int
+    tickers: int = 0
+    warm_symbols: int = 0
+
+
+class SymbolScanner:
+    """One symbol's metrics, signal bars and last published row."""
+
+    __slots__ = ("bars", "metrics", "published")
+
+    def __init__(self, candle: Candle, params: SignalParams) -> None:
+        self.metrics = SymbolMetrics(candle.exchange, candle.market, candle.symbol)
+        self.bars = SymbolBars(candle.exchange, candle.market, candle.symbol, params)
+        self.published: tuple[Any, ...] | None = None
+
+
+_HISTORY_AT = RankRow.__struct_fields__.index(HISTORY_FIELDS[0])
+assert RankRow.__struct_fields__[_HISTORY_AT:] == HISTORY_FIELDS
+
+
+def _invalid(candle: Candle) -> str | None:
+    step = INTERVAL_MS[candle.interval]
+    if candle.open_time % step or candle.close_time != candle.open_time + step - 1:
+        return f"{candle.interval} candle at {candle.open_time} is not aligned to its interval"
+    if candle.close <= 0 or candle.volume < 0 or candle.count < 0 or candle.version < 0:
+        return "non-positive close, or negative volume, count or version"
+    return None
+
+
+class PartitionScanner:
+    """Every symbol of one Kafka partition: the flow's whole state for that partition."""
+
+    def __init__(self, from_store: bool = False) -> None:
+        self.symbols: dict[str, SymbolScanner] = {}
+        self.quotes: dict[str, Quote] = {}
+        """Newest quote of each symbol that has no candle yet."""
+        self.tickers: dict[str, Ticker24h] = {}
+        """Newest 24h ticker of each symbol that has no candle yet."""
+        self.from_store = from_store
+        """A new symbol takes its history from the context's warm start."""
+        self._warmed = 0
+
+    def fold(
+        self,
+        records: Iterable[Any],
+        context: ScanContext,
+        out: ScannerOutput,
+        reject: Callable[[Any, str, str], None],
+    ) -> Folded:
+        """Fold a batch of candle, quote and ticker records in, appending what they produce.
+
+        Args:
+            records: Kafka records of the candle, quote and ticker topics, in offset order
+                per topic.
+            context: The rules, and how to read the records.
+            out: Receives rows, snapshots and signals.
+            reject: Called with a record that is not a valid candle, quote or ticker, a
+                reason and a detail (control records are skipped, not rejected).
+
+        Returns:
+            Candles, quotes and tickers folded, rows computed, histories taken from the
+            warm start.
+        """
+        decoders: dict[str, Callable[[bytes], Candle | Quote | Ticker24h]] = {
+            context.quotes_topic: context.decode_quote,
+            context.tickers_topic: context.decode_ticker,
+        }
+        decode_candle = context.decode_candle
+        candles = quotes = tickers = rows = 0
+        warmed = self._warmed
+        for record in records:
+            decode = decoders.get(record.topic(), decode_candle)
+            try:
+                message = decode(record.value() or b"")
+            except msgspec.DecodeError as exc:
+                if not topics.is_control(record.headers()):
+                    reject(record, "undecodable", str(exc))
+                continue
+            if isinstance(message, Quote):
+                quotes += 1
+                self._quote(message)
+                continue
+            if isinstance(message, Ticker24h):
+                tickers += 1
+                self._ticker(message)
+                continue
+            problem = _invalid(message)
+            if problem is not None:
+                reject(record, "invalid_candle", problem)
+                continue
+            candles += 1
+            rows += self._candle(message, context, out)
+        return Folded(candles, quotes, rows, tickers, self._warmed - warmed)
+
+    def _ticker(self, ticker: Ticker24h) -> None:
+        state = self.symbols.get(ticker.key)
+        if state is not None:
+            state.metrics.set_ticker(ticker)
+            return
+        held = self.tickers.get(ticker.key)
+        if held is None or held.close_time_ms <= ticker.close_time_ms:
+            self.tickers[ticker.key] = ticker
+
+    def _quote(self, quote: Quote) -> None:
+        state = self.symbols.get(quote.key)
+        if state is not None:
+            state.metrics.set_quote(quote)
+            return
+        held = self.quotes.get(quote.key)
+        if held is None or held.update_id <= quote.update_id:
+            self.quotes[quote.key] = quote
+
+    def _candle(self, candle: Candle, context: ScanContext, out: ScannerOutput) -> int:
+        """Fold a candle in; returns the rows it made (0 or 1)."""
+        key = candle.key
+        state = self.symbols.get(key)
+        if state is None:
+            state = self.symbols[key] = SymbolScanner(candle, context.params)
+            if self.from_store and context.warm is not None:
+                warmed = context.warm.take(key, context.params)
+                if warmed is not None:
+                    state.metrics.history = warmed.history
+                    if warmed.bars is not None:
+                        state.bars = warmed.bars
+                    self._warmed += 1
+            quote = self.quotes.pop(key, None)
+            if quote is not None:
+                state.metrics.set_quote(quote)
+            ticker = self.tickers.pop(key, None)
+            if ticker is not None:
+                state.metrics.set_ticker(ticker)
+        if candle.interval == "1m":
+            state.metrics.add_minute(candle)
+            out.signals.extend(state.bars.add_minute(candle, context.registry, context.params))
+            return 0
+        if not state.metrics.add_second(candle):
+            return 0
+        row = state.metrics.row()
+        if row.time_ms % SNAPSHOT_EVERY_MS == 0:
+            out.snapshots.append(row)
+        # Everything but the time: a row that only moved on a second is not news. The
+        # history it stands on is news only when it breaks (a gap), not as the rings'
+        # oldest second slides on.
+        history = state.metrics.history
+        values = (
+            *msgspec.structs.astuple(row)[4:_HISTORY_AT],
+            history.seconds_since(),
+            history.minutes_since(),
+        )
+        if values != state.published:
+            state.published = values
+            out.ranks.append(row)
+        return 1
+
+
+class SignalLogic(StatefulLogic[RecordBatch, ScannerOutput, PartitionScanner]):
+    """Bytewax adaptor: record batches of one partition (both topics) in, outputs out."""
+
+    def __init__(
+        self, context: ScanContext, resume: PartitionScanner | None, counters: SignalCounters
+    ) -> None:
+        self._context = context
+        if resume is None:
+            # No snapshot: start from the history ClickHouse holds, read before any
+            # live candle is applied.
+            resume = PartitionScanner(from_store=context.warm is not None)
+            if context.warm is not None:
+                context.warm.load(context.params)
+        elif not hasattr(resume, "tickers"):  # a snapshot from before tickers
+            resume.tickers, resume.from_store, resume._warmed = {}, False, 0
+        self._scanner = resume
+        self._counters = counters
+
+    def on_item(self, value: RecordBatch) -> tuple[Iterable[ScannerOutput], bool]:
+        counters = self._counters
+        if value.end:
+            counters.ends += 1
+        if not value.records:
+            return [], StatefulLogic.RETAIN
+        out = ScannerOutput()
+
+        def reject(record: Any, reason: str, detail: str) -> None:
+            out.dead_letters.append(record_dead_letter(STAGE, record, reason, detail))
+
+        folded = self._scanner.fold(value.records, self._context, out, reject)
+        counters.candles += folded.candles
+        counters.quotes += folded.quotes
+        counters.tickers += folded.tickers
+        counters.warm_symbols += folded.warm_symbols
+        counters.rows += folded.rows
+        counters.ranks += len(out.ranks)
+        counters.snapshots += len(out.snapshots)
+        counters.signals += len(out.signals)
+        counters.dead_letters += len(out.dead_letters)
+        return ([out] if out else []), StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[ScannerOutput], bool]:
+        return [], StatefulLogic.RETAIN
+
+    def notify_at(self) -> None:
+        return None
+
+    def snapshot(self) -> PartitionScanner:
+        return self._scanner
+
+
+def rank_message(row: RankRow) -> tuple[str, bytes]:
+    """Kafka key and value of a rank row."""
+    return row.key, encode_rank(row)
+
+
+def signal_message(signal: Signal) -> tuple[str, bytes]:
+    """Kafka key and value of a signal."""
+    return signal.key, encode_signal(signal)
+
+
+@dataclass(frozen=True)
+class ScannerSinks:
+    """Where the signals flow's outputs go; each receives `(partition, [item, ...])`."""
+
+    ranks: Sink[tuple[str, list[RankRow]]]
+    signals: Sink[tuple[str, list[Signal]]]
+    tables: Sink[tuple[str, list[Signal | RankRow]]]
+    """Rank snapshots and signals, for ClickHouse."""
+    dead_letters: Sink[tuple[str, list[DeadLetter]]]
+
+
+def _table_rows(out: ScannerOutput) -> list[Signal | RankRow] | None:
+    rows: list[Signal | RankRow] = [*out.snapshots, *out.signals]
+    return rows or None
+
+
+def build_flow(
+    settings: SignalFlowSettings,
+    candles: Source[tuple[str, RecordBatch]],
+    quotes: Source[tuple[str, RecordBatch]] | None,
+    sinks: ScannerSinks,
+    *,
+    tickers: Source[tuple[str, RecordBatch]] | None = None,
+    warm: WarmStart | None = None,
+    counters: SignalCounters | None = None,
+    registry: Registry = RULES,
+    quotes_topic: str = topics.QUOTES,
+    tickers_topic: str = topics.TICKERS,
+    flow_id: str = "signals",
+) -> Dataflow:
+    """Wire the signals flow.
+
+    Args:
+        settings: Batching and rule parameters.
+        candles: `(partition, RecordBatch)` items of the candle topic.
+        quotes: The same of the quote topic, or None to run without quotes.
+        sinks: Where ranks, signals, ClickHouse rows and dead letters go.
+        tickers: The same of the 24h ticker topic, or None.
+        warm: Where a state without a snapshot finds its symbols' history, or None to
+            start empty.
+        counters: Filled with live counts, for progress reports.
+        registry: The signal rules to run.
+        quotes_topic: Records of this topic are quotes.
+        tickers_topic: Records of this topic are 24h tickers; every other record is a
+            candle.
+        flow_id: The dataflow's id (it names recovery state).
+
+    Returns:
+        The dataflow, ready for `bytewax.run` or `bytewax.testing.run_main`.
+    """
+    counters = counters if counters is not None else SignalCounters()
+    context = ScanContext(settings.rules, registry, quotes_topic, tickers_topic, warm)
+    flow = Dataflow(flow_id)
+    batches = op.input("candles_in", flow, candles)
+    if quotes is not None:
+        batches = op.merge("inputs", batches, op.input("quotes_in", flow, quotes))
+    if tickers is not None:
+        batches = op.merge("with_tickers", batches, op.input("tickers_in", flow, tickers))
+
+    def builder(resume: PartitionScanner | None) -> SignalLogic:
+        return SignalLogic(context, resume, counters)
+
+    outputs = op.stateful("scanner", batches, builder)
+    ranks = op.filter_map_value("ranks_only", outputs, lambda out: out.ranks or None)
+    op.output("ranks_out", ranks, sinks.ranks)
+    signals = op.filter_map_value("signals_only", outputs, lambda out: out.signals or None)
+    op.output("signals_out", signals, sinks.signals)
+    tables = op.filter_map_value("tables_only", outputs, _table_rows)
+    op.output("tables_out", tables, sinks.tables)
+    dead = op.filter_map_value("dead_letters_only", outputs, lambda out: out.dead_letters or None)
+    op.output("dead_letters_out", dead, sinks.dead_letters)
+    return flow
+
+
+def build_kafka_flow(
+    settings: SignalFlowSettings,
+    *,
+    bootstrap: str,
+    clickhouse: Callable[[], Any],
+    database: str,
+    start: StartAt | RunBounds = "end",
+    quotes_start: StartAt | RunBounds | None = "end",
+    tickers_start: StartAt | RunBounds | None = None,
+    warm: WarmStart | None = None,
+    candles_topic: str = topics.CANDLES,
+    quotes_topic: str = topics.QUOTES,
+    tickers_topic: str = topics.TICKERS,
+    ranks_topic: str = topics.RANKS,
+    signals_topic: str = topics.SIGNALS,
+    dead_letter_topic: str = topics.DEADLETTER,
+    counters: SignalCounters | None = None,
+    registry: Registry = RULES,
+    partitions: Sequence[int] | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[Dataflow, ScannerWriter]:
+    """The production wiring: Kafka candles and quotes in; Kafka and ClickHouse out.
+
+    Args:
+        settings: Batching and rule parameters.
+        bootstrap: Kafka bootstrap servers.
+        clickhouse: Returns the ClickHouse client to insert with (called on first insert).
+        database: Database holding `signals` and `rank_snapshots`.
+        start: Where to start reading candles, or a finite run's bounds.
+        quotes_start: Where to start reading quotes, or their run's bounds; None reads
+            no quotes (bid and ask stay None).
+        tickers_start: Where to start reading 24h tickers, or their run's bounds; None
+            reads none.
+        warm: Where a state without a snapshot finds its symbols' history (see
+            `flows.signals.warm_start.WarmStart`), or None to start empty.
+        candles_topic: Topic to read candles from.
+        quotes_topic: Topic to read quotes from.
+        tickers_topic: Topic to read 24h tickers from.
+        ranks_topic: Topic to write changed rank rows to.
+        signals_topic: Topic to write signals to.
+        dead_letter_topic: Topic to write rejected messages to.
+        counters: Filled with live counts, for progress reports.
+        registry: The signal rules to run.
+        partitions: Partitions to read (the same of both topics); all by default.
+        stop: Set it to end a live flow.
+
+    Returns:
+        The dataflow and its ClickHouse writer (whose `written` counts rows inserted).
+
+    Raises:
+        ValueError: A finite run of candles with quotes or tickers that follow a live
+            topic (the flow would never end).
+    """
+    if isinstance(start, RunBounds) and not (
+        isinstance(quotes_start, RunBounds | None) and isinstance(tickers_start, RunBounds | None)
+    ):
+        raise ValueError("a finite run of candles needs the quotes' and tickers' run bounds")
+    consumer = consumer_config(bootstrap)
+
+    def source(topic: str, where: StartAt | RunBounds) -> KafkaBatchSource:
+        return KafkaBatchSource(
+            consumer,
+            topic,
+            partitions=partitions,
+            start=where,
+            batch_size=settings.batch_size,
+            stop=stop,
+        )
+
+    writer = scanner_writer(clickhouse, database, max_age_ms=settings.clickhouse_flush_ms)
+    producer = producer_config(bootstrap)
+    sinks = ScannerSinks(
+        ranks=KafkaListSink(producer, ranks_topic, rank_message),
+        signals=KafkaListSink(producer, signals_topic, signal_message),
+        tables=ClickHouseSink(writer),
+        dead_letters=KafkaListSink(producer, dead_letter_topic, dead_letter_message),
+    )
+    flow = build_flow(
+        settings,
+        source(candles_topic, start),
+        None if quotes_start is None else source(quotes_topic, quotes_start),
+        sinks,
+        tickers=None if tickers_start is None else source(tickers_topic, tickers_start),
+        warm=warm,
+        counters=counters,
+        registry=registry,
+        quotes_topic=quotes_topic,
+        tickers_topic=tickers_topic,
+    )
+    return flow, writer

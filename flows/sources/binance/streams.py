@@ -1,0 +1,57 @@
+"""Which Binance streams a live ingest follows: the TRADING symbols, and per market
+their trade, quote and (optionally) kline streams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flows.sources.binance.rest import TradeKind
+from schemas.trades import Market
+
+KLINE_STREAM = "kline_1m"
+"""The exchange's 1m klines, as a stream suffix (``btcusdt@kline_1m``)."""
+
+
+def trading_symbols(exchange_info: dict[str, Any]) -> set[str]:
+    """The symbols of an ``exchangeInfo`` response whose status is ``TRADING``.
+
+    Args:
+        exchange_info: The decoded response (spot or USDⓈ-M).
+
+    Returns:
+        Upper-case symbols, e.g. ``{"BTCUSDT", "ETHUSDT"}``.
+    """
+    return {
+        s["symbol"]
+        for s in exchange_info.get("symbols", [])
+        if isinstance(s, dict) and s.get("status") == "TRADING" and isinstance(s.get("symbol"), str)
+    }
+
+
+def trade_stream_kind(market: Market) -> TradeKind:
+    """The trade stream followed on a market: raw trades on spot, aggTrades on USDⓈ-M."""
+    return "trade" if market == "spot" else "aggTrade"
+
+
+def streams_for(market: Market, symbols: Iterable[str], *, klines: bool = False) -> dict[str, str]:
+    """The streams to follow for `symbols`, each mapped to its symbol.
+
+    Args:
+        market: ``spot`` (``@trade`` + ``@bookTicker``) or ``usdm`` (``@aggTrade`` +
+            ``@bookTicker``).
+        symbols: Upper-case symbols.
+        klines: Also ``@kline_1m``, the exchange's 1m klines (for the cross-check).
+
+    Returns:
+        ``{"btcusdt@trade": "BTCUSDT", "btcusdt@bookTicker": "BTCUSDT", ...}``.
+    """
+    kind = trade_stream_kind(market)
+    out: dict[str, str] = {}
+    for symbol in symbols:
+        lower = symbol.lower()
+        out[f"{lower}@{kind}"] = symbol
+        out[f"{lower}@bookTicker"] = symbol
+        if klines:
+            out[f"{lower}@{KLINE_STREAM}"] = symbol
+    return out

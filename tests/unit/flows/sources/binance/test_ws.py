@@ -1,0 +1,36 @@
+"""The connection policy: URL routing of the USDⓈ-M split, limits, full-jitter backoff."""
+
+from __future__ import annotations
+
+import random
+
+from flows.sources.binance.ws import WsPolicy, default_ws_base, route
+
+
+def test_usdm_streams_are_routed_to_market_and_public() -> None:
+    usdm = route("usdm")
+    assert usdm("btcusdt@aggTrade") == "/market/stream"
+    assert usdm("btcusdt@kline_1m") == "/market/stream"
+    assert usdm("btcusdt@bookTicker") == "/public/stream"
+    assert usdm("btcusdt@depth@100ms") == "/public/stream"
+    spot = route("spot")
+    assert {spot("btcusdt@trade"), spot("btcusdt@bookTicker")} == {"/stream"}
+    assert default_ws_base("usdm") == "wss://fstream.binance.com"
+    assert default_ws_base("spot") == "wss://stream.binance.com:9443"
+
+
+def test_market_defaults_stay_well_under_binance_limits() -> None:
+    spot, usdm = WsPolicy.for_market("spot"), WsPolicy.for_market("usdm")
+    assert (spot.max_streams, spot.messages_per_s) == (200, 5.0)
+    assert (usdm.max_streams, usdm.messages_per_s) == (100, 10.0)
+    assert spot.max_age_s < 24 * 3600
+
+
+def test_backoff_is_full_jitter_under_a_doubling_capped_ceiling() -> None:
+    policy = WsPolicy(backoff_base_s=0.5, backoff_max_s=8.0)
+    rng = random.Random(7)
+    for failures, cap in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 8.0), (500, 8.0)]:
+        delays = [policy.backoff(failures, rng) for _ in range(2_000)]
+        assert all(0.0 <= d <= cap for d in delays)
+        # Spread over the whole range, not bunched at the cap: no lockstep reconnects.
+        assert min(delays) < cap * 0.05 and max(delays) > cap * 0.95
