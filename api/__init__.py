@@ -9,4 +9,5 @@
 - `routes/`: one thin router per area, none importing another; `services/`: what they do,
   without FastAPI; `live/`: one Kafka consumer per process fanned out to clients;
   `accounts/`: users, sessions, sign-in, billing and entitlements.
+- `settings`: the API's own settings (`TICKSCAN_API__*`, `TICKSCAN_ACCOUNTS__*`).
 """

@@ -16,13 +16,13 @@ from starlette.requests import HTTPConnection
 from api.live.deps import BoardDep, HubDep
 from api.services.board import Boards
 from api.services.symbols import SymbolDirectory
+from api.settings import ApiAppSettings
 from api.store import Store
-from runtime.settings import Settings
 
 
-def get_settings(connection: HTTPConnection) -> Settings:
+def get_settings(connection: HTTPConnection) -> ApiAppSettings:
     """The settings the app was created with."""
-    settings: Settings = connection.app.state.settings
+    settings: ApiAppSettings = connection.app.state.settings
     return settings
 
 
@@ -55,7 +55,7 @@ def get_symbols(connection: HTTPConnection) -> SymbolDirectory | None:
     return app_symbols(connection.app)
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[ApiAppSettings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 SourceDep = Annotated[SourceKind | None, Depends(get_source)]
 SymbolsDep = Annotated[SymbolDirectory | None, Depends(get_symbols)]

@@ -39,10 +39,10 @@ from api.routes import (
 )
 from api.security_headers import SecurityHeaders
 from api.services.symbols import SymbolDirectory, run_refresher
+from api.settings import ApiAppSettings
 from api.store import Store
 from api.ui import mount_ui
 from runtime.clickhouse import connect
-from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 @asynccontextmanager
-async def open_accounts(settings: Settings) -> AsyncIterator[Accounts]:
+async def open_accounts(settings: ApiAppSettings) -> AsyncIterator[Accounts]:
     """The accounts database (migrated to the newest schema) and token service."""
     db = AccountsDb(settings.accounts_url())
     try:
@@ -69,7 +69,7 @@ async def open_accounts(settings: Settings) -> AsyncIterator[Accounts]:
 
 
 def create_app(
-    settings: Settings, *, store: Store | None = None, source: SourceKind | None = None
+    settings: ApiAppSettings, *, store: Store | None = None, source: SourceKind | None = None
 ) -> FastAPI:
     """Build the API.
 

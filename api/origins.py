@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from starlette.requests import HTTPConnection
 
 from api.accounts.deps import ACCESS_COOKIE
-from runtime.settings import Settings
+from api.settings import ApiAppSettings
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HTTP_SCHEMES = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
@@ -56,7 +56,7 @@ class SiteOrigins:
         self.origins = {o for o in map(normal_origin, configured) if o is not None}
 
     @classmethod
-    def of(cls, settings: Settings) -> SiteOrigins:
+    def of(cls, settings: ApiAppSettings) -> SiteOrigins:
         """The site's origins as `settings` configure them."""
         return cls(settings.accounts.public_url, settings.api.cors_origins)
 

@@ -29,7 +29,8 @@ from pathlib import Path
 from bytewax.testing import run_main
 from confluent_kafka import Consumer, TopicPartition
 
-from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles.flow import FlowCounters, build_kafka_flow
+from flows.candles.settings import CandleFlowSettings
 from flows.ingest.trades import TradePublisher
 from flows.sources.kafka import RunBounds
 from flows.sources.simulator import SyntheticMarket

@@ -25,9 +25,11 @@ import time
 from pathlib import Path
 
 from flows.ingest.market import LiveIngest
+from flows.ingest.settings import IngestSettings
 from runtime.broker import EmbeddedBroker
-from runtime.settings import ClickHouseSettings, IngestSettings, KafkaSettings, Settings
+from runtime.settings import ClickHouseSettings, KafkaSettings
 from tests.fakes.binance import FakeBinance
+from tickscan.settings import Settings
 
 
 async def measure(market: str, symbols: int, rate: float, data: Path, bootstrap: str) -> dict:

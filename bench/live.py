@@ -70,10 +70,12 @@ def serve(bootstrap: str, port: int, data_dir: str, client_queue: int) -> None:
 
     from api.main import create_app
     from api.server import Server
+    from api.settings import ApiSettings
     from runtime.clickhouse import connect
     from runtime.migrate import migrate
     from runtime.process import tune_for_streaming
-    from runtime.settings import ApiSettings, KafkaSettings, Settings
+    from runtime.settings import KafkaSettings
+    from tickscan.settings import Settings
 
     tune_for_streaming()  # as `tickscan api` does
     settings = Settings(

@@ -27,15 +27,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.ingest.market import LiveIngest
+from flows.ingest.settings import IngestSettings
 from runtime.broker import EmbeddedBroker
 from runtime.process import tune_for_streaming
-from runtime.settings import (
-    ClickHouseSettings,
-    IngestSettings,
-    KafkaSettings,
-    Settings,
-)
+from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas import topics
+from tickscan.settings import Settings
 
 
 def serve(

@@ -28,12 +28,15 @@ import tracemalloc
 from decimal import Decimal
 
 from flows.signals.flow import PartitionScanner, ScanContext, ScannerOutput, SymbolScanner
-from flows.signals.rules import RULES, SignalParams
+from flows.signals.rules import default_rules
+from flows.signals.settings import SignalParams
 from flows.sources.kafka import Record
 from runtime.process import tune_for_streaming
 from schemas import topics
 from schemas.candles import Candle, encode_candle
 from schemas.quotes import Quote, encode_quote
+
+RULES = default_rules()
 
 T0 = 1_723_248_000_000  # 2024-08-10 00:00 UTC
 SECOND = 1_000

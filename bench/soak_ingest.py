@@ -74,18 +74,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flows.ingest.market import LiveIngest  # noqa: E402
+from flows.ingest.settings import IngestSettings  # noqa: E402
 from flows.ingest.status import IngestReport  # noqa: E402
 from runtime.broker import EmbeddedBroker  # noqa: E402
 from runtime.clickhouse import connect  # noqa: E402
 from runtime.kafka import consumer_config, ensure_topics  # noqa: E402
 from runtime.process import tune_for_streaming  # noqa: E402
-from runtime.settings import (  # noqa: E402
-    ClickHouseSettings,
-    IngestSettings,
-    KafkaSettings,
-    Settings,
-)
+from runtime.settings import ClickHouseSettings, KafkaSettings  # noqa: E402
 from schemas import topics  # noqa: E402
+from tickscan.settings import Settings  # noqa: E402
 
 logger = logging.getLogger("soak")
 

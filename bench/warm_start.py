@@ -29,7 +29,7 @@ from pathlib import Path
 
 from flows.signals.history import MINUTES_KEPT, SECONDS_KEPT
 from flows.signals.metrics import SymbolMetrics
-from flows.signals.rules import SignalParams
+from flows.signals.settings import SignalParams
 from flows.signals.warm_start import read_histories
 from runtime.clickhouse import connect
 from runtime.migrate import migrate

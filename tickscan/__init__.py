@@ -2,5 +2,6 @@
 
 `cli` parses the commands; `run` (the whole platform in one process), `replay`,
 `backfill`, `signals`, `simulate`, `serve` and `users` compose each process from
-`flows`, `api` and `runtime`.
+`flows`, `api` and `runtime`; `settings` combines each package's settings into one
+object per process kind, read from the environment.
 """

@@ -45,10 +45,10 @@ from flows.sources.binance.rest import BinanceBanned, BinanceRest, BinanceRestEr
 from flows.sources.files import parse_archive_name
 from runtime.clickhouse import connect
 from runtime.migrate import migrate
-from runtime.settings import Settings
 from schemas.candles import INTERVAL_MS, Interval
 from schemas.trades import Market
 from tickscan.replay import ReplayReport, expand_paths, replay
+from tickscan.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -10,13 +10,16 @@ from typing import Annotated
 
 import typer
 
+from api.settings import ApiAppSettings
+from flows.ingest.settings import LiveIngestSettings
 from runtime.clickhouse import connect
 from runtime.errors import RuntimeSetupError
 from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate as apply_migrations
 from runtime.process import tune_for_streaming
-from runtime.settings import Settings
+from runtime.settings import RuntimeSettings
 from schemas import topics
+from tickscan.settings import CandlesSettings, Settings, SignalsSettings
 from tickscan.users import app as users_app
 
 log = logging.getLogger(__name__)
@@ -85,7 +88,7 @@ def migrate(
     ] = None,
 ) -> None:
     """Create the ClickHouse database and apply the DDL files not yet applied."""
-    settings = Settings()
+    settings = RuntimeSettings()
     dsn = clickhouse or settings.clickhouse_dsn()
     name = database or settings.clickhouse.database
     try:
@@ -290,7 +293,7 @@ def ingest(
     if market not in ("spot", "usdm"):
         typer.echo(f"--market must be spot or usdm, not {market!r}", err=True)
         raise typer.Exit(code=2)
-    settings = Settings()
+    settings = LiveIngestSettings()
     bootstrap = kafka or settings.kafka.bootstrap
     if bootstrap is None:
         typer.echo("ingest needs a Kafka cluster: --kafka or TICKSCAN_KAFKA__BOOTSTRAP", err=True)
@@ -331,13 +334,13 @@ def candles(
     md.trades.v1 in; candles_1s, candles_1m and md.candles.v1 out; rejects to
     md.deadletter.v1. Stops cleanly on SIGINT or SIGTERM.
     """
-    from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+    from flows.candles.flow import FlowCounters, build_kafka_flow
     from flows.recovery import run_flow
 
     if start not in ("beginning", "end"):
         typer.echo(f"--start must be beginning or end, not {start!r}", err=True)
         raise typer.Exit(code=2)
-    settings = Settings()
+    settings = CandlesSettings()
     bootstrap = kafka or settings.kafka.bootstrap
     if bootstrap is None:
         typer.echo("candles needs a Kafka cluster: --kafka or TICKSCAN_KAFKA__BOOTSTRAP", err=True)
@@ -350,7 +353,7 @@ def candles(
         raise typer.Exit(code=1) from exc
     counters = FlowCounters()
     flow, _writer = build_kafka_flow(
-        CandleFlowSettings(),
+        settings.candles,
         bootstrap=bootstrap,
         clickhouse=lambda: client,
         database=settings.clickhouse.database,
@@ -388,7 +391,7 @@ def api_command(
     """
     from tickscan.serve import ApiServerError, serve
 
-    settings = Settings()
+    settings = ApiAppSettings()
     update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = settings.model_copy(update={"api": settings.api.model_copy(update=update)})
     if settings.kafka.bootstrap is None:
@@ -418,7 +421,7 @@ def signals_command(
     rejects to md.deadletter.v1. Rule parameters from the environment, e.g.
     TICKSCAN_SIGNALS__RULES__VOLUME_SPIKE_FACTOR=4. Stops cleanly on SIGINT or SIGTERM.
     """
-    from tickscan.signals import SignalsSettings, run_signals
+    from tickscan.signals import run_signals
 
     if start not in ("beginning", "end"):
         typer.echo(f"--start must be beginning or end, not {start!r}", err=True)
@@ -467,7 +470,7 @@ def simulate_command(
     """
     from tickscan.simulate import simulate
 
-    settings = Settings()
+    settings = RuntimeSettings()
     bootstrap = kafka or settings.kafka.bootstrap
     if bootstrap is None:
         typer.echo("simulate needs a Kafka cluster: --kafka or TICKSCAN_KAFKA__BOOTSTRAP", err=True)

@@ -32,7 +32,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flows.candles import trade_store
-from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles.flow import FlowCounters, build_kafka_flow
+from flows.candles.settings import CandleFlowSettings
 from flows.dead_letters import dead_letter_offsets, read_dead_letters
 from flows.ingest.trades import STAGE as INGEST_STAGE
 from flows.ingest.trades import TradePublisher, dead_letter
@@ -45,10 +46,10 @@ from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate
-from runtime.settings import Settings
 from schemas import topics
 from schemas.deadletter import DeadLetter
 from schemas.trades import Market, Trade
+from tickscan.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -339,9 +340,7 @@ def replay(
     console = console or Console(stderr=True)
     dsn = clickhouse_dsn or settings.clickhouse_dsn()
     database = settings.clickhouse.database
-    flow_settings = (flow_settings or CandleFlowSettings()).model_copy(
-        update={"idle_close_ms": None}
-    )
+    flow_settings = (flow_settings or settings.candles).model_copy(update={"idle_close_ms": None})
     run_id = f"replay-{uuid.uuid4()}"
     report = ReplayReport(
         run_id=run_id, files=files, market=market, clickhouse=dsn, database=database

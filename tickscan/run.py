@@ -26,7 +26,8 @@ from clickhouse_connect.driver.client import Client
 
 from api.deps import SourceKind
 from flows.candles import trade_store
-from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles.flow import FlowCounters, build_kafka_flow
+from flows.candles.settings import CandleFlowSettings
 from flows.ingest.run import run_ingest
 from flows.ingest.trades import TradePublisher
 from flows.sinks.symbols import SymbolWriter
@@ -38,12 +39,12 @@ from runtime.clickhouse import connect
 from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate
 from runtime.process import release_memory
-from runtime.settings import Settings
 from schemas import topics
 from schemas.trades import Market
 from tickscan.replay import expand_paths
 from tickscan.serve import ApiServer, ApiServerError
-from tickscan.signals import SignalsSettings, run_signals
+from tickscan.settings import Settings
+from tickscan.signals import run_signals
 from tickscan.simulate import prepare_market, publish_market
 
 logger = logging.getLogger(__name__)
@@ -214,8 +215,8 @@ def run(
         options: The synthetic market to run.
         stop: Set it (e.g. from a signal handler) to shut down cleanly.
         on_ready: Called once everything is up the first time, with where the data is.
-        flow_settings: Candle flow rules (live: windows of quiet partitions close on
-            wall time).
+        flow_settings: Candle flow rules instead of `settings.candles` (live: windows of
+            quiet partitions close on wall time).
         reachable: Probe of the exchange per market (default: ask Binance's REST API).
 
     Returns:
@@ -294,7 +295,7 @@ def _run_cycle(
         database = settings.clickhouse.database
 
         flow, _writer = build_kafka_flow(
-            flow_settings or CandleFlowSettings(),
+            flow_settings or settings.candles,
             bootstrap=bootstrap,
             clickhouse=lambda: client,
             database=database,
@@ -330,7 +331,6 @@ def _run_cycle(
         live_settings = settings.model_copy(
             update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
         )
-        signals_settings = SignalsSettings.model_validate(live_settings.model_dump())
         feeds = _sources(source, options, live_settings, cycle.stop, sim_market)
         stages.append(_stage("candle-flow", lambda: _run_flow(flow), cycle.stop, failures))
         stages.append(_stage("trade-store", lambda: _run_flow(store_flow), cycle.stop, failures))
@@ -338,7 +338,7 @@ def _run_cycle(
             _stage(
                 "signals-flow",
                 lambda: run_signals(
-                    signals_settings, bootstrap=bootstrap, start="beginning", stop=cycle.stop
+                    live_settings, bootstrap=bootstrap, start="beginning", stop=cycle.stop
                 ),
                 cycle.stop,
                 failures,

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from api.deps import SourceKind
 from api.main import create_app
 from api.server import Server
-from runtime.settings import Settings
+from api.settings import ApiAppSettings
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class ApiServer:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ApiAppSettings,
         *,
         source: SourceKind | None = None,
         app: FastAPI | None = None,
@@ -91,7 +91,7 @@ class ApiServer:
             self._thread.join(timeout_s)
 
 
-def server_config(app: FastAPI, settings: Settings, *, log_level: str) -> uvicorn.Config:
+def server_config(app: FastAPI, settings: ApiAppSettings, *, log_level: str) -> uvicorn.Config:
     """How uvicorn serves the API, wherever it is started.
 
     Forwarding headers are believed only from `api.trusted_proxies`. uvicorn's own
@@ -112,7 +112,7 @@ def server_config(app: FastAPI, settings: Settings, *, log_level: str) -> uvicor
     )
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: ApiAppSettings) -> None:
     """Serve the API in this process's main thread until SIGINT/SIGTERM.
 
     Raises:

@@ -13,25 +13,18 @@ import logging
 import threading
 from pathlib import Path
 
-from pydantic import Field
-
 from flows.recovery import run_flow
-from flows.signals.flow import SignalCounters, SignalFlowSettings, build_kafka_flow
+from flows.signals.flow import SignalCounters, build_kafka_flow
+from flows.signals.rules import default_rules
 from flows.signals.warm_start import WarmStart
 from flows.sources.kafka import StartAt
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate
-from runtime.settings import Settings
 from schemas import topics
+from tickscan.settings import SignalsSettings
 
 logger = logging.getLogger(__name__)
-
-
-class SignalsSettings(Settings):
-    """Settings of a signals process: the shared ones, plus the flow's own."""
-
-    signals: SignalFlowSettings = Field(default_factory=SignalFlowSettings)
 
 
 def run_signals(
@@ -75,6 +68,7 @@ def run_signals(
         migrate(client, settings.clickhouse.database)
         flow, _writer = build_kafka_flow(
             settings.signals,
+            registry=default_rules(),
             bootstrap=bootstrap,
             clickhouse=lambda: client,
             database=settings.clickhouse.database,

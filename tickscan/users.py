@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from runtime.settings import Settings
+from api.settings import ApiAppSettings
 
 if TYPE_CHECKING:  # imported when a command runs: every other command starts faster
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +29,7 @@ app = typer.Typer(
 UserArgument = Annotated[str, typer.Argument(metavar="USER", help="Email, id or wallet address.")]
 
 
-def _apply(settings: Settings, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def _apply(settings: ApiAppSettings, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run one action in one transaction on the migrated accounts store."""
     from api.accounts.admin import AdminError
     from api.accounts.db import AccountsDb
@@ -50,8 +50,8 @@ def _apply(settings: Settings, action: Callable[[AsyncSession], Awaitable[T]]) -
         raise typer.Exit(code=1) from None
 
 
-def _settings() -> Settings:
-    settings = Settings()
+def _settings() -> ApiAppSettings:
+    settings = ApiAppSettings()
     if not settings.accounts.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings

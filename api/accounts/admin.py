@@ -21,7 +21,7 @@ from api.accounts.passwords import Passwords, check_rules
 from api.accounts.ratelimit import record_success
 from api.accounts.tokens import end_all_sessions, now
 from api.errors import InvalidRequest
-from runtime.settings import Settings
+from api.settings import ApiAppSettings
 
 
 class AdminError(Exception):
@@ -101,7 +101,9 @@ async def enable(db: AsyncSession, who: str) -> UserRow:
     return UserRow.of(user)
 
 
-async def set_password(db: AsyncSession, settings: Settings, who: str, password: str) -> UserRow:
+async def set_password(
+    db: AsyncSession, settings: ApiAppSettings, who: str, password: str
+) -> UserRow:
     """Give an account a new password; its sessions end and a lock-out is lifted.
 
     Raises:
@@ -118,7 +120,7 @@ async def set_password(db: AsyncSession, settings: Settings, who: str, password:
     return UserRow.of(user)
 
 
-async def reset_link(db: AsyncSession, settings: Settings, who: str) -> str:
+async def reset_link(db: AsyncSession, settings: ApiAppSettings, who: str) -> str:
     """A password reset link for an account, as the "forgot password" email carries.
 
     Raises:

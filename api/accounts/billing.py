@@ -14,7 +14,7 @@ from stripe.params import CustomerCreateParams
 from api.accounts.models import BillingCustomer, User
 from api.accounts.tokens import now
 from api.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
-from runtime.settings import PlanSettings, Settings
+from api.settings import ApiAppSettings, PlanSettings
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,9 @@ class Billing:
             httpx client); tests pass a stand-in for Stripe's API.
     """
 
-    def __init__(self, settings: Settings, http_client: stripe.HTTPClient | None = None) -> None:
+    def __init__(
+        self, settings: ApiAppSettings, http_client: stripe.HTTPClient | None = None
+    ) -> None:
         self.settings = settings
         config = settings.accounts.billing
         self.plans: list[PlanSettings] = list(config.plans)
@@ -226,7 +228,7 @@ class Billing:
 
 
 @asynccontextmanager
-async def open_billing(settings: Settings) -> AsyncIterator[Billing]:
+async def open_billing(settings: ApiAppSettings) -> AsyncIterator[Billing]:
     """The process's billing (off without a Stripe API key), closed on exit."""
     billing = Billing(settings)
     try:

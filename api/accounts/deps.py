@@ -23,7 +23,7 @@ from api.accounts.oidc import OidcProviders
 from api.accounts.ratelimit import AuthLimiter
 from api.accounts.tokens import DISABLED, Access, TokenPair, TokenService, load_secret
 from api.errors import Unauthorized
-from runtime.settings import Settings
+from api.settings import ApiAppSettings
 
 ACCESS_COOKIE = "ts_access"
 """HttpOnly cookie with the access token: how a browser's fetch, EventSource and WebSocket
@@ -44,7 +44,7 @@ visit does not cost two requests answered 401 (which browsers log as errors)."""
 class Accounts:
     """The accounts services of one API process (`AccountsDep`)."""
 
-    settings: Settings
+    settings: ApiAppSettings
     db: AccountsDb
     tokens: TokenService
     mailer: EmailSender = None  # type: ignore[assignment]  # None: a Mailer of the settings

@@ -15,7 +15,7 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Mail, MailSettings, SandBoxMode
 
 from api.errors import Unavailable
-from runtime.settings import Settings
+from api.settings import ApiAppSettings
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Mailer:
             `accounts.public_url` (given to every template as `site`).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ApiAppSettings) -> None:
         self._settings = settings.accounts.email
         self._site = settings.accounts.public_url.rstrip("/")
         self._templates = template_environment()

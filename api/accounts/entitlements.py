@@ -14,7 +14,7 @@ from api.accounts.deps import Accounts, OptionalAccountsDep, authenticate, beare
 from api.accounts.models import BillingCustomer, User
 from api.accounts.tokens import now
 from api.errors import Forbidden, answers
-from runtime.settings import AccountsSettings
+from api.settings import AccountsSettings
 
 LIVE_BOARD = "live_board"
 """The ranks board in real time (`/scan` live, `/stream/ranks`, WebSocket ranks); without

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.accounts.models import OidcIdentity, User
 from api.accounts.tokens import now
 from api.errors import NotFound, Unauthorized, Unavailable
-from runtime.settings import OidcProviderSettings
+from api.settings import OidcProviderSettings
 
 with warnings.catch_warnings():
     # Authlib 1.9 warns on this import that its httpx integration moves to "httpx2", on

@@ -8,7 +8,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from api.errors import InvalidRequest
-from runtime.settings import AccountsSettings
+from api.settings import AccountsSettings
 
 MIN_LENGTH = 10
 MAX_LENGTH = 256

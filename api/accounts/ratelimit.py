@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import User
 from api.errors import TooManyRequests, answers
-from runtime.settings import AccountsSettings
+from api.settings import AccountsSettings
 
 
 class AuthLimiter:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import RefreshToken, User
 from api.errors import Forbidden, Unauthorized
-from runtime.settings import Settings
+from api.settings import ApiAppSettings
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def load_secret(settings: Settings) -> bytes:
+def load_secret(settings: ApiAppSettings) -> bytes:
     """The key that signs access tokens.
 
     `accounts.secret_key` when set; else a random key made once and kept in

@@ -29,8 +29,8 @@ from api.live.feed import FeedBatch, LiveFeed, LiveTopics
 from api.live.users import UserClients
 from api.live.views import COALESCE_S, COMPLETE_WAIT_S, Views
 from api.services.filter_eval import CompiledFilter, SymbolLookup
+from api.settings import ApiAppSettings, ApiSettings
 from api.store import Store
-from runtime.settings import ApiSettings, Settings
 from schemas.signals import Signal, Timeframe, encode_signal
 
 logger = logging.getLogger(__name__)
@@ -375,7 +375,7 @@ class Hub:
 
 @asynccontextmanager
 async def live_delivery(
-    settings: Settings, store: Store, symbols: Callable[[], SymbolLookup]
+    settings: ApiAppSettings, store: Store, symbols: Callable[[], SymbolLookup]
 ) -> AsyncIterator[tuple[Hub, LiveFeed | None]]:
     """Live delivery for one API process: the board, the hub and its loop, and the feed.
 

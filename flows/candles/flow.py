@@ -32,9 +32,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
-from pydantic import Field
 
-from flows.batching import BatchSettings
 from flows.candles.engine import (
     EngineStats,
     PartitionCandles,
@@ -42,6 +40,7 @@ from flows.candles.engine import (
     SymbolCandles,
     resumed_symbol,
 )
+from flows.candles.settings import CandleFlowSettings
 from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.sinks.clickhouse import CandleWriter, ClickHouseSink
 from flows.sinks.kafka import KafkaListSink
@@ -64,22 +63,6 @@ DUPLICATES_LOG_EVERY_S = 60.0
 _EXACT = Context(prec=60)
 _ZERO = Decimal(0)
 _INF = Decimal("Infinity")
-
-
-class CandleFlowSettings(BatchSettings):
-    """How the candle flow treats time and batches."""
-
-    lateness_ms: int = Field(default=1_000, ge=0)
-    """A window stays open this long after the newest trade time of its partition passes
-    its end, for stragglers from other symbols' connections."""
-
-    horizon_ms: int = Field(default=300_000, ge=60_000)
-    """Emitted candles stay revisable this long; an older late trade is dead-lettered."""
-
-    idle_close_ms: int | None = Field(default=2_000, ge=0)
-    """Live only: when a partition has been read to its end and this much wall time has
-    passed since its newest trade, let its event time run on with wall time so quiet
-    windows close. None for replays, which end with an end marker instead."""
 
 
 @dataclass

@@ -9,4 +9,5 @@
 - `history`: the day of 1m klines and the 24h tickers a fresh store lacks.
 - `crosscheck`: our 1m candles against the exchange's closed klines; `data_quality`:
   where gaps, mismatches and stale symbols are written.
+- `settings`: its timings and limits (`TICKSCAN_INGEST__*`).
 """

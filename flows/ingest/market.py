@@ -29,6 +29,7 @@ from flows.ingest.history import History, HistoryPublisher, HistoryReport
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.resume import last_published
 from flows.ingest.sequence import TradeSequencer
+from flows.ingest.settings import LiveIngestSettings
 from flows.ingest.staleness import StaleMonitor
 from flows.ingest.status import (
     IngestCounts,
@@ -49,7 +50,6 @@ from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
 from runtime.process import release_memory
-from runtime.settings import Settings
 from schemas import topics
 from schemas.trades import Market
 
@@ -96,7 +96,7 @@ class LiveIngest:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: LiveIngestSettings,
         *,
         market: Market,
         rest_url: str | None = None,

@@ -48,10 +48,10 @@ from collections.abc import Callable, Collection
 
 from flows.ingest.gaps import GapFiller
 from flows.ingest.market import LiveIngest, LiveIngestError
+from flows.ingest.settings import LiveIngestSettings
 from flows.ingest.status import IngestReport, LiveStatus
 from flows.sources.binance.streams import streams_for, trading_symbols
 from flows.sources.binance.ws import ws_policy
-from runtime.settings import Settings
 from schemas import topics
 from schemas.trades import Market
 
@@ -69,7 +69,7 @@ __all__ = [
 
 
 async def ingest(
-    settings: Settings,
+    settings: LiveIngestSettings,
     *,
     market: Market,
     rest_url: str | None = None,
@@ -123,7 +123,7 @@ async def ingest(
 
 
 def run_ingest(
-    settings: Settings,
+    settings: LiveIngestSettings,
     *,
     market: Market,
     rest_url: str | None = None,

@@ -6,5 +6,6 @@
   they read, rolled up by `schemas.bars`.
 - `warm_start`, `warm_bars`: the rings and bars refilled from ClickHouse at start.
 - `flow`: the Bytewax flow (md.ranks.v1, md.signals.v1, ClickHouse `signals` and
-  `rank_snapshots`).
+  `rank_snapshots`); `settings`: its batching and the rules' parameters
+  (`TICKSCAN_SIGNALS__*`).
 """

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flows.signals.rules import TIMEFRAME_MS, TIMEFRAMES, Bars, Registry, SignalParams
+from flows.signals.rules import TIMEFRAME_MS, TIMEFRAMES, Bars, Registry
+from flows.signals.settings import SignalParams
 from schemas.bars import CLOSE, HIGH, LOW, OPEN, OPEN_TIME, VERSION, VOLUME, rollup_columns
 from schemas.candles import Candle
 from schemas.signals import Signal, Timeframe

@@ -37,13 +37,12 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
-from pydantic import Field
 
-from flows.batching import BatchSettings
 from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.signals.bars import SymbolBars
 from flows.signals.metrics import SymbolMetrics
-from flows.signals.rules import RULES, Registry, SignalParams
+from flows.signals.rules import Registry, default_rules
+from flows.signals.settings import SignalFlowSettings, SignalParams
 from flows.signals.warm_start import WarmStart
 from flows.sinks.clickhouse import ClickHouseSink
 from flows.sinks.kafka import KafkaListSink
@@ -63,12 +62,6 @@ logger = logging.getLogger(__name__)
 STAGE = "signals"
 SNAPSHOT_EVERY_MS = 60_000
 """A row as of a multiple of this is written to `rank_snapshots`."""
-
-
-class SignalFlowSettings(BatchSettings):
-    """How the signals flow batches, and its rules' parameters."""
-
-    rules: SignalParams = Field(default_factory=SignalParams)
 
 
 @dataclass
@@ -382,7 +375,7 @@ def build_flow(
     tickers: Source[tuple[str, RecordBatch]] | None = None,
     warm: WarmStart | None = None,
     counters: SignalCounters | None = None,
-    registry: Registry = RULES,
+    registry: Registry | None = None,
     quotes_topic: str = topics.QUOTES,
     tickers_topic: str = topics.TICKERS,
     flow_id: str = "signals",
@@ -398,7 +391,7 @@ def build_flow(
         warm: Where a state without a snapshot finds its symbols' history, or None to
             start empty.
         counters: Filled with live counts, for progress reports.
-        registry: The signal rules to run.
+        registry: The signal rules to run; None: the built-in ones (`default_rules()`).
         quotes_topic: Records of this topic are quotes.
         tickers_topic: Records of this topic are 24h tickers; every other record is a
             candle.
@@ -408,7 +401,8 @@ def build_flow(
         The dataflow, ready for `bytewax.run` or `bytewax.testing.run_main`.
     """
     counters = counters if counters is not None else SignalCounters()
-    context = ScanContext(settings.rules, registry, quotes_topic, tickers_topic, warm)
+    rules = registry if registry is not None else default_rules()
+    context = ScanContext(settings.rules, rules, quotes_topic, tickers_topic, warm)
     flow = Dataflow(flow_id)
     batches = op.input("candles_in", flow, candles)
     if quotes is not None:
@@ -448,7 +442,7 @@ def build_kafka_flow(
     signals_topic: str = topics.SIGNALS,
     dead_letter_topic: str = topics.DEADLETTER,
     counters: SignalCounters | None = None,
-    registry: Registry = RULES,
+    registry: Registry | None = None,
     partitions: Sequence[int] | None = None,
     stop: threading.Event | None = None,
 ) -> tuple[Dataflow, ScannerWriter]:
@@ -473,7 +467,7 @@ def build_kafka_flow(
         signals_topic: Topic to write signals to.
         dead_letter_topic: Topic to write rejected messages to.
         counters: Filled with live counts, for progress reports.
-        registry: The signal rules to run.
+        registry: The signal rules to run; None: the built-in ones (`default_rules()`).
         partitions: Partitions to read (the same of both topics); all by default.
         stop: Set it to end a live flow.
 

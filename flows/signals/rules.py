@@ -5,7 +5,8 @@ timeframe (oldest first, the last one just closed); a `Registry` says which time
 each rule runs on. `flows.signals.bars` keeps each symbol's bars and runs the rules once
 per bar, when it closes.
 
-Built-in rules (`RULES`): `volume_spike`, `breakout`, `ema_cross`.
+Built-in rules: `volume_spike`, `breakout`, `ema_cross`; `default_rules()` builds a fresh
+registry of them for each flow that runs them.
 """
 
 from __future__ import annotations
@@ -16,48 +17,14 @@ from dataclasses import dataclass, field
 from typing import get_args
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
 
+from flows.signals.settings import SignalParams
 from schemas.candles import ROLLUP_INTERVAL_MS
 from schemas.signals import Direction, Timeframe
 
 TIMEFRAMES: tuple[Timeframe, ...] = get_args(Timeframe)
 
 TIMEFRAME_MS: dict[str, int] = {tf: ROLLUP_INTERVAL_MS[tf] for tf in get_args(Timeframe)}
-
-
-class SignalParams(BaseModel):
-    """Parameters of the built-in rules and how many bars each timeframe keeps."""
-
-    volume_spike_factor: float = Field(default=3.0, gt=0)
-    """A volume spike is a bar with at least this many times the mean volume before it."""
-
-    volume_spike_bars: int = Field(default=20, ge=1)
-    """Bars the volume spike's mean is taken over."""
-
-    breakout_bars: int = Field(default=20, ge=1)
-    """A breakout closes beyond the highest high / lowest low of this many bars."""
-
-    ema_fast: int = Field(default=9, ge=1)
-    ema_slow: int = Field(default=21, ge=2)
-    """EMA lengths of the crossing (each seeded with the mean of its first closes)."""
-
-    history_bars: int = Field(default=100, ge=6)
-    """Closed bars kept per timeframe (at least the six 4h bars of a 1d bar). The EMAs
-    are computed over them, so their seed weighs (1 - 2/(slow+1))^(history_bars - slow)
-    in the last value: 8e-5 for 21/100."""
-
-    timeframes: tuple[Timeframe, ...] = ("1m", "5m", "15m", "1h")
-    """Timeframes evaluated (4h and 1d need days of history to fire)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> SignalParams:
-        if self.ema_fast >= self.ema_slow:
-            raise ValueError("ema_fast must be shorter than ema_slow")
-        longest = max(self.volume_spike_bars, self.breakout_bars, self.ema_slow)
-        if self.history_bars <= longest:
-            raise ValueError(f"history_bars must exceed the longest lookback ({longest})")
-        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +96,6 @@ class Registry:
         return other
 
 
-RULES = Registry()
-"""The built-in rules, on every timeframe."""
-
-
-@RULES.register("volume_spike")
 def volume_spike(bars: Bars, params: SignalParams) -> Fired | None:
     """The bar's volume is at least `volume_spike_factor` x the mean of the
     `volume_spike_bars` bars before it (never on a zero mean).
@@ -151,7 +113,6 @@ def volume_spike(bars: Bars, params: SignalParams) -> Fired | None:
     return Fired(direction, volume / mean, {"volume": volume, "mean_volume": mean})
 
 
-@RULES.register("breakout")
 def breakout(bars: Bars, params: SignalParams) -> Fired | None:
     """The bar closed above the highest high (up) or below the lowest low (down) of the
     `breakout_bars` bars before it; value is the distance beyond that level in percent."""
@@ -186,7 +147,6 @@ def ema(values: np.ndarray, period: int) -> np.ndarray:
     return np.array(out)
 
 
-@RULES.register("ema_cross")
 def ema_cross(bars: Bars, params: SignalParams) -> Fired | None:
     """The fast EMA crossed the slow one on this bar: up when fast > slow now and
     fast <= slow on the bar before (TradingView's `ta.crossover`), down the other way.
@@ -207,3 +167,16 @@ def ema_cross(bars: Bars, params: SignalParams) -> Fired | None:
         return None
     details = {"ema_fast": float(fast[-1]), "ema_slow": float(slow[-1])}
     return Fired(direction, float(now / slow[-1] * 100), details)
+
+
+def default_rules() -> Registry:
+    """A registry of the built-in rules, each on every timeframe.
+
+    Returns:
+        A new registry each call, so a flow (or a test) may add rules to its own.
+    """
+    registry = Registry()
+    registry.register("volume_spike")(volume_spike)
+    registry.register("breakout")(breakout)
+    registry.register("ema_cross")(ema_cross)
+    return registry

@@ -39,7 +39,7 @@ from flows.signals.history import (
     CandleColumns,
     CandleHistory,
 )
-from flows.signals.rules import SignalParams
+from flows.signals.settings import SignalParams
 from flows.signals.warm_bars import fill_bars
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,9 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.main import open_accounts
 from api.routes import auth
-from runtime.settings import AccountsSettings, ApiSettings, Settings
+from api.settings import AccountsSettings, ApiSettings
 from tickscan.serve import ApiServer
+from tickscan.settings import Settings
 
 PASSWORD = "correct horse battery"
 WRONG = "wrong horse battery"

@@ -19,7 +19,8 @@ from typing import Any
 from bytewax.testing import run_main
 
 from flows.candles import trade_store
-from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles.flow import FlowCounters, build_kafka_flow
+from flows.candles.settings import CandleFlowSettings
 from runtime.clickhouse import connect
 from runtime.migrate import migrate
 

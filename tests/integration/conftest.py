@@ -19,9 +19,9 @@ from clickhouse_connect.driver.client import Client
 
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
-from runtime.settings import Settings
 from tests.integration.databases import migrated_database
 from tests.integration.live_run import live_settings
+from tickscan.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -16,13 +16,15 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flows.candles.engine import PartitionCandles
 from flows.ingest.run import IngestReport, LiveIngest
+from flows.ingest.settings import IngestSettings
 from flows.sources.binance.rest import parse_agg_trades, parse_trades
 from runtime.kafka import consumer_config
-from runtime.settings import ClickHouseSettings, IngestSettings, KafkaSettings, Settings
+from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas import topics
 from schemas.candles import Candle
 from schemas.trades import Market, Trade, trade_decoder
 from tests.fakes.binance import FakeBinance
+from tickscan.settings import Settings
 
 PARTITIONS = 3
 RATE = 40.0

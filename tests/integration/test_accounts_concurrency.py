@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import text
 
 from api.accounts.db import AccountsDb
-from runtime.settings import Settings
 from tests.integration.accounts_site import PASSWORD, WRONG, Outbox, served, site_settings
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -20,9 +20,10 @@ from api.accounts.deps import Accounts
 from api.accounts.tokens import TokenService
 from api.errors import install_error_handlers
 from api.routes import auth
-from runtime.settings import AccountsSettings, EmailSettings, Settings
+from api.settings import AccountsSettings, EmailSettings
 from tests.fakes.sendgrid import FakeSendGrid, content
 from tests.fakes.sendgrid import link as email_link
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

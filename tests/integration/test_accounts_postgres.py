@@ -20,7 +20,8 @@ from api.accounts.models import BillingCustomer, StripeEvent, User
 from api.accounts.tokens import TokenService
 from api.accounts.user_state_models import WatchlistIn
 from api.errors import Unauthorized
-from runtime.settings import AccountsSettings, BillingSettings, PlanSettings, Settings
+from api.settings import AccountsSettings, BillingSettings, PlanSettings
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -40,17 +40,13 @@ from schemathesis.specs.openapi.checks import (
 from api.accounts import admin
 from api.accounts.db import AccountsDb
 from api.main import create_app
+from api.settings import AccountsSettings, ApiSettings
 from api.store import Store
 from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
-from runtime.settings import (
-    AccountsSettings,
-    ApiSettings,
-    ClickHouseSettings,
-    KafkaSettings,
-    Settings,
-)
+from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas import topics
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

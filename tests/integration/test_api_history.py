@@ -32,11 +32,12 @@ from flows.sinks.clickhouse import CandleSource, CandleWriter
 from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance.symbols import symbol_infos
 from runtime.migrate import migrate
-from runtime.settings import ClickHouseSettings, KafkaSettings, Settings
+from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas.candles import Candle
 from tests.fakes.binance import FakeBinance
 from tests.shared_data import SHARED_DATA
 from tickscan.replay import replay
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

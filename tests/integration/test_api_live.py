@@ -30,14 +30,16 @@ from websockets.sync.client import ClientConnection, connect
 
 from api.main import create_app
 from api.server import Server
+from api.settings import ApiSettings
 from api.store import Store
 from runtime.kafka import ensure_topics, producer_config
 from runtime.migrate import migrate
-from runtime.settings import ApiSettings, ClickHouseSettings, KafkaSettings, Settings
+from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas import topics
 from schemas.candles import Candle, encode_candle
 from schemas.ranks import RankRow, encode_rank
 from schemas.signals import Signal, encode_signal
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

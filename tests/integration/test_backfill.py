@@ -27,11 +27,12 @@ from flows.sources.binance.rest import (
     IncompleteTradeRange,
 )
 from runtime.clickhouse import connect
-from runtime.settings import ClickHouseSettings, KafkaSettings, Settings
+from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas.candles import Candle
 from tests.fakes.binance import FakeBinance
 from tests.integration.databases import migrated_database
 from tickscan.backfill import BackfillError, backfill, summary
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -36,7 +36,8 @@ from api.errors import install_error_handlers
 from api.main import open_accounts
 from api.routes import billing as billing_routes
 from api.routes import entitlements as entitlement_routes
-from runtime.settings import AccountsSettings, BillingSettings, PlanSettings, Settings
+from api.settings import AccountsSettings, BillingSettings, PlanSettings
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

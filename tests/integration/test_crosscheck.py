@@ -28,7 +28,8 @@ from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from flows.candles.flow import CandleFlowSettings, build_kafka_flow
+from flows.candles.flow import build_kafka_flow
+from flows.candles.settings import CandleFlowSettings
 from flows.ingest.run import IngestReport
 from runtime.clickhouse import connect
 from runtime.kafka import consumer_config, ensure_topics, producer_config

@@ -13,18 +13,20 @@ from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
 from rich.console import Console
 
-from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles.flow import FlowCounters, build_kafka_flow
+from flows.candles.settings import CandleFlowSettings
 from flows.candles.trade_store import TradeStoreSettings
 from flows.ingest.trades import TradePublisher
 from flows.sources.files import read_trades
 from flows.sources.kafka import RunBounds
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
-from runtime.settings import ClickHouseSettings, KafkaSettings, Settings
+from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas.trades import Trade
 from tests.capture import CAPTURE, COVERED, FIELDS, official_klines
 from tests.integration.databases import migrated_database
 from tickscan.replay import replay, summary
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

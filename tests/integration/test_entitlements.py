@@ -21,21 +21,15 @@ from api.accounts.db import AccountsDb
 from api.accounts.entitlements import FEATURES
 from api.accounts.models import BillingCustomer, User
 from api.accounts.tokens import TokenService
+from api.settings import AccountsSettings, ApiSettings, BillingSettings, PlanSettings
 from api.store import Store
 from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
-from runtime.settings import (
-    AccountsSettings,
-    ApiSettings,
-    BillingSettings,
-    ClickHouseSettings,
-    KafkaSettings,
-    PlanSettings,
-    Settings,
-)
+from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas import topics
 from schemas.ranks import RankRow
 from tests.integration.test_api_live import DEADLINE_S, Api, eventually
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

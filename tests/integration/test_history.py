@@ -19,14 +19,17 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from api.settings import ApiSettings
+from flows.ingest.settings import IngestSettings
 from runtime.clickhouse import connect
 from runtime.kafka import consumer_config
-from runtime.settings import ApiSettings, ClickHouseSettings, IngestSettings, Settings
+from runtime.settings import ClickHouseSettings
 from schemas import topics
 from schemas.candles import candle_decoder
 from schemas.tickers import ticker_decoder
 from tests.fakes.binance import FakeBinance
 from tickscan.run import Endpoints, RunOptions, run
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,6 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from flows.ingest.run import IngestReport, LiveIngest
-from runtime.settings import Settings
 from schemas import topics
 from schemas.quotes import quote_decoder
 from tests.fakes.binance import FakeBinance
@@ -41,6 +40,7 @@ from tests.integration.live_run import (
     read_topic,
     truth_ids,
 )
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

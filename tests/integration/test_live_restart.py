@@ -21,12 +21,12 @@ from flows.ingest.resume import LastTrade, last_trades_in_clickhouse, last_trade
 from flows.ingest.run import IngestReport
 from flows.ingest.trades import TradePublisher
 from runtime.kafka import ensure_topics
-from runtime.settings import Settings
 from schemas import topics
 from schemas.trades import Market, Trade
 from tests.fakes.binance import FakeBinance
 from tests.integration import live_run
 from tests.integration.live_run import Run, gap_rows, live_ingest, truth_ids
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,11 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from flows.ingest.run import IngestReport, LiveStatus
-from runtime.settings import Settings
 from schemas import topics
 from tests.fakes.binance import FakeBinance
 from tests.integration import live_run
 from tests.integration.live_run import Run, gap_rows, live_ingest
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

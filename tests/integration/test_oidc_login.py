@@ -24,7 +24,8 @@ from api.accounts.tokens import now
 from api.errors import install_error_handlers
 from api.main import open_accounts
 from api.routes import auth_oidc
-from runtime.settings import AccountsSettings, OidcProviderSettings, Settings
+from api.settings import AccountsSettings, OidcProviderSettings
+from tickscan.settings import Settings
 
 pytestmark = [
     pytest.mark.integration,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles.flow import FlowCounters, build_kafka_flow
+from flows.candles.settings import CandleFlowSettings
 from flows.ingest.trades import TradePublisher
 from flows.recovery import run_flow
 from flows.sources.kafka import RunBounds

@@ -15,14 +15,16 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 from rich.console import Console
 
-from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles.flow import FlowCounters, build_kafka_flow
+from flows.candles.settings import CandleFlowSettings
 from flows.sources.kafka import RunBounds
 from runtime.kafka import consumer_config, ensure_topics, producer_config
-from runtime.settings import ClickHouseSettings, KafkaSettings, Settings
+from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas import topics
 from schemas.deadletter import DeadLetter
 from tests.capture import CAPTURE, COVERED, FIELDS, official_klines
 from tickscan.replay import replay
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

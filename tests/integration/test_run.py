@@ -12,10 +12,12 @@ import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from api.settings import ApiSettings
 from flows.candles.flow import FlowCounters
 from runtime.clickhouse import connect
-from runtime.settings import ApiSettings, ClickHouseSettings, Settings
+from runtime.settings import ClickHouseSettings
 from tickscan.run import Endpoints, RunOptions, banner, run
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -21,13 +21,13 @@ from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from flows.candles.flow import CandleFlowSettings
 from flows.candles.flow import build_kafka_flow as build_candle_flow
+from flows.candles.settings import CandleFlowSettings
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.trades import TradePublisher
 from flows.recovery import run_flow
-from flows.signals.flow import SignalCounters, SignalFlowSettings, build_kafka_flow
-from flows.signals.rules import SignalParams
+from flows.signals.flow import SignalCounters, build_kafka_flow
+from flows.signals.settings import SignalFlowSettings, SignalParams
 from flows.sources.binance.book import BookTickerDecoder
 from flows.sources.files import read_trades
 from flows.sources.kafka import RunBounds
@@ -40,7 +40,8 @@ from schemas.ranks import RankRow, rank_decoder
 from schemas.signals import Signal, signal_decoder
 from schemas.trades import Trade
 from tests.shared_data import SHARED_DATA
-from tickscan.signals import SignalsSettings, run_signals
+from tickscan.settings import SignalsSettings
+from tickscan.signals import run_signals
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,8 @@ from api.live.board import Board
 from api.live.hub import Hub
 from api.main import open_accounts
 from api.routes import me_state, ws
-from runtime.settings import AccountsSettings, Settings
+from api.settings import AccountsSettings
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

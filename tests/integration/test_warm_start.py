@@ -15,9 +15,9 @@ from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Producer
 
-from flows.signals.flow import SignalCounters, SignalFlowSettings, build_kafka_flow
+from flows.signals.flow import SignalCounters, build_kafka_flow
 from flows.signals.history import QUOTE, VOLUME
-from flows.signals.rules import SignalParams
+from flows.signals.settings import SignalFlowSettings, SignalParams
 from flows.signals.warm_start import WarmStart, read_histories
 from flows.sinks.clickhouse import CandleWriter
 from flows.sources.kafka import RunBounds

@@ -37,13 +37,8 @@ from api.accounts.tokens import TokenService, load_secret
 from api.live.board import Board
 from api.live.hub import Hub
 from api.main import create_app, open_accounts
-from runtime.settings import (
-    AccountsSettings,
-    ApiSettings,
-    BillingSettings,
-    PlanSettings,
-    Settings,
-)
+from api.settings import AccountsSettings, ApiSettings, BillingSettings, PlanSettings
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 

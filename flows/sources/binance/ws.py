@@ -57,6 +57,7 @@ from dataclasses import dataclass, field, replace
 import aiohttp
 
 from flows.ingest.sequence import Cause, Origin
+from flows.ingest.settings import IngestSettings
 from flows.sources.binance.socket import (
     EndReason,
     Frame,
@@ -65,7 +66,6 @@ from flows.sources.binance.socket import (
     WsError,
     next_id,
 )
-from runtime.settings import IngestSettings
 from schemas.trades import Market
 
 __all__ = [

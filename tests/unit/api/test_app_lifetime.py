@@ -14,7 +14,7 @@ import weakref
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from runtime.settings import Settings
+from tickscan.settings import Settings
 
 
 def test_an_app_whose_pages_were_served_is_freed_when_dropped() -> None:

@@ -23,7 +23,8 @@ from starlette.types import Message
 
 from api.accounts.billing import Billing
 from api.main import create_app
-from runtime.settings import AccountsSettings, ApiSettings, BillingSettings, Settings
+from api.settings import AccountsSettings, ApiSettings, BillingSettings
+from tickscan.settings import Settings
 
 WEBHOOK = "/api/v1/billing/webhook"
 LOGIN = "/api/v1/auth/login"

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from runtime.settings import ApiSettings, Settings
+from api.settings import ApiSettings
+from tickscan.settings import Settings
 
 PARTNER = "https://partner.example.org"
 EVIL = "https://evil.example.net"

@@ -18,7 +18,7 @@ from api.live.hub import Hub
 from api.live.views import Views
 from api.services.filter_eval import CompiledFilter, compile_filter
 from api.services.filter_query import parse_query
-from runtime.settings import ApiSettings
+from api.settings import ApiSettings
 from schemas.ranks import RankRow
 
 T0 = 1_723_161_300_000

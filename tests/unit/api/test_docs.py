@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from runtime.settings import Settings
+from tickscan.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,7 @@ def test_degraded_is_a_503_and_still_names_the_source() -> None:
 
 def test_create_app_keeps_the_source_it_is_given() -> None:
     from api.main import create_app
-    from runtime.settings import Settings
+    from tickscan.settings import Settings
 
     assert create_app(Settings(), source="replay").state.source == "replay"
     assert create_app(Settings()).state.source is None

@@ -15,8 +15,8 @@ from api.errors import install_error_handlers
 from api.main import create_app
 from api.routes import candles, signals, symbols
 from api.services.symbols import SymbolDirectory
-from runtime.settings import Settings
 from schemas.symbols import SymbolInfo
+from tickscan.settings import Settings
 
 T0 = 1_723_161_300_000
 

@@ -17,7 +17,7 @@ from api.live.feed import FeedBatch
 from api.live.hub import Hub, SignalMatch
 from api.services.filter_eval import CompiledFilter, SymbolLookup, compile_filter
 from api.services.filter_query import parse_query
-from runtime.settings import ApiSettings
+from api.settings import ApiSettings
 from schemas.candles import Candle
 from schemas.ranks import RankRow
 from schemas.signals import Signal

@@ -16,7 +16,7 @@ from api.live.clients import control
 from api.live.hub import Hub
 from api.routes import stream, ws
 from api.routes.metrics import live_registry
-from runtime.settings import ApiSettings
+from api.settings import ApiSettings
 
 
 class StuckSocket:

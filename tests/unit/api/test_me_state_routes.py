@@ -30,14 +30,9 @@ from api.live.board import Board
 from api.live.hub import Hub
 from api.live.protocol import Session
 from api.routes import me_state, scan, stream, ws
-from runtime.settings import (
-    AccountsSettings,
-    ApiSettings,
-    BillingSettings,
-    PlanSettings,
-    Settings,
-)
+from api.settings import AccountsSettings, ApiSettings, BillingSettings, PlanSettings
 from schemas.ranks import RankRow
+from tickscan.settings import Settings
 
 T = TypeVar("T")
 SECRET = b"k" * 48

@@ -14,7 +14,7 @@ from api.errors import InvalidRequest
 from api.main import create_app
 from api.services.candles import parse_time
 from api.services.filter_sql import parse_at
-from runtime.settings import Settings
+from tickscan.settings import Settings
 
 SIGNED_IN = [{"bearerAuth": []}, {"sessionCookie": []}]
 MAY_SIGN_IN = [*SIGNED_IN, {}]

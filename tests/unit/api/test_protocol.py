@@ -15,9 +15,10 @@ from api.live.board import Board
 from api.live.feed import FeedBatch
 from api.live.hub import Hub
 from api.live.protocol import MAX_SUBSCRIPTIONS, Session
-from runtime.settings import AccountsSettings, ApiSettings, BillingSettings, Settings
+from api.settings import AccountsSettings, ApiSettings, BillingSettings
 from schemas.ranks import RankRow
 from schemas.signals import Signal
+from tickscan.settings import Settings
 
 T0 = 1_723_161_300_000
 

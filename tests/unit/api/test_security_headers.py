@@ -13,7 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from runtime.settings import AccountsSettings, Settings
+from api.settings import AccountsSettings
+from tickscan.settings import Settings
 
 PAGES = {
     "the UI": "/",

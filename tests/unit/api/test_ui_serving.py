@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api.errors import install_error_handlers
 from api.main import create_app
 from api.ui import mount_ui
-from runtime.settings import Settings
+from tickscan.settings import Settings
 
 INDEX = '<!doctype html><div id="root"></div><script src="/assets/index-Ab12.js"></script>'
 

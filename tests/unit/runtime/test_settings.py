@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.settings import Settings
+from tickscan.settings import Settings
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import pytest
 
 from flows.sinks.clickhouse import CANDLE_COLUMNS, tsv_rows
 from flows.sources.binance.rest import Kline
-from runtime.settings import ClickHouseSettings, Settings
+from runtime.settings import ClickHouseSettings
 from tickscan.backfill import (
     BackfillError,
     Chunk,
@@ -21,6 +21,7 @@ from tickscan.backfill import (
     plan_chunks,
     verify_checksum,
 )
+from tickscan.settings import Settings
 
 H = 3_600_000
 

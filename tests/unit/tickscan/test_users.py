@@ -25,8 +25,8 @@ from api.accounts.deps import Accounts
 from api.accounts.tokens import TokenService
 from api.errors import install_error_handlers
 from api.routes import auth
-from runtime.settings import Settings
 from tickscan.cli import app as cli
+from tickscan.settings import Settings
 
 SITE = "http://127.0.0.1:8000"
 ADA = "ada@example.com"

@@ -24,7 +24,8 @@ from api.accounts.passwords import Passwords
 from api.accounts.tokens import TokenService
 from api.errors import install_error_handlers
 from api.routes import auth
-from runtime.settings import AccountsSettings, Settings
+from api.settings import AccountsSettings
+from tickscan.settings import Settings
 
 SITE = "https://scan.example.com"
 PASSWORD = "correct horse battery"

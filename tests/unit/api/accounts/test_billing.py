@@ -37,7 +37,8 @@ from api.accounts.models import BillingCustomer, StripeEvent, User
 from api.accounts.tokens import TokenService
 from api.errors import Unavailable, install_error_handlers
 from api.routes import billing as billing_routes
-from runtime.settings import AccountsSettings, BillingSettings, PlanSettings, Settings
+from api.settings import AccountsSettings, BillingSettings, PlanSettings
+from tickscan.settings import Settings
 
 T = TypeVar("T")
 WHSEC = "whsec_unit"

@@ -11,7 +11,8 @@ import jinja2
 import pytest
 
 from api.accounts.email import TEMPLATES, Mailer, link
-from runtime.settings import AccountsSettings, Settings
+from api.settings import AccountsSettings
+from tickscan.settings import Settings
 
 SITE = "https://scan.example.com"
 CONTEXTS: dict[str, dict[str, Any]] = {

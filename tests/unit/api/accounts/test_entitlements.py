@@ -34,8 +34,9 @@ from api.accounts.tokens import TokenService
 from api.errors import Forbidden, install_error_handlers
 from api.live.board import Board
 from api.routes import candles, entitlements, scan, signals, stream
-from runtime.settings import AccountsSettings, BillingSettings, PlanSettings, Settings
+from api.settings import AccountsSettings, BillingSettings, PlanSettings
 from schemas.ranks import RankRow
+from tickscan.settings import Settings
 
 SECRET = b"s" * 48
 NOW = datetime(2024, 8, 9, 12, 0, tzinfo=UTC)

@@ -24,7 +24,7 @@ from api.accounts.models import OidcIdentity, User
 from api.accounts.oidc import Identity, OidcProviders, safe_next, sign_in
 from api.accounts.tokens import now
 from api.errors import NotFound, Unauthorized, Unavailable
-from runtime.settings import OidcProviderSettings
+from api.settings import OidcProviderSettings
 
 ISSUER = "https://id.example"
 CLIENT_ID = "tickscan"

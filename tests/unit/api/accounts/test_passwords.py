@@ -8,7 +8,7 @@ import pytest
 
 from api.accounts.passwords import Passwords, check_rules
 from api.errors import InvalidRequest
-from runtime.settings import AccountsSettings
+from api.settings import AccountsSettings
 
 CHEAP = AccountsSettings(argon2_time_cost=1, argon2_memory_kib=8)
 

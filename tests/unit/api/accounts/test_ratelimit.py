@@ -15,7 +15,7 @@ from api.accounts.db import AccountsDb
 from api.accounts.models import User
 from api.accounts.ratelimit import AuthLimiter, admit, count_failure, record_success
 from api.errors import TooManyRequests
-from runtime.settings import AccountsSettings
+from api.settings import AccountsSettings
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 T = TypeVar("T")

@@ -24,7 +24,8 @@ from api.accounts.siwe_login import NONCE_TTL_S
 from api.accounts.tokens import TokenService
 from api.errors import install_error_handlers
 from api.routes import auth_siwe
-from runtime.settings import AccountsSettings, Settings
+from api.settings import AccountsSettings
+from tickscan.settings import Settings
 
 SITE = "https://scan.example:8443"
 DOMAIN = "scan.example:8443"

@@ -17,7 +17,8 @@ from api.accounts.db import AccountsDb
 from api.accounts.models import RefreshToken, User
 from api.accounts.tokens import TokenPair, TokenService, load_secret
 from api.errors import Unauthorized
-from runtime.settings import AccountsSettings, Settings
+from api.settings import AccountsSettings
+from tickscan.settings import Settings
 
 SECRET = b"s" * 48
 T = TypeVar("T")

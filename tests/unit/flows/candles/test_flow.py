@@ -11,7 +11,8 @@ import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 import flows.candles.flow
-from flows.candles.flow import CandleFlowSettings, CandleLogic, FlowCounters, build_flow
+from flows.candles.flow import CandleLogic, FlowCounters, build_flow
+from flows.candles.settings import CandleFlowSettings
 from flows.sources.files import read_trades
 from flows.sources.kafka import Record, RecordBatch
 from schemas import topics

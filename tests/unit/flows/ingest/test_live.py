@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flows.ingest.run import streams_for, trading_symbols, ws_policy
+from flows.ingest.settings import IngestSettings
 from flows.sources.binance.ws import route
-from runtime.settings import IngestSettings
 
 
 def test_only_trading_symbols_are_followed() -> None:

@@ -18,11 +18,11 @@ from flows.signals.flow import (
     ScannerOutput,
     ScannerSinks,
     SignalCounters,
-    SignalFlowSettings,
     build_flow,
     build_kafka_flow,
 )
-from flows.signals.rules import RULES
+from flows.signals.rules import default_rules
+from flows.signals.settings import SignalFlowSettings
 from flows.signals.warm_start import WarmStart
 from flows.sources.kafka import Record, RecordBatch, RunBounds
 from schemas import topics
@@ -34,6 +34,8 @@ from schemas.signals import Signal
 from schemas.tickers import Ticker24h, encode_ticker
 from tests.unit.flows.signals.test_metrics import candle, ticker
 from tests.unit.flows.signals.test_rules import SMALL
+
+RULES = default_rules()
 
 T0 = 1_723_161_600_000  # 2024-08-09 00:00 UTC
 S = 1_000

@@ -12,18 +12,20 @@ from pydantic import ValidationError
 
 from flows.signals.bars import SymbolBars
 from flows.signals.rules import (
-    RULES,
     Bars,
     Fired,
     Registry,
-    SignalParams,
     breakout,
+    default_rules,
     ema,
     ema_cross,
     volume_spike,
 )
+from flows.signals.settings import SignalParams
 from schemas.candles import Candle
 from schemas.signals import Signal
+
+RULES = default_rules()
 
 T0 = 1_723_161_600_000  # 2024-08-09 00:00 UTC
 M = 60_000

@@ -10,11 +10,15 @@ import pytest
 
 from flows.signals.bars import SymbolBars
 from flows.signals.history import CandleColumns
-from flows.signals.rules import RULES, TIMEFRAMES, Bars, Registry, SignalParams
+from flows.signals.rules import TIMEFRAMES, Bars, Registry, default_rules
+from flows.signals.settings import SignalParams
 from flows.signals.warm_bars import fill_bars
 from schemas.candles import Candle
 from schemas.signals import Signal
 from tests.unit.flows.signals.test_rules import SMALL, T0, M, one_minute
+
+RULES = default_rules()
+
 
 PARAMS = SMALL.model_copy(update={"timeframes": ("1m", "5m", "15m", "1h")})
 

@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from flows.signals.rules import RULES, Bars, SignalParams
+from flows.signals.rules import Bars, default_rules
+from flows.signals.settings import SignalParams
 from flows.sinks.clickhouse import CANDLE_COLUMNS
 from flows.sources.simulator import SymbolResume, SyntheticMarket
 from flows.sources.simulator.history import (
@@ -23,6 +24,9 @@ from flows.sources.simulator.history import (
     decimal_array,
 )
 from schemas.trades import Trade
+
+RULES = default_rules()
+
 
 END_MS = 1_796_000_040 * 1000 - (1_796_000_040 * 1000) % MINUTE_MS
 

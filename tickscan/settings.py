@@ -1,0 +1,36 @@
+"""One settings object per process kind, combined from the sections each package owns.
+
+Every section is read from the environment (prefix `TICKSCAN_`, `__` between nested
+names): the plumbing (`runtime.settings`: `DATA_DIR`, `KAFKA__*`, `CLICKHOUSE__*`), the
+API's (`api.settings`: `API__*`, `ACCOUNTS__*`), the live ingest's
+(`flows.ingest.settings`: `INGEST__*`), the candle flow's (`flows.candles.settings`:
+`CANDLES__*`) and the signals flow's (`flows.signals.settings`: `SIGNALS__*`).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from api.settings import ApiAppSettings
+from flows.candles.settings import CandleFlowSettings
+from flows.ingest.settings import LiveIngestSettings
+from flows.signals.settings import SignalFlowSettings
+from runtime.settings import RuntimeSettings
+
+
+class CandlesSettings(RuntimeSettings):
+    """`tickscan candles`: the plumbing and the candle flow's `candles`."""
+
+    candles: CandleFlowSettings = Field(default_factory=CandleFlowSettings)
+
+
+class SignalsSettings(RuntimeSettings):
+    """`tickscan signals`: the plumbing and the signals flow's `signals` (batching, rules),
+    e.g. `TICKSCAN_SIGNALS__RULES__VOLUME_SPIKE_FACTOR=4`."""
+
+    signals: SignalFlowSettings = Field(default_factory=SignalFlowSettings)
+
+
+class Settings(ApiAppSettings, LiveIngestSettings, CandlesSettings, SignalsSettings):
+    """`tickscan run` (and `replay`, `backfill`): every section, for a process that runs the
+    API, the live ingest and both flows."""
