@@ -66,7 +66,7 @@ class Origin(NamedTuple):
     """Which connection delivered a trade, and why that connection was opened.
 
     Attributes:
-        connection: Any id unique to one socket for the life of the process.
+        connection: Any id unique to one socket among its market's connections.
         cause: Why the socket was opened; ``None`` for the first socket of a shard, whose
             holes (there can be none before its first trade) are `sequence` holes.
     """

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from typing import TYPE_CHECKING, Literal, NamedTuple
@@ -28,12 +27,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _STREAM_PREFIX = '{"stream":"'
-_ids = itertools.count(1)
-
-
-def next_id() -> int:
-    """A process-wide unique id, for shards, sockets and requests alike."""
-    return next(_ids)
 
 
 class WsError(Exception):
@@ -186,7 +179,7 @@ class Socket:
         if self._next_send > now:
             await asyncio.sleep(self._next_send - now)
         self._next_send = max(now, self._next_send) + interval
-        request_id = next_id()
+        request_id = self.pool.next_id()
         ack = asyncio.get_running_loop().create_future()
         self._acks[request_id] = ack
         try:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -64,7 +65,6 @@ from flows.sources.binance.socket import (
     Socket,
     SubscribeFailed,
     WsError,
-    next_id,
 )
 from schemas.trades import Market
 
@@ -270,6 +270,8 @@ class StreamPool:
         self._added: dict[str, float] = {}
         self._closing: set[asyncio.Future[None]] = set()
         self._closed = False
+        self.next_id: Callable[[], int] = itertools.count(1).__next__
+        """Ids of this pool's shards, sockets and requests, each unique in the pool."""
 
     @property
     def streams(self) -> set[str]:
@@ -413,7 +415,7 @@ class _Shard:
 
     def __init__(self, pool: StreamPool, path: str) -> None:
         self.pool = pool
-        self.id = next_id()
+        self.id = pool.next_id()
         self.path = path
         self.url = pool.ws_base + path
         self.streams: set[str] = set()
@@ -534,7 +536,7 @@ class _Shard:
                 heartbeat=None,
                 timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
             )
-        sock = Socket(self, ws, Origin(next_id(), cause))
+        sock = Socket(self, ws, Origin(self.pool.next_id(), cause))
         self.sockets.add(sock)
         try:
             await sock.subscribe_all()

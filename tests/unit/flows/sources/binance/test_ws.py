@@ -1,10 +1,11 @@
-"""The connection policy: URL routing of the USDⓈ-M split, limits, full-jitter backoff."""
+"""The connection policy: URL routing of the USDⓈ-M split, limits, full-jitter backoff, ids."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
-from flows.sources.binance.ws import WsPolicy, default_ws_base, route
+from flows.sources.binance.ws import StreamPool, WsPolicy, default_ws_base, route
 
 
 def test_usdm_streams_are_routed_to_market_and_public() -> None:
@@ -34,3 +35,15 @@ def test_backoff_is_full_jitter_under_a_doubling_capped_ceiling() -> None:
         assert all(0.0 <= d <= cap for d in delays)
         # Spread over the whole range, not bunched at the cap: no lockstep reconnects.
         assert min(delays) < cap * 0.05 and max(delays) > cap * 0.95
+
+
+def test_each_pool_numbers_its_own_connections() -> None:
+    # No counter shared through the module: two pools (two markets, or a pool of a
+    # second run in the same process) each number from 1, in order.
+    first, second = (
+        StreamPool("wss://example.invalid", route("spot"), WsPolicy(), asyncio.Queue(1))
+        for _ in range(2)
+    )
+    assert [first.next_id() for _ in range(3)] == [1, 2, 3]
+    assert [second.next_id() for _ in range(2)] == [1, 2]
+    assert first.next_id() == 4
