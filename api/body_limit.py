@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_body
+from api.errors import ApiPackageError, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ TOO_LARGE = 413
 CODE = "content_too_large"
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(ApiPackageError):
     """A request body grew past its route's limit while the app read it."""
 
 

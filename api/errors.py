@@ -18,7 +18,12 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 
-class ApiError(Exception):
+class ApiPackageError(Exception):
+    """Base of every error the `api` package raises; `ApiError`s are those answered over
+    HTTP (and WebSocket) with their status and code."""
+
+
+class ApiError(ApiPackageError):
     """Base of every error a service raises on purpose; `status` is its HTTP status.
 
     `code` is a stable machine-readable name (the WebSocket protocol sends the same

@@ -32,7 +32,7 @@ _LOG_TAIL_LINES = 40
 _PORT_ATTEMPTS = 3
 
 
-class _PortTaken(Exception):
+class _PortTaken(BrokerStartError):
     """The broker found its port already in use."""
 
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 import msgspec
 
+from schemas.errors import SchemaError
+
 Market = Literal["spot", "usdm"]
 """`spot` for spot markets, `usdm` for USDⓈ-M perpetual and delivery futures."""
 
@@ -47,7 +49,7 @@ class Trade(msgspec.Struct, frozen=True, omit_defaults=True):
         return f"{self.exchange}:{self.market}:{self.symbol}"
 
 
-class InvalidTrade(ValueError):
+class InvalidTrade(SchemaError):
     """A message decoded but breaks a rule no real trade breaks."""
 
 

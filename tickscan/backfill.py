@@ -47,6 +47,7 @@ from runtime.clickhouse import connect
 from runtime.migrate import migrate
 from schemas.candles import INTERVAL_MS, Interval
 from schemas.trades import Market
+from tickscan.errors import TickscanError
 from tickscan.replay import ReplayReport, expand_paths, replay
 from tickscan.settings import Settings
 
@@ -91,7 +92,7 @@ DoneChunks = dict[tuple[str, date], list[tuple[int, int]]]
 """Recorded kline chunks: (symbol, day) -> [(from ms, to ms), ...]."""
 
 
-class BackfillError(Exception):
+class BackfillError(TickscanError):
     """The backfill cannot run or had to stop; the message says why and what to do."""
 
 

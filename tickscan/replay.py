@@ -49,12 +49,13 @@ from runtime.migrate import migrate
 from schemas import topics
 from schemas.deadletter import DeadLetter
 from schemas.trades import Market, Trade
+from tickscan.errors import TickscanError
 from tickscan.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-class ReplayError(Exception):
+class ReplayError(TickscanError):
     """The replay could not run; the message says why and what to do."""
 
 

@@ -41,6 +41,7 @@ from runtime.migrate import migrate
 from runtime.process import release_memory
 from schemas import topics
 from schemas.trades import Market
+from tickscan.errors import TickscanError
 from tickscan.replay import expand_paths
 from tickscan.serve import ApiServer, ApiServerError
 from tickscan.settings import Settings
@@ -81,7 +82,7 @@ class RunOptions:
     api: bool = True
 
 
-class RunError(Exception):
+class RunError(TickscanError):
     """`tickscan run` was asked for something it cannot do."""
 
 

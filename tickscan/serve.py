@@ -14,11 +14,12 @@ from api.deps import SourceKind
 from api.main import create_app
 from api.server import Server
 from api.settings import ApiAppSettings
+from tickscan.errors import TickscanError
 
 logger = logging.getLogger(__name__)
 
 
-class ApiServerError(Exception):
+class ApiServerError(TickscanError):
     """The API server could not start."""
 
 

@@ -20,11 +20,11 @@ from api.accounts.models import User
 from api.accounts.passwords import Passwords, check_rules
 from api.accounts.ratelimit import record_success
 from api.accounts.tokens import end_all_sessions, now
-from api.errors import InvalidRequest
+from api.errors import ApiPackageError, InvalidRequest
 from api.settings import ApiAppSettings
 
 
-class AdminError(Exception):
+class AdminError(ApiPackageError):
     """An account operation that cannot be done (no such user, a refused password)."""
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import msgspec
 
+from api.errors import ApiPackageError
+
 _encode = msgspec.json.Encoder().encode
 
 RANKS_TYPES = frozenset({"snapshot", "diff"})
@@ -78,7 +80,7 @@ class Refusal:
         return control("error", code="rate_limited", message=self.message, count=self.count)
 
 
-class ClientClosed(Exception):
+class ClientClosed(ApiPackageError):
     """The hub closed this client; `code` says why (`too_slow`, `rate_limited`,
     `shutdown`)."""
 

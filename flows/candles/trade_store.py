@@ -35,6 +35,7 @@ from pydantic import Field
 from flows.batching import BatchSettings
 from flows.candles.trade_ids import Seen, TradeIds, raw_ids
 from flows.dead_letters import dead_letter_message, record_dead_letter
+from flows.errors import FlowError
 from flows.sinks.clickhouse import NULL, ClickHouseSink, TsvTable, TsvWriter, tsv_escape
 from flows.sinks.kafka import KafkaListSink
 from flows.sources.kafka import KafkaBatchSource, RecordBatch, RunBounds, StartAt
@@ -82,7 +83,7 @@ _MAX_TIME_US = 10_413_791_999_999_999
 _exact_multiply = Context(prec=76).multiply
 
 
-class Unstorable(ValueError):
+class Unstorable(FlowError, ValueError):
     """A valid trade that the `trades` table cannot hold exactly."""
 
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol, Self
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from flows.errors import FlowError
 from flows.sources.kafka import RunBounds
 from runtime.kafka import BULK_PRODUCER, producer_config
 from schemas import topics
@@ -30,7 +31,7 @@ _BUFFER_FULL_WAIT_S = 0.05
 _METADATA_TIMEOUT_S = 10.0
 
 
-class IngestError(Exception):
+class IngestError(FlowError):
     """Base of every error this module raises."""
 
 

@@ -9,13 +9,15 @@ from typing import Any
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import KafkaError, Producer
 
+from flows.errors import FlowError
+
 logger = logging.getLogger(__name__)
 
 Encoded = tuple[bytes | str, bytes]
 """A message ready to produce: key and value."""
 
 
-class KafkaSinkError(Exception):
+class KafkaSinkError(FlowError):
     """Messages could not be delivered; the flow stops rather than lose them."""
 
 

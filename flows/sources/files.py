@@ -19,6 +19,7 @@ from typing import IO, Literal, NamedTuple, cast
 
 import msgspec
 
+from flows.errors import FlowError
 from flows.sources.binance.trades import (
     BinanceDecodeError,
     BinanceDecoder,
@@ -85,7 +86,7 @@ def parse_archive_name(name: str) -> ArchiveName | None:
     return ArchiveName(found["symbol"], kind, found["period"])
 
 
-class UnreadableFile(ValueError):
+class UnreadableFile(FlowError, ValueError):
     """A whole file that cannot be read as trades, and why; the lines before it still count.
 
     Attributes:

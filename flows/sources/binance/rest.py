@@ -43,6 +43,7 @@ from typing import Any, Literal, Self
 import aiohttp
 import msgspec
 
+from flows.errors import FlowError
 from flows.sources.binance.trades import BinanceDecodeError, time_us_from_binance, to_decimal
 from flows.sources.binance.weight import (
     WEIGHT_LIMITS_1M,
@@ -79,7 +80,7 @@ TradeKind = Literal["trade", "aggTrade"]
 """What the ids of a trade range count: raw trade ids or aggregate trade ids."""
 
 
-class BinanceRestError(Exception):
+class BinanceRestError(FlowError):
     """Base of every error the Binance REST client raises."""
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 import aiohttp
 import msgspec
 
+from flows.errors import FlowError
 from flows.ingest.sequence import Origin
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 _STREAM_PREFIX = '{"stream":"'
 
 
-class WsError(Exception):
+class WsError(FlowError):
     """Base of every error this module raises."""
 
 

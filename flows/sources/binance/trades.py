@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
+from flows.errors import FlowError
 from schemas.trades import InvalidTrade, Market, Trade, check_trade
 
 logger = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 _MICROS_THRESHOLD = 100_000_000_000_000
 
 
-class BinanceDecodeError(ValueError):
+class BinanceDecodeError(FlowError, ValueError):
     """A Binance message or archive row that cannot become a trade.
 
     Attributes:
