@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 
 import pytest
@@ -17,3 +18,11 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = f"integration test skipped ({report.longrepr}); they must run"
     return report
+
+
+@pytest.fixture
+def no_tickscan_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset every TICKSCAN_* variable: a developer's own must not leak into a test of
+    what settings the environment gives."""
+    for name in [k for k in os.environ if k.startswith("TICKSCAN_")]:
+        monkeypatch.delenv(name)

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tickscan.settings import Settings
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A developer's own TICKSCAN_* variables must not leak into these tests.
-    for name in list(os.environ):
-        if name.startswith("TICKSCAN_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_tickscan_env")
 
 
 def test_defaults_mean_embedded_broker_and_chdb_under_data_dir(

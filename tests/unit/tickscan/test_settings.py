@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -16,12 +15,7 @@ from tickscan.settings import CandlesSettings, Settings, SignalsSettings
 README = Path(__file__).resolve().parents[3] / "README.md"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A developer's own TICKSCAN_* variables must not leak into these tests.
-    for name in list(os.environ):
-        if name.startswith("TICKSCAN_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_tickscan_env")
 
 
 def test_the_candle_flow_settings_come_from_the_environment(
