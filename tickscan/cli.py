@@ -144,9 +144,10 @@ def replay(
     files are kept in <data_dir>/dead_letters/ and ClickHouse dead_letters. Exits 1 when
     nothing was replayed or anything was rejected.
     """
+    from flows.candles.replay import ReplayError
     from flows.ingest.trades import IngestError
-    from tickscan.replay import ReplayError, summary
     from tickscan.replay import replay as run_replay
+    from tickscan.replay import summary
 
     if market not in ("spot", "usdm"):
         typer.echo(f"--market must be spot or usdm, not {market!r}", err=True)
@@ -522,8 +523,9 @@ def backfill_command(
     checked against their .CHECKSUM files. Completed chunks are recorded, so an
     interrupted backfill resumes; a rerun writes identical rows.
     """
-    from tickscan.backfill import BackfillError, summary
+    from flows.candles.backfill import BackfillError
     from tickscan.backfill import backfill as run_backfill
+    from tickscan.backfill import summary
 
     if market not in ("spot", "usdm"):
         typer.echo(f"--market must be spot or usdm, not {market!r}", err=True)

@@ -27,6 +27,7 @@ from clickhouse_connect.driver.client import Client
 from api.deps import SourceKind
 from flows.candles import trade_store
 from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
+from flows.candles.replay import expand_paths
 from flows.ingest.run import run_ingest
 from flows.ingest.trades import TradePublisher
 from flows.sinks.symbols import SymbolWriter
@@ -41,7 +42,6 @@ from runtime.process import release_memory
 from runtime.settings import Settings
 from schemas import topics
 from schemas.trades import Market
-from tickscan.replay import expand_paths
 from tickscan.serve import ApiServer, ApiServerError
 from tickscan.signals import SignalsSettings, run_signals
 from tickscan.simulate import prepare_market, publish_market
