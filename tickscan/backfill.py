@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
@@ -119,7 +120,7 @@ async def _klines(
 ) -> None:
     """Fetch the report's klines with a Binance REST client of its own, bars on `console`."""
     async with BinanceRest(report.market, rest_url) as rest:
-        with ProgressBars(console) as progress:
+        with closing(ProgressBars(console)) as progress:
             await backfill_klines(
                 client, rest, report, force=force, concurrency=concurrency, progress=progress
             )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -21,8 +20,9 @@ __all__ = ["ProgressBars"]
 class ProgressBars:
     """A `flows.candles.progress.Progress` drawn as rich progress bars on a console.
 
-    The bars appear with the first task and stay on screen when the block is left, so a
-    run that fails before it starts anything draws nothing.
+    The bars appear with the first task and stay on screen when closed, so a run that
+    fails before it starts anything draws nothing. Use it as
+    ``with closing(ProgressBars(console)) as progress: ...``.
 
     Args:
         console: Where the bars are drawn (a quiet one in tests).
@@ -45,15 +45,8 @@ class ProgressBars:
             self._shown = True
         return _Bar(self._bars, self._bars.add_task(description, total=total))
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Stop redrawing the bars (they stay as last drawn)."""
         if self._shown:
             self._bars.stop()
 
@@ -68,11 +61,5 @@ class _Bar:
     def advance(self, amount: int) -> None:
         self._bars.advance(self._task, amount)
 
-    def update(
-        self,
-        *,
-        description: str | None = None,
-        completed: int | None = None,
-        total: int | None = None,
-    ) -> None:
-        self._bars.update(self._task, description=description, completed=completed, total=total)
+    def update(self, **changes: Any) -> None:
+        self._bars.update(self._task, **changes)

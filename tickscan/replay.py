@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 from rich.console import Console
@@ -101,7 +101,7 @@ def replay(
                 run_id,
             )
         )
-        progress = stack.enter_context(ProgressBars(console))
+        progress = stack.enter_context(closing(ProgressBars(console)))
 
         started = time.perf_counter()
         with TradePublisher(bootstrap) as publisher:

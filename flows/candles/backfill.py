@@ -172,15 +172,7 @@ def plan_backfill(
     wanted = _symbols(symbols)
     if not wanted and not archives:
         raise BackfillError("nothing to backfill: give --symbols, --archives or both")
-    report = BackfillReport(
-        market=market,
-        interval=interval,
-        start=begin,
-        end=finish,
-        symbols=wanted,
-        clickhouse=clickhouse,
-        database=database,
-    )
+    report = BackfillReport(market, interval, begin, finish, wanted, clickhouse, database)
     report.archives = _archive_files(archives)
     return report
 

@@ -163,18 +163,9 @@ def _trades_of(
 
 
 def _file_dead_letter(error: UnreadableFile) -> DeadLetter:
-    """The dead letter of a whole file that could not be read (to its end)."""
-    return DeadLetter(
-        stage=INGEST_STAGE,
-        reason=error.reason,
-        detail=f"{error.detail} (at {error.path})",
-        source_topic=None,
-        partition=None,
-        offset=None,
-        key=None,
-        value="",
-        at_ms=time.time_ns() // 1_000_000,
-    )
+    """The dead letter of a whole file that could not be read (to its end): no line of it."""
+    whole_file = Rejected(str(error.path), b"", error.reason, error.detail)
+    return dead_letter(whole_file, at_ms=time.time_ns() // 1_000_000)
 
 
 class _RunWiring(TypedDict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from contextlib import closing
 
 from rich.console import Console
 
@@ -15,14 +16,13 @@ def console(out: io.StringIO) -> Console:
 
 def test_a_run_that_starts_no_task_draws_nothing() -> None:
     out = io.StringIO()
-    with ProgressBars(console(out)):
-        pass
+    ProgressBars(console(out)).close()
     assert out.getvalue() == ""
 
 
 def test_each_task_shows_its_description_and_count() -> None:
     out = io.StringIO()
-    with ProgressBars(console(out)) as bars:
+    with closing(ProgressBars(console(out))) as bars:
         klines = bars.task("BTCUSDT 1m klines", total=90)
         klines.advance(60)
         klines.advance(30)
