@@ -27,6 +27,7 @@ from clickhouse_connect.driver.client import Client
 from api.deps import SourceKind
 from flows.candles import trade_store
 from flows.candles.flow import FlowCounters, build_kafka_flow
+from flows.candles.replay import expand_paths
 from flows.candles.settings import CandleFlowSettings
 from flows.ingest.run import run_ingest
 from flows.ingest.trades import TradePublisher
@@ -42,7 +43,6 @@ from runtime.process import release_memory
 from schemas import topics
 from schemas.trades import Market
 from tickscan.errors import TickscanError
-from tickscan.replay import expand_paths
 from tickscan.serve import ApiServer, ApiServerError
 from tickscan.settings import Settings
 from tickscan.signals import run_signals

@@ -5,4 +5,8 @@
 - `flow`: md.trades.v1 -> candles_1s/1m + md.candles.v1; `settings`: its knobs
   (`TICKSCAN_CANDLES__*`).
 - `trade_store`: md.trades.v1 -> the ClickHouse `trades` table.
+- `replay`: files -> md.trades.v1 as one bounded run, then the flow and the store over it.
+- `backfill`: a backfill's plan (range, chunks per UTC day, verified archives) and records;
+  `kline_backfill`: the exchange's own klines over REST into the candle tables.
+- `reports`: what a replay and a backfill did; `progress`: how they report progress.
 """

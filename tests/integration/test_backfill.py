@@ -19,6 +19,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from rich.console import Console
 
+from flows.candles.backfill import BackfillError
 from flows.sinks.clickhouse import CandleWriter
 from flows.sources.binance.rest import (
     BinanceApiError,
@@ -31,7 +32,7 @@ from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas.candles import Candle
 from tests.fakes.binance import FakeBinance
 from tests.integration.databases import migrated_database
-from tickscan.backfill import BackfillError, backfill, summary
+from tickscan.backfill import backfill, summary
 from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from flows.candles.reports import FileOutcome, ReplayReport
 from flows.sinks.dead_letters import COLUMNS, DeadLetterKeeper
 from flows.sources.files import Rejected, UnreadableFile
 from schemas.deadletter import DeadLetter
-from tickscan.replay import FileOutcome, ReplayReport, summary
+from tickscan.replay import summary
 
 
 def report_of(*outcomes: FileOutcome, **counts: int) -> ReplayReport:

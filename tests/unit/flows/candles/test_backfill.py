@@ -9,18 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from flows.sinks.clickhouse import CANDLE_COLUMNS, tsv_rows
-from flows.sources.binance.rest import Kline
-from runtime.settings import ClickHouseSettings
-from tickscan.backfill import (
+from flows.candles.backfill import (
     BackfillError,
     Chunk,
-    backfill,
-    candle_from_kline,
     parse_time,
+    plan_backfill,
     plan_chunks,
     verify_checksum,
 )
+from flows.candles.kline_backfill import kline_count
+from flows.sinks.clickhouse import CANDLE_COLUMNS, tsv_rows
+from flows.sources.binance.klines import candle_from_kline
+from flows.sources.binance.rest import Kline
+from runtime.settings import ClickHouseSettings
+from tickscan.backfill import backfill
 from tickscan.settings import Settings
 
 H = 3_600_000
@@ -119,3 +121,32 @@ def test_an_exchange_kline_becomes_a_version_0_row_with_source_exchange() -> Non
         "taker_buy_volume": "12.28492000", "taker_buy_quote_volume": "745719.41022840",
         "first_trade_id": "\\N", "last_trade_id": "\\N", "version": "0", "source": "exchange",
     }  # fmt: skip
+
+
+def test_a_plan_names_each_symbol_once_upper_case_and_the_archives_without_checksums(
+    tmp_path,
+) -> None:
+    archive = write_archive(tmp_path)
+    (tmp_path / f"{archive.name}.CHECKSUM").write_text(f"{'0' * 64}  {archive.name}\n")
+    report = plan_backfill(
+        market="spot", symbols=["btcusdt, ETHUSDT", "BTCUSDT"], start="2024-08-08",
+        end="2024-08-08T01:00", interval="1m", archives=[tmp_path], clickhouse="chdb:///x",
+        database="db",
+    )  # fmt: skip
+    assert report.symbols == ["BTCUSDT", "ETHUSDT"]
+    assert report.archives == [archive.resolve()]
+    assert (report.start, report.end) == (
+        datetime(2024, 8, 8, tzinfo=UTC),
+        datetime(2024, 8, 8, 1, tzinfo=UTC),
+    )
+    with pytest.raises(BackfillError, match="no such file or directory"):
+        plan_backfill(
+            market="spot", symbols="", start="2024-08-08", end="2024-08-09", interval="1m",
+            archives=[tmp_path / "missing"], clickhouse="chdb:///x", database="db",
+        )  # fmt: skip
+
+
+def test_a_range_holds_every_kline_opening_in_it_a_partial_one_too() -> None:
+    assert kline_count(0, 90 * 60_000, "1m") == 90
+    assert kline_count(0, 90 * 60_000 + 1, "1m") == 91
+    assert kline_count(1_000, 3_000, "1s") == 2
