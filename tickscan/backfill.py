@@ -40,7 +40,7 @@ from rich.progress import (
 )
 
 from flows.sinks.clickhouse import CandleWriter
-from flows.sources.binance.klines import EXCHANGE, KLINE_PAGE, candle_from_kline, fetch_klines
+from flows.sources.binance.klines import EXCHANGE, candle_from_kline, fetch_klines
 from flows.sources.binance.rest import BinanceBanned, BinanceRest, BinanceRestError
 from flows.sources.files import parse_archive_name
 from runtime.clickhouse import connect
@@ -53,7 +53,6 @@ from tickscan.replay import ReplayReport, expand_paths, replay
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "KLINE_PAGE",
     "BackfillError",
     "BackfillReport",
     "Chunk",

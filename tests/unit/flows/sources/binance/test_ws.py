@@ -1,22 +1,10 @@
-"""The connection policy: URL routing of the USDⓈ-M split, limits, full-jitter backoff."""
+"""The connection policy: limits per market, full-jitter backoff."""
 
 from __future__ import annotations
 
 import random
 
-from flows.sources.binance.ws import WsPolicy, default_ws_base, route
-
-
-def test_usdm_streams_are_routed_to_market_and_public() -> None:
-    usdm = route("usdm")
-    assert usdm("btcusdt@aggTrade") == "/market/stream"
-    assert usdm("btcusdt@kline_1m") == "/market/stream"
-    assert usdm("btcusdt@bookTicker") == "/public/stream"
-    assert usdm("btcusdt@depth@100ms") == "/public/stream"
-    spot = route("spot")
-    assert {spot("btcusdt@trade"), spot("btcusdt@bookTicker")} == {"/stream"}
-    assert default_ws_base("usdm") == "wss://fstream.binance.com"
-    assert default_ws_base("spot") == "wss://stream.binance.com:9443"
+from flows.sources.binance.ws import WsPolicy
 
 
 def test_market_defaults_stay_well_under_binance_limits() -> None:

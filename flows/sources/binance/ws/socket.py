@@ -1,6 +1,6 @@
 """One Binance WebSocket: read its frames, keep its subscriptions in step, see its end.
 
-A `Socket` belongs to a shard of `flows.sources.binance.ws.StreamPool`, which decides
+A `Socket` belongs to a shard of a `flows.sources.binance.ws.StreamPool`, which decides
 when it is opened, rotated and replaced; the socket itself reads data messages into the
 pool's queue (waiting, not dropping, while the queue is full), answers text pings, sends
 paced SUBSCRIBE / UNSUBSCRIBE messages, matches their replies, and reports why it should
@@ -15,15 +15,13 @@ import contextlib
 import itertools
 import logging
 import time
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 import aiohttp
 import msgspec
 
 from flows.ingest.sequence import Origin
-
-if TYPE_CHECKING:
-    from flows.sources.binance.ws import _Shard
+from flows.sources.binance.ws.policy import PoolCounts, WsPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +79,46 @@ class _Control(msgspec.Struct):
     data: _EventType | None = None
 
 
+class SocketPool(Protocol):
+    """What a socket uses of its pool: where frames go, the policy, the counts."""
+
+    @property
+    def policy(self) -> WsPolicy: ...
+
+    @property
+    def queue(self) -> asyncio.Queue[Frame]: ...
+
+    @property
+    def counts(self) -> PoolCounts: ...
+
+    def heard(self, stream: str, now: float) -> None:
+        """A message of `stream` arrived at `time.monotonic()` `now`."""
+
+    def wants(self, stream: str) -> bool:
+        """Whether `stream` is still subscribed in the pool (else its frames are dropped)."""
+
+
+class SocketShard(Protocol):
+    """What a socket uses of the shard that opened it."""
+
+    messages: int
+
+    @property
+    def pool(self) -> SocketPool: ...
+
+    @property
+    def streams(self) -> set[str]: ...
+
+    @property
+    def sockets(self) -> set[Socket]: ...
+
+
 class Socket:
     """One WebSocket: reads frames, keeps its subscriptions in step with its shard."""
 
-    def __init__(self, shard: _Shard, ws: aiohttp.ClientWebSocketResponse, origin: Origin):
+    def __init__(
+        self, shard: SocketShard, ws: aiohttp.ClientWebSocketResponse, origin: Origin
+    ) -> None:
         self.shard = shard
         self.pool = shard.pool
         self.ws = ws
@@ -250,10 +284,10 @@ class Socket:
                     if wrapped is None:
                         continue
                     stream = wrapped
-                if not self.pool._wanted(stream):
+                if not self.pool.wants(stream):
                     counts.control["unsubscribed_stream"] += 1
                     continue
-                self.pool._touch(stream, time.monotonic())
+                self.pool.heard(stream, time.monotonic())
                 frame = Frame(stream, data, time.time_ns() // 1_000, origin)
                 if queue.full():
                     try:
