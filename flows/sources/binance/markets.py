@@ -118,27 +118,25 @@ SPOT = BinanceMarket(
     rest_url="https://api.binance.com",
     rest_prefix="/api/v3",
     ws_url="wss://stream.binance.com:9443",
-    trade_kind="trade",
+    trade_kind="trade",  # every raw trade has its own stream event
     weight_limit_1m=6000,
     weights=MappingProxyType(
         {
-            "exchangeInfo": 20,
-            "klines": 2,
+            "exchangeInfo": 20,  # all symbols
+            "klines": 2,  # whatever the limit
             "aggTrades": 4,
             "trades": 25,
             "historicalTrades": 25,
-            # Every symbol at once (no `symbol` parameter).
-            "ticker/24hr": 80,
+            "ticker/24hr": 80,  # every symbol at once (no `symbol` parameter)
         }
     ),
     max_klines=1000,
     max_trades=1000,
     max_historical_trades=1000,
     max_agg_trades=1000,
-    # Spot charges 2 whatever the limit, so take the most.
-    kline_page=1000,
+    kline_page=1000,  # klines cost 2 whatever the limit: take the most
     ws_max_streams=200,
-    ws_messages_per_s=5.0,
+    ws_messages_per_s=5.0,  # pings and pongs included
 )
 """Binance spot (``/api/v3``): raw ``@trade`` streams, raw trade ids."""
 
@@ -146,25 +144,23 @@ USDM = UsdmMarket(
     market="usdm",
     rest_url="https://fapi.binance.com",
     rest_prefix="/fapi/v1",
-    ws_url="wss://fstream.binance.com",
-    trade_kind="aggTrade",
+    ws_url="wss://fstream.binance.com",  # /market and /public below it: see stream_path
+    trade_kind="aggTrade",  # market trades only, as the klines count them
     weight_limit_1m=2400,
     weights=MappingProxyType(
         {
             "exchangeInfo": 1,
             "aggTrades": 20,
             "trades": 5,
-            "historicalTrades": 20,
-            "ticker/24hr": 40,
+            "historicalTrades": 20,  # a MARKET_DATA endpoint: sent with an API key if any
+            "ticker/24hr": 40,  # every symbol at once (no `symbol` parameter)
         }
     ),
-    max_klines=1500,
+    max_klines=1500,  # weighing 10: see klines_weight
     max_trades=1000,
     max_historical_trades=500,
     max_agg_trades=1000,
-    # 499 rows for weight 2 is the most klines per unit of weight, 2.5x what 1500 rows
-    # for 10 gives.
-    kline_page=499,
+    kline_page=499,  # weight 2: the most klines per unit of weight, 2.5x what 1500 for 10 gives
     ws_max_streams=100,
     ws_messages_per_s=10.0,
 )
