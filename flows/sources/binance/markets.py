@@ -22,7 +22,15 @@ from typing import Literal
 
 from schemas.trades import Market
 
-__all__ = ["SPOT", "USDM", "BinanceMarket", "TradeKind", "UsdmMarket", "binance_market"]
+__all__ = [
+    "MARKETS",
+    "SPOT",
+    "USDM",
+    "BinanceMarket",
+    "TradeKind",
+    "UsdmMarket",
+    "binance_market",
+]
 
 TradeKind = Literal["trade", "aggTrade"]
 """What the ids of a trade range count: raw trade ids or aggregate trade ids."""
@@ -53,6 +61,9 @@ class BinanceMarket:
         ws_max_streams: Streams per connection by default (Binance allows 1024): a
             reconnect re-subscribes, and loses, little at a time.
         ws_messages_per_s: Messages a client may send per second per connection.
+        archive_columns: Columns of a data.binance.vision ``trades`` and ``aggTrades``
+            CSV row. The leading columns line up in every layout; spot adds a trailing
+            ``is_best_match``.
     """
 
     market: Market
@@ -69,6 +80,7 @@ class BinanceMarket:
     kline_page: int
     ws_max_streams: int
     ws_messages_per_s: float
+    archive_columns: Mapping[str, int]
 
     def klines_weight(self, limit: int) -> int:
         """Request weight of a ``klines`` call of `limit` rows: fixed on spot."""
@@ -137,6 +149,9 @@ SPOT = BinanceMarket(
     kline_page=1000,  # klines cost 2 whatever the limit: take the most
     ws_max_streams=200,
     ws_messages_per_s=5.0,  # pings and pongs included
+    # id,price,qty,quote_qty,time,is_buyer_maker,is_best_match and
+    # agg_id,price,qty,first_id,last_id,time,is_buyer_maker,is_best_match
+    archive_columns=MappingProxyType({"trades": 7, "aggTrades": 8}),
 )
 """Binance spot (``/api/v3``): raw ``@trade`` streams, raw trade ids."""
 
@@ -163,10 +178,16 @@ USDM = UsdmMarket(
     kline_page=499,  # weight 2: the most klines per unit of weight, 2.5x what 1500 for 10 gives
     ws_max_streams=100,
     ws_messages_per_s=10.0,
+    # id,price,qty,quote_qty,time,is_buyer_maker and agg_trade_id,price,quantity,
+    # first_trade_id,last_trade_id,transact_time,is_buyer_maker
+    archive_columns=MappingProxyType({"trades": 6, "aggTrades": 7}),
 )
 """Binance USDⓈ-M futures (``/fapi/v1``): ``@aggTrade`` streams, aggregate ids."""
 
-_BY_NAME: Mapping[str, BinanceMarket] = MappingProxyType({m.market: m for m in (SPOT, USDM)})
+MARKETS: tuple[BinanceMarket, ...] = (SPOT, USDM)
+"""Every market described here."""
+
+_BY_NAME: Mapping[str, BinanceMarket] = MappingProxyType({m.market: m for m in MARKETS})
 
 
 def binance_market(market: str) -> BinanceMarket:
