@@ -64,6 +64,7 @@ from flows.sources.binance.weight import WeightBudget, WeightGate
 from schemas.tickers import Ticker24h
 from schemas.trades import Market, Trade
 
+# The client with what it raises and returns: a caller needs to import only this module.
 __all__ = [
     "BinanceApiError",
     "BinanceBanned",
@@ -97,6 +98,8 @@ class BinanceRest:
 
     Use it as ``async with BinanceRest("spot") as rest: ...``. Requests made concurrently
     share one budget and one ban; those of its `background` client wait behind them.
+    Hosts, paths, weights and page sizes are its market's, `facts`
+    (`flows.sources.binance.markets`).
 
     Args:
         market: ``spot`` (``/api/v3``) or ``usdm`` (``/fapi/v1``).

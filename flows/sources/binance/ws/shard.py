@@ -93,6 +93,7 @@ class Shard:
         self.reconnects = 0
 
     def start(self) -> None:
+        """Open the first socket and keep one open until closed, in a task of its own."""
         self.task = asyncio.create_task(self._run(), name=f"binance-ws-shard-{self.id}")
 
     def changed(self) -> None:
@@ -101,6 +102,7 @@ class Shard:
             sock.kick()
 
     def close_soon(self) -> None:
+        """Close in the background (the shard lost its last stream); the pool keeps the task."""
         self.closing = True
         task = asyncio.ensure_future(self.close())
         # Keep a reference until done: a bare task may be garbage collected mid-way.
@@ -108,6 +110,7 @@ class Shard:
         task.add_done_callback(self.pool.closing_shards.discard)
 
     async def close(self) -> None:
+        """Stop the shard's task and close its sockets."""
         self.closing = True
         self.state = "closed"
         if self.task is not None:
@@ -118,6 +121,7 @@ class Shard:
             await sock.close()
 
     def status(self) -> ConnectionStatus:
+        """The shard and its current socket, for the live status."""
         sock = self.current
         return ConnectionStatus(
             shard=self.id,

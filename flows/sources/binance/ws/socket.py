@@ -107,10 +107,14 @@ class SocketShard(Protocol):
     def pool(self) -> SocketPool: ...
 
     @property
-    def streams(self) -> set[str]: ...
+    def streams(self) -> set[str]:
+        """The streams the shard carries: what its sockets subscribe."""
+        ...
 
     @property
-    def sockets(self) -> set[Socket]: ...
+    def sockets(self) -> set[Socket]:
+        """The shard's live sockets; a socket leaves it when closed."""
+        ...
 
 
 class Socket:
@@ -138,6 +142,7 @@ class Socket:
         self._syncer: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
+        """The shard's streams changed: send the (UN)SUBSCRIBE messages that follow."""
         self._kicked.set()
 
     def rearm(self) -> None:
