@@ -4,13 +4,14 @@ Spot and USDⓈ-M speak the same protocol with different facts: other hosts and 
 another trade stream, other weights and page sizes. Each market's facts are one frozen
 value, `SPOT` or `USDM` (a `UsdmMarket`: the rules that differ are methods overridden
 there), found by `binance_market`; the REST client, the WebSocket pool, the stream
-choice and the symbol reader take what they need from it instead of each keeping its
-own ``{"spot": ..., "usdm": ...}`` tables. The URLs are Binance's production defaults; a
-caller given another base URL (the fake exchange of the tests) uses that one instead.
+choice, the symbol reader and the archive reader take what they need from it. The URLs
+are Binance's production defaults; a caller given another base URL (the fake exchange
+of the tests) uses that one instead.
 
 Sources, developers.binance.com: General API Information and Market Data Endpoints of
 Spot and USDⓈ-M Futures (weights, page limits, ``REQUEST_WEIGHT``), WebSocket Streams
-(hosts, per-connection limits) and the USDⓈ-M URL split of 2026-03-06.
+(hosts, per-connection limits) and the USDⓈ-M URL split of 2026-03-06; data.binance.vision
+(the trade archives' columns).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class BinanceMarket:
         return self.weights["klines"]
 
     def stream_path(self, stream: str) -> str:
-        """The URL path below `ws_url` a stream is served under: spot serves all at one."""
+        """The URL path below `ws_url` a stream is served under: ``/stream`` for all on spot."""
         return "/stream"
 
     def symbol_kind(self, contract_type: str | None) -> str:
