@@ -11,14 +11,14 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from flows.sources.binance.markets import binance_market
+from flows.sources.binance.markets import SPOT, binance_market
 from runtime.settings import IngestSettings
 from schemas.trades import Market
 
 
 @dataclass(frozen=True, slots=True)
 class WsPolicy:
-    """How the pool uses connections; the defaults are for production.
+    """How the pool uses connections; the defaults are for production on spot.
 
     Attributes:
         max_streams: Streams per connection (Binance allows 1024).
@@ -37,8 +37,8 @@ class WsPolicy:
         queue_size: Frames the queue holds before readers wait.
     """
 
-    max_streams: int = 200
-    messages_per_s: float = 5.0
+    max_streams: int = SPOT.ws_max_streams
+    messages_per_s: float = SPOT.ws_messages_per_s
     streams_per_message: int = 100
     max_age_s: float = 23 * 3600.0
     age_jitter: float = 0.05
