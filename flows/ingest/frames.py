@@ -28,7 +28,8 @@ from flows.ingest.sequence import QuoteFilter, TradeSequencer
 from flows.ingest.status import IngestCounts
 from flows.ingest.trades import TradePublisher
 from flows.sources.binance.book import BookTickerDecoder
-from flows.sources.binance.streams import KLINE_STREAM, trade_stream_kind
+from flows.sources.binance.markets import binance_market
+from flows.sources.binance.streams import KLINE_STREAM
 from flows.sources.binance.trades import BinanceDecodeError, BinanceDecoder
 from flows.sources.binance.ws import Frame
 from flows.sources.files import Rejected
@@ -64,7 +65,7 @@ class FrameHandler:
         checker: LiveCrossCheck | None = None,
     ) -> None:
         self.counts = counts
-        self._trade_kind = trade_stream_kind(market)
+        self._trade_kind = binance_market(market).trade_kind
         self._trades = BinanceDecoder(market, exchange=exchange)
         self._quotes = BookTickerDecoder(market, exchange=exchange)
         self._sequencer = sequencer

@@ -42,10 +42,11 @@ from flows.ingest.status import (
 )
 from flows.ingest.trades import IngestError, TradePublisher
 from flows.sinks.symbols import SymbolWriter
+from flows.sources.binance.markets import binance_market
 from flows.sources.binance.rest import BinanceRest, BinanceRestError
-from flows.sources.binance.streams import streams_for, trade_stream_kind, trading_symbols
+from flows.sources.binance.streams import streams_for, trading_symbols
 from flows.sources.binance.symbols import symbol_infos
-from flows.sources.binance.ws import Frame, StreamPool, default_ws_base, route, ws_policy
+from flows.sources.binance.ws import Frame, StreamPool, ws_policy
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
@@ -115,7 +116,7 @@ class LiveIngest:
         self.settings = settings
         self.market: Market = market
         self.rest_url = rest_url
-        self.ws_base = ws_base or default_ws_base(market)
+        self.ws_base = ws_base or binance_market(market).ws_url
         self.only = {s.upper() for s in symbols} if symbols is not None else None
         self.trades_topic = trades_topic
         self.quotes_topic = quotes_topic
@@ -223,7 +224,7 @@ class LiveIngest:
                 with publisher:
                     log = self._log = DataQualityLog(client, database, self.market)
                     repairer = GapRepairer(
-                        self._gap_filler or RestGapFiller(rest, trade_stream_kind(self.market)),
+                        self._gap_filler or RestGapFiller(rest, rest.facts.trade_kind),
                         log,
                         publisher.publish,
                         market=self.market,
@@ -323,7 +324,9 @@ class LiveIngest:
         opts = self._opts
         policy = ws_policy(self.market, opts)
         self._queue = asyncio.Queue(policy.queue_size)
-        self._pool = StreamPool(self.ws_base, route(self.market), policy, self._queue)
+        self._pool = StreamPool(
+            self.ws_base, binance_market(self.market).stream_path, policy, self._queue
+        )
         try:
             symbols = await self._universe(exchange_info)
         except (BinanceRestError, aiohttp.ClientError, TimeoutError) as exc:

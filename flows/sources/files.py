@@ -20,6 +20,7 @@ from typing import IO, Literal, NamedTuple, cast
 import msgspec
 
 from flows.errors import FlowError
+from flows.sources.binance.markets import MARKETS, binance_market
 from flows.sources.binance.trades import (
     BinanceDecodeError,
     BinanceDecoder,
@@ -40,19 +41,9 @@ _ARCHIVE_NAME = re.compile(
     r"\.(?:csv|zip)$"
 )
 
-# Column counts per (market, kind): spot adds a trailing is_best_match column. The
-# leading columns line up in all four layouts, so the indices below serve every file:
-#   spot  trades     id,price,qty,quote_qty,time,is_buyer_maker,is_best_match
-#   usdm  trades     id,price,qty,quote_qty,time,is_buyer_maker
-#   spot  aggTrades  agg_id,price,qty,first_id,last_id,time,is_buyer_maker,is_best_match
-#   usdm  aggTrades  agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,
-#                    is_buyer_maker
-_COLUMNS: dict[tuple[str, str], int] = {
-    ("spot", "trades"): 7,
-    ("usdm", "trades"): 6,
-    ("spot", "aggTrades"): 8,
-    ("usdm", "aggTrades"): 7,
-}
+# Column counts per market and kind: the market's `archive_columns`. The leading columns
+# line up in all four layouts (spot adds a trailing is_best_match column), so the indices
+# below serve every file.
 _BOOLS = {"True": True, "False": False, "true": True, "false": False}
 
 ArchiveKind = Literal["trades", "aggTrades"]
@@ -319,7 +310,7 @@ def read_archive(
                 "(expected e.g. BTCUSDT-trades-2024-08-08.zip)",
             )
         kind: ArchiveKind = "aggTrades" if found["kind"] == "aggTrades" else "trades"
-        ncols = _COLUMNS[(market, kind)]
+        ncols = binance_market(market).archive_columns[kind]
         sym = symbol or found["symbol"]
         # surrogateescape: a corrupt byte must reject its row, not end the read.
         text = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline="")
@@ -352,11 +343,14 @@ _KLINE_COLUMNS = 12
 
 def _columns_detail(found: int, market: Market, kind: ArchiveKind) -> str:
     """Why a row's column count is wrong, naming the layout it has when it is a known one."""
-    detail = f"{found} columns, {market} {kind} has {_COLUMNS[(market, kind)]}"
+    detail = f"{found} columns, {market} {kind} has {binance_market(market).archive_columns[kind]}"
     if found == _KLINE_COLUMNS:
         return detail + f"; {found} columns is a klines file's layout, not trades"
     others = [
-        f"{m} {k}" for (m, k), n in _COLUMNS.items() if n == found and (m, k) != (market, kind)
+        f"{m.market} {k}"
+        for m in MARKETS
+        for k, n in m.archive_columns.items()
+        if n == found and (m.market, k) != (market, kind)
     ]
     if others:
         detail += f"; {found} columns is the layout of {' or '.join(others)}"

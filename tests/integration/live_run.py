@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from flows.candles.engine import PartitionCandles
 from flows.ingest.run import IngestReport, LiveIngest
 from flows.ingest.settings import IngestSettings
-from flows.sources.binance.rest import parse_agg_trades, parse_trades
+from flows.sources.binance.responses import parse_agg_trades, parse_trades
 from runtime.kafka import consumer_config
 from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas import topics

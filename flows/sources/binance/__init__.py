@@ -1,8 +1,11 @@
 """Binance market data: REST and WebSockets within its limits, and its messages normalised.
 
-- `rest`: spot `/api/v3` and USDⓈ-M `/fapi/v1` REST within the weight budget of `weight`;
-  `klines`: a symbol's klines page by page; `symbols`: `exchangeInfo` as `SymbolInfo`.
-- `ws`: the pool of WebSocket connections (sharding, rotation, reconnects); `socket`: one
-  connection; `streams`: which streams a live ingest follows.
+- `markets`: each market's fixed facts (hosts, paths, stream names, id kind, weights,
+  page sizes) as one value, `SPOT` or `USDM`.
+- `rest`: the REST client within the weight budget of `weight`; `responses`: its bodies
+  as typed rows; `errors`: what it raises; `klines`: a symbol's klines page by page;
+  `symbols`: `exchangeInfo` as `SymbolInfo`.
+- `ws/`: the pool of WebSocket connections (shards, sockets, rotation, reconnects);
+  `streams`: which streams a live ingest follows.
 - `trades`, `book`: raw trade/aggTrade and bookTicker messages -> `Trade`, `Quote`.
 """

@@ -10,39 +10,31 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from flows.sources.binance.rest import BinanceRest, Kline
+import msgspec
+
+from flows.sources.binance.markets import binance_market
+from flows.sources.binance.responses import Kline
+from flows.sources.binance.rest import BinanceRest
 from schemas.candles import INTERVAL_MS, Candle, Interval
 from schemas.trades import Market
 
 EXCHANGE = "binance"
 
-# Klines per request. Spot charges 2 whatever the limit, so take the most. USDⓈ-M charges
-# by limit (1 below 100, 2 below 500, 5 up to 1000, 10 above): 499 rows for 2 is the most
-# klines per unit of weight, 2.5x what 1500 rows for 10 gives.
-KLINE_PAGE: dict[str, int] = {"spot": 1000, "usdm": 499}
-
 
 def candle_from_kline(kline: Kline, market: Market, symbol: str, interval: Interval) -> Candle:
-    """The exchange's kline as a candle row: version 0, no trade ids."""
+    """The exchange's kline as a candle row: version 0, no trade ids.
+
+    Every field of a `Kline` is the candle field of the same name.
+    """
     return Candle(
         exchange=EXCHANGE,
         market=market,
         symbol=symbol,
         interval=interval,
-        open_time=kline.open_time,
-        close_time=kline.close_time,
-        open=kline.open,
-        high=kline.high,
-        low=kline.low,
-        close=kline.close,
-        volume=kline.volume,
-        quote_volume=kline.quote_volume,
-        count=kline.count,
-        taker_buy_volume=kline.taker_buy_volume,
-        taker_buy_quote_volume=kline.taker_buy_quote_volume,
         first_trade_id=None,
         last_trade_id=None,
         version=0,
+        **msgspec.structs.asdict(kline),
     )
 
 
@@ -58,8 +50,9 @@ async def fetch_klines(
 ) -> list[Candle]:
     """The closed klines of `symbol` opening in ``[start_ms, end_ms)``, as candles.
 
-    Pages of `KLINE_PAGE` rows, oldest first, until the range or the exchange's klines
-    end. A kline still open at `now_ms` is left out: it has not got all its trades yet.
+    Pages of the market's ``kline_page`` rows (the most klines per unit of weight), oldest
+    first, until the range or the exchange's klines end. A kline still open at
+    `now_ms` is left out: it has not got all its trades yet.
 
     Args:
         rest: The client (its budget paces the pages).
@@ -74,7 +67,7 @@ async def fetch_klines(
         The candles, oldest first.
     """
     step = INTERVAL_MS[interval]
-    page = KLINE_PAGE[rest.market]
+    page = binance_market(rest.market).kline_page
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     candles: list[Candle] = []
     cursor = start_ms

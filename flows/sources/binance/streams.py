@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from flows.sources.binance.rest import TradeKind
+from flows.sources.binance.markets import binance_market
 from schemas.trades import Market
 
 KLINE_STREAM = "kline_1m"
@@ -29,11 +29,6 @@ def trading_symbols(exchange_info: dict[str, Any]) -> set[str]:
     }
 
 
-def trade_stream_kind(market: Market) -> TradeKind:
-    """The trade stream followed on a market: raw trades on spot, aggTrades on USDⓈ-M."""
-    return "trade" if market == "spot" else "aggTrade"
-
-
 def streams_for(market: Market, symbols: Iterable[str], *, klines: bool = False) -> dict[str, str]:
     """The streams to follow for `symbols`, each mapped to its symbol.
 
@@ -46,7 +41,7 @@ def streams_for(market: Market, symbols: Iterable[str], *, klines: bool = False)
     Returns:
         ``{"btcusdt@trade": "BTCUSDT", "btcusdt@bookTicker": "BTCUSDT", ...}``.
     """
-    kind = trade_stream_kind(market)
+    kind = binance_market(market).trade_kind
     out: dict[str, str] = {}
     for symbol in symbols:
         lower = symbol.lower()

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from flows.sources.binance.markets import binance_market
 from schemas.symbols import SymbolInfo
 from schemas.trades import Market
 
@@ -64,6 +65,7 @@ def symbol_infos(
         with the response's ``serverTime`` (0 when absent). A size of zero (Binance's
         "no rule") or a missing filter is None. Malformed entries are logged and left out.
     """
+    facts = binance_market(market)
     updated_ms = exchange_info.get("serverTime")
     if not isinstance(updated_ms, int) or isinstance(updated_ms, bool):
         updated_ms = 0
@@ -76,7 +78,6 @@ def symbol_infos(
         except (msgspec.ValidationError, InvalidOperation) as exc:
             logger.warning("exchangeInfo of %s %s: skipped %.200r: %s", exchange, market, raw, exc)
             continue
-        kind = "spot" if market == "spot" else (entry.contract_type or "unknown").lower()
         out.append(
             SymbolInfo(
                 exchange=exchange,
@@ -85,7 +86,7 @@ def symbol_infos(
                 base_asset=entry.base_asset,
                 quote_asset=entry.quote_asset,
                 status=entry.status,
-                kind=kind,
+                kind=facts.symbol_kind(entry.contract_type),
                 tick_size=tick,
                 step_size=step,
                 updated_ms=updated_ms,

@@ -69,6 +69,52 @@ def to_decimal(text: str, field: str) -> Decimal:
     return value
 
 
+def wire_trade(
+    market: Market,
+    symbol: str,
+    trade_id: int,
+    price: str,
+    qty: str,
+    time: int,
+    buyer_is_maker: bool,
+    *,
+    first_trade_id: int | None = None,
+    last_trade_id: int | None = None,
+    exchange: str = "binance",
+    names: tuple[str, str] = ("p", "q"),
+) -> Trade:
+    """A `Trade` from a Binance trade's values as they come on the wire, stream or REST.
+
+    Args:
+        market: ``spot`` or ``usdm``.
+        symbol: The exchange symbol.
+        trade_id: The trade id, or the aggregate id of an aggTrade.
+        price: The price as Binance prints it.
+        qty: The quantity as Binance prints it.
+        time: The trade time, ms or µs (see `time_us_from_binance`).
+        buyer_is_maker: Binance's ``m``.
+        first_trade_id: An aggTrade's first raw trade id.
+        last_trade_id: An aggTrade's last raw trade id.
+        exchange: The exchange name stamped on the trade.
+        names: The wire names of price and quantity, for an error's detail.
+
+    Raises:
+        BinanceDecodeError: ``bad_decimal`` when price or quantity is not a decimal.
+    """
+    return Trade(
+        exchange=exchange,
+        market=market,
+        symbol=symbol,
+        trade_id=trade_id,
+        price=to_decimal(price, names[0]),
+        qty=to_decimal(qty, names[1]),
+        time_us=time_us_from_binance(time),
+        buyer_is_maker=buyer_is_maker,
+        first_trade_id=first_trade_id,
+        last_trade_id=last_trade_id,
+    )
+
+
 def checked(trade: Trade) -> Trade:
     """Apply `check_trade`, turning its error into a `BinanceDecodeError`.
 
@@ -261,17 +307,11 @@ class BinanceDecoder:
             self.skipped["non_market:" + ev.X] += 1
             return None
         return checked(
-            Trade(
+            wire_trade(
+                self.market, self.symbol or ev.s, ev.t, ev.p, ev.q, ev.T, ev.m,
                 exchange=self.exchange,
-                market=self.market,
-                symbol=self.symbol or ev.s,
-                trade_id=ev.t,
-                price=to_decimal(ev.p, "p"),
-                qty=to_decimal(ev.q, "q"),
-                time_us=time_us_from_binance(ev.T),
-                buyer_is_maker=ev.m,
             )
-        )
+        )  # fmt: skip
 
     def _agg_trade(self, ev: _Event) -> Trade:
         if not ev.a or ev.p is None or ev.q is None or ev.T is None or ev.m is None:
@@ -287,19 +327,11 @@ class BinanceDecoder:
         except ValueError:
             raise BinanceDecodeError("bad_type", f"a={bytes(ev.a)!r}") from None
         return checked(
-            Trade(
-                exchange=self.exchange,
-                market=self.market,
-                symbol=self.symbol or ev.s,
-                trade_id=agg_id,
-                price=to_decimal(ev.p, "p"),
-                qty=to_decimal(ev.q, "q"),
-                time_us=time_us_from_binance(ev.T),
-                buyer_is_maker=ev.m,
-                first_trade_id=ev.f,
-                last_trade_id=ev.l,
+            wire_trade(
+                self.market, self.symbol or ev.s, agg_id, ev.p, ev.q, ev.T, ev.m,
+                first_trade_id=ev.f, last_trade_id=ev.l, exchange=self.exchange,
             )
-        )
+        )  # fmt: skip
 
 
 def _missing(ev: _Event, fields: str) -> str:

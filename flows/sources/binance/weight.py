@@ -1,8 +1,9 @@
-"""Binance's request-weight rules: what each REST call costs and the per-minute budget.
+"""Binance's request-weight budget: the weight used this minute, and who may spend it next.
 
 Binance limits each IP by the summed *weight* of its requests per calendar minute
 (``exchangeInfo``'s ``REQUEST_WEIGHT``: spot 6000, USDⓈ-M 2400) and reports the weight
-used so far in every response's ``X-MBX-USED-WEIGHT-1M`` header.
+used so far in every response's ``X-MBX-USED-WEIGHT-1M`` header. What each call costs is
+a fact of its market: `flows.sources.binance.markets`.
 
 Two kinds of work share one IP's budget: requests that must not wait (gap repair, the
 symbol universe) and history, which may take whatever is left. `WeightGate` admits both
@@ -15,42 +16,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from schemas.trades import Market
-
-WEIGHT_LIMITS_1M: dict[str, int] = {"spot": 6000, "usdm": 2400}
-"""``REQUEST_WEIGHT`` per minute per IP that ``exchangeInfo`` publishes for each market."""
-
-# Fixed weights per endpoint, from Binance's docs (USDⓈ-M klines depend on `limit`,
-# see `klines_weight`).
-WEIGHTS: dict[tuple[str, str], int] = {
-    ("spot", "exchangeInfo"): 20,
-    ("usdm", "exchangeInfo"): 1,
-    ("spot", "klines"): 2,
-    ("spot", "aggTrades"): 4,
-    ("usdm", "aggTrades"): 20,
-    ("spot", "trades"): 25,
-    ("usdm", "trades"): 5,
-    ("spot", "historicalTrades"): 25,
-    ("usdm", "historicalTrades"): 20,
-    # Every symbol at once (no `symbol` parameter).
-    ("spot", "ticker/24hr"): 80,
-    ("usdm", "ticker/24hr"): 40,
-}
-
 _USED_WEIGHT = "x-mbx-used-weight-1m"
-
-
-def klines_weight(market: Market, limit: int) -> int:
-    """Request weight of a ``klines`` call: fixed on spot, by `limit` on USDⓈ-M."""
-    if market == "spot":
-        return 2
-    if limit < 100:
-        return 1
-    if limit < 500:
-        return 2
-    if limit <= 1000:
-        return 5
-    return 10
 
 
 class WeightBudget:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flows.ingest.run import streams_for, trading_symbols, ws_policy
 from flows.ingest.settings import IngestSettings
-from flows.sources.binance.ws import route
+from flows.sources.binance.markets import USDM
 
 
 def test_only_trading_symbols_are_followed() -> None:
@@ -35,7 +35,7 @@ def test_streams_per_market() -> None:
 def test_the_crosscheck_adds_the_1m_klines_on_the_market_path() -> None:
     streams = streams_for("usdm", ["ETHUSDT"], klines=True)
     assert streams["ethusdt@kline_1m"] == "ETHUSDT" and len(streams) == 3
-    assert route("usdm")("ethusdt@kline_1m") == route("usdm")("ethusdt@aggTrade")
+    assert USDM.stream_path("ethusdt@kline_1m") == USDM.stream_path("ethusdt@aggTrade")
     assert "btcusdt@kline_1m" in streams_for("spot", ["BTCUSDT"], klines=True)
 
 

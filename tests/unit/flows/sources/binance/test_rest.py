@@ -7,14 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from flows.sources.binance.rest import (
-    BinanceResponseError,
-    Kline,
-    parse_agg_trades,
-    parse_klines,
-    parse_trades,
-)
-from flows.sources.binance.weight import WeightBudget, klines_weight
+from flows.sources.binance.errors import BinanceResponseError
+from flows.sources.binance.responses import Kline, parse_agg_trades, parse_klines, parse_trades
+from flows.sources.binance.weight import WeightBudget
 from schemas.trades import check_trade
 from tests.shared_data import SHARED_DATA
 
@@ -150,20 +145,3 @@ def test_a_retry_after_holds_every_request_even_with_weight_to_spare() -> None:
 def test_one_request_heavier_than_the_cap_may_still_go_into_an_empty_minute() -> None:
     budget = WeightBudget(10, safety=0.5, clock=Clock(120.0))
     assert budget.delay(50) == 0
-
-
-@pytest.mark.parametrize(
-    ("market", "limit", "weight"),
-    [
-        ("spot", 1, 2),
-        ("spot", 1000, 2),
-        ("usdm", 99, 1),
-        ("usdm", 100, 2),
-        ("usdm", 499, 2),
-        ("usdm", 500, 5),
-        ("usdm", 1000, 5),
-        ("usdm", 1500, 10),
-    ],
-)
-def test_kline_weights_follow_binance_tables(market, limit, weight) -> None:
-    assert klines_weight(market, limit) == weight

@@ -1,23 +1,12 @@
-"""The connection policy: URL routing of the USDⓈ-M split, limits, full-jitter backoff, ids."""
+"""The connection policy: limits per market, full-jitter backoff, ids."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 
-from flows.sources.binance.ws import StreamPool, WsPolicy, default_ws_base, route
-
-
-def test_usdm_streams_are_routed_to_market_and_public() -> None:
-    usdm = route("usdm")
-    assert usdm("btcusdt@aggTrade") == "/market/stream"
-    assert usdm("btcusdt@kline_1m") == "/market/stream"
-    assert usdm("btcusdt@bookTicker") == "/public/stream"
-    assert usdm("btcusdt@depth@100ms") == "/public/stream"
-    spot = route("spot")
-    assert {spot("btcusdt@trade"), spot("btcusdt@bookTicker")} == {"/stream"}
-    assert default_ws_base("usdm") == "wss://fstream.binance.com"
-    assert default_ws_base("spot") == "wss://stream.binance.com:9443"
+from flows.sources.binance.markets import SPOT
+from flows.sources.binance.ws import StreamPool, WsPolicy
 
 
 def test_market_defaults_stay_well_under_binance_limits() -> None:
@@ -41,7 +30,7 @@ def test_each_pool_numbers_its_own_connections() -> None:
     # No counter shared through the module: two pools (two markets, or a pool of a
     # second run in the same process) each number from 1, in order.
     first, second = (
-        StreamPool("wss://example.invalid", route("spot"), WsPolicy(), asyncio.Queue(1))
+        StreamPool("wss://example.invalid", SPOT.stream_path, WsPolicy(), asyncio.Queue(1))
         for _ in range(2)
     )
     assert [first.next_id() for _ in range(3)] == [1, 2, 3]

@@ -1,6 +1,6 @@
 """One Binance WebSocket: read its frames, keep its subscriptions in step, see its end.
 
-A `Socket` belongs to a shard of `flows.sources.binance.ws.StreamPool`, which decides
+A `Socket` belongs to a shard of a `flows.sources.binance.ws.StreamPool`, which decides
 when it is opened, rotated and replaced; the socket itself reads data messages into the
 pool's queue (waiting, not dropping, while the queue is full), answers text pings, sends
 paced SUBSCRIBE / UNSUBSCRIBE messages, matches their replies, and reports why it should
@@ -14,16 +14,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 import aiohttp
 import msgspec
 
 from flows.errors import FlowError
 from flows.ingest.sequence import Origin
-
-if TYPE_CHECKING:
-    from flows.sources.binance.ws import _Shard
+from flows.sources.binance.ws.policy import PoolCounts, WsPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +73,53 @@ class _Control(msgspec.Struct):
     data: _EventType | None = None
 
 
+class SocketPool(Protocol):
+    """What a socket uses of its pool: where frames go, the policy, the counts."""
+
+    @property
+    def policy(self) -> WsPolicy: ...
+
+    @property
+    def queue(self) -> asyncio.Queue[Frame]: ...
+
+    @property
+    def counts(self) -> PoolCounts: ...
+
+    def heard(self, stream: str, now: float) -> None:
+        """A message of `stream` arrived at `time.monotonic()` `now`."""
+
+    def wants(self, stream: str) -> bool:
+        """Whether `stream` is still subscribed in the pool (else its frames are dropped)."""
+
+    def next_id(self) -> int:
+        """A new id for a shard, socket or request, unique in the pool."""
+
+
+class SocketShard(Protocol):
+    """What a socket uses of the shard that opened it."""
+
+    messages: int
+
+    @property
+    def pool(self) -> SocketPool: ...
+
+    @property
+    def streams(self) -> set[str]:
+        """The streams the shard carries: what its sockets subscribe."""
+        ...
+
+    @property
+    def sockets(self) -> set[Socket]:
+        """The shard's live sockets; a socket leaves it when closed."""
+        ...
+
+
 class Socket:
     """One WebSocket: reads frames, keeps its subscriptions in step with its shard."""
 
-    def __init__(self, shard: _Shard, ws: aiohttp.ClientWebSocketResponse, origin: Origin):
+    def __init__(
+        self, shard: SocketShard, ws: aiohttp.ClientWebSocketResponse, origin: Origin
+    ) -> None:
         self.shard = shard
         self.pool = shard.pool
         self.ws = ws
@@ -98,6 +139,7 @@ class Socket:
         self._syncer: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
+        """The shard's streams changed: send the (UN)SUBSCRIBE messages that follow."""
         self._kicked.set()
 
     def rearm(self) -> None:
@@ -244,10 +286,10 @@ class Socket:
                     if wrapped is None:
                         continue
                     stream = wrapped
-                if not self.pool._wanted(stream):
+                if not self.pool.wants(stream):
                     counts.control["unsubscribed_stream"] += 1
                     continue
-                self.pool._touch(stream, time.monotonic())
+                self.pool.heard(stream, time.monotonic())
                 frame = Frame(stream, data, time.time_ns() // 1_000, origin)
                 if queue.full():
                     try:
