@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import update
 
 from api.accounts.db import AccountsDb
+from api.accounts.limiter import AuthLimiter
 from api.accounts.models import User
-from api.accounts.ratelimit import AuthLimiter, admit, count_failure, record_success
+from api.accounts.ratelimit import admit, count_failure, record_success
 from api.errors import TooManyRequests
 from runtime.settings import AccountsSettings
 
