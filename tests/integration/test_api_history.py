@@ -7,7 +7,6 @@ like any other, and read back through the API's routes and services.
 from __future__ import annotations
 
 import csv
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,10 +30,10 @@ from api.store import Store
 from flows.sinks.clickhouse import CandleSource, CandleWriter
 from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance.symbols import symbol_infos
-from runtime.migrate import migrate
 from runtime.settings import ClickHouseSettings, KafkaSettings, Settings
 from schemas.candles import Candle
 from tests.fakes.binance import FakeBinance
+from tests.integration.databases import migrated_database
 from tests.shared_data import SHARED_DATA
 from tickscan.replay import replay
 
@@ -51,12 +50,10 @@ ZERO = D(0)
 
 
 @pytest.fixture(scope="module")
-def database(ch: Client) -> Iterator[str]:
+def database(clickhouse_dsn: str) -> Iterator[str]:
     """A migrated database of this module's own; every query here names it."""
-    name = f"history_test_{uuid.uuid4().hex[:10]}"
-    migrate(ch, name)
-    yield name
-    ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": name})
+    with migrated_database(clickhouse_dsn, "history_test") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
