@@ -42,7 +42,6 @@ from runtime.settings import (
     AccountsSettings,
     Settings,
 )
-from tests.integration.databases import migrated_database
 from tests.integration.live_api import live_api_settings, live_topics
 from tests.integration.threaded_server import ThreadedServer
 
@@ -81,12 +80,6 @@ class Server(ThreadedServer):
         assert answer.status_code == 200, answer.text
         token: str = answer.json()["access_token"]
         return token
-
-
-@pytest.fixture(scope="module")
-def database(clickhouse_dsn: str) -> Iterator[str]:
-    with migrated_database(clickhouse_dsn, "contract") as name:
-        yield name
 
 
 @pytest.fixture(scope="module")

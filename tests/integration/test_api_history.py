@@ -7,7 +7,6 @@ like any other, and read back through the API's routes and services.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,7 +32,6 @@ from flows.sources.binance.symbols import symbol_infos
 from runtime.settings import ClickHouseSettings, KafkaSettings, Settings
 from schemas.candles import Candle
 from tests.fakes.binance import FakeBinance
-from tests.integration.databases import migrated_database
 from tests.shared_data import SHARED_DATA
 from tickscan.replay import replay
 
@@ -47,13 +45,6 @@ SECOND, MINUTE, HOUR, DAY = 1_000, 60_000, 3_600_000, 86_400_000
 T0 = 1_709_251_200_000  # 2024-03-01T00:00:00Z
 D = Decimal
 ZERO = D(0)
-
-
-@pytest.fixture(scope="module")
-def database(clickhouse_dsn: str) -> Iterator[str]:
-    """A migrated database of this module's own; every query here names it."""
-    with migrated_database(clickhouse_dsn, "history_test") as name:
-        yield name
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,6 @@ from schemas import topics
 from schemas.candles import Candle, encode_candle
 from schemas.ranks import RankRow, encode_rank
 from schemas.signals import Signal, encode_signal
-from tests.integration.databases import migrated_database
 from tests.integration.live_api import live_api_settings, live_topics
 from tests.integration.threaded_server import ThreadedServer
 
@@ -87,12 +86,6 @@ class Api(ThreadedServer):
         return sum(
             float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)
         )
-
-
-@pytest.fixture(scope="module")
-def database(clickhouse_dsn: str) -> Iterator[str]:
-    with migrated_database(clickhouse_dsn, "live_test") as name:
-        yield name
 
 
 @pytest.fixture(scope="module")

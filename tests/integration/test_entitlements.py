@@ -29,7 +29,6 @@ from runtime.settings import (
 )
 from schemas import topics
 from schemas.ranks import RankRow
-from tests.integration.databases import migrated_database
 from tests.integration.live_api import live_api_settings, live_topics
 from tests.integration.test_api_live import DEADLINE_S, Api, eventually
 
@@ -99,12 +98,6 @@ def on_live_board(api: Api, headers: dict[str, str], symbol: str) -> None:
         return bool(board["rows"])
 
     eventually(listed, f"{symbol} never reached the live board")
-
-
-@pytest.fixture(scope="module")
-def database(clickhouse_dsn: str) -> Iterator[str]:
-    with migrated_database(clickhouse_dsn, "ent_test") as name:
-        yield name
 
 
 @pytest.fixture(scope="module")
