@@ -13,13 +13,33 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.accounts.deps import ACCESS_COOKIE, current_access, optional_user
 from api.accounts.entitlements import connection_entitlements
 from api.errors import ApiError, ErrorResponse, InvalidRequest, errors_answered
+from api.services.candles import TIME_SCHEMA
+
+TIME_EXAMPLES = ["2024-08-08T23:55:00Z", "1723161300000"]
+"""One time in both forms a time parameter takes (23:55 UTC of the real capture)."""
+
+
+def time_query(description: str, *, with_examples: bool = False) -> Any:
+    """A time parameter's `Query`: its description, and the documented forms (`TIME_SCHEMA`)
+    that `parse_time` and `parse_at` check.
+
+    Args:
+        description: What the time is (name the forms with `TIME_FORMS`).
+        with_examples: Whether the document shows `TIME_EXAMPLES`.
+    """
+    return Query(
+        json_schema_extra=TIME_SCHEMA,
+        description=description,
+        examples=TIME_EXAMPLES if with_examples else None,
+    )
+
 
 BEARER = "bearerAuth"
 COOKIE = "sessionCookie"

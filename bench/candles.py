@@ -18,28 +18,24 @@ import argparse
 import json
 import resource
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 from bytewax.testing import run_main
 from confluent_kafka import Consumer, TopicPartition
 
-from flows.candles.flow import FlowCounters, build_kafka_flow
-from flows.candles.settings import CandleFlowSettings
-from flows.ingest.trades import TradePublisher
+# The candle flow as the integration tests run it lives in tests/, which is not installed,
+# and the benchmarks' shared start in bench/: import both from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.published_trades import add_arguments, published_trades
+from flows.candles.flow import FlowCounters
 from flows.sources.kafka import RunBounds
-from flows.sources.simulator import SyntheticMarket
-from runtime.broker import EmbeddedBroker
-from runtime.clickhouse import connect
-from runtime.kafka import consumer_config, ensure_topics
-from runtime.migrate import migrate
+from runtime.kafka import consumer_config
 from runtime.process import tune_for_streaming
 from schemas.trades import trade_decoder
+from tests.integration.candle_flow import past_candle_flow
 
 
 def current_rss_mb() -> float:
@@ -97,43 +93,19 @@ def raw_consume(bootstrap: str, topic: str, bounds: RunBounds, expected: int) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trades", type=int, default=2_000_000)
-    parser.add_argument("--symbols", type=int, default=2_000)
-    parser.add_argument(
-        "--rate",
-        type=float,
-        default=20_000,
-        help="market trades per second of event time (sets how many candles N trades make)",
+    add_arguments(
+        parser,
+        rate_help="market trades per second of event time (sets how many candles N trades make)",
     )
-    parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--kafka", help="bootstrap servers; default: embedded broker")
-    parser.add_argument("--clickhouse", help="DSN; default: chdb in a temporary directory")
     args = parser.parse_args(argv)
     tune_for_streaming()
 
-    with ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-candles-")))
-        bootstrap = args.kafka or stack.enter_context(EmbeddedBroker(workdir)).bootstrap
-        run = uuid.uuid4().hex[:8]
+    with published_trades(args, "candles", ["candles"]) as published:
+        bootstrap, client, database = published.bootstrap, published.client, published.database
         trades_topic, candles_topic, dl_topic = (
-            f"bench-{run}-trades",
-            f"bench-{run}-candles",
-            f"bench-{run}-deadletter",
+            published.topics[t] for t in ("trades", "candles", "deadletter")
         )
-        ensure_topics(bootstrap, [trades_topic, candles_topic, dl_topic], args.partitions)
-        client = connect(args.clickhouse or f"chdb://{workdir / 'ch'}")
-        stack.callback(client.close)
-        database = f"bench_{run}"
-        migrate(client, database)
-
-        market = SyntheticMarket(args.symbols, args.rate, seed=7)
-        started = time.perf_counter()
-        with TradePublisher(bootstrap, topic=trades_topic, deadletter_topic=dl_topic) as pub:
-            trades: Iterator = market.trades(args.trades)
-            pub.publish_many(trades)
-            pub.mark_end(f"bench-{run}")
-            report = pub.report()
-        publish_s = time.perf_counter() - started
+        report, publish_s = published.report, published.publish_s
         bounds = report.bounds()
         print(
             f"published {report.published:,} trades of {args.symbols:,} symbols in "
@@ -145,17 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         raw_per_s = report.published / raw_s
 
         counters = FlowCounters()
-        flow, writer = build_kafka_flow(
-            CandleFlowSettings(idle_close_ms=None),
-            bootstrap=bootstrap,
-            clickhouse=lambda: client,
-            database=database,
-            start=bounds,
-            trades_topic=trades_topic,
-            candles_topic=candles_topic,
-            dead_letter_topic=dl_topic,
-            counters=counters,
-        )
+        names = (trades_topic, candles_topic, dl_topic)
+        flow, writer = past_candle_flow(bootstrap, client, database, bounds, names, counters)
         started = time.perf_counter()
         with RssSampler() as rss:
             run_main(flow)

@@ -15,22 +15,17 @@ import argparse
 import json
 import resource
 import sys
-import tempfile
 import time
-import uuid
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from bytewax.testing import run_main
 
+# The benchmarks' shared start is in bench/, which is not installed: import it from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.published_trades import add_arguments, published_trades
 from flows.candles import trade_store
-from flows.ingest.trades import TradePublisher
-from flows.sources.simulator import SyntheticMarket
-from runtime.broker import EmbeddedBroker
-from runtime.clickhouse import connect
-from runtime.kafka import ensure_topics
-from runtime.migrate import migrate
 from runtime.process import tune_for_streaming
 
 
@@ -51,35 +46,16 @@ class TimedInserts:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trades", type=int, default=2_000_000)
-    parser.add_argument("--symbols", type=int, default=2_000)
-    parser.add_argument("--rate", type=float, default=20_000, help="trades/s of event time")
-    parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--kafka", help="bootstrap servers; default: embedded broker")
-    parser.add_argument("--clickhouse", help="DSN; default: chdb in a temporary directory")
+    add_arguments(parser, rate_help="trades/s of event time")
     args = parser.parse_args(argv)
     tune_for_streaming()
 
-    with ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-store-")))
-        bootstrap = args.kafka or stack.enter_context(EmbeddedBroker(workdir)).bootstrap
-        run = uuid.uuid4().hex[:8]
-        trades_topic, dl_topic = f"bench-{run}-trades", f"bench-{run}-deadletter"
-        ensure_topics(bootstrap, [trades_topic, dl_topic], args.partitions)
-        client = connect(args.clickhouse or f"chdb://{workdir / 'ch'}")
-        stack.callback(client.close)
-        database = f"bench_{run}"
-        migrate(client, database)
-
-        started = time.perf_counter()
-        with TradePublisher(bootstrap, topic=trades_topic, deadletter_topic=dl_topic) as pub:
-            pub.publish_many(SyntheticMarket(args.symbols, args.rate, seed=7).trades(args.trades))
-            pub.mark_end(f"bench-{run}")
-            published = pub.report()
-        publish_s = time.perf_counter() - started
-        bounds = published.bounds()
-        total = published.published
-        print(f"published {total:,} trades in {publish_s:.1f} s", file=sys.stderr)
+    with published_trades(args, "store") as published:
+        bootstrap, client, database = published.bootstrap, published.client, published.database
+        trades_topic, dl_topic = published.topics["trades"], published.topics["deadletter"]
+        bounds = published.report.bounds()
+        total = published.report.published
+        print(f"published {total:,} trades in {published.publish_s:.1f} s", file=sys.stderr)
 
         timed = TimedInserts(client)
         counters = trade_store.TradeStoreCounters()

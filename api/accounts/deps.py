@@ -18,9 +18,9 @@ from starlette.requests import HTTPConnection
 from api.accounts.billing import Billing
 from api.accounts.db import AccountsDb
 from api.accounts.email import EmailSender, Mailer
+from api.accounts.limiter import AuthLimiter
 from api.accounts.models import User
 from api.accounts.oidc import OidcProviders
-from api.accounts.ratelimit import AuthLimiter
 from api.accounts.tokens import DISABLED, Access, TokenPair, TokenService, load_secret
 from api.errors import Unauthorized
 from api.settings import ApiAppSettings

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-from datetime import timedelta
 from typing import Literal
 
 from sqlalchemy import update
@@ -11,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.email import link
 from api.accounts.models import EmailToken
-from api.accounts.tokens import digest, now
+from api.accounts.tokens import digest, now, store_secret
 from api.errors import InvalidRequest
 
 Purpose = Literal["verify", "reset"]
@@ -38,19 +36,7 @@ async def issue(db: AsyncSession, user_id: int, purpose: Purpose, ttl_s: int) ->
     Returns:
         The token, to put in the emailed link.
     """
-    token = secrets.token_urlsafe(32)
-    moment = now()
-    db.add(
-        EmailToken(
-            user_id=user_id,
-            purpose=purpose,
-            token_hash=digest(token),
-            created_at=moment,
-            expires_at=moment + timedelta(seconds=ttl_s),
-        )
-    )
-    await db.flush()
-    return token
+    return await store_secret(db, EmailToken, ttl_s, user_id=user_id, purpose=purpose)
 
 
 def page_link(public_url: str, purpose: Purpose, token: str) -> str:

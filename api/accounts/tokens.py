@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -16,7 +17,7 @@ from joserfc.jwk import OctKey
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.accounts.models import RefreshToken, User
+from api.accounts.models import EmailToken, RefreshToken, User
 from api.errors import Forbidden, Unauthorized
 from api.settings import ApiAppSettings
 
@@ -34,6 +35,34 @@ def now() -> datetime:
 def digest(token: str) -> str:
     """SHA-256 of a bearer secret: what the database keeps instead of the secret."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def store_secret(
+    db: AsyncSession, row: type[RefreshToken] | type[EmailToken], ttl_s: int, **fields: Any
+) -> str:
+    """A new random bearer secret, kept in a new `row` valid for `ttl_s` only as its digest.
+
+    Args:
+        db: The accounts database.
+        row: The table that keeps it.
+        ttl_s: Seconds it stays valid.
+        fields: The row's other columns (its user, what the secret is for).
+
+    Returns:
+        The secret itself, handed to its owner once and never stored.
+    """
+    token = secrets.token_urlsafe(32)
+    moment = now()
+    db.add(
+        row(
+            token_hash=digest(token),
+            created_at=moment,
+            expires_at=moment + timedelta(seconds=ttl_s),
+            **fields,
+        )
+    )
+    await db.flush()
+    return token
 
 
 def load_secret(settings: ApiAppSettings) -> bytes:
@@ -191,18 +220,9 @@ class TokenService:
         await end_all_sessions(db, user_id)
 
     async def _issue(self, db: AsyncSession, user_id: int, family: str) -> TokenPair:
-        token = secrets.token_urlsafe(32)
-        moment = now()
-        db.add(
-            RefreshToken(
-                user_id=user_id,
-                family=family,
-                token_hash=digest(token),
-                created_at=moment,
-                expires_at=moment + timedelta(seconds=self.refresh_ttl_s),
-            )
+        token = await store_secret(
+            db, RefreshToken, self.refresh_ttl_s, user_id=user_id, family=family
         )
-        await db.flush()
         return TokenPair(
             self.access_token(user_id, family), token, self.access_ttl_s, user_id, family
         )

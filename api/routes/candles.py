@@ -12,12 +12,11 @@ from fastapi import APIRouter, Query, Response
 from api.accounts.entitlements import NOT_ENTITLED, EntitlementsDep, require_interval
 from api.deps import StoreDep
 from api.errors import Unavailable
-from api.openapi import HISTORY_ERRORS
+from api.openapi import HISTORY_ERRORS, time_query
 from api.services.candles import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     TIME_FORMS,
-    TIME_SCHEMA,
     CandlePage,
     HistoryInterval,
     candles,
@@ -118,18 +117,12 @@ async def get_candles(
     interval: Annotated[HistoryInterval, Query(description="Candle interval.")] = "1m",
     start: Annotated[
         str | None,
-        Query(
-            json_schema_extra=TIME_SCHEMA,
-            description=f"First open time ({TIME_FORMS}), rounded up to the interval.",
-            examples=["2024-08-08T23:55:00Z", "1723161300000"],
+        time_query(
+            f"First open time ({TIME_FORMS}), rounded up to the interval.", with_examples=True
         ),
     ] = None,
     end: Annotated[
-        str | None,
-        Query(
-            json_schema_extra=TIME_SCHEMA,
-            description=f"Only candles opening before this ({TIME_FORMS}).",
-        ),
+        str | None, time_query(f"Only candles opening before this ({TIME_FORMS}).")
     ] = None,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="Candles per page.")

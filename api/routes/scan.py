@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.accounts.deps import ListOwnerDep
 from api.accounts.entitlements import NOT_ENTITLED, EntitlementsDep
 from api.deps import BoardsDep
+from api.openapi import time_query
 from api.services.board import FILTER_QUERY_DOC, board_filter
-from api.services.candles import TIME_FORMS, TIME_SCHEMA
+from api.services.candles import TIME_FORMS
 from api.services.filters import ScanFilter
 from schemas.ranks import METRIC_WARMUP, METRICS, Resolution
 
@@ -121,11 +122,7 @@ async def scan(
     owner: ListOwnerDep,
     at: Annotated[
         str | None,
-        Query(
-            json_schema_extra=TIME_SCHEMA,
-            description=f"A past moment: {TIME_FORMS}. Without it, the live board.",
-            examples=["2024-08-08T23:55:00Z", "1723161300000"],
-        ),
+        time_query(f"A past moment: {TIME_FORMS}. Without it, the live board.", with_examples=True),
     ] = None,
 ) -> ScanResponse:
     """The filtered board; a bad filter or `at` is a 422, no live board here a 503."""

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query
 from api.accounts.entitlements import NOT_ENTITLED, SIGNALS, Entitled
 from api.deps import StoreDep
 from api.errors import Unavailable
-from api.openapi import HISTORY_ERRORS
-from api.services.candles import TIME_FORMS, TIME_SCHEMA, parse_time
+from api.openapi import HISTORY_ERRORS, time_query
+from api.services.candles import TIME_FORMS, parse_time
 from api.services.signals import DEFAULT_LIMIT, MAX_LIMIT, SignalPage, signals
 from schemas.signals import Timeframe
 
@@ -67,13 +67,8 @@ async def get_signals(
     ] = None,
     timeframe: Annotated[Timeframe | None, Query(description="Only this timeframe.")] = None,
     direction: Annotated[Literal["up", "down"] | None, Query(description="Only this way.")] = None,
-    start: Annotated[
-        str | None,
-        Query(json_schema_extra=TIME_SCHEMA, description=f"At or after this ({TIME_FORMS})."),
-    ] = None,
-    end: Annotated[
-        str | None, Query(json_schema_extra=TIME_SCHEMA, description=f"Before this ({TIME_FORMS}).")
-    ] = None,
+    start: Annotated[str | None, time_query(f"At or after this ({TIME_FORMS}).")] = None,
+    end: Annotated[str | None, time_query(f"Before this ({TIME_FORMS}).")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = (
         DEFAULT_LIMIT
     ),

@@ -433,6 +433,21 @@ def is_time_form(value: str) -> bool:
     return _TIME_FORM.match(value) is not None
 
 
+def iso_ms(value: str) -> int:
+    """Milliseconds since the epoch of a time in a documented ISO-8601 form (`TIME_PATTERN`;
+    UTC unless it gives an offset).
+
+    Raises:
+        ValueError: If it is not in one of those forms, or not a date and time.
+    """
+    if not is_time_form(value):
+        raise ValueError(value)
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
 TIME_FORMS = "ms since the epoch or ISO-8601 (UTC unless it gives an offset)"
 
 _TIME_HELP = "use milliseconds since the epoch or ISO-8601 UTC (2024-08-08T23:55:00Z)"
@@ -457,14 +472,9 @@ def parse_time(field: str, text: str) -> int:
         ms = int(value) if len(value) <= 15 else MAX_TIME_MS + 1
     else:
         try:
-            if not is_time_form(value):
-                raise ValueError(value)
-            moment = datetime.fromisoformat(value)
+            ms = iso_ms(value)
         except ValueError:
             raise InvalidRequest(f"{field}: {value[:40]!r} is not a time; {_TIME_HELP}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        ms = (moment - _EPOCH) // timedelta(milliseconds=1)
     if not 0 <= ms <= MAX_TIME_MS:
         raise InvalidRequest(f"{field}: {value[:40]!r} is outside 1970 .. 2200; {_TIME_HELP}")
     return ms

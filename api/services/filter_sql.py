@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from api.errors import InvalidRequest
-from api.services.candles import is_time_form
+from api.services.candles import iso_ms
 from api.services.filters import FLAG_COLUMNS, NUMERIC_COLUMNS, Condition, MetricRef, ScanFilter
 from schemas.ranks import RankRow
 
@@ -154,7 +153,6 @@ LIMIT {{limit:UInt32}}
     return sql, params
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _AT_HELP = "use milliseconds since the epoch or ISO-8601 (2024-08-08T23:55:00Z)"
 
 
@@ -179,14 +177,9 @@ def parse_at(text: str, now_ms: int) -> int:
         ms = int(value)
     else:
         try:
-            if not is_time_form(value):
-                raise ValueError(value)
-            moment = datetime.fromisoformat(value)
+            ms = iso_ms(value)
         except ValueError:
             raise InvalidRequest(f"at: {value[:40]!r} is not a time; {_AT_HELP}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        ms = (moment - _EPOCH) // timedelta(milliseconds=1)
     if ms < 0:
         raise InvalidRequest(f"at: {value[:40]!r} is before 1970; {_AT_HELP}")
     if ms > now_ms:

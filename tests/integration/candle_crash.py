@@ -19,10 +19,10 @@ from typing import Any
 from bytewax.testing import run_main
 
 from flows.candles import trade_store
-from flows.candles.flow import FlowCounters, build_kafka_flow
-from flows.candles.settings import CandleFlowSettings
+from flows.candles.flow import FlowCounters
 from runtime.clickhouse import connect
 from runtime.migrate import migrate
+from tests.integration.candle_flow import past_candle_flow
 
 # Minutes holding real 1s candles whose 1m candle is missing or unlike their roll-up.
 UNLIKE = """
@@ -55,18 +55,13 @@ def run(bootstrap: str, dsn: str, database: str, trades: str, candles: str, dead
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     counters = FlowCounters()
-    flow, writer = build_kafka_flow(
-        # Windows close on event time only (the trades are from the past): what the test
-        # publishes decides what is emitted, not how long the machine takes.
-        CandleFlowSettings(idle_close_ms=None),
-        bootstrap=bootstrap,
-        clickhouse=lambda: client,
-        database=database,
-        start="beginning",
-        trades_topic=trades,
-        candles_topic=candles,
-        dead_letter_topic=dead,
-        counters=counters,
+    flow, writer = past_candle_flow(
+        bootstrap,
+        client,
+        database,
+        "beginning",
+        (trades, candles, dead),
+        counters,
         stop=stop,
         resume_from_store=True,
     )

@@ -52,6 +52,18 @@ def ch_database(clickhouse_dsn: str) -> Iterator[str]:
         yield name
 
 
+@pytest.fixture(scope="module")
+def database(clickhouse_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated database of the test module's own (`<module>_<random>`), then dropped.
+
+    Every query of a module that asks for it names it, so the session's client serves them
+    all, and other modules' rows (the same symbols, the same times) never reach it.
+    """
+    module = request.module.__name__.rpartition(".")[2].removeprefix("test_")
+    with migrated_database(clickhouse_dsn, module) as name:
+        yield name
+
+
 @pytest.fixture(scope="session")
 def ch(clickhouse_dsn: str, ch_database: str) -> Iterator[Client]:
     """A ClickHouse client whose default database is the session's migrated database."""

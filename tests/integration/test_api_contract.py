@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -40,12 +37,10 @@ from schemathesis.specs.openapi.checks import (
 from api.accounts import admin
 from api.accounts.db import AccountsDb
 from api.main import create_app
-from api.settings import AccountsSettings, ApiSettings
+from api.settings import AccountsSettings
 from api.store import Store
-from runtime.kafka import ensure_topics
-from runtime.migrate import migrate
-from runtime.settings import ClickHouseSettings, KafkaSettings
-from schemas import topics
+from tests.integration.live_api import live_api_settings, live_topics
+from tests.integration.threaded_server import ThreadedServer
 from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -62,30 +57,18 @@ STREAMS = "^/api/v1/stream/"
 ENDS_SESSION = ("/api/v1/auth/logout", "/api/v1/auth/logout-all")
 
 
-class Server:
+class Server(ThreadedServer):
     """The app under uvicorn in a thread of this process (chDB allows one per process)."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.app = create_app(settings, store=store)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        super().__init__(self.app)
         self.url = ""
 
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + DEADLINE_S
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
+    def start(self) -> int:
+        port = super().start()
         self.url = f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
+        return port
 
     def sign_in(self) -> str:
         """A fresh access token of the test's verified account."""
@@ -99,19 +82,19 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(
-    kafka_bootstrap: str, clickhouse_dsn: str, ch: Client, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str,
+    clickhouse_dsn: str,
+    ch: Client,
+    database: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
-    database = f"contract_{uuid.uuid4().hex[:10]}"
-    migrate(ch, database)
-    prefix = f"t{uuid.uuid4().hex[:8]}-"
-    ensure_topics(
-        kafka_bootstrap, [prefix + t for t in (topics.RANKS, topics.SIGNALS, topics.CANDLES)], 1
-    )
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("contract-api"),
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, partitions=1),
-        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
-        api=ApiSettings(topic_prefix=prefix),
+    settings = live_api_settings(
+        tmp_path_factory.mktemp("contract-api"),
+        kafka_bootstrap,
+        clickhouse_dsn,
+        database,
+        live_topics(kafka_bootstrap, 1),
+        1,
         accounts=AccountsSettings(
             argon2_time_cost=1,
             argon2_memory_kib=8,
@@ -130,7 +113,6 @@ def server(
         yield server
     finally:
         server.stop()
-        ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": database})
 
 
 def _create_account(server: Server, settings: Settings) -> None:

@@ -7,8 +7,6 @@ like any other, and read back through the API's routes and services.
 from __future__ import annotations
 
 import csv
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,7 +29,6 @@ from api.store import Store
 from flows.sinks.clickhouse import CandleSource, CandleWriter
 from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance.symbols import symbol_infos
-from runtime.migrate import migrate
 from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas.candles import Candle
 from tests.fakes.binance import FakeBinance
@@ -49,15 +46,6 @@ SECOND, MINUTE, HOUR, DAY = 1_000, 60_000, 3_600_000, 86_400_000
 T0 = 1_709_251_200_000  # 2024-03-01T00:00:00Z
 D = Decimal
 ZERO = D(0)
-
-
-@pytest.fixture(scope="module")
-def database(ch: Client) -> Iterator[str]:
-    """A migrated database of this module's own; every query here names it."""
-    name = f"history_test_{uuid.uuid4().hex[:10]}"
-    migrate(ch, name)
-    yield name
-    ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": name})
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -21,7 +20,6 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-import uvicorn
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Producer
 from httpx_sse import ServerSentEvent, connect_sse
@@ -30,15 +28,14 @@ from websockets.sync.client import ClientConnection, connect
 
 from api.main import create_app
 from api.server import Server
-from api.settings import ApiSettings
 from api.store import Store
-from runtime.kafka import ensure_topics, producer_config
-from runtime.migrate import migrate
-from runtime.settings import ClickHouseSettings, KafkaSettings
+from runtime.kafka import producer_config
 from schemas import topics
 from schemas.candles import Candle, encode_candle
 from schemas.ranks import RankRow, encode_rank
 from schemas.signals import Signal, encode_signal
+from tests.integration.live_api import live_api_settings, live_topics
+from tests.integration.threaded_server import ThreadedServer
 from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -52,39 +49,26 @@ MAX_CLIENTS = 4
 DEADLINE_S = 30.0
 
 
-class Api:
+class Api(ThreadedServer):
     """The app under uvicorn in a thread, its base URLs, and a producer to its topics."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.app = create_app(settings, store=store)
-        config = uvicorn.Config(
+        super().__init__(
             self.app,
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
+            server_class=Server,
             log_config=None,  # uvicorn's records reach the root logger (and caplog)
-            timeout_graceful_shutdown=2,
         )
-        self.server = Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
         assert settings.kafka.bootstrap is not None
         self.producer = Producer(producer_config(settings.kafka.bootstrap))
         self.prefix = settings.api.topic_prefix
 
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + DEADLINE_S
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
+    def start(self) -> int:
+        port = super().start()
         self.http = f"http://127.0.0.1:{port}"
         self.ws = f"ws://127.0.0.1:{port}/api/v1/ws"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
+        return port
 
     def produce(self, topic: str, items: list[Any]) -> None:
         for item in items:
@@ -105,14 +89,6 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def database(ch: Client) -> Iterator[str]:
-    name = f"live_test_{uuid.uuid4().hex[:10]}"
-    migrate(ch, name)
-    yield name
-    ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": name})
-
-
-@pytest.fixture(scope="module")
 def api(
     kafka_bootstrap: str,
     clickhouse_dsn: str,
@@ -120,10 +96,7 @@ def api(
     database: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Api]:
-    prefix = f"t{uuid.uuid4().hex[:8]}-"
-    ensure_topics(
-        kafka_bootstrap, [prefix + t for t in (topics.RANKS, topics.SIGNALS, topics.CANDLES)], 3
-    )
+    prefix = live_topics(kafka_bootstrap, 3)
     # The board's start: one symbol known only from ClickHouse's latest snapshot.
     ch.insert(
         f"{database}.rank_snapshots",
@@ -173,13 +146,16 @@ def api_settings(
     prefix: str,
     max_clients: int,
 ) -> Settings:
-    return Settings(
-        data_dir=tmp_path_factory.mktemp("live-api"),
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, partitions=3),
-        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
-        api=ApiSettings(
-            topic_prefix=prefix, max_clients=max_clients, heartbeat_s=60.0, board_interval_s=0.2
-        ),
+    return live_api_settings(
+        tmp_path_factory.mktemp("live-api"),
+        kafka_bootstrap,
+        clickhouse_dsn,
+        database,
+        prefix,
+        3,
+        max_clients=max_clients,
+        heartbeat_s=60.0,
+        board_interval_s=0.2,
     )
 
 
@@ -385,10 +361,7 @@ def test_shutdown_closes_websockets_1001_and_ends_sse_streams_with_their_event(
     tmp_path_factory: pytest.TempPathFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    prefix = f"t{uuid.uuid4().hex[:8]}-"
-    ensure_topics(
-        kafka_bootstrap, [prefix + t for t in (topics.RANKS, topics.SIGNALS, topics.CANDLES)], 3
-    )
+    prefix = live_topics(kafka_bootstrap, 3)
     settings = api_settings(tmp_path_factory, kafka_bootstrap, clickhouse_dsn, database, prefix, 8)
     server = Api(settings, Store(ch, database))
     server.start()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,7 +25,6 @@ from api.services.filter_query import parse_query
 from api.services.filter_sql import SNAPSHOT_MAX_AGE_MS, history_rows, history_sql
 from api.services.filters import ScanFilter
 from api.store import Store
-from runtime.migrate import migrate
 from schemas.ranks import HISTORY_FIELDS, RankRow
 from schemas.symbols import SymbolInfo
 from tests.unit.api.test_filters import info, numbers_only, random_filter, random_rows
@@ -42,18 +39,6 @@ AT_ISO = datetime.fromtimestamp(AT / 1000, UTC).isoformat().replace("+00:00", "Z
 # After exchange, market, symbol and time_ms; the history fields describe a live row's
 # history and are no columns of rank_snapshots (a past row has them None).
 METRIC_FIELDS = tuple(f for f in RankRow.__struct_fields__[4:] if f not in HISTORY_FIELDS)
-
-
-@pytest.fixture(scope="module")
-def database(ch: Client) -> Iterator[str]:
-    """A migrated database of this module's own (with `rank_snapshots` and `symbols`).
-
-    Every query here names its database, so the session's client serves them all.
-    """
-    name = f"scan_test_{uuid.uuid4().hex[:10]}"
-    migrate(ch, name)
-    yield name
-    ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": name})
 
 
 def snapshot_history(rng: random.Random) -> list[RankRow]:

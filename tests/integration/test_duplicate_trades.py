@@ -13,8 +13,7 @@ from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
 from rich.console import Console
 
-from flows.candles.flow import FlowCounters, build_kafka_flow
-from flows.candles.settings import CandleFlowSettings
+from flows.candles.flow import FlowCounters
 from flows.candles.trade_store import TradeStoreSettings
 from flows.ingest.trades import TradePublisher
 from flows.sources.files import read_trades
@@ -24,6 +23,7 @@ from runtime.kafka import ensure_topics
 from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas.trades import Trade
 from tests.capture import CAPTURE, COVERED, FIELDS, official_klines
+from tests.integration.candle_flow import past_candle_flow
 from tests.integration.databases import migrated_database
 from tickscan.replay import replay, summary
 from tickscan.settings import Settings
@@ -125,17 +125,9 @@ def run_candles(
     counters = FlowCounters()
     client = connect(dsn)
     try:
-        flow, _writer = build_kafka_flow(
-            CandleFlowSettings(idle_close_ms=None),
-            bootstrap=bootstrap,
-            clickhouse=lambda: client,
-            database=database,
-            start=bounds,
-            trades_topic=topics_["trades"],
-            candles_topic=topics_["candles"],
-            dead_letter_topic=topics_["dead"],
-            counters=counters,
-            resume_from_store=resume,
+        names = (topics_["trades"], topics_["candles"], topics_["dead"])
+        flow, _writer = past_candle_flow(
+            bootstrap, client, database, bounds, names, counters, resume_from_store=resume
         )
         run_main(flow)
     finally:

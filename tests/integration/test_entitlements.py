@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -21,13 +20,11 @@ from api.accounts.db import AccountsDb
 from api.accounts.entitlements import FEATURES
 from api.accounts.models import BillingCustomer, User
 from api.accounts.tokens import TokenService
-from api.settings import AccountsSettings, ApiSettings, BillingSettings, PlanSettings
+from api.settings import AccountsSettings, BillingSettings, PlanSettings
 from api.store import Store
-from runtime.kafka import ensure_topics
-from runtime.migrate import migrate
-from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas import topics
 from schemas.ranks import RankRow
+from tests.integration.live_api import live_api_settings, live_topics
 from tests.integration.test_api_live import DEADLINE_S, Api, eventually
 from tickscan.settings import Settings
 
@@ -101,19 +98,21 @@ def on_live_board(api: Api, headers: dict[str, str], symbol: str) -> None:
 
 @pytest.fixture(scope="module")
 def billed(
-    kafka_bootstrap: str, clickhouse_dsn: str, ch: Client, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str,
+    clickhouse_dsn: str,
+    ch: Client,
+    database: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Api, dict[str, dict[str, str]]]]:
-    database = f"ent_test_{uuid.uuid4().hex[:10]}"
-    migrate(ch, database)
-    prefix = f"t{uuid.uuid4().hex[:8]}-"
-    ensure_topics(
-        kafka_bootstrap, [prefix + t for t in (topics.RANKS, topics.SIGNALS, topics.CANDLES)], 3
-    )
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("billed-api"),
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, partitions=3),
-        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
-        api=ApiSettings(topic_prefix=prefix, heartbeat_s=60.0, board_interval_s=0.2),
+    settings = live_api_settings(
+        tmp_path_factory.mktemp("billed-api"),
+        kafka_bootstrap,
+        clickhouse_dsn,
+        database,
+        live_topics(kafka_bootstrap, 3),
+        3,
+        heartbeat_s=60.0,
+        board_interval_s=0.2,
         accounts=AccountsSettings(
             secret_key=SecretStr(SECRET),
             argon2_time_cost=1,
@@ -134,7 +133,6 @@ def billed(
         yield server, users
     finally:
         server.stop()
-        ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": database})
 
 
 def test_the_paying_users_board_is_live_and_the_free_users_runs_behind(

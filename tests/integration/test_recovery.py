@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from flows.candles.flow import FlowCounters, build_kafka_flow
-from flows.candles.settings import CandleFlowSettings
+from flows.candles.flow import FlowCounters
 from flows.ingest.trades import TradePublisher
 from flows.recovery import run_flow
 from flows.sources.kafka import RunBounds
@@ -18,6 +17,7 @@ from flows.sources.simulator import SyntheticMarket
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
 from runtime.migrate import migrate
+from tests.integration.candle_flow import past_candle_flow
 
 pytestmark = pytest.mark.integration
 
@@ -49,17 +49,8 @@ def test_stop_and_resume_gives_the_candles_of_one_uninterrupted_run(
 
         def execute(database: str, bounds: RunBounds, recovery: Path | None) -> FlowCounters:
             counters = FlowCounters()
-            flow, _ = build_kafka_flow(
-                CandleFlowSettings(idle_close_ms=None),
-                bootstrap=kafka_bootstrap,
-                clickhouse=lambda: client,
-                database=database,
-                start=bounds,
-                trades_topic=trades_topic,
-                candles_topic=candles_topic,
-                dead_letter_topic=dl_topic,
-                counters=counters,
-            )
+            names = (trades_topic, candles_topic, dl_topic)
+            flow, _ = past_candle_flow(kafka_bootstrap, client, database, bounds, names, counters)
             run_flow(flow, recovery)
             return counters
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 from websockets.sync.client import connect
@@ -34,6 +31,7 @@ from api.live.hub import Hub
 from api.main import open_accounts
 from api.routes import me_state, ws
 from api.settings import AccountsSettings
+from tests.integration.threaded_server import ThreadedServer
 from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -60,30 +58,17 @@ def accounts_app(settings: Settings) -> FastAPI:
     return app
 
 
-class Server:
-    """uvicorn serving an app in a thread, on a free loopback port."""
-
-    def __init__(self, app: FastAPI) -> None:
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+class Server(ThreadedServer):
+    """The app served in a thread, with its base URLs, for a `with` block."""
 
     def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + DEADLINE_S
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
+        port = self.start()
         self.http = f"http://127.0.0.1:{port}/api/v1"
         self.ws = f"ws://127.0.0.1:{port}/api/v1/ws"
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
+        self.stop()
         assert not self.thread.is_alive(), "uvicorn did not stop"
 
 

@@ -28,6 +28,7 @@ from schemas.candles import Candle, encode_candle
 from schemas.ranks import RankRow, rank_decoder
 from schemas.signals import Signal, signal_decoder
 from tests.integration.test_signals import PARTITIONS, end_markers, read
+from tests.integration.test_signals import RULES as SIGNALS_RULES
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +40,7 @@ SECONDS = 20 * 60
 STOP = 12 * 60 + 25
 """The first run sees seconds before this one; the second run's topic starts 30 s earlier."""
 OVERLAP = 30
-RULES = SignalParams(
-    volume_spike_factor=1.2,
-    volume_spike_bars=2,
-    breakout_bars=2,
-    ema_fast=2,
-    ema_slow=3,
-    history_bars=10,
-    timeframes=("1m", "5m", "15m", "1h"),
-)
+RULES = SignalParams(**{**SIGNALS_RULES.model_dump(), "timeframes": ("1m", "5m", "15m", "1h")})
 """Short lookbacks, so that every rule fires on every timeframe within the test's hours."""
 
 

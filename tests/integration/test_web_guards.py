@@ -13,8 +13,6 @@ import json
 import logging
 import select
 import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 from starlette.types import Message, Receive, Scope, Send
@@ -38,6 +35,7 @@ from api.live.board import Board
 from api.live.hub import Hub
 from api.main import create_app, open_accounts
 from api.settings import AccountsSettings, ApiSettings, BillingSettings, PlanSettings
+from tests.integration.threaded_server import ThreadedServer
 from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -93,30 +91,20 @@ def guarded_app(settings: Settings) -> Reading:
     return Reading(app)
 
 
-class Server:
-    """uvicorn serving an app in a thread, on a free loopback port."""
+class Server(ThreadedServer):
+    """The app served in a thread, with its WebSocket URL, for a `with` block."""
 
     def __init__(self, app: Reading) -> None:
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
-        )
+        super().__init__(app)
         self.app = app
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + DEADLINE_S
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.start()
         self.ws = f"ws://127.0.0.1:{self.port}/api/v1/ws"
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
+        self.stop()
         assert not self.thread.is_alive(), "uvicorn did not stop"
 
 

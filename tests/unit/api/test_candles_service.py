@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from api.errors import InvalidRequest, NotFound
-from api.services.candles import MAX_TIME_MS, candles, encode_page, parse_time
+from api.services.candles import MAX_TIME_MS, candles, encode_page, iso_ms, parse_time
 
 MINUTE = 60_000
 T0 = 1_723_161_300_000  # 2024-08-08T23:55:00Z
@@ -75,6 +75,17 @@ def run(store: FakeStore, **kwargs: Any) -> Any:
 )
 def test_times_are_ms_or_iso_8601(text: str, ms: int) -> None:
     assert parse_time("start", text) == ms
+
+
+@pytest.mark.parametrize("text", ["2024-08-08T23", "2024-02-30T00:00:00Z", "last tuesday"])
+def test_iso_ms_refuses_undocumented_forms_and_days_that_do_not_exist(text: str) -> None:
+    """Python's parser takes `2024-08-08T23`; the API's documented forms do not."""
+    with pytest.raises(ValueError):
+        iso_ms(text)
+
+
+def test_iso_ms_reads_a_time_without_offset_as_utc() -> None:
+    assert iso_ms("2024-08-08T23:55:00") == iso_ms("2024-08-09T01:55:00+02:00") == T0
 
 
 @pytest.mark.parametrize(

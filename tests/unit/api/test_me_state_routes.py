@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -32,9 +32,9 @@ from api.live.protocol import Session
 from api.routes import me_state, scan, stream, ws
 from api.settings import AccountsSettings, ApiSettings, BillingSettings, PlanSettings
 from schemas.ranks import RankRow
+from tests.unit.api.sessions import run
 from tickscan.settings import Settings
 
-T = TypeVar("T")
 SECRET = b"k" * 48
 T0 = 1_723_161_300_000
 ROWS = [
@@ -43,14 +43,6 @@ ROWS = [
     RankRow("binance", "usdm", "SOLUSDT", T0, 150.0, change_pct_5m=3.0),
     RankRow("binance", "spot", "USDCUSDT", T0, 1.0, change_pct_5m=0.0),
 ]
-
-
-def run(db: AccountsDb, step: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with db.session() as session:
-            return await step(session)
-
-    return asyncio.run(go())
 
 
 @dataclass

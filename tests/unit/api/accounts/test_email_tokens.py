@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import pytest
 from sqlalchemy import select, update
@@ -15,16 +12,7 @@ from api.accounts import email_tokens
 from api.accounts.db import AccountsDb
 from api.accounts.models import EmailToken, User
 from api.errors import InvalidRequest
-
-T = TypeVar("T")
-
-
-def run(db: AccountsDb, step: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with db.session() as session:
-            return await step(session)
-
-    return asyncio.run(go())
+from tests.unit.api.sessions import run
 
 
 @pytest.fixture

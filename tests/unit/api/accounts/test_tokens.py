@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import pytest
 from joserfc import jwt
@@ -18,22 +17,14 @@ from api.accounts.models import RefreshToken, User
 from api.accounts.tokens import TokenPair, TokenService, load_secret
 from api.errors import Unauthorized
 from api.settings import AccountsSettings
+from tests.unit.api.sessions import run
 from tickscan.settings import Settings
 
 SECRET = b"s" * 48
-T = TypeVar("T")
 
 
 def service(access_ttl_s: int = 900) -> TokenService:
     return TokenService(SECRET, access_ttl_s, 3600)
-
-
-def run(db: AccountsDb, step: Callable[..., Awaitable[T]], *args: object) -> T:
-    async def go() -> T:
-        async with db.session() as session:
-            return await step(session, *args)
-
-    return asyncio.run(go())
 
 
 def new_user(db: AccountsDb) -> User:

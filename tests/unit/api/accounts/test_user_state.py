@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -24,16 +23,7 @@ from api.accounts.user_state_models import (
 )
 from api.errors import ApiError, Conflict, InvalidRequest, NotFound
 from api.services.filters import ScanFilter
-
-T = TypeVar("T")
-
-
-def run(db: AccountsDb, step: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with db.session() as session:
-            return await step(session)
-
-    return asyncio.run(go())
+from tests.unit.api.sessions import run
 
 
 def fails(db: AccountsDb, step: Callable[[AsyncSession], Awaitable[Any]]) -> ApiError:

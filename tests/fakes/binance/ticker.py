@@ -22,7 +22,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tests.fakes.binance import FakeBinance, _Symbol
+    from tests.fakes.binance.exchange import FakeBinance
+    from tests.fakes.binance.market import Symbol
 
 DAY_MS = 86_400_000
 
@@ -42,7 +43,7 @@ def ticker_24hr(fake: FakeBinance, params: dict[str, str]) -> Any:
     return [_row(fake, sym, now) for sym in fake._symbols.values()]
 
 
-def _row(fake: FakeBinance, sym: _Symbol, now: int) -> dict[str, Any]:
+def _row(fake: FakeBinance, sym: Symbol, now: int) -> dict[str, Any]:
     open_time = now - DAY_MS
     lo = bisect.bisect_left(sym.times, open_time)
     prints = sym.prints[lo:]
