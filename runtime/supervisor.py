@@ -29,7 +29,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Self, TypeVar
 
 from runtime.errors import RuntimeSetupError
@@ -177,15 +176,10 @@ class Supervisor:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
         failure = self.failure
-        if exc is None and failure is not None:
+        if exc_info[1] is None and failure is not None:
             raise failure
 
 
