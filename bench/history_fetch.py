@@ -24,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows.ingest.market import LiveIngest
 from runtime.broker import EmbeddedBroker
 from runtime.settings import ClickHouseSettings, IngestSettings, KafkaSettings, Settings
 from tests.fakes.binance import FakeBinance
+from tickscan.ingest import LiveIngest
 
 
 async def measure(market: str, symbols: int, rate: float, data: Path, bootstrap: str) -> dict:

@@ -26,7 +26,6 @@ from pathlib import Path
 # The fake exchange lives in tests/, which is not installed: import it from the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.ingest.market import LiveIngest
 from runtime.broker import EmbeddedBroker
 from runtime.process import tune_for_streaming
 from runtime.settings import (
@@ -36,6 +35,7 @@ from runtime.settings import (
     Settings,
 )
 from schemas import topics
+from tickscan.ingest import LiveIngest
 
 
 def serve(

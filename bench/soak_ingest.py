@@ -73,7 +73,6 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.ingest.market import LiveIngest  # noqa: E402
 from flows.ingest.status import IngestReport  # noqa: E402
 from runtime.broker import EmbeddedBroker  # noqa: E402
 from runtime.clickhouse import connect  # noqa: E402
@@ -86,6 +85,7 @@ from runtime.settings import (  # noqa: E402
     Settings,
 )
 from schemas import topics  # noqa: E402
+from tickscan.ingest import LiveIngest  # noqa: E402
 
 logger = logging.getLogger("soak")
 

@@ -25,7 +25,6 @@ from clickhouse_connect.driver.client import Client
 from api.deps import SourceKind
 from flows.candles import trade_store
 from flows.candles.flow import CandleFlowSettings, FlowCounters, build_kafka_flow
-from flows.ingest.run import run_ingest
 from flows.ingest.trades import TradePublisher
 from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance.rest import BinanceRest, BinanceRestError
@@ -40,6 +39,7 @@ from runtime.settings import Settings
 from runtime.supervisor import Supervisor
 from schemas import topics
 from schemas.trades import Market
+from tickscan.ingest import run_ingest
 from tickscan.replay import expand_paths
 from tickscan.serve import ApiServer, ApiServerError
 from tickscan.signals import SignalsSettings, run_signals

@@ -57,10 +57,14 @@ class QuotePublisher:
         """Serve delivery reports without waiting."""
         self._producer.poll(0)
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Deliver what is queued (for up to `timeout` seconds), then close."""
+    def flush(self, timeout: float = 30.0) -> None:
+        """Deliver what is queued, for up to `timeout` seconds; drop what is left then."""
         remaining = self._producer.flush(timeout)
         if remaining:
             logger.error("%d quote(s) undelivered after %.0f s", remaining, timeout)
             self._producer.purge()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Deliver what is queued (for up to `timeout` seconds), then close."""
+        self.flush(timeout)
         self._producer.close()

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from flows.ingest.run import IngestReport, LiveIngest
+from flows.ingest.run import IngestReport
 from runtime.settings import Settings
 from schemas import topics
 from schemas.quotes import quote_decoder
@@ -41,6 +41,7 @@ from tests.integration.live_run import (
     read_topic,
     truth_ids,
 )
+from tickscan.ingest import LiveIngest
 
 pytestmark = pytest.mark.integration
 
