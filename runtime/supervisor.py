@@ -65,14 +65,19 @@ class Supervisor:
 
         with Supervisor() as stages:
             broker = stages.enter("broker", EmbeddedBroker(data_dir))
-            stages.thread("candle-flow", lambda: run_flow(flow_watching(stages.stopping)))
+            flow = build_flow(..., stop=stages.stopping)
+            stages.thread("candle-flow", lambda: run_main(flow))
             stages.service("api", server, stop=server.stop)
             while not stages.stopping.wait(0.5):
                 ...  # report progress
 
+    Stages are started and the supervisor stopped from the thread that owns it; a stage
+    may fail, and `stopping` be set, from any thread.
+
     Args:
         stopping: The event the thread stages watch, when the caller already has one
-            (a signal handler's); setting it stops every stage. None: a fresh one.
+            (a signal handler's); setting it stops every stage, and stopping sets it.
+            None: a fresh one.
         stop_timeout_s: How long the threads together may take to end once stopped.
     """
 
@@ -93,10 +98,14 @@ class Supervisor:
     # -- starting ------------------------------------------------------------------------
 
     def thread(self, name: str, target: Callable[[], object]) -> None:
-        """Start `target` in a thread named `name`; it must return once `stopping` is set.
+        """Start a thread stage.
 
-        If it raises, the failure is logged with its traceback, kept for `failure`, and
-        every stage is asked to stop.
+        When it ends, every stage is asked to stop; if it raised, the failure is logged
+        with its traceback and kept for `failure`.
+
+        Args:
+            name: The thread's name, and the stage's in the log.
+            target: Runs the stage; it must return once `stopping` is set.
         """
 
         def body() -> None:
@@ -118,6 +127,11 @@ class Supervisor:
     def service(self, name: str, started: T, *, stop: Callable[[], object]) -> T:
         """Register something already started (a server, a child process) with its stop.
 
+        Args:
+            name: The stage's name in the log.
+            started: What was started.
+            stop: Stops it and waits for it, bounded by its own timeout.
+
         Returns:
             `started`, so a start and its registration read as one line.
         """
@@ -125,7 +139,11 @@ class Supervisor:
         return started
 
     def enter(self, name: str, context: AbstractContextManager[T]) -> T:
-        """Enter `context` now (e.g. start the embedded broker) and exit it when stopping."""
+        """Enter `context` now (e.g. start the embedded broker) and exit it when stopping.
+
+        Returns:
+            What entering it returned.
+        """
         value = context.__enter__()
         return self.service(name, value, stop=lambda: context.__exit__(None, None, None))
 
