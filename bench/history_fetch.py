@@ -24,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows.ingest.market import LiveIngest
 from flows.ingest.settings import IngestSettings
 from runtime.broker import EmbeddedBroker
 from runtime.settings import ClickHouseSettings, KafkaSettings
 from tests.fakes.binance import FakeBinance
+from tickscan.ingest import LiveIngest
 from tickscan.settings import Settings
 
 

@@ -26,12 +26,12 @@ from pathlib import Path
 # The fake exchange lives in tests/, which is not installed: import it from the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.ingest.market import LiveIngest
 from flows.ingest.settings import IngestSettings
 from runtime.broker import EmbeddedBroker
 from runtime.process import tune_for_streaming
 from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas import topics
+from tickscan.ingest import LiveIngest
 from tickscan.settings import Settings
 
 

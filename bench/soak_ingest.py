@@ -83,13 +83,13 @@ from bench.soak.report import (  # noqa: E402
     source_state,
 )
 from bench.soak.verifier import verifier  # noqa: E402
-from flows.ingest.market import LiveIngest  # noqa: E402
 from flows.ingest.settings import IngestSettings  # noqa: E402
 from runtime.broker import EmbeddedBroker  # noqa: E402
 from runtime.kafka import ensure_topics  # noqa: E402
 from runtime.process import tune_for_streaming  # noqa: E402
 from runtime.settings import ClickHouseSettings, KafkaSettings  # noqa: E402
 from schemas import topics  # noqa: E402
+from tickscan.ingest import LiveIngest  # noqa: E402
 from tickscan.settings import Settings  # noqa: E402
 
 logger = logging.getLogger("soak")

@@ -1,1 +1,1 @@
-"""Plumbing every process needs: settings, Kafka and ClickHouse clients, the embedded broker."""
+"""Plumbing every process needs: settings, Kafka and ClickHouse clients, broker, supervisor."""

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic, TopicMetadata
 
 from runtime.errors import TopicSetupError
@@ -74,6 +74,21 @@ these for every producer (not done: the candle and rank hops to the board would 
 wait up to 50 ms more). 50 ms is far inside the candle flow's 1 s lateness; on Apache
 Kafka larger compressed batches also cost less disk and network.
 """
+
+
+def flush_or_drop(producer: Producer, timeout: float) -> int:
+    """Deliver what `producer` has queued, for up to `timeout` seconds, then drop the rest.
+
+    For producers whose messages are soon superseded (quotes, history a restart fetches
+    again): a shutdown must not wait on them for ever.
+
+    Returns:
+        How many messages were dropped undelivered.
+    """
+    remaining: int = producer.flush(timeout)
+    if remaining:
+        producer.purge()
+    return remaining
 
 
 def consumer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:

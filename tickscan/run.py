@@ -13,11 +13,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-from bytewax.dataflow import Dataflow
+from typing import Any
 
 # run_main runs a dataflow on one worker in this process (bytewax.run would import it
 # from a module path instead); the process here composes several stages itself.
@@ -29,7 +27,6 @@ from flows.candles import trade_store
 from flows.candles.flow import FlowCounters, build_kafka_flow
 from flows.candles.replay import expand_paths
 from flows.candles.settings import CandleFlowSettings
-from flows.ingest.run import run_ingest
 from flows.ingest.trades import TradePublisher
 from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance.rest import BinanceRest, BinanceRestError
@@ -40,9 +37,11 @@ from runtime.clickhouse import connect
 from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate
 from runtime.process import release_memory
+from runtime.supervisor import Supervisor
 from schemas import topics
 from schemas.trades import Market
 from tickscan.errors import TickscanError
+from tickscan.ingest import run_ingest
 from tickscan.serve import ApiServer, ApiServerError
 from tickscan.settings import Settings
 from tickscan.signals import run_signals
@@ -177,17 +176,6 @@ class Endpoints:
     api: str | None = None
 
 
-@dataclass
-class _Cycle:
-    """One life of the pipeline on one broker: ends at the user's stop, a failed stage, or a
-    rotation onto a fresh embedded broker."""
-
-    stop: threading.Event = field(default_factory=threading.Event)
-    """What the stages of this cycle watch."""
-    rotate: bool = False
-    """The embedded broker reached its memory bound: run another cycle on a fresh one."""
-
-
 def run(
     settings: Settings,
     options: RunOptions,
@@ -236,13 +224,11 @@ def run(
     try:
         migrate(client, settings.clickhouse.database)
         while True:
-            cycle = _Cycle()
             started = time.monotonic()
-            source = _run_cycle(
+            source, rotate = _run_cycle(
                 settings,
                 options,
                 stop,
-                cycle,
                 counters,
                 client,
                 source=source,
@@ -250,7 +236,7 @@ def run(
                 flow_settings=flow_settings,
                 reachable=reachable,
             )
-            if not cycle.rotate or stop.is_set():
+            if not rotate or stop.is_set():
                 return counters
             on_ready = None  # the banner is printed once; a rotation says so in the log
             logger.info(
@@ -265,7 +251,6 @@ def _run_cycle(
     settings: Settings,
     options: RunOptions,
     stop: threading.Event,
-    cycle: _Cycle,
     counters: FlowCounters,
     client: Client,
     *,
@@ -273,39 +258,45 @@ def _run_cycle(
     on_ready: Callable[[Endpoints], None] | None,
     flow_settings: CandleFlowSettings | None,
     reachable: Callable[[Market], str | None] | None,
-) -> str:
-    """One cycle of `run`: start everything, wait for `stop`, a failure or the broker's
-    memory bound, stop everything. Returns the source it ran (chosen on the first cycle)."""
-    failures: list[BaseException] = []
-    stages: list[threading.Thread] = []
+) -> tuple[str, bool]:
+    """One life of the pipeline on one broker: start everything, wait for `stop`, a failed
+    stage or the embedded broker's memory bound, stop everything.
+
+    Returns:
+        The source it ran (chosen on the first cycle), and whether the broker reached its
+        bound, so another cycle should run on a fresh one.
+    """
     started = time.monotonic()
-    with ExitStack() as stack:
+    rotate = False
+    # Whatever ends this block (stop, a failed stage, an error while starting), the stages
+    # stop in reverse order and are joined before the broker (and, after the last cycle,
+    # the store) close under them: a flow thread still inside its native code at
+    # interpreter exit aborts the process.
+    with Supervisor() as stages:
         bootstrap = settings.kafka.bootstrap
         broker: EmbeddedBroker | None = None
         if bootstrap is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            broker = stack.enter_context(EmbeddedBroker(settings.data_dir))
+            broker = stages.enter("broker", EmbeddedBroker(settings.data_dir))
             bootstrap = broker.bootstrap
         ensure_configured_topics(bootstrap, topics.ALL, settings.kafka)
         dsn = settings.clickhouse_dsn()
-        # Whatever ends this block (stop, a failed stage, an error while starting), the
-        # stages stop and are joined before the broker (and, after the last cycle, the
-        # store) close under them: a flow thread still inside its native code at
-        # interpreter exit aborts the process.
-        stack.callback(_stop_stages, stages, cycle.stop)
         database = settings.clickhouse.database
-
+        # Both flows read md.trades.v1 from its beginning on this broker into this store.
+        trades_in: dict[str, Any] = {
+            "bootstrap": bootstrap,
+            "clickhouse": lambda: client,
+            "database": database,
+            "start": "beginning",
+            "stop": stages.stopping,
+        }
         flow, _writer = build_kafka_flow(
             flow_settings or settings.candles,
-            bootstrap=bootstrap,
-            clickhouse=lambda: client,
-            database=database,
-            start="beginning",
             counters=counters,
-            stop=cycle.stop,
             # The embedded broker starts empty (memory storage): ClickHouse is the record
             # of what the candle flow had done before this start.
             resume_from_store=settings.kafka.bootstrap is None,
+            **trades_in,
         )
         # Every trade in ClickHouse within half a second: the durable record the candle flow
         # resumes its open windows from after a crash (the embedded broker's memory is gone).
@@ -313,12 +304,8 @@ def _run_cycle(
         store_flow, _store_writer = trade_store.build_kafka_flow(
             # Trades not yet in ClickHouse are what a crash loses: keep that short.
             trade_store.TradeStoreSettings(clickhouse_flush_ms=500),
-            bootstrap=bootstrap,
-            clickhouse=lambda: client,
-            database=database,
-            start="beginning",
             counters=stored,
-            stop=cycle.stop,
+            **trades_in,
         )
         if source is None:
             source = choose_source(options, reachable or binance_reachable(options.rest_url))
@@ -332,21 +319,17 @@ def _run_cycle(
         live_settings = settings.model_copy(
             update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
         )
-        feeds = _sources(source, options, live_settings, cycle.stop, sim_market)
-        stages.append(_stage("candle-flow", lambda: _run_flow(flow), cycle.stop, failures))
-        stages.append(_stage("trade-store", lambda: _run_flow(store_flow), cycle.stop, failures))
-        stages.append(
-            _stage(
-                "signals-flow",
-                lambda: run_signals(
-                    live_settings, bootstrap=bootstrap, start="beginning", stop=cycle.stop
-                ),
-                cycle.stop,
-                failures,
-            )
+        feeds = _sources(source, options, live_settings, stages.stopping, sim_market)
+        stages.thread("candle-flow", lambda: run_main(flow))
+        stages.thread("trade-store", lambda: run_main(store_flow))
+        stages.thread(
+            "signals-flow",
+            lambda: run_signals(
+                live_settings, bootstrap=bootstrap, start="beginning", stop=stages.stopping
+            ),
         )
         for name, target in feeds:
-            stages.append(_stage(name, target, cycle.stop, failures))
+            stages.thread(name, target)
         api_url = None
         if options.api:
             server = ApiServer(live_settings, source=source_kind(source))
@@ -354,7 +337,7 @@ def _run_cycle(
                 api_url = server.start()
             except ApiServerError as exc:
                 raise RunError(f"{exc} (set TICKSCAN_API__PORT to use another port)") from exc
-            stack.callback(server.stop)
+            stages.service("api", server, stop=server.stop)
         if on_ready is not None:
             on_ready(Endpoints(bootstrap, dsn, database, source, api_url))
         else:
@@ -365,7 +348,7 @@ def _run_cycle(
         # release comes half a minute in.
         release = source != "binance"
         next_release = started + 30.0
-        while not cycle.stop.wait(0.5) and not stop.is_set():
+        while not stages.stopping.wait(0.5) and not stop.is_set():
             if time.monotonic() - last_status < STATUS_EVERY_S:
                 continue
             last_status = time.monotonic()
@@ -383,11 +366,9 @@ def _run_cycle(
                 _broker_memory(broker),
             )
             if _broker_full(broker, settings.kafka.embedded_max_mb, source):
-                cycle.rotate = True
+                rotate = True
                 break
-    if failures:
-        raise failures[0]
-    return source
+    return source, rotate
 
 
 def _broker_full(broker: EmbeddedBroker | None, max_mb: int, source: str) -> bool:
@@ -408,20 +389,10 @@ def _broker_full(broker: EmbeddedBroker | None, max_mb: int, source: str) -> boo
     return True
 
 
-def _stop_stages(stages: list[threading.Thread], stop: threading.Event) -> None:
-    stop.set()
-    for stage in stages:
-        stage.join()
-
-
 def _broker_memory(broker: EmbeddedBroker | None) -> str:
     """`; embedded broker N MB` for the status line: it keeps every record (see its class)."""
     rss = broker.rss_bytes() if broker is not None else None
     return "" if rss is None else f"; embedded broker {rss / 1e6:,.0f} MB"
-
-
-def _run_flow(flow: Dataflow) -> None:
-    run_main(flow)
 
 
 def _sources(
@@ -486,25 +457,6 @@ def _publish_files(bootstrap: str, paths: list[Path], market: Market) -> None:
                 # One bad file must not end the run: say which and go on with the next.
                 logger.error("replay source: %s", exc)
     logger.info("replay source: published %d trades from %d path(s)", publisher.sent, len(paths))
-
-
-def _stage(
-    name: str, target: Callable[[], object], stop: threading.Event, failures: list[BaseException]
-) -> threading.Thread:
-    """Start a stage in a thread; if it fails, record why and stop every other stage."""
-
-    def body() -> None:
-        try:
-            target()
-        except BaseException as exc:
-            logger.exception("%s failed; stopping", name)
-            failures.append(exc)
-        finally:
-            stop.set()
-
-    thread = threading.Thread(target=body, name=name, daemon=True)
-    thread.start()
-    return thread
 
 
 def describe_source(source: str, options: RunOptions) -> str:

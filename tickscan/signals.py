@@ -21,6 +21,7 @@ from flows.sources.kafka import StartAt
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_configured_topics
 from runtime.migrate import migrate
+from runtime.supervisor import Supervisor
 from schemas import topics
 from tickscan.settings import SignalsSettings
 
@@ -63,38 +64,35 @@ def run_signals(
     counters = counters if counters is not None else SignalCounters()
     ensure_configured_topics(bootstrap, topics.ALL, settings.kafka)
     client = connect(clickhouse_dsn or settings.clickhouse_dsn())
-    done = threading.Event()
     try:
         migrate(client, settings.clickhouse.database)
-        flow, _writer = build_kafka_flow(
-            settings.signals,
-            registry=default_rules(),
-            bootstrap=bootstrap,
-            clickhouse=lambda: client,
-            database=settings.clickhouse.database,
-            start=start,
-            quotes_start="end",
-            tickers_start="beginning",
-            warm=WarmStart(lambda: client, settings.clickhouse.database),
-            counters=counters,
-            stop=stop,
-        )
-        reporter = threading.Thread(
-            target=_report, args=(counters, done, status_every_s), name="signals-status"
-        )
-        reporter.start()
-        try:
+        # The flow runs in this thread, its status line beside it; whichever ends first,
+        # the flow (its stop, or a failure) or the reporter (a failure), ends both.
+        with Supervisor(stop) as stages:
+            flow, _writer = build_kafka_flow(
+                settings.signals,
+                registry=default_rules(),
+                bootstrap=bootstrap,
+                clickhouse=lambda: client,
+                database=settings.clickhouse.database,
+                start=start,
+                quotes_start="end",
+                tickers_start="beginning",
+                warm=WarmStart(lambda: client, settings.clickhouse.database),
+                counters=counters,
+                stop=stages.stopping,
+            )
+            stages.thread(
+                "signals-status", lambda: _report(counters, stages.stopping, status_every_s)
+            )
             run_flow(flow, recovery_dir)
-        finally:
-            done.set()
-            reporter.join()
     finally:
         client.close()
     return counters
 
 
-def _report(counters: SignalCounters, done: threading.Event, every_s: float) -> None:
-    while not done.wait(every_s):
+def _report(counters: SignalCounters, stopping: threading.Event, every_s: float) -> None:
+    while not stopping.wait(every_s):
         logger.info(
             "signals flow: %d candles, %d quotes, %d tickers, %d rows (%d published), "
             "%d signals, %d dead letters, %d symbols warm-started",

@@ -1,7 +1,8 @@
 """The live ingest: Binance WebSocket trades and quotes to Kafka, repaired and watched.
 
-- `run`: one asyncio process per market (`tickscan ingest`); `market`: one market's
-  lifecycle, from its symbol universe to shutdown; `status`: its counts and report.
+- `run`: what the ingest is, and its public names; `market`: one market's lifecycle,
+  from its symbol universe to shutdown, on the parts `tickscan.ingest` opens for it;
+  `status`: its counts and report.
 - `frames`: messages off the sockets, decoded, sequenced and published by `trades` and
   `quotes`.
 - `sequence`: per-symbol trade ids (duplicates, gaps); `gaps`: repair from REST;

@@ -31,7 +31,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from flows.sinks.clickhouse import CandleWriter
 from flows.sources.binance.klines import EXCHANGE, fetch_klines
 from flows.sources.binance.rest import BinanceBanned, BinanceRest, BinanceRestError
-from runtime.kafka import producer_config
+from runtime.kafka import flush_or_drop, producer_config
 from schemas import topics
 from schemas.candles import Candle, encode_candle
 from schemas.tickers import Ticker24h, encode_ticker
@@ -260,10 +260,8 @@ class HistoryPublisher:
 
     def close(self, timeout: float = 30.0) -> None:
         """Deliver what is queued (for up to `timeout` seconds)."""
-        remaining = self._producer.flush(timeout)
-        if remaining:
-            logger.error("%d history message(s) undelivered after %.0f s", remaining, timeout)
-            self._producer.purge()
+        if dropped := flush_or_drop(self._producer, timeout):
+            logger.error("%d history message(s) undelivered after %.0f s", dropped, timeout)
 
 
 # -- the fetch ---------------------------------------------------------------------------

@@ -1,14 +1,15 @@
 """`LiveIngest`: one Binance market followed live, from its symbol universe to shutdown.
 
-The lifecycle lives here: the Kafka topics and ClickHouse tables made sure of, the
-symbols TRADING read and refreshed, each symbol resumed after its last published trade,
-the tasks run until a stop and wound down in an order that loses no frame. The work at
+The lifecycle lives here, on the `IngestParts` the process opens for it (its topics,
+ClickHouse migrated, the REST client and the publishers; `tickscan.ingest`): the symbols
+TRADING read and refreshed, each symbol resumed after its last published trade, the
+tasks run until a stop and wound down in an order that loses no frame. The work at
 the socket is composed in: `flows.ingest.frames.FrameHandler` decodes, sequences and
 publishes each frame, `flows.ingest.gaps.GapWatch` sees each gap repaired or refused,
 `flows.ingest.staleness.StaleMonitor` watches for silent symbols, `flows.ingest.history.History`
 fetches the day of 1m candles the store lacks (behind gap repair in the REST budget) and,
 when on, `flows.ingest.crosscheck.LiveCrossCheck` checks our candles. Its status and report
-are built and logged by `flows.ingest.status`. `flows.ingest.run` runs it.
+are built and logged by `flows.ingest.status`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from clickhouse_connect.driver.client import Client
 
 from flows.ingest.crosscheck import CandleFeed, CrossChecker, LiveCrossCheck
 from flows.ingest.data_quality import DataQualityLog
@@ -47,9 +50,6 @@ from flows.sources.binance.rest import BinanceRest, BinanceRestError
 from flows.sources.binance.streams import streams_for, trading_symbols
 from flows.sources.binance.symbols import symbol_infos
 from flows.sources.binance.ws import Frame, StreamPool, ws_policy
-from runtime.clickhouse import connect
-from runtime.kafka import ensure_topics
-from runtime.migrate import migrate
 from runtime.process import release_memory
 from schemas import topics
 from schemas.trades import Market
@@ -69,10 +69,42 @@ class LiveIngestError(IngestError):
 ExchangeInfo = Callable[[], Awaitable[dict[str, Any]]]
 
 
+@dataclass(frozen=True)
+class IngestParts:
+    """What a live ingest runs on, opened (and closed after) by the process that runs it.
+
+    Attributes:
+        partitions: The partitions of each of `LiveIngest.topics`, which exist.
+        clickhouse: The migrated store: the data-quality log and the resume scan use it.
+        symbols: A client of its own for symbol metadata, written from a worker thread
+            while `clickhouse` may be busy (a clickhouse-connect client runs one query at
+            a time).
+        history: A client of its own for the history fetch (another worker thread); None
+            when `LiveIngest.fetches_history` is off.
+        rest: The market's Binance REST client, open: gaps and history come through it.
+        trades: The publisher of `LiveIngest.trades_topic` (and of its dead letters).
+            The ingest flushes it before it reports; the process closes it.
+        quotes: The publisher of `LiveIngest.quotes_topic`; the ingest flushes it when it
+            stops (its report counts what was delivered), the process closes it.
+        history_out: The publisher of the history's candles and tickers; None when
+            `history` is.
+    """
+
+    partitions: Mapping[str, int]
+    clickhouse: Client
+    symbols: Client
+    history: Client | None
+    rest: BinanceRest
+    trades: TradePublisher
+    quotes: QuotePublisher
+    history_out: HistoryPublisher | None
+
+
 class LiveIngest:
     """Follows one Binance market live and publishes its trades and quotes to Kafka.
 
-    Build it, `run` it until a stop event, and ask `status` any time meanwhile.
+    Build it, `follow` until a stop event on the `IngestParts` of its `topics`, and ask
+    `status` any time meanwhile.
 
     Args:
         settings: Process settings: Kafka (``kafka.bootstrap`` is required), ClickHouse
@@ -129,7 +161,7 @@ class LiveIngest:
         self._gap_filler = gap_filler
         self._opts = settings.ingest
         self._sequencer = TradeSequencer(grace_s=self._opts.gap_grace_s)
-        # Built by `run`, once the publishers exist:
+        # Built by `follow`, once the publishers exist:
         self._pool: StreamPool | None = None
         self._queue: asyncio.Queue[Frame] | None = None
         self._frames: FrameHandler | None = None
@@ -175,8 +207,39 @@ class LiveIngest:
 
     # -- run -------------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> IngestReport:
+    @property
+    def bootstrap(self) -> str:
+        """The Kafka cluster it publishes to.
+
+        Raises:
+            LiveIngestError: The settings name none.
+        """
+        bootstrap = self.settings.kafka.bootstrap
+        if not bootstrap:
+            raise LiveIngestError("live ingest needs a Kafka cluster: set kafka.bootstrap")
+        return bootstrap
+
+    @property
+    def fetches_history(self) -> bool:
+        """Whether it fetches the history the store lacks at start (``ingest.history_h``)."""
+        return self._opts.history_h > 0
+
+    @property
+    def topics(self) -> list[str]:
+        """The Kafka topics it reads or writes: what must exist before `follow`."""
+        wanted = [self.trades_topic, self.quotes_topic, self.deadletter_topic]
+        if self.crosscheck or self.fetches_history:
+            wanted.append(self.candles_topic)
+        if self.fetches_history:
+            wanted.append(self.tickers_topic)
+        return wanted
+
+    async def follow(self, stop: asyncio.Event, parts: IngestParts) -> IngestReport:
         """Ingest until `stop` is set, then drain, repair what is open and flush.
+
+        Args:
+            stop: Set it to stop.
+            parts: What it runs on, opened by the process (closed by it after).
 
         Returns:
             What was published and repaired.
@@ -186,113 +249,70 @@ class LiveIngest:
             flows.ingest.trades.DeliveryFailed: Some trades were not delivered to Kafka.
         """
         started = time.monotonic()
-        bootstrap = self.settings.kafka.bootstrap
-        if not bootstrap:
-            raise LiveIngestError("live ingest needs a Kafka cluster: set kafka.bootstrap")
-        wanted = [self.trades_topic, self.quotes_topic, self.deadletter_topic]
-        history_on = self._opts.history_h > 0
-        if self.crosscheck or history_on:
-            wanted.append(self.candles_topic)
-        if history_on:
-            wanted.append(self.tickers_topic)
-        partitions = await asyncio.to_thread(
-            ensure_topics,
-            bootstrap,
-            wanted,
-            self.settings.kafka.partitions,
-            self.settings.kafka.replication_factor,
-        )
+        bootstrap = self.bootstrap
         database = self.settings.clickhouse.database
-        client = await asyncio.to_thread(connect, self.settings.clickhouse_dsn())
-        # Its own client: the data-quality log and the resume scan use `client` from
-        # worker threads, and one clickhouse-connect client runs one query at a time.
-        symbols_client = await asyncio.to_thread(connect, self.settings.clickhouse_dsn())
-        self._symbol_writer = SymbolWriter(lambda: symbols_client, database)
-        # History writes from its own worker thread: its own client too.
-        history_client = (
-            await asyncio.to_thread(connect, self.settings.clickhouse_dsn()) if history_on else None
+        client, partitions, rest = parts.clickhouse, parts.partitions, parts.rest
+        publisher = parts.trades
+        self._symbol_writer = SymbolWriter(lambda: parts.symbols, database)
+        log = self._log = DataQualityLog(client, database, self.market)
+        repairer = GapRepairer(
+            self._gap_filler or RestGapFiller(rest, rest.facts.trade_kind),
+            log,
+            publisher.publish,
+            market=self.market,
+            concurrency=self._opts.repair_concurrency,
+            attempts=self._opts.repair_attempts,
+            backoff_s=self._opts.backoff_base_s,
         )
-        history_publisher = None
+        gaps = self._gaps = GapWatch(
+            self._sequencer,
+            repairer,
+            market=self.market,
+            max_restart_gap_trades=self._opts.max_restart_gap_trades,
+            max_restart_gap_s=self._opts.max_restart_gap_s,
+        )
+        self._quote_producer = parts.quotes
+        if parts.history is not None and parts.history_out is not None:
+            self._history = History(
+                rest.background(),
+                parts.history,
+                database,
+                parts.history_out,
+                hours=self._opts.history_h,
+                concurrency=self._opts.history_concurrency,
+                progress_every_s=self._opts.history_progress_every_s,
+            )
+        if self.crosscheck:
+            self._checker = self._cross_check(bootstrap, partitions[self.candles_topic], log)
+        self._frames = FrameHandler(
+            self.market,
+            exchange=EXCHANGE,
+            sequencer=self._sequencer,
+            gaps=gaps,
+            publisher=publisher,
+            quotes=parts.quotes,
+            counts=self.counts,
+            checker=self._checker,
+        )
+
+        async def seed(symbols: set[str]) -> None:
+            published = await last_published(
+                bootstrap, self.trades_topic, partitions[self.trades_topic],
+                client, database, EXCHANGE, self.market, symbols,
+                max_records=self._opts.resume_scan_records,
+            )  # fmt: skip
+            gaps.seed(published)
+
         try:
-            await asyncio.to_thread(migrate, client, database)
-            async with BinanceRest(
-                self.market, self.rest_url, background_reserve=self._opts.history_reserve
-            ) as rest:
-                publisher = TradePublisher(
-                    bootstrap, topic=self.trades_topic, deadletter_topic=self.deadletter_topic
-                )
-                with publisher:
-                    log = self._log = DataQualityLog(client, database, self.market)
-                    repairer = GapRepairer(
-                        self._gap_filler or RestGapFiller(rest, rest.facts.trade_kind),
-                        log,
-                        publisher.publish,
-                        market=self.market,
-                        concurrency=self._opts.repair_concurrency,
-                        attempts=self._opts.repair_attempts,
-                        backoff_s=self._opts.backoff_base_s,
-                    )
-                    gaps = self._gaps = GapWatch(
-                        self._sequencer,
-                        repairer,
-                        market=self.market,
-                        max_restart_gap_trades=self._opts.max_restart_gap_trades,
-                        max_restart_gap_s=self._opts.max_restart_gap_s,
-                    )
-                    self._quote_producer = QuotePublisher(bootstrap, self.quotes_topic)
-                    if history_client is not None:
-                        history_publisher = HistoryPublisher(
-                            bootstrap, self.candles_topic, self.tickers_topic
-                        )
-                        self._history = History(
-                            rest.background(),
-                            history_client,
-                            database,
-                            history_publisher,
-                            hours=self._opts.history_h,
-                            concurrency=self._opts.history_concurrency,
-                            progress_every_s=self._opts.history_progress_every_s,
-                        )
-                    if self.crosscheck:
-                        self._checker = self._cross_check(
-                            bootstrap, partitions[self.candles_topic], log
-                        )
-                    self._frames = FrameHandler(
-                        self.market,
-                        exchange=EXCHANGE,
-                        sequencer=self._sequencer,
-                        gaps=gaps,
-                        publisher=publisher,
-                        quotes=self._quote_producer,
-                        counts=self.counts,
-                        checker=self._checker,
-                    )
-
-                    async def seed(symbols: set[str]) -> None:
-                        published = await last_published(
-                            bootstrap, self.trades_topic, partitions[self.trades_topic],
-                            client, database, EXCHANGE, self.market, symbols,
-                            max_records=self._opts.resume_scan_records,
-                        )  # fmt: skip
-                        gaps.seed(published)
-
-                    try:
-                        await self._follow(rest.exchange_info, seed, stop)
-                    finally:
-                        self._quote_producer.close()
-                        if self._checker is not None:
-                            self._checker.close()
-                    self.counts.quotes_delivered = self._quote_producer.delivered
-                    self.counts.stale = self._stale.found if self._stale else 0
-                    await asyncio.to_thread(publisher.flush)
-                report = publisher.report()
+            await self._follow(rest.exchange_info, seed, stop)
         finally:
-            if history_publisher is not None:
-                await asyncio.to_thread(history_publisher.close)
-            if history_client is not None:
-                history_client.close()
-            symbols_client.close()
-            client.close()
+            parts.quotes.flush()
+            if self._checker is not None:
+                self._checker.close()
+        self.counts.quotes_delivered = parts.quotes.delivered
+        self.counts.stale = self._stale.found if self._stale else 0
+        await asyncio.to_thread(publisher.flush)
+        report = publisher.report()
         result = final_report(
             self.market,
             symbols=len(self.symbols),

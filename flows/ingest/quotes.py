@@ -6,7 +6,7 @@ import logging
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from runtime.kafka import producer_config
+from runtime.kafka import flush_or_drop, producer_config
 from schemas import topics
 from schemas.quotes import Quote, encode_quote
 
@@ -57,10 +57,12 @@ class QuotePublisher:
         """Serve delivery reports without waiting."""
         self._producer.poll(0)
 
+    def flush(self, timeout: float = 30.0) -> None:
+        """Deliver what is queued, for up to `timeout` seconds; drop what is left then."""
+        if dropped := flush_or_drop(self._producer, timeout):
+            logger.error("%d quote(s) undelivered after %.0f s", dropped, timeout)
+
     def close(self, timeout: float = 30.0) -> None:
         """Deliver what is queued (for up to `timeout` seconds), then close."""
-        remaining = self._producer.flush(timeout)
-        if remaining:
-            logger.error("%d quote(s) undelivered after %.0f s", remaining, timeout)
-            self._producer.purge()
+        self.flush(timeout)
         self._producer.close()

@@ -15,15 +15,16 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, TopicPartition
 
 from flows.candles.engine import PartitionCandles
-from flows.ingest.run import IngestReport, LiveIngest
+from flows.ingest.run import IngestReport
 from flows.ingest.settings import IngestSettings
-from flows.sources.binance.responses import parse_agg_trades, parse_trades
+from flows.sources.binance.rest import parse_agg_trades, parse_trades
 from runtime.kafka import consumer_config
 from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas import topics
 from schemas.candles import Candle
 from schemas.trades import Market, Trade, trade_decoder
 from tests.fakes.binance import FakeBinance
+from tickscan.ingest import LiveIngest
 from tickscan.settings import Settings
 
 PARTITIONS = 3

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from flows.ingest.run import IngestReport, LiveIngest
+from flows.ingest.run import IngestReport
 from schemas import topics
 from schemas.quotes import quote_decoder
 from tests.fakes.binance import FakeBinance
@@ -40,6 +40,7 @@ from tests.integration.live_run import (
     read_topic,
     truth_ids,
 )
+from tickscan.ingest import LiveIngest
 from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration

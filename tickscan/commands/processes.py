@@ -119,7 +119,8 @@ def ingest(
     sharded over connections, rotated before Binance's 24 h cutoff, with trade-id gaps
     repaired from REST and recorded in data_quality. Stops cleanly on SIGINT/SIGTERM.
     """
-    from flows.ingest.run import LiveIngestError, run_ingest
+    from flows.ingest.run import LiveIngestError
+    from tickscan.ingest import run_ingest
 
     chosen = check_market(market)
     settings = LiveIngestSettings()

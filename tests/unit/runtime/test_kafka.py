@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from runtime.kafka import BULK_PRODUCER, consumer_config, producer_config, topic_config
+from runtime.kafka import (
+    BULK_PRODUCER,
+    consumer_config,
+    flush_or_drop,
+    producer_config,
+    topic_config,
+)
 
 
 def test_producer_defaults_are_durable_and_never_create_topics() -> None:
@@ -44,3 +50,29 @@ def test_bulk_producer_batches_and_compresses_over_the_defaults() -> None:
     assert config["linger.ms"] > producer_config("b")["linger.ms"]
     assert config["compression.type"] == "lz4"
     assert config["enable.idempotence"] is True
+
+
+class _Queued:
+    """A producer stand-in that still holds `left` messages when its flush times out."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+        self.purged = False
+        self.waited: float | None = None
+
+    def flush(self, timeout: float) -> int:
+        self.waited = timeout
+        return self.left
+
+    def purge(self) -> None:
+        self.purged = True
+
+
+def test_flush_or_drop_drops_only_what_the_wait_did_not_deliver() -> None:
+    delivered = _Queued(left=0)
+    assert flush_or_drop(delivered, 2.5) == 0  # type: ignore[arg-type]
+    assert delivered.waited == 2.5 and not delivered.purged
+
+    stuck = _Queued(left=7)
+    assert flush_or_drop(stuck, 1.0) == 7  # type: ignore[arg-type]
+    assert stuck.purged
