@@ -10,5 +10,6 @@ I/O, table-tested) and its Bytewax wiring at the bottom:
   it out (ClickHouse, Kafka, dead letters).
 
 Shared by the wings: `batching` (how a Kafka -> ClickHouse flow batches), `recovery`
-(Bytewax snapshots), `dead_letters` (rejects and their Kafka form).
+(Bytewax snapshots), `dead_letters` (rejects and their Kafka form), `count_log` (a
+running count said at INFO now and then).
 """

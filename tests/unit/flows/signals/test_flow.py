@@ -13,9 +13,6 @@ import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from flows.signals.flow import (
-    PartitionScanner,
-    ScanContext,
-    ScannerOutput,
     ScannerSinks,
     SignalCounters,
     SignalFlowSettings,
@@ -23,6 +20,7 @@ from flows.signals.flow import (
     build_kafka_flow,
 )
 from flows.signals.rules import RULES
+from flows.signals.scanner import PartitionScanner, ScanContext, ScannerOutput
 from flows.signals.warm_start import WarmStart
 from flows.sources.kafka import Record, RecordBatch, RunBounds
 from schemas import topics
