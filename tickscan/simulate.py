@@ -25,8 +25,8 @@ from flows.sources.simulator.history import (
     MINUTE_MS,
     HistoryGenerator,
     HistoryReport,
-    read_stored,
 )
+from flows.sources.simulator.stored import read_stored
 
 logger = logging.getLogger(__name__)
 

@@ -14,14 +14,9 @@ import pytest
 from flows.signals.rules import RULES, Bars, SignalParams
 from flows.sinks.clickhouse import CANDLE_COLUMNS
 from flows.sources.simulator import SymbolResume, SyntheticMarket
-from flows.sources.simulator.history import (
-    DAY_MS,
-    HOUR_MS,
-    MINUTE_MS,
-    HistoryGenerator,
-    StoredSymbol,
-    decimal_array,
-)
+from flows.sources.simulator.buckets import decimal_array
+from flows.sources.simulator.history import DAY_MS, HOUR_MS, MINUTE_MS, HistoryGenerator
+from flows.sources.simulator.stored import StoredSymbol
 from schemas.trades import Trade
 
 END_MS = 1_796_000_040 * 1000 - (1_796_000_040 * 1000) % MINUTE_MS
