@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from operator import attrgetter
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
@@ -108,6 +109,18 @@ def _invalid(candle: Candle) -> str | None:
     return None
 
 
+_Held = TypeVar("_Held", Quote, Ticker24h)
+_QUOTE_ORDER = attrgetter("update_id")
+_TICKER_ORDER = attrgetter("close_time_ms")
+
+
+def _hold_newest(held: dict[str, _Held], message: _Held, order: Callable[[_Held], int]) -> None:
+    """Hold `message` for its symbol (no candle yet) unless a newer one is held already."""
+    before = held.get(message.key)
+    if before is None or order(before) <= order(message):
+        held[message.key] = message
+
+
 class PartitionScanner:
     """Every symbol of one Kafka partition: the flow's whole state for that partition."""
 
@@ -175,21 +188,17 @@ class PartitionScanner:
 
     def _ticker(self, ticker: Ticker24h) -> None:
         state = self.symbols.get(ticker.key)
-        if state is not None:
+        if state is None:
+            _hold_newest(self.tickers, ticker, _TICKER_ORDER)
+        else:
             state.metrics.set_ticker(ticker)
-            return
-        held = self.tickers.get(ticker.key)
-        if held is None or held.close_time_ms <= ticker.close_time_ms:
-            self.tickers[ticker.key] = ticker
 
     def _quote(self, quote: Quote) -> None:
         state = self.symbols.get(quote.key)
-        if state is not None:
+        if state is None:
+            _hold_newest(self.quotes, quote, _QUOTE_ORDER)
+        else:
             state.metrics.set_quote(quote)
-            return
-        held = self.quotes.get(quote.key)
-        if held is None or held.update_id <= quote.update_id:
-            self.quotes[quote.key] = quote
 
     def _candle(self, candle: Candle, context: ScanContext, out: ScannerOutput) -> int:
         """Fold a candle in; returns the rows it made (0 or 1)."""
