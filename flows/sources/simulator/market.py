@@ -438,7 +438,9 @@ class SyntheticMarket:
 
 
 def symbol_infos(market: SyntheticMarket) -> list[SymbolInfo]:
-    """What an ``exchangeInfo`` would say of the simulated symbols (see `binance_symbols`).
+    """What an ``exchangeInfo`` would say of the simulated symbols.
+
+    The same `SymbolInfo` rows `flows.sources.binance.symbols` reads from Binance.
 
     Args:
         market: The simulated market.
