@@ -33,7 +33,7 @@ from flows.ingest.coverage import Need, history_window, most_traded_first, plan,
 from flows.sinks.clickhouse import CandleWriter
 from flows.sources.binance.klines import EXCHANGE, fetch_klines
 from flows.sources.binance.rest import BinanceBanned, BinanceRest, BinanceRestError
-from runtime.kafka import producer_config
+from runtime.kafka import produce_when_room, producer_config
 from schemas import topics
 from schemas.candles import Candle, encode_candle
 from schemas.tickers import Ticker24h, encode_ticker
@@ -78,12 +78,7 @@ class HistoryPublisher:
                 logger.error("history delivery to Kafka failed: %s", err)
 
     def _produce(self, topic: str, key: str, value: bytes) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value, key, on_delivery=self._on_delivery)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        produce_when_room(self._producer, topic, value, key, self._on_delivery)
 
     def candles(self, candles: Iterable[Candle]) -> None:
         """Queue candles for delivery, each keyed like its symbol's trades."""

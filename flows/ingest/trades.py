@@ -15,7 +15,7 @@ from typing import Any, Protocol, Self
 from confluent_kafka import KafkaException, Producer
 
 from flows.ingest.delivery import DeliveryFailed, DeliveryLedger, IngestError, PublishReport
-from runtime.kafka import BULK_PRODUCER, producer_config
+from runtime.kafka import BULK_PRODUCER, produce_when_room, producer_config
 from schemas import topics
 from schemas.deadletter import DeadLetter, encode_deadletter
 from schemas.trades import Trade, encode_trade
@@ -28,7 +28,6 @@ STAGE = "ingest"
 # Serve delivery reports every so many produces: often enough that librdkafka's queue
 # never fills in steady state, rarely enough that poll() costs nothing per trade.
 _POLL_EVERY_MASK = 1023
-_BUFFER_FULL_WAIT_S = 0.05
 _METADATA_TIMEOUT_S = 10.0
 
 
@@ -155,7 +154,7 @@ class TradePublisher:
         try:
             self._producer.produce(self.topic, value, key, on_delivery=self._ledger.on_trade)
         except BufferError:
-            self._produce_when_room(self.topic, value, key, None, self._ledger.on_trade)
+            produce_when_room(self._producer, self.topic, value, key, self._ledger.on_trade)
         self.sent += 1
         if not self.sent & _POLL_EVERY_MASK:
             self._producer.poll(0)
@@ -184,7 +183,7 @@ class TradePublisher:
                 try:
                     produce(topic, value, key, on_delivery=on_trade)
                 except BufferError:
-                    self._produce_when_room(topic, value, key, None, on_trade)
+                    produce_when_room(self._producer, topic, value, key, on_trade)
                 sent += 1
                 if not sent & _POLL_EVERY_MASK:
                     poll(0)
@@ -199,11 +198,11 @@ class TradePublisher:
             rejected: The raw message and why it was rejected.
         """
         letter = dead_letter(rejected, at_ms=time.time_ns() // 1_000_000)
-        self._produce_when_room(
+        produce_when_room(
+            self._producer,
             self.deadletter_topic,
             encode_deadletter(letter),
             STAGE,
-            None,
             self._ledger.on_dead_letter,
         )
 
@@ -228,8 +227,14 @@ class TradePublisher:
         headers = [(topics.CONTROL_HEADER, topics.END_OF_RUN)]
         value = run_id.encode()
         for partition in partitions:
-            self._produce_when_room(
-                self.topic, value, None, partition, self._ledger.on_end_marker, headers
+            produce_when_room(
+                self._producer,
+                self.topic,
+                value,
+                None,
+                self._ledger.on_end_marker,
+                partition=partition,
+                headers=headers,
             )
         self.flush()
         logger.info("run %s ended in %d partitions of %s", run_id, len(partitions), self.topic)
@@ -294,26 +299,3 @@ class TradePublisher:
     def report(self) -> PublishReport:
         """What has been delivered so far (call after `flush` for the whole run)."""
         return self._ledger.report(self.topic)
-
-    def _produce_when_room(
-        self,
-        topic: str,
-        value: bytes,
-        key: str | None,
-        partition: int | None,
-        on_delivery: Any,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        """Produce, waiting for room in librdkafka's queue as long as it takes."""
-        kwargs: dict[str, Any] = {"on_delivery": on_delivery}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if headers is not None:
-            kwargs["headers"] = headers
-        while True:
-            try:
-                self._producer.produce(topic, value, key, **kwargs)
-                return
-            except BufferError:
-                # Deliveries free the queue; serving them is how we make room.
-                self._producer.poll(_BUFFER_FULL_WAIT_S)
