@@ -195,6 +195,13 @@ class SymbolCandles:
             self.ids = TradeIds()
 
 
+_Values = tuple[
+    Decimal, Decimal, Decimal, Decimal, Decimal, Decimal, int, Decimal, Decimal,
+    int | None, int | None,
+]  # fmt: skip
+"""A candle's kline fields, open .. last_trade_id, in `Candle` order."""
+
+
 def candle_of(
     state: SymbolCandles,
     series: Series,
@@ -215,26 +222,14 @@ def candle_of(
     """
     if acc is None:
         assert flat_close is not None
-        return Candle(
-            state.exchange,
-            state.market,  # type: ignore[arg-type]
-            state.symbol,
-            series.name,  # type: ignore[arg-type]
-            window,
-            window + series.interval_ms - 1,
-            flat_close,
-            flat_close,
-            flat_close,
-            flat_close,
-            ZERO,
-            ZERO,
-            0,
-            ZERO,
-            ZERO,
-            None,
-            None,
-            version,
-        )
+        c = flat_close
+        values: _Values = (c, c, c, c, ZERO, ZERO, 0, ZERO, ZERO, None, None)
+    else:
+        values = (
+            acc.open, acc.high, acc.low, acc.close, acc.volume, acc.quote_volume, acc.count,
+            acc.taker_buy_volume, acc.taker_buy_quote_volume, acc.first_trade_id,
+            acc.last_trade_id,
+        )  # fmt: skip
     return Candle(
         state.exchange,
         state.market,  # type: ignore[arg-type]
@@ -242,16 +237,6 @@ def candle_of(
         series.name,  # type: ignore[arg-type]
         window,
         window + series.interval_ms - 1,
-        acc.open,
-        acc.high,
-        acc.low,
-        acc.close,
-        acc.volume,
-        acc.quote_volume,
-        acc.count,
-        acc.taker_buy_volume,
-        acc.taker_buy_quote_volume,
-        acc.first_trade_id,
-        acc.last_trade_id,
+        *values,
         version,
     )
