@@ -114,13 +114,6 @@ _QUOTE_ORDER = attrgetter("update_id")
 _TICKER_ORDER = attrgetter("close_time_ms")
 
 
-def _hold_newest(held: dict[str, _Held], message: _Held, order: Callable[[_Held], int]) -> None:
-    """Hold `message` for its symbol (no candle yet) unless a newer one is held already."""
-    before = held.get(message.key)
-    if before is None or order(before) <= order(message):
-        held[message.key] = message
-
-
 class PartitionScanner:
     """Every symbol of one Kafka partition: the flow's whole state for that partition."""
 
@@ -172,11 +165,11 @@ class PartitionScanner:
                 continue
             if isinstance(message, Quote):
                 quotes += 1
-                self._quote(message)
+                self._side(message, self.quotes, _QUOTE_ORDER, SymbolMetrics.set_quote)
                 continue
             if isinstance(message, Ticker24h):
                 tickers += 1
-                self._ticker(message)
+                self._side(message, self.tickers, _TICKER_ORDER, SymbolMetrics.set_ticker)
                 continue
             problem = _invalid(message)
             if problem is not None:
@@ -186,19 +179,22 @@ class PartitionScanner:
             rows += self._candle(message, context, out)
         return Folded(candles, quotes, rows, tickers, self._warmed - warmed)
 
-    def _ticker(self, ticker: Ticker24h) -> None:
-        state = self.symbols.get(ticker.key)
-        if state is None:
-            _hold_newest(self.tickers, ticker, _TICKER_ORDER)
-        else:
-            state.metrics.set_ticker(ticker)
-
-    def _quote(self, quote: Quote) -> None:
-        state = self.symbols.get(quote.key)
-        if state is None:
-            _hold_newest(self.quotes, quote, _QUOTE_ORDER)
-        else:
-            state.metrics.set_quote(quote)
+    def _side(
+        self,
+        message: _Held,
+        held: dict[str, _Held],
+        order: Callable[[_Held], int],
+        give: Callable[[SymbolMetrics, _Held], None],
+    ) -> None:
+        """A quote or 24h ticker goes to its symbol's metrics; before the symbol's first
+        candle, the newest of its kind (by `order`) is held in `held` until then."""
+        state = self.symbols.get(message.key)
+        if state is not None:
+            give(state.metrics, message)
+            return
+        before = held.get(message.key)
+        if before is None or order(before) <= order(message):
+            held[message.key] = message
 
     def _candle(self, candle: Candle, context: ScanContext, out: ScannerOutput) -> int:
         """Fold a candle in; returns the rows it made (0 or 1)."""
