@@ -9,7 +9,6 @@ import base64
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Any, Protocol, Self
 
 from confluent_kafka import KafkaException, Producer
@@ -128,20 +127,16 @@ class TradePublisher:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None:
+    def __exit__(self, *exc_info: object) -> None:
+        raising = exc_info[1]
+        if raising is None:
             self.close()
             return
         # Already failing: deliver what we can, report losses, keep the original error.
         try:
             self.close()
         except IngestError as flush_error:
-            logger.error("while handling %r: %s", exc, flush_error)
+            logger.error("while handling %r: %s", raising, flush_error)
 
     def publish(self, trade: Trade) -> None:
         """Queue one trade for delivery; never drops it.
