@@ -1,8 +1,8 @@
 """Signals flow: rows/s, candles/s, quotes/s and memory per symbol, measured in one run.
 
-The flow's per-record work is `flows.signals.flow.PartitionScanner.fold` (decode, metrics, signal
-rules, change detection); Bytewax adds a few microseconds per batch of thousands of
-records on top. This bench times `fold` over encoded Kafka records:
+The flow's per-record work is `flows.signals.scanner.PartitionScanner.fold` (decode,
+metrics, signal rules, change detection); Bytewax adds a few microseconds per batch of
+thousands of records on top. This bench times `fold` over encoded Kafka records:
 
 1. memory: 2,000 fresh symbol states (rings allocated; tracemalloc counts numpy's
    buffers), and the same per symbol once a state holds a full day of history;
@@ -27,8 +27,8 @@ import time
 import tracemalloc
 from decimal import Decimal
 
-from flows.signals.flow import PartitionScanner, ScanContext, ScannerOutput, SymbolScanner
 from flows.signals.rules import default_rules
+from flows.signals.scanner import PartitionScanner, ScanContext, ScannerOutput, SymbolScanner
 from flows.signals.settings import SignalParams
 from flows.sources.kafka import Record
 from runtime.process import tune_for_streaming

@@ -10,6 +10,7 @@ I/O, table-tested) and its Bytewax wiring at the bottom:
   it out (ClickHouse, Kafka, dead letters).
 
 Shared by the wings: `batching` (how a Kafka -> ClickHouse flow batches), `recovery`
-(Bytewax snapshots), `dead_letters` (rejects and their Kafka form), `errors` (`FlowError`,
-the base of every error raised here).
+(Bytewax snapshots), `dead_letters` (rejects and their Kafka form), `count_log` (a
+running count said at INFO now and then), `errors` (`FlowError`, the base of every error
+raised here).
 """

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic, TopicMetadata
 
 from runtime.errors import TopicSetupError
@@ -331,3 +331,36 @@ def partition_count(bootstrap: str, topic: str, timeout: float = 10) -> int:
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise TopicSetupError(f"topic {topic} does not exist on {bootstrap}")
     return len(metadata.partitions)
+
+
+BUFFER_FULL_WAIT_S = 0.05
+"""How long a producer whose queue is full serves deliveries before it tries again."""
+
+
+def produce_when_room(
+    producer: Producer,
+    topic: str,
+    value: bytes,
+    key: bytes | str | None,
+    on_delivery: Callable[[KafkaError | None, Message], None],
+    **placement: Any,
+) -> None:
+    """Produce one message, waiting for room in librdkafka's queue as long as it takes.
+
+    Deliveries free the queue, so serving them (`poll`) is how room is made. Hot loops
+    call `produce` themselves and come here only on its `BufferError`.
+
+    Args:
+        producer: The producer.
+        topic: Where the message goes.
+        value: Its value.
+        key: Its key (None: the partitioner picks, or `placement` names a partition).
+        on_delivery: Its delivery report callback.
+        **placement: ``partition`` and ``headers``, passed on to `Producer.produce`.
+    """
+    while True:
+        try:
+            producer.produce(topic, value, key, on_delivery=on_delivery, **placement)
+            return
+        except BufferError:
+            producer.poll(BUFFER_FULL_WAIT_S)

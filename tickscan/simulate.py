@@ -25,8 +25,8 @@ from flows.sources.simulator.history import (
     MINUTE_MS,
     HistoryGenerator,
     HistoryReport,
-    read_stored,
 )
+from flows.sources.simulator.stored import read_stored
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def simulate(
 
     Raises:
         ValueError: On a non-positive rate, duration or symbol count.
-        flows.ingest.trades.DeliveryFailed: If any trade was not delivered.
+        flows.ingest.delivery.DeliveryFailed: If any trade was not delivered.
     """
     start_us = time.time_ns() // 1_000
     market = SyntheticMarket(
@@ -191,7 +191,7 @@ def publish_market(
 
     Raises:
         ValueError: On a non-positive duration.
-        flows.ingest.trades.DeliveryFailed: If any trade was not delivered.
+        flows.ingest.delivery.DeliveryFailed: If any trade was not delivered.
     """
     if duration is not None and not duration > 0:
         raise ValueError(f"duration must be positive, got {duration}")

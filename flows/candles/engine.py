@@ -32,259 +32,21 @@ from typing import Any
 
 import msgspec
 
-from flows.candles.trade_ids import DEFAULT_MAX_RANGES, Seen, TradeIds, raw_ids
+from flows.candles.symbol_state import (
+    MINUTE_MS,
+    SECOND_MS,
+    ZERO,
+    CandleAcc,
+    Series,
+    SymbolCandles,
+    candle_of,
+)
+from flows.candles.trade_ids import DEFAULT_MAX_RANGES, Seen, raw_ids
 from schemas.bars import Part, rollup
 from schemas.candles import Candle
 from schemas.trades import Trade
 
-SECOND_MS = 1_000
-MINUTE_MS = 60_000
-ZERO = Decimal(0)
 INF = Decimal("Infinity")
-
-
-class CandleAcc:
-    """The running sums of one real candle (one with at least one trade).
-
-    `open_key` and `close_key` order the prints so that trades that arrive out of order
-    still give the exchange's open and close: the first raw trade id of the open print and
-    the last of the close print (an aggregate trade's raw ids are in the order of its
-    aggregate id), so a candle read back from the store, which keeps only its first and
-    last trade ids, orders the prints it is given later the same way.
-    """
-
-    __slots__ = (
-        "close",
-        "close_key",
-        "count",
-        "first_trade_id",
-        "high",
-        "last_trade_id",
-        "low",
-        "open",
-        "open_key",
-        "open_time",
-        "quote_volume",
-        "taker_buy_quote_volume",
-        "taker_buy_volume",
-        "volume",
-    )
-
-    def __init__(self, open_time: int, trade: Trade, quote: Decimal) -> None:
-        """Start a candle with its first trade; `quote` is `trade.price * trade.qty`."""
-        price = trade.price
-        qty = trade.qty
-        self.open_time = open_time
-        self.open = self.high = self.low = self.close = price
-        self.volume = qty
-        self.quote_volume = quote
-        self.count = trade.count
-        if trade.buyer_is_maker:
-            self.taker_buy_volume = ZERO
-            self.taker_buy_quote_volume = ZERO
-        else:
-            self.taker_buy_volume = qty
-            self.taker_buy_quote_volume = quote
-        first = trade.first_trade_id
-        if first is None:
-            self.first_trade_id = self.last_trade_id = trade.trade_id
-        else:
-            last = trade.last_trade_id
-            assert last is not None, "check_trade: first and last ids come together"
-            self.first_trade_id = first
-            self.last_trade_id = last
-        self.open_key = self.first_trade_id
-        self.close_key = self.last_trade_id
-
-    @classmethod
-    def from_candle(cls, candle: Candle) -> CandleAcc:
-        """The sums of a stored real candle, to fold more trades into or roll up."""
-        acc = cls.__new__(cls)
-        acc.open_time = candle.open_time
-        acc.open = candle.open
-        acc.high = candle.high
-        acc.low = candle.low
-        acc.close = candle.close
-        acc.volume = candle.volume
-        acc.quote_volume = candle.quote_volume
-        acc.count = candle.count
-        acc.taker_buy_volume = candle.taker_buy_volume
-        acc.taker_buy_quote_volume = candle.taker_buy_quote_volume
-        acc.first_trade_id = acc.open_key = candle.first_trade_id or 0
-        acc.last_trade_id = acc.close_key = candle.last_trade_id or 0
-        return acc
-
-    def add(self, trade: Trade, quote: Decimal) -> None:
-        """Fold one more trade of the same window in; `quote` is `trade.price * trade.qty`.
-
-        The caller computes `quote` because it has already, to validate the trade.
-        """
-        price = trade.price
-        qty = trade.qty
-        if price > self.high:
-            self.high = price
-        elif price < self.low:
-            self.low = price
-        first = trade.first_trade_id
-        last: int
-        if first is None:
-            first = last = trade.trade_id
-            self.count += 1
-        else:
-            last = trade.last_trade_id  # type: ignore[assignment]  # check_trade: both or none
-            self.count += last - first + 1
-        if last >= self.close_key:
-            self.close = price
-            self.close_key = last
-        elif first < self.open_key:
-            self.open = price
-            self.open_key = first
-        self.volume += qty
-        self.quote_volume += quote
-        if not trade.buyer_is_maker:
-            self.taker_buy_volume += qty
-            self.taker_buy_quote_volume += quote
-        if first < self.first_trade_id:
-            self.first_trade_id = first
-        if last > self.last_trade_id:
-            self.last_trade_id = last
-
-
-class Series:
-    """What has been emitted of one symbol's candles of one interval.
-
-    Emitted windows are `[first, upto)`; every one of them is either real (its sums are
-    kept while it is within the revision horizon) or flat (carrying the close before it).
-    """
-
-    __slots__ = ("first", "interval_ms", "last_close", "name", "upto", "versions")
-
-    def __init__(self, name: str, interval_ms: int) -> None:
-        self.name = name
-        self.interval_ms = interval_ms
-        self.first: int | None = None
-        self.upto: int | None = None
-        self.last_close: Decimal | None = None
-        # Only windows emitted more than once are listed; every other one is at version 1.
-        self.versions: dict[int, int] = {}
-
-    def bump(self, window: int) -> int:
-        version = self.versions.get(window, 1) + 1
-        self.versions[window] = version
-        return version
-
-    def prune(self, before: int) -> None:
-        if self.versions:
-            self.versions = {w: v for w, v in self.versions.items() if w >= before}
-
-
-class SymbolCandles:
-    """One symbol's open windows, emitted series, revision history and folded trade ids."""
-
-    __slots__ = (
-        "exchange",
-        "history",
-        "ids",
-        "kept_from",
-        "m1",
-        "market",
-        "open",
-        "s1",
-        "symbol",
-    )
-
-    def __init__(
-        self, exchange: str, market: str, symbol: str, max_id_ranges: int = DEFAULT_MAX_RANGES
-    ) -> None:
-        self.exchange = exchange
-        self.market = market
-        self.symbol = symbol
-        # Raw trade ids folded (or dead-lettered) already: a copy of one is a duplicate.
-        self.ids = TradeIds(max_id_ranges)
-        # 1s windows that have trades and are not emitted yet.
-        self.open: dict[int, CandleAcc] = {}
-        # Emitted real 1s candles, kept for revisions and for rolling minutes up.
-        self.history: dict[int, CandleAcc] = {}
-        # Start of the oldest minute whose 1s history is whole (None: nothing dropped).
-        self.kept_from: int | None = None
-        self.s1 = Series("1s", SECOND_MS)
-        self.m1 = Series("1m", MINUTE_MS)
-
-    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        # A snapshot taken before trade ids were kept has none: start them empty.
-        for name, value in state[1].items():
-            setattr(self, name, value)
-        if "ids" not in state[1]:
-            self.ids = TradeIds()
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSeries:
-    """What the store holds of one symbol's candles of one interval, from a minute on.
-
-    Attributes:
-        first: Open time of its oldest candle in that span.
-        last: Its newest candle (the series was emitted up to its end).
-        kept: Its real candles and those revised (version above 1), in any order; the
-            flats at version 1 need not be given.
-    """
-
-    first: int
-    last: Candle
-    kept: list[Candle]
-
-
-def resumed_symbol(
-    seconds: StoredSeries, minutes: StoredSeries | None, kept_from: int
-) -> SymbolCandles:
-    """A symbol's state rebuilt from its stored candles, as the engine had it when it stopped.
-
-    The emitted series go on where the store ends, with the stored last closes (so the
-    flats after them carry the right close); the stored real 1s candles are the revision
-    history, so a minute still open rolls up its stored seconds with the ones to come;
-    stored versions are kept, so every later revision is written above them.
-
-    Args:
-        seconds: Its stored 1s candles from `kept_from` on.
-        minutes: Its stored 1m candles from `kept_from` on, None if there are none.
-        kept_from: Start of the stored span (a minute boundary): trades before it can no
-            longer revise a candle.
-
-    Returns:
-        The symbol's state, for `PartitionCandles.resume`.
-    """
-    last = seconds.last
-    state = SymbolCandles(last.exchange, last.market, last.symbol)
-    state.kept_from = kept_from
-    spans: list[tuple[int, int]] = []
-    for candle in seconds.kept:
-        if candle.count > 0:
-            state.history[candle.open_time] = CandleAcc.from_candle(candle)
-            spans.extend(_folded_ids(candle))
-    # The trades the stored candles count must not be counted again when delivered again.
-    state.ids.mark(spans)
-    _resume_series(state.s1, seconds)
-    if minutes is not None:
-        _resume_series(state.m1, minutes)
-    return state
-
-
-def _folded_ids(candle: Candle) -> list[tuple[int, int]]:
-    """The raw trade ids a stored real candle is known to have folded: all of its span
-    when its count fills it, else only its first and last (the holes may yet be filled)."""
-    first, last = candle.first_trade_id, candle.last_trade_id
-    if first is None or last is None:
-        return []
-    if candle.count == last - first + 1:
-        return [(first, last)]
-    return [(first, first), (last, last)]
-
-
-def _resume_series(series: Series, stored: StoredSeries) -> None:
-    series.first = stored.first
-    series.upto = stored.last.open_time + series.interval_ms
-    series.last_close = stored.last.close
-    series.versions = {c.open_time: c.version for c in stored.kept if c.version > 1}
 
 
 @dataclass
@@ -344,7 +106,7 @@ class PartitionCandles:
     # ----------------------------------------------------------------------- resume
 
     def resume(self, symbols: dict[object, SymbolCandles]) -> None:
-        """Take over symbols rebuilt from the store (see `resumed_symbol`), before any trade.
+        """Take over symbols rebuilt from the store (`flows.candles.resume`), before any trade.
 
         The partition's event time resumes where the newest of them was emitted, so the
         windows between then and the first new trade close as flats (or revise, if the
@@ -566,7 +328,7 @@ class PartitionCandles:
         history = state.history
         close = s1.last_close
         emitted = 0
-        make = self._candle
+        make = candle_of
         # A minute already emitted before all its seconds were (a flush at the end of an
         # input, then more input after a restart) is revised once its new seconds close.
         minutes_upto = state.m1.upto
@@ -612,11 +374,11 @@ class PartitionCandles:
         for minute in range(start, boundary, MINUTE_MS):
             acc = self._minute(state, minute)
             if acc is not None:
-                out.append(self._candle(state, m1, minute, acc, None, 1))
+                out.append(candle_of(state, m1, minute, acc, None, 1))
                 close = acc.close
             else:
                 assert close is not None
-                out.append(self._candle(state, m1, minute, None, close, 1))
+                out.append(candle_of(state, m1, minute, None, close, 1))
             self.stats.candles_1m += 1
         m1.upto = boundary
         m1.last_close = close
@@ -657,15 +419,10 @@ class PartitionCandles:
         else:
             acc.add(trade, trade.price * trade.qty)
         if window < s1.first:
-            # Before the symbol's first candle: new candles, and flats up to the old first.
-            out.append(self._candle(state, s1, window, acc, None, 1))
-            for flat in range(window + SECOND_MS, s1.first, SECOND_MS):
-                out.append(self._candle(state, s1, flat, None, acc.close, 1))
-            self.stats.candles_1s += (s1.first - window) // SECOND_MS
-            s1.first = window
+            self.stats.candles_1s += _prepend(state, s1, window, acc, out)
         else:
             version = s1.bump(window)
-            out.append(self._candle(state, s1, window, acc, None, version))
+            out.append(candle_of(state, s1, window, acc, None, version))
             self.stats.revisions += 1
             if acc.close != old_close:
                 self._carry_close(state, s1, window, acc.close, out, state.history)
@@ -699,7 +456,7 @@ class PartitionCandles:
                 return
             if real is None and self._minute(state, flat) is not None:
                 return
-            out.append(self._candle(state, series, flat, None, close, series.bump(flat)))
+            out.append(candle_of(state, series, flat, None, close, series.bump(flat)))
             self.stats.revisions += 1
             flat += step
         series.last_close = close
@@ -714,67 +471,24 @@ class PartitionCandles:
         assert acc is not None
         assert m1.first is not None
         if minute < m1.first:
-            out.append(self._candle(state, m1, minute, acc, None, 1))
-            for flat in range(minute + MINUTE_MS, m1.first, MINUTE_MS):
-                out.append(self._candle(state, m1, flat, None, acc.close, 1))
-            self.stats.candles_1m += (m1.first - minute) // MINUTE_MS
-            m1.first = minute
+            self.stats.candles_1m += _prepend(state, m1, minute, acc, out)
             return
-        out.append(self._candle(state, m1, minute, acc, None, m1.bump(minute)))
+        out.append(candle_of(state, m1, minute, acc, None, m1.bump(minute)))
         self.stats.revisions += 1
         if before is None or before.close != acc.close:
             self._carry_close(state, m1, minute, acc.close, out, None)
 
-    # ------------------------------------------------------------------------ output
 
-    @staticmethod
-    def _candle(
-        state: SymbolCandles,
-        series: Series,
-        window: int,
-        acc: Part | None,
-        flat_close: Decimal | None,
-        version: int,
-    ) -> Candle:
-        if acc is None:
-            assert flat_close is not None
-            return Candle(
-                state.exchange,
-                state.market,  # type: ignore[arg-type]
-                state.symbol,
-                series.name,  # type: ignore[arg-type]
-                window,
-                window + series.interval_ms - 1,
-                flat_close,
-                flat_close,
-                flat_close,
-                flat_close,
-                ZERO,
-                ZERO,
-                0,
-                ZERO,
-                ZERO,
-                None,
-                None,
-                version,
-            )
-        return Candle(
-            state.exchange,
-            state.market,  # type: ignore[arg-type]
-            state.symbol,
-            series.name,  # type: ignore[arg-type]
-            window,
-            window + series.interval_ms - 1,
-            acc.open,
-            acc.high,
-            acc.low,
-            acc.close,
-            acc.volume,
-            acc.quote_volume,
-            acc.count,
-            acc.taker_buy_volume,
-            acc.taker_buy_quote_volume,
-            acc.first_trade_id,
-            acc.last_trade_id,
-            version,
-        )
+def _prepend(
+    state: SymbolCandles, series: Series, window: int, acc: Part, out: list[Candle]
+) -> int:
+    """A late trade before a series' first candle: a new candle at `window`, and flats
+    carrying its close up to the old first; returns how many candles that is."""
+    first = series.first
+    assert first is not None
+    step = series.interval_ms
+    out.append(candle_of(state, series, window, acc, None, 1))
+    for flat in range(window + step, first, step):
+        out.append(candle_of(state, series, flat, None, acc.close, 1))
+    series.first = window
+    return (first - window) // step

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Context, Decimal
@@ -34,6 +33,7 @@ from pydantic import Field
 
 from flows.batching import BatchSettings
 from flows.candles.trade_ids import Seen, TradeIds, raw_ids
+from flows.count_log import CountLog
 from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.errors import FlowError
 from flows.sinks.clickhouse import NULL, ClickHouseSink, TsvTable, TsvWriter, tsv_escape
@@ -47,10 +47,10 @@ from schemas.trades import InvalidTrade, Trade, check_trade, trade_decoder
 logger = logging.getLogger(__name__)
 
 STAGE = "trade_store"
+"""The `stage` of every dead letter this flow writes, and their Kafka key."""
 
 DUPLICATES_LOG_EVERY_S = 60.0
 """While duplicate trades come, the store says so at INFO at most this often."""
-"""The `stage` of every dead letter this flow writes, and their Kafka key."""
 
 TABLE = "trades"
 
@@ -302,22 +302,18 @@ def build_flow(
     del settings  # nothing in the dataflow itself depends on them
     counters = counters if counters is not None else TradeStoreCounters()
     flow = Dataflow(flow_id)
-    logged_duplicates, logged_at = 0, time.monotonic()
+    duplicates_log = CountLog()
 
     def log_duplicates() -> None:
-        nonlocal logged_duplicates, logged_at
-        now = time.monotonic()
-        if counters.duplicates == logged_duplicates or now - logged_at < DUPLICATES_LOG_EVERY_S:
-            return
-        logger.info(
-            "trade store: %d duplicate trades skipped in the last %.0f s (%d since start; "
-            "%d trades written)",
-            counters.duplicates - logged_duplicates,
-            now - logged_at,
-            counters.duplicates,
-            counters.rows,
-        )
-        logged_duplicates, logged_at = counters.duplicates, now
+        due = duplicates_log.due(counters.duplicates, DUPLICATES_LOG_EVERY_S)
+        if due is not None:
+            logger.info(
+                "trade store: %d duplicate trades skipped in the last %.0f s (%d since start; "
+                "%d trades written)",
+                *due,
+                counters.duplicates,
+                counters.rows,
+            )
 
     batches = op.input("trades_in", flow, source)
 

@@ -4,11 +4,13 @@
   from its symbol universe to shutdown, on the parts `tickscan.ingest` opens for it;
   `status`: its counts and report.
 - `frames`: messages off the sockets, decoded, sequenced and published by `trades` and
-  `quotes`.
+  `quotes`; `delivery`: what the broker acknowledged, and the ingest's errors.
 - `sequence`: per-symbol trade ids (duplicates, gaps); `gaps`: repair from REST;
   `resume`: where a restart picks up; `staleness`: symbols gone silent.
-- `history`: the day of 1m klines and the 24h tickers a fresh store lacks.
-- `crosscheck`: our 1m candles against the exchange's closed klines; `data_quality`:
-  where gaps, mismatches and stale symbols are written.
+- `history`: the day of 1m klines and the 24h tickers a fresh store lacks (`coverage`:
+  which minutes, symbol by symbol).
+- `crosscheck`: our 1m candles (read by `candle_feed`) against the exchange's closed
+  klines, each disagreement a `mismatch`; `data_quality`: where gaps, mismatches and
+  stale symbols are written.
 - `settings`: its timings and limits (`TICKSCAN_INGEST__*`).
 """

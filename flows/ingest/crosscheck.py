@@ -12,7 +12,8 @@ a symbol in, is partial on our side by construction and says nothing about our c
 
 The pure logic (`CrossChecker`) is on top; at the bottom, `LiveCrossCheck` runs it
 inside `flows.ingest.run.LiveIngest`: klines from the ingest's WebSocket pool, our candles
-from md.candles.v1 (`CandleFeed`), mismatches to ``data_quality`` every few seconds.
+from md.candles.v1 (`flows.ingest.candle_feed.CandleFeed`), mismatches
+(`flows.ingest.mismatch.Mismatch`) to ``data_quality`` every few seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -30,11 +30,11 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from flows.ingest.data_quality import NO_CANDLE, DataQualityLog
-from runtime.kafka import consumer_config
-from schemas.candles import KLINE_FIELDS, Candle, candle_decoder
+from flows.ingest.candle_feed import CandleFeed
+from flows.ingest.data_quality import DataQualityLog
+from flows.ingest.mismatch import Mismatch
+from schemas.candles import KLINE_FIELDS, Candle
 from schemas.trades import Trade
 
 logger = logging.getLogger(__name__)
@@ -123,18 +123,6 @@ def differences(ours: Candle, theirs: ExchangeKline) -> list[str]:
         if mine != value:
             out.append(f"{name}: {mine} != {value}")
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class Mismatch:
-    """Our candle and the exchange's kline disagree after the settle time."""
-
-    exchange: str
-    market: str
-    symbol: str
-    open_time: int
-    fields: list[str]
-    missing_ours: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,69 +269,6 @@ class CrossChecker:
 # -- wiring: the check inside a live ingest ------------------------------------------------
 
 
-class CandleFeed:
-    """Our 1m candles of one exchange and market from the candle topic, from its end.
-
-    Partitions are assigned explicitly (no consumer group) at their end offset: what
-    was published before is of minutes ingest was not following. Reading is guarded by
-    a lock, so a poll left running in a worker thread and a final poll never overlap.
-
-    Args:
-        bootstrap: Kafka bootstrap servers.
-        topic: The candle topic (md.candles.v1).
-        partitions: Its partition count.
-        exchange: Keep only candles of this exchange ...
-        market: ... and market.
-    """
-
-    def __init__(
-        self, bootstrap: str, topic: str, partitions: int, exchange: str, market: str
-    ) -> None:
-        self.topic = topic
-        self.undecodable = 0
-        self._prefix = f"{exchange}:{market}:".encode()
-        self._decode = candle_decoder().decode
-        self._lock = threading.Lock()
-        self._consumer = Consumer(consumer_config(bootstrap))
-        self._consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in range(partitions)])
-        self._closed = False
-
-    def poll(self, batch: int = 10_000) -> list[Candle]:
-        """Every 1m candle of ours that has arrived since the last poll; never waits."""
-        out: list[Candle] = []
-        with self._lock:
-            while not self._closed:
-                messages = self._consumer.consume(num_messages=batch, timeout=0)
-                for msg in messages:
-                    if msg.error() is not None:
-                        logger.warning("%s: %s", self.topic, msg.error())
-                        continue
-                    key, value = msg.key(), msg.value()
-                    # Cheap filters first: the topic carries every market's 1s candles too.
-                    if not key or not key.startswith(self._prefix) or not value:
-                        continue
-                    if _ONE_MINUTE not in value:
-                        continue
-                    try:
-                        out.append(self._decode(value))
-                    except (msgspec.DecodeError, TypeError) as exc:
-                        self.undecodable += 1
-                        logger.warning("%s: undecodable candle: %s", self.topic, exc)
-                if len(messages) < batch:
-                    break
-        return out
-
-    def close(self) -> None:
-        """Leave the topic. Idempotent."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._consumer.close()
-
-
-_ONE_MINUTE = b'"interval":"1m"'
-
-
 class LiveCrossCheck:
     """Runs a `CrossChecker` inside a live ingest and records what it finds.
 
@@ -429,10 +354,7 @@ class LiveCrossCheck:
         found = self.checker.due(_monotonic_ms())
         if found:
             for m in found:
-                logger.warning(
-                    "%s %s minute %d: %s", m.market, m.symbol, m.open_time,
-                    NO_CANDLE if m.missing_ours else "; ".join(m.fields),
-                )  # fmt: skip
+                logger.warning("%s %s minute %d: %s", m.market, m.symbol, m.open_time, m.detail)
             self._unwritten.append((found, datetime.now(UTC)))
         while self._unwritten:
             batch, detected_at = self._unwritten[0]

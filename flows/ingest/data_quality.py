@@ -16,16 +16,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from flows.ingest.mismatch import Mismatch
 from schemas.trades import Market
 
 if TYPE_CHECKING:
-    from flows.ingest.crosscheck import Mismatch
     from flows.ingest.sequence import Gap
 
 EXCHANGE = "binance"
-
-NO_CANDLE = "no candle from tickscan"
-"""The detail of a mismatch whose minute has an exchange kline and no candle of ours."""
 
 
 class DataQualityLog:
@@ -110,7 +107,7 @@ class DataQualityLog:
 
         Each row is ``kind='kline_mismatch'``, ``status='info'``, with the minute in
         ``open_time``, ``interval='1m'`` and the differing fields (``name: ours !=
-        theirs``, ``; ``-separated) or `NO_CANDLE` in ``detail``.
+        theirs``, ``; ``-separated) or `flows.ingest.mismatch.NO_CANDLE` in ``detail``.
 
         Args:
             mismatches: Findings of `flows.ingest.crosscheck.CrossChecker.due`.
@@ -126,10 +123,9 @@ class DataQualityLog:
             at = detected_at + timedelta(milliseconds=nth[key])
             nth[key] += 1
             opened = datetime.fromtimestamp(m.open_time / 1000, UTC)
-            detail = NO_CANDLE if m.missing_ours else "; ".join(m.fields)
             rows.append([
                 m.exchange, m.market, m.symbol, "kline_mismatch", "info", at, None,
-                None, None, 0, 0, "", detail[:2_000], 1, opened, "1m",
+                None, None, 0, 0, "", m.detail[:2_000], 1, opened, "1m",
             ])  # fmt: skip
         if rows:
             await self._insert(rows)

@@ -24,7 +24,8 @@ from typing import Any
 import aiohttp
 from clickhouse_connect.driver.client import Client
 
-from flows.ingest.crosscheck import CandleFeed, CrossChecker, LiveCrossCheck
+from flows.ingest.candle_feed import CandleFeed
+from flows.ingest.crosscheck import CrossChecker, LiveCrossCheck
 from flows.ingest.data_quality import DataQualityLog
 from flows.ingest.frames import FrameHandler
 from flows.ingest.gaps import GapFiller, GapRepairer, GapWatch, RestGapFiller

@@ -6,13 +6,11 @@ import logging
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from runtime.kafka import flush_or_drop, producer_config
+from runtime.kafka import flush_or_drop, produce_when_room, producer_config
 from schemas import topics
 from schemas.quotes import Quote, encode_quote
 
 logger = logging.getLogger(__name__)
-
-_BUFFER_WAIT_S = 0.05
 
 
 class QuotePublisher:
@@ -45,13 +43,9 @@ class QuotePublisher:
 
     def publish(self, quote: Quote) -> None:
         """Queue one quote for delivery (waits while the local buffer is full)."""
-        value, key = encode_quote(quote), quote.key
-        while True:
-            try:
-                self._producer.produce(self.topic, value, key, on_delivery=self._on_delivery)
-                return
-            except BufferError:
-                self._producer.poll(_BUFFER_WAIT_S)
+        produce_when_room(
+            self._producer, self.topic, encode_quote(quote), quote.key, self._on_delivery
+        )
 
     def poll(self) -> None:
         """Serve delivery reports without waiting."""

@@ -12,11 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from flows.ingest.crosscheck import CheckCounts, LiveCrossCheck
+from flows.ingest.delivery import PublishReport
 from flows.ingest.gaps import GapWatch, RepairCounts
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.sequence import TradeSequencer
 from flows.ingest.staleness import StaleMonitor
-from flows.ingest.trades import PublishReport
 from flows.sources.binance.ws import ConnectionStatus, Frame, StreamPool
 from schemas.trades import Market
 

@@ -1,4 +1,7 @@
-"""Ingest: publish normalised trades to Kafka, rejects to the dead-letter topic."""
+"""Ingest: publish normalised trades to Kafka, rejects to the dead-letter topic.
+
+What the broker acknowledged is kept by `flows.ingest.delivery.DeliveryLedger`.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,12 @@ import base64
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Protocol, Self
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaException, Producer
 
-from flows.errors import FlowError
-from flows.sources.kafka import RunBounds
-from runtime.kafka import BULK_PRODUCER, producer_config
+from flows.ingest.delivery import DeliveryFailed, DeliveryLedger, IngestError, PublishReport
+from runtime.kafka import BULK_PRODUCER, produce_when_room, producer_config
 from schemas import topics
 from schemas.deadletter import DeadLetter, encode_deadletter
 from schemas.trades import Trade, encode_trade
@@ -27,26 +27,7 @@ STAGE = "ingest"
 # Serve delivery reports every so many produces: often enough that librdkafka's queue
 # never fills in steady state, rarely enough that poll() costs nothing per trade.
 _POLL_EVERY_MASK = 1023
-_BUFFER_FULL_WAIT_S = 0.05
 _METADATA_TIMEOUT_S = 10.0
-
-
-class IngestError(FlowError):
-    """Base of every error this module raises."""
-
-
-class DeliveryFailed(IngestError):
-    """Some messages were not delivered: the run is incomplete.
-
-    Attributes:
-        count: How many deliveries failed.
-        first_error: The first failure, as librdkafka described it.
-    """
-
-    def __init__(self, count: int, first_error: str) -> None:
-        super().__init__(f"{count} message(s) failed delivery; first error: {first_error}")
-        self.count = count
-        self.first_error = first_error
 
 
 class Rejection(Protocol):
@@ -105,143 +86,6 @@ def dead_letter(rejected: Rejection, *, at_ms: int) -> DeadLetter:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class PartitionSpan:
-    """Where one run's records landed in one partition of the trades topic.
-
-    A consumer reads exactly this run by starting at `first_offset` and stopping at the
-    end-of-run marker (`end_offset`).
-
-    Attributes:
-        first_offset: Offset of the run's first trade here, None if it sent none here.
-        last_offset: Offset of the run's last trade here, None if it sent none here.
-        end_offset: Offset of the run's end marker here, None until one is delivered.
-    """
-
-    first_offset: int | None
-    last_offset: int | None
-    end_offset: int | None
-
-    @property
-    def start_offset(self) -> int | None:
-        """Where a reader of this run starts: the first trade, else the end marker."""
-        return self.first_offset if self.first_offset is not None else self.end_offset
-
-
-@dataclass(frozen=True, slots=True)
-class PublishReport:
-    """What a publisher has delivered so far.
-
-    Attributes:
-        topic: The trades topic.
-        published: Trades the broker acknowledged.
-        rejected: Dead letters the broker acknowledged.
-        delivery_failures: Messages (trades, dead letters or markers) that failed.
-        first_error: The first delivery failure, None if there was none.
-        partitions: Per partition of `topic` that received a trade or a marker.
-    """
-
-    topic: str
-    published: int
-    rejected: int
-    delivery_failures: int
-    first_error: str | None
-    partitions: dict[int, PartitionSpan]
-
-    def bounds(self) -> RunBounds:
-        """The offsets of this finite run, for a source that must read exactly it.
-
-        Raises:
-            IngestError: A partition has no delivered end marker (the run did not end).
-        """
-        start: dict[int, int] = {}
-        end: dict[int, int] = {}
-        for partition, span in self.partitions.items():
-            if span.start_offset is None or span.end_offset is None:
-                raise IngestError(f"no end marker was delivered to {self.topic}[{partition}]")
-            start[partition], end[partition] = span.start_offset, span.end_offset
-        return RunBounds(start=start, end=end)
-
-
-class DeliveryLedger:
-    """Book-keeping of delivery reports; its `on_*` methods are producer callbacks.
-
-    Kept apart from the producer so the accounting is plain code, testable without a
-    broker.
-    """
-
-    def __init__(self) -> None:
-        self.published = 0
-        self.rejected = 0
-        self.failures = 0
-        self.first_error: str | None = None
-        self._first: dict[int, int] = {}
-        self._last: dict[int, int] = {}
-        self._end: dict[int, int] = {}
-
-    def _failed(self, err: KafkaError | None, msg: Message) -> None:
-        self.failures += 1
-        if self.first_error is None:
-            # No error but no offset either: librdkafka never reports that, but if it
-            # did we could not account for the message, so it counts as lost.
-            reason = err if err is not None else "delivered without an offset"
-            self.first_error = f"{msg.topic()}[{msg.partition()}]: {reason}"
-            logger.error("delivery failed: %s", self.first_error)
-
-    def on_trade(self, err: KafkaError | None, msg: Message) -> None:
-        """Record the delivery report of one trade."""
-        partition, offset = msg.partition(), msg.offset()
-        if err is not None or partition is None or offset is None:
-            self._failed(err, msg)
-            return
-        self.published += 1
-        last = self._last.get(partition)
-        if last is None:
-            self._first[partition] = self._last[partition] = offset
-        elif offset > last:
-            self._last[partition] = offset
-        elif offset < self._first[partition]:
-            # Only reachable if a retry reordered a partition (no idempotence).
-            self._first[partition] = offset
-
-    def on_dead_letter(self, err: KafkaError | None, msg: Message) -> None:
-        """Record the delivery report of one dead letter."""
-        if err is not None:
-            self._failed(err, msg)
-        else:
-            self.rejected += 1
-
-    def on_end_marker(self, err: KafkaError | None, msg: Message) -> None:
-        """Record the delivery report of one end-of-run marker."""
-        partition, offset = msg.partition(), msg.offset()
-        if err is not None or partition is None or offset is None:
-            self._failed(err, msg)
-        else:
-            self._end[partition] = offset
-
-    def report(self, topic: str) -> PublishReport:
-        """A snapshot of the deliveries so far.
-
-        Args:
-            topic: The trades topic the spans refer to.
-
-        Returns:
-            The counts and per-partition spans.
-        """
-        partitions = {
-            p: PartitionSpan(self._first.get(p), self._last.get(p), self._end.get(p))
-            for p in sorted(self._last.keys() | self._end.keys())
-        }
-        return PublishReport(
-            topic=topic,
-            published=self.published,
-            rejected=self.rejected,
-            delivery_failures=self.failures,
-            first_error=self.first_error,
-            partitions=partitions,
-        )
-
-
 class TradePublisher:
     """Publishes trades keyed by symbol, so one symbol's trades stay ordered in one partition.
 
@@ -283,20 +127,16 @@ class TradePublisher:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None:
+    def __exit__(self, *exc_info: object) -> None:
+        raising = exc_info[1]
+        if raising is None:
             self.close()
             return
         # Already failing: deliver what we can, report losses, keep the original error.
         try:
             self.close()
         except IngestError as flush_error:
-            logger.error("while handling %r: %s", exc, flush_error)
+            logger.error("while handling %r: %s", raising, flush_error)
 
     def publish(self, trade: Trade) -> None:
         """Queue one trade for delivery; never drops it.
@@ -309,7 +149,7 @@ class TradePublisher:
         try:
             self._producer.produce(self.topic, value, key, on_delivery=self._ledger.on_trade)
         except BufferError:
-            self._produce_when_room(self.topic, value, key, None, self._ledger.on_trade)
+            produce_when_room(self._producer, self.topic, value, key, self._ledger.on_trade)
         self.sent += 1
         if not self.sent & _POLL_EVERY_MASK:
             self._producer.poll(0)
@@ -338,7 +178,7 @@ class TradePublisher:
                 try:
                     produce(topic, value, key, on_delivery=on_trade)
                 except BufferError:
-                    self._produce_when_room(topic, value, key, None, on_trade)
+                    produce_when_room(self._producer, topic, value, key, on_trade)
                 sent += 1
                 if not sent & _POLL_EVERY_MASK:
                     poll(0)
@@ -353,11 +193,11 @@ class TradePublisher:
             rejected: The raw message and why it was rejected.
         """
         letter = dead_letter(rejected, at_ms=time.time_ns() // 1_000_000)
-        self._produce_when_room(
+        produce_when_room(
+            self._producer,
             self.deadletter_topic,
             encode_deadletter(letter),
             STAGE,
-            None,
             self._ledger.on_dead_letter,
         )
 
@@ -382,8 +222,14 @@ class TradePublisher:
         headers = [(topics.CONTROL_HEADER, topics.END_OF_RUN)]
         value = run_id.encode()
         for partition in partitions:
-            self._produce_when_room(
-                self.topic, value, None, partition, self._ledger.on_end_marker, headers
+            produce_when_room(
+                self._producer,
+                self.topic,
+                value,
+                None,
+                self._ledger.on_end_marker,
+                partition=partition,
+                headers=headers,
             )
         self.flush()
         logger.info("run %s ended in %d partitions of %s", run_id, len(partitions), self.topic)
@@ -448,26 +294,3 @@ class TradePublisher:
     def report(self) -> PublishReport:
         """What has been delivered so far (call after `flush` for the whole run)."""
         return self._ledger.report(self.topic)
-
-    def _produce_when_room(
-        self,
-        topic: str,
-        value: bytes,
-        key: str | None,
-        partition: int | None,
-        on_delivery: Any,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        """Produce, waiting for room in librdkafka's queue as long as it takes."""
-        kwargs: dict[str, Any] = {"on_delivery": on_delivery}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if headers is not None:
-            kwargs["headers"] = headers
-        while True:
-            try:
-                self._producer.produce(topic, value, key, **kwargs)
-                return
-            except BufferError:
-                # Deliveries free the queue; serving them is how we make room.
-                self._producer.poll(_BUFFER_FULL_WAIT_S)

@@ -5,7 +5,8 @@
 - `rules`: signals as pluggable pure functions of closed bars; `bars`: the 5m..1d bars
   they read, rolled up by `schemas.bars`.
 - `warm_start`, `warm_bars`: the rings and bars refilled from ClickHouse at start.
-- `flow`: the Bytewax flow (md.ranks.v1, md.signals.v1, ClickHouse `signals` and
-  `rank_snapshots`); `settings`: its batching and the rules' parameters
-  (`TICKSCAN_SIGNALS__*`).
+- `scanner`: every symbol of one partition, folding candles, quotes and tickers into
+  rows and signals; `flow`: the Bytewax flow around it (md.ranks.v1, md.signals.v1,
+  ClickHouse `signals` and `rank_snapshots`); `settings`: its batching and the rules'
+  parameters (`TICKSCAN_SIGNALS__*`).
 """

@@ -1,10 +1,10 @@
 """Scanner metrics, signals and ranks: md.candles.v1 + md.quotes.v1 + md.tickers.v1 ->
 md.ranks.v1, md.signals.v1, ClickHouse `signals` and `rank_snapshots`.
 
-Each Kafka partition is one keyed state (a `PartitionScanner` holding all of its symbols),
-fed whole fetched batches of both topics. Candles and quotes are keyed by symbol, so with
-the same partition count a symbol sits in the same partition number of both topics, and
-the two inputs keyed by partition number meet in one state.
+Each Kafka partition is one keyed state (a `flows.signals.scanner.PartitionScanner`
+holding all of its symbols), fed whole fetched batches of both topics. Candles and quotes
+are keyed by symbol, so with the same partition count a symbol sits in the same partition
+number of both topics, and the two inputs keyed by partition number meet in one state.
 
 Per symbol, every new 1s candle yields a `RankRow` as of its close (`flows.signals.metrics`): it
 is published to md.ranks.v1 when it differs from the symbol's last published row (so at
@@ -28,10 +28,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
-import msgspec
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
@@ -39,10 +38,9 @@ from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
 from flows.dead_letters import dead_letter_message, record_dead_letter
-from flows.signals.bars import SymbolBars
-from flows.signals.metrics import SymbolMetrics
 from flows.signals.rules import Registry, default_rules
-from flows.signals.settings import SignalFlowSettings, SignalParams
+from flows.signals.scanner import PartitionScanner, ScanContext, ScannerOutput
+from flows.signals.settings import SignalFlowSettings
 from flows.signals.warm_start import WarmStart
 from flows.sinks.clickhouse import ClickHouseSink
 from flows.sinks.kafka import KafkaListSink
@@ -50,18 +48,13 @@ from flows.sinks.scanner_tables import ScannerWriter, scanner_writer
 from flows.sources.kafka import KafkaBatchSource, RecordBatch, RunBounds, StartAt
 from runtime.kafka import consumer_config, producer_config
 from schemas import topics
-from schemas.candles import INTERVAL_MS, Candle, candle_decoder
 from schemas.deadletter import DeadLetter
-from schemas.quotes import Quote, quote_decoder
-from schemas.ranks import HISTORY_FIELDS, RankRow, encode_rank
+from schemas.ranks import RankRow, encode_rank
 from schemas.signals import Signal, encode_signal
-from schemas.tickers import Ticker24h, ticker_decoder
 
 logger = logging.getLogger(__name__)
 
 STAGE = "signals"
-SNAPSHOT_EVERY_MS = 60_000
-"""A row as of a multiple of this is written to `rank_snapshots`."""
 
 
 @dataclass
@@ -82,211 +75,6 @@ class SignalCounters:
     dead_letters: int = 0
     ends: int = 0
     """Partitions (of either topic) whose finite run is complete."""
-
-
-@dataclass(frozen=True, slots=True)
-class ScannerOutput:
-    """What one batch produced."""
-
-    ranks: list[RankRow] = field(default_factory=list)
-    """Rows that changed, for md.ranks.v1."""
-    snapshots: list[RankRow] = field(default_factory=list)
-    """Rows as of a whole minute, for `rank_snapshots`."""
-    signals: list[Signal] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.ranks or self.snapshots or self.signals or self.dead_letters)
-
-
-class ScanContext:
-    """What a scanner evaluates and how it reads: rules, parameters, decoders, and where a
-    fresh state finds its history.
-
-    Args:
-        params: Rule parameters and timeframes.
-        registry: The signal rules.
-        quotes_topic: Records of this topic are quotes.
-        tickers_topic: Records of this topic are 24h tickers; every other record is a candle.
-        warm: Symbols' histories for a state that starts without a snapshot, or None.
-    """
-
-    def __init__(
-        self,
-        params: SignalParams,
-        registry: Registry,
-        quotes_topic: str,
-        tickers_topic: str = topics.TICKERS,
-        warm: WarmStart | None = None,
-    ) -> None:
-        self.params = params
-        self.registry = registry
-        self.quotes_topic = quotes_topic
-        self.tickers_topic = tickers_topic
-        self.warm = warm
-        self.decode_candle = candle_decoder().decode
-        self.decode_quote = quote_decoder().decode
-        self.decode_ticker = ticker_decoder().decode
-
-
-class Folded(NamedTuple):
-    """What one `PartitionScanner.fold` read and computed."""
-
-    candles: int
-    quotes: int
-    rows: int
-    tickers: int = 0
-    warm_symbols: int = 0
-
-
-class SymbolScanner:
-    """One symbol's metrics, signal bars and last published row."""
-
-    __slots__ = ("bars", "metrics", "published")
-
-    def __init__(self, candle: Candle, params: SignalParams) -> None:
-        self.metrics = SymbolMetrics(candle.exchange, candle.market, candle.symbol)
-        self.bars = SymbolBars(candle.exchange, candle.market, candle.symbol, params)
-        self.published: tuple[Any, ...] | None = None
-
-
-_HISTORY_AT = RankRow.__struct_fields__.index(HISTORY_FIELDS[0])
-assert RankRow.__struct_fields__[_HISTORY_AT:] == HISTORY_FIELDS
-
-
-def _invalid(candle: Candle) -> str | None:
-    step = INTERVAL_MS[candle.interval]
-    if candle.open_time % step or candle.close_time != candle.open_time + step - 1:
-        return f"{candle.interval} candle at {candle.open_time} is not aligned to its interval"
-    if candle.close <= 0 or candle.volume < 0 or candle.count < 0 or candle.version < 0:
-        return "non-positive close, or negative volume, count or version"
-    return None
-
-
-class PartitionScanner:
-    """Every symbol of one Kafka partition: the flow's whole state for that partition."""
-
-    def __init__(self, from_store: bool = False) -> None:
-        self.symbols: dict[str, SymbolScanner] = {}
-        self.quotes: dict[str, Quote] = {}
-        """Newest quote of each symbol that has no candle yet."""
-        self.tickers: dict[str, Ticker24h] = {}
-        """Newest 24h ticker of each symbol that has no candle yet."""
-        self.from_store = from_store
-        """A new symbol takes its history from the context's warm start."""
-        self._warmed = 0
-
-    def fold(
-        self,
-        records: Iterable[Any],
-        context: ScanContext,
-        out: ScannerOutput,
-        reject: Callable[[Any, str, str], None],
-    ) -> Folded:
-        """Fold a batch of candle, quote and ticker records in, appending what they produce.
-
-        Args:
-            records: Kafka records of the candle, quote and ticker topics, in offset order
-                per topic.
-            context: The rules, and how to read the records.
-            out: Receives rows, snapshots and signals.
-            reject: Called with a record that is not a valid candle, quote or ticker, a
-                reason and a detail (control records are skipped, not rejected).
-
-        Returns:
-            Candles, quotes and tickers folded, rows computed, histories taken from the
-            warm start.
-        """
-        decoders: dict[str, Callable[[bytes], Candle | Quote | Ticker24h]] = {
-            context.quotes_topic: context.decode_quote,
-            context.tickers_topic: context.decode_ticker,
-        }
-        decode_candle = context.decode_candle
-        candles = quotes = tickers = rows = 0
-        warmed = self._warmed
-        for record in records:
-            decode = decoders.get(record.topic(), decode_candle)
-            try:
-                message = decode(record.value() or b"")
-            except msgspec.DecodeError as exc:
-                if not topics.is_control(record.headers()):
-                    reject(record, "undecodable", str(exc))
-                continue
-            if isinstance(message, Quote):
-                quotes += 1
-                self._quote(message)
-                continue
-            if isinstance(message, Ticker24h):
-                tickers += 1
-                self._ticker(message)
-                continue
-            problem = _invalid(message)
-            if problem is not None:
-                reject(record, "invalid_candle", problem)
-                continue
-            candles += 1
-            rows += self._candle(message, context, out)
-        return Folded(candles, quotes, rows, tickers, self._warmed - warmed)
-
-    def _ticker(self, ticker: Ticker24h) -> None:
-        state = self.symbols.get(ticker.key)
-        if state is not None:
-            state.metrics.set_ticker(ticker)
-            return
-        held = self.tickers.get(ticker.key)
-        if held is None or held.close_time_ms <= ticker.close_time_ms:
-            self.tickers[ticker.key] = ticker
-
-    def _quote(self, quote: Quote) -> None:
-        state = self.symbols.get(quote.key)
-        if state is not None:
-            state.metrics.set_quote(quote)
-            return
-        held = self.quotes.get(quote.key)
-        if held is None or held.update_id <= quote.update_id:
-            self.quotes[quote.key] = quote
-
-    def _candle(self, candle: Candle, context: ScanContext, out: ScannerOutput) -> int:
-        """Fold a candle in; returns the rows it made (0 or 1)."""
-        key = candle.key
-        state = self.symbols.get(key)
-        if state is None:
-            state = self.symbols[key] = SymbolScanner(candle, context.params)
-            if self.from_store and context.warm is not None:
-                warmed = context.warm.take(key, context.params)
-                if warmed is not None:
-                    state.metrics.history = warmed.history
-                    if warmed.bars is not None:
-                        state.bars = warmed.bars
-                    self._warmed += 1
-            quote = self.quotes.pop(key, None)
-            if quote is not None:
-                state.metrics.set_quote(quote)
-            ticker = self.tickers.pop(key, None)
-            if ticker is not None:
-                state.metrics.set_ticker(ticker)
-        if candle.interval == "1m":
-            state.metrics.add_minute(candle)
-            out.signals.extend(state.bars.add_minute(candle, context.registry, context.params))
-            return 0
-        if not state.metrics.add_second(candle):
-            return 0
-        row = state.metrics.row()
-        if row.time_ms % SNAPSHOT_EVERY_MS == 0:
-            out.snapshots.append(row)
-        # Everything but the time: a row that only moved on a second is not news. The
-        # history it stands on is news only when it breaks (a gap), not as the rings'
-        # oldest second slides on.
-        history = state.metrics.history
-        values = (
-            *msgspec.structs.astuple(row)[4:_HISTORY_AT],
-            history.seconds_since(),
-            history.minutes_since(),
-        )
-        if values != state.published:
-            state.published = values
-            out.ranks.append(row)
-        return 1
 
 
 class SignalLogic(StatefulLogic[RecordBatch, ScannerOutput, PartitionScanner]):

@@ -10,6 +10,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import KafkaError, Producer
 
 from flows.errors import FlowError
+from runtime.kafka import produce_when_room
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +42,11 @@ class _ProducerPartition(StatefulSinkPartition[list[Any], None]):
         for items in values:
             for item in items:
                 key, value = encode(item)
-                while True:
-                    try:
-                        produce(topic, value, key, on_delivery=on_delivery)
-                        break
-                    except BufferError:
-                        # librdkafka's queue is full: serve deliveries, then try again.
-                        self._producer.poll(0.05)
+                try:
+                    produce(topic, value, key, on_delivery=on_delivery)
+                except BufferError:
+                    # librdkafka's queue is full: serve deliveries, then try again.
+                    produce_when_room(self._producer, topic, value, key, on_delivery)
                 self.produced += 1
         self._producer.poll(0)
         self._raise_failures()

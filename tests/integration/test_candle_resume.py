@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from flows.candles.flow import partition_of
+from flows.candles.resume import partition_of
 from flows.ingest.trades import TradePublisher
 from runtime.kafka import ensure_topics, producer_config
 from schemas.trades import Trade

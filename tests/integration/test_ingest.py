@@ -10,7 +10,8 @@ import msgspec
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from flows.ingest.trades import DeliveryFailed, PublishReport, TradePublisher
+from flows.ingest.delivery import DeliveryFailed, PublishReport
+from flows.ingest.trades import TradePublisher
 from flows.sources.files import Rejected
 from flows.sources.simulator import SyntheticMarket
 from runtime.broker import free_port

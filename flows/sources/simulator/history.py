@@ -1,8 +1,9 @@
 """The simulated market's past, generated as candles in seconds instead of lived in real time.
 
 A demo board needs a day of history (24h change and volume, RSI, relative volume), and a
-restart of the simulator must continue its prices and trade ids. `read_stored` finds
-where each simulated symbol's stored candles end; `HistoryGenerator` writes the missing
+restart of the simulator must continue its prices and trade ids.
+`flows.sources.simulator.stored.read_stored` finds where each simulated symbol's stored
+candles end; `HistoryGenerator` writes the missing
 part of the last 24 h straight to `candles_1m` (and `candles_1s` for the last hour),
 then says where each symbol resumes (`SymbolResume`) so the live market continues from
 the last generated close and trade id.
@@ -25,12 +26,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 
+from flows.sources.simulator.buckets import (
+    I64,
+    MINUTE_MS,
+    Array,
+    Buckets,
+    decimal_array,
+    minutes_of,
+)
 from flows.sources.simulator.market import (
     MEAN_FILLS,
     MEAN_SIZE,
@@ -39,110 +46,18 @@ from flows.sources.simulator.market import (
     SyntheticMarket,
 )
 from flows.sources.simulator.regimes import REVERSION_PER_S
+from flows.sources.simulator.stored import StoredSymbol
 
 logger = logging.getLogger(__name__)
 
 SECOND_MS = 1_000
-MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 
 # Buckets generated at once: about this many (symbol, bucket) cells, so that memory stays
 # bounded (some forty arrays of them) whatever the number of symbols.
 _CELLS_PER_CHUNK = 240_000
-_I64 = np.int64
 _SAFE_UNITS = 2.0**62 / 4  # headroom below int64 for a minute's sums
-Array = npt.NDArray[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSymbol:
-    """Where a symbol's stored candles end.
-
-    Attributes:
-        close: Close of its newest candle.
-        last_trade_id: Its highest stored trade id (None: only flat candles).
-        end_ms: End of its newest candle (its close time + 1 ms).
-    """
-
-    close: Decimal
-    last_trade_id: int | None
-    end_ms: int
-
-
-def read_stored(client: Any, database: str, exchange: str, market: str) -> dict[str, StoredSymbol]:
-    """Where each symbol of `exchange`/`market` ends in candles_1m and candles_1s.
-
-    The newer of its last 1m and 1s candle gives the close (a revision's highest
-    version wins), and 1s candles within its last stored minute give where it ends; the
-    highest trade id of either table (or of raw `trades`) the last id.
-
-    Args:
-        client: A clickhouse-connect client.
-        database: Database holding the candle tables.
-        exchange: e.g. ``sim``.
-        market: e.g. ``spot``.
-
-    Returns:
-        By symbol; empty when nothing is stored.
-    """
-    found: dict[str, StoredSymbol] = {}
-    since_ms = 0
-    for table in ("candles_1m", "candles_1s"):
-        rows = client.query(
-            "SELECT symbol, toUnixTimestamp64Milli(max(close_time)) + 1, "
-            "toString(argMax(close, (open_time, version))), max(last_trade_id) "
-            "FROM {db:Identifier}.{table:Identifier} "
-            "WHERE exchange = {exchange:String} AND market = {market:String} "
-            "AND open_time >= fromUnixTimestamp64Milli({since:Int64}) "
-            "GROUP BY symbol",
-            parameters={
-                "db": database,
-                "table": table,
-                "exchange": exchange,
-                "market": market,
-                "since": since_ms,
-            },
-        ).result_rows
-        for (
-            symbol,
-            end_ms,
-            close,
-            last_id,
-        ) in rows:
-            known = found.get(symbol)
-            ids: list[int] = [last_id] if last_id is not None else []
-            if known is not None and known.last_trade_id is not None:
-                ids.append(known.last_trade_id)
-            top = max(ids, default=None)
-            # 1s candles inside the newest stored minute say where trading really ended: a
-            # clean stop writes the minute it was in as a partial 1m candle ending with
-            # the minute, and resuming at its end would leave the market silent until then.
-            finer = (
-                table == "candles_1s" and known is not None and end_ms > known.end_ms - MINUTE_MS
-            )
-            if known is None or end_ms > known.end_ms or finer:
-                found[symbol] = StoredSymbol(Decimal(close), top, end_ms)
-            else:
-                found[symbol] = StoredSymbol(known.close, top, known.end_ms)
-        if not found:
-            return found
-        # 1s candles newer than a symbol's last minute: only the last minutes matter, and
-        # candles_1s holds far more rows than candles_1m.
-        since_ms = min(s.end_ms for s in found.values()) - MINUTE_MS
-    # Raw trades stored ahead of their candles (a trade store flushes on its own) hold
-    # ids too: a resumed symbol must not print them again.
-    rows = client.query(
-        "SELECT symbol, max(ifNull(last_trade_id, trade_id)) FROM {db:Identifier}.trades "
-        "WHERE exchange = {exchange:String} AND market = {market:String} "
-        "AND time >= fromUnixTimestamp64Milli({since:Int64}) GROUP BY symbol",
-        parameters={"db": database, "exchange": exchange, "market": market, "since": since_ms},
-    ).result_rows
-    for symbol, last_id in rows:
-        known = found.get(symbol)
-        if known is not None and (known.last_trade_id is None or last_id > known.last_trade_id):
-            found[symbol] = StoredSymbol(known.close, int(last_id), known.end_ms)
-    return found
 
 
 @dataclass
@@ -188,15 +103,15 @@ class HistoryGenerator:
         self.seconds_ms = seconds_ms
         specs = market.symbols
         self._names = [spec.symbol for spec in specs]
-        self._pdec = np.array([spec.price_decimals for spec in specs], dtype=_I64)
-        self._qdec = np.array([spec.qty_decimals for spec in specs], dtype=_I64)
+        self._pdec = np.array([spec.price_decimals for spec in specs], dtype=I64)
+        self._qdec = np.array([spec.qty_decimals for spec in specs], dtype=I64)
         self._weight = np.array([spec.activity for spec in specs])
         self._median = np.array([spec.median_steps for spec in specs])
         self._spread = np.array([spec.spread for spec in specs])
         initial = [int(spec.initial_price.scaleb(spec.price_decimals)) for spec in specs]
         self._anchor = np.log(np.array(initial, dtype=np.float64))
-        self._initial_ticks = np.array(initial, dtype=_I64)
-        self._seed_ids = np.array(list(market.next_trade_ids().values()), dtype=_I64)
+        self._initial_ticks = np.array(initial, dtype=I64)
+        self._seed_ids = np.array(list(market.next_trade_ids().values()), dtype=I64)
 
     def generate(
         self, end_ms: int, stored: Mapping[str, StoredSymbol], write: Write
@@ -225,9 +140,9 @@ class HistoryGenerator:
         n = len(self._names)
         first_ms = end_ms - self.span_ms
         seconds_from = end_ms - self.seconds_ms
-        start = np.full(n, first_ms, dtype=_I64)
+        start = np.full(n, first_ms, dtype=I64)
         log_ticks = self._anchor.copy()
-        close = np.full(n, -1, dtype=_I64)  # last close in ticks, -1: no trade yet
+        close = np.full(n, -1, dtype=I64)  # last close in ticks, -1: no trade yet
         next_id = self._seed_ids.copy()
         resume: dict[str, SymbolResume] = {}
         for i, name in enumerate(self._names):
@@ -267,7 +182,7 @@ class HistoryGenerator:
                 stop = min(end_ms, t + seconds_per_chunk * SECOND_MS)
                 buckets = self._buckets(state, t, stop, SECOND_MS)
                 report.candles_1s += self._emit(buckets, "1s", write)
-                report.candles_1m += self._emit(_minutes_of(buckets), "1m", write)
+                report.candles_1m += self._emit(minutes_of(buckets), "1m", write)
             t = stop
             if time.monotonic() - last_log >= 2.0:
                 last_log = time.monotonic()
@@ -293,10 +208,10 @@ class HistoryGenerator:
 
     # ------------------------------------------------------------------ generation
 
-    def _buckets(self, state: _State, t0: int, t1: int, step_ms: int) -> _Buckets:
+    def _buckets(self, state: _State, t0: int, t1: int, step_ms: int) -> Buckets:
         """Draw the buckets `[t0, t1)` of `step_ms` for every symbol, advancing `state`."""
         rng = self._rng
-        times = np.arange(t0, t1, step_ms, dtype=_I64)
+        times = np.arange(t0, t1, step_ms, dtype=I64)
         n, b = len(self._names), len(times)
         dt = step_ms / 1000
         regimes = self.market.regimes.at((times + step_ms // 2) / 1000)
@@ -318,9 +233,9 @@ class HistoryGenerator:
         y_end = state.log_ticks[:, None] + np.cumsum(step, axis=1)
         y_start = y_end - step
         f_start, f_end = np.exp(y_start), np.exp(y_end)
-        spread = np.maximum(1, np.rint(self._spread[:, None] * regimes.spread * f_end)).astype(_I64)
-        bid_start = np.maximum(1, np.floor(f_start - spread / 2)).astype(_I64)
-        bid_end = np.maximum(1, np.floor(f_end - spread / 2)).astype(_I64)
+        spread = np.maximum(1, np.rint(self._spread[:, None] * regimes.spread * f_end)).astype(I64)
+        bid_start = np.maximum(1, np.floor(f_start - spread / 2)).astype(I64)
+        bid_end = np.maximum(1, np.floor(f_end - spread / 2)).astype(I64)
         buy_open = rng.random((n, b)) < regimes.buy_p
         buy_close = rng.random((n, b)) < regimes.buy_p
         open_ = np.where(buy_open, bid_start + spread, bid_start)
@@ -332,8 +247,8 @@ class HistoryGenerator:
         # the interval's move, for three trades or more.
         reach = regimes.vol * math.sqrt(dt) * f_end
         many = count >= 3
-        up = np.where(many, np.rint(np.abs(rng.standard_normal((n, b))) * reach), 0).astype(_I64)
-        down = np.where(many, np.rint(np.abs(rng.standard_normal((n, b))) * reach), 0).astype(_I64)
+        up = np.where(many, np.rint(np.abs(rng.standard_normal((n, b))) * reach), 0).astype(I64)
+        down = np.where(many, np.rint(np.abs(rng.standard_normal((n, b))) * reach), 0).astype(I64)
         high = np.maximum(open_, close) + up
         low = np.maximum(1, np.minimum(open_, close) - down)
 
@@ -344,22 +259,22 @@ class HistoryGenerator:
         volume = np.rint(
             count * mean_steps * np.exp(noise * rng.standard_normal((n, b)) - noise**2 / 2)
         )
-        volume = np.maximum(volume.astype(_I64), count)
+        volume = np.maximum(volume.astype(I64), count)
         # Two trades: one at the open, one at the close, each of its own side.
         two = count == 2
-        split = np.clip(np.rint(volume * rng.random((n, b))).astype(_I64), 1, volume - 1)
+        split = np.clip(np.rint(volume * rng.random((n, b))).astype(I64), 1, volume - 1)
         # Three or more: taker buys at the ask side of the interval, sells at the bid.
         share = np.clip(regimes.buy_p + rng.standard_normal((n, b)) * 0.5 / np.sqrt(safe), 0, 1)
-        buy_volume = np.rint(volume * share).astype(_I64)
+        buy_volume = np.rint(volume * share).astype(I64)
         mid = (f_start + f_end) / 2
         buy_vwap = np.clip(mid + spread / 2, low, high)
         sell_vwap = np.clip(mid - spread / 2, low, high)
         buy_quote = np.clip(
-            np.rint(buy_volume * buy_vwap).astype(_I64), buy_volume * low, buy_volume * high
+            np.rint(buy_volume * buy_vwap).astype(I64), buy_volume * low, buy_volume * high
         )
         sell_volume = volume - buy_volume
         sell_quote = np.clip(
-            np.rint(sell_volume * sell_vwap).astype(_I64), sell_volume * low, sell_volume * high
+            np.rint(sell_volume * sell_vwap).astype(I64), sell_volume * low, sell_volume * high
         )
         # Exact for one and two trades.
         buy_volume = np.where(one, np.where(buy_close, volume, 0), buy_volume)
@@ -394,7 +309,7 @@ class HistoryGenerator:
         state.log_ticks = np.where(active[:, -1], y_end[:, -1], state.log_ticks)
         state.close = close_all[:, -1]
         state.next_id = ids_to[:, -1]
-        return _Buckets(
+        return Buckets(
             times=times,
             step_ms=step_ms,
             emit=emit,
@@ -411,7 +326,7 @@ class HistoryGenerator:
             last_id=ids_to - 1,
         )
 
-    def _emit(self, buckets: _Buckets, interval: str, write: Write) -> int:
+    def _emit(self, buckets: Buckets, interval: str, write: Write) -> int:
         """Hand the emitted buckets to `write` as one Arrow table of candle rows.
 
         Arrow, not text: the values are integers of ticks and steps already, and an
@@ -465,29 +380,6 @@ class HistoryGenerator:
 
 
 _TIME = pa.timestamp("ms", tz="UTC")
-_LOW32 = np.uint64(0xFFFFFFFF)
-_SHIFT32 = np.uint64(32)
-
-
-def decimal_array(units: Array, shift: Array, scale: int) -> pa.Array:
-    """Non-negative integers `units` times 10**`shift` as an Arrow decimal128(38, scale).
-
-    The product can pass 2**63 (a meme coin's volume in 1e-8 steps), so it is computed
-    in 128 bits from 32-bit halves: exact, vectorised.
-    """
-    x = units.astype(np.uint64)
-    m = (10 ** shift.astype(np.uint64)).astype(np.uint64)
-    xh, xl = x >> _SHIFT32, x & _LOW32
-    mh, ml = m >> _SHIFT32, m & _LOW32
-    low = xl * ml
-    middle = xh * ml + xl * mh + (low >> _SHIFT32)  # < 2**64: m < 2**54, x < 2**63
-    lo = (low & _LOW32) | ((middle & _LOW32) << _SHIFT32)
-    hi = xh * mh + (middle >> _SHIFT32)
-    words = np.empty((len(x), 2), dtype=np.uint64)
-    words[:, 0], words[:, 1] = lo, hi
-    return pa.Array.from_buffers(
-        pa.decimal128(38, scale), len(x), [None, pa.py_buffer(words.tobytes())]
-    )
 
 
 @dataclass
@@ -499,68 +391,6 @@ class _State:
     next_id: Array
     start: Array
     fresh: Array
-
-
-@dataclass
-class _Buckets:
-    """Candles of every symbol (rows) and bucket (columns), in integer ticks and steps."""
-
-    times: Array
-    step_ms: int
-    emit: Array
-    count: Array
-    open: Array
-    high: Array
-    low: Array
-    close: Array
-    volume: Array
-    quote: Array
-    buy_volume: Array
-    buy_quote: Array
-    first_id: Array
-    last_id: Array
-
-
-def _minutes_of(seconds: _Buckets) -> _Buckets:
-    """Roll 1s buckets (whole minutes of them) up into 1m buckets, as the flow does.
-
-    Only seconds with trades count; a minute without any is flat at the close its last
-    second carries.
-    """
-    n, b = seconds.count.shape
-    m = b // 60
-
-    def fold(a: Array) -> Array:
-        return a.reshape(n, m, 60)
-
-    count = fold(seconds.count)
-    real = count > 0
-    any_real = real.any(axis=2)
-    sec = np.arange(60)
-    first_real = np.where(real, sec, 60).min(axis=2)
-    last_real = np.where(real, sec, -1).max(axis=2)
-
-    def pick(a: Array, at: Array) -> Array:
-        return np.take_along_axis(fold(a), np.clip(at, 0, 59)[:, :, None], axis=2)[:, :, 0]
-
-    close = fold(seconds.close)[:, :, -1]
-    big = np.iinfo(_I64).max
-    return _Buckets(
-        times=seconds.times[::60],
-        step_ms=MINUTE_MS,
-        emit=fold(seconds.emit)[:, :, 0],
-        count=count.sum(axis=2),
-        open=np.where(any_real, pick(seconds.open, first_real), close),
-        high=np.where(any_real, np.where(real, fold(seconds.high), 0).max(axis=2), close),
-        low=np.where(any_real, np.where(real, fold(seconds.low), big).min(axis=2), close),
-        close=close,
-        volume=fold(seconds.volume).sum(axis=2),
-        quote=fold(seconds.quote).sum(axis=2),
-        buy_volume=fold(seconds.buy_volume).sum(axis=2),
-        buy_quote=fold(seconds.buy_quote).sum(axis=2),
-        first_id=pick(seconds.first_id, first_real),
-        last_id=pick(seconds.last_id, last_real),
-    )
 
 
 def _iso(ms: int) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flows.sources.simulator.regimes import REVERSION_PER_S, Regimes
+from flows.sources.simulator.symbols import SymbolSpec, list_symbols
 from schemas.quotes import Quote
 from schemas.symbols import SymbolInfo
 from schemas.trades import Market, Trade
@@ -18,12 +19,6 @@ from schemas.trades import Market, Trade
 DEFAULT_START_US = 1_704_067_200_000_000
 """Event time of the first trade when no start is given (2024-01-01T00:00:00Z), so that a
 seed alone fixes every field of every trade."""
-
-_ZIPF_EXPONENT = 1.1
-_MIN_PRICE_LOG10 = -4.0  # ~0.0001, a meme coin
-_MAX_PRICE_LOG10 = math.log10(60_000)  # ~BTC
-_PRICE_SIGNIFICANT_DIGITS = 6
-_MAX_DECIMALS = 8  # Binance never quotes finer than 1e-8
 
 # A taker order usually fills against one resting order, sometimes sweeps several:
 # the real BTCUSDT capture shows runs of prints with one timestamp and consecutive ids.
@@ -38,49 +33,11 @@ MEAN_FILLS = sum(_FILLS) / len(_FILLS)
 MEAN_SIZE = math.exp(SIZE_SIGMA**2 / 2)
 """Mean of a trade's size in median sizes (of the lognormal factor)."""
 
-# Quoted spread relative to the price: a fraction of a basis point for the busiest
-# symbols, tens of basis points for the long tail (widened further by the regime).
-_SPREAD_TOP = 0.00002
-_SPREAD_EXPONENT = 0.6
-_SPREAD_MAX = 0.005
 QUOTE_EVERY_US = 1_000_000
 """A symbol's book ticker is published at most this often (and only when it trades)."""
 _REFRESH_EVERY_US = 5_000_000  # how often the regimes are looked up again
 _QUOTE_DEPTH = 3.0  # resting size at the best price, in median trade sizes
 _PRICE_CACHE = 4096  # Decimal prices remembered per symbol
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolSpec:
-    """What the simulator decided about one symbol.
-
-    Attributes:
-        symbol: Its name, e.g. `SYM0001USDT`.
-        tick_size: Every price is a multiple of it.
-        step_size: Every quantity is a multiple of it.
-        initial_price: The price it starts at, and the one its walk is pulled back to.
-        activity: Its share of the market's trades in the normal regime (all sum to 1).
-        median_steps: Median trade size, in steps.
-        spread: Its quoted spread relative to the price in the normal regime.
-    """
-
-    symbol: str
-    tick_size: Decimal
-    step_size: Decimal
-    initial_price: Decimal
-    activity: float
-    median_steps: float
-    spread: float
-
-    @property
-    def price_decimals(self) -> int:
-        """Decimals of a price (the tick size is 1e-price_decimals)."""
-        return -self.tick_size.as_tuple().exponent  # type: ignore[operator]
-
-    @property
-    def qty_decimals(self) -> int:
-        """Decimals of a quantity (the step size is 1e-qty_decimals)."""
-        return -self.step_size.as_tuple().exponent  # type: ignore[operator]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,61 +130,24 @@ class SyntheticMarket:
         self._build_symbols(symbols)
 
     def _build_symbols(self, n: int) -> None:
-        rng = self._rng
-        width = max(4, len(str(n)))
-        base = [1.0 / (rank + 1) ** _ZIPF_EXPONENT for rank in range(n)]
-        total = sum(base)
-        self._base = [w / total for w in base]
-        top = self._base[0]
-        self._names: list[str] = []
-        self._pdec: list[int] = []
-        self._qdec: list[int] = []
-        self._median_steps: list[float] = []
-        self._next_id: list[int] = []
-        self._next_agg_id: list[int] = []
+        listing = list_symbols(self._rng, n)
+        specs = listing.specs
+        self._base = [spec.activity for spec in specs]
+        self._names = [spec.symbol for spec in specs]
+        self._pdec = [spec.price_decimals for spec in specs]
+        self._qdec = [spec.qty_decimals for spec in specs]
+        self._median_steps = [spec.median_steps for spec in specs]
+        self._next_id = listing.first_trade_ids
+        self._next_agg_id = listing.first_agg_ids
+        ticks = [int(spec.initial_price.scaleb(spec.price_decimals)) for spec in specs]
         # Decimal prices by ticks, per symbol: building a Decimal costs more than a lookup.
-        self._price_cache: list[dict[int, Decimal]] = []
-        self._price_ticks: list[int] = []
-        self._log_ticks: list[float] = []  # log of the fair price, in ticks
-        self._anchor: list[float] = []  # what the walk is pulled back to
-        self._spread_rel: list[float] = []
-        specs = []
-        for i in range(n):
-            name = f"SYM{i + 1:0{width}d}USDT"
-            level = rng.uniform(_MIN_PRICE_LOG10, _MAX_PRICE_LOG10)
-            magnitude = math.floor(level)
-            pdec = min(_MAX_DECIMALS, max(0, _PRICE_SIGNIFICANT_DIGITS - 1 - magnitude))
-            qdec = min(_MAX_DECIMALS, max(0, magnitude + 1))
-            ticks = max(1, round(10**level * 10**pdec))
-            price = Decimal(ticks).scaleb(-pdec)
-            # Busy symbols trade bigger tickets, as majors do.
-            notional = 20.0 + 2_000.0 * (self._base[i] / top) ** 0.5
-            median_steps = max(1.0, notional / float(price) * 10**qdec)
-            spread = min(_SPREAD_MAX, _SPREAD_TOP * (top / self._base[i]) ** _SPREAD_EXPONENT)
-            self._names.append(name)
-            self._pdec.append(pdec)
-            self._qdec.append(qdec)
-            self._median_steps.append(median_steps)
-            self._next_id.append(rng.randrange(1, 10_000_000))
-            self._next_agg_id.append(rng.randrange(1, 1_000_000))
-            self._price_cache.append({ticks: price})
-            self._price_ticks.append(ticks)
-            self._log_ticks.append(math.log(ticks))
-            self._anchor.append(math.log(ticks))
-            self._spread_rel.append(spread)
-            specs.append(
-                SymbolSpec(
-                    symbol=name,
-                    tick_size=Decimal(1).scaleb(-pdec),
-                    step_size=Decimal(1).scaleb(-qdec),
-                    initial_price=price,
-                    activity=self._base[i],
-                    median_steps=median_steps,
-                    spread=spread,
-                )
-            )
-        self.symbols: tuple[SymbolSpec, ...] = tuple(specs)
-        self._sizes = [math.exp(rng.gauss(0.0, SIZE_SIGMA)) for _ in range(_LOGNORMAL_TABLE)]
+        self._price_cache = [{t: spec.initial_price} for t, spec in zip(ticks, specs, strict=True)]
+        self._price_ticks = ticks
+        self._log_ticks = [math.log(t) for t in ticks]  # log of the fair price, in ticks
+        self._anchor = list(self._log_ticks)  # what the walk is pulled back to
+        self._spread_rel = [spec.spread for spec in specs]
+        self.symbols: tuple[SymbolSpec, ...] = specs
+        self._sizes = [math.exp(self._rng.gauss(0.0, SIZE_SIGMA)) for _ in range(_LOGNORMAL_TABLE)]
         self._index = range(n)
         self._last_us = [self.start_us] * n  # event time of each fair price
         self._from_us = [0] * n
@@ -332,8 +252,8 @@ class SyntheticMarket:
         n_table = len(sizes)
         mean_gap = self._mean_gap_us
         exchange, market, agg = self.exchange, self.market, self.agg
-        names, pdecs, qdecs, medians = self._names, self._pdec, self._qdec, self._median_steps
-        next_id, next_agg = self._next_id, self._next_agg_id
+        names, qdecs, medians = self._names, self._qdec, self._median_steps
+        next_id = self._next_id
         price_cache, price_ticks = self._price_cache, self._price_ticks
         log_ticks, anchor, last_us, from_us = (
             self._log_ticks,
@@ -368,7 +288,7 @@ class SyntheticMarket:
             direction = -1 if buyer_is_maker else 1
             ticks = bid if buyer_is_maker else ask
             fills = _FILLS[int(uf * n_fills)]
-            name, pdec, qdec = names[s], pdecs[s], qdecs[s]
+            name, qdec = names[s], qdecs[s]
             median = medians[s] * size_mult[s]
             raw_id = next_id[s]
             level_steps = 0
@@ -379,20 +299,9 @@ class SyntheticMarket:
                         # The order reached a new price: print the level it cleared.
                         append(
                             self._print(
-                                name,
-                                next_agg[s],
-                                s,
-                                ticks,
-                                pdec,
-                                level_steps,
-                                qdec,
-                                time_us,
-                                buyer_is_maker,
-                                level_first,
-                                raw_id - 1,
+                                s, ticks, level_steps, time_us, buyer_is_maker, level_first, raw_id
                             )
                         )
-                        next_agg[s] += 1
                         elapsed += -log(1.0 - rand()) * mean_gap
                         level_steps = 0
                         level_first = raw_id
@@ -421,21 +330,8 @@ class SyntheticMarket:
                 raw_id += 1
             if agg:
                 append(
-                    self._print(
-                        name,
-                        next_agg[s],
-                        s,
-                        ticks,
-                        pdec,
-                        level_steps,
-                        qdec,
-                        time_us,
-                        buyer_is_maker,
-                        level_first,
-                        raw_id - 1,
-                    )
+                    self._print(s, ticks, level_steps, time_us, buyer_is_maker, level_first, raw_id)
                 )
-                next_agg[s] += 1
                 elapsed += -log(1.0 - rand()) * mean_gap
             next_id[s] = raw_id
             if quotes is not None and time_us - self._last_quote_us[s] >= QUOTE_EVERY_US:
@@ -476,34 +372,33 @@ class SyntheticMarket:
 
     def _print(
         self,
-        name: str,
-        agg_id: int,
         s: int,
         ticks: int,
-        pdec: int,
         steps: int,
-        qdec: int,
         time_us: int,
         buyer_is_maker: bool,
         first_id: int,
-        last_id: int,
+        end_id: int,
     ) -> Trade:
-        """One aggTrade-style print: the fills `first_id`..`last_id` at one price."""
+        """Symbol `s`'s next aggTrade-style print: the fills `first_id`..`end_id - 1` at one
+        price, under the symbol's next aggregate id."""
         price = self._price_cache[s].get(ticks)
         if price is None:
             price = self._cache_price(s, ticks)
         self._price_ticks[s] = ticks
+        agg_id = self._next_agg_id[s]
+        self._next_agg_id[s] = agg_id + 1
         return Trade(
             self.exchange,
             self.market,
-            name,
+            self._names[s],
             agg_id,
             price,
-            Decimal(steps).scaleb(-qdec),
+            Decimal(steps).scaleb(-self._qdec[s]),
             time_us,
             buyer_is_maker,
             first_id,
-            last_id,
+            end_id - 1,
         )
 
     def _take(self, n: int | None) -> Iterator[Trade]:
@@ -543,7 +438,9 @@ class SyntheticMarket:
 
 
 def symbol_infos(market: SyntheticMarket) -> list[SymbolInfo]:
-    """What an ``exchangeInfo`` would say of the simulated symbols (see `binance_symbols`).
+    """What an ``exchangeInfo`` would say of the simulated symbols.
+
+    The same `SymbolInfo` rows `flows.sources.binance.symbols` reads from Binance.
 
     Args:
         market: The simulated market.

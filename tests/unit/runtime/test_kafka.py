@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from runtime.kafka import (
+    BUFFER_FULL_WAIT_S,
     BULK_PRODUCER,
     consumer_config,
     flush_or_drop,
+    produce_when_room,
     producer_config,
     topic_config,
 )
@@ -76,3 +80,33 @@ def test_flush_or_drop_drops_only_what_the_wait_did_not_deliver() -> None:
     stuck = _Queued(left=7)
     assert flush_or_drop(stuck, 1.0) == 7  # type: ignore[arg-type]
     assert stuck.purged
+
+
+class FullQueue:
+    """A producer whose queue is full for its first `full` produce calls."""
+
+    def __init__(self, full: int) -> None:
+        self.full = full
+        self.calls: list[tuple[Any, ...]] = []
+
+    def produce(self, topic: str, value: bytes, key: Any, **kwargs: Any) -> None:
+        self.calls.append(("produce", topic, value, key, kwargs))
+        if self.full:
+            self.full -= 1
+            raise BufferError("Local: Queue full")
+
+    def poll(self, timeout: float) -> int:
+        self.calls.append(("poll", timeout))
+        return 0
+
+
+def test_a_full_queue_is_served_until_the_message_goes_in_once() -> None:
+    producer = FullQueue(full=2)
+
+    def report(err: Any, msg: Any) -> None:
+        pass
+
+    produce_when_room(producer, "t", b"v", None, report, partition=3)  # type: ignore[arg-type]
+    sent = ("produce", "t", b"v", None, {"on_delivery": report, "partition": 3})
+    wait = ("poll", BUFFER_FULL_WAIT_S)
+    assert producer.calls == [sent, wait, sent, wait, sent]

@@ -7,14 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from flows.candles.engine import (
-    Overlapping,
-    PartitionCandles,
-    StoredSeries,
-    SymbolCandles,
-    TooLate,
-    resumed_symbol,
-)
+from flows.candles.engine import Overlapping, PartitionCandles, TooLate
+from flows.candles.resume import StoredSeries, resumed_symbol
+from flows.candles.symbol_state import SymbolCandles
 from schemas.bars import rollup
 from schemas.candles import Candle
 from schemas.trades import Trade

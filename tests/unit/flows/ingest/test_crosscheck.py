@@ -10,6 +10,7 @@ import pytest
 
 from flows.candles.engine import PartitionCandles
 from flows.ingest.crosscheck import CrossChecker, ExchangeKline, decode_closed_kline
+from flows.ingest.mismatch import NO_CANDLE
 from flows.sources.files import read_trades
 from schemas.candles import Candle
 from schemas.trades import Trade
@@ -105,6 +106,11 @@ def test_a_wrong_candle_is_reported_field_by_field(our_minutes: dict[int, Candle
     ]
     assert [f.split(":")[0] for f in found[0].fields] == ["volume", "count"]
     assert checker.mismatched == 2
+    # What the data-quality row and the log line say of each.
+    assert found[0].detail == (
+        f"volume: {ours.volume - 1} != {ours.volume}; count: {ours.count - 1} != {ours.count}"
+    )
+    assert found[1].detail == NO_CANDLE == "no candle from tickscan"
 
 
 def test_pending_minutes_are_bounded() -> None:

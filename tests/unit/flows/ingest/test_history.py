@@ -7,16 +7,16 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
-from flows.ingest.history import (
+from flows.ingest.coverage import (
     MINUTE_MS,
     Coverage,
-    History,
     Need,
     history_window,
     missing_ranges,
     most_traded_first,
     plan,
 )
+from flows.ingest.history import History
 from flows.sources.binance.rest import Kline, RestStats
 from flows.sources.binance.weight import WeightBudget
 from schemas.candles import Candle

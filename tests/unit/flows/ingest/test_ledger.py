@@ -6,7 +6,8 @@ import base64
 
 from confluent_kafka import KafkaError, Message
 
-from flows.ingest.trades import STAGE, DeliveryLedger, PartitionSpan, dead_letter
+from flows.ingest.delivery import DeliveryLedger, PartitionSpan
+from flows.ingest.trades import STAGE, dead_letter
 from flows.sources.files import Rejected
 
 

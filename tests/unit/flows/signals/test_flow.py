@@ -13,15 +13,13 @@ import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from flows.signals.flow import (
-    PartitionScanner,
-    ScanContext,
-    ScannerOutput,
     ScannerSinks,
     SignalCounters,
     build_flow,
     build_kafka_flow,
 )
 from flows.signals.rules import default_rules
+from flows.signals.scanner import PartitionScanner, ScanContext, ScannerOutput
 from flows.signals.settings import SignalFlowSettings
 from flows.signals.warm_start import WarmStart
 from flows.sources.kafka import Record, RecordBatch, RunBounds

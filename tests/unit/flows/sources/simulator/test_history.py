@@ -15,14 +15,9 @@ from flows.signals.rules import Bars, default_rules
 from flows.signals.settings import SignalParams
 from flows.sinks.clickhouse import CANDLE_COLUMNS
 from flows.sources.simulator import SymbolResume, SyntheticMarket
-from flows.sources.simulator.history import (
-    DAY_MS,
-    HOUR_MS,
-    MINUTE_MS,
-    HistoryGenerator,
-    StoredSymbol,
-    decimal_array,
-)
+from flows.sources.simulator.buckets import decimal_array
+from flows.sources.simulator.history import DAY_MS, HOUR_MS, MINUTE_MS, HistoryGenerator
+from flows.sources.simulator.stored import StoredSymbol
 from schemas.trades import Trade
 
 RULES = default_rules()
