@@ -167,16 +167,13 @@ def test_aggtrade_counts_its_raw_trades() -> None:
 def test_late_trade_revises_its_candle_the_flats_after_it_and_the_minute() -> None:
     engine = PartitionCandles(lateness_ms=0)
     out: list[Candle] = []
-    for t in [trade(1, T0 + 100, "10"), trade(3, T0 + 4_100, "14")]:
-        engine.add("k", t, out)
-        engine.advance(out)
-    engine.add("k", trade(5, T0 + 65_000, "20"), out)
-    engine.advance(out)  # closes the first minute
+    fold(engine, [trade(1, T0 + 100, "10"), trade(3, T0 + 4_100, "14")], out)
+    fold(engine, [trade(5, T0 + 65_000, "20")], out)  # closes the first minute
     first_minute = final(out, "1m")[T0]
     assert first_minute.version == 1 and first_minute.count == 2
     out.clear()
     late = trade(2, T0 + 1_500, "12", "3")  # belongs to the 2nd second, emitted flat at 10
-    assert engine.add("k", late, out) is None
+    assert engine.add("BTCUSDT", late, out) is None
     revised = {(c.interval, c.open_time): c for c in out}
     second = revised[("1s", T0 + 1000)]
     assert (second.version, second.open, second.close, second.volume) == (2, D("12"), D("12"), 3)
@@ -192,11 +189,9 @@ def test_late_trade_revises_its_candle_the_flats_after_it_and_the_minute() -> No
 def test_late_trade_that_is_not_last_does_not_touch_the_flats() -> None:
     engine = PartitionCandles(lateness_ms=0)
     out: list[Candle] = []
-    for t in [trade(2, T0 + 500, "10"), trade(4, T0 + 3_100, "14")]:
-        engine.add("k", t, out)
-        engine.advance(out)
+    fold(engine, [trade(2, T0 + 500, "10"), trade(4, T0 + 3_100, "14")], out)
     out.clear()
-    engine.add("k", trade(1, T0 + 100, "9"), out)  # earlier id: new open, same close
+    engine.add("BTCUSDT", trade(1, T0 + 100, "9"), out)  # earlier id: new open, same close
     assert [(c.interval, c.open_time, c.version) for c in out] == [("1s", T0, 2)]
     assert out[0].open == D("9") and out[0].close == D("10")
 
@@ -293,6 +288,21 @@ def stored(candles: list[Candle], key: str, interval: str, since: int) -> Stored
     return StoredSeries(rows[0].open_time, rows[-1], rows)
 
 
+def resumed_engine(
+    candles: list[Candle], since: int
+) -> tuple[PartitionCandles, dict[str, SymbolCandles]]:
+    """A new engine resumed, for BTCUSDT and ETHUSDT, from the candles an earlier one wrote;
+    with the resumed state of each symbol."""
+    resumed = PartitionCandles(lateness_ms=0)
+    symbols = {}
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        seconds = stored(candles, symbol, "1s", since)
+        assert seconds is not None
+        symbols[symbol] = resumed_symbol(seconds, stored(candles, symbol, "1m", since), since)
+    resumed.resume(symbols)  # type: ignore[arg-type]
+    return resumed, symbols
+
+
 def test_a_resumed_engine_goes_on_as_if_it_had_never_stopped() -> None:
     """Crash mid-minute: the state rebuilt from the stored candles gives the candles of one
     uninterrupted run, the crash minute's 1m included."""
@@ -312,14 +322,7 @@ def test_a_resumed_engine_goes_on_as_if_it_had_never_stopped() -> None:
     for t in trades[:cut]:
         engine.add(t.symbol, t, before)
         engine.advance(before)
-    since = T0
-    resumed = PartitionCandles(lateness_ms=0)
-    symbols = {}
-    for symbol in ("BTCUSDT", "ETHUSDT"):
-        seconds = stored(before, symbol, "1s", since)
-        assert seconds is not None
-        symbols[symbol] = resumed_symbol(seconds, stored(before, symbol, "1m", since), since)
-    resumed.resume(symbols)  # type: ignore[arg-type]
+    resumed, symbols = resumed_engine(before, since=T0)
     after: list[Candle] = []
     # The trades of windows not yet stored come again (the lost ones, in a real crash).
     for t in trades:
@@ -479,13 +482,7 @@ def test_a_resumed_engine_does_not_count_again_the_trades_in_its_stored_candles(
     engine = PartitionCandles(lateness_ms=0)
     before: list[Candle] = []
     fold(engine, trades[:cut], before)
-    resumed = PartitionCandles(lateness_ms=0)
-    symbols = {}
-    for symbol in ("BTCUSDT", "ETHUSDT"):
-        seconds = stored(before, symbol, "1s", T0)
-        assert seconds is not None
-        symbols[symbol] = resumed_symbol(seconds, stored(before, symbol, "1m", T0), T0)
-    resumed.resume(symbols)  # type: ignore[arg-type]
+    resumed, _ = resumed_engine(before, since=T0)
     after: list[Candle] = []
     # Everything from 40 trades before the cut, then the repaired hole.
     assert fold(resumed, [*trades[cut - 40 :], hole], after) == []

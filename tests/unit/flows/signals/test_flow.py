@@ -18,7 +18,6 @@ from flows.signals.flow import (
     build_flow,
     build_kafka_flow,
 )
-from flows.signals.rules import default_rules
 from flows.signals.scanner import PartitionScanner, ScanContext, ScannerOutput
 from flows.signals.settings import SignalFlowSettings
 from flows.signals.warm_start import WarmStart
@@ -31,13 +30,9 @@ from schemas.ranks import RankRow
 from schemas.signals import Signal
 from schemas.tickers import Ticker24h, encode_ticker
 from tests.unit.flows.signals.test_metrics import candle, ticker
-from tests.unit.flows.signals.test_rules import SMALL
+from tests.unit.flows.signals.test_rules import RULES, SMALL, T0, M
 
-RULES = default_rules()
-
-T0 = 1_723_161_600_000  # 2024-08-09 00:00 UTC
 S = 1_000
-M = 60_000
 
 
 def quote(update_id: int, bid: str, ask: str, symbol: str = "AAA") -> Quote:
