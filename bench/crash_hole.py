@@ -28,13 +28,14 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from runtime.clickhouse import connect
+from tests.integration.candle_crash import UNLIKE
+from tests.integration.sim_run import sim_run_command
 
 BANNER = "tickscan is running"
 
@@ -55,31 +56,6 @@ WHERE exchange = 'sim' AND count > 0
 GROUP BY symbol
 """
 
-# Every minute with real 1s candles against its 1m candle: missing, or unlike the roll-up
-# of its non-flat 1s candles (by time) in any field.
-MISMATCHES = """
-SELECT s.s_symbol, toUnixTimestamp(s.s_minute) * 1000
-FROM (
-    SELECT symbol AS s_symbol, toStartOfMinute(open_time) AS s_minute,
-           argMin(open, open_time) AS s_open, max(high) AS s_high, min(low) AS s_low,
-           argMax(close, open_time) AS s_close, sum(volume) AS s_volume,
-           sum(quote_volume) AS s_quote_volume, sum(count) AS s_count,
-           sum(taker_buy_volume) AS s_tbv, sum(taker_buy_quote_volume) AS s_tbqv,
-           min(first_trade_id) AS s_first, max(last_trade_id) AS s_last
-    FROM {db:Identifier}.candles_1s FINAL
-    WHERE exchange = 'sim' AND count > 0
-    GROUP BY s_symbol, s_minute
-) AS s
-LEFT JOIN (SELECT * FROM {db:Identifier}.candles_1m FINAL WHERE exchange = 'sim') AS m
-    ON s.s_symbol = m.symbol AND s.s_minute = m.open_time
-WHERE s.s_minute < toDateTime64({upto:Int64} / 1000, 3)
-  AND (m.count = 0 OR m.open != s_open OR m.high != s_high OR m.low != s_low
-       OR m.close != s_close OR m.volume != s_volume OR m.quote_volume != s_quote_volume
-       OR m.count != s_count OR m.taker_buy_volume != s_tbv
-       OR m.taker_buy_quote_volume != s_tbqv)
-SETTINGS join_use_nulls = 0
-"""
-
 
 class Platform:
     """One `tickscan run --source sim` process, its output watched for the banner."""
@@ -89,18 +65,7 @@ class Platform:
         self.ready: float | None = None
         self._log = log.open("ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tickscan",
-                "run",
-                "--source",
-                "sim",
-                "--symbols",
-                str(symbols),
-                "--rate",
-                str(rate),
-            ],
+            sim_run_command(symbols, rate),
             env=env,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -201,7 +166,8 @@ def analyse(data_dir: Path, killed: float, relaunched: float, ready: float) -> N
         per_second = client.query(SECONDS, parameters={"db": "tickscan"}).result_rows
         rows = client.query(HOLES, parameters={"db": "tickscan", "kill": kill_ms}).result_rows
         upto_ms = (crash_minute + 120) * 1000
-        bad = client.query(MISMATCHES, parameters={"db": "tickscan", "upto": upto_ms}).result_rows
+        # Unlike as the crash tests define it: any field, trade ids included, differs.
+        bad = client.query(UNLIKE, parameters={"db": "tickscan", "upto": upto_ms}).result_rows
         crash_bad = [r for r in bad if r[1] == crash_minute * 1000]
     finally:
         client.close()

@@ -10,10 +10,13 @@ the test reads the store through `check` once `run` has ended.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from bytewax.testing import run_main
@@ -115,6 +118,31 @@ def check(dsn: str, database: str, upto: int) -> dict[str, Any]:
         "trades_in_1m": int(in_minutes[1]),
         "stored_trades": int(stored),
     }
+
+
+def check_apart(dsn: str, database: str, upto: int) -> dict[str, Any]:
+    """`check`, run in a process of its own (chDB opens a directory in one process at a time).
+
+    Args:
+        dsn: The ClickHouse DSN of the store.
+        database: The database holding the candle and trade tables.
+        upto: Minutes from this time (Unix ms) on are not compared.
+
+    Returns:
+        What `check` returns.
+    """
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.integration.candle_crash", "check", dsn, database, str(upto)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 if __name__ == "__main__":

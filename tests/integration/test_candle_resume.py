@@ -21,6 +21,7 @@ from flows.candles.resume import partition_of
 from flows.ingest.trades import TradePublisher
 from runtime.kafka import ensure_topics, producer_config
 from schemas.trades import Trade
+from tests.integration.candle_crash import check_apart
 
 pytestmark = pytest.mark.integration
 
@@ -138,24 +139,7 @@ def test_a_crash_mid_minute_leaves_minutes_equal_to_their_stored_seconds(
     _, err = run.process.communicate(timeout=60)
     assert run.process.returncode == 0, err
 
-    checked = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.integration.candle_crash",
-            "check",
-            dsn,
-            database,
-            str(T0 + 120_000),
-        ],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    store = json.loads(checked.stdout.strip().splitlines()[-1])
+    store = check_apart(dsn, database, T0 + 120_000)
     # Every minute, the crash minute (T0 + 60 s) included, equals the roll-up of its 1s
     # candles in every field, and none is missing.
     assert store["unlike"] == []

@@ -9,12 +9,10 @@ API, and the store (one process per chDB directory) once the child has ended.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.integration.candle_crash import check_apart
+from tests.integration.sim_run import sim_run_command
 
 pytestmark = pytest.mark.integration
 
@@ -70,18 +71,7 @@ class Platform:
         }
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tickscan",
-                    "run",
-                    "--source",
-                    "sim",
-                    "--symbols",
-                    str(SYMBOLS),
-                    "--rate",
-                    str(self.rate),
-                ],
+                sim_run_command(SYMBOLS, self.rate),
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -167,25 +157,7 @@ def same_board(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any
 def unlike_minutes(data_dir: Path, upto_ms: int) -> dict[str, Any]:
     """What the stopped platform's store holds, read in a process of its own."""
     dsn = f"chdb://{(data_dir / 'clickhouse').resolve()}"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.integration.candle_crash",
-            "check",
-            dsn,
-            "tickscan",
-            str(upto_ms),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return check_apart(dsn, "tickscan", upto_ms)
 
 
 def test_a_restart_shows_the_same_board_at_once_and_a_crash_keeps_minutes_whole(
