@@ -18,7 +18,6 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from rich.console import Console
 
 from api.errors import install_error_handlers
 from api.routes import candles as candle_routes
@@ -29,12 +28,10 @@ from api.store import Store
 from flows.sinks.clickhouse import CandleSource, CandleWriter
 from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance.symbols import symbol_infos
-from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas.candles import Candle
 from tests.fakes.binance import FakeBinance
+from tests.integration.replays import replay_quietly, replay_settings
 from tests.shared_data import SHARED_DATA
-from tickscan.replay import replay
-from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -330,20 +327,9 @@ def test_candles_built_from_the_real_capture_roll_up_to_binance_5m_kline(
 ) -> None:
     if not CAPTURE.exists():
         pytest.fail(f"shared data missing: {CAPTURE}")
-    settings = Settings(
-        data_dir=tmp_path,
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, partitions=3),
-        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
-    )
+    settings = replay_settings(tmp_path, kafka_bootstrap, clickhouse_dsn, database)
     # Stamped "capture" so as not to mix with the exchange's klines written above.
-    report = replay(
-        [CAPTURE],
-        settings=settings,
-        market="usdm",
-        exchange="capture",
-        bootstrap=kafka_bootstrap,
-        console=Console(quiet=True),
-    )
+    report = replay_quietly([CAPTURE], settings, kafka_bootstrap, exchange="capture")
     assert report.trades == 21_313
     official = binance_rollup(official_klines(), 5 * MINUTE)[1_723_161_300_000]  # 23:55
     (ours,) = [

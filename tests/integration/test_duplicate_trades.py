@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
-from rich.console import Console
 
 from flows.candles.flow import FlowCounters
 from flows.candles.trade_store import TradeStoreSettings
@@ -20,13 +19,12 @@ from flows.sources.files import read_trades
 from flows.sources.kafka import RunBounds
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics
-from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas.trades import Trade
 from tests.capture import CAPTURE, COVERED, FIELDS, official_klines
 from tests.integration.candle_flow import past_candle_flow
 from tests.integration.databases import migrated_database
-from tickscan.replay import replay, summary
-from tickscan.settings import Settings
+from tests.integration.replays import replay_quietly, replay_settings
+from tickscan.replay import summary
 
 pytestmark = pytest.mark.integration
 
@@ -70,17 +68,11 @@ def test_replaying_the_same_capture_twice_writes_each_trade_once(
     their volume and count), `trades` holds each trade once even without FINAL, and the
     summary says how many copies were dropped."""
     capture_trades()
-    settings = Settings(
-        data_dir=tmp_path,
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, partitions=3),
-        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
-    )
-    report = replay(
+    settings = replay_settings(tmp_path, kafka_bootstrap, clickhouse_dsn, database)
+    report = replay_quietly(
         [CAPTURE, CAPTURE],
-        settings=settings,
-        market="usdm",
-        bootstrap=kafka_bootstrap,
-        console=Console(quiet=True),
+        settings,
+        kafka_bootstrap,
         # Inserts of 5,000 rows: a copy lands in another insert than its original.
         store_settings=TradeStoreSettings(clickhouse_max_rows=5_000),
     )

@@ -13,17 +13,15 @@ import pytest
 from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
-from rich.console import Console
 
 from flows.candles.flow import FlowCounters, build_kafka_flow
 from flows.candles.settings import CandleFlowSettings
 from flows.sources.kafka import RunBounds
 from runtime.kafka import consumer_config, ensure_topics, producer_config
-from runtime.settings import ClickHouseSettings, KafkaSettings
 from schemas import topics
 from schemas.deadletter import DeadLetter
 from tests.capture import CAPTURE, COVERED, FIELDS, official_klines
-from tickscan.replay import replay
+from tests.integration.replays import replay_quietly, replay_settings
 from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -44,18 +42,10 @@ def replayed(
 ) -> Settings:
     if not CAPTURE.exists():
         pytest.fail(f"shared data missing: {CAPTURE}")
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("replay"),
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, partitions=3),
-        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=ch_database),
+    settings = replay_settings(
+        tmp_path_factory.mktemp("replay"), kafka_bootstrap, clickhouse_dsn, ch_database
     )
-    report = replay(
-        [CAPTURE],
-        settings=settings,
-        market="usdm",
-        bootstrap=kafka_bootstrap,
-        console=Console(quiet=True),
-    )
+    report = replay_quietly([CAPTURE], settings, kafka_bootstrap)
     assert report.trades == report.trades_stored == 21_313
     assert report.rejected == report.dead_letters == report.store_dead_letters == 0
     return settings
@@ -141,13 +131,7 @@ def test_a_second_replay_changes_no_row(
 ) -> None:
     before_1m, before_1s = rows(ch, "candles_1m"), rows(ch, "candles_1s")
     before_trades = stored_trades(ch)
-    replay(
-        [CAPTURE],
-        settings=replayed,
-        market="usdm",
-        bootstrap=kafka_bootstrap,
-        console=Console(quiet=True),
-    )
+    replay_quietly([CAPTURE], replayed, kafka_bootstrap)
     assert rows(ch, "candles_1m") == before_1m
     assert rows(ch, "candles_1s") == before_1s
     assert stored_trades(ch) == before_trades
@@ -183,13 +167,7 @@ def test_a_bad_line_in_a_capture_is_dead_lettered_and_the_rest_replays(
     marker = f"broken-{uuid.uuid4().hex}"
     head.insert(10, f'1723161255088176367 {{"stream":"btcusdt@trade","data":{{"e":"{marker}\n')
     bad.write_text("".join(head))
-    report = replay(
-        [bad],
-        settings=replayed,
-        market="usdm",
-        bootstrap=kafka_bootstrap,
-        console=Console(quiet=True),
-    )
+    report = replay_quietly([bad], replayed, kafka_bootstrap)
     assert report.rejected == 1 and report.trades > 0
     letters = read_dead_letters(kafka_bootstrap, topics.DEADLETTER, want=1_000, timeout=5)
     mine = [d for d in letters if marker in d.value]
