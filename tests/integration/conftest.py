@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pgserver
@@ -67,11 +68,8 @@ def database(clickhouse_dsn: str, request: pytest.FixtureRequest) -> Iterator[st
 @pytest.fixture(scope="session")
 def ch(clickhouse_dsn: str, ch_database: str) -> Iterator[Client]:
     """A ClickHouse client whose default database is the session's migrated database."""
-    client = connect(clickhouse_dsn, database=ch_database)
-    try:
+    with closing(connect(clickhouse_dsn, database=ch_database)) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -89,11 +90,8 @@ def settings(tmp_path: Path, clickhouse_dsn: str, database: str) -> Settings:
 
 @pytest.fixture
 def db(clickhouse_dsn: str, database: str) -> Iterator[Client]:
-    client = connect(clickhouse_dsn, database=database)
-    try:
+    with closing(connect(clickhouse_dsn, database=database)) as client:
         yield client
-    finally:
-        client.close()
 
 
 QUIET = Console(quiet=True)
