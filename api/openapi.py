@@ -11,7 +11,7 @@ operation that depends on it, however deep.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query
 from fastapi.dependencies.models import Dependant
@@ -39,6 +39,13 @@ def time_query(description: str, *, with_examples: bool = False) -> Any:
         description=description,
         examples=TIME_EXAMPLES if with_examples else None,
     )
+
+
+ExchangeQuery = Annotated[str | None, Query(description="Only this exchange.")]
+"""A list route's optional exchange filter."""
+
+MarketQuery = Annotated[Literal["spot", "usdm"] | None, Query(description="Only this market.")]
+"""A list route's optional market filter."""
 
 
 BEARER = "bearerAuth"

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from api.accounts.entitlements import NOT_ENTITLED, SIGNALS, Entitled
 from api.deps import StoreDep
 from api.errors import Unavailable
-from api.openapi import HISTORY_ERRORS, time_query
+from api.openapi import HISTORY_ERRORS, ExchangeQuery, MarketQuery, time_query
 from api.services.candles import TIME_FORMS, parse_time
 from api.services.signals import DEFAULT_LIMIT, MAX_LIMIT, SignalPage, signals
 from schemas.signals import Timeframe
@@ -58,10 +58,8 @@ _EXAMPLE = {
 async def get_signals(
     store: StoreDep,
     symbol: Annotated[str | None, Query(description="Only this symbol.")] = None,
-    exchange: Annotated[str | None, Query(description="Only this exchange.")] = None,
-    market: Annotated[
-        Literal["spot", "usdm"] | None, Query(description="Only this market.")
-    ] = None,
+    exchange: ExchangeQuery = None,
+    market: MarketQuery = None,
     name: Annotated[
         str | None, Query(description="Only this rule.", examples=["volume_spike"])
     ] = None,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import SymbolsDep
 from api.errors import Unavailable
+from api.openapi import ExchangeQuery, MarketQuery
 from api.services.symbols import SymbolOut
 
 router = APIRouter(prefix="/api/v1", tags=["history"])
@@ -60,10 +61,8 @@ EXAMPLE = {
 )
 async def get_symbols(
     directory: SymbolsDep,
-    exchange: Annotated[str | None, Query(description="Only this exchange.")] = None,
-    market: Annotated[
-        Literal["spot", "usdm"] | None, Query(description="Only this market.")
-    ] = None,
+    exchange: ExchangeQuery = None,
+    market: MarketQuery = None,
     quote: Annotated[
         str | None, Query(description="Only this quote asset.", examples=["USDT"])
     ] = None,
