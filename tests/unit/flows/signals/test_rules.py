@@ -171,6 +171,13 @@ def spikes_only() -> Registry:
     return registry
 
 
+def capture_5m(registry: Registry) -> list[Bars]:
+    """Register on `registry` a rule that keeps the 5m bars it is shown; the list it fills."""
+    captured: list[Bars] = []
+    registry.register("capture", ["5m"])(lambda b, p: captured.append(b))
+    return captured
+
+
 def run(symbol_bars: SymbolBars, candles: list[Candle], registry: Registry) -> list[Signal]:
     out = []
     for c in candles:
@@ -215,13 +222,8 @@ def test_a_rerun_fires_the_same_signals() -> None:
 
 
 def test_five_minute_bars_roll_up_traded_minutes_only() -> None:
-    captured: list[Bars] = []
     registry = Registry()
-
-    @registry.register("capture", ["5m"])
-    def capture(b: Bars, params: SignalParams) -> None:
-        captured.append(b)
-
+    captured = capture_5m(registry)
     state = SymbolBars("sim", "spot", "AAA", SMALL)
     minutes = [
         one_minute(0, 10, count=0),  # flat: carries the previous close
@@ -239,9 +241,8 @@ def test_five_minute_bars_roll_up_traded_minutes_only() -> None:
 
 
 def test_a_wholly_quiet_bar_is_flat_at_the_last_close() -> None:
-    captured: list[Bars] = []
     registry = Registry()
-    registry.register("capture", ["5m"])(lambda b, p: captured.append(b))
+    captured = capture_5m(registry)
     state = SymbolBars("sim", "spot", "AAA", SMALL)
     run(state, [one_minute(m, 7, count=0) for m in range(5)], registry)
     (b,) = captured
@@ -255,16 +256,14 @@ def test_a_gap_in_minutes_starts_the_bars_again() -> None:
     candles = [one_minute(m, 10, volume=1) for m in range(3)] + [one_minute(4, 10, volume=9)]
     assert run(state, candles, registry) == []
     # a 5m bar missing a minute is not rolled up either
-    captured: list[Bars] = []
-    registry.register("capture", ["5m"])(lambda b, p: captured.append(b))
+    captured = capture_5m(registry)
     run(state, [one_minute(m, 10) for m in range(5, 10)], registry)
     assert [int(b.open_time[-1]) for b in captured] == [T0 + 5 * M]
 
 
 def test_a_revised_minute_rolls_up_into_its_closed_five_minute_bar() -> None:
-    captured: list[Bars] = []
     registry = Registry()
-    registry.register("capture", ["5m"])(lambda b, p: captured.append(b))
+    captured = capture_5m(registry)
     state = SymbolBars("sim", "spot", "AAA", SMALL)
     run(state, [one_minute(m, 10, volume=1) for m in range(5)], registry)
     run(state, [one_minute(2, 10, volume=4, version=2)], registry)
