@@ -1,1 +1,2 @@
-"""Local fakes of the outside services tickscan talks to, for integration tests and benchmarks."""
+"""Local fakes of the outside services tickscan talks to (and of a clock), for the tests and
+benchmarks."""

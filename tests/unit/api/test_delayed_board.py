@@ -20,16 +20,9 @@ from api.services.filter_eval import CompiledFilter, compile_filter
 from api.services.filter_query import parse_query
 from api.settings import ApiSettings
 from schemas.ranks import RankRow
+from tests.fakes.clock import Clock
 
 T0 = 1_723_161_300_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def row(symbol: str, t: int = T0, change: float = 0.0) -> RankRow:
@@ -55,7 +48,7 @@ def take(client: Client) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_a_batch_reaches_the_board_only_once_its_delay_has_passed() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     line = delayed(clock)
     line.push([row("A", change=1.0), row("B", change=2.0)])
     assert line.release() == 0
@@ -71,7 +64,7 @@ def test_a_batch_reaches_the_board_only_once_its_delay_has_passed() -> None:
 
 
 def test_batches_are_applied_in_arrival_order_each_at_its_own_time() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     line = delayed(clock)
     line.push([row("A", T0, change=1.0)])
     clock.now += 2.0
@@ -88,7 +81,7 @@ def test_batches_are_applied_in_arrival_order_each_at_its_own_time() -> None:
 
 
 def test_the_seed_applies_old_rows_now_and_holds_recent_ones() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     line = delayed(clock, delay_s=60)
     now_ms = T0 + 120_000
     line.seed([row("OLD", T0), row("NEW", now_ms - 1000)], now_ms)
@@ -99,7 +92,7 @@ def test_the_seed_applies_old_rows_now_and_holds_recent_ones() -> None:
 
 
 def test_a_full_delay_line_applies_its_oldest_batches_early() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     line = delayed(clock, max_rows=3)
     line.push([row("A"), row("B")])
     line.push([row("C")])
@@ -111,11 +104,11 @@ def test_a_full_delay_line_applies_its_oldest_batches_early() -> None:
 
 def test_a_delayed_board_needs_a_delay() -> None:
     with pytest.raises(ValueError, match="delay"):
-        delayed(Clock(), delay_s=0)
+        delayed(Clock(100.0), delay_s=0)
 
 
 def test_its_views_follow_the_delayed_board_not_the_pushes() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     line = delayed(clock)
     line.board.apply([row("A", change=1.0)])
     client = Hub(ApiSettings(), Board(), clock=clock).connect("sse")
@@ -137,7 +130,7 @@ def hub_with_delay(clock: Clock) -> Hub:
 
 
 def test_the_hub_gives_delayed_subscribers_the_old_board_and_live_ones_the_new() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     h = hub_with_delay(clock)
     assert h.delayed is not None
     live, late = h.connect("sse"), h.connect("ws")
@@ -158,7 +151,7 @@ def test_the_hub_gives_delayed_subscribers_the_old_board_and_live_ones_the_new()
 
 
 def test_a_delayed_subscription_changes_filter_and_leaves_on_the_delayed_board() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     h = hub_with_delay(clock)
     assert h.delayed is not None
     h.delayed.board.apply([row("A", change=1.0), row("B", change=2.0)])
@@ -177,7 +170,7 @@ def test_a_delayed_subscription_changes_filter_and_leaves_on_the_delayed_board()
 
 
 def test_a_delayed_subscriber_that_lost_diffs_gets_a_snapshot_of_the_delayed_board() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     h = Hub(ApiSettings(client_queue=2), Board(), clock=clock, free_delay_s=5.0)
     assert h.delayed is not None
     h.board.apply([row("LIVE", change=50.0)])
@@ -193,7 +186,7 @@ def test_a_delayed_subscriber_that_lost_diffs_gets_a_snapshot_of_the_delayed_boa
 
 
 def test_a_hub_without_a_delayed_board_never_hands_out_the_live_one_instead() -> None:
-    h = Hub(ApiSettings(), Board(), clock=Clock())
+    h = Hub(ApiSettings(), Board(), clock=Clock(100.0))
     assert h.delayed is None
     client = h.connect("sse")
     with pytest.raises(Unavailable):

@@ -21,6 +21,7 @@ from api.settings import ApiSettings
 from schemas.candles import Candle
 from schemas.ranks import RankRow
 from schemas.signals import Signal
+from tests.fakes.clock import Clock
 
 T0 = 1_723_161_300_000
 
@@ -45,14 +46,6 @@ class Counting:
     def select(self, rows: Iterable[RankRow], symbols: SymbolLookup) -> list[RankRow]:
         self.calls += 1
         return self.compiled.select(rows, symbols)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def hub(queue: int = 8, max_clients: int = 100, clock: Clock | None = None, **kw: Any) -> Hub:

@@ -18,17 +18,10 @@ from api.live.protocol import MAX_SUBSCRIPTIONS, Session
 from api.settings import AccountsSettings, ApiSettings, BillingSettings
 from schemas.ranks import RankRow
 from schemas.signals import Signal
+from tests.fakes.clock import Clock
 from tickscan.settings import Settings
 
 T0 = 1_723_161_300_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def session(queue: int = 64, clock: Clock | None = None) -> Session:

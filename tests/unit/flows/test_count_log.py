@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from flows.count_log import CountLog
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes.clock import Clock
 
 
 def test_a_count_is_said_when_it_grew_and_the_interval_passed() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     log = CountLog(clock)
     assert log.due(0, every_s=60.0) is None  # nothing came
     clock.now += 30.0
@@ -27,7 +20,7 @@ def test_a_count_is_said_when_it_grew_and_the_interval_passed() -> None:
 
 
 def test_a_summary_line_counts_as_said() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     log = CountLog(clock)
     clock.now += 500.0
     log.said_all(40)

@@ -27,6 +27,7 @@ from schemas import topics
 from schemas.candles import Candle
 from schemas.deadletter import DeadLetter
 from schemas.trades import Trade, encode_trade, trade_decoder
+from tests.fakes.clickhouse import RecordingClient
 
 D = Decimal
 T_US = 1_723_161_300_123_456
@@ -242,19 +243,8 @@ def test_an_aggtrade_is_its_raw_ids_and_a_partial_overlap_is_a_dead_letter() -> 
 # ---- the buffered writer -----------------------------------------------------------------
 
 
-class FakeClient:
-    """Records raw inserts (a unit test opens no ClickHouse)."""
-
-    def __init__(self) -> None:
-        self.inserts: list[tuple[str, list[str], bytes]] = []
-
-    def raw_insert(self, table: str, columns: list[str], data: bytes, fmt: str) -> None:
-        assert fmt == "TabSeparated"
-        self.inserts.append((table, columns, data))
-
-
 def test_the_trade_writer_inserts_when_full_and_on_flush() -> None:
-    client = FakeClient()
+    client = RecordingClient()
     writer = trade_writer(lambda: client, "db", max_rows=3, max_age_ms=60_000)
     lines = [trade_row(trade(tid=i)) for i in range(5)]
     writer.add(lines[:2])
@@ -272,7 +262,7 @@ def test_the_trade_writer_inserts_when_full_and_on_flush() -> None:
 
 
 def test_the_candle_writer_still_routes_candles_to_their_interval_table() -> None:
-    client = FakeClient()
+    client = RecordingClient()
     writer = CandleWriter(lambda: client, "db", max_age_ms=60_000)
 
     def candle(interval: Literal["1s", "1m"], open_time: int) -> Candle:

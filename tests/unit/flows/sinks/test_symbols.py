@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from flows.sinks.symbols import SYMBOL_COLUMNS, SymbolWriter, tsv_rows
 from schemas.symbols import SymbolInfo
+from tests.fakes.clickhouse import RecordingClient
 
 BTC = SymbolInfo(
     "binance", "usdm", "BTCUSDT", "BTC", "USDT", "TRADING", "perpetual",
@@ -21,15 +21,6 @@ def test_rows_are_plain_decimals_null_sizes_and_escaped_text() -> None:
         "binance\tspot\t币安人生USDT\t币安人生\tUSDT\tBR\\tEAK\tspot\t\\N\t\\N\t0",
     ]
     assert len(SYMBOL_COLUMNS) == tsv_rows([BTC]).decode().count("\t") + 1
-
-
-class RecordingClient:
-    def __init__(self) -> None:
-        self.inserts: list[tuple[str, list[str], bytes]] = []
-
-    def raw_insert(self, table: str, columns: list[str], data: bytes, fmt: Any) -> None:
-        assert fmt == "TabSeparated"
-        self.inserts.append((table, columns, data))
 
 
 def test_a_write_is_one_insert_into_symbols_now() -> None:

@@ -11,6 +11,7 @@ from flows.sources.binance.errors import BinanceResponseError
 from flows.sources.binance.responses import Kline, parse_agg_trades, parse_klines, parse_trades
 from flows.sources.binance.weight import WeightBudget
 from schemas.trades import check_trade
+from tests.fakes.clock import Clock
 from tests.shared_data import SHARED_DATA
 
 SAMPLES = SHARED_DATA / "ws-samples"
@@ -92,14 +93,6 @@ def test_real_trades_parse_ids_prices_sides_and_time() -> None:
 def test_a_malformed_body_is_a_response_error(parse, body) -> None:
     with pytest.raises(BinanceResponseError):
         parse(body)
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_the_budget_waits_for_the_next_minute_once_the_safe_share_is_spent() -> None:
