@@ -2,5 +2,6 @@
 
 `board` chooses a request's live, delayed or past board; the scanner filter is `filters`
 (the model), `filter_query` (query parameters), `filter_eval` (live) and `filter_sql`
-(ClickHouse); `candles`, `symbols`, `signals` read history.
+(ClickHouse); `candles`, `symbols`, `signals` read history, their time bounds parsed by
+`times`.
 """
