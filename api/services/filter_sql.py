@@ -9,7 +9,8 @@ from typing import Any
 import msgspec
 
 from api.errors import InvalidRequest
-from api.services.filters import FLAG_COLUMNS, NUMERIC_COLUMNS, Condition, MetricRef, ScanFilter
+from api.services.columns import FLAG_COLUMNS, NUMERIC_COLUMNS
+from api.services.filters import Condition, MetricRef, ScanFilter
 from api.services.times import iso_ms
 from schemas.ranks import RankRow
 
