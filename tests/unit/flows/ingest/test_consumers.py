@@ -11,34 +11,23 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from flows.ingest.candle_feed import CandleFeed
 from flows.ingest.resume import LastTrade, last_published
+from flows.sources.kafka import Record
 from schemas.candles import Candle, encode_candle
 from schemas.trades import Trade, encode_trade
 
 
-class Record:
-    """One record of a partition, as `confluent_kafka.Message` shows it."""
-
-    def __init__(self, offset: int, key: bytes, value: bytes) -> None:
-        self._offset, self._key, self._value = offset, key, value
+class Fetched(Record):
+    """A record as a consumer hands it over: a `confluent_kafka.Message` without an error."""
 
     def error(self) -> None:
         return None
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes:
-        return self._key
-
-    def value(self) -> bytes:
-        return self._value
 
 
 class PartitionReader:
     """A consumer of one in-memory partition per topic, with what was asked of it."""
 
     def __init__(self, records: list[tuple[bytes, bytes]]) -> None:
-        self.records = [Record(i, k, v) for i, (k, v) in enumerate(records)]
+        self.records = [Fetched("t", 0, i, k, v) for i, (k, v) in enumerate(records)]
         self.assigned: list[TopicPartition] = []
         self.closed = False
         self._at = 0
@@ -54,7 +43,7 @@ class PartitionReader:
     def unassign(self) -> None:
         self.assigned = []
 
-    def consume(self, num_messages: int, timeout: float) -> list[Record]:
+    def consume(self, num_messages: int, timeout: float) -> list[Fetched]:
         batch = self.records[self._at : self._at + num_messages]
         self._at += len(batch)
         return batch
@@ -115,8 +104,8 @@ def test_the_cross_check_reads_our_candles_from_the_end_through_the_consumer_it_
     ]
     assert feed.poll() == []  # what was there before it started is not ours to check
     reader.records += [
-        Record(1, *candle("AUSDT", "1m", 2)),
-        Record(2, *candle("AUSDT", "1s", 120)),
+        Fetched("md.candles.v1", 0, 1, *candle("AUSDT", "1m", 2)),
+        Fetched("md.candles.v1", 0, 2, *candle("AUSDT", "1s", 120)),
     ]
     assert [(c.symbol, c.interval, c.open_time) for c in feed.poll()] == [("AUSDT", "1m", 120_000)]
     feed.close()
