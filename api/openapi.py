@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from api.accounts.deps import ACCESS_COOKIE, current_access, optional_user
 from api.accounts.entitlements import connection_entitlements
 from api.errors import ApiError, ErrorResponse, InvalidRequest, errors_answered
-from api.services.candles import TIME_SCHEMA
+from api.services.times import TIME_SCHEMA
 
 TIME_EXAMPLES = ["2024-08-08T23:55:00Z", "1723161300000"]
 """One time in both forms a time parameter takes (23:55 UTC of the real capture)."""

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 from collections.abc import AsyncIterator, Collection
 
 from clickhouse_connect.driver.client import Client
+from confluent_kafka import Consumer
 
 from flows.ingest import market
 from flows.ingest.history import HistoryPublisher
-from flows.ingest.market import IngestParts
+from flows.ingest.parts import IngestParts
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.settings import LiveIngestSettings
 from flows.ingest.status import IngestReport
 from flows.ingest.trades import TradePublisher
 from flows.sources.binance.rest import BinanceRest
 from runtime.clickhouse import connect
-from runtime.kafka import ensure_topics
+from runtime.kafka import consumer_config, ensure_topics
 from runtime.migrate import migrate
 from runtime.supervisor import relayed
 from schemas.trades import Market
@@ -77,6 +79,7 @@ async def ingest_parts(live: market.LiveIngest) -> AsyncIterator[IngestParts]:
             stack.push_async_callback(asyncio.to_thread, history_out.close)
         yield IngestParts(
             partitions=partitions,
+            consumers=functools.partial(Consumer, consumer_config(bootstrap)),
             clickhouse=store,
             symbols=symbols,
             history=history,

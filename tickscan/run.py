@@ -8,12 +8,10 @@ exchange's. `replay:PATH` feeds capture or archive files instead.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +20,12 @@ from typing import Any
 from bytewax.testing import run_main
 from clickhouse_connect.driver.client import Client
 
-from api.deps import SourceKind
 from flows.candles import trade_store
 from flows.candles.flow import FlowCounters, build_kafka_flow
 from flows.candles.replay import expand_paths
 from flows.candles.settings import CandleFlowSettings
 from flows.ingest.trades import TradePublisher
 from flows.sinks.symbols import SymbolWriter
-from flows.sources.binance.rest import BinanceRest, BinanceRestError
 from flows.sources.files import Rejected, UnreadableFile, read_trades
 from flows.sources.simulator import SyntheticMarket, symbol_infos
 from runtime.broker import EmbeddedBroker
@@ -40,8 +36,17 @@ from runtime.process import release_memory
 from runtime.supervisor import Supervisor
 from schemas import topics
 from schemas.trades import Market
-from tickscan.errors import TickscanError
+from tickscan.banner import Endpoints
 from tickscan.ingest import run_ingest
+from tickscan.run_options import (
+    RunError,
+    RunOptions,
+    binance_reachable,
+    check_options,
+    choose_source,
+    replay_paths,
+    source_kind,
+)
 from tickscan.serve import ApiServer, ApiServerError
 from tickscan.settings import Settings
 from tickscan.signals import run_signals
@@ -50,130 +55,6 @@ from tickscan.simulate import prepare_market, publish_market
 logger = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 10.0
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What `tickscan run` starts.
-
-    Attributes:
-        source: `binance` (live, falling back to `sim` when unreachable), `sim`, or
-            `replay:PATH`.
-        markets: Binance markets to follow live.
-        rest_url: Binance REST base URL (None: Binance's).
-        ws_base: Binance WebSocket base URL (None: Binance's).
-        symbols: Symbols of the synthetic market.
-        rate: Its trades per second (wall clock = event time).
-        seed: Its random seed.
-        crosscheck: Live Binance only: also follow the exchange's closed 1m klines and
-            compare them with our 1m candles (mismatches go to ``data_quality``).
-        api: Serve the API (``settings.api.host``/``port``) beside the flows.
-    """
-
-    source: str = "binance"
-    markets: tuple[Market, ...] = ("spot", "usdm")
-    rest_url: str | None = None
-    ws_base: str | None = None
-    symbols: int = 200
-    rate: float = 2_000.0
-    seed: int = 1
-    crosscheck: bool = False
-    api: bool = True
-
-
-class RunError(TickscanError):
-    """`tickscan run` was asked for something it cannot do."""
-
-
-def replay_paths(source: str) -> list[Path]:
-    """The files of a `replay:PATH[,PATH]` source."""
-    return [Path(p) for p in source.removeprefix("replay:").split(",") if p]
-
-
-def check_options(options: RunOptions) -> None:
-    """Refuse options `run` cannot honour, before anything (broker, store) is started.
-
-    Raises:
-        RunError: An unknown source, a replay of missing files, no market, a market
-            that is not spot or usdm.
-    """
-    source = options.source
-    if source.startswith("replay:"):
-        paths = replay_paths(source)
-        missing = [str(p) for p in paths if not p.exists()]
-        if not paths or missing:
-            raise RunError(
-                f"--source {source!r}: replay needs existing files"
-                + (f" ({', '.join(missing)} not found)" if missing else "")
-            )
-    elif source not in ("binance", "sim"):
-        raise RunError(f"--source {source!r} is not a source: use binance, sim or replay:PATH")
-    if not options.markets or any(m not in ("spot", "usdm") for m in options.markets):
-        raise RunError(f"--markets takes spot, usdm or both, not {','.join(options.markets)!r}")
-
-
-def source_kind(source: str) -> SourceKind:
-    """`binance`, `sim` or `replay`: what feeds the board, as `/api/v1/health` says it."""
-    if source.startswith("replay:"):
-        return "replay"
-    if source in ("binance", "sim"):
-        return source  # type: ignore[return-value]
-    raise RunError(f"unknown source {source!r}")
-
-
-def choose_source(options: RunOptions, reachable: Callable[[Market], str | None]) -> str:
-    """The source `run` will use: `binance` only if every market answers, else `sim`.
-
-    Args:
-        options: What was asked for.
-        reachable: Returns None when a market's REST API answers, else why not.
-
-    Returns:
-        `binance`, `sim` or `replay:PATH`.
-    """
-    if options.source != "binance":
-        return options.source
-    for market in options.markets:
-        problem = reachable(market)
-        if problem is not None:
-            logger.warning(
-                "Binance %s cannot be reached (%s): running on the SIMULATED market instead; "
-                "its trades are labelled exchange 'sim'",
-                market,
-                problem,
-            )
-            return "sim"
-    return "binance"
-
-
-def binance_reachable(
-    rest_url: str | None, timeout_s: float = 5.0
-) -> Callable[[Market], str | None]:
-    """A probe of Binance's REST API per market, for `choose_source`."""
-
-    def probe(market: Market) -> str | None:
-        async def ask() -> None:
-            async with BinanceRest(market, rest_url) as rest:
-                await asyncio.wait_for(rest.exchange_info(), timeout_s)
-
-        try:
-            asyncio.run(ask())
-        except (BinanceRestError, OSError, TimeoutError) as exc:
-            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return None
-
-    return probe
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """Where a running tickscan keeps its data and what feeds it."""
-
-    kafka: str
-    clickhouse: str
-    database: str
-    source: str = "sim"
-    api: str | None = None
 
 
 def run(
@@ -457,43 +338,3 @@ def _publish_files(bootstrap: str, paths: list[Path], market: Market) -> None:
                 # One bad file must not end the run: say which and go on with the next.
                 logger.error("replay source: %s", exc)
     logger.info("replay source: published %d trades from %d path(s)", publisher.sent, len(paths))
-
-
-def describe_source(source: str, options: RunOptions) -> str:
-    """One line saying where the trades come from."""
-    if source == "binance":
-        return f"live Binance: {', '.join(options.markets)} (whole exchange)"
-    if source == "sim":
-        return (
-            f"SIMULATED market: {options.symbols} symbols, {options.rate:,.0f} trades/s, "
-            "labelled exchange 'sim'"
-        )
-    return f"replay of {source.removeprefix('replay:')}"
-
-
-def banner(endpoints: Endpoints, options: RunOptions) -> str:
-    """What a person needs to find the data of a running tickscan: the web UI first."""
-    api = endpoints.api
-    return "\n".join(
-        [
-            *(
-                [
-                    f"tickscan is running: open {api}/ in a browser (Ctrl-C to stop)",
-                    f"  web UI      {api}/",
-                    f"  API         {api}/api/v1  (OpenAPI docs: {api}/docs)",
-                    f"              {api}/api/v1/scan?sort=-change_pct_5m&limit=20",
-                ]
-                if api
-                else ["tickscan is running (Ctrl-C to stop)"]
-            ),
-            f"  source      {describe_source(endpoints.source, options)}",
-            f"  Kafka       {endpoints.kafka}  topics {', '.join(topics.ALL)}",
-            f"  ClickHouse  {endpoints.clickhouse}  database {endpoints.database}",
-            f"              SELECT * FROM {endpoints.database}.candles_1m FINAL "
-            "ORDER BY open_time DESC LIMIT 10",
-            "              (an embedded chdb store opens in one process at a time: query it",
-            "              once tickscan stops, or point TICKSCAN_CLICKHOUSE__DSN at a server)",
-            f"  live        candles on {topics.CANDLES}, board rows on {topics.RANKS}, "
-            f"signals on {topics.SIGNALS}",
-        ]
-    )

@@ -19,15 +19,8 @@ from pydantic import (
 
 from api.errors import InvalidRequest
 from api.services.candles import INTERVAL_MS
-from api.services.filters import (
-    FLAG_COLUMNS,
-    MAX_SYMBOLS,
-    NUMERIC_COLUMNS,
-    SORT_COLUMNS,
-    ScanFilter,
-    explain,
-    symbol_ref,
-)
+from api.services.columns import FLAG_COLUMNS, NUMERIC_COLUMNS, SORT_COLUMNS
+from api.services.filters import MAX_SYMBOLS, ScanFilter, explain, symbol_ref
 
 BOARD_COLUMNS: tuple[str, ...] = (
     "symbol",

@@ -1,6 +1,7 @@
 """What the API does, without FastAPI: queries, filters, boards. Routes stay thin.
 
-`board` chooses a request's live, delayed or past board; the scanner filter is `filters`
-(the model), `filter_query` (query parameters), `filter_eval` (live) and `filter_sql`
-(ClickHouse); `candles`, `symbols`, `signals` read history.
+`board` chooses a request's live, delayed or past board, whose `columns` a filter names
+and a sort orders by; the scanner filter is `filters` (the model), `filter_query` (query
+parameters), `filter_eval` (live) and `filter_sql` (ClickHouse); `candles`, `symbols`,
+`signals` read history, their time bounds parsed by `times`.
 """

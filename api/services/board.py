@@ -22,6 +22,7 @@ from api.accounts.db import AccountsDb
 from api.accounts.entitlements import Entitlements
 from api.errors import Forbidden, InvalidRequest, Unavailable
 from api.live.board import Board
+from api.services.columns import SORT_COLUMNS
 from api.services.filter_eval import SymbolLookup, compile_filter
 from api.services.filter_query import QueryParams, parse_query
 from api.services.filter_sql import history_rows, history_sql, parse_at
@@ -30,7 +31,6 @@ from api.services.filters import (
     MAX_GROUP_CONDITIONS,
     MAX_GROUPS,
     MAX_LIMIT,
-    SORT_COLUMNS,
     ScanFilter,
     shown,
 )

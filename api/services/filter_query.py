@@ -7,7 +7,8 @@ from collections.abc import Collection, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from api.errors import InvalidRequest
-from api.services.filters import MAX_LIMIT, NUMERIC_COLUMNS, ScanFilter, parse_filter, shown
+from api.services.columns import NUMERIC_COLUMNS
+from api.services.filters import MAX_LIMIT, ScanFilter, parse_filter, shown
 
 
 @runtime_checkable

@@ -9,8 +9,9 @@ from typing import Any
 import msgspec
 
 from api.errors import InvalidRequest
-from api.services.candles import iso_ms
-from api.services.filters import FLAG_COLUMNS, NUMERIC_COLUMNS, Condition, MetricRef, ScanFilter
+from api.services.columns import FLAG_COLUMNS, NUMERIC_COLUMNS
+from api.services.filters import Condition, MetricRef, ScanFilter
+from api.services.times import iso_ms
 from schemas.ranks import RankRow
 
 SNAPSHOT_MAX_AGE_MS = 120_000

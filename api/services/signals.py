@@ -9,7 +9,8 @@ from typing import Any, Final, Literal, get_args
 from pydantic import BaseModel, Field
 
 from api.errors import InvalidRequest
-from api.services.candles import EXCHANGE_NAME, MARKETS, MAX_TIME_MS, SYMBOL_NAME
+from api.services.candles import EXCHANGE_NAME, MARKETS, SYMBOL_NAME
+from api.services.times import MAX_TIME_MS
 from api.store import Store
 from schemas.signals import Timeframe
 from schemas.topics import symbol_key

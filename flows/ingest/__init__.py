@@ -1,8 +1,9 @@
 """The live ingest: Binance WebSocket trades and quotes to Kafka, repaired and watched.
 
 - `run`: what the ingest is, and its public names; `market`: one market's lifecycle,
-  from its symbol universe to shutdown, on the parts `tickscan.ingest` opens for it;
-  `status`: its counts and report.
+  from its symbol universe to shutdown, on the `parts` `tickscan.ingest` opens for it
+  (clients, publishers, and the Kafka consumers it reads through); `status`: its counts
+  and report.
 - `frames`: messages off the sockets, decoded, sequenced and published by `trades` and
   `quotes`; `delivery`: what the broker acknowledged, and the ingest's errors.
 - `sequence`: per-symbol trade ids (duplicates, gaps); `gaps`: repair from REST;

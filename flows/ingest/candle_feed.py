@@ -8,7 +8,6 @@ import threading
 import msgspec
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from runtime.kafka import consumer_config
 from schemas.candles import Candle, candle_decoder
 
 logger = logging.getLogger(__name__)
@@ -24,7 +23,8 @@ class CandleFeed:
     a lock, so a poll left running in a worker thread and a final poll never overlap.
 
     Args:
-        bootstrap: Kafka bootstrap servers.
+        consumer: A consumer of the cluster, fresh (no group, nothing assigned); the
+            feed assigns the partitions and closes it.
         topic: The candle topic (md.candles.v1).
         partitions: Its partition count.
         exchange: Keep only candles of this exchange ...
@@ -32,14 +32,14 @@ class CandleFeed:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, partitions: int, exchange: str, market: str
+        self, consumer: Consumer, topic: str, partitions: int, exchange: str, market: str
     ) -> None:
         self.topic = topic
         self.undecodable = 0
         self._prefix = f"{exchange}:{market}:".encode()
         self._decode = candle_decoder().decode
         self._lock = threading.Lock()
-        self._consumer = Consumer(consumer_config(bootstrap))
+        self._consumer = consumer
         self._consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in range(partitions)])
         self._closed = False
 

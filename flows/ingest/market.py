@@ -1,9 +1,10 @@
 """`LiveIngest`: one Binance market followed live, from its symbol universe to shutdown.
 
-The lifecycle lives here, on the `IngestParts` the process opens for it (its topics,
-ClickHouse migrated, the REST client and the publishers; `tickscan.ingest`): the symbols
-TRADING read and refreshed, each symbol resumed after its last published trade, the
-tasks run until a stop and wound down in an order that loses no frame. The work at
+The lifecycle lives here, on the `flows.ingest.parts.IngestParts` the process opens for
+it (its topics, ClickHouse migrated, the REST client, the publishers and a consumer
+factory; `tickscan.ingest`): the symbols TRADING read and refreshed, each symbol resumed
+after its last published trade, the tasks run until a stop and wound down in an order
+that loses no frame. The work at
 the socket is composed in: `flows.ingest.frames.FrameHandler` decodes, sequences and
 publishes each frame, `flows.ingest.gaps.GapWatch` sees each gap repaired or refused,
 `flows.ingest.staleness.StaleMonitor` watches for silent symbols, `flows.ingest.history.History`
@@ -17,19 +18,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import aiohttp
-from clickhouse_connect.driver.client import Client
 
 from flows.ingest.candle_feed import CandleFeed
 from flows.ingest.crosscheck import CrossChecker, LiveCrossCheck
 from flows.ingest.data_quality import DataQualityLog
 from flows.ingest.frames import FrameHandler
 from flows.ingest.gaps import GapFiller, GapRepairer, GapWatch, RestGapFiller
-from flows.ingest.history import History, HistoryPublisher, HistoryReport
+from flows.ingest.history import History, HistoryReport
+from flows.ingest.parts import ConsumerFactory, IngestParts
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.resume import last_published
 from flows.ingest.sequence import TradeSequencer
@@ -44,10 +44,10 @@ from flows.ingest.status import (
     log_status,
     snapshot,
 )
-from flows.ingest.trades import IngestError, TradePublisher
+from flows.ingest.trades import IngestError
 from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance.markets import binance_market
-from flows.sources.binance.rest import BinanceRest, BinanceRestError
+from flows.sources.binance.rest import BinanceRestError
 from flows.sources.binance.streams import streams_for, trading_symbols
 from flows.sources.binance.symbols import symbol_infos
 from flows.sources.binance.ws import Frame, StreamPool, ws_policy
@@ -64,41 +64,7 @@ class LiveIngestError(IngestError):
     """Live ingestion cannot start or cannot go on."""
 
 
-# -- the pipeline ----------------------------------------------------------------------------
-
-
 ExchangeInfo = Callable[[], Awaitable[dict[str, Any]]]
-
-
-@dataclass(frozen=True)
-class IngestParts:
-    """What a live ingest runs on, opened (and closed after) by the process that runs it.
-
-    Attributes:
-        partitions: The partitions of each of `LiveIngest.topics`, which exist.
-        clickhouse: The migrated store: the data-quality log and the resume scan use it.
-        symbols: A client of its own for symbol metadata, written from a worker thread
-            while `clickhouse` may be busy (a clickhouse-connect client runs one query at
-            a time).
-        history: A client of its own for the history fetch (another worker thread); None
-            when `LiveIngest.fetches_history` is off.
-        rest: The market's Binance REST client, open: gaps and history come through it.
-        trades: The publisher of `LiveIngest.trades_topic` (and of its dead letters).
-            The ingest flushes it before it reports; the process closes it.
-        quotes: The publisher of `LiveIngest.quotes_topic`; the ingest flushes it when it
-            stops (its report counts what was delivered), the process closes it.
-        history_out: The publisher of the history's candles and tickers; None when
-            `history` is.
-    """
-
-    partitions: Mapping[str, int]
-    clickhouse: Client
-    symbols: Client
-    history: Client | None
-    rest: BinanceRest
-    trades: TradePublisher
-    quotes: QuotePublisher
-    history_out: HistoryPublisher | None
 
 
 class LiveIngest:
@@ -246,11 +212,10 @@ class LiveIngest:
             What was published and repaired.
 
         Raises:
-            LiveIngestError: No Kafka bootstrap, or the symbol universe cannot be read.
+            LiveIngestError: The symbol universe cannot be read.
             flows.ingest.trades.DeliveryFailed: Some trades were not delivered to Kafka.
         """
         started = time.monotonic()
-        bootstrap = self.bootstrap
         database = self.settings.clickhouse.database
         client, partitions, rest = parts.clickhouse, parts.partitions, parts.rest
         publisher = parts.trades
@@ -284,7 +249,7 @@ class LiveIngest:
                 progress_every_s=self._opts.history_progress_every_s,
             )
         if self.crosscheck:
-            self._checker = self._cross_check(bootstrap, partitions[self.candles_topic], log)
+            self._checker = self._cross_check(parts.consumers, partitions[self.candles_topic], log)
         self._frames = FrameHandler(
             self.market,
             exchange=EXCHANGE,
@@ -298,7 +263,7 @@ class LiveIngest:
 
         async def seed(symbols: set[str]) -> None:
             published = await last_published(
-                bootstrap, self.trades_topic, partitions[self.trades_topic],
+                parts.consumers, self.trades_topic, partitions[self.trades_topic],
                 client, database, EXCHANGE, self.market, symbols,
                 max_records=self._opts.resume_scan_records,
             )  # fmt: skip
@@ -327,9 +292,11 @@ class LiveIngest:
         log_report(result)
         return result
 
-    def _cross_check(self, bootstrap: str, partitions: int, log: DataQualityLog) -> LiveCrossCheck:
+    def _cross_check(
+        self, consumers: ConsumerFactory, partitions: int, log: DataQualityLog
+    ) -> LiveCrossCheck:
         opts = self._opts
-        feed = CandleFeed(bootstrap, self.candles_topic, partitions, EXCHANGE, self.market)
+        feed = CandleFeed(consumers(), self.candles_topic, partitions, EXCHANGE, self.market)
         checker = CrossChecker(
             EXCHANGE, self.market, settle_ms=int(opts.crosscheck_settle_s * 1000), followed={}
         )

@@ -27,6 +27,7 @@ both under-state it). `last_published` reads both and keeps the larger. Here too
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Collection, Mapping
@@ -37,6 +38,7 @@ from typing import Any
 import msgspec
 from confluent_kafka import Consumer, TopicPartition
 
+from flows.ingest.parts import ConsumerFactory
 from flows.ingest.sequence import Gap
 from runtime.kafka import consumer_config
 from schemas.trades import Market, trade_decoder
@@ -128,7 +130,7 @@ def _utc(time_us: int) -> str:
 
 
 def last_trades_in_topic(
-    bootstrap: str,
+    kafka: ConsumerFactory | str,
     topic: str,
     partitions: int,
     exchange: str,
@@ -145,7 +147,8 @@ def last_trades_in_topic(
     high watermark until the partition stays quiet, since Tansu reports it late.
 
     Args:
-        bootstrap: Kafka bootstrap servers.
+        kafka: Opens a consumer of the cluster (the ingest's, handed down), or the
+            cluster's bootstrap servers, for a reader that holds only its address.
         topic: The trades topic (md.trades.v1).
         partitions: Its partition count.
         exchange: Only trades of this exchange ...
@@ -159,7 +162,10 @@ def last_trades_in_topic(
     prefix = f"{exchange}:{market}:".encode()
     wanted = set(symbols)
     found: dict[str, LastTrade] = {}
-    consumer = Consumer(consumer_config(bootstrap))
+    consumers = (
+        functools.partial(Consumer, consumer_config(kafka)) if isinstance(kafka, str) else kafka
+    )
+    consumer = consumers()
     try:
         for partition in range(partitions):
             low, high = consumer.get_watermark_offsets(
@@ -250,7 +256,7 @@ def last_trades_in_clickhouse(
 
 
 async def last_published(
-    bootstrap: str,
+    consumers: ConsumerFactory,
     topic: str,
     partitions: int,
     client: Any,
@@ -265,7 +271,7 @@ async def last_published(
     topic's tail and ClickHouse ``trades``, each read in a worker thread.
 
     Args:
-        bootstrap: Kafka bootstrap servers.
+        consumers: Opens the consumer that reads the topic's tail (closed after).
         topic: The trades topic (md.trades.v1).
         partitions: Its partition count.
         client: A clickhouse-connect client.
@@ -280,7 +286,7 @@ async def last_published(
     """
     started = time.monotonic()
     in_topic = await asyncio.to_thread(
-        last_trades_in_topic, bootstrap, topic, partitions, exchange, market, symbols,
+        last_trades_in_topic, consumers, topic, partitions, exchange, market, symbols,
         max_records=max_records,
     )  # fmt: skip
     stored = await asyncio.to_thread(

@@ -41,7 +41,8 @@ process hands it (`tickscan.ingest` opens them and runs a market), and composes
 
 from __future__ import annotations
 
-from flows.ingest.market import IngestParts, LiveIngest, LiveIngestError
+from flows.ingest.market import LiveIngest, LiveIngestError
+from flows.ingest.parts import IngestParts
 from flows.ingest.status import IngestReport, LiveStatus
 from flows.sources.binance.streams import streams_for, trading_symbols
 from flows.sources.binance.ws import ws_policy

@@ -1,6 +1,7 @@
 """Signals: md.candles.v1 + md.quotes.v1 + md.tickers.v1 -> ranks, signals and snapshots.
 
-- `history`: each symbol's recent 1s and 1m candles in rings; `metrics`: the rank row
+- `history`: each symbol's recent 1s and 1m candles in rings (`columns`: a candle's
+  figures as they take them, and stored candles as columns); `metrics`: the rank row
   computed from them.
 - `rules`: signals as pluggable pure functions of closed bars; `bars`: the 5m..1d bars
   they read, rolled up by `schemas.bars`.

@@ -39,14 +39,19 @@ candles in topic order would leave: a candle the topic then delivers again is a 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import numpy as np
 
+from flows.signals.columns import (
+    MINUTE_MS,
+    SECOND_MS,
+    CandleColumns,
+    Values,
+    candle_values,
+    ceil_to,
+    floor_to,
+)
 from schemas.candles import Candle
-
-SECOND_MS = 1_000
-MINUTE_MS = 60_000
 
 SECONDS_KEPT = 3_660
 """1s candles held: an hour and a minute (a 1h change needs the close 3,601 s back)."""
@@ -62,64 +67,6 @@ _SECOND_ROW = {CLOSE: 0, VOLUME: 1, QUOTE: 2, TRADES: 3}
 """The seconds ring's row of each figure it keeps (no high or low)."""
 
 _INF = math.inf
-
-
-class CandleColumns(NamedTuple):
-    """One symbol's candles of one interval as columns, oldest first, one per open time
-    (as read from ClickHouse for a warm start). Flat candles have count 0."""
-
-    open_time: np.ndarray
-    """int64 ms."""
-    close: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    volume: np.ndarray
-    quote: np.ndarray
-    trades: np.ndarray
-    """float64, like the other figures."""
-    version: np.ndarray
-    """int64."""
-
-    def tail(self, since: int) -> CandleColumns:
-        """The candles opening at or after `since`."""
-        i = int(np.searchsorted(self.open_time, since))
-        return CandleColumns(*(column[i:] for column in self))
-
-
-class Values(NamedTuple):
-    """A candle's figures as floats, in the minutes ring's row order."""
-
-    close: float
-    high: float
-    """-inf for a flat candle: it carries a close, not a trade."""
-    low: float
-    """+inf for a flat candle."""
-    volume: float
-    quote: float
-    trades: float
-
-
-def candle_values(candle: Candle) -> Values:
-    """A candle's figures as floats (a flat candle's high and low are -inf and +inf)."""
-    flat = candle.count == 0
-    return Values(
-        float(candle.close),
-        -_INF if flat else float(candle.high),
-        _INF if flat else float(candle.low),
-        float(candle.volume),
-        float(candle.quote_volume),
-        float(candle.count),
-    )
-
-
-def floor_to(t: int, step: int) -> int:
-    """The largest multiple of `step` at or before `t`."""
-    return t - t % step
-
-
-def ceil_to(t: int, step: int) -> int:
-    """The smallest multiple of `step` at or after `t`."""
-    return -(-t // step) * step
 
 
 class CandleHistory:

@@ -20,20 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from flows.signals.columns import MINUTE_MS, SECOND_MS, CandleColumns, ceil_to, floor_to
 from flows.signals.history import (
     HIGH,
     LOW,
-    MINUTE_MS,
     MINUTES_KEPT,
     QUOTE,
-    SECOND_MS,
     SECONDS_KEPT,
     TRADES,
     VOLUME,
-    CandleColumns,
     CandleHistory,
-    ceil_to,
-    floor_to,
 )
 from schemas.candles import Candle
 from schemas.quotes import Quote

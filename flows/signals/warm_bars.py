@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from flows.signals.bars import ROLLED_FROM, SymbolBars
-from flows.signals.history import MINUTE_MS, CandleColumns, ceil_to, floor_to
+from flows.signals.columns import MINUTE_MS, CandleColumns, ceil_to, floor_to
 from flows.signals.rules import TIMEFRAME_MS
 from schemas.bars import rollup_columns
 from schemas.signals import Timeframe

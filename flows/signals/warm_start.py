@@ -31,14 +31,8 @@ import numpy as np
 import pyarrow as pa
 
 from flows.signals.bars import SymbolBars
-from flows.signals.history import (
-    MINUTE_MS,
-    MINUTES_KEPT,
-    SECOND_MS,
-    SECONDS_KEPT,
-    CandleColumns,
-    CandleHistory,
-)
+from flows.signals.columns import MINUTE_MS, SECOND_MS, CandleColumns
+from flows.signals.history import MINUTES_KEPT, SECONDS_KEPT, CandleHistory
 from flows.signals.settings import SignalParams
 from flows.signals.warm_bars import fill_bars
 

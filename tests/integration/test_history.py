@@ -28,7 +28,9 @@ from schemas import topics
 from schemas.candles import candle_decoder
 from schemas.tickers import ticker_decoder
 from tests.fakes.binance import FakeBinance
-from tickscan.run import Endpoints, RunOptions, run
+from tickscan.banner import Endpoints
+from tickscan.run import run
+from tickscan.run_options import RunOptions
 from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration

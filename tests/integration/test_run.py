@@ -16,7 +16,9 @@ from api.settings import ApiSettings
 from flows.candles.flow import FlowCounters
 from runtime.clickhouse import connect
 from runtime.settings import ClickHouseSettings
-from tickscan.run import Endpoints, RunOptions, banner, run
+from tickscan.banner import Endpoints, banner
+from tickscan.run import run
+from tickscan.run_options import RunOptions
 from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -118,7 +120,7 @@ def test_run_turns_the_simulated_market_into_live_candles(
 
 
 def test_binance_source_falls_back_to_the_simulated_market_and_says_so() -> None:
-    from tickscan.run import binance_reachable, choose_source
+    from tickscan.run_options import binance_reachable, choose_source
 
     # A closed port: the probe is refused at once, as with no route to Binance.
     probe = binance_reachable("http://127.0.0.1:9", timeout_s=2)

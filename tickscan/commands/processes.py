@@ -66,8 +66,9 @@ def run(
     live Binance by default.
     """
     stop = stop_on_signals()  # first: a Ctrl-C while starting up stops cleanly too
-    from tickscan.run import RunError, RunOptions, banner, check_options
+    from tickscan.banner import banner
     from tickscan.run import run as run_platform
+    from tickscan.run_options import RunError, RunOptions, check_options
 
     chosen = tuple(m.strip() for m in markets.split(",") if m.strip())
     options = RunOptions(

@@ -11,7 +11,8 @@ import anyio
 import pytest
 
 from api.errors import InvalidRequest, NotFound
-from api.services.candles import MAX_TIME_MS, candles, encode_page, iso_ms, parse_time
+from api.services.candles import candles, encode_page
+from api.services.times import MAX_TIME_MS, iso_ms, parse_time
 
 MINUTE = 60_000
 T0 = 1_723_161_300_000  # 2024-08-08T23:55:00Z

@@ -16,17 +16,10 @@ import pytest
 from starlette.datastructures import QueryParams
 
 from api.errors import InvalidRequest
+from api.services.columns import FLAG_COLUMNS, METRIC_WINDOWS, NUMERIC_COLUMNS
 from api.services.filter_eval import compile_filter
 from api.services.filter_query import parse_query
-from api.services.filters import (
-    FLAG_COLUMNS,
-    METRIC_WINDOWS,
-    NUMERIC_COLUMNS,
-    Condition,
-    MetricRef,
-    ScanFilter,
-    parse_filter,
-)
+from api.services.filters import Condition, MetricRef, ScanFilter, parse_filter
 from schemas.ranks import METRICS, RVOL_WINDOWS, WINDOWS, RankRow
 from schemas.symbols import SymbolInfo
 

@@ -12,8 +12,8 @@ import pytest
 from api.accounts.passwords import MAX_LENGTH, MIN_LENGTH
 from api.errors import InvalidRequest
 from api.main import create_app
-from api.services.candles import parse_time
 from api.services.filter_sql import parse_at
+from api.services.times import parse_time
 from tickscan.settings import Settings
 
 SIGNED_IN = [{"bearerAuth": []}, {"sessionCookie": []}]
