@@ -16,13 +16,12 @@ from api.openapi import HISTORY_ERRORS, time_query
 from api.services.candles import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
-    TIME_FORMS,
     CandlePage,
     HistoryInterval,
     candles,
     encode_page,
-    parse_time,
 )
+from api.services.times import TIME_FORMS, parse_time
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from api.accounts.entitlements import NOT_ENTITLED, EntitlementsDep
 from api.deps import BoardsDep
 from api.openapi import time_query
 from api.services.board import FILTER_QUERY_DOC, board_filter
-from api.services.candles import TIME_FORMS
 from api.services.filters import ScanFilter
+from api.services.times import TIME_FORMS
 from schemas.ranks import METRIC_WARMUP, METRICS, Resolution
 
 router = APIRouter(prefix="/api/v1", tags=["scanner"])

@@ -12,8 +12,8 @@ from api.accounts.entitlements import NOT_ENTITLED, SIGNALS, Entitled
 from api.deps import StoreDep
 from api.errors import Unavailable
 from api.openapi import HISTORY_ERRORS, ExchangeQuery, MarketQuery, time_query
-from api.services.candles import TIME_FORMS, parse_time
 from api.services.signals import DEFAULT_LIMIT, MAX_LIMIT, SignalPage, signals
+from api.services.times import TIME_FORMS, parse_time
 from schemas.signals import Timeframe
 
 logger = logging.getLogger(__name__)

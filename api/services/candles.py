@@ -13,10 +13,6 @@ from api.errors import InvalidRequest, NotFound
 from api.live.candle_streams import load_window
 from api.live.candles import Bar, FormingCandle
 from api.services.times import MAX_TIME_MS
-
-# The routes of time-bounded queries name their time parameters from here too.
-from api.services.times import TIME_FORMS as TIME_FORMS
-from api.services.times import parse_time as parse_time
 from api.store import Store
 from schemas.candles import ROLLUP_INTERVAL_MS
 from schemas.topics import symbol_key
