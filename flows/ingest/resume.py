@@ -27,7 +27,6 @@ both under-state it). `last_published` reads both and keeps the larger. Here too
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Collection, Mapping
@@ -40,7 +39,6 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flows.ingest.parts import ConsumerFactory
 from flows.ingest.sequence import Gap
-from runtime.kafka import consumer_config
 from schemas.trades import Market, trade_decoder
 
 logger = logging.getLogger(__name__)
@@ -130,7 +128,7 @@ def _utc(time_us: int) -> str:
 
 
 def last_trades_in_topic(
-    kafka: ConsumerFactory | str,
+    consumers: ConsumerFactory,
     topic: str,
     partitions: int,
     exchange: str,
@@ -147,8 +145,7 @@ def last_trades_in_topic(
     high watermark until the partition stays quiet, since Tansu reports it late.
 
     Args:
-        kafka: Opens a consumer of the cluster (the ingest's, handed down), or the
-            cluster's bootstrap servers, for a reader that holds only its address.
+        consumers: Opens a consumer of the cluster (the ingest's, handed down).
         topic: The trades topic (md.trades.v1).
         partitions: Its partition count.
         exchange: Only trades of this exchange ...
@@ -162,9 +159,6 @@ def last_trades_in_topic(
     prefix = f"{exchange}:{market}:".encode()
     wanted = set(symbols)
     found: dict[str, LastTrade] = {}
-    consumers = (
-        functools.partial(Consumer, consumer_config(kafka)) if isinstance(kafka, str) else kafka
-    )
     consumer = consumers()
     try:
         for partition in range(partitions):

@@ -10,17 +10,19 @@ cap, recorded ``unrepairable`` with the ``tickscan backfill`` to run.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 from clickhouse_connect.driver.client import Client
+from confluent_kafka import Consumer
 
 from flows.ingest.resume import LastTrade, last_trades_in_clickhouse, last_trades_in_topic, newest
 from flows.ingest.run import IngestReport
 from flows.ingest.trades import TradePublisher
-from runtime.kafka import ensure_topics
+from runtime.kafka import consumer_config, ensure_topics
 from schemas import topics
 from schemas.trades import Market, Trade
 from tests.fakes.binance import FakeBinance
@@ -147,15 +149,16 @@ def test_the_last_published_ids_come_from_the_topic_tail_and_clickhouse(
     )
     wanted = ["TAILAUSDT", "TAILBUSDT", "TAILCUSDT", "TAILDUSDT"]
 
+    consumers = functools.partial(Consumer, consumer_config(kafka_bootstrap))
     whole = last_trades_in_topic(
-        kafka_bootstrap, topic, 1, "binance", "spot", wanted, max_records=100_000
+        consumers, topic, 1, "binance", "spot", wanted, max_records=100_000
     )
     assert whole == {
         "TAILAUSDT": LastTrade(30_000, 1_700_000_000_030_000),
         "TAILBUSDT": LastTrade(500, 1_700_000_000_000_500),
     }
     # Bounded: the newest chunk only, where TAILBUSDT is not.
-    tail = last_trades_in_topic(kafka_bootstrap, topic, 1, "binance", "spot", wanted, max_records=1)
+    tail = last_trades_in_topic(consumers, topic, 1, "binance", "spot", wanted, max_records=1)
     assert tail == {"TAILAUSDT": LastTrade(30_000, 1_700_000_000_030_000)}
     stored = last_trades_in_clickhouse(ch, ch_database, "binance", "spot", wanted)
     assert stored["TAILCUSDT"] == LastTrade(7, 1_704_164_645_000_006)
