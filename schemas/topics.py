@@ -24,10 +24,27 @@ TICKERS = "md.tickers.v1"
 """The exchange's 24h statistics (`schemas.tickers.Ticker24h`), keyed like the trades:
 published once per symbol when live ingest starts on a store without a day of history."""
 
+MARKS = "md.marks.v1"
+"""Mark prices and funding estimates of perpetuals (`schemas.perps.MarkPrice`), keyed like
+the trades: about one per symbol per second."""
+
+LIQUIDATIONS = "md.liquidations.v1"
+"""Liquidation orders (`schemas.perps.Liquidation`), keyed like the trades. Binance samples
+them (at most one per symbol per second), so they undercount."""
+
+OPEN_INTEREST = "md.open_interest.v1"
+"""Open-interest samples (`schemas.perps.OpenInterest`), keyed like the trades."""
+
+FUNDING = "md.funding.v1"
+"""Settled funding events (`schemas.perps.FundingEvent`), keyed like the trades."""
+
 DEADLETTER = "md.deadletter.v1"
 """Messages a stage rejected (`schemas.deadletter.DeadLetter`), keyed by stage."""
 
-ALL = (TRADES, QUOTES, CANDLES, SIGNALS, RANKS, TICKERS, DEADLETTER)
+ALL = (
+    TRADES, QUOTES, CANDLES, SIGNALS, RANKS, TICKERS,
+    MARKS, LIQUIDATIONS, OPEN_INTEREST, FUNDING, DEADLETTER,
+)  # fmt: skip
 
 CONTROL_HEADER = "tickscan-control"
 """Header naming a control record (not data). Its value says which: see `END_OF_RUN`."""
