@@ -13,6 +13,7 @@ trades', so one symbol's perpetual data stays ordered in one partition.
 - `OpenInterest`: one sample of a symbol's open interest, polled live or read from the
   exchange's history.
 - `FundingEvent`: one settled funding time of one symbol and the rate that applied.
+- `MarkKline`: one 1m kline of the mark price, from the exchange's history.
 """
 
 from __future__ import annotations
@@ -173,6 +174,23 @@ class FundingEvent(msgspec.Struct, frozen=True, omit_defaults=True):
     def key(self) -> str:
         """Kafka key, the same as the symbol's trades."""
         return f"{self.exchange}:{self.market}:{self.symbol}"
+
+
+class MarkKline(msgspec.Struct, frozen=True):
+    """One 1-minute kline of a symbol's mark price (Binance ``markPriceKlines``).
+
+    Times are milliseconds since the epoch, as `schemas.candles.Candle`'s.
+    """
+
+    exchange: str
+    market: Market
+    symbol: str
+    open_time: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    close_time: int
 
 
 class InvalidPerpData(SchemaError):
