@@ -22,7 +22,8 @@ Not for CI: a 2-hour run (the default) is::
     nohup .venv/bin/python bench/soak_run.py 120 > /tmp/soak_run.log 2>&1 &
 
 Last line, JSON:
-{"minutes": M, "rate": .., "tickscan": {"rss_start_mb", "rss_end_mb", "rss_max_mb",
+{"minutes": M, "rate": .., "tickscan": {"rss_quarter_means_mb",
+ "rss_slope_second_half_mb_per_h", "rss_start_mb", "rss_end_mb", "rss_max_mb",
  "rss_slope_mb_per_h", "cpu_first_cores", "cpu_last_cores", "cpu_slope_cores_per_h"},
  "broker": {...same...}, "broker_records_start": .., "broker_records_end": ..,
  "broker_records_max": .., "exit_code": ..}
@@ -127,7 +128,15 @@ def summary(series: Series, warmup_s: float) -> dict[str, float]:
     rss = [series.rss[i] for i in kept]
     cores = [series.cores[i] for i in kept]
     quarter = max(1, len(kept) // 4)
+    half = len(kept) // 2
     return {
+        # A bound being reached (caches, buffers) slows growth; a leak does not.
+        "rss_quarter_means_mb": [
+            round(sum(part) / len(part), 1)
+            for part in (rss[i * quarter : (i + 1) * quarter] for i in range(4))
+            if part
+        ],
+        "rss_slope_second_half_mb_per_h": round(slope(hours[half:], rss[half:]), 1),
         "rss_start_mb": round(rss[0], 1),
         "rss_end_mb": round(rss[-1], 1),
         "rss_max_mb": round(max(rss), 1),
@@ -307,7 +316,9 @@ def main() -> None:
             print(
                 f"{name}: RSS {figures['rss_start_mb']:.0f} MB after warm-up -> "
                 f"{figures['rss_end_mb']:.0f} MB at the end (max {figures['rss_max_mb']:.0f}), "
-                f"slope {figures['rss_slope_mb_per_h']:+.1f} MB/h; CPU "
+                f"slope {figures['rss_slope_mb_per_h']:+.1f} MB/h "
+                f"({figures['rss_slope_second_half_mb_per_h']:+.1f} MB/h over the second half; "
+                f"quarter means {figures['rss_quarter_means_mb']}); CPU "
                 f"{figures['cpu_first_cores']:.2f} -> {figures['cpu_last_cores']:.2f} cores "
                 f"(first/last quarter), slope {figures['cpu_slope_cores_per_h']:+.3f} cores/h"
             )
