@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flows.ingest.run import streams_for, trading_symbols, ws_policy
-from flows.sources.binance.streams import perpetual_symbols
 from flows.ingest.settings import IngestSettings
 from flows.sources.binance.markets import USDM
+from flows.sources.binance.streams import perpetual_symbols
 
 
 def test_only_trading_symbols_are_followed() -> None:
