@@ -10,7 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+from pydantic import ValidationError
+
 from flows.ingest.open_interest import OpenInterestPoller, OpenInterestSchedule, Timing
+from flows.ingest.settings import IngestSettings
 from flows.sources.binance.markets import USDM
 from flows.sources.binance.rest import BinanceBanned, BinanceUnavailable
 from schemas.perps import OpenInterest
@@ -197,3 +201,13 @@ def test_stopping_ends_the_wait_for_the_next_slot() -> None:
 
     asyncio.run(main())
     assert asked == ["BTCUSDT"]
+
+
+def test_the_poll_settings_are_validated() -> None:
+    defaults = IngestSettings()
+    assert (defaults.open_interest_every_s, defaults.open_interest_share) == (60.0, 0.25)
+    assert defaults.mark_missing_after_s == 30.0 and defaults.open_interest
+    for bad in ({"open_interest_every_s": 0}, {"open_interest_share": 0},
+                {"open_interest_share": 0.9}, {"mark_missing_after_s": -1}):  # fmt: skip
+        with pytest.raises(ValidationError):
+            IngestSettings(**bad)
