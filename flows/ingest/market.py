@@ -414,12 +414,14 @@ class LiveIngest:
         if self._checker is not None:
             checking = asyncio.create_task(self._checker.run(), name="ingest-crosscheck")
             tasks.append(checking)
-        # Stopped, not cancelled, like the stale watch: a row or poll in flight finishes.
+        # The mark-price watch is stopped, not cancelled, like the stale watch: a row being
+        # written is finished. The poller is cancelled: a poll held by a 429 may take long.
         stoppable = [watching]
-        for name, part in (("ingest-marks", self._marks), ("ingest-open-interest", self._poller)):
-            if part is not None:
-                stoppable.append(asyncio.create_task(part.run(), name=name))
-                tasks.append(stoppable[-1])
+        if self._marks is not None:
+            stoppable.append(asyncio.create_task(self._marks.run(), name="ingest-marks"))
+            tasks.append(stoppable[-1])
+        if self._poller is not None:
+            tasks.append(asyncio.create_task(self._poller.run(), name="ingest-open-interest"))
         # Not among `tasks`: its end (done, or failed) does not end the ingest.
         fetching = (
             asyncio.create_task(self._fetch_history(symbols), name="ingest-history")
@@ -443,9 +445,8 @@ class LiveIngest:
                     task.cancel()
             # Not cancelled: a data_quality row being written is finished first.
             self._stale.stop()
-            for part in (self._marks, self._poller):
-                if part is not None:
-                    part.stop()
+            if self._marks is not None:
+                self._marks.stop()
             if self._checker is not None:
                 # Not cancelled: it does a last round and leaves the candle topic.
                 self._checker.stop()

@@ -13,7 +13,8 @@ Per market: spot follows ``<symbol>@trade`` (raw trade ids) and ``<symbol>@bookT
 USDⓈ-M follows ``<symbol>@aggTrade`` on ``/market`` (aggregate ids) and
 ``<symbol>@bookTicker`` on ``/public``, and for its perpetuals ``<symbol>@markPrice@1s``
 and ``!forceOrder@arr`` on ``/market`` (md.marks.v1, md.liquidations.v1) and the open
-interest polled from REST (md.open_interest.v1, `flows.ingest.open_interest`). Each trade passes `flows.ingest.sequence.TradeSequencer`:
+interest polled from REST (md.open_interest.v1, `flows.ingest.open_interest`). Each
+trade passes `flows.ingest.sequence.TradeSequencer`:
 duplicates from overlapping or replayed connections are dropped, and ids that never
 came become gaps. Each gap is recorded in ClickHouse ``data_quality`` (``open``),
 fetched from REST through a `GapFiller`, published like live trades (the candle flow

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import Any
 
+from flows.ingest.data_quality import DataQualityLog
 from flows.ingest.staleness import MARK_PRICE_WATCH, StaleMonitor, StaleWatch
 
 WALL = datetime(2024, 1, 2, 3, 4, 5, 123_456, tzinfo=UTC)
@@ -72,28 +74,20 @@ def test_a_silent_mark_price_is_a_perpetual_without_mark_price_whatever_its_trad
     assert [r.silent_s for r in resumed] == [40.0] and watch.stale == []
 
 
-class FakeLog:
-    """Records what a monitor writes to data_quality."""
+class FakeClient:
+    """Records the rows a `DataQualityLog` inserts, as a ClickHouse client would take them."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str, int, str, str]] = []
+        self.rows: list[dict[str, Any]] = []
 
-    async def stale(
-        self,
-        symbol: str,
-        detected_at: datetime,
-        status: str,
-        version: int,
-        *,
-        detail: str,
-        resolved_at: datetime | None = None,
-        kind: str = "stale",
-    ) -> None:
-        self.rows.append((symbol, status, version, kind, detail))
+    def insert(self, table: str, rows: list[list[Any]], column_names: list[str]) -> None:
+        assert table == "tickscan.data_quality"
+        self.rows += [dict(zip(column_names, row, strict=True)) for row in rows]
 
 
 def test_a_perpetual_without_mark_price_is_recorded_open_then_repaired() -> None:
-    log = FakeLog()
+    client = FakeClient()
+    log = DataQualityLog(client, "tickscan", "usdm")
     heard: dict[str, float] = {}
     silent: dict[str, float] = {}
 
@@ -104,20 +98,23 @@ def test_a_perpetual_without_mark_price_is_recorded_open_then_repaired() -> None
         )  # fmt: skip
         running = asyncio.create_task(monitor.run())
         silent["ethusdt@markPrice@1s"] = since = time.monotonic()
-        while not log.rows:
+        while not client.rows:
             await asyncio.sleep(0.01)
         assert monitor.watch.stale == ["ETHUSDT"] and monitor.found == 1
         silent.clear()
         heard["ethusdt@markPrice@1s"] = since + 3.0
-        while len(log.rows) < 2:
+        while len(client.rows) < 2:
             await asyncio.sleep(0.01)
         monitor.stop()
         await asyncio.wait_for(running, 5)
         return monitor
 
     monitor = asyncio.run(asyncio.wait_for(main(), 10))
-    assert [row[:4] for row in log.rows] == [
+    assert [(r["symbol"], r["status"], r["version"], r["kind"]) for r in client.rows] == [
         ("ETHUSDT", "open", 1, "no_mark_price"), ("ETHUSDT", "repaired", 2, "no_mark_price"),
     ]  # fmt: skip
-    assert "ethusdt@markPrice@1s silent for" in log.rows[0][4]
+    opened, repaired = client.rows
+    assert "ethusdt@markPrice@1s silent for" in opened["detail"]
+    assert repaired["detected_at"] == opened["detected_at"]  # the same finding, rewritten
+    assert opened["resolved_at"] is None and repaired["resolved_at"] is not None
     assert monitor.watch.stale == []

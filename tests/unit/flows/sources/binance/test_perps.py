@@ -18,7 +18,8 @@ from flows.sources.binance.perps import (
     parse_open_interest,
 )
 from flows.sources.binance.trades import BinanceDecodeError
-from schemas.perps import Liquidation, MarkPrice, OpenInterest
+from schemas.perps import OpenInterest
+from tests.unit.schemas.test_perps import LIQUIDATION, MARK
 
 DOC_MARK = (
     '{"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT","p":"11794.15000000",'
@@ -44,20 +45,8 @@ DOC_OPEN_INTEREST = b'{"openInterest":"10659.509","symbol":"BTCUSDT","time":1589
 
 
 def test_the_documented_mark_price_keeps_every_figure_exactly() -> None:
-    mark = MarkPriceDecoder().decode(DOC_MARK, received_us=1_562_305_380_123_456)
-    assert mark == MarkPrice(
-        exchange="binance",
-        market="usdm",
-        symbol="BTCUSDT",
-        time_us=1_562_305_380_000_000,
-        mark_price=Decimal("11794.15000000"),
-        index_price=Decimal("11784.62659091"),
-        estimated_settle_price=Decimal("11784.25641265"),
-        funding_rate=Decimal("0.00038167"),
-        next_funding_time_us=1_562_306_400_000_000,
-        received_us=1_562_305_380_123_456,
-    )
-    assert mark.key == "binance:usdm:BTCUSDT"
+    mark = MarkPriceDecoder().decode(DOC_MARK, received_us=MARK.received_us)
+    assert mark == MARK and mark.key == "binance:usdm:BTCUSDT"
 
 
 def test_a_live_mark_price_frame_is_read_through_its_wrapper_and_extra_fields() -> None:
@@ -79,24 +68,8 @@ def test_a_delivery_contract_has_no_funding() -> None:
 
 
 def test_the_documented_liquidation_is_a_long_closed() -> None:
-    liquidation = LiquidationDecoder().decode(DOC_FORCE_ORDER, received_us=7)
-    assert liquidation == Liquidation(
-        exchange="binance",
-        market="usdm",
-        symbol="BTCUSDT",
-        time_us=1_568_014_460_893_000,
-        side="SELL",
-        price=Decimal("9910"),
-        avg_price=Decimal("9910"),
-        qty=Decimal("0.014"),
-        filled_qty=Decimal("0.014"),
-        last_filled_qty=Decimal("0.014"),
-        status="FILLED",
-        order_type="LIMIT",
-        time_in_force="IOC",
-        event_time_us=1_568_014_460_893_000,
-        received_us=7,
-    )
+    liquidation = LiquidationDecoder().decode(DOC_FORCE_ORDER, LIQUIDATION.received_us)
+    assert liquidation == LIQUIDATION
     assert liquidation.is_long and liquidation.quote_volume == Decimal("138.740")
 
 
@@ -130,40 +103,35 @@ def test_the_documented_open_interest_is_a_polled_sample() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("raw", "reason"),
-    [
-        ("not json", "bad_json"),
-        ('{"e":"bookTicker","s":"BTCUSDT","u":1}', "bad_type"),  # another event
-        (DOC_MARK.replace('"p":"11794.15000000",', ""), "missing_field"),
-        (DOC_MARK.replace('"E":1562305380000', '"E":"soon"'), "bad_type"),
-        (DOC_MARK.replace('"11794.15000000"', '"lots"'), "bad_decimal"),
-        (DOC_MARK.replace('"11794.15000000"', '"-1"'), "invalid_perp"),
-        (DOC_MARK.replace('"11784.62659091"', '"0"'), "invalid_perp"),
-        (DOC_MARK.replace('"0.00038167"', '"NaN"'), "bad_decimal"),
-        (DOC_MARK.replace('"s":"BTCUSDT"', '"s":""'), "invalid_perp"),
-    ],
-)
-def test_a_bad_mark_price_is_a_decode_error_with_its_reason(raw: str, reason: str) -> None:
-    with pytest.raises(BinanceDecodeError) as caught:
-        MarkPriceDecoder().decode(raw, received_us=1)
-    assert caught.value.reason == reason
+MARKS, LIQUIDATIONS = MarkPriceDecoder(), LiquidationDecoder()
 
 
 @pytest.mark.parametrize(
-    ("raw", "reason"),
+    ("decoder", "raw", "reason"),
     [
-        (DOC_MARK, "bad_type"),  # a mark price on the liquidation stream
-        (DOC_FORCE_ORDER.replace('"S":"SELL"', '"S":"HOLD"'), "bad_type"),
-        (DOC_FORCE_ORDER.replace('"ap":"9910",', ""), "missing_field"),
-        (DOC_FORCE_ORDER.replace('"z":"0.014"', '"z":"0.020"'), "invalid_perp"),  # > qty
-        (DOC_FORCE_ORDER.replace('"q":"0.014"', '"q":"0"'), "invalid_perp"),
-        ('{"e":"forceOrder","E":1568014460893}', "missing_field"),
+        (MARKS, "not json", "bad_json"),
+        (MARKS, '{"e":"bookTicker","s":"BTCUSDT","u":1}', "bad_type"),  # another event
+        (MARKS, DOC_MARK.replace('"p":"11794.15000000",', ""), "missing_field"),
+        (MARKS, DOC_MARK.replace('"E":1562305380000', '"E":"soon"'), "bad_type"),
+        (MARKS, DOC_MARK.replace('"11794.15000000"', '"lots"'), "bad_decimal"),
+        (MARKS, DOC_MARK.replace('"11794.15000000"', '"-1"'), "invalid_perp"),
+        (MARKS, DOC_MARK.replace('"11784.62659091"', '"0"'), "invalid_perp"),
+        (MARKS, DOC_MARK.replace('"0.00038167"', '"NaN"'), "bad_decimal"),
+        (MARKS, DOC_MARK.replace('"s":"BTCUSDT"', '"s":""'), "invalid_perp"),
+        (LIQUIDATIONS, DOC_MARK, "bad_type"),  # a mark price on the liquidation stream
+        (LIQUIDATIONS, DOC_FORCE_ORDER.replace('"S":"SELL"', '"S":"HOLD"'), "bad_type"),
+        (LIQUIDATIONS, DOC_FORCE_ORDER.replace('"ap":"9910",', ""), "missing_field"),
+        # More filled than ordered; nothing ordered.
+        (LIQUIDATIONS, DOC_FORCE_ORDER.replace('"z":"0.014"', '"z":"0.020"'), "invalid_perp"),
+        (LIQUIDATIONS, DOC_FORCE_ORDER.replace('"q":"0.014"', '"q":"0"'), "invalid_perp"),
+        (LIQUIDATIONS, '{"e":"forceOrder","E":1568014460893}', "missing_field"),
     ],
 )
-def test_a_bad_liquidation_is_a_decode_error_with_its_reason(raw: str, reason: str) -> None:
+def test_a_bad_stream_message_is_a_decode_error_with_its_reason(
+    decoder: MarkPriceDecoder | LiquidationDecoder, raw: str, reason: str
+) -> None:
     with pytest.raises(BinanceDecodeError) as caught:
-        LiquidationDecoder().decode(raw, received_us=1)
+        decoder.decode(raw, received_us=1)
     assert caught.value.reason == reason
 
 
