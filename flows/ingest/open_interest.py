@@ -166,7 +166,13 @@ class OpenInterestPoller:
         start = self._clock()
         while not self._stopping.is_set():
             symbols = set(self._symbols())
-            self._following = len(symbols)
+            if len(symbols) != self._following:
+                self._following = len(symbols)
+                logger.info(
+                    "open interest: polling %d perpetual(s) every %.0f s, %.0f weight/min",
+                    len(symbols), self.schedule.round_s(len(symbols)),
+                    self.schedule.uses(len(symbols)),
+                )  # fmt: skip
             end = start + self.schedule.round_s(len(symbols))
             await self._round(self.schedule.slots(symbols, start), end)
             if not await self._wait_until(end):
