@@ -13,8 +13,8 @@ when on, `flows.ingest.crosscheck.LiveCrossCheck` checks our candles. On USDⓈ-
 TRADING perpetual's mark price and the market's liquidations are followed too (published
 by `flows.ingest.perps.PerpPublisher`), a perpetual without mark price is watched for
 like a stale symbol, and `flows.ingest.open_interest.OpenInterestPoller` polls open
-interest behind gap repair. Its status and report
-are built and logged by `flows.ingest.status`.
+interest behind gap repair. Its status and report are built and logged by
+`flows.ingest.status`.
 """
 
 from __future__ import annotations
