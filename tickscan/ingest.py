@@ -20,6 +20,7 @@ from confluent_kafka import Consumer
 from flows.ingest import market
 from flows.ingest.history import HistoryPublisher
 from flows.ingest.parts import IngestParts
+from flows.ingest.perps import PerpPublisher
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.settings import LiveIngestSettings
 from flows.ingest.status import IngestReport
@@ -73,6 +74,15 @@ async def ingest_parts(live: market.LiveIngest) -> AsyncIterator[IngestParts]:
         )
         quotes = QuotePublisher(bootstrap, live.quotes_topic)
         stack.callback(quotes.close)
+        perps = None
+        if live.follows_perpetuals:
+            perps = PerpPublisher(
+                bootstrap,
+                marks_topic=live.marks_topic,
+                liquidations_topic=live.liquidations_topic,
+                open_interest_topic=live.open_interest_topic,
+            )
+            stack.callback(perps.close)
         history_out = None
         if history is not None:
             history_out = HistoryPublisher(bootstrap, live.candles_topic, live.tickers_topic)
@@ -87,6 +97,7 @@ async def ingest_parts(live: market.LiveIngest) -> AsyncIterator[IngestParts]:
             trades=trades,
             quotes=quotes,
             history_out=history_out,
+            perps=perps,
         )
 
 

@@ -11,7 +11,10 @@
 - `history`: the day of 1m klines and the 24h tickers a fresh store lacks (`coverage`:
   which minutes, symbol by symbol).
 - `crosscheck`: our 1m candles (read by `candle_feed`) against the exchange's closed
-  klines, each disagreement a `mismatch`; `data_quality`: where gaps, mismatches and
-  stale symbols are written.
+  klines, each disagreement a `mismatch`; `data_quality`: where gaps, mismatches,
+  stale symbols and perpetuals without mark price are written.
+- `perps`: USDⓈ-M mark prices, liquidations and open interest published (through the
+  `quotes` module's sampled-record publisher); `open_interest`: the poll, spread over
+  each round within its share of the REST weight budget.
 - `settings`: its timings and limits (`TICKSCAN_INGEST__*`).
 """

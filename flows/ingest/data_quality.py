@@ -1,10 +1,12 @@
-"""The ``data_quality`` table: gaps in trade streams, kline mismatches, stale symbols.
+"""The ``data_quality`` table: gaps in trade streams, kline mismatches, stale symbols,
+perpetuals without mark price.
 
 One writer for every kind of finding, so rows keep one shape: a gap is written as
 ``open`` and rewritten (same key, higher version) as ``repaired`` or ``unrepairable``
 (`flows.ingest.gaps`); a mismatch between our 1m candle and the exchange's kline is written
 once, as ``info`` (`flows.ingest.crosscheck`); a stale symbol is written as ``open`` and
-rewritten as ``repaired`` when its data resumes (`flows.ingest.staleness`). ``FINAL`` shows
+rewritten as ``repaired`` when its data resumes (`flows.ingest.staleness`), and so is a
+perpetual without mark price (``no_mark_price``). ``FINAL`` shows
 each finding's latest row.
 """
 
@@ -85,8 +87,10 @@ class DataQualityLog:
         *,
         detail: str,
         resolved_at: datetime | None = None,
+        kind: str = "stale",
     ) -> None:
-        """Record one state of a stale symbol (``kind='stale'``).
+        """Record one state of a stale symbol (``kind='stale'``), or of another silence
+        found the same way (``no_mark_price``: a perpetual without mark price).
 
         Args:
             symbol: The symbol whose streams went silent.
@@ -95,9 +99,10 @@ class DataQualityLog:
             version: Higher for a later state.
             detail: Which streams were silent, and for how long.
             resolved_at: When its data resumed.
+            kind: The finding's kind.
         """
         row = [
-            EXCHANGE, self._market, symbol, "stale", status, detected_at, resolved_at,
+            EXCHANGE, self._market, symbol, kind, status, detected_at, resolved_at,
             None, None, 0, 0, "", detail[:2_000], version, None, "",
         ]  # fmt: skip
         await self._insert([row])

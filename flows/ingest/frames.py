@@ -10,6 +10,8 @@ dispatched on its stream's kind:
 - a ``@bookTicker`` quote is published to the quotes topic unless it is not newer than
   the last one of its symbol (`flows.ingest.sequence.QuoteFilter`);
 - a closed ``@kline_1m`` goes to the cross-check, when it is on;
+- on USDⓈ-M, a ``@markPrice@1s`` mark price and a ``!forceOrder@arr`` liquidation are
+  published to their topics (`flows.ingest.perps.PerpPublisher`);
 - a frame that does not decode goes to the dead-letter topic with the reason.
 """
 
@@ -23,12 +25,19 @@ import msgspec
 
 from flows.ingest.crosscheck import LiveCrossCheck
 from flows.ingest.gaps import GapWatch
+from flows.ingest.perps import PerpPublisher
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.sequence import QuoteFilter, TradeSequencer
 from flows.ingest.status import IngestCounts
 from flows.ingest.trades import TradePublisher
 from flows.sources.binance.book import BookTickerDecoder
 from flows.sources.binance.markets import binance_market
+from flows.sources.binance.perps import (
+    FORCE_ORDER_STREAM,
+    MARK_PRICE_STREAM,
+    LiquidationDecoder,
+    MarkPriceDecoder,
+)
 from flows.sources.binance.streams import KLINE_STREAM
 from flows.sources.binance.trades import BinanceDecodeError, BinanceDecoder
 from flows.sources.binance.ws import Frame
@@ -50,6 +59,7 @@ class FrameHandler:
         quotes: Publishes quotes.
         counts: The ingest's running counts, updated here frame by frame.
         checker: The cross-check that takes klines and trades; None when off.
+        perps: Publishes mark prices and liquidations (USDⓈ-M); None: they are skipped.
     """
 
     def __init__(
@@ -63,6 +73,7 @@ class FrameHandler:
         quotes: QuotePublisher,
         counts: IngestCounts,
         checker: LiveCrossCheck | None = None,
+        perps: PerpPublisher | None = None,
     ) -> None:
         self.counts = counts
         self._trade_kind = binance_market(market).trade_kind
@@ -74,6 +85,9 @@ class FrameHandler:
         self._publisher = publisher
         self._quote_producer = quotes
         self._checker = checker
+        self._perps = perps
+        self._marks = MarkPriceDecoder(exchange=exchange)
+        self._liquidations = LiquidationDecoder(exchange=exchange)
 
     async def consume(self, queue: asyncio.Queue[Frame]) -> None:
         """Handle frames as they come, until cancelled.
@@ -92,6 +106,8 @@ class FrameHandler:
                 self.handle(frame)
             publisher.poll(0)
             quotes.poll()
+            if self._perps is not None:
+                self._perps.poll()
             await asyncio.sleep(0)
 
     def drain(self, queue: asyncio.Queue[Frame]) -> None:
@@ -111,6 +127,10 @@ class FrameHandler:
             self._quote(frame)
         elif kind == KLINE_STREAM and self._checker is not None:
             self._kline(frame, self._checker)
+        elif self._perps is not None and (
+            kind == MARK_PRICE_STREAM or frame.stream == FORCE_ORDER_STREAM
+        ):
+            self._perp(frame, self._perps)
         else:
             self.counts.skipped[kind] += 1
 
@@ -153,6 +173,17 @@ class FrameHandler:
             self.counts.quotes += 1
         else:
             self.counts.stale_quotes += 1
+
+    def _perp(self, frame: Frame, perps: PerpPublisher) -> None:
+        try:
+            if frame.stream == FORCE_ORDER_STREAM:
+                perps.liquidation(self._liquidations.decode(frame.raw, frame.received_us))
+                self.counts.liquidations += 1
+            else:
+                perps.mark(self._marks.decode(frame.raw, frame.received_us))
+                self.counts.marks += 1
+        except BinanceDecodeError as exc:
+            self._reject(frame, exc)
 
     def _kline(self, frame: Frame, checker: LiveCrossCheck) -> None:
         try:

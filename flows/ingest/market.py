@@ -9,8 +9,12 @@ the socket is composed in: `flows.ingest.frames.FrameHandler` decodes, sequences
 publishes each frame, `flows.ingest.gaps.GapWatch` sees each gap repaired or refused,
 `flows.ingest.staleness.StaleMonitor` watches for silent symbols, `flows.ingest.history.History`
 fetches the day of 1m candles the store lacks (behind gap repair in the REST budget) and,
-when on, `flows.ingest.crosscheck.LiveCrossCheck` checks our candles. Its status and report
-are built and logged by `flows.ingest.status`.
+when on, `flows.ingest.crosscheck.LiveCrossCheck` checks our candles. On USDⓈ-M each
+TRADING perpetual's mark price and the market's liquidations are followed too (published
+by `flows.ingest.perps.PerpPublisher`), a perpetual without mark price is watched for
+like a stale symbol, and `flows.ingest.open_interest.OpenInterestPoller` polls open
+interest behind gap repair. Its status and report are built and logged by
+`flows.ingest.status`.
 """
 
 from __future__ import annotations
@@ -29,12 +33,18 @@ from flows.ingest.data_quality import DataQualityLog
 from flows.ingest.frames import FrameHandler
 from flows.ingest.gaps import GapFiller, GapRepairer, GapWatch, RestGapFiller
 from flows.ingest.history import History, HistoryReport
+from flows.ingest.open_interest import (
+    OPEN_INTEREST_ENDPOINT,
+    OpenInterestPoller,
+    OpenInterestSchedule,
+)
 from flows.ingest.parts import ConsumerFactory, IngestParts
+from flows.ingest.perps import PerpPublisher
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.resume import last_published
 from flows.ingest.sequence import TradeSequencer
 from flows.ingest.settings import LiveIngestSettings
-from flows.ingest.staleness import StaleMonitor
+from flows.ingest.staleness import MARK_PRICE_WATCH, StaleMonitor
 from flows.ingest.status import (
     IngestCounts,
     IngestReport,
@@ -47,12 +57,13 @@ from flows.ingest.status import (
 from flows.ingest.trades import IngestError
 from flows.sinks.symbols import SymbolWriter
 from flows.sources.binance.markets import binance_market
-from flows.sources.binance.rest import BinanceRestError
-from flows.sources.binance.streams import streams_for, trading_symbols
+from flows.sources.binance.rest import BinanceRest, BinanceRestError
+from flows.sources.binance.streams import perpetual_symbols, streams_for, trading_symbols
 from flows.sources.binance.symbols import symbol_infos
 from flows.sources.binance.ws import Frame, StreamPool, ws_policy
 from runtime.process import release_memory
 from schemas import topics
+from schemas.perps import OpenInterest
 from schemas.trades import Market
 
 logger = logging.getLogger(__name__)
@@ -89,6 +100,9 @@ class LiveIngest:
             (read from `candles_topic`) against them; mismatches go to ``data_quality``.
         candles_topic: Topic of our candles, for the cross-check, and of the history's.
         tickers_topic: Topic of the exchange's 24h tickers, published with the history.
+        marks_topic: Topic of the mark prices (USDⓈ-M).
+        liquidations_topic: Topic of the liquidations (USDⓈ-M).
+        open_interest_topic: Topic of the open-interest samples (USDⓈ-M).
 
     With ``ingest.history_h`` above 0, the 1m candles of that many hours the store lacks
     are fetched at start (`flows.ingest.history`); `history` reports how far it is.
@@ -109,6 +123,9 @@ class LiveIngest:
         crosscheck: bool = False,
         candles_topic: str = topics.CANDLES,
         tickers_topic: str = topics.TICKERS,
+        marks_topic: str = topics.MARKS,
+        liquidations_topic: str = topics.LIQUIDATIONS,
+        open_interest_topic: str = topics.OPEN_INTEREST,
     ) -> None:
         if market not in ("spot", "usdm"):
             raise LiveIngestError(f"market must be spot or usdm, not {market!r}")
@@ -123,8 +140,13 @@ class LiveIngest:
         self.crosscheck = crosscheck
         self.candles_topic = candles_topic
         self.tickers_topic = tickers_topic
+        self.marks_topic = marks_topic
+        self.liquidations_topic = liquidations_topic
+        self.open_interest_topic = open_interest_topic
         self.counts = IngestCounts()
         self.symbols: set[str] = set()
+        self.perpetuals: set[str] = set()
+        """The followed symbols that are perpetual contracts (USDⓈ-M)."""
         self._gap_filler = gap_filler
         self._opts = settings.ingest
         self._sequencer = TradeSequencer(grace_s=self._opts.gap_grace_s)
@@ -139,6 +161,9 @@ class LiveIngest:
         self._stale: StaleMonitor | None = None
         self._symbol_writer: SymbolWriter | None = None
         self._history: History | None = None
+        self._perps: PerpPublisher | None = None
+        self._marks: StaleMonitor | None = None
+        self._poller: OpenInterestPoller | None = None
 
     # -- status --------------------------------------------------------------------------
 
@@ -155,6 +180,8 @@ class LiveIngest:
             quotes=self._quote_producer,
             stale=self._stale,
             checker=self._checker,
+            marks=self._marks,
+            poller=self._poller,
         )
 
     @property
@@ -199,7 +226,14 @@ class LiveIngest:
             wanted.append(self.candles_topic)
         if self.fetches_history:
             wanted.append(self.tickers_topic)
+        if self.follows_perpetuals:
+            wanted += [self.marks_topic, self.liquidations_topic, self.open_interest_topic]
         return wanted
+
+    @property
+    def follows_perpetuals(self) -> bool:
+        """Whether it follows perpetuals data: mark prices, liquidations, open interest."""
+        return self.market == "usdm"
 
     async def follow(self, stop: asyncio.Event, parts: IngestParts) -> IngestReport:
         """Ingest until `stop` is set, then drain, repair what is open and flush.
@@ -259,7 +293,11 @@ class LiveIngest:
             quotes=parts.quotes,
             counts=self.counts,
             checker=self._checker,
+            perps=parts.perps,
         )
+        self._perps = parts.perps
+        if parts.perps is not None and self._opts.open_interest:
+            self._poller = self._open_interest_poller(rest.background(), parts.perps.open_interest)
 
         async def seed(symbols: set[str]) -> None:
             published = await last_published(
@@ -273,10 +311,13 @@ class LiveIngest:
             await self._follow(rest.exchange_info, seed, stop)
         finally:
             parts.quotes.flush()
+            if parts.perps is not None:
+                parts.perps.flush()
             if self._checker is not None:
                 self._checker.close()
         self.counts.quotes_delivered = parts.quotes.delivered
         self.counts.stale = self._stale.found if self._stale else 0
+        self.counts.no_mark = self._marks.found if self._marks else 0
         await asyncio.to_thread(publisher.flush)
         report = publisher.report()
         result = final_report(
@@ -288,9 +329,32 @@ class LiveIngest:
             gaps=self._gaps,
             publish=report,
             checker=self._checker,
+            poller=self._poller,
         )
         log_report(result)
         return result
+
+    def _open_interest_poller(
+        self, rest: BinanceRest, publish: Callable[[OpenInterest], None]
+    ) -> OpenInterestPoller:
+        """Polls the followed perpetuals' open interest through a background client.
+
+        Its share of the weight cap is ``ingest.open_interest_share``; the weight of a
+        poll is the market's (`flows.sources.binance.markets`).
+        """
+        opts = self._opts
+        schedule = OpenInterestSchedule(
+            every_s=opts.open_interest_every_s,
+            weight=rest.facts.weights[OPEN_INTEREST_ENDPOINT],
+            weight_per_minute=rest.budget.cap * opts.open_interest_share,
+        )
+        return OpenInterestPoller(
+            rest.open_interest,
+            publish,
+            lambda: self.perpetuals,
+            schedule,
+            spent=lambda: rest.stats.weight,
+        )
 
     def _cross_check(
         self, consumers: ConsumerFactory, partitions: int, log: DataQualityLog
@@ -316,7 +380,7 @@ class LiveIngest:
             self.ws_base, binance_market(self.market).stream_path, policy, self._queue
         )
         try:
-            symbols = await self._universe(exchange_info)
+            symbols, perpetuals = await self._universe(exchange_info)
         except (BinanceRestError, aiohttp.ClientError, TimeoutError) as exc:
             await self._pool.close()
             raise LiveIngestError(f"cannot read the {self.market} symbol universe: {exc}") from exc
@@ -327,14 +391,16 @@ class LiveIngest:
             raise
         assert self._log is not None and self._frames is not None and self._gaps is not None
         frames, gaps = self._frames, self._gaps
+        pool, log = self._pool, self._log
         self._stale = StaleMonitor(
-            self._pool.silent,
-            self._pool.last_message_at,
-            self._log,
-            market=self.market,
-            after_s=opts.stale_after_s,
+            pool.silent, pool.last_message_at, log, market=self.market, after_s=opts.stale_after_s
         )
-        self._apply_universe(symbols)
+        if self._perps is not None:
+            self._marks = StaleMonitor(
+                pool.silent, pool.last_message_at, log, market=self.market,
+                after_s=opts.mark_missing_after_s, watched=MARK_PRICE_WATCH,
+            )  # fmt: skip
+        self._apply_universe(symbols, perpetuals)
         watching = asyncio.create_task(self._stale.run(), name="ingest-stale")
         tasks = [
             asyncio.create_task(frames.consume(self._queue), name="ingest-consume"),
@@ -348,6 +414,14 @@ class LiveIngest:
         if self._checker is not None:
             checking = asyncio.create_task(self._checker.run(), name="ingest-crosscheck")
             tasks.append(checking)
+        # The mark-price watch is stopped, not cancelled, like the stale watch: a row being
+        # written is finished. The poller is cancelled: a poll held by a 429 may take long.
+        stoppable = [watching]
+        if self._marks is not None:
+            stoppable.append(asyncio.create_task(self._marks.run(), name="ingest-marks"))
+            tasks.append(stoppable[-1])
+        if self._poller is not None:
+            tasks.append(asyncio.create_task(self._poller.run(), name="ingest-open-interest"))
         # Not among `tasks`: its end (done, or failed) does not end the ingest.
         fetching = (
             asyncio.create_task(self._fetch_history(symbols), name="ingest-history")
@@ -367,10 +441,12 @@ class LiveIngest:
             await self._pool.close()
             consume = tasks[0]
             for task in tasks[1:]:
-                if task is not checking and task is not watching:
+                if task is not checking and task not in stoppable:
                     task.cancel()
             # Not cancelled: a data_quality row being written is finished first.
             self._stale.stop()
+            if self._marks is not None:
+                self._marks.stop()
             if self._checker is not None:
                 # Not cancelled: it does a last round and leaves the candle topic.
                 self._checker.stop()
@@ -390,7 +466,8 @@ class LiveIngest:
         except Exception:
             logger.exception("%s: fetching history failed; live ingest goes on", self.market)
 
-    async def _universe(self, exchange_info: ExchangeInfo) -> set[str]:
+    async def _universe(self, exchange_info: ExchangeInfo) -> tuple[set[str], set[str]]:
+        """The symbols to follow, and those of them that are perpetuals (USDⓈ-M only)."""
         info = await exchange_info()
         await self._record_symbols(info)
         symbols = trading_symbols(info)
@@ -399,7 +476,8 @@ class LiveIngest:
             if absent:
                 logger.warning("not TRADING on %s: %s", self.market, ", ".join(sorted(absent)))
             symbols &= self.only
-        return symbols
+        perpetuals = perpetual_symbols(info) & symbols if self._perps is not None else set()
+        return symbols, perpetuals
 
     async def _record_symbols(self, info: dict[str, Any]) -> None:
         """Write every listed symbol's metadata (delisted ones too, with their status)."""
@@ -411,12 +489,17 @@ class LiveIngest:
         except Exception as exc:  # metadata must never stop the trades
             logger.warning("%s: could not write symbol metadata (%s); will retry", self.market, exc)
 
-    def _apply_universe(self, symbols: set[str]) -> None:
+    def _apply_universe(self, symbols: set[str], perpetuals: set[str]) -> None:
         assert self._pool is not None and self._frames is not None and self._gaps is not None
         gone = self.symbols - symbols
         new = symbols - self.symbols
-        self._pool.set_streams(streams_for(self.market, symbols, klines=self.crosscheck))
+        self._pool.set_streams(
+            streams_for(self.market, symbols, klines=self.crosscheck, perpetuals=perpetuals)
+        )
         self.symbols = set(symbols)
+        if self._marks is not None and self.perpetuals - perpetuals:
+            self._marks.forget(self.perpetuals - perpetuals)
+        self.perpetuals = set(perpetuals)
         if gone:
             self._sequencer.forget(gone)
             self._frames.forget(gone)
@@ -433,12 +516,12 @@ class LiveIngest:
         while True:
             await asyncio.sleep(self._opts.refresh_s)
             try:
-                symbols = await self._universe(exchange_info)
+                symbols, perpetuals = await self._universe(exchange_info)
             except (BinanceRestError, aiohttp.ClientError, TimeoutError) as exc:
                 logger.warning("symbol refresh failed (%s); keeping %d", exc, len(self.symbols))
                 continue
-            if symbols != self.symbols:
-                self._apply_universe(symbols)
+            if symbols != self.symbols or perpetuals != self.perpetuals:
+                self._apply_universe(symbols, perpetuals)
 
     async def _release_memory(self) -> None:
         while True:

@@ -13,6 +13,7 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer
 
 from flows.ingest.history import HistoryPublisher
+from flows.ingest.perps import PerpPublisher
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.trades import TradePublisher
 from flows.sources.binance.rest import BinanceRest
@@ -43,6 +44,9 @@ class IngestParts:
             stops (its report counts what was delivered), the process closes it.
         history_out: The publisher of the history's candles and tickers; None when
             `history` is.
+        perps: The publisher of the mark prices, liquidations and open interest (flushed
+            by the ingest when it stops, closed by the process); None when
+            `LiveIngest.follows_perpetuals` is off (spot): then none are followed.
     """
 
     partitions: Mapping[str, int]
@@ -54,3 +58,4 @@ class IngestParts:
     trades: TradePublisher
     quotes: QuotePublisher
     history_out: HistoryPublisher | None
+    perps: PerpPublisher | None = None

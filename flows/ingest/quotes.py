@@ -1,4 +1,10 @@
-"""Publishing best bid/offer quotes to md.quotes.v1, keyed like the trades."""
+"""Publishing samples of the market's state (quotes, and perpetuals data) keyed like trades.
+
+`SamplePublisher` is the producer of records that a later one of the same symbol soon
+supersedes or that the exchange itself only samples: a failed delivery is counted and
+logged, never retried. `QuotePublisher` publishes best bid/offer quotes to md.quotes.v1;
+`flows.ingest.perps.PerpPublisher` the mark prices, liquidations and open interest.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +19,19 @@ from schemas.quotes import Quote, encode_quote
 logger = logging.getLogger(__name__)
 
 
-class QuotePublisher:
-    """Publishes quotes; counts deliveries and failures.
+class SamplePublisher:
+    """A producer of sampled records; counts deliveries and failures.
 
-    A quote superseded a moment later is worth little, so a failed delivery is counted
-    and logged (once), never retried here; a full local buffer waits for room rather than
-    dropping the quote.
+    A failed delivery is counted and logged (once), never retried here; a full local
+    buffer waits for room rather than dropping the record.
 
     Args:
         bootstrap: Kafka bootstrap servers.
-        topic: Topic of the quotes.
+        what: What it publishes, for log lines (``quote``, ``perpetuals record``).
     """
 
-    def __init__(self, bootstrap: str, topic: str = topics.QUOTES) -> None:
-        self.topic = topic
+    def __init__(self, bootstrap: str, what: str) -> None:
+        self.what = what
         self.delivered = 0
         self.failures = 0
         self.first_error: str | None = None
@@ -39,13 +44,11 @@ class QuotePublisher:
         self.failures += 1
         if self.first_error is None:
             self.first_error = str(err)
-            logger.error("quote delivery failed: %s", err)
+            logger.error("%s delivery failed: %s", self.what, err)
 
-    def publish(self, quote: Quote) -> None:
-        """Queue one quote for delivery (waits while the local buffer is full)."""
-        produce_when_room(
-            self._producer, self.topic, encode_quote(quote), quote.key, self._on_delivery
-        )
+    def produce(self, topic: str, value: bytes, key: str) -> None:
+        """Queue one encoded record for delivery (waits while the local buffer is full)."""
+        produce_when_room(self._producer, topic, value, key, self._on_delivery)
 
     def poll(self) -> None:
         """Serve delivery reports without waiting."""
@@ -54,9 +57,26 @@ class QuotePublisher:
     def flush(self, timeout: float = 30.0) -> None:
         """Deliver what is queued, for up to `timeout` seconds; drop what is left then."""
         if dropped := flush_or_drop(self._producer, timeout):
-            logger.error("%d quote(s) undelivered after %.0f s", dropped, timeout)
+            logger.error("%d %s(s) undelivered after %.0f s", dropped, self.what, timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         """Deliver what is queued (for up to `timeout` seconds), then close."""
         self.flush(timeout)
         self._producer.close()
+
+
+class QuotePublisher(SamplePublisher):
+    """Publishes quotes; a quote superseded a moment later is worth little.
+
+    Args:
+        bootstrap: Kafka bootstrap servers.
+        topic: Topic of the quotes.
+    """
+
+    def __init__(self, bootstrap: str, topic: str = topics.QUOTES) -> None:
+        super().__init__(bootstrap, "quote")
+        self.topic = topic
+
+    def publish(self, quote: Quote) -> None:
+        """Queue one quote for delivery (waits while the local buffer is full)."""
+        self.produce(self.topic, encode_quote(quote), quote.key)

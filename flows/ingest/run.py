@@ -11,12 +11,15 @@ stalls it.
 
 Per market: spot follows ``<symbol>@trade`` (raw trade ids) and ``<symbol>@bookTicker``;
 USDⓈ-M follows ``<symbol>@aggTrade`` on ``/market`` (aggregate ids) and
-``<symbol>@bookTicker`` on ``/public``. Each trade passes `flows.ingest.sequence.TradeSequencer`:
-duplicates from overlapping or replayed connections are dropped, and ids that never
-came become gaps. Each gap is recorded in ClickHouse ``data_quality`` (``open``),
-fetched from REST through a `GapFiller`, published like live trades (the candle flow
-revises the candles they fall in; its revision horizon is 5 minutes), and recorded
-again with a higher version as ``repaired`` or ``unrepairable``.
+``<symbol>@bookTicker`` on ``/public``, and for its perpetuals ``<symbol>@markPrice@1s``
+and ``!forceOrder@arr`` on ``/market`` (md.marks.v1, md.liquidations.v1) and the open
+interest polled from REST (md.open_interest.v1, `flows.ingest.open_interest`). Each
+trade passes `flows.ingest.sequence.TradeSequencer`: duplicates from overlapping or
+replayed connections are dropped, and ids that never came become gaps. Each gap is
+recorded in ClickHouse ``data_quality`` (``open``), fetched from REST through a
+`GapFiller`, published like live trades (the candle flow revises the candles they fall
+in; its revision horizon is 5 minutes), and recorded again with a higher version as
+``repaired`` or ``unrepairable``.
 
 A restarted ingest resumes where the last one left off: each symbol's sequence is seeded
 with its last id already published (`flows.ingest.resume`: the tail of md.trades.v1 and

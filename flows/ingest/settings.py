@@ -103,6 +103,23 @@ class IngestSettings(BaseModel):
     history_progress_every_s: PositiveFloat = 10.0
     """History: how often progress is logged and written for `/api/v1/health`."""
 
+    mark_missing_after_s: PositiveFloat = 30.0
+    """USDⓈ-M: a followed perpetual whose ``@markPrice@1s`` (one message a second) is
+    silent this long while its connection flows is recorded ``no_mark_price`` in
+    data_quality (Binance: a subscription on the wrong path fails silently)."""
+
+    open_interest_every_s: PositiveFloat = 60.0
+    """USDⓈ-M: each followed perpetual's open interest is polled once per this many
+    seconds, the polls spread evenly over it; 0 is not allowed (see `open_interest`)."""
+
+    open_interest_share: float = Field(default=0.25, gt=0, le=0.75)
+    """USDⓈ-M: most share of each minute's REST weight cap the open-interest polls may
+    use; with more perpetuals than that pays for at `open_interest_every_s`, the round
+    is stretched (at weight 1 a poll: 480 perpetuals a minute of USDⓈ-M's 1920 cap)."""
+
+    open_interest: bool = True
+    """USDⓈ-M: poll open interest at all (gap repair and history then have the budget)."""
+
 
 class LiveIngestSettings(RuntimeSettings):
     """What the live ingest reads: the plumbing (`kafka.bootstrap` required) and `ingest`.

@@ -14,6 +14,12 @@ flow (`flows.sources.binance.ws.StreamPool.silent`). It is then written to
 ``data_quality`` (``kind='stale'``, ``open``) with the streams found silent, a warning
 is logged and the live status counts it; when the bookTicker delivers again it is
 rewritten (``repaired``, version 2) with how long it was silent.
+
+The same watch, judged on another stream, finds a perpetual without mark price: Binance
+documents that a ``markPrice`` subscription on the wrong URL path "will not deliver" and
+fails silently, so a followed perpetual whose ``@markPrice@1s`` has been silent for
+`IngestSettings.mark_missing_after_s` while its connection flows is recorded
+``kind='no_mark_price'`` the same way (`MARK_PRICE_WATCH`), ``open`` until marks arrive.
 """
 
 from __future__ import annotations
@@ -27,12 +33,35 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flows.ingest.data_quality import DataQualityLog
+from flows.sources.binance.perps import MARK_PRICE_STREAM
 from schemas.trades import Market
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT = "bookTicker"
 """The stream kind that judges whether a symbol is silent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """What a silence watch judges and how its findings are recorded.
+
+    Attributes:
+        heartbeat: The stream kind whose silence makes a finding (``bookTicker``).
+        kind: The ``data_quality`` kind of a finding (``stale``).
+        label: What a symbol found is, for log lines (``stale``).
+    """
+
+    heartbeat: str
+    kind: str
+    label: str
+
+
+STALE_WATCH = Watched(HEARTBEAT, "stale", "stale")
+"""A symbol whose bookTicker is silent: stale."""
+
+MARK_PRICE_WATCH = Watched(MARK_PRICE_STREAM, "no_mark_price", "without mark price")
+"""A perpetual whose ``@markPrice@1s`` is silent: no mark price."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +108,13 @@ class StaleWatch:
     """Turns the silent streams of each check into symbols gone stale and come back.
 
     Each symbol is reported once when it goes stale, and once when it resumes.
+
+    Args:
+        heartbeat: The stream kind whose silence makes a symbol stale.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, heartbeat: str = HEARTBEAT) -> None:
+        self.heartbeat = heartbeat
         self._open: dict[str, Silence] = {}
 
     @property
@@ -114,7 +147,7 @@ class StaleWatch:
         detected_at = wall.replace(microsecond=wall.microsecond // 1000 * 1000)
         found: list[Silence] = []
         for symbol, streams in sorted(by_symbol.items()):
-            beat = f"{symbol.lower()}@{HEARTBEAT}"
+            beat = f"{symbol.lower()}@{self.heartbeat}"
             if beat not in silent or symbol in self._open:
                 continue
             silence = Silence(symbol, tuple(sorted(streams)), silent[beat], now, detected_at)
@@ -122,7 +155,7 @@ class StaleWatch:
             found.append(silence)
         resumed: list[Resumed] = []
         for symbol, silence in list(self._open.items()):
-            beat = f"{symbol.lower()}@{HEARTBEAT}"
+            beat = f"{symbol.lower()}@{self.heartbeat}"
             heard = last_message(beat)
             if beat not in silent and heard is not None and heard > silence.since:
                 del self._open[symbol]
@@ -147,6 +180,7 @@ class StaleMonitor:
         log: Where stale symbols are recorded.
         market: For log lines.
         after_s: Seconds of silence that make a symbol stale.
+        watched: What is judged and recorded: stale symbols by default.
     """
 
     def __init__(
@@ -157,8 +191,10 @@ class StaleMonitor:
         *,
         market: Market,
         after_s: float,
+        watched: Watched = STALE_WATCH,
     ) -> None:
-        self.watch = StaleWatch()
+        self.watched = watched
+        self.watch = StaleWatch(watched.heartbeat)
         self.found = 0
         self._silent = silent
         self._last_message = last_message
@@ -201,7 +237,7 @@ class StaleMonitor:
             f"{', '.join(silence.streams)} silent for {silent_s:.1f} s while other streams "
             "on the connection flowed"
         )
-        logger.warning("%s %s stale: %s", self._market, silence.symbol, detail)
+        logger.warning("%s %s %s: %s", self._market, silence.symbol, self.watched.label, detail)
         await self._record(silence, "open", 1, detail, None)
 
     async def _resumed(self, back: Resumed) -> None:
@@ -215,11 +251,13 @@ class StaleMonitor:
     ) -> None:
         try:
             await self._log.stale(
-                silence.symbol, silence.detected_at, status, version, detail=detail, resolved_at=at
-            )
+                silence.symbol, silence.detected_at, status, version, detail=detail,
+                resolved_at=at, kind=self.watched.kind,
+            )  # fmt: skip
         except Exception:
             # A finding that cannot be written is logged (above and here); watching and
             # ingest go on.
             logger.exception(
-                "%s %s: cannot record its %s stale row", self._market, silence.symbol, status
-            )
+                "%s %s: cannot record its %s %s row",
+                self._market, silence.symbol, status, self.watched.kind,
+            )  # fmt: skip

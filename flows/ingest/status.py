@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from flows.ingest.crosscheck import CheckCounts, LiveCrossCheck
 from flows.ingest.delivery import PublishReport
 from flows.ingest.gaps import GapWatch, RepairCounts
+from flows.ingest.open_interest import OpenInterestPoller, PollCounts
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.sequence import TradeSequencer
 from flows.ingest.staleness import StaleMonitor
@@ -37,6 +38,10 @@ class IngestCounts:
         skipped: Non-trade messages on a trade stream, by kind.
         stale: Times a symbol was found stale (its streams silent while its connection
             flowed; `flows.ingest.staleness`).
+        marks: Mark prices handed to the perpetuals publisher (USDⓈ-M).
+        liquidations: Liquidations handed to the perpetuals publisher (USDⓈ-M).
+        no_mark: Times a perpetual was found without mark price (its ``@markPrice@1s``
+            silent while its connection flowed).
     """
 
     trades: int = 0
@@ -47,6 +52,9 @@ class IngestCounts:
     rejected: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     stale: int = 0
+    marks: int = 0
+    liquidations: int = 0
+    no_mark: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,10 @@ class LiveStatus:
         queued: Frames waiting between the sockets and the publisher.
         crosscheck: Klines checked against our candles, and mismatches (None: off).
         stale_symbols: Symbols stale now (recorded ``open`` in ``data_quality``), sorted.
+        no_mark_price: Perpetuals without mark price now (recorded ``open`` in
+            ``data_quality``), sorted.
+        open_interest: What the open-interest poller has done and the weight it uses
+            (None: not polling).
     """
 
     market: Market
@@ -80,6 +92,8 @@ class LiveStatus:
     queued: int
     crosscheck: CheckCounts | None = None
     stale_symbols: list[str] = field(default_factory=list)
+    no_mark_price: list[str] = field(default_factory=list)
+    open_interest: PollCounts | None = None
 
     def stale(self, older_than_s: float) -> list[str]:
         """Streams whose last message is older than `older_than_s`."""
@@ -99,6 +113,7 @@ class IngestReport:
         reconnects: Sockets opened after a shard's first, by cause.
         publish: The trade publisher's delivery report.
         crosscheck: Klines checked against our candles, and mismatches (None: off).
+        open_interest: What the open-interest poller did (None: it did not poll).
     """
 
     market: Market
@@ -109,6 +124,7 @@ class IngestReport:
     reconnects: dict[str, int]
     publish: PublishReport
     crosscheck: CheckCounts | None = None
+    open_interest: PollCounts | None = None
 
 
 # -- built from a running ingest -------------------------------------------------------
@@ -126,6 +142,8 @@ def snapshot(
     quotes: QuotePublisher | None,
     stale: StaleMonitor | None,
     checker: LiveCrossCheck | None,
+    marks: StaleMonitor | None = None,
+    poller: OpenInterestPoller | None = None,
 ) -> LiveStatus:
     """A snapshot of a running ingest that later counting does not change.
 
@@ -140,6 +158,8 @@ def snapshot(
         quotes: The quote publisher, for deliveries (None: not started yet).
         stale: The staleness monitor (None: not started yet).
         checker: The cross-check (None: off or not started yet).
+        marks: The missing-mark-price monitor (None: spot, or not started yet).
+        poller: The open-interest poller (None: spot, off, or not started yet).
 
     Returns:
         The status.
@@ -154,6 +174,7 @@ def snapshot(
             skipped=Counter(counts.skipped),
             quotes_delivered=quotes.delivered if quotes else counts.quotes_delivered,
             stale=stale.found if stale else counts.stale,
+            no_mark=marks.found if marks else counts.no_mark,
         ),
         repairs=_repairs(gaps).copy(),
         reconnects=_reconnects(pool),
@@ -162,6 +183,8 @@ def snapshot(
         queued=queue.qsize() if queue else 0,
         crosscheck=checker.counts() if checker else None,
         stale_symbols=stale.watch.stale if stale else [],
+        no_mark_price=marks.watch.stale if marks else [],
+        open_interest=poller.counts() if poller else None,
     )
 
 
@@ -175,6 +198,7 @@ def final_report(
     gaps: GapWatch | None,
     publish: PublishReport,
     checker: LiveCrossCheck | None,
+    poller: OpenInterestPoller | None = None,
 ) -> IngestReport:
     """The report of a stopped and flushed ingest.
 
@@ -187,6 +211,7 @@ def final_report(
         gaps: The gap watch (None: never started).
         publish: The trade publisher's delivery report.
         checker: The cross-check (None: off).
+        poller: The open-interest poller (None: it did not poll).
 
     Returns:
         The report.
@@ -200,6 +225,7 @@ def final_report(
         reconnects=_reconnects(pool),
         publish=publish,
         crosscheck=checker.counts() if checker else None,
+        open_interest=poller.counts() if poller else None,
     )
 
 
@@ -236,6 +262,24 @@ def log_status(s: LiveStatus, stale_after_s: float) -> None:
             "%s cross-check: %d klines judged, %d mismatched",
             s.market, s.crosscheck.checked, s.crosscheck.mismatched,
         )  # fmt: skip
+    if s.open_interest is not None or s.counts.marks:
+        _log_perps(s.market, s.counts, s.open_interest, s.no_mark_price)
+
+
+def _log_perps(
+    market: Market, counts: IngestCounts, polls: PollCounts | None, no_mark: list[str]
+) -> None:
+    oi = (
+        f"{polls.polls['published']} open-interest samples ({polls.polls['failed']} failed, "
+        f"{polls.polls['missed']} missed; a round of {polls.round_s:.0f} s using "
+        f"{polls.weight_per_minute:.0f} weight/min, {polls.weight} spent)"
+        if polls is not None
+        else "open interest not polled"
+    )
+    logger.info(
+        "%s perpetuals: %d marks, %d liquidations, %s, %d without mark price %s",
+        market, counts.marks, counts.liquidations, oi, len(no_mark), no_mark[:10],
+    )  # fmt: skip
 
 
 def log_report(report: IngestReport) -> None:
@@ -247,6 +291,8 @@ def log_report(report: IngestReport) -> None:
         report.market, report.seconds, counts.trades, counts.quotes, counts.duplicates,
         sum(repairs.gaps.values()), repairs.repaired, repairs.unrepairable, repairs.recovered,
     )  # fmt: skip
+    if report.open_interest is not None or counts.marks:
+        _log_perps(report.market, counts, report.open_interest, [])
     if report.crosscheck is not None:
         checked = report.crosscheck
         logger.info(

@@ -183,6 +183,9 @@ def test_run_follows_binance_live_into_candles(tmp_path: Path, clickhouse_dsn: s
                 for stream in message.get("params", [])
             }
             assert {s for s in subscribed if s.endswith("@kline_1m")}, subscribed
+            # Its perpetuals' mark prices and the liquidations are followed too.
+            marks = {s for s in subscribed if s.endswith("@markPrice@1s")}
+            assert len(marks) == 5 and "!forceOrder@arr" in subscribed, subscribed
         finally:
             stop.set()
             thread.join(60)

@@ -7,5 +7,6 @@
   `symbols`: `exchangeInfo` as `SymbolInfo`.
 - `ws/`: the pool of WebSocket connections (shards, sockets, rotation, reconnects);
   `streams`: which streams a live ingest follows.
-- `trades`, `book`: raw trade/aggTrade and bookTicker messages -> `Trade`, `Quote`.
+- `trades`, `book`: raw trade/aggTrade and bookTicker messages -> `Trade`, `Quote`;
+  `perps`: USDⓈ-M mark prices, liquidations and open interest -> `schemas.perps` records.
 """

@@ -113,10 +113,13 @@ class UsdmMarket(BinanceMarket):
 
     def stream_path(self, stream: str) -> str:
         """``/market/stream`` for ``aggTrade``, ``kline``, ``markPrice`` (and continuous
-        klines); ``/public/stream`` for the high-frequency ``bookTicker``, ``depth`` and
-        ``trade``, and for anything else (the URL split of 2026-03-06)."""
-        kind = stream.partition("@")[2]
-        if kind.startswith(("aggTrade", "kline", "markPrice", "continuousKline")):
+        klines) and the liquidation orders (``forceOrder``, ``!forceOrder@arr``);
+        ``/public/stream`` for the high-frequency ``bookTicker``, ``depth`` and ``trade``,
+        and for anything else (the URL split of 2026-03-06)."""
+        name, _, kind = stream.partition("@")
+        if name == "!forceOrder" or kind.startswith(
+            ("aggTrade", "kline", "markPrice", "continuousKline", "forceOrder")
+        ):
             return "/market/stream"
         return "/public/stream"
 
@@ -170,6 +173,7 @@ USDM = UsdmMarket(
             "trades": 5,
             "historicalTrades": 20,  # a MARKET_DATA endpoint: sent with an API key if any
             "ticker/24hr": 40,  # every symbol at once (no `symbol` parameter)
+            "openInterest": 1,  # one symbol's open interest now
         }
     ),
     max_klines=1500,  # weighing 10: see klines_weight

@@ -53,6 +53,7 @@ from flows.sources.binance.errors import (
     retry_after_s,
 )
 from flows.sources.binance.markets import TradeKind, binance_market
+from flows.sources.binance.perps import parse_open_interest
 from flows.sources.binance.responses import (
     Kline,
     parse_agg_trades,
@@ -61,6 +62,7 @@ from flows.sources.binance.responses import (
     parse_trades,
 )
 from flows.sources.binance.weight import WeightBudget, WeightGate
+from schemas.perps import OpenInterest
 from schemas.tickers import Ticker24h
 from schemas.trades import Market, Trade
 
@@ -194,6 +196,15 @@ class BinanceRest:
     async def tickers_24h(self) -> list[Ticker24h]:
         """The exchange's rolling 24h statistics of every symbol, in one request."""
         return parse_tickers(await self._get("ticker/24hr", {}), self.market)
+
+    async def open_interest(self, symbol: str) -> OpenInterest:
+        """A perpetual's open interest now (USDⓈ-M ``openInterest``, weight 1).
+
+        Raises:
+            flows.sources.binance.trades.BinanceDecodeError: The body is not the
+                documented ``{"openInterest", "symbol", "time"}``.
+        """
+        return parse_open_interest(await self._get("openInterest", {"symbol": symbol}))
 
     async def klines(
         self,

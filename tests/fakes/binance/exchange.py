@@ -15,12 +15,13 @@ from aiohttp import web
 
 from tests.fakes.binance.failures import Failures
 from tests.fakes.binance.market import QUOTES, SPECS, SYMBOL_RE, Market, Symbol
+from tests.fakes.binance.perps import PerpetualMarket, PerpState
 from tests.fakes.binance.rest import RestApi
 from tests.fakes.binance.streams import MarketStreams
 from tests.fakes.binance.ws import Conn, WebSocketServer
 
 
-class FakeBinance(MarketStreams, WebSocketServer, RestApi, Failures):
+class FakeBinance(MarketStreams, WebSocketServer, RestApi, Failures, PerpetualMarket):
     """A local Binance (spot or USDⓈ-M) for integration tests and benchmarks.
 
     Attributes:
@@ -115,6 +116,8 @@ class FakeBinance(MarketStreams, WebSocketServer, RestApi, Failures):
         self._dirty_klines: set[Symbol] = set()
         self._last_minute = -1
 
+        self._perp = PerpState(seed)  # USDⓈ-M: mark prices, liquidations, open interest
+
         if history_s > 0 and rate > 0:
             self._prefill(history_s)
 
@@ -206,6 +209,8 @@ class FakeBinance(MarketStreams, WebSocketServer, RestApi, Failures):
             "exchangeInfo", "klines", "aggTrades", "trades", "historicalTrades", "ticker/24hr",
         ):  # fmt: skip
             app.router.add_get(self._spec.rest_prefix + name, self._rest)
+        if not self._spot:
+            app.router.add_get(self._spec.rest_prefix + "openInterest", self._rest)
         app.router.add_get(self._spec.rest_prefix + "time", self._rest)
         app.router.add_get(self._spec.rest_prefix + "ping", self._rest)
         # Combined-stream URLs with 1,000 streams are ~20 kB long.

@@ -94,7 +94,9 @@ SPECS: dict[str, MarketSpec] = {
         # Since 2026 USDⓈ-M routes streams by path; a stream on the wrong path is accepted
         # and stays silent (Binance: "this fails silently rather than erroring").
         ws_routes={
-            "/market": frozenset({"aggTrade", "kline_1m", "bookTicker"}),
+            "/market": frozenset(
+                {"aggTrade", "kline_1m", "bookTicker", "markPrice@1s", "!forceOrder@arr"}
+            ),
             "/public": frozenset({"trade", "bookTicker"}),
         },
         # A delisted perpetual settles; spot pairs go to BREAK.

@@ -70,6 +70,8 @@ class RestApi:
         if minute != self._weight_minute:
             self._weight_minute, self._weight_used = minute, 0
         to_next_minute = math.ceil(((minute + 1) * MINUTE_MS - now) / 1000)
+        if (refusal := self._open_interest_refusal(name)) is not None:
+            raise refusal
         if self._forced:
             status, retry_after = self._forced.popleft()
             if status == 418:
@@ -134,6 +136,8 @@ class RestApi:
         if name == "ticker/24hr":
             check_params(params, ("symbol",))
             return ticker_24hr(self, params)
+        if name == "openInterest":
+            return self._open_interest(params)
         if name == "trades":
             check_params(params, ("symbol", "limit"))
             sym = self._param_symbol(params)

@@ -59,6 +59,7 @@ class MarketStreams:
                 self._emit_kline(sym, sym.kline, False, now)
                 sym.kline_sent = mono
                 self._dirty_klines.discard(sym)
+        self._perp_tick(now)
         self._housekeep(mono)
         for conn in self._conns:
             if conn.outbox or conn.ping_due:

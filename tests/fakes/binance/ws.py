@@ -25,6 +25,7 @@ _STREAM_RE = re.compile(
     r"^[A-Za-z0-9_]{1,30}@(?:trade|aggTrade|bookTicker|ticker|miniTicker|avgPrice"
     r"|markPrice(?:@1s)?|forceOrder|depth(?:5|10|20)?(?:@(?:0|100|250|500|1000)ms)?"
     rf"|kline_(?:{_ALL_INTERVALS})|continuousKline_\w+)$"
+    r"|^!forceOrder@arr$"  # every symbol's liquidations
 )
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 _OUTBOX_LIMIT = 200_000  # frames queued for one client before it counts as too slow
@@ -202,7 +203,7 @@ class WebSocketServer:
     def _subscribe(self, conn: Conn, stream: str) -> None:
         conn.subs[stream] = None
         kind = stream.partition("@")[2]
-        if conn.serves is None or kind in conn.serves:
+        if conn.serves is None or kind in conn.serves or stream in conn.serves:
             self._subs.setdefault(stream, set()).add(conn)
 
     def _unindex(self, conn: Conn, stream: str) -> None:

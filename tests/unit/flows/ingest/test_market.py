@@ -21,9 +21,14 @@ def test_the_topics_asked_for_follow_what_the_ingest_does() -> None:
     assert plain.topics == ["t", "q", "md.deadletter.v1"]
     assert not plain.fetches_history
 
-    checking = LiveIngest(settings(history_h=0), market="usdm", crosscheck=True)
+    assert not plain.follows_perpetuals
+
+    # USDⓈ-M follows its perpetuals' marks, liquidations and open interest too.
+    checking = LiveIngest(settings(history_h=0), market="usdm", crosscheck=True, marks_topic="m")
+    assert checking.follows_perpetuals
     assert checking.topics == [
-        "md.trades.v1", "md.quotes.v1", "md.deadletter.v1", "md.candles.v1"
+        "md.trades.v1", "md.quotes.v1", "md.deadletter.v1", "md.candles.v1",
+        "m", "md.liquidations.v1", "md.open_interest.v1",
     ]  # fmt: skip
 
     warming = LiveIngest(settings(history_h=24), market="spot", tickers_topic="tk")

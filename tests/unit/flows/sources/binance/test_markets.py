@@ -21,6 +21,10 @@ def test_usdm_streams_are_routed_to_market_and_public() -> None:
     assert usdm("btcusdt@kline_1m") == "/market/stream"
     assert usdm("btcusdt@bookTicker") == "/public/stream"
     assert usdm("btcusdt@depth@100ms") == "/public/stream"
+    # Mark prices and liquidations: /market only (on /public they "will not deliver").
+    assert usdm("btcusdt@markPrice@1s") == "/market/stream"
+    assert usdm("!forceOrder@arr") == "/market/stream"
+    assert usdm("btcusdt@forceOrder") == "/market/stream"
     spot = SPOT.stream_path
     assert {spot("btcusdt@trade"), spot("btcusdt@bookTicker")} == {"/stream"}
     assert USDM.ws_url == "wss://fstream.binance.com"
