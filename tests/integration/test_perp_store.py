@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +22,9 @@ from flows.dead_letters import dead_letter_offsets, read_dead_letters
 from flows.perps.retention import apply_marks_ttl, marks_ttl_days
 from flows.perps.settings import PerpStoreSettings
 from flows.perps.store import PerpStoreCounters, PerpTopics, build_kafka_flow
+from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics, producer_config
+from runtime.settings import ClickHouseSettings
 from schemas import topics
 from schemas.perps import (
     FundingEvent,
@@ -30,6 +34,10 @@ from schemas.perps import (
     Side,
     encode_perp,
 )
+from tickscan.banner import Endpoints
+from tickscan.run import run
+from tickscan.run_options import RunOptions
+from tickscan.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -310,3 +318,62 @@ def test_the_marks_ttl_is_changed_only_when_it_differs(ch: Client, ch_database: 
     finally:
         apply_marks_ttl(ch, ch_database, 30)
     assert marks_ttl_days(ch, ch_database) == 30
+
+
+def test_tickscan_run_stores_the_perpetuals_topics_of_its_broker(
+    tmp_path: Path, clickhouse_dsn: str
+) -> None:
+    """`tickscan run` runs the store for any source (here the simulated market) and sets
+    the marks TTL from its settings."""
+    database = f"tickscan_perps_{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        data_dir=tmp_path,  # its own embedded broker
+        clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database),
+        perps=PerpStoreSettings(marks_ttl_days=9),
+    )
+    stop = threading.Event()
+    ready: list[Endpoints] = []
+    result: list[object] = []
+
+    def target() -> None:
+        try:
+            result.append(
+                run(
+                    settings,
+                    RunOptions(source="sim", symbols=5, rate=50, api=False),
+                    stop,
+                    on_ready=ready.append,
+                )
+            )
+        except BaseException as exc:  # reported by the test
+            result.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    client = connect(clickhouse_dsn)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ready, result
+        publish(ready[0].kafka, records(PerpTopics(), BTC_MARKS[:2]))
+
+        def stored() -> list[Any]:
+            return list(
+                client.query(
+                    "SELECT symbol, mark_price FROM {db:Identifier}.marks_1s FINAL "
+                    "WHERE exchange = 'binance'",
+                    parameters={"db": database},
+                ).result_rows
+            )
+
+        while not stored() and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stored() == [("BTCUSDT", Decimal("100.02"))], result
+        assert marks_ttl_days(client, database) == 9
+    finally:
+        stop.set()
+        thread.join(60)
+        client.close()
+    assert not thread.is_alive()
+    assert not isinstance(result[0], BaseException), result
