@@ -142,16 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             counters = PerpStoreCounters()
             stop = threading.Event()
             flow, writer = build_kafka_flow(
-                PerpStoreSettings(),
-                bootstrap=bootstrap,
-                clickhouse=lambda: timed,
-                database=database,
-                start="beginning",
-                names=names,
-                dead_letter_topic=deadletter,
-                counters=counters,
-                stop=stop,
-            )
+                PerpStoreSettings(), bootstrap=bootstrap, start="beginning", names=names,
+                database=database, clickhouse=lambda: timed, dead_letter_topic=deadletter,
+                counters=counters, stop=stop,
+            )  # fmt: skip
             runner = threading.Thread(target=run_main, args=(flow,), name="perp-store")
             cpu0 = time.process_time()
             started = time.perf_counter()

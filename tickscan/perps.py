@@ -29,27 +29,31 @@ def run_perp_store(
     *,
     bootstrap: str,
     client: Client,
+    stop: threading.Event,
     start: StartAt = "end",
     recovery_dir: Path | None = None,
-    stop: threading.Event | None = None,
     counters: PerpStoreCounters | None = None,
     status_every_s: float = 30.0,
 ) -> PerpStoreCounters:
     """Run the perpetuals store on one Bytewax worker of this process until `stop` is set.
 
+    The ``marks_1s`` TTL is set first (`flows.perps.retention.apply_marks_ttl`); a status
+    line says every `status_every_s` seconds what was read per topic; setting `stop` (or
+    the flow failing) ends both.
+
     Args:
-        settings: Process settings (database, the ``perps`` section).
+        settings: The database and the ``perps`` section.
         bootstrap: Kafka bootstrap servers (the topics exist already).
         client: ClickHouse client of a migrated database; the caller closes it.
-        start: Where to start reading each topic the first time: "beginning" or "end".
-        recovery_dir: Keep Bytewax recovery state here, so a restart resumes where the
-            last run committed.
-        stop: Set it to stop the flow.
-        counters: Filled with live counts (a fresh set when None).
-        status_every_s: How often a status line is logged.
+        stop: Ends the flow when set.
+        start: Each topic's first read position, "beginning" or "end" (recovery state,
+            when there is some, says where instead).
+        recovery_dir: Where Bytewax keeps its snapshots; None runs without.
+        counters: Live counts to fill; None makes new ones.
+        status_every_s: Seconds between status lines.
 
     Returns:
-        The flow's final counts.
+        The counters, final.
     """
     counters = counters if counters is not None else PerpStoreCounters()
     database = settings.clickhouse.database
@@ -71,11 +75,4 @@ def run_perp_store(
 
 def _report(counters: PerpStoreCounters, stopping: threading.Event, every_s: float) -> None:
     while not stopping.wait(every_s):
-        logger.info(
-            "perpetuals store: %d records (%s), %d funding times settled from marks, "
-            "%d dead letters",
-            counters.records,
-            ", ".join(f"{n:,} {topic}" for topic, n in sorted(counters.by_topic.items())),
-            counters.funding_derived,
-            counters.dead_letters,
-        )
+        logger.info("perpetuals store: %s", counters.summary())

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from flows.perps.funding import SymbolFunding
@@ -72,37 +73,30 @@ def load_funding_state(client: Any, database: str, since_us: int) -> dict[str, S
     return state
 
 
+@dataclass
 class FundingSeeds:
     """The state ClickHouse holds, loaded once on first use and handed out per symbol.
 
-    Args:
+    Attributes:
         client_factory: Returns the clickhouse-connect client to read with.
         database: Database holding ``marks_1s`` and ``funding``.
         lookback_s: How far back a symbol's newest mark may be.
         clock_us: Now, in microseconds (tests pass their own).
     """
 
-    def __init__(
-        self,
-        client_factory: Callable[[], Any],
-        database: str,
-        lookback_s: int,
-        clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
-    ) -> None:
-        self._client_factory = client_factory
-        self._database = database
-        self._lookback_us = lookback_s * 1_000_000
-        self._clock_us = clock_us
-        self._lock = threading.Lock()
-        self._state: dict[str, SymbolFunding] | None = None
+    client_factory: Callable[[], Any]
+    database: str
+    lookback_s: int
+    clock_us: Callable[[], int] = lambda: time.time_ns() // 1000
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _state: dict[str, SymbolFunding] | None = field(default=None, init=False, repr=False)
 
     def take(self, key: str) -> SymbolFunding:
         """The stored state of the symbol with this Kafka key (fresh when none), once."""
         with self._lock:
             if self._state is None:
-                self._state = load_funding_state(
-                    self._client_factory(), self._database, self._clock_us() - self._lookback_us
-                )
+                since_us = self.clock_us() - self.lookback_s * 1_000_000
+                self._state = load_funding_state(self.client_factory(), self.database, since_us)
                 logger.info(
                     "perpetuals store: funding state of %d symbols rebuilt from ClickHouse",
                     len(self._state),

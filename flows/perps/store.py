@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any, NamedTuple
 
 import msgspec
@@ -39,23 +40,9 @@ from flows.sinks.kafka import KafkaListSink
 from flows.sinks.perps import PerpRecord, PerpWriter
 from flows.sources.kafka import KafkaBatchSource, RecordBatch, StartAt
 from runtime.kafka import consumer_config, producer_config
-from schemas import topics
+from schemas import perps, topics
 from schemas.deadletter import DeadLetter
-from schemas.perps import (
-    FundingEvent,
-    InvalidPerpData,
-    Liquidation,
-    MarkPrice,
-    OpenInterest,
-    check_funding,
-    check_liquidation,
-    check_mark,
-    check_open_interest,
-    funding_decoder,
-    liquidation_decoder,
-    mark_decoder,
-    open_interest_decoder,
-)
+from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest
 
 logger = logging.getLogger(__name__)
 
@@ -138,10 +125,12 @@ class Reader(NamedTuple):
 def readers(names: PerpTopics) -> dict[str, Reader]:
     """A reader per topic, with decoders of their own (one set per thread)."""
     return {
-        names.marks: Reader(mark_decoder().decode, check_mark),
-        names.liquidations: Reader(liquidation_decoder().decode, check_liquidation),
-        names.open_interest: Reader(open_interest_decoder().decode, check_open_interest),
-        names.funding: Reader(funding_decoder().decode, check_funding),
+        names.marks: Reader(perps.mark_decoder().decode, perps.check_mark),
+        names.liquidations: Reader(perps.liquidation_decoder().decode, perps.check_liquidation),
+        names.open_interest: Reader(
+            perps.open_interest_decoder().decode, perps.check_open_interest
+        ),
+        names.funding: Reader(perps.funding_decoder().decode, perps.check_funding),
     }
 
 
@@ -227,7 +216,7 @@ def perp_rows(
         except (msgspec.DecodeError, TypeError) as exc:
             dead.append(record_dead_letter(STAGE, record, "undecodable", str(exc)))
             continue
-        except InvalidPerpData as exc:
+        except perps.InvalidPerpData as exc:
             dead.append(record_dead_letter(STAGE, record, "invalid_perp", str(exc)))
             continue
         problem = unstorable(item)
@@ -251,13 +240,34 @@ def perp_rows(
 
 @dataclass
 class PerpStoreCounters:
-    """Live counts of a running perpetuals store, for progress reports (read from any thread)."""
+    """Live counts of a running perpetuals store, for progress reports (read from any thread).
+
+    Attributes:
+        records: Records read (control records aside).
+        stored: Records handed to the writer, derived funding events included.
+        funding_derived: Funding times settled from the marks (`flows.perps.funding`).
+        dead_letters: Records rejected.
+        by_topic: Records read per topic.
+    """
 
     records: int = 0
     stored: int = 0
     funding_derived: int = 0
     dead_letters: int = 0
     by_topic: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """The counts in a line, e.g. for a status log."""
+        topics_read = ", ".join(f"{n:,} {t}" for t, n in sorted(self.by_topic.items()))
+        return (
+            f"{self.records:,} records ({topics_read or 'none'}), {self.funding_derived:,} "
+            f"funding times settled from marks, {self.dead_letters:,} dead letters"
+        )
+
+
+def _part(name: str, out: PerpRows) -> list[Any] | None:
+    """One part of a batch's output (`records` or `dead_letters`), None when empty."""
+    return getattr(out, name) or None
 
 
 def build_flow(
@@ -324,10 +334,15 @@ def build_flow(
         return state, [out]
 
     outputs = op.stateful_flat_map("perp_rows", batches, store)
-    rows = op.filter_map_value("records_only", outputs, lambda out: out.records or None)
-    op.output("records_to_clickhouse", rows, sink)
-    dead = op.filter_map_value("dead_letters_only", outputs, lambda out: out.dead_letters or None)
-    op.output("dead_letters_to_kafka", dead, dead_letter_sink)
+    # Each batch's output is split between the two sinks; an empty list is not sent.
+    targets: tuple[tuple[str, str, Sink[tuple[str, list[Any]]]], ...] = (
+        ("records_to_clickhouse", "records", sink),
+        ("dead_letters_to_kafka", "dead_letters", dead_letter_sink),
+    )
+    for step_id, part, target in targets:
+        op.output(
+            step_id, op.filter_map_value(f"{step_id}_only", outputs, partial(_part, part)), target
+        )
     return flow
 
 
@@ -335,10 +350,10 @@ def build_kafka_flow(
     settings: PerpStoreSettings,
     *,
     bootstrap: str,
-    clickhouse: Callable[[], Any],
-    database: str,
     start: StartAt = "end",
     names: PerpTopics | None = None,
+    database: str,
+    clickhouse: Callable[[], Any],
     dead_letter_topic: str = topics.DEADLETTER,
     resume_from_store: bool = True,
     counters: PerpStoreCounters | None = None,
@@ -349,11 +364,11 @@ def build_kafka_flow(
     Args:
         settings: Batching and funding derivation rules.
         bootstrap: Kafka bootstrap servers.
-        clickhouse: Returns the ClickHouse client to read the funding state and insert
-            with (called on first use).
-        database: Database holding the perpetuals tables.
         start: Where to start reading every topic (a live flow), "beginning" or "end".
         names: The topics to read.
+        database: Database holding the perpetuals tables.
+        clickhouse: Returns the ClickHouse client to read the funding state and insert
+            with (called on first use).
         dead_letter_topic: Topic to write rejected messages to.
         resume_from_store: Rebuild the funding state from ClickHouse (`FundingSeeds`).
         counters: Filled with live counts, for progress reports.

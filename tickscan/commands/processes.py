@@ -5,6 +5,7 @@ Each stops cleanly on SIGINT or SIGTERM and says what it did.
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Annotated
 
 import typer
@@ -282,22 +283,12 @@ def perps(
     with failing_as("perps"):
         client = connect(clickhouse or settings.clickhouse_dsn())
         apply_migrations(client, settings.clickhouse.database)
-    try:
-        with failing_as("perps"):
-            counters = run_perp_store(
-                settings,
-                bootstrap=bootstrap,
-                client=client,
-                start=start_at,
-                recovery_dir=recovery_dir,
-                stop=stop_on_signals(),
-            )
-    finally:
-        client.close()
-    typer.echo(
-        f"stopped: {counters.records:,} records, {counters.funding_derived:,} funding times "
-        f"settled from marks, {counters.dead_letters:,} dead letters"
-    )
+    with closing(client), failing_as("perps"):
+        counters = run_perp_store(
+            settings, bootstrap=bootstrap, client=client, start=start_at,
+            recovery_dir=recovery_dir, stop=stop_on_signals(),
+        )  # fmt: skip
+    typer.echo(f"stopped: {counters.summary()}")
 
 
 def simulate(
