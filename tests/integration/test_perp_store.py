@@ -4,6 +4,10 @@ after a restart on an empty broker."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -22,6 +26,7 @@ from flows.dead_letters import dead_letter_offsets, read_dead_letters
 from flows.perps.retention import apply_marks_ttl, marks_ttl_days
 from flows.perps.settings import PerpStoreSettings
 from flows.perps.store import PerpStoreCounters, PerpTopics, build_kafka_flow
+from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics, producer_config
 from runtime.settings import ClickHouseSettings
@@ -377,3 +382,41 @@ def test_tickscan_run_stores_the_perpetuals_topics_of_its_broker(
         client.close()
     assert not thread.is_alive()
     assert not isinstance(result[0], BaseException), result
+
+
+def test_tickscan_perps_runs_the_store_alone_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """The separate process of a split pipeline: its own TTL setting, the records of its
+    cluster stored, and a clean stop on SIGINT that flushes what it read."""
+    with EmbeddedBroker(tmp_path / "tansu") as broker:
+        ensure_topics(broker.bootstrap, topics.ALL, PARTITIONS)
+        publish(broker.bootstrap, records(PerpTopics(), BTC_MARKS))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSCAN_")}
+        env.update(TICKSCAN_DATA_DIR=str(tmp_path / "data"), TICKSCAN_PERPS__MARKS_TTL_DAYS="5")
+        err_path = tmp_path / "stderr.log"
+        with err_path.open("w") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tickscan", "perps", "--kafka", broker.bootstrap,
+                 "--start", "beginning"],
+                env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+            )  # fmt: skip
+        try:
+            # Logged as the first marks are read: all of them are in that one batch.
+            deadline = time.monotonic() + 120
+            while "funding state of" not in err_path.read_text():
+                assert process.poll() is None, err_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, err_path.read_text()[-3000:]
+                time.sleep(0.2)
+            process.send_signal(signal.SIGINT)
+            stdout, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    stderr = err_path.read_text()
+    assert process.returncode == 0, stderr[-3000:]
+    assert "marks_1s: TTL changed from 30 to 5 days" in stderr
+    assert stdout.strip() == (
+        f"stopped: {len(BTC_MARKS)} records ({len(BTC_MARKS)} {topics.MARKS}), 1 funding times "
+        "settled from marks, 0 dead letters"
+    )
+    assert "Traceback" not in stderr, stderr[-3000:]

@@ -274,6 +274,7 @@ def perps(
     marks_1s TTL follows TICKSCAN_PERPS__MARKS_TTL_DAYS (default 30). Stops cleanly on
     SIGINT or SIGTERM.
     """
+    stop = stop_on_signals()  # first: a Ctrl-C while starting up stops cleanly too
     from tickscan.perps import run_perp_store
 
     start_at = check_start(start)
@@ -286,7 +287,7 @@ def perps(
     with closing(client), failing_as("perps"):
         counters = run_perp_store(
             settings, bootstrap=bootstrap, client=client, start=start_at,
-            recovery_dir=recovery_dir, stop=stop_on_signals(),
+            recovery_dir=recovery_dir, stop=stop,
         )  # fmt: skip
     typer.echo(f"stopped: {counters.summary()}")
 
