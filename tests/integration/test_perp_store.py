@@ -408,10 +408,10 @@ def test_tickscan_perps_runs_the_store_alone_and_stops_cleanly_on_ctrl_c(tmp_pat
                 time.sleep(0.2)
             process.send_signal(signal.SIGINT)
             stdout, _ = process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        except BaseException:
+            process.kill()  # a failed wait leaves no process behind
+            process.wait()
+            raise
     stderr = err_path.read_text()
     assert process.returncode == 0, stderr[-3000:]
     assert "marks_1s: TTL changed from 30 to 5 days" in stderr
