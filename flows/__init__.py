@@ -1,4 +1,5 @@
-"""Dataflows, a wing per concept: candles, signals, the live ingest, and their connectors.
+"""Dataflows, a wing per concept: candles, signals, perpetuals, the live ingest, and their
+connectors.
 
 Bytewax stays behind this package. Each wing keeps its pure rules on top (no Bytewax, no
 I/O, table-tested) and its Bytewax wiring at the bottom:
@@ -6,6 +7,8 @@ I/O, table-tested) and its Bytewax wiring at the bottom:
 - `candles`: trades -> 1s and 1m candles, and the trade store.
 - `signals`: candles, quotes and 24h tickers -> metrics, ranks and signals.
 - `ingest`: live Binance sockets -> Kafka, sequenced, gap-repaired and watched.
+- `perps`: perpetuals data (marks, liquidations, open interest, funding) -> ClickHouse,
+  and settled funding derived from the mark stream.
 - `sources`, `sinks`: what brings data in (Binance, files, Kafka, the simulator) and takes
   it out (ClickHouse, Kafka, dead letters).
 

@@ -38,6 +38,7 @@ from schemas import topics
 from schemas.trades import Market
 from tickscan.banner import Endpoints
 from tickscan.ingest import run_ingest
+from tickscan.perps import run_perp_store
 from tickscan.run_options import (
     RunError,
     RunOptions,
@@ -69,8 +70,8 @@ def run(
     """Run the embedded platform until `stop` is set.
 
     Starts (or connects to) Kafka, opens and migrates ClickHouse, then runs the candle
-    flow, the trade store, the signals flow and the trade source in threads of this
-    process, and serves the API beside them.
+    flow, the trade store, the perpetuals store, the signals flow and the trade source in
+    threads of this process, and serves the API beside them.
 
     The embedded broker keeps every record in memory (Tansu's memory storage honours no
     retention and cannot delete records), so when it holds `kafka.embedded_max_mb` the
@@ -203,6 +204,15 @@ def _run_cycle(
         feeds = _sources(source, options, live_settings, stages.stopping, sim_market)
         stages.thread("candle-flow", lambda: run_main(flow))
         stages.thread("trade-store", lambda: run_main(store_flow))
+        # Marks, liquidations, open interest and funding of whichever source publishes them;
+        # the funding state comes back from ClickHouse, like the candle flow's windows.
+        stages.thread(
+            "perp-store",
+            lambda: run_perp_store(
+                settings, bootstrap=bootstrap, client=client, start="beginning",
+                stop=stages.stopping,
+            ),
+        )  # fmt: skip
         stages.thread(
             "signals-flow",
             lambda: run_signals(

@@ -4,7 +4,8 @@ Every section is read from the environment (prefix `TICKSCAN_`, `__` between nes
 names): the plumbing (`runtime.settings`: `DATA_DIR`, `KAFKA__*`, `CLICKHOUSE__*`), the
 API's (`api.settings`: `API__*`, `ACCOUNTS__*`), the live ingest's
 (`flows.ingest.settings`: `INGEST__*`), the candle flow's (`flows.candles.settings`:
-`CANDLES__*`) and the signals flow's (`flows.signals.settings`: `SIGNALS__*`).
+`CANDLES__*`), the signals flow's (`flows.signals.settings`: `SIGNALS__*`) and the
+perpetuals store's (`flows.perps.settings`: `PERPS__*`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import Field
 from api.settings import ApiAppSettings
 from flows.candles.settings import CandleFlowSettings
 from flows.ingest.settings import LiveIngestSettings
+from flows.perps.settings import PerpStoreSettings
 from flows.signals.settings import SignalFlowSettings
 from runtime.settings import RuntimeSettings
 
@@ -31,6 +33,13 @@ class SignalsSettings(RuntimeSettings):
     signals: SignalFlowSettings = Field(default_factory=SignalFlowSettings)
 
 
-class Settings(ApiAppSettings, LiveIngestSettings, CandlesSettings, SignalsSettings):
+class PerpsSettings(RuntimeSettings):
+    """`tickscan perps`: the plumbing and the perpetuals store's `perps` (batching, the
+    marks TTL, funding derivation), e.g. `TICKSCAN_PERPS__MARKS_TTL_DAYS=7`."""
+
+    perps: PerpStoreSettings = Field(default_factory=PerpStoreSettings)
+
+
+class Settings(ApiAppSettings, LiveIngestSettings, CandlesSettings, SignalsSettings, PerpsSettings):
     """`tickscan run` (and `replay`, `backfill`): every section, for a process that runs the
-    API, the live ingest and both flows."""
+    API, the live ingest and every flow."""

@@ -5,6 +5,7 @@ Each stops cleanly on SIGINT or SIGTERM and says what it did.
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Annotated
 
 import typer
@@ -29,7 +30,7 @@ from tickscan.commands.options import (
     stop_on_signals,
     usage_error,
 )
-from tickscan.settings import CandlesSettings, Settings, SignalsSettings
+from tickscan.settings import CandlesSettings, PerpsSettings, Settings, SignalsSettings
 
 
 def run(
@@ -252,6 +253,43 @@ def signals(
         f"stopped: {counters.candles:,} candles, {counters.rows:,} rows, "
         f"{counters.signals:,} signals"
     )
+
+
+def perps(
+    kafka: KafkaOption = None,
+    clickhouse: ClickHouseOption = None,
+    start: Annotated[
+        str,
+        typer.Option(
+            help="Where to start reading the perpetuals topics the first time: beginning or end."
+        ),
+    ] = "end",
+    recovery_dir: RecoveryDirOption = None,
+) -> None:
+    """Run the perpetuals store alone (one Bytewax worker) against a Kafka cluster.
+
+    md.marks.v1, md.liquidations.v1, md.open_interest.v1 and md.funding.v1 in;
+    marks_1s, liquidations, open_interest and funding out, with a funding row of source
+    'stream' for each funding time the marks cross; rejects to md.deadletter.v1. The
+    marks_1s TTL follows TICKSCAN_PERPS__MARKS_TTL_DAYS (default 30). Stops cleanly on
+    SIGINT or SIGTERM.
+    """
+    stop = stop_on_signals()  # first: a Ctrl-C while starting up stops cleanly too
+    from tickscan.perps import run_perp_store
+
+    start_at = check_start(start)
+    settings = PerpsSettings()
+    bootstrap = require_kafka("perps", kafka, settings)
+    ensure_configured_topics(bootstrap, topics.ALL, settings.kafka)
+    with failing_as("perps"):
+        client = connect(clickhouse or settings.clickhouse_dsn())
+        apply_migrations(client, settings.clickhouse.database)
+    with closing(client), failing_as("perps"):
+        counters = run_perp_store(
+            settings, bootstrap=bootstrap, client=client, start=start_at,
+            recovery_dir=recovery_dir, stop=stop,
+        )  # fmt: skip
+    typer.echo(f"stopped: {counters.summary()}")
 
 
 def simulate(
