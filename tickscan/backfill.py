@@ -159,7 +159,7 @@ def summary(report: BackfillReport) -> str:
         kind = HISTORY[name]
         notes = [f"{counts.open} still open (not recorded)"] if counts.open else []
         if counts.clipped:
-            notes.append(f"{counts.clipped} older than Binance keeps (left out)")
+            notes.append(f"{counts.clipped} wholly or partly older than Binance keeps")
         lines.append(
             f"{name}: {counts.chunks} chunk(s): {counts.written} written, "
             f"{counts.skipped} already done{''.join(f', {n}' for n in notes)}; "

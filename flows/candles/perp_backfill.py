@@ -281,7 +281,8 @@ def _units(kind: HistoryKind, chunk: Chunk) -> int:
     """Records a chunk holds at most, for the progress bar."""
     if not kind.step_ms:
         return 0
-    return -(-(chunk.end_ms - chunk.start_ms) // kind.step_ms)
+    step = kind.step_ms
+    return -(-chunk.end_ms // step) + (-chunk.start_ms // step)  # multiples of step in it
 
 
 def _time_ms(record: PerpRecord) -> int:

@@ -7,9 +7,10 @@ Three REST endpoints, in Binance's exact shapes (USDⓈ-M only):
   from startTime forwards (or the latest `limit`), at most 1000; no weight, but 500
   requests per 5 minutes per IP (`funding_request_limit`), else 429.
 - ``GET /futures/data/openInterestHist``: ``[{"symbol", "sumOpenInterest",
-  "sumOpenInterestValue", "timestamp"}]`` every `period`, at most 500; only the last 30
-  days exist: a startTime or endTime older than that is refused (400, -1130) as Binance
-  does; weight 0, 1000 requests per 5 minutes (`open_interest_request_limit`).
+  "sumOpenInterestValue", "CMCCirculatingSupply", "timestamp"}]`` every `period`, at most
+  500; only the last 30 days exist: a startTime or endTime older than that is refused
+  (400, -1130) as Binance does; weight 0, 1000 requests per 5 minutes
+  (`open_interest_request_limit`).
 - ``GET /fapi/v1/markPriceKlines``: kline arrays with the volume fields zero, weighed by
   limit as ``klines``.
 
@@ -236,5 +237,8 @@ def _open_interest_row(seed: int, sym: Symbol, time_ms: int) -> dict[str, Any]:
         "symbol": sym.name,
         "sumOpenInterest": fmt(contracts, sym.qty_dec, 8),
         "sumOpenInterestValue": fmt(contracts * mark, sym.qty_dec + sym.price_dec, 8),
+        "CMCCirculatingSupply": fmt(
+            contracts * 3, sym.qty_dec, 3
+        ),  # in Binance's documented answer
         "timestamp": time_ms,
     }
