@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from flows.candles.backfill import BackfillError, Chunk, plan_backfill
 from flows.candles.perp_backfill import HISTORY, _check_perpetuals, _plan, _runs
@@ -14,6 +15,7 @@ from flows.candles.reports import BackfillReport, HistoryCounts
 from flows.sources.binance.perp_history import open_interest_floor
 from runtime.settings import ClickHouseSettings
 from tickscan.backfill import backfill, summary
+from tickscan.cli import app
 from tickscan.settings import Settings
 
 DAY = 86_400_000
@@ -133,3 +135,13 @@ def test_the_summary_names_each_kind_its_table_and_what_was_left_out() -> None:
     assert text.endswith(
         "SELECT * FROM db.open_interest FINAL; SELECT * FROM db.mark_klines_1m FINAL"
     )
+
+
+def test_the_command_line_help_offers_the_data_kinds_and_says_open_interest_keeps_30_days() -> None:
+    shown = CliRunner().invoke(app, ["backfill", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    text = " ".join(shown.output.split())
+    assert "--data" in text
+    for kind in ("candles", "funding", "open-interest", "mark-klines"):
+        assert kind in text
+    assert "Binance keeps only the last 30 days" in text
