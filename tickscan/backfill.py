@@ -20,7 +20,7 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 
 from flows.candles.backfill import archive_digests, pending_archives, plan_backfill, record_archives
-from flows.candles.kline_backfill import backfill_klines
+from flows.candles.kline_backfill import RestRun, backfill_klines
 from flows.candles.perp_backfill import HISTORY, backfill_perp_history
 from flows.candles.reports import BackfillReport
 from flows.sources.binance.rest import BinanceRest
@@ -131,13 +131,10 @@ async def _rest_history(
     of its own (one weight budget), bars on `console`."""
     async with BinanceRest(report.market, rest_url) as rest:
         with closing(ProgressBars(console)) as progress:
+            run = RestRun(client, rest, report, progress, force, concurrency)
             if "candles" in report.data:
-                await backfill_klines(
-                    client, rest, report, force=force, concurrency=concurrency, progress=progress
-                )
-            await backfill_perp_history(
-                client, rest, report, force=force, concurrency=concurrency, progress=progress
-            )
+                await backfill_klines(run)
+            await backfill_perp_history(run)
 
 
 def summary(report: BackfillReport) -> str:

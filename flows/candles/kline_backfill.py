@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import difflib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
@@ -34,6 +35,7 @@ from schemas.candles import INTERVAL_MS, Interval
 from schemas.trades import Market
 
 __all__ = [
+    "RestRun",
     "backfill_klines",
     "check_symbols",
     "done_chunks",
@@ -55,32 +57,57 @@ def kline_count(start_ms: int, end_ms: int, interval: Interval) -> int:
     return -(-(end_ms - start_ms) // INTERVAL_MS[interval])
 
 
-async def backfill_klines(
-    client: Client,
-    rest: BinanceRest,
-    report: BackfillReport,
-    *,
-    force: bool,
-    concurrency: int,
-    progress: Progress,
-) -> None:
-    """Fetch and write every chunk of the report's symbols and range not yet done.
+@dataclass(frozen=True)
+class RestRun:
+    """A backfill's REST work: what it writes to, asks with, counts in and shows on.
 
-    `concurrency` symbols are fetched at a time; they share `rest`'s weight budget. The
-    report counts chunks, candles and the REST client's requests as they go.
-
-    Args:
-        client: The ClickHouse written to (candles and `backfill_progress`).
+    Attributes:
+        client: The ClickHouse written to (the data tables and `backfill_progress`).
         rest: The Binance REST client of the report's market.
-        report: The backfill's report: market, interval, range, symbols and database.
+        report: The backfill's report: market, interval, range, symbols, data, database.
+        progress: Where each symbol's tasks are shown.
         force: Fetch and write chunks already recorded as done.
-        concurrency: Symbols fetched at once.
-        progress: Shows one task per symbol, counting its klines.
+        concurrency: Symbols fetched at once; they share `rest`'s weight budget.
+    """
+
+    client: Client
+    rest: BinanceRest
+    report: BackfillReport
+    progress: Progress
+    force: bool = False
+    concurrency: int = 4
+
+    async def for_each_symbol(self, work: Callable[[str], Awaitable[None]]) -> None:
+        """Run `work` for each of the report's symbols, `concurrency` at a time.
+
+        Raises:
+            The first failure, a ban before any other.
+        """
+        gate = asyncio.Semaphore(max(1, self.concurrency))
+
+        async def run(symbol: str) -> None:
+            async with gate:
+                await work(symbol)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for symbol in self.report.symbols:
+                    group.create_task(run(symbol))
+        except BaseExceptionGroup as failed:
+            raise first_error(failed) from None
+
+
+async def backfill_klines(run: RestRun) -> None:
+    """Fetch and write every kline chunk of the report's symbols and range not yet done.
+
+    The report counts chunks, candles and the REST client's requests as they go; the
+    progress shows one task per symbol, counting its klines.
 
     Raises:
         BackfillError: An unknown symbol, a Binance ban (with the time it ends) or another
             refusal. Completed chunks stay recorded.
     """
+    client, rest, report = run.client, run.rest, run.report
     interval = cast(Interval, report.interval)
     start_ms = _ms(report.start)
     end_ms = _ms(report.end)
@@ -91,28 +118,21 @@ async def backfill_klines(
         await check_symbols(rest, report.symbols, report.market)
         chunks = plan_chunks(report.symbols, start_ms, end_ms)
         report.chunks = len(chunks)
-        done: DoneChunks = {} if force else done_chunks(client, report, "klines", interval)
-        gate = asyncio.Semaphore(max(1, concurrency))
+        done: DoneChunks = {} if run.force else done_chunks(client, report, "klines", interval)
         tasks = {
-            symbol: progress.task(
+            symbol: run.progress.task(
                 f"{symbol} {interval} klines", total=kline_count(start_ms, end_ms, interval)
             )
             for symbol in report.symbols
         }
 
-        async def run(symbol: str) -> None:
-            async with gate:
-                for chunk in (c for c in chunks if c.symbol == symbol):
-                    await _backfill_chunk(
-                        rest, client, writer, report, interval, chunk, done, tasks[symbol]
-                    )
+        async def symbol_klines(symbol: str) -> None:
+            for chunk in (c for c in chunks if c.symbol == symbol):
+                await _backfill_chunk(
+                    rest, client, writer, report, interval, chunk, done, tasks[symbol]
+                )
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for symbol in report.symbols:
-                    group.create_task(run(symbol))
-        except BaseExceptionGroup as failed:
-            raise first_error(failed) from None
+        await run.for_each_symbol(symbol_klines)
 
 
 @contextmanager

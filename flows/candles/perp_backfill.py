@@ -21,47 +21,39 @@ are written; a chunk reaching into the present is written but not recorded.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from clickhouse_connect.driver.client import Client
-
 from flows.candles.backfill import BackfillError, Chunk, plan_chunks
 from flows.candles.kline_backfill import (
     DoneChunks,
+    RestRun,
     check_symbols,
     done_chunks,
-    first_error,
     is_done,
     record_chunk,
     rest_failures,
 )
-from flows.candles.progress import Progress
 from flows.candles.reports import BackfillReport, HistoryCounts
-from flows.sinks.perps import PerpRecord, PerpWriter
+from flows.sinks.perps import PerpWriter
 from flows.sources.binance.perp_history import (
-    fetch_funding,
-    fetch_mark_klines,
-    fetch_open_interest,
+    FUNDING,
+    MARK_KLINES,
+    OPEN_INTEREST,
+    HistoryEndpoint,
+    fetch_history,
     open_interest_floor,
 )
 from flows.sources.binance.perp_responses import HISTORY_DAYS, OPEN_INTEREST_PERIOD_MS
-from flows.sources.binance.rest import BinanceRest
-from schemas.perps import FundingEvent, MarkKline, OpenInterest
 
 __all__ = ["HISTORY", "HistoryKind", "backfill_perp_history"]
 
 logger = logging.getLogger(__name__)
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
-
-Fetch = Callable[..., Awaitable[Sequence[PerpRecord]]]
-"""``fetch(rest, symbol, start_ms, end_ms, *, on_page)``: one symbol's records of a range."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +68,7 @@ class HistoryKind:
         unit: What it counts, for progress and the summary.
         step_ms: Time between two records, to size the progress bar (0: not regular).
         run_days: Most consecutive days fetched together.
-        fetch: Fetches one symbol's records of a range.
+        endpoint: Where the records come from.
     """
 
     name: str
@@ -86,50 +78,36 @@ class HistoryKind:
     unit: str
     step_ms: int
     run_days: int
-    fetch: Fetch
+    endpoint: HistoryEndpoint
 
 
 HISTORY: dict[str, HistoryKind] = {
     kind.name: kind
     for kind in (
         HistoryKind(
-            "funding", "funding", "", "funding", "funding events", 0, 300, fetch_funding
+            "funding", "funding", "", "funding", "funding events", 0, 300, FUNDING
         ),
         HistoryKind(
             "open-interest", "open_interest", "5m", "open_interest", "open-interest samples",
-            OPEN_INTEREST_PERIOD_MS, 1, fetch_open_interest,
+            OPEN_INTEREST_PERIOD_MS, 1, OPEN_INTEREST,
         ),
         HistoryKind(
             "mark-klines", "mark_klines", "1m", "mark_klines_1m", "mark klines", 60_000, 1,
-            fetch_mark_klines,
+            MARK_KLINES,
         ),
     )
 }  # fmt: skip
 """Each kind by its ``--data`` name."""
 
 
-async def backfill_perp_history(
-    client: Client,
-    rest: BinanceRest,
-    report: BackfillReport,
-    *,
-    force: bool,
-    concurrency: int,
-    progress: Progress,
-    now_ms: int | None = None,
-) -> None:
+async def backfill_perp_history(run: RestRun, *, now_ms: int | None = None) -> None:
     """Fetch and write the perpetual history the report asks for, chunk by chunk.
 
-    `concurrency` symbols are fetched at a time; they share `rest`'s weight budget and
-    request windows. The report's `history` counts each kind as it goes.
+    The symbols share the REST client's weight budget and request windows; the report's
+    `history` counts each kind as it goes; the progress shows one task per symbol and kind.
 
     Args:
-        client: The ClickHouse written to (the perpetuals tables and `backfill_progress`).
-        rest: A USDⓈ-M REST client.
-        report: The backfill's report: range, symbols, `data` and database.
-        force: Fetch and write chunks already recorded as done.
-        concurrency: Symbols fetched at once.
-        progress: Shows one task per symbol and kind.
+        run: The backfill's REST work (a USDⓈ-M client).
         now_ms: The present (what is closed, what the 30 days count from); the wall clock
             by default.
 
@@ -137,6 +115,7 @@ async def backfill_perp_history(
         BackfillError: An unknown symbol or one that is not a perpetual, a Binance ban
             (with the time it ends) or another refusal. Completed chunks stay recorded.
     """
+    client, rest, report = run.client, run.rest, run.report
     kinds = [HISTORY[name] for name in report.data if name in HISTORY]
     if not kinds:
         return
@@ -151,27 +130,21 @@ async def backfill_perp_history(
 
     with rest_failures(rest, report, finished):
         _check_perpetuals(await check_symbols(rest, report.symbols, report.market))
-        gate = asyncio.Semaphore(max(1, concurrency))
         plans = {}
         for kind in kinds:
-            done = {} if force else done_chunks(client, report, kind.progress_kind, kind.interval)
+            done = (
+                {} if run.force else done_chunks(client, report, kind.progress_kind, kind.interval)
+            )
             plans[kind.name] = _plan(kind, report, start_ms, end_ms, now_ms, done)
 
-        async def run(symbol: str) -> None:
-            async with gate:
-                for kind in kinds:
-                    chunks, skipped = plans[kind.name]
-                    await _backfill_symbol(
-                        rest, client, writer, report, kind, symbol, chunks[symbol],
-                        skipped.get(symbol, 0), progress, now_ms,
-                    )  # fmt: skip
+        async def symbol_history(symbol: str) -> None:
+            for kind in kinds:
+                chunks, skipped = plans[kind.name]
+                await _backfill_symbol(
+                    run, writer, kind, symbol, chunks[symbol], skipped.get(symbol, 0), now_ms
+                )
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for symbol in report.symbols:
-                    group.create_task(run(symbol))
-        except BaseExceptionGroup as failed:
-            raise first_error(failed) from None
+        await run.for_each_symbol(symbol_history)
 
 
 def _check_perpetuals(entries: dict[str, dict[str, Any]]) -> None:
@@ -227,38 +200,38 @@ def _plan(
 
 
 async def _backfill_symbol(
-    rest: BinanceRest,
-    client: Client,
+    run: RestRun,
     writer: PerpWriter,
-    report: BackfillReport,
     kind: HistoryKind,
     symbol: str,
     chunks: list[Chunk],
     skipped_units: int,
-    progress: Progress,
     now_ms: int,
 ) -> None:
     """Fetch one symbol's pending chunks of one kind, a run of consecutive days at a time."""
+    client, report = run.client, run.report
     counts = report.history[kind.name]
     total = sum(_units(kind, c) for c in chunks) + skipped_units if kind.step_ms else None
-    task = progress.task(f"{symbol} {kind.unit}", total=total)
+    task = run.progress.task(f"{symbol} {kind.unit}", total=total)
     if total is not None:
         task.advance(skipped_units)
     fetched = 0
-    for run in _runs(chunks, kind.run_days):
-        records = await kind.fetch(
-            rest, symbol, run[0].start_ms, run[-1].end_ms, on_page=task.advance
+    for days in _runs(chunks, kind.run_days):
+        span = (days[0].start_ms, days[-1].end_ms)
+        records = await fetch_history(
+            run.rest, kind.endpoint, symbol, span, now_ms=now_ms, on_page=task.advance
         )
         writer.add(records)
         writer.flush()
         counts.rows += len(records)
         fetched += len(records)
-        for chunk in run:
+        for chunk in days:
             if chunk.end_ms > now_ms:
                 # Reaches into the present: what exists is written, the rest is not yet.
                 counts.open += 1
                 continue
-            rows = sum(1 for r in records if chunk.start_ms <= _time_ms(r) < chunk.end_ms)
+            time_ms = kind.endpoint.time_ms
+            rows = sum(1 for r in records if chunk.start_ms <= time_ms(r) < chunk.end_ms)
             record_chunk(client, report, kind.progress_kind, kind.interval, chunk, rows)
             counts.written += 1
     if total is None:
@@ -283,17 +256,6 @@ def _units(kind: HistoryKind, chunk: Chunk) -> int:
         return 0
     step = kind.step_ms
     return -(-chunk.end_ms // step) + (-chunk.start_ms // step)  # multiples of step in it
-
-
-def _time_ms(record: PerpRecord) -> int:
-    """The time a record is chunked by, in ms."""
-    if isinstance(record, FundingEvent):
-        return record.funding_time_us // 1000
-    if isinstance(record, MarkKline):
-        return record.open_time
-    if isinstance(record, OpenInterest):
-        return record.time_us // 1000
-    raise TypeError(f"not a perpetual history record: {type(record).__name__}")
 
 
 def _ms(dt: datetime) -> int:

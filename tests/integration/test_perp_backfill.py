@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,21 +43,18 @@ def _iso(ms: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def database(clickhouse_dsn: str) -> Iterator[str]:
+def settings(tmp_path_factory: pytest.TempPathFactory, clickhouse_dsn: str) -> Iterator[Settings]:
+    """Settings writing to a migrated database of this module's own."""
     with migrated_database(clickhouse_dsn, "tickscan_perp_backfill") as name:
-        yield name
+        store = ClickHouseSettings(dsn=clickhouse_dsn, database=name)
+        yield Settings(data_dir=tmp_path_factory.mktemp("perp-backfill"), clickhouse=store)
 
 
 @pytest.fixture
-def settings(tmp_path: Path, clickhouse_dsn: str, database: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path, clickhouse=ClickHouseSettings(dsn=clickhouse_dsn, database=database)
-    )
-
-
-@pytest.fixture
-def db(clickhouse_dsn: str, database: str) -> Iterator[Client]:
-    with closing(connect(clickhouse_dsn, database=database)) as client:
+def db(settings: Settings) -> Iterator[Client]:
+    with closing(
+        connect(settings.clickhouse_dsn(), database=settings.clickhouse.database)
+    ) as client:
         yield client
 
 

@@ -1,8 +1,9 @@
 """A USDⓈ-M perpetual's history over REST, page by page: funding, open interest, mark klines.
 
-`fetch_funding`, `fetch_open_interest` and `fetch_mark_klines` return every record of one
-symbol whose time falls in ``[start_ms, end_ms)``, oldest first, as `schemas.perps`
-records ready for `flows.sinks.perps.PerpWriter`. They page the way each endpoint allows:
+`fetch_history` returns every record of one symbol whose time falls in
+``[start_ms, end_ms)``, oldest first, as `schemas.perps` records ready for
+`flows.sinks.perps.PerpWriter`, from one of three endpoints (`FUNDING`, `OPEN_INTEREST`,
+`MARK_KLINES`), paged the way each allows (`flows.sources.binance.klines.page_forward`):
 
 - ``fundingRate`` and ``markPriceKlines`` answer from startTime forwards, so the next page
   starts after the last row of a full one;
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any
 
-from flows.sources.binance.markets import binance_market
+from flows.sources.binance.klines import Paging, page_forward
+from flows.sources.binance.markets import USDM
 from flows.sources.binance.perp_responses import (
     FUNDING_PAGE,
     HISTORY_DAYS,
@@ -33,9 +36,11 @@ from flows.sources.binance.rest import BinanceRest
 from schemas.perps import FundingEvent, MarkKline, OpenInterest
 
 __all__ = [
-    "fetch_funding",
-    "fetch_mark_klines",
-    "fetch_open_interest",
+    "FUNDING",
+    "MARK_KLINES",
+    "OPEN_INTEREST",
+    "HistoryEndpoint",
+    "fetch_history",
     "open_interest_floor",
 ]
 
@@ -45,124 +50,93 @@ FLOOR_MARGIN_MS = 15 * MINUTE_MS
 """Kept between the 30-day edge and the first open-interest sample asked for, so a request
 sent a little later is not refused for asking a few seconds too far back."""
 
-R = TypeVar("R")
+HistoryRecord = FundingEvent | OpenInterest | MarkKline
 
 
-async def _page_forward(
-    fetch: Callable[[int, int, int], Awaitable[Sequence[R]]],
-    time_ms: Callable[[R], int],
-    start_ms: int,
-    end_ms: int,
-    *,
-    limit: int,
-    step_ms: int,
-    window_ms: int | None = None,
-    on_page: Callable[[int], None] | None = None,
-) -> list[R]:
-    """Every row with a time in ``[start_ms, end_ms)``, page by page.
+@dataclass(frozen=True)
+class HistoryEndpoint:
+    """One history endpoint: how a page is asked for, how it is paged, what is final.
 
-    Without `window_ms` a page asks from the cursor to the end, and a short page ends the
-    range; with it, each page asks one window and the next starts after it.
+    Attributes:
+        page: Asks for one page: (client, symbol, first ms, last ms inclusive, limit).
+        time_ms: A record's time, which the range and the paging go by.
+        paging: Page size and how the next page starts.
+        closed: Whether a record is final at a time (a kline still open is not); None when
+            every record the exchange gives is.
     """
-    out: list[R] = []
-    cursor = start_ms
-    while cursor < end_ms:
-        last = end_ms - 1 if window_ms is None else min(end_ms, cursor + window_ms) - 1
-        rows = await fetch(cursor, last, limit)
-        fresh = [r for r in rows if cursor <= time_ms(r) <= last]
-        out.extend(fresh)
-        if on_page is not None:
-            on_page(len(fresh))
-        if window_ms is not None:
-            cursor = last + 1
-            continue
-        if not fresh or len(rows) < limit:
-            break
-        cursor = time_ms(fresh[-1]) + step_ms
-    return out
+
+    page: Callable[[BinanceRest, str, int, int, int], Awaitable[Sequence[Any]]]
+    time_ms: Callable[[Any], int]
+    paging: Paging
+    closed: Callable[[Any, int], bool] | None = None
 
 
-async def fetch_funding(
+FUNDING = HistoryEndpoint(
+    lambda rest, symbol, first, last, limit: rest.funding_rates(symbol, first, last, limit),
+    lambda event: event.funding_time_us // 1000,
+    Paging(FUNDING_PAGE, 1),
+)
+"""``fundingRate``: `FundingEvent` records, 1000 a page."""
+
+OPEN_INTEREST = HistoryEndpoint(
+    lambda rest, symbol, first, last, limit: rest.open_interest_hist(
+        symbol, OPEN_INTEREST_PERIOD, first, last, limit
+    ),
+    lambda sample: sample.time_us // 1000,
+    Paging(
+        OPEN_INTEREST_PAGE, OPEN_INTEREST_PERIOD_MS, OPEN_INTEREST_PAGE * OPEN_INTEREST_PERIOD_MS
+    ),
+)
+"""``openInterestHist`` every 5 minutes: `OpenInterest` records, one 500-sample window a
+page. The range must not start before `open_interest_floor`: Binance refuses it."""
+
+MARK_KLINES = HistoryEndpoint(
+    lambda rest, symbol, first, last, limit: rest.mark_price_klines(
+        symbol, MARK_KLINE_INTERVAL, first, last, limit
+    ),
+    lambda kline: kline.open_time,
+    Paging(USDM.kline_page, MINUTE_MS),  # the most klines per unit of weight, as klines
+    lambda kline, now_ms: kline.close_time < now_ms,
+)
+"""``markPriceKlines`` 1m: `MarkKline` records; a kline still open is left out."""
+
+
+async def fetch_history(
     rest: BinanceRest,
+    endpoint: HistoryEndpoint,
     symbol: str,
-    start_ms: int,
-    end_ms: int,
-    *,
-    on_page: Callable[[int], None] | None = None,
-) -> list[FundingEvent]:
-    """The settled funding times of `symbol` in ``[start_ms, end_ms)`` (``fundingRate``).
-
-    Args:
-        rest: A USDⓈ-M client (its budget and the funding request window pace the pages).
-        symbol: The exchange symbol.
-        start_ms: First funding time wanted (inclusive).
-        end_ms: End of the range (exclusive).
-        on_page: Called with the number of events of each page.
-    """
-    return await _page_forward(
-        lambda first, last, limit: rest.funding_rates(symbol, first, last, limit),
-        lambda e: e.funding_time_us // 1000,
-        start_ms,
-        end_ms,
-        limit=FUNDING_PAGE,
-        step_ms=1,
-        on_page=on_page,
-    )
-
-
-async def fetch_open_interest(
-    rest: BinanceRest,
-    symbol: str,
-    start_ms: int,
-    end_ms: int,
-    *,
-    on_page: Callable[[int], None] | None = None,
-) -> list[OpenInterest]:
-    """Open interest of `symbol` every 5 minutes in ``[start_ms, end_ms)`` (``openInterestHist``).
-
-    The range must not start before `open_interest_floor`: Binance refuses it.
-    """
-    return await _page_forward(
-        lambda first, last, limit: rest.open_interest_hist(
-            symbol, OPEN_INTEREST_PERIOD, first, last, limit
-        ),
-        lambda o: o.time_us // 1000,
-        start_ms,
-        end_ms,
-        limit=OPEN_INTEREST_PAGE,
-        step_ms=OPEN_INTEREST_PERIOD_MS,
-        window_ms=OPEN_INTEREST_PAGE * OPEN_INTEREST_PERIOD_MS,
-        on_page=on_page,
-    )
-
-
-async def fetch_mark_klines(
-    rest: BinanceRest,
-    symbol: str,
-    start_ms: int,
-    end_ms: int,
+    span: tuple[int, int],
     *,
     now_ms: int | None = None,
     on_page: Callable[[int], None] | None = None,
-) -> list[MarkKline]:
-    """The closed 1m mark-price klines of `symbol` opening in ``[start_ms, end_ms)``.
+) -> list[HistoryRecord]:
+    """One symbol's records of an endpoint with a time in ``[start_ms, end_ms)``.
 
-    Pages of the market's ``kline_page`` rows (the most klines per unit of weight, as for
-    klines). A kline still open at `now_ms` (the wall clock by default) is left out.
+    Args:
+        rest: A USDⓈ-M client (its budget and request windows pace the pages).
+        endpoint: `FUNDING`, `OPEN_INTEREST` or `MARK_KLINES`.
+        symbol: The exchange symbol.
+        span: ``(start_ms, end_ms)``: first time wanted (inclusive), end (exclusive).
+        now_ms: What records must be final by (`HistoryEndpoint.closed`); the wall clock
+            by default.
+        on_page: Called with the number of records of each page in the range.
+
+    Returns:
+        The records, oldest first.
     """
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    klines = await _page_forward(
-        lambda first, last, limit: rest.mark_price_klines(
-            symbol, MARK_KLINE_INTERVAL, first, last, limit
-        ),
-        lambda k: k.open_time,
-        start_ms,
-        end_ms,
-        limit=binance_market(rest.market).kline_page,
-        step_ms=MINUTE_MS,
-        on_page=on_page,
+    records = await page_forward(
+        lambda first, last, limit: endpoint.page(rest, symbol, first, last, limit),
+        endpoint.time_ms,
+        span[0],
+        span[1],
+        endpoint.paging,
+        on_page,
     )
-    return [k for k in klines if k.close_time < now_ms]
+    closed = endpoint.closed
+    if closed is None:
+        return records
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return [r for r in records if closed(r, now_ms)]
 
 
 def open_interest_floor(now_ms: int) -> int:

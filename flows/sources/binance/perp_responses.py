@@ -34,14 +34,15 @@ Open Interest Statistics, Mark Price Kline/Candlestick Data.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from flows.errors import FlowError
 from flows.sources.binance.errors import BinanceResponseError
+from flows.sources.binance.responses import parse_klines
 from flows.sources.binance.trades import BinanceDecodeError, to_decimal
 from schemas.perps import FundingEvent, MarkKline, OpenInterest
 
@@ -61,6 +62,8 @@ __all__ = [
 ]
 
 EXCHANGE = "binance"
+
+R = TypeVar("R")
 
 DATA_PREFIX = "/futures/data"
 """Path of ``openInterestHist`` (and Binance's other trading statistics) below the host."""
@@ -119,7 +122,6 @@ class _OpenInterestRow(msgspec.Struct, rename="camel"):
 
 _decode_funding = msgspec.json.Decoder(list[_FundingRow]).decode
 _decode_open_interest = msgspec.json.Decoder(list[_OpenInterestRow]).decode
-_decode_rows = msgspec.json.Decoder(list[list[Any]]).decode
 
 
 def parse_funding_rates(body: bytes, symbol: str) -> list[FundingEvent]:
@@ -132,21 +134,19 @@ def parse_funding_rates(body: bytes, symbol: str) -> list[FundingEvent]:
     Raises:
         BinanceResponseError: The body is not a list of funding rows of `symbol`.
     """
-    try:
-        return [
+    return _records(
+        "fundingRate",
+        lambda: [
             FundingEvent(
-                exchange=EXCHANGE,
-                market="usdm",
-                symbol=_same(r.symbol, symbol),
+                **_of(symbol, r.symbol),
                 funding_time_us=r.funding_time * 1000,
                 funding_rate=to_decimal(r.funding_rate, "fundingRate"),
                 source="exchange",
                 mark_price=to_decimal(r.mark_price, "markPrice") if r.mark_price else None,
             )
             for r in _decode_funding(body)
-        ]
-    except (msgspec.DecodeError, BinanceDecodeError, _WrongSymbol) as exc:
-        raise BinanceResponseError(f"bad fundingRate response: {exc}") from None
+        ],
+    )
 
 
 def parse_open_interest_hist(body: bytes, symbol: str) -> list[OpenInterest]:
@@ -158,56 +158,62 @@ def parse_open_interest_hist(body: bytes, symbol: str) -> list[OpenInterest]:
     Raises:
         BinanceResponseError: The body is not a list of open-interest rows of `symbol`.
     """
-    try:
-        return [
+    return _records(
+        "openInterestHist",
+        lambda: [
             OpenInterest(
-                exchange=EXCHANGE,
-                market="usdm",
-                symbol=_same(r.symbol, symbol),
+                **_of(symbol, r.symbol),
                 time_us=_time_ms(r.timestamp) * 1000,
                 open_interest=to_decimal(r.sum_open_interest, "sumOpenInterest"),
                 source="history",
                 open_interest_value=to_decimal(r.sum_open_interest_value, "sumOpenInterestValue"),
             )
             for r in _decode_open_interest(body)
-        ]
-    except (msgspec.DecodeError, BinanceDecodeError, _WrongSymbol, ValueError) as exc:
-        raise BinanceResponseError(f"bad openInterestHist response: {exc}") from None
+        ],
+    )
 
 
 def parse_mark_klines(body: bytes, symbol: str) -> list[MarkKline]:
     """Parse a ``markPriceKlines`` body into `MarkKline` records (times in ms).
 
+    The rows have the ``klines`` layout (`flows.sources.binance.responses.parse_klines`
+    reads them); only the times and prices mean anything.
+
     Raises:
         BinanceResponseError: The body is not a list of kline rows.
     """
-    try:
-        return [
+    return _records(
+        "markPriceKlines",
+        lambda: [
             MarkKline(
-                exchange=EXCHANGE,
-                market="usdm",
-                symbol=symbol,
-                open_time=_int(r[0]),
-                open=to_decimal(r[1], "open"),
-                high=to_decimal(r[2], "high"),
-                low=to_decimal(r[3], "low"),
-                close=to_decimal(r[4], "close"),
-                close_time=_int(r[6]),
+                **_of(symbol), open_time=k.open_time, open=k.open, high=k.high, low=k.low,
+                close=k.close, close_time=k.close_time,
             )
-            for r in _decode_rows(body)
-        ]
-    except (msgspec.DecodeError, BinanceDecodeError, IndexError, TypeError) as exc:
-        raise BinanceResponseError(f"bad markPriceKlines response: {exc}") from None
+            for k in parse_klines(body)
+        ],
+    )  # fmt: skip
 
 
 class _WrongSymbol(FlowError):
     """A row names another symbol than the one asked for."""
 
 
-def _same(got: str, wanted: str) -> str:
-    if got != wanted:
-        raise _WrongSymbol(f"a row of {got!r} in the answer for {wanted!r}")
-    return got
+def _records(endpoint: str, decode: Callable[[], list[R]]) -> list[R]:
+    """What `decode` makes of a body, or `BinanceResponseError` naming the endpoint."""
+    try:
+        return decode()
+    except (
+        msgspec.DecodeError, BinanceDecodeError, BinanceResponseError, _WrongSymbol, ValueError
+    ) as exc:  # fmt: skip
+        raise BinanceResponseError(f"bad {endpoint} response: {exc}") from None
+
+
+def _of(symbol: str, row_symbol: str | None = None) -> dict[str, Any]:
+    """The exchange, market and symbol of a record; a row naming another symbol than the
+    one asked for is an error."""
+    if row_symbol is not None and row_symbol != symbol:
+        raise _WrongSymbol(f"a row of {row_symbol!r} in the answer for {symbol!r}")
+    return {"exchange": EXCHANGE, "market": "usdm", "symbol": symbol}
 
 
 def _time_ms(value: int | str) -> int:
@@ -215,10 +221,4 @@ def _time_ms(value: int | str) -> int:
         if not value.isdigit():
             raise ValueError(f"timestamp={value!r} is not a time in ms")
         return int(value)
-    return value
-
-
-def _int(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {value!r}")
     return value

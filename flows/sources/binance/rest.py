@@ -238,7 +238,7 @@ class BinanceRest:
         """Mark-price klines of `symbol` opening in ``[start_ms, end_ms]``, oldest first
         (USDⓈ-M ``markPriceKlines``, weighed by `limit` as ``klines``)."""
         limit = _clamp(limit, self.facts.max_klines)
-        params = {
+        params: dict[str, str | int] = {
             "symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms,
             "limit": limit,
         }  # fmt: skip
@@ -250,7 +250,7 @@ class BinanceRest:
     ) -> list[FundingEvent]:
         """Settled funding times of `symbol` in ``[start_ms, end_ms]``, oldest first, at most
         `limit` (USDⓈ-M ``fundingRate``, within its own 500 requests per 5 minutes)."""
-        params = {
+        params: dict[str, str | int] = {
             "symbol": symbol, "startTime": start_ms, "endTime": end_ms,
             "limit": _clamp(limit, FUNDING_PAGE),
         }  # fmt: skip
@@ -258,17 +258,12 @@ class BinanceRest:
         return parse_funding_rates(body, symbol)
 
     async def open_interest_hist(
-        self,
-        symbol: str,
-        period: str,
-        start_ms: int,
-        end_ms: int,
-        limit: int = OPEN_INTEREST_PAGE,
+        self, symbol: str, period: str, start_ms: int, end_ms: int, limit: int = OPEN_INTEREST_PAGE
     ) -> list[OpenInterest]:
         """Open interest of `symbol` every `period` in ``[start_ms, end_ms]`` (USDⓈ-M
         ``/futures/data/openInterestHist``; Binance keeps the last 30 days only and refuses
         an older `start_ms`)."""
-        params = {
+        params: dict[str, str | int] = {
             "symbol": symbol, "period": period, "startTime": start_ms, "endTime": end_ms,
             "limit": _clamp(limit, OPEN_INTEREST_PAGE),
         }  # fmt: skip

@@ -142,12 +142,7 @@ class PerpHistoryApi:
 
     def _open_interest_hist(self, params: dict[str, str]) -> list[dict[str, Any]]:
         sym = self._param_symbol(params)
-        period = params.get("period")
-        if not period:
-            raise ApiError(
-                400, -1102,
-                "Mandatory parameter 'period' was not sent, was empty/null, or malformed.",
-            )  # fmt: skip
+        period = _required(params, "period")
         if period not in OI_PERIODS_MS:
             raise ApiError(400, -1130, "Data sent for parameter 'period' is not valid.")
         step = OI_PERIODS_MS[period]
@@ -169,12 +164,7 @@ class PerpHistoryApi:
 
     def _mark_price_klines(self, params: dict[str, str]) -> list[list[Any]]:
         sym = self._param_symbol(params)
-        interval = params.get("interval")
-        if not interval:
-            raise ApiError(
-                400, -1102,
-                "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.",
-            )  # fmt: skip
+        interval = _required(params, "interval")
         if interval != "1m":
             raise ApiError(400, -1120, "Invalid interval.")
         start, end = _range(params)
@@ -184,6 +174,15 @@ class PerpHistoryApi:
             hi = min(hi, end // MINUTE_MS * MINUTE_MS)
         lo = hi - (limit - 1) * MINUTE_MS if start is None else -(-start // MINUTE_MS) * MINUTE_MS
         return self.mark_klines(sym.name, lo, min(hi, lo + (limit - 1) * MINUTE_MS) + 1)
+
+
+def _required(params: dict[str, str], name: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise ApiError(
+            400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+        )
+    return value
 
 
 def _range(params: dict[str, str]) -> tuple[int | None, int | None]:

@@ -12,9 +12,10 @@ import pytest
 from flows.sinks.perps import funding_rows, mark_kline_rows, open_interest_rows
 from flows.sources.binance.errors import BinanceResponseError
 from flows.sources.binance.perp_history import (
-    fetch_funding,
-    fetch_mark_klines,
-    fetch_open_interest,
+    FUNDING,
+    MARK_KLINES,
+    OPEN_INTEREST,
+    fetch_history,
     open_interest_floor,
 )
 from flows.sources.binance.perp_responses import (
@@ -184,16 +185,16 @@ def _kline(ms: int) -> MarkKline:
 
 
 def test_funding_pages_on_from_the_last_event_of_a_full_page() -> None:
-    rest = History(funding=2500)
-    events = asyncio.run(fetch_funding(rest, "BTCUSDT", 0, 2500 * 8 * 3_600_000))  # type: ignore[arg-type]
+    rest: Any = History(funding=2500)
+    events = asyncio.run(fetch_history(rest, FUNDING, "BTCUSDT", (0, 2500 * 8 * 3_600_000)))
     assert events == rest.funding
     assert [a[1] for a in rest.asked] == [0, 999 * 8 * 3_600_000 + 4, 1999 * 8 * 3_600_000 + 4]
     assert all(a[3] == 1000 for a in rest.asked)
 
 
 def test_open_interest_asks_one_window_a_page_can_hold_at_a_time() -> None:
-    rest = History(samples=1200)
-    got = asyncio.run(fetch_open_interest(rest, "BTCUSDT", 0, 1200 * 300_000))  # type: ignore[arg-type]
+    rest: Any = History(samples=1200)
+    got = asyncio.run(fetch_history(rest, OPEN_INTEREST, "BTCUSDT", (0, 1200 * 300_000)))
     assert got == rest.samples  # nothing lost though the stand-in answers from the end
     window = 500 * 300_000
     assert [(a[1], a[2]) for a in rest.asked] == [
@@ -202,14 +203,14 @@ def test_open_interest_asks_one_window_a_page_can_hold_at_a_time() -> None:
 
 
 def test_mark_klines_page_by_499_and_leave_out_the_open_kline() -> None:
-    rest = History(klines=1000)
+    rest: Any = History(klines=1000)
     pages: list[int] = []
+    now = 999 * 60_000 + 30_000
     got = asyncio.run(
-        fetch_mark_klines(
-            rest, "BTCUSDT", 0, 1000 * 60_000, now_ms=999 * 60_000 + 30_000,  # type: ignore[arg-type]
-            on_page=pages.append,
+        fetch_history(
+            rest, MARK_KLINES, "BTCUSDT", (0, 1000 * 60_000), now_ms=now, on_page=pages.append
         )
-    )  # fmt: skip
+    )
     assert got == rest.klines[:999]  # the last one is still open
     assert pages == [499, 499, 2]
     assert [a[3] for a in rest.asked] == [499, 499, 499]
