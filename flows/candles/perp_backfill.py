@@ -126,7 +126,7 @@ async def backfill_perp_history(run: RestRun, *, now_ms: int | None = None) -> N
         report.history[kind.name] = HistoryCounts()
 
     def finished() -> int:
-        return sum(c.written for c in report.history.values())
+        return report.chunks_written + sum(c.written for c in report.history.values())
 
     with rest_failures(rest, report, finished):
         _check_perpetuals(await check_symbols(rest, report.symbols, report.market))
