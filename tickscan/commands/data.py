@@ -120,7 +120,11 @@ def backfill(
     ],
     end: Annotated[str, typer.Option("--to", help="End (exclusive), ISO 8601.")],
     symbols: Annotated[
-        str, typer.Option(help="Symbols for REST klines, comma-separated, e.g. BTCUSDT,ETHUSDT.")
+        str,
+        typer.Option(
+            help="Symbols for REST klines and the --data history, comma-separated, "
+            "e.g. BTCUSDT,ETHUSDT."
+        ),
     ] = "",
     interval: Annotated[str, typer.Option(help="1m, or 1s on spot.")] = "1m",
     archives: Annotated[
