@@ -8,6 +8,7 @@
 - `trade_store`: md.trades.v1 -> the ClickHouse `trades` table.
 - `replay`: files -> md.trades.v1 as one bounded run, then the flow and the store over it.
 - `backfill`: a backfill's plan (range, chunks per UTC day, verified archives) and records;
-  `kline_backfill`: the exchange's own klines over REST into the candle tables.
+  `kline_backfill`: the exchange's own klines over REST into the candle tables;
+  `perp_backfill`: a USDⓈ-M perpetual's funding, open interest and mark klines likewise.
 - `reports`: what a replay and a backfill did; `progress`: how they report progress.
 """

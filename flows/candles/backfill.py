@@ -11,6 +11,9 @@ Two sources fill the candle tables for a time range:
   ``.CHECKSUM`` sibling and replayed through Kafka and the candle flow exactly as a replay
   does (`flows.candles.replay`), so their candles are the flow's own (``source = 'trades'``).
 
+On USDⓈ-M, ``data`` also asks for a perpetual's history, by the same (symbol, UTC day)
+chunks: funding, open interest and mark-price klines (`flows.candles.perp_backfill`).
+
 Every finished chunk and file is recorded in ``backfill_progress``; a rerun skips them,
 and a forced rerun writes the same rows again.
 """
@@ -38,6 +41,8 @@ from schemas.trades import Market
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "DATA_KINDS",
+    "PERP_DATA",
     "BackfillError",
     "Chunk",
     "archive_digests",
@@ -66,6 +71,12 @@ PROGRESS_COLUMNS = (
 """The columns of `PROGRESS_TABLE` (infra/clickhouse), in row order."""
 
 DAY_MS = 86_400_000
+
+CANDLES = "candles"
+PERP_DATA = ("funding", "open-interest", "mark-klines")
+"""What a backfill can fetch of a USDⓈ-M perpetual's history besides its klines."""
+DATA_KINDS = (CANDLES, *PERP_DATA)
+"""What ``tickscan backfill --data`` takes; ``candles`` (klines and archives) by default."""
 
 _CHECKSUM_LINE = re.compile(r"^\s*([0-9a-fA-F]{64})\b\s*\*?(\S*)")
 
@@ -139,6 +150,7 @@ def plan_backfill(
     archives: Sequence[str | Path],
     clickhouse: str,
     database: str,
+    data: str | Sequence[str] = (CANDLES,),
 ) -> BackfillReport:
     """Check a backfill's arguments and list its archive files, before anything is opened.
 
@@ -152,6 +164,8 @@ def plan_backfill(
         archives: data.binance.vision trades / aggTrades files or directories of them.
         clickhouse: The ClickHouse DSN written to, for the report.
         database: The database written to.
+        data: What to fetch, a list or ``"candles,funding"``: `DATA_KINDS`; anything but
+            candles is USDⓈ-M only and needs `symbols`.
 
     Returns:
         The report the backfill fills in, with its symbols and archive files.
@@ -170,12 +184,38 @@ def plan_backfill(
         raise BackfillError(
             f"--from {begin:%Y-%m-%d %H:%M:%S} is not before --to {finish:%Y-%m-%d %H:%M:%S} (UTC)"
         )
+    kinds = _data_kinds(data, market)
     wanted = _symbols(symbols)
+    if CANDLES not in kinds:
+        if archives:
+            raise BackfillError("--archives only give candles: add candles to --data")
+        if not wanted:
+            raise BackfillError(f"--data {','.join(kinds)} needs --symbols")
     if not wanted and not archives:
         raise BackfillError("nothing to backfill: give --symbols, --archives or both")
     report = BackfillReport(market, interval, begin, finish, wanted, clickhouse, database)
+    report.data = kinds
     report.archives = _archive_files(archives)
     return report
+
+
+def _data_kinds(data: str | Sequence[str], market: Market) -> tuple[str, ...]:
+    """The kinds of data asked for, checked, in `DATA_KINDS` order."""
+    items = [data] if isinstance(data, str) else list(data)
+    asked = {name.strip().lower() for item in items for name in item.split(",") if name.strip()}
+    unknown = sorted(asked - set(DATA_KINDS))
+    if unknown or not asked:
+        raise BackfillError(
+            f"--data takes {', '.join(DATA_KINDS)} (comma-separated), "
+            f"not {', '.join(unknown) or 'nothing'}"
+        )
+    perps = [k for k in PERP_DATA if k in asked]
+    if perps and market != "usdm":
+        raise BackfillError(
+            f"{', '.join(perps)}: perpetual futures history exists on USDⓈ-M only: "
+            "use --market usdm"
+        )
+    return tuple(k for k in DATA_KINDS if k in asked)
 
 
 def _symbols(symbols: str | Sequence[str]) -> list[str]:

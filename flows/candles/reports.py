@@ -15,7 +15,7 @@ from flows.sources.files import Rejected, UnreadableFile
 from flows.sources.market_guess import MarketEvidence
 from schemas.trades import Market
 
-__all__ = ["BackfillReport", "FileOutcome", "ReplayReport"]
+__all__ = ["BackfillReport", "FileOutcome", "HistoryCounts", "ReplayReport"]
 
 
 @dataclass
@@ -134,8 +134,33 @@ class ReplayReport:
 
 
 @dataclass
+class HistoryCounts:
+    """What a backfill did for one kind of perpetual history (funding, open interest...).
+
+    Attributes:
+        chunks: Symbol-days of the range asked for.
+        written: Chunks fetched, written and recorded.
+        skipped: Chunks already recorded as done.
+        open: Chunks reaching into the present: written but not recorded.
+        clipped: Chunks (or parts) the exchange no longer keeps, left out.
+        rows: Records written.
+    """
+
+    chunks: int = 0
+    written: int = 0
+    skipped: int = 0
+    open: int = 0
+    clipped: int = 0
+    rows: int = 0
+
+
+@dataclass
 class BackfillReport:
-    """What a backfill fetched, skipped and wrote."""
+    """What a backfill fetched, skipped and wrote.
+
+    ``chunks*`` and ``candles`` count the klines; `history` counts each kind of perpetual
+    history asked for (`data` names what was asked).
+    """
 
     market: Market
     interval: str
@@ -161,3 +186,5 @@ class BackfillReport:
     archive_trades: int = 0
     replay: ReplayReport | None = None
     warnings: list[str] = field(default_factory=list)
+    data: tuple[str, ...] = ("candles",)
+    history: dict[str, HistoryCounts] = field(default_factory=dict)

@@ -120,7 +120,11 @@ def backfill(
     ],
     end: Annotated[str, typer.Option("--to", help="End (exclusive), ISO 8601.")],
     symbols: Annotated[
-        str, typer.Option(help="Symbols for REST klines, comma-separated, e.g. BTCUSDT,ETHUSDT.")
+        str,
+        typer.Option(
+            help="Symbols for REST klines and the --data history, comma-separated, "
+            "e.g. BTCUSDT,ETHUSDT."
+        ),
     ] = "",
     interval: Annotated[str, typer.Option(help="1m, or 1s on spot.")] = "1m",
     archives: Annotated[
@@ -135,13 +139,27 @@ def backfill(
     force: Annotated[
         bool, typer.Option("--force", help="Redo chunks and files already recorded as done.")
     ] = False,
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            metavar="KINDS",
+            help="What to fetch, comma-separated: candles (REST klines and --archives), and "
+            "on --market usdm funding (funding rate history -> funding), open-interest "
+            "(5m open interest -> open_interest; Binance keeps only the last 30 days: an "
+            "older part of the range is left out with a warning) and mark-klines (1m "
+            "mark-price klines -> mark_klines_1m).",
+        ),
+    ] = "candles",
 ) -> None:
-    """Backfill history: exchange klines over REST, and archive files through the replay.
+    """Backfill history: exchange klines over REST, archive files through the replay, and
+    on USDⓈ-M the perpetuals' funding, open interest and mark-price klines (--data).
 
     REST klines are written as exchange-sourced candles (source 'exchange', version 0),
     so candles tickscan computes from trades win wherever both exist. Archive zips are
-    checked against their .CHECKSUM files. Completed chunks are recorded, so an
-    interrupted backfill resumes; a rerun writes identical rows.
+    checked against their .CHECKSUM files. Open-interest history exists for the last 30
+    days only. Completed chunks are recorded, so an interrupted backfill resumes; a rerun
+    writes identical rows.
     """
     from flows.candles.backfill import BackfillError
     from tickscan.backfill import backfill as run_backfill
@@ -159,5 +177,6 @@ def backfill(
             archives=archives or (),
             rest_url=rest_url,
             force=force,
+            data=data,
         )
     typer.echo(summary(report))

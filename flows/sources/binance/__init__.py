@@ -4,7 +4,9 @@
   page sizes) as one value, `SPOT` or `USDM`.
 - `rest`: the REST client within the weight budget of `weight`; `responses`: its bodies
   as typed rows; `errors`: what it raises; `klines`: a symbol's klines page by page;
-  `symbols`: `exchangeInfo` as `SymbolInfo`.
+  `symbols`: `exchangeInfo` as `SymbolInfo`; `perp_responses`: a perpetual's history
+  endpoints (funding, open interest, mark klines) and their bodies as `schemas.perps`
+  records; `perp_history`: that history page by page.
 - `ws/`: the pool of WebSocket connections (shards, sockets, rotation, reconnects);
   `streams`: which streams a live ingest follows.
 - `trades`, `book`: raw trade/aggTrade and bookTicker messages -> `Trade`, `Quote`;

@@ -3,12 +3,17 @@
 Both `tickscan backfill` and the history a live ingest fetches at start use this: the
 exchange's candles go to candles_1m (or candles_1s) as ``source = 'exchange'`` with
 ``version = 0``, so a candle our flow builds from trades (``version >= 1``) always wins.
+
+`page_forward` pages any endpoint that answers a time range oldest first (the
+perpetuals' history too: `flows.sources.binance.perp_history`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 
@@ -19,6 +24,8 @@ from schemas.candles import INTERVAL_MS, Candle, Interval
 from schemas.trades import Market
 
 EXCHANGE = "binance"
+
+R = TypeVar("R")
 
 
 def candle_from_kline(kline: Kline, market: Market, symbol: str, interval: Interval) -> Candle:
@@ -66,22 +73,70 @@ async def fetch_klines(
     Returns:
         The candles, oldest first.
     """
-    step = INTERVAL_MS[interval]
-    page = binance_market(rest.market).kline_page
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    candles: list[Candle] = []
+    klines = await page_forward(
+        lambda first, last, limit: rest.klines(symbol, interval, first, last, limit),
+        lambda k: k.open_time,
+        start_ms,
+        end_ms,
+        Paging(binance_market(rest.market).kline_page, INTERVAL_MS[interval]),
+        on_page,
+    )
+    return [
+        candle_from_kline(k, rest.market, symbol, interval) for k in klines if k.close_time < now_ms
+    ]
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How an endpoint is paged through time.
+
+    Attributes:
+        limit: Rows asked for per page.
+        step_ms: Least time between two rows: the next page starts this long after the
+            last row of a full one.
+        window_ms: When set, each page asks one window of this length instead of
+            everything to the end of the range, and the next page starts after it, full
+            or not (for endpoints that may answer from either end of a range).
+    """
+
+    limit: int
+    step_ms: int
+    window_ms: int | None = None
+
+
+async def page_forward(
+    fetch: Callable[[int, int, int], Awaitable[Sequence[R]]],
+    time_ms: Callable[[R], int],
+    start_ms: int,
+    end_ms: int,
+    paging: Paging,
+    on_page: Callable[[int], None] | None = None,
+) -> list[R]:
+    """Every row with a time in ``[start_ms, end_ms)``, oldest first, page by page.
+
+    Args:
+        fetch: Fetches one page: (first ms, last ms inclusive, limit) -> rows, oldest first.
+        time_ms: A row's time.
+        start_ms: First time wanted (inclusive).
+        end_ms: End of the range (exclusive).
+        paging: Page size and how the next page starts.
+        on_page: Called with the number of rows of each page in the range.
+    """
+    out: list[R] = []
     cursor = start_ms
     while cursor < end_ms:
-        klines = await rest.klines(symbol, interval, start_ms=cursor, end_ms=end_ms - 1, limit=page)
-        fresh = [k for k in klines if cursor <= k.open_time < end_ms]
-        candles.extend(
-            candle_from_kline(k, rest.market, symbol, interval)
-            for k in fresh
-            if k.close_time < now_ms
-        )
+        window = paging.window_ms
+        last = end_ms - 1 if window is None else min(end_ms, cursor + window) - 1
+        rows = await fetch(cursor, last, paging.limit)
+        fresh = [r for r in rows if cursor <= time_ms(r) <= last]
+        out.extend(fresh)
         if on_page is not None:
             on_page(len(fresh))
-        if not fresh or len(klines) < page:
+        if window is not None:
+            cursor = last + 1
+        elif not fresh or len(rows) < paging.limit:
             break
-        cursor = fresh[-1].open_time + step
-    return candles
+        else:
+            cursor = time_ms(fresh[-1]) + paging.step_ms
+    return out

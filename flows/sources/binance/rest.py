@@ -18,7 +18,9 @@ Gap repair must not wait for history: `BinanceRest.background` gives history a c
 that shares the budget and the ban through one `WeightGate`, yields to every other
 request and leaves part of each minute's weight to them.
 
-Responses are parsed into typed rows by `flows.sources.binance.responses`; the errors
+Responses are parsed into typed rows by `flows.sources.binance.responses` (a
+perpetual's history by `flows.sources.binance.perp_responses`, which also gives the
+request-count windows of ``fundingRate`` and ``openInterestHist``); the errors
 raised and the reading of an error reply live in `flows.sources.binance.errors`; hosts,
 paths, weights and page sizes come from the market's description,
 `flows.sources.binance.markets`.
@@ -53,6 +55,16 @@ from flows.sources.binance.errors import (
     retry_after_s,
 )
 from flows.sources.binance.markets import TradeKind, binance_market
+from flows.sources.binance.perp_responses import (
+    DATA_PREFIX,
+    FUNDING_PAGE,
+    OPEN_INTEREST_PAGE,
+    REQUEST_WINDOWS,
+    WEIGHTS,
+    parse_funding_rates,
+    parse_mark_klines,
+    parse_open_interest_hist,
+)
 from flows.sources.binance.perps import parse_open_interest
 from flows.sources.binance.responses import (
     Kline,
@@ -61,8 +73,8 @@ from flows.sources.binance.responses import (
     parse_tickers,
     parse_trades,
 )
-from flows.sources.binance.weight import WeightBudget, WeightGate
-from schemas.perps import OpenInterest
+from flows.sources.binance.weight import RequestWindow, WeightBudget, WeightGate
+from schemas.perps import FundingEvent, MarkKline, OpenInterest
 from schemas.tickers import Ticker24h
 from schemas.trades import Market, Trade
 
@@ -137,6 +149,12 @@ class BinanceRest:
         self.base_url = (base_url or self.facts.rest_url).rstrip("/")
         self.budget = WeightBudget(weight_limit_1m or self.facts.weight_limit_1m, safety, clock)
         self.gate = WeightGate(self.budget, background_reserve)
+        windows: dict[str, RequestWindow] = {}
+        self.windows = {
+            endpoint: windows.setdefault(name, RequestWindow(limit, span_s, safety))
+            for endpoint, (name, limit, span_s) in REQUEST_WINDOWS.items()
+        }
+        """The request-count windows of the endpoints that have one, shared like the budget."""
         self.stats = RestStats()
         self._session = session
         self._own_session = session is None
@@ -224,6 +242,46 @@ class BinanceRest:
         body = await self._get("klines", params, self.facts.klines_weight(limit))
         return parse_klines(body)
 
+    async def mark_price_klines(
+        self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int = 500
+    ) -> list[MarkKline]:
+        """Mark-price klines of `symbol` opening in ``[start_ms, end_ms]``, oldest first
+        (USDⓈ-M ``markPriceKlines``, weighed by `limit` as ``klines``)."""
+        limit = _clamp(limit, self.facts.max_klines)
+        params: dict[str, str | int] = {
+            "symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms,
+            "limit": limit,
+        }  # fmt: skip
+        body = await self._get("markPriceKlines", params, self.facts.klines_weight(limit))
+        return parse_mark_klines(body, symbol)
+
+    async def funding_rates(
+        self, symbol: str, start_ms: int, end_ms: int, limit: int = FUNDING_PAGE
+    ) -> list[FundingEvent]:
+        """Settled funding times of `symbol` in ``[start_ms, end_ms]``, oldest first, at most
+        `limit` (USDⓈ-M ``fundingRate``, within its own 500 requests per 5 minutes)."""
+        params: dict[str, str | int] = {
+            "symbol": symbol, "startTime": start_ms, "endTime": end_ms,
+            "limit": _clamp(limit, FUNDING_PAGE),
+        }  # fmt: skip
+        body = await self._get("fundingRate", params, WEIGHTS["fundingRate"])
+        return parse_funding_rates(body, symbol)
+
+    async def open_interest_hist(
+        self, symbol: str, period: str, start_ms: int, end_ms: int, limit: int = OPEN_INTEREST_PAGE
+    ) -> list[OpenInterest]:
+        """Open interest of `symbol` every `period` in ``[start_ms, end_ms]`` (USDⓈ-M
+        ``/futures/data/openInterestHist``; Binance keeps the last 30 days only and refuses
+        an older `start_ms`)."""
+        params: dict[str, str | int] = {
+            "symbol": symbol, "period": period, "startTime": start_ms, "endTime": end_ms,
+            "limit": _clamp(limit, OPEN_INTEREST_PAGE),
+        }  # fmt: skip
+        body = await self._get(
+            "openInterestHist", params, WEIGHTS["openInterestHist"], prefix=DATA_PREFIX
+        )
+        return parse_open_interest_hist(body, symbol)
+
     async def agg_trades(
         self,
         symbol: str,
@@ -299,16 +357,25 @@ class BinanceRest:
         return trades
 
     async def _get(
-        self, endpoint: str, params: Mapping[str, str | int], weight: int | None = None
+        self,
+        endpoint: str,
+        params: Mapping[str, str | int],
+        weight: int | None = None,
+        *,
+        prefix: str | None = None,
     ) -> bytes:
-        """GET an endpoint within the budget, retrying what Binance says may be retried."""
+        """GET an endpoint within the budget (and its request window, if it has one),
+        retrying what Binance says may be retried; `prefix` replaces the market's API path."""
         if weight is None:
             weight = self.facts.weights[endpoint]
-        url = f"{self.base_url}{self.facts.rest_prefix}/{endpoint}"
+        url = f"{self.base_url}{prefix or self.facts.rest_prefix}/{endpoint}"
+        window = self.windows.get(endpoint)
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         failure = ""
         for attempt in range(self._max_retries + 1):
+            if window is not None:
+                await window.admit(self._waiting_for(endpoint, window))
             await self._wait_for_room(weight)
             self.stats.requests += 1
             self.stats.weight += weight
@@ -377,6 +444,16 @@ class BinanceRest:
             "history " if self._background else "",
             delay,
         )
+
+    def _waiting_for(self, endpoint: str, window: RequestWindow) -> Callable[[float], None]:
+        def waiting(delay: float) -> None:
+            self.stats.throttled_s += delay
+            logger.info(
+                "Binance %s %s: %d of %d requests in %.0f s used: waiting %.1f s",
+                self.market, endpoint, window.used, window.limit, window.span_s, delay,
+            )  # fmt: skip
+
+        return waiting
 
     def _ban(self, retry_after: str | None, body: bytes) -> None:
         text = reply_text(body)

@@ -7,13 +7,15 @@ a fact of its market: `flows.sources.binance.markets`.
 
 Two kinds of work share one IP's budget: requests that must not wait (gap repair, the
 symbol universe) and history, which may take whatever is left. `WeightGate` admits both
-into one `WeightBudget`, the urgent ones first.
+into one `WeightBudget`, the urgent ones first. A few endpoints are limited by request
+count over a window instead (`RequestWindow`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
 _USED_WEIGHT = "x-mbx-used-weight-1m"
@@ -172,3 +174,74 @@ class WeightGate:
                 self._urgent_waiting -= 1
                 if not self._urgent_waiting:
                     self._no_urgent.set()
+
+
+class RequestWindow:
+    """A request-count limit over a sliding window, for endpoints Binance limits that way.
+
+    Some endpoints are not (only) weighed: ``/fapi/v1/fundingRate`` and
+    ``/fapi/v1/fundingInfo`` share 500 requests per 5 minutes per IP,
+    ``/futures/data/openInterestHist`` allows 1000. A window counts the requests sent in
+    the last `span_s` seconds and makes the next one wait while `safety` of the limit is
+    used, so such a limit is never broken.
+
+    Args:
+        limit: Requests allowed per window.
+        span_s: Length of the window, in seconds.
+        safety: Fraction of `limit` to stay under.
+        clock: Seconds (tests pass a fake one).
+        sleep: Awaits a number of seconds (tests pass one that moves a fake clock).
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        span_s: float,
+        safety: float = 0.8,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not 0 < safety <= 1:
+            raise ValueError(f"safety must be in (0, 1], got {safety}")
+        self.limit = limit
+        self.span_s = span_s
+        self.cap = max(1, int(limit * safety))
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: deque[float] = deque()
+
+    @property
+    def used(self) -> int:
+        """Requests counted in the current window."""
+        self._expire(self._clock())
+        return len(self._sent)
+
+    def delay(self) -> float:
+        """Seconds before one more request fits (0 when it may go now)."""
+        now = self._clock()
+        self._expire(now)
+        if len(self._sent) < self.cap:
+            return 0.0
+        return self._sent[0] + self.span_s - now
+
+    async def admit(self, on_wait: Callable[[float], None] | None = None) -> float:
+        """Wait until one more request fits, and count it.
+
+        Args:
+            on_wait: Called with each wait, in seconds, before it.
+
+        Returns:
+            Seconds spent waiting.
+        """
+        waited = 0.0
+        while (delay := self.delay()) > 0:
+            if on_wait is not None:
+                on_wait(delay)
+            await self._sleep(delay)
+            waited += delay
+        self._sent.append(self._clock())
+        return waited
+
+    def _expire(self, now: float) -> None:
+        while self._sent and self._sent[0] <= now - self.span_s:
+            self._sent.popleft()

@@ -30,6 +30,9 @@ Its parts: `market` (per-market facts, symbols and their trades), `exchange` (th
 `FakeBinance` object: state, lifecycle, clock), `streams` (each tick's trades and events),
 `ws` (sockets and their control protocol), `rest` with `params`, `exchange_info` and
 `ticker` (the REST endpoints), `failures` (misbehaviour on request).
+
+On USDⓈ-M, `perp_history` also serves a perpetual's history: ``fundingRate``,
+``/futures/data/openInterestHist`` (the last 30 days only) and ``markPriceKlines``.
 """
 
 from tests.fakes.binance.exchange import FakeBinance

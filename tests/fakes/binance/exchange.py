@@ -15,13 +15,16 @@ from aiohttp import web
 
 from tests.fakes.binance.failures import Failures
 from tests.fakes.binance.market import QUOTES, SPECS, SYMBOL_RE, Market, Symbol
+from tests.fakes.binance.perp_history import PERP_HISTORY_PATHS, PerpHistoryApi
 from tests.fakes.binance.perps import PerpetualMarket, PerpState
 from tests.fakes.binance.rest import RestApi
 from tests.fakes.binance.streams import MarketStreams
 from tests.fakes.binance.ws import Conn, WebSocketServer
 
 
-class FakeBinance(MarketStreams, WebSocketServer, RestApi, Failures, PerpetualMarket):
+class FakeBinance(
+    MarketStreams, WebSocketServer, RestApi, Failures, PerpetualMarket, PerpHistoryApi
+):
     """A local Binance (spot or USDⓈ-M) for integration tests and benchmarks.
 
     Attributes:
@@ -40,6 +43,8 @@ class FakeBinance(MarketStreams, WebSocketServer, RestApi, Failures, PerpetualMa
         rest_requests: ``(path, params, status)`` of every REST request, in order.
         weight_by_minute: REST weight charged in each minute of the exchange clock
             (``minute = time_ms // 60_000``), refused requests included.
+        perp_history_requests: Monotonic times of the recent requests to each
+            perpetual-history endpoint with a request window (`perp_history`).
     """
 
     def __init__(
@@ -88,6 +93,7 @@ class FakeBinance(MarketStreams, WebSocketServer, RestApi, Failures, PerpetualMa
         self.subscribe_messages: list[Any] = []
         self.rest_requests: list[tuple[str, dict[str, str], int]] = []
         self.weight_by_minute: dict[int, int] = {}
+        self.perp_history_requests: dict[str, deque[float]] = {}
 
         self._symbols: dict[str, Symbol] = {}
         names = self._default_names(symbols) if isinstance(symbols, int) else list(symbols)
@@ -212,6 +218,9 @@ class FakeBinance(MarketStreams, WebSocketServer, RestApi, Failures, PerpetualMa
         if not self._spot:
             app.router.add_get(self._spec.rest_prefix + "openInterest", self._rest)
         app.router.add_get(self._spec.rest_prefix + "time", self._rest)
+        if not self._spot:
+            for path in PERP_HISTORY_PATHS:
+                app.router.add_get(path, self._rest)
         app.router.add_get(self._spec.rest_prefix + "ping", self._rest)
         # Combined-stream URLs with 1,000 streams are ~20 kB long.
         runner = web.AppRunner(

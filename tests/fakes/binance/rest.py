@@ -12,6 +12,7 @@ from aiohttp import web
 from tests.fakes.binance.exchange_info import exchange_info
 from tests.fakes.binance.market import MINUTE_MS, SYMBOL_RE, KlineAcc, Print, Symbol
 from tests.fakes.binance.params import ApiError, check_params, int_param, limit_param
+from tests.fakes.binance.perp_history import DATA_PREFIX, ENDPOINTS, perp_history_weight
 from tests.fakes.binance.ticker import ticker_24hr, ticker_weight
 
 _INTERVALS_MS = {"1s": 1_000, "1m": 60_000}
@@ -24,7 +25,7 @@ class RestApi:
 
     async def _rest(self, request: web.Request) -> web.Response:
         path = request.path
-        name = path.removeprefix(self._spec.rest_prefix)
+        name = path.removeprefix(self._spec.rest_prefix).removeprefix(DATA_PREFIX)
         params = {k: v for k, v in request.query.items()}
         status, body, retry_after = 200, b"", None
         try:
@@ -44,6 +45,8 @@ class RestApi:
         )
 
     def _weight(self, name: str, params: dict[str, str]) -> int:
+        if name in ENDPOINTS:
+            return perp_history_weight(name, params)
         if name == "ticker/24hr":
             return ticker_weight(self._spot, params)
         if self._spot:
@@ -154,6 +157,8 @@ class RestApi:
             from_id = int_param(params, "fromId", 0, None)
             start = sym.next_raw - limit if from_id is None else from_id
             return [self._raw_row(sym, r) for r in self._raw_rows_from(sym, max(0, start), limit)]
+        if name in ENDPOINTS:
+            return self._perp_history(name, params)
         raise ApiError(404, -1000, f"Unknown endpoint {name}")
 
     def _param_symbol(self, params: dict[str, str]) -> Symbol:
