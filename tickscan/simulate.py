@@ -3,7 +3,10 @@
 `simulate` builds a fresh market and publishes it, paced or flat out; `prepare_market`
 is what `tickscan run` does first: it continues the market stored in ClickHouse, writing
 the last day of history it lacks (`flows.sources.simulator.history`), and
-`publish_market` then publishes it live from there.
+`publish_market` then publishes it live from there. `prepare_perpetuals` adds the
+market's USDⓈ-M perpetuals (`flows.sources.simulator.perps`) with their generated history
+(`flows.sources.simulator.perp_history`); `publish_market` publishes their trades, marks,
+funding, open interest and liquidations beside the spot trades.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from confluent_kafka import KafkaError, Message, Producer
+
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.trades import PublishReport, TradePublisher
 from flows.signals.history import MINUTES_KEPT
 from flows.sinks.clickhouse import candle_table_writer
+from flows.sinks.perps import PerpWriter
 from flows.sources.simulator import SyntheticMarket
 from flows.sources.simulator.history import (
     HOUR_MS,
@@ -26,7 +32,18 @@ from flows.sources.simulator.history import (
     HistoryGenerator,
     HistoryReport,
 )
+from flows.sources.simulator.perp_history import PerpHistory, PerpHistoryReport
+from flows.sources.simulator.perps import (
+    FUNDING_INTERVAL_S,
+    MARKET,
+    Perpetuals,
+    PerpRecords,
+)
 from flows.sources.simulator.stored import read_stored
+from runtime.kafka import flush_or_drop, produce_when_room, producer_config
+from schemas import topics
+from schemas.perps import encode_perp
+from schemas.trades import Trade
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +69,8 @@ class SimulateReport:
         last_time_us: Event time of the last trade, None if there was none.
         publish: The publisher's report: per-partition offsets, dead letters, failures.
         quotes: Quotes the broker acknowledged.
+        perps: Perpetuals records (marks, funding, open interest, liquidations) the
+            broker acknowledged; the perpetuals' trades count among `trades`.
     """
 
     trades: int
@@ -61,6 +80,7 @@ class SimulateReport:
     last_time_us: int | None
     publish: PublishReport
     quotes: int = 0
+    perps: int = 0
 
 
 def simulate(
@@ -160,6 +180,54 @@ def prepare_market(
     return market, report
 
 
+def prepare_perpetuals(
+    client: Any,
+    database: str,
+    market: SyntheticMarket,
+    *,
+    funding_every_s: int = FUNDING_INTERVAL_S,
+    history_ms: int = BOARD_HISTORY_MS,
+    seconds_ms: int = HOUR_MS,
+) -> tuple[Perpetuals, PerpHistoryReport]:
+    """The market's perpetuals, continuing what ClickHouse holds of them, with their history.
+
+    Call it after `prepare_market` (their history follows the spot candles it wrote).
+    Their trade ids continue from their stored candles; marks and open interest from the
+    stored ones; the marks, funding events, open interest and liquidations they lack up
+    to the market's start minute are written straight to the perps tables.
+
+    Args:
+        client: A clickhouse-connect client of the store.
+        database: Database holding the tables.
+        market: The spot market, as `prepare_market` returned it.
+        funding_every_s: Seconds of event time between funding times (8 h as on
+            Binance; fewer for a demo).
+        history_ms: How much history to hold.
+        seconds_ms: The most recent part with a mark every second (once a minute before).
+
+    Returns:
+        The perpetuals, ready to publish from the market's start, and what was written.
+    """
+    perps = Perpetuals(market, funding_every_s)
+    stored = read_stored(client, database, market.exchange, MARKET)
+    perps.restore(
+        {},
+        {
+            name: state.last_trade_id + 1
+            for name, state in stored.items()
+            if state.last_trade_id is not None
+        },
+    )
+    start_ms = market.start_us // 1000
+    end_ms = start_ms - start_ms % MINUTE_MS
+    writer = PerpWriter(lambda: client, database, max_rows=1_000_000, max_age_ms=600_000)
+    report = PerpHistory(perps, client, database).generate(
+        end_ms - history_ms, end_ms - seconds_ms, end_ms, writer.add
+    )
+    writer.flush()
+    return perps, report
+
+
 def publish_market(
     bootstrap: str,
     market: SyntheticMarket,
@@ -169,6 +237,7 @@ def publish_market(
     stop: threading.Event | None = None,
     run_id: str | None = None,
     quotes_topic: str | None = None,
+    perps: Perpetuals | None = None,
 ) -> SimulateReport:
     """Publish a market's trades (and quotes) from its start time on.
 
@@ -185,6 +254,8 @@ def publish_market(
         stop: Set it to end the run early.
         run_id: When given, end the run with an end-of-run marker in every partition.
         quotes_topic: Publish the market's quotes there (it must record them).
+        perps: Also publish these perpetuals: their trades to `topic`, their marks,
+            funding events, open interest and liquidations to their topics.
 
     Returns:
         What was published, after everything was flushed.
@@ -205,18 +276,23 @@ def publish_market(
     started = time.monotonic()
     publisher = TradePublisher(bootstrap, topic=topic)
     quotes = QuotePublisher(bootstrap, quotes_topic) if quotes_topic is not None else None
+    feed = _PerpFeed(perps, PerpPublisher(bootstrap)) if perps is not None else None
     try:
         with publisher:
             if realtime:
-                span = _run_paced(market, publisher, quotes, wall_start_us, started, duration, stop)
+                span = _run_paced(
+                    market, publisher, quotes, feed, wall_start_us, started, duration, stop
+                )
             else:
-                span = _run_flat_out(market, publisher, quotes, started, duration, stop)
+                span = _run_flat_out(market, publisher, quotes, feed, started, duration, stop)
             if run_id is not None:
                 publisher.mark_end(run_id)
             publisher.flush()
     finally:
         if quotes is not None:
             quotes.close()
+        if feed is not None:
+            feed.publisher.close()
     seconds = time.monotonic() - started
     report = publisher.report()
     logger.info(
@@ -231,13 +307,88 @@ def publish_market(
         last_time_us=span[1],
         publish=report,
         quotes=quotes.delivered if quotes is not None else 0,
+        perps=feed.publisher.delivered if feed is not None else 0,
     )
+
+
+class PerpPublisher:
+    """Publishes the perpetuals' records, each kind to its topic, keyed like the trades.
+
+    A mark or open-interest sample is superseded a second later, so a failed delivery
+    is counted and logged (once), never retried here.
+
+    Args:
+        bootstrap: Kafka bootstrap servers.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        self.delivered = 0
+        self.failures = 0
+        self._producer = Producer(producer_config(bootstrap))
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self.delivered += 1
+            return
+        self.failures += 1
+        if self.failures == 1:
+            logger.error("perpetuals record delivery failed: %s", err)
+
+    def publish(self, records: PerpRecords) -> None:
+        """Queue every record for delivery (waits while the local buffer is full)."""
+        producer = self._producer
+        for topic, kind in (
+            (topics.LIQUIDATIONS, records.liquidations),
+            (topics.MARKS, records.marks),
+            (topics.OPEN_INTEREST, records.open_interest),
+            (topics.FUNDING, records.funding),
+        ):
+            for record in kind:
+                produce_when_room(
+                    producer, topic, encode_perp(record), record.key, self._on_delivery
+                )
+        producer.poll(0)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Deliver what is queued (for up to `timeout` seconds), then close."""
+        if dropped := flush_or_drop(self._producer, timeout):
+            logger.error("%d perpetuals record(s) undelivered after %.0f s", dropped, timeout)
+        self._producer.close()
+
+
+class _PerpFeed:
+    """Feeds spot trades to the perpetuals, publishing what they print on the way."""
+
+    def __init__(self, perps: Perpetuals, publisher: PerpPublisher) -> None:
+        self.perps = perps
+        self.publisher = publisher
+        self.twins = frozenset(perps.symbols)
+        self.due_us = (perps.second + 1) * 1_000_000  # the next second's end
+
+    def take(self, trade: Trade) -> Trade | None:
+        """Step the perpetuals to `trade` (publishing their records); its perp print."""
+        if trade.time_us >= self.due_us:
+            self.publisher.publish(self.perps.advance(trade.time_us))
+            self.due_us = (self.perps.second + 1) * 1_000_000
+        if trade.symbol not in self.twins:
+            return None
+        return self.perps.on_trade(trade)
+
+    def take_many(self, trades: list[Trade]) -> list[Trade]:
+        """The perp prints of a batch of trades, records published on the way."""
+        out = []
+        for trade in trades:
+            printed = self.take(trade)
+            if printed is not None:
+                out.append(printed)
+        return out
 
 
 def _run_paced(
     market: SyntheticMarket,
     publisher: TradePublisher,
     quotes: QuotePublisher | None,
+    feed: _PerpFeed | None,
     wall_start_us: int,
     started: float,
     duration: float | None,
@@ -268,6 +419,8 @@ def _run_paced(
                 next_progress = elapsed + _PROGRESS_EVERY_S
                 _log_progress(publisher, elapsed)
         publisher.publish(trade)
+        if feed is not None and (printed := feed.take(trade)) is not None:
+            publisher.publish(printed)
         if first is None:
             first = trade.time_us
         last = trade.time_us
@@ -278,6 +431,7 @@ def _run_flat_out(
     market: SyntheticMarket,
     publisher: TradePublisher,
     quotes: QuotePublisher | None,
+    feed: _PerpFeed | None,
     started: float,
     duration: float | None,
     stop: threading.Event,
@@ -294,6 +448,8 @@ def _run_flat_out(
             _log_progress(publisher, elapsed)
         batch = list(market.trades(_BATCH))
         publisher.publish_many(batch)
+        if feed is not None:
+            publisher.publish_many(feed.take_many(batch))
         if quotes is not None:
             for quote in market.take_quotes(batch[-1].time_us):
                 quotes.publish(quote)
