@@ -238,6 +238,7 @@ def publish_market(
     run_id: str | None = None,
     quotes_topic: str | None = None,
     perps: Perpetuals | None = None,
+    perp_topics: PerpTopics | None = None,
 ) -> SimulateReport:
     """Publish a market's trades (and quotes) from its start time on.
 
@@ -256,6 +257,7 @@ def publish_market(
         quotes_topic: Publish the market's quotes there (it must record them).
         perps: Also publish these perpetuals: their trades to `topic`, their marks,
             funding events, open interest and liquidations to their topics.
+        perp_topics: Those topics (default: `schemas.topics`' ``md.marks.v1`` ...).
 
     Returns:
         What was published, after everything was flushed.
@@ -276,7 +278,7 @@ def publish_market(
     started = time.monotonic()
     publisher = TradePublisher(bootstrap, topic=topic)
     quotes = QuotePublisher(bootstrap, quotes_topic) if quotes_topic is not None else None
-    feed = _PerpFeed(perps, PerpPublisher(bootstrap)) if perps is not None else None
+    feed = _PerpFeed(perps, PerpPublisher(bootstrap, perp_topics)) if perps is not None else None
     try:
         with publisher:
             if realtime:
@@ -311,6 +313,16 @@ def publish_market(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PerpTopics:
+    """Where the perpetuals' records go, by kind."""
+
+    marks: str = topics.MARKS
+    liquidations: str = topics.LIQUIDATIONS
+    open_interest: str = topics.OPEN_INTEREST
+    funding: str = topics.FUNDING
+
+
 class PerpPublisher:
     """Publishes the perpetuals' records, each kind to its topic, keyed like the trades.
 
@@ -319,9 +331,11 @@ class PerpPublisher:
 
     Args:
         bootstrap: Kafka bootstrap servers.
+        to: The topics.
     """
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, to: PerpTopics | None = None) -> None:
+        self.to = to or PerpTopics()
         self.delivered = 0
         self.failures = 0
         self._producer = Producer(producer_config(bootstrap))
@@ -337,11 +351,12 @@ class PerpPublisher:
     def publish(self, records: PerpRecords) -> None:
         """Queue every record for delivery (waits while the local buffer is full)."""
         producer = self._producer
+        to = self.to
         for topic, kind in (
-            (topics.LIQUIDATIONS, records.liquidations),
-            (topics.MARKS, records.marks),
-            (topics.OPEN_INTEREST, records.open_interest),
-            (topics.FUNDING, records.funding),
+            (to.liquidations, records.liquidations),
+            (to.marks, records.marks),
+            (to.open_interest, records.open_interest),
+            (to.funding, records.funding),
         ):
             for record in kind:
                 produce_when_room(
