@@ -55,7 +55,8 @@ class StoredPerp:
 
     Attributes:
         state: Its last stored mark, index and open interest.
-        end_ms: End of its last stored mark's second.
+        end_ms: Time of its last stored mark: the model stood there (a mark is stamped
+            at the end of the step that made it).
     """
 
     state: PerpState
@@ -101,7 +102,7 @@ def read_perp_state(
         "AND symbol IN {symbols:Array(String)} GROUP BY symbol"
     )
     marks = client.query(
-        "SELECT symbol, toUnixTimestamp64Milli(max(time)) + 1000, "
+        "SELECT symbol, toUnixTimestamp64Milli(max(time)), "
         "toString(argMax(index_price, time)), toString(argMax(mark_price, time)) "
         "FROM {db:Identifier}.marks_1s " + where,
         parameters=params,
