@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
-
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.trades import PublishReport, TradePublisher
 from flows.signals.history import MINUTES_KEPT
@@ -40,7 +38,7 @@ from flows.sources.simulator.perps import (
     PerpRecords,
 )
 from flows.sources.simulator.stored import read_stored
-from runtime.kafka import flush_or_drop, produce_when_room, producer_config
+from runtime.kafka import produce_when_room
 from schemas import topics
 from schemas.perps import encode_perp
 from schemas.trades import Trade
@@ -181,20 +179,15 @@ def prepare_market(
 
 
 def prepare_perpetuals(
-    client: Any,
-    database: str,
-    market: SyntheticMarket,
-    *,
-    funding_every_s: int = FUNDING_INTERVAL_S,
-    history_ms: int = BOARD_HISTORY_MS,
-    seconds_ms: int = HOUR_MS,
+    client: Any, database: str, market: SyntheticMarket, funding_every_s: int = FUNDING_INTERVAL_S
 ) -> tuple[Perpetuals, PerpHistoryReport]:
     """The market's perpetuals, continuing what ClickHouse holds of them, with their history.
 
     Call it after `prepare_market` (their history follows the spot candles it wrote).
     Their trade ids continue from their stored candles; marks and open interest from the
     stored ones; the marks, funding events, open interest and liquidations they lack up
-    to the market's start minute are written straight to the perps tables.
+    to the market's start minute are written straight to the perps tables: the board's
+    history (`BOARD_HISTORY_MS`), with a mark every second over its last hour.
 
     Args:
         client: A clickhouse-connect client of the store.
@@ -202,8 +195,6 @@ def prepare_perpetuals(
         market: The spot market, as `prepare_market` returned it.
         funding_every_s: Seconds of event time between funding times (8 h as on
             Binance; fewer for a demo).
-        history_ms: How much history to hold.
-        seconds_ms: The most recent part with a mark every second (once a minute before).
 
     Returns:
         The perpetuals, ready to publish from the market's start, and what was written.
@@ -222,7 +213,7 @@ def prepare_perpetuals(
     end_ms = start_ms - start_ms % MINUTE_MS
     writer = PerpWriter(lambda: client, database, max_rows=1_000_000, max_age_ms=600_000)
     report = PerpHistory(perps, client, database).generate(
-        end_ms - history_ms, end_ms - seconds_ms, end_ms, writer.add
+        end_ms - BOARD_HISTORY_MS, end_ms - HOUR_MS, end_ms, writer.add
     )
     writer.flush()
     return perps, report
@@ -323,32 +314,24 @@ class PerpTopics:
     funding: str = topics.FUNDING
 
 
-class PerpPublisher:
+class PerpPublisher(QuotePublisher):
     """Publishes the perpetuals' records, each kind to its topic, keyed like the trades.
 
-    A mark or open-interest sample is superseded a second later, so a failed delivery
-    is counted and logged (once), never retried here.
+    A mark or open-interest sample is superseded a second later, so, as for quotes, a
+    failed delivery is counted and logged (once), never retried here.
 
     Args:
         bootstrap: Kafka bootstrap servers.
         to: The topics.
     """
 
+    what = "perpetuals record"
+
     def __init__(self, bootstrap: str, to: PerpTopics | None = None) -> None:
         self.to = to or PerpTopics()
-        self.delivered = 0
-        self.failures = 0
-        self._producer = Producer(producer_config(bootstrap))
+        super().__init__(bootstrap, self.to.marks)
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
-            self.delivered += 1
-            return
-        self.failures += 1
-        if self.failures == 1:
-            logger.error("perpetuals record delivery failed: %s", err)
-
-    def publish(self, records: PerpRecords) -> None:
+    def publish_records(self, records: PerpRecords) -> None:
         """Queue every record for delivery (waits while the local buffer is full)."""
         producer = self._producer
         to = self.to
@@ -364,12 +347,6 @@ class PerpPublisher:
                 )
         producer.poll(0)
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Deliver what is queued (for up to `timeout` seconds), then close."""
-        if dropped := flush_or_drop(self._producer, timeout):
-            logger.error("%d perpetuals record(s) undelivered after %.0f s", dropped, timeout)
-        self._producer.close()
-
 
 class _PerpFeed:
     """Feeds spot trades to the perpetuals, publishing what they print on the way."""
@@ -383,7 +360,7 @@ class _PerpFeed:
     def take(self, trade: Trade) -> Trade | None:
         """Step the perpetuals to `trade` (publishing their records); its perp print."""
         if trade.time_us >= self.due_us:
-            self.publisher.publish(self.perps.advance(trade.time_us))
+            self.publisher.publish_records(self.perps.advance(trade.time_us))
             self.due_us = (self.perps.second + 1) * 1_000_000
         if trade.symbol not in self.twins:
             return None

@@ -25,6 +25,9 @@ class QuotePublisher:
         topic: Topic of the quotes.
     """
 
+    what = "quote"
+    """What is published, for the log (a subclass publishing other records renames it)."""
+
     def __init__(self, bootstrap: str, topic: str = topics.QUOTES) -> None:
         self.topic = topic
         self.delivered = 0
@@ -39,7 +42,7 @@ class QuotePublisher:
         self.failures += 1
         if self.first_error is None:
             self.first_error = str(err)
-            logger.error("quote delivery failed: %s", err)
+            logger.error("%s delivery failed: %s", self.what, err)
 
     def publish(self, quote: Quote) -> None:
         """Queue one quote for delivery (waits while the local buffer is full)."""
@@ -54,7 +57,7 @@ class QuotePublisher:
     def flush(self, timeout: float = 30.0) -> None:
         """Deliver what is queued, for up to `timeout` seconds; drop what is left then."""
         if dropped := flush_or_drop(self._producer, timeout):
-            logger.error("%d quote(s) undelivered after %.0f s", dropped, timeout)
+            logger.error("%d %s(s) undelivered after %.0f s", dropped, self.what, timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         """Deliver what is queued (for up to `timeout` seconds), then close."""

@@ -4,10 +4,10 @@ kinds published live."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,10 +18,10 @@ from flows.sources.simulator import SyntheticMarket
 from flows.sources.simulator.perps import Perpetuals, perp_count
 from flows.sources.simulator.regimes import PUMP, Regimes
 from runtime.kafka import ensure_topics
-from runtime.migrate import migrate
 from schemas import topics
 from schemas.perps import funding_decoder, liquidation_decoder, mark_decoder, open_interest_decoder
 from schemas.trades import trade_decoder
+from tests.integration.databases import migrated_database
 from tests.integration.live_run import PARTITIONS, read_topic
 from tickscan.simulate import PerpTopics, prepare_market, prepare_perpetuals, publish_market
 
@@ -34,15 +34,13 @@ END_MS = NOW_MS - NOW_MS % 60_000
 
 
 @pytest.fixture
-def database(ch: Client) -> Iterator[str]:
-    """A migrated database of its own: no other test's simulated data to resume."""
-    name = f"tickscan_simperps_{uuid.uuid4().hex[:8]}"
-    migrate(ch, name)
-    yield name
-    ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": name})
+def database(clickhouse_dsn: str) -> Iterator[str]:
+    """A migrated database of this test's own: no other test's simulated data to resume."""
+    with migrated_database(clickhouse_dsn, "simperps") as name:
+        yield name
 
 
-def rows(ch: Client, sql: str, database: str) -> list[tuple]:
+def rows(ch: Client, sql: str, database: str) -> Sequence[Sequence[Any]]:
     return ch.query(sql, parameters={"db": database}).result_rows
 
 
@@ -57,7 +55,7 @@ def test_first_start_fills_the_perps_tables_and_a_restart_continues_them(
     perps, report = prepare_perpetuals(ch, database, market)
     SymbolWriter(lambda: ch, database).write(perps.symbol_infos(END_MS))
 
-    assert report.marks == count(ch, "marks_1s", database)
+    assert report.written["MarkPrice"] == count(ch, "marks_1s", database)
     # Marks every second of the last hour, every minute before; up to the market's start.
     per_symbol = ch.query(
         "SELECT symbol, countIf(time > fromUnixTimestamp64Milli({end:Int64}) - INTERVAL 1 HOUR),"
@@ -75,7 +73,7 @@ def test_first_start_fills_the_perps_tables_and_a_restart_continues_them(
         " GROUP BY funding_time ORDER BY funding_time",
         database,
     )
-    assert len(funding) == 3 and report.funding == 3 * PERPS
+    assert len(funding) == 3 and report.written["FundingEvent"] == 3 * PERPS
     for when, n, source in funding:
         assert (when.astimezone(UTC).hour % 8, when.minute, when.second) == (0, 0, 0)
         assert (n, source) == (PERPS, "sim")
@@ -86,7 +84,7 @@ def test_first_start_fills_the_perps_tables_and_a_restart_continues_them(
         " FROM {db:Identifier}.open_interest FINAL",
         database,
     )[0]
-    assert oi[0] == report.open_interest and oi[0] >= PERPS * 24 * 12 - PERPS
+    assert oi[0] == report.written["OpenInterest"] and oi[0] >= PERPS * 24 * 12 - PERPS
     assert oi[1:] == (0, True)
     # Liquidations in the pumps and dumps of the day, at most one per symbol per second.
     liquidations = rows(
@@ -94,7 +92,7 @@ def test_first_start_fills_the_perps_tables_and_a_restart_continues_them(
         "SELECT symbol, toUnixTimestamp(time), side FROM {db:Identifier}.liquidations FINAL",
         database,
     )
-    assert len(liquidations) == report.liquidations > 0
+    assert len(liquidations) == report.written["Liquidation"] > 0
     assert max(Counter((s, t) for s, t, _ in liquidations).values()) == 1
     slot = {name: i for i, name in enumerate(perps.symbols)}
     kinds = Regimes(5, PERPS).at(np.array([t for _, t, _ in liquidations])).kind
@@ -113,7 +111,7 @@ def test_first_start_fills_the_perps_tables_and_a_restart_continues_them(
     again, none = prepare_perpetuals(
         ch, database, prepare_market(ch, database, SYMBOLS, 200.0, seed=5, now_ms=NOW_MS)[0]
     )
-    assert (none.marks, none.funding, none.liquidations) == (0, 0, 0)
+    assert not none.written
     last_oi = {
         s: float(v)
         for s, v in rows(
@@ -127,8 +125,10 @@ def test_first_start_fills_the_perps_tables_and_a_restart_continues_them(
     later_ms = END_MS + 10 * 60_000
     later, _ = prepare_market(ch, database, SYMBOLS, 200.0, seed=5, now_ms=later_ms)
     _, ten = prepare_perpetuals(ch, database, later)
-    assert ten.marks == 600 * PERPS and ten.funding == 0  # within the 1 Hz hour
-    assert ten.open_interest == 2 * PERPS  # two 5-minute marks in ten minutes
+    assert (
+        ten.written["MarkPrice"] == 600 * PERPS and ten.written["FundingEvent"] == 0
+    )  # within the 1 Hz hour
+    assert ten.written["OpenInterest"] == 2 * PERPS  # two 5-minute marks in ten minutes
     new = rows(
         ch,
         "SELECT symbol, open_interest FROM {db:Identifier}.open_interest FINAL"

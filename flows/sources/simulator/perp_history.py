@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -68,17 +69,12 @@ class PerpHistoryReport:
     """What the perpetuals' history generator wrote.
 
     Attributes:
-        marks: Mark prices.
-        funding: Funding events.
-        open_interest: Open-interest samples.
-        liquidations: Liquidations.
+        written: Records written by type name (``MarkPrice``, ``FundingEvent``,
+            ``OpenInterest``, ``Liquidation``).
         seconds: Wall-clock seconds taken, inserts included.
     """
 
-    marks: int = 0
-    funding: int = 0
-    open_interest: int = 0
-    liquidations: int = 0
+    written: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
 
@@ -188,20 +184,24 @@ class PerpHistory:
         ):
             spot = np.where(np.isnan(spot), last_spot, spot)
             last_spot = spot
-            self._step(t0_ms, step_ms, spot, volume, batch, report)
+            self._step(t0_ms, step_ms, spot, volume, batch)
             if len(batch) >= _WRITE_BATCH:
-                write(batch)
+                self._write(batch, write, report)
                 batch = []
         if batch:
-            write(batch)
+            self._write(batch, write, report)
         report.seconds = time.monotonic() - started
         logger.info(
-            "simulated perpetuals history written: %d marks, %d funding events, %d open "
-            "interest samples, %d liquidations in %.1f s",
-            report.marks, report.funding, report.open_interest, report.liquidations,
+            "simulated perpetuals history written: %s in %.1f s",
+            ", ".join(f"{n} {kind}" for kind, n in sorted(report.written.items())),
             report.seconds,
         )  # fmt: skip
         return report
+
+    @staticmethod
+    def _write(batch: list[PerpRecord], write: Write, report: PerpHistoryReport) -> None:
+        write(batch)
+        report.written.update(type(record).__name__ for record in batch)
 
     def _step(
         self,
@@ -210,7 +210,6 @@ class PerpHistory:
         spot: np.ndarray,
         volume: np.ndarray,
         batch: list[PerpRecord],
-        report: PerpHistoryReport,
     ) -> None:
         """One step of the model over `[t0_ms, t0_ms + step_ms)`, its records into `batch`."""
         model = self.model
@@ -239,16 +238,12 @@ class PerpHistory:
                     float(liquidated[i, col]),
                 )
             )
-            report.liquidations += 1
         rates = model.funding_rate()
         batch.extend(model.marks(exchange, end_us, rates))
-        report.marks += model.k
         if (t_s + 1) % OPEN_INTEREST_HISTORY_S == 0:
             batch.extend(model.open_interests(exchange, end_us))
-            report.open_interest += model.k
         for funding_s in funding_times_between(t0_s, t_s + 1, model.funding_every_s):
             batch.extend(model.funding(exchange, funding_s, rates))
-            report.funding += model.k
             model.settle()
 
     def _spot(

@@ -44,7 +44,7 @@ from flows.sources.simulator.regimes import DUMP, PUMP, SLOT_S, Regimes, uniform
 from flows.sources.simulator.symbols import SymbolSpec
 from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest
 from schemas.symbols import SymbolInfo
-from schemas.trades import Trade
+from schemas.trades import Market, Trade
 
 Array = npt.NDArray[np.float64]
 
@@ -60,7 +60,7 @@ FUNDING_INTERVAL_S = 8 * 3_600
 OPEN_INTEREST_EVERY_S = 5
 """Open interest is published live this often (the exchange's poll is slower)."""
 
-MARKET = "usdm"
+MARKET: Market = "usdm"
 
 _INDEX_TAU_S = 3.0  # the index smooths the spot price over a few seconds
 _BASIS_TAU_S = 30.0  # the basis decays towards the perp's premium over half a minute
@@ -304,18 +304,20 @@ class PerpModel:
         marks = self.prices(self.mark)
         indexes = self.prices(self.index)
         funding = _rates(rates)
+        # Positional, in the fields' order: exchange, market, symbol, time, mark, index,
+        # estimated settle price, next funding time, received, funding rate.
         return [
             MarkPrice(
-                exchange=exchange,
-                market=MARKET,
-                symbol=spec.symbol,
-                time_us=time_us,
-                mark_price=marks[i],
-                index_price=indexes[i],
-                estimated_settle_price=indexes[i],
-                next_funding_time_us=next_us,
-                received_us=time_us,
-                funding_rate=funding[i],
+                exchange,
+                MARKET,
+                spec.symbol,
+                time_us,
+                marks[i],
+                indexes[i],
+                indexes[i],
+                next_us,
+                time_us,
+                funding[i],
             )
             for i, spec in enumerate(self.specs)
         ]
@@ -324,16 +326,9 @@ class PerpModel:
         """Every perpetual's settled `FundingEvent` at `funding_s`."""
         marks = self.prices(self.mark)
         funding = _rates(rates)
+        at_us = funding_s * 1_000_000
         return [
-            FundingEvent(
-                exchange=exchange,
-                market=MARKET,
-                symbol=spec.symbol,
-                funding_time_us=funding_s * 1_000_000,
-                funding_rate=funding[i],
-                source="sim",
-                mark_price=marks[i],
-            )
+            FundingEvent(exchange, MARKET, spec.symbol, at_us, funding[i], "sim", marks[i])
             for i, spec in enumerate(self.specs)
         ]
 

@@ -168,7 +168,7 @@ def test_liquidations_only_in_pumps_and_dumps_at_most_one_per_symbol_per_second(
     assert max(seconds.values()) == 1
     slot = {name: i for i, name in enumerate(perps.symbols)}
     kinds = perps.model.regimes.at(np.array([q.time_us // 1_000_000 for q in liquidations])).kind
-    sides = Counter()
+    sides: Counter[str] = Counter()
     for column, liquidation in enumerate(liquidations):
         check_liquidation(liquidation)
         kind = kinds[slot[liquidation.symbol], column]
