@@ -1,4 +1,5 @@
-"""Speed of the synthetic market, alone and publishing to the embedded broker."""
+"""Speed of the synthetic market, alone, with its perpetuals, and publishing to the embedded
+broker."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 
 from flows.ingest.trades import TradePublisher
 from flows.sources.simulator import SyntheticMarket
+from flows.sources.simulator.perps import Perpetuals
 from runtime.broker import EmbeddedBroker
 from runtime.kafka import ensure_topics
 from schemas.trades import encode_trade
@@ -21,6 +23,28 @@ def generation_rate(n: int, symbols: int, rate: float, agg: bool) -> float:
     for _ in market.trades(n):
         pass
     return n / (time.perf_counter() - start)
+
+
+def perps_rate(n: int, symbols: int, rate: float) -> tuple[float, int, int]:
+    """Spot trades generated per second with the perpetuals fed them as `publish_market`
+    feeds them (their prints and per-second marks, funding, open interest, liquidations).
+
+    Returns:
+        The rate, the perpetuals' trades and their other records.
+    """
+    market = SyntheticMarket(symbols, rate, seed=1)
+    perps = Perpetuals(market)
+    twins = frozenset(perps.symbols)
+    due_us = (perps.second + 1) * 1_000_000
+    printed = records = 0
+    start = time.perf_counter()
+    for trade in market.trades(n):
+        if trade.time_us >= due_us:
+            records += len(perps.advance(trade.time_us))
+            due_us = (perps.second + 1) * 1_000_000
+        if trade.symbol in twins and perps.on_trade(trade) is not None:
+            printed += 1
+    return n / (time.perf_counter() - start), printed, records
 
 
 def encode_rate(n: int, symbols: int, rate: float) -> float:
@@ -66,6 +90,14 @@ def main() -> None:
     print(f"generate:          {results['generated_per_s']:>12,.0f} trades/s")
     results["generated_agg_per_s"] = generation_rate(args.trades, args.symbols, args.rate, True)
     print(f"generate (agg):    {results['generated_agg_per_s']:>12,.0f} prints/s")
+    with_perps, printed, records = perps_rate(args.trades, args.symbols, args.rate)
+    results["generated_with_perps_per_s"] = with_perps
+    results["perp_trades_per_spot_trade"] = printed / args.trades
+    results["perp_records"] = records
+    print(
+        f"generate + perps:  {with_perps:>12,.0f} spot trades/s "
+        f"({printed / args.trades:.1%} more prints on perpetuals, {records:,} other records)"
+    )
     results["generated_encoded_per_s"] = encode_rate(args.trades, args.symbols, args.rate)
     print(f"generate + encode: {results['generated_encoded_per_s']:>12,.0f} trades/s")
     if not args.no_publish:
