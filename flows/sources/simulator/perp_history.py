@@ -81,7 +81,7 @@ class PerpHistoryReport:
 def read_perp_state(
     client: Any, database: str, exchange: str, symbols: Sequence[str]
 ) -> dict[str, StoredPerp]:
-    """Each perpetual's last stored mark, index and open interest.
+    """Each perpetual's last stored mark, index, funding estimate and open interest.
 
     Args:
         client: A clickhouse-connect client.
@@ -99,8 +99,8 @@ def read_perp_state(
     )
     marks = client.query(
         "SELECT symbol, toUnixTimestamp64Milli(max(time)), "
-        "toString(argMax(index_price, time)), toString(argMax(mark_price, time)) "
-        "FROM {db:Identifier}.marks_1s " + where,
+        "toString(argMax(index_price, time)), toString(argMax(mark_price, time)), "
+        "toString(argMax(funding_rate, time)) FROM {db:Identifier}.marks_1s " + where,
         parameters=params,
     ).result_rows
     oi = dict(
@@ -116,10 +116,12 @@ def read_perp_state(
                 Decimal(index),
                 Decimal(mark),
                 Decimal(oi[symbol]) if symbol in oi else None,
+                Decimal(rate) if rate is not None else None,
+                int(end_ms) // 1000,
             ),
             int(end_ms),
         )
-        for symbol, end_ms, index, mark in marks
+        for symbol, end_ms, index, mark, rate in marks
     }
 
 

@@ -111,11 +111,15 @@ class PerpState:
         index: Index price.
         mark: Mark price.
         open_interest: Open interest, in the base asset (None: start at the base).
+        funding_rate: The funding estimate the last mark showed (None: start afresh).
+        time_s: When the last mark was (where the estimate's interval had got to).
     """
 
     index: Decimal
     mark: Decimal
     open_interest: Decimal | None = None
+    funding_rate: Decimal | None = None
+    time_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +209,12 @@ class PerpModel:
             self.basis[i] = self.mark[i] / self.index[i] - 1.0
             if state.open_interest is not None:
                 self.open_interest[i] = float(state.open_interest)
+            if state.funding_rate is not None:
+                # The estimate goes on from the stored one: a mean premium that gives it,
+                # held over the part of the interval already gone.
+                elapsed = state.time_s % self.funding_every_s
+                self.premium_time[i] = elapsed
+                self.premium_sum[i] = _premium_of(float(state.funding_rate)) * elapsed
 
     def draws(self, start_s: int, seconds: int) -> Draws:
         """The draws of `seconds` whole seconds from `start_s` (one regime lookup for all)."""
@@ -373,6 +383,16 @@ class PerpModel:
             event_time_us=time_us,
             received_us=time_us,
         )
+
+
+def _premium_of(rate: float) -> float:
+    """A mean premium whose funding estimate is `rate` (the inverse of the clamp; the
+    interest rate itself where any premium within the clamp gives it)."""
+    if rate > _INTEREST:
+        return rate + _CLAMP
+    if rate < _INTEREST:
+        return rate - _CLAMP
+    return _INTEREST
 
 
 def _rates(values: Array) -> list[Decimal]:

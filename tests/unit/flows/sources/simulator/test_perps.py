@@ -226,3 +226,14 @@ def test_restore_continues_marks_open_interest_and_trade_ids() -> None:
     assert abs(first.mark_price / price - Decimal("1.001")) < Decimal("0.0002")
     assert perps.model.open_interest[0] == pytest.approx(float(stored_oi), rel=1e-3)
     assert perps.next_trade_ids()[name] == 777
+
+
+@pytest.mark.parametrize("rate", ["0.00030000", "0.00010000", "-0.00020000"])
+def test_restore_continues_the_funding_estimate(rate: str) -> None:
+    market = SyntheticMarket(20, 400.0, seed=3)
+    model = Perpetuals(market).model
+    price = Decimal("1.5")
+    # Stored an hour into the interval: the estimate stands where the stored mark showed it.
+    model.restore({0: PerpState(price, price, None, Decimal(rate), EIGHT_UTC_S + 3_600)})
+    assert model.funding_rate()[0] == pytest.approx(float(rate))
+    assert model.premium_time[0] == 3_600
