@@ -123,14 +123,15 @@ def test_first_start_fills_the_perps_tables_and_a_restart_continues_them(
     }
     assert again.model.open_interest.tolist() == pytest.approx([last_oi[s] for s in again.symbols])
     # So does the funding estimate: the last stored mark's.
-    last_rate = dict(
-        rows(
+    last_rate = {
+        s: float(v)
+        for s, v in rows(
             ch,
-            "SELECT symbol, toFloat64(argMax(funding_rate, time)) FROM {db:Identifier}.marks_1s"
+            "SELECT symbol, argMax(funding_rate, time) FROM {db:Identifier}.marks_1s"
             " GROUP BY symbol",
             database,
         )
-    )
+    }
     assert again.model.funding_rate().tolist() == pytest.approx(
         [last_rate[s] for s in again.symbols], abs=1e-8
     )
