@@ -25,26 +25,41 @@ def generation_rate(n: int, symbols: int, rate: float, agg: bool) -> float:
     return n / (time.perf_counter() - start)
 
 
-def perps_rate(n: int, symbols: int, rate: float) -> tuple[float, int, int]:
-    """Spot trades generated per second with the perpetuals fed them as `publish_market`
-    feeds them (their prints and per-second marks, funding, open interest, liquidations).
-
-    Returns:
-        The rate, the perpetuals' trades and their other records.
+def perps_cost(n: int, symbols: int, rate: float, repeat: int = 3) -> dict[str, float]:
+    """CPU seconds of `n` spot trades generated alone and with the perpetuals fed them as
+    `publish_market` feeds them (their prints, and each second's marks, funding, open
+    interest and liquidations): the best of `repeat` interleaved runs, CPU time so that
+    other processes on the machine weigh less.
     """
-    market = SyntheticMarket(symbols, rate, seed=1)
-    perps = Perpetuals(market)
-    twins = frozenset(perps.symbols)
-    due_us = (perps.second + 1) * 1_000_000
+    alone: list[float] = []
+    fed: list[float] = []
     printed = records = 0
-    start = time.perf_counter()
-    for trade in market.trades(n):
-        if trade.time_us >= due_us:
-            records += len(perps.advance(trade.time_us))
-            due_us = (perps.second + 1) * 1_000_000
-        if trade.symbol in twins and perps.on_trade(trade) is not None:
-            printed += 1
-    return n / (time.perf_counter() - start), printed, records
+    for _ in range(repeat):
+        market = SyntheticMarket(symbols, rate, seed=1)
+        cpu = time.process_time()
+        for _trade in market.trades(n):
+            pass
+        alone.append(time.process_time() - cpu)
+        market = SyntheticMarket(symbols, rate, seed=1)
+        perps = Perpetuals(market)
+        twins = frozenset(perps.symbols)
+        due_us = (perps.second + 1) * 1_000_000
+        printed = records = 0
+        cpu = time.process_time()
+        for trade in market.trades(n):
+            if trade.time_us >= due_us:
+                records += len(perps.advance(trade.time_us))
+                due_us = (perps.second + 1) * 1_000_000
+            if trade.symbol in twins and perps.on_trade(trade) is not None:
+                printed += 1
+        fed.append(time.process_time() - cpu)
+    return {
+        "spot_cpu_s": min(alone),
+        "with_perps_cpu_s": min(fed),
+        "perps_overhead": min(fed) / min(alone) - 1,
+        "perp_trades_per_spot_trade": printed / n,
+        "perp_records": records,
+    }
 
 
 def encode_rate(n: int, symbols: int, rate: float) -> float:
@@ -90,13 +105,12 @@ def main() -> None:
     print(f"generate:          {results['generated_per_s']:>12,.0f} trades/s")
     results["generated_agg_per_s"] = generation_rate(args.trades, args.symbols, args.rate, True)
     print(f"generate (agg):    {results['generated_agg_per_s']:>12,.0f} prints/s")
-    with_perps, printed, records = perps_rate(args.trades, args.symbols, args.rate)
-    results["generated_with_perps_per_s"] = with_perps
-    results["perp_trades_per_spot_trade"] = printed / args.trades
-    results["perp_records"] = records
+    cost = perps_cost(args.trades, args.symbols, args.rate)
+    results.update(cost)
     print(
-        f"generate + perps:  {with_perps:>12,.0f} spot trades/s "
-        f"({printed / args.trades:.1%} more prints on perpetuals, {records:,} other records)"
+        f"perpetuals:        {cost['perps_overhead']:>12.1%} more CPU than the spot trades alone "
+        f"({cost['spot_cpu_s']:.2f} -> {cost['with_perps_cpu_s']:.2f} s), "
+        f"{cost['perp_trades_per_spot_trade']:.1%} more prints, {cost['perp_records']:,} records"
     )
     results["generated_encoded_per_s"] = encode_rate(args.trades, args.symbols, args.rate)
     print(f"generate + encode: {results['generated_encoded_per_s']:>12,.0f} trades/s")
