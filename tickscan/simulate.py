@@ -31,12 +31,8 @@ from flows.sources.simulator.history import (
     HistoryReport,
 )
 from flows.sources.simulator.perp_history import PerpHistory, PerpHistoryReport
-from flows.sources.simulator.perps import (
-    FUNDING_INTERVAL_S,
-    MARKET,
-    Perpetuals,
-    PerpRecords,
-)
+from flows.sources.simulator.perp_model import FUNDING_INTERVAL_S, MARKET
+from flows.sources.simulator.perps import Perpetuals, PerpRecords
 from flows.sources.simulator.stored import read_stored
 from runtime.kafka import produce_when_room
 from schemas import topics

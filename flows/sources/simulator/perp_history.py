@@ -3,7 +3,7 @@ in seconds at first start from the spot candles of their twins.
 
 `PerpHistory.generate` reads the twins' spot candles the store holds (the history
 generator has just written them: 1m candles for the day, 1s for the last hour), steps the
-perpetuals' model (`flows.sources.simulator.perps.PerpModel`) over them from where the
+perpetuals' model (`flows.sources.simulator.perp_model.PerpModel`) over them from where the
 stored perpetuals data ends (or a day back), and hands the records to a writer, e.g.
 `flows.sinks.perps.PerpWriter`:
 
@@ -29,16 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from flows.sources.simulator.perps import (
+from flows.sources.simulator.perp_model import (
     MARKET,
     PRINT_P,
     Draws,
-    Perpetuals,
     PerpModel,
     PerpRecord,
     PerpState,
     funding_times_between,
 )
+from flows.sources.simulator.perps import Perpetuals
 
 logger = logging.getLogger(__name__)
 

@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 
 from flows.sources.simulator import SyntheticMarket
-from flows.sources.simulator.perps import (
+from flows.sources.simulator.perp_model import (
     FUNDING_INTERVAL_S,
-    OPEN_INTEREST_EVERY_S,
-    Perpetuals,
     PerpModel,
-    PerpRecords,
     PerpState,
     funding_times_between,
+)
+from flows.sources.simulator.perps import (
+    OPEN_INTEREST_EVERY_S,
+    Perpetuals,
+    PerpRecords,
     perp_count,
 )
 from flows.sources.simulator.regimes import DUMP, PUMP
