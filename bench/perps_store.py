@@ -41,7 +41,6 @@ from flows.perps.settings import PerpStoreSettings
 from flows.perps.store import (
     PartitionFunding,
     PerpStoreCounters,
-    PerpTopics,
     build_kafka_flow,
     perp_rows,
     readers,
@@ -54,6 +53,7 @@ from runtime.kafka import ensure_topics, producer_config
 from runtime.migrate import migrate
 from runtime.process import tune_for_streaming
 from schemas.perps import Liquidation, MarkPrice, OpenInterest, encode_perp
+from schemas.topics import PerpTopics
 
 S = 1_000_000
 

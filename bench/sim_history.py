@@ -3,7 +3,10 @@
 `tickscan run --source sim` on an empty store writes the last 24 h of 1m candles and the
 last hour of 1s candles before its flows start. This measures that step (generation
 alone, then generation with the inserts into a fresh chdb store, as `prepare_market`
-does it), and how fast the live market then generates trades with quotes.
+does it), the perpetuals' day (marks, funding, open interest, liquidations, as
+`prepare_perpetuals` writes it: a mark a minute and a mark a second over the last hour;
+with `--perp-seconds-hours 24`, a mark a second all day, to see what that would cost),
+and how fast the live market then generates trades with quotes.
 """
 
 from __future__ import annotations
@@ -12,14 +15,20 @@ import argparse
 import json
 import tempfile
 import time
+from typing import Any
 
 import pyarrow as pa
 
+from flows.sinks.perps import PerpWriter
 from flows.sources.simulator import SyntheticMarket
 from flows.sources.simulator.history import HistoryGenerator
+from flows.sources.simulator.perp_history import PerpHistory
+from flows.sources.simulator.perps import Perpetuals
 from runtime.clickhouse import connect
 from runtime.migrate import migrate
-from tickscan.simulate import prepare_market
+from tickscan.simulate import BOARD_HISTORY_MS, prepare_market
+
+HOUR_MS = 3_600_000
 
 
 def generate_only(symbols: int, rate: float, end_ms: int) -> dict[str, float]:
@@ -41,18 +50,39 @@ def generate_only(symbols: int, rate: float, end_ms: int) -> dict[str, float]:
     }
 
 
-def generate_and_store(symbols: int, rate: float, now_ms: int) -> dict[str, float]:
+def store_perps(client: Any, market: SyntheticMarket, seconds_hours: int) -> dict[str, float]:
+    """The perpetuals' history after the candles', a mark a second over `seconds_hours`."""
+    start_ms = market.start_us // 1000
+    end_ms = start_ms - start_ms % 60_000
+    writer = PerpWriter(lambda: client, "bench", max_rows=1_000_000, max_age_ms=600_000)
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = PerpHistory(Perpetuals(market), client, "bench").generate(
+        end_ms - BOARD_HISTORY_MS, end_ms - seconds_hours * HOUR_MS, end_ms, writer.add
+    )
+    writer.flush()
+    return {
+        "perps_store_s": time.perf_counter() - wall,
+        "perps_store_cpu_s": time.process_time() - cpu,
+        "perp_records": sum(report.written.values()),
+        "perp_marks": report.written["MarkPrice"],
+    }
+
+
+def generate_and_store(
+    symbols: int, rate: float, now_ms: int, perp_seconds_hours: int
+) -> dict[str, float]:
     """What `tickscan run` does at first start: read the (empty) store, generate, insert."""
     with tempfile.TemporaryDirectory(prefix="bench-sim-history-") as path:
         client = connect(f"chdb://{path}")
         try:
             migrate(client, "bench")
             wall, cpu = time.perf_counter(), time.process_time()
-            prepare_market(client, "bench", symbols, rate, seed=1, now_ms=now_ms)
+            market, _ = prepare_market(client, "bench", symbols, rate, seed=1, now_ms=now_ms)
             stored = {
                 "store_s": time.perf_counter() - wall,
                 "store_cpu_s": time.process_time() - cpu,
             }
+            stored.update(store_perps(client, market, perp_seconds_hours))
             # A restart: nothing to generate, only the stored ends to read.
             wall = time.perf_counter()
             prepare_market(client, "bench", symbols, rate, seed=1, now_ms=now_ms + 1_000)
@@ -79,6 +109,9 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=200)
     parser.add_argument("--rate", type=float, default=2_000.0, help="trades/s of the market")
     parser.add_argument("--live-trades", type=int, default=200_000)
+    parser.add_argument(
+        "--perp-seconds-hours", type=int, default=1, help="hours of 1 Hz perpetual marks"
+    )
     args = parser.parse_args()
 
     now_ms = time.time_ns() // 1_000_000
@@ -90,10 +123,15 @@ def main() -> None:
         f"{results['generate_cpu_s']:.2f} s CPU: {results['candles_1m']:,} 1m + "
         f"{results['candles_1s']:,} 1s candles, {results['mbytes']:.0f} MB of Arrow columns"
     )
-    results.update(generate_and_store(args.symbols, args.rate, now_ms))
+    results.update(generate_and_store(args.symbols, args.rate, now_ms, args.perp_seconds_hours))
     print(
         f"generate + store:    {results['store_s']:6.2f} s wall, "
         f"{results['store_cpu_s']:.2f} s CPU (chdb inserts included)"
+    )
+    print(
+        f"perpetuals' day:     {results['perps_store_s']:6.2f} s wall, "
+        f"{results['perps_store_cpu_s']:.2f} s CPU: {results['perp_records']:,} records, "
+        f"{results['perp_marks']:,} of them marks ({args.perp_seconds_hours} h at 1 Hz)"
     )
     print(f"restart, nothing due:{results['restart_s']:6.2f} s")
     results["live_trades_per_s"] = live_rate(args.symbols, args.rate, args.live_trades)

@@ -1,4 +1,5 @@
-"""Speed of the synthetic market, alone and publishing to the embedded broker."""
+"""Speed of the synthetic market, alone, with its perpetuals, and publishing to the embedded
+broker."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 
 from flows.ingest.trades import TradePublisher
 from flows.sources.simulator import SyntheticMarket
+from flows.sources.simulator.perps import Perpetuals
 from runtime.broker import EmbeddedBroker
 from runtime.kafka import ensure_topics
 from schemas.trades import encode_trade
@@ -21,6 +23,43 @@ def generation_rate(n: int, symbols: int, rate: float, agg: bool) -> float:
     for _ in market.trades(n):
         pass
     return n / (time.perf_counter() - start)
+
+
+def perps_cost(n: int, symbols: int, rate: float, repeat: int = 3) -> dict[str, float]:
+    """CPU seconds of `n` spot trades generated alone and with the perpetuals fed them as
+    `publish_market` feeds them (their prints, and each second's marks, funding, open
+    interest and liquidations): the best of `repeat` interleaved runs, CPU time so that
+    other processes on the machine weigh less.
+    """
+    alone: list[float] = []
+    fed: list[float] = []
+    printed = records = 0
+    for _ in range(repeat):
+        market = SyntheticMarket(symbols, rate, seed=1)
+        cpu = time.process_time()
+        for _trade in market.trades(n):
+            pass
+        alone.append(time.process_time() - cpu)
+        market = SyntheticMarket(symbols, rate, seed=1)
+        perps = Perpetuals(market)
+        twins = frozenset(perps.symbols)
+        due_us = (perps.second + 1) * 1_000_000
+        printed = records = 0
+        cpu = time.process_time()
+        for trade in market.trades(n):
+            if trade.time_us >= due_us:
+                records += len(perps.advance(trade.time_us))
+                due_us = (perps.second + 1) * 1_000_000
+            if trade.symbol in twins and perps.on_trade(trade) is not None:
+                printed += 1
+        fed.append(time.process_time() - cpu)
+    return {
+        "spot_cpu_s": min(alone),
+        "with_perps_cpu_s": min(fed),
+        "perps_overhead": min(fed) / min(alone) - 1,
+        "perp_trades_per_spot_trade": printed / n,
+        "perp_records": records,
+    }
 
 
 def encode_rate(n: int, symbols: int, rate: float) -> float:
@@ -66,6 +105,13 @@ def main() -> None:
     print(f"generate:          {results['generated_per_s']:>12,.0f} trades/s")
     results["generated_agg_per_s"] = generation_rate(args.trades, args.symbols, args.rate, True)
     print(f"generate (agg):    {results['generated_agg_per_s']:>12,.0f} prints/s")
+    cost = perps_cost(args.trades, args.symbols, args.rate)
+    results.update(cost)
+    print(
+        f"perpetuals:        {cost['perps_overhead']:>12.1%} more CPU than the spot trades alone "
+        f"({cost['spot_cpu_s']:.2f} -> {cost['with_perps_cpu_s']:.2f} s), "
+        f"{cost['perp_trades_per_spot_trade']:.1%} more prints, {cost['perp_records']:,} records"
+    )
     results["generated_encoded_per_s"] = encode_rate(args.trades, args.symbols, args.rate)
     print(f"generate + encode: {results['generated_encoded_per_s']:>12,.0f} trades/s")
     if not args.no_publish:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 TRADES = "md.trades.v1"
 """Normalised trades (`schemas.trades.Trade`), keyed by `exchange:market:symbol`."""
@@ -45,6 +46,17 @@ ALL = (
     TRADES, QUOTES, CANDLES, SIGNALS, RANKS, TICKERS,
     MARKS, LIQUIDATIONS, OPEN_INTEREST, FUNDING, DEADLETTER,
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PerpTopics:
+    """The topics of perpetuals data, by kind (the defaults above unless a test renames them)."""
+
+    marks: str = MARKS
+    liquidations: str = LIQUIDATIONS
+    open_interest: str = OPEN_INTEREST
+    funding: str = FUNDING
+
 
 CONTROL_HEADER = "tickscan-control"
 """Header naming a control record (not data). Its value says which: see `END_OF_RUN`."""

@@ -30,6 +30,7 @@ from runtime.clickhouse import connect
 from runtime.kafka import consumer_config, ensure_topics
 from runtime.migrate import migrate
 from runtime.supervisor import relayed
+from schemas.topics import PerpTopics
 from schemas.trades import Market
 
 
@@ -78,9 +79,11 @@ async def ingest_parts(live: market.LiveIngest) -> AsyncIterator[IngestParts]:
         if live.follows_perpetuals:
             perps = PerpPublisher(
                 bootstrap,
-                marks_topic=live.marks_topic,
-                liquidations_topic=live.liquidations_topic,
-                open_interest_topic=live.open_interest_topic,
+                PerpTopics(
+                    marks=live.marks_topic,
+                    liquidations=live.liquidations_topic,
+                    open_interest=live.open_interest_topic,
+                ),
             )
             stack.callback(perps.close)
         history_out = None

@@ -28,6 +28,7 @@ from flows.ingest.trades import TradePublisher
 from flows.sinks.symbols import SymbolWriter
 from flows.sources.files import Rejected, UnreadableFile, read_trades
 from flows.sources.simulator import SyntheticMarket, symbol_infos
+from flows.sources.simulator.perps import Perpetuals
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_configured_topics
@@ -51,7 +52,7 @@ from tickscan.run_options import (
 from tickscan.serve import ApiServer, ApiServerError
 from tickscan.settings import Settings
 from tickscan.signals import run_signals
-from tickscan.simulate import prepare_market, publish_market
+from tickscan.simulate import prepare_market, prepare_perpetuals, publish_market
 
 logger = logging.getLogger(__name__)
 
@@ -192,16 +193,22 @@ def _run_cycle(
         if source is None:
             source = choose_source(options, reachable or binance_reachable(options.rest_url))
         sim_market = None
+        sim_perps = None
         if source == "sim":
             # Before any stage starts: the signals flow warms up from these candles.
             sim_market, _history = prepare_market(
                 client, database, options.symbols, options.rate, options.seed
             )
-            SymbolWriter(lambda: client, database).write(symbol_infos(sim_market))
+            sim_perps, _perp_history = prepare_perpetuals(
+                client, database, sim_market, funding_every_s=options.funding_every_s
+            )
+            SymbolWriter(lambda: client, database).write(
+                symbol_infos(sim_market) + sim_perps.symbol_infos(sim_market.start_us // 1000)
+            )
         live_settings = settings.model_copy(
             update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
         )
-        feeds = _sources(source, options, live_settings, stages.stopping, sim_market)
+        feeds = _sources(source, options, live_settings, stages.stopping, sim_market, sim_perps)
         stages.thread("candle-flow", lambda: run_main(flow))
         stages.thread("trade-store", lambda: run_main(store_flow))
         # Marks, liquidations, open interest and funding of whichever source publishes them;
@@ -292,8 +299,10 @@ def _sources(
     settings: Settings,
     stop: threading.Event,
     sim_market: SyntheticMarket | None = None,
+    sim_perps: Perpetuals | None = None,
 ) -> list[tuple[str, Callable[[], object]]]:
-    """The threads that feed md.trades.v1 (and md.quotes.v1) for the chosen source."""
+    """The threads that feed md.trades.v1 (and md.quotes.v1, and the simulated perpetuals'
+    topics) for the chosen source."""
     bootstrap = settings.kafka.bootstrap
     assert bootstrap is not None
     if source == "binance":
@@ -324,6 +333,7 @@ def _sources(
                     realtime=True,
                     stop=stop,
                     quotes_topic=topics.QUOTES,
+                    perps=sim_perps,
                 ),
             )
         ]

@@ -34,6 +34,8 @@ class RunOptions:
         crosscheck: Live Binance only: also follow the exchange's closed 1m klines and
             compare them with our 1m candles (mismatches go to ``data_quality``).
         api: Serve the API (``settings.api.host``/``port``) beside the flows.
+        funding_every_s: The synthetic market's perpetuals settle funding this often,
+            in seconds of event time (8 h as on Binance: 00/08/16 UTC; fewer for demos).
     """
 
     source: str = "binance"
@@ -45,6 +47,7 @@ class RunOptions:
     seed: int = 1
     crosscheck: bool = False
     api: bool = True
+    funding_every_s: int = 8 * 3_600
 
 
 class RunError(TickscanError):

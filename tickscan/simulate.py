@@ -3,7 +3,10 @@
 `simulate` builds a fresh market and publishes it, paced or flat out; `prepare_market`
 is what `tickscan run` does first: it continues the market stored in ClickHouse, writing
 the last day of history it lacks (`flows.sources.simulator.history`), and
-`publish_market` then publishes it live from there.
+`publish_market` then publishes it live from there. `prepare_perpetuals` adds the
+market's USDⓈ-M perpetuals (`flows.sources.simulator.perps`) with their generated history
+(`flows.sources.simulator.perp_history`); `publish_market` publishes their trades, marks,
+funding, open interest and liquidations beside the spot trades.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flows.ingest.perps import PerpPublisher
 from flows.ingest.quotes import QuotePublisher
 from flows.ingest.trades import PublishReport, TradePublisher
 from flows.signals.history import MINUTES_KEPT
 from flows.sinks.clickhouse import candle_table_writer
+from flows.sinks.perps import PerpWriter
 from flows.sources.simulator import SyntheticMarket
 from flows.sources.simulator.history import (
     HOUR_MS,
@@ -26,7 +31,12 @@ from flows.sources.simulator.history import (
     HistoryGenerator,
     HistoryReport,
 )
+from flows.sources.simulator.perp_history import PerpHistory, PerpHistoryReport
+from flows.sources.simulator.perp_model import FUNDING_INTERVAL_S, MARKET
+from flows.sources.simulator.perps import Perpetuals, PerpRecords
 from flows.sources.simulator.stored import read_stored
+from schemas.topics import PerpTopics
+from schemas.trades import Trade
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +62,8 @@ class SimulateReport:
         last_time_us: Event time of the last trade, None if there was none.
         publish: The publisher's report: per-partition offsets, dead letters, failures.
         quotes: Quotes the broker acknowledged.
+        perps: Perpetuals records (marks, funding, open interest, liquidations) the
+            broker acknowledged; the perpetuals' trades count among `trades`.
     """
 
     trades: int
@@ -61,6 +73,7 @@ class SimulateReport:
     last_time_us: int | None
     publish: PublishReport
     quotes: int = 0
+    perps: int = 0
 
 
 def simulate(
@@ -160,6 +173,47 @@ def prepare_market(
     return market, report
 
 
+def prepare_perpetuals(
+    client: Any, database: str, market: SyntheticMarket, funding_every_s: int = FUNDING_INTERVAL_S
+) -> tuple[Perpetuals, PerpHistoryReport]:
+    """The market's perpetuals, continuing what ClickHouse holds of them, with their history.
+
+    Call it after `prepare_market` (their history follows the spot candles it wrote).
+    Their trade ids continue from their stored candles; marks and open interest from the
+    stored ones; the marks, funding events, open interest and liquidations they lack up
+    to the market's start minute are written straight to the perps tables: the board's
+    history (`BOARD_HISTORY_MS`), with a mark every second over its last hour.
+
+    Args:
+        client: A clickhouse-connect client of the store.
+        database: Database holding the tables.
+        market: The spot market, as `prepare_market` returned it.
+        funding_every_s: Seconds of event time between funding times (8 h as on
+            Binance; fewer for a demo).
+
+    Returns:
+        The perpetuals, ready to publish from the market's start, and what was written.
+    """
+    perps = Perpetuals(market, funding_every_s)
+    stored = read_stored(client, database, market.exchange, MARKET)
+    perps.restore(
+        {},
+        {
+            name: state.last_trade_id + 1
+            for name, state in stored.items()
+            if state.last_trade_id is not None
+        },
+    )
+    start_ms = market.start_us // 1000
+    end_ms = start_ms - start_ms % MINUTE_MS
+    writer = PerpWriter(lambda: client, database, max_rows=1_000_000, max_age_ms=600_000)
+    report = PerpHistory(perps, client, database).generate(
+        end_ms - BOARD_HISTORY_MS, end_ms - HOUR_MS, end_ms, writer.add
+    )
+    writer.flush()
+    return perps, report
+
+
 def publish_market(
     bootstrap: str,
     market: SyntheticMarket,
@@ -169,6 +223,8 @@ def publish_market(
     stop: threading.Event | None = None,
     run_id: str | None = None,
     quotes_topic: str | None = None,
+    perps: Perpetuals | None = None,
+    perp_topics: PerpTopics | None = None,
 ) -> SimulateReport:
     """Publish a market's trades (and quotes) from its start time on.
 
@@ -185,6 +241,9 @@ def publish_market(
         stop: Set it to end the run early.
         run_id: When given, end the run with an end-of-run marker in every partition.
         quotes_topic: Publish the market's quotes there (it must record them).
+        perps: Also publish these perpetuals: their trades to `topic`, their marks,
+            funding events, open interest and liquidations to their topics.
+        perp_topics: Those topics (default: `schemas.topics`' ``md.marks.v1`` ...).
 
     Returns:
         What was published, after everything was flushed.
@@ -205,18 +264,23 @@ def publish_market(
     started = time.monotonic()
     publisher = TradePublisher(bootstrap, topic=topic)
     quotes = QuotePublisher(bootstrap, quotes_topic) if quotes_topic is not None else None
+    feed = _PerpFeed(perps, PerpPublisher(bootstrap, perp_topics)) if perps is not None else None
     try:
         with publisher:
             if realtime:
-                span = _run_paced(market, publisher, quotes, wall_start_us, started, duration, stop)
+                span = _run_paced(
+                    market, publisher, quotes, feed, wall_start_us, started, duration, stop
+                )
             else:
-                span = _run_flat_out(market, publisher, quotes, started, duration, stop)
+                span = _run_flat_out(market, publisher, quotes, feed, started, duration, stop)
             if run_id is not None:
                 publisher.mark_end(run_id)
             publisher.flush()
     finally:
         if quotes is not None:
             quotes.close()
+        if feed is not None:
+            feed.publisher.close()
     seconds = time.monotonic() - started
     report = publisher.report()
     logger.info(
@@ -231,13 +295,55 @@ def publish_market(
         last_time_us=span[1],
         publish=report,
         quotes=quotes.delivered if quotes is not None else 0,
+        perps=feed.publisher.delivered if feed is not None else 0,
     )
+
+
+class _PerpFeed:
+    """Feeds spot trades to the perpetuals, publishing what they print on the way."""
+
+    def __init__(self, perps: Perpetuals, publisher: PerpPublisher) -> None:
+        self.perps = perps
+        self.publisher = publisher
+        self.twins = frozenset(perps.symbols)
+        self.due_us = (perps.second + 1) * 1_000_000  # the next second's end
+
+    def _publish(self, records: PerpRecords) -> None:
+        publisher = self.publisher
+        for liquidation in records.liquidations:
+            publisher.liquidation(liquidation)
+        for mark in records.marks:
+            publisher.mark(mark)
+        for sample in records.open_interest:
+            publisher.open_interest(sample)
+        for event in records.funding:
+            publisher.funding(event)
+        publisher.poll()
+
+    def take(self, trade: Trade) -> Trade | None:
+        """Step the perpetuals to `trade` (publishing their records); its perp print."""
+        if trade.time_us >= self.due_us:
+            self._publish(self.perps.advance(trade.time_us))
+            self.due_us = (self.perps.second + 1) * 1_000_000
+        if trade.symbol not in self.twins:
+            return None
+        return self.perps.on_trade(trade)
+
+    def take_many(self, trades: list[Trade]) -> list[Trade]:
+        """The perp prints of a batch of trades, records published on the way."""
+        out = []
+        for trade in trades:
+            printed = self.take(trade)
+            if printed is not None:
+                out.append(printed)
+        return out
 
 
 def _run_paced(
     market: SyntheticMarket,
     publisher: TradePublisher,
     quotes: QuotePublisher | None,
+    feed: _PerpFeed | None,
     wall_start_us: int,
     started: float,
     duration: float | None,
@@ -268,6 +374,8 @@ def _run_paced(
                 next_progress = elapsed + _PROGRESS_EVERY_S
                 _log_progress(publisher, elapsed)
         publisher.publish(trade)
+        if feed is not None and (printed := feed.take(trade)) is not None:
+            publisher.publish(printed)
         if first is None:
             first = trade.time_us
         last = trade.time_us
@@ -278,6 +386,7 @@ def _run_flat_out(
     market: SyntheticMarket,
     publisher: TradePublisher,
     quotes: QuotePublisher | None,
+    feed: _PerpFeed | None,
     started: float,
     duration: float | None,
     stop: threading.Event,
@@ -294,6 +403,8 @@ def _run_flat_out(
             _log_progress(publisher, elapsed)
         batch = list(market.trades(_BATCH))
         publisher.publish_many(batch)
+        if feed is not None:
+            publisher.publish_many(feed.take_many(batch))
         if quotes is not None:
             for quote in market.take_quotes(batch[-1].time_us):
                 quotes.publish(quote)

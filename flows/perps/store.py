@@ -43,6 +43,7 @@ from runtime.kafka import consumer_config, producer_config
 from schemas import perps, topics
 from schemas.deadletter import DeadLetter
 from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest
+from schemas.topics import PerpTopics
 
 logger = logging.getLogger(__name__)
 
@@ -103,16 +104,6 @@ def unstorable(record: PerpRecord) -> str | None:
     if isinstance(record, FundingEvent):
         return _unstorable((record.funding_rate, record.mark_price), (record.funding_time_us,))
     raise TypeError(f"not a record of the perpetuals store: {type(record).__name__}")
-
-
-@dataclass(frozen=True, slots=True)
-class PerpTopics:
-    """The topics the perpetuals store reads."""
-
-    marks: str = topics.MARKS
-    liquidations: str = topics.LIQUIDATIONS
-    open_interest: str = topics.OPEN_INTEREST
-    funding: str = topics.FUNDING
 
 
 class Reader(NamedTuple):

@@ -25,7 +25,7 @@ from confluent_kafka import Producer
 from flows.dead_letters import dead_letter_offsets, read_dead_letters
 from flows.perps.retention import apply_marks_ttl, marks_ttl_days
 from flows.perps.settings import PerpStoreSettings
-from flows.perps.store import PerpStoreCounters, PerpTopics, build_kafka_flow
+from flows.perps.store import PerpStoreCounters, build_kafka_flow
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import ensure_topics, producer_config
@@ -39,6 +39,7 @@ from schemas.perps import (
     Side,
     encode_perp,
 )
+from schemas.topics import PerpTopics
 from tickscan.banner import Endpoints
 from tickscan.run import run
 from tickscan.run_options import RunOptions

@@ -84,13 +84,18 @@ def test_run_turns_the_simulated_market_into_live_candles(
             parameters={"db": database},
         ).result_rows[0][0]
         assert bad == 0
-        # The simulated symbols are listed, labelled sim, so the board can show them.
+        # The simulated symbols are listed, labelled sim, so the board can show them; the
+        # busiest fifth are also perpetuals of the same names.
         listed = client.query(
-            "SELECT count(), uniqExact(quote_asset), any(status) FROM {db:Identifier}.symbols"
-            " FINAL WHERE exchange = 'sim'",
+            "SELECT market, count(), uniqExact(quote_asset), any(status), any(kind)"
+            " FROM {db:Identifier}.symbols FINAL WHERE exchange = 'sim'"
+            " GROUP BY market ORDER BY market",
             parameters={"db": database},
-        ).result_rows[0]
-        assert listed == (20, 1, "TRADING")
+        ).result_rows
+        assert listed == [
+            ("spot", 20, 1, "TRADING", "spot"),
+            ("usdm", 4, 1, "TRADING", "perpetual"),
+        ]
 
         # The API serves beside the flows: healthy, and the live board fills with every
         # simulated symbol, sorted as asked.
@@ -103,9 +108,10 @@ def test_run_turns_the_simulated_market_into_live_candles(
             assert response.status_code == 200, response.text
             return list(response.json()["rows"])
 
-        assert wait_for(lambda: len(board()) == 20, 60), board()
+        assert wait_for(lambda: len(board()) == 24, 60), board()
         rows = board()
         assert {row["exchange"] for row in rows} == {"sim"}
+        assert sum(row["market"] == "usdm" for row in rows) == 4
         prices = [float(str(row["price"])) for row in rows]
         assert prices == sorted(prices, reverse=True) and len(set(prices)) > 1
         assert thread.is_alive(), result

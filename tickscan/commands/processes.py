@@ -59,6 +59,14 @@ def run(
             "them with our 1m candles; mismatches go to data_quality as 'kline_mismatch'.",
         ),
     ] = False,
+    funding_minutes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Simulated market: minutes between its perpetuals' funding times (480: "
+            "every 8 h at 00/08/16 UTC as on Binance; e.g. 5 for a demo).",
+        ),
+    ] = 480,
 ) -> None:
     """Run tickscan embedded: Kafka broker, ClickHouse (chdb), candle flow and a source.
 
@@ -81,6 +89,7 @@ def run(
         rate=rate,
         seed=seed,
         crosscheck=crosscheck,
+        funding_every_s=funding_minutes * 60,
     )
     try:
         check_options(options)  # before anything starts: a typo costs no broker, no store

@@ -5,6 +5,9 @@ says, from the seed, which regime each symbol is in at any time; `history` write
 candles the market would have printed over the last day (`buckets`: those candles as
 integer arrays), so a fresh store has a complete board at once, and `stored` says where
 each symbol's stored candles end, so a restart continues its prices and trade ids.
+`perps` lists the busiest symbols as USDⓈ-M perpetuals too (their trades, and each
+second's marks, funding, open interest and liquidations from `perp_model`), and
+`perp_history` writes their last day at first start.
 """
 
 from flows.sources.simulator.market import (

@@ -15,7 +15,6 @@ from flows.perps.settings import PerpStoreSettings
 from flows.perps.store import (
     PartitionFunding,
     PerpStoreCounters,
-    PerpTopics,
     build_flow,
     perp_rows,
     readers,
@@ -25,6 +24,7 @@ from flows.sources.kafka import Record, RecordBatch
 from schemas import topics
 from schemas.deadletter import DeadLetter
 from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest, encode_perp
+from schemas.topics import PerpTopics
 
 S = 1_000_000
 T = 1_767_225_600 * S
