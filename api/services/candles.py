@@ -350,7 +350,7 @@ def _with_forming(
     return [*rows, _row(bar, version, source)], None
 
 
-def _text(value: Decimal) -> str:
+def decimal_text(value: Decimal) -> str:
     """A decimal as ClickHouse's shortest exact text: no exponent, no trailing zeros."""
     text = format(value, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
@@ -361,15 +361,15 @@ def _row(bar: Bar, version: int, source: str) -> tuple[Any, ...]:
     return (
         bar.open_time,
         bar.close_time,
-        _text(bar.open),
-        _text(bar.high),
-        _text(bar.low),
-        _text(bar.close),
-        _text(bar.volume),
-        _text(bar.quote_volume),
+        decimal_text(bar.open),
+        decimal_text(bar.high),
+        decimal_text(bar.low),
+        decimal_text(bar.close),
+        decimal_text(bar.volume),
+        decimal_text(bar.quote_volume),
         bar.count,
-        _text(bar.taker_buy_volume),
-        _text(bar.taker_buy_quote_volume),
+        decimal_text(bar.taker_buy_volume),
+        decimal_text(bar.taker_buy_quote_volume),
         bar.first_trade_id,
         bar.last_trade_id,
         version,

@@ -1,0 +1,416 @@
+"""Perpetuals history for charts: open interest, funding and liquidations of one USDⓈ-M symbol.
+
+Read from the tables of ``infra/clickhouse/012_perps.sql`` (each a ReplacingMergeTree,
+read with FINAL). Open interest and the funding estimate are sampled far more often than
+a chart draws bars, and a chart's panes share the candles' time scale: both come one
+point per bar of the chart's interval (the bar's last sample), timed at the bar's open
+like the candles. Settled funding and liquidations are events, returned as they are.
+
+Every answer holds the latest points of the range asked for, oldest first; `more` says
+that earlier ones in the range were left out (ask again with ``end`` = the first time
+received), as a candle page without a start does.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, Field
+
+from api.errors import InvalidRequest, NotFound
+from api.services.candles import (
+    EXCHANGE_NAME,
+    INTERVAL_MS,
+    SYMBOL_NAME,
+    HistoryInterval,
+    decimal_text,
+)
+from api.services.times import MAX_TIME_MS
+from api.store import Store
+from schemas.topics import symbol_key
+
+PERP_MARKET: Final = "usdm"
+"""The one market with perpetuals data."""
+
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 1_000
+
+_KEY = "exchange = {exchange:String} AND market = {market:String} AND symbol = {symbol:String}"
+
+
+def _range(column: str) -> str:
+    return (
+        f"{column} >= fromUnixTimestamp64Milli({{start:Int64}}, 'UTC')"
+        f" AND {column} < fromUnixTimestamp64Milli({{end:Int64}}, 'UTC')"
+    )
+
+
+def _bucket(column: str) -> str:
+    # Bars from the epoch, as the candles' (4h and 1d start at 00:00 UTC like Binance's).
+    return f"intDiv(toUnixTimestamp64Milli({column}), {{step:Int64}}) * {{step:Int64}}"
+
+
+# The last sample of each bar; the tuple keeps a sample's value with its contracts.
+_OPEN_INTEREST_SQL = f"""
+SELECT {_bucket("time")} AS bar, toUnixTimestamp64Milli(max(time)),
+       argMax(tuple(toString(open_interest), toString(open_interest_value)), time)
+FROM {{database:Identifier}}.open_interest FINAL
+WHERE {_KEY} AND {_range("time")}
+GROUP BY bar ORDER BY bar DESC LIMIT {{limit:UInt32}}
+"""
+
+# The last mark price of each bar, to value the polled samples (the poll gives none).
+_MARKS_SQL = f"""
+SELECT {_bucket("time")} AS bar, toString(argMax(mark_price, time))
+FROM {{database:Identifier}}.marks_1s FINAL
+WHERE {_KEY} AND {_range("time")}
+GROUP BY bar
+"""
+
+_SETTLED_SQL = f"""
+SELECT toUnixTimestamp64Milli(funding_time), toString(funding_rate), toString(mark_price), source
+FROM {{database:Identifier}}.funding FINAL
+WHERE {_KEY} AND {_range("funding_time")}
+ORDER BY funding_time DESC LIMIT {{limit:UInt32}}
+"""
+
+_ESTIMATES_SQL = f"""
+SELECT {_bucket("time")} AS bar, toString(argMax(funding_rate, time))
+FROM {{database:Identifier}}.marks_1s FINAL
+WHERE {_KEY} AND {_range("time")} AND funding_rate IS NOT NULL
+GROUP BY bar ORDER BY bar DESC LIMIT {{limit:UInt32}}
+"""
+
+# The latest second before the end; of its rows (before a merge), the latest event.
+_CURRENT_SQL = f"""
+SELECT toUnixTimestamp64Milli(time), toString(mark_price), toString(index_price),
+       toString(funding_rate), toUnixTimestamp64Milli(next_funding_time)
+FROM {{database:Identifier}}.marks_1s
+WHERE {_KEY} AND time < fromUnixTimestamp64Milli({{end:Int64}}, 'UTC')
+ORDER BY time DESC, event_time DESC LIMIT 1
+"""
+
+_LIQUIDATIONS_SQL = f"""
+SELECT toUnixTimestamp64Milli(time), side, toString(price), toString(avg_price),
+       toString(filled_qty), toString(quote_volume)
+FROM {{database:Identifier}}.liquidations FINAL
+WHERE {_KEY} AND {_range("time")}
+ORDER BY time DESC, side LIMIT {{limit:UInt32}}
+"""
+
+# Whether the symbol is known at all: an empty answer for a known one is not a 404.
+_KNOWN_SQL = f"""
+SELECT 1 FROM {{database:Identifier}}.symbols WHERE {_KEY} LIMIT 1
+UNION ALL SELECT 1 FROM {{database:Identifier}}.marks_1s WHERE {_KEY} LIMIT 1
+UNION ALL SELECT 1 FROM {{database:Identifier}}.open_interest WHERE {_KEY} LIMIT 1
+UNION ALL SELECT 1 FROM {{database:Identifier}}.funding WHERE {_KEY} LIMIT 1
+UNION ALL SELECT 1 FROM {{database:Identifier}}.candles_1m WHERE {_KEY} LIMIT 1
+"""
+
+_EXCHANGES_SQL = """
+SELECT DISTINCT exchange FROM (
+    SELECT exchange FROM {database:Identifier}.symbols
+    WHERE market = {market:String} AND symbol = {symbol:String}
+    UNION ALL
+    SELECT exchange FROM {database:Identifier}.marks_1s
+    WHERE market = {market:String} AND symbol = {symbol:String} LIMIT 1 BY exchange
+    UNION ALL
+    SELECT exchange FROM {database:Identifier}.open_interest
+    WHERE market = {market:String} AND symbol = {symbol:String} LIMIT 1 BY exchange
+)
+ORDER BY exchange
+"""
+
+UNDERCOUNT_NOTE: Final = (
+    "Binance publishes at most one liquidation per symbol per second (the latest of that "
+    "second): these undercount the true liquidations."
+)
+
+
+class PerpSeries(BaseModel):
+    """What every perpetuals answer names: the symbol and the bars its points are timed at."""
+
+    exchange: str
+    market: Literal["usdm"]
+    symbol: str
+    interval: HistoryInterval = Field(description="The bars of the chart the points are for.")
+    more: bool = Field(
+        description="Earlier points in the range were left out: ask again with `end` = "
+        "the first time received."
+    )
+
+
+class OpenInterestPoint(BaseModel):
+    """A bar's open interest: its last sample."""
+
+    time_ms: int = Field(description="Open time of the bar (ms), as the candles'.")
+    sample_ms: int = Field(description="Exchange time of the sample (ms).")
+    open_interest: str = Field(description="Open contracts, in the base asset (exact decimal).")
+    open_interest_value: str | None = Field(
+        description="Their value in the quote asset: the exchange's own when it gave one "
+        "(history), else the contracts at the bar's last mark price; null without either."
+    )
+
+
+class OpenInterestSeries(PerpSeries):
+    """A symbol's open interest, one point per bar with samples, oldest first."""
+
+    points: list[OpenInterestPoint]
+
+
+class SettledFunding(BaseModel):
+    """One settled funding time and the rate that applied."""
+
+    funding_time_ms: int
+    funding_rate: str = Field(description="A fraction: longs pay shorts when positive.")
+    mark_price: str | None
+    source: str = Field(description="exchange (authoritative), stream or sim.")
+
+
+class FundingEstimate(BaseModel):
+    """The funding-rate estimate of a bar: the last one published in it."""
+
+    time_ms: int = Field(description="Open time of the bar (ms).")
+    funding_rate: str
+
+
+class CurrentFunding(BaseModel):
+    """The latest mark-price update before the end of the range."""
+
+    time_ms: int = Field(description="The second it belongs to (ms).")
+    mark_price: str
+    index_price: str
+    funding_rate: str | None = Field(description="The estimate of the next funding.")
+    next_funding_time_ms: int | None
+
+
+class FundingSeries(PerpSeries):
+    """A symbol's funding: settled rates, the estimate per bar, and the latest estimate.
+
+    `more` concerns the estimates (the busier of the two lists).
+    """
+
+    settled: list[SettledFunding] = Field(description="Settled funding times, oldest first.")
+    estimates: list[FundingEstimate] = Field(description="One per bar, oldest first.")
+    current: CurrentFunding | None
+
+
+class LiquidationOut(BaseModel):
+    """One liquidation order as Binance sampled it."""
+
+    time_ms: int
+    side: Literal["BUY", "SELL"] = Field(description="SELL liquidated a long, BUY a short.")
+    price: str = Field(description="Order (bankruptcy) price.")
+    avg_price: str
+    filled_qty: str
+    quote_volume: str = Field(description="filled_qty × avg_price, exact.")
+
+
+class LiquidationSeries(PerpSeries):
+    """A symbol's liquidations in the range, oldest first."""
+
+    liquidations: list[LiquidationOut]
+    note: str = Field(default=UNDERCOUNT_NOTE, description="What the stream leaves out.")
+
+
+class PerpQuery:
+    """A checked perpetuals query: the symbol, the bars and the range.
+
+    Raises:
+        InvalidRequest: On a market other than usdm, a malformed name, an unknown
+            interval, a limit out of range or an empty time range.
+    """
+
+    def __init__(
+        self,
+        exchange: str | None,
+        market: str,
+        symbol: str,
+        interval: str,
+        start_ms: int | None,
+        end_ms: int | None,
+        limit: int,
+    ) -> None:
+        if market != PERP_MARKET:
+            raise InvalidRequest(
+                f"market: {market[:20]!r} has no perpetuals data; only {PERP_MARKET} has"
+            )
+        if exchange is not None and not EXCHANGE_NAME.fullmatch(exchange):
+            raise InvalidRequest(f"exchange: {exchange[:40]!r} is not an exchange name")
+        if not SYMBOL_NAME.fullmatch(symbol):
+            raise InvalidRequest(f"symbol: {symbol[:40]!r} is not a symbol")
+        if interval not in INTERVAL_MS:
+            raise InvalidRequest(
+                f"interval: {interval[:20]!r} is not one of {', '.join(INTERVAL_MS)}"
+            )
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidRequest(f"limit: {limit} is not between 1 and {MAX_LIMIT}")
+        self.start = 0 if start_ms is None else start_ms
+        self.end = MAX_TIME_MS if end_ms is None else end_ms
+        for name, value in (("start", self.start), ("end", self.end)):
+            if not 0 <= value <= MAX_TIME_MS:
+                raise InvalidRequest(f"{name}: {value} is outside 1970 .. 2200")
+        if self.start >= self.end:
+            raise InvalidRequest(f"start ({self.start}) must be before end ({self.end})")
+        self.exchange = exchange
+        self.market = market
+        self.symbol = symbol
+        self.interval = interval
+        self.limit = limit
+
+    async def params(self, store: Store) -> dict[str, Any]:
+        """The query's bound parameters, the exchange resolved when none was given."""
+        if self.exchange is None:
+            self.exchange = await _exchange_of(store, self.symbol)
+        return {
+            "database": store.database,
+            "exchange": self.exchange,
+            "market": self.market,
+            "symbol": self.symbol,
+            "start": self.start,
+            "end": self.end,
+            "step": INTERVAL_MS[self.interval],
+            "limit": self.limit + 1,  # one more says whether there is more
+        }
+
+    def names(self) -> dict[str, Any]:
+        """The fields every answer starts with (call after `params`)."""
+        return {
+            "exchange": self.exchange,
+            "market": self.market,
+            "symbol": self.symbol,
+            "interval": self.interval,
+        }
+
+
+async def _exchange_of(store: Store, symbol: str) -> str:
+    params = {"database": store.database, "market": PERP_MARKET, "symbol": symbol}
+    _, rows = await store.query(_EXCHANGES_SQL, params)
+    exchanges = [row[0] for row in rows]
+    if not exchanges:
+        raise NotFound(f"no perpetual {symbol_key('*', PERP_MARKET, symbol)}")
+    if len(exchanges) > 1:
+        raise InvalidRequest(
+            f"{PERP_MARKET} {symbol} is on {', '.join(exchanges)}: say which with "
+            f"exchange={exchanges[0]} (or {', '.join(exchanges[1:])})",
+            code="ambiguous_symbol",
+        )
+    return str(exchanges[0])
+
+
+async def _latest(
+    store: Store, sql: str, params: dict[str, Any], query: PerpQuery
+) -> tuple[list[tuple[Any, ...]], bool]:
+    """Rows of a newest-first query, oldest first, and whether more were left out; a
+    symbol known nowhere is a 404 (an empty answer for a known one is not)."""
+    _, rows = await store.query(sql, params)
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    rows.reverse()
+    if not rows:
+        _, known = await store.query(_KNOWN_SQL, params)
+        if not known:
+            raise NotFound(
+                f"no perpetual {symbol_key(params['exchange'], PERP_MARKET, query.symbol)}"
+            )
+    return rows, more
+
+
+def _nullable(text: str | None) -> str | None:
+    # toString of a NULL Nullable gives NULL (None); keep it so.
+    return None if text is None or text == "\\N" else text
+
+
+async def open_interest(store: Store, query: PerpQuery) -> OpenInterestSeries:
+    """The open interest of each bar of the range (its last sample), latest bars first
+    kept, oldest first returned; valued at the bar's last mark when the sample has no
+    value of its own.
+
+    Raises:
+        NotFound: For a symbol known nowhere.
+        InvalidRequest: `ambiguous_symbol` when no exchange is given and several have it.
+    """
+    params = await query.params(store)
+    rows, more = await _latest(store, _OPEN_INTEREST_SQL, params, query)
+    marks: dict[int, str] = {}
+    if rows and any(_nullable(row[2][1]) is None for row in rows):
+        _, found = await store.query(
+            _MARKS_SQL, {**params, "start": max(params["start"], rows[0][0])}
+        )
+        marks = {bar: mark for bar, mark in found}
+    points = []
+    for bar, sample, (contracts, stored_value) in rows:
+        value = _nullable(stored_value)
+        if value is None and bar in marks:
+            value = decimal_text(Decimal(contracts) * Decimal(marks[bar]))
+        points.append(
+            OpenInterestPoint(
+                time_ms=bar, sample_ms=sample, open_interest=contracts, open_interest_value=value
+            )
+        )
+    return OpenInterestSeries(**query.names(), points=points, more=more)
+
+
+async def funding(store: Store, query: PerpQuery) -> FundingSeries:
+    """Settled funding in the range, the estimate of each bar, and the latest estimate
+    before the end.
+
+    Raises:
+        NotFound: For a symbol known nowhere.
+        InvalidRequest: `ambiguous_symbol` when no exchange is given and several have it.
+    """
+    params = await query.params(store)
+    estimates, more = await _latest(store, _ESTIMATES_SQL, params, query)
+    _, settled = await store.query(_SETTLED_SQL, params)
+    settled = settled[: query.limit]
+    settled.reverse()
+    _, current = await store.query(_CURRENT_SQL, params)
+    now = None
+    if current:
+        time_ms, mark, index, rate, next_time = current[0]
+        now = CurrentFunding(
+            time_ms=time_ms,
+            mark_price=mark,
+            index_price=index,
+            funding_rate=_nullable(rate),
+            next_funding_time_ms=next_time,
+        )
+    return FundingSeries(
+        **query.names(),
+        settled=[
+            SettledFunding(
+                funding_time_ms=t, funding_rate=rate, mark_price=_nullable(mark), source=source
+            )
+            for t, rate, mark, source in settled
+        ],
+        estimates=[FundingEstimate(time_ms=bar, funding_rate=rate) for bar, rate in estimates],
+        current=now,
+        more=more,
+    )
+
+
+async def liquidations(store: Store, query: PerpQuery) -> LiquidationSeries:
+    """The liquidations of the range, the latest `limit` kept, oldest first.
+
+    Raises:
+        NotFound: For a symbol known nowhere.
+        InvalidRequest: `ambiguous_symbol` when no exchange is given and several have it.
+    """
+    params = await query.params(store)
+    rows, more = await _latest(store, _LIQUIDATIONS_SQL, params, query)
+    return LiquidationSeries(
+        **query.names(),
+        liquidations=[
+            LiquidationOut(
+                time_ms=t,
+                side=side,
+                price=price,
+                avg_price=avg,
+                filled_qty=filled,
+                quote_volume=quote,
+            )
+            for t, side, price, avg, filled, quote in rows
+        ],
+        more=more,
+    )
