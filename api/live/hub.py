@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import get_args
@@ -227,6 +227,17 @@ class Hub:
         sub = client.subscriptions[sub_id] = Subscription(sub_id, client, channel)
         return sub
 
+    @contextlib.contextmanager
+    def _subscribing(self, client: Client, sub_id: str, channel: str) -> Iterator[Subscription]:
+        """A new subscription, forgotten again if setting it up fails."""
+        sub = self._subscription(client, sub_id, channel)
+        try:
+            yield sub
+        except BaseException:
+            if client.subscriptions.get(sub_id) is sub:
+                del client.subscriptions[sub_id]
+            raise
+
     def _views_of(self, sub: Subscription) -> Views:
         if self.delayed is not None and sub in self._delayed_subs:
             return self.delayed.views
@@ -366,22 +377,11 @@ class Hub:
             NotFound: For a symbol that is neither known nor has candles.
             Unavailable: When ClickHouse cannot be read to seed the stream.
         """
-        sub = self._subscription(client, sub_id, "candles")
-        try:
+        with self._subscribing(client, sub_id, "candles") as sub:
             await self.candles.subscribe(sub, exchange, market, symbol, interval, ack)
-        except BaseException:
-            if client.subscriptions.get(sub_id) is sub:
-                del client.subscriptions[sub_id]
-            raise
 
     def subscribe_perps(
-        self,
-        client: Client,
-        sub_id: str,
-        exchange: str,
-        market: str,
-        symbol: str,
-        ack: Message | None = None,
+        self, client: Client, sub_id: str, key: str, ack: Message | None = None
     ) -> None:
         """Follow one perpetual's open interest, funding and liquidations as they arrive
         (`api.live.perps`); the latest funding estimate seen comes first, if any.
@@ -389,21 +389,15 @@ class Hub:
         Args:
             client: The subscriber.
             sub_id: The subscription's id, unique in the client.
-            exchange: The symbol's exchange.
-            market: Its market (`usdm`).
-            symbol: The symbol.
+            key: The perpetual's symbol key, `exchange:usdm:symbol`.
             ack: Queued at once (a WebSocket's `subscribed`).
 
         Raises:
             InvalidRequest: For a market without perpetuals or a `sub_id` in use.
             NotFound: For a symbol neither known nor seen live.
         """
-        sub = self._subscription(client, sub_id, "perps")
-        try:
-            self.perps.subscribe(sub, exchange, market, symbol)
-        except BaseException:
-            del client.subscriptions[sub_id]
-            raise
+        with self._subscribing(client, sub_id, "perps") as sub:
+            self.perps.subscribe(sub, key)
         if ack is not None:
             client.reply(ack)  # replies go ahead of the estimate queued above
 

@@ -31,7 +31,6 @@ import msgspec
 from api.errors import InvalidRequest, NotFound
 from api.live.clients import Message, Subscription
 from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest
-from schemas.topics import symbol_key
 
 PerpUpdate = MarkPrice | Liquidation | OpenInterest | FundingEvent
 """What the feed hands the perpetuals streams."""
@@ -141,18 +140,19 @@ class PerpStreams:
         """Kafka keys of the followed symbols: the feed decodes only their records (read
         from the feed's thread; replaced whole, never changed in place)."""
 
-    def subscribe(self, sub: Subscription, exchange: str, market: str, symbol: str) -> None:
-        """Follow one perpetual; the latest funding estimate seen, if any, comes at once.
+    def subscribe(self, sub: Subscription, key: str) -> None:
+        """Follow one perpetual (`key`: ``exchange:usdm:symbol``); the latest funding
+        estimate seen, if any, comes at once.
 
         Raises:
             InvalidRequest: For a market other than usdm.
             NotFound: For a symbol that is not known.
         """
+        market = key.split(":")[1] if key.count(":") == 2 else ""
         if market != PERP_MARKET:
             raise InvalidRequest(
                 f"market: {market[:20]!r} has no perpetuals data; only {PERP_MARKET} has"
             )
-        key = symbol_key(exchange, market, symbol)
         stream = self._streams.get(key)
         if stream is None:
             if not self.known(key):

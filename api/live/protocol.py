@@ -67,6 +67,7 @@ from api.live.rate import MessageRate
 from api.live.user_ops import USER_OPS, UserOp, user_step
 from api.services.filter_eval import compile_filter
 from api.services.filters import ScanFilter, parse_filter
+from schemas.topics import symbol_key
 
 MAX_MESSAGE = 64 * 1024
 """Longest client message accepted (a filter with a full watch list fits)."""
@@ -320,7 +321,8 @@ class Session:
         elif isinstance(op, _SubscribePerps):
             if not (op.exchange and op.market and op.symbol):
                 raise InvalidRequest("perps need exchange, market and symbol")
-            self.hub.subscribe_perps(self.client, sub_id, op.exchange, op.market, op.symbol, ack)
+            key = symbol_key(op.exchange, op.market, op.symbol)
+            self.hub.subscribe_perps(self.client, sub_id, key, ack)
         else:
             assert isinstance(op, _SubscribeSignals)
             match = SignalMatch.of(op.symbol, op.name, op.timeframe)

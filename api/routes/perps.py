@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
 
 from api.accounts.entitlements import EntitlementsDep
 from api.deps import StoreDep
 from api.errors import Unavailable
-from api.openapi import HISTORY_ERRORS, time_query
+from api.openapi import HISTORY_ERRORS, SymbolExchangeQuery, SymbolQuery, time_query
 from api.services import perps
 from api.services.candles import HistoryInterval
-from api.services.perps import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    FundingSeries,
-    LiquidationSeries,
-    OpenInterestSeries,
-    PerpQuery,
-)
-from api.services.times import TIME_FORMS, parse_time
+from api.services.perps import PerpQuery
+from api.services.times import MAX_TIME_MS, TIME_FORMS, parse_time
 from api.store import Store
 
 logger = logging.getLogger(__name__)
@@ -35,134 +29,104 @@ _RANGE = (
     "out (ask again with `end` = the first time received)."
 )
 
-T = TypeVar("T")
 
+def perp_query(
+    symbol: SymbolQuery,
+    exchange: SymbolExchangeQuery = None,
+    market: Annotated[str, Query(description="`usdm`: the only market with perpetuals.")] = (
+        "usdm"
+    ),
+    interval: Annotated[
+        HistoryInterval, Query(description="The chart's bars: one point per bar.")
+    ] = "1m",
+    start: Annotated[
+        str | None, time_query(f"At or after this ({TIME_FORMS}).", with_examples=True)
+    ] = None,
+    end: Annotated[str | None, time_query(f"Before this ({TIME_FORMS}); now by default.")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=perps.MAX_LIMIT, description="At most this many points.")
+    ] = (perps.DEFAULT_LIMIT),
+) -> PerpQuery:
+    """The query parameters every perpetuals route takes, checked (a FastAPI dependency).
 
-async def _query(
-    read: Callable[[Store, PerpQuery], Awaitable[T]],
-    store: Store,
-    what: str,
-    exchange: str | None,
-    market: str,
-    symbol: str,
-    interval: str,
-    start: str | None,
-    end: str | None,
-    limit: int,
-) -> T:
-    query = PerpQuery(
+    Raises:
+        InvalidRequest: For a bad parameter (see `PerpQuery`).
+    """
+    return PerpQuery(
+        symbol,
         exchange,
         market,
-        symbol,
         interval,
-        parse_time("start", start) if start is not None else None,
-        parse_time("end", end) if end is not None else None,
+        parse_time("start", start) if start is not None else 0,
+        parse_time("end", end) if end is not None else MAX_TIME_MS,
         limit,
     )
-    try:
-        return await read(store, query)
-    except ClickHouseError as exc:
-        logger.warning("%s history failed: %s", what, exc)
-        raise Unavailable(f"{what} history cannot be read now; try again") from exc
 
 
-# The parameters every route takes, each documented once.
-Symbol = Annotated[str, Query(description="As the exchange spells it.", examples=["BTCUSDT"])]
-Exchange = Annotated[
-    str | None,
-    Query(
-        description="Exchange, lower case (`binance`, `sim`). Optional when only one exchange "
-        "has the perpetual; when several do, leaving it out is a 422 `ambiguous_symbol`."
-    ),
-]
-Market = Annotated[str, Query(description="`usdm`: the only market with perpetuals data.")]
-Interval = Annotated[HistoryInterval, Query(description="The chart's bars: one point per bar.")]
-Start = Annotated[str | None, time_query(f"At or after this ({TIME_FORMS}).", with_examples=True)]
-End = Annotated[str | None, time_query(f"Before this ({TIME_FORMS}); now by default.")]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many points.")]
+PerpQueryDep = Annotated[PerpQuery, Depends(perp_query)]
 
 
-@router.get(
-    "/open_interest",
-    response_model=OpenInterestSeries,
-    summary="Open interest of a perpetual, per bar",
-    description="The open interest of each bar of `interval` that has samples: its last "
-    "sample, in contracts (base asset) and in the quote asset (the exchange's value, or "
-    "the contracts at the bar's last mark price). Live samples are polled from Binance "
-    "about once a minute; its history keeps 30 days only. " + _RANGE,
-    responses={**HISTORY_ERRORS},
-)
-async def get_open_interest(
-    store: StoreDep,
-    _: EntitlementsDep,
-    symbol: Symbol,
-    exchange: Exchange = None,
-    market: Market = "usdm",
-    interval: Interval = "1m",
-    start: Start = None,
-    end: End = None,
-    limit: Limit = DEFAULT_LIMIT,
-) -> OpenInterestSeries:
-    """Open interest per bar; an unknown perpetual is a 404, a bad parameter a 422."""
-    return await _query(
-        perps.open_interest, store, "open interest", exchange, market, symbol, interval,
-        start, end, limit,
-    )  # fmt: skip
+def _route(
+    path: str,
+    read: Callable[[Store, PerpQuery], Awaitable[BaseModel]],
+    model: type[BaseModel],
+    what: str,
+    summary: str,
+    description: str,
+) -> None:
+    """Add the GET route at `path` answering `read`'s series (the same parameters, sign-in
+    and errors for every perpetuals route)."""
 
+    async def endpoint(store: StoreDep, _: EntitlementsDep, query: PerpQueryDep) -> BaseModel:
+        try:
+            return await read(store, query)
+        except ClickHouseError as exc:
+            logger.warning("%s history failed: %s", what, exc)
+            raise Unavailable(f"{what} history cannot be read now; try again") from exc
 
-@router.get(
-    "/funding",
-    response_model=FundingSeries,
-    summary="Funding of a perpetual: settled rates and the estimate per bar",
-    description="The funding rates settled in the range (one per funding time, the "
-    "exchange's own rate where known), the estimate of each bar of `interval` (the last "
-    "one the mark-price stream published in it) and `current`, the latest mark-price "
-    "update before `end`: mark and index price, the estimate and the next funding time. "
-    "Rates are fractions per funding interval (0.0001 = 0.01 %). " + _RANGE,
-    responses={**HISTORY_ERRORS},
-)
-async def get_funding(
-    store: StoreDep,
-    _: EntitlementsDep,
-    symbol: Symbol,
-    exchange: Exchange = None,
-    market: Market = "usdm",
-    interval: Interval = "1m",
-    start: Start = None,
-    end: End = None,
-    limit: Limit = DEFAULT_LIMIT,
-) -> FundingSeries:
-    """Funding per bar; an unknown perpetual is a 404, a bad parameter a 422."""
-    return await _query(
-        perps.funding, store, "funding", exchange, market, symbol, interval, start, end, limit
+    endpoint.__doc__ = f"{summary}; an unknown perpetual is a 404, a bad parameter a 422."
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=["GET"],
+        name=f"get_{path.strip('/')}",
+        response_model=model,
+        summary=summary,
+        description=f"{description} {_RANGE}",
+        responses={**HISTORY_ERRORS},
     )
 
 
-@router.get(
-    "/liquidations",
-    response_model=LiquidationSeries,
-    summary="Liquidations of a perpetual",
-    description="Liquidation orders in the range: side (SELL liquidated a long, BUY a "
-    "short), prices, filled quantity and quote volume. "
-    + perps.UNDERCOUNT_NOTE
-    + " "
-    + _RANGE
-    + " `interval` only names the chart the answer is for.",
-    responses={**HISTORY_ERRORS},
+_route(
+    "/open_interest",
+    perps.open_interest,
+    perps.OpenInterestSeries,
+    "open interest",
+    "Open interest of a perpetual, per bar",
+    "The open interest of each bar of `interval` that has samples: its last sample, in "
+    "contracts (base asset) and in the quote asset (the exchange's value, or the contracts "
+    "at the bar's last mark price). Live samples are polled from Binance about once a "
+    "minute; its history keeps 30 days only.",
 )
-async def get_liquidations(
-    store: StoreDep,
-    _: EntitlementsDep,
-    symbol: Symbol,
-    exchange: Exchange = None,
-    market: Market = "usdm",
-    interval: Interval = "1m",
-    start: Start = None,
-    end: End = None,
-    limit: Limit = DEFAULT_LIMIT,
-) -> LiquidationSeries:
-    """Liquidations; an unknown perpetual is a 404, a bad parameter a 422."""
-    return await _query(
-        perps.liquidations, store, "liquidation", exchange, market, symbol, interval,
-        start, end, limit,
-    )  # fmt: skip
+_route(
+    "/funding",
+    perps.funding,
+    perps.FundingSeries,
+    "funding",
+    "Funding of a perpetual: settled rates and the estimate per bar",
+    "The funding rates settled in the range (one per funding time, the exchange's own rate "
+    "where known), the estimate of each bar of `interval` (the last one the mark-price "
+    "stream published in it) and `current`, the latest mark-price update before `end`: "
+    "mark and index price, the estimate and the next funding time. Rates are fractions per "
+    "funding interval (0.0001 = 0.01 %).",
+)
+_route(
+    "/liquidations",
+    perps.liquidations,
+    perps.LiquidationSeries,
+    "liquidation",
+    "Liquidations of a perpetual",
+    "Liquidation orders in the range: side (SELL liquidated a long, BUY a short), prices, "
+    f"filled quantity and quote volume. {perps.UNDERCOUNT_NOTE} `interval` only names the "
+    "chart the answer is for.",
+)

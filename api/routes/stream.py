@@ -31,6 +31,7 @@ from api.live.hub import SHUTTING_DOWN, TIMEFRAMES, Hub, SignalMatch
 from api.services.board import FILTER_QUERY_DOC, board_filter, streams_live
 from api.services.candles import INTERVAL_MS
 from api.services.filter_eval import compile_filter
+from schemas.topics import symbol_key
 
 logger = logging.getLogger(__name__)
 
@@ -288,5 +289,7 @@ async def stream_perps(
     return await _open(
         hub,
         settings.api.heartbeat_s,
-        lambda hub, client: hub.subscribe_perps(client, SUBSCRIPTION, exchange, market, symbol),
+        lambda hub, client: hub.subscribe_perps(
+            client, SUBSCRIPTION, symbol_key(exchange, market, symbol)
+        ),
     )

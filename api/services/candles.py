@@ -195,7 +195,7 @@ async def candles(
             exchange is given and several have the symbol.
         NotFound: When the symbol has neither metadata nor candles.
     """
-    step = _check(exchange or "binance", market, symbol, interval, limit)
+    step = check_query(exchange or "binance", market, symbol, interval, limit)
     start = cursor if cursor is not None else start_ms
     end = MAX_TIME_MS if end_ms is None else end_ms
     for name, value in (("start", start), ("end", end)):
@@ -228,8 +228,12 @@ async def candles(
     )
 
 
-def _check(exchange: str, market: str, symbol: str, interval: str, limit: int) -> int:
-    """The interval's length in ms, once every argument is known to be servable."""
+def check_query(exchange: str, market: str, symbol: str, interval: str, limit: int) -> int:
+    """The interval's length in ms, once every argument is known to be servable.
+
+    Raises:
+        InvalidRequest: Naming the first argument that is not.
+    """
     if interval not in INTERVAL_MS:
         raise InvalidRequest(
             f"interval: {interval[:20]!r} is not one of {', '.join(get_args(HistoryInterval))}"

@@ -13,6 +13,7 @@ received), as a candle page without a start does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Literal
 
@@ -20,12 +21,13 @@ from pydantic import BaseModel, Field
 
 from api.errors import InvalidRequest, NotFound
 from api.services.candles import (
-    EXCHANGE_NAME,
     INTERVAL_MS,
-    SYMBOL_NAME,
     HistoryInterval,
+    check_query,
     decimal_text,
+    exchange_of,
 )
+from api.services.candles import MAX_LIMIT as MAX_LIMIT
 from api.services.times import MAX_TIME_MS
 from api.store import Store
 from schemas.topics import symbol_key
@@ -34,7 +36,6 @@ PERP_MARKET: Final = "usdm"
 """The one market with perpetuals data."""
 
 DEFAULT_LIMIT = 500
-MAX_LIMIT = 1_000
 
 _KEY = "exchange = {exchange:String} AND market = {market:String} AND symbol = {symbol:String}"
 
@@ -108,20 +109,6 @@ UNION ALL SELECT 1 FROM {{database:Identifier}}.funding WHERE {_KEY} LIMIT 1
 UNION ALL SELECT 1 FROM {{database:Identifier}}.candles_1m WHERE {_KEY} LIMIT 1
 """
 
-_EXCHANGES_SQL = """
-SELECT DISTINCT exchange FROM (
-    SELECT exchange FROM {database:Identifier}.symbols
-    WHERE market = {market:String} AND symbol = {symbol:String}
-    UNION ALL
-    SELECT exchange FROM {database:Identifier}.marks_1s
-    WHERE market = {market:String} AND symbol = {symbol:String} LIMIT 1 BY exchange
-    UNION ALL
-    SELECT exchange FROM {database:Identifier}.open_interest
-    WHERE market = {market:String} AND symbol = {symbol:String} LIMIT 1 BY exchange
-)
-ORDER BY exchange
-"""
-
 UNDERCOUNT_NOTE: Final = (
     "Binance publishes at most one liquidation per symbol per second (the latest of that "
     "second): these undercount the true liquidations."
@@ -156,7 +143,7 @@ class OpenInterestPoint(BaseModel):
 class OpenInterestSeries(PerpSeries):
     """A symbol's open interest, one point per bar with samples, oldest first."""
 
-    points: list[OpenInterestPoint]
+    points: list[OpenInterestPoint] = Field(description="One per bar with samples.")
 
 
 class SettledFunding(BaseModel):
@@ -214,55 +201,40 @@ class LiquidationSeries(PerpSeries):
     note: str = Field(default=UNDERCOUNT_NOTE, description="What the stream leaves out.")
 
 
+@dataclass
 class PerpQuery:
-    """A checked perpetuals query: the symbol, the bars and the range.
+    """A perpetuals query: the symbol, the chart's bars and the time range ``[start, end)``
+    (ms), checked when made.
 
     Raises:
         InvalidRequest: On a market other than usdm, a malformed name, an unknown
             interval, a limit out of range or an empty time range.
     """
 
-    def __init__(
-        self,
-        exchange: str | None,
-        market: str,
-        symbol: str,
-        interval: str,
-        start_ms: int | None,
-        end_ms: int | None,
-        limit: int,
-    ) -> None:
-        if market != PERP_MARKET:
+    symbol: str
+    exchange: str | None = None
+    market: str = PERP_MARKET
+    interval: str = "1m"
+    start: int = 0
+    end: int = MAX_TIME_MS
+    limit: int = DEFAULT_LIMIT
+
+    def __post_init__(self) -> None:
+        if self.market != PERP_MARKET:
             raise InvalidRequest(
-                f"market: {market[:20]!r} has no perpetuals data; only {PERP_MARKET} has"
+                f"market: {self.market[:20]!r} has no perpetuals data; only {PERP_MARKET} has"
             )
-        if exchange is not None and not EXCHANGE_NAME.fullmatch(exchange):
-            raise InvalidRequest(f"exchange: {exchange[:40]!r} is not an exchange name")
-        if not SYMBOL_NAME.fullmatch(symbol):
-            raise InvalidRequest(f"symbol: {symbol[:40]!r} is not a symbol")
-        if interval not in INTERVAL_MS:
-            raise InvalidRequest(
-                f"interval: {interval[:20]!r} is not one of {', '.join(INTERVAL_MS)}"
-            )
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidRequest(f"limit: {limit} is not between 1 and {MAX_LIMIT}")
-        self.start = 0 if start_ms is None else start_ms
-        self.end = MAX_TIME_MS if end_ms is None else end_ms
+        check_query(self.exchange or "binance", self.market, self.symbol, self.interval, self.limit)
         for name, value in (("start", self.start), ("end", self.end)):
             if not 0 <= value <= MAX_TIME_MS:
                 raise InvalidRequest(f"{name}: {value} is outside 1970 .. 2200")
         if self.start >= self.end:
             raise InvalidRequest(f"start ({self.start}) must be before end ({self.end})")
-        self.exchange = exchange
-        self.market = market
-        self.symbol = symbol
-        self.interval = interval
-        self.limit = limit
 
     async def params(self, store: Store) -> dict[str, Any]:
         """The query's bound parameters, the exchange resolved when none was given."""
         if self.exchange is None:
-            self.exchange = await _exchange_of(store, self.symbol)
+            self.exchange = await exchange_of(store, self.market, self.symbol)
         return {
             "database": store.database,
             "exchange": self.exchange,
@@ -282,21 +254,6 @@ class PerpQuery:
             "symbol": self.symbol,
             "interval": self.interval,
         }
-
-
-async def _exchange_of(store: Store, symbol: str) -> str:
-    params = {"database": store.database, "market": PERP_MARKET, "symbol": symbol}
-    _, rows = await store.query(_EXCHANGES_SQL, params)
-    exchanges = [row[0] for row in rows]
-    if not exchanges:
-        raise NotFound(f"no perpetual {symbol_key('*', PERP_MARKET, symbol)}")
-    if len(exchanges) > 1:
-        raise InvalidRequest(
-            f"{PERP_MARKET} {symbol} is on {', '.join(exchanges)}: say which with "
-            f"exchange={exchanges[0]} (or {', '.join(exchanges[1:])})",
-            code="ambiguous_symbol",
-        )
-    return str(exchanges[0])
 
 
 async def _latest(

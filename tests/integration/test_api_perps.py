@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,20 +18,15 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from pydantic import SecretStr
 from websockets.sync.client import connect
 
-from api.accounts.entitlements import FEATURES
-from api.settings import AccountsSettings, BillingSettings, PlanSettings
-from api.store import Store
-from flows.sinks.perps import PerpWriter
+from flows.sinks.perps import PerpRecord, PerpWriter
 from runtime.kafka import ensure_topics
 from schemas import topics
 from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest, encode_perp
 from schemas.ranks import RankRow
-from tests.integration.live_api import live_api_settings, live_topics
 from tests.integration.test_api_live import DEADLINE_S, Api, eventually
-from tests.integration.test_entitlements import SECRET, sign_in
+from tests.integration.test_entitlements import billed  # noqa: F401  (its fixture, reused)
 
 pytestmark = pytest.mark.integration
 
@@ -56,11 +50,9 @@ def mark(at_ms: int, price: str, rate: str | None, symbol: str = SYMBOL) -> Mark
 
 
 def oi(at_ms: int, contracts: str, value: str | None = None, symbol: str = SYMBOL) -> OpenInterest:
-    source = "poll" if value is None else "history"
-    return OpenInterest(
-        "binance", "usdm", symbol, at_ms * 1000, D(contracts), source,
-        None if value is None else D(value),
-    )  # fmt: skip
+    if value is None:
+        return OpenInterest("binance", "usdm", symbol, at_ms * 1000, D(contracts), "poll")
+    return OpenInterest("binance", "usdm", symbol, at_ms * 1000, D(contracts), "history", D(value))
 
 
 def liquidation(at_ms: int, side: str, qty: str, avg: str, symbol: str = SYMBOL) -> Liquidation:
@@ -70,7 +62,7 @@ def liquidation(at_ms: int, side: str, qty: str, avg: str, symbol: str = SYMBOL)
     )  # fmt: skip
 
 
-HISTORY = [
+HISTORY: list[PerpRecord] = [
     mark(T0 + 10 * SECOND, "100.5", "0.0001"),
     mark(T0 + 70 * SECOND, "101", "0.00012"),
     mark(T0 + 75 * SECOND, "101", "0.00015"),  # the same bar, later: the bar's estimate
@@ -87,46 +79,19 @@ HISTORY = [
 
 @pytest.fixture(scope="module")
 def api(
-    kafka_bootstrap: str,
-    clickhouse_dsn: str,
-    ch: Client,
-    database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Api, dict[str, dict[str, str]]]]:
+    request: pytest.FixtureRequest, ch: Client, database: str, kafka_bootstrap: str
+) -> tuple[Api, dict[str, dict[str, str]]]:
+    """The billed API of the entitlements tests (`billed`, a paying and a free user), with
+    this module's history and the perpetuals' topics (the feed takes them up once they
+    exist)."""
+    served: tuple[Api, dict[str, dict[str, str]]] = request.getfixturevalue("billed")
     writer = PerpWriter(lambda: ch, database)
     writer.add(HISTORY)
     writer.flush()
-    prefix = live_topics(kafka_bootstrap, 2)
+    server, _ = served
     perp_topics = (topics.MARKS, topics.OPEN_INTEREST, topics.FUNDING, topics.LIQUIDATIONS)
-    ensure_topics(kafka_bootstrap, [prefix + t for t in perp_topics], 2)
-    settings = live_api_settings(
-        tmp_path_factory.mktemp("perps-api"),
-        kafka_bootstrap,
-        clickhouse_dsn,
-        database,
-        prefix,
-        2,
-        heartbeat_s=60.0,
-        board_interval_s=0.2,
-        accounts=AccountsSettings(
-            secret_key=SecretStr(SECRET),
-            argon2_time_cost=1,
-            argon2_memory_kib=8,
-            billing=BillingSettings(
-                stripe_api_key=SecretStr("sk_test_perps"),
-                plans=[PlanSettings(id="pro", stripe_price="price_pro", features=list(FEATURES))],
-            ),
-        ),
-    )
-    users = sign_in(settings)
-    server = Api(settings, Store(ch, database))
-    server.start()
-    try:
-        health = server.http + "/api/v1/health"
-        eventually(lambda: httpx.get(health).json()["live"] is True, "the feed did not start")
-        yield server, users
-    finally:
-        server.stop()
+    ensure_topics(kafka_bootstrap, [server.prefix + t for t in perp_topics], 3)
+    return served
 
 
 def get(api: Api, what: str, headers: dict[str, str] | None = None, **params: Any) -> Any:
@@ -280,10 +245,12 @@ def test_a_followed_perpetuals_records_are_pushed_live(api: tuple[Api, Any]) -> 
     # A symbol the hub knows: on the live board (a paying user's: the free one lags).
     server.produce(topics.RANKS, [RankRow("binance", "usdm", SYMBOL, now, 1.0)])
     board = server.http + "/api/v1/scan"
-    eventually(
-        lambda: bool(httpx.get(board, params={"watch": SYMBOL}, headers=users["paid"]).json()["rows"]),
-        f"{SYMBOL} never reached the board",
-    )
+
+    def listed() -> bool:
+        rows = httpx.get(board, params={"watch": SYMBOL}, headers=users["paid"]).json()["rows"]
+        return bool(rows)
+
+    eventually(listed, f"{SYMBOL} never reached the board")
 
     def produce(topic: str, records: list[Any]) -> None:
         for record in records:
