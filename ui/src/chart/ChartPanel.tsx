@@ -81,8 +81,8 @@ function PerpLegend({ book, openTime, error }: { book: PerpBook; openTime: numbe
       </span>
       <span className="chart-legend-field" data-testid="perps-liquidations" title={UNDERCOUNT}>
         <span className="chart-legend-label">Liq</span>
-        <span className="chart-legend-value swatch-long">L {formatVolume(liquidations?.long ?? 0)}</span>
-        <span className="chart-legend-value swatch-short">S {formatVolume(liquidations?.short ?? 0)}</span>
+        <span className="chart-legend-value swatch-long">L {liquidations?.longCount ? formatVolume(liquidations.long) : "–"}</span>
+        <span className="chart-legend-value swatch-short">S {liquidations?.shortCount ? formatVolume(liquidations.short) : "–"}</span>
         <span className="chart-perps-note" data-testid="perps-undercount">
           sampled ≤1/s
         </span>

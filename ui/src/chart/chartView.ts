@@ -110,6 +110,8 @@ export class ChartView {
         // The library's logo brings an inline <style>, which the site's policy refuses
         // (style-src 'self'): ChartPanel links to TradingView instead, as its licence asks.
         attributionLogo: false,
+        // A perpetual's panes (open interest, funding) are set off like the axes.
+        panes: { separatorColor: AXIS },
       },
       grid: { vertLines: { color: GRID }, horzLines: { color: GRID } },
       crosshair: { mode: CrosshairMode.Normal },
