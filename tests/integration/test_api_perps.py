@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
+from httpx_sse import connect_sse
 from websockets.sync.client import connect
 
 from flows.sinks.perps import PerpRecord, PerpWriter
@@ -289,6 +290,13 @@ def test_a_followed_perpetuals_records_are_pushed_live(api: tuple[Api, Any]) -> 
         messages = [json.loads(ws.recv(timeout=DEADLINE_S)) for _ in range(3)]
         produce(topics.MARKS, [mark(now + 2000, "103", "0.00025")])  # after the sample's value
         messages.append(json.loads(ws.recv(timeout=DEADLINE_S)))
+        # A reader that comes now (over SSE) starts with the latest estimate.
+        with (
+            httpx.Client(base_url=server.http, timeout=DEADLINE_S) as http,
+            connect_sse(http, "GET", "/api/v1/stream/perps", params=REF) as source,
+        ):
+            first = next(iter(source.iter_sse()))
+        assert (first.event, first.json()["funding_rate"]) == ("funding", "0.00025")
         with pytest.raises(TimeoutError):  # nothing else: OTHERUSDT's sample is not followed
             ws.recv(timeout=1.0)
     messages.sort(key=lambda m: (m["type"], m.get("settled", False)))
