@@ -130,3 +130,13 @@ _route(
     f"filled quantity and quote volume. {perps.UNDERCOUNT_NOTE} `interval` only names the "
     "chart the answer is for.",
 )
+_route(
+    "/marks",
+    perps.marks,
+    perps.MarkSeries,
+    "mark price",
+    "Mark price of a perpetual, per bar",
+    "The mark price's open, high, low and close in each bar of `interval`: from the live "
+    "mark-price stream's seconds (kept 30 days) where there are any, else from Binance's "
+    "1m mark-price klines that `tickscan backfill` fetched (bars of 1m and longer).",
+)

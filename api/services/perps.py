@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -100,6 +100,28 @@ WHERE {_KEY} AND {_range("time")}
 ORDER BY time DESC, side LIMIT {{limit:UInt32}}
 """
 
+# A bar's mark-price OHLC: from the live seconds where there are any, else (for 1m bars
+# and longer) from the exchange's mark-price klines that the backfill wrote.
+_MARK_BARS_SQL = f"""
+SELECT bar, argMax(o, rank), argMax(h, rank), argMax(l, rank), argMax(c, rank),
+       if(max(rank) = 2, 'marks', 'klines')
+FROM (
+    SELECT {_bucket("time")} AS bar, 2 AS rank, toString(argMin(mark_price, time)) AS o,
+           toString(max(mark_price)) AS h, toString(min(mark_price)) AS l,
+           toString(argMax(mark_price, time)) AS c
+    FROM {{database:Identifier}}.marks_1s FINAL
+    WHERE {_KEY} AND {_range("time")}
+    GROUP BY bar
+    UNION ALL
+    SELECT {_bucket("open_time")} AS bar, 1 AS rank, toString(argMin(open, open_time)),
+           toString(max(high)), toString(min(low)), toString(argMax(close, open_time))
+    FROM {{database:Identifier}}.mark_klines_1m FINAL
+    WHERE {_KEY} AND {_range("open_time")} AND {{step:Int64}} >= 60000
+    GROUP BY bar
+)
+GROUP BY bar ORDER BY bar DESC LIMIT {{limit:UInt32}}
+"""
+
 # Whether the symbol is known at all: an empty answer for a known one is not a 404.
 _KNOWN_SQL = f"""
 SELECT 1 FROM {{database:Identifier}}.symbols WHERE {_KEY} LIMIT 1
@@ -113,6 +135,9 @@ UNDERCOUNT_NOTE: Final = (
     "Binance publishes at most one liquidation per symbol per second (the latest of that "
     "second): these undercount the true liquidations."
 )
+
+
+Item = TypeVar("Item", bound=BaseModel)
 
 
 class PerpSeries(BaseModel):
@@ -199,6 +224,26 @@ class LiquidationSeries(PerpSeries):
 
     liquidations: list[LiquidationOut]
     note: str = Field(default=UNDERCOUNT_NOTE, description="What the stream leaves out.")
+
+
+class MarkBar(BaseModel):
+    """A bar of the mark price."""
+
+    time_ms: int = Field(description="Open time of the bar (ms).")
+    open: str
+    high: str
+    low: str
+    close: str
+    source: Literal["marks", "klines"] = Field(
+        description="marks: the live stream's seconds (kept 30 days); klines: Binance's "
+        "1m mark-price klines, from the backfill."
+    )
+
+
+class MarkSeries(PerpSeries):
+    """A symbol's mark price per bar, oldest first."""
+
+    bars: list[MarkBar] = Field(description="One per bar with a mark price.")
 
 
 @dataclass
@@ -354,20 +399,22 @@ async def liquidations(store: Store, query: PerpQuery) -> LiquidationSeries:
         NotFound: For a symbol known nowhere.
         InvalidRequest: `ambiguous_symbol` when no exchange is given and several have it.
     """
-    params = await query.params(store)
-    rows, more = await _latest(store, _LIQUIDATIONS_SQL, params, query)
-    return LiquidationSeries(
-        **query.names(),
-        liquidations=[
-            LiquidationOut(
-                time_ms=t,
-                side=side,
-                price=price,
-                avg_price=avg,
-                filled_qty=filled,
-                quote_volume=quote,
-            )
-            for t, side, price, avg, filled, quote in rows
-        ],
-        more=more,
-    )
+    items, more = await _items(store, query, _LIQUIDATIONS_SQL, LiquidationOut)
+    return LiquidationSeries(**query.names(), liquidations=items, more=more)
+
+
+async def marks(store: Store, query: PerpQuery) -> MarkSeries:
+    """The mark price of each bar of the range (open, high, low, close), latest bars kept,
+    oldest first; see `liquidations` for the errors."""
+    items, more = await _items(store, query, _MARK_BARS_SQL, MarkBar)
+    return MarkSeries(**query.names(), bars=items, more=more)
+
+
+async def _items(
+    store: Store, query: PerpQuery, sql: str, model: type[Item]
+) -> tuple[list[Item], bool]:
+    """The latest rows of `sql` as `model`s (its fields in the query's column order),
+    oldest first, and whether earlier ones were left out."""
+    rows, more = await _latest(store, sql, await query.params(store), query)
+    fields = list(model.model_fields)
+    return [model(**dict(zip(fields, row, strict=True))) for row in rows], more

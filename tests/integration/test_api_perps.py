@@ -24,7 +24,14 @@ from websockets.sync.client import connect
 from flows.sinks.perps import PerpRecord, PerpWriter
 from runtime.kafka import ensure_topics
 from schemas import topics
-from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest, encode_perp
+from schemas.perps import (
+    FundingEvent,
+    Liquidation,
+    MarkKline,
+    MarkPrice,
+    OpenInterest,
+    encode_perp,
+)
 from schemas.ranks import RankRow
 from tests.integration.test_api_live import DEADLINE_S, Api, eventually
 from tests.integration.test_entitlements import billed  # noqa: F401  (its fixture, reused)
@@ -75,6 +82,11 @@ HISTORY: list[PerpRecord] = [
     FundingEvent("binance", "usdm", SYMBOL, T0 * 1000, D("0.00011"), "exchange", D("100.2")),
     liquidation(T0 + 20 * SECOND, "SELL", "2", "100"),
     liquidation(T0 + 80 * SECOND, "BUY", "0.5", "101"),
+    # The exchange's mark klines: the minute before the stream's, and one the stream has.
+    MarkKline(
+        "binance", "usdm", SYMBOL, T0 - MINUTE, D("99"), D("100"), D("98.5"), D("99.5"), T0 - 1
+    ),
+    MarkKline("binance", "usdm", SYMBOL, T0, D("90"), D("91"), D("89"), D("90"), T0 + MINUTE - 1),
 ]
 
 
@@ -199,6 +211,29 @@ def test_liquidations_come_with_side_and_quote_volume_and_the_undercount_note(
     ]
 
 
+def test_the_mark_price_per_bar_comes_from_the_stream_else_the_exchanges_klines(
+    api: tuple[Api, Any],
+) -> None:
+    server, _ = api
+    bars = get(server, "marks")["bars"]
+    assert bars == [
+        {"time_ms": T0 - MINUTE, "open": "99", "high": "100", "low": "98.5", "close": "99.5",
+         "source": "klines"},
+        {"time_ms": T0, "open": "100.5", "high": "100.5", "low": "100.5", "close": "100.5",
+         "source": "marks"},
+        {"time_ms": T0 + MINUTE, "open": "101", "high": "101", "low": "101", "close": "101",
+         "source": "marks"},
+    ]  # fmt: skip
+    five = get(server, "marks", interval="5m")["bars"]
+    assert [(b["time_ms"], b["open"], b["high"], b["close"], b["source"]) for b in five] == [
+        (T0 - 5 * MINUTE, "99", "100", "99.5", "klines"),
+        (T0, "100.5", "101", "101", "marks"),
+    ]
+    # 1s bars are the stream's seconds only: no kline is that short.
+    seconds = get(server, "marks", interval="1s", start=T0 - MINUTE)["bars"]
+    assert [b["time_ms"] for b in seconds] == [T0 + 10 * SECOND, T0 + 70 * SECOND, T0 + 75 * SECOND]
+
+
 @pytest.mark.parametrize(
     ("params", "status", "code", "says"),
     [
@@ -211,7 +246,7 @@ def test_liquidations_come_with_side_and_quote_volume_and_the_undercount_note(
         ({"symbol": "BAD SYMBOL"}, 422, "invalid_request", "not a symbol"),
     ],
 )
-@pytest.mark.parametrize("what", ["open_interest", "funding", "liquidations"])
+@pytest.mark.parametrize("what", ["open_interest", "funding", "liquidations", "marks"])
 def test_bad_input_is_a_clear_4xx_in_the_error_shape(
     api: tuple[Api, Any], what: str, params: dict[str, Any], status: int, code: str, says: str
 ) -> None:
@@ -223,7 +258,7 @@ def test_bad_input_is_a_clear_4xx_in_the_error_shape(
     assert says in error["message"]
 
 
-@pytest.mark.parametrize("what", ["open_interest", "funding", "liquidations"])
+@pytest.mark.parametrize("what", ["open_interest", "funding", "liquidations", "marks"])
 def test_history_is_read_anonymously_or_signed_in_and_a_bad_token_is_a_401(
     api: tuple[Api, Any], what: str
 ) -> None:

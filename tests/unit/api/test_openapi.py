@@ -67,6 +67,7 @@ def test_the_ways_to_sign_in_are_declared(doc: dict[str, Any]) -> None:
         ("get", "/api/v1/perps/open_interest", MAY_SIGN_IN),
         ("get", "/api/v1/perps/funding", MAY_SIGN_IN),
         ("get", "/api/v1/perps/liquidations", MAY_SIGN_IN),
+        ("get", "/api/v1/perps/marks", MAY_SIGN_IN),
         ("get", "/api/v1/scan", MAY_SIGN_IN),
         ("get", "/api/v1/health", None),
         ("post", "/api/v1/auth/login", None),

@@ -10,6 +10,7 @@ import pytest
 
 from api.errors import InvalidRequest, NotFound
 from api.live.feed import FeedBatch, LiveFeed, LiveTopics
+from flows.sources.kafka import Record
 from schemas.perps import (
     FundingEvent,
     Liquidation,
@@ -129,26 +130,15 @@ def test_a_spot_or_unknown_symbol_is_refused_and_leaves_no_subscription(
     assert h.perps.keys == {KEY.encode()}
 
 
-class _Record:
-    """A fetched Kafka record, as confluent-kafka's Message answers."""
-
-    def __init__(self, topic: str, key: str, value: bytes) -> None:
-        self._topic, self._key, self._value = topic, key.encode(), value
+class _Fetched(Record):
+    """A fetched record that answers `error()` as a confluent-kafka Message does."""
 
     def error(self) -> None:
         return None
 
-    def headers(self) -> None:
-        return None
 
-    def topic(self) -> str:
-        return self._topic
-
-    def key(self) -> bytes:
-        return self._key
-
-    def value(self) -> bytes:
-        return self._value
+def _record(topic: str, key: str, value: bytes) -> _Fetched:
+    return _Fetched(topic, 0, 0, key.encode(), value)
 
 
 def test_the_feed_decodes_only_the_followed_perpetuals_records() -> None:
@@ -159,9 +149,9 @@ def test_the_feed_decodes_only_the_followed_perpetuals_records() -> None:
     followed_mark = mark(0, "100", "0.0001")
     batch = feed._decode(
         [
-            _Record(topics.marks, KEY, encode_perp(followed_mark)),
-            _Record(topics.marks, "binance:usdm:ETHUSDT", b"not even JSON"),
-            _Record(topics.open_interest, KEY, encode_perp(oi(1, "10"))),
+            _record(topics.marks, KEY, encode_perp(followed_mark)),
+            _record(topics.marks, "binance:usdm:ETHUSDT", b"not even JSON"),
+            _record(topics.open_interest, KEY, encode_perp(oi(1, "10"))),
         ]
     )
     assert batch.perps == [followed_mark, oi(1, "10")]

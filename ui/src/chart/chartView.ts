@@ -33,16 +33,22 @@ const UP_VOLUME = "rgba(38, 166, 154, 0.45)";
 const DOWN_VOLUME = "rgba(239, 83, 80, 0.45)";
 /** Wick and border of a bar revised after it closed (chart.css .swatch-revised matches). */
 const REVISED = "#f5a623";
-/** Open interest's line and fill; funding's bars by sign (chart.css swatches match). */
-const OI_LINE = "#7aa2f7";
-const OI_FILL = "rgba(122, 162, 247, 0.25)";
-const FUNDING_UP = "rgba(38, 166, 154, 0.7)";
-const FUNDING_DOWN = "rgba(239, 83, 80, 0.7)";
-const SETTLED_UP = "#26a69a";
-const SETTLED_DOWN = "#ef5350";
-/** Liquidated longs (forced sells) and shorts (forced buys). */
-const LONGS_LIQUIDATED = "#ff7043";
-const SHORTS_LIQUIDATED = "#4dd0e1";
+/**
+ * A perpetual's colours (chart.css's legend swatches match): open interest's line and
+ * fill, funding's bars by sign (the settled rate's brighter), liquidated longs (forced
+ * sells) and shorts (forced buys).
+ */
+const PERP = {
+  oiLine: "#7aa2f7",
+  oiFill: "rgba(122, 162, 247, 0.25)",
+  oiFade: "rgba(122, 162, 247, 0.02)",
+  fundingUp: "rgba(38, 166, 154, 0.7)",
+  fundingDown: "rgba(239, 83, 80, 0.7)",
+  settledUp: UP,
+  settledDown: DOWN,
+  longs: "#ff7043",
+  shorts: "#4dd0e1",
+} as const;
 /** How tall the candles are against each perpetuals pane. */
 const CANDLE_STRETCH = 4;
 const GRID = "#161c23";
@@ -289,26 +295,20 @@ export class ChartView {
     const markers: SeriesMarker<Time>[] = [];
     for (const [bar, sums] of book.liquidations) {
       if (!this.book.get(bar)) continue;
-      if (sums.longCount > 0) {
+      const sides = [
+        { side: "long", count: sums.longCount, volume: sums.long, position: "belowBar", color: PERP.longs },
+        { side: "short", count: sums.shortCount, volume: sums.short, position: "aboveBar", color: PERP.shorts },
+      ] as const;
+      for (const { side, count, volume, position, color } of sides) {
+        if (count === 0) continue;
         markers.push({
-          id: `liq-long:${bar}`,
+          id: `liq-${side}:${bar}`,
           time: seconds(bar),
-          position: "belowBar",
+          position,
           shape: "circle",
-          color: LONGS_LIQUIDATED,
-          size: markerSize(sums.long),
-          text: `L ${formatVolume(sums.long)}`,
-        });
-      }
-      if (sums.shortCount > 0) {
-        markers.push({
-          id: `liq-short:${bar}`,
-          time: seconds(bar),
-          position: "aboveBar",
-          shape: "circle",
-          color: SHORTS_LIQUIDATED,
-          size: markerSize(sums.short),
-          text: `S ${formatVolume(sums.short)}`,
+          color,
+          size: markerSize(volume),
+          text: `${side === "long" ? "L" : "S"} ${formatVolume(volume)}`,
         });
       }
     }
@@ -324,9 +324,9 @@ export class ChartView {
     const openInterest = this.chart.addSeries(
       AreaSeries,
       {
-        lineColor: OI_LINE,
-        topColor: OI_FILL,
-        bottomColor: "rgba(122, 162, 247, 0.02)",
+        lineColor: PERP.oiLine,
+        topColor: PERP.oiFill,
+        bottomColor: PERP.oiFade,
         lineWidth: 2,
         priceFormat: { type: "volume" },
         priceLineVisible: false,
@@ -366,7 +366,7 @@ export class ChartView {
       times(book.funding).map((time) => {
         const { rate, settled } = book.funding.get(time)!;
         const pct = Number(rate) * 100;
-        const color = settled ? (pct >= 0 ? SETTLED_UP : SETTLED_DOWN) : pct >= 0 ? FUNDING_UP : FUNDING_DOWN;
+        const color = settled ? (pct >= 0 ? PERP.settledUp : PERP.settledDown) : pct >= 0 ? PERP.fundingUp : PERP.fundingDown;
         return { time: seconds(time), value: pct, color };
       }),
     );
