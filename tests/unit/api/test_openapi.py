@@ -64,10 +64,10 @@ def test_the_ways_to_sign_in_are_declared(doc: dict[str, Any]) -> None:
         ("post", "/api/v1/auth/logout", SIGNED_IN),
         ("get", "/api/v1/billing/subscription", SIGNED_IN),
         ("get", "/api/v1/candles", MAY_SIGN_IN),
-        ("get", "/api/v1/perps/open_interest", MAY_SIGN_IN),
-        ("get", "/api/v1/perps/funding", MAY_SIGN_IN),
-        ("get", "/api/v1/perps/liquidations", MAY_SIGN_IN),
-        ("get", "/api/v1/perps/marks", MAY_SIGN_IN),
+        *[
+            ("get", f"/api/v1/perps/{series}", MAY_SIGN_IN)
+            for series in ("open_interest", "funding", "liquidations", "marks")
+        ],
         ("get", "/api/v1/scan", MAY_SIGN_IN),
         ("get", "/api/v1/health", None),
         ("post", "/api/v1/auth/login", None),
