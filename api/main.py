@@ -31,6 +31,7 @@ from api.routes import (
     health,
     me_state,
     metrics,
+    perps,
     scan,
     signals,
     stream,
@@ -147,6 +148,7 @@ def create_app(
     app.include_router(symbols.router)
     app.include_router(candles.router)
     app.include_router(signals.router)
+    app.include_router(perps.router)
     app.include_router(auth.router)
     app.include_router(auth.me_router)
     app.include_router(auth_oidc.router)

@@ -44,6 +44,19 @@ def time_query(description: str, *, with_examples: bool = False) -> Any:
 ExchangeQuery = Annotated[str | None, Query(description="Only this exchange.")]
 """A list route's optional exchange filter."""
 
+SymbolQuery = Annotated[str, Query(description="As the exchange spells it.", examples=["BTCUSDT"])]
+"""A one-symbol route's symbol."""
+
+SymbolExchangeQuery = Annotated[
+    str | None,
+    Query(
+        description="Exchange, lower case (`binance`, `sim`). Optional when only one "
+        "exchange has the symbol; when several do, leaving it out is a 422 "
+        "`ambiguous_symbol`.",
+    ),
+]
+"""A one-symbol route's exchange, found from the symbol when left out."""
+
 MarketQuery = Annotated[Literal["spot", "usdm"] | None, Query(description="Only this market.")]
 """A list route's optional market filter."""
 

@@ -1,7 +1,7 @@
 """Live delivery: one consumer of the live topics per process, fanned out to clients.
 
-`feed` (the consumer) -> `board` and `candles` (forming candles) -> `hub` (bounded
-per-client queues); `delayed`: the free tier's board; `users`: a user's sessions;
-`protocol` and `rate`: the WebSocket's operations and message rate; `deps`: what a route
-asks for.
+`feed` (the consumer) -> `board`, `candles` (forming candles) and `perps` (a followed
+perpetual's open interest, funding and liquidations) -> `hub` (bounded per-client
+queues); `delayed`: the free tier's board; `users`: a user's sessions; `protocol` and
+`rate`: the WebSocket's operations and message rate; `deps`: what a route asks for.
 """

@@ -17,6 +17,16 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 from runtime.kafka import consumer_config
 from schemas import topics
 from schemas.candles import Candle, candle_decoder
+from schemas.perps import (
+    FundingEvent,
+    Liquidation,
+    MarkPrice,
+    OpenInterest,
+    funding_decoder,
+    liquidation_decoder,
+    mark_decoder,
+    open_interest_decoder,
+)
 from schemas.ranks import RankRow, rank_decoder
 from schemas.signals import Signal, signal_decoder
 
@@ -30,16 +40,40 @@ the recent past, not only what comes next)."""
 
 @dataclass(frozen=True, slots=True)
 class LiveTopics:
-    """The topics the feed follows."""
+    """The topics the feed follows: ranks, signals and candles, which it needs to be
+    running, and the perpetuals' (marks, open interest, funding, liquidations), followed
+    once they exist."""
 
     ranks: str
     signals: str
     candles: str
+    marks: str = topics.MARKS
+    open_interest: str = topics.OPEN_INTEREST
+    funding: str = topics.FUNDING
+    liquidations: str = topics.LIQUIDATIONS
 
     @classmethod
     def with_prefix(cls, prefix: str) -> LiveTopics:
         """The live topics, each name prefixed (tests isolate themselves with a prefix)."""
-        return cls(prefix + topics.RANKS, prefix + topics.SIGNALS, prefix + topics.CANDLES)
+        return cls(
+            prefix + topics.RANKS,
+            prefix + topics.SIGNALS,
+            prefix + topics.CANDLES,
+            prefix + topics.MARKS,
+            prefix + topics.OPEN_INTEREST,
+            prefix + topics.FUNDING,
+            prefix + topics.LIQUIDATIONS,
+        )
+
+    @property
+    def core(self) -> tuple[str, str, str]:
+        """The topics the feed must follow to be running."""
+        return (self.ranks, self.signals, self.candles)
+
+    @property
+    def perps(self) -> tuple[str, str, str, str]:
+        """The perpetuals' topics."""
+        return (self.marks, self.open_interest, self.funding, self.liquidations)
 
 
 @dataclass(slots=True)
@@ -49,14 +83,18 @@ class FeedBatch:
     ranks: list[RankRow] = field(default_factory=list)
     signals: list[Signal] = field(default_factory=list)
     candles: list[Candle] = field(default_factory=list)
+    perps: list[MarkPrice | OpenInterest | FundingEvent | Liquidation] = field(default_factory=list)
 
 
 class LiveFeed:
-    """Consumes md.ranks.v1, md.signals.v1 and md.candles.v1 on a thread of its own.
+    """Consumes md.ranks.v1, md.signals.v1, md.candles.v1 and the perpetuals' topics on a
+    thread of its own.
 
     Every partition of each topic is assigned explicitly (no consumer group): signals and
     candles from their end, ranks from `ranks_backlog` records before it, so the board is
     whole within seconds. A topic that does not exist yet is assigned once it appears.
+    Perpetuals records are decoded only for the symbols `perp_keys` returns (their Kafka
+    keys): a chart follows one symbol, the topics carry every perpetual's.
     Records are decoded on the thread and handed to the event loop in batches with
     `loop.call_soon_threadsafe(deliver, batch)`; the loop never waits on Kafka.
 
@@ -67,6 +105,8 @@ class LiveFeed:
         ranks_backlog: Records of each ranks partition read back from its end.
         batch_size: Most records fetched at once.
         poll_s: Longest wait for records before checking for a stop or new topics.
+        perp_keys: The Kafka keys of the perpetuals someone follows (called on the
+            feed's thread for each perpetuals record; it must not block).
     """
 
     def __init__(
@@ -78,6 +118,7 @@ class LiveFeed:
         ranks_backlog: int = RANKS_BACKLOG,
         batch_size: int = 5_000,
         poll_s: float = 0.05,
+        perp_keys: Callable[[], frozenset[bytes]] = frozenset,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = live_topics
@@ -85,11 +126,14 @@ class LiveFeed:
         self._ranks_backlog = ranks_backlog
         self._batch_size = batch_size
         self._poll_s = poll_s
+        self._perp_keys = perp_keys
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._assigned: set[str] = set()
         self._partitions: list[TopicPartition] = []
-        self.events_total: dict[str, int] = {kind: 0 for kind in ("ranks", "signals", "candles")}
+        self.events_total: dict[str, int] = {
+            kind: 0 for kind in ("ranks", "signals", "candles", "perps")
+        }
         """Records delivered, by kind."""
         self.decode_errors = 0
         """Records that did not decode (logged, skipped)."""
@@ -99,6 +143,12 @@ class LiveFeed:
         self._decode_rank = rank_decoder().decode
         self._decode_signal = signal_decoder().decode
         self._decode_candle = candle_decoder().decode
+        self._perp_decoders: dict[str, Callable[[bytes], Any]] = {
+            live_topics.marks: mark_decoder().decode,
+            live_topics.open_interest: open_interest_decoder().decode,
+            live_topics.funding: funding_decoder().decode,
+            live_topics.liquidations: liquidation_decoder().decode,
+        }
 
     @property
     def running(self) -> bool:
@@ -107,7 +157,7 @@ class LiveFeed:
         return (
             thread is not None
             and thread.is_alive()
-            and len(self._assigned) == 3
+            and self._assigned.issuperset(self.topics.core)
             and not self._stop.is_set()
         )
 
@@ -143,7 +193,7 @@ class LiveFeed:
             while not self._stop.is_set():
                 now = time.monotonic()
                 if now >= next_check:
-                    if len(self._assigned) < 3:
+                    if len(self._assigned) < len(self.topics.core) + len(self.topics.perps):
                         self._assign_new(consumer)
                     self._measure_lag(consumer, now)
                     next_check = now + 1.0
@@ -162,7 +212,8 @@ class LiveFeed:
                 events["ranks"] += len(batch.ranks)
                 events["signals"] += len(batch.signals)
                 events["candles"] += len(batch.candles)
-                if batch.ranks or batch.signals or batch.candles:
+                events["perps"] += len(batch.perps)
+                if batch.ranks or batch.signals or batch.candles or batch.perps:
                     try:
                         loop.call_soon_threadsafe(self._deliver, batch)
                     except RuntimeError:  # the loop closed under us: we are shutting down
@@ -176,7 +227,8 @@ class LiveFeed:
     def _decode(self, messages: list[Any]) -> FeedBatch:
         """Decode fetched records by topic; control records are skipped, bad ones logged."""
         batch = FeedBatch()
-        ranks, signals = self.topics.ranks, self.topics.signals
+        ranks, signals, candles = self.topics.ranks, self.topics.signals, self.topics.candles
+        perp_keys: frozenset[bytes] | None = None
         for message in messages:
             error = message.error()
             if error is not None:
@@ -191,8 +243,13 @@ class LiveFeed:
                     batch.ranks.append(self._decode_rank(value))
                 elif topic == signals:
                     batch.signals.append(self._decode_signal(value))
-                else:
+                elif topic == candles:
                     batch.candles.append(self._decode_candle(value))
+                else:
+                    if perp_keys is None:
+                        perp_keys = self._perp_keys()
+                    if message.key() in perp_keys:  # nobody follows the others: not decoded
+                        batch.perps.append(self._perp_decoders[topic](value))
             except msgspec.DecodeError as exc:
                 self.decode_errors += 1
                 logger.warning(
@@ -212,7 +269,7 @@ class LiveFeed:
             logger.warning("live feed: cannot read cluster metadata: %s", exc)
             return
         new: list[TopicPartition] = []
-        for name in (self.topics.ranks, self.topics.signals, self.topics.candles):
+        for name in (*self.topics.core, *self.topics.perps):
             topic = metadata.topics.get(name)
             if name in self._assigned or topic is None or topic.error is not None:
                 continue

@@ -1,4 +1,5 @@
-"""The live hub: clients, their subscriptions, and the fan-out of ranks, candles and signals.
+"""The live hub: clients, their subscriptions, and the fan-out of ranks, candles, signals
+and perpetuals data.
 
 One hub per API process sits between the live feed and every SSE stream and WebSocket.
 Nothing the feed or the board loop does waits on a client (see `api.live.clients` for
@@ -14,7 +15,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import get_args
@@ -26,6 +27,7 @@ from api.live.candle_streams import SETTLE_S, CandleStreams
 from api.live.clients import Client, LiveStats, Message, QueuePolicy, Subscription
 from api.live.delayed import DelayedBoard
 from api.live.feed import FeedBatch, LiveFeed, LiveTopics
+from api.live.perps import PerpStreams
 from api.live.users import UserClients
 from api.live.views import COALESCE_S, COMPLETE_WAIT_S, Views
 from api.services.filter_eval import CompiledFilter, SymbolLookup
@@ -140,6 +142,7 @@ class Hub:
         self.clients: set[Client] = set()
         self.users = UserClients()
         self.candles = CandleStreams(store, self._known, settle_s)
+        self.perps = PerpStreams(self.known_symbol)
         self._signal_subs: set[Subscription] = set()
         self._signal_seq = 0
         self.going = False
@@ -213,6 +216,8 @@ class Hub:
             self._delayed_subs.discard(sub)
         elif sub.channel == "candles":
             self.candles.unsubscribe(sub)
+        elif sub.channel == "perps":
+            self.perps.unsubscribe(sub)
         else:
             self._signal_subs.discard(sub)
 
@@ -221,6 +226,17 @@ class Hub:
             raise InvalidRequest(f"subscription id {sub_id!r} is in use", code="duplicate_id")
         sub = client.subscriptions[sub_id] = Subscription(sub_id, client, channel)
         return sub
+
+    @contextlib.contextmanager
+    def _subscribing(self, client: Client, sub_id: str, channel: str) -> Iterator[Subscription]:
+        """A new subscription, forgotten again if setting it up fails."""
+        sub = self._subscription(client, sub_id, channel)
+        try:
+            yield sub
+        except BaseException:
+            if client.subscriptions.get(sub_id) is sub:
+                del client.subscriptions[sub_id]
+            raise
 
     def _views_of(self, sub: Subscription) -> Views:
         if self.delayed is not None and sub in self._delayed_subs:
@@ -292,13 +308,16 @@ class Hub:
     # -- the feed, candles and signals -----------------------------------------------
 
     def deliver(self, batch: FeedBatch) -> None:
-        """Take one batch from the feed: apply ranks, update candle streams, fan out signals."""
+        """Take one batch from the feed: apply ranks, update candle and perpetuals streams,
+        fan out signals."""
         if batch.ranks and self.board.apply(batch.ranks):
             self.views.wake()
         if batch.ranks and self.delayed is not None:
             self.delayed.push(batch.ranks)
         if batch.candles:
             self.candles.add(batch.candles)
+        if batch.perps:
+            self.perps.add(batch.perps)
         for signal in batch.signals:
             message: Message | None = None
             for sub in self._signal_subs:
@@ -358,13 +377,29 @@ class Hub:
             NotFound: For a symbol that is neither known nor has candles.
             Unavailable: When ClickHouse cannot be read to seed the stream.
         """
-        sub = self._subscription(client, sub_id, "candles")
-        try:
+        with self._subscribing(client, sub_id, "candles") as sub:
             await self.candles.subscribe(sub, exchange, market, symbol, interval, ack)
-        except BaseException:
-            if client.subscriptions.get(sub_id) is sub:
-                del client.subscriptions[sub_id]
-            raise
+
+    def subscribe_perps(
+        self, client: Client, sub_id: str, key: str, ack: Message | None = None
+    ) -> None:
+        """Follow one perpetual's open interest, funding and liquidations as they arrive
+        (`api.live.perps`); the latest funding estimate seen comes first, if any.
+
+        Args:
+            client: The subscriber.
+            sub_id: The subscription's id, unique in the client.
+            key: The perpetual's symbol key, `exchange:usdm:symbol`.
+            ack: Queued at once (a WebSocket's `subscribed`).
+
+        Raises:
+            InvalidRequest: For a market without perpetuals or a `sub_id` in use.
+            NotFound: For a symbol neither known nor seen live.
+        """
+        with self._subscribing(client, sub_id, "perps") as sub:
+            self.perps.subscribe(sub, key)
+        if ack is not None:
+            client.reply(ack)  # replies go ahead of the estimate queued above
 
     async def aclose(self) -> None:
         """Close every client and cancel background work (the process is shutting down)."""
@@ -411,7 +446,9 @@ async def live_delivery(
     feed = None
     if settings.kafka.bootstrap:
         topics = LiveTopics.with_prefix(settings.api.topic_prefix)
-        feed = LiveFeed(settings.kafka.bootstrap, topics, hub.deliver)
+        feed = LiveFeed(
+            settings.kafka.bootstrap, topics, hub.deliver, perp_keys=lambda: hub.perps.keys
+        )
         feed.start(loop)
     else:
         logger.warning("no Kafka bootstrap configured: the API serves no live data")

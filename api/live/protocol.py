@@ -8,6 +8,8 @@ server makes one up, `s1`, `s2`, ..., when a subscribe has none):
      "market": "spot", "symbol": "BTCUSDT", "interval": "1m"}
     {"op": "subscribe", "channel": "signals", "id": "s", "symbol": "BTCUSDT",
      "name": "volume_spike", "timeframe": "1m"}        (every filter field optional)
+    {"op": "subscribe", "channel": "perps", "id": "p", "exchange": "binance",
+     "market": "usdm", "symbol": "BTCUSDT"}           (open interest, funding, liquidations)
     {"op": "filter", "id": "top", "filter": {...}}    (new filter, new snapshot)
     {"op": "unsubscribe", "id": "top"}
     {"op": "ping"}
@@ -19,7 +21,8 @@ A ranks `subscribe` or `filter` may name the user's lists: `"watchlist": <id>` a
 `"ignored": "mine"` (signed-in connections only).
 
 Server to client, `{"type": ..., "id": <subscription>, ...}`: `subscribed` (then the
-channel's first data), `snapshot`, `diff`, `candle`, `close`, `signal`, `unsubscribed`,
+channel's first data), `snapshot`, `diff`, `candle`, `close`, `signal`, `open_interest`,
+`funding`, `liquidation` (`api.live.perps`), `unsubscribed`,
 `pong`, `dropped` (`count` updates lost by a slow connection; ranks subscriptions get a
 fresh snapshot after it), `authenticated` (`user`, `version`), `ack` (a change of the
 user's state was saved: `op`, `ref`, `version`, `change`), `user_state` (another session
@@ -64,6 +67,7 @@ from api.live.rate import MessageRate
 from api.live.user_ops import USER_OPS, UserOp, user_step
 from api.services.filter_eval import compile_filter
 from api.services.filters import ScanFilter, parse_filter
+from schemas.topics import symbol_key
 
 MAX_MESSAGE = 64 * 1024
 """Longest client message accepted (a filter with a full watch list fits)."""
@@ -105,7 +109,7 @@ class _Filter(_Op):
 
 
 class _Subscribe(_Op, forbid_unknown_fields=True):
-    channel: Literal["ranks", "candles", "signals"]
+    channel: Literal["ranks", "candles", "signals", "perps"]
     id: str | None = msgspec.field(default=None)
 
 
@@ -120,6 +124,12 @@ class _SubscribeCandles(_Subscribe):
     market: str = ""
     symbol: str = ""
     interval: str = ""
+
+
+class _SubscribePerps(_Subscribe):
+    exchange: str = ""
+    market: str = ""
+    symbol: str = ""
 
 
 class _SubscribeSignals(_Subscribe):
@@ -144,6 +154,7 @@ _CHANNELS: dict[str, type[_Subscribe]] = {
     "ranks": _SubscribeRanks,
     "candles": _SubscribeCandles,
     "signals": _SubscribeSignals,
+    "perps": _SubscribePerps,
 }
 
 
@@ -307,6 +318,11 @@ class Session:
             await self.hub.subscribe_candles(
                 self.client, sub_id, op.exchange, op.market, op.symbol, op.interval, ack
             )
+        elif isinstance(op, _SubscribePerps):
+            if not (op.exchange and op.market and op.symbol):
+                raise InvalidRequest("perps need exchange, market and symbol")
+            key = symbol_key(op.exchange, op.market, op.symbol)
+            self.hub.subscribe_perps(self.client, sub_id, key, ack)
         else:
             assert isinstance(op, _SubscribeSignals)
             match = SignalMatch.of(op.symbol, op.name, op.timeframe)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 from api.accounts.entitlements import NOT_ENTITLED, EntitlementsDep, require_interval
 from api.deps import StoreDep
 from api.errors import Unavailable
-from api.openapi import HISTORY_ERRORS, time_query
+from api.openapi import HISTORY_ERRORS, SymbolExchangeQuery, SymbolQuery, time_query
 from api.services.candles import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -103,15 +103,8 @@ def schema_of(struct: type[msgspec.Struct]) -> dict[str, Any]:
 async def get_candles(
     store: StoreDep,
     entitlements: EntitlementsDep,
-    symbol: Annotated[str, Query(description="As the exchange spells it.", examples=["BTCUSDT"])],
-    exchange: Annotated[
-        str | None,
-        Query(
-            description="Exchange, lower case (`binance`, `sim`). Optional when only one "
-            "exchange has the symbol; when several do, leaving it out is a 422 "
-            "`ambiguous_symbol`.",
-        ),
-    ] = None,
+    symbol: SymbolQuery,
+    exchange: SymbolExchangeQuery = None,
     market: Annotated[str, Query(description="`spot` or `usdm`.")] = "spot",
     interval: Annotated[HistoryInterval, Query(description="Candle interval.")] = "1m",
     start: Annotated[

@@ -1,4 +1,5 @@
-"""Server-Sent Events: the live board for a filter, a symbol's candles, and signals."""
+"""Server-Sent Events: the live board for a filter, a symbol's candles, signals, and a
+perpetual's open interest, funding and liquidations."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from api.live.hub import SHUTTING_DOWN, TIMEFRAMES, Hub, SignalMatch
 from api.services.board import FILTER_QUERY_DOC, board_filter, streams_live
 from api.services.candles import INTERVAL_MS
 from api.services.filter_eval import compile_filter
+from schemas.topics import symbol_key
 
 logger = logging.getLogger(__name__)
 
@@ -252,4 +254,42 @@ async def stream_signals(
         hub,
         settings.api.heartbeat_s,
         lambda hub, client: hub.subscribe_signals(client, SUBSCRIPTION, match),
+    )
+
+
+@router.get(
+    "/perps",
+    summary="A perpetual's open interest, funding and liquidations, live",
+    response_class=EventSourceResponse,
+    responses=_RESPONSES,
+    description="""
+Events of one perpetual (`market=usdm`) as they arrive: `open_interest` (each new sample:
+`time_ms`, `open_interest` in contracts, `open_interest_value` in the quote asset),
+`funding` (`settled: false` when the estimate or the next funding time changes, with
+`funding_rate`, `next_funding_time_ms`, `mark_price`, `index_price`; `settled: true` for a
+settled funding time, with `funding_rate`, `mark_price`, `source`) and `liquidation`
+(`time_ms`, `side`: SELL liquidated a long, BUY a short, `price`, `avg_price`,
+`filled_qty`, `quote_volume`). The latest funding estimate seen comes first, if any.
+Binance publishes at most one liquidation per symbol per second: they undercount. The
+history is at `GET /api/v1/perps/...`.
+
+Example: `/api/v1/stream/perps?exchange=binance&market=usdm&symbol=BTCUSDT`.
+"""
+    + _ENDINGS,
+)
+async def stream_perps(
+    hub: HubDep,
+    settings: SettingsDep,
+    _: EntitlementsDep,
+    exchange: Annotated[str, Query(max_length=32, examples=["binance"])],
+    symbol: Annotated[str, Query(max_length=40, examples=["BTCUSDT"])],
+    market: Annotated[str, Query(max_length=16, examples=["usdm"])] = "usdm",
+) -> EventSourceResponse:
+    """Open interest, funding and liquidations of one perpetual, live."""
+    return await _open(
+        hub,
+        settings.api.heartbeat_s,
+        lambda hub, client: hub.subscribe_perps(
+            client, SUBSCRIPTION, symbol_key(exchange, market, symbol)
+        ),
     )

@@ -195,7 +195,7 @@ async def candles(
             exchange is given and several have the symbol.
         NotFound: When the symbol has neither metadata nor candles.
     """
-    step = _check(exchange or "binance", market, symbol, interval, limit)
+    step = check_query(exchange or "binance", market, symbol, interval, limit)
     start = cursor if cursor is not None else start_ms
     end = MAX_TIME_MS if end_ms is None else end_ms
     for name, value in (("start", start), ("end", end)):
@@ -228,8 +228,12 @@ async def candles(
     )
 
 
-def _check(exchange: str, market: str, symbol: str, interval: str, limit: int) -> int:
-    """The interval's length in ms, once every argument is known to be servable."""
+def check_query(exchange: str, market: str, symbol: str, interval: str, limit: int) -> int:
+    """The interval's length in ms, once every argument is known to be servable.
+
+    Raises:
+        InvalidRequest: Naming the first argument that is not.
+    """
     if interval not in INTERVAL_MS:
         raise InvalidRequest(
             f"interval: {interval[:20]!r} is not one of {', '.join(get_args(HistoryInterval))}"
@@ -350,7 +354,7 @@ def _with_forming(
     return [*rows, _row(bar, version, source)], None
 
 
-def _text(value: Decimal) -> str:
+def decimal_text(value: Decimal) -> str:
     """A decimal as ClickHouse's shortest exact text: no exponent, no trailing zeros."""
     text = format(value, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
@@ -361,15 +365,15 @@ def _row(bar: Bar, version: int, source: str) -> tuple[Any, ...]:
     return (
         bar.open_time,
         bar.close_time,
-        _text(bar.open),
-        _text(bar.high),
-        _text(bar.low),
-        _text(bar.close),
-        _text(bar.volume),
-        _text(bar.quote_volume),
+        decimal_text(bar.open),
+        decimal_text(bar.high),
+        decimal_text(bar.low),
+        decimal_text(bar.close),
+        decimal_text(bar.volume),
+        decimal_text(bar.quote_volume),
         bar.count,
-        _text(bar.taker_buy_volume),
-        _text(bar.taker_buy_quote_volume),
+        decimal_text(bar.taker_buy_volume),
+        decimal_text(bar.taker_buy_quote_volume),
         bar.first_trade_id,
         bar.last_trade_id,
         version,

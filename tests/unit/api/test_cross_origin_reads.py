@@ -16,7 +16,12 @@ from tickscan.settings import Settings
 
 PARTNER = "https://partner.example.org"
 EVIL = "https://evil.example.net"
-STREAMS = ["/api/v1/stream/ranks", "/api/v1/stream/signals", "/api/v1/stream/candles"]
+STREAMS = [
+    "/api/v1/stream/ranks",
+    "/api/v1/stream/signals",
+    "/api/v1/stream/candles",
+    "/api/v1/stream/perps",
+]
 
 
 def site(tmp_path: Path, cors_origins: list[str]) -> TestClient:

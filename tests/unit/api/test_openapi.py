@@ -64,6 +64,10 @@ def test_the_ways_to_sign_in_are_declared(doc: dict[str, Any]) -> None:
         ("post", "/api/v1/auth/logout", SIGNED_IN),
         ("get", "/api/v1/billing/subscription", SIGNED_IN),
         ("get", "/api/v1/candles", MAY_SIGN_IN),
+        *[
+            ("get", f"/api/v1/perps/{series}", MAY_SIGN_IN)
+            for series in ("open_interest", "funding", "liquidations", "marks")
+        ],
         ("get", "/api/v1/scan", MAY_SIGN_IN),
         ("get", "/api/v1/health", None),
         ("post", "/api/v1/auth/login", None),
@@ -104,6 +108,7 @@ def test_every_error_answer_is_documented_in_the_error_shape(doc: dict[str, Any]
         ("post", "/api/v1/billing/webhook", {"400", "413"}),
         ("get", "/api/v1/me", {"401"}),
         ("get", "/api/v1/candles", {"401", "403", "404", "422", "503"}),
+        ("get", "/api/v1/perps/funding", {"401", "404", "422", "503"}),
         ("get", "/api/v1/auth/oidc/{name}/login", {"404", "422", "429"}),
     ],
 )
@@ -129,6 +134,8 @@ def test_password_length_rules_are_in_the_schema(doc: dict[str, Any]) -> None:
         ("/api/v1/candles", "start"),
         ("/api/v1/candles", "end"),
         ("/api/v1/signals", "start"),
+        ("/api/v1/perps/liquidations", "start"),
+        ("/api/v1/perps/open_interest", "end"),
         ("/api/v1/signals", "end"),
         ("/api/v1/scan", "at"),
     ],

@@ -7,7 +7,9 @@ import { formatPct, formatVolume } from "../board/format";
 import { fixed } from "./axis";
 import { changePct, INTERVALS, parseKey, type Candle, type Interval } from "./candles";
 import { ChartView } from "./chartView";
+import { formatFunding, UNDERCOUNT, type PerpBook } from "./perps";
 import { useCandles, type CandlesStatus } from "./useCandles";
+import { usePerps } from "./usePerps";
 import { useSignals } from "./useSignals";
 import "./chart.css";
 
@@ -55,6 +57,41 @@ function Legend({ candle, revised, precision }: { candle: Candle | undefined; re
   );
 }
 
+/**
+ * A perpetual's values at the bar under the crosshair (or the last): open interest in the
+ * quote asset and in contracts, the funding rate, and the bar's liquidations, which the
+ * exchange samples (said on the row, and in full in its tooltip).
+ */
+function PerpLegend({ book, openTime, error }: { book: PerpBook; openTime: number | undefined; error: string | null }) {
+  const { openInterest, funding, liquidations } = book.latestAt(openTime ?? Number.MAX_SAFE_INTEGER);
+  const value = openInterest?.open_interest_value;
+  return (
+    <div className="chart-perps" data-testid="chart-perps">
+      <span className="chart-legend-field" data-testid="perps-oi">
+        <span className="chart-legend-label swatch-oi">OI</span>
+        <span className="chart-legend-value">{value ? formatVolume(Number(value)) : openInterest ? "" : "–"}</span>
+        {openInterest && <span className="chart-perps-contracts">({book.contracts(openInterest)})</span>}
+      </span>
+      <span className="chart-legend-field" data-testid="perps-funding">
+        <span className="chart-legend-label">Funding</span>
+        <span className={`chart-legend-value ${funding ? (Number(funding.rate) >= 0 ? "up" : "down") : ""}`}>
+          {funding ? formatFunding(funding.rate) : "–"}
+        </span>
+        {funding?.settled && <span className="chart-perps-settled">settled</span>}
+      </span>
+      <span className="chart-legend-field" data-testid="perps-liquidations" title={UNDERCOUNT}>
+        <span className="chart-legend-label">Liq</span>
+        <span className="chart-legend-value swatch-long">L {liquidations?.longCount ? formatVolume(liquidations.long) : "–"}</span>
+        <span className="chart-legend-value swatch-short">S {liquidations?.shortCount ? formatVolume(liquidations.short) : "–"}</span>
+        <span className="chart-perps-note" data-testid="perps-undercount">
+          sampled ≤1/s
+        </span>
+      </span>
+      {error && <span className="chart-signals-error">{error}</span>}
+    </div>
+  );
+}
+
 interface OverlayProps {
   status: CandlesStatus;
   symbol: string;
@@ -94,9 +131,15 @@ export function ChartPanel({ symbolKey, onClose, asView = false }: { symbolKey: 
   const [view, setView] = useState<ChartView | null>(null);
   const [last, setLast] = useState<Candle>();
   const [hover, setHover] = useState<Candle>();
+  // Bumped when the perpetual's data changes: the legend reads it from the view.
+  const [, setPerpsVersion] = useState(0);
 
   useEffect(() => {
-    const chart = new ChartView(container.current!, symbolKey, interval, { onLast: setLast, onHover: setHover });
+    const chart = new ChartView(container.current!, symbolKey, interval, {
+      onLast: setLast,
+      onHover: setHover,
+      onPerps: () => setPerpsVersion((n) => n + 1),
+    });
     setView(chart);
     return () => {
       chart.remove();
@@ -109,6 +152,7 @@ export function ChartPanel({ symbolKey, onClose, asView = false }: { symbolKey: 
   const status = useCandles(view, live);
   const signalsEnabled = has("signals");
   const signalsError = useSignals(view, live, signalsEnabled);
+  const perpsError = usePerps(view, live);
 
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
@@ -181,6 +225,7 @@ export function ChartPanel({ symbolKey, onClose, asView = false }: { symbolKey: 
           )}
         </div>
       </div>
+      {view?.perps && <PerpLegend book={view.perps} openTime={shown?.open_time} error={perpsError} />}
       <div className="chart-area">
         <div className="chart-canvas" ref={container} />
         <Overlay status={status} symbol={symbol} hasBars={!!last} onRetry={() => setAttempt((n) => n + 1)} />

@@ -1,7 +1,9 @@
 // One lightweight-charts chart: candlesticks, quote volume beneath, revised bars in their own
-// colour and signals as markers. Imperative on purpose: live bars go to `series.update`
-// without a React render of the whole series.
+// colour and signals as markers; for a perpetual, open interest and funding in panes of
+// their own under the candles and liquidations as markers. Imperative on purpose: live bars
+// go to `series.update` without a React render of the whole series.
 import {
+  AreaSeries,
   CandlestickSeries,
   ColorType,
   createChart,
@@ -21,7 +23,9 @@ import {
 } from "lightweight-charts";
 import { crosshairLabel, decimalsOf, shortHistoryRange, tickLabel } from "./axis";
 import { CandleBook, type Placement } from "./candleBook";
-import { barTimeOf, INTERVAL_MS, pricePrecision, type Candle, type Interval, type Signal } from "./candles";
+import { formatVolume } from "../board/format";
+import { barTimeOf, INTERVAL_MS, parseKey, pricePrecision, type Candle, type Interval, type Signal } from "./candles";
+import { markerSize, PerpBook } from "./perps";
 
 const UP = "#26a69a";
 const DOWN = "#ef5350";
@@ -29,6 +33,24 @@ const UP_VOLUME = "rgba(38, 166, 154, 0.45)";
 const DOWN_VOLUME = "rgba(239, 83, 80, 0.45)";
 /** Wick and border of a bar revised after it closed (chart.css .swatch-revised matches). */
 const REVISED = "#f5a623";
+/**
+ * A perpetual's colours (chart.css's legend swatches match): open interest's line and
+ * fill, funding's bars by sign (the settled rate's brighter), liquidated longs (forced
+ * sells) and shorts (forced buys).
+ */
+const PERP = {
+  oiLine: "#7aa2f7",
+  oiFill: "rgba(122, 162, 247, 0.25)",
+  oiFade: "rgba(122, 162, 247, 0.02)",
+  fundingUp: "rgba(38, 166, 154, 0.7)",
+  fundingDown: "rgba(239, 83, 80, 0.7)",
+  settledUp: UP,
+  settledDown: DOWN,
+  longs: "#ff7043",
+  shorts: "#4dd0e1",
+} as const;
+/** How tall the candles are against each perpetuals pane. */
+const CANDLE_STRETCH = 4;
 const GRID = "#161c23";
 const AXIS = "#222a33";
 
@@ -40,6 +62,15 @@ export interface ChartViewEvents {
   onLast(candle: Candle | undefined): void;
   /** The crosshair moved over a bar, or off the bars (undefined). */
   onHover(candle: Candle | undefined): void;
+  /** A perpetual's open interest, funding or liquidations changed. */
+  onPerps?(): void;
+}
+
+/** The panes of a perpetual: open interest and funding, sharing the candles' time scale. */
+interface PerpPanes {
+  book: PerpBook;
+  openInterest: ISeriesApi<"Area">;
+  funding: ISeriesApi<"Histogram">;
 }
 
 function seconds(ms: number): UTCTimestamp {
@@ -59,6 +90,7 @@ export class ChartView {
   private readonly volume: ISeriesApi<"Histogram">;
   private readonly markers: ISeriesMarkersPluginApi<Time>;
   private readonly signals = new Map<string, Signal>();
+  private readonly panes: PerpPanes | null = null;
   private digits = 2;
 
   /**
@@ -84,6 +116,8 @@ export class ChartView {
         // The library's logo brings an inline <style>, which the site's policy refuses
         // (style-src 'self'): ChartPanel links to TradingView instead, as its licence asks.
         attributionLogo: false,
+        // A perpetual's panes (open interest, funding) are set off like the axes.
+        panes: { separatorColor: AXIS },
       },
       grid: { vertLines: { color: GRID }, horzLines: { color: GRID } },
       crosshair: { mode: CrosshairMode.Normal },
@@ -113,6 +147,7 @@ export class ChartView {
     });
     this.chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
     this.markers = createSeriesMarkers(this.candles, []);
+    if (parseKey(symbolKey).market === "usdm") this.panes = this.addPerpPanes(interval);
     this.chart.subscribeCrosshairMove(this.onCrosshair);
     this.chart.timeScale().subscribeVisibleLogicalRangeChange(this.onRange);
   }
@@ -123,6 +158,19 @@ export class ChartView {
    */
   get precision(): number {
     return this.digits;
+  }
+
+  /** A perpetual's data per bar; null for a spot symbol (no panes). */
+  get perps(): PerpBook | null {
+    return this.panes?.book ?? null;
+  }
+
+  /** Draw the perpetual's panes and liquidation markers again after `perps` changed. */
+  perpsChanged(): void {
+    if (!this.panes) return;
+    this.drawPerps();
+    this.drawMarkers();
+    this.events.onPerps?.();
   }
 
   /** Show a page of the latest history, replacing whatever was shown. */
@@ -158,8 +206,9 @@ export class ChartView {
     if (historic) return;
     if (candle.open_time !== before) this.fitShort();
     this.events.onLast(candle);
-    // A new bar may be the one a signal already received points at.
-    if (candle.open_time !== before && this.signals.size > 0) this.drawMarkers();
+    // A new bar may be the one a signal or a perpetual's sample already received points at.
+    if (candle.open_time !== before && this.panes) this.drawPerps();
+    if (candle.open_time !== before && (this.signals.size > 0 || this.panes)) this.drawMarkers();
   }
 
   /** Add signals (history or live); each is marked on the bar that fired it. */
@@ -195,6 +244,7 @@ export class ChartView {
     const all = this.book.candles;
     this.candles.setData(all.map((c) => this.bar(c)));
     this.volume.setData(all.map((c) => this.volumeBar(c)));
+    if (this.panes) this.drawPerps();
     this.drawMarkers();
     this.events.onLast(this.book.last());
   }
@@ -235,8 +285,91 @@ export class ChartView {
         text: `${signal.name.replaceAll("_", " ")} ${signal.timeframe}`,
       });
     }
+    if (this.panes) markers.push(...this.liquidationMarkers(this.panes.book));
     markers.sort((a, b) => (a.time as number) - (b.time as number));
     this.markers.setMarkers(markers);
+  }
+
+  /** One marker per side on each bar with liquidations, sized by the quote volume. */
+  private liquidationMarkers(book: PerpBook): SeriesMarker<Time>[] {
+    const markers: SeriesMarker<Time>[] = [];
+    for (const [bar, sums] of book.liquidations) {
+      if (!this.book.get(bar)) continue;
+      const sides = [
+        { side: "long", count: sums.longCount, volume: sums.long, position: "belowBar", color: PERP.longs },
+        { side: "short", count: sums.shortCount, volume: sums.short, position: "aboveBar", color: PERP.shorts },
+      ] as const;
+      for (const { side, count, volume, position, color } of sides) {
+        if (count === 0) continue;
+        markers.push({
+          id: `liq-${side}:${bar}`,
+          time: seconds(bar),
+          position,
+          shape: "circle",
+          color,
+          size: markerSize(volume),
+          text: `${side === "long" ? "L" : "S"} ${formatVolume(volume)}`,
+        });
+      }
+    }
+    return markers;
+  }
+
+  /**
+   * The open-interest pane (an area, in the quote asset when the samples are valued, else
+   * in contracts) and the funding pane (a bar per bar, coloured by sign, the settled rate
+   * brighter), each under the candles.
+   */
+  private addPerpPanes(interval: Interval): PerpPanes {
+    const openInterest = this.chart.addSeries(
+      AreaSeries,
+      {
+        lineColor: PERP.oiLine,
+        topColor: PERP.oiFill,
+        bottomColor: PERP.oiFade,
+        lineWidth: 2,
+        priceFormat: { type: "volume" },
+        priceLineVisible: false,
+      },
+      1,
+    );
+    const funding = this.chart.addSeries(
+      HistogramSeries,
+      {
+        // Percent per funding interval: the axis reads 0.0100%, like the legend.
+        priceFormat: { type: "custom", minMove: 0.0001, formatter: (pct: number) => `${pct.toFixed(4)}%` },
+        priceLineVisible: false,
+      },
+      2,
+    );
+    const panes = this.chart.panes();
+    panes[0].setStretchFactor(CANDLE_STRETCH);
+    panes[1].setStretchFactor(1);
+    panes[2].setStretchFactor(1);
+    return { book: new PerpBook(interval), openInterest, funding };
+  }
+
+  /** The panes' points of the bars the chart holds (others would add times of their own). */
+  private drawPerps(): void {
+    const { book, openInterest, funding } = this.panes!;
+    const times = (map: Map<number, unknown>) =>
+      [...map.keys()].filter((time) => this.book.get(time)).sort((a, b) => a - b);
+    const valued = [...book.openInterest.values()].some((p) => p.open_interest_value !== null);
+    openInterest.setData(
+      times(book.openInterest).map((time) => {
+        const point = book.openInterest.get(time)!;
+        const value = valued ? point.open_interest_value : point.open_interest;
+        return value === null ? { time: seconds(time) } : { time: seconds(time), value: Number(value) };
+      }),
+    );
+    funding.setData(
+      times(book.funding).map((time) => {
+        const { rate, settled } = book.funding.get(time)!;
+        const pct = Number(rate) * 100;
+        const color = settled ? (pct >= 0 ? PERP.settledUp : PERP.settledDown) : pct >= 0 ? PERP.fundingUp : PERP.fundingDown;
+        return { time: seconds(time), value: pct, color };
+      }),
+    );
   }
 
   private readonly onCrosshair = (param: MouseEventParams<Time>): void => {
