@@ -126,7 +126,12 @@ class SignalLogic(StatefulLogic[RecordBatch, ScannerOutput, PartitionScanner]):
         return ([out] if out else []), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[ScannerOutput], bool]:
-        return [], StatefulLogic.RETAIN
+        # The end of a finite run: rows still owed to perpetuals data read after their
+        # symbol's last candle.
+        out = ScannerOutput()
+        self._scanner.flush(out)
+        self._counters.ranks += len(out.ranks)
+        return ([out] if out else []), StatefulLogic.RETAIN
 
     def notify_at(self) -> None:
         return None

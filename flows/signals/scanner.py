@@ -10,7 +10,8 @@ symbol's first candle too) and show in its next row. Rows still come from 1s can
 one per new second; only when a symbol's candles lag its perpetuals data by
 `PERP_REFRESH_MS` or more (a quiet or stalled symbol) does a perpetuals update itself
 refresh the row (keeping the row's `time_ms`), at most once per `PERP_REFRESH_MS` of its
-data, and it is published only when it changed.
+data, and it is published only when it changed. What is still pending when a finite run
+ends is refreshed then (`PartitionScanner.flush`), so its last rows hold every record.
 """
 
 from __future__ import annotations
@@ -208,10 +209,12 @@ class PartitionScanner:
         self._warmed = 0
         self.perps: dict[str, PerpState] = {}
         """Perpetuals data of each symbol that has any (with or without a candle yet)."""
+        self.pending: dict[str, PerpState] = {}
+        """Symbols whose perpetuals data changed since their last row."""
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A recovery snapshot from before perpetuals has none.
-        self.perps = {}
+        self.perps, self.pending = {}, {}
         self.__dict__.update(state)
 
     def fold(
@@ -240,8 +243,7 @@ class PartitionScanner:
         decode_candle = context.decode_candle
         candles = quotes = tickers = rows = perps = 0
         warmed = self._warmed
-        touched: dict[str, PerpState] = {}
-        rowed: set[str] = set()
+        pending = self.pending
         for record in records:
             decode = decoders.get(record.topic(), decode_candle)
             try:
@@ -267,8 +269,8 @@ class PartitionScanner:
                     continue
                 perps += 1
                 key = message.key
-                state = touched.get(key) or self._perp_state(key, context)
-                touched[key] = state
+                state = pending.get(key) or self._perp_state(key, context)
+                pending[key] = state
                 add(state, message)
                 continue
             problem = _invalid(message)
@@ -278,11 +280,17 @@ class PartitionScanner:
             candles += 1
             if self._candle(message, context, out):
                 rows += 1
-                rowed.add(message.key)
-        for key, state in touched.items():
-            if key not in rowed:
-                self._refresh(key, state, out)
+                if pending:
+                    pending.pop(message.key, None)
+        for key, state in list(pending.items()):
+            self._refresh(key, state, out, PERP_REFRESH_MS)
         return Folded(candles, quotes, rows, tickers, self._warmed - warmed, perps)
+
+    def flush(self, out: ScannerOutput) -> None:
+        """Refresh the row of every symbol whose perpetuals data changed since its last
+        row, however recent that was (the end of a finite run)."""
+        for key, state in list(self.pending.items()):
+            self._refresh(key, state, out, None)
 
     def _perp_state(self, key: str, context: ScanContext) -> PerpState:
         """The symbol's perpetuals state: held, else its warm start's, else a new one."""
@@ -296,12 +304,19 @@ class PartitionScanner:
                 symbol.metrics.perps = state
         return state
 
-    def _refresh(self, key: str, perps: PerpState, out: ScannerOutput) -> None:
-        """Refresh the row of a symbol whose candles lag its perpetuals data."""
+    def _refresh(
+        self, key: str, perps: PerpState, out: ScannerOutput, lag_ms: int | None
+    ) -> None:
+        """Refresh the row of a symbol whose candles lag its perpetuals data by `lag_ms`
+        (None: whatever the lag)."""
         state = self.symbols.get(key)
-        if state is None or perps.newest_ms < state.stamp_ms + PERP_REFRESH_MS:
+        if state is None or state.metrics.history.time_ms is None:
+            self.pending.pop(key)  # no row yet: its first 1s candle's row will hold the data
             return
-        state.stamp_ms = perps.newest_ms
+        if lag_ms is not None and perps.newest_ms < state.stamp_ms + lag_ms:
+            return
+        del self.pending[key]
+        state.stamp_ms = max(state.stamp_ms, perps.newest_ms)
         self._publish(state, state.metrics.row(), out)
 
     def _side(
