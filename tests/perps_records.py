@@ -42,9 +42,7 @@ def open_interest(t_ms: int, contracts: str, symbol: str = "AAA") -> OpenInteres
     return OpenInterest(EXCHANGE, MARKET, symbol, t_ms * 1000, Decimal(contracts), "poll")
 
 
-def liquidation(
-    t_ms: int, side: str, qty: str, avg_price: str, symbol: str = "AAA"
-) -> Liquidation:
+def liquidation(t_ms: int, side: str, qty: str, avg_price: str, symbol: str = "AAA") -> Liquidation:
     """A filled liquidation order at `t_ms` (SELL: a long liquidated)."""
     return Liquidation(
         EXCHANGE,

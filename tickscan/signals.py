@@ -6,8 +6,9 @@ from the candle history in ClickHouse (`flows.signals.warm_start`), and it reads
 from its beginning (one ticker per symbol at a fresh install). Perpetuals data:
 md.marks.v1 from its end (one a second per symbol; the last stored ones warm the state),
 md.open_interest.v1, md.liquidations.v1 and md.funding.v1 from their beginning (what the
-store has not written yet is there; repeats of stored records change nothing). Rule parameters come from the
-environment with the other settings: `TICKSCAN_SIGNALS__RULES__VOLUME_SPIKE_FACTOR=4`.
+store has not written yet is there; repeats of stored records change nothing). Rule
+parameters come from the environment with the other settings:
+`TICKSCAN_SIGNALS__RULES__VOLUME_SPIKE_FACTOR=4`.
 """
 
 from __future__ import annotations

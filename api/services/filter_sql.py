@@ -128,9 +128,7 @@ def history_sql(f: ScanFilter, at_ms: int, database: str) -> tuple[str, dict[str
     if f.ignore:
         scope.append("NOT " + _symbol_refs(f.ignore, "ignore", params))
 
-    where = [
-        _COLUMNS[flag] if on else f"NOT {_COLUMNS[flag]}" for flag, on in f.flags().items()
-    ]
+    where = [_COLUMNS[flag] if on else f"NOT {_COLUMNS[flag]}" for flag, on in f.flags().items()]
     number = itertools.count()  # v0, v1 ...: the conditions, the band's, then the groups'
     where.extend(_condition_sql(c, next(number), params) for c in f.all_conditions())
     where.extend(

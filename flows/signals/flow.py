@@ -43,7 +43,13 @@ from bytewax.outputs import Sink
 
 from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.signals.rules import Registry, default_rules
-from flows.signals.scanner import PartitionScanner, PerpTopics, ScanContext, ScannerOutput
+from flows.signals.scanner import (
+    DEFAULT_PERP_TOPICS,
+    PartitionScanner,
+    PerpTopics,
+    ScanContext,
+    ScannerOutput,
+)
 from flows.signals.settings import SignalFlowSettings
 from flows.signals.warm_start import WarmStart
 from flows.sinks.clickhouse import ClickHouseSink
@@ -179,7 +185,7 @@ def build_flow(
     registry: Registry | None = None,
     quotes_topic: str = topics.QUOTES,
     tickers_topic: str = topics.TICKERS,
-    perp_topics: PerpTopics = PerpTopics(),
+    perp_topics: PerpTopics = DEFAULT_PERP_TOPICS,
     flow_id: str = "signals",
 ) -> Dataflow:
     """Wire the signals flow.
@@ -254,7 +260,7 @@ def build_kafka_flow(
     registry: Registry | None = None,
     partitions: Sequence[int] | None = None,
     stop: threading.Event | None = None,
-    perp_topics: PerpTopics = PerpTopics(),
+    perp_topics: PerpTopics = DEFAULT_PERP_TOPICS,
 ) -> tuple[Dataflow, ScannerWriter]:
     """The production wiring: Kafka candles and quotes in; Kafka and ClickHouse out.
 

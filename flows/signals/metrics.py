@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from flows.signals.columns import MINUTE_MS, SECOND_MS, CandleColumns, ceil_to, floor_to
-from flows.signals.perps import PerpState
 from flows.signals.history import (
     HIGH,
     LOW,
@@ -32,6 +31,7 @@ from flows.signals.history import (
     VOLUME,
     CandleHistory,
 )
+from flows.signals.perps import PerpState
 from schemas.candles import Candle
 from schemas.quotes import Quote
 from schemas.ranks import PERP_METRICS, RVOL_WINDOWS, WINDOW_MS, WINDOWS, RankRow

@@ -167,7 +167,9 @@ class PerpState:
             return
         self._liq_seen.add(seen)
         times, quotes = (
-            (self._liq_long_t, self._liq_long_q) if is_long else (self._liq_short_t, self._liq_short_q)
+            (self._liq_long_t, self._liq_long_q)
+            if is_long
+            else (self._liq_short_t, self._liq_short_q)
         )
         if not times or time_ms >= times[-1]:
             times.append(time_ms)
@@ -258,4 +260,3 @@ def _window_sum(times: list[int], quotes: list[float], start: int, end: int) -> 
     if not times or times[-1] < start:
         return 0.0
     return float(sum(quotes[bisect_left(times, start) : bisect_left(times, end)]))
-

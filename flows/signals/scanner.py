@@ -71,7 +71,7 @@ class PerpTopics:
     funding: str = topics.FUNDING
 
 
-_PerpRecord = MarkPrice | OpenInterest | Liquidation | FundingEvent
+DEFAULT_PERP_TOPICS = PerpTopics()
 _PERP_ADD: dict[type, Callable[[PerpState, Any], None]] = {
     MarkPrice: PerpState.add_mark,
     OpenInterest: PerpState.add_open_interest,
@@ -122,7 +122,7 @@ class ScanContext:
         quotes_topic: str,
         tickers_topic: str = topics.TICKERS,
         warm: WarmStart | None = None,
-        perp_topics: PerpTopics = PerpTopics(),
+        perp_topics: PerpTopics = DEFAULT_PERP_TOPICS,
     ) -> None:
         self.params = params
         self.registry = registry
@@ -304,9 +304,7 @@ class PartitionScanner:
                 symbol.metrics.perps = state
         return state
 
-    def _refresh(
-        self, key: str, perps: PerpState, out: ScannerOutput, lag_ms: int | None
-    ) -> None:
+    def _refresh(self, key: str, perps: PerpState, out: ScannerOutput, lag_ms: int | None) -> None:
         """Refresh the row of a symbol whose candles lag its perpetuals data by `lag_ms`
         (None: whatever the lag)."""
         state = self.symbols.get(key)

@@ -28,7 +28,8 @@ SELECT exchange, market, symbol, toUnixTimestamp64Milli(event_time),
     if(isNull(funding_rate), NULL, toFloat64(assumeNotNull(funding_rate))),
     if(isNull(next_funding_time), 0, toUnixTimestamp64Milli(assumeNotNull(next_funding_time)))
 FROM {db:Identifier}.marks_1s FINAL
-WHERE time >= fromUnixTimestamp64Milli({since:Int64}) AND time <= fromUnixTimestamp64Milli({to:Int64})
+WHERE time >= fromUnixTimestamp64Milli({since:Int64})
+    AND time <= fromUnixTimestamp64Milli({to:Int64})
 ORDER BY exchange, market, symbol, time DESC
 LIMIT 1 BY exchange, market, symbol
 """
@@ -44,7 +45,8 @@ LIMIT 1 BY exchange, market, symbol
 _OPEN_INTEREST_SQL = """
 SELECT exchange, market, symbol, toUnixTimestamp64Milli(time), toFloat64(open_interest)
 FROM {db:Identifier}.open_interest FINAL
-WHERE time >= fromUnixTimestamp64Milli({since:Int64}) AND time <= fromUnixTimestamp64Milli({to:Int64})
+WHERE time >= fromUnixTimestamp64Milli({since:Int64})
+    AND time <= fromUnixTimestamp64Milli({to:Int64})
 ORDER BY exchange, market, symbol, time
 """
 
@@ -52,7 +54,8 @@ _LIQUIDATIONS_SQL = """
 SELECT exchange, market, symbol, toUnixTimestamp64Milli(time), side = 'SELL',
     toFloat64(quote_volume)
 FROM {db:Identifier}.liquidations FINAL
-WHERE time >= fromUnixTimestamp64Milli({since:Int64}) AND time <= fromUnixTimestamp64Milli({to:Int64})
+WHERE time >= fromUnixTimestamp64Milli({since:Int64})
+    AND time <= fromUnixTimestamp64Milli({to:Int64})
 ORDER BY exchange, market, symbol, time
 """
 

@@ -34,8 +34,8 @@ import pyarrow as pa
 from flows.signals.bars import SymbolBars
 from flows.signals.columns import MINUTE_MS, SECOND_MS, CandleColumns
 from flows.signals.history import MINUTES_KEPT, SECONDS_KEPT, CandleHistory
-from flows.signals.settings import SignalParams
 from flows.signals.perps import PerpState
+from flows.signals.settings import SignalParams
 from flows.signals.warm_bars import fill_bars
 from flows.signals.warm_perps import read_perps
 

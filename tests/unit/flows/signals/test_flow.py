@@ -295,7 +295,12 @@ def test_a_restart_without_a_snapshot_continues_from_the_store() -> None:
     assert after[-1].history_1m_from_ms == T0 + 61 * M - 1_444 * M
     # read once, whatever the batches
     assert store.queries == [
-        "candles_1s", "candles_1m", "marks_1s", "funding", "open_interest", "liquidations"
+        "candles_1s",
+        "candles_1m",
+        "marks_1s",
+        "funding",
+        "open_interest",
+        "liquidations",
     ]
     # the signal bars came from the stored minutes too: the bars closing after the restart
     # fire as in the run that never stopped, and none of those before fires again

@@ -8,7 +8,7 @@ import pytest
 from flows.signals.perps import HOUR_MS, PerpState, funding_interval_ms
 from schemas.ranks import PERP_METRICS
 from tests.perps_records import funding, liquidation, mark, open_interest
-from tests.unit.flows.signals.test_rules import M, T0
+from tests.unit.flows.signals.test_rules import T0, M
 
 S = 1_000
 H = HOUR_MS

@@ -83,7 +83,9 @@ def test_records_before_the_first_candle_show_in_its_row() -> None:
     assert row.time_ms == T0 + S
     assert row.mark_price == 100.2 and row.index_price == 100.0
     assert row.basis_bps == pytest.approx((100.2 - 100) / 100 * 10_000, rel=1e-12)
-    assert row.funding_rate_pct == pytest.approx(0.01) and row.funding_last_pct == pytest.approx(0.03)
+    assert row.funding_rate_pct == pytest.approx(0.01) and row.funding_last_pct == pytest.approx(
+        0.03
+    )
     assert row.funding_annual_pct == pytest.approx(0.01 * 1095, rel=1e-12)
     assert row.next_funding_s == 8 * 3600 - 1
     assert row.open_interest == 5000.0
