@@ -34,7 +34,7 @@ _OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 _SELECT = ", ".join(
     (
-        *(f"r.{c}" for c in _KEY_COLUMNS),
+        *(f"r.{c} AS {c}" for c in _KEY_COLUMNS),
         "toUnixTimestamp64Milli(r.time) AS time_ms",
         *(f"{sql} AS {name}" for name, sql in _COLUMNS.items()),
         "s.base_asset AS base_asset",

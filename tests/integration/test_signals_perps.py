@@ -17,12 +17,15 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from api.services.filter_query import parse_query
+from api.services.filter_sql import history_rows, history_sql
 from flows.recovery import run_flow
 from flows.signals.flow import SignalCounters, build_kafka_flow
 from flows.signals.scanner import PerpTopics
 from flows.signals.settings import SignalFlowSettings
 from flows.signals.warm_start import WarmStart
 from flows.sinks.perps import PerpWriter
+from flows.sinks.scanner_tables import scanner_writer
 from flows.sources.kafka import RunBounds
 from runtime.kafka import consumer_config, ensure_topics, producer_config
 from schemas import topics
@@ -310,3 +313,39 @@ def test_rows_and_snapshots_hold_the_recomputed_perpetuals_metrics(
     ]
     for snapshot in snapshots:
         assert_perps(snapshot, expected(DATA[snapshot["symbol"]][1], snapshot["time_ms"]))
+
+
+def test_the_historical_scan_filters_and_sorts_on_perpetuals_columns(
+    ch: Client, database: str
+) -> None:
+    """The board as of a past minute, from rank_snapshots: a filter on funding, a sort on
+    the premium over spot (joined from the spot pair's snapshot of the same moment)."""
+    at = T0 + 10 * 60_000
+    snapshot = [
+        RankRow("sim", "spot", "HAAUSDT", at, 100.0),
+        RankRow("sim", "usdm", "HAAUSDT", at, 100.5, funding_rate_pct=0.01, liq_long_1h=5.0),
+        RankRow("sim", "spot", "HBBUSDT", at - 60_000, 20.0),  # the pair's row a minute older
+        RankRow("sim", "usdm", "HBBUSDT", at, 19.9, funding_rate_pct=0.03),
+        RankRow("sim", "usdm", "HCCUSDT", at, 5.0, funding_rate_pct=-0.02),  # no spot pair
+    ]
+    writer = scanner_writer(lambda: ch, database)
+    writer.add(snapshot)
+    writer.flush()
+
+    def scan(*pairs: tuple[str, str]) -> list[tuple[str, str, float | None]]:
+        sql, params = history_sql(parse_query(list(pairs)), at, database)
+        result = ch.query(sql, parameters=params)
+        rows = history_rows(result.column_names, [tuple(r) for r in result.result_rows])
+        return [(r.market, r.symbol, r.premium_bps) for r, _, _ in rows]
+
+    premium_a = (100.5 / 100.0 - 1) * 10_000  # 50 bp
+    premium_b = (19.9 / 20.0 - 1) * 10_000  # -50 bp
+    got = scan(("min_funding_rate_pct", "0.005"), ("sort", "-premium_bps"))
+    assert [(m, s) for m, s, _ in got] == [("usdm", "HAAUSDT"), ("usdm", "HBBUSDT")]
+    assert [p for _, _, p in got] == pytest.approx([premium_a, premium_b], rel=1e-12)
+    # the premium is a filter too; spot rows and a perpetual without a pair have none
+    assert scan(("max_premium_bps", "0"), ("market", "usdm")) == [
+        ("usdm", "HBBUSDT", pytest.approx(premium_b, rel=1e-12))
+    ]
+    assert [s for _, s, _ in scan(("max_funding_rate_pct", "0"))] == ["HCCUSDT"]
+    assert [s for _, s, _ in scan(("min_liq_long_1h", "1"))] == ["HAAUSDT"]
