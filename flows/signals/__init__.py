@@ -11,7 +11,7 @@ interest, liquidations, funding) -> ranks, signals and snapshots.
 - `warm_start`, `warm_bars`, `warm_perps`: the rings, bars and perpetuals state refilled
   from ClickHouse at start.
 - `scanner`: every symbol of one partition, folding candles, quotes, tickers and
-  perpetuals records into rows and signals; `flow`: the Bytewax flow around it (md.ranks.v1, md.signals.v1,
-  ClickHouse `signals` and `rank_snapshots`); `settings`: its batching and the rules'
-  parameters (`TICKSCAN_SIGNALS__*`).
+  perpetuals records into rows and signals; `flow`: the Bytewax flow around it
+  (md.ranks.v1, md.signals.v1, ClickHouse `signals` and `rank_snapshots`); `settings`:
+  its batching and the rules' parameters (`TICKSCAN_SIGNALS__*`).
 """

@@ -29,24 +29,12 @@ from flows.signals.perps import PerpState
 from flows.signals.rules import Registry
 from flows.signals.settings import SignalParams
 from flows.signals.warm_start import WarmStart
+from schemas import perps as perp_schema
 from schemas import topics
 from schemas.candles import INTERVAL_MS, Candle, candle_decoder
 from schemas.deadletter import DeadLetter
 from schemas.errors import SchemaError
-from schemas.perps import (
-    FundingEvent,
-    Liquidation,
-    MarkPrice,
-    OpenInterest,
-    check_funding,
-    check_liquidation,
-    check_mark,
-    check_open_interest,
-    funding_decoder,
-    liquidation_decoder,
-    mark_decoder,
-    open_interest_decoder,
-)
+from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest
 from schemas.quotes import Quote, quote_decoder
 from schemas.ranks import HISTORY_FIELDS, RankRow
 from schemas.signals import Signal
@@ -79,10 +67,10 @@ _PERP_ADD: dict[type, Callable[[PerpState, Any], None]] = {
     FundingEvent: PerpState.add_funding,
 }
 _PERP_CHECK: dict[type, Callable[[Any], Any]] = {
-    MarkPrice: check_mark,
-    OpenInterest: check_open_interest,
-    Liquidation: check_liquidation,
-    FundingEvent: check_funding,
+    MarkPrice: perp_schema.check_mark,
+    OpenInterest: perp_schema.check_open_interest,
+    Liquidation: perp_schema.check_liquidation,
+    FundingEvent: perp_schema.check_funding,
 }
 
 
@@ -135,10 +123,10 @@ class ScanContext:
         self.decoders: dict[str, Callable[[bytes], Any]] = {
             quotes_topic: self.decode_quote,
             tickers_topic: self.decode_ticker,
-            perp_topics.marks: mark_decoder().decode,
-            perp_topics.open_interest: open_interest_decoder().decode,
-            perp_topics.liquidations: liquidation_decoder().decode,
-            perp_topics.funding: funding_decoder().decode,
+            perp_topics.marks: perp_schema.mark_decoder().decode,
+            perp_topics.open_interest: perp_schema.open_interest_decoder().decode,
+            perp_topics.liquidations: perp_schema.liquidation_decoder().decode,
+            perp_topics.funding: perp_schema.funding_decoder().decode,
         }
         """Decoder by topic; a topic not here holds candles."""
 

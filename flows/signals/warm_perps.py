@@ -42,22 +42,20 @@ ORDER BY exchange, market, symbol, funding_time DESC
 LIMIT 1 BY exchange, market, symbol
 """
 
-_OPEN_INTEREST_SQL = """
-SELECT exchange, market, symbol, toUnixTimestamp64Milli(time), toFloat64(open_interest)
-FROM {db:Identifier}.open_interest FINAL
+# Open-interest samples and liquidations of a window, each symbol's oldest first.
+_WINDOW_SQL = """
+SELECT exchange, market, symbol, toUnixTimestamp64Milli(time), {figures}
+FROM {db:Identifier}.{table} FINAL
 WHERE time >= fromUnixTimestamp64Milli({since:Int64})
     AND time <= fromUnixTimestamp64Milli({to:Int64})
 ORDER BY exchange, market, symbol, time
 """
-
-_LIQUIDATIONS_SQL = """
-SELECT exchange, market, symbol, toUnixTimestamp64Milli(time), side = 'SELL',
-    toFloat64(quote_volume)
-FROM {db:Identifier}.liquidations FINAL
-WHERE time >= fromUnixTimestamp64Milli({since:Int64})
-    AND time <= fromUnixTimestamp64Milli({to:Int64})
-ORDER BY exchange, market, symbol, time
-"""
+_OPEN_INTEREST_SQL = _WINDOW_SQL.replace("{table}", "open_interest").replace(
+    "{figures}", "toFloat64(open_interest)"
+)
+_LIQUIDATIONS_SQL = _WINDOW_SQL.replace("{table}", "liquidations").replace(
+    "{figures}", "side = 'SELL', toFloat64(quote_volume)"
+)
 
 
 def read_perps(client: Any, database: str, as_of_ms: int) -> dict[str, PerpState]:

@@ -6,7 +6,6 @@ and its minute snapshots in `rank_snapshots` hold the recomputed values too."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from api.services.filter_query import parse_query
 from api.services.filter_sql import history_rows, history_sql
@@ -27,11 +26,12 @@ from flows.signals.warm_start import WarmStart
 from flows.sinks.perps import PerpWriter
 from flows.sinks.scanner_tables import scanner_writer
 from flows.sources.kafka import RunBounds
-from runtime.kafka import consumer_config, ensure_topics, producer_config
+from runtime.kafka import ensure_topics, producer_config
 from schemas import topics
 from schemas.candles import Candle, encode_candle
 from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest, encode_perp
 from schemas.ranks import PERP_METRICS, RankRow, rank_decoder
+from tests.integration.test_signals import read
 from tests.perps_records import funding, liquidation, mark, open_interest, perp_candle
 from tests.unit.flows.signals.test_metrics import candle
 
@@ -184,23 +184,6 @@ def publish(bootstrap: str, topic: str, items: list[tuple[str, bytes]]) -> RunBo
     return RunBounds(dict.fromkeys(range(PARTITIONS), 0), ends)
 
 
-def read_ranks(bootstrap: str, topic: str, want: int) -> list[RankRow]:
-    consumer = Consumer(consumer_config(bootstrap))
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    decode = rank_decoder().decode
-    found: list[RankRow] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(found) < want and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.5):
-                if message.error() is None:
-                    found.append(decode(message.value()))
-    finally:
-        consumer.close()
-    assert len(found) == want
-    return found
-
-
 def last_rows(rows: list[RankRow]) -> dict[str, RankRow]:
     latest: dict[str, RankRow] = {}
     for row in rows:  # one symbol's rows keep their order in their partition
@@ -243,7 +226,7 @@ def run(
     run_flow(flow, None)
     writer.flush()
     assert counters.dead_letters == 0
-    return counters, read_ranks(bootstrap, names(topics.RANKS), counters.ranks)
+    return counters, read(bootstrap, names(topics.RANKS), counters.ranks, rank_decoder().decode)
 
 
 def _perp_topics(names: Callable[[str], str]) -> PerpTopics:
