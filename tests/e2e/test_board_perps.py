@@ -72,6 +72,9 @@ def test_the_column_picker_offers_the_perpetuals_columns(page: Page) -> None:
     conditions = feed.requests[-1]["filter"]["conditions"]
     assert conditions[-1]["metric"] == "funding_rate_pct"
     assert (conditions[-1]["op"], conditions[-1]["value"]) == (">", 0.005)
+    # the builder's liquidation metrics say the stream undercounts, as the columns do
+    option = page.locator('[data-testid="filter-metric"] option[value="liq_short"]').first
+    assert "at most one liquidation per symbol per second" in (option.get_attribute("title") or "")
 
 
 def test_a_filter_on_funding_is_applied_by_the_server(page: Page) -> None:
