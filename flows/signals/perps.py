@@ -69,21 +69,30 @@ class PerpState:
         "next_funding_ms",
     )
 
+    mark: float | None
+    index: float | None
+    mark_rate: float | None
+    next_funding_ms: int | None
+    funding_ms: int | None
+    funding_rate: float | None
+
     def __init__(self) -> None:
+        # The newest mark (time, prices, funding estimate, next funding time) and the
+        # newest settled funding (time, rate).
         self.mark_ms = -1
-        self.mark: float | None = None
-        self.index: float | None = None
-        self.mark_rate: float | None = None
-        self.next_funding_ms: int | None = None
-        self.funding_ms: int | None = None
-        self.funding_rate: float | None = None
-        self._oi_t: list[int] = []
-        self._oi_v: list[float] = []
-        self._liq_long_t: list[int] = []
-        self._liq_long_q: list[float] = []
-        self._liq_short_t: list[int] = []
-        self._liq_short_q: list[float] = []
+        self.mark = self.index = self.mark_rate = self.funding_rate = None
+        self.next_funding_ms = self.funding_ms = None
+        # Open-interest samples and each side's liquidations: times ascending, figures.
+        self._oi_t: list[int]
+        self._oi_v: list[float]
+        self._oi_t, self._oi_v = [], []
+        self._liq_long_t: list[int]
+        self._liq_short_t: list[int]
+        self._liq_long_q: list[float]
+        self._liq_short_q: list[float]
+        self._liq_long_t, self._liq_long_q, self._liq_short_t, self._liq_short_q = [], [], [], []
         self._liq_seen: set[tuple[int, bool]] = set()
+        """(time, is_long) of each liquidation held: a repeat counts once."""
         self.newest_ms = -1
         """Newest time of any record folded in (ms; -1 before any)."""
 
