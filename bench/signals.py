@@ -9,12 +9,19 @@ thousands of records on top. This bench times `fold` over encoded Kafka records:
 2. throughput at full history: N symbols (default 100) given 24 h of 1m candles and the
    last hour of 1s candles, then timed over 10 more minutes of 1s and 1m candles, so
    every window (1m .. 24h, RVOL, RSI, volatility, 24h high/low) is computed;
-3. quotes: 100,000 book tickers of the same symbols.
+3. quotes: 100,000 book tickers of the same symbols;
+4. perpetuals: the same symbols (up to 400) made perpetuals, each with a day of
+   open-interest samples, timed over as many more seconds of candles with a mark per
+   symbol per second (Binance's markPrice@1s), an open-interest sample a minute and a
+   liquidation every 30 s between them; what the candles alone cost (2.) is taken off,
+   leaving the cost of a perpetual's second: its mark, its share of the rest, and the
+   perpetuals metrics of its row.
 
 Prints what a live market of 2,000 symbols (1 candle/s each, 10,000 quotes/s) costs in
-CPU, and a last line of JSON:
+CPU, before and with the marks of 400 perpetuals at 1 Hz, and a last line of JSON:
 {"rows_per_s": R, "candles_per_s": C, "quotes_per_s": Q, "kb_per_symbol": K,
- "core_share_2000_symbols": F}
+ "core_share_2000_symbols": F, "perp_us_per_second": P,
+ "core_share_2000_symbols_400_perps": G}
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import time
 import tracemalloc
 from decimal import Decimal
 
+from flows.signals.perps import PerpState
 from flows.signals.rules import default_rules
 from flows.signals.scanner import PartitionScanner, ScanContext, ScannerOutput, SymbolScanner
 from flows.signals.settings import SignalParams
@@ -34,6 +42,7 @@ from flows.sources.kafka import Record
 from runtime.process import tune_for_streaming
 from schemas import topics
 from schemas.candles import Candle, encode_candle
+from schemas.perps import Liquidation, MarkPrice, OpenInterest, encode_perp
 from schemas.quotes import Quote, encode_quote
 
 RULES = default_rules()
@@ -43,6 +52,7 @@ SECOND = 1_000
 MINUTE = 60_000
 LIVE_SYMBOLS = 2_000
 LIVE_QUOTES_PER_S = 10_000
+LIVE_PERPS = 400
 
 
 def current_rss_mb() -> float:
@@ -147,6 +157,61 @@ def live_records(market: Market, seconds: int) -> list[Record]:
     return records
 
 
+def make_perpetual(scanner: PartitionScanner, key: str, rng: random.Random) -> None:
+    """Give a symbol a perpetual's state: a day of open-interest samples, one a minute."""
+    state = scanner.perps[key] = PerpState()
+    contracts = 1_000_000 * rng.random()
+    for m in range(-1_440, 0):
+        contracts *= 1 + rng.gauss(0, 0.001)
+        state.set_open_interest(T0 + m * MINUTE, contracts)
+    scanner.symbols[key].metrics.perps = state
+
+
+def perp_records(market: Market, names: list[str], start_s: int, seconds: int) -> list[Record]:
+    """Candles of every symbol for `seconds` from `start_s`, and the perpetuals' records
+    among them: a mark each per second, an open-interest sample each per minute, a
+    liquidation each per 30 s (the bench's symbols keep their keys)."""
+    records = []
+    offset = 0
+    perps = set(names)
+
+    def add(topic: str, key: str, value: bytes) -> None:
+        nonlocal offset
+        records.append(Record(topic, 0, offset, key.encode(), value))
+        offset += 1
+
+    for s in range(start_s, start_s + seconds):
+        t = T0 + s * SECOND
+        for name in market.names:
+            candle = market.second(name, t)
+            add(topics.CANDLES, candle.key, encode_candle(candle))
+            if s % 60 == 59:
+                minute = market.close_minute(name, t - 59 * SECOND)
+                add(topics.CANDLES, minute.key, encode_candle(minute))
+            if name not in perps:
+                continue
+            price = Decimal(f"{market.price[name]:.4f}")
+            us = (t + 999) * 1000
+            mark = MarkPrice(
+                "sim", "spot", name, us, price, price * Decimal("0.9999"), price,
+                (T0 + 8 * 3_600_000) * 1000, us, Decimal("0.0001"),
+            )  # fmt: skip
+            add(topics.MARKS, mark.key, encode_perp(mark))
+            if s % 60 == 0:
+                sample = OpenInterest(
+                    "sim", "spot", name, t * 1000, Decimal(market.rng.randint(10**5, 10**6)), "poll"
+                )
+                add(topics.OPEN_INTEREST, sample.key, encode_perp(sample))
+            if s % 30 == 15:
+                qty = Decimal(f"{market.rng.random():.3f}")
+                liquidation = Liquidation(
+                    "sim", "spot", name, t * 1000, "SELL" if s % 60 == 15 else "BUY", price,
+                    price, qty, qty, qty, "FILLED", "LIMIT", "IOC", t * 1000, t * 1000,
+                )  # fmt: skip
+                add(topics.LIQUIDATIONS, liquidation.key, encode_perp(liquidation))
+    return records
+
+
 def timed_fold(
     scanner: PartitionScanner, records: list[Record], context: ScanContext
 ) -> tuple[float, ScannerOutput, int]:
@@ -167,6 +232,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--symbols", type=int, default=100, help="symbols with full history")
     parser.add_argument("--seconds", type=int, default=600, help="live seconds timed")
+    parser.add_argument(
+        "--perps", type=int, default=LIVE_PERPS, help="of the symbols, perpetuals (4.; 0: none)"
+    )
     args = parser.parse_args()
     tune_for_streaming()
     params = SignalParams()
@@ -235,17 +303,41 @@ def main() -> None:
         f"a live market of {LIVE_SYMBOLS:,} symbols + {LIVE_QUOTES_PER_S:,} quotes/s: "
         f"{share:.2f} of a core; state {LIVE_SYMBOLS * full_kb / 1024:,.0f} MB"
     )
-    print(
-        json.dumps(
-            {
-                "rows_per_s": round(rows_per_s),
-                "candles_per_s": round(candles_per_s),
-                "quotes_per_s": round(quotes_per_s),
-                "kb_per_symbol": round(full_kb),
-                "core_share_2000_symbols": round(share, 3),
-            }
+    figures = {
+        "rows_per_s": round(rows_per_s),
+        "candles_per_s": round(candles_per_s),
+        "quotes_per_s": round(quotes_per_s),
+        "kb_per_symbol": round(full_kb),
+        "core_share_2000_symbols": round(share, 3),
+    }
+
+    # 4. perpetuals: marks at 1 Hz (with open interest and liquidations) on top
+    perps = market.names[: min(args.perps, args.symbols)]
+    if perps:
+        rng = random.Random(11)
+        for name in perps:
+            make_perpetual(scanner, f"sim:spot:{name}", rng)
+        mixed = perp_records(market, perps, args.seconds, args.seconds)
+        marks = sum(r.topic() == topics.MARKS for r in mixed)
+        perp_cpu_s, perp_out, _ = timed_fold(scanner, mixed, context)
+        assert perp_out.ranks[-1].mark_price is not None or perp_out.ranks[-1].symbol not in perps
+        candles_alone_s = (len(mixed) - sum(r.topic() != topics.CANDLES for r in mixed)) / (
+            candles_per_s
         )
-    )
+        perp_us = (perp_cpu_s - candles_alone_s) / (len(perps) * args.seconds) * 1e6
+        with_perps = share + LIVE_PERPS * perp_us / 1e6
+        print(
+            f"perpetuals: {len(perps)} of them, {marks:,} marks (+ open interest, liquidations) "
+            f"among {len(mixed):,} records in {perp_cpu_s:.2f} CPU s: {perp_us:,.1f} µs per "
+            f"perpetual per second over its candle's cost"
+        )
+        print(
+            f"with {LIVE_PERPS} perpetuals' marks at 1 Hz: {share:.3f} -> {with_perps:.3f} of a "
+            "core (target: under 0.25)"
+        )
+        figures["perp_us_per_second"] = round(perp_us, 1)
+        figures["core_share_2000_symbols_400_perps"] = round(with_perps, 3)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -105,6 +105,55 @@ class RankRow(msgspec.Struct, frozen=True, omit_defaults=False):
     spread_bps: float | None = None
     """(ask - bid) / mid in basis points, from the latest book ticker."""
 
+    # Perpetuals (USD-M): from md.marks.v1, md.open_interest.v1, md.liquidations.v1 and
+    # md.funding.v1 (`flows.signals.perps`); None on spot rows and until there is data.
+    mark_price: float | None = None
+    """Mark price of the newest mark-price update: what positions are valued at."""
+    index_price: float | None = None
+    """Index price of the newest mark-price update: the spot index the mark tracks."""
+    basis_bps: float | None = None
+    """(mark_price - index_price) / index_price in basis points."""
+    premium_bps: float | None = None
+    """Perp premium over spot: (this perpetual's `price` / the same exchange's spot pair's
+    `price` - 1) in basis points, both the latest trade prices. The two are different
+    symbols' rows (different keys and partitions), so the API's board computes it where
+    it holds both (`api.live.board.Board`, and the historical scan from both snapshots);
+    None without the spot pair, and never set by the signals flow (see `DERIVED_FIELDS`)."""
+    funding_rate_pct: float | None = None
+    """The current funding-rate estimate of the newest mark-price update, in percent per
+    funding interval (Binance's 0.0001 is 0.01)."""
+    funding_last_pct: float | None = None
+    """The rate of the last settled funding time, in percent."""
+    funding_annual_pct: float | None = None
+    """`funding_rate_pct` x fundings per year: 365 x 24 h over the symbol's funding
+    interval (next funding time - last settled funding time when that is a whole number of
+    hours up to 8, else Binance's standard 8 h)."""
+    next_funding_s: float | None = None
+    """Seconds from `time_ms` to the next funding time (a countdown as of the row)."""
+    open_interest: float | None = None
+    """Open interest of the newest sample, in contracts (base asset)."""
+    open_interest_value: float | None = None
+    """`open_interest` x `mark_price`, in the quote asset (None without a mark)."""
+    oi_change_pct_5m: float | None = None
+    oi_change_pct_1h: float | None = None
+    oi_change_pct_4h: float | None = None
+    oi_change_pct_24h: float | None = None
+    """Percent change of the newest open-interest sample against the newest sample at or
+    before its own time minus the window, if that one is at most `OI_REF_SLACK_MS` older
+    than the window's start (else None: the samples have a gap there)."""
+    liq_long_5m: float | None = None
+    liq_long_1h: float | None = None
+    liq_long_24h: float | None = None
+    liq_short_5m: float | None = None
+    liq_short_1h: float | None = None
+    liq_short_24h: float | None = None
+    """Quote volume (filled qty x average price) of the liquidations of longs (orders
+    that sell) / shorts (orders that buy) with a time in ``[end - w, end)``, where end is
+    `time_ms`, or the newest perpetuals record's time when that is later. Binance's
+    stream UNDERCOUNTS: it pushes at most one liquidation per symbol per second (the
+    latest of that second), so these are lower bounds; 0 once any perpetuals data of the
+    symbol was read."""
+
     history_1s_from_ms: int | None = None
     """Open time of the oldest 1s candle of the unbroken history behind these metrics (not a
     metric: with `METRIC_WARMUP` it says when a metric still None will have a value). At
@@ -121,6 +170,42 @@ class RankRow(msgspec.Struct, frozen=True, omit_defaults=False):
 
 HISTORY_FIELDS: tuple[str, ...] = ("history_1s_from_ms", "history_1m_from_ms")
 """Fields that describe the history behind a row rather than measure the market."""
+
+DERIVED_FIELDS: tuple[str, ...] = ("premium_bps",)
+"""Metrics of one symbol's row that need another symbol's (the spot pair's): the API's
+board fills them; the signals flow leaves them None and `rank_snapshots` does not store
+them (the historical scan computes them from both snapshots)."""
+
+OI_REF_SLACK_MS = 300_000
+"""How much older than its window's start an open-interest reference sample may be (the
+exchange's history has one sample per 5 min; the live poll about one a minute)."""
+
+PERP_METRICS: tuple[str, ...] = (
+    "mark_price",
+    "index_price",
+    "basis_bps",
+    "funding_rate_pct",
+    "funding_last_pct",
+    "funding_annual_pct",
+    "next_funding_s",
+    "open_interest",
+    "open_interest_value",
+    "oi_change_pct_5m",
+    "oi_change_pct_1h",
+    "oi_change_pct_4h",
+    "oi_change_pct_24h",
+    "liq_long_5m",
+    "liq_long_1h",
+    "liq_long_24h",
+    "liq_short_5m",
+    "liq_short_1h",
+    "liq_short_24h",
+)
+"""The metrics the signals flow computes from a perpetual's own perpetuals data, in
+`RankRow` order (`flows.signals.perps.PerpState.values` yields them so)."""
+
+OI_WINDOWS: tuple[Window, ...] = ("5m", "1h", "4h", "24h")
+LIQ_WINDOWS: tuple[Window, ...] = ("5m", "1h", "24h")
 
 METRICS: tuple[str, ...] = tuple(
     name
@@ -166,7 +251,8 @@ tests/unit/flows/signals/test_metric_warmup.py. Relative volume counts whole bar
 interval: its span holds from a bar boundary; a history starting inside a bar of i waits
 for the next boundary, i.e. add ``ceil(from / i) * i - from``. Metrics absent here need
 none (``price``; ``new_high`` / ``new_low`` are False without an hour of history) or come
-from book tickers (``bid``, ``ask``, ``spread_bps``). ``quote_volume_24h`` and
+from book tickers (``bid``, ``ask``, ``spread_bps``) or perpetuals data
+(`PERP_METRICS`, `DERIVED_FIELDS`). ``quote_volume_24h`` and
 ``change_pct_24h`` may have a value sooner, from the exchange's 24h ticker."""
 
 _encoder = msgspec.json.Encoder()

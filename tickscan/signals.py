@@ -3,8 +3,12 @@
 It writes md.ranks.v1 (each symbol's metric row, when it changed), md.signals.v1, and the
 ClickHouse tables `signals` and `rank_snapshots`. Without a recovery snapshot it starts
 from the candle history in ClickHouse (`flows.signals.warm_start`), and it reads md.tickers.v1
-from its beginning (one ticker per symbol at a fresh install). Rule parameters come from the
-environment with the other settings: `TICKSCAN_SIGNALS__RULES__VOLUME_SPIKE_FACTOR=4`.
+from its beginning (one ticker per symbol at a fresh install). Perpetuals data:
+md.marks.v1 from its end (one a second per symbol; the last stored ones warm the state),
+md.open_interest.v1, md.liquidations.v1 and md.funding.v1 from their beginning (what the
+store has not written yet is there; repeats of stored records change nothing). Rule
+parameters come from the environment with the other settings:
+`TICKSCAN_SIGNALS__RULES__VOLUME_SPIKE_FACTOR=4`.
 """
 
 from __future__ import annotations
@@ -78,6 +82,12 @@ def run_signals(
                 start=start,
                 quotes_start="end",
                 tickers_start="beginning",
+                perps_start={
+                    topics.MARKS: "end",
+                    topics.OPEN_INTEREST: "beginning",
+                    topics.LIQUIDATIONS: "beginning",
+                    topics.FUNDING: "beginning",
+                },
                 warm=WarmStart(lambda: client, settings.clickhouse.database),
                 counters=counters,
                 stop=stages.stopping,
@@ -94,11 +104,13 @@ def run_signals(
 def _report(counters: SignalCounters, stopping: threading.Event, every_s: float) -> None:
     while not stopping.wait(every_s):
         logger.info(
-            "signals flow: %d candles, %d quotes, %d tickers, %d rows (%d published), "
+            "signals flow: %d candles, %d quotes, %d tickers, %d perpetuals records, "
+            "%d rows (%d published), "
             "%d signals, %d dead letters, %d symbols warm-started",
             counters.candles,
             counters.quotes,
             counters.tickers,
+            counters.perps,
             counters.rows,
             counters.ranks,
             counters.signals,

@@ -10,7 +10,7 @@ import msgspec
 
 from api.services.filter_eval import CompiledFilter, SymbolLookup
 from api.store import Store
-from schemas.ranks import HISTORY_FIELDS, RankRow
+from schemas.ranks import DERIVED_FIELDS, HISTORY_FIELDS, RankRow
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,25 @@ silent for a day is not on the live board until it trades again."""
 
 _encode = msgspec.json.Encoder().encode
 
+PERP_MARKET = "usdm"
+SPOT_MARKET = "spot"
+
+
+def premium_bps(perp_price: float, spot_price: float | None) -> float | None:
+    """A perpetual's premium over its spot pair: (perp price / spot price - 1) in basis
+    points; None without a positive spot price (see `schemas.ranks.RankRow.premium_bps`)."""
+    if spot_price is None or spot_price <= 0:
+        return None
+    return (perp_price / spot_price - 1.0) * 10_000.0
+
+
+def _with_premium(perp: RankRow, spot: RankRow | None) -> RankRow:
+    """The perpetual's row with its premium over `spot` (the same row if it holds it)."""
+    premium = premium_bps(perp.price, None if spot is None else spot.price)
+    if premium == perp.premium_bps:
+        return perp
+    return msgspec.structs.replace(perp, premium_bps=premium)
+
 
 class Board:
     """The latest RankRow of every symbol, as the ranks topic delivers them.
@@ -30,6 +49,10 @@ class Board:
     md.ranks.v1 carries a symbol's row only when it changed, so the board starts from
     the latest snapshots in ClickHouse (`load_board`) and then applies the topic. A row
     older than the one held (a replayed backlog, two sources racing) never replaces it.
+
+    The board is where a perpetual's row meets its spot pair's (they are different keys,
+    so different partitions of the signals flow): it sets each perpetual's
+    `premium_bps` from the two latest prices, when either row arrives.
 
     Attributes:
         rows: Latest row per symbol key (`exchange:market:symbol`).
@@ -66,11 +89,22 @@ class Board:
         as_of = self.as_of_ms
         for row in rows:
             key = row.key
+            market = row.market
+            if market == PERP_MARKET:
+                row = _with_premium(row, held.get(f"{row.exchange}:{SPOT_MARKET}:{row.symbol}"))
             current = held.get(key)
             if current is not None and (current.time_ms > row.time_ms or current == row):
                 continue
             held[key] = row
             changed += 1
+            if market == SPOT_MARKET:
+                perp_key = f"{row.exchange}:{PERP_MARKET}:{row.symbol}"
+                perp = held.get(perp_key)
+                if perp is not None:
+                    priced = _with_premium(perp, row)
+                    if priced is not perp:
+                        held[perp_key] = priced
+                        changed += 1
             if as_of is None or row.time_ms > as_of:
                 as_of = row.time_ms
                 self.previous_count, self.newest_count = self.newest_count, 0
@@ -99,11 +133,12 @@ async def load_board(board: Board, store: Store, horizon_ms: int = SNAPSHOT_HORI
         logger.warning("no rank_snapshots table in %s: the board starts empty", store.database)
         return 0
     # Column names come from the RankRow schema, never from a request; the history
-    # fields are not snapshotted (they describe the flow's rings, not the market).
+    # fields are not snapshotted (they describe the flow's rings, not the market), nor
+    # are the derived ones (`apply` computes them).
     columns = ", ".join(
         "toUnixTimestamp64Milli(time) AS time_ms" if name == "time_ms" else name
         for name in FIELDS
-        if name not in HISTORY_FIELDS
+        if name not in HISTORY_FIELDS and name not in DERIVED_FIELDS
     )
     sql = (
         f"SELECT {columns} FROM {{db:Identifier}}.rank_snapshots FINAL"

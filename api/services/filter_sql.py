@@ -19,17 +19,24 @@ SNAPSHOT_MAX_AGE_MS = 120_000
 one belongs to a symbol that had stopped trading (or to a gap), not to that board."""
 
 # The only identifiers the SQL text ever holds: RankRow's columns (not a hand-kept list)
-# and the join's asset columns. A user's column name is looked up here and the text
-# written is ours; a user's value reaches ClickHouse only as a bound {name:Type}.
-_COLUMNS: dict[str, str] = {name: name for name in (*NUMERIC_COLUMNS, *FLAG_COLUMNS)}
+# and the joins' columns. A user's column name is looked up here and the text written is
+# ours; a user's value reaches ClickHouse only as a bound {name:Type}. A derived column
+# (not stored) is its expression: the perp premium over the spot pair's snapshot `sp` of
+# the same moment (api.live.board.premium_bps; a missing pair joins as price 0).
+_DERIVED_SQL: dict[str, str] = {
+    "premium_bps": "if(r.market = 'usdm' AND sp.price > 0, (r.price / sp.price - 1) * 10000, NULL)",
+}
+_COLUMNS: dict[str, str] = {
+    name: _DERIVED_SQL.get(name, f"r.{name}") for name in (*NUMERIC_COLUMNS, *FLAG_COLUMNS)
+}
 _KEY_COLUMNS = ("exchange", "market", "symbol")
 _OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 _SELECT = ", ".join(
     (
-        *(f"r.{c}" for c in _KEY_COLUMNS),
+        *(f"r.{c} AS {c}" for c in _KEY_COLUMNS),
         "toUnixTimestamp64Milli(r.time) AS time_ms",
-        *(f"r.{c}" for c in _COLUMNS.values()),
+        *(f"{sql} AS {name}" for name, sql in _COLUMNS.items()),
         "s.base_asset AS base_asset",
         "s.quote_asset AS quote_asset",
     )
@@ -56,14 +63,15 @@ def _side_sql(side: float | MetricRef, name: str, params: dict[str, Any]) -> str
     if not isinstance(side, MetricRef):
         params[name] = side
         return f"{{{name}:Float64}}"
-    expression = f"r.{_COLUMNS[side.column]}"
+    column = _COLUMNS[side.column]
+    expression = column
     if side.factor != 1.0:
         params[f"{name}_factor"] = side.factor
         expression += f" * {{{name}_factor:Float64}}"
     if side.offset != 0.0:
         params[f"{name}_offset"] = side.offset
         expression += f" + {{{name}_offset:Float64}}"
-    return f"({expression})" if expression != f"r.{_COLUMNS[side.column]}" else expression
+    return f"({expression})" if expression != column else expression
 
 
 def _condition_sql(condition: Condition, i: int, params: dict[str, Any]) -> str:
@@ -72,7 +80,7 @@ def _condition_sql(condition: Condition, i: int, params: dict[str, Any]) -> str:
     A NULL on either side makes the comparison NULL, which WHERE, AND and OR treat as
     false, as `filter_eval` does (the filter has no NOT that would turn it true).
     """
-    column = f"r.{_COLUMNS[condition.column]}"
+    column = _COLUMNS[condition.column]
     low = _side_sql(condition.value, f"v{i}", params)
     if condition.value2 is not None:  # between, and only between, has one
         high = _side_sql(condition.value2, f"w{i}", params)
@@ -84,7 +92,8 @@ def history_sql(f: ScanFilter, at_ms: int, database: str) -> tuple[str, dict[str
     """Compile a filter to a query for the board as of `at_ms`, from `rank_snapshots`.
 
     Each symbol's row is its last snapshot at or before `at_ms`, and not older than
-    `SNAPSHOT_MAX_AGE_MS`; the filter, sort and limit then apply exactly as
+    `SNAPSHOT_MAX_AGE_MS` (a perpetual's premium over spot against its spot pair's row
+    chosen the same way); the filter, sort and limit then apply exactly as
     `CompiledFilter.select` applies them to live rows (nulls last, ties by key). Quote
     assets come from `symbols` (latest row, FINAL); a symbol without one fails a quote
     filter.
@@ -119,9 +128,7 @@ def history_sql(f: ScanFilter, at_ms: int, database: str) -> tuple[str, dict[str
     if f.ignore:
         scope.append("NOT " + _symbol_refs(f.ignore, "ignore", params))
 
-    where = [
-        f"r.{_COLUMNS[flag]}" if on else f"NOT r.{_COLUMNS[flag]}" for flag, on in f.flags().items()
-    ]
+    where = [_COLUMNS[flag] if on else f"NOT {_COLUMNS[flag]}" for flag, on in f.flags().items()]
     number = itertools.count()  # v0, v1 ...: the conditions, the band's, then the groups'
     where.extend(_condition_sql(c, next(number), params) for c in f.all_conditions())
     where.extend(
@@ -132,7 +139,7 @@ def history_sql(f: ScanFilter, at_ms: int, database: str) -> tuple[str, dict[str
         params["quotes"] = list(f.quotes)
         where.append("s.quote_asset IN {quotes:Array(String)}")
 
-    sort = "r.symbol" if f.sort == "symbol" else f"r.{_COLUMNS[f.sort]}"
+    sort = "r.symbol" if f.sort == "symbol" else _COLUMNS[f.sort]
     direction = "DESC" if f.order == "desc" else "ASC"
     sql = f"""
 SELECT {_SELECT}
@@ -143,6 +150,13 @@ FROM (
     ORDER BY exchange, market, symbol, time DESC
     LIMIT 1 BY exchange, market, symbol
 ) AS r
+LEFT JOIN (
+    SELECT exchange, symbol, price
+    FROM {{database:Identifier}}.rank_snapshots FINAL
+    WHERE market = 'spot' AND {" AND ".join(scope[:2])}
+    ORDER BY exchange, symbol, time DESC
+    LIMIT 1 BY exchange, symbol
+) AS sp ON r.exchange = sp.exchange AND r.symbol = sp.symbol
 LEFT JOIN (
     SELECT exchange, market, symbol, base_asset, quote_asset
     FROM {{database:Identifier}}.symbols FINAL

@@ -1,10 +1,14 @@
-"""Scanner metrics, signals and ranks: md.candles.v1 + md.quotes.v1 + md.tickers.v1 ->
+"""Scanner metrics, signals and ranks: md.candles.v1 + md.quotes.v1 + md.tickers.v1 (+ the
+perpetuals' md.marks.v1, md.open_interest.v1, md.liquidations.v1, md.funding.v1) ->
 md.ranks.v1, md.signals.v1, ClickHouse `signals` and `rank_snapshots`.
 
 Each Kafka partition is one keyed state (a `flows.signals.scanner.PartitionScanner`
 holding all of its symbols), fed whole fetched batches of both topics. Candles and quotes
 are keyed by symbol, so with the same partition count a symbol sits in the same partition
 number of both topics, and the two inputs keyed by partition number meet in one state.
+The perpetuals topics are keyed the same way, so a perpetual's marks, open interest,
+liquidations and funding meet its candles in that state too
+(`flows.signals.perps`).
 
 Per symbol, every new 1s candle yields a `RankRow` as of its close (`flows.signals.metrics`): it
 is published to md.ranks.v1 when it differs from the symbol's last published row (so at
@@ -39,7 +43,13 @@ from bytewax.outputs import Sink
 
 from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.signals.rules import Registry, default_rules
-from flows.signals.scanner import PartitionScanner, ScanContext, ScannerOutput
+from flows.signals.scanner import (
+    DEFAULT_PERP_TOPICS,
+    PartitionScanner,
+    PerpTopics,
+    ScanContext,
+    ScannerOutput,
+)
 from flows.signals.settings import SignalFlowSettings
 from flows.signals.warm_start import WarmStart
 from flows.sinks.clickhouse import ClickHouseSink
@@ -64,6 +74,8 @@ class SignalCounters:
     candles: int = 0
     quotes: int = 0
     tickers: int = 0
+    perps: int = 0
+    """Perpetuals records: marks, open interest, liquidations and funding."""
     warm_symbols: int = 0
     """Symbols whose history came from ClickHouse."""
     rows: int = 0
@@ -110,6 +122,7 @@ class SignalLogic(StatefulLogic[RecordBatch, ScannerOutput, PartitionScanner]):
         counters.candles += folded.candles
         counters.quotes += folded.quotes
         counters.tickers += folded.tickers
+        counters.perps += folded.perps
         counters.warm_symbols += folded.warm_symbols
         counters.rows += folded.rows
         counters.ranks += len(out.ranks)
@@ -119,7 +132,12 @@ class SignalLogic(StatefulLogic[RecordBatch, ScannerOutput, PartitionScanner]):
         return ([out] if out else []), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[ScannerOutput], bool]:
-        return [], StatefulLogic.RETAIN
+        # The end of a finite run: rows still owed to perpetuals data read after their
+        # symbol's last candle.
+        out = ScannerOutput()
+        self._scanner.flush(out)
+        self._counters.ranks += len(out.ranks)
+        return ([out] if out else []), StatefulLogic.RETAIN
 
     def notify_at(self) -> None:
         return None
@@ -161,11 +179,13 @@ def build_flow(
     sinks: ScannerSinks,
     *,
     tickers: Source[tuple[str, RecordBatch]] | None = None,
+    perps: Sequence[Source[tuple[str, RecordBatch]]] = (),
     warm: WarmStart | None = None,
     counters: SignalCounters | None = None,
     registry: Registry | None = None,
     quotes_topic: str = topics.QUOTES,
     tickers_topic: str = topics.TICKERS,
+    perp_topics: PerpTopics = DEFAULT_PERP_TOPICS,
     flow_id: str = "signals",
 ) -> Dataflow:
     """Wire the signals flow.
@@ -176,13 +196,16 @@ def build_flow(
         quotes: The same of the quote topic, or None to run without quotes.
         sinks: Where ranks, signals, ClickHouse rows and dead letters go.
         tickers: The same of the 24h ticker topic, or None.
+        perps: The same of the perpetuals topics (marks, open interest, liquidations,
+            funding: any of them, each its own input).
         warm: Where a state without a snapshot finds its symbols' history, or None to
             start empty.
         counters: Filled with live counts, for progress reports.
         registry: The signal rules to run; None: the built-in ones (`default_rules()`).
         quotes_topic: Records of this topic are quotes.
         tickers_topic: Records of this topic are 24h tickers; every other record is a
-            candle.
+            candle, unless of one of `perp_topics`.
+        perp_topics: Which topics hold perpetuals records.
         flow_id: The dataflow's id (it names recovery state).
 
     Returns:
@@ -190,13 +213,16 @@ def build_flow(
     """
     counters = counters if counters is not None else SignalCounters()
     rules = registry if registry is not None else default_rules()
-    context = ScanContext(settings.rules, rules, quotes_topic, tickers_topic, warm)
+    context = ScanContext(settings.rules, rules, quotes_topic, tickers_topic, warm, perp_topics)
     flow = Dataflow(flow_id)
     batches = op.input("candles_in", flow, candles)
     if quotes is not None:
         batches = op.merge("inputs", batches, op.input("quotes_in", flow, quotes))
     if tickers is not None:
         batches = op.merge("with_tickers", batches, op.input("tickers_in", flow, tickers))
+    if perps:
+        perp_inputs = [op.input(f"perps_in_{i}", flow, src) for i, src in enumerate(perps)]
+        batches = op.merge("with_perps", batches, *perp_inputs)
 
     def builder(resume: PartitionScanner | None) -> SignalLogic:
         return SignalLogic(context, resume, counters)
@@ -222,6 +248,7 @@ def build_kafka_flow(
     start: StartAt | RunBounds = "end",
     quotes_start: StartAt | RunBounds | None = "end",
     tickers_start: StartAt | RunBounds | None = None,
+    perps_start: dict[str, StartAt | RunBounds] | None = None,
     warm: WarmStart | None = None,
     candles_topic: str = topics.CANDLES,
     quotes_topic: str = topics.QUOTES,
@@ -233,6 +260,7 @@ def build_kafka_flow(
     registry: Registry | None = None,
     partitions: Sequence[int] | None = None,
     stop: threading.Event | None = None,
+    perp_topics: PerpTopics = DEFAULT_PERP_TOPICS,
 ) -> tuple[Dataflow, ScannerWriter]:
     """The production wiring: Kafka candles and quotes in; Kafka and ClickHouse out.
 
@@ -246,6 +274,9 @@ def build_kafka_flow(
             no quotes (bid and ask stay None).
         tickers_start: Where to start reading 24h tickers, or their run's bounds; None
             reads none.
+        perps_start: Per perpetuals topic to read (`topics.MARKS`, `OPEN_INTEREST`,
+            `LIQUIDATIONS`, `FUNDING`, or the names `perp_topics` gives), where to start or
+            its run's bounds; None or empty reads none.
         warm: Where a state without a snapshot finds its symbols' history (see
             `flows.signals.warm_start.WarmStart`), or None to start empty.
         candles_topic: Topic to read candles from.
@@ -258,6 +289,7 @@ def build_kafka_flow(
         registry: The signal rules to run; None: the built-in ones (`default_rules()`).
         partitions: Partitions to read (the same of both topics); all by default.
         stop: Set it to end a live flow.
+        perp_topics: Which topics hold perpetuals records.
 
     Returns:
         The dataflow and its ClickHouse writer (whose `written` counts rows inserted).
@@ -266,10 +298,15 @@ def build_kafka_flow(
         ValueError: A finite run of candles with quotes or tickers that follow a live
             topic (the flow would never end).
     """
+    perps_start = perps_start or {}
     if isinstance(start, RunBounds) and not (
-        isinstance(quotes_start, RunBounds | None) and isinstance(tickers_start, RunBounds | None)
+        isinstance(quotes_start, RunBounds | None)
+        and isinstance(tickers_start, RunBounds | None)
+        and all(isinstance(where, RunBounds) for where in perps_start.values())
     ):
-        raise ValueError("a finite run of candles needs the quotes' and tickers' run bounds")
+        raise ValueError(
+            "a finite run of candles needs the quotes', tickers' and perpetuals' run bounds"
+        )
     consumer = consumer_config(bootstrap)
 
     def source(topic: str, where: StartAt | RunBounds) -> KafkaBatchSource:
@@ -296,10 +333,12 @@ def build_kafka_flow(
         None if quotes_start is None else source(quotes_topic, quotes_start),
         sinks,
         tickers=None if tickers_start is None else source(tickers_topic, tickers_start),
+        perps=[source(topic, where) for topic, where in perps_start.items()],
         warm=warm,
         counters=counters,
         registry=registry,
         quotes_topic=quotes_topic,
         tickers_topic=tickers_topic,
+        perp_topics=perp_topics,
     )
     return flow, writer

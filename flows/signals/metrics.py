@@ -31,9 +31,10 @@ from flows.signals.history import (
     VOLUME,
     CandleHistory,
 )
+from flows.signals.perps import PerpState
 from schemas.candles import Candle
 from schemas.quotes import Quote
-from schemas.ranks import RVOL_WINDOWS, WINDOW_MS, WINDOWS, RankRow
+from schemas.ranks import PERP_METRICS, RVOL_WINDOWS, WINDOW_MS, WINDOWS, RankRow
 from schemas.tickers import Ticker24h
 
 HOUR_MS = 3_600_000
@@ -129,6 +130,10 @@ class SymbolMetrics:
         minutes_kept: Length of the minutes ring.
     """
 
+    perps: PerpState | None = None
+    """A perpetual's mark, funding, open interest and liquidations, once it has any (a
+    class default too, so a recovery snapshot from before perpetuals resumes)."""
+
     def __init__(
         self,
         exchange: str,
@@ -148,6 +153,7 @@ class SymbolMetrics:
         self._closed_key: tuple[int, int | None, int] | None = None
         self._rsi: float | None = None
         self._volatility: float | None = None
+        self.perps = None
 
     def add_second(self, candle: Candle) -> bool:
         """Fold in a 1s candle.
@@ -211,6 +217,9 @@ class SymbolMetrics:
         - ``trades_per_min``: trades of the 1s candles in ``[time_ms - 60 s, time_ms)``.
         - ``bid`` / ``ask``: the newest book ticker; ``spread_bps`` = (ask - bid) / mid
           x 10,000.
+        - The perpetuals metrics (``mark_price`` .. ``liq_short_24h``): from `perps`, as
+          `flows.signals.perps.PerpState.values` defines them; None without it.
+          ``premium_bps`` stays None (the API's board computes it).
         - While ``quote_volume_24h`` or ``change_pct_24h`` is None above (the minutes do
           not cover the day), the newest 24h ticker whose ``close_time_ms`` is within
           `TICKER_MAX_AGE_MS` of ``time_ms`` stands in: ``quote_volume_24h`` = its
@@ -259,6 +268,8 @@ class SymbolMetrics:
         values["bid"], values["ask"] = bid, ask
         if bid is not None and ask is not None and bid > 0 and ask > 0:
             values["spread_bps"] = (ask - bid) / ((ask + bid) / 2.0) * 10_000.0
+        if self.perps is not None:
+            values.update(zip(PERP_METRICS, self.perps.values(time_ms), strict=True))
         return RankRow(
             self.exchange,
             self.market,  # type: ignore[arg-type]

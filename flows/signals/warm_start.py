@@ -9,7 +9,8 @@ live topic on top. A candle both loaded and read from the topic again is a repea
 key and version) and is ignored; a higher version revises it by difference; so no candle
 counts twice at the seam, whichever of the two holds it. Given the rules' parameters, the
 same 1m candles (with their opens) also fill each symbol's signal bars, without firing
-(`flows.signals.warm_bars`).
+(`flows.signals.warm_bars`). Perpetuals' marks, funding, open interest and liquidations
+come back the same way (`flows.signals.warm_perps`).
 
 Reading is columnar (Arrow), one query per interval (splitting it by symbol took twice
 as long: each part scans the table again), and the rings are written with numpy
@@ -33,8 +34,10 @@ import pyarrow as pa
 from flows.signals.bars import SymbolBars
 from flows.signals.columns import MINUTE_MS, SECOND_MS, CandleColumns
 from flows.signals.history import MINUTES_KEPT, SECONDS_KEPT, CandleHistory
+from flows.signals.perps import PerpState
 from flows.signals.settings import SignalParams
 from flows.signals.warm_bars import fill_bars
+from flows.signals.warm_perps import read_perps
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +200,7 @@ class WarmStart:
         self._as_of_ms = as_of_ms or (lambda: time.time_ns() // 1_000_000)
         self._lock = threading.Lock()
         self._histories: dict[str, Warmed] | None = None
+        self._perps: dict[str, PerpState] = {}
         self.report: LoadReport | None = None
 
     def load(self, params: SignalParams | None = None) -> None:
@@ -210,9 +214,11 @@ class WarmStart:
             if self._histories is not None:
                 return
             as_of = self._as_of_ms()
+            client = self._client()
             self._histories, self.report = read_histories(
-                self._client(), self._database, as_of, params=params
+                client, self._database, as_of, params=params
             )
+            self._perps = read_perps(client, self._database, as_of)
             logger.info(
                 "warm start: %d symbols, %d 1s and %d 1m candles read in %.1f s (%.1f s of it"
                 " in ClickHouse)",
@@ -222,6 +228,7 @@ class WarmStart:
                 self.report.elapsed_s,
                 self.report.query_s,
             )
+            logger.info("warm start: perpetuals data of %d symbols read", len(self._perps))
 
     def take(self, key: str, params: SignalParams | None = None) -> Warmed | None:
         """The loaded history and bars of a symbol (once: they then belong to the caller).
@@ -234,3 +241,9 @@ class WarmStart:
         assert self._histories is not None
         with self._lock:
             return self._histories.pop(key, None)
+
+    def take_perps(self, key: str, params: SignalParams | None = None) -> PerpState | None:
+        """The loaded perpetuals state of a symbol (once, as `take`)."""
+        self.load(params)
+        with self._lock:
+            return self._perps.pop(key, None)

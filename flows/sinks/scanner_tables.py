@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flows.sinks.clickhouse import NULL, TsvTable, TsvWriter, tsv_escape
-from schemas.ranks import METRICS, RankRow
+from schemas.ranks import DERIVED_FIELDS, METRICS, RankRow
 from schemas.signals import Signal
 
 SIGNALS_TABLE = "signals"
@@ -30,9 +30,12 @@ SIGNAL_COLUMNS = (
 )
 """Columns of `signals` we write, in `signal_tsv` order."""
 
-SNAPSHOT_COLUMNS = ("exchange", "market", "symbol", "time", *METRICS)
-"""Columns of `rank_snapshots` we write, in `snapshot_tsv` order: every RankRow field,
-`time_ms` as `time`."""
+SNAPSHOTTED: tuple[str, ...] = tuple(name for name in METRICS if name not in DERIVED_FIELDS)
+"""The metrics a snapshot stores: all but those the API derives from two symbols' rows."""
+
+SNAPSHOT_COLUMNS = ("exchange", "market", "symbol", "time", *SNAPSHOTTED)
+"""Columns of `rank_snapshots` we write, in `snapshot_tsv` order: every RankRow field
+(`time_ms` as `time`) but the history and derived ones."""
 
 
 def _number(value: float | bool | None) -> str:
@@ -68,7 +71,7 @@ def snapshot_tsv(rows: list[RankRow]) -> bytes:
     """Rank rows as TabSeparated rows in `SNAPSHOT_COLUMNS` order (time as integer ms)."""
     lines = []
     for row in rows:
-        metrics = "\t".join(_number(getattr(row, name)) for name in METRICS)
+        metrics = "\t".join(_number(getattr(row, name)) for name in SNAPSHOTTED)
         lines.append(
             f"{tsv_escape(row.exchange)}\t{row.market}\t{tsv_escape(row.symbol)}\t"
             f"{row.time_ms}\t{metrics}\n"

@@ -19,13 +19,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.errors import install_error_handlers
+from api.live.board import Board
 from api.routes import scan
 from api.services.filter_eval import compile_filter
 from api.services.filter_query import parse_query
 from api.services.filter_sql import SNAPSHOT_MAX_AGE_MS, history_rows, history_sql
 from api.services.filters import ScanFilter
 from api.store import Store
-from schemas.ranks import HISTORY_FIELDS, RankRow
+from schemas.ranks import DERIVED_FIELDS, HISTORY_FIELDS, RankRow
 from schemas.symbols import SymbolInfo
 from tests.unit.api.test_filters import info, numbers_only, random_filter, random_rows
 
@@ -37,8 +38,11 @@ MINUTE = 60_000
 AT = (time.time_ns() // 1_000_000 // MINUTE - 60) * MINUTE
 AT_ISO = datetime.fromtimestamp(AT / 1000, UTC).isoformat().replace("+00:00", "Z")
 # After exchange, market, symbol and time_ms; the history fields describe a live row's
-# history and are no columns of rank_snapshots (a past row has them None).
-METRIC_FIELDS = tuple(f for f in RankRow.__struct_fields__[4:] if f not in HISTORY_FIELDS)
+# history and are no columns of rank_snapshots (a past row has them None), nor is the
+# perpetuals' premium over spot, which the board derives from the spot pair's row.
+METRIC_FIELDS = tuple(
+    f for f in RankRow.__struct_fields__[4:] if f not in (*HISTORY_FIELDS, *DERIVED_FIELDS)
+)
 
 
 def snapshot_history(rng: random.Random) -> list[RankRow]:
@@ -54,6 +58,7 @@ def snapshot_history(rng: random.Random) -> list[RankRow]:
                 "market": base.market,
                 "symbol": base.symbol,
                 "time_ms": AT + m * MINUTE,
+                "premium_bps": None,  # derived, never stored
             }
             history.append(RankRow(**values))
     return history
@@ -61,12 +66,16 @@ def snapshot_history(rng: random.Random) -> list[RankRow]:
 
 def board_at(history: list[RankRow], at_ms: int) -> dict[str, RankRow]:
     """The board as the scanner issue defines it: each symbol's last snapshot at or
-    before `at_ms`, not older than two minutes."""
+    before `at_ms`, not older than two minutes; a perpetual's premium over its spot pair
+    set as the live board sets it."""
     board: dict[str, RankRow] = {}
     for row in sorted(history, key=lambda r: r.time_ms):
         if at_ms - SNAPSHOT_MAX_AGE_MS <= row.time_ms <= at_ms:
             board[row.key] = row
-    return board
+    live = Board()
+    live.apply(board.values())
+    assert any(r.premium_bps is not None for r in live.rows.values())
+    return live.rows
 
 
 @pytest.fixture(scope="module")

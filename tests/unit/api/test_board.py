@@ -177,3 +177,34 @@ def test_applying_the_diffs_to_the_snapshot_gives_the_next_snapshot() -> None:
     expected = decode(v.snapshot())
     assert order == expected["order"] == ["binance:spot:A", "binance:spot:B", "binance:spot:F"]
     assert [rows[key] for key in order] == expected["rows"]
+
+
+# --- Perp premium over spot ---------------------------------------------------------------
+
+
+def perp(symbol: str, t: int = T0, price: float = 1.0, **metrics: Any) -> RankRow:
+    return RankRow("binance", "usdm", symbol, t, price, **metrics)
+
+
+def test_a_perpetual_gets_its_premium_over_the_spot_pair_whichever_row_comes_first() -> None:
+    board = Board()
+    board.apply([perp("BTCUSDT", T0, 100_050.0)])
+    assert board.rows["binance:usdm:BTCUSDT"].premium_bps is None  # no spot pair yet
+    assert board.apply([row("BTCUSDT", T0, 100_000.0)]) == 2  # the spot row, and the perp's premium
+    held = board.rows["binance:usdm:BTCUSDT"]
+    assert held.premium_bps == (100_050.0 / 100_000.0 - 1) * 10_000  # 5 bp
+    board.apply([perp("BTCUSDT", T0 + 1000, 99_900.0)])
+    assert board.rows["binance:usdm:BTCUSDT"].premium_bps == (99_900.0 / 100_000.0 - 1) * 10_000
+    # a spot row that moves nothing for the perpetual changes only itself
+    assert board.apply([row("BTCUSDT", T0 + 1000, 100_000.0)]) == 1
+    # no spot pair, no premium; spot rows never have one
+    board.apply([perp("1000PEPEUSDT", T0, 0.01)])
+    assert board.rows["binance:usdm:1000PEPEUSDT"].premium_bps is None
+    assert board.rows["binance:spot:BTCUSDT"].premium_bps is None
+
+
+def test_a_filter_on_the_premium_sees_it() -> None:
+    board = Board()
+    board.apply([row("AAAUSDT", T0, 10.0), perp("AAAUSDT", T0, 10.1), perp("BBBUSDT", T0, 5.0)])
+    selected = view("min_premium_bps=50").compiled.select(board.rows.values(), {})
+    assert [r.key for r in selected] == ["binance:usdm:AAAUSDT"]  # 100 bp; BBB has no pair

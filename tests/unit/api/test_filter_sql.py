@@ -240,3 +240,13 @@ def test_history_rows_become_rank_rows_with_their_assets() -> None:
     [(first, base, quote), (_, no_base, no_quote)] = history_rows(columns, [known, unknown])
     assert first == RankRow("binance", "usdm", "BTCUSDT", AT, 60_000.5, rsi_14=71.5, new_high=True)
     assert (base, quote, no_base, no_quote) == ("BTC", "USDT", None, None)
+
+
+def test_the_premium_over_spot_is_computed_from_the_spot_pairs_snapshot() -> None:
+    f = parse_query([("min_premium_bps", "5"), ("sort", "-premium_bps")])
+    sql, params = history_sql(f, AT, "db")
+    premium = "if(r.market = 'usdm' AND sp.price > 0, (r.price / sp.price - 1) * 10000, NULL)"
+    assert f"{premium} AS premium_bps" in sql  # the column returned
+    assert f"{premium} >= {{v0:Float64}}" in sql and params["v0"] == 5.0  # the filter
+    assert f"ORDER BY {premium} DESC" in sql  # the sort
+    assert "WHERE market = 'spot'" in sql  # the pair: the spot snapshot of the same moment

@@ -157,9 +157,9 @@ export function Board({ board, columns, sort, order, onSort, selectedKey, openKe
               ignored={isIgnored(row)}
               actions={actions}
               warmups={warmups}
-              // Only rows that say where their history begins count down: the others
-              // need no re-render when the board's time moves on.
-              nowMs={row.history_1s_from_ms == null && row.history_1m_from_ms == null ? null : asOf}
+              // Only rows that say where their history begins, or when their next funding
+              // is, count down: the others need no re-render when the board's time moves on.
+              nowMs={row.history_1s_from_ms == null && row.history_1m_from_ms == null && row.next_funding_s == null ? null : asOf}
             />
           );
         })}

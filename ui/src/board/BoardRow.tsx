@@ -1,7 +1,7 @@
 // One row of the board; each cell re-renders only when its value or its flash changes.
 import { memo, type MouseEvent } from "react";
 import type { RankRow } from "../session/types";
-import { cellFlash, tone, type Column } from "./columns";
+import { cellFlash, cellValue, tone, type Column } from "./columns";
 import type { Flashes } from "./useBoard";
 import { formatWait, waitMs, type Warmups } from "./warmup";
 
@@ -133,7 +133,7 @@ export const BoardRow = memo(function BoardRow({ rowKey, row, flashes, columns, 
     >
       <Identity rowKey={rowKey} symbol={row.symbol} market={row.market} newHigh={row.new_high} newLow={row.new_low} stale={stale} />
       {columns.map((column) => (
-        <Cell key={column.field} column={column} value={row[column.field]} flash={flashes?.[column.field]} wait={waitOf(row, column.field, warmups, nowMs)} />
+        <Cell key={column.field} column={column} value={cellValue(column, row, nowMs)} flash={flashes?.[column.field]} wait={waitOf(row, column.field, warmups, nowMs)} />
       ))}
       <RowButtons rowKey={rowKey} symbol={row.symbol} watched={watched} ignored={ignored} actions={actions} />
     </div>

@@ -66,7 +66,7 @@ function Toggles<T extends string>({ options, selected, testid, onToggle }: {
 }
 
 const metricOptions = METRICS.map((metric) => (
-  <option key={metric.name} value={metric.name}>
+  <option key={metric.name} value={metric.name} title={metric.title}>
     {metric.label}
   </option>
 ));

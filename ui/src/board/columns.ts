@@ -1,6 +1,6 @@
 // The board's columns: what each shows, how wide, how it reads, and which are on by default.
 import type { RankRow } from "../session/types";
-import { formatFixed, formatPct, formatPrice, formatVolume } from "./format";
+import { formatBps, formatCountdown, formatFixed, formatPct, formatPrice, formatRate, formatVolume } from "./format";
 
 export type NumericField = {
   [F in keyof RankRow]: RankRow[F] extends number | null ? F : never;
@@ -22,6 +22,11 @@ export interface Column {
    * (more volume or trades is not bullish).
    */
   flash: FlashKind;
+  /**
+   * The value as of the board's time rather than the row's (`nowMs`: the board's exchange
+   * time): a countdown keeps counting between the row's updates.
+   */
+  at?(value: number | null, row: RankRow, nowMs: number): number | null;
 }
 
 export type FlashKind = "tick" | "sign" | "neutral";
@@ -51,6 +56,28 @@ const rvol = (field: NumericField, label: string, title: string): Column => ({
   format: formatFixed(2, "×"),
   flash: "neutral",
 });
+
+const bps = (field: NumericField, label: string, title: string): Column => ({
+  field,
+  label,
+  title,
+  width: 74,
+  format: formatBps,
+  signed: true,
+  flash: "sign",
+});
+const rate = (field: NumericField, label: string, title: string): Column => ({
+  field,
+  label,
+  title,
+  width: 82,
+  format: formatRate,
+  signed: true,
+  flash: "sign",
+});
+const UNDERCOUNT = "Binance sends at most one liquidation per symbol per second, so this undercounts";
+const liquidations = (field: NumericField, label: string, side: string, window: string): Column =>
+  volume(field, label, `Quote volume of ${side} liquidated over ${window}. ${UNDERCOUNT}`);
 
 /** Every metric column the board can show, in display order. */
 export const COLUMNS: Column[] = [
@@ -83,7 +110,41 @@ export const COLUMNS: Column[] = [
   { field: "bid", label: "Bid", title: "Best bid", width: 104, format: formatPrice, flash: "tick" },
   { field: "ask", label: "Ask", title: "Best ask", width: 104, format: formatPrice, flash: "tick" },
   { field: "spread_bps", label: "Spread", title: "(ask - bid) / mid, basis points", width: 62, format: formatFixed(1, " bp"), flash: "neutral" },
+  { field: "mark_price", label: "Mark", title: "Mark price (perpetuals): what positions are valued at", width: 104, format: formatPrice, flash: "tick" },
+  { field: "index_price", label: "Index", title: "Index price (perpetuals): the spot index the mark tracks", width: 104, format: formatPrice, flash: "tick" },
+  bps("basis_bps", "Basis", "(mark - index) / index, basis points"),
+  bps("premium_bps", "Premium", "Perp price over its spot pair's last price, basis points"),
+  rate("funding_rate_pct", "Funding", "Current funding-rate estimate, per funding interval"),
+  rate("funding_last_pct", "Fund. last", "Rate of the last settled funding"),
+  { field: "funding_annual_pct", label: "Fund. APR", title: "Funding estimate × fundings per year (from the symbol's funding interval)", width: 80, format: formatPct, signed: true, flash: "sign" },
+  {
+    field: "next_funding_s",
+    label: "Next fund.",
+    title: "Time to the next funding",
+    width: 76,
+    format: formatCountdown,
+    flash: "neutral",
+    at: (value, row, nowMs) => (value === null ? null : Math.max(0, value - Math.max(0, nowMs - row.time_ms) / 1000)),
+  },
+  volume("open_interest", "OI", "Open interest, contracts (base asset)"),
+  volume("open_interest_value", "OI value", "Open interest × mark price, quote asset"),
+  pct("oi_change_pct_5m", "OI 5m %", "Open interest change over 5 minutes"),
+  pct("oi_change_pct_1h", "OI 1h %", "Open interest change over 1 hour"),
+  pct("oi_change_pct_4h", "OI 4h %", "Open interest change over 4 hours"),
+  pct("oi_change_pct_24h", "OI 24h %", "Open interest change over 24 hours"),
+  liquidations("liq_long_5m", "Liq L 5m", "longs", "5 minutes"),
+  liquidations("liq_long_1h", "Liq L 1h", "longs", "1 hour"),
+  liquidations("liq_long_24h", "Liq L 24h", "longs", "24 hours"),
+  liquidations("liq_short_5m", "Liq S 5m", "shorts", "5 minutes"),
+  liquidations("liq_short_1h", "Liq S 1h", "shorts", "1 hour"),
+  liquidations("liq_short_24h", "Liq S 24h", "shorts", "24 hours"),
 ];
+
+/** A cell's value: the row's, or for a column that counts on (`at`), as of the board's time. */
+export function cellValue(column: Column, row: RankRow, nowMs: number | null): number | null {
+  const value = row[column.field];
+  return column.at && nowMs !== null ? column.at(value, row, nowMs) : value;
+}
 
 export const COLUMN_BY_FIELD = new Map<string, Column>(COLUMNS.map((column) => [column.field, column]));
 

@@ -8,7 +8,11 @@ export interface Metric {
   label: string;
   /** Windows it comes in (empty: a single column). */
   windows: Window[];
+  /** What a trader should know when filtering on it (the option's tooltip). */
+  title?: string;
 }
+
+const UNDERCOUNT = "Quote volume of liquidations. Binance sends at most one liquidation per symbol per second, so this undercounts";
 
 const ALL_WINDOWS: Window[] = ["1m", "5m", "15m", "1h", "4h", "24h"];
 
@@ -30,6 +34,19 @@ export const METRICS: Metric[] = [
   { name: "low_24h", label: "Low 24h", windows: [] },
   { name: "bid", label: "Bid", windows: [] },
   { name: "ask", label: "Ask", windows: [] },
+  { name: "mark_price", label: "Mark price", windows: [] },
+  { name: "index_price", label: "Index price", windows: [] },
+  { name: "basis_bps", label: "Basis (bp)", windows: [] },
+  { name: "premium_bps", label: "Premium over spot (bp)", windows: [] },
+  { name: "funding_rate_pct", label: "Funding rate %", windows: [] },
+  { name: "funding_last_pct", label: "Last funding %", windows: [] },
+  { name: "funding_annual_pct", label: "Funding APR %", windows: [] },
+  { name: "next_funding_s", label: "Next funding in (s)", windows: [] },
+  { name: "open_interest", label: "Open interest", windows: [] },
+  { name: "open_interest_value", label: "Open interest value", windows: [] },
+  { name: "oi_change_pct", label: "OI change %", windows: ["5m", "1h", "4h", "24h"] },
+  { name: "liq_long", label: "Long liquidations", windows: ["5m", "1h", "24h"], title: UNDERCOUNT },
+  { name: "liq_short", label: "Short liquidations", windows: ["5m", "1h", "24h"], title: UNDERCOUNT },
 ];
 
 export const METRIC_BY_NAME = new Map(METRICS.map((metric) => [metric.name, metric]));

@@ -32,6 +32,32 @@ export function formatVolume(value: number | null): string {
   return value.toFixed(0);
 }
 
+/** Basis points, signed, one decimal: +12.3 bp. */
+export function formatBps(value: number | null): string {
+  if (value === null) return DASH;
+  const digits = value.toFixed(1);
+  if (digits === "0.0" || digits === "-0.0") return "0.0 bp";
+  return `${value > 0 ? "+" : ""}${digits} bp`;
+}
+
+/** A funding rate in percent, to the exchange's 4 decimals: +0.0100%. */
+export function formatRate(value: number | null): string {
+  if (value === null) return DASH;
+  const digits = value.toFixed(4);
+  if (digits === "0.0000" || digits === "-0.0000") return "0.0000%";
+  return `${value > 0 ? "+" : ""}${digits}%`;
+}
+
+/** A countdown in seconds as h:mm:ss (3:12:05); never below 0:00:00. */
+export function formatCountdown(value: number | null): string {
+  if (value === null) return DASH;
+  const total = Math.max(0, Math.floor(value));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = total % 60;
+  return `${hours}:${String(minutes).padStart(2, "0")}:${String(seconds).padStart(2, "0")}`;
+}
+
 export function formatFixed(decimals: number, suffix = ""): (value: number | null) => string {
   return (value) => (value === null ? DASH : `${value.toFixed(decimals)}${suffix}`);
 }

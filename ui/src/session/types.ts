@@ -164,6 +164,30 @@ export interface RankRow {
   bid: number | null;
   ask: number | null;
   spread_bps: number | null;
+  /** Perpetuals (usdm rows; null on spot rows and until data): see schemas/ranks.py. */
+  mark_price: number | null;
+  index_price: number | null;
+  basis_bps: number | null;
+  /** Perp price over its spot pair's, bp (the API's board sets it). */
+  premium_bps: number | null;
+  funding_rate_pct: number | null;
+  funding_last_pct: number | null;
+  funding_annual_pct: number | null;
+  /** Seconds from time_ms to the next funding time. */
+  next_funding_s: number | null;
+  open_interest: number | null;
+  open_interest_value: number | null;
+  oi_change_pct_5m: number | null;
+  oi_change_pct_1h: number | null;
+  oi_change_pct_4h: number | null;
+  oi_change_pct_24h: number | null;
+  /** Liquidation quote volume: Binance sends at most one per symbol per second, an undercount. */
+  liq_long_5m: number | null;
+  liq_long_1h: number | null;
+  liq_long_24h: number | null;
+  liq_short_5m: number | null;
+  liq_short_1h: number | null;
+  liq_short_24h: number | null;
   /** Open time of the oldest 1s candle of the unbroken history behind the metrics (null: unknown). */
   history_1s_from_ms: number | null;
   /** The same for 1m candles: with a metric's warm-up, when a null metric will have a value. */
