@@ -7,7 +7,7 @@ from typing import TypedDict
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.site import SYMBOLS, Account
+from tests.e2e.site import ROWS, Account
 
 _UNITS = {"K": 1e3, "M": 1e6, "B": 1e9}
 _NUMBER = re.compile(r"^([+-]?\d+(?:\.\d+)?)([KMB]?)")
@@ -53,7 +53,7 @@ def column(page: Page, field: str) -> list[float | None]:
 def open_board(page: Page) -> None:
     """Load the board and wait until every symbol has its row."""
     page.goto("/")
-    expect(page.get_by_test_id("board-row")).to_have_count(SYMBOLS)
+    expect(page.get_by_test_id("board-row")).to_have_count(ROWS)
 
 
 def row(page: Page, key: str) -> Locator:

@@ -9,10 +9,15 @@ from pathlib import Path
 
 from playwright.sync_api import Locator, Page
 
+from flows.sources.simulator.perps import perp_count
 from tests.fakes.sendgrid import FakeSendGrid, link
 
 SYMBOLS = 30
-"""Few enough that the whole board fits the window: every row is in the DOM."""
+"""Spot symbols of the simulated market."""
+PERPETUALS = perp_count(SYMBOLS)
+"""The busiest of them are also listed as USDⓈ-M perpetuals of the same names."""
+ROWS = SYMBOLS + PERPETUALS
+"""Rows of the whole board: few enough that it fits the window, every row in the DOM."""
 RATE = 300.0
 """Trades per second: even the quietest symbol trades every few seconds."""
 FREE_DELAY_S = 2

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.pages import column, number, open_board, row, rows, sign_in
-from tests.e2e.site import FREE_DELAY_S, SYMBOLS, Account, eventually, save_screenshot
+from tests.e2e.site import FREE_DELAY_S, ROWS, Account, eventually, save_screenshot
 
 
 def test_the_board_fills_with_every_symbol_and_moves_live(page: Page) -> None:
     open_board(page)
-    expect(page.get_by_test_id("board-count")).to_contain_text(str(SYMBOLS))
+    expect(page.get_by_test_id("board-count")).to_contain_text(str(ROWS))
     expect(page.get_by_test_id("status-connection")).to_have_text("connected")
     # The simulator's data says so, and the free plan's board says how late it runs.
     expect(page.get_by_test_id("sim-banner")).to_be_visible()
@@ -47,7 +47,7 @@ def test_sorting_by_a_column_orders_the_rows_both_ways(page: Page) -> None:
 
         def ordered(descending: bool = want_descending) -> bool:
             prices = column(page, "price")
-            return len(prices) == SYMBOLS and prices == sorted(prices, reverse=descending)  # type: ignore[type-var]
+            return len(prices) == ROWS and prices == sorted(prices, reverse=descending)  # type: ignore[type-var]
 
         eventually(ordered, f"the rows are not in {order} price order: {column(page, 'price')}", 5)
 
@@ -59,9 +59,9 @@ def middle_price(page: Page) -> tuple[float, int]:
     a test runs.
     """
     prices = sorted(p for p in column(page, "price") if p is not None)
-    assert len(prices) == SYMBOLS
-    middle = SYMBOLS // 2
-    return math.sqrt(prices[middle - 1] * prices[middle]), SYMBOLS - middle
+    assert len(prices) == ROWS
+    middle = ROWS // 2
+    return math.sqrt(prices[middle - 1] * prices[middle]), ROWS - middle
 
 
 def apply_price_above(page: Page, threshold: float) -> None:
@@ -174,7 +174,7 @@ def test_an_or_group_with_a_metric_comparison_keeps_exactly_the_rows_that_match(
         and trades is not None
         and (price > threshold or trades > price * factor)
     }
-    assert SYMBOLS // 2 < len(expected) < SYMBOLS, (threshold, factor, board)
+    assert ROWS // 2 < len(expected) < ROWS, (threshold, factor, board)
 
     builder = page.get_by_test_id("filter-builder")
     builder.get_by_test_id("filter-add-group").click()

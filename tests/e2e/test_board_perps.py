@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from schemas.ranks import PERP_METRICS, RankRow
 from tests.e2e.feed import FakeFeed
 from tests.e2e.pages import column, open_board, row
-from tests.e2e.site import SYMBOLS
+from tests.e2e.site import PERPETUALS, ROWS
 
 NOW = int(time.time()) * 1000
 PERP = "sim:usdm:FUNDUSDT"
@@ -82,12 +82,13 @@ def test_a_filter_on_funding_is_applied_by_the_server(page: Page) -> None:
     page.get_by_test_id("columns-menu").click()
     page.get_by_test_id("column-funding_rate_pct").check()
     page.get_by_test_id("columns-menu").click()  # closes it
-    # A condition on a null is false: the filter keeps exactly the rows with a funding rate
-    # (none while the simulated market has no perpetuals data).
+    # A condition on a null is false: the filter keeps exactly the rows with a funding rate,
+    # the simulated perpetuals' (their marks are in the store from the first start on).
     with_funding = sum(v is not None for v in column(page, "funding_rate_pct"))
+    assert with_funding == PERPETUALS
     add_funding_condition(page, ">=", "-100")
     expect(page.get_by_test_id("board-row")).to_have_count(with_funding)
     assert all(v is not None for v in column(page, "funding_rate_pct"))
     page.get_by_test_id("filter-remove").last.click()
     page.get_by_test_id("filter-apply").click()
-    expect(page.get_by_test_id("board-row")).to_have_count(SYMBOLS)
+    expect(page.get_by_test_id("board-row")).to_have_count(ROWS)

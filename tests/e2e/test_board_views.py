@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 from playwright.sync_api import Page, expect
 
 from tests.e2e.pages import open_board, row, rows, sign_in
-from tests.e2e.site import SYMBOLS, Account, save_screenshot
+from tests.e2e.site import ROWS, Account, save_screenshot
 from tests.e2e.test_board import apply_price_above, middle_price
 
 PHONE = {"width": 390, "height": 844}
@@ -89,7 +89,7 @@ def test_a_phone_shows_the_board_then_the_chart_as_its_own_view(
     back.click()
     expect(chart).to_have_count(0)
     expect(page.get_by_test_id("board")).to_be_visible()
-    expect(page.get_by_test_id("board-row")).to_have_count(SYMBOLS)
+    expect(page.get_by_test_id("board-row")).to_have_count(ROWS)
 
 
 def test_favicon_is_served_and_linked(page: Page) -> None:
@@ -114,7 +114,7 @@ def test_watchlists_are_made_renamed_switched_and_deleted(page: Page, account: A
     expect(page.get_by_test_id("board")).to_contain_text("no symbols yet")
 
     select.select_option(label="All symbols")
-    expect(page.get_by_test_id("board-row")).to_have_count(SYMBOLS)
+    expect(page.get_by_test_id("board-row")).to_have_count(ROWS)
     key = rows(page)[0]["key"]
     row(page, key).get_by_test_id("row-watch").click()
     expect(select.locator("option", has_text="Majors")).to_have_text("★ Majors (1)")
@@ -140,7 +140,7 @@ def test_watchlists_are_made_renamed_switched_and_deleted(page: Page, account: A
     expect(page.get_by_test_id("lists")).not_to_have_attribute("open", "")
     expect(select.locator("option")).to_have_count(1)
     expect(select).to_have_value("")
-    expect(page.get_by_test_id("board-row")).to_have_count(SYMBOLS)
+    expect(page.get_by_test_id("board-row")).to_have_count(ROWS)
     states = page.request.get("/api/v1/me/watchlists").json()
     assert states == [], states
 
@@ -157,7 +157,7 @@ def test_ignored_symbols_are_listed_and_can_be_let_back(page: Page, account: Acc
     key = rows(page)[0]["key"]
     row(page, key).get_by_test_id("row-ignore").click()
     expect(row(page, key)).to_have_count(0)  # ignored symbols are hidden by default
-    expect(page.get_by_test_id("board-row")).to_have_count(SYMBOLS - 1)
+    expect(page.get_by_test_id("board-row")).to_have_count(ROWS - 1)
 
     page.get_by_test_id("lists-menu").click()
     entry = page.get_by_test_id("ignored-entry")
@@ -166,5 +166,5 @@ def test_ignored_symbols_are_listed_and_can_be_let_back(page: Page, account: Acc
     entry.get_by_test_id("unignore").click()
     expect(entry).to_have_count(0)
     expect(row(page, key)).to_be_visible()
-    expect(page.get_by_test_id("board-row")).to_have_count(SYMBOLS)
+    expect(page.get_by_test_id("board-row")).to_have_count(ROWS)
     assert page.request.get("/api/v1/me/ignored").json()["symbols"] == []
