@@ -35,8 +35,11 @@ from flows.sources.simulator.buckets import (
     MINUTE_MS,
     Array,
     Buckets,
+    Prices,
     decimal_array,
     minutes_of,
+    settle,
+    taker_sides,
 )
 from flows.sources.simulator.market import (
     MEAN_FILLS,
@@ -261,44 +264,18 @@ class HistoryGenerator:
         )
         volume = np.maximum(volume.astype(I64), count)
         # Two trades: one at the open, one at the close, each of its own side.
-        two = count == 2
         split = np.clip(np.rint(volume * rng.random((n, b))).astype(I64), 1, volume - 1)
         # Three or more: taker buys at the ask side of the interval, sells at the bid.
         share = np.clip(regimes.buy_p + rng.standard_normal((n, b)) * 0.5 / np.sqrt(safe), 0, 1)
-        buy_volume = np.rint(volume * share).astype(I64)
         mid = (f_start + f_end) / 2
-        buy_vwap = np.clip(mid + spread / 2, low, high)
-        sell_vwap = np.clip(mid - spread / 2, low, high)
-        buy_quote = np.clip(
-            np.rint(buy_volume * buy_vwap).astype(I64), buy_volume * low, buy_volume * high
+        sides = taker_sides(
+            count,
+            volume,
+            share,
+            Prices(open_, high, low, close),
+            (mid + spread / 2, mid - spread / 2),
+            (buy_open, buy_close, split),
         )
-        sell_volume = volume - buy_volume
-        sell_quote = np.clip(
-            np.rint(sell_volume * sell_vwap).astype(I64), sell_volume * low, sell_volume * high
-        )
-        # Exact for one and two trades.
-        buy_volume = np.where(one, np.where(buy_close, volume, 0), buy_volume)
-        buy_quote = np.where(one, np.where(buy_close, volume * close, 0), buy_quote)
-        sell_quote = np.where(one, np.where(buy_close, 0, volume * close), sell_quote)
-        q_open, q_close = split, volume - split
-        two_buy = np.where(buy_open, q_open, 0) + np.where(buy_close, q_close, 0)
-        two_buy_quote = np.where(buy_open, q_open * open_, 0) + np.where(
-            buy_close, q_close * close, 0
-        )
-        buy_volume = np.where(two, two_buy, buy_volume)
-        buy_quote = np.where(two, two_buy_quote, buy_quote)
-        sell_quote = np.where(two, q_open * open_ + q_close * close - two_buy_quote, sell_quote)
-
-        # Trade ids: consecutive across buckets and from the stored or seeded next id.
-        ids_to = state.next_id[:, None] + np.cumsum(count, axis=1)
-        first_id = ids_to - count
-        # Flat buckets carry the close before them.
-        real = count > 0
-        last_real = np.maximum.accumulate(np.where(real, np.arange(b), -1), axis=1)
-        carried = np.take_along_axis(close, np.maximum(last_real, 0), axis=1)
-        close_all = np.where(last_real >= 0, carried, state.close[:, None])
-        emit = active & (close_all > 0)
-
         # Sums are exact int64 arithmetic: refuse a market whose minutes could overflow.
         biggest = float((volume.astype(np.float64) * high).max()) * (MINUTE_MS / step_ms)
         if biggest > _SAFE_UNITS:
@@ -307,24 +284,13 @@ class HistoryGenerator:
                 "large to generate exactly: lower the rate"
             )
         state.log_ticks = np.where(active[:, -1], y_end[:, -1], state.log_ticks)
-        state.close = close_all[:, -1]
-        state.next_id = ids_to[:, -1]
-        return Buckets(
-            times=times,
-            step_ms=step_ms,
-            emit=emit,
-            count=count,
-            open=np.where(real, open_, close_all),
-            high=np.where(real, high, close_all),
-            low=np.where(real, low, close_all),
-            close=close_all,
-            volume=np.where(real, volume, 0),
-            quote=np.where(real, buy_quote + sell_quote, 0),
-            buy_volume=np.where(real, buy_volume, 0),
-            buy_quote=np.where(real, buy_quote, 0),
-            first_id=first_id,
-            last_id=ids_to - 1,
+        prices = Prices(open_, high, low, close)
+        buckets = settle(
+            times, step_ms, active, count, prices, volume, sides, state.close, state.next_id
         )
+        state.close = buckets.close[:, -1]
+        state.next_id = buckets.last_id[:, -1] + 1
+        return buckets
 
     def _emit(self, buckets: Buckets, interval: str, write: Write) -> int:
         """Hand the emitted buckets to `write` as one Arrow table of candle rows.
