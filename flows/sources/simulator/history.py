@@ -48,6 +48,9 @@ from flows.sources.simulator.market import (
     SymbolResume,
     SyntheticMarket,
 )
+from flows.sources.simulator.perp_candles import PerpCandles
+from flows.sources.simulator.perp_model import MARKET
+from flows.sources.simulator.perps import Perpetuals
 from flows.sources.simulator.regimes import REVERSION_PER_S
 from flows.sources.simulator.stored import StoredSymbol
 
@@ -72,12 +75,16 @@ class HistoryReport:
         candles_1m: 1m candles written.
         candles_1s: 1s candles written.
         seconds: Wall-clock seconds taken, inserts included.
+        perp_candles_1m: The perpetuals' 1m candles written.
+        perp_candles_1s: The perpetuals' 1s candles written.
     """
 
     symbols: int = 0
     candles_1m: int = 0
     candles_1s: int = 0
     seconds: float = 0.0
+    perp_candles_1m: int = 0
+    perp_candles_1s: int = 0
 
 
 Write = Callable[[str, pa.Table], None]
@@ -94,10 +101,16 @@ class HistoryGenerator:
             stored history starts.
         span_ms: How much history the board wants (24 h).
         seconds_ms: The most recent part also written as 1s candles (1 h).
+        perps: The market's perpetuals, to write their candles too, derived from their
+            twins' (`flows.sources.simulator.perp_candles`) on market ``usdm``.
     """
 
     def __init__(
-        self, market: SyntheticMarket, span_ms: int = DAY_MS, seconds_ms: int = HOUR_MS
+        self,
+        market: SyntheticMarket,
+        span_ms: int = DAY_MS,
+        seconds_ms: int = HOUR_MS,
+        perps: Perpetuals | None = None,
     ) -> None:
         if span_ms % MINUTE_MS or seconds_ms % MINUTE_MS or not 0 <= seconds_ms <= span_ms:
             raise ValueError("span and seconds must be whole minutes, seconds within span")
@@ -115,21 +128,28 @@ class HistoryGenerator:
         self._anchor = np.log(np.array(initial, dtype=np.float64))
         self._initial_ticks = np.array(initial, dtype=I64)
         self._seed_ids = np.array(list(market.next_trade_ids().values()), dtype=I64)
+        self.perps = PerpCandles(perps, market.seed) if perps is not None else None
 
     def generate(
-        self, end_ms: int, stored: Mapping[str, StoredSymbol], write: Write
+        self,
+        end_ms: int,
+        stored: Mapping[str, StoredSymbol],
+        write: Write,
+        stored_perps: Mapping[str, StoredSymbol] | None = None,
     ) -> tuple[dict[str, SymbolResume], HistoryReport]:
         """Write the history each symbol lacks before `end_ms`; say where each resumes.
 
         A symbol with nothing stored gets the whole span, starting at its seeded price
         and ids. One whose stored candles end before `end_ms` continues them from the
         next whole minute (at most a span back) at their last close and id. One stored
-        up to `end_ms` or later gets nothing and resumes where it ends.
+        up to `end_ms` or later gets nothing and resumes where it ends. The perpetuals'
+        candles (with `perps`) go on the same way from theirs, over the twins' buckets.
 
         Args:
             end_ms: End of the history, a whole minute (the live market starts there).
             stored: Where each symbol's stored candles end (`read_stored`).
-            write: Receives the rows, in time order per interval.
+            write: Receives the rows, in time order per interval and market.
+            stored_perps: Where each perpetual's stored candles end (with `perps`).
 
         Returns:
             Where every symbol resumes, and what was written.
@@ -162,11 +182,15 @@ class HistoryGenerator:
             log_ticks[i] = math.log(ticks)
             start[i] = max(first_ms, -(-known.end_ms // MINUTE_MS) * MINUTE_MS)
         report = HistoryReport(symbols=int((start < end_ms).sum()))
-        if report.symbols == 0:
+        perps = self.perps
+        if perps is not None:
+            perps.begin(first_ms, end_ms, stored_perps or {})
+            start = np.concatenate([start, perps.start])
+        if not (start < end_ms).any():
             report.seconds = time.monotonic() - started
             return resume, report
         self._rng = np.random.default_rng([self.market.seed & 0xFFFFFFFF, end_ms // MINUTE_MS])
-        state = _State(log_ticks, close, next_id, start, fresh=close < 0)
+        state = _State(log_ticks, close, next_id, start[:n], fresh=close < 0)
         begin = int(start.min())
         logger.info(
             "generating simulated history for %d symbols: %s to %s (1s candles from %s)",
@@ -181,11 +205,18 @@ class HistoryGenerator:
                 stop = min(seconds_from, t + minutes_per_chunk * MINUTE_MS)
                 buckets = self._buckets(state, t, stop, MINUTE_MS)
                 report.candles_1m += self._emit(buckets, "1m", write)
+                if perps is not None:
+                    report.perp_candles_1m += self._emit(perps.derive(buckets), "1m", write, MARKET)
             else:
                 stop = min(end_ms, t + seconds_per_chunk * SECOND_MS)
                 buckets = self._buckets(state, t, stop, SECOND_MS)
                 report.candles_1s += self._emit(buckets, "1s", write)
                 report.candles_1m += self._emit(minutes_of(buckets), "1m", write)
+                if perps is not None:
+                    twins = perps.derive(buckets)
+                    report.perp_candles_1s += self._emit(twins, "1s", write, MARKET)
+                    minutes = minutes_of(twins)
+                    report.perp_candles_1m += self._emit(minutes, "1m", write, MARKET)
             t = stop
             if time.monotonic() - last_log >= 2.0:
                 last_log = time.monotonic()
@@ -204,8 +235,10 @@ class HistoryGenerator:
             )
         report.seconds = time.monotonic() - started
         logger.info(
-            "simulated history written: %d symbols, %d 1m and %d 1s candles in %.1f s",
-            report.symbols, report.candles_1m, report.candles_1s, report.seconds,
+            "simulated history written: %d symbols, %d 1m and %d 1s candles "
+            "(perpetuals: %d 1m and %d 1s) in %.1f s",
+            report.symbols, report.candles_1m, report.candles_1s,
+            report.perp_candles_1m, report.perp_candles_1s, report.seconds,
         )  # fmt: skip
         return resume, report
 
@@ -292,8 +325,9 @@ class HistoryGenerator:
         state.next_id = buckets.last_id[:, -1] + 1
         return buckets
 
-    def _emit(self, buckets: Buckets, interval: str, write: Write) -> int:
-        """Hand the emitted buckets to `write` as one Arrow table of candle rows.
+    def _emit(self, buckets: Buckets, interval: str, write: Write, market: str = "") -> int:
+        """Hand the emitted buckets to `write` as one Arrow table of candle rows, on
+        `market` (default: the market's own; the rows are its first symbols).
 
         Arrow, not text: the values are integers of ticks and steps already, and an
         Arrow decimal is such an integer with a scale, so no number is formatted or
@@ -320,7 +354,7 @@ class HistoryGenerator:
         table = pa.table(
             {
                 "exchange": pa.array(np.full(n, self.market.exchange)),
-                "market": pa.array(np.full(n, self.market.market)),
+                "market": pa.array(np.full(n, market or self.market.market)),
                 "symbol": pa.DictionaryArray.from_arrays(rows.astype(np.int32), names).cast(
                     pa.string()
                 ),
