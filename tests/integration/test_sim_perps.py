@@ -22,9 +22,10 @@ from runtime.kafka import ensure_topics
 from schemas import topics
 from schemas.perps import funding_decoder, liquidation_decoder, mark_decoder, open_interest_decoder
 from schemas.topics import PerpTopics
-from schemas.trades import Trade, trade_decoder
+from schemas.trades import trade_decoder
 from tests.integration.databases import migrated_database
 from tests.integration.live_run import PARTITIONS, read_topic
+from tests.unit.flows.sources.simulator.test_perp_candles import first_prints
 from tickscan.simulate import BOARD_HISTORY_MS, prepare_market, prepare_perpetuals, publish_market
 
 pytestmark = pytest.mark.integration
@@ -281,12 +282,7 @@ def test_first_start_gives_the_perpetuals_candles_and_a_restart_continues_them(
         assert_ids_run_on(after[name])
         before_close, next_open = after[name][-11][2], after[name][-10][1]
         assert abs(next_open / before_close - 1) < 0.005, name
-    live: dict[str, Trade] = {}
-    for trade in later.trades(30_000):
-        resumed.advance(trade.time_us)
-        printed = resumed.on_trade(trade)
-        if printed is not None:
-            live.setdefault(printed.symbol, printed)
+    live = first_prints(later, resumed, 30_000)
     assert sorted(live) == sorted(perps.symbols)
     for name, trade in live.items():
         assert trade.trade_id == max(c[5] or 0 for c in after[name]) + 1

@@ -44,6 +44,17 @@ def generate(
     return spot, perp, resume
 
 
+def first_prints(market: SyntheticMarket, perps: Perpetuals, trades: int) -> dict[str, Trade]:
+    """Each perpetual's first live print over the market's next `trades` spot trades."""
+    firsts: dict[str, Trade] = {}
+    for trade in market.trades(trades):
+        perps.advance(trade.time_us)
+        printed = perps.on_trade(trade)
+        if printed is not None:
+            firsts.setdefault(printed.symbol, printed)
+    return firsts
+
+
 @pytest.fixture(scope="module")
 def day() -> Day:
     market = SyntheticMarket(20, 400.0, seed=8, start_us=END_MS * 1000)
@@ -100,12 +111,7 @@ def test_the_live_perpetual_continues_the_generated_candles(day: Day) -> None:
     market.resume(resume)
     live = Perpetuals(market)
     live.restore({}, {n: i + 1 for n, i in last_ids.items()}, {n: r.close for n, r in last.items()})
-    firsts: dict[str, Trade] = {}
-    for trade in market.trades(40_000):
-        live.advance(trade.time_us)
-        printed = live.on_trade(trade)
-        if printed is not None:
-            firsts.setdefault(printed.symbol, printed)
+    firsts = first_prints(market, live, 40_000)
     assert sorted(firsts) == sorted(last)
     for name, trade in firsts.items():
         assert trade.market == "usdm" and trade.time_us >= END_MS * 1000
