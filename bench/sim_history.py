@@ -1,9 +1,10 @@
 """How long the simulated market's first start takes: a day of candles generated and stored.
 
 `tickscan run --source sim` on an empty store writes the last 24 h of 1m candles and the
-last hour of 1s candles before its flows start. This measures that step (generation
-alone, then generation with the inserts into a fresh chdb store, as `prepare_market`
-does it), the perpetuals' day (marks, funding, open interest, liquidations, as
+last hour of 1s candles before its flows start, for the spot symbols and the perpetuals
+(derived from their twins'). This measures that step (generation alone, then generation
+with the inserts into a fresh chdb store, as `prepare_market` does it; `--no-perps` for
+the spot candles alone), the perpetuals' day (marks, funding, open interest, liquidations, as
 `prepare_perpetuals` writes it: a mark a minute and a mark a second over the last hour;
 with `--perp-seconds-hours 24`, a mark a second all day, to see what that would cost),
 and how fast the live market then generates trades with quotes.
@@ -31,21 +32,24 @@ from tickscan.simulate import BOARD_HISTORY_MS, prepare_market
 HOUR_MS = 3_600_000
 
 
-def generate_only(symbols: int, rate: float, end_ms: int) -> dict[str, float]:
+def generate_only(symbols: int, rate: float, end_ms: int, perps: bool) -> dict[str, float]:
     """Generate and encode the history without storing it."""
     market = SyntheticMarket(symbols, rate, seed=1, start_us=end_ms * 1000)
+    twins = Perpetuals(market) if perps else None
     sizes = {"bytes": 0}
 
     def write(interval: str, table: pa.Table) -> None:
         sizes["bytes"] += table.nbytes
 
     wall, cpu = time.perf_counter(), time.process_time()
-    _, report = HistoryGenerator(market).generate(end_ms, {}, write)
+    _, report = HistoryGenerator(market, perps=twins).generate(end_ms, {}, write)
     return {
         "generate_s": time.perf_counter() - wall,
         "generate_cpu_s": time.process_time() - cpu,
         "candles_1m": report.candles_1m,
         "candles_1s": report.candles_1s,
+        "perp_candles_1m": report.perp_candles_1m,
+        "perp_candles_1s": report.perp_candles_1s,
         "mbytes": sizes["bytes"] / 1e6,
     }
 
@@ -69,7 +73,7 @@ def store_perps(client: Any, market: SyntheticMarket, seconds_hours: int) -> dic
 
 
 def generate_and_store(
-    symbols: int, rate: float, now_ms: int, perp_seconds_hours: int
+    symbols: int, rate: float, now_ms: int, perp_seconds_hours: int, perps: bool
 ) -> dict[str, float]:
     """What `tickscan run` does at first start: read the (empty) store, generate, insert."""
     with tempfile.TemporaryDirectory(prefix="bench-sim-history-") as path:
@@ -77,7 +81,9 @@ def generate_and_store(
         try:
             migrate(client, "bench")
             wall, cpu = time.perf_counter(), time.process_time()
-            market, _ = prepare_market(client, "bench", symbols, rate, seed=1, now_ms=now_ms)
+            market, _ = prepare_market(
+                client, "bench", symbols, rate, seed=1, now_ms=now_ms, perpetuals=perps
+            )
             stored = {
                 "store_s": time.perf_counter() - wall,
                 "store_cpu_s": time.process_time() - cpu,
@@ -85,7 +91,9 @@ def generate_and_store(
             stored.update(store_perps(client, market, perp_seconds_hours))
             # A restart: nothing to generate, only the stored ends to read.
             wall = time.perf_counter()
-            prepare_market(client, "bench", symbols, rate, seed=1, now_ms=now_ms + 1_000)
+            prepare_market(
+                client, "bench", symbols, rate, seed=1, now_ms=now_ms + 1_000, perpetuals=perps
+            )
             stored["restart_s"] = time.perf_counter() - wall
         finally:
             client.close()
@@ -112,18 +120,25 @@ def main() -> None:
     parser.add_argument(
         "--perp-seconds-hours", type=int, default=1, help="hours of 1 Hz perpetual marks"
     )
+    parser.add_argument(
+        "--no-perps", action="store_true", help="spot candles only (the perpetuals' left out)"
+    )
     args = parser.parse_args()
+    perps = not args.no_perps
 
     now_ms = time.time_ns() // 1_000_000
     end_ms = now_ms - now_ms % 60_000
     results: dict[str, float | int] = {"symbols": args.symbols, "rate": args.rate}
-    results.update(generate_only(args.symbols, args.rate, end_ms))
+    results.update(generate_only(args.symbols, args.rate, end_ms, perps))
     print(
         f"generate 24 h:       {results['generate_s']:6.2f} s wall, "
         f"{results['generate_cpu_s']:.2f} s CPU: {results['candles_1m']:,} 1m + "
-        f"{results['candles_1s']:,} 1s candles, {results['mbytes']:.0f} MB of Arrow columns"
+        f"{results['candles_1s']:,} 1s candles (perpetuals: {results['perp_candles_1m']:,} 1m "
+        f"+ {results['perp_candles_1s']:,} 1s), {results['mbytes']:.0f} MB of Arrow columns"
     )
-    results.update(generate_and_store(args.symbols, args.rate, now_ms, args.perp_seconds_hours))
+    results.update(
+        generate_and_store(args.symbols, args.rate, now_ms, args.perp_seconds_hours, perps)
+    )
     print(
         f"generate + store:    {results['store_s']:6.2f} s wall, "
         f"{results['store_cpu_s']:.2f} s CPU (chdb inserts included)"

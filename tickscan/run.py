@@ -197,7 +197,7 @@ def _run_cycle(
         if source == "sim":
             # Before any stage starts: the signals flow warms up from these candles.
             sim_market, _history = prepare_market(
-                client, database, options.symbols, options.rate, options.seed
+                client, database, options.symbols, options.rate, options.seed, perpetuals=True
             )
             sim_perps, _perp_history = prepare_perpetuals(
                 client, database, sim_market, funding_every_s=options.funding_every_s

@@ -136,6 +136,7 @@ def prepare_market(
     now_ms: int | None = None,
     history_ms: int = BOARD_HISTORY_MS,
     seconds_ms: int = HOUR_MS,
+    perpetuals: bool = False,
 ) -> tuple[SyntheticMarket, HistoryReport]:
     """The simulated market, continuing what ClickHouse holds of it, with a day of history.
 
@@ -143,7 +144,9 @@ def prepare_market(
     over the last `history_ms` up to the current minute (1s candles too for the last
     `seconds_ms`), and returns the market resumed at the last close and trade id of
     each symbol, starting at that minute: published paced, it catches up to the wall
-    clock at once and then runs live.
+    clock at once and then runs live. With `perpetuals`, the perpetuals' candles are
+    written too, derived from their twins' (`flows.sources.simulator.perp_candles`), so
+    `prepare_perpetuals` continues their trade ids and prices from them.
 
     Args:
         client: A clickhouse-connect client of the store.
@@ -155,6 +158,7 @@ def prepare_market(
         history_ms: How much history to hold (the signals flow's whole ring, so the
             24h change has its reference minute from the first second).
         seconds_ms: The most recent part also kept as 1s candles.
+        perpetuals: Also write the candles the market's perpetuals lack.
 
     Returns:
         The market (recording quotes) and what was written.
@@ -165,8 +169,14 @@ def prepare_market(
     market = SyntheticMarket(symbols, rate, seed=seed, start_us=end_ms * 1000, quotes=True)
     stored = read_stored(client, database, market.exchange, market.market)
     logger.info("simulated market: %d of %d symbols have stored candles", len(stored), symbols)
-    generator = HistoryGenerator(market, history_ms, seconds_ms)
-    resume, report = generator.generate(end_ms, stored, candle_table_writer(client, database))
+    twins = stored_twins = None
+    if perpetuals:
+        twins = Perpetuals(market)
+        stored_twins = read_stored(client, database, market.exchange, MARKET)
+    generator = HistoryGenerator(market, history_ms, seconds_ms, twins)
+    resume, report = generator.generate(
+        end_ms, stored, candle_table_writer(client, database), stored_twins
+    )
     # Symbols stored into this minute resume where they end, the others at the minute.
     start_us = min((state.from_us for state in resume.values()), default=end_ms * 1000)
     market.resume(resume, start_us=min(start_us, end_ms * 1000))
@@ -178,11 +188,12 @@ def prepare_perpetuals(
 ) -> tuple[Perpetuals, PerpHistoryReport]:
     """The market's perpetuals, continuing what ClickHouse holds of them, with their history.
 
-    Call it after `prepare_market` (their history follows the spot candles it wrote).
-    Their trade ids continue from their stored candles; marks and open interest from the
-    stored ones; the marks, funding events, open interest and liquidations they lack up
-    to the market's start minute are written straight to the perps tables: the board's
-    history (`BOARD_HISTORY_MS`), with a mark every second over its last hour.
+    Call it after `prepare_market` with `perpetuals` (their history follows the spot
+    candles it wrote, and their own). Their trade ids and last price continue from their
+    stored candles; marks and open interest from the stored ones; the marks, funding
+    events, open interest and liquidations they lack up to the market's start minute are
+    written straight to the perps tables: the board's history (`BOARD_HISTORY_MS`), with
+    a mark every second over its last hour.
 
     Args:
         client: A clickhouse-connect client of the store.
@@ -203,6 +214,7 @@ def prepare_perpetuals(
             for name, state in stored.items()
             if state.last_trade_id is not None
         },
+        {name: state.close for name, state in stored.items()},
     )
     start_ms = market.start_us // 1000
     end_ms = start_ms - start_ms % MINUTE_MS

@@ -4,6 +4,7 @@ kinds published live."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC
@@ -24,7 +25,8 @@ from schemas.topics import PerpTopics
 from schemas.trades import trade_decoder
 from tests.integration.databases import migrated_database
 from tests.integration.live_run import PARTITIONS, read_topic
-from tickscan.simulate import prepare_market, prepare_perpetuals, publish_market
+from tests.unit.flows.sources.simulator.test_perp_candles import first_prints
+from tickscan.simulate import BOARD_HISTORY_MS, prepare_market, prepare_perpetuals, publish_market
 
 pytestmark = pytest.mark.integration
 
@@ -222,3 +224,67 @@ def test_a_short_run_publishes_trades_marks_funding_open_interest_and_liquidatio
     perp_trades = [t for t in trades if t.market == "usdm"]
     assert perp_trades and {t.symbol for t in perp_trades} == set(perps.symbols)
     assert report.perps == len(marks) + len(funding) + len(oi) + len(liquidations)
+
+
+def perp_candles(ch: Client, database: str, table: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Each perpetual's stored candles of `table`: (open ms, open, close, count, first id,
+    last id), in time order."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for symbol, *row in ch.query(
+        "SELECT symbol, toUnixTimestamp64Milli(open_time), open, close, count, first_trade_id,"
+        " last_trade_id FROM {db:Identifier}.{table:Identifier} FINAL"
+        " WHERE exchange = 'sim' AND market = 'usdm' ORDER BY symbol, open_time",
+        parameters={"db": database, "table": table},
+    ).result_rows:
+        out.setdefault(symbol, []).append(tuple(row))
+    return out
+
+
+def assert_ids_run_on(candles: list[tuple[Any, ...]]) -> None:
+    traded = [c for c in candles if c[3]]
+    assert all(c[5] - c[4] + 1 == c[3] for c in traded)
+    assert all(b[4] == a[5] + 1 for a, b in itertools.pairwise(traded))
+
+
+def test_first_start_gives_the_perpetuals_candles_and_a_restart_continues_them(
+    ch: Client, database: str
+) -> None:
+    market, report = prepare_market(
+        ch, database, SYMBOLS, 200.0, seed=5, now_ms=NOW_MS, perpetuals=True
+    )
+    perps, _ = prepare_perpetuals(ch, database, market)
+    minutes = perp_candles(ch, database, "candles_1m")
+    seconds = perp_candles(ch, database, "candles_1s")
+    assert sorted(minutes) == sorted(seconds) == sorted(perps.symbols)
+    assert report.perp_candles_1m == sum(map(len, minutes.values()))
+    first_ms = END_MS - BOARD_HISTORY_MS
+    for name in perps.symbols:
+        # The board's day in minutes (from the first print, in the first minute) and
+        # the last hour in seconds, up to the market's start.
+        assert [c[0] for c in minutes[name]] == list(range(first_ms, END_MS, 60_000))
+        assert [c[0] for c in seconds[name]] == list(range(END_MS - 3_600_000, END_MS, 1000))
+        assert_ids_run_on(minutes[name])
+        assert_ids_run_on(seconds[name])
+    # The live perpetuals go on from the stored candles: next id, last price.
+    last_ids = {name: minutes[name][-1][5] for name in perps.symbols}
+    assert perps.next_trade_ids() == {name: i + 1 for name, i in last_ids.items()}
+
+    # A restart ten minutes later fills the ten minutes, ids and prices running on.
+    later_ms = END_MS + 10 * 60_000
+    later, again = prepare_market(
+        ch, database, SYMBOLS, 200.0, seed=5, now_ms=later_ms, perpetuals=True
+    )
+    assert again.perp_candles_1m == 10 * PERPS and again.perp_candles_1s == 600 * PERPS
+    resumed, _ = prepare_perpetuals(ch, database, later)
+    after = perp_candles(ch, database, "candles_1m")
+    for name in perps.symbols:
+        assert [c[0] for c in after[name]] == list(range(first_ms, later_ms, 60_000))
+        assert_ids_run_on(after[name])
+        before_close, next_open = after[name][-11][2], after[name][-10][1]
+        assert abs(next_open / before_close - 1) < 0.005, name
+    live = first_prints(later, resumed, 30_000)
+    assert sorted(live) == sorted(perps.symbols)
+    for name, trade in live.items():
+        assert trade.trade_id == max(c[5] or 0 for c in after[name]) + 1
+        assert trade.time_us >= later_ms * 1000
+        assert abs(trade.price / after[name][-1][2] - 1) < 0.005, (name, trade)

@@ -6,8 +6,9 @@ candles the market would have printed over the last day (`buckets`: those candle
 integer arrays), so a fresh store has a complete board at once, and `stored` says where
 each symbol's stored candles end, so a restart continues its prices and trade ids.
 `perps` lists the busiest symbols as USDⓈ-M perpetuals too (their trades, and each
-second's marks, funding, open interest and liquidations from `perp_model`), and
-`perp_history` writes their last day at first start.
+second's marks, funding, open interest and liquidations from `perp_model`),
+`perp_history` writes their last day at first start, and `perp_candles` derives their
+candles from their twins' as `history` draws them.
 """
 
 from flows.sources.simulator.market import (

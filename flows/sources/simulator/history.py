@@ -35,8 +35,11 @@ from flows.sources.simulator.buckets import (
     MINUTE_MS,
     Array,
     Buckets,
+    Prices,
     decimal_array,
     minutes_of,
+    settle,
+    taker_sides,
 )
 from flows.sources.simulator.market import (
     MEAN_FILLS,
@@ -45,6 +48,9 @@ from flows.sources.simulator.market import (
     SymbolResume,
     SyntheticMarket,
 )
+from flows.sources.simulator.perp_candles import PerpCandles
+from flows.sources.simulator.perp_model import MARKET
+from flows.sources.simulator.perps import Perpetuals
 from flows.sources.simulator.regimes import REVERSION_PER_S
 from flows.sources.simulator.stored import StoredSymbol
 
@@ -69,12 +75,16 @@ class HistoryReport:
         candles_1m: 1m candles written.
         candles_1s: 1s candles written.
         seconds: Wall-clock seconds taken, inserts included.
+        perp_candles_1m: The perpetuals' 1m candles written.
+        perp_candles_1s: The perpetuals' 1s candles written.
     """
 
     symbols: int = 0
     candles_1m: int = 0
     candles_1s: int = 0
     seconds: float = 0.0
+    perp_candles_1m: int = 0
+    perp_candles_1s: int = 0
 
 
 Write = Callable[[str, pa.Table], None]
@@ -91,10 +101,16 @@ class HistoryGenerator:
             stored history starts.
         span_ms: How much history the board wants (24 h).
         seconds_ms: The most recent part also written as 1s candles (1 h).
+        perps: The market's perpetuals, to write their candles too, derived from their
+            twins' (`flows.sources.simulator.perp_candles`) on market ``usdm``.
     """
 
     def __init__(
-        self, market: SyntheticMarket, span_ms: int = DAY_MS, seconds_ms: int = HOUR_MS
+        self,
+        market: SyntheticMarket,
+        span_ms: int = DAY_MS,
+        seconds_ms: int = HOUR_MS,
+        perps: Perpetuals | None = None,
     ) -> None:
         if span_ms % MINUTE_MS or seconds_ms % MINUTE_MS or not 0 <= seconds_ms <= span_ms:
             raise ValueError("span and seconds must be whole minutes, seconds within span")
@@ -112,21 +128,28 @@ class HistoryGenerator:
         self._anchor = np.log(np.array(initial, dtype=np.float64))
         self._initial_ticks = np.array(initial, dtype=I64)
         self._seed_ids = np.array(list(market.next_trade_ids().values()), dtype=I64)
+        self.perps = PerpCandles(perps, market.seed) if perps is not None else None
 
     def generate(
-        self, end_ms: int, stored: Mapping[str, StoredSymbol], write: Write
+        self,
+        end_ms: int,
+        stored: Mapping[str, StoredSymbol],
+        write: Write,
+        stored_perps: Mapping[str, StoredSymbol] | None = None,
     ) -> tuple[dict[str, SymbolResume], HistoryReport]:
         """Write the history each symbol lacks before `end_ms`; say where each resumes.
 
         A symbol with nothing stored gets the whole span, starting at its seeded price
         and ids. One whose stored candles end before `end_ms` continues them from the
         next whole minute (at most a span back) at their last close and id. One stored
-        up to `end_ms` or later gets nothing and resumes where it ends.
+        up to `end_ms` or later gets nothing and resumes where it ends. The perpetuals'
+        candles (with `perps`) go on the same way from theirs, over the twins' buckets.
 
         Args:
             end_ms: End of the history, a whole minute (the live market starts there).
             stored: Where each symbol's stored candles end (`read_stored`).
-            write: Receives the rows, in time order per interval.
+            write: Receives the rows, in time order per interval and market.
+            stored_perps: Where each perpetual's stored candles end (with `perps`).
 
         Returns:
             Where every symbol resumes, and what was written.
@@ -159,11 +182,15 @@ class HistoryGenerator:
             log_ticks[i] = math.log(ticks)
             start[i] = max(first_ms, -(-known.end_ms // MINUTE_MS) * MINUTE_MS)
         report = HistoryReport(symbols=int((start < end_ms).sum()))
-        if report.symbols == 0:
+        perps = self.perps
+        if perps is not None:
+            perps.begin(first_ms, end_ms, stored_perps or {})
+            start = np.concatenate([start, perps.start])
+        if not (start < end_ms).any():
             report.seconds = time.monotonic() - started
             return resume, report
         self._rng = np.random.default_rng([self.market.seed & 0xFFFFFFFF, end_ms // MINUTE_MS])
-        state = _State(log_ticks, close, next_id, start, fresh=close < 0)
+        state = _State(log_ticks, close, next_id, start[:n], fresh=close < 0)
         begin = int(start.min())
         logger.info(
             "generating simulated history for %d symbols: %s to %s (1s candles from %s)",
@@ -178,11 +205,18 @@ class HistoryGenerator:
                 stop = min(seconds_from, t + minutes_per_chunk * MINUTE_MS)
                 buckets = self._buckets(state, t, stop, MINUTE_MS)
                 report.candles_1m += self._emit(buckets, "1m", write)
+                if perps is not None:
+                    report.perp_candles_1m += self._emit(perps.derive(buckets), "1m", write, MARKET)
             else:
                 stop = min(end_ms, t + seconds_per_chunk * SECOND_MS)
                 buckets = self._buckets(state, t, stop, SECOND_MS)
                 report.candles_1s += self._emit(buckets, "1s", write)
                 report.candles_1m += self._emit(minutes_of(buckets), "1m", write)
+                if perps is not None:
+                    twins = perps.derive(buckets)
+                    report.perp_candles_1s += self._emit(twins, "1s", write, MARKET)
+                    minutes = minutes_of(twins)
+                    report.perp_candles_1m += self._emit(minutes, "1m", write, MARKET)
             t = stop
             if time.monotonic() - last_log >= 2.0:
                 last_log = time.monotonic()
@@ -201,8 +235,10 @@ class HistoryGenerator:
             )
         report.seconds = time.monotonic() - started
         logger.info(
-            "simulated history written: %d symbols, %d 1m and %d 1s candles in %.1f s",
-            report.symbols, report.candles_1m, report.candles_1s, report.seconds,
+            "simulated history written: %d symbols, %d 1m and %d 1s candles "
+            "(perpetuals: %d 1m and %d 1s) in %.1f s",
+            report.symbols, report.candles_1m, report.candles_1s,
+            report.perp_candles_1m, report.perp_candles_1s, report.seconds,
         )  # fmt: skip
         return resume, report
 
@@ -261,44 +297,18 @@ class HistoryGenerator:
         )
         volume = np.maximum(volume.astype(I64), count)
         # Two trades: one at the open, one at the close, each of its own side.
-        two = count == 2
         split = np.clip(np.rint(volume * rng.random((n, b))).astype(I64), 1, volume - 1)
         # Three or more: taker buys at the ask side of the interval, sells at the bid.
         share = np.clip(regimes.buy_p + rng.standard_normal((n, b)) * 0.5 / np.sqrt(safe), 0, 1)
-        buy_volume = np.rint(volume * share).astype(I64)
         mid = (f_start + f_end) / 2
-        buy_vwap = np.clip(mid + spread / 2, low, high)
-        sell_vwap = np.clip(mid - spread / 2, low, high)
-        buy_quote = np.clip(
-            np.rint(buy_volume * buy_vwap).astype(I64), buy_volume * low, buy_volume * high
+        sides = taker_sides(
+            count,
+            volume,
+            share,
+            Prices(open_, high, low, close),
+            (mid + spread / 2, mid - spread / 2),
+            (buy_open, buy_close, split),
         )
-        sell_volume = volume - buy_volume
-        sell_quote = np.clip(
-            np.rint(sell_volume * sell_vwap).astype(I64), sell_volume * low, sell_volume * high
-        )
-        # Exact for one and two trades.
-        buy_volume = np.where(one, np.where(buy_close, volume, 0), buy_volume)
-        buy_quote = np.where(one, np.where(buy_close, volume * close, 0), buy_quote)
-        sell_quote = np.where(one, np.where(buy_close, 0, volume * close), sell_quote)
-        q_open, q_close = split, volume - split
-        two_buy = np.where(buy_open, q_open, 0) + np.where(buy_close, q_close, 0)
-        two_buy_quote = np.where(buy_open, q_open * open_, 0) + np.where(
-            buy_close, q_close * close, 0
-        )
-        buy_volume = np.where(two, two_buy, buy_volume)
-        buy_quote = np.where(two, two_buy_quote, buy_quote)
-        sell_quote = np.where(two, q_open * open_ + q_close * close - two_buy_quote, sell_quote)
-
-        # Trade ids: consecutive across buckets and from the stored or seeded next id.
-        ids_to = state.next_id[:, None] + np.cumsum(count, axis=1)
-        first_id = ids_to - count
-        # Flat buckets carry the close before them.
-        real = count > 0
-        last_real = np.maximum.accumulate(np.where(real, np.arange(b), -1), axis=1)
-        carried = np.take_along_axis(close, np.maximum(last_real, 0), axis=1)
-        close_all = np.where(last_real >= 0, carried, state.close[:, None])
-        emit = active & (close_all > 0)
-
         # Sums are exact int64 arithmetic: refuse a market whose minutes could overflow.
         biggest = float((volume.astype(np.float64) * high).max()) * (MINUTE_MS / step_ms)
         if biggest > _SAFE_UNITS:
@@ -307,27 +317,17 @@ class HistoryGenerator:
                 "large to generate exactly: lower the rate"
             )
         state.log_ticks = np.where(active[:, -1], y_end[:, -1], state.log_ticks)
-        state.close = close_all[:, -1]
-        state.next_id = ids_to[:, -1]
-        return Buckets(
-            times=times,
-            step_ms=step_ms,
-            emit=emit,
-            count=count,
-            open=np.where(real, open_, close_all),
-            high=np.where(real, high, close_all),
-            low=np.where(real, low, close_all),
-            close=close_all,
-            volume=np.where(real, volume, 0),
-            quote=np.where(real, buy_quote + sell_quote, 0),
-            buy_volume=np.where(real, buy_volume, 0),
-            buy_quote=np.where(real, buy_quote, 0),
-            first_id=first_id,
-            last_id=ids_to - 1,
+        prices = Prices(open_, high, low, close)
+        buckets = settle(
+            times, step_ms, active, count, prices, volume, sides, state.close, state.next_id
         )
+        state.close = buckets.close[:, -1]
+        state.next_id = buckets.last_id[:, -1] + 1
+        return buckets
 
-    def _emit(self, buckets: Buckets, interval: str, write: Write) -> int:
-        """Hand the emitted buckets to `write` as one Arrow table of candle rows.
+    def _emit(self, buckets: Buckets, interval: str, write: Write, market: str = "") -> int:
+        """Hand the emitted buckets to `write` as one Arrow table of candle rows, on
+        `market` (default: the market's own; the rows are its first symbols).
 
         Arrow, not text: the values are integers of ticks and steps already, and an
         Arrow decimal is such an integer with a scale, so no number is formatted or
@@ -354,7 +354,7 @@ class HistoryGenerator:
         table = pa.table(
             {
                 "exchange": pa.array(np.full(n, self.market.exchange)),
-                "market": pa.array(np.full(n, self.market.market)),
+                "market": pa.array(np.full(n, market or self.market.market)),
                 "symbol": pa.DictionaryArray.from_arrays(rows.astype(np.int32), names).cast(
                     pa.string()
                 ),

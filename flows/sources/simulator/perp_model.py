@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from flows.sources.simulator.market import MEAN_SIZE
-from flows.sources.simulator.regimes import DUMP, PUMP, SLOT_S, Regimes, uniform
+from flows.sources.simulator.regimes import DUMP, PUMP, SLOT_S, Regimes, RegimeState, uniform
 from flows.sources.simulator.symbols import SymbolSpec
 from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest
 from schemas.trades import Market
@@ -204,18 +204,28 @@ class PerpModel:
         seed, index = self.seed, self.index_no
         state = self.regimes.at(t[0])
         kind = state.kind
-        noise = uniform(seed, _SALT_NOISE, index, t // _NOISE_EVERY_S) - 0.5
         moving = (kind == PUMP) | (kind == DUMP)
         return Draws(
             start_s=start_s,
             kind=kind,
-            premium=_BASE_PREMIUM + _MOVE_PREMIUM * state.drift * SLOT_S + _NOISE_PREMIUM * noise,
+            premium=self._premium(state, t),
             oi_noise=uniform(seed, _SALT_OI, index, t),
             hit=moving & (uniform(seed, _SALT_LIQ, index, t) < _LIQ_P),
             buy=kind == PUMP,
             offset_us=(uniform(seed, _SALT_LIQ_AT, index, t) * 1_000_000).astype(np.int64),
             size=_LIQ_SIZE * (1.0 + 20.0 * uniform(seed, _SALT_LIQ_SIZE, index, t) ** 4),
         )
+
+    def premium_at(self, time_s: npt.NDArray[np.int64]) -> Array:
+        """Every perpetual's premium over spot at each of the seconds `time_s` (1-d), as
+        `draws` has it: rows are perpetuals, columns the seconds."""
+        t = np.asarray(time_s, dtype=np.int64)[None, :]
+        return self._premium(self.regimes.at(t[0]), t)
+
+    def _premium(self, state: RegimeState, t: npt.NDArray[np.int64]) -> Array:
+        noise = uniform(self.seed, _SALT_NOISE, self.index_no, t // _NOISE_EVERY_S) - 0.5
+        premium: Array = _BASE_PREMIUM + _MOVE_PREMIUM * state.drift * SLOT_S
+        return premium + _NOISE_PREMIUM * noise
 
     def liquidated_qty(self, draws: Draws, columns: slice) -> Array:
         """The base quantity each drawn liquidation of `columns` closes (0 where none)."""

@@ -122,18 +122,29 @@ class Perpetuals:
         """The perpetuals' names (the same as their spot twins')."""
         return [spec.symbol for spec in self.specs]
 
-    def restore(self, states: dict[str, PerpState], next_trade_ids: dict[str, int]) -> None:
-        """Continue from the store: marks, index and open interest, and trade ids.
+    def restore(
+        self,
+        states: dict[str, PerpState],
+        next_trade_ids: dict[str, int],
+        last_prices: dict[str, Decimal] | None = None,
+    ) -> None:
+        """Continue from the store: marks, index and open interest, trade ids and prices.
 
         Args:
             states: Last stored values by symbol; unknown names are ignored.
             next_trade_ids: Next trade id by symbol (one more than the last stored).
+            last_prices: Last stored trade price by symbol (the close of its newest
+                candle): the basis moves from it until the perpetual prints again.
         """
         self.model.restore({self._slot[n]: s for n, s in states.items() if n in self._slot})
         for name, next_id in next_trade_ids.items():
             i = self._slot.get(name)
             if i is not None:
                 self._next_id[i] = next_id
+        for name, price in (last_prices or {}).items():
+            i = self._slot.get(name)
+            if i is not None:
+                self._perp[i] = float(price)
 
     def next_trade_ids(self) -> dict[str, int]:
         """Each perpetual's next trade id."""

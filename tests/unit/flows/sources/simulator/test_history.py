@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from flows.sources.simulator import SymbolResume, SyntheticMarket
 from flows.sources.simulator.buckets import decimal_array
 from flows.sources.simulator.history import DAY_MS, HOUR_MS, MINUTE_MS, HistoryGenerator
 from flows.sources.simulator.stored import StoredSymbol
+from flows.sources.simulator.symbols import SymbolSpec
 from schemas.trades import Trade
 
 RULES = default_rules()
@@ -48,8 +50,9 @@ class Row:
     source: str
 
 
-def parse(table: pa.Table) -> list[Row]:
-    """The rows of a written Arrow table, with the candle tables' columns in their order."""
+def parse(table: pa.Table, market: str = "spot") -> list[Row]:
+    """The rows of a written Arrow table, with the candle tables' columns in their order;
+    none if the table is of another market than `market`."""
     assert table.column_names == list(CANDLE_COLUMNS)
     values = {
         name: table.column(name).cast(pa.int64()).to_pylist()
@@ -60,15 +63,19 @@ def parse(table: pa.Table) -> list[Row]:
     out = []
     for i in range(table.num_rows):
         fields = {name: values[name][i] for name in CANDLE_COLUMNS}
-        assert (fields.pop("exchange"), fields.pop("market")) == ("sim", "spot")
-        out.append(Row(**fields))
+        exchange, table_market = fields.pop("exchange"), fields.pop("market")
+        assert exchange == "sim" and table_market in ("spot", "usdm")
+        if table_market == market:
+            out.append(Row(**fields))
     return out
 
 
 class Collect:
-    """A `Write` that keeps the rows per interval and symbol, in the order written."""
+    """A `Write` that keeps the rows of `market` per interval and symbol, in the order
+    written."""
 
-    def __init__(self) -> None:
+    def __init__(self, market: str = "spot") -> None:
+        self.market = market
         self.rows: dict[str, dict[str, list[Row]]] = {
             "1m": collections.defaultdict(list),
             "1s": collections.defaultdict(list),
@@ -76,7 +83,7 @@ class Collect:
         self.counts = {"1m": 0, "1s": 0}
 
     def __call__(self, interval: str, table: pa.Table) -> None:
-        parsed = parse(table)
+        parsed = parse(table, self.market)
         self.counts[interval] += len(parsed)
         for row in parsed:
             self.rows[interval][row.symbol].append(row)
@@ -111,7 +118,12 @@ def test_covers_the_last_day_in_minutes_and_the_last_hour_in_seconds(day: Day) -
 
 def test_every_candle_is_exact_and_well_formed(day: Day) -> None:
     market, out, _ = day
-    specs = {spec.symbol: spec for spec in market.symbols}
+    check_candles(out, market.symbols)
+
+
+def check_candles(out: Collect, symbols: Sequence[SymbolSpec]) -> None:
+    """Every candle of `out` is exact and well formed; flat ones carry the close."""
+    specs = {spec.symbol: spec for spec in symbols}
     for interval in ("1m", "1s"):
         for symbol, rows in out.rows[interval].items():
             spec = specs[symbol]
@@ -142,7 +154,11 @@ def test_every_candle_is_exact_and_well_formed(day: Day) -> None:
 
 
 def test_trade_ids_are_consecutive_across_the_day(day: Day) -> None:
-    _, out, _ = day
+    check_consecutive_ids(day[1])
+
+
+def check_consecutive_ids(out: Collect) -> None:
+    """Each symbol's trade ids run on from candle to candle."""
     for rows in out.rows["1m"].values():
         real = [r for r in rows if r.count]
         for a, b in itertools.pairwise(real):
@@ -150,7 +166,14 @@ def test_trade_ids_are_consecutive_across_the_day(day: Day) -> None:
 
 
 def test_the_last_hour_s_minutes_are_the_roll_up_of_their_seconds(day: Day) -> None:
-    _, out, _ = day
+    compared, flat_seconds = check_roll_up(day[1])
+    # Quiet seconds inside traded minutes: the roll-up skipped their carried closes.
+    assert compared > 500 and flat_seconds > 1_000
+
+
+def check_roll_up(out: Collect) -> tuple[int, int]:
+    """The last hour's 1m candles are the roll-up of their 1s ones: how many traded
+    minutes were compared, and how many quiet seconds they held."""
     compared = flat_seconds = 0
     for symbol, seconds in out.rows["1s"].items():
         minutes = {r.open_time: r for r in out.rows["1m"][symbol]}
@@ -178,8 +201,7 @@ def test_the_last_hour_s_minutes_are_the_roll_up_of_their_seconds(day: Day) -> N
             assert minute.first_trade_id == real[0].first_trade_id
             assert minute.last_trade_id == real[-1].last_trade_id
             compared += 1
-    # Quiet seconds inside traded minutes: the roll-up skipped their carried closes.
-    assert compared > 500 and flat_seconds > 1_000
+    return compared, flat_seconds
 
 
 def test_the_day_moves_like_the_live_market(day: Day) -> None:
