@@ -12,7 +12,7 @@ from playwright.sync_api import Locator, Page
 from flows.sources.simulator.perps import perp_count
 from tests.fakes.sendgrid import FakeSendGrid, link
 
-SYMBOLS = 30
+SYMBOLS = 25
 """Spot symbols of the simulated market."""
 PERPETUALS = perp_count(SYMBOLS)
 """The busiest of them are also listed as USDⓈ-M perpetuals of the same names."""
