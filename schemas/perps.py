@@ -41,7 +41,20 @@ FundingSource = Literal["exchange", "stream", "sim"]
 funding time passed), or the simulated market."""
 
 
-class MarkPrice(msgspec.Struct, frozen=True, omit_defaults=True):
+class _SymbolRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What every perpetuals record starts with: the symbol it is about."""
+
+    exchange: str
+    market: Market
+    symbol: str
+
+    @property
+    def key(self) -> str:
+        """Kafka key, the same as the symbol's trades."""
+        return f"{self.exchange}:{self.market}:{self.symbol}"
+
+
+class MarkPrice(_SymbolRecord, frozen=True, omit_defaults=True):
     """A symbol's mark price and funding estimate at one instant (Binance ``markPriceUpdate``).
 
     Attributes:
@@ -56,9 +69,6 @@ class MarkPrice(msgspec.Struct, frozen=True, omit_defaults=True):
         received_us: When we read it off the socket.
     """
 
-    exchange: str
-    market: Market
-    symbol: str
     time_us: int
     mark_price: Decimal
     index_price: Decimal
@@ -67,13 +77,8 @@ class MarkPrice(msgspec.Struct, frozen=True, omit_defaults=True):
     received_us: int
     funding_rate: Decimal | None = None
 
-    @property
-    def key(self) -> str:
-        """Kafka key, the same as the symbol's trades."""
-        return f"{self.exchange}:{self.market}:{self.symbol}"
 
-
-class Liquidation(msgspec.Struct, frozen=True, omit_defaults=True):
+class Liquidation(_SymbolRecord, frozen=True, omit_defaults=True):
     """One liquidation order (Binance ``forceOrder``), as sampled by the exchange.
 
     Binance pushes at most one liquidation per symbol per 1000 ms: a second with more
@@ -94,9 +99,6 @@ class Liquidation(msgspec.Struct, frozen=True, omit_defaults=True):
         received_us: When we read it off the socket.
     """
 
-    exchange: str
-    market: Market
-    symbol: str
     time_us: int
     side: Side
     price: Decimal
@@ -111,11 +113,6 @@ class Liquidation(msgspec.Struct, frozen=True, omit_defaults=True):
     received_us: int
 
     @property
-    def key(self) -> str:
-        """Kafka key, the same as the symbol's trades."""
-        return f"{self.exchange}:{self.market}:{self.symbol}"
-
-    @property
     def quote_volume(self) -> Decimal:
         """Filled quantity at its average price, in the quote asset (exact)."""
         return self.filled_qty * self.avg_price
@@ -126,7 +123,7 @@ class Liquidation(msgspec.Struct, frozen=True, omit_defaults=True):
         return self.side == "SELL"
 
 
-class OpenInterest(msgspec.Struct, frozen=True, omit_defaults=True):
+class OpenInterest(_SymbolRecord, frozen=True, omit_defaults=True):
     """One sample of a symbol's open interest.
 
     Attributes:
@@ -138,21 +135,13 @@ class OpenInterest(msgspec.Struct, frozen=True, omit_defaults=True):
         source: Where it came from (`OpenInterestSource`).
     """
 
-    exchange: str
-    market: Market
-    symbol: str
     time_us: int
     open_interest: Decimal
     source: OpenInterestSource
     open_interest_value: Decimal | None = None
 
-    @property
-    def key(self) -> str:
-        """Kafka key, the same as the symbol's trades."""
-        return f"{self.exchange}:{self.market}:{self.symbol}"
 
-
-class FundingEvent(msgspec.Struct, frozen=True, omit_defaults=True):
+class FundingEvent(_SymbolRecord, frozen=True, omit_defaults=True):
     """A settled funding time of one symbol and the rate that applied.
 
     Attributes:
@@ -162,18 +151,10 @@ class FundingEvent(msgspec.Struct, frozen=True, omit_defaults=True):
         source: How it was learnt (`FundingSource`).
     """
 
-    exchange: str
-    market: Market
-    symbol: str
     funding_time_us: int
     funding_rate: Decimal
     source: FundingSource
     mark_price: Decimal | None = None
-
-    @property
-    def key(self) -> str:
-        """Kafka key, the same as the symbol's trades."""
-        return f"{self.exchange}:{self.market}:{self.symbol}"
 
 
 class MarkKline(msgspec.Struct, frozen=True):
