@@ -51,6 +51,8 @@ MARK_DECIMALS = 8
 
 MARK_STREAM = "markPrice@1s"
 FORCE_ORDER_STREAM = "!forceOrder@arr"
+MAX_CATCH_UP_S = 10
+"""Most seconds of marks a late tick sends: a longer stall is a gap, as on Binance."""
 MARKET_PATH_STREAMS = frozenset({MARK_STREAM, FORCE_ORDER_STREAM})
 """Perpetuals streams the ``/market`` path delivers (and ``/public`` does not)."""
 
@@ -103,13 +105,22 @@ class PerpetualMarket:
     # -- streams ---------------------------------------------------------------------
 
     def _perp_tick(self: FakeBinance, now: int) -> None:
-        """Each new second of the exchange clock: mark prices, maybe liquidations."""
+        """Each new second of the exchange clock: mark prices, maybe liquidations.
+
+        Binance pushes a mark every second: a tick that comes late (the loop lagged under
+        load) sends the seconds it missed too, up to `MAX_CATCH_UP_S` of them.
+        """
         state = self._perp
         second = now // 1000
         if self._spot or second == state.last_second:
             return
+        first = second if state.last_second < 0 else state.last_second + 1
         state.last_second = second
-        event_ms = second * 1000
+        for missed in range(max(first, second - MAX_CATCH_UP_S + 1), second + 1):
+            self._perp_second(missed * 1000)
+
+    def _perp_second(self: FakeBinance, event_ms: int) -> None:
+        state = self._perp
         for sym in self._symbols.values():
             if sym.status != "TRADING" or sym.silent_until > self._mono:
                 continue
