@@ -27,27 +27,30 @@ from runtime.clickhouse import connect
 from runtime.migrate import migrate
 from tests.integration.candle_flow import past_candle_flow
 
-# Minutes holding real 1s candles whose 1m candle is missing or unlike their roll-up.
+# Minutes holding real 1s candles whose 1m candle is missing or unlike their roll-up, per
+# exchange, market and symbol (a simulated perpetual shares its spot twin's name).
 UNLIKE = """
-SELECT s_symbol, toUnixTimestamp(s_minute) * 1000, m.count, s_count
+SELECT s_market, s_symbol, toUnixTimestamp(s_minute) * 1000, m.count, s_count
 FROM (
-    SELECT symbol AS s_symbol, toStartOfMinute(open_time) AS s_minute,
+    SELECT exchange AS s_exchange, market AS s_market, symbol AS s_symbol,
+           toStartOfMinute(open_time) AS s_minute,
            argMin(open, open_time) AS s_open, max(high) AS s_high, min(low) AS s_low,
            argMax(close, open_time) AS s_close, sum(volume) AS s_volume,
            sum(quote_volume) AS s_quote_volume, sum(count) AS s_count,
            sum(taker_buy_volume) AS s_tbv, sum(taker_buy_quote_volume) AS s_tbqv,
            min(first_trade_id) AS s_first, max(last_trade_id) AS s_last
     FROM {db:Identifier}.candles_1s FINAL WHERE count > 0
-    GROUP BY s_symbol, s_minute
+    GROUP BY s_exchange, s_market, s_symbol, s_minute
 ) AS s
 LEFT JOIN (SELECT * FROM {db:Identifier}.candles_1m FINAL) AS m
-    ON s_symbol = m.symbol AND s_minute = m.open_time
+    ON s_exchange = m.exchange AND s_market = m.market AND s_symbol = m.symbol
+    AND s_minute = m.open_time
 WHERE s_minute < toDateTime64({upto:Int64} / 1000, 3)
   AND (m.count != s_count OR m.open != s_open OR m.high != s_high OR m.low != s_low
        OR m.close != s_close OR m.volume != s_volume OR m.quote_volume != s_quote_volume
        OR m.taker_buy_volume != s_tbv OR m.taker_buy_quote_volume != s_tbqv
        OR m.first_trade_id != s_first OR m.last_trade_id != s_last)
-ORDER BY s_symbol, s_minute
+ORDER BY s_market, s_symbol, s_minute
 """
 
 

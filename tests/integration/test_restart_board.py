@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flows.sources.simulator.perps import perp_count
 from tests.integration.candle_crash import check_apart
 from tests.integration.sim_run import sim_run_command
 
@@ -28,6 +29,8 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = 20
+ROWS = SYMBOLS + perp_count(SYMBOLS)
+"""The board's rows: the spot symbols and the perpetuals listed beside the busiest."""
 HISTORY_COLUMNS = (
     "change_pct_1h",
     "change_pct_24h",
@@ -103,7 +106,8 @@ class Platform:
 
     def board(self) -> dict[str, dict[str, Any]]:
         rows = httpx.get(f"{self.base}/api/v1/scan", params={"limit": 5000}, timeout=10).json()
-        return {row["symbol"]: row for row in rows["rows"]}
+        # A simulated perpetual shares its spot twin's name: rows are keyed by market too.
+        return {f"{row['market']}:{row['symbol']}": row for row in rows["rows"]}
 
     def warm_board(self, timeout: float) -> dict[str, dict[str, Any]]:
         """The board once every symbol has every history column (or fail after `timeout`)."""
@@ -111,7 +115,7 @@ class Platform:
         board: dict[str, dict[str, Any]] = {}
         while time.monotonic() < deadline:
             board = self.board()
-            if len(board) == SYMBOLS and all(
+            if len(board) == ROWS and all(
                 row.get(c) is not None for row in board.values() for c in HISTORY_COLUMNS
             ):
                 return board
