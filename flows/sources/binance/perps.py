@@ -26,6 +26,7 @@ short reason, so the caller dead-letters the message and goes on.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, Generic, TypeVar
 
@@ -127,7 +128,7 @@ def _checked(check: Callable[[R], R], record: R) -> R:
         raise BinanceDecodeError("invalid_perp", str(exc)) from None
 
 
-class _StreamDecoder(Generic[E, R]):
+class _StreamDecoder(ABC, Generic[E, R]):
     """Decodes one kind of stream event, bare or combined-stream, into a record.
 
     One decoder per consumer (it holds msgspec decoders).
@@ -161,8 +162,9 @@ class _StreamDecoder(Generic[E, R]):
         """
         return self._record(_unwrap(raw, self._wrapped, self._bare), received_us)
 
+    @abstractmethod
     def _record(self, ev: E, received_us: int) -> R:
-        raise NotImplementedError
+        """The record of one decoded event (each kind of stream says how)."""
 
 
 class MarkPriceDecoder(_StreamDecoder[_Mark, MarkPrice]):
