@@ -46,7 +46,6 @@ from flows.signals.rules import Registry, default_rules
 from flows.signals.scanner import (
     DEFAULT_PERP_TOPICS,
     PartitionScanner,
-    PerpTopics,
     ScanContext,
     ScannerOutput,
 )
@@ -61,6 +60,7 @@ from schemas import topics
 from schemas.deadletter import DeadLetter
 from schemas.ranks import RankRow, encode_rank
 from schemas.signals import Signal, encode_signal
+from schemas.topics import PerpTopics
 
 logger = logging.getLogger(__name__)
 

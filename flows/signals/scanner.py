@@ -39,6 +39,7 @@ from schemas.quotes import Quote, quote_decoder
 from schemas.ranks import HISTORY_FIELDS, RankRow
 from schemas.signals import Signal
 from schemas.tickers import Ticker24h, ticker_decoder
+from schemas.topics import PerpTopics
 
 SNAPSHOT_EVERY_MS = 60_000
 """A row as of a multiple of this is written to `rank_snapshots`."""
@@ -49,17 +50,8 @@ the symbol's last row (candle or refresh); a symbol whose candles flow is refres
 them."""
 
 
-@dataclass(frozen=True, slots=True)
-class PerpTopics:
-    """The topics of perpetuals data the scanner reads (schemas.perps records)."""
-
-    marks: str = topics.MARKS
-    open_interest: str = topics.OPEN_INTEREST
-    liquidations: str = topics.LIQUIDATIONS
-    funding: str = topics.FUNDING
-
-
 DEFAULT_PERP_TOPICS = PerpTopics()
+"""The topics of perpetuals data the scanner reads (schemas.perps records)."""
 _PERP_ADD: dict[type, Callable[[PerpState, Any], None]] = {
     MarkPrice: PerpState.add_mark,
     OpenInterest: PerpState.add_open_interest,

@@ -20,7 +20,6 @@ from api.services.filter_query import parse_query
 from api.services.filter_sql import history_rows, history_sql
 from flows.recovery import run_flow
 from flows.signals.flow import SignalCounters, build_kafka_flow
-from flows.signals.scanner import PerpTopics
 from flows.signals.settings import SignalFlowSettings
 from flows.signals.warm_start import WarmStart
 from flows.sinks.perps import PerpWriter
@@ -31,6 +30,7 @@ from schemas import topics
 from schemas.candles import Candle, encode_candle
 from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest, encode_perp
 from schemas.ranks import PERP_METRICS, RankRow, rank_decoder
+from schemas.topics import PerpTopics
 from tests.integration.test_signals import read
 from tests.perps_records import funding, liquidation, mark, open_interest, perp_candle
 from tests.unit.flows.signals.test_metrics import candle
@@ -230,7 +230,8 @@ def run(
 
 
 def _perp_topics(names: Callable[[str], str]) -> PerpTopics:
-    return PerpTopics(*(names(t) for t in PERP_TOPICS))
+    marks, open_interest, liquidations, funding = (names(t) for t in PERP_TOPICS)
+    return PerpTopics(marks, liquidations, open_interest, funding)
 
 
 def test_rows_and_snapshots_hold_the_recomputed_perpetuals_metrics(
