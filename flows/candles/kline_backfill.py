@@ -109,8 +109,8 @@ async def backfill_klines(run: RestRun) -> None:
     """
     client, rest, report = run.client, run.rest, run.report
     interval = cast(Interval, report.interval)
-    start_ms = _ms(report.start)
-    end_ms = _ms(report.end)
+    start_ms = epoch_ms(report.start)
+    end_ms = epoch_ms(report.end)
     writer = CandleWriter(
         lambda: client, report.database, source="exchange", max_rows=1 << 30, max_age_ms=1 << 30
     )
@@ -259,7 +259,7 @@ def record_chunk(
     client: Client, report: BackfillReport, kind: str, interval: str, chunk: Chunk, rows: int
 ) -> None:
     """Record a finished chunk in ``backfill_progress``, so a rerun skips it."""
-    start, end = _dt(chunk.start_ms), _dt(chunk.end_ms)
+    start, end = utc_datetime(chunk.start_ms), utc_datetime(chunk.end_ms)
     client.insert(
         PROGRESS_TABLE,
         [[EXCHANGE, report.market, kind, chunk.symbol, interval, chunk.day, start, end, rows]],
@@ -289,9 +289,11 @@ def first_error(group: BaseExceptionGroup[Any]) -> BaseException:
     return leaves[0]
 
 
-def _ms(dt: datetime) -> int:
+def epoch_ms(dt: datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime, exactly (no float)."""
     return (dt - _EPOCH) // timedelta(milliseconds=1)
 
 
-def _dt(ms: int) -> datetime:
+def utc_datetime(ms: int) -> datetime:
+    """The UTC datetime of milliseconds since the epoch."""
     return datetime.fromtimestamp(ms / 1000, UTC)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flows.candles.backfill import BackfillError, Chunk, plan_chunks
@@ -33,9 +32,11 @@ from flows.candles.kline_backfill import (
     RestRun,
     check_symbols,
     done_chunks,
+    epoch_ms,
     is_done,
     record_chunk,
     rest_failures,
+    utc_datetime,
 )
 from flows.candles.reports import BackfillReport, HistoryCounts
 from flows.sinks.perps import PerpWriter
@@ -52,8 +53,6 @@ from flows.sources.binance.perp_responses import HISTORY_DAYS, OPEN_INTEREST_PER
 __all__ = ["HISTORY", "HistoryKind", "backfill_perp_history"]
 
 logger = logging.getLogger(__name__)
-
-_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ async def backfill_perp_history(run: RestRun, *, now_ms: int | None = None) -> N
     if not kinds:
         return
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    start_ms, end_ms = _ms(report.start), _ms(report.end)
+    start_ms, end_ms = epoch_ms(report.start), epoch_ms(report.end)
     writer = PerpWriter(lambda: client, report.database, max_rows=1 << 30, max_age_ms=1 << 30)
     for kind in kinds:
         report.history[kind.name] = HistoryCounts()
@@ -189,9 +188,10 @@ def _plan(
             continue
         todo[chunk.symbol].append(chunk)
     if floor > start_ms:
+        kept_from = utc_datetime(min(floor, end_ms))
         warning = (
             f"open-interest history: Binance keeps only the last {HISTORY_DAYS} days, so "
-            f"{report.start:%Y-%m-%d %H:%M} .. {_dt(min(floor, end_ms)):%Y-%m-%d %H:%M} UTC "
+            f"{report.start:%Y-%m-%d %H:%M} .. {kept_from:%Y-%m-%d %H:%M} UTC "
             f"was left out ({len(report.symbols)} symbol(s))"
         )
         logger.warning("%s", warning)
@@ -256,11 +256,3 @@ def _units(kind: HistoryKind, chunk: Chunk) -> int:
         return 0
     step = kind.step_ms
     return -(-chunk.end_ms // step) + (-chunk.start_ms // step)  # multiples of step in it
-
-
-def _ms(dt: datetime) -> int:
-    return (dt - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
