@@ -15,8 +15,11 @@ class SymbolInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     Ingest writes these to ClickHouse ``symbols`` each time it reads the universe; the
     API joins them to the live board (quote-currency filters, display precision).
     `status` is the exchange's (``TRADING``, ``BREAK``, ...); a delisted symbol keeps
-    its last row with its last status. `kind` is ``spot`` or, on USDⓈ-M, the
-    ``contractType`` lower-cased (``perpetual``, ``current_quarter``, ...).
+    its last row with its last status. The filters (``PRICE_FILTER`` tick size,
+    ``LOT_SIZE`` step size, min and max quantity, ``MARKET_LOT_SIZE`` max quantity,
+    ``NOTIONAL`` / ``MIN_NOTIONAL`` minimum) are None when the exchange sets none.
+    `kind` is ``spot`` or, on USDⓈ-M, the ``contractType`` lower-cased (``perpetual``,
+    ``current_quarter``, ...).
     """
 
     exchange: str
@@ -28,6 +31,10 @@ class SymbolInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     kind: str
     tick_size: Decimal | None = None
     step_size: Decimal | None = None
+    min_qty: Decimal | None = None
+    max_qty: Decimal | None = None
+    market_max_qty: Decimal | None = None
+    min_notional: Decimal | None = None
     updated_ms: int = 0
 
     @property

@@ -39,12 +39,32 @@ OPEN_INTEREST = "md.open_interest.v1"
 FUNDING = "md.funding.v1"
 """Settled funding events (`schemas.perps.FundingEvent`), keyed like the trades."""
 
+DEPTH = "md.depth.v1"
+"""Partial order books (`schemas.depth.BookDepth`), keyed like the trades: only for the
+symbols some consumer watches (`DEPTH_WATCH`)."""
+
+DEPTH_WATCH = "md.depth_watch.v1"
+"""Which symbols' depth is needed (`schemas.depth.DepthWatch`), keyed by
+`exchange:market`; ingest subscribes the depth streams of exactly these."""
+
+ORDERS = "tr.orders.v1"
+"""Trading commands (`schemas.trading.Command`), keyed by account id."""
+
+EVENTS = "tr.events.v1"
+"""Account events (`schemas.trading.AccountEvent`), keyed by account id: the log an
+account's state is a fold of."""
+
+ACCOUNTS = "tr.accounts.v1"
+"""Account views (`schemas.trading.AccountView`), keyed by account id: balances,
+positions at the mark and open orders, not part of the fold."""
+
 DEADLETTER = "md.deadletter.v1"
 """Messages a stage rejected (`schemas.deadletter.DeadLetter`), keyed by stage."""
 
 ALL = (
     TRADES, QUOTES, CANDLES, SIGNALS, RANKS, TICKERS,
-    MARKS, LIQUIDATIONS, OPEN_INTEREST, FUNDING, DEADLETTER,
+    MARKS, LIQUIDATIONS, OPEN_INTEREST, FUNDING, DEPTH, DEPTH_WATCH,
+    ORDERS, EVENTS, ACCOUNTS, DEADLETTER,
 )  # fmt: skip
 
 
@@ -56,6 +76,15 @@ class PerpTopics:
     liquidations: str = LIQUIDATIONS
     open_interest: str = OPEN_INTEREST
     funding: str = FUNDING
+
+
+@dataclass(frozen=True, slots=True)
+class TradingTopics:
+    """The topics of trading, by kind (the defaults above unless a test renames them)."""
+
+    orders: str = ORDERS
+    events: str = EVENTS
+    accounts: str = ACCOUNTS
 
 
 CONTROL_HEADER = "tickscan-control"
