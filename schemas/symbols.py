@@ -31,11 +31,11 @@ class SymbolInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     kind: str
     tick_size: Decimal | None = None
     step_size: Decimal | None = None
+    updated_ms: int = 0
     min_qty: Decimal | None = None
     max_qty: Decimal | None = None
     market_max_qty: Decimal | None = None
     min_notional: Decimal | None = None
-    updated_ms: int = 0
 
     @property
     def key(self) -> str:
