@@ -359,6 +359,13 @@ class OrderRejected(_Event, frozen=True, omit_defaults=True, tag="rejected"):
     order: Order
 
 
+class OrderRepeated(_Event, frozen=True, omit_defaults=True, tag="repeated"):
+    """A place command repeated a client order id: `order` is that order as it stands,
+    and nothing else happened (the fold changes nothing but `seq`)."""
+
+    order: Order
+
+
 class OrderUpdated(_Event, frozen=True, omit_defaults=True, tag="updated"):
     """An order changed without a fill: canceled, expired, amended or triggered."""
 
@@ -414,8 +421,8 @@ class CommandRefused(_Event, frozen=True, omit_defaults=True, tag="refused"):
 
 
 AccountEvent = (
-    AccountOpened | AccountReset | OrderAccepted | OrderRejected | OrderUpdated
-    | OrderFilled | LeverageChanged | FundingPaid | Liquidated | CommandRefused
+    AccountOpened | AccountReset | OrderAccepted | OrderRejected | OrderRepeated
+    | OrderUpdated | OrderFilled | LeverageChanged | FundingPaid | Liquidated | CommandRefused
 )  # fmt: skip
 
 
