@@ -1,18 +1,22 @@
 // The REST client: JSON in and out, the session cookie, one refresh on 401, typed errors.
 
-/** An API error as the server states it: `{"error": {"code", "message"}}` and the status. */
+/**
+ * An API error as the server states it: `{"error": {"code", "message", ...}}` and the
+ * status; `details` holds the error's other fields (a rejected order's `binance_code`).
+ */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }
 }
 
 export interface RequestOptions {
-  method?: "GET" | "POST" | "PUT" | "DELETE";
+  method?: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   body?: unknown;
   query?: Record<string, string | number | boolean | undefined>;
   signal?: AbortSignal;
@@ -63,14 +67,16 @@ export async function api<T>(path: string, options: RequestOptions = {}): Promis
   if (!response.ok) {
     let code = "http_error";
     let message = `${response.status} ${response.statusText}`;
+    let details: Record<string, unknown> = {};
     try {
       const body = await response.json();
       code = body?.error?.code ?? code;
       message = body?.error?.message ?? message;
+      if (body?.error && typeof body.error === "object") details = body.error;
     } catch {
       // not JSON: keep the status line
     }
-    throw new ApiError(response.status, code, message);
+    throw new ApiError(response.status, code, message, details);
   }
   if (response.status === 204) return undefined as T;
   return (await response.json()) as T;

@@ -1,6 +1,6 @@
 // The chart of one symbol beside the board: header (symbol, intervals, last price, close),
 // the bar under the crosshair, and the chart with its loading, empty and error states.
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Locked } from "../account/Locked";
 import { useSession } from "../session/SessionProvider";
 import { formatPct, formatVolume } from "../board/format";
@@ -8,10 +8,19 @@ import { fixed } from "./axis";
 import { changePct, INTERVALS, parseKey, type Candle, type Interval } from "./candles";
 import { ChartView } from "./chartView";
 import { formatFunding, UNDERCOUNT, type PerpBook } from "./perps";
-import { useCandles, type CandlesStatus } from "./useCandles";
+import { failure, useCandles, type CandlesStatus } from "./useCandles";
 import { usePerps } from "./usePerps";
 import { useSignals } from "./useSignals";
+import { ChartLineList } from "../trading/ChartLineList";
+import { amendOrder, type Market } from "../trading/api";
+import { tradeLines, type TradeLine } from "../trading/lines";
+import { OrderTicket } from "../trading/OrderTicket";
+import { TradingTables } from "../trading/TradingTables";
+import { useChartLines } from "../trading/useChartLines";
+import { usePaper } from "../trading/usePaper";
+import { useSymbolFilters } from "../trading/useSymbolFilters";
 import "./chart.css";
+import "../trading/trading.css";
 
 const MARKET_LABEL: Record<string, string> = { spot: "Spot", usdm: "Perp" };
 
@@ -128,6 +137,7 @@ export function ChartPanel({ symbolKey, onClose, asView = false }: { symbolKey: 
   const interval: Interval = chosen === "1s" && !has("candles_1s") ? "1m" : chosen;
   const [attempt, setAttempt] = useState(0);
   const container = useRef<HTMLDivElement>(null);
+  const [canvas, setCanvas] = useState<HTMLDivElement | null>(null);
   const [view, setView] = useState<ChartView | null>(null);
   const [last, setLast] = useState<Candle>();
   const [hover, setHover] = useState<Candle>();
@@ -135,6 +145,7 @@ export function ChartPanel({ symbolKey, onClose, asView = false }: { symbolKey: 
   const [, setPerpsVersion] = useState(0);
 
   useEffect(() => {
+    setCanvas(container.current);
     const chart = new ChartView(container.current!, symbolKey, interval, {
       onLast: setLast,
       onHover: setHover,
@@ -166,8 +177,30 @@ export function ChartPanel({ symbolKey, onClose, asView = false }: { symbolKey: 
   const shown = hover ?? last;
   const precision = view?.precision ?? 2;
 
+  // Paper trading on this symbol: the ticket, the account's lines on the chart, its tables.
+  const paper = usePaper(market as Market, exchange);
+  const filters = useSymbolFilters(exchange, market as Market, symbol);
+  const lines = useMemo(() => tradeLines(paper.account, symbol), [paper.account, symbol]);
+  const [lineError, setLineError] = useState<string | null>(null);
+  const accountId = paper.account?.account_id;
+  const { track } = paper;
+  const amend = useCallback(
+    async (line: TradeLine, price: string) => {
+      if (!accountId || !line.amend) return;
+      setLineError(null);
+      try {
+        track(await amendOrder(accountId, line.amend.clientOrderId, { [line.amend.field]: price }));
+      } catch (failed) {
+        setLineError(failure(failed, "The order could not be amended"));
+        throw failed;
+      }
+    },
+    [accountId, track],
+  );
+  const drag = useChartLines(view, canvas, lines, filters?.tick_size ?? null, amend);
+
   return (
-    <section className="chart-panel" data-testid="chart" aria-label={`${symbol} chart`}>
+    <section className="chart-panel trading" data-testid="chart" aria-label={`${symbol} chart`}>
       <header className="chart-header">
         {asView && (
           <button type="button" className="chart-back" data-testid="chart-back" onClick={onClose} aria-label="Back to the board (Esc)">
@@ -226,9 +259,11 @@ export function ChartPanel({ symbolKey, onClose, asView = false }: { symbolKey: 
         </div>
       </div>
       {view?.perps && <PerpLegend book={view.perps} openTime={shown?.open_time} error={perpsError} />}
+      <div className="chart-body">
       <div className="chart-area">
         <div className="chart-canvas" ref={container} />
         <Overlay status={status} symbol={symbol} hasBars={!!last} onRetry={() => setAttempt((n) => n + 1)} />
+        <ChartLineList lines={lines} drag={drag} error={lineError} />
         {/* The attribution notice of TradingView Lightweight Charts™ (Apache 2.0 NOTICE):
             Copyright (c) 2025 TradingView, Inc. https://www.tradingview.com/ */}
         <a
@@ -241,6 +276,9 @@ export function ChartPanel({ symbolKey, onClose, asView = false }: { symbolKey: 
           TradingView Lightweight Charts™
         </a>
       </div>
+      <OrderTicket paper={paper} market={market as Market} symbol={symbol} filters={filters} lastPrice={last?.close} />
+      </div>
+      <TradingTables paper={paper} />
     </section>
   );
 }

@@ -92,6 +92,7 @@ export class ChartView {
   private readonly signals = new Map<string, Signal>();
   private readonly panes: PerpPanes | null = null;
   private digits = 2;
+  private removed = false;
 
   /**
    * A chart is made for one symbol and interval (and removed when either changes), so
@@ -160,6 +161,16 @@ export class ChartView {
     return this.digits;
   }
 
+  /** The candles' series: lines at a price (a paper account's orders) are drawn on it. */
+  get priceSeries(): ISeriesApi<"Candlestick"> {
+    return this.candles;
+  }
+
+  /** Let the pointer pan and zoom the chart, or not (while it drags a line). */
+  setScrollable(on: boolean): void {
+    this.chart.applyOptions({ handleScroll: on, handleScale: on });
+  }
+
   /** A perpetual's data per bar; null for a spot symbol (no panes). */
   get perps(): PerpBook | null {
     return this.panes?.book ?? null;
@@ -217,7 +228,13 @@ export class ChartView {
     this.drawMarkers();
   }
 
+  /** Whether `remove` was called: the chart and its series are gone. */
+  get isRemoved(): boolean {
+    return this.removed;
+  }
+
   remove(): void {
+    this.removed = true;
     this.needOlder = undefined;
     this.chart.unsubscribeCrosshairMove(this.onCrosshair);
     this.chart.timeScale().unsubscribeVisibleLogicalRangeChange(this.onRange);

@@ -93,6 +93,9 @@ function UserMenu() {
       <a href="/account" onClick={followLink} className="status-name" title={me.email ?? me.wallet_address ?? undefined}>
         {name}
       </a>
+      <a href="/paper" onClick={followLink} data-testid="paper-menu-link">
+        Paper
+      </a>
       <a href="/billing" onClick={followLink}>
         Billing
       </a>
