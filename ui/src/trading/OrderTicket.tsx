@@ -7,7 +7,7 @@ import { ApiError } from "../api/client";
 import { failure } from "../account/form";
 import { placeOrder, setLeverage, type MarginMode, type Market, type OrderType, type Side, type TimeInForce, type TriggerPrice } from "./api";
 import { snap } from "./decimal";
-import { formatAmount } from "./format";
+import { formatNotional } from "./format";
 import { AccountBar } from "./AccountBar";
 import { checkTicket, EMPTY_TICKET, ORDER_TYPES, takesPrice, takesQuoteAmount, takesStop, takesTimeInForce, TIMES_IN_FORCE, type SymbolFilters, type TicketField, type TicketForm } from "./ticket";
 import type { Paper } from "./usePaper";
@@ -248,7 +248,7 @@ export function OrderTicket({ paper, market, symbol, filters, lastPrice }: Props
             </label>
           )}
           <p className="ticket-notional" data-testid="ticket-notional">
-            {check?.notional ? `≈ ${formatAmount(check.notional)} ${quote}` : "\u00a0"}
+            {check?.notional ? `≈ ${formatNotional(check.notional)} ${quote}` : "\u00a0"}
           </p>
           <button type="submit" className={`button ticket-submit ${form.side === "BUY" ? "buy" : "sell"}`} data-testid="ticket-submit" disabled={sending || !filters}>
             {form.side === "BUY" ? "Buy" : "Sell"} {base}

@@ -25,6 +25,11 @@ export function pnlTone(value: string | null | undefined, digits = 2): "up" | "d
   return compare(text, "0") > 0 ? "up" : "down";
 }
 
+/** A notional in the quote asset: cents from 1 up, the exact value (trimmed to 8 digits) below. */
+export function formatNotional(value: string): string {
+  return compare(value.replace("-", ""), "1") >= 0 ? formatAmount(value) : formatAmount(value, 8).replace(/\.?0+$/, "");
+}
+
 /** A price or quantity in the digits of its tick or step size ("61807.1" at "0.01": "61807.10"). */
 export function formatIn(value: string | null | undefined, digits: number): string {
   if (value === null || value === undefined || value === "") return DASH;
