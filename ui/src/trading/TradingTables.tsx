@@ -3,6 +3,7 @@
 import { useState, type ReactNode } from "react";
 import { failure } from "../account/form";
 import { cancelAll, cancelOrder, closeAll, closePosition, isOpen, workingPrice, workingQuantity, workingStop, type Order } from "./api";
+import { isFlat } from "./lines";
 import { formatAmount, formatMarketTime, formatPnl, pnlTone, typeLabel } from "./format";
 import type { Paper } from "./usePaper";
 
@@ -71,6 +72,8 @@ export function TradingTables({ paper }: { paper: Paper }) {
   const id = account.account_id;
   const usdm = account.market === "usdm";
   const open = account.open_orders;
+  // A closed position may stay in the view for its realised P&L: the table lists open ones.
+  const positions = account.positions.filter((p) => !isFlat(p.qty));
 
   const act = (work: () => Promise<unknown>) => {
     setError(null);
@@ -79,7 +82,7 @@ export function TradingTables({ paper }: { paper: Paper }) {
   const cancel = (order: Order) => act(async () => paper.track(await cancelOrder(id, order.request.client_order_id)));
 
   const tabs: { key: Tab; label: string }[] = [
-    { key: "positions", label: usdm ? `Positions (${account.positions.length})` : "Balances" },
+    { key: "positions", label: usdm ? `Positions (${positions.length})` : "Balances" },
     { key: "open", label: `Open orders (${open.length})` },
     { key: "orders", label: "Order history" },
     { key: "fills", label: "Fills" },
@@ -114,7 +117,7 @@ export function TradingTables({ paper }: { paper: Paper }) {
             </span>
           )}
         </span>
-        {tab === "positions" && usdm && account.positions.length > 0 && (
+        {tab === "positions" && usdm && positions.length > 0 && (
           <button type="button" className="button" data-testid="positions-close-all" onClick={() => act(() => closeAll(id))}>
             Close all
           </button>
@@ -143,8 +146,8 @@ export function TradingTables({ paper }: { paper: Paper }) {
               </tr>
             </thead>
             <tbody>
-              {account.positions.length === 0 && <Empty columns={11}>No open position.</Empty>}
-              {account.positions.map((p) => (
+              {positions.length === 0 && <Empty columns={11}>No open position.</Empty>}
+              {positions.map((p) => (
                 <tr key={p.symbol} data-testid="position-row" data-symbol={p.symbol}>
                   <td>{p.symbol}</td>
                   <td className={`num ${p.qty.startsWith("-") ? "down" : "up"}`} data-testid="position-qty">

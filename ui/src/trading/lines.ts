@@ -47,11 +47,14 @@ function orderLines(order: Order): TradeLine[] {
   return lines;
 }
 
+/** Whether a position's signed size is zero ("0", "-0.000"): nothing is open. */
+export const isFlat = (qty: string) => /^-?0*\.?0*$/.test(qty);
+
 /** The lines of `account` on `symbol`'s chart: position first, then orders by id. */
 export function tradeLines(account: AccountView | null, symbol: string): TradeLine[] {
   if (!account) return [];
   const lines: TradeLine[] = [];
-  const position = account.positions.find((p) => p.symbol === symbol && !/^-?0*\.?0*$/.test(p.qty));
+  const position = account.positions.find((p) => p.symbol === symbol && !isFlat(p.qty));
   if (position) {
     const long = !position.qty.startsWith("-");
     lines.push({
