@@ -263,7 +263,7 @@ export function ChartPanel({ symbolKey, onClose, asView = false }: { symbolKey: 
       <div className="chart-area">
         <div className="chart-canvas" ref={container} />
         <Overlay status={status} symbol={symbol} hasBars={!!last} onRetry={() => setAttempt((n) => n + 1)} />
-        <ChartLineList lines={lines} drag={drag} error={lineError} />
+        <ChartLineList lines={lines} drag={drag} error={lineError} tick={filters?.tick_size ?? null} amend={amend} />
         {/* The attribution notice of TradingView Lightweight Charts™ (Apache 2.0 NOTICE):
             Copyright (c) 2025 TradingView, Inc. https://www.tradingview.com/ */}
         <a

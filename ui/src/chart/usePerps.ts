@@ -2,6 +2,7 @@
 // of each history, then what the live `perps` channel brings.
 import { useEffect, useState } from "react";
 import { api } from "../api/client";
+import { follow } from "../live/follow";
 import type { LiveSocket, ServerMessage } from "../live/socket";
 import { parseKey } from "./candles";
 import type { ChartView } from "./chartView";
@@ -45,38 +46,24 @@ export function usePerps(view: ChartView | null, live: LiveSocket): string | nul
     if (!view?.perps) return;
     const ref = parseKey(view.symbolKey);
     const query = { ...ref, interval: view.interval, limit: PAGE };
-    const abort = new AbortController();
-    let waiting: ServerMessage[] | null = [];
-    const sub = live.subscribe("perps", { ...ref }, (message) => {
-      if (message.type === "error") {
-        setError(String(message.message));
-      } else if (waiting) {
-        waiting.push(message);
-      } else if (applyLive(view, message)) {
-        view.perpsChanged();
-      }
-    });
-    const get = <T>(what: string) => api<T>(`/api/v1/perps/${what}`, { query, signal: abort.signal });
-    Promise.all([
-      get<OpenInterestSeries>("open_interest"),
-      get<FundingSeries>("funding"),
-      get<LiquidationSeries>("liquidations"),
-    ]).then(
-      ([oi, funding, liquidations]) => {
+    const get = <T>(what: string, signal: AbortSignal) => api<T>(`/api/v1/perps/${what}`, { query, signal });
+    return follow(live, "perps", { ...ref }, {
+      load: (signal) =>
+        Promise.all([
+          get<OpenInterestSeries>("open_interest", signal),
+          get<FundingSeries>("funding", signal),
+          get<LiquidationSeries>("liquidations", signal),
+        ]),
+      history: ([oi, funding, liquidations]) => {
         view.perps!.addHistory(oi, funding, liquidations);
-        const early = waiting ?? [];
-        waiting = null;
-        early.forEach((message) => applyLive(view, message));
         view.perpsChanged();
       },
-      (reason: unknown) => {
-        if (!abort.signal.aborted) setError(failure(reason, "Cannot load open interest and funding"));
+      message: (message) => {
+        if (applyLive(view, message)) view.perpsChanged();
       },
-    );
-    return () => {
-      abort.abort();
-      sub.close();
-    };
+      refused: setError,
+      failed: (reason) => setError(failure(reason, "Cannot load open interest and funding")),
+    });
   }, [view, live, reopened]);
 
   return error;

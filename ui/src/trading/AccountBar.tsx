@@ -4,7 +4,8 @@ import { useState, type FormEvent } from "react";
 import { failure } from "../account/form";
 import { followLink } from "../router";
 import { useSession } from "../session/SessionProvider";
-import { isDecimal, compare } from "./decimal";
+import { Choice } from "./controls";
+import { compare, isDecimal } from "./decimal";
 import type { Market } from "./api";
 import { formatAmount } from "./format";
 import type { Paper } from "./usePaper";
@@ -69,13 +70,16 @@ export function AccountBar({ paper, market }: { paper: Paper; market: Market | n
     return (
       <form className="paper-bar paper-bar-form" onSubmit={submit} data-testid={creating ? "paper-create" : "paper-reset"} aria-label={creating ? "New paper account" : "Reset the paper account"}>
         {creating && market === null && (
-          <label className="ticket-field">
-            <span>Market</span>
-            <select data-testid="paper-market" value={chosenMarket} onChange={(e) => setChosenMarket(e.target.value as Market)}>
-              <option value="usdm">{MARKET_NAME.usdm}</option>
-              <option value="spot">{MARKET_NAME.spot}</option>
-            </select>
-          </label>
+          <Choice<Market>
+            label="Market"
+            testid="paper-market"
+            value={chosenMarket}
+            options={[
+              { value: "usdm", label: MARKET_NAME.usdm },
+              { value: "spot", label: MARKET_NAME.spot },
+            ]}
+            onChange={setChosenMarket}
+          />
         )}
         {creating && (
           <label className="ticket-field">
@@ -107,16 +111,15 @@ export function AccountBar({ paper, market }: { paper: Paper; market: Market | n
   }
   return (
     <div className="paper-bar">
-      <label className="paper-account">
-        <span className="sr-only">Paper account</span>
-        <select data-testid="paper-account" value={account?.account_id ?? accounts[0]?.account_id} onChange={(e) => paper.select(e.target.value)}>
-          {accounts.map((a) => (
-            <option key={a.account_id} value={a.account_id}>
-              {a.name}
-            </option>
-          ))}
-        </select>
-      </label>
+      <Choice
+        label="Paper account"
+        hideLabel
+        className="paper-account"
+        testid="paper-account"
+        value={account?.account_id ?? accounts[0]?.account_id}
+        options={accounts.map((a) => ({ value: a.account_id, label: a.name }))}
+        onChange={paper.select}
+      />
       <span className="paper-equity" data-testid="paper-equity" title="Equity (USDT)">
         {account ? formatAmount(account.equity) : "–"}
       </span>

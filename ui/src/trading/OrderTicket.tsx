@@ -2,13 +2,14 @@
 // USDⓈ-M leverage, margin mode and reduce-only. Checked against the symbol's filters
 // before it is sent; a rejection shows the exchange's reason. Enter sends, B and S choose
 // the side, Esc clears.
-import { useEffect, useId, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useEffect, useState, type FormEvent, type KeyboardEvent } from "react";
 import { ApiError } from "../api/client";
 import { failure } from "../account/form";
 import { placeOrder, setLeverage, type MarginMode, type Market, type OrderType, type Side, type TimeInForce, type TriggerPrice } from "./api";
 import { snap } from "./decimal";
 import { formatNotional } from "./format";
 import { AccountBar } from "./AccountBar";
+import { Choice, DecimalField } from "./controls";
 import { checkTicket, EMPTY_TICKET, ORDER_TYPES, takesPrice, takesQuoteAmount, takesStop, takesTimeInForce, TIMES_IN_FORCE, type SymbolFilters, type TicketField, type TicketForm } from "./ticket";
 import type { Paper } from "./usePaper";
 
@@ -24,6 +25,15 @@ function refusal(error: unknown): string {
   return failure(error).message;
 }
 
+const MARGIN_MODES = [
+  { value: "cross", label: "Cross" },
+  { value: "isolated", label: "Isolated" },
+] as const;
+const TRIGGERS = [
+  { value: "last", label: "Last" },
+  { value: "mark", label: "Mark" },
+] as const;
+
 interface Props {
   paper: Paper;
   market: Market;
@@ -34,7 +44,6 @@ interface Props {
 }
 
 export function OrderTicket({ paper, market, symbol, filters, lastPrice }: Props) {
-  const id = useId();
   const [form, setForm] = useState<TicketForm>(EMPTY_TICKET);
   const [tried, setTried] = useState(false);
   const [sending, setSending] = useState(false);
@@ -119,16 +128,14 @@ export function OrderTicket({ paper, market, symbol, filters, lastPrice }: Props
     }
   };
 
-  const fieldProps = (field: TicketField) => ({
-    "aria-invalid": shown[field] ? true : undefined,
-    "aria-describedby": shown[field] ? `${id}-${field}-error` : undefined,
+  /** A decimal field's value, change and error, from the form. */
+  const bind = (field: TicketField, testid: string) => ({
+    testid,
+    value: form[field],
+    onChange: (value: string) => change({ [field]: value }),
+    error: shown[field],
+    errorTestid: `ticket-error-${field}`,
   });
-  const fieldError = (field: TicketField) =>
-    shown[field] ? (
-      <span className="ticket-field-error" id={`${id}-${field}-error`} data-testid={`ticket-error-${field}`}>
-        {shown[field]}
-      </span>
-    ) : null;
   const lastOnTick = lastPrice && filters?.tick_size ? snap(lastPrice, filters.tick_size) : lastPrice;
 
   return (
@@ -151,95 +158,50 @@ export function OrderTicket({ paper, market, symbol, filters, lastPrice }: Props
               </button>
             ))}
           </div>
-          <label className="ticket-field">
-            <span>Type</span>
-            <select data-testid="ticket-type" value={form.type} onChange={(e) => change({ type: e.target.value as OrderType })}>
-              {ORDER_TYPES.map(({ type, label }) => (
-                <option key={type} value={type}>
-                  {label}
-                </option>
-              ))}
-            </select>
-          </label>
+          <Choice<OrderType> label="Type" testid="ticket-type" value={form.type} options={ORDER_TYPES} onChange={(type) => change({ type })} />
           {usdm && (
             <div className="ticket-row">
               <label className="ticket-field">
                 <span>Leverage</span>
                 <input className="number short" data-testid="ticket-leverage" inputMode="numeric" value={leverage} onChange={(e) => setLeverageText(e.target.value)} />
               </label>
-              <label className="ticket-field">
-                <span>Margin</span>
-                <select data-testid="ticket-margin-mode" value={marginMode} onChange={(e) => setMarginMode(e.target.value as MarginMode)}>
-                  <option value="cross">Cross</option>
-                  <option value="isolated">Isolated</option>
-                </select>
-              </label>
+              <Choice<MarginMode> label="Margin" testid="ticket-margin-mode" value={marginMode} options={MARGIN_MODES} onChange={setMarginMode} />
               <button type="button" className="button ticket-apply" data-testid="ticket-leverage-apply" onClick={applyLeverage}>
                 Set
               </button>
             </div>
           )}
-          <label className="ticket-field">
-            <span>
-              Amount ({amountIn === "quote" ? quote : base})
-              {takesQuoteAmount(form.type) && (
-                <button
-                  type="button"
-                  className="link-button ticket-unit"
-                  data-testid="ticket-amount-unit"
-                  onClick={() => change({ amountIn: amountIn === "quote" ? "base" : "quote", amount: "" })}
-                  title="Give the amount in the other asset"
-                >
-                  in {amountIn === "quote" ? base : quote}
-                </button>
-              )}
-            </span>
-            <input className="number" data-testid="ticket-amount" inputMode="decimal" autoComplete="off" value={form.amount} onChange={(e) => change({ amount: e.target.value })} {...fieldProps("amount")} />
-            {fieldError("amount")}
-          </label>
+          <DecimalField
+            label={`Amount (${amountIn === "quote" ? quote : base})`}
+            action={
+              takesQuoteAmount(form.type)
+                ? {
+                    text: `in ${amountIn === "quote" ? base : quote}`,
+                    title: "Give the amount in the other asset",
+                    testid: "ticket-amount-unit",
+                    onClick: () => change({ amountIn: amountIn === "quote" ? "base" : "quote", amount: "" }),
+                  }
+                : undefined
+            }
+            {...bind("amount", "ticket-amount")}
+          />
           {takesPrice(form.type) && (
-            <label className="ticket-field">
-              <span>
-                Price ({quote})
-                {lastOnTick && (
-                  <button type="button" className="link-button ticket-unit" data-testid="ticket-price-last" onClick={() => change({ price: lastOnTick })} title="Use the last price">
-                    last
-                  </button>
-                )}
-              </span>
-              <input className="number" data-testid="ticket-price" inputMode="decimal" autoComplete="off" value={form.price} onChange={(e) => change({ price: e.target.value })} {...fieldProps("price")} />
-              {fieldError("price")}
-            </label>
+            <DecimalField
+              label={`Price (${quote})`}
+              action={lastOnTick ? { text: "last", title: "Use the last price", testid: "ticket-price-last", onClick: () => change({ price: lastOnTick }) } : undefined}
+              {...bind("price", "ticket-price")}
+            />
           )}
           {takesStop(form.type) && (
             <div className="ticket-row">
-              <label className="ticket-field">
-                <span>Stop price ({quote})</span>
-                <input className="number" data-testid="ticket-stop" inputMode="decimal" autoComplete="off" value={form.stopPrice} onChange={(e) => change({ stopPrice: e.target.value })} {...fieldProps("stopPrice")} />
-                {fieldError("stopPrice")}
-              </label>
+              <DecimalField label={`Stop price (${quote})`} {...bind("stopPrice", "ticket-stop")} />
               {usdm && (
-                <label className="ticket-field">
-                  <span>Trigger</span>
-                  <select data-testid="ticket-trigger" value={form.trigger} onChange={(e) => change({ trigger: e.target.value as TriggerPrice })}>
-                    <option value="last">Last</option>
-                    <option value="mark">Mark</option>
-                  </select>
-                </label>
+                <Choice<TriggerPrice> label="Trigger" testid="ticket-trigger" value={form.trigger} options={TRIGGERS} onChange={(trigger) => change({ trigger })} />
               )}
             </div>
           )}
           {takesTimeInForce(form.type) && (
-            <label className="ticket-field">
-              <span>Time in force</span>
-              <select data-testid="ticket-tif" value={form.timeInForce} onChange={(e) => change({ timeInForce: e.target.value as TimeInForce })}>
-                {TIMES_IN_FORCE.map(({ tif, label }) => (
-                  <option key={tif} value={tif}>
-                    {label}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <Choice<TimeInForce> label="Time in force" testid="ticket-tif" value={form.timeInForce} options={TIMES_IN_FORCE} onChange={(timeInForce) => change({ timeInForce })} />
           )}
           {usdm && (
             <label className="check ticket-check">

@@ -29,6 +29,24 @@ function Empty({ columns, children }: { columns: number; children: ReactNode }) 
   );
 }
 
+/** A table's header row; `extra` empty columns after (for the row's buttons). */
+function Head({ columns, extra = 0 }: { columns: readonly string[]; extra?: number }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((h) => (
+          <th key={h} scope="col">
+            {h}
+          </th>
+        ))}
+        {Array.from({ length: extra }, (_, i) => (
+          <th key={`extra-${i}`} scope="col" />
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
 const sideClass = (side: string) => (side === "BUY" ? "up" : "down");
 
 function OrderRow({ order, onCancel }: { order: Order; onCancel?: (order: Order) => void }) {
@@ -136,15 +154,7 @@ export function TradingTables({ paper }: { paper: Paper }) {
       <div className="trading-scroll">
         {tab === "positions" && usdm && (
           <table className="trading-table" data-testid="positions-table">
-            <thead>
-              <tr>
-                {["Symbol", "Size", "Entry", "Mark", "Liq. price", "Margin", "Unrealised", "Realised", "Fees", "Funding", ""].map((h) => (
-                  <th key={h} scope="col">
-                    {h}
-                  </th>
-                ))}
-              </tr>
-            </thead>
+            <Head columns={["Symbol", "Size", "Entry", "Mark", "Liq. price", "Margin", "Unrealised", "Realised", "Fees", "Funding"]} extra={1} />
             <tbody>
               {positions.length === 0 && <Empty columns={11}>No open position.</Empty>}
               {positions.map((p) => (
@@ -175,13 +185,7 @@ export function TradingTables({ paper }: { paper: Paper }) {
         )}
         {tab === "positions" && !usdm && (
           <table className="trading-table" data-testid="balances-table">
-            <thead>
-              <tr>
-                <th scope="col">Asset</th>
-                <th scope="col">Free</th>
-                <th scope="col">Locked</th>
-              </tr>
-            </thead>
+            <Head columns={["Asset", "Free", "Locked"]} />
             <tbody>
               {account.balances.map((b) => (
                 <tr key={b.asset} data-testid="balance-row">
@@ -195,16 +199,7 @@ export function TradingTables({ paper }: { paper: Paper }) {
         )}
         {(tab === "open" || tab === "orders") && (
           <table className="trading-table" data-testid={tab === "open" ? "open-orders-table" : "orders-table"}>
-            <thead>
-              <tr>
-                {ORDER_HEAD.map((h) => (
-                  <th key={h} scope="col">
-                    {h}
-                  </th>
-                ))}
-                {tab === "open" && <th scope="col" />}
-              </tr>
-            </thead>
+            <Head columns={ORDER_HEAD} extra={tab === "open" ? 1 : 0} />
             <tbody>
               {tab === "open" && open.length === 0 && <Empty columns={10}>No open order.</Empty>}
               {tab === "open" && open.slice().reverse().map((o) => <OrderRow key={o.order_id} order={o} onCancel={cancel} />)}
@@ -215,15 +210,7 @@ export function TradingTables({ paper }: { paper: Paper }) {
         )}
         {tab === "fills" && (
           <table className="trading-table" data-testid="fills-table">
-            <thead>
-              <tr>
-                {["Time (UTC)", "Symbol", "Side", "Price", "Qty", "Fee", "Liquidity", "Slippage", "Realised"].map((h) => (
-                  <th key={h} scope="col">
-                    {h}
-                  </th>
-                ))}
-              </tr>
-            </thead>
+            <Head columns={["Time (UTC)", "Symbol", "Side", "Price", "Qty", "Fee", "Liquidity", "Slippage", "Realised"]} />
             <tbody>
               {fills.length === 0 && <Empty columns={9}>No fill yet.</Empty>}
               {fills.map((f) => (

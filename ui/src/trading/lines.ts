@@ -3,6 +3,7 @@
 // quantity. Resting prices can be dragged to amend them.
 import type { AccountView, Order } from "./api";
 import { workingPrice, workingQuantity, workingStop } from "./api";
+import { add, compare, multiply, snap } from "./decimal";
 import { formatPnl } from "./format";
 
 export const LINE_COLOURS = {
@@ -72,4 +73,10 @@ export function tradeLines(account: AccountView | null, symbol: string): TradeLi
   const orders = account.open_orders.filter((o) => o.request.symbol === symbol).sort((a, b) => a.order_id - b.order_id);
   for (const order of orders) lines.push(...orderLines(order));
   return lines;
+}
+
+/** `price` moved `ticks` ticks up (negative: down) on the tick grid; unchanged if that is not above zero. */
+export function stepPrice(price: string, tick: string, ticks: number): string {
+  const moved = snap(add(price, multiply(tick, String(ticks))), tick);
+  return compare(moved, "0") > 0 ? moved : price;
 }

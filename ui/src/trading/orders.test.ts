@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { AccountView, Order } from "./api";
-import { LINE_COLOURS, tradeLines } from "./lines";
+import { LINE_COLOURS, stepPrice, tradeLines } from "./lines";
 import { equityPoints, upsertOrder, withOrder } from "./orders";
 
 const order = (id: number, change: Partial<Order> = {}): Order => ({
@@ -92,4 +92,10 @@ test("the equity curve keeps the last point of each second, in time order", () =
     { time: 60, value: 10000 },
     { time: 61, value: 10002 },
   ]);
+});
+
+test("a line moved by keyboard steps on the tick grid and never to zero", () => {
+  assert.equal(stepPrice("100.5", "0.1", 1), "100.6");
+  assert.equal(stepPrice("100.55", "0.1", -10), "99.6"); // off-grid: lands back on it
+  assert.equal(stepPrice("0.2", "0.1", -10), "0.2");
 });

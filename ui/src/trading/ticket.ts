@@ -45,19 +45,19 @@ export const EMPTY_TICKET: TicketForm = {
   reduceOnly: false,
 };
 
-export const ORDER_TYPES: { type: OrderType; label: string }[] = [
-  { type: "limit", label: "Limit" },
-  { type: "market", label: "Market" },
-  { type: "stop_market", label: "Stop market" },
-  { type: "stop_limit", label: "Stop limit" },
-  { type: "take_profit_market", label: "Take profit" },
+export const ORDER_TYPES: readonly { value: OrderType; label: string }[] = [
+  { value: "limit", label: "Limit" },
+  { value: "market", label: "Market" },
+  { value: "stop_market", label: "Stop market" },
+  { value: "stop_limit", label: "Stop limit" },
+  { value: "take_profit_market", label: "Take profit" },
 ];
 
-export const TIMES_IN_FORCE: { tif: TimeInForce; label: string }[] = [
-  { tif: "GTC", label: "GTC" },
-  { tif: "IOC", label: "IOC" },
-  { tif: "FOK", label: "FOK" },
-  { tif: "GTX", label: "Post only" },
+export const TIMES_IN_FORCE: readonly { value: TimeInForce; label: string }[] = [
+  { value: "GTC", label: "GTC" },
+  { value: "IOC", label: "IOC" },
+  { value: "FOK", label: "FOK" },
+  { value: "GTX", label: "Post only" },
 ];
 
 /** Whether an order type takes a limit price, a stop price, a time in force, a quote amount. */

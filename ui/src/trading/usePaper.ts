@@ -4,6 +4,7 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { ApiError } from "../api/client";
 import { useReopened } from "../chart/useReopened";
+import { follow } from "../live/follow";
 import { useSession } from "../session/SessionProvider";
 import {
   createAccount,
@@ -84,8 +85,6 @@ export function usePaper(market: Market | null, exchange?: string): Paper {
     setFills([]);
     setError(null);
     if (!id) return;
-    const abort = new AbortController();
-    let early: TradingMessage[] | null = [];
     const apply = (message: TradingMessage) => {
       if (message.type === "account") {
         const view = message.account as AccountView;
@@ -99,28 +98,17 @@ export function usePaper(market: Market | null, exchange?: string): Paper {
         setFills((current) => (current.some((f) => f.fill_id === fill.fill_id) ? current : [fill, ...current]));
       }
     };
-    const sub = live.subscribe("trading", { account: id }, (message) => {
-      if (message.type === "error") setError(String(message.message));
-      else if (early) early.push(message as unknown as TradingMessage);
-      else apply(message as unknown as TradingMessage);
-    });
-    Promise.all([getAccount(id, abort.signal), listOrders(id, { status: "all", limit: HISTORY }, abort.signal), listFills(id, { limit: HISTORY }, abort.signal)]).then(
-      ([view, history, done]) => {
+    return follow(live, "trading", { account: id }, {
+      load: (signal) => Promise.all([getAccount(id, signal), listOrders(id, { status: "all", limit: HISTORY }, signal), listFills(id, { limit: HISTORY }, signal)]),
+      history: ([view, history, done]) => {
         setAccount(view);
         setOrders(history);
         setFills(done);
-        const waiting = early ?? [];
-        early = null;
-        waiting.forEach(apply);
       },
-      (failed: unknown) => {
-        if (!abort.signal.aborted) setError(reason(failed, "Cannot load the paper account"));
-      },
-    );
-    return () => {
-      abort.abort();
-      sub.close();
-    };
+      message: (message) => apply(message as unknown as TradingMessage),
+      refused: setError,
+      failed: (failed) => setError(reason(failed, "Cannot load the paper account")),
+    });
   }, [id, live, reopened]);
 
   const select = useCallback(
