@@ -11,7 +11,7 @@ type Tab = "positions" | "open" | "orders" | "fills";
 
 const DASH = "–";
 
-function Pnl({ value, testid }: { value: string | undefined; testid?: string }) {
+function Pnl({ value, testid }: { value: string | null | undefined; testid?: string }) {
   return (
     <td className={`num ${pnlTone(value)}`} data-testid={testid}>
       {formatPnl(value)}

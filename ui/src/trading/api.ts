@@ -1,6 +1,6 @@
 // The paper-trading API under /api/v1/paper: its JSON shapes (schemas/trading.py's wire
-// forms: decimals as strings, fields at their default left out) and one typed function per
-// route.
+// forms: decimals as strings; an optional field may be left out or null) and one typed
+// function per route.
 import { api } from "../api/client";
 
 export type Market = "spot" | "usdm";
@@ -16,15 +16,15 @@ export const OPEN_STATUSES: ReadonlySet<OrderStatus> = new Set(["new", "partiall
 
 /** What the ticket asks for (OrderRequest without exchange and market). */
 export interface OrderBody {
-  client_order_id?: string;
+  client_order_id?: string | null;
   symbol: string;
   side: Side;
   type: OrderType;
   time_in_force?: TimeInForce;
-  quantity?: string;
-  quote_quantity?: string;
-  price?: string;
-  stop_price?: string;
+  quantity?: string | null;
+  quote_quantity?: string | null;
+  price?: string | null;
+  stop_price?: string | null;
   trigger?: TriggerPrice;
   reduce_only?: boolean;
 }
@@ -42,17 +42,17 @@ export interface Order {
   status: OrderStatus;
   created_us: number;
   updated_us: number;
-  filled_qty?: string;
-  filled_quote?: string;
-  fees?: string;
-  fee_asset?: string;
+  filled_qty?: string | null;
+  filled_quote?: string | null;
+  fees?: string | null;
+  fee_asset?: string | null;
   triggered?: boolean;
   /** The working quantity, price and stop price (an amend may change them). */
-  quantity?: string;
-  price?: string;
-  stop_price?: string;
-  reason?: string;
-  code?: number;
+  quantity?: string | null;
+  price?: string | null;
+  stop_price?: string | null;
+  reason?: string | null;
+  code?: number | null;
 }
 
 export interface Fill {
@@ -71,9 +71,9 @@ export interface Fill {
   fee_asset: string;
   liquidity: "maker" | "taker";
   time_us: number;
-  reference_price?: string;
-  slippage?: string;
-  realized_pnl?: string;
+  reference_price?: string | null;
+  slippage?: string | null;
+  realized_pnl?: string | null;
   liquidation?: boolean;
 }
 
@@ -84,20 +84,20 @@ export interface Position {
   entry_price: string;
   leverage: number;
   margin_mode: MarginMode;
-  isolated_margin?: string;
-  mark_price?: string;
-  unrealized_pnl?: string;
-  realized_pnl?: string;
-  fees?: string;
-  funding?: string;
-  maintenance_margin?: string;
-  liquidation_price?: string;
+  isolated_margin?: string | null;
+  mark_price?: string | null;
+  unrealized_pnl?: string | null;
+  realized_pnl?: string | null;
+  fees?: string | null;
+  funding?: string | null;
+  maintenance_margin?: string | null;
+  liquidation_price?: string | null;
 }
 
 export interface Balance {
   asset: string;
   free: string;
-  locked?: string;
+  locked?: string | null;
 }
 
 export interface AccountView {
@@ -113,13 +113,13 @@ export interface AccountView {
   positions: Position[];
   open_orders: Order[];
   equity: string;
-  unrealized_pnl?: string;
-  realized_pnl?: string;
-  fees?: string;
-  funding?: string;
-  margin_balance?: string;
-  maintenance_margin?: string;
-  available?: string;
+  unrealized_pnl?: string | null;
+  realized_pnl?: string | null;
+  fees?: string | null;
+  funding?: string | null;
+  margin_balance?: string | null;
+  maintenance_margin?: string | null;
+  available?: string | null;
 }
 
 export interface EquityPoint {
@@ -136,8 +136,8 @@ export type TradingMessage =
 
 /** The working quantity, price and stop price of an order (after amends). */
 export const workingQuantity = (order: Order) => order.quantity ?? order.request.quantity ?? "0";
-export const workingPrice = (order: Order) => order.price ?? order.request.price;
-export const workingStop = (order: Order) => order.stop_price ?? order.request.stop_price;
+export const workingPrice = (order: Order) => order.price ?? order.request.price ?? undefined;
+export const workingStop = (order: Order) => order.stop_price ?? order.request.stop_price ?? undefined;
 export const isOpen = (order: Order) => OPEN_STATUSES.has(order.status);
 
 const ROOT = "/api/v1/paper/accounts";
