@@ -26,10 +26,12 @@ from decimal import Decimal
 from flows.trading.amounts import MARGIN_ASSET, exact
 from flows.trading.liquidation import bankruptcy_price, liquidation_price
 from flows.trading.position import (
+    MARGIN_INSUFFICIENT,
     REDUCE_ONLY_REJECTED,
     apply_fill,
     funding_amount,
     isolated_margin_after_fill,
+    opening_qty,
     order_margin,
     position_view,
     reduce_only_qty,
@@ -53,6 +55,7 @@ from schemas.trading import MarginMode, Position
 __all__ = [
     "INVALID_LEVERAGE",
     "MARGIN_ASSET",
+    "MARGIN_INSUFFICIENT",
     "POSITION_TOO_LARGE",
     "REDUCE_ONLY_REJECTED",
     "MarginStatus",
@@ -70,6 +73,7 @@ __all__ = [
     "margin_status",
     "max_leverage",
     "max_notional",
+    "opening_qty",
     "order_margin",
     "position_view",
     "position_views",

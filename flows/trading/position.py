@@ -20,6 +20,9 @@ from schemas.trading import Position, Side
 REDUCE_ONLY_REJECTED = Refusal(-2022, "ReduceOnly Order is rejected.")
 """Binance's answer to a reduce-only order that would not reduce the position."""
 
+MARGIN_INSUFFICIENT = Refusal(-2019, "Margin is insufficient.")
+"""Binance's answer to an order whose initial margin exceeds the available balance."""
+
 
 @exact
 def apply_fill(
@@ -79,6 +82,12 @@ def reduce_only_qty(pos: PositionState | None, side: Side, qty: Decimal) -> Deci
     if pos is None or not pos.qty or (pos.qty > 0) == (side == "BUY"):
         return Decimal(0)
     return min(qty, abs(pos.qty))
+
+
+def opening_qty(pos: PositionState | None, side: Side, qty: Decimal) -> Decimal:
+    """The part of an order that would open or add to a position (needs initial margin):
+    what is left of `qty` once it has reduced the opposite position, if any."""
+    return qty - reduce_only_qty(pos, side, qty)
 
 
 @exact
@@ -181,12 +190,12 @@ def position_view(
         )
     )
     return Position(
-        exchange=pos.exchange,
-        symbol=pos.symbol,
-        qty=pos.qty,
-        entry_price=pos.entry_price,
-        leverage=pos.leverage,
-        margin_mode=pos.margin_mode,
+        pos.exchange,
+        pos.symbol,
+        pos.qty,
+        pos.entry_price,
+        pos.leverage,
+        pos.margin_mode,
         isolated_margin=pos.isolated_margin,
         mark_price=mark,
         unrealized_pnl=unrealized_pnl(pos, valued_at),

@@ -7,6 +7,7 @@ at 125×, MMR 0.4 %, cum 0; tier 2 50,000–600,000 at 100×, MMR 0.5 %, cum 50;
 
 from __future__ import annotations
 
+from decimal import ROUND_DOWN, Context, localcontext
 from decimal import Decimal as D
 
 import pytest
@@ -26,6 +27,7 @@ from flows.trading.futures import (
     margin_status,
     max_leverage,
     max_notional,
+    opening_qty,
     order_margin,
     position_view,
     position_views,
@@ -60,6 +62,22 @@ def account(wallet: str, *positions: PositionState) -> AccountState:
         "a1", "u1", "paper", "usdm", "binance", "paper",
         balances={"USDT": D(wallet)}, positions={p.symbol: p for p in positions},
     )  # fmt: skip
+
+
+def mixed_account() -> AccountState:
+    """Wallet 10,000: isolated BTC long 1 @ 60,000 with 3,000 (LP 57,236.18…); cross ETH
+    short 10 @ 3,000 and cross SOL long 100 @ 100, both 10×, on a 7,000 cross wallet."""
+    return account(
+        "10000",
+        pos("1", "60000", mode="isolated", margin="3000"),
+        pos("-10", "3000", symbol="ETHUSDT", leverage=10),
+        pos("100", "100", symbol="SOLUSDT", leverage=10),
+    )
+
+
+def close(p: PositionState, price: D) -> D:
+    """Close the whole position at `price`; its realised P&L."""
+    return apply_fill(p, "SELL" if p.qty > 0 else "BUY", abs(p.qty), price)[0]
 
 
 # ---- tiers ---------------------------------------------------------------------------
@@ -157,38 +175,54 @@ def test_max_notional_is_the_first_floor_that_forbids_the_leverage() -> None:
 # ---- one position --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("held", "entry", "side", "qty", "price", "realized", "closed", "after", "new_entry"),
-    [
-        # open: a flat position takes the fill as it is
-        ("0", "0", "BUY", "1", "100", "0", "0", "1", "100"),
-        ("0", "0", "SELL", "2", "100", "0", "0", "-2", "100"),
-        # add: (1 × 100 + 3 × 120) / 4 = 115
-        ("1", "100", "BUY", "3", "120", "0", "0", "4", "115"),
-        ("-1", "100", "SELL", "3", "120", "0", "0", "-4", "115"),
-        # add with a repeating average: 302 / 3 = 100.666… kept to 18 decimals
-        ("1", "100", "BUY", "2", "101", "0", "0", "3", "100.666666666666666667"),
-        # reduce a long: 1 × (130 − 115) = 15 realised, entry unchanged
-        ("4", "115", "SELL", "1", "130", "15", "1", "3", "115"),
-        # reduce a short: 1 × (100 − 90) = 10 realised
-        ("-2", "100", "BUY", "1", "90", "10", "1", "-1", "100"),
-        # close: 3 × (110 − 115) = −15, flat with entry 0
-        ("3", "115", "SELL", "3", "110", "-15", "3", "0", "0"),
-        # flip: 2 × (90 − 100) = −20 on the long, the other 3 open short at 90
-        ("2", "100", "SELL", "5", "90", "-20", "2", "-3", "90"),
-        ("-2", "100", "BUY", "5", "90", "20", "2", "3", "90"),
-        # P&L is rounded to 8 decimals: 3 × (100.666666666666666667 − 100) = 2.000…001
-        ("-3", "100.666666666666666667", "BUY", "3", "100", "2", "3", "0", "0"),
-        ("1", "100.666666666666666667", "SELL", "1", "100", "-0.66666667", "1", "0", "0"),
-    ],
-)
-def test_apply_fill_opens_adds_reduces_closes_and_flips(
-    held: str, entry: str, side: str, qty: str, price: str,
-    realized: str, closed: str, after: str, new_entry: str,
-) -> None:  # fmt: skip
+def fill(held: str, entry: str, side: str, qty: str, price: str) -> tuple[tuple, tuple]:
+    """Apply one fill to a cross position: ((realised, closed), (qty, entry) after)."""
     p = pos(held, entry)
-    assert apply_fill(p, side, D(qty), D(price)) == (D(realized), D(closed))  # type: ignore[arg-type]
-    assert (p.qty, p.entry_price) == (D(after), D(new_entry))
+    result = apply_fill(p, side, D(qty), D(price))  # type: ignore[arg-type]
+    return result, (p.qty, p.entry_price)
+
+
+def test_apply_fill_opens_and_adds_at_the_weighted_entry() -> None:
+    nothing = (D(0), D(0))
+    # a flat position takes the fill as it is
+    assert fill("0", "0", "BUY", "1", "100") == (nothing, (D(1), D(100)))
+    assert fill("0", "0", "SELL", "2", "100") == (nothing, (D(-2), D(100)))
+    # (1 × 100 + 3 × 120) / 4 = 115, either way round
+    assert fill("1", "100", "BUY", "3", "120") == (nothing, (D(4), D(115)))
+    assert fill("-1", "100", "SELL", "3", "120") == (nothing, (D(-4), D(115)))
+    # 302 / 3 = 100.666…, kept to 18 decimals
+    assert fill("1", "100", "BUY", "2", "101") == (nothing, (D(3), D("100.666666666666666667")))
+
+
+def test_apply_fill_reduces_and_closes_realising_pnl() -> None:
+    # a long sold: 1 × (130 − 115) = 15 realised, the entry stays
+    assert fill("4", "115", "SELL", "1", "130") == ((D(15), D(1)), (D(3), D(115)))
+    # a short bought back: 1 × (100 − 90) = 10
+    assert fill("-2", "100", "BUY", "1", "90") == ((D(10), D(1)), (D(-1), D(100)))
+    # closed: 3 × (110 − 115) = −15, flat with entry 0
+    assert fill("3", "115", "SELL", "3", "110") == ((D(-15), D(3)), (D(0), D(0)))
+
+
+def test_apply_fill_flips_and_opens_the_remainder_at_the_fill_price() -> None:
+    # 2 × (90 − 100) = −20 on the long, the other 3 open short at 90
+    assert fill("2", "100", "SELL", "5", "90") == ((D(-20), D(2)), (D(-3), D(90)))
+    assert fill("-2", "100", "BUY", "5", "90") == ((D(20), D(2)), (D(3), D(90)))
+
+
+def test_apply_fill_rounds_realised_pnl_to_8_decimals() -> None:
+    entry = "100.666666666666666667"
+    # 3 × 0.666666666666666667 = 2.000000000000000001 → 2
+    assert fill("-3", entry, "BUY", "3", "100") == ((D(2), D(3)), (D(0), D(0)))
+    # −0.666666666666666667 → −0.66666667
+    assert fill("1", entry, "SELL", "1", "100") == ((D("-0.66666667"), D(1)), (D(0), D(0)))
+
+
+def test_results_do_not_depend_on_the_callers_decimal_context() -> None:
+    with localcontext(Context(prec=5, rounding=ROUND_DOWN)):
+        assert fill("1", "100", "BUY", "2", "101")[1] == (D(3), D("100.666666666666666667"))
+        assert funding_amount(D("0.003"), D("60000.12"), D("0.00012345")) == D("-0.02222104")
+        p = pos("1", "60000", mode="isolated", margin="3000")
+        assert liquidation_price(p, wallet_balance=D(3000), tiers=TIERS) == D("57236.18090452")
 
 
 def test_apply_fill_refuses_a_fill_that_is_not_positive() -> None:
@@ -223,6 +257,22 @@ def test_reduce_only_clips_and_never_flips_or_increases(
 ) -> None:
     p = None if held is None else pos(held, "100")
     assert reduce_only_qty(p, side, D(qty)) == D(allowed)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("held", "side", "qty", "opening"),
+    [
+        (None, "BUY", "1", "1"),
+        ("2", "BUY", "1", "1"),  # adds to the long
+        ("2", "SELL", "1", "0"),  # only reduces
+        ("2", "SELL", "5", "3"),  # reduces 2, opens a 3 short
+    ],
+)
+def test_opening_qty_is_what_an_order_adds_beyond_reducing(
+    held: str | None, side: str, qty: str, opening: str
+) -> None:
+    p = None if held is None else pos(held, "100")
+    assert opening_qty(p, side, D(qty)) == D(opening)  # type: ignore[arg-type]
 
 
 def test_reduce_only_rejection_is_binances() -> None:
@@ -332,6 +382,33 @@ def test_cross_long_liquidation_price_counts_the_other_positions() -> None:
     ]
 
 
+@pytest.mark.parametrize("side", [1, -1])
+@pytest.mark.parametrize(
+    ("size", "leverage"),
+    [("0.5", 125), ("1", 20), ("20", 50), ("100", 25), ("2000", 5), ("2000", 1)],
+)
+def test_the_liquidation_price_is_where_the_engine_starts_liquidating(
+    size: str, leverage: int, side: int
+) -> None:
+    # In every tier from the first (30,000 notional) to the seventh (120 M), long and
+    # short: just on the safe side of the price nothing happens, just past it the
+    # position is liquidated, and at it margin balance equals maintenance margin.
+    qty = D(size) * side
+    margin = initial_margin(abs(qty) * 60000, leverage)
+    p = pos(str(qty), "60000", mode="isolated", margin=str(margin), leverage=leverage)
+    lp = liquidation_price(p, wallet_balance=margin, tiers=TIERS)
+    if lp is None:  # 1× long: never liquidated
+        assert (side, leverage) == (1, 1)
+        return
+    acc = account("1000000000", p)
+    step = D("0.01") * side
+    assert to_liquidate(acc, {"BTCUSDT": lp + step}, TIERS) == []
+    assert to_liquidate(acc, {"BTCUSDT": lp - step}, TIERS) == ["BTCUSDT"]
+    at = margin_status(acc, {"BTCUSDT": lp}, TIERS).isolated["BTCUSDT"]
+    # (the price and the P&L are each rounded to 8 decimals)
+    assert abs(at.margin_balance - at.maintenance_margin) <= (abs(qty) + 1) * D("0.00000001")
+
+
 @pytest.mark.parametrize(
     ("qty", "wallet"),
     [
@@ -378,17 +455,11 @@ def test_bankruptcy_price_loses_exactly_the_margin_and_never_more(
     bankrupt = bankruptcy_price(p, wallet_balance=D(margin))
     assert bankrupt == (None if price is None else D(price))
     if bankrupt is not None:
-        realized, _ = apply_fill(p, "SELL" if D(qty) > 0 else "BUY", abs(D(qty)), bankrupt)
-        assert D(0) <= D(margin) + realized < abs(D(qty)) * D("0.00000001")
+        assert D(0) <= D(margin) + close(p, bankrupt) < abs(D(qty)) * D("0.00000001")
 
 
 def test_to_liquidate_isolated_alone_and_cross_together() -> None:
-    # Isolated BTC long 1 @ 60,000 with 3,000 (LP 57,236.18…); cross ETH short 10 @ 3,000
-    # and cross SOL long 100 @ 100 on a 7,000 cross wallet (10,000 − 3,000 isolated).
-    btc = pos("1", "60000", mode="isolated", margin="3000")
-    eth = pos("-10", "3000", symbol="ETHUSDT", leverage=10)
-    sol = pos("100", "100", symbol="SOLUSDT", leverage=10)
-    acc = account("10000", btc, eth, sol)
+    acc = mixed_account()
     calm = {"BTCUSDT": D("60000"), "ETHUSDT": D("3000"), "SOLUSDT": D("100")}
     assert to_liquidate(acc, calm, TIERS) == []
     # BTC below its liquidation price: only the isolated BTC goes; cross is untouched
@@ -403,23 +474,16 @@ def test_to_liquidate_isolated_alone_and_cross_together() -> None:
 
 
 def test_close_out_prices_take_exactly_the_margin() -> None:
-    btc = pos("1", "60000", mode="isolated", margin="3000")
-    eth = pos("-10", "3000", symbol="ETHUSDT", leverage=10)
-    sol = pos("100", "100", symbol="SOLUSDT", leverage=10)
-    acc = account("10000", btc, eth, sol)
+    acc = mixed_account()
     marks = {"BTCUSDT": D("57200"), "ETHUSDT": D("3690"), "SOLUSDT": D("99")}
     prices = close_out_prices(acc, marks, TIERS)
     # BTC at its bankruptcy price 57,000; SOL (the smaller cross notional, 9,900) at its
     # mark; ETH (36,900) where the cross wallet 7,000 − 100 (SOL) is gone:
     # 3,000 + 6,900 / 10 = 3,690
     assert prices == {"BTCUSDT": D(57000), "ETHUSDT": D(3690), "SOLUSDT": D(99)}
-    cross_realized = sum(
-        apply_fill(acc.positions[s], "BUY" if acc.positions[s].qty < 0 else "SELL",
-                   abs(acc.positions[s].qty), prices[s])[0]
-        for s in ("ETHUSDT", "SOLUSDT")
-    )  # fmt: skip
-    assert D(7000) + cross_realized == 0
-    assert apply_fill(btc, "SELL", D(1), prices["BTCUSDT"])[0] == D(-3000)
+    # the cross wallet ends at exactly 0, the isolated margin is exactly lost
+    assert D(7000) + sum(close(acc.positions[s], prices[s]) for s in ("ETHUSDT", "SOLUSDT")) == 0
+    assert close(acc.positions["BTCUSDT"], prices["BTCUSDT"]) == D(-3000)
 
 
 def test_close_out_prices_are_empty_when_nothing_is_due() -> None:
