@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from flows.trading import futures, ledger, rules, spot
+from flows.trading.amounts import round_usdt
 from flows.trading.book import Book
 from flows.trading.matching import Take, taken, walk
 from flows.trading.orders import (
@@ -280,8 +281,8 @@ class Execution:
         if qty is None:
             assert request.quote_quantity is not None
             qty = request.quote_quantity / price
-        leverage = self._leverage_of(state, request.symbol)
-        need = futures.order_margin(qty, price, leverage)
+        opening = futures.opening_qty(state.positions.get(request.symbol), request.side, qty)
+        need = futures.order_margin(opening, price, self._leverage_of(state, request.symbol))
         if need > self._margin(state).available:
             return rules.MARGIN_INSUFFICIENT
         return None
@@ -401,7 +402,7 @@ class Execution:
                 if fee_rate is not None
                 else (fees.maker if liquidity == "maker" else fees.taker)
             )
-            fee, fee_asset = price * qty * rate, info.quote_asset
+            fee, fee_asset = round_usdt(price * qty * rate), info.quote_asset
             pos = copy.copy(state.positions[request.symbol])
             realized, _ = futures.apply_fill(pos, request.side, qty, price)
             kind = "liquidation" if liquidation else "realized_pnl"

@@ -101,9 +101,9 @@ def _fee_in_quote(order: Order, ctx: MarketContext) -> Decimal:
 
 
 def order_margin(state: AccountState, default_leverage: int) -> Decimal:
-    """Initial margin the account's open USDⓈ-M orders reserve (reduce-only orders
-    reserve none); a market order waiting for a book is counted at its stop price or
-    not at all."""
+    """Initial margin the account's open USDⓈ-M orders reserve: the part of each that
+    would open or add to a position (`futures.opening_qty`; reduce-only orders reserve
+    none), at its limit or stop price (a market order waiting for a book: none)."""
     total = Decimal(0)
     for order_id in sorted(state.orders):
         order = state.orders[order_id]
@@ -112,7 +112,8 @@ def order_margin(state: AccountState, default_leverage: int) -> Decimal:
             continue
         pos = state.positions.get(order.request.symbol)
         leverage = pos.leverage if pos is not None else default_leverage
-        total += futures.order_margin(order.quantity - order.filled_qty, price, leverage)
+        opening = futures.opening_qty(pos, order.request.side, order.quantity - order.filled_qty)
+        total += futures.order_margin(opening, price, leverage)
     return total
 
 
