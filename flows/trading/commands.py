@@ -40,6 +40,7 @@ from schemas.trading import (
 )
 
 UNKNOWN_ORDER = Rejection("Unknown order sent.", -2011)
+RESET_CANCEL = "canceled by an account reset"
 MALFORMED = -1102
 """Binance's code for a mandatory parameter missing or malformed."""
 
@@ -197,6 +198,8 @@ class Commands(MarkHandling):
                 entries.append(
                     LedgerEntry(asset=asset, kind="reset", amount=change, balance_after=target)
                 )
+        for order_id in sorted(state.orders):
+            self._end(state, state.orders[order_id], "canceled", RESET_CANCEL, out)
         self._emit(state, out, AccountReset, entries=entries)
         self._reindex(state)
 

@@ -1,9 +1,9 @@
-"""Working paper orders: vetting a new order, taking the book, resting, filling, ending.
+"""Working paper orders: placing, taking the book, resting, filling, triggering, ending.
 
-`Execution` is the order machinery `flows.trading.engine.PaperEngine` is built on: it
-owns the books, the marks and the index of working orders, and turns each decision into
-an event applied through the fold at once (`_emit`), so the next decision already sees
-its effect. USDⓈ-M margin arithmetic is `flows.trading.futures`'s.
+`Execution` is the order machinery `flows.trading.engine.PaperEngine` is built on. Each
+decision becomes an event applied through the fold at once (`Venue._emit`); the matching
+rules are `flows.trading.matching`'s, the fill's money `flows.trading.spot`'s (spot) and
+`flows.trading.futures`'s (USDⓈ-M).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from flows.trading.amounts import round_usdt
 from flows.trading.book import Book
 from flows.trading.matching import Take, taken, walk
 from flows.trading.orders import (
-    Working,
     acts_as_market,
     ended,
     is_waiting_stop,
@@ -30,16 +29,14 @@ from flows.trading.orders import (
     remaining,
     with_fill,
 )
-from flows.trading.rules import Rejection
-from flows.trading.settings import PaperSettings
 from flows.trading.state import AccountState
-from flows.trading.views import MarketContext
-from schemas.perps import MarkPrice
+from flows.trading.vetting import Vetting
 from schemas.symbols import SymbolInfo
 from schemas.trades import Trade
 from schemas.trading import (
     AccountEvent,
     Fill,
+    LedgerKind,
     LeverageChanged,
     Liquidity,
     Order,
@@ -52,139 +49,11 @@ from schemas.trading import (
     OrderUpdated,
 )
 
-RECENT_COMMANDS = 10_000
-"""Command ids remembered per account to drop a redelivered command (a redelivery is of
-a recent command: the consumer resumes from its last committed offset)."""
 IOC_EXPIRED = "IOC order could not be filled in full: the rest expired"
 
 
-class Execution:
-    """Books, marks and working orders, and the rules that move orders through them."""
-
-    def __init__(self, settings: PaperSettings) -> None:
-        self._settings = settings
-        self._stale_us = int(settings.book_stale_after_s * 1_000_000)
-        self._wait_us = int(settings.market_order_wait_s * 1_000_000)
-        self._symbols: dict[tuple[str, str], dict[str, SymbolInfo]] = {}
-        self._books: dict[str, Book] = {}
-        self._marks: dict[str, MarkPrice] = {}
-        self._accounts: dict[str, AccountState] = {}
-        self._working: dict[str, dict[tuple[str, int], Working]] = {}
-        self._waiting_keys: dict[str, None] = {}
-        self._recent: dict[str, dict[str, None]] = {}
-        self._now_us = 0
-        self._command_id = ""
-
-    # ---- events -------------------------------------------------------------------
-
-    def _emit(self, state: AccountState, out: list[AccountEvent], kind: type, **fields: Any) -> Any:
-        event = kind(
-            account_id=state.account_id, seq=state.seq + 1, time_us=self._now_us,
-            command_id=self._command_id, **fields,
-        )  # fmt: skip
-        self._apply(state, event)
-        out.append(event)
-        return event
-
-    def _apply(self, state: AccountState, event: AccountEvent) -> None:
-        ledger.apply(state, event)
-        self._remember(state.account_id, event.command_id)
-        self._after_apply(state, event)
-
-    def _remember(self, account_id: str, command_id: str) -> None:
-        if not command_id:
-            return
-        recent = self._recent[account_id]
-        recent[command_id] = None
-        if len(recent) > RECENT_COMMANDS:
-            del recent[next(iter(recent))]
-
-    def _after_apply(self, state: AccountState, event: AccountEvent) -> None:
-        order: Order | None = getattr(event, "order", None)
-        if order is not None and not order.is_open:
-            self._untrack(state, order)
-
-    # ---- lookups ------------------------------------------------------------------
-
-    def _info(self, state: AccountState, symbol: str) -> SymbolInfo | None:
-        return self._symbols.get((state.exchange, state.market), {}).get(symbol)
-
-    def _key(self, state: AccountState, symbol: str) -> str:
-        return f"{state.exchange}:{state.market}:{symbol}"
-
-    def _fresh_book(self, key: str) -> Book | None:
-        book = self._books.get(key)
-        return book if book is not None and book.is_fresh(self._now_us, self._stale_us) else None
-
-    def _context(self, state: AccountState) -> MarketContext:
-        books = self._books
-        prefix = f"{state.exchange}:{state.market}:"
-        marks = {
-            symbol: self._marks[prefix + symbol].mark_price
-            for symbol in state.positions
-            if prefix + symbol in self._marks
-        }
-        return MarketContext(
-            settings=self._settings,
-            symbols=self._symbols.get((state.exchange, state.market), {}),
-            books={s: books[prefix + s] for s in self._held_symbols(state) if prefix + s in books},
-            marks=marks,
-        )
-
-    def _held_symbols(self, state: AccountState) -> list[str]:
-        if state.market == "usdm":
-            return sorted(state.positions)
-        infos = self._symbols.get((state.exchange, state.market), {})
-        quote = "USDT"
-        return sorted(
-            f"{asset}{quote}"
-            for asset in state.balances
-            if asset != quote and f"{asset}{quote}" in infos
-        )
-
-    # ---- working-order index ------------------------------------------------------
-
-    def _track(self, state: AccountState, order: Order, *, waiting: bool = False) -> Working:
-        key = self._key(state, order.request.symbol)
-        ident = (state.account_id, order.order_id)
-        working = self._working.setdefault(key, {}).get(ident)
-        if working is None:
-            working = self._working[key][ident] = Working(state.account_id, order.order_id)
-        if waiting:
-            working.waiting_since_us = self._now_us
-            self._waiting_keys[key] = None
-        return working
-
-    def _untrack(self, state: AccountState, order: Order) -> None:
-        key = self._key(state, order.request.symbol)
-        self._working.get(key, {}).pop((state.account_id, order.order_id), None)
-
-    def _sorted_working(self, key: str) -> list[Working]:
-        by_id = self._working.get(key, {})
-        if not any(w.waiting_since_us is not None for w in by_id.values()):
-            self._waiting_keys.pop(key, None)
-        return [by_id[ident] for ident in sorted(by_id)]
-
-    def _reindex(self, state: AccountState) -> None:
-        """Rebuild the working index of one account from its open orders (after a
-        restore): a must-take-now order waits again from when it was placed."""
-        for by_id in self._working.values():
-            for ident in [i for i in by_id if i[0] == state.account_id]:
-                del by_id[ident]
-        for order_id in sorted(state.orders):
-            order = state.orders[order_id]
-            waiting = must_take_now(order) and not is_waiting_stop(order)
-            working = self._track(state, order, waiting=waiting)
-            if waiting:
-                working.waiting_since_us = order.updated_us
-            else:
-                self._learn_queue(working, self._books.get(self._key(state, order.request.symbol)))
-
-    def _learn_queue(self, working: Working, book: Book | None) -> None:
-        order = self._accounts[working.account_id].orders.get(working.order_id)
-        if book is None or order is None or order.price is None or is_waiting_stop(order):
-            return
-        working.queue.ahead = book.size_at(order.request.side, order.price)
+class Execution(Vetting):
+    """What happens to an order once it passed its checks, and when the market moves."""
 
     # ---- placing ------------------------------------------------------------------
 
@@ -217,87 +86,6 @@ class Execution:
             )
         self._emit(state, out, OrderAccepted, order=order)
         self._work(state, order, out)
-
-    def _vet(self, state: AccountState, order: Order) -> Rejection | None:
-        request = order.request
-        info = self._info(state, request.symbol)
-        if info is None or request.exchange != state.exchange or request.market != state.market:
-            return rules.INVALID_SYMBOL
-        found = self._market_checks(state, info, request, stop_pending=True)
-        if found is not None:
-            return found
-        if request.reduce_only and request.quantity is not None:
-            pos = state.positions.get(request.symbol)
-            if futures.reduce_only_qty(pos, request.side, request.quantity) <= 0:
-                return rules.REDUCE_ONLY
-        book = self._fresh_book(self._key(state, request.symbol))
-        if request.time_in_force == "FOK" and book is not None and request.quantity is not None:
-            levels = book.levels(request.side)
-            takes = walk(levels, request.side, qty=request.quantity, limit=request.price)
-            if taken(takes) < request.quantity:
-                return rules.FOK_NOT_FILLED
-        book = self._books.get(self._key(state, request.symbol))
-        reference = None if book is None else book.reference(request.side)
-        return self._vet_funds(state, order, info, reference)
-
-    def _market_checks(
-        self, state: AccountState, info: SymbolInfo, request: OrderRequest, *, stop_pending: bool
-    ) -> Rejection | None:
-        """The symbol's filters, then whether a post-only order would take and whether a
-        stop is already reached, judged against the market now."""
-        book = self._books.get(self._key(state, request.symbol))
-        reference = None if book is None else book.reference(request.side)
-        found = rules.check_filters(info, request, reference)
-        if found is not None:
-            return found
-        best = None if book is None else book.best(request.side)
-        posts = request.time_in_force == "GTX" and request.price is not None
-        if posts and rules.crosses(request.side, request.price, best):  # type: ignore[arg-type]
-            return rules.post_only(state.market)
-        if stop_pending and request.stop_price is not None:
-            last = self._trigger_price(state, request.symbol, request.trigger)
-            if last is not None and rules.stop_reached(
-                request.type, request.side, request.stop_price, last
-            ):
-                return rules.would_trigger(state.market)
-        return None
-
-    def _vet_funds(
-        self, state: AccountState, order: Order, info: SymbolInfo, reference: Decimal | None
-    ) -> Rejection | None:
-        request = order.request
-        price = request.price or request.stop_price or reference
-        if state.market == "spot":
-            asset, need = spot.needs(
-                info, request.side, request.quantity, request.quote_quantity, price
-            )
-            symbols = self._symbols.get((state.exchange, state.market), {})
-            if need is not None and need > spot.free(state, symbols, asset):
-                return rules.INSUFFICIENT_BALANCE
-            return None
-        if request.reduce_only or price is None:
-            return None
-        qty = request.quantity
-        if qty is None:
-            assert request.quote_quantity is not None
-            qty = request.quote_quantity / price
-        opening = futures.opening_qty(state.positions.get(request.symbol), request.side, qty)
-        need = futures.order_margin(opening, price, self._leverage_of(state, request.symbol))
-        if need > self._margin(state).available:
-            return rules.MARGIN_INSUFFICIENT
-        return None
-
-    def _leverage_of(self, state: AccountState, symbol: str) -> int:
-        pos = state.positions.get(symbol)
-        return pos.leverage if pos is not None else self._settings.default_leverage
-
-    def _trigger_price(self, state: AccountState, symbol: str, trigger: str) -> Decimal | None:
-        key = self._key(state, symbol)
-        if trigger == "mark":
-            mark = self._marks.get(key)
-            return None if mark is None else mark.mark_price
-        book = self._books.get(key)
-        return None if book is None else book.last_price
 
     # ---- executing ----------------------------------------------------------------
 
@@ -405,7 +193,7 @@ class Execution:
             fee, fee_asset = round_usdt(price * qty * rate), info.quote_asset
             pos = copy.copy(state.positions[request.symbol])
             realized, _ = futures.apply_fill(pos, request.side, qty, price)
-            kind = "liquidation" if liquidation else "realized_pnl"
+            kind: LedgerKind = "liquidation" if liquidation else "realized_pnl"
             entries = ledger.entries(
                 state, [(fee_asset, kind, realized), (fee_asset, "fee", -fee)], request.symbol
             )

@@ -22,7 +22,6 @@ from flows.trading import futures, rules
 from flows.trading.execution import Execution
 from flows.trading.orders import is_waiting_stop, new_order
 from flows.trading.state import AccountState
-from flows.trading.views import margin
 from schemas.perps import MarkPrice
 from schemas.trading import (
     AccountEvent,
@@ -59,9 +58,6 @@ class MarkHandling(Execution):
         elif isinstance(event, AccountReset):
             for holders in self._holders.values():
                 holders.pop(state.account_id, None)
-
-    def _margin(self, state: AccountState) -> futures.MarginStatus:
-        return margin(state, self._context(state))
 
     def _on_mark(self, mark: MarkPrice, out: list[AccountEvent]) -> None:
         key = mark.key

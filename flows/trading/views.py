@@ -131,7 +131,7 @@ def _usdm_view(state: AccountState, ctx: MarketContext, common: dict) -> Account
     tiers = ctx.settings.margin_tiers
     positions = futures.position_views(state, ctx.marks, tiers)
     wallet = status.wallet_balance
-    held = min(wallet, status.position_margin + status.order_margin)
+    held = min(wallet, status.position_margin + status.order_margin) or Decimal(0)
     balances = [Balance(asset=futures.MARGIN_ASSET, free=wallet - held, locked=held)]
     for asset in sorted(state.balances):
         if asset != futures.MARGIN_ASSET and state.balances[asset]:

@@ -52,18 +52,19 @@ class Paper:
 
     def __init__(self, settings: PaperSettings | None = None) -> None:
         self.settings = settings or PaperSettings()
+        self.symbols = SYMBOLS
         self.engine = PaperEngine(self.settings, SYMBOLS)
         self.inputs: list[tuple[str, Any]] = []
         self.events: list[AccountEvent] = []
         self._ids = 0
 
-    def _feed(self, kind: str, value: Any) -> list[AccountEvent]:
+    def _feed(self, kind: str, value: Any) -> list[Any]:
         self.inputs.append((kind, value))
         out = getattr(self.engine, kind)(value)
         self.events.extend(out)
         return out
 
-    def command(self, command: Command) -> list[AccountEvent]:
+    def command(self, command: Command) -> list[Any]:
         return self._feed("command", command)
 
     def next_id(self, prefix: str = "c") -> str:
@@ -72,7 +73,7 @@ class Paper:
 
     def open(
         self, market: Market = "spot", account: str = "a1", **balances: str
-    ) -> list[AccountEvent]:
+    ) -> list[Any]:
         return self.command(OpenAccount(
             command_id=self.next_id(), account_id=account, sent_us=0, owner="u1", name=account,
             market=market, exchange=EX, balances={k: D(v) for k, v in balances.items()},
@@ -80,7 +81,7 @@ class Paper:
 
     def place(
         self, market: Market = "spot", account: str = "a1", **fields: Any
-    ) -> list[AccountEvent]:
+    ) -> list[Any]:
         fields.setdefault("client_order_id", self.next_id("o"))
         fields.setdefault("symbol", "BTCUSDT")
         for name in ("quantity", "quote_quantity", "price", "stop_price"):
@@ -100,7 +101,7 @@ class Paper:
         bid_qty: str = "1",
         ask_qty: str = "1",
         uid: int | None = None,
-    ) -> list[AccountEvent]:
+    ) -> list[Any]:
         self._ids += 1
         return self._feed("quote", Quote(
             exchange=EX, market=market, symbol="BTCUSDT", update_id=uid or self._ids,
@@ -114,7 +115,7 @@ class Paper:
         asks: list[tuple[str, str]],
         t: int,
         market: Market = "spot",
-    ) -> list[AccountEvent]:
+    ) -> list[Any]:
         self._ids += 1
         return self._feed("depth", BookDepth(
             exchange=EX, market=market, symbol="BTCUSDT", update_id=self._ids,
@@ -122,24 +123,30 @@ class Paper:
             received_us=T0 + t, time_us=T0 + t,
         ))  # fmt: skip
 
-    def trade(
-        self, price: str, qty: str, t: int, market: Market = "spot", buyer_is_maker: bool = False
-    ) -> list[AccountEvent]:
+    def trade_record(self, price: str, qty: str, t: int, market: Market = "spot") -> Trade:
         self._ids += 1
-        return self._feed("trade", Trade(
+        return Trade(
             exchange=EX, market=market, symbol="BTCUSDT", trade_id=self._ids, price=D(price),
-            qty=D(qty), time_us=T0 + t, buyer_is_maker=buyer_is_maker,
-        ))  # fmt: skip
+            qty=D(qty), time_us=T0 + t, buyer_is_maker=False,
+        )  # fmt: skip
 
-    def mark(
+    def trade(self, price: str, qty: str, t: int, market: Market = "spot") -> list[Any]:
+        return self._feed("trade", self.trade_record(price, qty, t, market))
+
+    def mark_record(
         self, price: str, t: int, rate: str = "0.0001", next_funding: int = 0
-    ) -> list[AccountEvent]:
-        return self._feed("mark", MarkPrice(
+    ) -> MarkPrice:
+        return MarkPrice(
             exchange=EX, market="usdm", symbol="BTCUSDT", time_us=T0 + t, mark_price=D(price),
             index_price=D(price), estimated_settle_price=D(price),
             next_funding_time_us=T0 + next_funding if next_funding else 0,
             received_us=T0 + t, funding_rate=D(rate),
-        ))  # fmt: skip
+        )  # fmt: skip
+
+    def mark(
+        self, price: str, t: int, rate: str = "0.0001", next_funding: int = 0
+    ) -> list[Any]:
+        return self._feed("mark", self.mark_record(price, t, rate, next_funding))
 
 
 @pytest.fixture

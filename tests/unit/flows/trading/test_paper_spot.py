@@ -86,7 +86,7 @@ def test_resting_limit_fills_only_from_trades(
     paper.depth(BIDS, ASKS, t=0)
     placed = paper.place(side="BUY", type="limit", price="99.00", quantity="1")
     assert kinds(placed) == ["accepted"]
-    got: list[AccountEvent] = []
+    got: list[Any] = []
     for i, (price, qty) in enumerate(trades, start=1):
         got += paper.trade(price, qty, t=i * S)
     assert [f.qty for f in fills(got)] == [D(q) for q in filled]

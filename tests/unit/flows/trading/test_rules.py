@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 
 from flows.trading import rules
 from schemas.symbols import SymbolInfo
 from schemas.trading import OrderRequest
+
+PRICE = ("Filter failure: PRICE_FILTER", -1013)
+LOT = ("Filter failure: LOT_SIZE", -1013)
+MARKET_LOT = ("Filter failure: MARKET_LOT_SIZE", -1013)
+NOTIONAL = ("Filter failure: NOTIONAL", -1013)
 
 INFO = SymbolInfo(
     exchange="binance", market="spot", symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT",
@@ -17,7 +23,7 @@ INFO = SymbolInfo(
 )  # fmt: skip
 
 
-def _request(market: str = "spot", **fields: object) -> OrderRequest:
+def _request(market: str = "spot", **fields: Any) -> OrderRequest:
     base: dict[str, object] = {"client_order_id": "x", "exchange": "binance", "market": market,
                                "symbol": "BTCUSDT", "side": "BUY", "type": "limit"}  # fmt: skip
     base.update(fields)
@@ -28,28 +34,28 @@ def _request(market: str = "spot", **fields: object) -> OrderRequest:
     ("fields", "reference", "expected"),
     [
         # 100.005 is not a multiple of the 0.01 tick
-        ({"price": D("100.005"), "quantity": D("1")}, None, ("Filter failure: PRICE_FILTER", -1013)),
+        ({"price": D("100.005"), "quantity": D("1")}, None, PRICE),
         # a stop price off the tick fails the same filter
         ({"type": "stop_limit", "price": D("100"), "stop_price": D("99.999"), "quantity": D("1")},
-         None, ("Filter failure: PRICE_FILTER", -1013)),
+         None, PRICE),
         # 0.000015 is not a multiple of the 0.00001 step
-        ({"price": D("100"), "quantity": D("0.000015")}, None, ("Filter failure: LOT_SIZE", -1013)),
+        ({"price": D("100"), "quantity": D("0.000015")}, None, LOT),
         # below min qty 0.00001
-        ({"price": D("100"), "quantity": D("0.000001")}, None, ("Filter failure: LOT_SIZE", -1013)),
+        ({"price": D("100"), "quantity": D("0.000001")}, None, LOT),
         # above max qty 9000 (a limit order)
-        ({"price": D("1"), "quantity": D("9001")}, None, ("Filter failure: LOT_SIZE", -1013)),
+        ({"price": D("1"), "quantity": D("9001")}, None, LOT),
         # a market order above MARKET_LOT_SIZE's 100
-        ({"type": "market", "quantity": D("101")}, D("100"), ("Filter failure: MARKET_LOT_SIZE", -1013)),
+        ({"type": "market", "quantity": D("101")}, D("100"), MARKET_LOT),
         # 0.04 × 100 = 4 < 5 min notional
-        ({"price": D("100"), "quantity": D("0.04")}, None, ("Filter failure: NOTIONAL", -1013)),
+        ({"price": D("100"), "quantity": D("0.04")}, None, NOTIONAL),
         # a market order's notional at the reference: 0.04 × 100.01 = 4.0004 < 5
-        ({"type": "market", "quantity": D("0.04")}, D("100.01"), ("Filter failure: NOTIONAL", -1013)),
+        ({"type": "market", "quantity": D("0.04")}, D("100.01"), NOTIONAL),
         # a quote amount is its own notional: 4.99 < 5
-        ({"type": "market", "quote_quantity": D("4.99")}, None, ("Filter failure: NOTIONAL", -1013)),
+        ({"type": "market", "quote_quantity": D("4.99")}, None, NOTIONAL),
     ],
 )  # fmt: skip
 def test_filter_failures_use_binance_wording(
-    fields: dict[str, object], reference: D | None, expected: tuple[str, int]
+    fields: dict[str, Any], reference: D | None, expected: tuple[str, int]
 ) -> None:
     found = rules.check_filters(INFO, _request(**fields), reference)
     assert found is not None
@@ -65,7 +71,7 @@ def test_filter_failures_use_binance_wording(
         ({"price": D("1"), "quantity": D("9000")}, None),  # exactly max qty, notional 9000
     ],
 )
-def test_orders_within_every_filter_pass(fields: dict[str, object], reference: D | None) -> None:
+def test_orders_within_every_filter_pass(fields: dict[str, Any], reference: D | None) -> None:
     assert rules.check_filters(INFO, _request(**fields), reference) is None
 
 
