@@ -72,10 +72,13 @@ class PaperEngine(Commands):
 
         Events at or below an account's `seq` are skipped (a log read twice changes
         nothing), as are events of accounts never opened (refusals of unknown accounts
-        carry seq 0). Working orders are rebuilt from the open orders afterwards.
+        carry seq 0). Working orders are rebuilt from the open orders afterwards, and
+        market time moves to the latest event's, so nothing after a restart happens
+        before what the log holds.
         """
         touched: dict[str, None] = {}
         for event in events:
+            self._advance(event.time_us)
             state = self._accounts.get(event.account_id)
             if state is None:
                 if isinstance(event, AccountOpened) and event.seq == 1:
@@ -179,7 +182,9 @@ class PaperEngine(Commands):
 
     def mark(self, mark: MarkPrice) -> list[AccountEvent]:
         """A USDⓈ-M mark price: funding at a passed funding time, mark-triggered stops,
-        then liquidation of what the new mark leaves under maintenance margin."""
+        then liquidation of what the new mark leaves under maintenance margin (closed at
+        the bankruptcy price `flows.trading.futures.close_out_prices` gives; see
+        `flows.trading.marks`)."""
         self._advance(mark.time_us)
         out: list[AccountEvent] = []
         self._on_mark(mark, out)

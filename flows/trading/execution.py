@@ -237,10 +237,13 @@ class Execution(Vetting):
             if order.price is None:
                 continue
             qty = min(working.queue.fillable(request.side, order.price, trade), remaining(order))
-            if request.reduce_only:
-                qty = futures.reduce_only_qty(
-                    state.positions.get(request.symbol), request.side, qty
-                )
+            if request.reduce_only and qty > 0:
+                pos = state.positions.get(request.symbol)
+                if not futures.reduce_only_qty(pos, request.side, qty):
+                    # nothing left to reduce: Binance expires a reduce-only order then
+                    self._end(state, order, "expired", rules.REDUCE_ONLY.reason, out)
+                    continue
+                qty = futures.reduce_only_qty(pos, request.side, qty)
             if qty > 0:
                 self._fill(state, order, order.price, qty, "maker", None, out)
 

@@ -91,7 +91,8 @@ def is_waiting_stop(order: Order) -> bool:
 
 def must_take_now(order: Order) -> bool:
     """Whether it executes at once or not at all: market orders, triggered market stops,
-    IOC and FOK."""
+    IOC and FOK. With no fresh book such an order waits for one (up to
+    `PaperSettings.market_order_wait_s`) rather than fill at a stale price."""
     return acts_as_market(order) or order.request.time_in_force in ("IOC", "FOK")
 
 

@@ -71,17 +71,13 @@ class Paper:
         self._ids += 1
         return f"{prefix}{self._ids}"
 
-    def open(
-        self, market: Market = "spot", account: str = "a1", **balances: str
-    ) -> list[Any]:
+    def open(self, market: Market = "spot", account: str = "a1", **balances: str) -> list[Any]:
         return self.command(OpenAccount(
             command_id=self.next_id(), account_id=account, sent_us=0, owner="u1", name=account,
             market=market, exchange=EX, balances={k: D(v) for k, v in balances.items()},
         ))  # fmt: skip
 
-    def place(
-        self, market: Market = "spot", account: str = "a1", **fields: Any
-    ) -> list[Any]:
+    def place(self, market: Market = "spot", account: str = "a1", **fields: Any) -> list[Any]:
         fields.setdefault("client_order_id", self.next_id("o"))
         fields.setdefault("symbol", "BTCUSDT")
         for name in ("quantity", "quote_quantity", "price", "stop_price"):
@@ -143,9 +139,7 @@ class Paper:
             received_us=T0 + t, funding_rate=D(rate),
         )  # fmt: skip
 
-    def mark(
-        self, price: str, t: int, rate: str = "0.0001", next_funding: int = 0
-    ) -> list[Any]:
+    def mark(self, price: str, t: int, rate: str = "0.0001", next_funding: int = 0) -> list[Any]:
         return self._feed("mark", self.mark_record(price, t, rate, next_funding))
 
 

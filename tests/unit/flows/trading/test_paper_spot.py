@@ -16,6 +16,7 @@ from flows.trading.rules import NO_FRESH_BOOK
 from schemas.trading import (
     AccountEvent,
     AmendOrder,
+    CancelAll,
     CancelOrder,
     CommandRefused,
     Fill,
@@ -24,6 +25,7 @@ from schemas.trading import (
     OrderRejected,
     OrderRepeated,
     OrderUpdated,
+    ResetAccount,
 )
 
 S = 1_000_000
@@ -295,3 +297,66 @@ def test_amend_keeps_the_queue_on_a_smaller_size_and_loses_it_on_a_new_price(pap
     # a new price queues behind the book's 4 at 98.00: 4 printed fill nothing, then 0.3
     assert fills(paper.trade("98.00", "4", t=3 * S)) == []
     assert [f.qty for f in fills(paper.trade("98.00", "0.5", t=4 * S))] == [D("0.3")]
+
+
+def test_a_quote_amount_market_order_spends_at_most_that_amount(paper: Any) -> None:
+    paper.open(USDT="10000")
+    paper.depth(BIDS, ASKS, t=0)
+    events = paper.place(side="BUY", type="market", quote_quantity="80")
+    # 0.5 @ 100.00 = 50; 30 / 100.10 = 0.299700… → 0.29970 (step 0.00001) = 29.999970
+    assert [(f.price, f.qty) for f in fills(events)] == [
+        (D("100.00"), D("0.5")), (D("100.10"), D("0.29970")),
+    ]  # fmt: skip
+    order = events[-1].order
+    assert (order.status, order.quantity, order.filled_quote) == (
+        "filled", D("0.79970"), D("79.999970"),
+    )  # fmt: skip
+    assert booked(paper)["USDT"] == D("9920.000030")
+
+
+def test_a_stop_limit_triggers_on_the_last_price_then_rests_as_a_limit(paper: Any) -> None:
+    paper.open(USDT="10000", BTC="1")
+    paper.depth(BIDS, ASKS, t=0)
+    paper.trade("99.95", "1", t=0)
+    placed = paper.place(client_order_id="sl", side="SELL", type="stop_limit",
+                         stop_price="99.50", price="99.40", quantity="1")  # fmt: skip
+    assert kinds(placed) == ["accepted"]
+    assert paper.trade("99.60", "1", t=1 * S) == []
+    # 99.50 printed: it triggers; a sell limit at 99.40 crosses the bid 99.90 (0.4), the
+    # only level at or above 99.40, so it takes that and 0.6 rests at 99.40
+    fired = paper.trade("99.50", "1", t=2 * S)
+    assert kinds(fired) == ["updated", "fill"]
+    assert fired[0].order.triggered
+    assert (fired[1].fill.price, fired[1].fill.qty, fired[1].fill.liquidity) == (
+        D("99.90"), D("0.4"), "taker",
+    )  # fmt: skip
+    # a print above 99.40 goes through the resting sell: the rest fills as maker
+    rest = paper.trade("99.45", "2", t=3 * S)
+    assert [(f.price, f.qty, f.liquidity) for f in fills(rest)] == [(D("99.40"), D("0.6"), "maker")]
+    assert rest[-1].order.status == "filled"
+
+
+def test_cancel_all_and_reset(paper: Any) -> None:
+    paper.open(USDT="10000", BTC="1")
+    paper.depth(BIDS, ASKS, t=0)
+    paper.place(side="BUY", type="limit", price="99", quantity="1")
+    paper.place(side="SELL", type="limit", price="101", quantity="0.5")
+    canceled = paper.command(CancelAll(command_id="ca", account_id="a1", sent_us=0))
+    assert [(k, e.order.status) for k, e in zip(kinds(canceled), canceled, strict=True)] == [
+        ("updated", "canceled"), ("updated", "canceled"),
+    ]  # fmt: skip
+    none_left = paper.command(CancelAll(command_id="ca2", account_id="a1", sent_us=0))
+    assert isinstance(none_left[0], CommandRefused) and none_left[0].code == -2011
+    paper.place(client_order_id="keep", side="BUY", type="limit", price="99", quantity="1")
+    reset = paper.command(ResetAccount(command_id="r", account_id="a1", sent_us=0,
+                                       balances={"USDT": D("500")}))  # fmt: skip
+    # the open order is canceled with its own event, then the balances are set:
+    # USDT 10,000 → 500 (−9,500), BTC 1 → 0 (−1)
+    assert kinds(reset) == ["updated", "reset"]
+    assert [(e.asset, e.amount, e.balance_after) for e in reset[-1].entries] == [
+        ("BTC", D("-1"), D("0")), ("USDT", D("-9500"), D("500")),
+    ]  # fmt: skip
+    assert booked(paper) == {"USDT": D("500")}
+    again = paper.place(client_order_id="keep", side="BUY", type="limit", price="99",
+                        quantity="1")  # fmt: skip
+    assert isinstance(again[0], OrderRepeated) and again[0].order.status == "canceled"

@@ -81,7 +81,8 @@ def test_funding_is_paid_once_at_the_funding_time_at_the_last_mark_before_it(pap
     assert paper.mark("100.0", t=1 * S, rate="0.0001", next_funding=10 * S) == []
     # the last mark before T = 10 s: rate 0.0002 at mark 101.0
     assert paper.mark("101.0", t=5 * S, rate="0.0002", next_funding=10 * S) == []
-    paid = paper.mark("102.0", t=10 * S, rate="0.0003", next_funding=20 * S)
+    # the first mark at or past T (it still announces T, as a lagging stream may) pays
+    paid = paper.mark("102.0", t=10 * S, rate="0.0003", next_funding=10 * S)
     assert kinds(paid) == ["funding"]
     event = paid[0]
     assert isinstance(event, FundingPaid)
@@ -92,6 +93,7 @@ def test_funding_is_paid_once_at_the_funding_time_at_the_last_mark_before_it(pap
     assert event.entry.amount == D("-0.0202")
     # wallet: 10,000 − 0.05 fee − 0.0202 funding
     assert paper.engine.account("a1").balances["USDT"] == D("9999.9298")
+    # the next mark is past T again: T is paid already, nothing more
     assert paper.mark("102.0", t=11 * S, rate="0.0003", next_funding=20 * S) == []
     assert (position(paper).funding, position(paper).last_funding_us) == (D("-0.0202"), T0 + 10 * S)
 
@@ -206,3 +208,18 @@ def test_the_view_values_positions_at_the_mark(paper: Any) -> None:
     assert paper.engine.views() == []
     paper.mark("111.0", t=2 * S)
     assert [v.equity for v in paper.engine.views()] == [D("10010.95")]
+
+
+def test_a_resting_reduce_only_order_expires_once_nothing_is_left_to_reduce(paper: Any) -> None:
+    long_one(paper)
+    paper.place("usdm", client_order_id="tp", side="SELL", type="limit", price="105.0",
+                quantity="1", reduce_only=True)  # fmt: skip
+    paper.command(ClosePosition(command_id="k", account_id="a1", sent_us=0))
+    assert position(paper).qty == 0
+    # a print through 105.0 would fill it, but there is no long left to reduce
+    events = paper.trade("105.5", "2", t=1 * S, market="usdm")
+    assert kinds(events) == ["updated"]
+    assert (events[0].order.status, events[0].order.reason) == (
+        "expired", "ReduceOnly Order is rejected.",
+    )  # fmt: skip
+    assert position(paper).qty == 0
