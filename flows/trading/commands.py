@@ -49,20 +49,12 @@ class Commands(MarkHandling):
     """The account commands, on top of the order machinery."""
 
     def _dispatch(self, state: AccountState, command: Command, out: list[AccountEvent]) -> None:
-        if isinstance(command, PlaceOrder):
-            self._place_checked(state, command.order, out)
-        elif isinstance(command, CancelOrder):
-            self._cancel(state, command, out)
-        elif isinstance(command, CancelAll):
-            self._cancel_all(state, command, out)
-        elif isinstance(command, AmendOrder):
-            self._amend(state, command, out)
-        elif isinstance(command, ResetAccount):
-            self._reset(state, command, out)
-        elif isinstance(command, SetLeverage):
-            self._set_leverage(state, command, out)
-        elif isinstance(command, ClosePosition):
-            self._close(state, command, out)
+        handlers = {
+            PlaceOrder: self._place_order, CancelOrder: self._cancel, CancelAll: self._cancel_all,
+            AmendOrder: self._amend, ResetAccount: self._reset, SetLeverage: self._set_leverage,
+            ClosePosition: self._close,
+        }  # fmt: skip
+        handlers[type(command)](state, command, out)  # type: ignore[operator]
 
     def _refuse(
         self, state: AccountState, command: Command, reason: str, code: int | None,
@@ -71,9 +63,10 @@ class Commands(MarkHandling):
         kind = str(command.__struct_config__.tag)
         self._emit(state, out, CommandRefused, command=kind, reason=reason, code=code)
 
-    def _place_checked(
-        self, state: AccountState, request: OrderRequest, out: list[AccountEvent]
+    def _place_order(
+        self, state: AccountState, command: PlaceOrder, out: list[AccountEvent]
     ) -> None:
+        request = command.order
         if request.client_order_id not in state.client_ids:
             try:
                 check_request(request)
@@ -234,14 +227,8 @@ class Commands(MarkHandling):
         if refusal is not None:
             self._refuse(state, command, refusal.reason, refusal.code, out)
             return
-        self._emit(
-            state,
-            out,
-            LeverageChanged,
-            symbol=command.symbol,
-            leverage=command.leverage,
-            margin_mode=command.margin_mode,
-        )
+        fields = {"symbol": command.symbol, "leverage": command.leverage}
+        self._emit(state, out, LeverageChanged, margin_mode=command.margin_mode, **fields)
 
     def _close(self, state: AccountState, command: ClosePosition, out: list[AccountEvent]) -> None:
         symbols = [command.symbol] if command.symbol is not None else sorted(state.positions)

@@ -55,15 +55,13 @@ def within(side: Side, price: Decimal, limit: Decimal | None) -> bool:
     return price <= limit if side == "BUY" else price >= limit
 
 
-def walk(
-    levels: list[Level],
-    side: Side,
-    *,
-    qty: Decimal | None = None,
-    quote_qty: Decimal | None = None,
-    limit: Decimal | None = None,
-    step: Decimal | None = None,
-) -> list[Take]:
+Amount = Decimal | None
+
+
+# fmt: off
+def walk(levels: list[Level], side: Side, *, qty: Amount = None, quote_qty: Amount = None,
+         limit: Amount = None, step: Amount = None) -> list[Take]:
+    # fmt: on
     """Take `qty` base (or spend/receive `quote_qty`) from `levels`, best first.
 
     Args:

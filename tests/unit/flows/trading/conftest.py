@@ -4,6 +4,9 @@ input recorded so a test can replay or repeat it.
 Filters (close to Binance's): spot tick 0.01, step 0.00001, min qty 0.00001, max qty
 9000, market max 100, min notional 5; USDⓈ-M tick 0.1, step 0.001, min qty 0.001, max
 qty 1000, market max 120, min notional 5. Times are microseconds from T0.
+
+`Paper.default_depth` is the spot book the tests work their numbers from:
+asks 100.00 × 0.5, 100.10 × 0.3, 100.50 × 1; bids 99.90 × 0.4, 99.00 × 2, 98.00 × 4.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ SYMBOLS = [
         min_qty=D("0.001"), max_qty=D("1000"), market_max_qty=D("120"), min_notional=D("5"),
     ),
 ]  # fmt: skip
+
+
+ASKS = [("100.00", "0.5"), ("100.10", "0.3"), ("100.50", "1")]
+BIDS = [("99.90", "0.4"), ("99.00", "2"), ("98.00", "4")]
 
 
 class Paper:
@@ -118,6 +125,10 @@ class Paper:
             bids=[(D(p), D(q)) for p, q in bids], asks=[(D(p), D(q)) for p, q in asks],
             received_us=T0 + t, time_us=T0 + t,
         ))  # fmt: skip
+
+    def default_depth(self, t: int = 0) -> list[Any]:
+        """The spot book of the module docstring, at `t`."""
+        return self.depth(BIDS, ASKS, t=t)
 
     def trade_record(self, price: str, qty: str, t: int, market: Market = "spot") -> Trade:
         self._ids += 1

@@ -17,8 +17,6 @@ from schemas.trading import (
 )
 
 S = 1_000_000
-ASKS = [("100.00", "0.5"), ("100.10", "0.3"), ("100.50", "1")]
-BIDS = [("99.90", "0.4"), ("99.00", "2"), ("98.00", "4")]
 
 
 def scenario(paper: Any) -> None:
@@ -28,7 +26,7 @@ def scenario(paper: Any) -> None:
     paper.open("spot", account="s2", USDT="500")
     paper.open("usdm", account="f1", USDT="10000")
     paper.open("usdm", account="f2", USDT="1000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     paper.quote("99.9", "100.0", t=0, market="usdm", bid_qty="5", ask_qty="5")
     paper.mark("100.0", t=0, rate="0.0001", next_funding=10 * S)
     paper.place(account="s1", side="BUY", type="market", quantity="1")

@@ -1,7 +1,9 @@
 """The paper engine on spot, against hand-worked numbers: taking the book, resting,
 queues, time in force, fees, filters, stale books, idempotency.
 
-Default spot fees are 0.1 % maker and taker; times are seconds after T0 (`S`).
+Default spot fees are 0.1 % maker and taker; times are seconds after T0 (`S`). The book
+is `Paper.default_depth`: asks 100.00 × 0.5, 100.10 × 0.3, 100.50 × 1; bids 99.90 × 0.4,
+99.00 × 2, 98.00 × 4.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ from schemas.trading import (
 )
 
 S = 1_000_000
-ASKS = [("100.00", "0.5"), ("100.10", "0.3"), ("100.50", "1")]
-BIDS = [("99.90", "0.4"), ("99.00", "2"), ("98.00", "4")]
 
 
 def kinds(events: list[AccountEvent]) -> list[str]:
@@ -48,7 +48,7 @@ def booked(paper: Any, account: str = "a1") -> dict[str, D]:
 
 def test_market_order_walks_three_levels(paper: Any) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     events = paper.place(side="BUY", type="market", quantity="1")
     assert kinds(events) == ["accepted", "fill", "fill", "fill"]
     # 0.5 @ 100.00 (top, slip 0), 0.3 @ 100.10 (slip 0.10), 0.2 @ 100.50 (slip 0.50);
@@ -85,7 +85,7 @@ def test_resting_limit_fills_only_from_trades(
     paper: Any, trades: list[tuple[str, str]], filled: list[str]
 ) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     placed = paper.place(side="BUY", type="limit", price="99.00", quantity="1")
     assert kinds(placed) == ["accepted"]
     got: list[Any] = []
@@ -101,7 +101,7 @@ def test_resting_limit_fills_only_from_trades(
 
 def test_ioc_takes_what_it_can_and_expires_the_rest(paper: Any) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     events = paper.place(side="BUY", type="limit", time_in_force="IOC", price="100.05",
                          quantity="1")  # fmt: skip
     # only the 0.5 @ 100.00 is within 100.05; the other 0.5 expires
@@ -122,7 +122,7 @@ def test_ioc_takes_what_it_can_and_expires_the_rest(paper: Any) -> None:
 )
 def test_fok_is_all_or_nothing(paper: Any, qty: str, expected: list[str]) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     events = paper.place(side="BUY", type="limit", time_in_force="FOK", price="100.10",
                          quantity=qty)  # fmt: skip
     assert kinds(events) == expected
@@ -139,7 +139,7 @@ def test_fok_is_all_or_nothing(paper: Any, qty: str, expected: list[str]) -> Non
 
 def test_post_only_that_would_cross_is_rejected_and_one_that_would_not_rests(paper: Any) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     crossing = paper.place(side="BUY", type="limit", time_in_force="GTX", price="100.00",
                            quantity="0.1")  # fmt: skip
     assert isinstance(crossing[0], OrderRejected)
@@ -174,7 +174,7 @@ def test_fee_on_each_side(
 ) -> None:  # fmt: skip
     paper = make_paper(spot_fees={"maker": "0.0008", "taker": "0.001"})
     paper.open(USDT="10000", BTC="1")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     events = paper.place(side=side, **order)
     if trade is not None:
         events += paper.trade(trade, "10", t=S)
@@ -206,7 +206,7 @@ def test_rejections_in_binance_words(
     paper: Any, fields: dict[str, str], last: str | None, reason: str, code: int
 ) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     if last is not None:
         paper.trade(last, "1", t=0)
     (event,) = paper.place(**{"side": "BUY", "type": "limit", **fields})
@@ -218,7 +218,7 @@ def test_rejections_in_binance_words(
 
 def test_a_market_order_waits_for_a_fresh_book_and_never_fills_a_stale_one(paper: Any) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     paper.trade("100", "1", t=10 * S)  # market time 10 s: the book is 10 s old (limit 3 s)
     placed = paper.place(side="BUY", type="market", quantity="0.1")
     assert kinds(placed) == ["accepted"]
@@ -239,7 +239,7 @@ def test_a_market_order_waits_for_a_fresh_book_and_never_fills_a_stale_one(paper
 
 def test_a_repeated_client_order_id_places_one_order(paper: Any) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     first = paper.place(client_order_id="mine-1", side="BUY", type="limit", price="99",
                         quantity="1")  # fmt: skip
     again = paper.place(client_order_id="mine-1", side="BUY", type="limit", price="98",
@@ -252,7 +252,7 @@ def test_a_repeated_client_order_id_places_one_order(paper: Any) -> None:
 
 def test_a_redelivered_command_is_skipped(paper: Any) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     paper.place(side="BUY", type="limit", price="99", quantity="1")
     command = paper.inputs[-1][1]
     assert paper.command(command) == []
@@ -261,7 +261,7 @@ def test_a_redelivered_command_is_skipped(paper: Any) -> None:
 
 def test_limit_buy_locks_its_quote_and_cancel_releases_it(paper: Any) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     paper.place(client_order_id="big", side="BUY", type="limit", price="99", quantity="60")
     # 60 × 99 = 5,940 locked, 4,060 free: 50 × 99 = 4,950 does not fit
     (rejected,) = paper.place(side="BUY", type="limit", price="99", quantity="50")
@@ -283,7 +283,7 @@ def test_limit_buy_locks_its_quote_and_cancel_releases_it(paper: Any) -> None:
 
 def test_amend_keeps_the_queue_on_a_smaller_size_and_loses_it_on_a_new_price(paper: Any) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     paper.place(client_order_id="b", side="BUY", type="limit", price="99.00", quantity="1")
     paper.trade("99.00", "1.5", t=1 * S)  # 2 ahead → 0.5 ahead
     amend = AmendOrder(command_id="m1", account_id="a1", sent_us=0, client_order_id="b",
@@ -301,7 +301,7 @@ def test_amend_keeps_the_queue_on_a_smaller_size_and_loses_it_on_a_new_price(pap
 
 def test_a_quote_amount_market_order_spends_at_most_that_amount(paper: Any) -> None:
     paper.open(USDT="10000")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     events = paper.place(side="BUY", type="market", quote_quantity="80")
     # 0.5 @ 100.00 = 50; 30 / 100.10 = 0.299700… → 0.29970 (step 0.00001) = 29.999970
     assert [(f.price, f.qty) for f in fills(events)] == [
@@ -316,7 +316,7 @@ def test_a_quote_amount_market_order_spends_at_most_that_amount(paper: Any) -> N
 
 def test_a_stop_limit_triggers_on_the_last_price_then_rests_as_a_limit(paper: Any) -> None:
     paper.open(USDT="10000", BTC="1")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     paper.trade("99.95", "1", t=0)
     placed = paper.place(client_order_id="sl", side="SELL", type="stop_limit",
                          stop_price="99.50", price="99.40", quantity="1")  # fmt: skip
@@ -338,7 +338,7 @@ def test_a_stop_limit_triggers_on_the_last_price_then_rests_as_a_limit(paper: An
 
 def test_cancel_all_and_reset(paper: Any) -> None:
     paper.open(USDT="10000", BTC="1")
-    paper.depth(BIDS, ASKS, t=0)
+    paper.default_depth()
     paper.place(side="BUY", type="limit", price="99", quantity="1")
     paper.place(side="SELL", type="limit", price="101", quantity="0.5")
     canceled = paper.command(CancelAll(command_id="ca", account_id="a1", sent_us=0))
