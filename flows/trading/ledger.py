@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from flows.errors import FlowError
 from flows.trading import futures
 from flows.trading.state import AccountState, PositionState
 from schemas.trading import (
@@ -37,7 +38,7 @@ from schemas.trading import (
 )
 
 
-class LedgerError(Exception):
+class LedgerError(FlowError):
     """An event that cannot follow the account's state (a gap or a foreign account)."""
 
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
+import pytest
+
+from flows.trading import ledger
 from flows.trading.engine import PaperEngine
+from flows.trading.ledger import LedgerError
 from schemas.trading import (
     AmendOrder,
     CancelOrder,
@@ -93,3 +97,19 @@ def test_the_same_inputs_give_the_same_event_bytes(make_paper: Any) -> None:
     assert [encode(v) for v in first.engine.views(changed_only=False)] == [
         encode(v) for v in second.engine.views(changed_only=False)
     ]
+
+
+def test_the_fold_refuses_a_gap_or_a_foreign_event(paper: Any) -> None:
+    scenario(paper)
+    s1 = [e for e in paper.events if e.account_id == "s1"]
+    fresh = PaperEngine(paper.settings, paper.symbols)
+    fresh.restore(s1[:3])
+    state = fresh.account("s1")
+    assert state is not None and state.seq == 3
+    with pytest.raises(LedgerError, match="seq 5 after 3"):
+        ledger.apply(state, s1[4])
+    with pytest.raises(LedgerError, match="of s2 applied to s1"):
+        ledger.apply(state, next(e for e in paper.events if e.account_id == "s2"))
+    # restore skips what is already applied and what belongs to no opened account
+    fresh.restore(s1[:3])
+    assert fresh.account("s1").seq == 3  # type: ignore[union-attr]
