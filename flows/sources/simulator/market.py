@@ -447,22 +447,9 @@ def symbol_infos(market: SyntheticMarket) -> list[SymbolInfo]:
 
     Returns:
         One TRADING `SymbolInfo` per symbol, quoted in USDT, with its tick and step
-        sizes; perpetual on ``usdm``. Stamped with the market's start time, so a seed
+        sizes and order filters (`SymbolSpec.info`); perpetual on ``usdm``. Stamped with the market's start time, so a seed
         fixes every field.
     """
     kind = "spot" if market.market == "spot" else "perpetual"
-    return [
-        SymbolInfo(
-            exchange=market.exchange,
-            market=market.market,
-            symbol=spec.symbol,
-            base_asset=spec.symbol.removesuffix("USDT"),  # every name is SYM<n>USDT
-            quote_asset="USDT",
-            status="TRADING",
-            kind=kind,
-            tick_size=spec.tick_size,
-            step_size=spec.step_size,
-            updated_ms=market.start_us // 1000,
-        )
-        for spec in market.symbols
-    ]
+    updated_ms = market.start_us // 1000
+    return [spec.info(market.exchange, market.market, kind, updated_ms) for spec in market.symbols]

@@ -248,18 +248,4 @@ class Perpetuals:
 
     def symbol_infos(self, updated_ms: int) -> list[SymbolInfo]:
         """The perpetuals as ``exchangeInfo`` would list them: market usdm, kind perpetual."""
-        return [
-            SymbolInfo(
-                exchange=self.exchange,
-                market=MARKET,
-                symbol=spec.symbol,
-                base_asset=spec.symbol.removesuffix("USDT"),
-                quote_asset="USDT",
-                status="TRADING",
-                kind="perpetual",
-                tick_size=spec.tick_size,
-                step_size=spec.step_size,
-                updated_ms=updated_ms,
-            )
-            for spec in self.specs
-        ]
+        return [spec.info(self.exchange, MARKET, "perpetual", updated_ms) for spec in self.specs]
