@@ -57,8 +57,8 @@ EXAMPLE = {
     description="Every symbol the exchanges list (as of the last refresh of this process's "
     "symbol directory from ClickHouse `symbols`), with base and quote asset, trading "
     "status, contract kind, exact tick and step sizes and the order filters (min/max "
-    "quantity, max market-order quantity, min notional) an order ticket checks. Filters combine; values are "
-    "matched without regard to case.",
+    "quantity, max market-order quantity, min notional) an order ticket checks. Filters "
+    "combine; values are matched without regard to case.",
     responses={
         200: {"content": {"application/json": {"example": EXAMPLE}}},
         503: {"description": "This process has no symbol directory"},

@@ -33,8 +33,9 @@ SYMBOL_COLUMNS = (
 def tsv_rows(infos: list[SymbolInfo]) -> bytes:
     """Symbols as TabSeparated rows in `SYMBOL_COLUMNS` order.
 
-    Sizes and filter values are written in plain notation (``0.00000001``, never ``1E-8``), the update
-    time as integer milliseconds, which DateTime64(3) reads as its ticks.
+    Sizes and filter values are written in plain notation (``0.00000001``, never
+    ``1E-8``), the update time as integer milliseconds, which DateTime64(3) reads as its
+    ticks.
     """
     lines = [
         "\t".join(
