@@ -83,7 +83,8 @@ class SimBook:
         self._pdec = list(price_decimals)
         self._qdec = list(qty_decimals)
         self._top = list(top_steps)
-        self._sizes = list(sizes)
+        self.sizes = list(sizes)
+        """The table of lognormal size factors sizes are drawn from."""
         self.seed = seed
         self._rng = random.Random(seed + 0xB00C)
         self.bid = [0] * n
@@ -122,7 +123,7 @@ class SimBook:
             time_us - self.moved_us[s] < QUOTE_GAP_US or (bid == self.bid[s] and ask == self.ask[s])
         ):
             return False
-        rand, sizes, top = self._rng.random, self._sizes, self._top[s]
+        rand, sizes, top = self._rng.random, self.sizes, self._top[s]
         self.bid[s], self.ask[s] = bid, ask
         self._bid_steps[s] = int(top * sizes[int(rand() * len(sizes))]) or 1
         self._ask_steps[s] = int(top * sizes[int(rand() * len(sizes))]) or 1
@@ -175,7 +176,7 @@ class SimBook:
             return cached[1], cached[2]
         # Named by seed, symbol and move: the same book whatever was watched before.
         rand = random.Random(f"{self.seed}:{self.market}:{s}:{moves}").random
-        sizes, top = self._sizes, self._top[s]
+        sizes, top = self.sizes, self._top[s]
         pdec, qdec = self._pdec[s], self._qdec[s]
 
         def side(best: int, first_steps: int, direction: int) -> list[Level]:
@@ -221,7 +222,8 @@ class SimBook:
     def catch_up(self, time_us: int) -> None:
         """Record the depth of every watched, quoted symbol at each slot before `time_us`.
 
-        Call it before the book moves at `time_us`: a slot shows the book as it stood then.
+        Call it before the book moves at `time_us`: a slot shows the book as it stands at
+        its time, a move at that very time included.
         """
         depths = self._depths
         if time_us - self.next_depth_us > _MAX_BEHIND_US:

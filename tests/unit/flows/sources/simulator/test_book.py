@@ -12,6 +12,7 @@ import pytest
 
 from flows.sources.simulator import QUOTE_GAP_US, SyntheticMarket
 from flows.sources.simulator.book import DEPTH_EVERY_US, DEPTH_LEVELS
+from flows.sources.simulator.perps import Perpetuals
 from schemas.depth import BookDepth
 from schemas.quotes import Quote
 from schemas.trades import Trade
@@ -30,11 +31,11 @@ def run(
 def in_time_order(
     trades: Sequence[Trade], quotes: Sequence[Quote], depth: Sequence[BookDepth] = ()
 ) -> list[tuple[int, int, Any]]:
-    """Every record in market time; at one time a quote comes before the trades it moved
-    the book for, and depth (a snapshot of the book before that time's move) first."""
+    """Every record in market time; at one time a quote comes first (the book moved),
+    then the depth (the book as it stands then) and the trades that printed against it."""
     merged = heapq.merge(
-        ((d.time_us, 0, d) for d in depth),
-        ((q.time_us, 1, q) for q in quotes),
+        ((q.time_us, 0, q) for q in quotes),
+        ((d.time_us, 1, d) for d in depth),
         ((t.time_us, 2, t) for t in trades),
         key=lambda r: (r[0], r[1]),
     )
@@ -158,3 +159,49 @@ def test_the_same_seed_gives_the_same_book_whatever_was_watched() -> None:
     ]
     other = SyntheticMarket(30, 400.0, seed=10, quotes=True)
     assert run(other, 20_000, ["SYM0003USDT"])[2][:50] != depth_a[:50]
+
+
+def test_perpetuals_print_against_their_own_book_and_publish_its_depth() -> None:
+    market = SyntheticMarket(20, 400.0, seed=5, quotes=True)
+    perps = Perpetuals(market)
+    watched = perps.watch_depth([perps.symbols[0], "SYM0019USDT"])  # not a perpetual
+    assert watched == [perps.symbols[0]]
+    prints: list[Trade] = []
+    spot_quotes: list[Quote] = []
+    for trade in market.trades(40_000):
+        # As publish_market feeds them: the twins' quotes up to the trade, then the trade.
+        for quote in market.take_quotes(trade.time_us):
+            perps.advance(quote.time_us)  # type: ignore[arg-type]
+            perps.on_quote(quote)
+            spot_quotes.append(quote)
+        perps.advance(trade.time_us)
+        if (printed := perps.on_trade(trade)) is not None:
+            prints.append(printed)
+    end = prints[-1].time_us
+    quotes, depth = perps.take_quotes(end), perps.take_depth(end)
+    assert len(prints) > 1_000 and len(quotes) > 500 and len(depth) > 100
+    assert {(q.exchange, q.market) for q in quotes} == {("sim", "usdm")}
+    assert {d.symbol for d in depth} == {perps.symbols[0]}
+    twins = {q.symbol for q in spot_quotes} & set(perps.symbols)
+    assert {q.symbol for q in quotes} == twins
+    specs = {spec.symbol: spec for spec in perps.specs}
+    book: dict[str, Quote] = {}
+    at_touch = 0
+    for _, _, record in in_time_order(prints, quotes, depth):
+        if isinstance(record, Quote):
+            assert record.bid_price < record.ask_price
+            book[record.symbol] = record
+        elif isinstance(record, BookDepth):
+            quote = book[record.symbol]
+            assert record.bids[0] == (quote.bid_price, quote.bid_qty)
+            assert record.asks[0] == (quote.ask_price, quote.ask_qty)
+        else:
+            quote, tick = book[record.symbol], specs[record.symbol].tick_size
+            assert record.market == "usdm"
+            if record.buyer_is_maker:
+                assert record.price <= quote.bid_price
+            else:
+                assert record.price >= quote.ask_price
+            assert (record.price - quote.bid_price) % tick == 0
+            at_touch += record.price in (quote.bid_price, quote.ask_price)
+    assert at_touch > len(prints) * 0.6  # most fills print at the touch, sweeps go deeper
