@@ -236,14 +236,13 @@ class LiveIngest:
     def topics(self) -> list[str]:
         """The Kafka topics it reads or writes: what must exist before `follow`."""
         wanted = [self.trades_topic, self.quotes_topic, self.deadletter_topic]
-        wanted += [self.depth_topic, self.watch_topic]
         if self.crosscheck or self.fetches_history:
             wanted.append(self.candles_topic)
         if self.fetches_history:
             wanted.append(self.tickers_topic)
         if self.follows_perpetuals:
             wanted += [self.marks_topic, self.liquidations_topic, self.open_interest_topic]
-        return wanted
+        return [*wanted, self.depth_topic, self.watch_topic]
 
     @property
     def follows_perpetuals(self) -> bool:

@@ -74,7 +74,10 @@ def test_spot_depth_takes_its_symbol_from_the_stream_and_has_no_time() -> None:
 def test_a_bare_spot_payload_names_its_symbol_by_the_stream_given() -> None:
     depth = DepthDecoder("spot").decode(SPOT_DOCS, 5, stream="bnbbtc@depth20@100ms")
     assert (depth.symbol, depth.update_id, depth.bids, depth.asks) == (
-        "BNBBTC", 160, [(Decimal("0.0024"), Decimal("10"))], [(Decimal("0.0026"), Decimal("100"))]
+        "BNBBTC",
+        160,
+        [(Decimal("0.0024"), Decimal("10"))],
+        [(Decimal("0.0026"), Decimal("100"))],
     )
     with pytest.raises(BinanceDecodeError) as err:
         DepthDecoder("spot").decode(SPOT_DOCS, 5)
