@@ -374,6 +374,7 @@ class _PerpFeed:
         return self.perps.on_trade(trade)
 
 
+@dataclass
 class _Books:
     """Publishes the simulated books: every quote, and the depth of the watched symbols.
 
@@ -381,24 +382,23 @@ class _Books:
     against it); the spot twins' quotes are fed to the perpetuals on the way, whose books
     follow them. The watch topic is read every `_WATCH_EVERY_S` of wall time; its latest
     record for a market is what that market's book watches.
+
+    Attributes:
+        market: The spot market.
+        feed: Its perpetuals, if any.
+        quotes: Where every book's quotes go.
+        depth: Where the watched symbols' depth goes; None: nowhere.
+        watch: The watch topic's records; None: nothing is watched.
+        published_to: Event time up to which the books' records went out.
     """
 
-    def __init__(
-        self,
-        market: SyntheticMarket,
-        feed: _PerpFeed | None,
-        quotes: QuotePublisher,
-        depth: DepthPublisher | None,
-        watch: DepthWatchFeed | None,
-    ) -> None:
-        self.market = market
-        self.feed = feed
-        self.quotes = quotes
-        self.depth = depth
-        self.watch = watch
-        self.published_to = -1
-        """Event time up to which the books' records went out."""
-        self._watch_due = 0.0
+    market: SyntheticMarket
+    feed: _PerpFeed | None
+    quotes: QuotePublisher
+    depth: DepthPublisher | None
+    watch: DepthWatchFeed | None
+    published_to: int = -1
+    _watch_due: float = 0.0
 
     def upto(self, time_us: int) -> None:
         """Publish the books' records up to `time_us` (call it before its trades)."""

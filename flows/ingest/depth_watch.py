@@ -9,25 +9,19 @@ the simulated market) follows the latest record of its markets through a
 
 from __future__ import annotations
 
-import logging
-import threading
+from confluent_kafka import OFFSET_BEGINNING, Consumer
 
-import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
+from flows.ingest.topic_feed import TopicFeed
 from schemas.depth import DepthWatch, watch_decoder
 from schemas.trades import Market
 
-logger = logging.getLogger(__name__)
 
-
-class DepthWatchFeed:
+class DepthWatchFeed(TopicFeed[DepthWatch]):
     """The latest watch set of each market of one exchange, from the topic's beginning.
 
-    Partitions are assigned explicitly (no consumer group) from their first offset, so a
-    process that starts after the engine last published still learns the current set
-    (the latest record read wins; the engine repeats it anyway). Reading is guarded by a
-    lock, so a poll in a worker thread and a final one never overlap.
+    Partitions are read from their first offset, so a process that starts after the
+    engine last published still learns the current set (the latest record read wins; the
+    engine repeats it anyway). See `flows.ingest.topic_feed.TopicFeed`.
 
     Args:
         consumer: A fresh consumer of the cluster (no group, nothing assigned); the feed
@@ -38,49 +32,22 @@ class DepthWatchFeed:
     """
 
     def __init__(self, consumer: Consumer, topic: str, partitions: int, exchange: str) -> None:
-        self.topic = topic
+        super().__init__(
+            consumer,
+            topic,
+            partitions,
+            f"{exchange}:",
+            OFFSET_BEGINNING,
+            watch_decoder().decode,
+            "watch record",
+        )
         self.exchange = exchange
-        self.undecodable = 0
-        self._prefix = f"{exchange}:".encode()
-        self._decode = watch_decoder().decode
-        self._lock = threading.Lock()
-        self._consumer = consumer
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-        self._closed = False
 
     def poll(self, batch: int = 1_000) -> dict[Market, DepthWatch]:
         """The latest watch record of each market read since the last poll; never waits.
 
         Returns:
             By market, the last record of this exchange that arrived (markets with no new
-            record are absent). An undecodable record is logged, counted and skipped.
+            record are absent).
         """
-        out: dict[Market, DepthWatch] = {}
-        with self._lock:
-            while not self._closed:
-                messages = self._consumer.consume(num_messages=batch, timeout=0)
-                for msg in messages:
-                    if msg.error() is not None:
-                        logger.warning("%s: %s", self.topic, msg.error())
-                        continue
-                    key, value = msg.key(), msg.value()
-                    if not key or not key.startswith(self._prefix) or not value:
-                        continue
-                    try:
-                        watch = self._decode(value)
-                    except (msgspec.DecodeError, TypeError) as exc:
-                        self.undecodable += 1
-                        logger.warning("%s: undecodable watch record: %s", self.topic, exc)
-                        continue
-                    if watch.exchange == self.exchange:
-                        out[watch.market] = watch
-                if len(messages) < batch:
-                    break
-        return out
-
-    def close(self) -> None:
-        """Leave the topic. Idempotent."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._consumer.close()
+        return {w.market: w for w in self.read(batch) if w.exchange == self.exchange}

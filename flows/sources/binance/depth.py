@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import msgspec
 
-from flows.sources.binance.trades import BinanceDecodeError, time_us_from_binance, to_decimal
+from flows.sources.binance.trades import (
+    BinanceDecodeError,
+    decode_message,
+    time_us_from_binance,
+    to_decimal,
+)
 from schemas.depth import BookDepth, Level
 from schemas.trades import Market
 
@@ -59,20 +64,17 @@ class DepthDecoder:
     up) whatever order they came in. A book is refused when a level is not a positive
     price with a positive quantity (a zero quantity belongs to the diff-depth stream,
     whose events look the same on USDⓈ-M) or when its best bid is not below its best ask.
-    One decoder per consumer (it holds a msgspec decoder).
+    One decoder per consumer (it holds msgspec decoders).
+
+    Args:
+        market: ``spot`` or ``usdm``.
+        exchange: The exchange name stamped on every book.
     """
 
     def __init__(self, market: Market, *, exchange: str = "binance") -> None:
-        """Build a decoder for one market.
-
-        Args:
-            market: ``spot`` or ``usdm``.
-            exchange: The exchange name stamped on every book.
-        """
         self.market: Market = market
         self.exchange = exchange
-        self._decoder = msgspec.json.Decoder(_Wrapped)
-        self._bare = msgspec.json.Decoder(_Depth)
+        self._wrapped, self._bare = msgspec.json.Decoder(_Wrapped), msgspec.json.Decoder(_Depth)
 
     def decode(self, raw: bytes | str, received_us: int, stream: str = "") -> BookDepth:
         """Decode one partial-depth message.
@@ -92,16 +94,11 @@ class DepthDecoder:
                 ``bad_decimal`` or ``bad_book`` when the message is not a well-formed
                 partial depth.
         """
-        try:
-            wrapped = self._decoder.decode(raw)
-            if wrapped.data is not None:
-                data, stream = wrapped.data, wrapped.stream or stream
-            else:
-                data = self._bare.decode(raw)
-        except msgspec.ValidationError as exc:
-            raise BinanceDecodeError("bad_type", str(exc)) from None
-        except msgspec.DecodeError as exc:
-            raise BinanceDecodeError("bad_json", str(exc)) from None
+        wrapped = decode_message(self._wrapped, raw)
+        if wrapped.data is not None:
+            data, stream = wrapped.data, wrapped.stream or stream
+        else:  # a single-stream connection's bare payload
+            data = decode_message(self._bare, raw)
         if data.e and data.e != "depthUpdate":
             raise BinanceDecodeError("bad_type", f"not a depth update: e={data.e!r}")
         if data.e:  # USDⓈ-M

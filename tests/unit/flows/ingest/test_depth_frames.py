@@ -3,6 +3,8 @@ when not, skipped without a depth publisher."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from flows.ingest.frames import FrameHandler
 from flows.ingest.sequence import TradeSequencer
 from flows.ingest.status import IngestCounts
@@ -23,29 +25,19 @@ USDM = (
 )
 
 
-class Recorder:
-    """Stands in for the trade publisher (dead letters) and the depth publisher."""
-
-    def __init__(self) -> None:
-        self.rejected: list[Rejected] = []
-        self.books: list[BookDepth] = []
-
-    def reject(self, rejected: Rejected) -> None:
-        self.rejected.append(rejected)
-
-    def publish(self, depth: BookDepth) -> None:
-        self.books.append(depth)
-
-    def poll(self) -> None:
-        pass
-
-
-def handler(market: Market, recorder: Recorder, counts: IngestCounts, depth: bool) -> FrameHandler:
-    return FrameHandler(
+def handler(
+    market: Market, counts: IngestCounts, depth: bool
+) -> tuple[FrameHandler, list[BookDepth], list[Rejected]]:
+    """A frame handler whose dead letters and books (when it has a depth publisher) are
+    recorded in the lists it returns."""
+    books: list[BookDepth] = []
+    rejected: list[Rejected] = []
+    recorder = SimpleNamespace(reject=rejected.append, publish=books.append, poll=lambda: None)
+    frames = FrameHandler(
         market, exchange="binance", sequencer=TradeSequencer(grace_s=1.0), gaps=None,
-        publisher=recorder, quotes=None, counts=counts,
-        depth=recorder if depth else None,
+        publisher=recorder, quotes=None, counts=counts, depth=recorder if depth else None,
     )  # fmt: skip
+    return frames, books, rejected
 
 
 def frame(stream: str, raw: str) -> Frame:
@@ -53,27 +45,30 @@ def frame(stream: str, raw: str) -> Frame:
 
 
 def test_books_are_published_and_bad_ones_dead_lettered() -> None:
-    recorder, counts = Recorder(), IngestCounts()
-    spot = handler("spot", recorder, counts, depth=True)
+    counts = IngestCounts()
+    spot, books, rejected = handler("spot", counts, depth=True)
     spot.handle(frame("bnbbtc@depth20@100ms", SPOT))
     crossed = SPOT.replace('"0.0026"', '"0.0023"')
     spot.handle(frame("bnbbtc@depth20@100ms", crossed))
     spot.handle(frame("ethbtc@depth20@100ms", "{not json"))
-    handler("usdm", recorder, counts, depth=True).handle(frame("linkusdt@depth20@100ms", USDM))
-    assert [(b.market, b.symbol, b.update_id) for b in recorder.books] == [
+    usdm, usdm_books, _ = handler("usdm", counts, depth=True)
+    usdm.handle(frame("linkusdt@depth20@100ms", USDM))
+    assert [(b.market, b.symbol, b.update_id) for b in books + usdm_books] == [
         ("spot", "BNBBTC", 160),
         ("usdm", "LINKUSDT", 510743914224),
     ]
-    assert recorder.books[0].received_us == 1_700_000_000_000_000
+    assert books[0].received_us == 1_700_000_000_000_000
+    assert usdm_books[0].time_us == 1_623_494_540_947_000
     assert (counts.depth, counts.rejected) == (2, 2)
-    assert [(r.source, r.reason, r.raw) for r in recorder.rejected] == [
+    assert [(r.source, r.reason, r.raw) for r in rejected] == [
         ("ws:bnbbtc@depth20@100ms", "bad_book", crossed.encode()),
         ("ws:ethbtc@depth20@100ms", "bad_json", b"{not json"),
     ]
 
 
 def test_without_a_depth_publisher_books_are_skipped() -> None:
-    recorder, counts = Recorder(), IngestCounts()
-    handler("spot", recorder, counts, depth=False).handle(frame("bnbbtc@depth20@100ms", SPOT))
-    assert recorder.books == [] and counts.depth == 0
+    counts = IngestCounts()
+    frames, books, _ = handler("spot", counts, depth=False)
+    frames.handle(frame("bnbbtc@depth20@100ms", SPOT))
+    assert books == [] and counts.depth == 0
     assert counts.skipped == {"depth20@100ms": 1}
