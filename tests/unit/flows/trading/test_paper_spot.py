@@ -64,6 +64,10 @@ def test_market_order_walks_three_levels(paper: Any) -> None:
     assert final.avg_price == D("100.13")  # (50 + 30.03 + 20.10) / 1
     # USDT 10000 − 100.13; BTC 1 − 0.001 fee
     assert booked(paper) == {"USDT": D("9899.87"), "BTC": D("0.999")}
+    (view,) = paper.engine.views()
+    # fees in USDT: 0.0005 × 100.00 + 0.0003 × 100.10 + 0.0002 × 100.50 = 0.10013;
+    # equity: 9,899.87 + 0.999 BTC at the mid (99.90 + 100.00) / 2 = 99.95 → 9,999.72005
+    assert (view.fees, view.equity) == (D("0.10013"), D("9999.72005"))
 
 
 @pytest.mark.parametrize(
