@@ -223,3 +223,15 @@ def test_a_resting_reduce_only_order_expires_once_nothing_is_left_to_reduce(pape
         "expired", "ReduceOnly Order is rejected.",
     )  # fmt: skip
     assert position(paper).qty == 0
+
+
+def test_a_market_order_without_a_book_is_margined_at_the_mark(paper: Any) -> None:
+    paper.open("usdm", USDT="100")
+    paper.mark("100.0", t=0)
+    # no book yet: 30 × 100.0 (the mark) / 20 = 150 USDT of margin > 100
+    (event,) = paper.place("usdm", side="BUY", type="market", quantity="30")
+    assert (event.order.reason, event.order.code) == ("Margin is insufficient.", -2019)
+    # 10 × 100.0 / 20 = 50 fits: it waits for a book
+    assert kinds(paper.place("usdm", side="BUY", type="market", quantity="10")) == [
+        "leverage", "accepted",
+    ]  # fmt: skip
