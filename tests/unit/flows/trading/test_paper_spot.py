@@ -364,3 +364,16 @@ def test_cancel_all_and_reset(paper: Any) -> None:
     again = paper.place(client_order_id="keep", side="BUY", type="limit", price="99",
                         quantity="1")  # fmt: skip
     assert isinstance(again[0], OrderRepeated) and again[0].order.status == "canceled"
+
+
+def test_amend_to_a_larger_size_goes_to_the_back_of_the_queue(paper: Any) -> None:
+    paper.open(USDT="10000")
+    paper.default_depth()
+    paper.place(client_order_id="b", side="BUY", type="limit", price="99.00", quantity="1")
+    paper.trade("99.00", "1.5", t=1 * S)  # 2 ahead → 0.5 ahead
+    bigger = AmendOrder(command_id="m", account_id="a1", sent_us=0, client_order_id="b",
+                        quantity=D("1.5"))  # fmt: skip
+    assert kinds(paper.command(bigger)) == ["updated"]
+    # back of the queue: the book's 2 at 99.00 are ahead again, so 2 printed fill nothing
+    assert fills(paper.trade("99.00", "2", t=2 * S)) == []
+    assert [f.qty for f in fills(paper.trade("99.00", "0.5", t=3 * S))] == [D("0.5")]
