@@ -17,10 +17,10 @@ from flows.trading.book import Book
 from flows.trading.orders import Working, is_waiting_stop, must_take_now
 from flows.trading.settings import PaperSettings
 from flows.trading.state import AccountState
-from flows.trading.views import MarketContext, margin
+from flows.trading.views import SPOT_QUOTE, MarketContext, margin
 from schemas.perps import MarkPrice
 from schemas.symbols import SymbolInfo
-from schemas.trading import AccountEvent, Order
+from schemas.trading import AccountEvent, AccountReset, Order, OrderFilled
 
 RECENT_COMMANDS = 10_000
 """Command ids remembered per account to drop a redelivered command (a redelivery is of
@@ -42,6 +42,7 @@ class Venue:
         self._working: dict[str, dict[tuple[str, int], Working]] = {}
         self._waiting_keys: dict[str, None] = {}
         self._recent: dict[str, dict[str, None]] = {}
+        self._spot_fees: dict[str, Decimal] = {}
         self._now_us = 0
         self._command_id = ""
 
@@ -73,6 +74,16 @@ class Venue:
         order: Order | None = getattr(event, "order", None)
         if order is not None and not order.is_open:
             self._untrack(state, order)
+        if state.market != "spot":
+            return
+        # spot fees in the quote asset since the account opened or reset (a fee in the
+        # base asset at its fill's price), for the view: derived from the log like the rest
+        if isinstance(event, OrderFilled):
+            fill = event.fill
+            fee = fill.fee * fill.price if fill.side == "BUY" else fill.fee
+            self._spot_fees[state.account_id] = self._spot_fees.get(state.account_id, 0) + fee
+        elif isinstance(event, AccountReset):
+            self._spot_fees.pop(state.account_id, None)
 
     # ---- lookups ------------------------------------------------------------------
 
@@ -99,17 +110,17 @@ class Venue:
             symbols=self._symbols.get((state.exchange, state.market), {}),
             books={s: books[prefix + s] for s in self._held_symbols(state) if prefix + s in books},
             marks=marks,
+            spot_fees=self._spot_fees.get(state.account_id, Decimal(0)),
         )
 
     def _held_symbols(self, state: AccountState) -> list[str]:
         if state.market == "usdm":
             return sorted(state.positions)
         infos = self._symbols.get((state.exchange, state.market), {})
-        quote = "USDT"
         return sorted(
-            f"{asset}{quote}"
+            f"{asset}{SPOT_QUOTE}"
             for asset in state.balances
-            if asset != quote and f"{asset}{quote}" in infos
+            if asset != SPOT_QUOTE and f"{asset}{SPOT_QUOTE}" in infos
         )
 
     # ---- working-order index ------------------------------------------------------
@@ -130,9 +141,11 @@ class Venue:
         self._working.get(key, {}).pop((state.account_id, order.order_id), None)
 
     def _sorted_working(self, key: str) -> list[Working]:
-        by_id = self._working.get(key, {})
-        if not any(w.waiting_since_us is not None for w in by_id.values()):
-            self._waiting_keys.pop(key, None)
+        """The symbol's working orders in (account, order id) order, so every input
+        touches them in the same order whatever order they were placed or restored in."""
+        by_id = self._working.get(key)
+        if not by_id:
+            return []
         return [by_id[ident] for ident in sorted(by_id)]
 
     def _reindex(self, state: AccountState) -> None:
