@@ -239,10 +239,9 @@ class PaperEngine(Commands):
         """
         out: list[AccountView] = []
         for account_id in sorted(self._accounts):
-            state = self._accounts[account_id]
-            view = account_view(state, self._context(state), self._now_us)
             previous = self._last_views.get(account_id)
-            self._last_views[account_id] = view
+            view = self.view(account_id)
+            assert view is not None, "every account id has its state"
             unchanged = (
                 previous is not None
                 and msgspec.structs.replace(previous, time_us=view.time_us) == view
@@ -250,6 +249,17 @@ class PaperEngine(Commands):
             if not changed_only or not unchanged:
                 out.append(view)
         return out
+
+    def view(self, account_id: str) -> AccountView | None:
+        """One account valued at the market now (None when there is no such account);
+        `views` then counts it changed only when it changes again. Costs one account's
+        valuation, where `views` values them all."""
+        state = self._accounts.get(account_id)
+        if state is None:
+            return None
+        view = account_view(state, self._context(state), self._now_us)
+        self._last_views[account_id] = view
+        return view
 
     def watched(self) -> dict[tuple[str, str], list[str]]:
         """(exchange, market) → symbols with open paper orders, sorted: whose depth the
