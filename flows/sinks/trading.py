@@ -10,11 +10,17 @@ what a row describes, so writing an event twice leaves the same rows.
 `PaperStore.write_log` inserts a batch of events into ``paper_events`` at once (the engine
 publishes them only after it returns: the log is never behind Kafka), `write_derived`
 their order, fill and ledger rows (ledger last, see `flows.trading.resume`).
+`DerivedRows` does the latter in a thread of its own, batches in the order given, so the
+engine's loop waits for one insert per batch, not four (an insert into chDB takes
+milliseconds to tens of milliseconds under load).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -100,6 +106,13 @@ LEDGER_COLUMNS = (
 )  # fmt: skip
 
 
+def _time(time_us: int) -> str:
+    """A time as DateTime64(6) text, ``YYYY-MM-DD hh:mm:ss.ffffff`` UTC (a bare integer
+    would be read as ticks only when it has enough digits: not the 0 of a fresh engine)."""
+    seconds = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time_us // 1_000_000))
+    return f"{seconds}.{time_us % 1_000_000:06d}"
+
+
 def _dec(value: Decimal | None) -> str:
     """A decimal in plain notation (never ``1E-8``), or NULL."""
     return NULL if value is None else format(value, "f")
@@ -114,15 +127,14 @@ def _line(fields: Iterable[str]) -> str:
 
 
 def event_rows(stored: list[StoredEvent]) -> bytes:
-    """Events as ``paper_events`` rows (`EVENT_COLUMNS`); times as integer microseconds,
-    which DateTime64(6) reads as its ticks."""
+    """Events as ``paper_events`` rows (`EVENT_COLUMNS`)."""
     lines = []
     for item in stored:
         e = item.event
         kind = type(e).__struct_config__.tag
         lines.append(
             _line((
-                tsv_escape(e.account_id), str(e.seq), str(kind), str(e.time_us),
+                tsv_escape(e.account_id), str(e.seq), str(kind), _time(e.time_us),
                 tsv_escape(e.command_id), tsv_escape(item.payload.decode()),
             ))
         )  # fmt: skip
@@ -141,7 +153,7 @@ def order_row(order: Order, seq: int) -> str:
         _dec(order.stop_price if order.stop_price is not None else r.stop_price),
         order.status, _dec(order.filled_qty), _dec(order.filled_quote), _dec(order.fees),
         tsv_escape(order.fee_asset), str(int(order.triggered)), _opt(order.reason),
-        _opt(order.code), str(order.created_us), str(order.updated_us), str(seq),
+        _opt(order.code), _time(order.created_us), _time(order.updated_us), str(seq),
     ))  # fmt: skip
 
 
@@ -170,7 +182,7 @@ def fill_rows(stored: list[StoredEvent]) -> bytes:
                 tsv_escape(f.symbol), f.side, _dec(f.price), _dec(f.qty), _dec(f.quote_qty),
                 _dec(f.fee), tsv_escape(f.fee_asset), f.liquidity, _dec(f.reference_price),
                 _dec(f.slippage), _dec(f.realized_pnl), str(int(f.liquidation)),
-                str(f.time_us), str(e.seq),
+                _time(f.time_us), str(e.seq),
             ))
         )  # fmt: skip
     return "".join(lines).encode()
@@ -195,7 +207,7 @@ def ledger_rows(stored: list[StoredEvent]) -> bytes:
         for idx, entry in enumerate(ledger_entries(e)):
             lines.append(
                 _line((
-                    tsv_escape(e.account_id), str(e.time_us), str(e.seq), str(idx),
+                    tsv_escape(e.account_id), _time(e.time_us), str(e.seq), str(idx),
                     entry.kind, tsv_escape(entry.asset), tsv_escape(entry.symbol),
                     _dec(entry.amount), _dec(entry.balance_after), equity,
                 ))
@@ -207,7 +219,7 @@ def valuation_rows(valuations: list[Valuation]) -> bytes:
     """Minute valuations as ``paper_ledger`` rows of kind ``valuation`` (`LEDGER_COLUMNS`)."""
     return "".join(
         _line((
-            tsv_escape(v.account_id), str(v.time_us), str(v.seq), str(VALUATION_IDX),
+            tsv_escape(v.account_id), _time(v.time_us), str(v.seq), str(VALUATION_IDX),
             "valuation", tsv_escape(v.asset), "", "0", _dec(v.balance), _dec(v.equity),
         ))
         for v in valuations
@@ -266,3 +278,57 @@ class PaperStore:
         """Insert minute valuation rows into ``paper_ledger``."""
         if valuations:
             self._insert(VALUATIONS, valuations)
+
+
+class DerivedRows:
+    """Writes derived rows (`PaperStore.write_derived`, `write_valuations`) in a thread,
+    in the order they are handed over.
+
+    A failed insert stops the thread; the next `submit` (or `close`) raises it, so the
+    engine stops too. What a crash keeps from being written is written again at start
+    (`flows.trading.resume.underived`): every batch's rows go in before the next batch's.
+
+    Args:
+        store: The store to write with.
+        max_batches: Batches that may wait before `submit` blocks.
+    """
+
+    def __init__(self, store: PaperStore, max_batches: int = 1_000) -> None:
+        self._store = store
+        self._queue: queue.Queue[tuple[list[StoredEvent], list[Valuation]] | None] = queue.Queue(
+            max_batches
+        )
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="paper-rows", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            stored, valuations = item
+            try:
+                self._store.write_derived(stored)
+                self._store.write_valuations(valuations)
+            except BaseException as exc:
+                logger.exception("paper rows could not be written")
+                self._error = exc
+                return
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, stored: list[StoredEvent], valuations: Sequence[Valuation] = ()) -> None:
+        """Queue one batch's derived rows (and valuation rows)."""
+        self._check()
+        if stored or valuations:
+            self._queue.put((stored, list(valuations)))
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Write what is queued, then end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout_s)
+        self._check()

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from schemas.symbols import SymbolInfo
 from schemas.trading import AccountEvent, event_decoder
@@ -160,11 +160,8 @@ def published_seqs(config: dict[str, Any], topic: str, timeout_s: float = 30.0) 
         deadline = time.monotonic() + timeout_s
         while ends and time.monotonic() < deadline:
             for message in consumer.consume(5_000, 0.2):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise KafkaException(error)
+                if message.error() is not None:  # end-of-partition events are off
+                    raise KafkaException(message.error())
                 partition = message.partition()
                 offset = message.offset()
                 key = message.key()

@@ -24,16 +24,16 @@ CREATE TABLE IF NOT EXISTS {database:Identifier}.paper_orders
     exchange LowCardinality(String) COMMENT 'Exchange whose market the order trades, e.g. binance or sim.',
     market LowCardinality(String) COMMENT 'spot, or usdm for USD-margined perpetual futures.',
     symbol LowCardinality(String) COMMENT 'Exchange symbol, e.g. BTCUSDT.',
-    side LowCardinality(String) COMMENT 'BUY or SELL.',
-    type LowCardinality(String) COMMENT 'market, limit, stop_market, stop_limit or take_profit_market.',
-    time_in_force LowCardinality(String) COMMENT 'GTC, IOC, FOK or GTX (post-only).',
-    trigger LowCardinality(String) COMMENT 'What a stop or take-profit watches: last (trade price) or mark (USD-M mark price).',
+    side Enum8('BUY' = 1, 'SELL' = 2) COMMENT 'BUY or SELL.',
+    type Enum8('market' = 1, 'limit' = 2, 'stop_market' = 3, 'stop_limit' = 4, 'take_profit_market' = 5) COMMENT 'market, limit, stop_market, stop_limit or take_profit_market.',
+    time_in_force Enum8('GTC' = 1, 'IOC' = 2, 'FOK' = 3, 'GTX' = 4) COMMENT 'GTC, IOC, FOK or GTX (post-only).',
+    trigger Enum8('last' = 1, 'mark' = 2) COMMENT 'What a stop or take-profit watches: last (trade price) or mark (USD-M mark price).',
     reduce_only UInt8 COMMENT '1 when the order may only reduce a USD-M position.',
     quantity Decimal(38, 18) COMMENT 'Working base quantity (the request''s, or what a quote-amount order came to; an amend may lower it); 0 for a quote-amount order not yet sized.',
     quote_quantity Nullable(Decimal(38, 18)) COMMENT 'Quote amount a market order asked to spend or receive; NULL when it asked for a base quantity.',
     price Nullable(Decimal(38, 18)) COMMENT 'Working limit price; NULL for market and stop-market orders.',
     stop_price Nullable(Decimal(38, 18)) COMMENT 'Working stop (trigger) price; NULL for orders without one.',
-    status LowCardinality(String) COMMENT 'new, partially_filled, filled, canceled, rejected or expired (Binance''s statuses).',
+    status Enum8('new' = 1, 'partially_filled' = 2, 'filled' = 3, 'canceled' = 4, 'rejected' = 5, 'expired' = 6) COMMENT 'new, partially_filled, filled, canceled, rejected or expired (Binance''s statuses).',
     filled_qty Decimal(38, 18) COMMENT 'Base quantity filled so far.',
     filled_quote Decimal(38, 18) COMMENT 'Quote amount filled so far (sum of price x quantity, exact).',
     fees Decimal(38, 18) COMMENT 'Fees paid so far, in fee_asset.',
@@ -58,13 +58,13 @@ CREATE TABLE IF NOT EXISTS {database:Identifier}.paper_fills
     exchange LowCardinality(String) COMMENT 'Exchange whose market it executed against.',
     market LowCardinality(String) COMMENT 'spot or usdm.',
     symbol LowCardinality(String) COMMENT 'Exchange symbol, e.g. BTCUSDT.',
-    side LowCardinality(String) COMMENT 'BUY or SELL.',
+    side Enum8('BUY' = 1, 'SELL' = 2) COMMENT 'BUY or SELL.',
     price Decimal(38, 18) COMMENT 'Execution price.',
     qty Decimal(38, 18) COMMENT 'Base quantity executed.',
     quote_qty Decimal(38, 18) COMMENT 'price x qty, exact.',
     fee Decimal(38, 18) COMMENT 'Fee charged, in fee_asset.',
     fee_asset LowCardinality(String) COMMENT 'Asset of the fee: the quote asset on USD-M, on spot the asset received.',
-    liquidity LowCardinality(String) COMMENT 'maker when the order rested on the book, taker when it crossed.',
+    liquidity Enum8('maker' = 1, 'taker' = 2) COMMENT 'maker when the order rested on the book, taker when it crossed.',
     reference_price Nullable(Decimal(38, 18)) COMMENT 'Best opposite price when a taker order started to execute (NULL for a maker fill): slippage is measured from it.',
     slippage Decimal(38, 18) COMMENT 'How far the price is from reference_price, against the trader, in quote units per base unit (0 at the top of the book).',
     realized_pnl Decimal(38, 18) COMMENT 'P&L this fill realised on a USD-M position, before fees; 0 on spot and on a fill that opens or adds.',
@@ -72,9 +72,9 @@ CREATE TABLE IF NOT EXISTS {database:Identifier}.paper_fills
     time DateTime64(6, 'UTC') COMMENT 'Market time of the execution.',
     seq UInt64 COMMENT 'The account event (fill) that carried it.'
 )
-ENGINE = ReplacingMergeTree(seq)
+ENGINE = ReplacingMergeTree
 ORDER BY (account_id, fill_id)
-COMMENT 'Every paper fill, one row per account and fill id once merged. Query with FINAL.';
+COMMENT 'Every paper fill, one row per account and fill id once merged (a fill never changes: a rewrite is the same row). Query with FINAL.';
 
 CREATE TABLE IF NOT EXISTS {database:Identifier}.paper_ledger
 (

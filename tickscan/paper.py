@@ -1,0 +1,65 @@
+"""`tickscan paper`: the paper engine as a stage, following the market and the trading commands.
+
+md.trades.v1, md.quotes.v1, md.depth.v1, md.marks.v1 (from their latest offsets) and
+tr.orders.v1 (from its beginning: commands already applied are skipped by id) in;
+tr.events.v1, tr.accounts.v1, md.depth_watch.v1 and ClickHouse ``paper_events``,
+``paper_orders``, ``paper_fills`` and ``paper_ledger`` out. Every account is restored
+from ``paper_events`` at start (`flows.trading.flow`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from clickhouse_connect.driver.client import Client
+
+from flows.trading.flow import PaperCounters, PaperFlow
+from runtime.kafka import consumer_config, producer_config
+from runtime.supervisor import Supervisor
+from tickscan.settings import PaperProcessSettings
+
+logger = logging.getLogger(__name__)
+
+
+STATUS_EVERY_S = 30.0
+"""Seconds between status lines."""
+
+
+def run_paper(
+    settings: PaperProcessSettings, *, bootstrap: str, client: Client, stop: threading.Event
+) -> PaperCounters:
+    """Run the paper engine in this thread until `stop` is set.
+
+    A status line says every `STATUS_EVERY_S` seconds what it read and published;
+    setting `stop` (or the engine failing) ends both.
+
+    Args:
+        settings: The database and the ``paper`` section.
+        bootstrap: Kafka bootstrap servers (the topics exist already).
+        client: ClickHouse client of a migrated database; the caller closes it.
+        stop: Ends the engine when set.
+
+    Returns:
+        The final counts.
+    """
+    counters = PaperCounters()
+    with Supervisor(stop) as stages:
+        flow = PaperFlow(
+            settings.paper,
+            consumer=consumer_config(bootstrap),
+            # Events and views go out at once: the trader is waiting for them.
+            producer=producer_config(bootstrap, **{"linger.ms": 1}),
+            clickhouse=lambda: client,
+            database=settings.clickhouse.database,
+            stop=stages.stopping,
+            counters=counters,
+        )
+        stages.thread("paper-status", lambda: _report(counters, stages.stopping))
+        flow.run()
+    return counters
+
+
+def _report(counters: PaperCounters, stopping: threading.Event) -> None:
+    while not stopping.wait(STATUS_EVERY_S):
+        logger.info("paper engine: %s", counters.summary())
