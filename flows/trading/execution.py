@@ -221,6 +221,7 @@ class Execution(Vetting):
     # ---- market-driven ------------------------------------------------------------
 
     def _on_trade(self, key: str, trade: Trade, out: list[AccountEvent]) -> None:
+        price = trade.price
         for working in self._sorted_working(key):
             state = self._accounts[working.account_id]
             order = state.orders.get(working.order_id)
@@ -234,9 +235,12 @@ class Execution(Vetting):
                 ):
                     self._trigger(state, order, out)
                 continue
-            if order.price is None:
+            limit = order.price
+            # A print on the far side of a limit neither fills it nor moves its queue: most
+            # resting orders are passed over here, before any arithmetic.
+            if limit is None or (price > limit if request.side == "BUY" else price < limit):
                 continue
-            qty = min(working.queue.fillable(request.side, order.price, trade), remaining(order))
+            qty = min(working.queue.fillable(request.side, limit, trade), remaining(order))
             if request.reduce_only and qty > 0:
                 pos = state.positions.get(request.symbol)
                 if not futures.reduce_only_qty(pos, request.side, qty):

@@ -129,14 +129,15 @@ def margin(state: AccountState, ctx: MarketContext) -> futures.MarginStatus:
 def _usdm_view(state: AccountState, ctx: MarketContext, common: dict) -> AccountView:
     status = margin(state, ctx)
     tiers = ctx.settings.margin_tiers
-    positions = futures.position_views(state, ctx.marks, tiers)
+    # One valuation serves the positions, the flat symbols' totals and the balances.
+    flat_too = futures.position_views(state, ctx.marks, tiers, include_flat=True, status=status)
+    positions = [p for p in flat_too if p.qty]
     wallet = status.wallet_balance
     held = min(wallet, status.position_margin + status.order_margin) or Decimal(0)
     balances = [Balance(asset=futures.MARGIN_ASSET, free=wallet - held, locked=held)]
     for asset in sorted(state.balances):
         if asset != futures.MARGIN_ASSET and state.balances[asset]:
             balances.append(Balance(asset=asset, free=state.balances[asset]))
-    flat_too = futures.position_views(state, ctx.marks, tiers, include_flat=True)
     return AccountView(
         **common, balances=balances, positions=positions, equity=status.margin_balance,
         unrealized_pnl=status.unrealized_pnl,
