@@ -12,6 +12,7 @@ makes an id at random or iterates a set unordered.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 
@@ -21,7 +22,7 @@ from flows.trading.commands import Commands
 from flows.trading.rules import NO_FRESH_BOOK
 from flows.trading.settings import PaperSettings
 from flows.trading.state import AccountState
-from flows.trading.views import account_view
+from flows.trading.views import MarketContext, account_view
 from schemas.depth import BookDepth
 from schemas.perps import MarkPrice
 from schemas.quotes import Quote
@@ -49,12 +50,16 @@ class PaperEngine(Commands):
     def __init__(self, settings: PaperSettings, symbols: Iterable[SymbolInfo]) -> None:
         super().__init__(settings)
         self._last_views: dict[str, AccountView] = {}
+        # What each account's last view was valued from (`_basis`), to skip revaluing an
+        # account nothing it depends on has touched.
+        self._bases: dict[str, tuple[Any, ...]] = {}
         self.update_symbols(symbols)
 
     def update_symbols(self, symbols: Iterable[SymbolInfo]) -> None:
         """Take new or changed symbol filters (a later listing replaces an earlier one)."""
         for info in symbols:
             self._symbols.setdefault((info.exchange, info.market), {})[info.symbol] = info
+        self._bases.clear()  # a view may depend on a symbol's assets
 
     @property
     def now_us(self) -> int:
@@ -257,7 +262,15 @@ class PaperEngine(Commands):
         state = self._accounts.get(account_id)
         if state is None:
             return None
-        view = account_view(state, self._context(state), self._now_us)
+        ctx = self._context(state)
+        basis = _basis(state, ctx)
+        previous = self._last_views.get(account_id)
+        if previous is not None and self._bases.get(account_id) == basis:
+            # Same events, same marks and prices: the same view, at this time.
+            view = msgspec.structs.replace(previous, time_us=self._now_us)
+        else:
+            view = account_view(state, ctx, self._now_us)
+            self._bases[account_id] = basis
         self._last_views[account_id] = view
         return view
 
@@ -270,3 +283,12 @@ class PaperEngine(Commands):
                 exchange, market, symbol = key.split(":", 2)
                 out.setdefault((exchange, market), []).append(symbol)
         return out
+
+
+def _basis(state: AccountState, ctx: MarketContext) -> tuple[Any, ...]:
+    """What an account's view is computed from besides the settings and symbols: its
+    log position, and the marks of its positions (USDⓈ-M) or the value prices of its
+    holdings (spot)."""
+    if state.market == "spot":
+        return (state.seq, *((s, book.value_price()) for s, book in ctx.books.items()))
+    return (state.seq, *ctx.marks.items())
