@@ -5,8 +5,8 @@ its own, with `--symbols` USDⓈ-M symbols (2,000) quoting `--quotes` times a se
 and trading `--trades` times a second (20,000) in total, each marked once a second, every
 record stamped with the wall time it was published at. `--accounts` accounts (1,000) keep
 `--orders` resting limit orders (10 each: 10,000) on one of the first `--active` symbols
-(200) each; each order that fills is replaced by one on the other side, so the book of
-paper orders stays full.
+(200) each, 5 to 50 ticks from its price; each order that fills is replaced by one on the
+other side, so the book of paper orders stays full.
 
 Measured, over `--seconds` of steady state after the orders rest:
 
@@ -140,7 +140,7 @@ def publish_market(
 def _order(account: str, market: Market, active: int, side: str) -> trading.PlaceOrder:
     # Each account trades one symbol (a ladder of orders around its price): one position.
     i = int(account.rsplit("-", 1)[1]) % active
-    away = market.rng.randint(1, 8)
+    away = market.rng.randint(5, 50)
     ticks = market.ticks[i] - away if side == "BUY" else market.ticks[i] + away
     request = trading.OrderRequest(
         client_order_id=uuid.uuid4().hex[:20], exchange=EXCHANGE, market=MARKET,
@@ -170,6 +170,9 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile", type=Path, help="Run the engine under cProfile, into this file."
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="paper-flow-bench-"))
@@ -196,7 +199,8 @@ def main() -> None:
             "TICKSCAN_DATA_DIR": str(work),
         }
         engine = subprocess.Popen(
-            [sys.executable, "-m", "tickscan", "paper"], env=env,
+            [sys.executable, *(("-m", "cProfile", "-o", str(args.profile)) if args.profile else ()),
+             "-m", "tickscan", "paper"], env=env,
             stdout=subprocess.DEVNULL, stderr=open(work / "engine.log", "wb"),  # noqa: SIM115
         )  # fmt: skip
         proc = psutil.Process(engine.pid)

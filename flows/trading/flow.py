@@ -194,7 +194,8 @@ class PaperFlow:
         self._interest = Interest()
         self._pairs = Pairs(())
         self._home: dict[str, list[str]] = {}
-        self._latest: dict[bytes, tuple[str, bytes]] = {}
+        # The last raw record per symbol key, per topic of quotes, depth and marks.
+        self._latest: dict[str, dict[bytes, bytes]] = {}
         self._views: dict[str, AccountView] = {}
         self._view_pacer = ViewPacer(VIEW_EVERY_S)
         self._watch_pacer = WatchPacer()
@@ -267,6 +268,7 @@ class PaperFlow:
             names.depth: depth_decoder().decode,
             names.marks: mark_decoder().decode,
         }
+        self._latest = {names.quotes: {}, names.depth: {}, names.marks: {}}
         self._feed = {
             names.trades: engine.trade,
             names.quotes: engine.quote,
@@ -361,10 +363,11 @@ class PaperFlow:
                 continue
             read += 1
             key = message.key()
-            if topic != names.trades:
+            last = latest.get(topic)
+            if last is not None:
                 # The last quote, depth and mark of every symbol, undecoded: an order on a
                 # symbol nobody needed finds its book (`_warm`).
-                latest[key + topic.encode()] = (topic, message.value())
+                last[key] = message.value()
             if key not in interest:
                 continue
             headers = message.headers()
@@ -432,10 +435,10 @@ class PaperFlow:
         out: list[AccountEvent] = []
         names = self.names
         for topic in (names.marks, names.depth, names.quotes):
-            found = self._latest.get(raw + topic.encode())
+            found = self._latest[topic].get(raw)
             if found is not None:
                 try:
-                    record = self._decoders[topic](found[1])
+                    record = self._decoders[topic](found)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue  # it went to the dead letters when it was read
                 out.extend(self._feed[topic](record))

@@ -40,6 +40,9 @@ class Venue:
         self._marks: dict[str, MarkPrice] = {}
         self._accounts: dict[str, AccountState] = {}
         self._working: dict[str, dict[tuple[str, int], Working]] = {}
+        # Each key's working orders in id order, built on demand and dropped when the set
+        # changes (every trade and book update walks it; it changes far less often).
+        self._working_sorted: dict[str, list[Working]] = {}
         self._waiting_keys: dict[str, None] = {}
         self._recent: dict[str, dict[str, None]] = {}
         self._now_us = 0
@@ -120,6 +123,7 @@ class Venue:
         working = self._working.setdefault(key, {}).get(ident)
         if working is None:
             working = self._working[key][ident] = Working(state.account_id, order.order_id)
+            self._working_sorted.pop(key, None)
         if waiting:
             working.waiting_since_us = self._now_us
             self._waiting_keys[key] = None
@@ -127,20 +131,28 @@ class Venue:
 
     def _untrack(self, state: AccountState, order: Order) -> None:
         key = self._key(state, order.request.symbol)
-        self._working.get(key, {}).pop((state.account_id, order.order_id), None)
+        if self._working.get(key, {}).pop((state.account_id, order.order_id), None):
+            self._working_sorted.pop(key, None)
 
     def _sorted_working(self, key: str) -> list[Working]:
+        """The key's working orders in id order (a list the caller must not change)."""
         by_id = self._working.get(key, {})
-        if not any(w.waiting_since_us is not None for w in by_id.values()):
+        if key in self._waiting_keys and not any(
+            w.waiting_since_us is not None for w in by_id.values()
+        ):
             self._waiting_keys.pop(key, None)
-        return [by_id[ident] for ident in sorted(by_id)]
+        found = self._working_sorted.get(key)
+        if found is None:
+            found = self._working_sorted[key] = [by_id[ident] for ident in sorted(by_id)]
+        return found
 
     def _reindex(self, state: AccountState) -> None:
         """Rebuild the working index of one account from its open orders (after a
         restore): a must-take-now order waits again from when it was placed."""
-        for by_id in self._working.values():
+        for key, by_id in self._working.items():
             for ident in [i for i in by_id if i[0] == state.account_id]:
                 del by_id[ident]
+                self._working_sorted.pop(key, None)
         for order_id in sorted(state.orders):
             order = state.orders[order_id]
             waiting = must_take_now(order) and not is_waiting_stop(order)
