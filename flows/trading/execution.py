@@ -222,6 +222,11 @@ class Execution(Vetting):
 
     def _on_trade(self, key: str, trade: Trade, out: list[AccountEvent]) -> None:
         price = trade.price
+        reach = self._reach_of(key)
+        if reach is not None:
+            high_buy, low_sell = reach
+            if (high_buy is None or price > high_buy) and (low_sell is None or price < low_sell):
+                return  # above every buy limit, below every sell limit: nothing to do
         for working in self._sorted_working(key):
             state = self._accounts[working.account_id]
             order = state.orders.get(working.order_id)

@@ -43,6 +43,10 @@ class Venue:
         # Each key's working orders in id order, built on demand and dropped when the set
         # changes (every trade and book update walks it; it changes far less often).
         self._working_sorted: dict[str, list[Working]] = {}
+        # Per key, the highest buy and lowest sell limit resting (None for a side without
+        # one), or None when an order a trade must always see is there (a stop on the
+        # last price): a trade beyond both reaches no order (`_reach_of`).
+        self._reach: dict[str, tuple[Decimal | None, Decimal | None] | None] = {}
         self._waiting_keys: dict[str, None] = {}
         self._recent: dict[str, dict[str, None]] = {}
         self._now_us = 0
@@ -74,8 +78,13 @@ class Venue:
 
     def _after_apply(self, state: AccountState, event: AccountEvent) -> None:
         order: Order | None = getattr(event, "order", None)
-        if order is not None and not order.is_open:
+        if order is None:
+            return
+        if not order.is_open:
             self._untrack(state, order)
+        else:
+            # Its price, stop or trigger may have changed: the symbol's reach is redone.
+            self._reach.pop(self._key(state, order.request.symbol), None)
 
     # ---- lookups ------------------------------------------------------------------
 
@@ -124,6 +133,7 @@ class Venue:
         if working is None:
             working = self._working[key][ident] = Working(state.account_id, order.order_id)
             self._working_sorted.pop(key, None)
+            self._reach.pop(key, None)
         if waiting:
             working.waiting_since_us = self._now_us
             self._waiting_keys[key] = None
@@ -133,6 +143,7 @@ class Venue:
         key = self._key(state, order.request.symbol)
         if self._working.get(key, {}).pop((state.account_id, order.order_id), None):
             self._working_sorted.pop(key, None)
+            self._reach.pop(key, None)
 
     def _sorted_working(self, key: str) -> list[Working]:
         """The key's working orders in id order (a list the caller must not change)."""
@@ -146,6 +157,29 @@ class Venue:
             found = self._working_sorted[key] = [by_id[ident] for ident in sorted(by_id)]
         return found
 
+    def _reach_of(self, key: str) -> tuple[Decimal | None, Decimal | None] | None:
+        """The key's (highest buy limit, lowest sell limit) of its working orders, or None
+        when a trade must see every order (some stop watches the last price)."""
+        if key in self._reach:
+            return self._reach[key]
+        high_buy: Decimal | None = None
+        low_sell: Decimal | None = None
+        reach: tuple[Decimal | None, Decimal | None] | None = None
+        for working in self._sorted_working(key):
+            order = self._accounts[working.account_id].orders.get(working.order_id)
+            if order is None:
+                continue
+            if is_waiting_stop(order) or order.price is None:
+                break  # a stop, or an order without a limit: no shortcut
+            if order.request.side == "BUY":
+                high_buy = order.price if high_buy is None else max(high_buy, order.price)
+            else:
+                low_sell = order.price if low_sell is None else min(low_sell, order.price)
+        else:
+            reach = (high_buy, low_sell)
+        self._reach[key] = reach
+        return reach
+
     def _reindex(self, state: AccountState) -> None:
         """Rebuild the working index of one account from its open orders (after a
         restore): a must-take-now order waits again from when it was placed."""
@@ -153,6 +187,7 @@ class Venue:
             for ident in [i for i in by_id if i[0] == state.account_id]:
                 del by_id[ident]
                 self._working_sorted.pop(key, None)
+                self._reach.pop(key, None)
         for order_id in sorted(state.orders):
             order = state.orders[order_id]
             waiting = must_take_now(order) and not is_waiting_stop(order)

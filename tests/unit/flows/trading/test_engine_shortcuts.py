@@ -1,5 +1,6 @@
-"""One account's view on its own (`PaperEngine.view`), as the engine process values accounts
-in turn instead of all at once."""
+"""The engine's shortcuts give the answers of the long way: one account's view on its own
+(`PaperEngine.view`, kept while nothing it depends on moved), and trades that skip a
+symbol's resting orders when they reach none of them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from decimal import Decimal as D
 from typing import Any
 
 import msgspec
+
+from schemas.trading import AmendOrder, OrderFilled
 
 
 def test_one_account_is_valued_alone_and_views_then_skips_it_until_it_changes(
@@ -42,3 +45,27 @@ def test_a_view_follows_events_and_marks_and_only_its_time_moves_otherwise(paper
     assert len(paper.engine.view("a1").open_orders) == 1
     paper.mark("90.0", t=4_000_000)
     assert paper.engine.view("a1").unrealized_pnl == D("-10")
+
+
+def _fills(events: list[Any]) -> list[tuple[D, D]]:
+    return [(e.fill.price, e.fill.qty) for e in events if isinstance(e, OrderFilled)]
+
+
+def test_a_trade_sees_a_limit_moved_into_its_reach_and_a_stop_on_the_last_price(
+    paper: Any,
+) -> None:
+    paper.open(USDT="10000", BTC="1")
+    paper.default_depth()
+    paper.place(client_order_id="b", side="BUY", type="limit", price="98.00", quantity="0.1")
+    paper.place(client_order_id="s", side="SELL", type="limit", price="103.00", quantity="0.1")
+    assert _fills(paper.trade("99.50", "1", t=1)) == []  # between the two limits
+    move = AmendOrder(command_id="m1", account_id="a1", sent_us=0, client_order_id="b",
+                      price=D("99.80"))  # fmt: skip
+    paper.command(move)
+    # 99.50 is now through the buy's new price: it fills at its limit
+    assert _fills(paper.trade("99.50", "1", t=2)) == [(D("99.80"), D("0.1"))]
+    paper.place(client_order_id="st", side="SELL", type="stop_market", stop_price="99.00",
+                quantity="0.1")  # fmt: skip
+    # a print between every limit still reaches the stop, which sells at the bid
+    fired = paper.trade("98.90", "1", t=3)
+    assert type(fired[0]).__name__ == "OrderUpdated" and _fills(fired)
