@@ -11,7 +11,9 @@ makes an id at random or iterates a set unordered.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -22,7 +24,7 @@ from flows.trading.commands import Commands
 from flows.trading.rules import NO_FRESH_BOOK
 from flows.trading.settings import PaperSettings
 from flows.trading.state import AccountState
-from flows.trading.views import MarketContext, account_view
+from flows.trading.views import MarketContext, account_view, order_margin
 from schemas.depth import BookDepth
 from schemas.perps import MarkPrice
 from schemas.quotes import Quote
@@ -53,6 +55,8 @@ class PaperEngine(Commands):
         # What each account's last view was valued from (`_basis`), to skip revaluing an
         # account nothing it depends on has touched.
         self._bases: dict[str, tuple[Any, ...]] = {}
+        # Each USDⓈ-M account's order margin as of its seq: marks move it not.
+        self._order_margins: dict[str, tuple[int, Decimal]] = {}
         self.update_symbols(symbols)
 
     def update_symbols(self, symbols: Iterable[SymbolInfo]) -> None:
@@ -269,6 +273,12 @@ class PaperEngine(Commands):
             # Same events, same marks and prices: the same view, at this time.
             view = msgspec.structs.replace(previous, time_us=self._now_us)
         else:
+            if state.market == "usdm":
+                known = self._order_margins.get(account_id)
+                if known is None or known[0] != state.seq:
+                    reserved = order_margin(state, self._settings.default_leverage)
+                    known = self._order_margins[account_id] = (state.seq, reserved)
+                ctx = dataclasses.replace(ctx, order_margin=known[1])
             view = account_view(state, ctx, self._now_us)
             self._bases[account_id] = basis
         self._last_views[account_id] = view

@@ -34,12 +34,15 @@ class MarketContext:
         books: Books of the symbols that value the account (its holdings' USDT pairs,
             or its positions' symbols).
         marks: Mark price by symbol (USDⓈ-M).
+        order_margin: The account's `order_margin` when the caller knows it already (it
+            depends on the account's orders and positions only, not on the market).
     """
 
     settings: PaperSettings
     symbols: Mapping[str, SymbolInfo]
     books: Mapping[str, Book]
     marks: Mapping[str, Decimal]
+    order_margin: Decimal | None = None
 
 
 def account_view(state: AccountState, ctx: MarketContext, now_us: int) -> AccountView:
@@ -120,10 +123,10 @@ def order_margin(state: AccountState, default_leverage: int) -> Decimal:
 def margin(state: AccountState, ctx: MarketContext) -> futures.MarginStatus:
     """The account's USDⓈ-M margin figures at the current marks."""
     settings = ctx.settings
-    return futures.margin_status(
-        state, ctx.marks, settings.margin_tiers,
-        order_margin=order_margin(state, settings.default_leverage),
-    )  # fmt: skip
+    reserved = ctx.order_margin
+    if reserved is None:
+        reserved = order_margin(state, settings.default_leverage)
+    return futures.margin_status(state, ctx.marks, settings.margin_tiers, order_margin=reserved)
 
 
 def _usdm_view(state: AccountState, ctx: MarketContext, common: dict) -> AccountView:
