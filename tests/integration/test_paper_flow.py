@@ -30,7 +30,14 @@ from flows.sinks.trading import PaperStore, StoredEvent
 from flows.trading.flow import PaperFlow, PaperTopics
 from flows.trading.settings import PaperSettings
 from runtime.clickhouse import connect
-from runtime.kafka import consumer_config, ensure_topics, producer_config
+from runtime.kafka import (
+    consumer_config,
+    ensure_configured_topics,
+    ensure_topics,
+    producer_config,
+)
+from runtime.settings import ClickHouseSettings, KafkaSettings
+from schemas import topics
 from schemas.depth import BookDepth, encode_depth, watch_decoder
 from schemas.quotes import Quote, encode_quote
 from schemas.symbols import SymbolInfo
@@ -49,6 +56,8 @@ from schemas.trading import (
     view_decoder,
 )
 from tests.integration.paper_capture import EXCHANGE, MARKET, SYMBOL, MarketRecord, read_market
+from tickscan.paper import run_paper
+from tickscan.settings import PaperProcessSettings
 
 pytestmark = pytest.mark.integration
 
@@ -519,3 +528,52 @@ def _read_all(bootstrap: str, topic: str, decode: Callable[[bytes], Any]) -> lis
     finally:
         consumer.close()
     return out
+
+
+def test_tickscan_paper_answers_a_command_on_the_default_topics(
+    kafka_bootstrap: str, client: Client, database: str, tmp_path: Any
+) -> None:
+    """The stage as `tickscan paper` and `tickscan run` start it: its own settings, the
+    topics of `schemas.topics`; an account opened is answered, viewed and stored."""
+    settings = PaperProcessSettings(
+        data_dir=tmp_path,
+        kafka=KafkaSettings(bootstrap=kafka_bootstrap, partitions=PARTITIONS),
+        clickhouse=ClickHouseSettings(dsn="chdb://unused", database=database),
+    )
+    ensure_configured_topics(kafka_bootstrap, topics.ALL, settings.kafka)
+    account = f"acct-{uuid.uuid4().hex[:8]}"
+    stop = threading.Event()
+    runner = threading.Thread(
+        target=run_paper,
+        args=(settings,),
+        kwargs={"bootstrap": kafka_bootstrap, "client": client, "stop": stop},
+        daemon=True,
+    )
+    runner.start()
+    try:
+        producer = Producer(producer_config(kafka_bootstrap))
+        opened = OpenAccount(_cid(), account, 0, owner="u1", name="cli", market="spot",
+                             exchange="sim", balances={"USDT": Decimal(500)})  # fmt: skip
+        producer.produce(topics.ORDERS, encode(opened), account)
+        producer.flush(10)
+        deadline = time.monotonic() + 60
+        events: list[Any] = []
+        views: list[Any] = []
+        while not (events and views):
+            assert runner.is_alive() and time.monotonic() < deadline
+            time.sleep(0.2)
+            events = [e for e in _read_all(kafka_bootstrap, topics.EVENTS, event_decoder().decode)
+                      if e.account_id == account]  # fmt: skip
+            views = [v for v in _read_all(kafka_bootstrap, topics.ACCOUNTS, view_decoder().decode)
+                     if v.account_id == account]  # fmt: skip
+        assert [type(e).__name__ for e in events] == ["AccountOpened"]
+        assert views[-1].equity == Decimal(500)
+        stored = client.query(
+            "SELECT kind FROM {db:Identifier}.paper_events FINAL WHERE account_id = {a:String}",
+            parameters={"db": database, "a": account},
+        ).result_rows
+        assert stored == [("opened",)]
+    finally:
+        stop.set()
+        runner.join(60)
+    assert not runner.is_alive()
