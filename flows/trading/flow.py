@@ -334,8 +334,17 @@ class PaperFlow:
     def step(self, timeout_s: float = 0.05) -> int:
         """Read and process one batch, then do what is due (views, watches, valuations,
         symbols). Returns how many records the batch held."""
-        assert self._consumer is not None, "start() first"
-        messages = self._consumer.consume(self.settings.batch_size, timeout_s)
+        consumer = self._consumer
+        assert consumer is not None, "start() first"
+        # What is there now; else wait for the first record only: consume(n, timeout)
+        # waits for n records or the whole timeout, which would add up to `timeout_s` to
+        # every record's latency.
+        batch = self.settings.batch_size
+        messages = consumer.consume(batch, 0)
+        if not messages:
+            messages = consumer.consume(1, timeout_s)
+            if messages and batch > 1:
+                messages += consumer.consume(batch - 1, 0)
         if messages:
             self._process(messages)
         self._timers(self._clock())
