@@ -47,6 +47,8 @@ class Venue:
         # one), or None when an order a trade must always see is there (a stop on the
         # last price): a trade beyond both reaches no order (`_reach_of`).
         self._reach: dict[str, tuple[Decimal | None, Decimal | None] | None] = {}
+        # Per key, whether a stop there watches the mark price (else a mark skips them).
+        self._mark_stops: dict[str, bool] = {}
         self._waiting_keys: dict[str, None] = {}
         self._recent: dict[str, dict[str, None]] = {}
         self._now_us = 0
@@ -84,7 +86,7 @@ class Venue:
             self._untrack(state, order)
         else:
             # Its price, stop or trigger may have changed: the symbol's reach is redone.
-            self._reach.pop(self._key(state, order.request.symbol), None)
+            self._forget_prices(self._key(state, order.request.symbol))
 
     # ---- lookups ------------------------------------------------------------------
 
@@ -132,8 +134,7 @@ class Venue:
         working = self._working.setdefault(key, {}).get(ident)
         if working is None:
             working = self._working[key][ident] = Working(state.account_id, order.order_id)
-            self._working_sorted.pop(key, None)
-            self._reach.pop(key, None)
+            self._forget_orders(key)
         if waiting:
             working.waiting_since_us = self._now_us
             self._waiting_keys[key] = None
@@ -142,8 +143,7 @@ class Venue:
     def _untrack(self, state: AccountState, order: Order) -> None:
         key = self._key(state, order.request.symbol)
         if self._working.get(key, {}).pop((state.account_id, order.order_id), None):
-            self._working_sorted.pop(key, None)
-            self._reach.pop(key, None)
+            self._forget_orders(key)
 
     def _sorted_working(self, key: str) -> list[Working]:
         """The key's working orders in id order (a list the caller must not change)."""
@@ -155,6 +155,29 @@ class Venue:
         found = self._working_sorted.get(key)
         if found is None:
             found = self._working_sorted[key] = [by_id[ident] for ident in sorted(by_id)]
+        return found
+
+    def _forget_orders(self, key: str) -> None:
+        """The key's set of working orders changed: what was kept of it is redone."""
+        self._working_sorted.pop(key, None)
+        self._forget_prices(key)
+
+    def _forget_prices(self, key: str) -> None:
+        """An order of the key changed (price, stop, trigger): its summaries are redone."""
+        self._reach.pop(key, None)
+        self._mark_stops.pop(key, None)
+
+    def _has_mark_stops(self, key: str) -> bool:
+        """Whether some working order of the key is a stop watching the mark price."""
+        found = self._mark_stops.get(key)
+        if found is None:
+            found = self._mark_stops[key] = any(
+                order is not None and is_waiting_stop(order) and order.request.trigger == "mark"
+                for order in (
+                    self._accounts[w.account_id].orders.get(w.order_id)
+                    for w in self._sorted_working(key)
+                )
+            )
         return found
 
     def _reach_of(self, key: str) -> tuple[Decimal | None, Decimal | None] | None:
@@ -186,8 +209,7 @@ class Venue:
         for key, by_id in self._working.items():
             for ident in [i for i in by_id if i[0] == state.account_id]:
                 del by_id[ident]
-                self._working_sorted.pop(key, None)
-                self._reach.pop(key, None)
+                self._forget_orders(key)
         for order_id in sorted(state.orders):
             order = state.orders[order_id]
             waiting = must_take_now(order) and not is_waiting_stop(order)
