@@ -10,9 +10,8 @@ what a row describes, so writing an event twice leaves the same rows.
 `PaperStore.write_log` inserts a batch of events into ``paper_events`` at once (the engine
 publishes them only after it returns: the log is never behind Kafka), `write_derived`
 their order, fill and ledger rows (ledger last, see `flows.trading.resume`).
-`DerivedRows` does the latter in a thread of its own, batches in the order given, so the
-engine's loop waits for one insert per batch, not four (an insert into chDB takes
-milliseconds to tens of milliseconds under load).
+`PaperOutput` does both in a thread of its own, then publishes, so the engine's loop never
+waits for an insert.
 """
 
 from __future__ import annotations
@@ -26,7 +25,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from flows.errors import FlowError
 from flows.sinks.clickhouse import NULL, TsvTable, tsv_escape
+from runtime.kafka import produce_when_room
 from schemas.trading import (
     AccountEvent,
     AccountOpened,
@@ -280,55 +281,114 @@ class PaperStore:
             self._insert(VALUATIONS, valuations)
 
 
-class DerivedRows:
-    """Writes derived rows (`PaperStore.write_derived`, `write_valuations`) in a thread,
-    in the order they are handed over.
+class PaperOutput:
+    """Stores, then publishes, what the engine's loop hands over, in a thread of its own.
 
-    A failed insert stops the thread; the next `submit` (or `close`) raises it, so the
-    engine stops too. What a crash keeps from being written is written again at start
-    (`flows.trading.resume.underived`): every batch's rows go in before the next batch's.
+    The loop never waits for ClickHouse (an insert into chDB takes ~20 ms, and inserts of
+    one store queue behind one lock): it hands each batch's events and messages here.
+    The thread takes every batch waiting, inserts their events into ``paper_events`` in
+    one insert, then publishes each batch's events and messages in the order handed over
+    (nothing is published before the events it reveals are stored), then writes the
+    derived rows (`PaperStore.write_derived`) and valuations. A failure stops the thread;
+    `check` raises it in the loop.
 
     Args:
-        store: The store to write with.
-        max_batches: Batches that may wait before `submit` blocks.
+        store: The store.
+        producer: The Kafka producer (every message of the engine goes through here).
+        events_topic: Where events go, keyed by account.
+        max_batches: Batches that may wait before `put` blocks.
     """
 
-    def __init__(self, store: PaperStore, max_batches: int = 1_000) -> None:
+    def __init__(
+        self, store: PaperStore, producer: Any, events_topic: str, max_batches: int = 10_000
+    ) -> None:
         self._store = store
-        self._queue: queue.Queue[tuple[list[StoredEvent], list[Valuation]] | None] = queue.Queue(
-            max_batches
-        )
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="paper-rows", daemon=True)
+        self._producer = producer
+        self._events_topic = events_topic
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(max_batches)
+        self._failed: list[Any] = []
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="paper-output", daemon=True)
         self._thread.start()
+
+    def put(
+        self,
+        stored: Sequence[StoredEvent] = (),
+        messages: Sequence[tuple[str, bytes | str, bytes]] = (),
+        valuations: Sequence[Valuation] = (),
+    ) -> None:
+        """Hand over events to store and publish, then messages to publish (topic, key,
+        value), and valuation rows to store."""
+        self.check()
+        if stored or messages or valuations:
+            self._queue.put(_Batch(list(stored), list(messages), list(valuations)))
+
+    def check(self) -> None:
+        """Raise what stopped the thread, if anything did."""
+        if self.error is not None:
+            raise self.error
+
+    def _on_delivery(self, error: Any, _message: Any) -> None:
+        if error is not None:
+            self._failed.append(error)
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            stored, valuations = item
+            first = self._queue.get()
+            batches = [first]
+            while not self._queue.empty() and batches[-1] is not None:
+                batches.append(self._queue.get_nowait())
+            done = batches[-1] is None
+            work = [b for b in batches if b is not None]
             try:
-                self._store.write_derived(stored)
-                self._store.write_valuations(valuations)
+                self._write(work)
             except BaseException as exc:
-                logger.exception("paper rows could not be written")
-                self._error = exc
+                logger.exception("paper engine output failed")
+                self.error = exc
+                return
+            if done:
                 return
 
-    def _check(self) -> None:
-        if self._error is not None:
-            raise self._error
+    def _write(self, batches: list[_Batch]) -> None:
+        events = [s for b in batches for s in b.stored]
+        self._store.write_log(events)  # stored before anyone hears of them
+        producer = self._producer
+        for batch in batches:
+            for item in batch.stored:
+                self._produce(self._events_topic, item.event.account_id, item.payload)
+            for topic, key, value in batch.messages:
+                self._produce(topic, key, value)
+        producer.poll(0)
+        if self._failed:
+            raise KafkaDeliveryError(
+                f"{len(self._failed)} message(s) not delivered: {self._failed[0]}"
+            )
+        self._store.write_derived([s for s in events if s.event.seq])
+        self._store.write_valuations([v for b in batches for v in b.valuations])
 
-    def submit(self, stored: list[StoredEvent], valuations: Sequence[Valuation] = ()) -> None:
-        """Queue one batch's derived rows (and valuation rows)."""
-        self._check()
-        if stored or valuations:
-            self._queue.put((stored, list(valuations)))
+    def _produce(self, topic: str, key: bytes | str, value: bytes) -> None:
+        try:
+            self._producer.produce(topic, value, key, on_delivery=self._on_delivery)
+        except BufferError:
+            produce_when_room(self._producer, topic, value, key, self._on_delivery)
 
     def close(self, timeout_s: float = 60.0) -> None:
-        """Write what is queued, then end the thread."""
+        """Store and publish what was handed over, deliver it, and end the thread."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout_s)
-        self._check()
+        self.check()
+        remaining = self._producer.flush(timeout_s)
+        if remaining or self._failed:
+            raise KafkaDeliveryError(f"{remaining} message(s) not delivered in {timeout_s:.0f} s")
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    stored: list[StoredEvent]
+    messages: list[tuple[str, bytes | str, bytes]]
+    valuations: list[Valuation]
+
+
+class KafkaDeliveryError(FlowError):
+    """Messages of the paper engine could not be delivered; it stops rather than lose them."""

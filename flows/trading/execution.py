@@ -254,7 +254,7 @@ class Execution(Vetting):
                     continue
                 qty = futures.reduce_only_qty(pos, request.side, qty)
             if qty > 0:
-                self._fill(state, order, order.price, qty, "maker", None, out)
+                self._fill(state, order, limit, qty, "maker", None, out)
 
     def _trigger(self, state: AccountState, order: Order, out: list[AccountEvent]) -> None:
         """A stop or take-profit reached its stop price: it now works as a market or

@@ -44,17 +44,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.errors import FlowError
-from flows.sinks.trading import DerivedRows, PaperStore, StoredEvent, Valuation
+from flows.sinks.trading import PaperOutput, PaperStore, StoredEvent, Valuation
 from flows.trading.engine import PaperEngine
 from flows.trading.interest import Interest, Pairs, account_needs
 from flows.trading.pacing import ViewPacer, WatchPacer
 from flows.trading.resume import load_events, load_symbols, published_seqs, underived
 from flows.trading.settings import PaperSettings
-from runtime.kafka import produce_when_room
 from schemas import topics
 from schemas.deadletter import DeadLetter
 from schemas.depth import DepthWatch, depth_decoder, encode_depth
@@ -134,7 +133,7 @@ class PaperCounters:
 
 
 class PaperFlowError(FlowError):
-    """The paper engine could not publish or store; it stops rather than lose events."""
+    """The paper engine cannot run: a topic it reads is missing."""
 
 
 def _home_assets(event: AccountEvent) -> list[str] | None:
@@ -186,11 +185,14 @@ class PaperFlow:
         self._engine_factory = engine_factory
         self._clock = clock
         self.store = PaperStore(clickhouse, database)
-        self._rows: DerivedRows | None = None
+        self._out: PaperOutput | None = None
+        # What this step hands to the output: events to store and publish, then
+        # messages to publish (topic, key, value), and valuation rows.
+        self._stored: list[StoredEvent] = []
+        self._messages: list[tuple[str, bytes | str, bytes]] = []
+        self._valuations: list[Valuation] = []
         self.engine: PaperEngine | None = None
         self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
-        self._failed: list[KafkaError] = []
         self._interest = Interest()
         self._pairs = Pairs(())
         self._home: dict[str, list[str]] = {}
@@ -227,11 +229,12 @@ class PaperFlow:
             if event.command_id:
                 applied.add(event.command_id)
             restored += 1
-        self._producer = Producer(self._producer_config)
         repaired = underived(client, self._database)
         if repaired:
             self.store.write_derived([StoredEvent.of(e) for e in repaired])
-        self._rows = DerivedRows(self.store)
+        self._out = PaperOutput(
+            self.store, Producer(self._producer_config), self.names.trading.events
+        )
         self._republish_unpublished(client)
         for account_id in self._home:
             self._refresh_needs(account_id)
@@ -242,7 +245,7 @@ class PaperFlow:
         self._valued_at = now
         self._publish_all_views(now)
         self._publish_watch(now)
-        self._flush(10.0)
+        self._hand_over()
         self._wire_decoders(engine)
         self._consumer = self._assign()
         # The commands tr.orders.v1 still holds from before this start were applied when
@@ -291,7 +294,8 @@ class PaperFlow:
             logger.warning(
                 "paper engine: publishing %d stored events a crash held back", len(again)
             )
-            self._publish_events([StoredEvent.of(e) for e in again])
+            for event in again:  # stored already: published only
+                self._produce(self.names.trading.events, event.account_id, encode(event))
 
     def _assign(self) -> Consumer:
         """A consumer on every partition: commands from the beginning, market data from
@@ -335,7 +339,8 @@ class PaperFlow:
         """Read and process one batch, then do what is due (views, watches, valuations,
         symbols). Returns how many records the batch held."""
         consumer = self._consumer
-        assert consumer is not None, "start() first"
+        assert consumer is not None and self._out is not None, "start() first"
+        self._out.check()  # the output thread's failure stops the loop
         # What is there now; else wait for the first record only: consume(n, timeout)
         # waits for n records or the whole timeout, which would add up to `timeout_s` to
         # every record's latency.
@@ -493,46 +498,34 @@ class PaperFlow:
                 else None
             )
             stored.append(StoredEvent.of(event, equity))
-        self.store.write_log(stored)  # durable before anyone hears of it
-        self._publish_events(stored)
-        self._publish_events(answers)
+        # Stored before they are published, with the views after them (`PaperOutput`).
+        self._stored.extend(stored)
+        self._count(stored)
+        for answer in answers:
+            self._produce(self.names.trading.events, answer.event.account_id, answer.payload)
         now = self._clock()
         self._publish_views(self._view_pacer.offer(views, now, touched))
         self._views.update(by_account)
-        self._producer_poll()
-        assert self._rows is not None
-        self._rows.submit(stored)
         for account_id in touched:
             self._refresh_needs(account_id)
         self._publish_watch(now)
 
     # ---- output -------------------------------------------------------------------
 
-    def _on_delivery(self, error: KafkaError | None, _message: Any) -> None:
-        if error is not None:
-            self._failed.append(error)
-
     def _produce(self, topic: str, key: bytes | str, value: bytes) -> None:
-        producer = self._producer
-        assert producer is not None
-        try:
-            producer.produce(topic, value, key, on_delivery=self._on_delivery)
-        except BufferError:
-            produce_when_room(producer, topic, value, key, self._on_delivery)
+        """Publish a message after this step's events (`_hand_over`)."""
+        self._messages.append((topic, key, value))
 
-    def _producer_poll(self) -> None:
-        assert self._producer is not None
-        self._producer.poll(0)
-        if self._failed:
-            first, count = self._failed[0], len(self._failed)
-            self._failed.clear()
-            raise PaperFlowError(f"{count} message(s) could not be published: {first}")
+    def _hand_over(self) -> None:
+        """Give this step's events, messages and valuation rows to the output."""
+        out = self._out
+        assert out is not None
+        out.put(self._stored, self._messages, self._valuations)
+        self._stored, self._messages, self._valuations = [], [], []
 
-    def _publish_events(self, stored: Iterable[StoredEvent]) -> None:
-        topic = self.names.trading.events
+    def _count(self, stored: Iterable[StoredEvent]) -> None:
         counters = self.counters
         for item in stored:
-            self._produce(topic, item.event.account_id, item.payload)
             counters.events += 1
             if type(item.event).__struct_config__.tag == "fill":
                 counters.fills += 1
@@ -618,7 +611,7 @@ class PaperFlow:
             symbols = load_symbols(self._clickhouse(), self._database)
             engine.update_symbols(symbols)
             self._pairs = Pairs(symbols)
-        self._producer_poll()
+        self._hand_over()
 
     def _value(self, time_us: int) -> None:
         """One valuation row per account holding positions or assets besides its deposits."""
@@ -635,26 +628,17 @@ class PaperFlow:
             rows.append(
                 Valuation(account_id, time_us, view.seq, asset, balance, view.equity)  # type: ignore[arg-type]
             )
-        assert self._rows is not None
-        self._rows.submit([], rows)
+        self._valuations.extend(rows)
 
     # ---- stop ---------------------------------------------------------------------
 
-    def _flush(self, timeout_s: float) -> None:
-        producer = self._producer
-        if producer is None:
-            return
-        remaining = producer.flush(timeout_s)
-        if remaining:
-            raise PaperFlowError(f"{remaining} message(s) not delivered in {timeout_s:.0f} s")
-        self._producer_poll()
-
     def close(self) -> None:
-        """Deliver what is queued, write the rows waiting, and close the consumer."""
+        """Store and publish what was handed over (unless the output failed), and close
+        the consumer."""
         try:
-            self._flush(30.0)
-            if self._rows is not None:
-                self._rows.close()
+            if self._out is not None and self._out.error is None:
+                self._hand_over()
+                self._out.close()
         finally:
             if self._consumer is not None:
                 self._consumer.close()
