@@ -196,8 +196,8 @@ class PaperFlow:
         self._interest = Interest()
         self._pairs = Pairs(())
         self._home: dict[str, list[str]] = {}
-        # The last raw record per symbol key, per topic of quotes, depth and marks.
-        self._latest: dict[str, dict[bytes, bytes]] = {}
+        # The last record (undecoded) per symbol key, per topic of quotes, depth and marks.
+        self._latest: dict[str, dict[bytes, Any]] = {}
         self._views: dict[str, AccountView] = {}
         self._view_pacer = ViewPacer(VIEW_EVERY_S)
         self._watch_pacer = WatchPacer()
@@ -381,7 +381,7 @@ class PaperFlow:
             if last is not None:
                 # The last quote, depth and mark of every symbol, undecoded: an order on a
                 # symbol nobody needed finds its book (`_warm`).
-                last[key] = message.value()
+                last[key] = message  # its value is copied out only if it is used
             if key not in interest:
                 continue
             headers = message.headers()
@@ -452,7 +452,7 @@ class PaperFlow:
             found = self._latest[topic].get(raw)
             if found is not None:
                 try:
-                    record = self._decoders[topic](found)
+                    record = self._decoders[topic](found.value())
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue  # it went to the dead letters when it was read
                 out.extend(self._feed[topic](record))
