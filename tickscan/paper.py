@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import closing, nullcontext
 
 from clickhouse_connect.driver.client import Client
 
 from flows.trading.flow import PaperCounters, PaperFlow
+from runtime.clickhouse import connect
 from runtime.kafka import consumer_config, producer_config
 from runtime.supervisor import Supervisor
 from tickscan.settings import PaperProcessSettings
@@ -27,7 +29,12 @@ STATUS_EVERY_S = 30.0
 
 
 def run_paper(
-    settings: PaperProcessSettings, *, bootstrap: str, client: Client, stop: threading.Event
+    settings: PaperProcessSettings,
+    *,
+    bootstrap: str,
+    client: Client,
+    stop: threading.Event,
+    dsn: str | None = None,
 ) -> PaperCounters:
     """Run the paper engine in this thread until `stop` is set.
 
@@ -39,12 +46,15 @@ def run_paper(
         bootstrap: Kafka bootstrap servers (the topics exist already).
         client: ClickHouse client of a migrated database; the caller closes it.
         stop: Ends the engine when set.
+        dsn: The store's DSN, to open a second client for the derived rows with (so their
+            inserts never hold up the events'); None writes everything with `client`.
 
     Returns:
         The final counts.
     """
     counters = PaperCounters()
-    with Supervisor(stop) as stages:
+    rows_client = connect(dsn) if dsn is not None else client
+    with closing(rows_client) if dsn is not None else nullcontext(), Supervisor(stop) as stages:
         flow = PaperFlow(
             settings.paper,
             # The broker answers a fetch at once when it has records, else after this
@@ -54,6 +64,7 @@ def run_paper(
             # Events and views go out at once: the trader is waiting for them.
             producer=producer_config(bootstrap, **{"linger.ms": 1}),
             clickhouse=lambda: client,
+            rows_clickhouse=lambda: rows_client,
             database=settings.clickhouse.database,
             stop=stages.stopping,
             counters=counters,

@@ -224,7 +224,9 @@ def _run_cycle(
         # Paper accounts come back from ClickHouse's event log; market data from now on.
         stages.thread(
             "paper",
-            lambda: run_paper(settings, bootstrap=bootstrap, client=client, stop=stages.stopping),
+            lambda: run_paper(
+                settings, bootstrap=bootstrap, client=client, stop=stages.stopping, dsn=dsn
+            ),
         )
         stages.thread(
             "signals-flow",

@@ -288,21 +288,29 @@ class PaperOutput:
     one store queue behind one lock): it hands each batch's events and messages here.
     The thread takes every batch waiting, inserts their events into ``paper_events`` in
     one insert, then publishes each batch's events and messages in the order handed over
-    (nothing is published before the events it reveals are stored), then writes the
-    derived rows (`PaperStore.write_derived`) and valuations. A failure stops the thread;
-    `check` raises it in the loop.
+    (nothing is published before the events it reveals are stored), then hands their
+    derived rows and valuations to `rows` (a thread and a client of its own: one
+    client's calls queue behind one lock, so these inserts do not delay the next events'
+    insert). A failure stops the thread; `check` raises it in the loop.
 
     Args:
         store: The store.
         producer: The Kafka producer (every message of the engine goes through here).
         events_topic: Where events go, keyed by account.
+        rows: Writes the derived rows and valuations.
         max_batches: Batches that may wait before `put` blocks.
     """
 
     def __init__(
-        self, store: PaperStore, producer: Any, events_topic: str, max_batches: int = 10_000
+        self,
+        store: PaperStore,
+        producer: Any,
+        events_topic: str,
+        rows: DerivedRows,
+        max_batches: int = 10_000,
     ) -> None:
         self._store = store
+        self._rows = rows
         self._producer = producer
         self._events_topic = events_topic
         self._queue: queue.Queue[_Batch | None] = queue.Queue(max_batches)
@@ -324,47 +332,48 @@ class PaperOutput:
             self._queue.put(_Batch(list(stored), list(messages), list(valuations)))
 
     def check(self) -> None:
-        """Raise what stopped the thread, if anything did."""
+        """Raise what stopped the thread (or the rows' thread), if anything did."""
         if self.error is not None:
             raise self.error
+        self._rows.check()
 
     def _on_delivery(self, error: Any, _message: Any) -> None:
         if error is not None:
             self._failed.append(error)
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            batches = [first]
-            while not self._queue.empty() and batches[-1] is not None:
-                batches.append(self._queue.get_nowait())
-            done = batches[-1] is None
-            work = [b for b in batches if b is not None]
-            try:
-                self._write(work)
-            except BaseException as exc:
-                logger.exception("paper engine output failed")
-                self.error = exc
-                return
-            if done:
-                return
+        try:
+            while True:
+                batches = [self._queue.get()]
+                while batches[-1] is not None and not self._queue.empty():
+                    batches.append(self._queue.get_nowait())
+                work = [b for b in batches if b is not None]
+                events = self._publish(work)
+                self._rows.submit(events, [v for b in work for v in b.valuations])
+                if batches[-1] is None:
+                    return
+        except BaseException as exc:
+            logger.exception("paper engine output failed")
+            self.error = exc
 
-    def _write(self, batches: list[_Batch]) -> None:
+    def _publish(self, batches: list[_Batch]) -> list[StoredEvent]:
+        """Store the batches' events, then publish them and the batches' messages in order.
+
+        Returns:
+            The events stored, whose derived rows are still to write.
+        """
         events = [s for b in batches for s in b.stored]
         self._store.write_log(events)  # stored before anyone hears of them
-        producer = self._producer
         for batch in batches:
             for item in batch.stored:
                 self._produce(self._events_topic, item.event.account_id, item.payload)
             for topic, key, value in batch.messages:
                 self._produce(topic, key, value)
-        producer.poll(0)
+        self._producer.poll(0)
         if self._failed:
-            raise KafkaDeliveryError(
-                f"{len(self._failed)} message(s) not delivered: {self._failed[0]}"
-            )
-        self._store.write_derived([s for s in events if s.event.seq])
-        self._store.write_valuations([v for b in batches for v in b.valuations])
+            failed = self._failed
+            raise KafkaDeliveryError(f"{len(failed)} message(s) not delivered: {failed[0]}")
+        return events
 
     def _produce(self, topic: str, key: bytes | str, value: bytes) -> None:
         try:
@@ -378,9 +387,68 @@ class PaperOutput:
             self._queue.put(None)
             self._thread.join(timeout_s)
         self.check()
+        self._rows.close(timeout_s)
         remaining = self._producer.flush(timeout_s)
         if remaining or self._failed:
             raise KafkaDeliveryError(f"{remaining} message(s) not delivered in {timeout_s:.0f} s")
+
+
+class DerivedRows:
+    """Writes derived rows (`PaperStore.write_derived`, `write_valuations`) in a thread,
+    batches in the order handed over, each insert covering every batch waiting.
+
+    A failed insert stops the thread; the next `submit` (or `check`, `close`) raises it.
+    What a crash keeps from being written is written again at start
+    (`flows.trading.resume.underived`): every batch's rows go in before the next batch's,
+    and each batch's ledger rows last.
+
+    Args:
+        store: The store to write with (a client of its own, see `PaperOutput`).
+        max_batches: Batches that may wait before `submit` blocks.
+    """
+
+    def __init__(self, store: PaperStore, max_batches: int = 10_000) -> None:
+        self._store = store
+        self._queue: queue.Queue[tuple[list[StoredEvent], list[Valuation]] | None] = queue.Queue(
+            max_batches
+        )
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="paper-rows", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while items[-1] is not None and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            work = [item for item in items if item is not None]
+            try:
+                self._store.write_derived([s for stored, _ in work for s in stored if s.event.seq])
+                self._store.write_valuations([v for _, valuations in work for v in valuations])
+            except BaseException as exc:
+                logger.exception("paper rows could not be written")
+                self._error = exc
+                return
+            if items[-1] is None:
+                return
+
+    def check(self) -> None:
+        """Raise what stopped the thread, if anything did."""
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, stored: list[StoredEvent], valuations: Sequence[Valuation] = ()) -> None:
+        """Queue one batch's derived rows (and valuation rows)."""
+        self.check()
+        if stored or valuations:
+            self._queue.put((stored, list(valuations)))
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Write what is queued, then end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout_s)
+        self.check()
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.errors import FlowError
-from flows.sinks.trading import PaperOutput, PaperStore, StoredEvent, Valuation
+from flows.sinks.trading import DerivedRows, PaperOutput, PaperStore, StoredEvent, Valuation
 from flows.trading.engine import PaperEngine
 from flows.trading.interest import Interest, Pairs, account_needs
 from flows.trading.pacing import ViewPacer, WatchPacer
@@ -150,7 +150,10 @@ class PaperFlow:
         settings: The engine's settings.
         consumer: confluent-kafka consumer configuration (`runtime.kafka.consumer_config`).
         producer: confluent-kafka producer configuration.
-        clickhouse: Returns the ClickHouse client to read and insert with.
+        clickhouse: Returns the ClickHouse client to read and insert events with.
+        rows_clickhouse: Returns the client the derived rows are inserted with, in a
+            thread of their own (a second client keeps those inserts from queueing in
+            front of the events'); None: `clickhouse`'s.
         database: Database holding ``symbols`` and the paper tables.
         names: The topics.
         stop: Ends `run` when set.
@@ -167,6 +170,7 @@ class PaperFlow:
         producer: dict[str, Any],
         clickhouse: Callable[[], Any],
         database: str,
+        rows_clickhouse: Callable[[], Any] | None = None,
         names: PaperTopics | None = None,
         stop: threading.Event | None = None,
         counters: PaperCounters | None = None,
@@ -185,6 +189,7 @@ class PaperFlow:
         self._engine_factory = engine_factory
         self._clock = clock
         self.store = PaperStore(clickhouse, database)
+        self.rows_store = PaperStore(rows_clickhouse or clickhouse, database)
         self._out: PaperOutput | None = None
         # What this step hands to the output: events to store and publish, then
         # messages to publish (topic, key, value), and valuation rows.
@@ -233,7 +238,10 @@ class PaperFlow:
         if repaired:
             self.store.write_derived([StoredEvent.of(e) for e in repaired])
         self._out = PaperOutput(
-            self.store, Producer(self._producer_config), self.names.trading.events
+            self.store,
+            Producer(self._producer_config),
+            self.names.trading.events,
+            DerivedRows(self.rows_store),
         )
         self._republish_unpublished(client)
         for account_id in self._home:

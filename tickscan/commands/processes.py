@@ -323,7 +323,10 @@ def paper(
     settings = PaperProcessSettings()
     bootstrap, client = _stage_clients("paper", kafka, clickhouse, settings)
     with closing(client), failing_as("paper"):
-        counters = run_paper(settings, bootstrap=bootstrap, client=client, stop=stop)
+        counters = run_paper(
+            settings, bootstrap=bootstrap, client=client, stop=stop,
+            dsn=clickhouse or settings.clickhouse_dsn(),
+        )  # fmt: skip
     typer.echo(f"stopped: {counters.summary()}")
 
 
