@@ -331,6 +331,29 @@ def order(client_id: str, side: str, type_: str, qty: Decimal, **more: Any) -> O
     )  # fmt: skip
 
 
+def _read_all(bootstrap: str, topic: str, decode: Callable[[bytes], Any]) -> list[Any]:
+    """Every record a topic holds now, decoded, in offset order per partition."""
+    consumer = Consumer(consumer_config(bootstrap))
+    out = []
+    try:
+        ends = {}
+        for p in range(PARTITIONS):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        deadline = time.monotonic() + 30
+        while ends and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.2):
+                if message.error() is None:
+                    out.append(decode(message.value()))
+                    if message.offset() + 1 >= ends.get(message.partition(), 0):
+                        ends.pop(message.partition(), None)
+    finally:
+        consumer.close()
+    return out
+
+
 @pytest.fixture
 def names(kafka_bootstrap: str, fresh_topic: Callable[[str], str]) -> PaperTopics:
     names = PaperTopics(
@@ -505,29 +528,6 @@ def test_a_scripted_account_trades_the_capture_through_a_crash_to_the_cent(
     ]
     views = _read_all(kafka_bootstrap, names.trading.accounts, view_decoder().decode)
     assert views[-1].seq == seqs[-1] and not views[-1].positions
-
-
-def _read_all(bootstrap: str, topic: str, decode: Callable[[bytes], Any]) -> list[Any]:
-    """Every record a topic holds now, decoded, in offset order per partition."""
-    consumer = Consumer(consumer_config(bootstrap))
-    out = []
-    try:
-        ends = {}
-        for p in range(PARTITIONS):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        deadline = time.monotonic() + 30
-        while ends and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.2):
-                if message.error() is None:
-                    out.append(decode(message.value()))
-                    if message.offset() + 1 >= ends.get(message.partition(), 0):
-                        ends.pop(message.partition(), None)
-    finally:
-        consumer.close()
-    return out
 
 
 def test_tickscan_paper_answers_a_command_on_the_default_topics(
