@@ -1,5 +1,5 @@
-"""The live hub: clients, their subscriptions, and the fan-out of ranks, candles, signals
-and perpetuals data.
+"""The live hub: clients, their subscriptions, and the fan-out of ranks, candles, signals,
+perpetuals data and paper trading.
 
 One hub per API process sits between the live feed and every SSE stream and WebSocket.
 Nothing the feed or the board loop does waits on a client (see `api.live.clients` for
@@ -28,6 +28,7 @@ from api.live.clients import Client, LiveStats, Message, QueuePolicy, Subscripti
 from api.live.delayed import DelayedBoard
 from api.live.feed import FeedBatch, LiveFeed, LiveTopics
 from api.live.perps import PerpStreams
+from api.live.trading import TradingStreams
 from api.live.users import UserClients
 from api.live.views import COALESCE_S, COMPLETE_WAIT_S, Views
 from api.services.filter_eval import CompiledFilter, SymbolLookup
@@ -143,6 +144,7 @@ class Hub:
         self.users = UserClients()
         self.candles = CandleStreams(store, self._known, settle_s)
         self.perps = PerpStreams(self.known_symbol)
+        self.trading = TradingStreams()
         self._signal_subs: set[Subscription] = set()
         self._signal_seq = 0
         self.going = False
@@ -218,6 +220,8 @@ class Hub:
             self.candles.unsubscribe(sub)
         elif sub.channel == "perps":
             self.perps.unsubscribe(sub)
+        elif sub.channel == "trading":
+            self.trading.unsubscribe(sub)
         else:
             self._signal_subs.discard(sub)
 
@@ -400,6 +404,27 @@ class Hub:
             self.perps.subscribe(sub, key)
         if ack is not None:
             client.reply(ack)  # replies go ahead of the estimate queued above
+
+    def subscribe_trading(
+        self, client: Client, sub_id: str, account_id: str, ack: Message | None = None
+    ) -> None:
+        """Follow one paper account's orders, fills, views, funding and liquidations
+        (`api.live.trading`); its latest view comes first, if any. The caller checked
+        that the client's user owns the account.
+
+        Args:
+            client: The subscriber.
+            sub_id: The subscription's id, unique in the client.
+            account_id: The account.
+            ack: Queued at once (a WebSocket's `subscribed`).
+
+        Raises:
+            InvalidRequest: For a `sub_id` in use.
+        """
+        with self._subscribing(client, sub_id, "trading") as sub:
+            self.trading.subscribe(sub, account_id)
+        if ack is not None:
+            client.reply(ack)
 
     async def aclose(self) -> None:
         """Close every client and cancel background work (the process is shutting down)."""

@@ -1,0 +1,395 @@
+"""`/api/v1/paper/...`: paper trading accounts, orders, fills, positions and equity.
+
+Every route needs a signed-in user and answers only for their own accounts (another
+user's is a 404). Orders go to the paper engine, whose answer comes back within a few
+seconds (a 504 says when it did not: the order may still be placed, look it up).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+
+from api.accounts.deps import CurrentUser
+from api.accounts.entitlements import EntitlementsDep
+from api.deps import PaperDep
+from api.openapi import TIME_EXAMPLES
+from api.services import paper
+from api.services.paper_models import (
+    AccountIn,
+    AccountOut,
+    AmendIn,
+    EquityPoint,
+    FillOut,
+    LeverageIn,
+    LeverageOut,
+    OrderIn,
+    OrderOut,
+    PositionOut,
+    ResetIn,
+    wire,
+)
+from api.services.times import MAX_TIME_MS, TIME_FORMS, TIME_SCHEMA, parse_time
+
+router = APIRouter(prefix="/api/v1/paper/accounts", tags=["paper trading"])
+
+
+def _error(status_code: str, description: str, code: str, message: str, **extra: Any) -> Any:
+    return {
+        status_code: {
+            "description": description,
+            "content": {
+                "application/json": {
+                    "example": {"error": {"code": code, "message": message, **extra}}
+                }
+            },
+        }
+    }
+
+
+_UNKNOWN = _error(
+    "404", "No such paper account of yours", "unknown_account", "no paper account 'a1b2'"
+)
+_ENGINE = {
+    **_error(
+        "503",
+        "Paper trading is not running, or the account's state is not known yet",
+        "unavailable",
+        "paper trading is not running in this API process (it has no Kafka)",
+    ),
+    **_error(
+        "504",
+        "The paper engine did not answer in time: the command may still be applied",
+        "timeout",
+        "the paper engine did not answer within 5 s; the command may still be applied: look "
+        "the account up before repeating it",
+    ),
+}
+_LIMIT = _error(
+    "403",
+    "The plan's limit is reached",
+    "limit_reached",
+    "your plan allows 20 open orders per paper account and this one has 20: cancel one "
+    "first, or upgrade",
+)
+_REFUSED = _error(
+    "400",
+    "The engine refused the command, in Binance's words and code",
+    "command_refused",
+    "Unknown order sent.",
+    binance_code=-2011,
+)
+_REJECTED = _error(
+    "400",
+    "The order was rejected, in Binance's words and code, with the order as rejected; or the "
+    "symbol is not listed (`invalid_symbol`, `Invalid symbol.`, -1121)",
+    "order_rejected",
+    "Filter failure: LOT_SIZE",
+    binance_code=-1013,
+    order={"order_id": 8, "status": "rejected", "reason": "Filter failure: LOT_SIZE"},
+)
+
+AccountId = Annotated[str, Path(max_length=36, description="The paper account's id.")]
+ClientOrderId = Annotated[
+    str, Path(max_length=36, description="The order's client order id.", examples=["dip-buy-1"])
+]
+SymbolPath = Annotated[str, Path(max_length=40, examples=["BTCUSDT"])]
+SymbolFilter = Annotated[
+    str | None, Query(max_length=40, description="Only this symbol.", examples=["BTCUSDT"])
+]
+Limit = Annotated[
+    int, Query(ge=1, le=paper.MAX_LIMIT, description="At most this many, newest first.")
+]
+
+
+def _orders(orders: list[Any]) -> list[OrderOut]:
+    return [wire(OrderOut, order) for order in orders]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=AccountOut,
+    summary="Open a paper account",
+    description="A paper account on `spot` or `usdm`, trading against the exchange the board "
+    "shows for that market, with the balances given (10,000 USDT by default). The plan "
+    "limits how many accounts a user keeps (`GET /api/v1/me/entitlements`).",
+    responses={**_ENGINE, **_LIMIT},
+)
+async def create_account(
+    body: AccountIn, user: CurrentUser, entitlements: EntitlementsDep, service: PaperDep
+) -> AccountOut:
+    """Open a paper account and answer its first view."""
+    view = await service.create(
+        user.id,
+        entitlements.limits,
+        name=body.name,
+        market=body.market,
+        balances=body.balances,
+    )
+    return wire(AccountOut, view)
+
+
+@router.get(
+    "",
+    response_model=list[AccountOut],
+    summary="The caller's paper accounts",
+    description="Each account as last valued: balances, positions at the mark, open orders, "
+    "equity, realised and unrealised P&L, fees and funding. Oldest account first.",
+    responses=_ENGINE,
+)
+async def list_accounts(user: CurrentUser, service: PaperDep) -> list[AccountOut]:
+    """The caller's accounts."""
+    return [wire(AccountOut, view) for view in await service.accounts(user.id)]
+
+
+@router.get(
+    "/{account_id}",
+    response_model=AccountOut,
+    summary="A paper account, valued now",
+    responses={**_UNKNOWN, **_ENGINE},
+)
+async def get_account(account_id: AccountId, user: CurrentUser, service: PaperDep) -> AccountOut:
+    """One account's latest view."""
+    return wire(AccountOut, await service.account(user.id, account_id))
+
+
+@router.post(
+    "/{account_id}/reset",
+    response_model=AccountOut,
+    summary="Reset a paper account",
+    description="Cancels every order, drops every position and starts again from the "
+    "balances given (10,000 USDT by default). The history stays.",
+    responses={**_UNKNOWN, **_ENGINE},
+)
+async def reset_account(
+    account_id: AccountId, body: ResetIn, user: CurrentUser, service: PaperDep
+) -> AccountOut:
+    """Reset an account and answer its view after."""
+    return wire(AccountOut, await service.reset(user.id, account_id, body.balances))
+
+
+@router.post(
+    "/{account_id}/orders",
+    status_code=201,
+    response_model=OrderOut,
+    summary="Place an order",
+    description="Binance's order types, checked against the symbol's filters (tick and step "
+    "size, minimum and maximum quantity, minimum notional) with Binance's wording. Answers "
+    "the order as accepted (201); its fills follow on the `trading` stream. A "
+    "`client_order_id` that was used already answers 200 with that first order, and places "
+    "nothing. Decimals may be strings (exact) or numbers.",
+    responses={
+        200: {"description": "A repeated client order id: the first order with it"},
+        **_REJECTED,
+        **_UNKNOWN,
+        **_LIMIT,
+        **_ENGINE,
+    },
+)
+async def place_order(
+    account_id: AccountId,
+    body: OrderIn,
+    user: CurrentUser,
+    entitlements: EntitlementsDep,
+    service: PaperDep,
+    response: Response,
+) -> OrderOut:
+    """Place an order (or answer the first order of a repeated client order id)."""
+    order, repeated = await service.place(user.id, entitlements.limits, account_id, body)
+    if repeated:
+        response.status_code = 200
+    return wire(OrderOut, order)
+
+
+@router.patch(
+    "/{account_id}/orders/{client_order_id}",
+    response_model=OrderOut,
+    summary="Amend a resting order",
+    description="New price, stop price or (lower) quantity; a new price or a larger quantity "
+    "loses the order's place in the queue, as on Binance.",
+    responses={**_REFUSED, **_UNKNOWN, **_ENGINE},
+)
+async def amend_order(
+    account_id: AccountId,
+    client_order_id: ClientOrderId,
+    body: AmendIn,
+    user: CurrentUser,
+    service: PaperDep,
+) -> OrderOut:
+    """Amend an order; the order after."""
+    return wire(OrderOut, await service.amend(user.id, account_id, client_order_id, body))
+
+
+@router.delete(
+    "/{account_id}/orders/{client_order_id}",
+    response_model=OrderOut,
+    summary="Cancel an order",
+    responses={**_REFUSED, **_UNKNOWN, **_ENGINE},
+)
+async def cancel_order(
+    account_id: AccountId, client_order_id: ClientOrderId, user: CurrentUser, service: PaperDep
+) -> OrderOut:
+    """Cancel one open order; the order as canceled."""
+    return wire(OrderOut, await service.cancel(user.id, account_id, client_order_id))
+
+
+@router.delete(
+    "/{account_id}/orders",
+    response_model=list[OrderOut],
+    summary="Cancel every open order",
+    description="Of the account, or of one symbol; answers the orders canceled.",
+    responses={**_UNKNOWN, **_ENGINE},
+)
+async def cancel_all(
+    account_id: AccountId, user: CurrentUser, service: PaperDep, symbol: SymbolFilter = None
+) -> list[OrderOut]:
+    """Cancel all open orders (of one symbol)."""
+    return _orders(await service.cancel_all(user.id, account_id, symbol))
+
+
+@router.get(
+    "/{account_id}/orders",
+    response_model=list[OrderOut],
+    summary="Open orders, or the order history",
+    description="`status=open` (the default): the open orders as the engine last published "
+    "them. `status=all`: every order, from ClickHouse `paper_orders`, newest first.",
+    responses={**_UNKNOWN, **_ENGINE},
+)
+async def list_orders(
+    account_id: AccountId,
+    user: CurrentUser,
+    service: PaperDep,
+    status: Annotated[Literal["open", "all"], Query()] = "open",
+    symbol: SymbolFilter = None,
+    limit: Limit = paper.DEFAULT_LIMIT,
+) -> list[OrderOut]:
+    """The account's orders, newest first."""
+    orders = await service.orders(
+        user.id, account_id, open_only=status == "open", symbol=symbol, limit=limit
+    )
+    return _orders(orders)
+
+
+@router.get(
+    "/{account_id}/fills",
+    response_model=list[FillOut],
+    summary="Fills, newest first",
+    description="From ClickHouse `paper_fills`: price, quantity, fee and its asset, maker or "
+    "taker, the reference price and slippage of taker fills, realised P&L, liquidations.",
+    responses={**_UNKNOWN, **_ENGINE},
+)
+async def list_fills(
+    account_id: AccountId,
+    user: CurrentUser,
+    service: PaperDep,
+    symbol: SymbolFilter = None,
+    limit: Limit = paper.DEFAULT_LIMIT,
+) -> list[FillOut]:
+    """The account's fills."""
+    fills = await service.fills(user.id, account_id, symbol=symbol, limit=limit)
+    return [wire(FillOut, fill) for fill in fills]
+
+
+@router.get(
+    "/{account_id}/positions",
+    response_model=list[PositionOut],
+    summary="Open positions at the mark",
+    description="USDⓈ-M positions with unrealised P&L on the mark price, realised P&L, fees, "
+    "funding, maintenance margin and liquidation price (none on spot accounts).",
+    responses={**_UNKNOWN, **_ENGINE},
+)
+async def list_positions(
+    account_id: AccountId, user: CurrentUser, service: PaperDep
+) -> list[PositionOut]:
+    """The account's positions."""
+    return [wire(PositionOut, p) for p in await service.positions(user.id, account_id)]
+
+
+@router.post(
+    "/{account_id}/positions/close",
+    response_model=list[OrderOut],
+    summary="Close every position",
+    description="With reduce-only market orders; answers them (none without positions).",
+    responses={**_REFUSED, **_UNKNOWN, **_ENGINE},
+)
+async def close_positions(
+    account_id: AccountId, user: CurrentUser, service: PaperDep
+) -> list[OrderOut]:
+    """Close all positions."""
+    return _orders(await service.close(user.id, account_id, None))
+
+
+@router.post(
+    "/{account_id}/positions/{symbol}/close",
+    response_model=list[OrderOut],
+    summary="Close one position",
+    description="With a reduce-only market order; answers it (none without a position).",
+    responses={**_REFUSED, **_UNKNOWN, **_ENGINE},
+)
+async def close_position(
+    account_id: AccountId, symbol: SymbolPath, user: CurrentUser, service: PaperDep
+) -> list[OrderOut]:
+    """Close one symbol's position."""
+    return _orders(await service.close(user.id, account_id, symbol))
+
+
+@router.put(
+    "/{account_id}/leverage/{symbol}",
+    response_model=LeverageOut,
+    summary="Set a symbol's leverage and margin mode",
+    description="USDⓈ-M only: 1-125 (capped by the engine's settings), isolated or cross. The "
+    "margin mode cannot change while the symbol has a position or open orders.",
+    responses={**_REFUSED, **_UNKNOWN, **_ENGINE},
+)
+async def set_leverage(
+    account_id: AccountId,
+    symbol: SymbolPath,
+    body: LeverageIn,
+    user: CurrentUser,
+    service: PaperDep,
+) -> LeverageOut:
+    """Set leverage; the settings now in force."""
+    changed = await service.leverage(user.id, account_id, symbol, body.leverage, body.margin_mode)
+    return LeverageOut(
+        symbol=changed.symbol, leverage=changed.leverage, margin_mode=changed.margin_mode
+    )
+
+
+@router.get(
+    "/{account_id}/equity",
+    response_model=list[EquityPoint],
+    summary="The equity curve",
+    description="From ClickHouse `paper_ledger`: the equity after each event that knew it and "
+    f"once a minute while the account holds positions, oldest first (the latest "
+    f"{paper.MAX_EQUITY_POINTS} of the range).",
+    responses={**_UNKNOWN, **_ENGINE},
+)
+async def get_equity(
+    account_id: AccountId,
+    user: CurrentUser,
+    service: PaperDep,
+    start: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description=f"At or after this ({TIME_FORMS}).",
+            json_schema_extra=TIME_SCHEMA,
+            examples=TIME_EXAMPLES,
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(
+            alias="to",
+            description=f"Before this ({TIME_FORMS}); now by default.",
+            json_schema_extra=TIME_SCHEMA,
+        ),
+    ] = None,
+) -> list[EquityPoint]:
+    """Equity over time."""
+    start_ms = parse_time("from", start) if start is not None else 0
+    end_ms = parse_time("to", end) if end is not None else MAX_TIME_MS
+    points = await service.equity(user.id, account_id, start_ms, end_ms)
+    return [EquityPoint(time_ms=t, equity=str(e)) for t, e in points]

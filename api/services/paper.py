@@ -1,0 +1,581 @@
+"""Paper trading for signed-in users: their accounts, orders, fills, positions and equity.
+
+Commands go to the paper engine through `api.live.trading.TradingStreams` (Kafka, with a
+bounded wait for the answer); the latest state of an account is the view the engine last
+published; history (orders, fills, the equity curve) is read from ClickHouse
+``paper_orders``, ``paper_fills`` and ``paper_ledger``. Ownership is the accounts
+registry's (`api.accounts.paper_accounts`): another user's account is a 404.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, cast
+
+import msgspec
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from api.accounts import paper_accounts
+from api.accounts.db import AccountsDb
+from api.accounts.entitlements import Limits
+from api.accounts.models import PaperAccount
+from api.errors import ApiError, Forbidden, InvalidRequest, Timeout, Unavailable
+from api.live.trading import NOT_RUNNING, TradingStreams
+from api.services.paper_models import AmendIn, OrderIn
+from api.store import Store
+from schemas.topics import symbol_key
+from schemas.trades import Market
+from schemas.trading import (
+    AccountEvent,
+    AccountOpened,
+    AccountReset,
+    AccountView,
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    ClosePosition,
+    CommandRefused,
+    Fill,
+    InvalidTradingMessage,
+    LeverageChanged,
+    MarginMode,
+    OpenAccount,
+    Order,
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    OrderRepeated,
+    OrderRequest,
+    OrderUpdated,
+    PlaceOrder,
+    Position,
+    ResetAccount,
+    SetLeverage,
+    check_request,
+    encode,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BALANCES: dict[str, Decimal] = {"USDT": Decimal(10_000)}
+"""What a new or reset account starts with when the caller names no balances."""
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1_000
+"""Orders or fills one history request returns at most."""
+
+MAX_EQUITY_POINTS = 20_000
+"""Points of the equity curve one request returns at most (the latest of the range):
+two weeks of one valuation a minute."""
+
+INVALID_SYMBOL = -1121
+"""Binance's code for a symbol it does not list (``Invalid symbol.``)."""
+
+
+class OrderRejectedError(ApiError):
+    """The venue rejected an order: Binance's wording, its code, and the order."""
+
+    status = 400
+    code = "order_rejected"
+
+    def __init__(self, order: Order) -> None:
+        super().__init__(
+            order.reason or "Order rejected.",
+            extra={"binance_code": order.code, "order": _plain_json(order)},
+        )
+
+
+class CommandRefusedError(ApiError):
+    """The venue refused a command that is not an order (an unknown order to cancel,
+    a leverage it does not allow)."""
+
+    status = 400
+    code = "command_refused"
+
+    def __init__(self, refused: CommandRefused) -> None:
+        super().__init__(refused.reason, extra={"binance_code": refused.code})
+
+
+def _plain_json(value: object) -> Any:
+    return msgspec.json.decode(encode(value))
+
+
+def _exact(value: Decimal | None) -> Decimal | None:
+    """A stored Decimal(38,18) without its padding zeros (``0.010000…`` -> ``0.01``),
+    never in exponent form."""
+    if value is None:
+        return None
+    normal = value.normalize()
+    return normal.quantize(Decimal(1)) if normal.as_tuple().exponent > 0 else normal  # type: ignore[operator]
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1_000
+
+
+_ORDERS_SQL = """
+SELECT order_id, client_order_id, exchange, market, symbol, side, type, time_in_force, trigger,
+       reduce_only, quantity, quote_quantity, price, stop_price, status, filled_qty, filled_quote,
+       fees, fee_asset, triggered, reason, code,
+       toUnixTimestamp64Micro(created), toUnixTimestamp64Micro(updated)
+FROM {database:Identifier}.paper_orders FINAL
+WHERE account_id = {account:String} AND ({symbol:String} = '' OR symbol = {symbol:String})
+ORDER BY created DESC, order_id DESC
+LIMIT {limit:UInt32}
+"""
+
+_FILLS_SQL = """
+SELECT fill_id, order_id, client_order_id, exchange, market, symbol, side, price, qty, quote_qty,
+       fee, fee_asset, liquidity, reference_price, slippage, realized_pnl, liquidation,
+       toUnixTimestamp64Micro(time)
+FROM {database:Identifier}.paper_fills FINAL
+WHERE account_id = {account:String} AND ({symbol:String} = '' OR symbol = {symbol:String})
+ORDER BY time DESC, fill_id DESC
+LIMIT {limit:UInt32}
+"""
+
+_EQUITY_SQL = """
+SELECT toUnixTimestamp64Milli(time) AS time_ms, equity
+FROM {database:Identifier}.paper_ledger FINAL
+WHERE account_id = {account:String} AND equity IS NOT NULL
+  AND time >= fromUnixTimestamp64Milli({start:Int64}, 'UTC')
+  AND time < fromUnixTimestamp64Milli({end:Int64}, 'UTC')
+ORDER BY time DESC, seq DESC, idx DESC
+LIMIT {limit:UInt32}
+"""
+
+
+def order_of_row(account_id: str, row: Sequence[Any]) -> Order:
+    """An `Order` from a ``paper_orders`` row (the columns of the orders query)."""
+    (order_id, client_order_id, exchange, market, symbol, side, type_, tif, trigger, reduce_only,
+     quantity, quote_quantity, price, stop_price, status, filled_qty, filled_quote, fees,
+     fee_asset, triggered, reason, code, created_us, updated_us) = row  # fmt: skip
+    quantity, quote_quantity = _exact(quantity), _exact(quote_quantity)
+    price, stop_price = _exact(price), _exact(stop_price)
+    request = OrderRequest(
+        client_order_id=client_order_id,
+        exchange=exchange,
+        market=market,
+        symbol=symbol,
+        side=side,
+        type=type_,
+        time_in_force=tif,
+        quantity=quantity if quote_quantity is None else None,
+        quote_quantity=quote_quantity,
+        price=price,
+        stop_price=stop_price,
+        trigger=trigger,
+        reduce_only=bool(reduce_only),
+    )
+    return Order(
+        account_id=account_id,
+        order_id=int(order_id),
+        request=request,
+        status=status,
+        created_us=int(created_us),
+        updated_us=int(updated_us),
+        filled_qty=cast(Decimal, _exact(filled_qty)),
+        filled_quote=cast(Decimal, _exact(filled_quote)),
+        fees=cast(Decimal, _exact(fees)),
+        fee_asset=fee_asset,
+        triggered=bool(triggered),
+        quantity=quantity,
+        price=price,
+        stop_price=stop_price,
+        reason=reason,
+        code=None if code is None else int(code),
+    )
+
+
+def fill_of_row(account_id: str, row: Sequence[Any]) -> Fill:
+    """A `Fill` from a ``paper_fills`` row (the columns of the fills query)."""
+    (fill_id, order_id, client_order_id, exchange, market, symbol, side, price, qty, quote_qty,
+     fee, fee_asset, liquidity, reference_price, slippage, realized_pnl, liquidation,
+     time_us) = row  # fmt: skip
+    return Fill(
+        account_id=account_id,
+        fill_id=int(fill_id),
+        order_id=int(order_id),
+        client_order_id=client_order_id,
+        exchange=exchange,
+        market=market,
+        symbol=symbol,
+        side=side,
+        price=cast(Decimal, _exact(price)),
+        qty=cast(Decimal, _exact(qty)),
+        quote_qty=cast(Decimal, _exact(quote_qty)),
+        fee=cast(Decimal, _exact(fee)),
+        fee_asset=fee_asset,
+        liquidity=liquidity,
+        time_us=int(time_us),
+        reference_price=_exact(reference_price),
+        slippage=cast(Decimal, _exact(slippage)),
+        realized_pnl=cast(Decimal, _exact(realized_pnl)),
+        liquidation=bool(liquidation),
+    )
+
+
+def exchange_for(market: str, keys: Collection[str]) -> str:
+    """The exchange a new account of `market` trades against: the one with the most
+    symbols of that market on the board (``sim`` on the simulated market).
+
+    Raises:
+        Unavailable: When no exchange has symbols of that market yet.
+    """
+    counts = Counter(
+        parts[0] for key in keys if len(parts := key.split(":")) == 3 and parts[1] == market
+    )
+    if not counts:
+        raise Unavailable(f"no {market} market data yet: paper trading follows the board's")
+    return min(counts, key=lambda exchange: (-counts[exchange], exchange))
+
+
+def _order_of(event: AccountEvent) -> Order:
+    """The order an answer to an order command carries.
+
+    Raises:
+        OrderRejectedError: For a rejection.
+        CommandRefusedError: For a refusal.
+    """
+    if isinstance(event, OrderRejected):
+        raise OrderRejectedError(event.order)
+    if isinstance(event, OrderAccepted | OrderUpdated | OrderRepeated | OrderFilled):
+        return event.order
+    raise _unexpected(event)
+
+
+def _unexpected(event: AccountEvent) -> ApiError:
+    if isinstance(event, CommandRefused):
+        return CommandRefusedError(event)
+    logger.error("paper engine answered %s to a command", type(event).__name__)
+    return Unavailable("the paper engine gave an answer the API does not understand")
+
+
+def _orders_of(events: Sequence[AccountEvent]) -> list[Order]:
+    """The orders a multi-order command touched, each as its last event left it, in the
+    order they were first touched."""
+    latest: dict[int, Order] = {}
+    for event in events:
+        if isinstance(event, CommandRefused):
+            raise CommandRefusedError(event)
+        order = getattr(event, "order", None)
+        if isinstance(order, Order):
+            latest[order.order_id] = order
+    return list(latest.values())
+
+
+@dataclass(slots=True)
+class Paper:
+    """Paper trading for one request.
+
+    Args:
+        db: The accounts database (the registry).
+        trading: Commands, answers and account views; None without live delivery.
+        store: ClickHouse, for history.
+        symbol_keys: Every symbol key the board knows (``exchange:market:symbol``).
+    """
+
+    db: AccountsDb
+    trading: TradingStreams | None
+    store: Store
+    symbol_keys: Callable[[], Collection[str]]
+
+    # -- accounts ------------------------------------------------------------------------
+
+    async def owned(self, user_id: int, account_id: str) -> PaperAccount:
+        """One of the user's accounts.
+
+        Raises:
+            NotFound: For a missing account or another user's.
+        """
+        async with self.db.reading() as db:
+            return await paper_accounts.owned(db, user_id, account_id)
+
+    async def create(
+        self,
+        user_id: int,
+        limits: Limits,
+        *,
+        name: str,
+        market: Market,
+        balances: dict[str, Decimal] | None,
+    ) -> AccountView:
+        """Open a paper account on the board's exchange for `market`.
+
+        Raises:
+            Forbidden: `limit_reached` beyond the plan's paper accounts.
+            Unavailable: Without the engine, or market data for `market`.
+            Timeout: When the engine did not confirm in time (the account is registered
+                and appears once it does).
+        """
+        trading = self._trading()
+        exchange = exchange_for(market, self.symbol_keys())
+        async with self.db.session() as db:
+            account = await paper_accounts.add(
+                db,
+                user_id,
+                name=name,
+                market=market,
+                exchange=exchange,
+                limit=limits.paper_accounts,
+            )
+        command = OpenAccount(
+            **self._head(account.id),
+            owner=str(user_id),
+            name=name,
+            market=market,
+            exchange=exchange,
+            balances=balances or DEFAULT_BALANCES,
+        )
+        events = await trading.send(command, whole=True)
+        if not isinstance(events[0], AccountOpened):
+            raise _unexpected(events[0])
+        return self._settled_view(account.id)
+
+    async def accounts(self, user_id: int) -> list[AccountView]:
+        """The user's accounts, oldest first, as last valued.
+
+        Raises:
+            Unavailable: When the engine has not published one of them (it is not
+                running, or has not started yet).
+        """
+        async with self.db.reading() as db:
+            rows = await paper_accounts.of_user(db, user_id)
+        return [self._view(row.id) for row in rows]
+
+    async def account(self, user_id: int, account_id: str) -> AccountView:
+        """One of the user's accounts, as last valued."""
+        await self.owned(user_id, account_id)
+        return self._view(account_id)
+
+    async def reset(
+        self, user_id: int, account_id: str, balances: dict[str, Decimal] | None
+    ) -> AccountView:
+        """Cancel every order, drop every position, start again from `balances`."""
+        await self.owned(user_id, account_id)
+        command = ResetAccount(**self._head(account_id), balances=balances or DEFAULT_BALANCES)
+        events = await self._trading().send(command, whole=True)
+        if not isinstance(events[0], AccountReset):
+            raise _unexpected(events[0])
+        return self._settled_view(account_id)
+
+    # -- orders --------------------------------------------------------------------------
+
+    async def place(
+        self, user_id: int, limits: Limits, account_id: str, body: OrderIn
+    ) -> tuple[Order, bool]:
+        """Place an order.
+
+        Returns:
+            The order as accepted, and whether its client order id was a repeat (then it
+            is the first order with that id, and nothing was placed).
+
+        Raises:
+            InvalidRequest: For fields that contradict each other.
+            ApiError: `invalid_symbol` (400, ``Invalid symbol.``) for a symbol the
+                account's exchange and market do not list.
+            Forbidden: `limit_reached` at the plan's open orders.
+            OrderRejectedError: When the engine rejects it (400).
+        """
+        account = await self.owned(user_id, account_id)
+        symbol = body.symbol.strip().upper()
+        if symbol_key(account.exchange, account.market, symbol) not in self.symbol_keys():
+            raise ApiError(
+                "Invalid symbol.", code="invalid_symbol", extra={"binance_code": INVALID_SYMBOL}
+            )
+        try:
+            request = check_request(
+                OrderRequest(
+                    client_order_id=body.client_order_id or uuid.uuid4().hex,
+                    exchange=account.exchange,
+                    market=cast(Market, account.market),
+                    symbol=symbol,
+                    side=body.side,
+                    type=body.type,
+                    time_in_force=body.time_in_force,
+                    quantity=body.quantity,
+                    quote_quantity=body.quote_quantity,
+                    price=body.price,
+                    stop_price=body.stop_price,
+                    trigger=body.trigger,
+                    reduce_only=body.reduce_only,
+                )
+            )
+        except InvalidTradingMessage as exc:
+            raise InvalidRequest(f"body: {exc}") from None
+        if request.type != "market":
+            view = self.trading.view(account_id) if self.trading is not None else None
+            open_orders = 0 if view is None else len(view.open_orders)
+            if open_orders >= limits.paper_open_orders:
+                raise Forbidden(
+                    f"your plan allows {limits.paper_open_orders} open orders per paper account"
+                    f" and this one has {open_orders}: cancel one first, or upgrade",
+                    code="limit_reached",
+                )
+        events = await self._trading().send(PlaceOrder(**self._head(account_id), order=request))
+        return _order_of(events[0]), isinstance(events[0], OrderRepeated)
+
+    async def amend(
+        self, user_id: int, account_id: str, client_order_id: str, body: AmendIn
+    ) -> Order:
+        """Change a resting order's price, stop price or (lower) quantity."""
+        await self.owned(user_id, account_id)
+        if body.price is None and body.stop_price is None and body.quantity is None:
+            raise InvalidRequest("body: give at least one of price, stop_price and quantity")
+        command = AmendOrder(
+            **self._head(account_id),
+            client_order_id=client_order_id,
+            price=body.price,
+            stop_price=body.stop_price,
+            quantity=body.quantity,
+        )
+        return _order_of((await self._trading().send(command))[0])
+
+    async def cancel(self, user_id: int, account_id: str, client_order_id: str) -> Order:
+        """Cancel one open order (a refusal, e.g. ``Unknown order sent.``, is a 400)."""
+        await self.owned(user_id, account_id)
+        command = CancelOrder(**self._head(account_id), client_order_id=client_order_id)
+        return _order_of((await self._trading().send(command))[0])
+
+    async def cancel_all(self, user_id: int, account_id: str, symbol: str | None) -> list[Order]:
+        """Cancel every open order of the account, or of one symbol; the canceled orders."""
+        await self.owned(user_id, account_id)
+        symbol = symbol.strip().upper() if symbol else None
+        open_orders = self._view(account_id).open_orders
+        if not any(symbol in (None, o.request.symbol) for o in open_orders):
+            return []  # nothing to cancel: the engine would change nothing
+        command = CancelAll(**self._head(account_id), symbol=symbol)
+        return _orders_of(await self._trading().send(command, whole=True))
+
+    async def orders(
+        self, user_id: int, account_id: str, *, open_only: bool, symbol: str | None, limit: int
+    ) -> list[Order]:
+        """The account's orders, newest first: the open ones from its latest view, or
+        every one from ``paper_orders`` with the view's newer states over them."""
+        await self.owned(user_id, account_id)
+        symbol = symbol.strip().upper() if symbol else ""
+        view = self.trading.view(account_id) if self.trading is not None else None
+        live = [o for o in (view.open_orders if view else []) if symbol in ("", o.request.symbol)]
+        if open_only:
+            if view is None:
+                self._view(account_id)  # raises: the state is not known
+            return sorted(live, key=_newest_first)[:limit]
+        rows = await self._query(_ORDERS_SQL, account_id, symbol=symbol, limit=limit)
+        merged = {order.order_id: order for order in (order_of_row(account_id, r) for r in rows)}
+        for order in live:
+            stored = merged.get(order.order_id)
+            if stored is None or stored.updated_us <= order.updated_us:
+                merged[order.order_id] = order
+        return sorted(merged.values(), key=_newest_first)[:limit]
+
+    async def fills(
+        self, user_id: int, account_id: str, *, symbol: str | None, limit: int
+    ) -> list[Fill]:
+        """The account's fills from ``paper_fills``, newest first."""
+        await self.owned(user_id, account_id)
+        symbol = symbol.strip().upper() if symbol else ""
+        rows = await self._query(_FILLS_SQL, account_id, symbol=symbol, limit=limit)
+        return [fill_of_row(account_id, row) for row in rows]
+
+    # -- positions -----------------------------------------------------------------------
+
+    async def positions(self, user_id: int, account_id: str) -> list[Position]:
+        """The account's open positions, valued at the mark (none on spot)."""
+        return (await self.account(user_id, account_id)).positions
+
+    async def close(self, user_id: int, account_id: str, symbol: str | None) -> list[Order]:
+        """Close one position (`symbol`) or all, with reduce-only market orders; those
+        orders, as the engine last left them."""
+        await self.owned(user_id, account_id)
+        symbol = symbol.strip().upper() if symbol else None
+        positions = self._view(account_id).positions
+        if not any(symbol in (None, p.symbol) and p.qty for p in positions):
+            return []  # nothing to close
+        command = ClosePosition(**self._head(account_id), symbol=symbol)
+        return _orders_of(await self._trading().send(command, whole=True))
+
+    async def leverage(
+        self, user_id: int, account_id: str, symbol: str, leverage: int, margin_mode: MarginMode
+    ) -> LeverageChanged:
+        """Set a USDⓈ-M symbol's leverage and margin mode.
+
+        Raises:
+            InvalidRequest: On a spot account, or for a symbol it does not list.
+            CommandRefusedError: When the engine refuses (e.g. a mode change with a
+                position open).
+        """
+        account = await self.owned(user_id, account_id)
+        if account.market != "usdm":
+            raise InvalidRequest("leverage is for USDⓈ-M accounts only")
+        symbol = symbol.strip().upper()
+        if symbol_key(account.exchange, account.market, symbol) not in self.symbol_keys():
+            raise ApiError(
+                "Invalid symbol.", code="invalid_symbol", extra={"binance_code": INVALID_SYMBOL}
+            )
+        command = SetLeverage(
+            **self._head(account_id), symbol=symbol, leverage=leverage, margin_mode=margin_mode
+        )
+        event = (await self._trading().send(command))[0]
+        if not isinstance(event, LeverageChanged):
+            raise _unexpected(event)
+        return event
+
+    async def equity(
+        self, user_id: int, account_id: str, start_ms: int, end_ms: int
+    ) -> list[tuple[int, Decimal]]:
+        """The account's equity curve from ``paper_ledger`` in [start, end), oldest first
+        (the latest `MAX_EQUITY_POINTS` of the range)."""
+        await self.owned(user_id, account_id)
+        rows = await self._query(
+            _EQUITY_SQL, account_id, start=start_ms, end=end_ms, limit=MAX_EQUITY_POINTS
+        )
+        return [(int(t), cast(Decimal, _exact(e))) for t, e in reversed(rows)]
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _trading(self) -> TradingStreams:
+        if self.trading is None or not self.trading.running:
+            raise Unavailable(NOT_RUNNING)
+        return self.trading
+
+    @staticmethod
+    def _head(account_id: str) -> dict[str, Any]:
+        """What every command carries: a fresh command id, the account, the send time."""
+        return {"command_id": str(uuid.uuid4()), "account_id": account_id, "sent_us": _now_us()}
+
+    def _view(self, account_id: str) -> AccountView:
+        view = self.trading.view(account_id) if self.trading is not None else None
+        if view is None:
+            raise Unavailable(
+                f"paper account {account_id} has no state published yet: the paper engine is "
+                "not running, or still starting; try again in a few seconds"
+            )
+        return view
+
+    def _settled_view(self, account_id: str) -> AccountView:
+        view = self.trading.view(account_id) if self.trading is not None else None
+        if view is None:
+            raise Timeout(
+                "the paper engine confirmed the command but has not published the account's "
+                "state yet; look the account up in a moment"
+            )
+        return view
+
+    async def _query(self, sql: str, account_id: str, **params: Any) -> list[tuple[Any, ...]]:
+        params.update(database=self.store.database, account=account_id)
+        try:
+            _, rows = await self.store.query(sql, params)
+        except ClickHouseError as exc:
+            logger.warning("paper history query failed: %s", exc)
+            raise Unavailable("paper trading history cannot be read now; try again") from exc
+        return rows
+
+
+def _newest_first(order: Order) -> tuple[int, int]:
+    return (-order.created_us, -order.order_id)
