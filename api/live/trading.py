@@ -188,7 +188,7 @@ class TradingStreams:
         account = event.account_id
         self._last_seq[account] = max(self._last_seq.get(account, 0), event.seq)
         pending = self._pending.get(event.command_id) if event.command_id else None
-        if pending is not None:
+        if pending is not None and not pending.done.done():
             pending.events.append(event)
             if not pending.whole:
                 pending.finish()

@@ -1,4 +1,5 @@
-"""An in-memory stand-in for the paper engine, for unit tests of the API's paper trading.
+"""In-memory stand-ins for the paper engine and the paper history tables, for unit tests
+of the API's paper trading.
 
 It answers commands the way the engine's contract says (one event per change, `seq`
 counting per account, the command id echoed, a view after each command), through the
@@ -10,8 +11,10 @@ quantities under `MIN_QTY` are rejected with Binance's LOT_SIZE wording.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from msgspec.structs import replace
 
@@ -264,3 +267,18 @@ class FakeEngine:
             open_orders=[o for o in account.orders.values() if o.is_open],
             equity=sum(account.balances.values(), Decimal(0)),
         )
+
+
+@dataclass
+class FakeStore:
+    """Answers the paper history queries with the rows set per table; keeps each query."""
+
+    database: str = "tickscan"
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    queries: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    async def query(self, sql: str, parameters: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        self.queries.append((sql, dict(parameters)))
+        table = re.search(r"\.(paper_\w+) FINAL", sql)
+        assert table is not None, sql
+        return [], list(self.rows.get(table.group(1), []))

@@ -4,9 +4,8 @@ ClickHouse, timeouts, and the live `trading` channel of the account's owner only
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,25 +20,10 @@ from api.errors import install_error_handlers
 from api.routes import paper, stream, ws
 from api.services.symbols import SymbolDirectory
 from api.settings import BillingSettings, PlanSettings
-from tests.unit.api.paper_engine import T0_US, FakeEngine
+from tests.unit.api.paper_engine import T0_US, FakeEngine, FakeStore
 from tests.unit.api.test_me_state_routes import ROWS, Site, connect, frames, serve, settings_for
 
 BASE = "/api/v1/paper/accounts"
-
-
-@dataclass
-class FakeStore:
-    """Answers the paper history queries with the rows set per table; keeps each query."""
-
-    database: str = "tickscan"
-    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
-    queries: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    async def query(self, sql: str, parameters: dict[str, Any]) -> tuple[list[str], list[Any]]:
-        self.queries.append((sql, dict(parameters)))
-        table = re.search(r"\.(paper_\w+) FINAL", sql)
-        assert table is not None, sql
-        return [], list(self.rows.get(table.group(1), []))
 
 
 @dataclass
