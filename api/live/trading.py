@@ -111,6 +111,7 @@ class TradingStreams:
         self.timeout_s = timeout_s
         self.views: dict[str, AccountView] = {}
         self._last_seq: dict[str, int] = {}
+        self._held: dict[str, AccountView] = {}
         self._pending: dict[str, _Pending] = {}
         self._subs: dict[str, set[Subscription]] = {}
         self._seq: dict[str, int] = {}
@@ -192,8 +193,13 @@ class TradingStreams:
             pending.events.append(event)
             if not pending.whole:
                 pending.finish()
-        if account not in self._subs:
-            return
+        if account in self._subs:
+            self._tell(account, event)
+        if account in self._held:
+            self._catch_up(account)
+
+    def _tell(self, account: str, event: AccountEvent) -> None:
+        """Send a subscribed account's event as its stream's messages."""
         if isinstance(event, OrderFilled):
             self._send(account, "fill", event.fill)
             self._send(account, "order", event.order)
@@ -204,8 +210,24 @@ class TradingStreams:
         elif isinstance(event, Liquidated):
             self._send(account, "liquidation", event)
 
+    def _catch_up(self, account: str) -> None:
+        """Release the view held back for the events that have now come."""
+        held = self._held.get(account)
+        if held is not None and held.seq <= self._last_seq[account]:
+            del self._held[account]
+            self._view(held)
+
     def _view(self, view: AccountView) -> None:
         account = view.account_id
+        if view.seq > self._last_seq.get(account, view.seq):
+            # Views and events come on two topics, so a view may overtake the events it
+            # counts: it waits for them, and a subscriber never sees the account ahead
+            # of its orders and fills. (Before any event of the account has come, e.g.
+            # the views read back at start, there is nothing to wait for.)
+            held = self._held.get(account)
+            if held is None or (view.seq, view.time_us) >= (held.seq, held.time_us):
+                self._held[account] = view
+            return
         known = self.views.get(account)
         if known is not None and (view.seq, view.time_us) < (known.seq, known.time_us):
             return  # an older view (the backlog, a republish overtaken): the newer stands

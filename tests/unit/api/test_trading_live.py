@@ -177,6 +177,23 @@ def test_an_accounts_subscribers_get_its_updates_and_no_others() -> None:
     assert not mine.queue and streams._subs.keys() == {"acc-2"}
 
 
+def test_a_view_that_overtakes_its_events_waits_for_them() -> None:
+    h = hub(queue=64)
+    streams = h.trading
+    streams.deliver([view(1)])  # no event of the account yet: nothing to wait for
+    client = h.connect("ws")
+    h.subscribe_trading(client, "t", ACCOUNT)
+    take(client)
+    streams.deliver([updated(1, "", 1)])
+    streams.deliver([view(3, T0_US + 3), view(2, T0_US + 2)])  # ahead of events 2 and 3
+    assert streams.view(ACCOUNT) == view(1)
+    streams.deliver([updated(2, "", 2)])
+    streams.deliver([updated(3, "", 3)])
+    got = take(client)
+    assert [kind for kind, _ in got] == ["order", "order", "order", "account"]
+    assert got[3][1]["account"]["seq"] == 3 and streams.view(ACCOUNT) == view(3, T0_US + 3)
+
+
 def msg(value: object) -> Any:
     return msgspec.json.decode(encode(value))
 
