@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends
+from fastapi import Depends, Path
 from starlette.requests import HTTPConnection
 
-from api.accounts.deps import AccountsDep
+from api.accounts.deps import AccountsDep, CurrentUser
+from api.accounts.models import PaperAccount
 from api.live.deps import BoardDep, HubDep, TradingDep
 from api.services.board import Boards
 from api.services.paper import Paper
@@ -91,3 +92,16 @@ def get_paper(
 
 
 PaperDep = Annotated[Paper, Depends(get_paper)]
+
+
+async def owned_paper_account(
+    account_id: Annotated[str, Path(max_length=36, description="The paper account's id.")],
+    user: CurrentUser,
+    paper: PaperDep,
+) -> PaperAccount:
+    """The caller's paper account named in the path; another user's is a 404 (as a missing
+    one), and no sign-in a 401."""
+    return await paper.owned(user.id, account_id)
+
+
+PaperAccountDep = Annotated[PaperAccount, Depends(owned_paper_account)]

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +86,34 @@ class FeedBatch:
     perps: list[MarkPrice | OpenInterest | FundingEvent | Liquidation] = field(default_factory=list)
 
 
-class LiveFeed:
+class FeedThread:
+    """A consumer of Kafka on a thread of its own, handing what it reads to an event loop;
+    a subclass's `_run` is the thread's work, until `_stop` is set."""
+
+    thread_name = "feed"
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start consuming; batches are delivered on `loop`."""
+        self._thread = threading.Thread(
+            target=self._run, args=(loop,), name=self.thread_name, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop consuming and wait for the thread to close its consumer."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        raise NotImplementedError
+
+
+class LiveFeed(FeedThread):
     """Consumes md.ranks.v1, md.signals.v1, md.candles.v1 and the perpetuals' topics on a
     thread of its own.
 
@@ -120,6 +147,7 @@ class LiveFeed:
         poll_s: float = 0.05,
         perp_keys: Callable[[], frozenset[bytes]] = frozenset,
     ) -> None:
+        super().__init__()
         self.bootstrap = bootstrap
         self.topics = live_topics
         self._deliver = deliver
@@ -127,8 +155,6 @@ class LiveFeed:
         self._batch_size = batch_size
         self._poll_s = poll_s
         self._perp_keys = perp_keys
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._assigned: set[str] = set()
         self._partitions: list[TopicPartition] = []
         self.events_total: dict[str, int] = {
@@ -161,18 +187,7 @@ class LiveFeed:
             and not self._stop.is_set()
         )
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start consuming; batches are delivered on `loop`."""
-        self._thread = threading.Thread(
-            target=self._run, args=(loop,), name="live-feed", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop consuming and wait for the thread to close its consumer."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    thread_name = "live-feed"
 
     def events_per_s(self, window_s: float = 10.0) -> float:
         """Records delivered per second over about the last `window_s` seconds."""
@@ -229,14 +244,7 @@ class LiveFeed:
         batch = FeedBatch()
         ranks, signals, candles = self.topics.ranks, self.topics.signals, self.topics.candles
         perp_keys: frozenset[bytes] | None = None
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                logger.warning("live feed: %s", error)
-                continue
-            headers = message.headers()
-            if headers and topics.is_control(headers):
-                continue
+        for message in data_records(messages, "live feed"):
             topic, value = message.topic(), message.value() or b""
             try:
                 if topic == ranks:
@@ -252,46 +260,20 @@ class LiveFeed:
                         batch.perps.append(self._perp_decoders[topic](value))
             except msgspec.DecodeError as exc:
                 self.decode_errors += 1
-                logger.warning(
-                    "live feed: undecodable record at %s[%d]@%d: %s",
-                    topic,
-                    message.partition(),
-                    message.offset(),
-                    exc,
-                )
+                undecodable("live feed", message, exc)
         return batch
 
     def _assign_new(self, consumer: Consumer) -> None:
         """Assign every partition of each followed topic that exists and is not yet assigned."""
-        try:
-            metadata = consumer.list_topics(timeout=5)  # all topics: naming one creates it
-        except KafkaException as exc:
-            logger.warning("live feed: cannot read cluster metadata: %s", exc)
-            return
-        new: list[TopicPartition] = []
-        for name in (*self.topics.core, *self.topics.perps):
-            topic = metadata.topics.get(name)
-            if name in self._assigned or topic is None or topic.error is not None:
-                continue
-            if not topic.partitions:
-                continue
-            for partition in sorted(topic.partitions):
-                offset = OFFSET_END
-                if name == self.topics.ranks:
-                    try:
-                        low, high = consumer.get_watermark_offsets(
-                            TopicPartition(name, partition), timeout=5
-                        )
-                    except KafkaException as exc:
-                        logger.warning("live feed: no offsets of %s yet: %s", name, exc)
-                        return
-                    offset = max(low, high - self._ranks_backlog)
-                new.append(TopicPartition(name, partition, offset))
-            self._assigned.add(name)
-            logger.info("live feed follows %s (%d partitions)", name, len(topic.partitions))
-        if new:
-            consumer.incremental_assign(new)
-            self._partitions.extend(TopicPartition(tp.topic, tp.partition) for tp in new)
+        ranks, backlog = self.topics.ranks, self._ranks_backlog
+        new = assign_new(
+            consumer,
+            (*self.topics.core, *self.topics.perps),
+            self._assigned,
+            lambda name: backlog if name == ranks else None,
+            "live feed",
+        )
+        self._partitions.extend(TopicPartition(tp.topic, tp.partition) for tp in new)
 
     def _measure_lag(self, consumer: Consumer, now: float) -> None:
         self._rate.append((now, sum(self.events_total.values())))
@@ -303,3 +285,90 @@ class LiveFeed:
             behind = high - tp.offset if high >= 0 and tp.offset >= 0 else 0
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
         self.lag = lag
+
+
+def data_records(messages: Iterable[Any], feed: str) -> Iterator[Any]:
+    """The fetched records that carry data: errors are logged and skipped, and so are
+    control records.
+
+    Args:
+        messages: What a consumer fetched (`confluent_kafka.Message`s).
+        feed: The consumer's name, for the log.
+    """
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            logger.warning("%s: %s", feed, error)
+            continue
+        headers = message.headers()
+        if headers and topics.is_control(headers):
+            continue
+        yield message
+
+
+def undecodable(feed: str, message: Any, exc: Exception) -> None:
+    """Log a record that does not decode (it is skipped), with where it is."""
+    logger.warning(
+        "%s: undecodable record at %s[%s]@%s: %s",
+        feed,
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        exc,
+    )
+
+
+def assign_new(
+    consumer: Consumer,
+    names: Iterable[str],
+    assigned: set[str],
+    backlog: Callable[[str], int | None],
+    feed: str,
+) -> list[TopicPartition]:
+    """Assign every partition of each of `names` that exists and is not in `assigned`
+    (which gains the topics assigned), explicitly, without a consumer group.
+
+    Args:
+        consumer: The consumer.
+        names: The topics to follow.
+        assigned: The topics assigned already; updated in place.
+        backlog: Per topic, None to start at its end as librdkafka finds it on the first
+            fetch, or how many records of each partition to read back from the end it
+            has now (0: exactly the end now, so nothing produced after this is missed).
+        feed: The consumer's name, for the log.
+
+    Returns:
+        The partitions newly assigned (none when the metadata cannot be read yet).
+    """
+    try:
+        metadata = consumer.list_topics(timeout=5)  # all topics: naming one creates it
+    except KafkaException as exc:
+        logger.warning("%s: cannot read cluster metadata: %s", feed, exc)
+        return []
+    new: list[TopicPartition] = []
+    for name in names:
+        topic = metadata.topics.get(name)
+        if name in assigned or topic is None or topic.error is not None or not topic.partitions:
+            continue
+        back = backlog(name)
+        for partition in sorted(topic.partitions):
+            offset = OFFSET_END
+            if back is not None:
+                try:
+                    low, high = consumer.get_watermark_offsets(
+                        TopicPartition(name, partition), timeout=5
+                    )
+                except KafkaException as exc:
+                    logger.warning("%s: no offsets of %s yet: %s", feed, name, exc)
+                    return _assigned(consumer, new)
+                offset = max(low, high - back)
+            new.append(TopicPartition(name, partition, offset))
+        assigned.add(name)
+        logger.info("%s follows %s (%d partitions)", feed, name, len(topic.partitions))
+    return _assigned(consumer, new)
+
+
+def _assigned(consumer: Consumer, new: list[TopicPartition]) -> list[TopicPartition]:
+    if new:
+        consumer.incremental_assign(new)
+    return new

@@ -400,10 +400,7 @@ class Hub:
             InvalidRequest: For a market without perpetuals or a `sub_id` in use.
             NotFound: For a symbol neither known nor seen live.
         """
-        with self._subscribing(client, sub_id, "perps") as sub:
-            self.perps.subscribe(sub, key)
-        if ack is not None:
-            client.reply(ack)  # replies go ahead of the estimate queued above
+        self._follow(client, sub_id, "perps", lambda sub: self.perps.subscribe(sub, key), ack)
 
     def subscribe_trading(
         self, client: Client, sub_id: str, account_id: str, ack: Message | None = None
@@ -421,8 +418,21 @@ class Hub:
         Raises:
             InvalidRequest: For a `sub_id` in use.
         """
-        with self._subscribing(client, sub_id, "trading") as sub:
-            self.trading.subscribe(sub, account_id)
+        subscribe = self.trading.subscribe
+        self._follow(client, sub_id, "trading", lambda sub: subscribe(sub, account_id), ack)
+
+    def _follow(
+        self,
+        client: Client,
+        sub_id: str,
+        channel: str,
+        subscribe: Callable[[Subscription], None],
+        ack: Message | None,
+    ) -> None:
+        """Set up a subscription of `channel` with `subscribe` (which may queue its first
+        data), then queue `ack`: replies go ahead of the data all the same."""
+        with self._subscribing(client, sub_id, channel) as sub:
+            subscribe(sub)
         if ack is not None:
             client.reply(ack)
 

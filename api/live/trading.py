@@ -35,11 +35,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from api.errors import Timeout, Unavailable
 from api.live.clients import Message as LiveMessage
 from api.live.clients import Subscription
+from api.live.feed import FeedThread, assign_new, data_records, undecodable
 from api.settings import ApiAppSettings
 from runtime.kafka import consumer_config, producer_config
 from schemas import topics
@@ -265,7 +266,7 @@ class TradingStreams:
             self._seq.pop(account, None)  # type: ignore[arg-type]
 
 
-class TradingFeed:
+class TradingFeed(FeedThread):
     """Consumes ``tr.events.v1`` (from its end) and ``tr.accounts.v1`` (from
     `views_backlog` records before its end) on a thread of its own, handing decoded
     records to the event loop in batches.
@@ -291,13 +292,12 @@ class TradingFeed:
         views_backlog: int = VIEWS_BACKLOG,
         poll_s: float = 0.05,
     ) -> None:
+        super().__init__()
         self.bootstrap = bootstrap
         self.topics = trading_topics
         self._deliver = deliver
         self._backlog = views_backlog
         self._poll_s = poll_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.assigned: set[str] = set()
         self.ready = threading.Event()
         """Set once both topics are assigned."""
@@ -307,18 +307,7 @@ class TradingFeed:
             trading_topics.accounts: view_decoder().decode,
         }
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start consuming; batches are delivered on `loop`."""
-        self._thread = threading.Thread(
-            target=self._run, args=(loop,), name="trading-feed", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop consuming and wait for the thread to close its consumer."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    thread_name = "trading-feed"
 
     def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         consumer = Consumer(consumer_config(self.bootstrap, **{"fetch.wait.max.ms": 10}))
@@ -347,55 +336,23 @@ class TradingFeed:
 
     def _decode(self, messages: list[Any]) -> list[TradingRecord]:
         batch: list[TradingRecord] = []
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                logger.warning("trading feed: %s", error)
-                continue
-            headers = message.headers()
-            if headers and topics.is_control(headers):
-                continue
-            topic = message.topic() or ""
+        for message in data_records(messages, "trading feed"):
             try:
-                batch.append(self._decoders[topic](message.value() or b""))
+                batch.append(self._decoders[message.topic()](message.value() or b""))
             except msgspec.DecodeError as exc:
                 self.decode_errors += 1
-                logger.warning(
-                    "trading feed: undecodable record at %s[%s]@%s: %s",
-                    topic,
-                    message.partition(),
-                    message.offset(),
-                    exc,
-                )
+                undecodable("trading feed", message, exc)
         return batch
 
     def _assign_new(self, consumer: Consumer) -> None:
-        try:
-            metadata = consumer.list_topics(timeout=5)  # all topics: naming one creates it
-        except KafkaException as exc:
-            logger.warning("trading feed: cannot read cluster metadata: %s", exc)
-            return
-        new: list[TopicPartition] = []
-        for name in self._decoders:
-            topic = metadata.topics.get(name)
-            if name in self.assigned or topic is None or topic.error is not None:
-                continue
-            if not topic.partitions:
-                continue
-            backlog = self._backlog if name == self.topics.accounts else 0
-            for partition in sorted(topic.partitions):
-                try:
-                    low, high = consumer.get_watermark_offsets(
-                        TopicPartition(name, partition), timeout=5
-                    )
-                except KafkaException as exc:
-                    logger.warning("trading feed: no offsets of %s yet: %s", name, exc)
-                    return
-                new.append(TopicPartition(name, partition, max(low, high - backlog)))
-            self.assigned.add(name)
-            logger.info("trading feed follows %s (%d partitions)", name, len(topic.partitions))
-        if new:
-            consumer.incremental_assign(new)
+        accounts, backlog = self.topics.accounts, self._backlog
+        assign_new(
+            consumer,
+            self._decoders,
+            self.assigned,
+            lambda name: backlog if name == accounts else 0,
+            "trading feed",
+        )
         if len(self.assigned) == len(self._decoders):
             self.ready.set()
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from api.accounts.deps import CurrentUser
 from api.accounts.entitlements import EntitlementsDep
-from api.deps import PaperDep
+from api.deps import PaperAccountDep, PaperDep
 from api.openapi import TIME_EXAMPLES
 from api.services import paper
 from api.services.paper_models import (
@@ -31,8 +31,6 @@ from api.services.paper_models import (
     wire,
 )
 from api.services.times import MAX_TIME_MS, TIME_FORMS, TIME_SCHEMA, parse_time
-
-router = APIRouter(prefix="/api/v1/paper/accounts", tags=["paper trading"])
 
 
 def _error(status_code: str, description: str, code: str, message: str, **extra: Any) -> Any:
@@ -90,7 +88,8 @@ _REJECTED = _error(
     order={"order_id": 8, "status": "rejected", "reason": "Filter failure: LOT_SIZE"},
 )
 
-AccountId = Annotated[str, Path(max_length=36, description="The paper account's id.")]
+router = APIRouter(prefix="/api/v1/paper/accounts", tags=["paper trading"], responses=_ENGINE)
+
 ClientOrderId = Annotated[
     str, Path(max_length=36, description="The order's client order id.", examples=["dip-buy-1"])
 ]
@@ -115,7 +114,7 @@ def _orders(orders: list[Any]) -> list[OrderOut]:
     description="A paper account on `spot` or `usdm`, trading against the exchange the board "
     "shows for that market, with the balances given (10,000 USDT by default). The plan "
     "limits how many accounts a user keeps (`GET /api/v1/me/entitlements`).",
-    responses={**_ENGINE, **_LIMIT},
+    responses=_LIMIT,
 )
 async def create_account(
     body: AccountIn, user: CurrentUser, entitlements: EntitlementsDep, service: PaperDep
@@ -137,7 +136,6 @@ async def create_account(
     summary="The caller's paper accounts",
     description="Each account as last valued: balances, positions at the mark, open orders, "
     "equity, realised and unrealised P&L, fees and funding. Oldest account first.",
-    responses=_ENGINE,
 )
 async def list_accounts(user: CurrentUser, service: PaperDep) -> list[AccountOut]:
     """The caller's accounts."""
@@ -148,11 +146,11 @@ async def list_accounts(user: CurrentUser, service: PaperDep) -> list[AccountOut
     "/{account_id}",
     response_model=AccountOut,
     summary="A paper account, valued now",
-    responses={**_UNKNOWN, **_ENGINE},
+    responses=_UNKNOWN,
 )
-async def get_account(account_id: AccountId, user: CurrentUser, service: PaperDep) -> AccountOut:
+async def get_account(account: PaperAccountDep, service: PaperDep) -> AccountOut:
     """One account's latest view."""
-    return wire(AccountOut, await service.account(user.id, account_id))
+    return wire(AccountOut, service.account(account))
 
 
 @router.post(
@@ -161,13 +159,11 @@ async def get_account(account_id: AccountId, user: CurrentUser, service: PaperDe
     summary="Reset a paper account",
     description="Cancels every order, drops every position and starts again from the "
     "balances given (10,000 USDT by default). The history stays.",
-    responses={**_UNKNOWN, **_ENGINE},
+    responses=_UNKNOWN,
 )
-async def reset_account(
-    account_id: AccountId, body: ResetIn, user: CurrentUser, service: PaperDep
-) -> AccountOut:
+async def reset_account(account: PaperAccountDep, body: ResetIn, service: PaperDep) -> AccountOut:
     """Reset an account and answer its view after."""
-    return wire(AccountOut, await service.reset(user.id, account_id, body.balances))
+    return wire(AccountOut, await service.reset(account, body.balances))
 
 
 @router.post(
@@ -185,19 +181,17 @@ async def reset_account(
         **_REJECTED,
         **_UNKNOWN,
         **_LIMIT,
-        **_ENGINE,
     },
 )
 async def place_order(
-    account_id: AccountId,
+    account: PaperAccountDep,
     body: OrderIn,
-    user: CurrentUser,
     entitlements: EntitlementsDep,
     service: PaperDep,
     response: Response,
 ) -> OrderOut:
     """Place an order (or answer the first order of a repeated client order id)."""
-    order, repeated = await service.place(user.id, entitlements.limits, account_id, body)
+    order, repeated = await service.place(account, entitlements.limits, body)
     if repeated:
         response.status_code = 200
     return wire(OrderOut, order)
@@ -209,30 +203,26 @@ async def place_order(
     summary="Amend a resting order",
     description="New price, stop price or (lower) quantity; a new price or a larger quantity "
     "loses the order's place in the queue, as on Binance.",
-    responses={**_REFUSED, **_UNKNOWN, **_ENGINE},
+    responses={**_REFUSED, **_UNKNOWN},
 )
 async def amend_order(
-    account_id: AccountId,
-    client_order_id: ClientOrderId,
-    body: AmendIn,
-    user: CurrentUser,
-    service: PaperDep,
+    account: PaperAccountDep, client_order_id: ClientOrderId, body: AmendIn, service: PaperDep
 ) -> OrderOut:
     """Amend an order; the order after."""
-    return wire(OrderOut, await service.amend(user.id, account_id, client_order_id, body))
+    return wire(OrderOut, await service.amend(account, client_order_id, body))
 
 
 @router.delete(
     "/{account_id}/orders/{client_order_id}",
     response_model=OrderOut,
     summary="Cancel an order",
-    responses={**_REFUSED, **_UNKNOWN, **_ENGINE},
+    responses={**_REFUSED, **_UNKNOWN},
 )
 async def cancel_order(
-    account_id: AccountId, client_order_id: ClientOrderId, user: CurrentUser, service: PaperDep
+    account: PaperAccountDep, client_order_id: ClientOrderId, service: PaperDep
 ) -> OrderOut:
     """Cancel one open order; the order as canceled."""
-    return wire(OrderOut, await service.cancel(user.id, account_id, client_order_id))
+    return wire(OrderOut, await service.cancel(account, client_order_id))
 
 
 @router.delete(
@@ -240,13 +230,13 @@ async def cancel_order(
     response_model=list[OrderOut],
     summary="Cancel every open order",
     description="Of the account, or of one symbol; answers the orders canceled.",
-    responses={**_UNKNOWN, **_ENGINE},
+    responses=_UNKNOWN,
 )
 async def cancel_all(
-    account_id: AccountId, user: CurrentUser, service: PaperDep, symbol: SymbolFilter = None
+    account: PaperAccountDep, service: PaperDep, symbol: SymbolFilter = None
 ) -> list[OrderOut]:
     """Cancel all open orders (of one symbol)."""
-    return _orders(await service.cancel_all(user.id, account_id, symbol))
+    return _orders(await service.cancel_all(account, symbol))
 
 
 @router.get(
@@ -255,21 +245,18 @@ async def cancel_all(
     summary="Open orders, or the order history",
     description="`status=open` (the default): the open orders as the engine last published "
     "them. `status=all`: every order, from ClickHouse `paper_orders`, newest first.",
-    responses={**_UNKNOWN, **_ENGINE},
+    responses=_UNKNOWN,
 )
 async def list_orders(
-    account_id: AccountId,
-    user: CurrentUser,
+    account: PaperAccountDep,
     service: PaperDep,
     status: Annotated[Literal["open", "all"], Query()] = "open",
     symbol: SymbolFilter = None,
     limit: Limit = paper.DEFAULT_LIMIT,
 ) -> list[OrderOut]:
     """The account's orders, newest first."""
-    orders = await service.orders(
-        user.id, account_id, open_only=status == "open", symbol=symbol, limit=limit
-    )
-    return _orders(orders)
+    open_only = status == "open"
+    return _orders(await service.orders(account, open_only=open_only, symbol=symbol, limit=limit))
 
 
 @router.get(
@@ -278,17 +265,16 @@ async def list_orders(
     summary="Fills, newest first",
     description="From ClickHouse `paper_fills`: price, quantity, fee and its asset, maker or "
     "taker, the reference price and slippage of taker fills, realised P&L, liquidations.",
-    responses={**_UNKNOWN, **_ENGINE},
+    responses=_UNKNOWN,
 )
 async def list_fills(
-    account_id: AccountId,
-    user: CurrentUser,
+    account: PaperAccountDep,
     service: PaperDep,
     symbol: SymbolFilter = None,
     limit: Limit = paper.DEFAULT_LIMIT,
 ) -> list[FillOut]:
     """The account's fills."""
-    fills = await service.fills(user.id, account_id, symbol=symbol, limit=limit)
+    fills = await service.fills(account, symbol=symbol, limit=limit)
     return [wire(FillOut, fill) for fill in fills]
 
 
@@ -298,13 +284,11 @@ async def list_fills(
     summary="Open positions at the mark",
     description="USDⓈ-M positions with unrealised P&L on the mark price, realised P&L, fees, "
     "funding, maintenance margin and liquidation price (none on spot accounts).",
-    responses={**_UNKNOWN, **_ENGINE},
+    responses=_UNKNOWN,
 )
-async def list_positions(
-    account_id: AccountId, user: CurrentUser, service: PaperDep
-) -> list[PositionOut]:
+async def list_positions(account: PaperAccountDep, service: PaperDep) -> list[PositionOut]:
     """The account's positions."""
-    return [wire(PositionOut, p) for p in await service.positions(user.id, account_id)]
+    return [wire(PositionOut, p) for p in service.positions(account)]
 
 
 @router.post(
@@ -312,13 +296,11 @@ async def list_positions(
     response_model=list[OrderOut],
     summary="Close every position",
     description="With reduce-only market orders; answers them (none without positions).",
-    responses={**_REFUSED, **_UNKNOWN, **_ENGINE},
+    responses={**_REFUSED, **_UNKNOWN},
 )
-async def close_positions(
-    account_id: AccountId, user: CurrentUser, service: PaperDep
-) -> list[OrderOut]:
+async def close_positions(account: PaperAccountDep, service: PaperDep) -> list[OrderOut]:
     """Close all positions."""
-    return _orders(await service.close(user.id, account_id, None))
+    return _orders(await service.close(account, None))
 
 
 @router.post(
@@ -326,13 +308,13 @@ async def close_positions(
     response_model=list[OrderOut],
     summary="Close one position",
     description="With a reduce-only market order; answers it (none without a position).",
-    responses={**_REFUSED, **_UNKNOWN, **_ENGINE},
+    responses={**_REFUSED, **_UNKNOWN},
 )
 async def close_position(
-    account_id: AccountId, symbol: SymbolPath, user: CurrentUser, service: PaperDep
+    account: PaperAccountDep, symbol: SymbolPath, service: PaperDep
 ) -> list[OrderOut]:
     """Close one symbol's position."""
-    return _orders(await service.close(user.id, account_id, symbol))
+    return _orders(await service.close(account, symbol))
 
 
 @router.put(
@@ -341,17 +323,13 @@ async def close_position(
     summary="Set a symbol's leverage and margin mode",
     description="USDⓈ-M only: 1-125 (capped by the engine's settings), isolated or cross. The "
     "margin mode cannot change while the symbol has a position or open orders.",
-    responses={**_REFUSED, **_UNKNOWN, **_ENGINE},
+    responses={**_REFUSED, **_UNKNOWN},
 )
 async def set_leverage(
-    account_id: AccountId,
-    symbol: SymbolPath,
-    body: LeverageIn,
-    user: CurrentUser,
-    service: PaperDep,
+    account: PaperAccountDep, symbol: SymbolPath, body: LeverageIn, service: PaperDep
 ) -> LeverageOut:
     """Set leverage; the settings now in force."""
-    changed = await service.leverage(user.id, account_id, symbol, body.leverage, body.margin_mode)
+    changed = await service.leverage(account, symbol, body.leverage, body.margin_mode)
     return LeverageOut(
         symbol=changed.symbol, leverage=changed.leverage, margin_mode=changed.margin_mode
     )
@@ -364,11 +342,10 @@ async def set_leverage(
     description="From ClickHouse `paper_ledger`: the equity after each event that knew it and "
     f"once a minute while the account holds positions, oldest first (the latest "
     f"{paper.MAX_EQUITY_POINTS} of the range).",
-    responses={**_UNKNOWN, **_ENGINE},
+    responses=_UNKNOWN,
 )
 async def get_equity(
-    account_id: AccountId,
-    user: CurrentUser,
+    account: PaperAccountDep,
     service: PaperDep,
     start: Annotated[
         str | None,
@@ -391,5 +368,5 @@ async def get_equity(
     """Equity over time."""
     start_ms = parse_time("from", start) if start is not None else 0
     end_ms = parse_time("to", end) if end is not None else MAX_TIME_MS
-    points = await service.equity(user.id, account_id, start_ms, end_ms)
+    points = await service.equity(account, start_ms, end_ms)
     return [EquityPoint(time_ms=t, equity=str(e)) for t, e in points]

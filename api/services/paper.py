@@ -123,7 +123,7 @@ _ORDERS_SQL = """
 SELECT order_id, client_order_id, exchange, market, symbol, side, type, time_in_force, trigger,
        reduce_only, quantity, quote_quantity, price, stop_price, status, filled_qty, filled_quote,
        fees, fee_asset, triggered, reason, code,
-       toUnixTimestamp64Micro(created), toUnixTimestamp64Micro(updated)
+       toUnixTimestamp64Micro(created) AS created_us, toUnixTimestamp64Micro(updated) AS updated_us
 FROM {database:Identifier}.paper_orders FINAL
 WHERE account_id = {account:String} AND ({symbol:String} = '' OR symbol = {symbol:String})
 ORDER BY created DESC, order_id DESC
@@ -133,7 +133,7 @@ LIMIT {limit:UInt32}
 _FILLS_SQL = """
 SELECT fill_id, order_id, client_order_id, exchange, market, symbol, side, price, qty, quote_qty,
        fee, fee_asset, liquidity, reference_price, slippage, realized_pnl, liquidation,
-       toUnixTimestamp64Micro(time)
+       toUnixTimestamp64Micro(time) AS time_us
 FROM {database:Identifier}.paper_fills FINAL
 WHERE account_id = {account:String} AND ({symbol:String} = '' OR symbol = {symbol:String})
 ORDER BY time DESC, fill_id DESC
@@ -150,75 +150,32 @@ ORDER BY time DESC, seq DESC, idx DESC
 LIMIT {limit:UInt32}
 """
 
-
-def order_of_row(account_id: str, row: Sequence[Any]) -> Order:
-    """An `Order` from a ``paper_orders`` row (the columns of the orders query)."""
-    (order_id, client_order_id, exchange, market, symbol, side, type_, tif, trigger, reduce_only,
-     quantity, quote_quantity, price, stop_price, status, filled_qty, filled_quote, fees,
-     fee_asset, triggered, reason, code, created_us, updated_us) = row  # fmt: skip
-    quantity, quote_quantity = _exact(quantity), _exact(quote_quantity)
-    price, stop_price = _exact(price), _exact(stop_price)
-    request = OrderRequest(
-        client_order_id=client_order_id,
-        exchange=exchange,
-        market=market,
-        symbol=symbol,
-        side=side,
-        type=type_,
-        time_in_force=tif,
-        quantity=quantity if quote_quantity is None else None,
-        quote_quantity=quote_quantity,
-        price=price,
-        stop_price=stop_price,
-        trigger=trigger,
-        reduce_only=bool(reduce_only),
-    )
-    return Order(
-        account_id=account_id,
-        order_id=int(order_id),
-        request=request,
-        status=status,
-        created_us=int(created_us),
-        updated_us=int(updated_us),
-        filled_qty=cast(Decimal, _exact(filled_qty)),
-        filled_quote=cast(Decimal, _exact(filled_quote)),
-        fees=cast(Decimal, _exact(fees)),
-        fee_asset=fee_asset,
-        triggered=bool(triggered),
-        quantity=quantity,
-        price=price,
-        stop_price=stop_price,
-        reason=reason,
-        code=None if code is None else int(code),
-    )
+_REQUEST_FIELDS = frozenset(OrderRequest.__struct_fields__)
+"""The ``paper_orders`` columns that are the order's request (`price` and `stop_price` are
+the working ones too)."""
 
 
-def fill_of_row(account_id: str, row: Sequence[Any]) -> Fill:
-    """A `Fill` from a ``paper_fills`` row (the columns of the fills query)."""
-    (fill_id, order_id, client_order_id, exchange, market, symbol, side, price, qty, quote_qty,
-     fee, fee_asset, liquidity, reference_price, slippage, realized_pnl, liquidation,
-     time_us) = row  # fmt: skip
-    return Fill(
-        account_id=account_id,
-        fill_id=int(fill_id),
-        order_id=int(order_id),
-        client_order_id=client_order_id,
-        exchange=exchange,
-        market=market,
-        symbol=symbol,
-        side=side,
-        price=cast(Decimal, _exact(price)),
-        qty=cast(Decimal, _exact(qty)),
-        quote_qty=cast(Decimal, _exact(quote_qty)),
-        fee=cast(Decimal, _exact(fee)),
-        fee_asset=fee_asset,
-        liquidity=liquidity,
-        time_us=int(time_us),
-        reference_price=_exact(reference_price),
-        slippage=cast(Decimal, _exact(slippage)),
-        realized_pnl=cast(Decimal, _exact(realized_pnl)),
-        liquidation=bool(liquidation),
-    )
+def _fields(account_id: str, columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    pairs = zip(columns, row, strict=True)
+    fields = {c: _exact(v) if isinstance(v, Decimal) else v for c, v in pairs}
+    fields["account_id"] = account_id
+    return fields
+
+
+def order_of_row(account_id: str, columns: Sequence[str], row: Sequence[Any]) -> Order:
+    """An `Order` from a ``paper_orders`` row, its columns named as `Order`'s fields (the
+    stored quantity is the working one, and the request's unless it gave a quote amount)."""
+    fields = _fields(account_id, columns, row)
+    request = {name: fields[name] for name in _REQUEST_FIELDS if name in fields}
+    if request.get("quote_quantity") is not None:
+        request["quantity"] = None
+    fields["request"] = request
+    return msgspec.convert(fields, Order, strict=False)
+
+
+def fill_of_row(account_id: str, columns: Sequence[str], row: Sequence[Any]) -> Fill:
+    """A `Fill` from a ``paper_fills`` row, its columns named as `Fill`'s fields."""
+    return msgspec.convert(_fields(account_id, columns, row), Fill, strict=False)
 
 
 def exchange_for(market: str, keys: Collection[str]) -> str:
@@ -349,26 +306,24 @@ class Paper:
             rows = await paper_accounts.of_user(db, user_id)
         return [self._view(row.id) for row in rows]
 
-    async def account(self, user_id: int, account_id: str) -> AccountView:
-        """One of the user's accounts, as last valued."""
-        await self.owned(user_id, account_id)
-        return self._view(account_id)
+    def account(self, account: PaperAccount) -> AccountView:
+        """An account (one of the caller's: see `owned`), as last valued."""
+        return self._view(account.id)
 
     async def reset(
-        self, user_id: int, account_id: str, balances: dict[str, Decimal] | None
+        self, account: PaperAccount, balances: dict[str, Decimal] | None
     ) -> AccountView:
         """Cancel every order, drop every position, start again from `balances`."""
-        await self.owned(user_id, account_id)
-        command = ResetAccount(**self._head(account_id), balances=balances or DEFAULT_BALANCES)
+        command = ResetAccount(**self._head(account.id), balances=balances or DEFAULT_BALANCES)
         events = await self._trading().send(command, whole=True)
         if not isinstance(events[0], AccountReset):
             raise _unexpected(events[0])
-        return self._settled_view(account_id)
+        return self._settled_view(account.id)
 
     # -- orders --------------------------------------------------------------------------
 
     async def place(
-        self, user_id: int, limits: Limits, account_id: str, body: OrderIn
+        self, account: PaperAccount, limits: Limits, body: OrderIn
     ) -> tuple[Order, bool]:
         """Place an order.
 
@@ -383,12 +338,7 @@ class Paper:
             Forbidden: `limit_reached` at the plan's open orders.
             OrderRejectedError: When the engine rejects it (400).
         """
-        account = await self.owned(user_id, account_id)
-        symbol = body.symbol.strip().upper()
-        if symbol_key(account.exchange, account.market, symbol) not in self.symbol_keys():
-            raise ApiError(
-                "Invalid symbol.", code="invalid_symbol", extra={"binance_code": INVALID_SYMBOL}
-            )
+        symbol = self._listed(account, body.symbol)
         try:
             request = check_request(
                 OrderRequest(
@@ -410,7 +360,7 @@ class Paper:
         except InvalidTradingMessage as exc:
             raise InvalidRequest(f"body: {exc}") from None
         if request.type != "market":
-            view = self.trading.view(account_id) if self.trading is not None else None
+            view = self.trading.view(account.id) if self.trading is not None else None
             open_orders = 0 if view is None else len(view.open_orders)
             if open_orders >= limits.paper_open_orders:
                 raise Forbidden(
@@ -418,18 +368,15 @@ class Paper:
                     f" and this one has {open_orders}: cancel one first, or upgrade",
                     code="limit_reached",
                 )
-        events = await self._trading().send(PlaceOrder(**self._head(account_id), order=request))
+        events = await self._trading().send(PlaceOrder(**self._head(account.id), order=request))
         return _order_of(events[0]), isinstance(events[0], OrderRepeated)
 
-    async def amend(
-        self, user_id: int, account_id: str, client_order_id: str, body: AmendIn
-    ) -> Order:
+    async def amend(self, account: PaperAccount, client_order_id: str, body: AmendIn) -> Order:
         """Change a resting order's price, stop price or (lower) quantity."""
-        await self.owned(user_id, account_id)
         if body.price is None and body.stop_price is None and body.quantity is None:
             raise InvalidRequest("body: give at least one of price, stop_price and quantity")
         command = AmendOrder(
-            **self._head(account_id),
+            **self._head(account.id),
             client_order_id=client_order_id,
             price=body.price,
             stop_price=body.stop_price,
@@ -437,28 +384,26 @@ class Paper:
         )
         return _order_of((await self._trading().send(command))[0])
 
-    async def cancel(self, user_id: int, account_id: str, client_order_id: str) -> Order:
+    async def cancel(self, account: PaperAccount, client_order_id: str) -> Order:
         """Cancel one open order (a refusal, e.g. ``Unknown order sent.``, is a 400)."""
-        await self.owned(user_id, account_id)
-        command = CancelOrder(**self._head(account_id), client_order_id=client_order_id)
+        command = CancelOrder(**self._head(account.id), client_order_id=client_order_id)
         return _order_of((await self._trading().send(command))[0])
 
-    async def cancel_all(self, user_id: int, account_id: str, symbol: str | None) -> list[Order]:
+    async def cancel_all(self, account: PaperAccount, symbol: str | None) -> list[Order]:
         """Cancel every open order of the account, or of one symbol; the canceled orders."""
-        await self.owned(user_id, account_id)
         symbol = symbol.strip().upper() if symbol else None
-        open_orders = self._view(account_id).open_orders
+        open_orders = self._view(account.id).open_orders
         if not any(symbol in (None, o.request.symbol) for o in open_orders):
             return []  # nothing to cancel: the engine would change nothing
-        command = CancelAll(**self._head(account_id), symbol=symbol)
+        command = CancelAll(**self._head(account.id), symbol=symbol)
         return _orders_of(await self._trading().send(command, whole=True))
 
     async def orders(
-        self, user_id: int, account_id: str, *, open_only: bool, symbol: str | None, limit: int
+        self, account: PaperAccount, *, open_only: bool, symbol: str | None, limit: int
     ) -> list[Order]:
         """The account's orders, newest first: the open ones from its latest view, or
         every one from ``paper_orders`` with the view's newer states over them."""
-        await self.owned(user_id, account_id)
+        account_id = account.id
         symbol = symbol.strip().upper() if symbol else ""
         view = self.trading.view(account_id) if self.trading is not None else None
         live = [o for o in (view.open_orders if view else []) if symbol in ("", o.request.symbol)]
@@ -466,42 +411,39 @@ class Paper:
             if view is None:
                 self._view(account_id)  # raises: the state is not known
             return sorted(live, key=_newest_first)[:limit]
-        rows = await self._query(_ORDERS_SQL, account_id, symbol=symbol, limit=limit)
-        merged = {order.order_id: order for order in (order_of_row(account_id, r) for r in rows)}
+        columns, rows = await self._query(_ORDERS_SQL, account_id, symbol=symbol, limit=limit)
+        history = (order_of_row(account_id, columns, row) for row in rows)
+        merged = {order.order_id: order for order in history}
         for order in live:
             stored = merged.get(order.order_id)
             if stored is None or stored.updated_us <= order.updated_us:
                 merged[order.order_id] = order
         return sorted(merged.values(), key=_newest_first)[:limit]
 
-    async def fills(
-        self, user_id: int, account_id: str, *, symbol: str | None, limit: int
-    ) -> list[Fill]:
+    async def fills(self, account: PaperAccount, *, symbol: str | None, limit: int) -> list[Fill]:
         """The account's fills from ``paper_fills``, newest first."""
-        await self.owned(user_id, account_id)
         symbol = symbol.strip().upper() if symbol else ""
-        rows = await self._query(_FILLS_SQL, account_id, symbol=symbol, limit=limit)
-        return [fill_of_row(account_id, row) for row in rows]
+        columns, rows = await self._query(_FILLS_SQL, account.id, symbol=symbol, limit=limit)
+        return [fill_of_row(account.id, columns, row) for row in rows]
 
     # -- positions -----------------------------------------------------------------------
 
-    async def positions(self, user_id: int, account_id: str) -> list[Position]:
+    def positions(self, account: PaperAccount) -> list[Position]:
         """The account's open positions, valued at the mark (none on spot)."""
-        return (await self.account(user_id, account_id)).positions
+        return self._view(account.id).positions
 
-    async def close(self, user_id: int, account_id: str, symbol: str | None) -> list[Order]:
+    async def close(self, account: PaperAccount, symbol: str | None) -> list[Order]:
         """Close one position (`symbol`) or all, with reduce-only market orders; those
         orders, as the engine last left them."""
-        await self.owned(user_id, account_id)
         symbol = symbol.strip().upper() if symbol else None
-        positions = self._view(account_id).positions
+        positions = self._view(account.id).positions
         if not any(symbol in (None, p.symbol) and p.qty for p in positions):
             return []  # nothing to close
-        command = ClosePosition(**self._head(account_id), symbol=symbol)
+        command = ClosePosition(**self._head(account.id), symbol=symbol)
         return _orders_of(await self._trading().send(command, whole=True))
 
     async def leverage(
-        self, user_id: int, account_id: str, symbol: str, leverage: int, margin_mode: MarginMode
+        self, account: PaperAccount, symbol: str, leverage: int, margin_mode: MarginMode
     ) -> LeverageChanged:
         """Set a USDⓈ-M symbol's leverage and margin mode.
 
@@ -510,16 +452,13 @@ class Paper:
             CommandRefusedError: When the engine refuses (e.g. a mode change with a
                 position open).
         """
-        account = await self.owned(user_id, account_id)
         if account.market != "usdm":
             raise InvalidRequest("leverage is for USDⓈ-M accounts only")
-        symbol = symbol.strip().upper()
-        if symbol_key(account.exchange, account.market, symbol) not in self.symbol_keys():
-            raise ApiError(
-                "Invalid symbol.", code="invalid_symbol", extra={"binance_code": INVALID_SYMBOL}
-            )
         command = SetLeverage(
-            **self._head(account_id), symbol=symbol, leverage=leverage, margin_mode=margin_mode
+            **self._head(account.id),
+            symbol=self._listed(account, symbol),
+            leverage=leverage,
+            margin_mode=margin_mode,
         )
         event = (await self._trading().send(command))[0]
         if not isinstance(event, LeverageChanged):
@@ -527,13 +466,12 @@ class Paper:
         return event
 
     async def equity(
-        self, user_id: int, account_id: str, start_ms: int, end_ms: int
+        self, account: PaperAccount, start_ms: int, end_ms: int
     ) -> list[tuple[int, Decimal]]:
         """The account's equity curve from ``paper_ledger`` in [start, end), oldest first
         (the latest `MAX_EQUITY_POINTS` of the range)."""
-        await self.owned(user_id, account_id)
-        rows = await self._query(
-            _EQUITY_SQL, account_id, start=start_ms, end=end_ms, limit=MAX_EQUITY_POINTS
+        _, rows = await self._query(
+            _EQUITY_SQL, account.id, start=start_ms, end=end_ms, limit=MAX_EQUITY_POINTS
         )
         return [(int(t), cast(Decimal, _exact(e))) for t, e in reversed(rows)]
 
@@ -548,6 +486,19 @@ class Paper:
     def _head(account_id: str) -> dict[str, Any]:
         """What every command carries: a fresh command id, the account, the send time."""
         return {"command_id": str(uuid.uuid4()), "account_id": account_id, "sent_us": _now_us()}
+
+    def _listed(self, account: PaperAccount, symbol: str) -> str:
+        """The symbol as the exchange spells it, when the account's market lists it.
+
+        Raises:
+            ApiError: `invalid_symbol` (400, Binance's ``Invalid symbol.``, -1121).
+        """
+        symbol = symbol.strip().upper()
+        if symbol_key(account.exchange, account.market, symbol) not in self.symbol_keys():
+            raise ApiError(
+                "Invalid symbol.", code="invalid_symbol", extra={"binance_code": INVALID_SYMBOL}
+            )
+        return symbol
 
     def _view(self, account_id: str) -> AccountView:
         view = self.trading.view(account_id) if self.trading is not None else None
@@ -567,14 +518,15 @@ class Paper:
             )
         return view
 
-    async def _query(self, sql: str, account_id: str, **params: Any) -> list[tuple[Any, ...]]:
+    async def _query(
+        self, sql: str, account_id: str, **params: Any
+    ) -> tuple[Sequence[str], list[tuple[Any, ...]]]:
         params.update(database=self.store.database, account=account_id)
         try:
-            _, rows = await self.store.query(sql, params)
+            return await self.store.query(sql, params)
         except ClickHouseError as exc:
             logger.warning("paper history query failed: %s", exc)
             raise Unavailable("paper trading history cannot be read now; try again") from exc
-        return rows
 
 
 def _newest_first(order: Order) -> tuple[int, int]:

@@ -280,5 +280,7 @@ class FakeStore:
     async def query(self, sql: str, parameters: dict[str, Any]) -> tuple[list[str], list[Any]]:
         self.queries.append((sql, dict(parameters)))
         table = re.search(r"\.(paper_\w+) FINAL", sql)
-        assert table is not None, sql
-        return [], list(self.rows.get(table.group(1), []))
+        selected = re.search(r"SELECT(.*?)FROM", sql, re.DOTALL)
+        assert table is not None and selected is not None, sql
+        columns = [item.split(" AS ")[-1].strip() for item in selected.group(1).split(",")]
+        return columns, list(self.rows.get(table.group(1), []))
