@@ -87,14 +87,37 @@ class FeedBatch:
 
 
 class FeedThread:
-    """A consumer of Kafka on a thread of its own, handing what it reads to an event loop;
-    a subclass's `_run` is the thread's work, until `_stop` is set."""
+    """A consumer of Kafka on a thread of its own, handing what it reads to an event loop
+    in batches (`loop.call_soon_threadsafe(deliver, batch)`); the loop never waits on Kafka.
+
+    A subclass says what it follows: `_housekeep` (about once a second: assign topics that
+    appeared, measure lag), `_following` (whether anything is assigned) and `_take` (the
+    batch of some fetched records, None when there is nothing to deliver).
+    """
 
     thread_name = "feed"
 
-    def __init__(self) -> None:
+    def __init__(
+        self, bootstrap: str, deliver: Callable[[Any], None], poll_s: float, batch_size: int
+    ) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.bootstrap = bootstrap
+        self._deliver, self._poll_s, self._batch_size = deliver, poll_s, batch_size
+        self.decode_errors = 0
+        """Records that did not decode (logged, skipped)."""
+
+    def _undecodable(self, message: Any, exc: Exception) -> None:
+        """Count and log a record that does not decode (it is skipped), with where it is."""
+        self.decode_errors += 1
+        logger.warning(
+            "%s: undecodable record at %s[%s]@%s: %s",
+            self.thread_name,
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            exc,
+        )
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start consuming; batches are delivered on `loop`."""
@@ -109,8 +132,50 @@ class FeedThread:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _housekeep(self, consumer: Consumer, now: float) -> None:
         raise NotImplementedError
+
+    def _following(self) -> bool:
+        raise NotImplementedError
+
+    def _take(self, messages: list[Any]) -> Any | None:
+        raise NotImplementedError
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A fetch that finds nothing waits at the broker for at most this long: Tansu holds
+        # it the whole time, so a second's rows arriving meanwhile were 100 ms late (the
+        # default), split across two fetches, and missed their board evaluation.
+        consumer = Consumer(consumer_config(self.bootstrap, **{"fetch.wait.max.ms": 10}))
+        next_check = 0.0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_check:
+                    self._housekeep(consumer, now)
+                    next_check = now + 1.0
+                if not self._following():
+                    self._stop.wait(self._poll_s)
+                    continue
+                # Wait for the first record only, then take what the same fetch brought
+                # without waiting: consume(n, timeout) alone holds a fetch of fewer than
+                # n records back until the timeout ends (measured: up to 50 ms of delay).
+                first = consumer.poll(self._poll_s)
+                if first is None:
+                    continue
+                batch = self._take([first, *consumer.consume(self._batch_size - 1, 0)])
+                if batch is not None:
+                    try:
+                        loop.call_soon_threadsafe(self._deliver, batch)
+                    except RuntimeError:  # the loop closed under us: we are shutting down
+                        break
+        except KafkaException:
+            logger.exception("%s stopped: Kafka failed", self.thread_name)
+        finally:
+            self._closing()
+            consumer.close()
+
+    def _closing(self) -> None:
+        """Called on the thread as it stops, before its consumer closes."""
 
 
 class LiveFeed(FeedThread):
@@ -147,13 +212,9 @@ class LiveFeed(FeedThread):
         poll_s: float = 0.05,
         perp_keys: Callable[[], frozenset[bytes]] = frozenset,
     ) -> None:
-        super().__init__()
-        self.bootstrap = bootstrap
+        super().__init__(bootstrap, deliver, poll_s, batch_size)
         self.topics = live_topics
-        self._deliver = deliver
         self._ranks_backlog = ranks_backlog
-        self._batch_size = batch_size
-        self._poll_s = poll_s
         self._perp_keys = perp_keys
         self._assigned: set[str] = set()
         self._partitions: list[TopicPartition] = []
@@ -161,8 +222,6 @@ class LiveFeed(FeedThread):
             kind: 0 for kind in ("ranks", "signals", "candles", "perps")
         }
         """Records delivered, by kind."""
-        self.decode_errors = 0
-        """Records that did not decode (logged, skipped)."""
         self.lag: dict[str, int] = {}
         """Records behind each topic's high watermark, summed over its partitions."""
         self._rate: deque[tuple[float, int]] = deque(maxlen=64)
@@ -198,46 +257,27 @@ class LiveFeed(FeedThread):
         start_t, start_n = next(((t, n) for t, n in samples if end_t - t <= window_s), samples[0])
         return (end_n - start_n) / (end_t - start_t) if end_t > start_t else 0.0
 
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        # A fetch that finds nothing waits at the broker for at most this long: Tansu holds
-        # it the whole time, so a second's rows arriving meanwhile were 100 ms late (the
-        # default), split across two fetches, and missed their board evaluation.
-        consumer = Consumer(consumer_config(self.bootstrap, **{"fetch.wait.max.ms": 10}))
-        next_check = 0.0
-        try:
-            while not self._stop.is_set():
-                now = time.monotonic()
-                if now >= next_check:
-                    if len(self._assigned) < len(self.topics.core) + len(self.topics.perps):
-                        self._assign_new(consumer)
-                    self._measure_lag(consumer, now)
-                    next_check = now + 1.0
-                if not self._assigned:
-                    self._stop.wait(self._poll_s)
-                    continue
-                # Wait for the first record only, then take what the same fetch brought
-                # without waiting: consume(n, timeout) alone holds a fetch of fewer than
-                # n records back until the timeout ends (measured: up to 50 ms of delay).
-                first = consumer.poll(self._poll_s)
-                if first is None:
-                    continue
-                messages = [first, *consumer.consume(self._batch_size - 1, 0)]
-                batch = self._decode(messages)
-                events = self.events_total
-                events["ranks"] += len(batch.ranks)
-                events["signals"] += len(batch.signals)
-                events["candles"] += len(batch.candles)
-                events["perps"] += len(batch.perps)
-                if batch.ranks or batch.signals or batch.candles or batch.perps:
-                    try:
-                        loop.call_soon_threadsafe(self._deliver, batch)
-                    except RuntimeError:  # the loop closed under us: we are shutting down
-                        break
-        except KafkaException:
-            logger.exception("live feed stopped: Kafka failed")
-        finally:
-            self._assigned.clear()
-            consumer.close()
+    def _housekeep(self, consumer: Consumer, now: float) -> None:
+        if len(self._assigned) < len(self.topics.core) + len(self.topics.perps):
+            self._assign_new(consumer)
+        self._measure_lag(consumer, now)
+
+    def _following(self) -> bool:
+        return bool(self._assigned)
+
+    def _take(self, messages: list[Any]) -> FeedBatch | None:
+        batch = self._decode(messages)
+        events = self.events_total
+        events["ranks"] += len(batch.ranks)
+        events["signals"] += len(batch.signals)
+        events["candles"] += len(batch.candles)
+        events["perps"] += len(batch.perps)
+        if batch.ranks or batch.signals or batch.candles or batch.perps:
+            return batch
+        return None
+
+    def _closing(self) -> None:
+        self._assigned.clear()
 
     def _decode(self, messages: list[Any]) -> FeedBatch:
         """Decode fetched records by topic; control records are skipped, bad ones logged."""
@@ -259,8 +299,7 @@ class LiveFeed(FeedThread):
                     if message.key() in perp_keys:  # nobody follows the others: not decoded
                         batch.perps.append(self._perp_decoders[topic](value))
             except msgspec.DecodeError as exc:
-                self.decode_errors += 1
-                undecodable("live feed", message, exc)
+                self._undecodable(message, exc)
         return batch
 
     def _assign_new(self, consumer: Consumer) -> None:
@@ -304,18 +343,6 @@ def data_records(messages: Iterable[Any], feed: str) -> Iterator[Any]:
         if headers and topics.is_control(headers):
             continue
         yield message
-
-
-def undecodable(feed: str, message: Any, exc: Exception) -> None:
-    """Log a record that does not decode (it is skipped), with where it is."""
-    logger.warning(
-        "%s: undecodable record at %s[%s]@%s: %s",
-        feed,
-        message.topic(),
-        message.partition(),
-        message.offset(),
-        exc,
-    )
 
 
 def assign_new(

@@ -405,19 +405,10 @@ class Hub:
     def subscribe_trading(
         self, client: Client, sub_id: str, account_id: str, ack: Message | None = None
     ) -> None:
-        """Follow one paper account's orders, fills, views, funding and liquidations
-        (`api.live.trading`); its latest view comes first, if any. The caller checked
-        that the client's user owns the account.
-
-        Args:
-            client: The subscriber.
-            sub_id: The subscription's id, unique in the client.
-            account_id: The account.
-            ack: Queued at once (a WebSocket's `subscribed`).
-
-        Raises:
-            InvalidRequest: For a `sub_id` in use.
-        """
+        """Follow one paper account (`account_id`, which the caller checked the client's
+        user owns): its orders, fills, views, funding and liquidations (`api.live.trading`),
+        its latest view first, if any. `client`, `sub_id` and `ack` as for
+        `subscribe_perps`; a `sub_id` in use is an `InvalidRequest`."""
         subscribe = self.trading.subscribe
         self._follow(client, sub_id, "trading", lambda sub: subscribe(sub, account_id), ack)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -40,9 +39,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from api.errors import Timeout, Unavailable
 from api.live.clients import Message as LiveMessage
 from api.live.clients import Subscription
-from api.live.feed import FeedThread, assign_new, data_records, undecodable
+from api.live.feed import FeedThread, assign_new, data_records
 from api.settings import ApiAppSettings
-from runtime.kafka import consumer_config, producer_config
+from runtime.kafka import producer_config
 from schemas import topics
 from schemas.trading import (
     AccountEvent,
@@ -292,16 +291,12 @@ class TradingFeed(FeedThread):
         views_backlog: int = VIEWS_BACKLOG,
         poll_s: float = 0.05,
     ) -> None:
-        super().__init__()
-        self.bootstrap = bootstrap
+        super().__init__(bootstrap, deliver, poll_s, batch_size=1_000)
         self.topics = trading_topics
-        self._deliver = deliver
         self._backlog = views_backlog
-        self._poll_s = poll_s
         self.assigned: set[str] = set()
         self.ready = threading.Event()
         """Set once both topics are assigned."""
-        self.decode_errors = 0
         self._decoders: dict[str, Callable[[bytes], TradingRecord]] = {
             trading_topics.events: event_decoder().decode,
             trading_topics.accounts: view_decoder().decode,
@@ -309,30 +304,15 @@ class TradingFeed(FeedThread):
 
     thread_name = "trading-feed"
 
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        consumer = Consumer(consumer_config(self.bootstrap, **{"fetch.wait.max.ms": 10}))
-        next_check = 0.0
-        try:
-            while not self._stop.is_set():
-                if not self.ready.is_set() and time.monotonic() >= next_check:
-                    self._assign_new(consumer)
-                    next_check = time.monotonic() + 1.0
-                if not self.assigned:
-                    self._stop.wait(self._poll_s)
-                    continue
-                first = consumer.poll(self._poll_s)
-                if first is None:
-                    continue
-                batch = self._decode([first, *consumer.consume(999, 0)])
-                if batch:
-                    try:
-                        loop.call_soon_threadsafe(self._deliver, batch)
-                    except RuntimeError:  # the loop closed under us: shutting down
-                        break
-        except KafkaException:
-            logger.exception("trading feed stopped: Kafka failed")
-        finally:
-            consumer.close()
+    def _housekeep(self, consumer: Consumer, now: float) -> None:
+        if not self.ready.is_set():
+            self._assign_new(consumer)
+
+    def _following(self) -> bool:
+        return bool(self.assigned)
+
+    def _take(self, messages: list[Any]) -> list[TradingRecord] | None:
+        return self._decode(messages) or None
 
     def _decode(self, messages: list[Any]) -> list[TradingRecord]:
         batch: list[TradingRecord] = []
@@ -340,8 +320,7 @@ class TradingFeed(FeedThread):
             try:
                 batch.append(self._decoders[message.topic()](message.value() or b""))
             except msgspec.DecodeError as exc:
-                self.decode_errors += 1
-                undecodable("trading feed", message, exc)
+                self._undecodable(message, exc)
         return batch
 
     def _assign_new(self, consumer: Consumer) -> None:

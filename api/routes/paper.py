@@ -89,6 +89,8 @@ _REJECTED = _error(
 )
 
 router = APIRouter(prefix="/api/v1/paper/accounts", tags=["paper trading"], responses=_ENGINE)
+account_router = APIRouter(prefix="/{account_id}", responses=_UNKNOWN)
+"""The routes of one of the caller's accounts (`PaperAccountDep`: anyone else's is a 404)."""
 
 ClientOrderId = Annotated[
     str, Path(max_length=36, description="The order's client order id.", examples=["dip-buy-1"])
@@ -106,20 +108,14 @@ def _orders(orders: list[Any]) -> list[OrderOut]:
     return [wire(OrderOut, order) for order in orders]
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=AccountOut,
-    summary="Open a paper account",
-    description="A paper account on `spot` or `usdm`, trading against the exchange the board "
-    "shows for that market, with the balances given (10,000 USDT by default). The plan "
-    "limits how many accounts a user keeps (`GET /api/v1/me/entitlements`).",
-    responses=_LIMIT,
-)
+@router.post("", status_code=201, summary="Open a paper account", responses=_LIMIT)
 async def create_account(
     body: AccountIn, user: CurrentUser, entitlements: EntitlementsDep, service: PaperDep
 ) -> AccountOut:
-    """Open a paper account and answer its first view."""
+    """A paper account on `spot` or `usdm`, trading against the exchange the board shows for
+    that market, with the balances given (10,000 USDT by default). The plan limits how
+    many accounts a user keeps (`GET /api/v1/me/entitlements`).
+    """
     view = await service.create(
         user.id,
         entitlements.limits,
@@ -130,56 +126,35 @@ async def create_account(
     return wire(AccountOut, view)
 
 
-@router.get(
-    "",
-    response_model=list[AccountOut],
-    summary="The caller's paper accounts",
-    description="Each account as last valued: balances, positions at the mark, open orders, "
-    "equity, realised and unrealised P&L, fees and funding. Oldest account first.",
-)
+@router.get("", summary="The caller's paper accounts")
 async def list_accounts(user: CurrentUser, service: PaperDep) -> list[AccountOut]:
-    """The caller's accounts."""
+    """Each account as last valued: balances, positions at the mark, open orders, equity,
+    realised and unrealised P&L, fees and funding. Oldest account first.
+    """
     return [wire(AccountOut, view) for view in await service.accounts(user.id)]
 
 
-@router.get(
-    "/{account_id}",
-    response_model=AccountOut,
-    summary="A paper account, valued now",
-    responses=_UNKNOWN,
-)
+@account_router.get("", summary="A paper account, valued now")
 async def get_account(account: PaperAccountDep, service: PaperDep) -> AccountOut:
     """One account's latest view."""
     return wire(AccountOut, service.account(account))
 
 
-@router.post(
-    "/{account_id}/reset",
-    response_model=AccountOut,
-    summary="Reset a paper account",
-    description="Cancels every order, drops every position and starts again from the "
-    "balances given (10,000 USDT by default). The history stays.",
-    responses=_UNKNOWN,
-)
+@account_router.post("/reset", summary="Reset a paper account")
 async def reset_account(account: PaperAccountDep, body: ResetIn, service: PaperDep) -> AccountOut:
-    """Reset an account and answer its view after."""
+    """Cancels every order, drops every position and starts again from the balances given
+    (10,000 USDT by default). The history stays.
+    """
     return wire(AccountOut, await service.reset(account, body.balances))
 
 
-@router.post(
-    "/{account_id}/orders",
+@account_router.post(
+    "/orders",
     status_code=201,
-    response_model=OrderOut,
     summary="Place an order",
-    description="Binance's order types, checked against the symbol's filters (tick and step "
-    "size, minimum and maximum quantity, minimum notional) with Binance's wording. Answers "
-    "the order as accepted (201); its fills follow on the `trading` stream. A "
-    "`client_order_id` that was used already answers 200 with that first order, and places "
-    "nothing. Decimals may be strings (exact) or numbers.",
     responses={
         200: {"description": "A repeated client order id: the first order with it"},
         **_REJECTED,
-        **_UNKNOWN,
         **_LIMIT,
     },
 )
@@ -190,34 +165,29 @@ async def place_order(
     service: PaperDep,
     response: Response,
 ) -> OrderOut:
-    """Place an order (or answer the first order of a repeated client order id)."""
+    """Binance's order types, checked against the symbol's filters (tick and step size, minimum
+    and maximum quantity, minimum notional) with Binance's wording. Answers the order as
+    accepted (201); its fills follow on the `trading` stream. A `client_order_id` that
+    was used already answers 200 with that first order, and places nothing. Decimals may
+    be strings (exact) or numbers.
+    """
     order, repeated = await service.place(account, entitlements.limits, body)
     if repeated:
         response.status_code = 200
     return wire(OrderOut, order)
 
 
-@router.patch(
-    "/{account_id}/orders/{client_order_id}",
-    response_model=OrderOut,
-    summary="Amend a resting order",
-    description="New price, stop price or (lower) quantity; a new price or a larger quantity "
-    "loses the order's place in the queue, as on Binance.",
-    responses={**_REFUSED, **_UNKNOWN},
-)
+@account_router.patch("/orders/{client_order_id}", summary="Amend an order", responses=_REFUSED)
 async def amend_order(
     account: PaperAccountDep, client_order_id: ClientOrderId, body: AmendIn, service: PaperDep
 ) -> OrderOut:
-    """Amend an order; the order after."""
+    """New price, stop price or (lower) quantity; a new price or a larger quantity loses the
+    order's place in the queue, as on Binance.
+    """
     return wire(OrderOut, await service.amend(account, client_order_id, body))
 
 
-@router.delete(
-    "/{account_id}/orders/{client_order_id}",
-    response_model=OrderOut,
-    summary="Cancel an order",
-    responses={**_REFUSED, **_UNKNOWN},
-)
+@account_router.delete("/orders/{client_order_id}", summary="Cancel an order", responses=_REFUSED)
 async def cancel_order(
     account: PaperAccountDep, client_order_id: ClientOrderId, service: PaperDep
 ) -> OrderOut:
@@ -225,28 +195,15 @@ async def cancel_order(
     return wire(OrderOut, await service.cancel(account, client_order_id))
 
 
-@router.delete(
-    "/{account_id}/orders",
-    response_model=list[OrderOut],
-    summary="Cancel every open order",
-    description="Of the account, or of one symbol; answers the orders canceled.",
-    responses=_UNKNOWN,
-)
+@account_router.delete("/orders", summary="Cancel every open order")
 async def cancel_all(
     account: PaperAccountDep, service: PaperDep, symbol: SymbolFilter = None
 ) -> list[OrderOut]:
-    """Cancel all open orders (of one symbol)."""
+    """Of the account, or of one symbol; answers the orders canceled."""
     return _orders(await service.cancel_all(account, symbol))
 
 
-@router.get(
-    "/{account_id}/orders",
-    response_model=list[OrderOut],
-    summary="Open orders, or the order history",
-    description="`status=open` (the default): the open orders as the engine last published "
-    "them. `status=all`: every order, from ClickHouse `paper_orders`, newest first.",
-    responses=_UNKNOWN,
-)
+@account_router.get("/orders", summary="Open orders, or the order history")
 async def list_orders(
     account: PaperAccountDep,
     service: PaperDep,
@@ -254,95 +211,68 @@ async def list_orders(
     symbol: SymbolFilter = None,
     limit: Limit = paper.DEFAULT_LIMIT,
 ) -> list[OrderOut]:
-    """The account's orders, newest first."""
+    """`status=open` (the default): the open orders as the engine last published them.
+    `status=all`: every order, from ClickHouse `paper_orders`, newest first.
+    """
     open_only = status == "open"
     return _orders(await service.orders(account, open_only=open_only, symbol=symbol, limit=limit))
 
 
-@router.get(
-    "/{account_id}/fills",
-    response_model=list[FillOut],
-    summary="Fills, newest first",
-    description="From ClickHouse `paper_fills`: price, quantity, fee and its asset, maker or "
-    "taker, the reference price and slippage of taker fills, realised P&L, liquidations.",
-    responses=_UNKNOWN,
-)
+@account_router.get("/fills", summary="Fills, newest first")
 async def list_fills(
     account: PaperAccountDep,
     service: PaperDep,
     symbol: SymbolFilter = None,
     limit: Limit = paper.DEFAULT_LIMIT,
 ) -> list[FillOut]:
-    """The account's fills."""
+    """From ClickHouse `paper_fills`: price, quantity, fee and its asset, maker or taker, the
+    reference price and slippage of taker fills, realised P&L, liquidations.
+    """
     fills = await service.fills(account, symbol=symbol, limit=limit)
     return [wire(FillOut, fill) for fill in fills]
 
 
-@router.get(
-    "/{account_id}/positions",
-    response_model=list[PositionOut],
-    summary="Open positions at the mark",
-    description="USDⓈ-M positions with unrealised P&L on the mark price, realised P&L, fees, "
-    "funding, maintenance margin and liquidation price (none on spot accounts).",
-    responses=_UNKNOWN,
-)
+@account_router.get("/positions", summary="Open positions at the mark")
 async def list_positions(account: PaperAccountDep, service: PaperDep) -> list[PositionOut]:
-    """The account's positions."""
+    """USDⓈ-M positions with unrealised P&L on the mark price, realised P&L, fees, funding,
+    maintenance margin and liquidation price (none on spot accounts).
+    """
     return [wire(PositionOut, p) for p in service.positions(account)]
 
 
-@router.post(
-    "/{account_id}/positions/close",
-    response_model=list[OrderOut],
-    summary="Close every position",
-    description="With reduce-only market orders; answers them (none without positions).",
-    responses={**_REFUSED, **_UNKNOWN},
-)
+@account_router.post("/positions/close", summary="Close every position", responses=_REFUSED)
 async def close_positions(account: PaperAccountDep, service: PaperDep) -> list[OrderOut]:
-    """Close all positions."""
+    """With reduce-only market orders; answers them (none without positions)."""
     return _orders(await service.close(account, None))
 
 
-@router.post(
-    "/{account_id}/positions/{symbol}/close",
-    response_model=list[OrderOut],
-    summary="Close one position",
-    description="With a reduce-only market order; answers it (none without a position).",
-    responses={**_REFUSED, **_UNKNOWN},
-)
+@account_router.post("/positions/{symbol}/close", summary="Close one position", responses=_REFUSED)
 async def close_position(
     account: PaperAccountDep, symbol: SymbolPath, service: PaperDep
 ) -> list[OrderOut]:
-    """Close one symbol's position."""
+    """With a reduce-only market order; answers it (none without a position)."""
     return _orders(await service.close(account, symbol))
 
 
-@router.put(
-    "/{account_id}/leverage/{symbol}",
-    response_model=LeverageOut,
-    summary="Set a symbol's leverage and margin mode",
-    description="USDⓈ-M only: 1-125 (capped by the engine's settings), isolated or cross. The "
-    "margin mode cannot change while the symbol has a position or open orders.",
-    responses={**_REFUSED, **_UNKNOWN},
-)
+@account_router.put("/leverage/{symbol}", summary="Set leverage and margin", responses=_REFUSED)
 async def set_leverage(
     account: PaperAccountDep, symbol: SymbolPath, body: LeverageIn, service: PaperDep
 ) -> LeverageOut:
-    """Set leverage; the settings now in force."""
+    """USDⓈ-M only: 1-125 (capped by the engine's settings), isolated or cross. The margin mode
+    cannot change while the symbol has a position or open orders.
+    """
     changed = await service.leverage(account, symbol, body.leverage, body.margin_mode)
     return LeverageOut(
         symbol=changed.symbol, leverage=changed.leverage, margin_mode=changed.margin_mode
     )
 
 
-@router.get(
-    "/{account_id}/equity",
-    response_model=list[EquityPoint],
+@account_router.get(
+    "/equity",
     summary="The equity curve",
     description="From ClickHouse `paper_ledger`: the equity after each event that knew it and "
     f"once a minute while the account holds positions, oldest first (the latest "
     f"{paper.MAX_EQUITY_POINTS} of the range).",
-    responses=_UNKNOWN,
 )
 async def get_equity(
     account: PaperAccountDep,
@@ -370,3 +300,6 @@ async def get_equity(
     end_ms = parse_time("to", end) if end is not None else MAX_TIME_MS
     points = await service.equity(account, start_ms, end_ms)
     return [EquityPoint(time_ms=t, equity=str(e)) for t, e in points]
+
+
+router.include_router(account_router)

@@ -108,14 +108,19 @@ class LeverageIn(_Body):
 # ---- responses: the wire forms --------------------------------------------------------
 
 
-class OrderRequestOut(BaseModel):
-    """What was asked for."""
+class _OrderOf(BaseModel):
+    """Which order, of which symbol, on which side."""
 
     client_order_id: str
     exchange: str
     market: Literal["spot", "usdm"]
     symbol: str
     side: Literal["BUY", "SELL"]
+
+
+class OrderRequestOut(_OrderOf):
+    """What was asked for."""
+
     type: str
     time_in_force: str = "GTC"
     quantity: OptDec = None
@@ -179,17 +184,12 @@ class OrderOut(BaseModel):
     code: int | None = Field(default=None, description="Binance's error code, e.g. -1013.")
 
 
-class FillOut(BaseModel):
+class FillOut(_OrderOf):
     """One execution (`schemas.trading.Fill`)."""
 
     account_id: str
     fill_id: int
     order_id: int
-    client_order_id: str
-    exchange: str
-    market: Literal["spot", "usdm"]
-    symbol: str
-    side: Literal["BUY", "SELL"]
     price: Dec
     qty: Dec
     quote_qty: Dec

@@ -15,6 +15,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -129,16 +130,24 @@ def site(
             server.stop()
 
 
+@contextmanager
+def with_account(
+    api: Api, headers: dict[str, str]
+) -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
+    """A client signed in with `headers`, and a new USDⓈ-M account of its user."""
+    with httpx.Client(base_url=api.http, headers=headers, timeout=DEADLINE_S) as http:
+        made = http.post(BASE, json={"name": "live", "market": "usdm"})
+        assert made.status_code == 201, made.text
+        yield http, made.json()
+
+
 def test_orders_go_to_the_engine_and_its_answers_come_back(
     site: tuple[Api, Responder, dict[str, dict[str, str]]],
 ) -> None:
     api, responder, users = site
-    me = users["free"]
-    with httpx.Client(base_url=api.http, headers=me, timeout=DEADLINE_S) as http:
-        made = http.post(BASE, json={"name": "live", "market": "usdm"})
-        assert made.status_code == 201, made.text
-        account = made.json()["account_id"]
-        assert made.json()["exchange"] == "binance" and made.json()["equity"] == "10000"
+    with with_account(api, users["free"]) as (http, made):
+        account = made["account_id"]
+        assert made["exchange"] == "binance" and made["equity"] == "10000"
         order = {"symbol": "SOLUSDT", "side": "BUY", "type": "limit", "quantity": "1"}
         first = http.post(
             f"{BASE}/{account}/orders", json={**order, "price": 90, "client_order_id": "k1"}
@@ -174,8 +183,8 @@ def test_the_trading_channel_delivers_fills_over_a_websocket_and_sse(
 ) -> None:
     api, _, users = site
     me = users["paid"]
-    with httpx.Client(base_url=api.http, headers=me, timeout=DEADLINE_S) as http:
-        account = http.post(BASE, json={"name": "ws", "market": "usdm"}).json()["account_id"]
+    with with_account(api, me) as (http, made):
+        account = made["account_id"]
         token = me["Authorization"].split(" ", 1)[1]
         with (
             connect(api.ws, additional_headers={"Authorization": f"Bearer {token}"}) as ws,

@@ -19,46 +19,24 @@ from typing import Any
 from msgspec.structs import replace
 
 from api.live.trading import TradingRecord, TradingStreams
-from schemas.trading import (
-    AccountEvent,
-    AccountOpened,
-    AccountReset,
-    AccountView,
-    AmendOrder,
-    Balance,
-    CancelAll,
-    CancelOrder,
-    ClosePosition,
-    Command,
-    CommandRefused,
-    Fill,
-    LedgerEntry,
-    LeverageChanged,
-    OpenAccount,
-    Order,
-    OrderAccepted,
-    OrderFilled,
-    OrderRejected,
-    OrderRepeated,
-    OrderRequest,
-    OrderUpdated,
-    PlaceOrder,
-    Position,
-    ResetAccount,
-    SetLeverage,
-)
+from schemas import trading as t
 
 PRICE = Decimal("100")
 MIN_QTY = Decimal("0.001")
 T0_US = 1_723_161_300_000_000
+UNKNOWN = "Unknown order sent."
+
+
+def _fields(message: object, *names: str) -> dict[str, Any]:
+    return {name: getattr(message, name) for name in names}
 
 
 @dataclass
 class _Account:
-    opened: OpenAccount
+    opened: t.OpenAccount
     seq: int = 0
     balances: dict[str, Decimal] = field(default_factory=dict)
-    orders: dict[str, Order] = field(default_factory=dict)
+    orders: dict[str, t.Order] = field(default_factory=dict)
     positions: dict[str, Decimal] = field(default_factory=dict)
     fills: int = 0
 
@@ -73,7 +51,7 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.accounts: dict[str, _Account] = {}
-        self.commands: list[Command] = []
+        self.commands: list[t.Command] = []
         self.silent = False
         self.streams: TradingStreams | None = None
 
@@ -83,7 +61,7 @@ class FakeEngine:
         streams.sender = self.receive
         return self
 
-    def receive(self, command: Command) -> None:
+    def receive(self, command: t.Command) -> None:
         """Take one command; its events and the view after them arrive on the next turn."""
         self.commands.append(command)
         if self.silent:
@@ -92,16 +70,18 @@ class FakeEngine:
         assert self.streams is not None
         asyncio.get_running_loop().call_soon(self.streams.deliver, records)
 
-    def apply(self, command: Command) -> list[TradingRecord]:
+    def apply(self, command: t.Command) -> list[TradingRecord]:
         """The events of one command, and the account's view after them."""
-        if isinstance(command, OpenAccount):
+        if isinstance(command, t.OpenAccount):
             account = self.accounts[command.account_id] = _Account(command)
         else:
             account = self.accounts[command.account_id]
         events = list(self._events(account, command))
         return [*events, self.view(account)]
 
-    def _event(self, account: _Account, kind: type, cause: Command, /, **fields: object) -> object:
+    def _event(
+        self, account: _Account, kind: type, cause: t.Command, /, **fields: object
+    ) -> object:
         account.seq += 1
         return kind(
             account_id=cause.account_id,
@@ -111,73 +91,55 @@ class FakeEngine:
             **fields,
         )
 
-    def _events(self, account: _Account, command: Command) -> list[AccountEvent]:
-        if isinstance(command, OpenAccount | ResetAccount):
+    def _events(self, account: _Account, command: t.Command) -> list[t.AccountEvent]:
+        if isinstance(command, t.OpenAccount | t.ResetAccount):
             account.balances = dict(command.balances)
             account.orders, account.positions = {}, {}
             entries = [
-                LedgerEntry(asset, "deposit" if isinstance(command, OpenAccount) else "reset", a, a)
+                t.LedgerEntry(
+                    asset, "deposit" if isinstance(command, t.OpenAccount) else "reset", a, a
+                )
                 for asset, a in command.balances.items()
             ]
-            if isinstance(command, ResetAccount):
-                return [self._event(account, AccountReset, command, entries=entries)]  # type: ignore[list-item]
-            opened = command
+            if isinstance(command, t.ResetAccount):
+                return [self._event(account, t.AccountReset, command, entries=entries)]  # type: ignore[list-item]
+            opened = _fields(command, "owner", "name", "market", "exchange")
             return [
-                self._event(  # type: ignore[list-item]
-                    account,
-                    AccountOpened,
-                    command,
-                    owner=opened.owner,
-                    name=opened.name,
-                    market=opened.market,
-                    exchange=opened.exchange,
-                    venue="paper",
-                    entries=entries,
+                self._event(
+                    account, t.AccountOpened, command, **opened, venue="paper", entries=entries
                 )
-            ]
-        if isinstance(command, PlaceOrder):
+            ]  # type: ignore[list-item]
+        if isinstance(command, t.PlaceOrder):
             return self._place(account, command)
-        if isinstance(command, CancelOrder | AmendOrder):
+        if isinstance(command, t.CancelOrder | t.AmendOrder):
             order = account.orders.get(command.client_order_id)
             if order is None or not order.is_open:
+                what = type(command).__name__
                 refused = self._event(
-                    account,
-                    CommandRefused,
-                    command,
-                    command=type(command).__name__,
-                    reason="Unknown order sent.",
-                    code=-2011,
+                    account, t.CommandRefused, command, command=what, reason=UNKNOWN, code=-2011
                 )
                 return [refused]  # type: ignore[list-item]
-            if isinstance(command, CancelOrder):
+            if isinstance(command, t.CancelOrder):
                 order = replace(order, status="canceled", updated_us=T0_US + account.seq + 1)
             else:
                 order = replace(order, price=command.price or order.price)
             account.orders[order.request.client_order_id] = order
-            return [self._event(account, OrderUpdated, command, order=order)]  # type: ignore[list-item]
-        if isinstance(command, CancelAll):
+            return [self._event(account, t.OrderUpdated, command, order=order)]  # type: ignore[list-item]
+        if isinstance(command, t.CancelAll):
             events = []
             for coid, order in list(account.orders.items()):
                 if order.is_open and command.symbol in (None, order.request.symbol):
                     account.orders[coid] = order = replace(order, status="canceled")
-                    events.append(self._event(account, OrderUpdated, command, order=order))
+                    events.append(self._event(account, t.OrderUpdated, command, order=order))
             return events  # type: ignore[return-value]
-        if isinstance(command, SetLeverage):
-            return [
-                self._event(  # type: ignore[list-item]
-                    account,
-                    LeverageChanged,
-                    command,
-                    symbol=command.symbol,
-                    leverage=command.leverage,
-                    margin_mode=command.margin_mode,
-                )
-            ]
-        assert isinstance(command, ClosePosition)
+        if isinstance(command, t.SetLeverage):
+            changed = _fields(command, "symbol", "leverage", "margin_mode")
+            return [self._event(account, t.LeverageChanged, command, **changed)]  # type: ignore[list-item]
+        assert isinstance(command, t.ClosePosition)
         events = []
         for symbol, qty in list(account.positions.items()):
             if command.symbol in (None, symbol) and qty:
-                request = OrderRequest(
+                request = t.OrderRequest(
                     client_order_id=f"close-{command.command_id}-{symbol}"[:36],
                     exchange=account.opened.exchange,
                     market=account.opened.market,
@@ -187,16 +149,16 @@ class FakeEngine:
                     quantity=abs(qty),
                     reduce_only=True,
                 )
-                close = PlaceOrder(command.command_id, command.account_id, 0, request)
+                close = t.PlaceOrder(command.command_id, command.account_id, 0, request)
                 events += self._place(account, close)
         return events
 
-    def _place(self, account: _Account, command: PlaceOrder) -> list[AccountEvent]:
+    def _place(self, account: _Account, command: t.PlaceOrder) -> list[t.AccountEvent]:
         request = command.order
         first = account.orders.get(request.client_order_id)
         if first is not None:
-            return [self._event(account, OrderRepeated, command, order=first)]  # type: ignore[list-item]
-        order = Order(
+            return [self._event(account, t.OrderRepeated, command, order=first)]  # type: ignore[list-item]
+        order = t.Order(
             account_id=command.account_id,
             order_id=len(account.orders) + 1,
             request=request,
@@ -210,20 +172,16 @@ class FakeEngine:
         if qty < MIN_QTY:
             order = replace(order, status="rejected", reason="Filter failure: LOT_SIZE", code=-1013)
             account.orders[request.client_order_id] = order
-            return [self._event(account, OrderRejected, command, order=order)]  # type: ignore[list-item]
+            return [self._event(account, t.OrderRejected, command, order=order)]  # type: ignore[list-item]
         account.orders[request.client_order_id] = order
-        events: list[AccountEvent] = [self._event(account, OrderAccepted, command, order=order)]  # type: ignore[list-item]
+        events: list[t.AccountEvent] = [self._event(account, t.OrderAccepted, command, order=order)]  # type: ignore[list-item]
         if request.type == "market":
             account.fills += 1
-            fill = Fill(
+            fill = t.Fill(
                 account_id=command.account_id,
                 fill_id=account.fills,
                 order_id=order.order_id,
-                client_order_id=request.client_order_id,
-                exchange=request.exchange,
-                market=request.market,
-                symbol=request.symbol,
-                side=request.side,
+                **_fields(request, "client_order_id", "exchange", "market", "symbol", "side"),
                 price=PRICE,
                 qty=qty,
                 quote_qty=PRICE * qty,
@@ -240,29 +198,25 @@ class FakeEngine:
                     account.positions.get(request.symbol, 0) + signed
                 )
             fill_event = self._event(
-                account, OrderFilled, command, fill=fill, order=order, entries=[]
+                account, t.OrderFilled, command, fill=fill, order=order, entries=[]
             )
             events.append(fill_event)  # type: ignore[arg-type]
         return events
 
-    def view(self, account: _Account) -> AccountView:
+    def view(self, account: _Account) -> t.AccountView:
         """The account as it stands (valued at `PRICE`)."""
         opened = account.opened
         positions = [
-            Position(opened.exchange, symbol, qty, PRICE, 20, "cross", mark_price=PRICE)
+            t.Position(opened.exchange, symbol, qty, PRICE, 20, "cross", mark_price=PRICE)
             for symbol, qty in account.positions.items()
             if qty
         ]
-        return AccountView(
-            account_id=opened.account_id,
-            owner=opened.owner,
-            name=opened.name,
-            market=opened.market,
-            exchange=opened.exchange,
+        return t.AccountView(
+            **_fields(opened, "account_id", "owner", "name", "market", "exchange"),
             venue="paper",
             seq=account.seq,
             time_us=T0_US + account.seq,
-            balances=[Balance(asset, free) for asset, free in account.balances.items()],
+            balances=[t.Balance(asset, free) for asset, free in account.balances.items()],
             positions=positions,
             open_orders=[o for o in account.orders.values() if o.is_open],
             equity=sum(account.balances.values(), Decimal(0)),
