@@ -1,5 +1,16 @@
 """Trading: the paper venue's engine, its accounts and margin, and its flow.
 
 `state` holds an account as the fold of its events leaves it; `settings` the engine's
-fees, leverage cap, margin tiers and book freshness.
+fees, leverage cap, margin tiers and book freshness. USDⓈ-M margin rules are pure
+functions reached through `futures` (account margin, liquidation checks, views), which
+re-exports `tiers` (maintenance and initial margin, leverage limits), `position` (fills,
+P&L, funding of one position) and `liquidation` (liquidation and bankruptcy prices);
+`amounts` says how that arithmetic is kept exact and where it is rounded.
+
+The paper venue itself is `engine.PaperEngine` (commands and market data in, account
+events out, in market time), built by concept: `rules` (symbol filters and every
+refusal in Binance's words), `book` (quote + depth20, freshness), `matching` (walking
+the book, queue position), `orders` (an order's values), `venue` (state and `_emit`),
+`vetting`, `execution`, `marks` (funding, mark stops, liquidation), `commands`, `views`
+(`AccountView`), and `ledger` (the fold: `apply`) with `spot` (locks, spot fills).
 """
