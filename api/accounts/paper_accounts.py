@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import PaperAccount
@@ -78,3 +78,8 @@ async def add(
     db.add(account)
     await db.flush()
     return account
+
+
+async def remove(db: AsyncSession, account_id: str) -> None:
+    """Forget an account the engine never opened (it refused it, or never got it)."""
+    await db.execute(delete(PaperAccount).where(PaperAccount.id == account_id))

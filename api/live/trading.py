@@ -47,6 +47,7 @@ from schemas.trading import (
     AccountEvent,
     AccountView,
     Command,
+    CommandRefused,
     FundingPaid,
     Liquidated,
     OrderAccepted,
@@ -191,8 +192,8 @@ class TradingStreams:
         pending = self._pending.get(event.command_id) if event.command_id else None
         if pending is not None and not pending.done.done():
             pending.events.append(event)
-            if not pending.whole:
-                pending.finish()
+            if not pending.whole or isinstance(event, CommandRefused):
+                pending.finish()  # a refusal is the whole answer: nothing follows it
         if account in self._subs:
             self._tell(account, event)
         if account in self._held:

@@ -290,9 +290,15 @@ class Paper:
             exchange=exchange,
             balances=balances or DEFAULT_BALANCES,
         )
-        events = await trading.send(command, whole=True)
-        if not isinstance(events[0], AccountOpened):
-            raise _unexpected(events[0])
+        try:
+            events = await trading.send(command, whole=True)
+            if not isinstance(events[0], AccountOpened):
+                raise _unexpected(events[0])
+        except (CommandRefusedError, Unavailable):
+            # The engine refused it (too many accounts) or never got it: it is no account.
+            async with self.db.session() as db:
+                await paper_accounts.remove(db, account.id)
+            raise
         return self._settled_view(account.id)
 
     async def accounts(self, user_id: int) -> list[AccountView]:

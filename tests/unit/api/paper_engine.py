@@ -53,6 +53,7 @@ class FakeEngine:
         self.accounts: dict[str, _Account] = {}
         self.commands: list[t.Command] = []
         self.silent = False
+        self.max_accounts = 1_000
         self.streams: TradingStreams | None = None
 
     def attach(self, streams: TradingStreams) -> FakeEngine:
@@ -73,6 +74,17 @@ class FakeEngine:
     def apply(self, command: t.Command) -> list[TradingRecord]:
         """The events of one command, and the account's view after them."""
         if isinstance(command, t.OpenAccount):
+            if len(self.accounts) >= self.max_accounts:  # as the engine refuses: no log, seq 0
+                return [
+                    t.CommandRefused(
+                        account_id=command.account_id,
+                        seq=0,
+                        time_us=T0_US,
+                        command_id=command.command_id,
+                        command="open",
+                        reason="Too many accounts.",
+                    )
+                ]
             account = self.accounts[command.account_id] = _Account(command)
         else:
             account = self.accounts[command.account_id]

@@ -256,6 +256,18 @@ def test_plan_limits_accounts_and_open_orders(api: Paper) -> None:
     assert market.status_code == 201  # a market order never rests
 
 
+def test_an_account_the_engine_refuses_is_not_kept(api: Paper) -> None:
+    api.open()
+    api.engine.max_accounts = 1
+    refused = api.http.post(BASE, json={"name": "b", "market": "spot"}, headers=api.site.as_ada)
+    assert refused.status_code == 400
+    assert error(refused)["code"] == "command_refused"
+    assert error(refused)["message"] == "Too many accounts."
+    assert len(api.http.get(BASE, headers=api.site.as_ada).json()) == 1
+    api.engine.max_accounts = 2
+    api.open()  # the refused one does not count towards the plan's two
+
+
 def test_a_silent_engine_is_a_504_and_no_engine_a_503(api: Paper) -> None:
     account = api.open()["account_id"]
     api.engine.silent = True
