@@ -83,7 +83,8 @@ class _Pending:
     """A command waiting for its answer."""
 
     account_id: str
-    whole: bool
+    answer: Callable[[AccountEvent], bool] | None
+    """The event that answers the command; None: every event up to the view after them."""
     done: asyncio.Future[None]
     events: list[AccountEvent] = field(default_factory=list)
 
@@ -126,13 +127,17 @@ class TradingStreams:
         """The account's latest view, None before the engine published one."""
         return self.views.get(account_id)
 
-    async def send(self, command: Command, *, whole: bool = False) -> list[AccountEvent]:
+    async def send(
+        self, command: Command, answer: Callable[[AccountEvent], bool] | None = None
+    ) -> list[AccountEvent]:
         """Send a command and wait for its answer.
 
         Args:
             command: The command (its `command_id` fresh).
-            whole: False: the first event it caused is the answer. True: every event it
-                caused, up to the account view after them (which `view` then returns).
+            answer: Which of the events it causes answers it: the wait ends with the
+                first for which this is true (a refusal always ends it). None: every
+                event it causes, up to the account view after them (which `view` then
+                returns).
 
         Returns:
             The events, oldest first (at least one).
@@ -144,7 +149,7 @@ class TradingStreams:
         """
         if self.sender is None:
             raise Unavailable(NOT_RUNNING)
-        pending = _Pending(command.account_id, whole, asyncio.get_running_loop().create_future())
+        pending = _Pending(command.account_id, answer, asyncio.get_running_loop().create_future())
         self._pending[command.command_id] = pending
         try:
             try:
@@ -175,7 +180,7 @@ class TradingStreams:
             else:
                 self._event(record)
         for pending in self._pending.values():
-            if pending.whole and pending.events and self._settled(pending):
+            if pending.answer is None and pending.events and self._settled(pending):
                 pending.finish()
 
     def _settled(self, pending: _Pending) -> bool:
@@ -192,7 +197,8 @@ class TradingStreams:
         pending = self._pending.get(event.command_id) if event.command_id else None
         if pending is not None and not pending.done.done():
             pending.events.append(event)
-            if not pending.whole or isinstance(event, CommandRefused):
+            answer = pending.answer
+            if isinstance(event, CommandRefused) or (answer is not None and answer(event)):
                 pending.finish()  # a refusal is the whole answer: nothing follows it
         if account in self._subs:
             self._tell(account, event)

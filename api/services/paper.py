@@ -193,6 +193,16 @@ def exchange_for(market: str, keys: Collection[str]) -> str:
     return min(counts, key=lambda exchange: (-counts[exchange], exchange))
 
 
+def _answers_order(event: AccountEvent) -> bool:
+    """Whether an event answers an order command (the engine may log others first, e.g.
+    the leverage a symbol's first order starts at)."""
+    return isinstance(event, OrderAccepted | OrderRejected | OrderRepeated | OrderUpdated)
+
+
+def _answers_leverage(event: AccountEvent) -> bool:
+    return isinstance(event, LeverageChanged)
+
+
 def _order_of(event: AccountEvent) -> Order:
     """The order an answer to an order command carries.
 
@@ -291,7 +301,7 @@ class Paper:
             balances=balances or DEFAULT_BALANCES,
         )
         try:
-            events = await trading.send(command, whole=True)
+            events = await trading.send(command)
             if not isinstance(events[0], AccountOpened):
                 raise _unexpected(events[0])
         except (CommandRefusedError, Unavailable):
@@ -321,7 +331,7 @@ class Paper:
     ) -> AccountView:
         """Cancel every order, drop every position, start again from `balances`."""
         command = ResetAccount(**self._head(account.id), balances=balances or DEFAULT_BALANCES)
-        events = await self._trading().send(command, whole=True)
+        events = await self._trading().send(command)
         if not isinstance(events[0], AccountReset):
             raise _unexpected(events[0])
         return self._settled_view(account.id)
@@ -374,8 +384,9 @@ class Paper:
                     f" and this one has {open_orders}: cancel one first, or upgrade",
                     code="limit_reached",
                 )
-        events = await self._trading().send(PlaceOrder(**self._head(account.id), order=request))
-        return _order_of(events[0]), isinstance(events[0], OrderRepeated)
+        place = PlaceOrder(**self._head(account.id), order=request)
+        answer = (await self._trading().send(place, _answers_order))[-1]
+        return _order_of(answer), isinstance(answer, OrderRepeated)
 
     async def amend(self, account: PaperAccount, client_order_id: str, body: AmendIn) -> Order:
         """Change a resting order's price, stop price or (lower) quantity."""
@@ -388,12 +399,12 @@ class Paper:
             stop_price=body.stop_price,
             quantity=body.quantity,
         )
-        return _order_of((await self._trading().send(command))[0])
+        return _order_of((await self._trading().send(command, _answers_order))[-1])
 
     async def cancel(self, account: PaperAccount, client_order_id: str) -> Order:
         """Cancel one open order (a refusal, e.g. ``Unknown order sent.``, is a 400)."""
         command = CancelOrder(**self._head(account.id), client_order_id=client_order_id)
-        return _order_of((await self._trading().send(command))[0])
+        return _order_of((await self._trading().send(command, _answers_order))[-1])
 
     async def cancel_all(self, account: PaperAccount, symbol: str | None) -> list[Order]:
         """Cancel every open order of the account, or of one symbol; the canceled orders."""
@@ -402,7 +413,7 @@ class Paper:
         if not any(symbol in (None, o.request.symbol) for o in open_orders):
             return []  # nothing to cancel: the engine would change nothing
         command = CancelAll(**self._head(account.id), symbol=symbol)
-        return _orders_of(await self._trading().send(command, whole=True))
+        return _orders_of(await self._trading().send(command))
 
     async def orders(
         self, account: PaperAccount, *, open_only: bool, symbol: str | None, limit: int
@@ -446,7 +457,7 @@ class Paper:
         if not any(symbol in (None, p.symbol) and p.qty for p in positions):
             return []  # nothing to close
         command = ClosePosition(**self._head(account.id), symbol=symbol)
-        return _orders_of(await self._trading().send(command, whole=True))
+        return _orders_of(await self._trading().send(command))
 
     async def leverage(
         self, account: PaperAccount, symbol: str, leverage: int, margin_mode: MarginMode
@@ -466,7 +477,7 @@ class Paper:
             leverage=leverage,
             margin_mode=margin_mode,
         )
-        event = (await self._trading().send(command))[0]
+        event = (await self._trading().send(command, _answers_leverage))[-1]
         if not isinstance(event, LeverageChanged):
             raise _unexpected(event)
         return event

@@ -39,6 +39,8 @@ class _Account:
     orders: dict[str, t.Order] = field(default_factory=dict)
     positions: dict[str, Decimal] = field(default_factory=dict)
     fills: int = 0
+    symbols: set[str] = field(default_factory=set)
+    """USDⓈ-M symbols it has ordered: the first order of one logs its leverage first."""
 
 
 class FakeEngine:
@@ -186,7 +188,12 @@ class FakeEngine:
             account.orders[request.client_order_id] = order
             return [self._event(account, t.OrderRejected, command, order=order)]  # type: ignore[list-item]
         account.orders[request.client_order_id] = order
-        events: list[t.AccountEvent] = [self._event(account, t.OrderAccepted, command, order=order)]  # type: ignore[list-item]
+        events: list[t.AccountEvent] = []
+        if request.market == "usdm" and request.symbol not in account.symbols:
+            account.symbols.add(request.symbol)
+            leverage = {"symbol": request.symbol, "leverage": 20, "margin_mode": "cross"}
+            events.append(self._event(account, t.LeverageChanged, command, **leverage))  # type: ignore[arg-type]
+        events.append(self._event(account, t.OrderAccepted, command, order=order))  # type: ignore[arg-type]
         if request.type == "market":
             account.fills += 1
             fill = t.Fill(

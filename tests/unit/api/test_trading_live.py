@@ -20,8 +20,10 @@ from schemas.trading import (
     AccountView,
     CancelAll,
     Command,
+    CommandRefused,
     FundingPaid,
     LedgerEntry,
+    LeverageChanged,
     Liquidated,
     Order,
     OrderRequest,
@@ -57,6 +59,10 @@ def cancel_all(command_id: str = "c1") -> Command:
     return CancelAll(command_id, ACCOUNT, 0)
 
 
+def ANY(event: AccountEvent) -> bool:
+    return True
+
+
 def answer_in_turns(
     streams: TradingStreams, *turns: list[TradingRecord]
 ) -> list[Command]:  # the commands the engine got
@@ -77,8 +83,25 @@ def test_the_first_event_with_the_commands_id_answers_it() -> None:
     streams = TradingStreams(timeout_s=1)
     other = updated(1, "someone-else", 9)
     answer_in_turns(streams, [other, updated(2, "c1", 1), updated(3, "c1", 2)])
-    events = asyncio.run(streams.send(cancel_all()))
+    events = asyncio.run(streams.send(cancel_all(), ANY))
     assert events == [updated(2, "c1", 1)]
+
+
+def test_the_answer_is_the_first_event_it_names_and_a_refusal_ends_any_wait() -> None:
+    streams = TradingStreams(timeout_s=1)
+    leverage = LeverageChanged(
+        account_id=ACCOUNT, seq=1, time_us=T0_US, command_id="c1", symbol="BTCUSDT",
+        leverage=20, margin_mode="cross",
+    )  # fmt: skip
+    answer_in_turns(streams, [leverage, updated(2, "c1", 1)])
+    events = asyncio.run(streams.send(cancel_all(), lambda e: isinstance(e, OrderUpdated)))
+    assert events == [leverage, updated(2, "c1", 1)]
+    refused = CommandRefused(
+        account_id=ACCOUNT, seq=0, time_us=T0_US, command_id="c2", command="open",
+        reason="Too many accounts.",
+    )  # fmt: skip
+    answer_in_turns(streams, [refused])  # and no view ever: a whole wait ends all the same
+    assert asyncio.run(streams.send(cancel_all("c2"))) == [refused]
 
 
 def test_a_whole_answer_waits_for_the_view_and_every_event_it_counts() -> None:
@@ -91,7 +114,7 @@ def test_a_whole_answer_waits_for_the_view_and_every_event_it_counts() -> None:
         [view(2)],
         [updated(2, "c1", 2)],
     )
-    events = asyncio.run(streams.send(cancel_all(), whole=True))
+    events = asyncio.run(streams.send(cancel_all()))
     assert events == [updated(1, "c1", 1), updated(2, "c1", 2)]
     assert streams.view(ACCOUNT) == view(2)
 
@@ -100,16 +123,16 @@ def test_a_view_from_before_the_command_does_not_settle_it() -> None:
     streams = TradingStreams(timeout_s=1)
     streams.deliver([view(5)])
     answer_in_turns(streams, [updated(6, "c1", 1)], [updated(7, "c1", 2), view(7)])
-    assert len(asyncio.run(streams.send(cancel_all(), whole=True))) == 2
+    assert len(asyncio.run(streams.send(cancel_all()))) == 2
 
 
 def test_no_answer_is_a_timeout_and_a_partial_one_is_what_came() -> None:
     streams = TradingStreams(timeout_s=0.05)
     answer_in_turns(streams)
     with pytest.raises(Timeout, match=r"did not answer within 0\.05 s"):
-        asyncio.run(streams.send(cancel_all()))
+        asyncio.run(streams.send(cancel_all(), ANY))
     answer_in_turns(streams, [updated(1, "c2", 1)])  # no view ever follows
-    assert asyncio.run(streams.send(cancel_all("c2"), whole=True)) == [updated(1, "c2", 1)]
+    assert asyncio.run(streams.send(cancel_all("c2"))) == [updated(1, "c2", 1)]
     assert streams._pending == {}
 
 
