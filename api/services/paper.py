@@ -48,7 +48,6 @@ from schemas.trading import (
     OpenAccount,
     Order,
     OrderAccepted,
-    OrderFilled,
     OrderRejected,
     OrderRepeated,
     OrderRequest,
@@ -212,7 +211,7 @@ def _order_of(event: AccountEvent) -> Order:
     """
     if isinstance(event, OrderRejected):
         raise OrderRejectedError(event.order)
-    if isinstance(event, OrderAccepted | OrderUpdated | OrderRepeated | OrderFilled):
+    if isinstance(event, OrderAccepted | OrderUpdated | OrderRepeated):
         return event.order
     raise _unexpected(event)
 
@@ -355,6 +354,7 @@ class Paper:
             OrderRejectedError: When the engine rejects it (400).
         """
         symbol = self._listed(account, body.symbol)
+        fields = body.model_dump(exclude={"client_order_id", "symbol"})
         try:
             request = check_request(
                 OrderRequest(
@@ -362,15 +362,7 @@ class Paper:
                     exchange=account.exchange,
                     market=cast(Market, account.market),
                     symbol=symbol,
-                    side=body.side,
-                    type=body.type,
-                    time_in_force=body.time_in_force,
-                    quantity=body.quantity,
-                    quote_quantity=body.quote_quantity,
-                    price=body.price,
-                    stop_price=body.stop_price,
-                    trigger=body.trigger,
-                    reduce_only=body.reduce_only,
+                    **fields,
                 )
             )
         except InvalidTradingMessage as exc:

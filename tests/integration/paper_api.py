@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 from pydantic import SecretStr
@@ -89,13 +91,33 @@ class Responder:
         self.consumer.close()
 
 
-@contextmanager
-def paper_site(
-    bootstrap: str,
-    dsn: str,
+@dataclass(frozen=True)
+class PaperEnv:
+    """Where a module's API runs: the session's broker and ClickHouse, its database and
+    data directory."""
+
+    bootstrap: str
+    dsn: str
+    ch: Client
+    database: str
+    data_dir: Path
+
+
+@pytest.fixture(scope="module")
+def paper_env(
+    kafka_bootstrap: str,
+    clickhouse_dsn: str,
     ch: Client,
     database: str,
-    data_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> PaperEnv:
+    """The module's `PaperEnv` (import it into the test module to use it)."""
+    return PaperEnv(kafka_bootstrap, clickhouse_dsn, ch, database, tmp_path_factory.mktemp("api"))
+
+
+@contextmanager
+def paper_site(
+    env: PaperEnv,
     apply: Callable[[Command], list[TradingRecord]],
     symbols: list[RankRow],
     before: Callable[[Responder], None] = lambda _: None,
@@ -104,22 +126,19 @@ def paper_site(
     the board (paper orders may name only what the board lists).
 
     Args:
-        bootstrap: The broker.
-        dsn: The ClickHouse DSN.
-        ch: A client of it.
-        database: The API's database.
-        data_dir: The API's data directory.
+        env: Where it runs.
         apply: The engine's answer to a command.
         symbols: Rows to put on the board.
         before: Called with the responder before the API starts.
     """
+    bootstrap, ch, database = env.bootstrap, env.ch, env.database
     prefix = live_topics(bootstrap, PARTITIONS)
     names = [prefix + t for t in (topics.ORDERS, topics.EVENTS, topics.ACCOUNTS)]
     ensure_topics(bootstrap, names, PARTITIONS)
     settings = live_api_settings(
-        data_dir,
+        env.data_dir,
         bootstrap,
-        dsn,
+        env.dsn,
         database,
         prefix,
         PARTITIONS,

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from decimal import Decimal as D
 
 import pytest
-from clickhouse_connect.driver.client import Client
 from websockets.sync.client import ClientConnection, connect
 
 from api.live.trading import TradingRecord
@@ -28,7 +27,8 @@ from schemas.quotes import Quote
 from schemas.symbols import SymbolInfo
 from schemas.trades import Trade
 from schemas.trading import Command
-from tests.integration.paper_api import BASE, Responder, Users, board_row, paper_site, with_account
+from tests.integration import paper_api as paper
+from tests.integration.paper_api import paper_env  # noqa: F401  (its fixture, reused)
 from tests.integration.test_api_live import DEADLINE_S, Api
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ class Engine:
     def __init__(self) -> None:
         self.engine = PaperEngine(PaperSettings(), [INFO])
         self.lock = threading.Lock()
-        self.responder: Responder | None = None
+        self.responder: paper.Responder | None = None
         self._ids = 0
 
     def apply(self, command: Command) -> list[TradingRecord]:
@@ -81,29 +81,15 @@ class Engine:
 
 
 @pytest.fixture(scope="module")
-def site(
-    kafka_bootstrap: str,
-    clickhouse_dsn: str,
-    ch: Client,
-    database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Api, Engine, Users]]:
+def site(request: pytest.FixtureRequest) -> Iterator[tuple[Api, Engine, paper.Users]]:
     engine = Engine()
 
-    def attach(responder: Responder) -> None:
+    def attach(responder: paper.Responder) -> None:
         engine.responder = responder
         engine.quote("99.90", "100.10")
 
-    with paper_site(
-        kafka_bootstrap,
-        clickhouse_dsn,
-        ch,
-        database,
-        tmp_path_factory.mktemp("paper-engine-api"),
-        engine.apply,
-        [board_row(SYMBOL)],
-        attach,
-    ) as (api, _, users):
+    env: paper.PaperEnv = request.getfixturevalue("paper_env")
+    with paper.paper_site(env, engine.apply, [paper.board_row(SYMBOL)], attach) as (api, _, users):
         yield api, engine, users
 
 
@@ -112,13 +98,13 @@ def receive(ws: ClientConnection, count: int) -> list[dict[str, object]]:
 
 
 def test_orders_fill_on_the_market_and_reach_the_owners_stream(
-    site: tuple[Api, Engine, Users],
+    site: tuple[Api, Engine, paper.Users],
 ) -> None:
     api, engine, users = site
     me, other = users["paid"], users["free"]
-    with with_account(api, me) as (http, account):
+    with paper.with_account(api, me) as (http, account):
         assert account["exchange"] == "binance" and account["equity"] == "10000"
-        orders = f"{BASE}/{account['account_id']}/orders"
+        orders = f"{paper.BASE}/{account['account_id']}/orders"
         limit = {"symbol": SYMBOL, "side": "BUY", "type": "limit", "quantity": "1"}
 
         placed = http.post(orders, json={**limit, "price": "99.00", "client_order_id": "dip"})
@@ -172,6 +158,6 @@ def test_orders_fill_on_the_market_and_reach_the_owners_stream(
             assert [(p["symbol"], p["qty"], p["entry_price"]) for p in view["positions"]] == [
                 (SYMBOL, "1", "99.50")
             ]
-        positions = http.get(f"{BASE}/{account['account_id']}/positions").json()
+        positions = http.get(f"{paper.BASE}/{account['account_id']}/positions").json()
         assert [p["qty"] for p in positions] == ["1"]
         assert http.get(orders).json() == []

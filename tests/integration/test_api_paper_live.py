@@ -15,15 +15,16 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from clickhouse_connect.driver.client import Client
 from websockets.sync.client import connect
 
 from schemas.trading import OpenAccount
 from tests.integration.paper_api import (
     BASE,
+    PaperEnv,
     Responder,
     Users,
     board_row,
+    paper_env,  # noqa: F401  (its fixture, reused)
     paper_site,
     with_account,
 )
@@ -37,13 +38,7 @@ EARLY = "early-account"
 
 
 @pytest.fixture(scope="module")
-def site(
-    kafka_bootstrap: str,
-    clickhouse_dsn: str,
-    ch: Client,
-    database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Api, Responder, Users]]:
+def site(request: pytest.FixtureRequest) -> Iterator[tuple[Api, Responder, Users]]:
     engine = FakeEngine()
 
     def early(responder: Responder) -> None:
@@ -51,16 +46,8 @@ def site(
         opened = OpenAccount("c0", EARLY, 0, "99", "early", "spot", "binance", {})
         responder.publish(engine.apply(opened))
 
-    with paper_site(
-        kafka_bootstrap,
-        clickhouse_dsn,
-        ch,
-        database,
-        tmp_path_factory.mktemp("paper-api"),
-        engine.apply,
-        [board_row("SOLUSDT")],
-        early,
-    ) as made:
+    env: PaperEnv = request.getfixturevalue("paper_env")
+    with paper_site(env, engine.apply, [board_row("SOLUSDT")], early) as made:
         yield made
 
 
