@@ -277,8 +277,7 @@ class Paper:
         Raises:
             Forbidden: `limit_reached` beyond the plan's paper accounts.
             Unavailable: Without the engine, or market data for `market`.
-            Timeout: When the engine did not confirm in time (the account is registered
-                and appears once it does).
+            Timeout: When the engine did not confirm in time (the account is not kept).
         """
         trading = self._trading()
         exchange = exchange_for(market, self.symbol_keys())
@@ -303,10 +302,15 @@ class Paper:
             events = await trading.send(command)
             if not isinstance(events[0], AccountOpened):
                 raise _unexpected(events[0])
-        except (CommandRefusedError, Unavailable):
-            # The engine refused it (too many accounts) or never got it: it is no account.
+        except (CommandRefusedError, Unavailable, Timeout) as exc:
+            # Refused (too many accounts), never sent, or not answered: no account to list.
             async with self.db.session() as db:
                 await paper_accounts.remove(db, account.id)
+            if isinstance(exc, Timeout):
+                raise Timeout(
+                    "the paper engine did not confirm the new account in time, so it was not "
+                    "opened; try again in a moment"
+                ) from None
             raise
         return self._settled_view(account.id)
 

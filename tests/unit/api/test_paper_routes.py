@@ -275,6 +275,11 @@ def test_a_silent_engine_is_a_504_and_no_engine_a_503(api: Paper) -> None:
     answer = api.place(account, client_order_id="late")
     assert answer.status_code == 504 and error(answer)["code"] == "timeout"
     assert "look the account up" in error(answer)["message"]
+    unopened = api.http.post(BASE, json={"name": "x", "market": "spot"}, headers=api.site.as_ada)
+    assert unopened.status_code == 504 and "not opened" in error(unopened)["message"]
+    api.engine.silent = False
+    assert len(api.http.get(BASE, headers=api.site.as_ada).json()) == 1  # not kept
+    api.engine.silent = True
     api.site.http.app.state.hub.trading.sender = None  # type: ignore[attr-defined]
     down = api.place(account)
     assert down.status_code == 503 and "not running" in error(down)["message"]
