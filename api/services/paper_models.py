@@ -187,6 +187,33 @@ class OrderOut(BaseModel):
 class FillOut(_OrderOf):
     """One execution (`schemas.trading.Fill`)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "account_id": "6f1c2a9e-0c7b-4f7e-9a51-2b8f3d7e4c10",
+                    "fill_id": 12,
+                    "order_id": 7,
+                    "client_order_id": "dip-buy-1",
+                    "exchange": "binance",
+                    "market": "usdm",
+                    "symbol": "BTCUSDT",
+                    "side": "BUY",
+                    "price": "56000.0",
+                    "qty": "0.010",
+                    "quote_qty": "560.0000",
+                    "fee": "0.11200000",
+                    "fee_asset": "USDT",
+                    "liquidity": "maker",
+                    "time_us": 1723161312000000,
+                    "slippage": "0",
+                    "realized_pnl": "0",
+                    "liquidation": False,
+                }
+            ]
+        }
+    )
+
     account_id: str
     fill_id: int
     order_id: int
@@ -207,6 +234,29 @@ class FillOut(_OrderOf):
 
 class PositionOut(BaseModel):
     """A USDⓈ-M position valued at the mark (`schemas.trading.Position`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "exchange": "binance",
+                    "symbol": "BTCUSDT",
+                    "qty": "0.010",
+                    "entry_price": "56000.0",
+                    "leverage": 20,
+                    "margin_mode": "isolated",
+                    "isolated_margin": "28.0000",
+                    "mark_price": "56250.0",
+                    "unrealized_pnl": "2.5000",
+                    "realized_pnl": "0",
+                    "fees": "0.11200000",
+                    "funding": "-0.0562",
+                    "maintenance_margin": "2.2500",
+                    "liquidation_price": "53480.5",
+                }
+            ]
+        }
+    )
 
     exchange: str
     symbol: str
