@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,19 +115,30 @@ def paper_env(
     return PaperEnv(kafka_bootstrap, clickhouse_dsn, ch, database, tmp_path_factory.mktemp("api"))
 
 
+@dataclass(frozen=True)
+class PaperSite:
+    """A running API, the prefix of its topics, its two users and the stand-in engine."""
+
+    api: Api
+    prefix: str
+    users: Users
+    responder: Responder | None
+
+
 @contextmanager
 def paper_site(
     env: PaperEnv,
-    apply: Callable[[Command], list[TradingRecord]],
-    symbols: list[RankRow],
+    apply: Callable[[Command], list[TradingRecord]] | None = None,
+    symbols: Sequence[RankRow] = (),
     before: Callable[[Responder], None] = lambda _: None,
-) -> Iterator[tuple[Api, Responder, Users]]:
-    """The API on fresh topics, two signed-in users, an engine answering, and `symbols` on
-    the board (paper orders may name only what the board lists).
+) -> Iterator[PaperSite]:
+    """The API on fresh topics, two signed-in users, and `symbols` on the board (paper
+    orders may name only what the board or the symbol directory lists).
 
     Args:
         env: Where it runs.
-        apply: The engine's answer to a command.
+        apply: A stand-in engine's answer to a command (a `Responder` answers on the
+            topics); None: the test runs an engine itself.
         symbols: Rows to put on the board.
         before: Called with the responder before the API starts.
     """
@@ -148,23 +159,28 @@ def paper_site(
         ),
     )
     users = sign_in(settings)
-    with Responder(bootstrap, prefix, apply) as responder:
-        before(responder)
+    with ExitStack() as stack:
+        responder = None
+        if apply is not None:
+            responder = stack.enter_context(Responder(bootstrap, prefix, apply))
+            before(responder)
         server = Api(settings, Store(ch, database))
         server.start()
         try:
             health = server.http + "/api/v1/health"
             eventually(lambda: httpx.get(health).json()["live"] is True, "no live feed")
-            server.produce(topics.RANKS, symbols)
-            board = server.http + "/api/v1/scan"
-            watch = ",".join(row.symbol for row in symbols)
-            eventually(
-                lambda: (
-                    len(httpx.get(board, params={"watch": watch}).json()["rows"]) == len(symbols)
-                ),
-                f"{watch} never reached the board",
-            )
-            yield server, responder, users
+            if symbols:
+                server.produce(topics.RANKS, list(symbols))
+                board = server.http + "/api/v1/scan"
+                watch = ",".join(row.symbol for row in symbols)
+                eventually(
+                    lambda: (
+                        len(httpx.get(board, params={"watch": watch}).json()["rows"])
+                        == len(symbols)
+                    ),
+                    f"{watch} never reached the board",
+                )
+            yield PaperSite(server, prefix, users, responder)
         finally:
             server.stop()
 

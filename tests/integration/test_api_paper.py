@@ -89,8 +89,8 @@ def site(request: pytest.FixtureRequest) -> Iterator[tuple[Api, Engine, paper.Us
         engine.quote("99.90", "100.10")
 
     env: paper.PaperEnv = request.getfixturevalue("paper_env")
-    with paper.paper_site(env, engine.apply, [paper.board_row(SYMBOL)], attach) as (api, _, users):
-        yield api, engine, users
+    with paper.paper_site(env, engine.apply, [paper.board_row(SYMBOL)], attach) as made:
+        yield made.api, engine, made.users
 
 
 def receive(ws: ClientConnection, count: int) -> list[dict[str, object]]:

@@ -48,7 +48,8 @@ def site(request: pytest.FixtureRequest) -> Iterator[tuple[Api, Responder, Users
 
     env: PaperEnv = request.getfixturevalue("paper_env")
     with paper_site(env, engine.apply, [board_row("SOLUSDT")], early) as made:
-        yield made
+        assert made.responder is not None
+        yield made.api, made.responder, made.users
 
 
 def test_orders_go_to_the_engine_and_its_answers_come_back(
