@@ -106,8 +106,9 @@ def _plain_json(value: object) -> Any:
 
 
 def _exact(value: Decimal | None) -> Decimal | None:
-    """A stored Decimal(38,18) without its padding zeros (``0.010000…`` -> ``0.01``),
-    never in exponent form."""
+    """A stored Decimal(38,18) without its padding zeros (``0.010000…`` -> ``0.01``) and
+    without a positive exponent (``1E+2`` -> ``100``); like every `Decimal`, one under
+    10⁻⁶ still reads in exponent form (``1E-7``)."""
     if value is None:
         return None
     normal = value.normalize()
