@@ -2,7 +2,7 @@
 
 This module is the Typer app and its logging set-up; the commands are in
 `tickscan.commands` (`data`: migrate, replay, backfill; `processes`: run, ingest,
-candles, api, signals, perps, simulate) and `tickscan.users`.
+candles, api, signals, perps, paper, simulate) and `tickscan.users`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ app.command("candles")(processes.candles)
 app.command("api")(processes.api)
 app.command("signals")(processes.signals)
 app.command("perps")(processes.perps)
+app.command("paper")(processes.paper)
 app.command("simulate")(processes.simulate)
 app.command("backfill")(data.backfill)
 

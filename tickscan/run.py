@@ -39,6 +39,7 @@ from schemas import topics
 from schemas.trades import Market
 from tickscan.banner import Endpoints
 from tickscan.ingest import run_ingest
+from tickscan.paper import run_paper
 from tickscan.perps import run_perp_store
 from tickscan.run_options import (
     RunError,
@@ -71,16 +72,16 @@ def run(
     """Run the embedded platform until `stop` is set.
 
     Starts (or connects to) Kafka, opens and migrates ClickHouse, then runs the candle
-    flow, the trade store, the perpetuals store, the signals flow and the trade source in
-    threads of this process, and serves the API beside them.
+    flow, the trade store, the perpetuals store, the paper engine, the signals flow and
+    the trade source in threads of this process, and serves the API beside them.
 
     The embedded broker keeps every record in memory (Tansu's memory storage honours no
     retention and cannot delete records), so when it holds `kafka.embedded_max_mb` the
     whole pipeline stops and starts again on a fresh broker. That is safe because every
     stage rebuilds its state from ClickHouse (the candle flow its open minutes and the
     trades after them, the signals flow its rings, the simulator its prices and ids, live
-    ingest its trade ids with a REST repair of what it missed), exactly as after a restart
-    of `tickscan run`.
+    ingest its trade ids with a REST repair of what it missed, the paper engine its
+    accounts from their event log), exactly as after a restart of `tickscan run`.
 
     Args:
         settings: Process settings; `kafka.bootstrap` None starts the embedded broker.
@@ -220,6 +221,13 @@ def _run_cycle(
                 stop=stages.stopping,
             ),
         )  # fmt: skip
+        # Paper accounts come back from ClickHouse's event log; market data from now on.
+        stages.thread(
+            "paper",
+            lambda: run_paper(
+                settings, bootstrap=bootstrap, client=client, stop=stages.stopping, dsn=dsn
+            ),
+        )
         stages.thread(
             "signals-flow",
             lambda: run_signals(

@@ -4,8 +4,9 @@ Every section is read from the environment (prefix `TICKSCAN_`, `__` between nes
 names): the plumbing (`runtime.settings`: `DATA_DIR`, `KAFKA__*`, `CLICKHOUSE__*`), the
 API's (`api.settings`: `API__*`, `ACCOUNTS__*`), the live ingest's
 (`flows.ingest.settings`: `INGEST__*`), the candle flow's (`flows.candles.settings`:
-`CANDLES__*`), the signals flow's (`flows.signals.settings`: `SIGNALS__*`) and the
-perpetuals store's (`flows.perps.settings`: `PERPS__*`).
+`CANDLES__*`), the signals flow's (`flows.signals.settings`: `SIGNALS__*`), the
+perpetuals store's (`flows.perps.settings`: `PERPS__*`) and the paper engine's
+(`flows.trading.settings`: `PAPER__*`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flows.candles.settings import CandleFlowSettings
 from flows.ingest.settings import LiveIngestSettings
 from flows.perps.settings import PerpStoreSettings
 from flows.signals.settings import SignalFlowSettings
+from flows.trading.settings import PaperSettings
 from runtime.settings import RuntimeSettings
 
 
@@ -40,6 +42,20 @@ class PerpsSettings(RuntimeSettings):
     perps: PerpStoreSettings = Field(default_factory=PerpStoreSettings)
 
 
-class Settings(ApiAppSettings, LiveIngestSettings, CandlesSettings, SignalsSettings, PerpsSettings):
+class PaperProcessSettings(RuntimeSettings):
+    """`tickscan paper`: the plumbing and the paper engine's `paper` (fees, leverage, margin
+    tiers, book freshness), e.g. `TICKSCAN_PAPER__MAX_LEVERAGE=20`."""
+
+    paper: PaperSettings = Field(default_factory=PaperSettings)
+
+
+class Settings(
+    ApiAppSettings,
+    LiveIngestSettings,
+    CandlesSettings,
+    SignalsSettings,
+    PerpsSettings,
+    PaperProcessSettings,
+):
     """`tickscan run` (and `replay`, `backfill`): every section, for a process that runs the
     API, the live ingest and every flow."""

@@ -13,4 +13,9 @@ refusal in Binance's words), `book` (quote + depth20, freshness), `matching` (wa
 the book, queue position), `orders` (an order's values), `venue` (state and `_emit`),
 `vetting`, `execution`, `marks` (funding, mark stops, liquidation), `commands`, `views`
 (`AccountView`), and `ledger` (the fold: `apply`) with `spot` (locks, spot fills).
+
+The engine as a process (`tickscan paper`) is `flow.PaperFlow`: Kafka in, the engine,
+ClickHouse (`flows.sinks.trading`) and Kafka out; `resume` brings it back from the stored
+log, `interest` says which symbols' market data is decoded, `pacing` when views and
+depth watches go out.
 """

@@ -11,7 +11,10 @@ makes an id at random or iterates a set unordered.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
 
 import msgspec
 
@@ -21,7 +24,7 @@ from flows.trading.commands import Commands
 from flows.trading.rules import NO_FRESH_BOOK
 from flows.trading.settings import PaperSettings
 from flows.trading.state import AccountState
-from flows.trading.views import account_view
+from flows.trading.views import MarketContext, account_view, order_margin
 from schemas.depth import BookDepth
 from schemas.perps import MarkPrice
 from schemas.quotes import Quote
@@ -49,12 +52,18 @@ class PaperEngine(Commands):
     def __init__(self, settings: PaperSettings, symbols: Iterable[SymbolInfo]) -> None:
         super().__init__(settings)
         self._last_views: dict[str, AccountView] = {}
+        # What each account's last view was valued from (`_basis`), to skip revaluing an
+        # account nothing it depends on has touched.
+        self._bases: dict[str, tuple[Any, ...]] = {}
+        # Each USDⓈ-M account's order margin as of its seq: marks move it not.
+        self._order_margins: dict[str, tuple[int, Decimal]] = {}
         self.update_symbols(symbols)
 
     def update_symbols(self, symbols: Iterable[SymbolInfo]) -> None:
         """Take new or changed symbol filters (a later listing replaces an earlier one)."""
         for info in symbols:
             self._symbols.setdefault((info.exchange, info.market), {})[info.symbol] = info
+        self._bases.clear()  # a view may depend on a symbol's assets
 
     @property
     def now_us(self) -> int:
@@ -242,10 +251,9 @@ class PaperEngine(Commands):
         """
         out: list[AccountView] = []
         for account_id in sorted(self._accounts):
-            state = self._accounts[account_id]
-            view = account_view(state, self._context(state), self._now_us)
             previous = self._last_views.get(account_id)
-            self._last_views[account_id] = view
+            view = self.view(account_id)
+            assert view is not None, "every account id has its state"
             unchanged = (
                 previous is not None
                 and msgspec.structs.replace(previous, time_us=view.time_us) == view
@@ -253,6 +261,31 @@ class PaperEngine(Commands):
             if not changed_only or not unchanged:
                 out.append(view)
         return out
+
+    def view(self, account_id: str) -> AccountView | None:
+        """One account valued at the market now (None when there is no such account);
+        `views` then counts it changed only when it changes again. Costs one account's
+        valuation, where `views` values them all."""
+        state = self._accounts.get(account_id)
+        if state is None:
+            return None
+        ctx = self._context(state)
+        basis = _basis(state, ctx)
+        previous = self._last_views.get(account_id)
+        if previous is not None and self._bases.get(account_id) == basis:
+            # Same events, same marks and prices: the same view, at this time.
+            view = msgspec.structs.replace(previous, time_us=self._now_us)
+        else:
+            if state.market == "usdm":
+                known = self._order_margins.get(account_id)
+                if known is None or known[0] != state.seq:
+                    reserved = order_margin(state, self._settings.default_leverage)
+                    known = self._order_margins[account_id] = (state.seq, reserved)
+                ctx = dataclasses.replace(ctx, order_margin=known[1])
+            view = account_view(state, ctx, self._now_us)
+            self._bases[account_id] = basis
+        self._last_views[account_id] = view
+        return view
 
     def watched(self) -> dict[tuple[str, str], list[str]]:
         """(exchange, market) → symbols with open paper orders, sorted: whose depth the
@@ -263,3 +296,12 @@ class PaperEngine(Commands):
                 exchange, market, symbol = key.split(":", 2)
                 out.setdefault((exchange, market), []).append(symbol)
         return out
+
+
+def _basis(state: AccountState, ctx: MarketContext) -> tuple[Any, ...]:
+    """What an account's view is computed from besides the settings and symbols: its
+    log position, and the marks of its positions (USDⓈ-M) or the value prices of its
+    holdings (spot)."""
+    if state.market == "spot":
+        return (state.seq, *((s, book.value_price()) for s, book in ctx.books.items()))
+    return (state.seq, *ctx.marks.items())

@@ -221,6 +221,12 @@ class Execution(Vetting):
     # ---- market-driven ------------------------------------------------------------
 
     def _on_trade(self, key: str, trade: Trade, out: list[AccountEvent]) -> None:
+        price = trade.price
+        reach = self._reach_of(key)
+        if reach is not None:
+            high_buy, low_sell = reach
+            if (high_buy is None or price > high_buy) and (low_sell is None or price < low_sell):
+                return  # above every buy limit, below every sell limit: nothing to do
         for working in self._sorted_working(key):
             state = self._accounts[working.account_id]
             order = state.orders.get(working.order_id)
@@ -234,9 +240,12 @@ class Execution(Vetting):
                 ):
                     self._trigger(state, order, out)
                 continue
-            if order.price is None:
+            limit = order.price
+            # A print on the far side of a limit neither fills it nor moves its queue: most
+            # resting orders are passed over here, before any arithmetic.
+            if limit is None or (price > limit if request.side == "BUY" else price < limit):
                 continue
-            qty = min(working.queue.fillable(request.side, order.price, trade), remaining(order))
+            qty = min(working.queue.fillable(request.side, limit, trade), remaining(order))
             if request.reduce_only and qty > 0:
                 pos = state.positions.get(request.symbol)
                 if not futures.reduce_only_qty(pos, request.side, qty):
@@ -245,7 +254,7 @@ class Execution(Vetting):
                     continue
                 qty = futures.reduce_only_qty(pos, request.side, qty)
             if qty > 0:
-                self._fill(state, order, order.price, qty, "maker", None, out)
+                self._fill(state, order, limit, qty, "maker", None, out)
 
     def _trigger(self, state: AccountState, order: Order, out: list[AccountEvent]) -> None:
         """A stop or take-profit reached its stop price: it now works as a market or

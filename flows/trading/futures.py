@@ -306,6 +306,7 @@ def position_views(
     tiers: Sequence[MarginTier],
     *,
     include_flat: bool = False,
+    status: MarginStatus | None = None,
 ) -> list[Position]:
     """Every position of the account as the view shows it, in symbol order.
 
@@ -317,8 +318,11 @@ def position_views(
         marks: Mark price by symbol.
         tiers: `PaperSettings.margin_tiers`.
         include_flat: Also list flat symbols (their realised P&L, fees and funding).
+        status: `margin_status` of the account at these marks when the caller has it
+            already (its order margin does not matter here); computed when None.
     """
-    status = margin_status(account, marks, tiers)
+    if status is None:
+        status = margin_status(account, marks, tiers)
     views = []
     for symbol in sorted(account.positions):
         pos = account.positions[symbol]

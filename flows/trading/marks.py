@@ -70,7 +70,7 @@ class MarkHandling(Execution):
         holders = sorted(self._holders.get(key, {}))
         if previous is not None:
             self._pay_funding(mark, previous, holders, out)
-        for working in self._sorted_working(key):
+        for working in self._sorted_working(key) if self._has_mark_stops(key) else ():
             state = self._accounts[working.account_id]
             order = state.orders.get(working.order_id)
             if order is None or not is_waiting_stop(order) or order.request.trigger != "mark":

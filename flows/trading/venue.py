@@ -40,6 +40,15 @@ class Venue:
         self._marks: dict[str, MarkPrice] = {}
         self._accounts: dict[str, AccountState] = {}
         self._working: dict[str, dict[tuple[str, int], Working]] = {}
+        # Each key's working orders in id order, built on demand and dropped when the set
+        # changes (every trade and book update walks it; it changes far less often).
+        self._working_sorted: dict[str, list[Working]] = {}
+        # Per key, the highest buy and lowest sell limit resting (None for a side without
+        # one), or None when an order a trade must always see is there (a stop on the
+        # last price): a trade beyond both reaches no order (`_reach_of`).
+        self._reach: dict[str, tuple[Decimal | None, Decimal | None] | None] = {}
+        # Per key, whether a stop there watches the mark price (else a mark skips them).
+        self._mark_stops: dict[str, bool] = {}
         self._waiting_keys: dict[str, None] = {}
         self._recent: dict[str, dict[str, None]] = {}
         self._spot_fees: dict[str, Decimal] = {}
@@ -72,8 +81,12 @@ class Venue:
 
     def _after_apply(self, state: AccountState, event: AccountEvent) -> None:
         order: Order | None = getattr(event, "order", None)
-        if order is not None and not order.is_open:
-            self._untrack(state, order)
+        if order is not None:
+            if not order.is_open:
+                self._untrack(state, order)
+            else:
+                # Its price, stop or trigger may have changed: the symbol's reach is redone.
+                self._forget_prices(self._key(state, order.request.symbol))
         if state.market != "spot":
             return
         # spot fees in the quote asset since the account opened or reset (a fee in the
@@ -131,6 +144,7 @@ class Venue:
         working = self._working.setdefault(key, {}).get(ident)
         if working is None:
             working = self._working[key][ident] = Working(state.account_id, order.order_id)
+            self._forget_orders(key)
         if waiting:
             working.waiting_since_us = self._now_us
             self._waiting_keys[key] = None
@@ -138,22 +152,72 @@ class Venue:
 
     def _untrack(self, state: AccountState, order: Order) -> None:
         key = self._key(state, order.request.symbol)
-        self._working.get(key, {}).pop((state.account_id, order.order_id), None)
+        if self._working.get(key, {}).pop((state.account_id, order.order_id), None):
+            self._forget_orders(key)
 
     def _sorted_working(self, key: str) -> list[Working]:
-        """The symbol's working orders in (account, order id) order, so every input
-        touches them in the same order whatever order they were placed or restored in."""
-        by_id = self._working.get(key)
-        if not by_id:
-            return []
-        return [by_id[ident] for ident in sorted(by_id)]
+        """The key's working orders in (account, order id) order, so every input touches
+        them in the same order whatever order they were placed or restored in (a kept
+        list the caller must not change)."""
+        by_id = self._working.get(key, {})
+        found = self._working_sorted.get(key)
+        if found is None:
+            found = self._working_sorted[key] = [by_id[ident] for ident in sorted(by_id)]
+        return found
+
+    def _forget_orders(self, key: str) -> None:
+        """The key's set of working orders changed: what was kept of it is redone."""
+        self._working_sorted.pop(key, None)
+        self._forget_prices(key)
+
+    def _forget_prices(self, key: str) -> None:
+        """An order of the key changed (price, stop, trigger): its summaries are redone."""
+        self._reach.pop(key, None)
+        self._mark_stops.pop(key, None)
+
+    def _has_mark_stops(self, key: str) -> bool:
+        """Whether some working order of the key is a stop watching the mark price."""
+        found = self._mark_stops.get(key)
+        if found is None:
+            found = self._mark_stops[key] = any(
+                order is not None and is_waiting_stop(order) and order.request.trigger == "mark"
+                for order in (
+                    self._accounts[w.account_id].orders.get(w.order_id)
+                    for w in self._sorted_working(key)
+                )
+            )
+        return found
+
+    def _reach_of(self, key: str) -> tuple[Decimal | None, Decimal | None] | None:
+        """The key's (highest buy limit, lowest sell limit) of its working orders, or None
+        when a trade must see every order (some stop watches the last price)."""
+        if key in self._reach:
+            return self._reach[key]
+        high_buy: Decimal | None = None
+        low_sell: Decimal | None = None
+        reach: tuple[Decimal | None, Decimal | None] | None = None
+        for working in self._sorted_working(key):
+            order = self._accounts[working.account_id].orders.get(working.order_id)
+            if order is None:
+                continue
+            if is_waiting_stop(order) or order.price is None:
+                break  # a stop, or an order without a limit: no shortcut
+            if order.request.side == "BUY":
+                high_buy = order.price if high_buy is None else max(high_buy, order.price)
+            else:
+                low_sell = order.price if low_sell is None else min(low_sell, order.price)
+        else:
+            reach = (high_buy, low_sell)
+        self._reach[key] = reach
+        return reach
 
     def _reindex(self, state: AccountState) -> None:
         """Rebuild the working index of one account from its open orders (after a
         restore): a must-take-now order waits again from when it was placed."""
-        for by_id in self._working.values():
+        for key, by_id in self._working.items():
             for ident in [i for i in by_id if i[0] == state.account_id]:
                 del by_id[ident]
+                self._forget_orders(key)
         for order_id in sorted(state.orders):
             order = state.orders[order_id]
             waiting = must_take_now(order) and not is_waiting_stop(order)

@@ -36,6 +36,8 @@ class MarketContext:
         marks: Mark price by symbol (USDⓈ-M).
         spot_fees: Spot fees paid since the account opened or reset, in the quote asset
             (a base-asset fee valued at its fill's price).
+        order_margin: The account's `order_margin` when the caller knows it already (it
+            depends on the account's orders and positions only, not on the market).
     """
 
     settings: PaperSettings
@@ -43,6 +45,7 @@ class MarketContext:
     books: Mapping[str, Book]
     marks: Mapping[str, Decimal]
     spot_fees: Decimal = Decimal(0)
+    order_margin: Decimal | None = None
 
 
 def account_view(state: AccountState, ctx: MarketContext, now_us: int) -> AccountView:
@@ -105,23 +108,24 @@ def order_margin(state: AccountState, default_leverage: int) -> Decimal:
 def margin(state: AccountState, ctx: MarketContext) -> futures.MarginStatus:
     """The account's USDⓈ-M margin figures at the current marks."""
     settings = ctx.settings
-    return futures.margin_status(
-        state, ctx.marks, settings.margin_tiers,
-        order_margin=order_margin(state, settings.default_leverage),
-    )  # fmt: skip
+    reserved = ctx.order_margin
+    if reserved is None:
+        reserved = order_margin(state, settings.default_leverage)
+    return futures.margin_status(state, ctx.marks, settings.margin_tiers, order_margin=reserved)
 
 
 def _usdm_view(state: AccountState, ctx: MarketContext, common: dict) -> AccountView:
     status = margin(state, ctx)
     tiers = ctx.settings.margin_tiers
-    positions = futures.position_views(state, ctx.marks, tiers)
+    # One valuation serves the positions, the flat symbols' totals and the balances.
+    flat_too = futures.position_views(state, ctx.marks, tiers, include_flat=True, status=status)
+    positions = [p for p in flat_too if p.qty]
     wallet = status.wallet_balance
     held = min(wallet, status.position_margin + status.order_margin) or Decimal(0)
     balances = [Balance(asset=futures.MARGIN_ASSET, free=wallet - held, locked=held)]
     for asset in sorted(state.balances):
         if asset != futures.MARGIN_ASSET and state.balances[asset]:
             balances.append(Balance(asset=asset, free=state.balances[asset]))
-    flat_too = futures.position_views(state, ctx.marks, tiers, include_flat=True)
     return AccountView(
         **common, balances=balances, positions=positions, equity=status.margin_balance,
         unrealized_pnl=status.unrealized_pnl,

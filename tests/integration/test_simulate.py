@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-
 from confluent_kafka import Producer
 
 from flows.sources.simulator import SyntheticMarket
@@ -165,6 +165,6 @@ def test_depth_goes_out_for_the_watched_symbols_of_each_market_only(
     for key in ("SYM0002USDT", "SYM0001USDT"):
         times = sorted(d.update_id for d in depth if d.symbol == key)
         assert len(times) >= 15
-        assert {b - a for a, b in zip(times, times[1:], strict=False)} == {100_000}
+        assert {b - a for a, b in itertools.pairwise(times)} == {100_000}
     assert all(len(d.bids) == len(d.asks) == 20 for d in depth)
     assert all(d.bids[0][0] < d.asks[0][0] for d in depth)

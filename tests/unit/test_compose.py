@@ -13,7 +13,7 @@ import yaml
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 COMPOSE = INFRA / "docker-compose.yml"
-APP_SERVICES = ("migrate", "candles", "ingest-spot", "ingest-usdm", "signals", "api")
+APP_SERVICES = ("migrate", "candles", "ingest-spot", "ingest-usdm", "signals", "paper", "api")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from contextlib import closing
 from typing import Annotated
 
 import typer
+from clickhouse_connect.driver.client import Client
 
 from api.settings import ApiAppSettings
 from flows.ingest.settings import LiveIngestSettings
@@ -30,7 +31,13 @@ from tickscan.commands.options import (
     stop_on_signals,
     usage_error,
 )
-from tickscan.settings import CandlesSettings, PerpsSettings, Settings, SignalsSettings
+from tickscan.settings import (
+    CandlesSettings,
+    PaperProcessSettings,
+    PerpsSettings,
+    Settings,
+    SignalsSettings,
+)
 
 
 def run(
@@ -288,17 +295,52 @@ def perps(
 
     start_at = check_start(start)
     settings = PerpsSettings()
-    bootstrap = require_kafka("perps", kafka, settings)
-    ensure_configured_topics(bootstrap, topics.ALL, settings.kafka)
-    with failing_as("perps"):
-        client = connect(clickhouse or settings.clickhouse_dsn())
-        apply_migrations(client, settings.clickhouse.database)
+    bootstrap, client = _stage_clients("perps", kafka, clickhouse, settings)
     with closing(client), failing_as("perps"):
         counters = run_perp_store(
             settings, bootstrap=bootstrap, client=client, start=start_at,
             recovery_dir=recovery_dir, stop=stop,
         )  # fmt: skip
     typer.echo(f"stopped: {counters.summary()}")
+
+
+def paper(
+    kafka: KafkaOption = None,
+    clickhouse: ClickHouseOption = None,
+) -> None:
+    """Run the paper engine alone against a Kafka cluster.
+
+    tr.orders.v1 (from its beginning: commands already applied are skipped by id) and
+    md.trades.v1, md.quotes.v1, md.depth.v1, md.marks.v1 (from their latest offsets) in;
+    tr.events.v1, tr.accounts.v1, md.depth_watch.v1 and ClickHouse paper_events,
+    paper_orders, paper_fills and paper_ledger out. Every account is restored from
+    paper_events at start. Fees, leverage and margin tiers from TICKSCAN_PAPER__*. Stops
+    cleanly on SIGINT or SIGTERM.
+    """
+    stop = stop_on_signals()  # first: a Ctrl-C while starting up stops cleanly too
+    from tickscan.paper import run_paper
+
+    settings = PaperProcessSettings()
+    bootstrap, client = _stage_clients("paper", kafka, clickhouse, settings)
+    with closing(client), failing_as("paper"):
+        counters = run_paper(
+            settings, bootstrap=bootstrap, client=client, stop=stop,
+            dsn=clickhouse or settings.clickhouse_dsn(),
+        )  # fmt: skip
+    typer.echo(f"stopped: {counters.summary()}")
+
+
+def _stage_clients(
+    command: str, kafka: str | None, clickhouse: str | None, settings: RuntimeSettings
+) -> tuple[str, Client]:
+    """What a stage run alone starts with: the Kafka cluster (its topics created when
+    missing) and a client of its migrated ClickHouse database (the caller closes it)."""
+    bootstrap = require_kafka(command, kafka, settings)
+    ensure_configured_topics(bootstrap, topics.ALL, settings.kafka)
+    with failing_as(command):
+        client = connect(clickhouse or settings.clickhouse_dsn())
+        apply_migrations(client, settings.clickhouse.database)
+    return bootstrap, client
 
 
 def simulate(

@@ -14,9 +14,9 @@ For the symbols `watch` names (what the paper engine asks for in ``md.depth_watc
 the book also records a `BookDepth` every `DEPTH_EVERY_US` of market time, like Binance's
 ``<symbol>@depth20@100ms``: its first level is the quote (price and size), the next ones
 one tick apart, each resting a little more than the one before. The levels behind the
-first are drawn once per move of the book from a random stream named by the seed, the
-symbol and the move's number, so the same seed gives the same book whatever was watched
-when.
+first, and the sizes at the best prices, are drawn per move of the book, named by the
+seed, the symbol and the move's number, so the same seed gives the same book whatever
+was watched when.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ TOP_DEPTH = 3.0
 _LEVEL_GROWTH = 0.35  # each level further out rests this much more, in top sizes
 _NEVER = 1 << 62  # no depth is due: nothing is watched
 _MAX_BEHIND_US = 1_000_000  # slots further behind than this are skipped, not recorded
+# A 64-bit mix (splitmix64's constants) naming a top-of-book size by seed, symbol and move.
+_MIX_A, _MIX_B, _MIX_C = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_MASK = (1 << 64) - 1
 
 
 class SimBook:
@@ -86,13 +89,10 @@ class SimBook:
         self.sizes = list(sizes)
         """The table of lognormal size factors sizes are drawn from."""
         self.seed = seed
-        self._rng = random.Random(seed + 0xB00C)
         self.bid = [0] * n
         """Each symbol's best bid, in ticks (0: never quoted)."""
         self.ask = [0] * n
         """Each symbol's best ask, in ticks (0: never quoted)."""
-        self._bid_steps = [0] * n
-        self._ask_steps = [0] * n
         self.moved_us = [-QUOTE_GAP_US] * n
         """Market time of each symbol's last move."""
         self._moves = [0] * n
@@ -123,15 +123,21 @@ class SimBook:
             time_us - self.moved_us[s] < QUOTE_GAP_US or (bid == self.bid[s] and ask == self.ask[s])
         ):
             return False
-        rand, sizes, top = self._rng.random, self.sizes, self._top[s]
         self.bid[s], self.ask[s] = bid, ask
-        self._bid_steps[s] = int(top * sizes[int(rand() * len(sizes))]) or 1
-        self._ask_steps[s] = int(top * sizes[int(rand() * len(sizes))]) or 1
         self.moved_us[s] = time_us
         self._moves[s] += 1
         if self._quotes is not None:
             self._quotes.append(self.quote(s, time_us))
         return True
+
+    def _top_steps(self, s: int, side: int) -> int:
+        """Resting size at symbol `s`'s best bid (`side` 0) or ask (1) since its last move,
+        in steps: a lognormal draw named by the seed, the symbol and the move (a hash, so
+        a move that nobody looks at costs nothing)."""
+        x = (self.seed * _MIX_A + s * _MIX_B + self._moves[s] * _MIX_C + side) & _MASK
+        x = ((x ^ (x >> 31)) * _MIX_B) & _MASK
+        x ^= x >> 29
+        return int(self._top[s] * self.sizes[x % len(self.sizes)]) or 1
 
     def quote(self, s: int, time_us: int) -> Quote:
         """Symbol `s`'s book ticker now: its best bid and ask with their sizes.
@@ -145,9 +151,9 @@ class SimBook:
             self.names[s],
             time_us,
             Decimal(self.bid[s]).scaleb(-pdec),
-            Decimal(self._bid_steps[s]).scaleb(-qdec),
+            Decimal(self._top_steps(s, 0)).scaleb(-qdec),
             Decimal(self.ask[s]).scaleb(-pdec),
-            Decimal(self._ask_steps[s]).scaleb(-qdec),
+            Decimal(self._top_steps(s, 1)).scaleb(-qdec),
             time_us,
             time_us,
         )
@@ -190,8 +196,8 @@ class SimBook:
                 levels.append((Decimal(ticks).scaleb(-pdec), Decimal(steps).scaleb(-qdec)))
             return levels
 
-        bids = side(self.bid[s], self._bid_steps[s], -1)
-        asks = side(self.ask[s], self._ask_steps[s], 1)
+        bids = side(self.bid[s], self._top_steps(s, 0), -1)
+        asks = side(self.ask[s], self._top_steps(s, 1), 1)
         self._ladders[s] = (moves, bids, asks)
         return bids, asks
 

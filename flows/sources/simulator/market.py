@@ -290,6 +290,7 @@ class SyntheticMarket:
         spread_ticks = self._spread_ticks
         book = self.book
         book_bid, book_ask, moved_us = book.bid, book.ask, book.moved_us
+        gap_us = QUOTE_GAP_US
         out: list[Trade] = []
         append = out.append
         for s, us, uf, z in zip(orders, u_side, u_fills, z_walk, strict=True):
@@ -311,7 +312,7 @@ class SyntheticMarket:
             ask = bid + spread
             if time_us > book.next_depth_us:
                 book.catch_up(time_us)
-            if time_us - moved_us[s] >= QUOTE_GAP_US and (bid != book_bid[s] or ask != book_ask[s]):
+            if time_us - moved_us[s] >= gap_us and (bid != book_bid[s] or ask != book_ask[s]):
                 book.place(s, bid, ask, time_us)
             # The book as last quoted: a taker buy lifts its ask and a sweep walks up; a
             # taker sell hits its bid.
