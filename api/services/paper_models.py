@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.config import JsonDict
 
 from schemas.trading import encode
 
@@ -29,6 +30,11 @@ Balances = Annotated[
 ]
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _example(example: JsonDict) -> ConfigDict:
+    """A model's configuration that shows `example` in the OpenAPI document."""
+    return ConfigDict(json_schema_extra={"examples": [example]})
 
 
 def wire(model: type[M], value: object) -> M:
@@ -134,35 +140,31 @@ class OrderRequestOut(_OrderOf):
 class OrderOut(BaseModel):
     """An order after its latest event (`schemas.trading.Order`)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "account_id": "6f1c2a9e-0c7b-4f7e-9a51-2b8f3d7e4c10",
-                    "order_id": 7,
-                    "request": {
-                        "client_order_id": "dip-buy-1",
-                        "exchange": "binance",
-                        "market": "usdm",
-                        "symbol": "BTCUSDT",
-                        "side": "BUY",
-                        "type": "limit",
-                        "time_in_force": "GTC",
-                        "quantity": "0.010",
-                        "price": "56000.0",
-                    },
-                    "status": "new",
-                    "created_us": 1723161300000000,
-                    "updated_us": 1723161300000000,
-                    "filled_qty": "0",
-                    "filled_quote": "0",
-                    "fees": "0",
-                    "fee_asset": "",
-                    "triggered": False,
-                    "quantity": "0.010",
-                    "price": "56000.0",
-                }
-            ]
+    model_config = _example(
+        {
+            "account_id": "6f1c2a9e-0c7b-4f7e-9a51-2b8f3d7e4c10",
+            "order_id": 7,
+            "request": {
+                "client_order_id": "dip-buy-1",
+                "exchange": "binance",
+                "market": "usdm",
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "limit",
+                "time_in_force": "GTC",
+                "quantity": "0.010",
+                "price": "56000.0",
+            },
+            "status": "new",
+            "created_us": 1723161300000000,
+            "updated_us": 1723161300000000,
+            "filled_qty": "0",
+            "filled_quote": "0",
+            "fees": "0",
+            "fee_asset": "",
+            "triggered": False,
+            "quantity": "0.010",
+            "price": "56000.0",
         }
     )
 
@@ -187,30 +189,26 @@ class OrderOut(BaseModel):
 class FillOut(_OrderOf):
     """One execution (`schemas.trading.Fill`)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "account_id": "6f1c2a9e-0c7b-4f7e-9a51-2b8f3d7e4c10",
-                    "fill_id": 12,
-                    "order_id": 7,
-                    "client_order_id": "dip-buy-1",
-                    "exchange": "binance",
-                    "market": "usdm",
-                    "symbol": "BTCUSDT",
-                    "side": "BUY",
-                    "price": "56000.0",
-                    "qty": "0.010",
-                    "quote_qty": "560.0000",
-                    "fee": "0.11200000",
-                    "fee_asset": "USDT",
-                    "liquidity": "maker",
-                    "time_us": 1723161312000000,
-                    "slippage": "0",
-                    "realized_pnl": "0",
-                    "liquidation": False,
-                }
-            ]
+    model_config = _example(
+        {
+            "account_id": "6f1c2a9e-0c7b-4f7e-9a51-2b8f3d7e4c10",
+            "fill_id": 12,
+            "order_id": 7,
+            "client_order_id": "dip-buy-1",
+            "exchange": "binance",
+            "market": "usdm",
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "price": "56000.0",
+            "qty": "0.010",
+            "quote_qty": "560.0000",
+            "fee": "0.11200000",
+            "fee_asset": "USDT",
+            "liquidity": "maker",
+            "time_us": 1723161312000000,
+            "slippage": "0",
+            "realized_pnl": "0",
+            "liquidation": False,
         }
     )
 
@@ -235,26 +233,22 @@ class FillOut(_OrderOf):
 class PositionOut(BaseModel):
     """A USDⓈ-M position valued at the mark (`schemas.trading.Position`)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "exchange": "binance",
-                    "symbol": "BTCUSDT",
-                    "qty": "0.010",
-                    "entry_price": "56000.0",
-                    "leverage": 20,
-                    "margin_mode": "isolated",
-                    "isolated_margin": "28.0000",
-                    "mark_price": "56250.0",
-                    "unrealized_pnl": "2.5000",
-                    "realized_pnl": "0",
-                    "fees": "0.11200000",
-                    "funding": "-0.0562",
-                    "maintenance_margin": "2.2500",
-                    "liquidation_price": "53480.5",
-                }
-            ]
+    model_config = _example(
+        {
+            "exchange": "binance",
+            "symbol": "BTCUSDT",
+            "qty": "0.010",
+            "entry_price": "56000.0",
+            "leverage": 20,
+            "margin_mode": "isolated",
+            "isolated_margin": "28.0000",
+            "mark_price": "56250.0",
+            "unrealized_pnl": "2.5000",
+            "realized_pnl": "0",
+            "fees": "0.11200000",
+            "funding": "-0.0562",
+            "maintenance_margin": "2.2500",
+            "liquidation_price": "53480.5",
         }
     )
 
@@ -285,31 +279,27 @@ class BalanceOut(BaseModel):
 class AccountOut(BaseModel):
     """An account valued at the market (`schemas.trading.AccountView`)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "account_id": "6f1c2a9e-0c7b-4f7e-9a51-2b8f3d7e4c10",
-                    "owner": "1",
-                    "name": "scalping",
-                    "market": "usdm",
-                    "exchange": "binance",
-                    "venue": "paper",
-                    "seq": 1,
-                    "time_us": 1723161300000000,
-                    "balances": [{"asset": "USDT", "free": "10000", "locked": "0"}],
-                    "positions": [],
-                    "open_orders": [],
-                    "equity": "10000",
-                    "unrealized_pnl": "0",
-                    "realized_pnl": "0",
-                    "fees": "0",
-                    "funding": "0",
-                    "margin_balance": "10000",
-                    "maintenance_margin": "0",
-                    "available": "10000",
-                }
-            ]
+    model_config = _example(
+        {
+            "account_id": "6f1c2a9e-0c7b-4f7e-9a51-2b8f3d7e4c10",
+            "owner": "1",
+            "name": "scalping",
+            "market": "usdm",
+            "exchange": "binance",
+            "venue": "paper",
+            "seq": 1,
+            "time_us": 1723161300000000,
+            "balances": [{"asset": "USDT", "free": "10000", "locked": "0"}],
+            "positions": [],
+            "open_orders": [],
+            "equity": "10000",
+            "unrealized_pnl": "0",
+            "realized_pnl": "0",
+            "fees": "0",
+            "funding": "0",
+            "margin_balance": "10000",
+            "maintenance_margin": "0",
+            "available": "10000",
         }
     )
 
