@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends
+from fastapi import Depends, Path
 from starlette.requests import HTTPConnection
 
-from api.live.deps import BoardDep, HubDep
+from api.accounts.deps import AccountsDep, CurrentUser
+from api.accounts.models import PaperAccount
+from api.live.deps import BoardDep, HubDep, TradingDep
 from api.services.board import Boards
+from api.services.paper import Paper
 from api.services.symbols import SymbolDirectory
 from api.settings import ApiAppSettings
 from api.store import Store
@@ -68,3 +71,37 @@ def get_boards(store: StoreDep, board: BoardDep, hub: HubDep, symbols: SymbolsDe
 
 
 BoardsDep = Annotated[Boards, Depends(get_boards)]
+
+
+def get_paper(
+    accounts: AccountsDep,
+    trading: TradingDep,
+    store: StoreDep,
+    board: BoardDep,
+    symbols: SymbolsDep,
+) -> Paper:
+    """Paper trading for a request: the registry, the engine's answers and views, history."""
+
+    def keys() -> set[str]:
+        known = set() if board is None else set(board.rows)
+        if symbols is not None:
+            known.update(info.key for info in symbols.all())
+        return known
+
+    return Paper(accounts.db, trading, store, keys)
+
+
+PaperDep = Annotated[Paper, Depends(get_paper)]
+
+
+async def owned_paper_account(
+    account_id: Annotated[str, Path(max_length=36, description="The paper account's id.")],
+    user: CurrentUser,
+    paper: PaperDep,
+) -> PaperAccount:
+    """The caller's paper account named in the path; another user's is a 404 (as a missing
+    one), and no sign-in a 401."""
+    return await paper.owned(user.id, account_id)
+
+
+PaperAccountDep = Annotated[PaperAccount, Depends(owned_paper_account)]

@@ -33,11 +33,16 @@ class ApiError(ApiPackageError):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        self.extra: dict[str, Any] = extra or {}
+        """Fields the error body carries besides `code` and `message` (e.g. the rejected
+        order of a paper trade and Binance's code for it)."""
 
 
 class InvalidRequest(ApiError):
@@ -89,6 +94,14 @@ class Conflict(ApiError):
 
     status = 409
     code = "conflict"
+
+
+class Timeout(ApiError):
+    """A component the request waits on (the paper engine) did not answer in time; what
+    was asked may still happen, and can be looked up."""
+
+    status = 504
+    code = "timeout"
 
 
 class TooManyRequests(ApiError):
@@ -189,6 +202,7 @@ _HTTP_CODES = {
     413: "content_too_large",  # as the body limit answers it
     429: TooManyRequests.code,
     503: Unavailable.code,
+    504: Timeout.code,
 }
 """The `code` of an error Starlette or FastAPI raise themselves, by status."""
 
@@ -227,7 +241,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        response = JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+        body = {"error": {"code": exc.code, "message": exc.message, **exc.extra}}
+        response = JSONResponse(body, status_code=exc.status)
         if isinstance(exc, TooManyRequests):
             response.headers["Retry-After"] = str(exc.retry_after_s)
         elif isinstance(exc, Unauthorized):

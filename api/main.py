@@ -20,6 +20,7 @@ from api.deps import SourceKind, app_symbols
 from api.docs import mount_docs
 from api.errors import install_error_handlers
 from api.live.hub import live_delivery
+from api.live.trading import trading_delivery
 from api.openapi import install_openapi
 from api.routes import (
     auth,
@@ -31,6 +32,7 @@ from api.routes import (
     health,
     me_state,
     metrics,
+    paper,
     perps,
     scan,
     signals,
@@ -109,6 +111,7 @@ def create_app(
                 live_delivery(settings, state.store, lambda: app_symbols(app) or {})
             )
             state.board, state.hub, state.feed = hub.board, hub, feed
+            await stack.enter_async_context(trading_delivery(settings, hub.trading))
             state.metrics = metrics.live_registry(hub, feed)
             yield
 
@@ -135,7 +138,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
             allow_credentials=True,
         )
@@ -149,6 +152,7 @@ def create_app(
     app.include_router(candles.router)
     app.include_router(signals.router)
     app.include_router(perps.router)
+    app.include_router(paper.router)
     app.include_router(auth.router)
     app.include_router(auth.me_router)
     app.include_router(auth_oidc.router)

@@ -1,1 +1,2 @@
-"""User accounts: storage, sign-in, per-user state, billing and entitlements."""
+"""User accounts: storage, sign-in, per-user state, paper accounts' owners, billing and
+entitlements."""

@@ -61,10 +61,19 @@ class Limits:
     watchlist_symbols: int
     """Symbols in one watchlist."""
     presets: int
+    paper_accounts: int = 2
+    """Paper trading accounts."""
+    paper_open_orders: int = 20
+    """Open (resting or untriggered) orders of one paper account."""
 
 
-FREE_LIMITS = Limits(watchlists=1, watchlist_symbols=20, presets=3)
-PAID_LIMITS = Limits(watchlists=50, watchlist_symbols=500, presets=100)
+FREE_LIMITS = Limits(
+    watchlists=1, watchlist_symbols=20, presets=3, paper_accounts=2, paper_open_orders=20
+)
+PAID_LIMITS = Limits(
+    watchlists=50, watchlist_symbols=500, presets=100, paper_accounts=20, paper_open_orders=200
+)
+"""Also every account's when billing is off (self-hosted)."""
 
 
 @dataclass(frozen=True, slots=True)

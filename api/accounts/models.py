@@ -219,3 +219,21 @@ class StripeEvent(Base):
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
     processed_at: Mapped[datetime]
+
+
+class PaperAccount(Base):
+    """A paper trading account: who owns it, on which market and exchange. The paper
+    engine keeps its balances and orders (a fold of ``tr.events.v1``); this row is the
+    authority on whose it is and counts towards the owner's plan limit."""
+
+    __tablename__ = "paper_accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    """The account id the engine knows it by (also its Kafka key)."""
+    user_id: Mapped[int] = _user_fk()
+    name: Mapped[str] = mapped_column(String(64))
+    market: Mapped[str] = mapped_column(String(8))
+    """``spot`` or ``usdm``."""
+    exchange: Mapped[str] = mapped_column(String(32))
+    """The exchange whose market data it trades against (``binance``, ``sim``)."""
+    created: Mapped[datetime]

@@ -22,6 +22,7 @@ from api.accounts.user_state_models import Change
 from api.live.board import Board
 from api.live.feed import LiveFeed
 from api.live.hub import Hub
+from api.live.trading import TradingStreams
 
 
 def app_hub(app: Any) -> Hub | None:
@@ -53,7 +54,15 @@ def get_metrics(connection: HTTPConnection) -> CollectorRegistry | None:
     return registry
 
 
+def get_trading(connection: HTTPConnection) -> TradingStreams | None:
+    """Paper trading's commands, answers and account views (the hub's), None without
+    live delivery."""
+    hub = app_hub(connection.app)
+    return None if hub is None else hub.trading
+
+
 HubDep = Annotated[Hub | None, Depends(get_hub)]
+TradingDep = Annotated[TradingStreams | None, Depends(get_trading)]
 BoardDep = Annotated[Board | None, Depends(get_board)]
 FeedDep = Annotated[LiveFeed | None, Depends(get_feed)]
 MetricsDep = Annotated[CollectorRegistry | None, Depends(get_metrics)]

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +86,99 @@ class FeedBatch:
     perps: list[MarkPrice | OpenInterest | FundingEvent | Liquidation] = field(default_factory=list)
 
 
-class LiveFeed:
+class FeedThread:
+    """A consumer of Kafka on a thread of its own, handing what it reads to an event loop
+    in batches (`loop.call_soon_threadsafe(deliver, batch)`); the loop never waits on Kafka.
+
+    A subclass says what it follows: `_housekeep` (about once a second: assign topics that
+    appeared, measure lag), `_following` (whether anything is assigned) and `_take` (the
+    batch of some fetched records, None when there is nothing to deliver).
+    """
+
+    thread_name = "feed"
+
+    def __init__(
+        self, bootstrap: str, deliver: Callable[[Any], None], poll_s: float, batch_size: int
+    ) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.bootstrap = bootstrap
+        self._deliver, self._poll_s, self._batch_size = deliver, poll_s, batch_size
+        self.decode_errors = 0
+        """Records that did not decode (logged, skipped)."""
+
+    def _undecodable(self, message: Any, exc: Exception) -> None:
+        """Count and log a record that does not decode (it is skipped), with where it is."""
+        self.decode_errors += 1
+        logger.warning(
+            "%s: undecodable record at %s[%s]@%s: %s",
+            self.thread_name,
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            exc,
+        )
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start consuming; batches are delivered on `loop`."""
+        self._thread = threading.Thread(
+            target=self._run, args=(loop,), name=self.thread_name, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop consuming and wait for the thread to close its consumer."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _housekeep(self, consumer: Consumer, now: float) -> None:
+        raise NotImplementedError
+
+    def _following(self) -> bool:
+        raise NotImplementedError
+
+    def _take(self, messages: list[Any]) -> Any | None:
+        raise NotImplementedError
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A fetch that finds nothing waits at the broker for at most this long: Tansu holds
+        # it the whole time, so a second's rows arriving meanwhile were 100 ms late (the
+        # default), split across two fetches, and missed their board evaluation.
+        consumer = Consumer(consumer_config(self.bootstrap, **{"fetch.wait.max.ms": 10}))
+        next_check = 0.0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_check:
+                    self._housekeep(consumer, now)
+                    next_check = now + 1.0
+                if not self._following():
+                    self._stop.wait(self._poll_s)
+                    continue
+                # Wait for the first record only, then take what the same fetch brought
+                # without waiting: consume(n, timeout) alone holds a fetch of fewer than
+                # n records back until the timeout ends (measured: up to 50 ms of delay).
+                first = consumer.poll(self._poll_s)
+                if first is None:
+                    continue
+                batch = self._take([first, *consumer.consume(self._batch_size - 1, 0)])
+                if batch is not None:
+                    try:
+                        loop.call_soon_threadsafe(self._deliver, batch)
+                    except RuntimeError:  # the loop closed under us: we are shutting down
+                        break
+        except KafkaException:
+            logger.exception("%s stopped: Kafka failed", self.thread_name)
+        finally:
+            self._closing()
+            consumer.close()
+
+    def _closing(self) -> None:
+        """Called on the thread as it stops, before its consumer closes."""
+
+
+class LiveFeed(FeedThread):
     """Consumes md.ranks.v1, md.signals.v1, md.candles.v1 and the perpetuals' topics on a
     thread of its own.
 
@@ -120,23 +212,16 @@ class LiveFeed:
         poll_s: float = 0.05,
         perp_keys: Callable[[], frozenset[bytes]] = frozenset,
     ) -> None:
-        self.bootstrap = bootstrap
+        super().__init__(bootstrap, deliver, poll_s, batch_size)
         self.topics = live_topics
-        self._deliver = deliver
         self._ranks_backlog = ranks_backlog
-        self._batch_size = batch_size
-        self._poll_s = poll_s
         self._perp_keys = perp_keys
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._assigned: set[str] = set()
         self._partitions: list[TopicPartition] = []
         self.events_total: dict[str, int] = {
             kind: 0 for kind in ("ranks", "signals", "candles", "perps")
         }
         """Records delivered, by kind."""
-        self.decode_errors = 0
-        """Records that did not decode (logged, skipped)."""
         self.lag: dict[str, int] = {}
         """Records behind each topic's high watermark, summed over its partitions."""
         self._rate: deque[tuple[float, int]] = deque(maxlen=64)
@@ -161,18 +246,7 @@ class LiveFeed:
             and not self._stop.is_set()
         )
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start consuming; batches are delivered on `loop`."""
-        self._thread = threading.Thread(
-            target=self._run, args=(loop,), name="live-feed", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop consuming and wait for the thread to close its consumer."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    thread_name = "live-feed"
 
     def events_per_s(self, window_s: float = 10.0) -> float:
         """Records delivered per second over about the last `window_s` seconds."""
@@ -183,60 +257,34 @@ class LiveFeed:
         start_t, start_n = next(((t, n) for t, n in samples if end_t - t <= window_s), samples[0])
         return (end_n - start_n) / (end_t - start_t) if end_t > start_t else 0.0
 
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        # A fetch that finds nothing waits at the broker for at most this long: Tansu holds
-        # it the whole time, so a second's rows arriving meanwhile were 100 ms late (the
-        # default), split across two fetches, and missed their board evaluation.
-        consumer = Consumer(consumer_config(self.bootstrap, **{"fetch.wait.max.ms": 10}))
-        next_check = 0.0
-        try:
-            while not self._stop.is_set():
-                now = time.monotonic()
-                if now >= next_check:
-                    if len(self._assigned) < len(self.topics.core) + len(self.topics.perps):
-                        self._assign_new(consumer)
-                    self._measure_lag(consumer, now)
-                    next_check = now + 1.0
-                if not self._assigned:
-                    self._stop.wait(self._poll_s)
-                    continue
-                # Wait for the first record only, then take what the same fetch brought
-                # without waiting: consume(n, timeout) alone holds a fetch of fewer than
-                # n records back until the timeout ends (measured: up to 50 ms of delay).
-                first = consumer.poll(self._poll_s)
-                if first is None:
-                    continue
-                messages = [first, *consumer.consume(self._batch_size - 1, 0)]
-                batch = self._decode(messages)
-                events = self.events_total
-                events["ranks"] += len(batch.ranks)
-                events["signals"] += len(batch.signals)
-                events["candles"] += len(batch.candles)
-                events["perps"] += len(batch.perps)
-                if batch.ranks or batch.signals or batch.candles or batch.perps:
-                    try:
-                        loop.call_soon_threadsafe(self._deliver, batch)
-                    except RuntimeError:  # the loop closed under us: we are shutting down
-                        break
-        except KafkaException:
-            logger.exception("live feed stopped: Kafka failed")
-        finally:
-            self._assigned.clear()
-            consumer.close()
+    def _housekeep(self, consumer: Consumer, now: float) -> None:
+        if len(self._assigned) < len(self.topics.core) + len(self.topics.perps):
+            self._assign_new(consumer)
+        self._measure_lag(consumer, now)
+
+    def _following(self) -> bool:
+        return bool(self._assigned)
+
+    def _take(self, messages: list[Any]) -> FeedBatch | None:
+        batch = self._decode(messages)
+        events = self.events_total
+        events["ranks"] += len(batch.ranks)
+        events["signals"] += len(batch.signals)
+        events["candles"] += len(batch.candles)
+        events["perps"] += len(batch.perps)
+        if batch.ranks or batch.signals or batch.candles or batch.perps:
+            return batch
+        return None
+
+    def _closing(self) -> None:
+        self._assigned.clear()
 
     def _decode(self, messages: list[Any]) -> FeedBatch:
         """Decode fetched records by topic; control records are skipped, bad ones logged."""
         batch = FeedBatch()
         ranks, signals, candles = self.topics.ranks, self.topics.signals, self.topics.candles
         perp_keys: frozenset[bytes] | None = None
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                logger.warning("live feed: %s", error)
-                continue
-            headers = message.headers()
-            if headers and topics.is_control(headers):
-                continue
+        for message in data_records(messages, "live feed"):
             topic, value = message.topic(), message.value() or b""
             try:
                 if topic == ranks:
@@ -251,47 +299,20 @@ class LiveFeed:
                     if message.key() in perp_keys:  # nobody follows the others: not decoded
                         batch.perps.append(self._perp_decoders[topic](value))
             except msgspec.DecodeError as exc:
-                self.decode_errors += 1
-                logger.warning(
-                    "live feed: undecodable record at %s[%d]@%d: %s",
-                    topic,
-                    message.partition(),
-                    message.offset(),
-                    exc,
-                )
+                self._undecodable(message, exc)
         return batch
 
     def _assign_new(self, consumer: Consumer) -> None:
         """Assign every partition of each followed topic that exists and is not yet assigned."""
-        try:
-            metadata = consumer.list_topics(timeout=5)  # all topics: naming one creates it
-        except KafkaException as exc:
-            logger.warning("live feed: cannot read cluster metadata: %s", exc)
-            return
-        new: list[TopicPartition] = []
-        for name in (*self.topics.core, *self.topics.perps):
-            topic = metadata.topics.get(name)
-            if name in self._assigned or topic is None or topic.error is not None:
-                continue
-            if not topic.partitions:
-                continue
-            for partition in sorted(topic.partitions):
-                offset = OFFSET_END
-                if name == self.topics.ranks:
-                    try:
-                        low, high = consumer.get_watermark_offsets(
-                            TopicPartition(name, partition), timeout=5
-                        )
-                    except KafkaException as exc:
-                        logger.warning("live feed: no offsets of %s yet: %s", name, exc)
-                        return
-                    offset = max(low, high - self._ranks_backlog)
-                new.append(TopicPartition(name, partition, offset))
-            self._assigned.add(name)
-            logger.info("live feed follows %s (%d partitions)", name, len(topic.partitions))
-        if new:
-            consumer.incremental_assign(new)
-            self._partitions.extend(TopicPartition(tp.topic, tp.partition) for tp in new)
+        ranks, backlog = self.topics.ranks, self._ranks_backlog
+        new = assign_new(
+            consumer,
+            (*self.topics.core, *self.topics.perps),
+            self._assigned,
+            lambda name: backlog if name == ranks else None,
+            "live feed",
+        )
+        self._partitions.extend(TopicPartition(tp.topic, tp.partition) for tp in new)
 
     def _measure_lag(self, consumer: Consumer, now: float) -> None:
         self._rate.append((now, sum(self.events_total.values())))
@@ -303,3 +324,78 @@ class LiveFeed:
             behind = high - tp.offset if high >= 0 and tp.offset >= 0 else 0
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
         self.lag = lag
+
+
+def data_records(messages: Iterable[Any], feed: str) -> Iterator[Any]:
+    """The fetched records that carry data: errors are logged and skipped, and so are
+    control records.
+
+    Args:
+        messages: What a consumer fetched (`confluent_kafka.Message`s).
+        feed: The consumer's name, for the log.
+    """
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            logger.warning("%s: %s", feed, error)
+            continue
+        headers = message.headers()
+        if headers and topics.is_control(headers):
+            continue
+        yield message
+
+
+def assign_new(
+    consumer: Consumer,
+    names: Iterable[str],
+    assigned: set[str],
+    backlog: Callable[[str], int | None],
+    feed: str,
+) -> list[TopicPartition]:
+    """Assign every partition of each of `names` that exists and is not in `assigned`
+    (which gains the topics assigned), explicitly, without a consumer group.
+
+    Args:
+        consumer: The consumer.
+        names: The topics to follow.
+        assigned: The topics assigned already; updated in place.
+        backlog: Per topic, None to start at its end as librdkafka finds it on the first
+            fetch, or how many records of each partition to read back from the end it
+            has now (0: exactly the end now, so nothing produced after this is missed).
+        feed: The consumer's name, for the log.
+
+    Returns:
+        The partitions newly assigned (none when the metadata cannot be read yet).
+    """
+    try:
+        metadata = consumer.list_topics(timeout=5)  # all topics: naming one creates it
+    except KafkaException as exc:
+        logger.warning("%s: cannot read cluster metadata: %s", feed, exc)
+        return []
+    new: list[TopicPartition] = []
+    for name in names:
+        topic = metadata.topics.get(name)
+        if name in assigned or topic is None or topic.error is not None or not topic.partitions:
+            continue
+        back = backlog(name)
+        for partition in sorted(topic.partitions):
+            offset = OFFSET_END
+            if back is not None:
+                try:
+                    low, high = consumer.get_watermark_offsets(
+                        TopicPartition(name, partition), timeout=5
+                    )
+                except KafkaException as exc:
+                    logger.warning("%s: no offsets of %s yet: %s", feed, name, exc)
+                    return _assigned(consumer, new)
+                offset = max(low, high - back)
+            new.append(TopicPartition(name, partition, offset))
+        assigned.add(name)
+        logger.info("%s follows %s (%d partitions)", feed, name, len(topic.partitions))
+    return _assigned(consumer, new)
+
+
+def _assigned(consumer: Consumer, new: list[TopicPartition]) -> list[TopicPartition]:
+    if new:
+        consumer.incremental_assign(new)
+    return new

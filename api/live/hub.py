@@ -1,5 +1,5 @@
-"""The live hub: clients, their subscriptions, and the fan-out of ranks, candles, signals
-and perpetuals data.
+"""The live hub: clients, their subscriptions, and the fan-out of ranks, candles, signals,
+perpetuals data and paper trading.
 
 One hub per API process sits between the live feed and every SSE stream and WebSocket.
 Nothing the feed or the board loop does waits on a client (see `api.live.clients` for
@@ -28,6 +28,7 @@ from api.live.clients import Client, LiveStats, Message, QueuePolicy, Subscripti
 from api.live.delayed import DelayedBoard
 from api.live.feed import FeedBatch, LiveFeed, LiveTopics
 from api.live.perps import PerpStreams
+from api.live.trading import TradingStreams
 from api.live.users import UserClients
 from api.live.views import COALESCE_S, COMPLETE_WAIT_S, Views
 from api.services.filter_eval import CompiledFilter, SymbolLookup
@@ -143,6 +144,7 @@ class Hub:
         self.users = UserClients()
         self.candles = CandleStreams(store, self._known, settle_s)
         self.perps = PerpStreams(self.known_symbol)
+        self.trading = TradingStreams()
         self._signal_subs: set[Subscription] = set()
         self._signal_seq = 0
         self.going = False
@@ -218,6 +220,8 @@ class Hub:
             self.candles.unsubscribe(sub)
         elif sub.channel == "perps":
             self.perps.unsubscribe(sub)
+        elif sub.channel == "trading":
+            self.trading.unsubscribe(sub)
         else:
             self._signal_subs.discard(sub)
 
@@ -396,10 +400,32 @@ class Hub:
             InvalidRequest: For a market without perpetuals or a `sub_id` in use.
             NotFound: For a symbol neither known nor seen live.
         """
-        with self._subscribing(client, sub_id, "perps") as sub:
-            self.perps.subscribe(sub, key)
+        self._follow(client, sub_id, "perps", lambda sub: self.perps.subscribe(sub, key), ack)
+
+    def subscribe_trading(
+        self, client: Client, sub_id: str, account_id: str, ack: Message | None = None
+    ) -> None:
+        """Follow one paper account (`account_id`, which the caller checked the client's
+        user owns): its orders, fills, views, funding and liquidations (`api.live.trading`),
+        its latest view first, if any. `client`, `sub_id` and `ack` as for
+        `subscribe_perps`; a `sub_id` in use is an `InvalidRequest`."""
+        subscribe = self.trading.subscribe
+        self._follow(client, sub_id, "trading", lambda sub: subscribe(sub, account_id), ack)
+
+    def _follow(
+        self,
+        client: Client,
+        sub_id: str,
+        channel: str,
+        subscribe: Callable[[Subscription], None],
+        ack: Message | None,
+    ) -> None:
+        """Set up a subscription of `channel` with `subscribe` (which may queue its first
+        data), then queue `ack`: replies go ahead of the data all the same."""
+        with self._subscribing(client, sub_id, channel) as sub:
+            subscribe(sub)
         if ack is not None:
-            client.reply(ack)  # replies go ahead of the estimate queued above
+            client.reply(ack)
 
     async def aclose(self) -> None:
         """Close every client and cancel background work (the process is shutting down)."""

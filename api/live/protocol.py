@@ -10,6 +10,9 @@ server makes one up, `s1`, `s2`, ..., when a subscribe has none):
      "name": "volume_spike", "timeframe": "1m"}        (every filter field optional)
     {"op": "subscribe", "channel": "perps", "id": "p", "exchange": "binance",
      "market": "usdm", "symbol": "BTCUSDT"}           (open interest, funding, liquidations)
+    {"op": "subscribe", "channel": "trading", "id": "t", "account": "<paper account id>"}
+        (the signed-in user's own paper account: orders, fills, views, funding,
+         liquidations; signing out or in as someone else ends these subscriptions)
     {"op": "filter", "id": "top", "filter": {...}}    (new filter, new snapshot)
     {"op": "unsubscribe", "id": "top"}
     {"op": "ping"}
@@ -22,7 +25,8 @@ A ranks `subscribe` or `filter` may name the user's lists: `"watchlist": <id>` a
 
 Server to client, `{"type": ..., "id": <subscription>, ...}`: `subscribed` (then the
 channel's first data), `snapshot`, `diff`, `candle`, `close`, `signal`, `open_interest`,
-`funding`, `liquidation` (`api.live.perps`), `unsubscribed`,
+`funding`, `liquidation` (`api.live.perps`), `order`, `fill`, `account` and, on a
+trading subscription, `funding` and `liquidation` (`api.live.trading`), `unsubscribed`,
 `pong`, `dropped` (`count` updates lost by a slow connection; ranks subscriptions get a
 fresh snapshot after it), `authenticated` (`user`, `version`), `ack` (a change of the
 user's state was saved: `op`, `ref`, `version`, `change`), `user_state` (another session
@@ -50,7 +54,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.accounts import user_state
+from api.accounts import paper_accounts, user_state
 from api.accounts.deps import Accounts, authenticate_token
 from api.accounts.entitlements import (
     Entitlements,
@@ -109,7 +113,7 @@ class _Filter(_Op):
 
 
 class _Subscribe(_Op, forbid_unknown_fields=True):
-    channel: Literal["ranks", "candles", "signals", "perps"]
+    channel: Literal["ranks", "candles", "signals", "perps", "trading"]
     id: str | None = msgspec.field(default=None)
 
 
@@ -130,6 +134,10 @@ class _SubscribePerps(_Subscribe):
     exchange: str = ""
     market: str = ""
     symbol: str = ""
+
+
+class _SubscribeTrading(_Subscribe):
+    account: Annotated[str, msgspec.Meta(max_length=36)] = ""
 
 
 class _SubscribeSignals(_Subscribe):
@@ -155,6 +163,7 @@ _CHANNELS: dict[str, type[_Subscribe]] = {
     "candles": _SubscribeCandles,
     "signals": _SubscribeSignals,
     "perps": _SubscribePerps,
+    "trading": _SubscribeTrading,
 }
 
 
@@ -213,9 +222,14 @@ class Session:
         self.client.reply(control("authenticated", user=user.id, version=version))
 
     def sign_out(self) -> None:
-        """Make the connection anonymous (it stops hearing of the user's changes)."""
+        """Make the connection anonymous (it stops hearing of the user's changes, and of
+        their paper accounts)."""
         self.user = self.access = None
         self.hub.users.leave(self.client)
+        for sub in list(self.client.subscriptions.values()):
+            if sub.channel == "trading":
+                self.hub.unsubscribe(self.client, sub.id)
+                self.client.reply(control("unsubscribed", id=sub.id))
 
     async def handle(self, text: str | bytes) -> None:
         """Apply one client message; a bad one is answered with an `error` message, one
@@ -323,6 +337,12 @@ class Session:
                 raise InvalidRequest("perps need exchange, market and symbol")
             key = symbol_key(op.exchange, op.market, op.symbol)
             self.hub.subscribe_perps(self.client, sub_id, key, ack)
+        elif isinstance(op, _SubscribeTrading):
+            if not op.account:
+                raise InvalidRequest("trading needs the account's id")
+            async with self._user_db() as (db, user_id):
+                await paper_accounts.owned(db, user_id, op.account)
+            self.hub.subscribe_trading(self.client, sub_id, op.account, ack)
         else:
             assert isinstance(op, _SubscribeSignals)
             match = SignalMatch.of(op.symbol, op.name, op.timeframe)

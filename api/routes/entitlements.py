@@ -16,6 +16,8 @@ class LimitsResponse(BaseModel):
     watchlists: int
     watchlist_symbols: int = Field(description="Symbols in one watchlist.")
     presets: int = Field(description="Saved filter presets.")
+    paper_accounts: int = Field(description="Paper trading accounts.")
+    paper_open_orders: int = Field(description="Open orders of one paper trading account.")
 
 
 class EntitlementsResponse(BaseModel):
@@ -49,6 +51,8 @@ async def get_entitlements(entitlements: EntitlementsDep) -> EntitlementsRespons
             watchlists=limits.watchlists,
             watchlist_symbols=limits.watchlist_symbols,
             presets=limits.presets,
+            paper_accounts=limits.paper_accounts,
+            paper_open_orders=limits.paper_open_orders,
         ),
         delay_s=entitlements.delay_s,
     )

@@ -1,5 +1,5 @@
-"""Server-Sent Events: the live board for a filter, a symbol's candles, signals, and a
-perpetual's open interest, funding and liquidations."""
+"""Server-Sent Events: the live board for a filter, a symbol's candles, signals, a
+perpetual's open interest, funding and liquidations, and a paper account's trading."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.background import BackgroundTask
 from starlette.types import Receive, Scope, Send
 
-from api.accounts.deps import ListOwnerDep
+from api.accounts.deps import CurrentUser, ListOwnerDep
 from api.accounts.entitlements import (
     NOT_ENTITLED,
     SIGNALS,
@@ -23,7 +23,7 @@ from api.accounts.entitlements import (
     EntitlementsDep,
     require_interval,
 )
-from api.deps import SettingsDep
+from api.deps import PaperDep, SettingsDep
 from api.errors import Unavailable
 from api.live.clients import Client, ClientClosed, control
 from api.live.deps import HubDep
@@ -292,4 +292,41 @@ async def stream_perps(
         lambda hub, client: hub.subscribe_perps(
             client, SUBSCRIPTION, symbol_key(exchange, market, symbol)
         ),
+    )
+
+
+@router.get(
+    "/trading",
+    summary="A paper account's orders, fills and valuation, live",
+    response_class=EventSourceResponse,
+    responses={
+        **_RESPONSES,
+        404: {"description": "No such paper account of yours."},
+    },
+    description="""
+Events of one of the caller's paper accounts: `account` (`{"account": AccountView}`: the
+latest view first, then each one the engine publishes: after every change, and at least
+once a second while a price that values the account moves), `order` (`{"order": Order}`:
+accepted, rejected, amended, canceled, triggered, expired, filled), `fill`
+(`{"fill": Fill}`, before the order it changed), `funding` (`{"funding": FundingPaid}`)
+and `liquidation` (`{"liquidation": Liquidated}`). Shapes as in
+`GET /api/v1/paper/accounts/{id}`; decimals are strings, times microseconds.
+
+Example: `/api/v1/stream/trading?account=6f1c2a9e-0c7b-4f7e-9a51-2b8f3d7e4c10`.
+"""
+    + _ENDINGS,
+)
+async def stream_trading(
+    hub: HubDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    service: PaperDep,
+    account: Annotated[str, Query(max_length=36, description="The paper account's id.")],
+) -> EventSourceResponse:
+    """Live orders, fills, views, funding and liquidations of one of the caller's accounts."""
+    await service.owned(user.id, account)
+    return await _open(
+        hub,
+        settings.api.heartbeat_s,
+        lambda hub, client: hub.subscribe_trading(client, SUBSCRIPTION, account),
     )

@@ -12,14 +12,14 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import func, select, text
 
-from api.accounts import user_state
+from api.accounts import paper_accounts, user_state
 from api.accounts.billing import Billing
 from api.accounts.billing_webhooks import apply_event
 from api.accounts.db import AccountsDb
 from api.accounts.models import BillingCustomer, StripeEvent, User
 from api.accounts.tokens import TokenService
 from api.accounts.user_state_models import WatchlistIn
-from api.errors import Unauthorized
+from api.errors import Forbidden, NotFound, Unauthorized
 from api.settings import AccountsSettings, BillingSettings, PlanSettings
 from tickscan.settings import Settings
 
@@ -73,6 +73,7 @@ def test_migrations_make_every_table_with_aware_times(postgres_url: str) -> None
         "refresh_tokens",
         "watchlists",
         "billing_customers",
+        "paper_accounts",
         "alembic_version",
     } <= tables
     assert created is not None and created.tzinfo is not None
@@ -115,6 +116,38 @@ def test_user_state_changes_bump_one_version_per_change(postgres_url: str) -> No
     first, last, symbols = on_postgres(postgres_url, scenario)
     assert (first, last) == (1, 2)
     assert symbols == ["BTCUSDT", "ETHUSDT"]
+
+
+def test_paper_accounts_are_their_owners_only_within_the_plan_on_postgres(
+    postgres_url: str,
+) -> None:
+    async def scenario(db: AccountsDb) -> tuple[list[str], str, str]:
+        ada, bob = await new_user(db), await new_user(db, "bob@example.com")
+        made = []
+        for name in ("one", "two"):
+            async with db.session() as session:
+                row = await paper_accounts.add(
+                    session, ada, name=name, market="usdm", exchange="binance", limit=2
+                )
+                made.append(row.id)
+        with pytest.raises(Forbidden) as third:
+            async with db.session() as session:
+                await paper_accounts.add(
+                    session, ada, name="three", market="spot", exchange="binance", limit=2
+                )
+        with pytest.raises(NotFound) as not_bobs:
+            async with db.reading() as session:
+                await paper_accounts.owned(session, bob, made[0])
+        async with db.session() as session:
+            await paper_accounts.remove(session, made[1])
+        async with db.reading() as session:
+            left = [row.id for row in await paper_accounts.of_user(session, ada)]
+            assert (await paper_accounts.owned(session, ada, made[0])).name == "one"
+        assert left == made[:1]
+        return left, third.value.code, not_bobs.value.code
+
+    left, third, not_bobs = on_postgres(postgres_url, scenario)
+    assert len(left) == 1 and (third, not_bobs) == ("limit_reached", "unknown_account")
 
 
 def test_a_replayed_stripe_event_changes_nothing_on_postgres(

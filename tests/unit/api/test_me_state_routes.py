@@ -1,5 +1,6 @@
 """`/api/v1/me/...` routes, the user's lists in scanner filters, state over the WebSocket,
-and no account route showing or changing another user's data."""
+and no account route (`/api/v1/me`, billing, paper trading) showing or changing another
+user's data."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ from api.live.board import Board
 from api.live.hub import Hub
 from api.live.protocol import Session
 from api.routes import me_state, scan, stream, ws
+from api.services.symbols import SymbolDirectory
 from api.settings import AccountsSettings, ApiSettings, BillingSettings, PlanSettings
 from schemas.ranks import RankRow
+from tests.unit.api.paper_engine import FakeEngine, FakeStore
 from tests.unit.api.sessions import run
 from tickscan.settings import Settings
 
@@ -439,7 +442,7 @@ def test_a_cancelled_socket_handler_lets_go_of_its_client(site: Site) -> None:
 
 # -- every account route, enumerated from the real app ------------------------------------
 
-ACCOUNT_PREFIXES = ("/api/v1/me", "/api/v1/billing")
+ACCOUNT_PREFIXES = ("/api/v1/me", "/api/v1/billing", "/api/v1/paper")
 PUBLIC = {
     ("GET", "/api/v1/me/entitlements"),  # anonymous callers get the free tier's
     ("GET", "/api/v1/billing/plans"),
@@ -463,10 +466,33 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/me/presets"): {"json": {"name": "bob-preset", "filter": {}}},
     ("PUT", "/api/v1/me/presets/{preset_id}"): {"json": {"name": "bob", "filter": {}}},
     ("PUT", "/api/v1/me/preferences"): {"json": {"theme": "light"}},
+    ("POST", "/api/v1/paper/accounts"): {"json": {"name": "bob-paper", "market": "spot"}},
+    ("POST", "/api/v1/paper/accounts/{account_id}/reset"): {"json": {}},
+    ("POST", "/api/v1/paper/accounts/{account_id}/orders"): {
+        "json": {"symbol": "SOLUSDT", "side": "BUY", "type": "limit", "quantity": 1, "price": 1}
+    },
+    ("PATCH", "/api/v1/paper/accounts/{account_id}/orders/{client_order_id}"): {
+        "json": {"price": "2"}
+    },
+    ("PUT", "/api/v1/paper/accounts/{account_id}/leverage/{symbol}"): {"json": {"leverage": 5}},
 }
 """A valid request of each route that needs one, so a refusal is about whose data it is."""
 
-ADA_MARKS = ("ada@example.com", "ada-secret-list", "ADAXUSDT", "ada-secret-preset", "cus_ada")
+QUERY_IDS: dict[tuple[str, str], dict[str, str]] = {
+    ("GET", "/api/v1/stream/trading"): {"account": "account_id"},
+}
+"""Routes outside the prefixes that name one of the user's things in the query: which of
+Ada's ids each parameter stands for."""
+
+ADA_MARKS = (
+    "ada@example.com",
+    "ada-secret-list",
+    "ADAXUSDT",
+    "ada-secret-preset",
+    "cus_ada",
+    "ada-paper-account",
+    "ada-order-1",
+)
 """Strings only Ada's data holds."""
 
 
@@ -489,6 +515,8 @@ def full_site(accounts_db: AccountsDb, tmp_path: Path) -> Iterator[Site]:
     app = create_app(settings)
     app.state.billing = Billing(settings)
     made = serve(app, settings, accounts_db)
+    app.state.store, app.state.symbols = FakeStore(), SymbolDirectory()
+    FakeEngine().attach(app.state.hub.trading)
     yield made
     made.http.close()
 
@@ -501,7 +529,7 @@ def account_routes(app: FastAPI) -> list[tuple[str, str]]:
         for path, operations in app.openapi()["paths"].items()
         if path.startswith(ACCOUNT_PREFIXES)
         for method in operations
-    )
+    ) + sorted(QUERY_IDS)
 
 
 def test_the_app_serves_every_user_state_route(full_site: Site) -> None:
@@ -515,8 +543,9 @@ def test_the_app_serves_every_user_state_route(full_site: Site) -> None:
     assert len(mine) == 17 and mine <= served
 
 
-def seed_ada(site: Site) -> dict[str, int]:
-    """Ada's watchlist, preset, ignore-list and Stripe customer; the ids of her rows."""
+def seed_ada(site: Site) -> dict[str, Any]:
+    """Ada's watchlist, preset, ignore-list, Stripe customer, and a paper account with an
+    open order; the ids of her things."""
     http, me = site.http, site.as_ada
     wid = http.post(
         "/api/v1/me/watchlists",
@@ -543,17 +572,36 @@ def seed_ada(site: Site) -> dict[str, int]:
         )
 
     run(site.db, customer)
-    return {"watchlist_id": wid, "preset_id": pid}
+    paper = http.post(
+        "/api/v1/paper/accounts", json={"name": "ada-paper-account", "market": "usdm"}, headers=me
+    ).json()["account_id"]
+    order = {"symbol": "SOLUSDT", "side": "SELL", "type": "limit", "quantity": 1, "price": 200}
+    placed = http.post(
+        f"/api/v1/paper/accounts/{paper}/orders",
+        json={**order, "client_order_id": "ada-order-1"},
+        headers=me,
+    )
+    assert placed.status_code == 201
+    return {
+        "watchlist_id": wid,
+        "preset_id": pid,
+        "account_id": paper,
+        "client_order_id": "ada-order-1",
+        "symbol": "SOLUSDT",
+    }
 
 
 def request(
-    site: Site, method: str, path: str, ids: dict[str, int], headers: dict[str, str]
+    site: Site, method: str, path: str, ids: dict[str, Any], headers: dict[str, str]
 ) -> Any:
     names = re.findall(r"{(\w+)}", path)
     unknown = [name for name in names if name not in ids]
     assert not unknown, f"{method} {path}: say which of Ada's ids {unknown} stands for"
     url = path.format(**ids)
-    return site.http.request(method, url, headers=headers, **BODIES.get((method, path), {}))
+    given = dict(BODIES.get((method, path), {}))
+    named = {name: ids[key] for name, key in QUERY_IDS.get((method, path), {}).items()}
+    given["params"] = {**given.get("params", {}), **named}
+    return site.http.request(method, url, headers=headers, **given)
 
 
 def test_every_account_route_needs_a_signed_in_user(full_site: Site) -> None:
@@ -572,12 +620,15 @@ def test_no_account_route_shows_or_changes_another_users_data(full_site: Site) -
     site = full_site
     ids = seed_ada(site)
     before = run(site.db, lambda db: user_state.get_state(db, site.ada))
+    trading = site.http.app.state.hub.trading  # type: ignore[attr-defined]
+    paper_before = trading.view(ids["account_id"])
     routes = account_routes(site.http.app)  # type: ignore[arg-type]
     checked = 0
     for method, path in routes:
-        if "{" in path:
-            # Ada's own id works for her, so Bob's 404 is about whose it is.
-            if method == "GET":
+        if "{" in path or (method, path) in QUERY_IDS:
+            # Ada's own id works for her, so Bob's 404 is about whose it is (a stream
+            # would not end: its owner's side is in tests/unit/api/test_paper_routes.py).
+            if method == "GET" and (method, path) not in QUERY_IDS:
                 assert request(site, method, path, ids, site.as_ada).status_code == 200
             response = request(site, method, path, ids, site.as_bob)
             assert response.status_code == 404, f"{method} {path}: {response.status_code}"
@@ -595,7 +646,9 @@ def test_no_account_route_shows_or_changes_another_users_data(full_site: Site) -
             )
             continue
         checked += 1
-    assert checked >= 15
+    assert checked >= 30
+    assert trading.view(ids["account_id"]) == paper_before
+    assert [o.request.client_order_id for o in paper_before.open_orders] == ["ada-order-1"]
     after = run(site.db, lambda db: user_state.get_state(db, site.ada))
     assert after == before
     assert (
@@ -603,4 +656,7 @@ def test_no_account_route_shows_or_changes_another_users_data(full_site: Site) -
     )
     bobs = run(site.db, lambda db: user_state.get_state(db, site.bob))
     assert [w.name for w in bobs.watchlists] == ["bob-list"]
-    assert ids == {"watchlist_id": before.watchlists[0].id, "preset_id": before.presets[0].id}
+    assert (ids["watchlist_id"], ids["preset_id"]) == (
+        before.watchlists[0].id,
+        before.presets[0].id,
+    )

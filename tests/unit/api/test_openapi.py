@@ -109,6 +109,14 @@ def test_every_error_answer_is_documented_in_the_error_shape(doc: dict[str, Any]
         ("get", "/api/v1/me", {"401"}),
         ("get", "/api/v1/candles", {"401", "403", "404", "422", "503"}),
         ("get", "/api/v1/perps/funding", {"401", "404", "422", "503"}),
+        (
+            "post",
+            "/api/v1/paper/accounts/{account_id}/orders",
+            {"400", "401", "403", "404", "413", "422", "503", "504"},
+        ),
+        ("post", "/api/v1/paper/accounts", {"401", "403", "422", "503", "504"}),
+        ("get", "/api/v1/paper/accounts/{account_id}/fills", {"401", "404", "422", "503"}),
+        ("get", "/api/v1/stream/trading", {"401", "404", "422", "503"}),
         ("get", "/api/v1/auth/oidc/{name}/login", {"404", "422", "429"}),
     ],
 )
@@ -117,6 +125,31 @@ def test_the_errors_an_operation_can_answer_are_listed(
 ) -> None:
     answered = {s for s in _op(doc, method, path)["responses"] if int(s) >= 400}
     assert statuses <= answered
+
+
+def test_every_paper_trading_operation_needs_a_sign_in_and_shows_its_answers(
+    doc: dict[str, Any],
+) -> None:
+    paper = [
+        (m, p, op)
+        for m, p, op in _operations(doc)
+        if p.startswith("/api/v1/paper/") or p == "/api/v1/stream/trading"
+    ]
+    assert len(paper) == 16
+    for method, path, operation in paper:
+        assert operation.get("security") == SIGNED_IN, (method, path)
+    place = _op(doc, "post", "/api/v1/paper/accounts/{account_id}/orders")
+    created = place["responses"]["201"]["content"]["application/json"]["schema"]
+    order = _schema(doc, created)
+    assert order["examples"][0]["request"]["client_order_id"] == "dip-buy-1"
+    assert order["properties"]["filled_qty"]["type"] == "string"  # exact decimals
+    assert "200" in place["responses"]  # a repeated client order id
+    rejected = place["responses"]["400"]["content"]["application/json"]["example"]["error"]
+    assert (rejected["code"], rejected["binance_code"]) == ("order_rejected", -1013)
+    view = _op(doc, "get", "/api/v1/paper/accounts/{account_id}")["responses"]["200"]
+    assert _schema(doc, view["content"]["application/json"]["schema"])["examples"][0]["equity"]
+    equity = _op(doc, "get", "/api/v1/paper/accounts/{account_id}/equity")
+    assert {p["name"] for p in equity["parameters"]} == {"account_id", "from", "to"}
 
 
 def test_password_length_rules_are_in_the_schema(doc: dict[str, Any]) -> None:

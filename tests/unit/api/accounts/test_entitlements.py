@@ -321,7 +321,13 @@ def test_me_entitlements_describes_each_callers_tier(api: Api) -> None:
     free = {
         "plan": "free",
         "features": [],
-        "limits": {"watchlists": 1, "watchlist_symbols": 20, "presets": 3},
+        "limits": {
+            "watchlists": 1,
+            "watchlist_symbols": 20,
+            "presets": 3,
+            "paper_accounts": 2,
+            "paper_open_orders": 20,
+        },
         "delay_s": 60,
     }
     assert api.get("/api/v1/me/entitlements", None).json() == free
@@ -329,7 +335,13 @@ def test_me_entitlements_describes_each_callers_tier(api: Api) -> None:
     assert api.get("/api/v1/me/entitlements", api.paid).json() == {
         "plan": "pro",
         "features": sorted(FEATURES),
-        "limits": {"watchlists": 50, "watchlist_symbols": 500, "presets": 100},
+        "limits": {
+            "watchlists": 50,
+            "watchlist_symbols": 500,
+            "presets": 100,
+            "paper_accounts": 20,
+            "paper_open_orders": 200,
+        },
         "delay_s": 0,
     }
 
