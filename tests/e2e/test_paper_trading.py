@@ -9,6 +9,7 @@ from the simulated perpetual's trades and values the position at its marks.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -37,18 +38,34 @@ def filters(site: Site) -> dict[str, str]:
     return found
 
 
-def order_size(site: Site, last: Decimal) -> tuple[str, str]:
-    """A buy limit one tick under `last` (resting, not crossing: at most at the best bid
-    or inside the spread, so the first trade at or under it fills it) and a quantity on
-    the lot step worth about `NOTIONAL`."""
+def order_size(site: Site, last: Decimal, ticks: int) -> tuple[str, str]:
+    """A buy limit `ticks` ticks under `last` and a quantity on the lot step worth about
+    `NOTIONAL`."""
     symbol = filters(site)
     tick, step = Decimal(symbol["tick_size"]), Decimal(symbol["step_size"])
-    price = (last // tick - 1) * tick
+    price = (last // tick - ticks) * tick
     qty = max((NOTIONAL / price) // step * step, Decimal(symbol.get("min_qty") or step))
     return f"{price.normalize():f}", f"{qty.normalize():f}"
 
 
-def trade_from_the_chart(page: Page, site: Site, account: Account, shot: str) -> None:
+def fills(page: Page) -> list[list[str]]:
+    """The fills table's rows: side, quantity and liquidity of each, newest first."""
+    rows: list[list[str]] = page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid="fill-row"]')].map((row) =>
+            ['fill-side', 'fill-qty', 'fill-liquidity'].map((id) =>
+                row.querySelector(`[data-testid="${id}"]`).textContent.trim()))"""
+    )
+    return rows
+
+
+def traded(page: Page, side: str) -> Decimal:
+    """The quantity the fills table shows bought (`Buy`) or sold (`Sell`)."""
+    return sum((Decimal(q) for s, q, _ in fills(page) if s.startswith(side)), Decimal(0))
+
+
+def trade_from_the_chart(
+    page: Page, site: Site, account: Account, shot: str, *, phone: bool = False
+) -> None:
     errors = console_errors(page)
     sign_in(page, account)
     open_board(page)
@@ -66,7 +83,6 @@ def trade_from_the_chart(page: Page, site: Site, account: Account, shot: str) ->
     # The ticket by keyboard: S and B choose the side, Esc clears, Enter sends.
     last_close = page.get_by_test_id("chart-last-close")
     expect(last_close).not_to_be_empty()
-    price, qty = order_size(site, Decimal(last_close.inner_text()))
     amount = ticket.get_by_test_id("ticket-amount")
     amount.fill("12")
     amount.press("s")
@@ -76,34 +92,51 @@ def trade_from_the_chart(page: Page, site: Site, account: Account, shot: str) ->
     expect(chart).to_be_visible()  # the ticket's Esc does not close the chart
     amount.press("b")
     expect(ticket.get_by_test_id("ticket-buy")).to_have_attribute("aria-checked", "true")
-    amount.fill(qty)
-    ticket.get_by_test_id("ticket-price").fill(price)
-    ticket.get_by_test_id("ticket-price").press("Enter")
-    expect(ticket.get_by_test_id("ticket-notice")).to_contain_text("Buy order #1")
 
-    # Resting, it is drawn on the chart at its price, with its side and quantity; or the
-    # market already traded through it and the position's entry is drawn instead.
+    # A post-only buy just under the last price: it rests at the top of the book, where
+    # the market's next sells trade through it. The book may have moved under the last
+    # trade, so the venue can refuse it as a taker (Binance's words); then a few ticks lower.
+    ticket.get_by_test_id("ticket-tif").select_option("GTX")
+    refused = 0
+    while True:
+        price, qty = order_size(site, Decimal(last_close.inner_text()), 1 + 5 * refused)
+        amount.fill(qty)
+        ticket.get_by_test_id("ticket-price").fill(price)
+        ticket.get_by_test_id("ticket-price").press("Enter")
+        answer = ticket.get_by_test_id("ticket-notice").or_(ticket.get_by_test_id("ticket-error"))
+        expect(answer).not_to_be_empty()
+        if ticket.get_by_test_id("ticket-error").count() == 0:
+            break
+        expect(ticket.get_by_test_id("ticket-error")).to_contain_text("Post Only order will be rejected")
+        refused += 1
+        assert refused < 10, "every post-only order would have taken liquidity"
+    expect(ticket.get_by_test_id("ticket-notice")).to_contain_text(f"Buy order #{refused + 1}")
+    # The browser logs each refusal's 400 as a failed load: nothing else may be logged.
+    rejected = "the server responded with a status of 400"
+    assert sum(rejected in error for error in errors) == refused, errors
+    errors[:] = [error for error in errors if rejected not in error]
+
+    # Resting, it is drawn on the chart at its price, with its side and quantity.
     order_line = page.get_by_test_id("chart-line-order")
     entry_line = page.get_by_test_id("chart-line-entry")
-    expect(order_line.or_(entry_line)).to_be_visible()
-    if order_line.count():
-        expect(order_line).to_have_attribute("data-price", price)
-        expect(order_line).to_contain_text(f"Buy {qty}")
-        page.get_by_test_id("trading-tab-open").click()
-        expect(page.get_by_test_id("open-order-row")).to_have_count(1)
-        save_screenshot(f"{shot}-resting.png", page)
+    expect(order_line).to_have_attribute("data-price", price)
+    expect(order_line).to_contain_text(f"Buy {qty}")
+    page.get_by_test_id("trading-tab-open").click()
+    expect(page.get_by_test_id("open-order-row")).to_have_count(1)
+    save_screenshot(f"{shot}-resting.png", page)
 
-    # The market trades through it: a long at the order's price (or better), on the chart.
-    expect(entry_line).to_be_visible(timeout=FILL_S * 1000)
-    expect(order_line).to_have_count(0)
+    # The market trades through it (in one fill or several): a long of the whole size at
+    # the order's price or better, drawn on the chart, every fill a maker's.
+    expect(order_line).to_have_count(0, timeout=FILL_S * 1000)
+    expect(entry_line).to_be_visible()
+    assert Decimal(entry_line.get_attribute("data-price") or "0") <= Decimal(price)
     page.get_by_test_id("trading-tab-positions").click()
     position = page.get_by_test_id("position-row")
     expect(position).to_have_count(1)
     expect(position.get_by_test_id("position-qty")).to_have_text(qty)
-    assert Decimal(entry_line.get_attribute("data-price") or "0") <= Decimal(price)
     page.get_by_test_id("trading-tab-fills").click()
-    expect(page.get_by_test_id("fill-row")).to_have_count(1)
-    expect(page.get_by_test_id("fill-row")).to_contain_text("maker")
+    eventually(lambda: traded(page, "Buy") == Decimal(qty), f"the fills do not buy {qty}")
+    assert {liquidity for side, _, liquidity in fills(page) if side == "Buy"} == {"maker"}
     page.get_by_test_id("trading-tab-positions").click()
     # Unrealised, realised, fees and funding each on their own; the fee is the maker's.
     expect(position.get_by_test_id("position-fees")).not_to_have_text("0.00")
@@ -116,19 +149,37 @@ def trade_from_the_chart(page: Page, site: Site, account: Account, shot: str) ->
     eventually(lambda: seen.add(unrealized.inner_text()) or len(seen) > 1,
                f"the position's unrealised P&L stayed at {seen}", 90)  # fmt: skip
     save_screenshot(f"{shot}-position.png", page)
+    if phone:
+        # The ticket comes after the chart, the page never scrolls sideways.
+        chart_box = page.locator(".chart-area").bounding_box()
+        ticket_box = ticket.bounding_box()
+        assert chart_box and ticket_box
+        assert ticket_box["y"] >= chart_box["y"] + chart_box["height"] - 1
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
 
     # Close it: a reduce-only market order flattens it, the realised P&L and the fees stay.
     position.get_by_test_id("position-close").click()
     expect(page.get_by_test_id("position-row")).to_have_count(0, timeout=60_000)
     expect(entry_line).to_have_count(0)
+    # The closing market order may walk several levels: its fills sell the whole size.
     page.get_by_test_id("trading-tab-fills").click()
-    expect(page.get_by_test_id("fill-row")).to_have_count(2)
-    expect(page.get_by_test_id("fill-row").first).to_contain_text("Sell")
+    eventually(lambda: traded(page, "Sell") == Decimal(qty), f"the fills do not sell {qty}")
+    expect(page.get_by_test_id("fill-row").first.get_by_test_id("fill-side")).to_have_text("Sell")
     page.get_by_test_id("trading-tab-orders").click()
     expect(page.get_by_test_id("order-row").first.get_by_test_id("order-status")).to_have_text(
         "filled"
     )
     save_screenshot(f"{shot}-closed.png", page)
+
+    # The account page: its summary and equity curve, the trade in its history.
+    page.get_by_test_id("paper-page-link").click()
+    expect(page).to_have_url(re.compile(r"/paper\?account="))
+    expect(page.get_by_test_id("paper-summary")).to_be_visible()
+    expect(page.get_by_test_id("paper-summary-unrealized")).to_have_text("0.00")
+    expect(page.get_by_test_id("equity-chart")).to_have_attribute("data-state", "ready")
+    page.get_by_test_id("trading-tab-fills").click()
+    expect(page.get_by_test_id("fill-row").first).to_be_visible()
+    save_screenshot(f"{shot}-account.png", page)
     assert errors == [], errors
 
 
@@ -143,9 +194,4 @@ def test_paper_trading_fits_a_phone(
 ) -> None:
     page = new_page()
     page.set_viewport_size(PHONE)
-    trade_from_the_chart(page, site, account, "phone-paper")
-    # The ticket comes after the chart, the page never scrolls sideways.
-    chart_box = page.locator(".chart-area").bounding_box()
-    ticket_box = page.get_by_test_id("ticket").bounding_box()
-    assert chart_box and ticket_box and ticket_box["y"] >= chart_box["y"] + chart_box["height"] - 1
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    trade_from_the_chart(page, site, account, "phone-paper", phone=True)

@@ -11,7 +11,8 @@ import { formatAmount } from "./format";
 import type { Paper } from "./usePaper";
 
 const DEFAULT_BALANCE = "10000";
-const MARKET_NAME: Record<Market, string> = { spot: "Spot", usdm: "USDⓈ-M" };
+// The board's own words for the markets (the Ⓢ of USDⓈ-M is missing from common fonts).
+const MARKET_NAME: Record<Market, string> = { spot: "Spot", usdm: "Perp" };
 
 type Mode = "idle" | "create" | "reset";
 
@@ -75,7 +76,7 @@ export function AccountBar({ paper, market }: { paper: Paper; market: Market | n
             testid="paper-market"
             value={chosenMarket}
             options={[
-              { value: "usdm", label: MARKET_NAME.usdm },
+              { value: "usdm", label: "Perp (USDT-margined)" },
               { value: "spot", label: MARKET_NAME.spot },
             ]}
             onChange={setChosenMarket}

@@ -58,7 +58,7 @@ export function PaperPage() {
         <>
           <dl className="paper-facts" data-testid="paper-summary">
             <Fact label="Account">
-              {account.name} · {account.exchange} {account.market === "usdm" ? "USDⓈ-M" : "Spot"}
+              {account.name} · {account.exchange} {account.market === "usdm" ? "Perp" : "Spot"}
             </Fact>
             <Fact label="Equity (USDT)" testid="paper-summary-equity">
               {formatAmount(account.equity)}

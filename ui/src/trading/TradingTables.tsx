@@ -4,7 +4,7 @@ import { useState, type ReactNode } from "react";
 import { failure } from "../account/form";
 import { cancelAll, cancelOrder, closeAll, closePosition, isOpen, workingPrice, workingQuantity, workingStop, type Order } from "./api";
 import { isFlat } from "./lines";
-import { formatAmount, formatMarketTime, formatPnl, pnlTone, typeLabel } from "./format";
+import { formatAmount, formatDecimal, formatMarketTime, formatPnl, pnlTone, typeLabel } from "./format";
 import type { Paper } from "./usePaper";
 
 type Tab = "positions" | "open" | "orders" | "fills";
@@ -61,10 +61,10 @@ function OrderRow({ order, onCancel }: { order: Order; onCancel?: (order: Order)
         {request.reduce_only ? " · reduce" : ""}
         {request.time_in_force && request.time_in_force !== "GTC" ? ` · ${request.time_in_force}` : ""}
       </td>
-      <td className="num">{workingPrice(order) ?? (request.type === "market" ? "market" : DASH)}</td>
-      <td className="num">{workingStop(order) ? `${workingStop(order)} ${request.trigger === "mark" ? "mark" : ""}` : DASH}</td>
-      <td className="num">{request.quote_quantity && !order.quantity ? `${request.quote_quantity} q` : workingQuantity(order)}</td>
-      <td className="num">{order.filled_qty ?? "0"}</td>
+      <td className="num">{request.type === "market" ? "market" : formatDecimal(workingPrice(order))}</td>
+      <td className="num">{workingStop(order) ? `${formatDecimal(workingStop(order))}${request.trigger === "mark" ? " mark" : ""}` : DASH}</td>
+      <td className="num">{request.quote_quantity && !order.quantity ? `${formatDecimal(request.quote_quantity)} quote` : formatDecimal(workingQuantity(order))}</td>
+      <td className="num">{formatDecimal(order.filled_qty ?? "0")}</td>
       <td title={order.reason ?? undefined} data-testid="order-status">
         {order.status.replaceAll("_", " ")}
         {order.reason ? <span className="trading-reason">: {order.reason}</span> : null}
@@ -161,11 +161,11 @@ export function TradingTables({ paper }: { paper: Paper }) {
                 <tr key={p.symbol} data-testid="position-row" data-symbol={p.symbol}>
                   <td>{p.symbol}</td>
                   <td className={`num ${p.qty.startsWith("-") ? "down" : "up"}`} data-testid="position-qty">
-                    {p.qty}
+                    {formatDecimal(p.qty)}
                   </td>
-                  <td className="num">{p.entry_price}</td>
-                  <td className="num" data-testid="position-mark">{p.mark_price ?? DASH}</td>
-                  <td className="num">{p.liquidation_price ?? DASH}</td>
+                  <td className="num">{formatDecimal(p.entry_price)}</td>
+                  <td className="num" data-testid="position-mark">{formatDecimal(p.mark_price)}</td>
+                  <td className="num">{formatDecimal(p.liquidation_price)}</td>
                   <td>
                     {p.leverage}× {p.margin_mode}
                   </td>
@@ -190,8 +190,8 @@ export function TradingTables({ paper }: { paper: Paper }) {
               {account.balances.map((b) => (
                 <tr key={b.asset} data-testid="balance-row">
                   <td>{b.asset}</td>
-                  <td className="num">{b.free}</td>
-                  <td className="num">{b.locked ?? "0"}</td>
+                  <td className="num">{formatDecimal(b.free)}</td>
+                  <td className="num">{formatDecimal(b.locked ?? "0")}</td>
                 </tr>
               ))}
             </tbody>
@@ -217,17 +217,19 @@ export function TradingTables({ paper }: { paper: Paper }) {
                 <tr key={f.fill_id} data-testid="fill-row" className={f.liquidation ? "liquidation" : undefined}>
                   <td>{formatMarketTime(f.time_us)}</td>
                   <td>{f.symbol}</td>
-                  <td className={sideClass(f.side)}>
+                  <td className={sideClass(f.side)} data-testid="fill-side">
                     {f.side === "BUY" ? "Buy" : "Sell"}
                     {f.liquidation ? " · liquidation" : ""}
                   </td>
-                  <td className="num">{f.price}</td>
-                  <td className="num">{f.qty}</td>
-                  <td className="num">
-                    {f.fee} {f.fee_asset}
+                  <td className="num">{formatDecimal(f.price)}</td>
+                  <td className="num" data-testid="fill-qty">
+                    {formatDecimal(f.qty)}
                   </td>
-                  <td>{f.liquidity}</td>
-                  <td className="num">{f.slippage ?? "0"}</td>
+                  <td className="num">
+                    {formatDecimal(f.fee)} {f.fee_asset}
+                  </td>
+                  <td data-testid="fill-liquidity">{f.liquidity}</td>
+                  <td className="num">{formatDecimal(f.slippage ?? "0")}</td>
                   <Pnl value={f.realized_pnl} />
                 </tr>
               ))}

@@ -1,7 +1,7 @@
 // Prices and quantities snap to the symbol's tick and step sizes exactly: no float residue.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { add, compare, isDecimal, multiply, onStep, snap, snapNumber, stepDigits, subtract, toFixedDigits } from "./decimal";
+import { add, compare, isDecimal, multiply, onStep, plain, snap, snapNumber, stepDigits, subtract, toFixedDigits } from "./decimal";
 
 test("snap rounds to a whole number of ticks, down, up or to the nearest", () => {
   assert.equal(snap("61807.123", "0.1"), "61807.1");
@@ -41,4 +41,13 @@ test("exact sums, products and comparisons", () => {
   assert.equal(toFixedDigits("61807.1", 2), "61807.10");
   assert.equal(toFixedDigits("-0.004", 2), "0.00");
   assert.ok(isDecimal(".5") && isDecimal("12") && !isDecimal("1e5") && !isDecimal("") && !isDecimal("."));
+});
+
+test("the API's exponent forms read exactly, and are written plainly", () => {
+  assert.equal(plain("0E-8"), "0");
+  assert.equal(plain("1.50E+3"), "1500");
+  assert.equal(plain("-2.5e-3"), "-0.0025");
+  assert.equal(plain("0.00180892"), "0.00180892");
+  assert.equal(compare("1E+2", "100"), 0);
+  assert.ok(!isDecimal("1E+2")); // typed into the ticket, an exponent is not taken
 });

@@ -7,20 +7,32 @@ interface Exact {
   scale: number;
 }
 
-const DECIMAL = /^([+-]?)(\d*)(?:\.(\d*))?$/;
+/** A decimal as the API may write it: Python's Decimal gives "0E-8" for a zero of 8 digits. */
+const DECIMAL = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
 
 /** Whether `text` is a plain decimal number ("12", "0.5", ".5", "-3.25"); no exponent. */
 export function isDecimal(text: string): boolean {
   const match = DECIMAL.exec(text.trim());
-  return match !== null && (match[2] + (match[3] ?? "")).length > 0;
+  return match !== null && match[4] === undefined && (match[2] + (match[3] ?? "")).length > 0;
 }
 
 function parse(text: string): Exact {
   const match = DECIMAL.exec(text.trim());
   if (!match || (match[2] + (match[3] ?? "")).length === 0) throw new RangeError(`not a decimal: ${text}`);
-  const [, sign, whole, fraction = ""] = match;
-  const units = BigInt((whole || "0") + fraction);
-  return { units: sign === "-" ? -units : units, scale: fraction.length };
+  const [, sign, whole, fraction = "", exponent = "0"] = match;
+  let units = BigInt((whole || "0") + fraction);
+  let scale = fraction.length - Number(exponent);
+  if (scale < 0) {
+    units *= 10n ** BigInt(-scale);
+    scale = 0;
+  }
+  return { units: sign === "-" ? -units : units, scale };
+}
+
+/** The exact plain form of a decimal string: "0E-8" is "0", "1.50E+3" is "1500". */
+export function plain(value: string): string {
+  const x = parse(value);
+  return render(x.units, x.scale);
 }
 
 function rescale(value: Exact, scale: number): bigint {

@@ -1,6 +1,6 @@
 // How the trading views write money: exact decimals rounded for display, P&L signed and
 // toned (green a gain, red a loss), market times in UTC.
-import { compare, snap, toFixedDigits } from "./decimal";
+import { compare, plain, snap, toFixedDigits } from "./decimal";
 
 const DASH = "–";
 
@@ -28,6 +28,11 @@ export function pnlTone(value: string | null | undefined, digits = 2): "up" | "d
 /** A notional in the quote asset: cents from 1 up, the exact value (trimmed to 8 digits) below. */
 export function formatNotional(value: string): string {
   return compare(value.replace("-", ""), "1") >= 0 ? formatAmount(value) : formatAmount(value, 8).replace(/\.?0+$/, "");
+}
+
+/** A decimal as the API sent it, written plainly ("0E-8" is "0"); a dash when missing. */
+export function formatDecimal(value: string | null | undefined): string {
+  return value === null || value === undefined || value === "" ? DASH : plain(value);
 }
 
 /** A price or quantity in the digits of its tick or step size ("61807.1" at "0.01": "61807.10"). */

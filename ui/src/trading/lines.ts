@@ -3,7 +3,7 @@
 // quantity. Resting prices can be dragged to amend them.
 import type { AccountView, Order } from "./api";
 import { workingPrice, workingQuantity, workingStop } from "./api";
-import { add, compare, multiply, snap } from "./decimal";
+import { add, compare, multiply, plain, snap } from "./decimal";
 import { formatPnl } from "./format";
 
 export const LINE_COLOURS = {
@@ -32,7 +32,7 @@ function orderLines(order: Order): TradeLine[] {
   const { request } = order;
   const side = request.side === "BUY" ? "Buy" : "Sell";
   const color = request.side === "BUY" ? LINE_COLOURS.buy : LINE_COLOURS.sell;
-  const qty = workingQuantity(order);
+  const qty = plain(workingQuantity(order));
   const clientOrderId = request.client_order_id;
   const lines: TradeLine[] = [];
   const stop = workingStop(order);
@@ -40,16 +40,16 @@ function orderLines(order: Order): TradeLine[] {
   const kind = request.type === "take_profit_market" ? "TP" : "stop";
   // A triggered stop-limit works as a limit order: its stop no longer matters.
   if (stop && !order.triggered) {
-    lines.push({ id: `order:${clientOrderId}:stop`, kind: "order", price: stop, color, title: `${side} ${kind} ${qty}`, dashed: true, amend: { clientOrderId, field: "stop_price", order } });
+    lines.push({ id: `order:${clientOrderId}:stop`, kind: "order", price: plain(stop), color, title: `${side} ${kind} ${qty}`, dashed: true, amend: { clientOrderId, field: "stop_price", order } });
   }
   if (price) {
-    lines.push({ id: `order:${clientOrderId}:price`, kind: "order", price, color, title: `${side} ${qty}`, dashed: false, amend: { clientOrderId, field: "price", order } });
+    lines.push({ id: `order:${clientOrderId}:price`, kind: "order", price: plain(price), color, title: `${side} ${qty}`, dashed: false, amend: { clientOrderId, field: "price", order } });
   }
   return lines;
 }
 
 /** Whether a position's signed size is zero ("0", "-0.000"): nothing is open. */
-export const isFlat = (qty: string) => /^-?0*\.?0*$/.test(qty);
+export const isFlat = (qty: string) => compare(qty, "0") === 0;
 
 /** The lines of `account` on `symbol`'s chart: position first, then orders by id. */
 export function tradeLines(account: AccountView | null, symbol: string): TradeLine[] {
@@ -61,13 +61,13 @@ export function tradeLines(account: AccountView | null, symbol: string): TradeLi
     lines.push({
       id: "entry",
       kind: "entry",
-      price: position.entry_price,
+      price: plain(position.entry_price),
       color: long ? LINE_COLOURS.entryLong : LINE_COLOURS.entryShort,
-      title: `${long ? "Long" : "Short"} ${position.qty.replace(/^-/, "")} ${formatPnl(position.unrealized_pnl)}`,
+      title: `${long ? "Long" : "Short"} ${plain(position.qty).replace(/^-/, "")} ${formatPnl(position.unrealized_pnl)}`,
       dashed: false,
     });
     if (position.liquidation_price) {
-      lines.push({ id: "liq", kind: "liquidation", price: position.liquidation_price, color: LINE_COLOURS.liquidation, title: "Liq.", dashed: true });
+      lines.push({ id: "liq", kind: "liquidation", price: plain(position.liquidation_price), color: LINE_COLOURS.liquidation, title: "Liq.", dashed: true });
     }
   }
   const orders = account.open_orders.filter((o) => o.request.symbol === symbol).sort((a, b) => a.order_id - b.order_id);
