@@ -107,7 +107,9 @@ def trade_from_the_chart(
         expect(answer).not_to_be_empty()
         if ticket.get_by_test_id("ticket-error").count() == 0:
             break
-        expect(ticket.get_by_test_id("ticket-error")).to_contain_text("Post Only order will be rejected")
+        expect(ticket.get_by_test_id("ticket-error")).to_contain_text(
+            "Post Only order will be rejected"
+        )
         refused += 1
         assert refused < 10, "every post-only order would have taken liquidity"
     expect(ticket.get_by_test_id("ticket-notice")).to_contain_text(f"Buy order #{refused + 1}")
@@ -187,6 +189,67 @@ def test_a_limit_order_from_the_ticket_fills_and_its_position_closes(
     page: Page, site: Site, account: Account
 ) -> None:
     trade_from_the_chart(page, site, account, "paper")
+
+
+def line_y(page: Page) -> float:
+    """Where the resting order's line is on the chart: the pointer turns into a grab
+    handle over it."""
+    canvas = page.locator(".chart-canvas")
+    box = canvas.bounding_box()
+    assert box
+    for dy in range(4, int(box["height"]) - 40, 2):
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + dy)
+        if "line-grab" in (canvas.get_attribute("class") or ""):
+            return box["y"] + dy
+    raise AssertionError("no order line to grab on the chart")
+
+
+def test_a_resting_order_is_dragged_and_stepped_to_new_prices_then_canceled(
+    page: Page, site: Site, account: Account
+) -> None:
+    errors = console_errors(page)
+    sign_in(page, account)
+    open_board(page)
+    row(page, KEY).dblclick()
+    ticket = page.get_by_test_id("ticket")
+    ticket.get_by_test_id("paper-create-submit").click()
+    expect(ticket.get_by_test_id("paper-equity")).to_have_text("10000.00")
+    last_close = page.get_by_test_id("chart-last-close")
+    expect(last_close).not_to_be_empty()
+    # Far enough under the market to stay resting, near enough to be on the chart.
+    price, qty = order_size(site, Decimal(last_close.inner_text()) * Decimal("0.985"), 0)
+    ticket.get_by_test_id("ticket-amount").fill(qty)
+    ticket.get_by_test_id("ticket-price").fill(price)
+    ticket.get_by_test_id("ticket-price").press("Enter")
+    line = page.get_by_test_id("chart-line-order")
+    expect(line).to_have_attribute("data-price", price)
+    page.get_by_test_id("trading-tab-open").click()
+    open_price = page.get_by_test_id("open-order-row").get_by_test_id("order-price")
+
+    # Dragged up, the line snaps to the tick and the order is amended to its price.
+    tick = Decimal(filters(site)["tick_size"])
+    y = line_y(page)
+    page.mouse.down()
+    page.mouse.move(page.viewport_size["width"] - 500 if page.viewport_size else 0, y - 25, steps=5)
+    page.mouse.up()
+    expect(open_price).not_to_have_text(price)
+    dragged = Decimal(open_price.inner_text())
+    assert dragged > Decimal(price) and dragged % tick == 0, dragged
+    expect(line).to_have_attribute("data-price", f"{dragged.normalize():f}")
+
+    # By keyboard: two ticks down, Enter amends.
+    line.focus()
+    line.press("ArrowDown")
+    line.press("ArrowDown")
+    stepped = f"{(dragged - 2 * tick).normalize():f}"
+    expect(line).to_have_attribute("data-price", stepped)
+    line.press("Enter")
+    expect(open_price).to_have_text(stepped)
+
+    page.get_by_test_id("order-cancel").click()
+    expect(line).to_have_count(0)
+    expect(page.get_by_test_id("open-order-row")).to_have_count(0)
+    assert errors == [], errors
 
 
 def test_paper_trading_fits_a_phone(

@@ -61,7 +61,9 @@ function OrderRow({ order, onCancel }: { order: Order; onCancel?: (order: Order)
         {request.reduce_only ? " · reduce" : ""}
         {request.time_in_force && request.time_in_force !== "GTC" ? ` · ${request.time_in_force}` : ""}
       </td>
-      <td className="num">{request.type === "market" ? "market" : formatDecimal(workingPrice(order))}</td>
+      <td className="num" data-testid="order-price">
+        {request.type === "market" ? "market" : formatDecimal(workingPrice(order))}
+      </td>
       <td className="num">{workingStop(order) ? `${formatDecimal(workingStop(order))}${request.trigger === "mark" ? " mark" : ""}` : DASH}</td>
       <td className="num">{request.quote_quantity && !order.quantity ? `${formatDecimal(request.quote_quantity)} quote` : formatDecimal(workingQuantity(order))}</td>
       <td className="num">{formatDecimal(order.filled_qty ?? "0")}</td>
