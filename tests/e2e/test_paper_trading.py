@@ -2,6 +2,7 @@
 open a paper account from the ticket, place a limit order with the keyboard, see it drawn
 on the chart, see it fill when the market trades through it, see the position's P&L move
 with the mark, and close it; on a desktop and on a 390 px phone, without a console error.
+A resting order's line is also dragged (and stepped by keyboard) to amend its price.
 
 Nothing is stubbed: the order goes through the API to the paper engine, which fills it
 from the simulated perpetual's trades and values the position at its marks.
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.pages import open_board, row, sign_in
 from tests.e2e.site import Account, Site, eventually, save_screenshot
@@ -63,22 +64,28 @@ def traded(page: Page, side: str) -> Decimal:
     return sum((Decimal(q) for s, q, _ in fills(page) if s.startswith(side)), Decimal(0))
 
 
-def trade_from_the_chart(
-    page: Page, site: Site, account: Account, shot: str, *, phone: bool = False
-) -> None:
+def open_ticket(page: Page, account: Account, balance: str) -> tuple[list[str], Locator]:
+    """Sign in, open the perpetual's chart and, as a new user does from its ticket, open a
+    paper account with `balance` USDT. Returns the console's errors (as they come) and
+    the ticket."""
     errors = console_errors(page)
     sign_in(page, account)
     open_board(page)
     row(page, KEY).dblclick()
-    chart = page.get_by_test_id("chart")
-    expect(chart).to_be_visible()
+    expect(page.get_by_test_id("chart")).to_be_visible()
     ticket = page.get_by_test_id("ticket")
-
-    # A new user opens a paper account from the ticket, with the starting balance chosen.
     expect(ticket.get_by_test_id("paper-create")).to_be_visible()
-    ticket.get_by_test_id("paper-balance").fill("5000")
+    ticket.get_by_test_id("paper-balance").fill(balance)
     ticket.get_by_test_id("paper-create-submit").click()
-    expect(ticket.get_by_test_id("paper-equity")).to_have_text("5000.00")
+    expect(ticket.get_by_test_id("paper-equity")).to_have_text(f"{balance}.00")
+    return errors, ticket
+
+
+def trade_from_the_chart(
+    page: Page, site: Site, account: Account, shot: str, *, phone: bool = False
+) -> None:
+    errors, ticket = open_ticket(page, account, "5000")
+    chart = page.get_by_test_id("chart")
 
     # The ticket by keyboard: S and B choose the side, Esc clears, Enter sends.
     last_close = page.get_by_test_id("chart-last-close")
@@ -207,13 +214,7 @@ def line_y(page: Page) -> float:
 def test_a_resting_order_is_dragged_and_stepped_to_new_prices_then_canceled(
     page: Page, site: Site, account: Account
 ) -> None:
-    errors = console_errors(page)
-    sign_in(page, account)
-    open_board(page)
-    row(page, KEY).dblclick()
-    ticket = page.get_by_test_id("ticket")
-    ticket.get_by_test_id("paper-create-submit").click()
-    expect(ticket.get_by_test_id("paper-equity")).to_have_text("10000.00")
+    errors, ticket = open_ticket(page, account, "10000")
     last_close = page.get_by_test_id("chart-last-close")
     expect(last_close).not_to_be_empty()
     # Far enough under the market to stay resting, near enough to be on the chart.
