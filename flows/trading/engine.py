@@ -212,10 +212,15 @@ class PaperEngine(Commands):
     def _book_changed(self, key: str) -> list[AccountEvent]:
         out: list[AccountEvent] = []
         book = self._books[key]
-        for working in self._sorted_working(key):
-            if working.queue.ahead is None and working.waiting_since_us is None:
-                self._learn_queue(working, book)
-        if book.is_fresh(self._now_us, self._stale_us):
+        if key in self._unlearned:
+            unlearned = False
+            for working in self._sorted_working(key):
+                if working.queue.ahead is None and working.waiting_since_us is None:
+                    self._learn_queue(working, book)
+                unlearned = unlearned or working.queue.ahead is None
+            if not unlearned:
+                del self._unlearned[key]
+        if key in self._waiting_keys and book.is_fresh(self._now_us, self._stale_us):
             for working in self._sorted_working(key):
                 if working.waiting_since_us is not None:
                     state = self._accounts[working.account_id]
