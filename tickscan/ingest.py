@@ -21,7 +21,7 @@ from flows.ingest import market
 from flows.ingest.history import HistoryPublisher
 from flows.ingest.parts import IngestParts
 from flows.ingest.perps import PerpPublisher
-from flows.ingest.quotes import QuotePublisher
+from flows.ingest.quotes import DepthPublisher, QuotePublisher
 from flows.ingest.settings import LiveIngestSettings
 from flows.ingest.status import IngestReport
 from flows.ingest.trades import TradePublisher
@@ -75,6 +75,8 @@ async def ingest_parts(live: market.LiveIngest) -> AsyncIterator[IngestParts]:
         )
         quotes = QuotePublisher(bootstrap, live.quotes_topic)
         stack.callback(quotes.close)
+        depth = DepthPublisher(bootstrap, live.depth_topic)
+        stack.callback(depth.close)
         perps = None
         if live.follows_perpetuals:
             perps = PerpPublisher(
@@ -101,6 +103,7 @@ async def ingest_parts(live: market.LiveIngest) -> AsyncIterator[IngestParts]:
             quotes=quotes,
             history_out=history_out,
             perps=perps,
+            depth=depth,
         )
 
 

@@ -342,6 +342,8 @@ def _sources(
                     stop=stop,
                     quotes_topic=topics.QUOTES,
                     perps=sim_perps,
+                    depth_topic=topics.DEPTH,
+                    watch_topic=topics.DEPTH_WATCH,
                 ),
             )
         ]

@@ -6,7 +6,9 @@ the last day of history it lacks (`flows.sources.simulator.history`), and
 `publish_market` then publishes it live from there. `prepare_perpetuals` adds the
 market's USDⓈ-M perpetuals (`flows.sources.simulator.perps`) with their generated history
 (`flows.sources.simulator.perp_history`); `publish_market` publishes their trades, marks,
-funding, open interest and liquidations beside the spot trades.
+funding, open interest and liquidations beside the spot trades. Every book's quotes go out
+before the trades that print against them, and the 20-level depth of the symbols the
+latest ``md.depth_watch.v1`` records name (`flows.ingest.depth_watch`), every 100 ms.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from confluent_kafka import Consumer
+
+from flows.ingest.depth_watch import DepthWatchFeed
 from flows.ingest.perps import PerpPublisher
-from flows.ingest.quotes import QuotePublisher
+from flows.ingest.quotes import DepthPublisher, QuotePublisher
 from flows.ingest.trades import PublishReport, TradePublisher
 from flows.signals.history import MINUTES_KEPT
 from flows.sinks.clickhouse import candle_table_writer
@@ -35,6 +40,7 @@ from flows.sources.simulator.perp_history import PerpHistory, PerpHistoryReport
 from flows.sources.simulator.perp_model import FUNDING_INTERVAL_S, MARKET
 from flows.sources.simulator.perps import Perpetuals, PerpRecords
 from flows.sources.simulator.stored import read_stored
+from runtime.kafka import consumer_config, partition_count
 from schemas.topics import PerpTopics
 from schemas.trades import Trade
 
@@ -48,6 +54,7 @@ at once."""
 _PROGRESS_EVERY_S = 5.0
 _BATCH = 4096  # trades between clock and stop checks when not paced
 _MAX_WAIT_S = 0.1  # longest a paced run waits before looking at `stop` again
+_WATCH_EVERY_S = 0.2  # how often the depth watch topic is read (wall time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,7 @@ class SimulateReport:
         quotes: Quotes the broker acknowledged.
         perps: Perpetuals records (marks, funding, open interest, liquidations) the
             broker acknowledged; the perpetuals' trades count among `trades`.
+        depth: Depth records the broker acknowledged.
     """
 
     trades: int
@@ -74,6 +82,7 @@ class SimulateReport:
     publish: PublishReport
     quotes: int = 0
     perps: int = 0
+    depth: int = 0
 
 
 def simulate(
@@ -237,6 +246,8 @@ def publish_market(
     quotes_topic: str | None = None,
     perps: Perpetuals | None = None,
     perp_topics: PerpTopics | None = None,
+    depth_topic: str | None = None,
+    watch_topic: str | None = None,
 ) -> SimulateReport:
     """Publish a market's trades (and quotes) from its start time on.
 
@@ -256,6 +267,10 @@ def publish_market(
         perps: Also publish these perpetuals: their trades to `topic`, their marks,
             funding events, open interest and liquidations to their topics.
         perp_topics: Those topics (default: `schemas.topics`' ``md.marks.v1`` ...).
+        depth_topic: With `quotes_topic` and `watch_topic`: publish there the 20-level
+            depth of the symbols (spot and perpetual) the latest record of `watch_topic`
+            names for each market, every 100 ms of event time.
+        watch_topic: The depth watch topic (``md.depth_watch.v1``), read from its start.
 
     Returns:
         What was published, after everything was flushed.
@@ -277,20 +292,32 @@ def publish_market(
     publisher = TradePublisher(bootstrap, topic=topic)
     quotes = QuotePublisher(bootstrap, quotes_topic) if quotes_topic is not None else None
     feed = _PerpFeed(perps, PerpPublisher(bootstrap, perp_topics)) if perps is not None else None
+    books = None
+    if quotes is not None:
+        depth = watch = None
+        if depth_topic is not None and watch_topic is not None:
+            depth = DepthPublisher(bootstrap, depth_topic)
+            watch = DepthWatchFeed(
+                Consumer(consumer_config(bootstrap)),
+                watch_topic,
+                partition_count(bootstrap, watch_topic),
+                market.exchange,
+            )
+        books = _Books(market, feed, quotes, depth, watch)
     try:
         with publisher:
             if realtime:
                 span = _run_paced(
-                    market, publisher, quotes, feed, wall_start_us, started, duration, stop
+                    market, publisher, books, feed, wall_start_us, started, duration, stop
                 )
             else:
-                span = _run_flat_out(market, publisher, quotes, feed, started, duration, stop)
+                span = _run_flat_out(market, publisher, books, feed, started, duration, stop)
             if run_id is not None:
                 publisher.mark_end(run_id)
             publisher.flush()
     finally:
-        if quotes is not None:
-            quotes.close()
+        if books is not None:
+            books.close()
         if feed is not None:
             feed.publisher.close()
     seconds = time.monotonic() - started
@@ -308,6 +335,7 @@ def publish_market(
         publish=report,
         quotes=quotes.delivered if quotes is not None else 0,
         perps=feed.publisher.delivered if feed is not None else 0,
+        depth=books.depth.delivered if books is not None and books.depth is not None else 0,
     )
 
 
@@ -332,29 +360,124 @@ class _PerpFeed:
             publisher.funding(event)
         publisher.poll()
 
+    def advance(self, time_us: int) -> None:
+        """Step the perpetuals to `time_us`, publishing the records of the seconds ended."""
+        if time_us >= self.due_us:
+            self._publish(self.perps.advance(time_us))
+            self.due_us = (self.perps.second + 1) * 1_000_000
+
     def take(self, trade: Trade) -> Trade | None:
         """Step the perpetuals to `trade` (publishing their records); its perp print."""
-        if trade.time_us >= self.due_us:
-            self._publish(self.perps.advance(trade.time_us))
-            self.due_us = (self.perps.second + 1) * 1_000_000
+        self.advance(trade.time_us)
         if trade.symbol not in self.twins:
             return None
         return self.perps.on_trade(trade)
 
-    def take_many(self, trades: list[Trade]) -> list[Trade]:
-        """The perp prints of a batch of trades, records published on the way."""
-        out = []
-        for trade in trades:
-            printed = self.take(trade)
-            if printed is not None:
-                out.append(printed)
-        return out
+
+@dataclass
+class _Books:
+    """Publishes the simulated books: every quote, and the depth of the watched symbols.
+
+    A quote goes out before the trades of its time (the book moved, then they printed
+    against it); the spot twins' quotes are fed to the perpetuals on the way, whose books
+    follow them. The watch topic is read every `_WATCH_EVERY_S` of wall time; its latest
+    record for a market is what that market's book watches.
+
+    Attributes:
+        market: The spot market.
+        feed: Its perpetuals, if any.
+        quotes: Where every book's quotes go.
+        depth: Where the watched symbols' depth goes; None: nowhere.
+        watch: The watch topic's records; None: nothing is watched.
+        published_to: Event time up to which the books' records went out.
+    """
+
+    market: SyntheticMarket
+    feed: _PerpFeed | None
+    quotes: QuotePublisher
+    depth: DepthPublisher | None
+    watch: DepthWatchFeed | None
+    published_to: int = -1
+    _watch_due: float = 0.0
+
+    def upto(self, time_us: int) -> None:
+        """Publish the books' records up to `time_us` (call it before its trades)."""
+        self.published_to = time_us
+        quotes, feed = self.quotes, self.feed
+        for quote in self.market.take_quotes(time_us):
+            quotes.publish(quote)
+            if feed is not None:
+                feed.advance(quote.update_id)
+                feed.perps.on_quote(quote)
+        if self.depth is not None:
+            for record in self.market.take_depth(time_us):
+                self.depth.publish(record)
+        self.perps_upto(time_us)
+
+    def perps_upto(self, time_us: int) -> None:
+        """Publish the perpetuals' quotes and depth up to `time_us` (before their prints)."""
+        if self.feed is None:
+            return
+        perps = self.feed.perps
+        for quote in perps.take_quotes(time_us):
+            self.quotes.publish(quote)
+        if self.depth is not None:
+            for record in perps.take_depth(time_us):
+                self.depth.publish(record)
+
+    def follow_watch(self) -> None:
+        """Read the watch topic when due, and watch what its latest records name."""
+        if self.watch is None or time.monotonic() < self._watch_due:
+            return
+        self._watch_due = time.monotonic() + _WATCH_EVERY_S
+        for market, record in self.watch.poll().items():
+            if market == self.market.market:
+                watched = self.market.watch_depth(record.symbols)
+            elif self.feed is not None and market == self.feed.perps.book.market:
+                watched = self.feed.perps.watch_depth(record.symbols)
+            else:
+                continue
+            logger.info(
+                "simulated %s depth for %d symbol(s): %s", market, len(watched), watched[:20]
+            )
+
+    def poll(self) -> None:
+        """Serve the producers' delivery reports."""
+        self.quotes.poll()
+        if self.depth is not None:
+            self.depth.poll()
+
+    def close(self) -> None:
+        """Deliver what is queued and close the producers and the watch consumer."""
+        self.quotes.close()
+        if self.depth is not None:
+            self.depth.close()
+        if self.watch is not None:
+            self.watch.close()
+
+
+def _publish_trades(
+    trades: Iterable[Trade],
+    publisher: TradePublisher,
+    books: _Books | None,
+    feed: _PerpFeed | None,
+) -> None:
+    """Publish trades in order, each after the book records of its time and followed by
+    its perpetual's print, if any."""
+    for trade in trades:
+        if books is not None and trade.time_us > books.published_to:
+            books.upto(trade.time_us)
+        publisher.publish(trade)
+        if feed is not None and (printed := feed.take(trade)) is not None:
+            if books is not None:
+                books.perps_upto(trade.time_us)
+            publisher.publish(printed)
 
 
 def _run_paced(
     market: SyntheticMarket,
     publisher: TradePublisher,
-    quotes: QuotePublisher | None,
+    books: _Books | None,
     feed: _PerpFeed | None,
     wall_start_us: int,
     started: float,
@@ -370,11 +493,9 @@ def _run_paced(
         if duration is not None and due >= duration:
             break
         if due > elapsed:
-            if quotes is not None:
-                # Quotes recorded up to the previous trade: the book it printed against.
-                for quote in market.take_quotes(trade.time_us - 1):
-                    quotes.publish(quote)
-                quotes.poll()
+            if books is not None:
+                books.poll()
+                books.follow_watch()
             # Only look at the clock when this trade is later than the last look.
             elapsed = time.monotonic() - started
             while due > elapsed and not stop.is_set():
@@ -385,9 +506,7 @@ def _run_paced(
             if elapsed >= next_progress:
                 next_progress = elapsed + _PROGRESS_EVERY_S
                 _log_progress(publisher, elapsed)
-        publisher.publish(trade)
-        if feed is not None and (printed := feed.take(trade)) is not None:
-            publisher.publish(printed)
+        _publish_trades((trade,), publisher, books, feed)
         if first is None:
             first = trade.time_us
         last = trade.time_us
@@ -397,7 +516,7 @@ def _run_paced(
 def _run_flat_out(
     market: SyntheticMarket,
     publisher: TradePublisher,
-    quotes: QuotePublisher | None,
+    books: _Books | None,
     feed: _PerpFeed | None,
     started: float,
     duration: float | None,
@@ -414,13 +533,13 @@ def _run_flat_out(
             next_progress = elapsed + _PROGRESS_EVERY_S
             _log_progress(publisher, elapsed)
         batch = list(market.trades(_BATCH))
-        publisher.publish_many(batch)
-        if feed is not None:
-            publisher.publish_many(feed.take_many(batch))
-        if quotes is not None:
-            for quote in market.take_quotes(batch[-1].time_us):
-                quotes.publish(quote)
-            quotes.poll()
+        if books is None and feed is None:
+            publisher.publish_many(batch)
+        else:
+            _publish_trades(batch, publisher, books, feed)
+        if books is not None:
+            books.poll()
+            books.follow_watch()
         if first is None:
             first = batch[0].time_us
         last = batch[-1].time_us

@@ -40,6 +40,10 @@ EXAMPLE = {
             "tick_size": "0.1",
             "step_size": "0.001",
             "updated_ms": 1645233611962,
+            "min_qty": "0.001",
+            "max_qty": "1000",
+            "market_max_qty": "120",
+            "min_notional": "10",
         }
     ],
     "quote_assets": ["BTC", "USDC", "USDT"],
@@ -52,8 +56,9 @@ EXAMPLE = {
     summary="Symbols with their metadata",
     description="Every symbol the exchanges list (as of the last refresh of this process's "
     "symbol directory from ClickHouse `symbols`), with base and quote asset, trading "
-    "status, contract kind and exact tick and step sizes. Filters combine; values are "
-    "matched without regard to case.",
+    "status, contract kind, exact tick and step sizes and the order filters (min/max "
+    "quantity, max market-order quantity, min notional) an order ticket checks. Filters "
+    "combine; values are matched without regard to case.",
     responses={
         200: {"content": {"application/json": {"example": EXAMPLE}}},
         503: {"description": "This process has no symbol directory"},

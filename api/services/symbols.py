@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 _SELECT = """
 SELECT exchange, market, symbol, base_asset, quote_asset, status, kind, tick_size, step_size,
-       toUnixTimestamp64Milli(updated)
+       toUnixTimestamp64Milli(updated), min_qty, max_qty, market_max_qty, min_notional
 FROM {database:Identifier}.symbols FINAL
 """
 
@@ -45,7 +45,9 @@ class SymbolDirectory:
         """
         _, rows = await store.query(_SELECT, {"database": store.database})
         by_key = {}
-        for exchange, market, symbol, base, quote, status, kind, tick, step, updated in rows:
+        for row in rows:
+            exchange, market, symbol, base, quote, status, kind, tick, step, updated = row[:10]
+            min_qty, max_qty, market_max_qty, min_notional = row[10:]
             info = SymbolInfo(
                 exchange=exchange,
                 market=cast(Market, market),
@@ -57,6 +59,10 @@ class SymbolDirectory:
                 tick_size=tick,
                 step_size=step,
                 updated_ms=updated,
+                min_qty=min_qty,
+                max_qty=max_qty,
+                market_max_qty=market_max_qty,
+                min_notional=min_notional,
             )
             by_key[info.key] = info
         self._by_key = by_key
@@ -153,6 +159,25 @@ class SymbolOut(BaseModel):
         description="Smallest quantity step as an exact decimal string; null if none."
     )
     updated_ms: int = Field(description="When the exchange described it so (ms since epoch).")
+    min_qty: str | None = Field(
+        default=None,
+        description="Smallest order quantity (LOT_SIZE minQty), exact decimal; null if none.",
+    )
+    max_qty: str | None = Field(
+        default=None,
+        description="Largest limit-order quantity (LOT_SIZE maxQty), exact decimal; null if none.",
+    )
+    market_max_qty: str | None = Field(
+        default=None,
+        description="Largest market-order quantity (MARKET_LOT_SIZE maxQty); null if none.",
+    )
+    min_notional: str | None = Field(
+        default=None,
+        description=(
+            "Smallest order value, price x quantity in the quote asset (NOTIONAL / "
+            "MIN_NOTIONAL); an order below it is rejected. Null if none."
+        ),
+    )
 
     @classmethod
     def of(cls, info: SymbolInfo) -> SymbolOut:
@@ -169,6 +194,10 @@ class SymbolOut(BaseModel):
             tick_size=plain(info.tick_size),
             step_size=plain(info.step_size),
             updated_ms=info.updated_ms,
+            min_qty=plain(info.min_qty),
+            max_qty=plain(info.max_qty),
+            market_max_qty=plain(info.market_max_qty),
+            min_notional=plain(info.min_notional),
         )
 
 

@@ -10,6 +10,8 @@
   `resume`: where a restart picks up; `staleness`: symbols gone silent.
 - `history`: the day of 1m klines and the 24h tickers a fresh store lacks (`coverage`:
   which minutes, symbol by symbol).
+- `depth_watch`: which symbols' 20-level depth to follow (``md.depth_watch.v1``, read
+  like our candles through `topic_feed`), published by `quotes`' `DepthPublisher`.
 - `crosscheck`: our 1m candles (read by `candle_feed`) against the exchange's closed
   klines, each disagreement a `mismatch`; `data_quality`: where gaps, mismatches,
   stale symbols and perpetuals without mark price are written.

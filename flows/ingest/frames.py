@@ -12,6 +12,8 @@ dispatched on its stream's kind:
 - a closed ``@kline_1m`` goes to the cross-check, when it is on;
 - on USDⓈ-M, a ``@markPrice@1s`` mark price and a ``!forceOrder@arr`` liquidation are
   published to their topics (`flows.ingest.perps.PerpPublisher`);
+- a ``@depth20@100ms`` book (followed for the symbols the paper engine watches) is
+  published to the depth topic (`flows.ingest.quotes.DepthPublisher`);
 - a frame that does not decode goes to the dead-letter topic with the reason.
 """
 
@@ -26,11 +28,12 @@ import msgspec
 from flows.ingest.crosscheck import LiveCrossCheck
 from flows.ingest.gaps import GapWatch
 from flows.ingest.perps import PerpPublisher
-from flows.ingest.quotes import QuotePublisher
+from flows.ingest.quotes import DepthPublisher, QuotePublisher
 from flows.ingest.sequence import QuoteFilter, TradeSequencer
 from flows.ingest.status import IngestCounts
 from flows.ingest.trades import TradePublisher
 from flows.sources.binance.book import BookTickerDecoder
+from flows.sources.binance.depth import DEPTH_STREAM, DepthDecoder
 from flows.sources.binance.markets import binance_market
 from flows.sources.binance.perps import (
     FORCE_ORDER_STREAM,
@@ -60,6 +63,7 @@ class FrameHandler:
         counts: The ingest's running counts, updated here frame by frame.
         checker: The cross-check that takes klines and trades; None when off.
         perps: Publishes mark prices and liquidations (USDⓈ-M); None: they are skipped.
+        depth: Publishes 20-level books; None: they are skipped.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class FrameHandler:
         counts: IngestCounts,
         checker: LiveCrossCheck | None = None,
         perps: PerpPublisher | None = None,
+        depth: DepthPublisher | None = None,
     ) -> None:
         self.counts = counts
         self._trade_kind = binance_market(market).trade_kind
@@ -88,6 +93,8 @@ class FrameHandler:
         self._perps = perps
         self._marks = MarkPriceDecoder(exchange=exchange)
         self._liquidations = LiquidationDecoder(exchange=exchange)
+        self._depth_producer = depth
+        self._depth = DepthDecoder(market, exchange=exchange)
 
     async def consume(self, queue: asyncio.Queue[Frame]) -> None:
         """Handle frames as they come, until cancelled.
@@ -108,6 +115,8 @@ class FrameHandler:
             quotes.poll()
             if self._perps is not None:
                 self._perps.poll()
+            if self._depth_producer is not None:
+                self._depth_producer.poll()
             await asyncio.sleep(0)
 
     def drain(self, queue: asyncio.Queue[Frame]) -> None:
@@ -131,6 +140,8 @@ class FrameHandler:
             kind == MARK_PRICE_STREAM or frame.stream == FORCE_ORDER_STREAM
         ):
             self._perp(frame, self._perps)
+        elif kind == DEPTH_STREAM and self._depth_producer is not None:
+            self._book(frame, self._depth_producer)
         else:
             self.counts.skipped[kind] += 1
 
@@ -184,6 +195,15 @@ class FrameHandler:
                 self.counts.marks += 1
         except BinanceDecodeError as exc:
             self._reject(frame, exc)
+
+    def _book(self, frame: Frame, publisher: DepthPublisher) -> None:
+        try:
+            depth = self._depth.decode(frame.raw, frame.received_us, frame.stream)
+        except BinanceDecodeError as exc:
+            self._reject(frame, exc)
+            return
+        publisher.publish(depth)
+        self.counts.depth += 1
 
     def _kline(self, frame: Frame, checker: LiveCrossCheck) -> None:
         try:

@@ -13,7 +13,10 @@ when on, `flows.ingest.crosscheck.LiveCrossCheck` checks our candles. On USDⓈ-
 TRADING perpetual's mark price and the market's liquidations are followed too (published
 by `flows.ingest.perps.PerpPublisher`), a perpetual without mark price is watched for
 like a stale symbol, and `flows.ingest.open_interest.OpenInterestPoller` polls open
-interest behind gap repair. Its status and report are built and logged by
+interest behind gap repair. The 20-level depth (``@depth20@100ms``) of the symbols the
+latest ``md.depth_watch.v1`` record of its market names (the paper engine's, those with
+open orders) is followed too, subscribed and unsubscribed as that set changes, and
+published to ``md.depth.v1``. Its status and report are built and logged by
 `flows.ingest.status`.
 """
 
@@ -30,6 +33,7 @@ import aiohttp
 from flows.ingest.candle_feed import CandleFeed
 from flows.ingest.crosscheck import CrossChecker, LiveCrossCheck
 from flows.ingest.data_quality import DataQualityLog
+from flows.ingest.depth_watch import DepthWatchFeed
 from flows.ingest.frames import FrameHandler
 from flows.ingest.gaps import GapFiller, GapRepairer, GapWatch, RestGapFiller
 from flows.ingest.history import History, HistoryReport
@@ -56,6 +60,7 @@ from flows.ingest.status import (
 )
 from flows.ingest.trades import IngestError
 from flows.sinks.symbols import SymbolWriter
+from flows.sources.binance.depth import depth_stream
 from flows.sources.binance.markets import binance_market
 from flows.sources.binance.rest import BinanceRest, BinanceRestError
 from flows.sources.binance.streams import perpetual_symbols, streams_for, trading_symbols
@@ -103,6 +108,8 @@ class LiveIngest:
         marks_topic: Topic of the mark prices (USDⓈ-M).
         liquidations_topic: Topic of the liquidations (USDⓈ-M).
         open_interest_topic: Topic of the open-interest samples (USDⓈ-M).
+        depth_topic: Topic of the 20-level books of the watched symbols.
+        watch_topic: Topic naming the symbols to watch (``md.depth_watch.v1``).
 
     With ``ingest.history_h`` above 0, the 1m candles of that many hours the store lacks
     are fetched at start (`flows.ingest.history`); `history` reports how far it is.
@@ -126,6 +133,8 @@ class LiveIngest:
         marks_topic: str = topics.MARKS,
         liquidations_topic: str = topics.LIQUIDATIONS,
         open_interest_topic: str = topics.OPEN_INTEREST,
+        depth_topic: str = topics.DEPTH,
+        watch_topic: str = topics.DEPTH_WATCH,
     ) -> None:
         if market not in ("spot", "usdm"):
             raise LiveIngestError(f"market must be spot or usdm, not {market!r}")
@@ -143,10 +152,15 @@ class LiveIngest:
         self.marks_topic = marks_topic
         self.liquidations_topic = liquidations_topic
         self.open_interest_topic = open_interest_topic
+        self.depth_topic = depth_topic
+        self.watch_topic = watch_topic
         self.counts = IngestCounts()
         self.symbols: set[str] = set()
         self.perpetuals: set[str] = set()
         """The followed symbols that are perpetual contracts (USDⓈ-M)."""
+        self.depth_wanted: set[str] = set()
+        """The symbols the latest watch record names; depth is followed for those of
+        them that are followed (TRADING)."""
         self._gap_filler = gap_filler
         self._opts = settings.ingest
         self._sequencer = TradeSequencer(grace_s=self._opts.gap_grace_s)
@@ -228,7 +242,7 @@ class LiveIngest:
             wanted.append(self.tickers_topic)
         if self.follows_perpetuals:
             wanted += [self.marks_topic, self.liquidations_topic, self.open_interest_topic]
-        return wanted
+        return [*wanted, self.depth_topic, self.watch_topic]
 
     @property
     def follows_perpetuals(self) -> bool:
@@ -294,8 +308,14 @@ class LiveIngest:
             counts=self.counts,
             checker=self._checker,
             perps=parts.perps,
+            depth=parts.depth,
         )
         self._perps = parts.perps
+        watch = None
+        if parts.depth is not None:
+            watch = DepthWatchFeed(
+                parts.consumers(), self.watch_topic, partitions[self.watch_topic], EXCHANGE
+            )
         if parts.perps is not None and self._opts.open_interest:
             self._poller = self._open_interest_poller(rest.background(), parts.perps.open_interest)
 
@@ -308,11 +328,15 @@ class LiveIngest:
             gaps.seed(published)
 
         try:
-            await self._follow(rest.exchange_info, seed, stop)
+            await self._follow(rest.exchange_info, seed, stop, watch)
         finally:
+            if watch is not None:
+                watch.close()
             parts.quotes.flush()
             if parts.perps is not None:
                 parts.perps.flush()
+            if parts.depth is not None:
+                parts.depth.flush()
             if self._checker is not None:
                 self._checker.close()
         self.counts.quotes_delivered = parts.quotes.delivered
@@ -371,6 +395,7 @@ class LiveIngest:
         exchange_info: ExchangeInfo,
         seed: Callable[[set[str]], Awaitable[None]],
         stop: asyncio.Event,
+        watch: DepthWatchFeed | None = None,
     ) -> None:
         """Subscribe the universe and run every task until `stop`, then wind down."""
         opts = self._opts
@@ -422,6 +447,8 @@ class LiveIngest:
             tasks.append(stoppable[-1])
         if self._poller is not None:
             tasks.append(asyncio.create_task(self._poller.run(), name="ingest-open-interest"))
+        if watch is not None:
+            tasks.append(asyncio.create_task(self._follow_watch(watch), name="ingest-depth-watch"))
         # Not among `tasks`: its end (done, or failed) does not end the ingest.
         fetching = (
             asyncio.create_task(self._fetch_history(symbols), name="ingest-history")
@@ -489,17 +516,58 @@ class LiveIngest:
         except Exception as exc:  # metadata must never stop the trades
             logger.warning("%s: could not write symbol metadata (%s); will retry", self.market, exc)
 
+    def _streams(self) -> dict[str, str]:
+        """Every stream to follow now: the universe's, and the watched symbols' depth."""
+        streams = streams_for(
+            self.market, self.symbols, klines=self.crosscheck, perpetuals=self.perpetuals
+        )
+        for symbol in self.depth_wanted & self.symbols:
+            streams[depth_stream(symbol)] = symbol
+        return streams
+
+    def watch_depth(self, symbols: Collection[str]) -> None:
+        """Follow the 20-level depth of exactly these symbols (those of them followed).
+
+        Streams are subscribed and unsubscribed on the live connections (paced within
+        Binance's message-rate limit); a symbol that starts TRADING later gets its depth
+        then.
+
+        Args:
+            symbols: Upper-case symbols, the whole set (a ``md.depth_watch.v1`` record's).
+        """
+        wanted = {s.upper() for s in symbols}
+        if wanted == self.depth_wanted:
+            return
+        before = self.depth_wanted & self.symbols
+        self.depth_wanted = wanted
+        now = wanted & self.symbols
+        if self._pool is not None:
+            self._pool.set_streams(self._streams())
+        logger.info(
+            "%s: depth for %d symbol(s) (+%d -%d): %s",
+            self.market, len(now), len(now - before), len(before - now), sorted(now)[:20],
+        )  # fmt: skip
+
+    async def _follow_watch(self, watch: DepthWatchFeed) -> None:
+        """Read the watch topic every ``ingest.depth_watch_poll_s`` and follow its latest
+        record for this market."""
+        while True:
+            records = await asyncio.to_thread(watch.poll)
+            record = records.get(self.market)
+            if record is not None:
+                self.watch_depth(record.symbols)
+            await asyncio.sleep(self._opts.depth_watch_poll_s)
+
     def _apply_universe(self, symbols: set[str], perpetuals: set[str]) -> None:
         assert self._pool is not None and self._frames is not None and self._gaps is not None
         gone = self.symbols - symbols
         new = symbols - self.symbols
-        self._pool.set_streams(
-            streams_for(self.market, symbols, klines=self.crosscheck, perpetuals=perpetuals)
-        )
+        lost_perpetuals = self.perpetuals - perpetuals
         self.symbols = set(symbols)
-        if self._marks is not None and self.perpetuals - perpetuals:
-            self._marks.forget(self.perpetuals - perpetuals)
         self.perpetuals = set(perpetuals)
+        self._pool.set_streams(self._streams())
+        if self._marks is not None and lost_perpetuals:
+            self._marks.forget(lost_perpetuals)
         if gone:
             self._sequencer.forget(gone)
             self._frames.forget(gone)

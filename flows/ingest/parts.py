@@ -14,7 +14,7 @@ from confluent_kafka import Consumer
 
 from flows.ingest.history import HistoryPublisher
 from flows.ingest.perps import PerpPublisher
-from flows.ingest.quotes import QuotePublisher
+from flows.ingest.quotes import DepthPublisher, QuotePublisher
 from flows.ingest.trades import TradePublisher
 from flows.sources.binance.rest import BinanceRest
 
@@ -47,6 +47,9 @@ class IngestParts:
         perps: The publisher of the mark prices, liquidations and open interest (flushed
             by the ingest when it stops, closed by the process); None when
             `LiveIngest.follows_perpetuals` is off (spot): then none are followed.
+        depth: The publisher of `LiveIngest.depth_topic` (flushed by the ingest when it
+            stops, closed by the process); None: no depth is followed, whatever
+            ``md.depth_watch.v1`` says.
     """
 
     partitions: Mapping[str, int]
@@ -59,3 +62,4 @@ class IngestParts:
     quotes: QuotePublisher
     history_out: HistoryPublisher | None
     perps: PerpPublisher | None = None
+    depth: DepthPublisher | None = None

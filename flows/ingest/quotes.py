@@ -1,9 +1,10 @@
-"""Publishing samples of the market's state (quotes, and perpetuals data) keyed like trades.
+"""Publishing samples of the market's state (quotes, depth, perpetuals data) keyed like trades.
 
 `SamplePublisher` is the producer of records that a later one of the same symbol soon
 supersedes or that the exchange itself only samples: a failed delivery is counted and
-logged, never retried. `QuotePublisher` publishes best bid/offer quotes to md.quotes.v1;
-`flows.ingest.perps.PerpPublisher` the mark prices, liquidations and open interest.
+logged, never retried. `QuotePublisher` publishes best bid/offer quotes to md.quotes.v1,
+`DepthPublisher` 20-level books to md.depth.v1; `flows.ingest.perps.PerpPublisher` the
+mark prices, liquidations and open interest.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from runtime.kafka import flush_or_drop, produce_when_room, producer_config
 from schemas import topics
+from schemas.depth import BookDepth, encode_depth
 from schemas.quotes import Quote, encode_quote
 
 logger = logging.getLogger(__name__)
@@ -80,3 +82,20 @@ class QuotePublisher(SamplePublisher):
     def publish(self, quote: Quote) -> None:
         """Queue one quote for delivery (waits while the local buffer is full)."""
         self.produce(self.topic, encode_quote(quote), quote.key)
+
+
+class DepthPublisher(SamplePublisher):
+    """Publishes 20-level books; each replaces the one before (100 ms later).
+
+    Args:
+        bootstrap: Kafka bootstrap servers.
+        topic: Topic of the depth records.
+    """
+
+    def __init__(self, bootstrap: str, topic: str = topics.DEPTH) -> None:
+        super().__init__(bootstrap, "depth record")
+        self.topic = topic
+
+    def publish(self, depth: BookDepth) -> None:
+        """Queue one depth record for delivery (waits while the local buffer is full)."""
+        self.produce(self.topic, encode_depth(depth), depth.key)

@@ -50,6 +50,10 @@ class IngestSettings(BaseModel):
     refresh_s: PositiveFloat = 600.0
     """How often the symbol universe is re-read from exchangeInfo."""
 
+    depth_watch_poll_s: PositiveFloat = 0.5
+    """How often ``md.depth_watch.v1`` is read for the symbols whose 20-level depth
+    (``@depth20@100ms``) to follow."""
+
     gap_grace_s: NonNegativeFloat = 2.0
     """How long a hole in a symbol's trade ids may wait to be filled by an overlapping
     connection before it is repaired from REST."""

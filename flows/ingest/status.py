@@ -42,6 +42,7 @@ class IngestCounts:
         liquidations: Liquidations handed to the perpetuals publisher (USDⓈ-M).
         no_mark: Times a perpetual was found without mark price (its ``@markPrice@1s``
             silent while its connection flowed).
+        depth: 20-level books handed to the depth publisher (watched symbols only).
     """
 
     trades: int = 0
@@ -55,6 +56,7 @@ class IngestCounts:
     marks: int = 0
     liquidations: int = 0
     no_mark: int = 0
+    depth: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,10 @@ SYMBOL_COLUMNS = (
     "tick_size",
     "step_size",
     "updated",
+    "min_qty",
+    "max_qty",
+    "market_max_qty",
+    "min_notional",
 )
 """Columns we write, in `tsv_rows` order."""
 
@@ -29,8 +33,9 @@ SYMBOL_COLUMNS = (
 def tsv_rows(infos: list[SymbolInfo]) -> bytes:
     """Symbols as TabSeparated rows in `SYMBOL_COLUMNS` order.
 
-    Sizes are written in plain notation (``0.00000001``, never ``1E-8``), the update
-    time as integer milliseconds, which DateTime64(3) reads as its ticks.
+    Sizes and filter values are written in plain notation (``0.00000001``, never
+    ``1E-8``), the update time as integer milliseconds, which DateTime64(3) reads as its
+    ticks.
     """
     lines = [
         "\t".join(
@@ -45,6 +50,10 @@ def tsv_rows(infos: list[SymbolInfo]) -> bytes:
                 _decimal(s.tick_size),
                 _decimal(s.step_size),
                 str(s.updated_ms),
+                _decimal(s.min_qty),
+                _decimal(s.max_qty),
+                _decimal(s.market_max_qty),
+                _decimal(s.min_notional),
             )
         )
         + "\n"

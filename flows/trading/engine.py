@@ -212,28 +212,33 @@ class PaperEngine(Commands):
     def _book_changed(self, key: str) -> list[AccountEvent]:
         out: list[AccountEvent] = []
         book = self._books[key]
-        if key in self._unlearned:
+        fresh = book.is_fresh(self._now_us, self._stale_us)
+        # Walk the working orders only when one may have to learn its queue or waits for
+        # a fresh book (most updates of a busy symbol need neither).
+        if key in self._unlearned or (fresh and key in self._waiting_keys):
             unlearned = False
             for working in self._sorted_working(key):
-                if working.queue.ahead is None and working.waiting_since_us is None:
-                    self._learn_queue(working, book)
-                unlearned = unlearned or working.queue.ahead is None
-            if not unlearned:
-                del self._unlearned[key]
-        if key in self._waiting_keys and book.is_fresh(self._now_us, self._stale_us):
-            for working in self._sorted_working(key):
-                if working.waiting_since_us is not None:
+                if working.waiting_since_us is None:
+                    if working.queue.ahead is None:
+                        self._learn_queue(working, book)
+                elif fresh:
                     state = self._accounts[working.account_id]
                     order = state.orders.get(working.order_id)
                     if order is not None:
                         working.waiting_since_us = None
                         self._work(state, order, out)
+                unlearned = unlearned or working.queue.ahead is None
+            if not unlearned:
+                self._unlearned.pop(key, None)
         self._expire_waiting(out)
         return out
 
     def _expire_waiting(self, out: list[AccountEvent]) -> None:
         for key in sorted(self._waiting_keys):
-            for working in self._sorted_working(key):
+            waiting = [w for w in self._sorted_working(key) if w.waiting_since_us is not None]
+            if not waiting:
+                del self._waiting_keys[key]
+            for working in waiting:
                 since = working.waiting_since_us
                 if since is None or self._now_us - since <= self._wait_us:
                     continue

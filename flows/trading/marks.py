@@ -11,7 +11,10 @@ its open orders on that symbol are canceled, and it is closed by one reduce-only
 order filled at once (`fill.liquidation`) at the price
 `flows.trading.futures.close_out_prices` gives: the bankruptcy price (so the account
 loses exactly the margin behind the position, not a cent more), or the mark where no
-bankruptcy price exists. The closing fill pays the taker fee.
+bankruptcy price exists. The closing fill is charged no fee of its own: closing at the
+bankruptcy price already takes all the margin behind the position (what lies between the
+mark and that price is the venue's, as Binance's insurance fund keeps it), so a fee on
+top would take more than the margin and could leave a cross wallet below zero.
 """
 
 from __future__ import annotations
@@ -138,5 +141,13 @@ class MarkHandling(Execution):
             )  # fmt: skip
             order = new_order(state.account_id, state.next_order_id, request, self._now_us)
             self._fill(
-                state, order, prices[symbol], abs(pos.qty), "taker", None, out, liquidation=True
+                state,
+                order,
+                prices[symbol],
+                abs(pos.qty),
+                "taker",
+                None,
+                out,
+                liquidation=True,
+                fee_rate=Decimal(0),
             )

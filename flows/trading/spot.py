@@ -11,6 +11,7 @@ the free balance when it executes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from flows.trading import ledger
@@ -39,7 +40,7 @@ def lock_of(order: Order, info: SymbolInfo) -> tuple[str, Decimal]:
     return info.quote_asset, price * open_qty(order)
 
 
-def locked(state: AccountState, symbols: dict[str, SymbolInfo]) -> dict[str, Decimal]:
+def locked(state: AccountState, symbols: Mapping[str, SymbolInfo]) -> dict[str, Decimal]:
     """Per asset, what the account's open orders lock."""
     out: dict[str, Decimal] = {}
     for order_id in sorted(state.orders):
@@ -52,7 +53,7 @@ def locked(state: AccountState, symbols: dict[str, SymbolInfo]) -> dict[str, Dec
     return out
 
 
-def free(state: AccountState, symbols: dict[str, SymbolInfo], asset: str) -> Decimal:
+def free(state: AccountState, symbols: Mapping[str, SymbolInfo], asset: str) -> Decimal:
     """What the account may still commit of `asset`."""
     held = state.balances.get(asset, Decimal(0))
     return held - locked(state, symbols).get(asset, Decimal(0))

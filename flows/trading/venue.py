@@ -17,10 +17,10 @@ from flows.trading.book import Book
 from flows.trading.orders import Working, is_waiting_stop, must_take_now
 from flows.trading.settings import PaperSettings
 from flows.trading.state import AccountState
-from flows.trading.views import MarketContext, margin
+from flows.trading.views import SPOT_QUOTE, MarketContext, margin
 from schemas.perps import MarkPrice
 from schemas.symbols import SymbolInfo
-from schemas.trading import AccountEvent, Order
+from schemas.trading import AccountEvent, AccountReset, Order, OrderFilled
 
 RECENT_COMMANDS = 10_000
 """Command ids remembered per account to drop a redelivered command (a redelivery is of
@@ -54,6 +54,7 @@ class Venue:
         # it (the others skip that walk).
         self._unlearned: dict[str, None] = {}
         self._recent: dict[str, dict[str, None]] = {}
+        self._spot_fees: dict[str, Decimal] = {}
         self._now_us = 0
         self._command_id = ""
 
@@ -83,13 +84,22 @@ class Venue:
 
     def _after_apply(self, state: AccountState, event: AccountEvent) -> None:
         order: Order | None = getattr(event, "order", None)
-        if order is None:
+        if order is not None:
+            if not order.is_open:
+                self._untrack(state, order)
+            else:
+                # Its price, stop or trigger may have changed: the symbol's reach is redone.
+                self._forget_prices(self._key(state, order.request.symbol))
+        if state.market != "spot":
             return
-        if not order.is_open:
-            self._untrack(state, order)
-        else:
-            # Its price, stop or trigger may have changed: the symbol's reach is redone.
-            self._forget_prices(self._key(state, order.request.symbol))
+        # spot fees in the quote asset since the account opened or reset (a fee in the
+        # base asset at its fill's price), for the view: derived from the log like the rest
+        if isinstance(event, OrderFilled):
+            fill = event.fill
+            fee = fill.fee * fill.price if fill.side == "BUY" else fill.fee
+            self._spot_fees[state.account_id] = self._spot_fees.get(state.account_id, 0) + fee
+        elif isinstance(event, AccountReset):
+            self._spot_fees.pop(state.account_id, None)
 
     # ---- lookups ------------------------------------------------------------------
 
@@ -116,17 +126,17 @@ class Venue:
             symbols=self._symbols.get((state.exchange, state.market), {}),
             books={s: books[prefix + s] for s in self._held_symbols(state) if prefix + s in books},
             marks=marks,
+            spot_fees=self._spot_fees.get(state.account_id, Decimal(0)),
         )
 
     def _held_symbols(self, state: AccountState) -> list[str]:
         if state.market == "usdm":
             return sorted(state.positions)
         infos = self._symbols.get((state.exchange, state.market), {})
-        quote = "USDT"
         return sorted(
-            f"{asset}{quote}"
+            f"{asset}{SPOT_QUOTE}"
             for asset in state.balances
-            if asset != quote and f"{asset}{quote}" in infos
+            if asset != SPOT_QUOTE and f"{asset}{SPOT_QUOTE}" in infos
         )
 
     # ---- working-order index ------------------------------------------------------
@@ -150,12 +160,10 @@ class Venue:
             self._forget_orders(key)
 
     def _sorted_working(self, key: str) -> list[Working]:
-        """The key's working orders in id order (a list the caller must not change)."""
+        """The key's working orders in (account, order id) order, so every input touches
+        them in the same order whatever order they were placed or restored in (a kept
+        list the caller must not change)."""
         by_id = self._working.get(key, {})
-        if key in self._waiting_keys and not any(
-            w.waiting_since_us is not None for w in by_id.values()
-        ):
-            self._waiting_keys.pop(key, None)
         found = self._working_sorted.get(key)
         if found is None:
             found = self._working_sorted[key] = [by_id[ident] for ident in sorted(by_id)]

@@ -79,6 +79,8 @@ class Vetting(Venue):
             if need is not None and need > spot.free(state, symbols, asset):
                 return rules.INSUFFICIENT_BALANCE
             return None
+        if price is None:
+            price = self._trigger_price(state, request.symbol, "mark")
         if request.reduce_only or price is None:
             return None
         qty = request.quantity

@@ -18,7 +18,7 @@ from flows.trading.book import Book
 from flows.trading.settings import PaperSettings
 from flows.trading.state import AccountState
 from schemas.symbols import SymbolInfo
-from schemas.trading import AccountView, Balance, Order
+from schemas.trading import AccountView, Balance
 
 SPOT_QUOTE = "USDT"
 """The asset spot accounts are valued in."""
@@ -34,6 +34,8 @@ class MarketContext:
         books: Books of the symbols that value the account (its holdings' USDT pairs,
             or its positions' symbols).
         marks: Mark price by symbol (USDⓈ-M).
+        spot_fees: Spot fees paid since the account opened or reset, in the quote asset
+            (a base-asset fee valued at its fill's price).
         order_margin: The account's `order_margin` when the caller knows it already (it
             depends on the account's orders and positions only, not on the market).
     """
@@ -42,6 +44,7 @@ class MarketContext:
     symbols: Mapping[str, SymbolInfo]
     books: Mapping[str, Book]
     marks: Mapping[str, Decimal]
+    spot_fees: Decimal = Decimal(0)
     order_margin: Decimal | None = None
 
 
@@ -59,7 +62,7 @@ def account_view(state: AccountState, ctx: MarketContext, now_us: int) -> Accoun
 
 
 def _spot_view(state: AccountState, ctx: MarketContext, common: dict) -> AccountView:
-    locks = spot.locked(state, dict(ctx.symbols))
+    locks = spot.locked(state, ctx.symbols)
     balances: list[Balance] = []
     equity = Decimal(0)
     for asset in sorted(state.balances):
@@ -71,10 +74,9 @@ def _spot_view(state: AccountState, ctx: MarketContext, common: dict) -> Account
         price = _spot_price(asset, ctx)
         if price is not None:
             equity += total * price
-    fees = sum((_fee_in_quote(o, ctx) for o in _all_orders(state)), Decimal(0))
     cash = sum((b.free for b in balances if b.asset == SPOT_QUOTE), Decimal(0))
     return AccountView(
-        **common, balances=balances, positions=[], equity=equity, fees=fees,
+        **common, balances=balances, positions=[], equity=equity, fees=ctx.spot_fees,
         margin_balance=equity, available=cash,
     )  # fmt: skip
 
@@ -84,23 +86,6 @@ def _spot_price(asset: str, ctx: MarketContext) -> Decimal | None:
         return Decimal(1)
     book = ctx.books.get(f"{asset}{SPOT_QUOTE}")
     return None if book is None else book.value_price()
-
-
-def _all_orders(state: AccountState) -> list[Order]:
-    return [state.closed[i] for i in sorted(state.closed)] + [
-        state.orders[i] for i in sorted(state.orders)
-    ]
-
-
-def _fee_in_quote(order: Order, ctx: MarketContext) -> Decimal:
-    """Fees an order paid, in the quote asset (a base-asset fee at its fill price)."""
-    if not order.fees:
-        return Decimal(0)
-    info = ctx.symbols.get(order.request.symbol)
-    if info is not None and order.fee_asset == info.base_asset:
-        avg = order.avg_price
-        return Decimal(0) if avg is None else order.fees * avg
-    return order.fees
 
 
 def order_margin(state: AccountState, default_leverage: int) -> Decimal:

@@ -65,6 +65,8 @@ def live_ingest(
         trades_topic=topic(topics.TRADES),
         quotes_topic=topic(topics.QUOTES),
         deadletter_topic=topic(topics.DEADLETTER),
+        depth_topic=topic(topics.DEPTH),
+        watch_topic=topic(topics.DEPTH_WATCH),
         **options,
     )
 

@@ -518,9 +518,14 @@ def test_symbols_written_by_ingest_are_listed_with_their_latest_status(
     listed = {s["symbol"]: s for s in body["symbols"]}
     assert sorted(listed) == ["BNBUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT"]
     assert (listed["BNBUSDT"]["status"], listed["BTCUSDT"]["status"]) == ("SETTLING", "TRADING")
-    # What the API documents for BTCUSDT is what it serves (but the time of the answer).
+    # What the API documents for BTCUSDT is what it serves (but the time of the answer
+    # and the fake exchange's order filters, stored and read back exactly).
     assert listed["BTCUSDT"] == symbol_routes.EXAMPLE["symbols"][0] | {
-        "updated_ms": later["serverTime"]
+        "updated_ms": later["serverTime"],
+        "min_qty": "0.001",
+        "max_qty": "1000000",
+        "market_max_qty": "100000",
+        "min_notional": "5",
     }
     trading = api.get("/api/v1/symbols", params={"status": "trading", "market": "usdm"}).json()
     assert [s["symbol"] for s in trading["symbols"]] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from confluent_kafka import Producer
 
-from runtime.kafka import ensure_topics
+from flows.sources.simulator import SyntheticMarket
+from flows.sources.simulator.perps import Perpetuals
+from runtime.kafka import ensure_topics, producer_config
 from schemas import topics
+from schemas.depth import DepthWatch, depth_decoder, encode_depth
 from schemas.quotes import quote_decoder
 from tests.integration.live_run import PARTITIONS, read_topic
-from tickscan.simulate import simulate
+from tickscan.simulate import publish_market, simulate
 
 pytestmark = pytest.mark.integration
 
@@ -93,8 +98,8 @@ def test_quotes_go_to_their_topic_keyed_like_the_trades(
         topic=topic,
         quotes_topic=quotes_topic,
     )
-    # A book ticker per traded symbol at most once a second.
-    assert 20 <= report.quotes <= 20 * 4
+    # A book ticker per move of a traded symbol's book, at most ten a second.
+    assert 20 <= report.quotes <= 20 * 10 * 4
     decode = quote_decoder().decode
     quotes = [
         decode(value) for _, value in read_topic(kafka_bootstrap, quotes_topic, report.quotes)
@@ -107,3 +112,59 @@ def test_quotes_go_to_their_topic_keyed_like_the_trades(
         q.time_us is not None and report.first_time_us <= q.time_us <= report.last_time_us
         for q in quotes
     )
+
+
+def test_depth_goes_out_for_the_watched_symbols_of_each_market_only(
+    kafka_bootstrap: str, topic: str, fresh_topic: Callable[[str], str]
+) -> None:
+    names = [fresh_topic(t) for t in (topics.QUOTES, topics.DEPTH, topics.DEPTH_WATCH)]
+    marks, liquidations, open_interest, funding = (
+        fresh_topic(t)
+        for t in (topics.MARKS, topics.LIQUIDATIONS, topics.OPEN_INTEREST, topics.FUNDING)
+    )
+    ensure_topics(
+        kafka_bootstrap,
+        [*names, marks, liquidations, open_interest, funding],
+        partitions=PARTITIONS,
+    )
+    quotes_topic, depth_topic, watch_topic = names
+    now_us = time.time_ns() // 1_000
+    watches = [
+        DepthWatch("sim", "spot", ["SYM0002USDT", "SYM0005USDT"], now_us),
+        DepthWatch("sim", "usdm", ["SYM0001USDT"], now_us),
+        DepthWatch("binance", "spot", ["SYM0003USDT"], now_us),  # another exchange's
+        DepthWatch("sim", "spot", ["SYM0002USDT"], now_us + 1),  # replaces the first
+    ]
+    producer = Producer(producer_config(kafka_bootstrap))
+    for watch in watches:
+        producer.produce(watch_topic, encode_depth(watch), watch.key)
+    assert producer.flush(10) == 0
+
+    market = SyntheticMarket(20, 400.0, seed=4, start_us=now_us, quotes=True)
+    perps = Perpetuals(market)
+    report = publish_market(
+        kafka_bootstrap,
+        market,
+        duration=3.0,
+        topic=topic,
+        quotes_topic=quotes_topic,
+        perps=perps,
+        perp_topics=topics.PerpTopics(marks, liquidations, open_interest, funding),
+        depth_topic=depth_topic,
+        watch_topic=watch_topic,
+    )
+    assert report.depth > 20
+    decode = depth_decoder().decode
+    depth = [decode(value) for _, value in read_topic(kafka_bootstrap, depth_topic, report.depth)]
+    assert {(d.exchange, d.market, d.symbol) for d in depth} == {
+        ("sim", "spot", "SYM0002USDT"),
+        ("sim", "usdm", "SYM0001USDT"),
+    }
+    # Every 100 ms of event time per symbol (from when the watch was read), 20 levels a
+    # side, the best bid under the best ask.
+    for key in ("SYM0002USDT", "SYM0001USDT"):
+        times = sorted(d.update_id for d in depth if d.symbol == key)
+        assert len(times) >= 15
+        assert {b - a for a, b in itertools.pairwise(times)} == {100_000}
+    assert all(len(d.bids) == len(d.asks) == 20 for d in depth)
+    assert all(d.bids[0][0] < d.asks[0][0] for d in depth)

@@ -9,6 +9,7 @@
   records; `perp_history`: that history page by page.
 - `ws/`: the pool of WebSocket connections (shards, sockets, rotation, reconnects);
   `streams`: which streams a live ingest follows.
-- `trades`, `book`: raw trade/aggTrade and bookTicker messages -> `Trade`, `Quote`;
+- `trades`, `book`, `depth`: raw trade/aggTrade, bookTicker and depth20 messages ->
+  `Trade`, `Quote`, `BookDepth`;
   `perps`: USDⓈ-M mark prices, liquidations and open interest -> `schemas.perps` records.
 """

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import msgspec
 
-from flows.sources.binance.trades import BinanceDecodeError, time_us_from_binance, to_decimal
+from flows.sources.binance.trades import (
+    BinanceDecodeError,
+    decode_message,
+    time_us_from_binance,
+    to_decimal,
+)
 from schemas.quotes import Quote
 from schemas.trades import Market
 
@@ -72,12 +77,7 @@ class BookTickerDecoder:
             BinanceDecodeError: ``bad_json``, ``bad_type``, ``missing_field`` or
                 ``bad_decimal`` when the message is not a well-formed bookTicker.
         """
-        try:
-            msg = self._decoder.decode(raw)
-        except msgspec.ValidationError as exc:
-            raise BinanceDecodeError("bad_type", str(exc)) from None
-        except msgspec.DecodeError as exc:
-            raise BinanceDecodeError("bad_json", str(exc)) from None
+        msg = decode_message(self._decoder, raw)
         ev: _BookTicker = msg.data if msg.data is not None else msg
         if ev.e and ev.e != "bookTicker":
             raise BinanceDecodeError("bad_type", f"not a bookTicker: e={ev.e!r}")

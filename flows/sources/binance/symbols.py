@@ -17,11 +17,15 @@ logger = logging.getLogger(__name__)
 
 
 class _Filter(msgspec.Struct, rename="camel"):
-    """One entry of a symbol's ``filters``; only the two sizes we keep are read."""
+    """One entry of a symbol's ``filters``; only the fields we keep are read."""
 
     filter_type: str
     tick_size: str | None = None
     step_size: str | None = None
+    min_qty: str | None = None
+    max_qty: str | None = None
+    min_notional: str | None = None
+    notional: str | None = None
 
 
 class _Symbol(msgspec.Struct, rename="camel"):
@@ -48,10 +52,14 @@ def symbol_infos(
          "filters": [{"minPrice": "402", "maxPrice": "1246396.60",
                       "filterType": "PRICE_FILTER", "tickSize": "0.10"},
                      {"stepSize": "0.001", "filterType": "LOT_SIZE", "maxQty": "1000",
-                      "minQty": "0.001"}, ...]}, ...]}
+                      "minQty": "0.001"},
+                     {"notional": "10", "filterType": "MIN_NOTIONAL"}, ...]}, ...]}
 
-    Spot entries have the same fields but no ``contractType``, and print sizes with
-    eight decimals (``"tickSize": "0.01000000"``).
+    ``MARKET_LOT_SIZE`` (``minQty``, ``maxQty``, ``stepSize``) caps a market order.
+    Spot entries have the same fields but no ``contractType``, print sizes with eight
+    decimals (``"tickSize": "0.01000000"``), and give the minimum order value as
+    ``{"filterType": "NOTIONAL", "minNotional": "5.00000000", ...}`` (older listings:
+    ``MIN_NOTIONAL`` with ``minNotional``).
 
     Args:
         exchange: The `exchange` of every row, e.g. ``binance``.
@@ -62,7 +70,7 @@ def symbol_infos(
 
     Returns:
         One `SymbolInfo` per well-formed entry, in the response's order, each stamped
-        with the response's ``serverTime`` (0 when absent). A size of zero (Binance's
+        with the response's ``serverTime`` (0 when absent). A value of zero (Binance's
         "no rule") or a missing filter is None. Malformed entries are logged and left out.
     """
     facts = binance_market(market)
@@ -73,8 +81,7 @@ def symbol_infos(
     for raw in exchange_info.get("symbols") or ():
         try:
             entry = msgspec.convert(raw, _Symbol)
-            tick = _size(entry.filters, "PRICE_FILTER")
-            step = _size(entry.filters, "LOT_SIZE")
+            filters = _filters(entry.filters)
         except (msgspec.ValidationError, InvalidOperation) as exc:
             logger.warning("exchangeInfo of %s %s: skipped %.200r: %s", exchange, market, raw, exc)
             continue
@@ -87,23 +94,49 @@ def symbol_infos(
                 quote_asset=entry.quote_asset,
                 status=entry.status,
                 kind=facts.symbol_kind(entry.contract_type),
-                tick_size=tick,
-                step_size=step,
+                tick_size=filters["tick_size"],
+                step_size=filters["step_size"],
                 updated_ms=updated_ms,
+                min_qty=filters["min_qty"],
+                max_qty=filters["max_qty"],
+                market_max_qty=filters["market_max_qty"],
+                min_notional=filters["min_notional"],
             )
         )
     return out
 
 
-def _size(filters: list[_Filter], filter_type: str) -> Decimal | None:
-    """The tick size of PRICE_FILTER or the step size of LOT_SIZE, None if absent or 0."""
-    for f in filters:
-        if f.filter_type == filter_type:
-            text = f.tick_size if filter_type == "PRICE_FILTER" else f.step_size
-            if text is None:
-                return None
-            value = Decimal(text)
-            if not value.is_finite() or value < 0:
-                raise InvalidOperation(f"{filter_type} size {text!r} is not a size")
-            return value or None
-    return None
+_FIELDS: tuple[tuple[str, str, str], ...] = (
+    # (SymbolInfo field, filterType, _Filter attribute), in order of preference per field
+    ("tick_size", "PRICE_FILTER", "tick_size"),
+    ("step_size", "LOT_SIZE", "step_size"),
+    ("min_qty", "LOT_SIZE", "min_qty"),
+    ("max_qty", "LOT_SIZE", "max_qty"),
+    ("market_max_qty", "MARKET_LOT_SIZE", "max_qty"),
+    ("min_notional", "NOTIONAL", "min_notional"),  # spot today
+    ("min_notional", "MIN_NOTIONAL", "min_notional"),  # spot, older listings
+    ("min_notional", "MIN_NOTIONAL", "notional"),  # USDⓈ-M
+)
+
+
+def _filters(filters: list[_Filter]) -> dict[str, Decimal | None]:
+    """The `SymbolInfo` filter fields of one entry's ``filters``: None if absent or 0.
+
+    Raises:
+        InvalidOperation: A value that is not a non-negative finite decimal.
+    """
+    by_type = {f.filter_type: f for f in filters}
+    out: dict[str, Decimal | None] = {}
+    for field, filter_type, attribute in _FIELDS:
+        if out.get(field) is not None:
+            continue
+        found = by_type.get(filter_type)
+        text = None if found is None else getattr(found, attribute)
+        if text is None:
+            out.setdefault(field, None)
+            continue
+        value = Decimal(text)
+        if not value.is_finite() or value < 0:
+            raise InvalidOperation(f"{filter_type} {attribute} {text!r} is not a size")
+        out[field] = value or None
+    return out

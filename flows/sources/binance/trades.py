@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 import msgspec
 
@@ -45,6 +46,24 @@ def time_us_from_binance(t: int) -> int:
         The same instant in microseconds since the epoch.
     """
     return t if t >= _MICROS_THRESHOLD else t * 1000
+
+
+_M = TypeVar("_M")
+
+
+def decode_message(decoder: msgspec.json.Decoder[_M], raw: bytes | str) -> _M:
+    """Decode one stream message with `decoder`, failures as `BinanceDecodeError`.
+
+    Raises:
+        BinanceDecodeError: ``bad_json`` when `raw` is not JSON, ``bad_type`` when it
+            does not have the decoder's shape.
+    """
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise BinanceDecodeError("bad_type", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BinanceDecodeError("bad_json", str(exc)) from None
 
 
 def to_decimal(text: str, field: str) -> Decimal:

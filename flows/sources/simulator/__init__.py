@@ -1,6 +1,7 @@
-"""The simulated market (exchange `sim`): trades and quotes, its regimes, its generated history.
+"""The simulated market (exchange `sim`): trades, quotes and depth, its regimes, its history.
 
-`market` prints trades and book tickers live for the symbols `symbols` lists; `regimes`
+`market` prints trades live for the symbols `symbols` lists, against the books `book`
+keeps (their quotes, and 20 levels of depth for the watched symbols); `regimes`
 says, from the seed, which regime each symbol is in at any time; `history` writes the
 candles the market would have printed over the last day (`buckets`: those candles as
 integer arrays), so a fresh store has a complete board at once, and `stored` says where
@@ -11,9 +12,9 @@ second's marks, funding, open interest and liquidations from `perp_model`),
 candles from their twins' as `history` draws them.
 """
 
+from flows.sources.simulator.book import QUOTE_GAP_US, SimBook
 from flows.sources.simulator.market import (
     DEFAULT_START_US,
-    QUOTE_EVERY_US,
     SymbolResume,
     SyntheticMarket,
     symbol_infos,
@@ -22,7 +23,8 @@ from flows.sources.simulator.symbols import SymbolSpec
 
 __all__ = [
     "DEFAULT_START_US",
-    "QUOTE_EVERY_US",
+    "QUOTE_GAP_US",
+    "SimBook",
     "SymbolResume",
     "SymbolSpec",
     "SyntheticMarket",

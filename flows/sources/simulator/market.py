@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from flows.sources.simulator.book import QUOTE_GAP_US, TOP_DEPTH, SimBook
 from flows.sources.simulator.regimes import REVERSION_PER_S, Regimes
 from flows.sources.simulator.symbols import SymbolSpec, list_symbols
+from schemas.depth import BookDepth
 from schemas.quotes import Quote
 from schemas.symbols import SymbolInfo
 from schemas.trades import Market, Trade
@@ -33,10 +34,7 @@ MEAN_FILLS = sum(_FILLS) / len(_FILLS)
 MEAN_SIZE = math.exp(SIZE_SIGMA**2 / 2)
 """Mean of a trade's size in median sizes (of the lognormal factor)."""
 
-QUOTE_EVERY_US = 1_000_000
-"""A symbol's book ticker is published at most this often (and only when it trades)."""
 _REFRESH_EVERY_US = 5_000_000  # how often the regimes are looked up again
-_QUOTE_DEPTH = 3.0  # resting size at the best price, in median trade sizes
 _PRICE_CACHE = 4096  # Decimal prices remembered per symbol
 
 
@@ -68,10 +66,12 @@ class SyntheticMarket:
     sweeping one tick further now and then. Prices span ~0.0001 to ~60000 across symbols
     with about six significant digits; quantities are multiples of each symbol's step.
 
-    With `quotes`, each symbol's best bid and offer (the book ticker) is recorded after a
-    taker order, at most once a second per symbol: `take_quotes` hands them out. The
-    book is the one the trades print against: bid < ask, a buy prints at the ask or
-    above, a sell at the bid or below.
+    Every taker order prints against the symbol's quoted book (`flows.sources.simulator.book`):
+    a buy at the ask (a sweep one tick higher per level), a sell at the bid; the book
+    follows the fair price, moving at most once per `QUOTE_GAP_US` of event time. With
+    `quotes`, each move's book ticker is recorded, timed at the move (before the trade
+    that follows it): `take_quotes` hands them out. The symbols `watch_depth` names get
+    their 20 levels every 100 ms of event time too (`take_depth`).
 
     The market is deterministic for a seed and keeps its state: successive calls to
     `trades` or `stream` continue where the last one stopped. `resume` continues each
@@ -117,8 +117,7 @@ class SyntheticMarket:
         self.agg = agg
         self.start_us = DEFAULT_START_US if start_us is None else start_us
         self._rng = random.Random(seed)
-        self._quote_rng = random.Random(seed + 0x5151)
-        self._quotes: deque[Quote] | None = deque() if quotes else None
+        self._record_quotes = quotes
         self._mean_gap_us = 1e6 / rate
         # One chunk of orders shares one set of activity weights: about a quarter second
         # of event time.
@@ -151,8 +150,18 @@ class SyntheticMarket:
         self._index = range(n)
         self._last_us = [self.start_us] * n  # event time of each fair price
         self._from_us = [0] * n
-        self._last_quote_us = [-QUOTE_EVERY_US] * n
         self._refresh_at_us = -1
+        self.book = SimBook(
+            self.exchange,
+            self.market,
+            self._names,
+            self._pdec,
+            self._qdec,
+            [steps * TOP_DEPTH for steps in self._median_steps],
+            self._sizes,
+            self.seed,
+            quotes=self._record_quotes,
+        )
 
     def next_trade_ids(self) -> dict[str, int]:
         """Each symbol's next raw trade id."""
@@ -198,11 +207,27 @@ class SyntheticMarket:
         Returns:
             The quotes not taken yet with `time_us <= until_us` (none without `quotes`).
         """
-        pending = self._quotes
-        out: list[Quote] = []
-        while pending and pending[0].time_us <= until_us:  # type: ignore[operator]
-            out.append(pending.popleft())
-        return out
+        return self.book.take_quotes(until_us)
+
+    @property
+    def now_us(self) -> int:
+        """Event time the market has generated up to."""
+        return self.start_us + int(self._elapsed_us)
+
+    def watch_depth(self, symbols: Iterable[str]) -> list[str]:
+        """Record the 20-level depth of exactly these symbols from now on, every 100 ms.
+
+        Args:
+            symbols: Names (a ``md.depth_watch.v1`` record's set); unknown ones are ignored.
+
+        Returns:
+            The names watched.
+        """
+        return self.book.watch(symbols, self.now_us)
+
+    def take_depth(self, until_us: int) -> list[BookDepth]:
+        """The recorded depth of the watched symbols up to event time `until_us`, oldest first."""
+        return self.book.take_depth(until_us)
 
     def _refresh(self, now_us: int) -> None:
         """Take the regimes at `now_us`: weights of the symbols, drifts, spreads.
@@ -263,7 +288,9 @@ class SyntheticMarket:
         )
         drift, vol, size_mult, buy_p = self._drift, self._vol, self._size, self._buy_p
         spread_ticks = self._spread_ticks
-        quotes = self._quotes
+        book = self.book
+        book_bid, book_ask, moved_us = book.bid, book.ask, book.moved_us
+        gap_us = QUOTE_GAP_US
         out: list[Trade] = []
         append = out.append
         for s, us, uf, z in zip(orders, u_side, u_fills, z_walk, strict=True):
@@ -283,7 +310,14 @@ class SyntheticMarket:
             if bid < 1:
                 bid = 1
             ask = bid + spread
-            # A taker buy lifts the ask and a sweep walks up; a taker sell hits the bid.
+            if time_us > book.next_depth_us:
+                book.catch_up(time_us)
+            if time_us - moved_us[s] >= gap_us and (bid != book_bid[s] or ask != book_ask[s]):
+                book.place(s, bid, ask, time_us)
+            # The book as last quoted: a taker buy lifts its ask and a sweep walks up; a
+            # taker sell hits its bid.
+            bid = book_bid[s]
+            ask = book_ask[s]
             buyer_is_maker = us >= buy_p[s]
             direction = -1 if buyer_is_maker else 1
             ticks = bid if buyer_is_maker else ask
@@ -334,33 +368,8 @@ class SyntheticMarket:
                 )
                 elapsed += -log(1.0 - rand()) * mean_gap
             next_id[s] = raw_id
-            if quotes is not None and time_us - self._last_quote_us[s] >= QUOTE_EVERY_US:
-                self._last_quote_us[s] = time_us
-                quotes.append(self._quote(s, bid, ask, time_us))
         self._elapsed_us = elapsed
         return out
-
-    def _quote(self, s: int, bid: int, ask: int, time_us: int) -> Quote:
-        """The book ticker of symbol `s` around a taker order: the book it printed against."""
-        rand = self._quote_rng.random
-        sizes = self._sizes
-        depth = self._median_steps[s] * _QUOTE_DEPTH
-        qdec, pdec = self._qdec[s], self._pdec[s]
-        bid_steps = int(depth * sizes[int(rand() * len(sizes))]) or 1
-        ask_steps = int(depth * sizes[int(rand() * len(sizes))]) or 1
-        return Quote(
-            self.exchange,
-            self.market,
-            self._names[s],
-            # Event time orders a symbol's updates across restarts as well.
-            time_us,
-            Decimal(bid).scaleb(-pdec),
-            Decimal(bid_steps).scaleb(-qdec),
-            Decimal(ask).scaleb(-pdec),
-            Decimal(ask_steps).scaleb(-qdec),
-            time_us,
-            time_us,
-        )
 
     def _cache_price(self, s: int, ticks: int) -> Decimal:
         """Symbol `s`'s price of `ticks` as a Decimal, remembered (a bounded number)."""
@@ -447,22 +456,9 @@ def symbol_infos(market: SyntheticMarket) -> list[SymbolInfo]:
 
     Returns:
         One TRADING `SymbolInfo` per symbol, quoted in USDT, with its tick and step
-        sizes; perpetual on ``usdm``. Stamped with the market's start time, so a seed
-        fixes every field.
+        sizes and order filters (`SymbolSpec.info`); perpetual on ``usdm``. Stamped
+        with the market's start time, so a seed fixes every field.
     """
     kind = "spot" if market.market == "spot" else "perpetual"
-    return [
-        SymbolInfo(
-            exchange=market.exchange,
-            market=market.market,
-            symbol=spec.symbol,
-            base_asset=spec.symbol.removesuffix("USDT"),  # every name is SYM<n>USDT
-            quote_asset="USDT",
-            status="TRADING",
-            kind=kind,
-            tick_size=spec.tick_size,
-            step_size=spec.step_size,
-            updated_ms=market.start_us // 1000,
-        )
-        for spec in market.symbols
-    ]
+    updated_ms = market.start_us // 1000
+    return [spec.info(market.exchange, market.market, kind, updated_ms) for spec in market.symbols]

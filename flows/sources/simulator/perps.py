@@ -5,9 +5,13 @@ The busiest fifth of the spot symbols (`PERP_SHARE`, at least one) are also list
 perpetuals under the same names on market ``usdm``, as on Binance, where the majors have
 both. So every perpetual has a spot twin and the perp premium over spot has data.
 
-A quarter of the twin's taker orders (`PRINT_P`) also print on the perpetual, at the same
-time, side and size, at the spot price times one plus the perpetual's premium, on the
-twin's tick, under the perpetual's own trade ids. Once a second of event time the model
+A quarter of the twin's taker fills (`PRINT_P`) also print on the perpetual, at the same
+time, side and size, on the twin's tick, under the perpetual's own trade ids. The
+perpetual has a book of its own (`flows.sources.simulator.book`): the twin's quoted book
+times one plus the premium, moved when the twin's quotes (`on_quote`) or the premium
+move. A print lands as deep in it as the spot fill landed in the twin's: a buy filled at
+the spot ask prints at the perpetual's ask, one a tick above it a tick above. Fed no spot
+quotes, a print is the spot price times one plus the premium. Once a second of event time the model
 (`flows.sources.simulator.perp_model`) steps: every perpetual's mark, its open interest
 every `OPEN_INTEREST_EVERY_S`, funding events at funding times, and the second's
 liquidations.
@@ -16,11 +20,13 @@ liquidations.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
 
+from flows.sources.simulator.book import TOP_DEPTH, SimBook
 from flows.sources.simulator.market import SyntheticMarket
 from flows.sources.simulator.perp_model import (
     FUNDING_INTERVAL_S,
@@ -32,7 +38,9 @@ from flows.sources.simulator.perp_model import (
     PerpState,
     funding_times_between,
 )
+from schemas.depth import BookDepth
 from schemas.perps import FundingEvent, Liquidation, MarkPrice, OpenInterest
+from schemas.quotes import Quote
 from schemas.symbols import SymbolInfo
 from schemas.trades import Trade
 
@@ -113,6 +121,19 @@ class Perpetuals:
         self._pdec = self.model.pdec
         self._scale = [10**p for p in self._pdec]
         self._cache: list[dict[int, Decimal]] = [{} for _ in range(k)]
+        self.book = SimBook(
+            self.exchange,
+            MARKET,
+            self.symbols,
+            self._pdec,
+            self.model.qdec,
+            [spec.median_steps * TOP_DEPTH for spec in self.specs],
+            market.book.sizes,
+            market.seed + 0x9E13,
+        )
+        self._spot_bid = [0] * k  # the twin's quoted book, in ticks (0: no quote yet)
+        self._spot_ask = [0] * k
+        self._now_us = market.start_us
 
     def _spot(self) -> Array:
         return np.array([float(price) for price in self._spot_price])
@@ -150,6 +171,52 @@ class Perpetuals:
         """Each perpetual's next trade id."""
         return dict(zip(self.symbols, self._next_id, strict=True))
 
+    def on_quote(self, quote: Quote) -> None:
+        """Take a quote of a spot twin: the perpetual's book follows it (times the premium).
+
+        Feed a twin's quotes in time order with its trades, a quote before the trades of
+        its time (and `advance` first, like `on_trade`).
+        """
+        i = self._slot.get(quote.symbol)
+        if i is None:
+            return
+        time_us = quote.update_id
+        self._at(time_us)
+        scale = self._scale[i]
+        self._spot_bid[i] = int(quote.bid_price * scale)
+        self._spot_ask[i] = int(quote.ask_price * scale)
+        self._requote(i, time_us)
+
+    def _at(self, time_us: int) -> None:
+        """Market time reaches `time_us`: the depth due before it is recorded first."""
+        if time_us > self._now_us:
+            self._now_us = time_us
+        if time_us > self.book.next_depth_us:
+            self.book.catch_up(time_us)
+
+    def _requote(self, i: int, time_us: int) -> None:
+        """Place perpetual `i`'s book at its twin's times one plus the premium."""
+        premium = self._premium[i]
+        bid = max(1, round(self._spot_bid[i] * premium))
+        ask = max(bid + 1, round(self._spot_ask[i] * premium))
+        self.book.place(i, bid, ask, time_us)
+
+    def watch_depth(self, symbols: Iterable[str]) -> list[str]:
+        """Record the 20-level depth of exactly these perpetuals from now on, every 100 ms.
+
+        Returns:
+            The names watched (unknown ones are ignored).
+        """
+        return self.book.watch(symbols, self._now_us)
+
+    def take_quotes(self, until_us: int) -> list[Quote]:
+        """The perpetuals' quotes up to event time `until_us`, oldest first."""
+        return self.book.take_quotes(until_us)
+
+    def take_depth(self, until_us: int) -> list[BookDepth]:
+        """The watched perpetuals' depth up to event time `until_us`, oldest first."""
+        return self.book.take_depth(until_us)
+
     def on_trade(self, trade: Trade) -> Trade | None:
         """Take a spot trade; return the perpetual's print of it, if it prints one.
 
@@ -163,7 +230,19 @@ class Perpetuals:
         if self._rng.random() >= PRINT_P:
             return None
         scale = self._scale[i]
-        ticks = max(1, round(int(trade.price * scale) * self._premium[i]))
+        spot_ticks = int(trade.price * scale)
+        if self._spot_ask[i]:
+            time_us = trade.time_us
+            self._at(time_us)
+            self._requote(i, time_us)
+            # As deep into the perpetual's book as the fill went into the twin's.
+            book = self.book
+            if trade.buyer_is_maker:
+                ticks = max(1, book.bid[i] - max(0, self._spot_bid[i] - spot_ticks))
+            else:
+                ticks = book.ask[i] + max(0, spot_ticks - self._spot_ask[i])
+        else:
+            ticks = max(1, round(spot_ticks * self._premium[i]))
         cache = self._cache[i]
         price = cache.get(ticks)
         if price is None:
@@ -236,6 +315,11 @@ class Perpetuals:
             self.second = t + 1
             draws, col = self._draws_at(t + 1)
             self._premium = (1.0 + draws.premium[:, col]).tolist()
+            # The premium moved: so do the books (those whose twin has quoted).
+            self._at(end_us)
+            for i in range(model.k):
+                if self._spot_ask[i]:
+                    self._requote(i, end_us)
         return out
 
     def _draws_at(self, t_s: int) -> tuple[Draws, int]:
@@ -248,18 +332,4 @@ class Perpetuals:
 
     def symbol_infos(self, updated_ms: int) -> list[SymbolInfo]:
         """The perpetuals as ``exchangeInfo`` would list them: market usdm, kind perpetual."""
-        return [
-            SymbolInfo(
-                exchange=self.exchange,
-                market=MARKET,
-                symbol=spec.symbol,
-                base_asset=spec.symbol.removesuffix("USDT"),
-                quote_asset="USDT",
-                status="TRADING",
-                kind="perpetual",
-                tick_size=spec.tick_size,
-                step_size=spec.step_size,
-                updated_ms=updated_ms,
-            )
-            for spec in self.specs
-        ]
+        return [spec.info(self.exchange, MARKET, "perpetual", updated_ms) for spec in self.specs]

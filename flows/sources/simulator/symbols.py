@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
+from schemas.symbols import SymbolInfo
+from schemas.trades import Market
+
 _ZIPF_EXPONENT = 1.1
 _MIN_PRICE_LOG10 = -4.0  # ~0.0001, a meme coin
 _MAX_PRICE_LOG10 = math.log10(60_000)  # ~BTC
@@ -21,6 +24,13 @@ _MAX_DECIMALS = 8  # Binance never quotes finer than 1e-8
 _SPREAD_TOP = 0.00002
 _SPREAD_EXPONENT = 0.6
 _SPREAD_MAX = 0.005
+
+# Order-size filters as Binance sets them: the largest limit order is worth about 100M
+# USDT at the listing price (BTCUSDT spot: 9,000 BTC), a market order a hundredth of it
+# (MARKET_LOT_SIZE), and an order must be worth at least 5 USDT (NOTIONAL).
+_MAX_ORDER_VALUE = 1e8
+_MARKET_LOT_SHARE_LOG10 = -2
+MIN_NOTIONAL = Decimal(5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,46 @@ class SymbolSpec:
     def qty_decimals(self) -> int:
         """Decimals of a quantity (the step size is 1e-qty_decimals)."""
         return -self.step_size.as_tuple().exponent  # type: ignore[operator]
+
+    @property
+    def max_qty(self) -> Decimal:
+        """Largest limit-order quantity: a power of ten worth about 100M USDT, a whole
+        number of steps."""
+        power = math.floor(math.log10(_MAX_ORDER_VALUE / float(self.initial_price)))
+        return Decimal(1).scaleb(max(power, -self.qty_decimals))
+
+    @property
+    def market_max_qty(self) -> Decimal:
+        """Largest market-order quantity: a hundredth of `max_qty`, at least one step."""
+        power = self.max_qty.adjusted() + _MARKET_LOT_SHARE_LOG10
+        return Decimal(1).scaleb(max(power, -self.qty_decimals))
+
+    def info(self, exchange: str, market: Market, kind: str, updated_ms: int) -> SymbolInfo:
+        """The symbol as ``exchangeInfo`` would describe it: TRADING, quoted in USDT, with
+        Binance-like filters (one step the least quantity, 5 USDT the least notional).
+
+        Args:
+            exchange: Its exchange (``sim``).
+            market: ``spot`` or ``usdm``.
+            kind: ``spot`` or ``perpetual``.
+            updated_ms: When it was so described.
+        """
+        return SymbolInfo(
+            exchange=exchange,
+            market=market,
+            symbol=self.symbol,
+            base_asset=self.symbol.removesuffix("USDT"),  # every name is SYM<n>USDT
+            quote_asset="USDT",
+            status="TRADING",
+            kind=kind,
+            tick_size=self.tick_size,
+            step_size=self.step_size,
+            updated_ms=updated_ms,
+            min_qty=self.step_size,
+            max_qty=self.max_qty,
+            market_max_qty=self.market_max_qty,
+            min_notional=MIN_NOTIONAL,
+        )
 
 
 class Listing(NamedTuple):

@@ -121,6 +121,7 @@ class FakeBinance(
         self._mono = 0.0
         self._dirty_klines: set[Symbol] = set()
         self._last_minute = -1
+        self._depth_sent_ms = 0  # exchange time of the last partial-depth round
 
         self._perp = PerpState(seed)  # USDⓈ-M: mark prices, liquidations, open interest
 

@@ -103,6 +103,8 @@ def _spot_symbol_info(s: Symbol) -> dict[str, Any]:
              "maxPrice": fmt(10**6 * 10**s.price_dec, s.price_dec, 8), "tickSize": tick},
             {"filterType": "LOT_SIZE", "minQty": step,
              "maxQty": fmt(9 * 10**6 * 10**s.qty_dec, s.qty_dec, 8), "stepSize": step},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000",
+             "maxQty": fmt(9 * 10**4 * 10**s.qty_dec, s.qty_dec, 8), "stepSize": "0.00000000"},
             {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
              "maxNotional": "9000000.00000000", "applyMaxToMarket": False,
              "avgPriceMins": 5},

@@ -97,7 +97,7 @@ SPECS: dict[str, MarketSpec] = {
             "/market": frozenset(
                 {"aggTrade", "kline_1m", "bookTicker", "markPrice@1s", "!forceOrder@arr"}
             ),
-            "/public": frozenset({"trade", "bookTicker"}),
+            "/public": frozenset({"trade", "bookTicker", "depth20@100ms"}),
         },
         # A delisted perpetual settles; spot pairs go to BREAK.
         delisted_status="SETTLING",

@@ -1,4 +1,10 @@
-"""The fake Binance's live market: each tick's trades and the stream events they make."""
+"""The fake Binance's live market: each tick's trades and the stream events they make.
+
+Besides trades, book tickers and klines it serves the partial depth
+(``<symbol>@depth20@100ms``) of every subscribed symbol every 100 ms: 20 levels a side,
+one tick apart around the last price, in spot's shape (``lastUpdateId``, ``bids``,
+``asks``) or USDⓈ-M's (a ``depthUpdate`` event with ``E``, ``T``, ``U``, ``u``, ``pu``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,10 @@ from tests.fakes.binance.market import MINUTE_MS, KlineAcc, Print, Symbol
 from tests.fakes.binance.ws import encode
 
 logger = logging.getLogger(__name__)
+
+DEPTH_STREAM = "depth20@100ms"
+DEPTH_EVERY_MS = 100
+DEPTH_LEVELS = 20
 
 
 class MarketStreams:
@@ -59,6 +69,12 @@ class MarketStreams:
                 self._emit_kline(sym, sym.kline, False, now)
                 sym.kline_sent = mono
                 self._dirty_klines.discard(sym)
+        if now - self._depth_sent_ms >= DEPTH_EVERY_MS:
+            self._depth_sent_ms = now
+            for sym in self._symbols.values():
+                stream = sym.stream + "@" + DEPTH_STREAM
+                if stream in self._subs and sym.status == "TRADING":
+                    self._emit(stream, self._depth_event(sym, now))
         self._perp_tick(now)
         self._housekeep(mono)
         for conn in self._conns:
@@ -128,6 +144,26 @@ class MarketStreams:
         if not self._spot:
             event.update(T=p.time_ms, E=now)
         return event
+
+    def _depth_event(self, sym: Symbol, now: int) -> dict[str, Any]:
+        """The symbol's 20 best levels a side: the last price is the best ask."""
+        first = sym.book_id
+        sym.book_id += 1 + now % 7  # several book updates per 100 ms, as on a live market
+        bids = [
+            [sym.px(sym.price - k), sym.qty((sym.price + 31 * k) * 7919 % (sym.max_qty * 5) + 1)]
+            for k in range(1, DEPTH_LEVELS + 1)
+            if sym.price - k >= 1
+        ]
+        asks = [
+            [sym.px(sym.price + k), sym.qty((sym.price + 17 * k) * 104729 % (sym.max_qty * 5) + 1)]
+            for k in range(DEPTH_LEVELS)
+        ]
+        if self._spot:
+            return {"lastUpdateId": sym.book_id, "bids": bids, "asks": asks}
+        return {
+            "e": "depthUpdate", "E": now, "T": now - 1, "s": sym.name, "U": first + 1,
+            "u": sym.book_id, "pu": first, "b": bids, "a": asks,
+        }  # fmt: skip
 
     def _emit_kline(self, sym: Symbol, acc: KlineAcc, closed: bool, now: int) -> None:
         stream = sym.stream + "@kline_1m"

@@ -23,6 +23,7 @@ def row(info: SymbolInfo, tick: str = "0.010000000000000000") -> tuple[Any, ...]
     return (
         info.exchange, info.market, info.symbol, info.base_asset, info.quote_asset,
         info.status, info.kind, Decimal(tick), None, 1_700_000_000_000,
+        Decimal("0.001"), None, Decimal("120"), Decimal("5.000000000000000000"),
     )  # fmt: skip
 
 
@@ -68,6 +69,9 @@ def test_a_refresh_replaces_everything_with_the_stored_rows() -> None:
         1_700_000_000_000,
         "perpetual",
     )
+    assert (sol.min_qty, sol.max_qty, sol.market_max_qty, sol.min_notional) == (
+        Decimal("0.001"), None, Decimal("120"), Decimal("5"),
+    )  # fmt: skip
 
 
 def test_the_refresher_keeps_the_last_good_directory_when_clickhouse_fails(
@@ -115,5 +119,6 @@ def test_the_api_view_of_a_symbol_is_the_documented_one() -> None:
     info = SymbolInfo(
         "binance", "usdm", "BTCUSDT", "BTC", "USDT", "TRADING", "perpetual",
         Decimal("0.10"), Decimal("0.001"), 1_645_233_611_962,
+        Decimal("0.001"), Decimal("1000"), Decimal("120"), Decimal("10"),
     )  # fmt: skip
     assert SymbolOut.of(info).model_dump() == EXAMPLE["symbols"][0]

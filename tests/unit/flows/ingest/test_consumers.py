@@ -7,12 +7,14 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from flows.ingest.candle_feed import CandleFeed
+from flows.ingest.depth_watch import DepthWatchFeed
 from flows.ingest.resume import LastTrade, last_published
 from flows.sources.kafka import Record
 from schemas.candles import Candle, encode_candle
+from schemas.depth import DepthWatch, encode_depth
 from schemas.trades import Trade, encode_trade
 
 
@@ -38,7 +40,7 @@ class PartitionReader:
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.assigned = partitions
         start = partitions[0].offset
-        self._at = len(self.records) if start == OFFSET_END else start
+        self._at = len(self.records) if start == OFFSET_END else max(0, start)  # or BEGINNING
 
     def unassign(self) -> None:
         self.assigned = []
@@ -111,3 +113,32 @@ def test_the_cross_check_reads_our_candles_from_the_end_through_the_consumer_it_
     feed.close()
     feed.close()
     assert reader.closed and feed.poll() == []
+
+
+def test_the_depth_watch_is_read_from_the_beginning_and_the_latest_record_wins() -> None:
+    def watch(exchange: str, market: str, symbols: list[str], at: int) -> tuple[bytes, bytes]:
+        record = DepthWatch(exchange, market, symbols, at)  # type: ignore[arg-type]
+        return record.key.encode(), encode_depth(record)
+
+    reader = PartitionReader(
+        [
+            watch("binance", "spot", ["BTCUSDT"], 1),
+            watch("binance", "usdm", ["ETHUSDT"], 2),
+            watch("sim", "spot", ["SYM0001USDT"], 3),  # another exchange's
+            (b"binance:spot", b"{not a watch"),
+            watch("binance", "spot", ["BTCUSDT", "BNBUSDT"], 4),
+        ]
+    )
+    feed = DepthWatchFeed(reader, "md.depth_watch.v1", 1, "binance")  # type: ignore[arg-type]
+    assert [(p.topic, p.offset) for p in reader.assigned] == [
+        ("md.depth_watch.v1", OFFSET_BEGINNING)
+    ]
+    latest = feed.poll()
+    assert {m: (w.symbols, w.time_us) for m, w in latest.items()} == {
+        "spot": (["BTCUSDT", "BNBUSDT"], 4),
+        "usdm": (["ETHUSDT"], 2),
+    }
+    assert feed.undecodable == 1
+    assert feed.poll() == {}  # nothing new
+    feed.close()
+    assert reader.closed

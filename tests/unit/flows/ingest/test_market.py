@@ -18,7 +18,8 @@ def settings(history_h: float, bootstrap: str | None = "127.0.0.1:9092") -> Sett
 
 def test_the_topics_asked_for_follow_what_the_ingest_does() -> None:
     plain = LiveIngest(settings(history_h=0), market="spot", trades_topic="t", quotes_topic="q")
-    assert plain.topics == ["t", "q", "md.deadletter.v1"]
+    # The depth of the symbols the paper engine watches, and its watch records, always.
+    assert plain.topics == ["t", "q", "md.deadletter.v1", "md.depth.v1", "md.depth_watch.v1"]
     assert not plain.fetches_history
 
     assert not plain.follows_perpetuals
@@ -28,13 +29,14 @@ def test_the_topics_asked_for_follow_what_the_ingest_does() -> None:
     assert checking.follows_perpetuals
     assert checking.topics == [
         "md.trades.v1", "md.quotes.v1", "md.deadletter.v1", "md.candles.v1",
-        "m", "md.liquidations.v1", "md.open_interest.v1",
+        "m", "md.liquidations.v1", "md.open_interest.v1", "md.depth.v1", "md.depth_watch.v1",
     ]  # fmt: skip
 
     warming = LiveIngest(settings(history_h=24), market="spot", tickers_topic="tk")
     assert warming.fetches_history
     assert warming.topics == [
-        "md.trades.v1", "md.quotes.v1", "md.deadletter.v1", "md.candles.v1", "tk"
+        "md.trades.v1", "md.quotes.v1", "md.deadletter.v1", "md.candles.v1", "tk",
+        "md.depth.v1", "md.depth_watch.v1",
     ]  # fmt: skip
 
 

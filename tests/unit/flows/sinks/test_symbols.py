@@ -11,14 +11,17 @@ from tests.fakes.clickhouse import RecordingClient
 BTC = SymbolInfo(
     "binance", "usdm", "BTCUSDT", "BTC", "USDT", "TRADING", "perpetual",
     Decimal("0.10"), Decimal("1E-8"), 1_645_233_611_962,
+    Decimal("0.001"), Decimal("1000"), None, Decimal("5E+0"),
 )  # fmt: skip
 
 
 def test_rows_are_plain_decimals_null_sizes_and_escaped_text() -> None:
     odd = SymbolInfo("binance", "spot", "币安人生USDT", "币安人生", "USDT", "BR\tEAK", "spot")
     assert tsv_rows([BTC, odd]).decode().splitlines() == [
-        "binance\tusdm\tBTCUSDT\tBTC\tUSDT\tTRADING\tperpetual\t0.10\t0.00000001\t1645233611962",
-        "binance\tspot\t币安人生USDT\t币安人生\tUSDT\tBR\\tEAK\tspot\t\\N\t\\N\t0",
+        "binance\tusdm\tBTCUSDT\tBTC\tUSDT\tTRADING\tperpetual\t0.10\t0.00000001\t1645233611962"
+        "\t0.001\t1000\t\\N\t5",
+        "binance\tspot\t币安人生USDT\t币安人生\tUSDT\tBR\\tEAK\tspot\t\\N\t\\N\t0"
+        "\t\\N\t\\N\t\\N\t\\N",
     ]
     assert len(SYMBOL_COLUMNS) == tsv_rows([BTC]).decode().count("\t") + 1
 

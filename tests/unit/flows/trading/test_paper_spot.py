@@ -64,6 +64,10 @@ def test_market_order_walks_three_levels(paper: Any) -> None:
     assert final.avg_price == D("100.13")  # (50 + 30.03 + 20.10) / 1
     # USDT 10000 − 100.13; BTC 1 − 0.001 fee
     assert booked(paper) == {"USDT": D("9899.87"), "BTC": D("0.999")}
+    (view,) = paper.engine.views()
+    # fees in USDT: 0.0005 × 100.00 + 0.0003 × 100.10 + 0.0002 × 100.50 = 0.10013;
+    # equity: 9,899.87 + 0.999 BTC at the mid (99.90 + 100.00) / 2 = 99.95 → 9,999.72005
+    assert (view.fees, view.equity) == (D("0.10013"), D("9999.72005"))
 
 
 @pytest.mark.parametrize(
@@ -281,24 +285,6 @@ def test_limit_buy_locks_its_quote_and_cancel_releases_it(paper: Any) -> None:
     assert (unknown[0].reason, unknown[0].code) == ("Unknown order sent.", -2011)
 
 
-def test_amend_keeps_the_queue_on_a_smaller_size_and_loses_it_on_a_new_price(paper: Any) -> None:
-    paper.open(USDT="10000")
-    paper.default_depth()
-    paper.place(client_order_id="b", side="BUY", type="limit", price="99.00", quantity="1")
-    paper.trade("99.00", "1.5", t=1 * S)  # 2 ahead → 0.5 ahead
-    amend = AmendOrder(command_id="m1", account_id="a1", sent_us=0, client_order_id="b",
-                       quantity=D("0.8"))  # fmt: skip
-    assert kinds(paper.command(amend)) == ["updated"]
-    # the smaller size kept its place: 1 printed − 0.5 ahead = 0.5 fills
-    assert [f.qty for f in fills(paper.trade("99.00", "1", t=2 * S))] == [D("0.5")]
-    move = AmendOrder(command_id="m2", account_id="a1", sent_us=0, client_order_id="b",
-                      price=D("98.00"))  # fmt: skip
-    paper.command(move)
-    # a new price queues behind the book's 4 at 98.00: 4 printed fill nothing, then 0.3
-    assert fills(paper.trade("98.00", "4", t=3 * S)) == []
-    assert [f.qty for f in fills(paper.trade("98.00", "0.5", t=4 * S))] == [D("0.3")]
-
-
 def test_a_quote_amount_market_order_spends_at_most_that_amount(paper: Any) -> None:
     paper.open(USDT="10000")
     paper.default_depth()
@@ -360,3 +346,27 @@ def test_cancel_all_and_reset(paper: Any) -> None:
     again = paper.place(client_order_id="keep", side="BUY", type="limit", price="99",
                         quantity="1")  # fmt: skip
     assert isinstance(again[0], OrderRepeated) and again[0].order.status == "canceled"
+
+
+@pytest.mark.parametrize(
+    ("amend", "trades", "filled"),
+    [
+        # a smaller size keeps its place: 1 printed − 0.5 still ahead = 0.5 fills
+        ({"quantity": D("0.8")}, [("99.00", "1")], [["0.5"]]),
+        # a larger size goes to the back: the book's 2 at 99.00 are ahead again
+        ({"quantity": D("1.5")}, [("99.00", "2"), ("99.00", "0.5")], [[], ["0.5"]]),
+        # a new price queues behind the book's 4 at 98.00
+        ({"price": D("98.00")}, [("98.00", "4"), ("98.00", "0.5")], [[], ["0.5"]]),
+    ],
+)
+def test_amend_and_queue_position(
+    paper: Any, amend: dict[str, D], trades: list[tuple[str, str]], filled: list[list[str]]
+) -> None:
+    paper.open(USDT="10000")
+    paper.default_depth()
+    paper.place(client_order_id="b", side="BUY", type="limit", price="99.00", quantity="1")
+    paper.trade("99.00", "1.5", t=1 * S)  # 2 ahead at 99.00 → 0.5 ahead
+    command = AmendOrder(command_id="m", account_id="a1", sent_us=0, client_order_id="b", **amend)
+    assert kinds(paper.command(command)) == ["updated"]
+    for i, ((price, qty), expected) in enumerate(zip(trades, filled, strict=True), start=2):
+        assert [f.qty for f in fills(paper.trade(price, qty, t=i * S))] == [D(q) for q in expected]

@@ -159,13 +159,28 @@ def test_isolated_liquidation_closes_at_the_bankruptcy_price(paper: Any) -> None
     assert (notice.position_qty, notice.mark_price, notice.margin_balance,
             notice.maintenance_margin) == (D("1"), D("95.4"), D("0.35"), D("0.3816"))  # fmt: skip
     fill = filled.fill
-    # bankruptcy: 4.95 + (P − 100) = 0 → P = 95.05; realised −4.95; fee 95.05 × 0.05 %
+    # bankruptcy: 4.95 + (P − 100) = 0 → P = 95.05; realised −4.95; no fee on top
     assert (fill.liquidation, fill.side, fill.price, fill.qty, fill.realized_pnl, fill.fee) == (
-        True, "SELL", D("95.05"), D("1"), D("-4.95"), D("0.047525"),
+        True, "SELL", D("95.05"), D("1"), D("-4.95"), D("0"),
     )  # fmt: skip
     assert position(paper).qty == 0
-    # 10,000 − 0.05 − 4.95 − 0.047525: the margin behind the position and the fees, no more
-    assert paper.engine.account("a1").balances["USDT"] == D("9994.952475")
+    # 10,000 − 0.05 − 4.95: the margin behind the position and the opening fee, no more
+    assert paper.engine.account("a1").balances["USDT"] == D("9995.00")
+
+
+def test_cross_liquidation_leaves_the_wallet_at_zero_not_below(paper: Any) -> None:
+    paper.open("usdm", USDT="10")
+    market(paper)
+    paper.mark("100.0", t=0)
+    paper.place("usdm", side="BUY", type="market", quantity="1")  # 100 / 20 = 5 ≤ 10
+    # cross margin balance 9.95 + (m − 100) < 0.4 % × m  ⇔  m < 90.4116…
+    assert paper.mark("90.5", t=1 * S) == []
+    events = paper.mark("90.4", t=2 * S)
+    assert kinds(events) == ["liquidation", "fill"]
+    # bankruptcy: 9.95 + (P − 100) = 0 → P = 90.05, realising −9.95
+    fill = events[1].fill
+    assert (fill.price, fill.realized_pnl, fill.fee) == (D("90.05"), D("-9.95"), D("0"))
+    assert paper.engine.account("a1").balances["USDT"] == 0
 
 
 @pytest.mark.parametrize(
@@ -223,3 +238,15 @@ def test_a_resting_reduce_only_order_expires_once_nothing_is_left_to_reduce(pape
         "expired", "ReduceOnly Order is rejected.",
     )  # fmt: skip
     assert position(paper).qty == 0
+
+
+def test_a_market_order_without_a_book_is_margined_at_the_mark(paper: Any) -> None:
+    paper.open("usdm", USDT="100")
+    paper.mark("100.0", t=0)
+    # no book yet: 30 × 100.0 (the mark) / 20 = 150 USDT of margin > 100
+    (event,) = paper.place("usdm", side="BUY", type="market", quantity="30")
+    assert (event.order.reason, event.order.code) == ("Margin is insufficient.", -2019)
+    # 10 × 100.0 / 20 = 50 fits: it waits for a book
+    assert kinds(paper.place("usdm", side="BUY", type="market", quantity="10")) == [
+        "leverage", "accepted",
+    ]  # fmt: skip

@@ -21,18 +21,22 @@ def test_spot_exchange_info_gives_assets_status_and_exact_sizes() -> None:
     fake.delist("ETHBTC")
     info = fake._exchange_info({})
     got = symbol_infos("binance", "spot", info)
+    d = Decimal
     assert got == [
         SymbolInfo(
             "binance", "spot", "BTCUSDT", "BTC", "USDT", "TRADING", "spot",
-            Decimal("0.01"), Decimal("0.00001"), info["serverTime"],
+            d("0.01"), d("0.00001"), info["serverTime"],
+            d("0.00001"), d("9000000"), d("90000"), d("5"),
         ),
         SymbolInfo(
             "binance", "spot", "ETHBTC", "ETH", "BTC", "BREAK", "spot",
-            Decimal("0.01"), Decimal("0.0001"), info["serverTime"],
+            d("0.01"), d("0.0001"), info["serverTime"],
+            d("0.0001"), d("9000000"), d("90000"), d("5"),
         ),
         SymbolInfo(
             "binance", "spot", "PEPEUSDT", "PEPE", "USDT", "TRADING", "spot",
-            Decimal("0.00000001"), Decimal("1"), info["serverTime"],
+            d("0.00000001"), d("1"), info["serverTime"],
+            d("1"), d("9000000"), d("90000"), d("5"),
         ),
     ]  # fmt: skip
     assert got[0].key == "binance:spot:BTCUSDT"
@@ -47,6 +51,9 @@ def test_usdm_exchange_info_gives_the_contract_kind() -> None:
         ("BNBUSDT", "perpetual", "TRADING", "USDT"),
     ]
     assert (got[0].tick_size, got[0].step_size) == (Decimal("0.1"), Decimal("0.001"))
+    # LOT_SIZE min/max, MARKET_LOT_SIZE max, and MIN_NOTIONAL's `notional` on USDⓈ-M
+    assert (got[0].min_qty, got[0].max_qty) == (Decimal("0.001"), Decimal("1000000"))
+    assert (got[0].market_max_qty, got[0].min_notional) == (Decimal("100000"), Decimal("5"))
 
 
 def entry(**fields: Any) -> dict[str, Any]:
@@ -80,6 +87,32 @@ def test_quarterlies_delivered_contracts_and_unset_sizes() -> None:
     ]
     assert str(got[0].tick_size) == "0.10"  # exact, as printed
     assert (got[2].tick_size, got[2].step_size, got[2].updated_ms) == (None, None, 7)
+    assert (got[2].min_qty, got[2].max_qty, got[2].market_max_qty, got[2].min_notional) == (
+        None, None, None, None,
+    )  # fmt: skip
+    assert (got[0].min_qty, got[0].max_qty, got[0].min_notional) == (
+        Decimal("0.001"), Decimal("1000"), Decimal("10"),
+    )  # fmt: skip
+    assert got[0].market_max_qty is None  # the 2022 entry lists no MARKET_LOT_SIZE
+
+
+def test_older_spot_listings_give_min_notional_in_min_notional() -> None:
+    """Before NOTIONAL, spot's minimum order value was MIN_NOTIONAL's ``minNotional``;
+    a zero maximum (Binance's "no rule") is None."""
+    old = entry(
+        symbol="ETHBTC",
+        contractType=None,
+        filters=[
+            {"filterType": "LOT_SIZE", "minQty": "0.00010000", "maxQty": "0.00000000",
+             "stepSize": "0.00010000"},
+            {"filterType": "MIN_NOTIONAL", "minNotional": "0.00010000", "applyToMarket": True,
+             "avgPriceMins": 5},
+        ],
+    )  # fmt: skip
+    (got,) = symbol_infos("binance", "spot", {"symbols": [old]})
+    assert (got.min_qty, got.max_qty, got.min_notional) == (
+        Decimal("0.0001"), None, Decimal("0.0001"),
+    )  # fmt: skip
 
 
 def test_malformed_entries_are_logged_and_left_out(caplog: pytest.LogCaptureFixture) -> None:
@@ -87,6 +120,7 @@ def test_malformed_entries_are_logged_and_left_out(caplog: pytest.LogCaptureFixt
         {"symbol": "NOASSETS", "status": "TRADING"},
         entry(symbol="BADTICK", filters=[{"filterType": "PRICE_FILTER", "tickSize": "x"}]),
         entry(symbol="NEGATIVE", filters=[{"filterType": "LOT_SIZE", "stepSize": "-1"}]),
+        entry(symbol="BADMIN", filters=[{"filterType": "MIN_NOTIONAL", "notional": "NaN"}]),
         "not an object",
     ]
     with caplog.at_level(logging.WARNING):
@@ -113,5 +147,12 @@ def test_the_simulator_describes_its_symbols_like_an_exchange(market: Any, kind:
     ]
     for spec, info in zip(sim.symbols, got, strict=True):
         assert (info.tick_size, info.step_size) == (spec.tick_size, spec.step_size)
+        # Binance-like filters: one step the least order, 5 USDT the least value, limits
+        # that are whole steps and worth ~100M (limit) and ~1M (market) USDT.
+        assert (info.min_qty, info.min_notional) == (spec.step_size, Decimal(5))
+        assert info.max_qty is not None and info.market_max_qty is not None
+        assert info.max_qty % spec.step_size == 0 and info.market_max_qty % spec.step_size == 0
+        assert 1e7 < float(info.max_qty * spec.initial_price) <= 1e8
+        assert info.market_max_qty == info.max_qty / 100
     assert {s.updated_ms for s in got} == {sim.start_us // 1000}
     assert simulated_infos(SyntheticMarket(symbols=3, rate=10.0, seed=4, market=market)) == got

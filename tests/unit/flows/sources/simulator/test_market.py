@@ -160,41 +160,6 @@ def test_rejects_an_empty_market_or_a_non_positive_rate(symbols: int, rate: floa
         SyntheticMarket(symbols, rate)
 
 
-def test_quotes_are_the_book_the_trades_print_against() -> None:
-    market = SyntheticMarket(50, 200.0, seed=6, quotes=True)
-    trades = list(market.trades(60_000))
-    quotes = market.take_quotes(trades[-1].time_us)
-    # Quotes draw from their own random stream: the trades are the same without them.
-    assert trades == list(SyntheticMarket(50, 200.0, seed=6).trades(60_000))
-    assert len(quotes) > 1_000
-    specs = {spec.symbol: spec for spec in market.symbols}
-    fills: dict[tuple[str, int], list[Trade]] = collections.defaultdict(list)
-    for trade in trades:
-        fills[trade.symbol, trade.time_us].append(trade)
-    last_quote: dict[str, int] = {}
-    for quote in quotes:
-        spec = specs[quote.symbol]
-        assert quote.exchange == "sim" and quote.market == "spot"
-        assert Decimal(0) < quote.bid_price < quote.ask_price
-        assert quote.bid_price % spec.tick_size == 0 and quote.ask_price % spec.tick_size == 0
-        assert quote.bid_qty > 0 and quote.ask_qty > 0 and quote.bid_qty % spec.step_size == 0
-        assert quote.time_us is not None and quote.update_id == quote.time_us
-        # At most one book ticker per symbol per second.
-        assert quote.time_us - last_quote.get(quote.symbol, -(10**18)) >= 1_000_000
-        last_quote[quote.symbol] = quote.time_us
-        # The taker order the quote follows: a buy lifts the ask (and may sweep higher),
-        # a sell hits the bid (and may sweep lower).
-        order = fills[quote.symbol, quote.time_us]
-        assert order
-        for trade in order:
-            if trade.buyer_is_maker:
-                assert trade.price <= quote.bid_price
-            else:
-                assert trade.price >= quote.ask_price
-        assert order[0].price in (quote.bid_price, quote.ask_price)
-    assert market.take_quotes(trades[-1].time_us) == []
-
-
 def test_spreads_are_tight_for_busy_symbols_and_wider_in_the_tail() -> None:
     market = SyntheticMarket(200, 500.0, seed=2, quotes=True)
     trades = list(market.trades(100_000))
