@@ -46,6 +46,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.sinks.symbols import SymbolWriter
+from flows.trading.engine import PaperEngine
+from flows.trading.settings import PaperSettings
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import consumer_config, ensure_topics, producer_config
@@ -87,6 +89,48 @@ class Market:
         return self.ticks[i] * TICK
 
 
+def market_slice(
+    market: Market, quotes: int, trades: int, marks: range, trade_id: int
+) -> list[Quote | Trade | MarkPrice]:
+    """The records of one slice of the market: `quotes` quotes and `trades` trades of random
+    symbols (each trade walks its symbol's price a tick at most), and the marks of the
+    symbols numbered in `marks` (modulo the symbol count), stamped with wall time."""
+    rng = market.rng
+    n = len(market.names)
+    out: list[Quote | Trade | MarkPrice] = []
+    for _ in range(quotes):
+        i = rng.randrange(n)
+        ticks = market.ticks[i]
+        now = _now_us()
+        out.append(Quote(EXCHANGE, MARKET, market.names[i], now, (ticks - 1) * TICK, Decimal(5),
+                         (ticks + 1) * TICK, Decimal(5), now, now))  # fmt: skip
+    for k in range(trades):
+        i = rng.randrange(n)
+        market.ticks[i] += rng.choice((-1, 0, 1))
+        ticks = market.ticks[i] + rng.randint(-3, 3)
+        qty = Decimal(rng.randint(1, 30)) / 1000
+        out.append(Trade(EXCHANGE, MARKET, market.names[i], trade_id + k, ticks * TICK, qty,
+                         _now_us(), rng.random() < 0.5))  # fmt: skip
+    for j in marks:
+        i = j % n
+        now = _now_us()
+        price = market.price(i)
+        out.append(MarkPrice(
+            exchange=EXCHANGE, market=MARKET, symbol=market.names[i], time_us=now,
+            mark_price=price, index_price=price, estimated_settle_price=price,
+            next_funding_time_us=(now // 28_800_000_000 + 1) * 28_800_000_000,
+            received_us=now, funding_rate=Decimal("0.0001"),
+        ))  # fmt: skip
+    return out
+
+
+ENCODE: dict[type, tuple[str, Any]] = {
+    Quote: (topics.QUOTES, encode_quote),
+    Trade: (topics.TRADES, encode_trade),
+    MarkPrice: (topics.MARKS, encode_perp),
+}
+
+
 def publish_market(
     bootstrap: str, market: Market, quotes_per_s: float, trades_per_s: float,
     stop: threading.Event, counts: dict[str, int],
@@ -94,47 +138,64 @@ def publish_market(
     """Publish quotes and trades at the given rates and every symbol's mark once a second,
     in 10 ms slices, stamped with wall time."""
     producer = Producer(producer_config(bootstrap, **{"linger.ms": 2}))
-    rng = market.rng
     n = len(market.names)
-    trade_id = 0
-    slice_s = 0.01
     started = time.monotonic()
     while not stop.is_set():
         elapsed = time.monotonic() - started
-        quotes_due_now = int(elapsed * quotes_per_s) - counts["quotes"]
-        trades_due_now = int(elapsed * trades_per_s) - counts["trades"]
-        for _ in range(max(0, quotes_due_now)):
-            i = rng.randrange(n)
-            ticks = market.ticks[i]
-            now = _now_us()
-            q = Quote(EXCHANGE, MARKET, market.names[i], now, (ticks - 1) * TICK, Decimal(5),
-                      (ticks + 1) * TICK, Decimal(5), now, now)  # fmt: skip
-            producer.produce(topics.QUOTES, encode_quote(q), market.keys[i])
-        for _ in range(max(0, trades_due_now)):
-            i = rng.randrange(n)
-            market.ticks[i] += rng.choice((-1, 0, 1))
-            ticks = market.ticks[i] + rng.randint(-3, 3)
-            trade_id += 1
-            qty = Decimal(rng.randint(1, 30)) / 1000
-            t = Trade(EXCHANGE, MARKET, market.names[i], trade_id, ticks * TICK, qty, _now_us(),
-                      rng.random() < 0.5)  # fmt: skip
-            producer.produce(topics.TRADES, encode_trade(t), market.keys[i])
-        counts["quotes"] += max(0, quotes_due_now)
-        counts["trades"] += max(0, trades_due_now)
-        marks_due_now = int(elapsed * n) - counts["marks"]
-        for _ in range(max(0, marks_due_now)):
-            i = counts["marks"] % n
-            counts["marks"] += 1
-            now = _now_us()
-            price = market.price(i)
-            m = MarkPrice(exchange=EXCHANGE, market=MARKET, symbol=market.names[i], time_us=now,
-                          mark_price=price, index_price=price, estimated_settle_price=price,
-                          next_funding_time_us=(now // 28_800_000_000 + 1) * 28_800_000_000,
-                          received_us=now, funding_rate=Decimal("0.0001"))  # fmt: skip
-            producer.produce(topics.MARKS, encode_perp(m), market.keys[i])
+        quotes = max(0, int(elapsed * quotes_per_s) - counts["quotes"])
+        trades = max(0, int(elapsed * trades_per_s) - counts["trades"])
+        marks = range(counts["marks"], max(counts["marks"], int(elapsed * n)))
+        for record in market_slice(market, quotes, trades, marks, counts["trades"]):
+            topic, encoder = ENCODE[type(record)]
+            producer.produce(topic, encoder(record), record.key)
+        counts["quotes"] += quotes
+        counts["trades"] += trades
+        counts["marks"] += len(marks)
         producer.poll(0)
-        time.sleep(slice_s)
+        time.sleep(0.01)
     producer.flush(10)
+
+
+def engine_alone(args: argparse.Namespace) -> float:
+    """CPU seconds the engine itself spends per second of this market (no Kafka, no
+    store): the records of the symbols accounts need (as the process's key filter leaves
+    them), each account valued once a second, the same accounts and orders."""
+    market = Market(args.symbols, args.seed)
+    infos = [
+        SymbolInfo(EXCHANGE, MARKET, n, n[:-4], "USDT", "TRADING", "perpetual", TICK, STEP, 1)
+        for n in market.names
+    ]
+    engine = PaperEngine(PaperSettings(), infos)
+    accounts = [f"bench-{i:04d}" for i in range(args.accounts)]
+    for record in market_slice(market, 0, 0, range(args.symbols), 0):
+        engine.mark(record)  # type: ignore[arg-type]
+    for account in accounts:
+        engine.command(trading.OpenAccount(
+            uuid.uuid4().hex, account, 0, owner="bench", name=account, market=MARKET,
+            exchange=EXCHANGE, balances={"USDT": Decimal(10_000)},
+        ))  # fmt: skip
+        for k in range(args.orders):
+            engine.command(_order(account, market, args.active, "BUY" if k % 2 else "SELL"))
+    needed = {market.keys[i] for i in range(args.active)}
+    feed = {Quote: engine.quote, Trade: engine.trade, MarkPrice: engine.mark}
+    seconds = 5
+    used = 0.0
+    for second in range(seconds):
+        records = market_slice(
+            market, int(args.quotes), int(args.trades),
+            range(second * args.symbols, (second + 1) * args.symbols), second * int(args.trades),
+        )  # fmt: skip
+        started = time.process_time()
+        for record in records:
+            if record.key.encode() in needed:
+                for event in feed[type(record)](record):  # type: ignore[operator]
+                    if isinstance(event, trading.OrderFilled) and not event.order.is_open:
+                        side = "SELL" if event.fill.side == "BUY" else "BUY"
+                        engine.command(_order(event.account_id, market, args.active, side))
+        for account in accounts:
+            engine.view(account)
+        used += time.process_time() - started
+    return used / seconds
 
 
 def _order(account: str, market: Market, active: int, side: str) -> trading.PlaceOrder:
@@ -326,6 +387,8 @@ def main() -> None:
         events.close()
         views.close()
 
+    alone = engine_alone(args)
+    print(f"the engine alone (no Kafka, no store) at this market: {alone:.3f} CPU s per second")
     result = {
         "fills_per_s": round(state["fills"] / elapsed, 1),
         "fill_p50_ms": round(_percentile(fill_ms, 0.5), 2),
@@ -336,6 +399,7 @@ def main() -> None:
         "engine_rss_mb": round(rss / 1e6, 1),
         "quotes_per_s": round(quotes_rate),
         "trades_per_s": round(trades_rate),
+        "engine_alone_cores": round(alone, 3),
     }
     print(
         f"{result['fills_per_s']:,} fills/s; market event -> fill event p50 "

@@ -395,7 +395,8 @@ class PaperOutput:
 
 class DerivedRows:
     """Writes derived rows (`PaperStore.write_derived`, `write_valuations`) in a thread,
-    batches in the order handed over, each insert covering every batch waiting.
+    batches in the order handed over, each insert covering every batch waiting, at most
+    one round of inserts per `every_s`.
 
     A failed insert stops the thread; the next `submit` (or `check`, `close`) raises it.
     What a crash keeps from being written is written again at start
@@ -405,10 +406,12 @@ class DerivedRows:
     Args:
         store: The store to write with (a client of its own, see `PaperOutput`).
         max_batches: Batches that may wait before `submit` blocks.
+        every_s: Least seconds between two rounds of inserts.
     """
 
-    def __init__(self, store: PaperStore, max_batches: int = 10_000) -> None:
+    def __init__(self, store: PaperStore, max_batches: int = 10_000, every_s: float = 1.0) -> None:
         self._store = store
+        self._every_s = every_s
         self._queue: queue.Queue[tuple[list[StoredEvent], list[Valuation]] | None] = queue.Queue(
             max_batches
         )
@@ -417,8 +420,14 @@ class DerivedRows:
         self._thread.start()
 
     def _run(self) -> None:
+        flushed = 0.0
         while True:
             items = [self._queue.get()]
+            if items[-1] is not None:
+                # Few, larger inserts: each makes a part the store merges later (in the
+                # engine's own process with chDB).
+                time.sleep(max(0.0, flushed + self._every_s - time.monotonic()))
+            flushed = time.monotonic()
             while items[-1] is not None and not self._queue.empty():
                 items.append(self._queue.get_nowait())
             work = [item for item in items if item is not None]

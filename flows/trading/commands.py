@@ -120,6 +120,7 @@ class Commands(MarkHandling):
         requeue = amended.price != order.price or (amended.quantity or 0) > (order.quantity or 0)
         if working is not None and requeue:
             working.queue = QueuePosition()
+            self._unlearned[key] = None
             self._learn_queue(working, self._books.get(key))
         book = self._fresh_book(key)
         if (

@@ -213,16 +213,23 @@ class PaperEngine(Commands):
         out: list[AccountEvent] = []
         book = self._books[key]
         fresh = book.is_fresh(self._now_us, self._stale_us)
-        for working in self._sorted_working(key):
-            if working.waiting_since_us is None:
-                if working.queue.ahead is None:
-                    self._learn_queue(working, book)
-            elif fresh:
-                state = self._accounts[working.account_id]
-                order = state.orders.get(working.order_id)
-                if order is not None:
-                    working.waiting_since_us = None
-                    self._work(state, order, out)
+        # Walk the working orders only when one may have to learn its queue or waits for
+        # a fresh book (most updates of a busy symbol need neither).
+        if key in self._unlearned or (fresh and key in self._waiting_keys):
+            unlearned = False
+            for working in self._sorted_working(key):
+                if working.waiting_since_us is None:
+                    if working.queue.ahead is None:
+                        self._learn_queue(working, book)
+                elif fresh:
+                    state = self._accounts[working.account_id]
+                    order = state.orders.get(working.order_id)
+                    if order is not None:
+                        working.waiting_since_us = None
+                        self._work(state, order, out)
+                unlearned = unlearned or working.queue.ahead is None
+            if not unlearned:
+                self._unlearned.pop(key, None)
         self._expire_waiting(out)
         return out
 

@@ -50,6 +50,9 @@ class Venue:
         # Per key, whether a stop there watches the mark price (else a mark skips them).
         self._mark_stops: dict[str, bool] = {}
         self._waiting_keys: dict[str, None] = {}
+        # Keys where some working order may not know its queue yet: a book update teaches
+        # it (the others skip that walk).
+        self._unlearned: dict[str, None] = {}
         self._recent: dict[str, dict[str, None]] = {}
         self._spot_fees: dict[str, Decimal] = {}
         self._now_us = 0
@@ -145,6 +148,7 @@ class Venue:
         if working is None:
             working = self._working[key][ident] = Working(state.account_id, order.order_id)
             self._forget_orders(key)
+            self._unlearned[key] = None
         if waiting:
             working.waiting_since_us = self._now_us
             self._waiting_keys[key] = None
