@@ -48,6 +48,33 @@ VALUATION_IDX = 65_535
 """``paper_ledger.idx`` of a valuation row: never the index of a movement of an event."""
 
 
+class Latencies:
+    """Delays of the paper engine's stages (ms), summed per stage until `take`: the
+    status line says where an event's time went. Written from the loop and the output
+    thread (a sample lost to a race is harmless)."""
+
+    def __init__(self) -> None:
+        self._stages: dict[str, list[float]] = {}
+
+    def add(self, stage: str, ms: float) -> None:
+        """Count one delay of `stage`."""
+        found = self._stages.get(stage)
+        if found is None:
+            self._stages[stage] = [1, ms, ms]
+        else:
+            found[0] += 1
+            found[1] += ms
+            if ms > found[2]:
+                found[2] = ms
+
+    def take(self) -> str:
+        """``stage mean/max ms`` per stage since the previous call (then forgotten)."""
+        stages, self._stages = self._stages, {}
+        return ", ".join(
+            f"{name} {total / count:.1f}/{top:.1f}" for name, (count, total, top) in stages.items()
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     """An event as it goes to the store and to Kafka.
@@ -299,6 +326,9 @@ class PaperOutput:
         events_topic: Where events go, keyed by account.
         rows: Writes the derived rows and valuations.
         max_batches: Batches that may wait before `put` blocks.
+        latencies: Where the delays of the stages are counted (ms): ``queued`` (handed
+            over → taken by the thread), ``stored`` (the ``paper_events`` insert),
+            ``produced`` (the produce calls), ``acked`` (produce → the broker's ack).
     """
 
     def __init__(
@@ -308,7 +338,9 @@ class PaperOutput:
         events_topic: str,
         rows: DerivedRows,
         max_batches: int = 10_000,
+        latencies: Latencies | None = None,
     ) -> None:
+        self.latencies = latencies if latencies is not None else Latencies()
         self._store = store
         self._rows = rows
         self._producer = producer
@@ -329,7 +361,9 @@ class PaperOutput:
         value), and valuation rows to store."""
         self.check()
         if stored or messages or valuations:
-            self._queue.put(_Batch(list(stored), list(messages), list(valuations)))
+            self._queue.put(
+                _Batch(list(stored), list(messages), list(valuations), time.monotonic())
+            )
 
     def check(self) -> None:
         """Raise what stopped the thread (or the rows' thread), if anything did."""
@@ -337,9 +371,11 @@ class PaperOutput:
             raise self.error
         self._rows.check()
 
-    def _on_delivery(self, error: Any, _message: Any) -> None:
+    def _on_delivery(self, error: Any, message: Any) -> None:
         if error is not None:
             self._failed.append(error)
+        elif message.topic() == self._events_topic:
+            self.latencies.add("acked", (message.latency() or 0.0) * 1000)
 
     def _run(self) -> None:
         try:
@@ -362,13 +398,23 @@ class PaperOutput:
         Returns:
             The events stored, whose derived rows are still to write.
         """
+        latencies = self.latencies
+        started = time.monotonic()
+        for batch in batches:
+            if batch.stored:
+                latencies.add("queued", (started - batch.handed) * 1000)
         events = [s for b in batches for s in b.stored]
         self._store.write_log(events)  # stored before anyone hears of them
+        stored = time.monotonic()
+        if events:
+            latencies.add("stored", (stored - started) * 1000)
         for batch in batches:
             for item in batch.stored:
                 self._produce(self._events_topic, item.event.account_id, item.payload)
             for topic, key, value in batch.messages:
                 self._produce(topic, key, value)
+        if events:
+            latencies.add("produced", (time.monotonic() - stored) * 1000)
         self._producer.poll(0)
         if self._failed:
             failed = self._failed
@@ -465,6 +511,7 @@ class _Batch:
     stored: list[StoredEvent]
     messages: list[tuple[str, bytes | str, bytes]]
     valuations: list[Valuation]
+    handed: float  # monotonic seconds
 
 
 class KafkaDeliveryError(FlowError):

@@ -48,7 +48,14 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.errors import FlowError
-from flows.sinks.trading import DerivedRows, PaperOutput, PaperStore, StoredEvent, Valuation
+from flows.sinks.trading import (
+    DerivedRows,
+    Latencies,
+    PaperOutput,
+    PaperStore,
+    StoredEvent,
+    Valuation,
+)
 from flows.trading.engine import PaperEngine
 from flows.trading.interest import Interest, Pairs, account_needs
 from flows.trading.pacing import ViewPacer, WatchPacer
@@ -112,7 +119,9 @@ class PaperCounters:
     """Live counts of a running paper engine, for status lines (read from any thread):
     commands read; market records read, and applied (decoded: their symbol was needed);
     events stored and published, and fills among them; views published; records
-    rejected; accounts held."""
+    rejected; accounts held; the delays of the stages an event goes through (`Latencies`:
+    ``fetched`` = a batch's first record's age when the engine reads it, ``loop`` = read →
+    handed to the output, then the output's stages)."""
 
     commands: int = 0
     market: int = 0
@@ -122,13 +131,16 @@ class PaperCounters:
     views: int = 0
     dead_letters: int = 0
     accounts: int = 0
+    latencies: Latencies = field(default_factory=Latencies)
 
     def summary(self) -> str:
-        """The counts in a line."""
+        """The counts in a line, and the stages' delays since the previous line."""
+        stages = self.latencies.take()
         return (
             f"{self.accounts:,} accounts; {self.commands:,} commands, {self.market:,} market "
             f"records ({self.applied:,} applied); {self.events:,} events ({self.fills:,} "
             f"fills), {self.views:,} views, {self.dead_letters:,} dead letters"
+            + (f"; stages mean/max ms: {stages}" if stages else "")
         )
 
 
@@ -216,6 +228,7 @@ class PaperFlow:
         self._valued_at = 0.0
         self._catchup: dict[int, int] = {}
         self._applied_ids: set[str] | None = None
+        self._fetched = 0.0  # monotonic seconds the last batch was read at
 
     # ---- start --------------------------------------------------------------------
 
@@ -242,6 +255,7 @@ class PaperFlow:
             Producer(self._producer_config),
             self.names.trading.events,
             DerivedRows(self.rows_store),
+            latencies=self.counters.latencies,
         )
         self._republish_unpublished(client)
         for account_id in self._home:
@@ -359,6 +373,10 @@ class PaperFlow:
             if messages and batch > 1:
                 messages += consumer.consume(batch - 1, 0)
         if messages:
+            self._fetched = time.monotonic()
+            created = messages[0].timestamp()[1]
+            if created > 0:
+                self.counters.latencies.add("fetched", time.time() * 1000 - created)
             self._process(messages)
         self._timers(self._clock())
         return len(messages)
@@ -528,6 +546,8 @@ class PaperFlow:
         """Give this step's events, messages and valuation rows to the output."""
         out = self._out
         assert out is not None
+        if self._stored:
+            self.counters.latencies.add("loop", (time.monotonic() - self._fetched) * 1000)
         out.put(self._stored, self._messages, self._valuations)
         self._stored, self._messages, self._valuations = [], [], []
 
