@@ -230,10 +230,9 @@ class Engine:
 class Desk:
     """The test's side of the broker: publishes the market and commands, reads events."""
 
-    def __init__(
-        self, bootstrap: str, names: PaperTopics, client: Client, database: str, journal: Path
-    ) -> None:
-        self.journal = journal
+    journal: Path  # the engines' journal file
+
+    def __init__(self, bootstrap: str, names: PaperTopics, client: Client, database: str) -> None:
         self.bootstrap = bootstrap
         self.names = names
         self.client = client
@@ -394,7 +393,8 @@ def client(clickhouse_dsn: str, database: str) -> Iterator[Client]:
 def desk(
     kafka_bootstrap: str, names: PaperTopics, client: Client, database: str, tmp_path: Path
 ) -> Iterator[Desk]:
-    desk = Desk(kafka_bootstrap, names, client, database, tmp_path / "paper-events.journal")
+    desk = Desk(kafka_bootstrap, names, client, database)
+    desk.journal = tmp_path / "paper-events.journal"
     yield desk
     if desk.engine is not None:
         stop(desk.engine)
