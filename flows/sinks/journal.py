@@ -55,10 +55,11 @@ class Journal:
 
     def append(self, stored: Sequence[StoredEvent]) -> int:
         """Write events in one write, flushed (and fsync'ed); returns the file's size after
-        them (what `stored_to` takes once ClickHouse holds them). When ClickHouse holds the
-        whole file already, it is emptied first."""
+        them (what `stored_to` takes once ClickHouse holds them), 0 for no events (a size
+        handed back late must never cover what a later, emptied file holds). When
+        ClickHouse holds the whole file already, it is emptied first."""
         if not stored:
-            return self.size
+            return 0
         if self._stored_to >= self.size > 0:
             self._truncate()
         data = b"".join(

@@ -28,8 +28,8 @@ Why a plain consumer loop and not Bytewax: every record (any symbol, any account
 the one engine state in order, so a dataflow would be a single stateful step on one key,
 with nothing to parallelise, and its recovery snapshots would duplicate the log the
 engine restores from. The loop takes a fetched batch straight to the engine and the
-events straight to the store and Kafka (`bench/paper.py` measures market event → fill
-event).
+events straight to the journal and Kafka, before its timed work (`bench/paper.py`
+measures market event → fill event; the status line splits it into stages).
 
 Published besides the events: an account's `AccountView` (tr.accounts.v1) after its
 events, at most once a second while only prices move (accounts are valued in turn, a

@@ -66,6 +66,17 @@ def test_the_file_starts_afresh_only_once_clickhouse_holds_all_of_it(tmp_path: P
     assert [s.event.seq for s in journal.entries()] == [5]
 
 
+def test_a_batch_without_events_never_vouches_for_a_later_file(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    first = journal.append([_event("a", 1)])
+    nothing = journal.append([])  # e.g. a batch of valuations only
+    journal.stored_to(first)
+    journal.append([_event("a", 2)])  # the file started afresh
+    journal.stored_to(nothing)  # that batch's rows went in after
+    journal.append([_event("a", 3)])
+    assert [s.event.seq for s in journal.entries()] == [2, 3]
+
+
 def test_pending_is_what_clickhouse_lacks_per_account(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j")
     journal.append([_event("a", 1), _event("a", 2), _event("b", 1), _event("a", 3)])
