@@ -17,10 +17,17 @@ Measured, over `--seconds` of steady state after the orders rest:
   and the broker again;
 - market event → account view: to the first `AccountView` on tr.accounts.v1 that includes
   the fill (the browser's position and P&L update);
-- the engine process's CPU (cores) and RSS.
+- where a fill's time goes: market event → published (the fill event's Kafka timestamp,
+  set when the engine's output produced it, i.e. after the store) and published →
+  received by the bench (``pub_*``, ``recv_*``); the engine's own status lines (printed at
+  the end) split the first part into its stages;
+- the engine process's CPU (cores) and RSS, and the CPU of the bench's own process and
+  of the broker (all three share the machine).
 
-The last line is JSON: {"fills_per_s", "fill_p50_ms", "fill_p99_ms", "view_p50_ms",
-"view_p99_ms", "engine_cores", "engine_rss_mb", "quotes_per_s", "trades_per_s"}.
+The last line is JSON: {"fills_per_s", "fill_p50_ms", "fill_p99_ms", "pub_p50_ms",
+"pub_p99_ms", "recv_p50_ms", "recv_p99_ms", "view_p50_ms", "view_p99_ms", "engine_cores",
+"engine_rss_mb", "bench_cores", "broker_cores", "quotes_per_s", "trades_per_s",
+"engine_alone_cores"}.
 """
 
 from __future__ import annotations
@@ -286,6 +293,8 @@ def main() -> None:
         stop = threading.Event()
         counts = {"quotes": 0, "trades": 0, "marks": 0}
         fill_ms: list[float] = []
+        pub_ms: list[float] = []  # market event -> fill event produced by the engine
+        recv_ms: list[float] = []  # fill event produced -> read here
         view_ms: list[float] = []
         pending: dict[str, tuple[int, int]] = {}  # account -> (seq, fill time) awaiting a view
         state = {"opened": 0, "accepted": 0, "fills": 0, "measuring": False}
@@ -309,6 +318,9 @@ def main() -> None:
                         if state["measuring"]:
                             state["fills"] += 1
                             fill_ms.append((now - event.fill.time_us) / 1000)
+                            produced_ms = message.timestamp()[1]
+                            pub_ms.append(produced_ms - event.fill.time_us / 1000)
+                            recv_ms.append(now / 1000 - produced_ms)
                             with lock:
                                 pending.setdefault(
                                     event.account_id, (event.seq, event.fill.time_us)
@@ -363,9 +375,15 @@ def main() -> None:
             time.sleep(0.1)
         print(f"{args.accounts:,} accounts, {state['accepted']:,} orders resting; measuring")
         time.sleep(3)  # let the first burst of fills pass
+        me = psutil.Process()
+        assert broker.pid is not None
+        tansu = psutil.Process(broker.pid)
         cpu0 = sum(proc.cpu_times()[:2])
+        bench_cpu0, broker_cpu0 = sum(me.cpu_times()[:2]), sum(tansu.cpu_times()[:2])
         q0, t0 = counts["quotes"], counts["trades"]
         fill_ms.clear()
+        pub_ms.clear()
+        recv_ms.clear()
         view_ms.clear()
         state["measuring"] = True
         started = time.monotonic()
@@ -376,6 +394,8 @@ def main() -> None:
         state["measuring"] = False
         elapsed = time.monotonic() - started
         cores = (sum(proc.cpu_times()[:2]) - cpu0) / elapsed
+        bench_cores = (sum(me.cpu_times()[:2]) - bench_cpu0) / elapsed
+        broker_cores = (sum(tansu.cpu_times()[:2]) - broker_cpu0) / elapsed
         quotes_rate = (counts["quotes"] - q0) / elapsed
         trades_rate = (counts["trades"] - t0) / elapsed
         stop.set()
@@ -386,6 +406,9 @@ def main() -> None:
             thread.join(5)
         events.close()
         views.close()
+        for line in (work / "engine.log").read_text(errors="replace").splitlines():
+            if "stages mean/max" in line:
+                print(line)
 
     alone = engine_alone(args)
     print(f"the engine alone (no Kafka, no store) at this market: {alone:.3f} CPU s per second")
@@ -393,10 +416,16 @@ def main() -> None:
         "fills_per_s": round(state["fills"] / elapsed, 1),
         "fill_p50_ms": round(_percentile(fill_ms, 0.5), 2),
         "fill_p99_ms": round(_percentile(fill_ms, 0.99), 2),
+        "pub_p50_ms": round(_percentile(pub_ms, 0.5), 2),
+        "pub_p99_ms": round(_percentile(pub_ms, 0.99), 2),
+        "recv_p50_ms": round(_percentile(recv_ms, 0.5), 2),
+        "recv_p99_ms": round(_percentile(recv_ms, 0.99), 2),
         "view_p50_ms": round(_percentile(view_ms, 0.5), 2),
         "view_p99_ms": round(_percentile(view_ms, 0.99), 2),
         "engine_cores": round(cores, 3),
         "engine_rss_mb": round(rss / 1e6, 1),
+        "bench_cores": round(bench_cores, 3),
+        "broker_cores": round(broker_cores, 3),
         "quotes_per_s": round(quotes_rate),
         "trades_per_s": round(trades_rate),
         "engine_alone_cores": round(alone, 3),
@@ -404,8 +433,11 @@ def main() -> None:
     print(
         f"{result['fills_per_s']:,} fills/s; market event -> fill event p50 "
         f"{result['fill_p50_ms']} ms, p99 {result['fill_p99_ms']} ms; -> account view p50 "
-        f"{result['view_p50_ms']} ms, p99 {result['view_p99_ms']} ms; engine "
-        f"{result['engine_cores']} cores, {result['engine_rss_mb']} MB RSS; published "
+        f"{result['view_p50_ms']} ms, p99 {result['view_p99_ms']} ms; market -> produced "
+        f"p50/p99 {result['pub_p50_ms']}/{result['pub_p99_ms']} ms, produced -> read "
+        f"{result['recv_p50_ms']}/{result['recv_p99_ms']} ms; engine "
+        f"{result['engine_cores']} cores, {result['engine_rss_mb']} MB RSS; bench "
+        f"{result['bench_cores']}, broker {result['broker_cores']} cores; published "
         f"{result['quotes_per_s']:,} quotes/s, {result['trades_per_s']:,} trades/s"
     )
     print(json.dumps(result))

@@ -15,6 +15,7 @@ from contextlib import closing, nullcontext
 
 from clickhouse_connect.driver.client import Client
 
+from flows.sinks.journal import JOURNAL_FILE
 from flows.trading.flow import PaperCounters, PaperFlow
 from runtime.clickhouse import connect
 from runtime.kafka import consumer_config, producer_config
@@ -68,6 +69,7 @@ def run_paper(
             database=settings.clickhouse.database,
             stop=stages.stopping,
             counters=counters,
+            journal=settings.data_dir / JOURNAL_FILE,
         )
         stages.thread("paper-status", lambda: _report(counters, stages.stopping))
         flow.run()

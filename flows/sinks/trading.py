@@ -7,11 +7,12 @@ TabSeparated text through clickhouse-connect's `raw_insert` (ClickHouse parses t
 text exactly; nothing is spliced into SQL). Every table is a ReplacingMergeTree keyed by
 what a row describes, so writing an event twice leaves the same rows.
 
-`PaperStore.write_log` inserts a batch of events into ``paper_events`` at once (the engine
-publishes them only after it returns: the log is never behind Kafka), `write_derived`
-their order, fill and ledger rows (ledger last, see `flows.trading.resume`).
-`PaperOutput` does both in a thread of its own, then publishes, so the engine's loop never
-waits for an insert.
+`PaperStore.write_log` inserts a batch of events into ``paper_events`` at once,
+`write_derived` their order, fill and ledger rows (ledger last, see
+`flows.trading.resume`). `PaperOutput` commits each batch of events in a thread of its own
+before it publishes them, so the engine's loop never waits: to the journal
+(`flows.sinks.journal`, then ``paper_events`` is written behind, by `DerivedRows`), or
+without one to ``paper_events`` itself.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from flows.errors import FlowError
 from flows.sinks.clickhouse import NULL, TsvTable, tsv_escape
+from flows.sinks.journal import Journal
 from runtime.kafka import produce_when_room
 from schemas.trading import (
     AccountEvent,
@@ -46,6 +48,33 @@ logger = logging.getLogger(__name__)
 
 VALUATION_IDX = 65_535
 """``paper_ledger.idx`` of a valuation row: never the index of a movement of an event."""
+
+
+class Latencies:
+    """Delays of the paper engine's stages (ms), summed per stage until `take`: the
+    status line says where an event's time went. Written from the loop and the output
+    thread (a sample lost to a race is harmless)."""
+
+    def __init__(self) -> None:
+        self._stages: dict[str, list[float]] = {}
+
+    def add(self, stage: str, ms: float) -> None:
+        """Count one delay of `stage`."""
+        found = self._stages.get(stage)
+        if found is None:
+            self._stages[stage] = [1, ms, ms]
+        else:
+            found[0] += 1
+            found[1] += ms
+            if ms > found[2]:
+                found[2] = ms
+
+    def take(self) -> str:
+        """``stage mean/max ms`` per stage since the previous call (then forgotten)."""
+        stages, self._stages = self._stages, {}
+        return ", ".join(
+            f"{name} {total / count:.1f}/{top:.1f}" for name, (count, total, top) in stages.items()
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,14 +313,15 @@ class PaperStore:
 class PaperOutput:
     """Stores, then publishes, what the engine's loop hands over, in a thread of its own.
 
-    The loop never waits for ClickHouse (an insert into chDB takes ~20 ms, and inserts of
-    one store queue behind one lock): it hands each batch's events and messages here.
-    The thread takes every batch waiting, inserts their events into ``paper_events`` in
-    one insert, then publishes each batch's events and messages in the order handed over
-    (nothing is published before the events it reveals are stored), then hands their
-    derived rows and valuations to `rows` (a thread and a client of its own: one
-    client's calls queue behind one lock, so these inserts do not delay the next events'
-    insert). A failure stops the thread; `check` raises it in the loop.
+    The loop never waits for ClickHouse (an insert into chDB takes 20-700 ms, and inserts
+    of one store queue behind one lock): it hands each batch's events and messages here.
+    The thread takes every batch waiting and commits their events in one write: appended
+    to `journal` (then ``paper_events`` is written by `rows`, off the path to Kafka), or
+    without a journal inserted into ``paper_events``; then it publishes each batch's
+    events and messages in the order handed over (nothing is published before the events
+    it reveals are committed), then hands the events and valuations to `rows` (a thread
+    and a client of its own: one client's calls queue behind one lock). A failure stops
+    the thread; `check` raises it in the loop.
 
     Args:
         store: The store.
@@ -299,6 +329,10 @@ class PaperOutput:
         events_topic: Where events go, keyed by account.
         rows: Writes the derived rows and valuations.
         max_batches: Batches that may wait before `put` blocks.
+        journal: The commit point; None: the ``paper_events`` insert.
+        latencies: Where the delays of the stages are counted (ms): ``queued`` (handed
+            over → taken by the thread), ``stored`` (the commit: journal or insert),
+            ``produced`` (the produce calls), ``acked`` (produce → the broker's ack).
     """
 
     def __init__(
@@ -308,7 +342,11 @@ class PaperOutput:
         events_topic: str,
         rows: DerivedRows,
         max_batches: int = 10_000,
+        latencies: Latencies | None = None,
+        journal: Journal | None = None,
     ) -> None:
+        self._journal = journal
+        self.latencies = latencies if latencies is not None else Latencies()
         self._store = store
         self._rows = rows
         self._producer = producer
@@ -329,7 +367,9 @@ class PaperOutput:
         value), and valuation rows to store."""
         self.check()
         if stored or messages or valuations:
-            self._queue.put(_Batch(list(stored), list(messages), list(valuations)))
+            self._queue.put(
+                _Batch(list(stored), list(messages), list(valuations), time.monotonic())
+            )
 
     def check(self) -> None:
         """Raise what stopped the thread (or the rows' thread), if anything did."""
@@ -337,9 +377,11 @@ class PaperOutput:
             raise self.error
         self._rows.check()
 
-    def _on_delivery(self, error: Any, _message: Any) -> None:
+    def _on_delivery(self, error: Any, message: Any) -> None:
         if error is not None:
             self._failed.append(error)
+        elif message.topic() == self._events_topic:
+            self.latencies.add("acked", (message.latency() or 0.0) * 1000)
 
     def _run(self) -> None:
         try:
@@ -348,32 +390,47 @@ class PaperOutput:
                 while batches[-1] is not None and not self._queue.empty():
                     batches.append(self._queue.get_nowait())
                 work = [b for b in batches if b is not None]
-                events = self._publish(work)
-                self._rows.submit(events, [v for b in work for v in b.valuations])
+                events, size = self._publish(work)
+                self._rows.submit(events, [v for b in work for v in b.valuations], size)
                 if batches[-1] is None:
                     return
         except BaseException as exc:
             logger.exception("paper engine output failed")
             self.error = exc
 
-    def _publish(self, batches: list[_Batch]) -> list[StoredEvent]:
-        """Store the batches' events, then publish them and the batches' messages in order.
+    def _publish(self, batches: list[_Batch]) -> tuple[list[StoredEvent], int]:
+        """Commit the batches' events, then publish them and the batches' messages in order.
 
         Returns:
-            The events stored, whose derived rows are still to write.
+            The events committed, whose rows are still to write, and the journal's size
+            after them (0 without a journal).
         """
+        latencies = self.latencies
+        started = time.monotonic()
+        for batch in batches:
+            if batch.stored:
+                latencies.add("queued", (started - batch.handed) * 1000)
         events = [s for b in batches for s in b.stored]
-        self._store.write_log(events)  # stored before anyone hears of them
+        size = 0  # committed before anyone hears of them:
+        if self._journal is not None:
+            size = self._journal.append(events)
+        else:
+            self._store.write_log(events)
+        stored = time.monotonic()
+        if events:
+            latencies.add("stored", (stored - started) * 1000)
         for batch in batches:
             for item in batch.stored:
                 self._produce(self._events_topic, item.event.account_id, item.payload)
             for topic, key, value in batch.messages:
                 self._produce(topic, key, value)
+        if events:
+            latencies.add("produced", (time.monotonic() - stored) * 1000)
         self._producer.poll(0)
         if self._failed:
             failed = self._failed
             raise KafkaDeliveryError(f"{len(failed)} message(s) not delivered: {failed[0]}")
-        return events
+        return events, size
 
     def _produce(self, topic: str, key: bytes | str, value: bytes) -> None:
         try:
@@ -403,17 +460,30 @@ class DerivedRows:
     (`flows.trading.resume.underived`): every batch's rows go in before the next batch's,
     and each batch's ledger rows last.
 
+    With a journal, the events go into ``paper_events`` here first (one insert per round),
+    and the journal is told ClickHouse holds them (`Journal.stored_to`) once every row
+    of the round is in.
+
     Args:
         store: The store to write with (a client of its own, see `PaperOutput`).
         max_batches: Batches that may wait before `submit` blocks.
         every_s: Least seconds between two rounds of inserts.
+        journal: The journal the events were committed to; None: they are in
+            ``paper_events`` already.
     """
 
-    def __init__(self, store: PaperStore, max_batches: int = 10_000, every_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: PaperStore,
+        max_batches: int = 10_000,
+        every_s: float = 1.0,
+        journal: Journal | None = None,
+    ) -> None:
         self._store = store
+        self._journal = journal
         self._every_s = every_s
-        self._queue: queue.Queue[tuple[list[StoredEvent], list[Valuation]] | None] = queue.Queue(
-            max_batches
+        self._queue: queue.Queue[tuple[list[StoredEvent], list[Valuation], int] | None] = (
+            queue.Queue(max_batches)
         )
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="paper-rows", daemon=True)
@@ -431,9 +501,14 @@ class DerivedRows:
             while items[-1] is not None and not self._queue.empty():
                 items.append(self._queue.get_nowait())
             work = [item for item in items if item is not None]
+            events = [s for stored, _, _ in work for s in stored if s.event.seq]
             try:
-                self._store.write_derived([s for stored, _ in work for s in stored if s.event.seq])
-                self._store.write_valuations([v for _, valuations in work for v in valuations])
+                if self._journal is not None:
+                    self._store.write_log(events)
+                self._store.write_derived(events)
+                self._store.write_valuations([v for _, valuations, _ in work for v in valuations])
+                if self._journal is not None:
+                    self._journal.stored_to(max((size for _, _, size in work), default=0))
             except BaseException as exc:
                 logger.exception("paper rows could not be written")
                 self._error = exc
@@ -446,11 +521,14 @@ class DerivedRows:
         if self._error is not None:
             raise self._error
 
-    def submit(self, stored: list[StoredEvent], valuations: Sequence[Valuation] = ()) -> None:
-        """Queue one batch's derived rows (and valuation rows)."""
+    def submit(
+        self, stored: list[StoredEvent], valuations: Sequence[Valuation] = (), size: int = 0
+    ) -> None:
+        """Queue one batch's rows (and valuation rows); `size`: the journal's size after
+        the batch's events."""
         self.check()
         if stored or valuations:
-            self._queue.put((stored, list(valuations)))
+            self._queue.put((stored, list(valuations), size))
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Write what is queued, then end the thread."""
@@ -465,6 +543,7 @@ class _Batch:
     stored: list[StoredEvent]
     messages: list[tuple[str, bytes | str, bytes]]
     valuations: list[Valuation]
+    handed: float  # monotonic seconds
 
 
 class KafkaDeliveryError(FlowError):

@@ -8,9 +8,14 @@ symbols some account needs (`flows.trading.interest`) are decoded; the last quot
 and mark of every other symbol are kept undecoded, so an order on a new symbol finds its
 book at once.
 
-Durability: the events of each fetched batch are inserted into ``paper_events`` *before*
-they are published to tr.events.v1, and the engine restores every account from that
-table at start (`flows.trading.resume`), so nothing it published is lost. Commands are
+Durability: the events of each fetched batch are appended to a write-ahead journal in
+the data directory (`flows.sinks.journal`; fsync'ed unless `PaperSettings.journal_fsync`
+is off) *before* they are published to tr.events.v1, and inserted into ``paper_events``
+afterwards, off the path to Kafka (the insert, with chDB's merges in this process, took
+most of a fill's delay). At start the engine writes the journal's events that
+``paper_events`` lacks through to it, empties the journal, and restores every account
+from that table (`flows.trading.resume`), so nothing it published is lost. (Without a
+journal, each batch is inserted into ``paper_events`` before it is published.) Commands are
 read from the beginning of tr.orders.v1 at every start: up to where the topic ended at
 start, a command whose id the log holds is skipped here (however old), and later the
 engine drops a redelivered command id itself, so no command is applied twice; one sent
@@ -23,8 +28,8 @@ Why a plain consumer loop and not Bytewax: every record (any symbol, any account
 the one engine state in order, so a dataflow would be a single stateful step on one key,
 with nothing to parallelise, and its recovery snapshots would duplicate the log the
 engine restores from. The loop takes a fetched batch straight to the engine and the
-events straight to the store and Kafka (`bench/paper.py` measures market event → fill
-event).
+events straight to the journal and Kafka, before its timed work (`bench/paper.py`
+measures market event → fill event; the status line splits it into stages).
 
 Published besides the events: an account's `AccountView` (tr.accounts.v1) after its
 events, at most once a second while only prices move (accounts are valued in turn, a
@@ -41,6 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -48,11 +54,25 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from flows.dead_letters import dead_letter_message, record_dead_letter
 from flows.errors import FlowError
-from flows.sinks.trading import DerivedRows, PaperOutput, PaperStore, StoredEvent, Valuation
+from flows.sinks.journal import Journal
+from flows.sinks.trading import (
+    DerivedRows,
+    Latencies,
+    PaperOutput,
+    PaperStore,
+    StoredEvent,
+    Valuation,
+)
 from flows.trading.engine import PaperEngine
 from flows.trading.interest import Interest, Pairs, account_needs
 from flows.trading.pacing import ViewPacer, WatchPacer
-from flows.trading.resume import load_events, load_symbols, published_seqs, underived
+from flows.trading.resume import (
+    load_events,
+    load_symbols,
+    published_seqs,
+    stored_seqs,
+    underived,
+)
 from flows.trading.settings import PaperSettings
 from schemas import topics
 from schemas.deadletter import DeadLetter
@@ -112,7 +132,9 @@ class PaperCounters:
     """Live counts of a running paper engine, for status lines (read from any thread):
     commands read; market records read, and applied (decoded: their symbol was needed);
     events stored and published, and fills among them; views published; records
-    rejected; accounts held."""
+    rejected; accounts held; the delays of the stages an event goes through (`Latencies`:
+    ``fetched`` = a batch's first record's age when the engine reads it, ``loop`` = read →
+    handed to the output, then the output's stages)."""
 
     commands: int = 0
     market: int = 0
@@ -122,13 +144,16 @@ class PaperCounters:
     views: int = 0
     dead_letters: int = 0
     accounts: int = 0
+    latencies: Latencies = field(default_factory=Latencies)
 
     def summary(self) -> str:
-        """The counts in a line."""
+        """The counts in a line, and the stages' delays since the previous line."""
+        stages = self.latencies.take()
         return (
             f"{self.accounts:,} accounts; {self.commands:,} commands, {self.market:,} market "
             f"records ({self.applied:,} applied); {self.events:,} events ({self.fills:,} "
             f"fills), {self.views:,} views, {self.dead_letters:,} dead letters"
+            + (f"; stages mean/max ms: {stages}" if stages else "")
         )
 
 
@@ -160,6 +185,8 @@ class PaperFlow:
         counters: Filled with live counts.
         engine_factory: Builds the engine from settings and symbols.
         clock: Monotonic seconds (pacing only: the engine never reads a clock).
+        journal: The write-ahead journal's file, the events' commit point (see the module
+            docstring); None: ``paper_events`` itself.
     """
 
     def __init__(
@@ -176,8 +203,12 @@ class PaperFlow:
         counters: PaperCounters | None = None,
         engine_factory: Callable[[PaperSettings, list[Any]], PaperEngine] = PaperEngine,
         clock: Callable[[], float] = time.monotonic,
+        journal: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.journal = (
+            Journal(journal, fsync=settings.journal_fsync) if journal is not None else None
+        )
         self.names = names if names is not None else PaperTopics()
         self.stop = stop if stop is not None else threading.Event()
         self.counters = counters if counters is not None else PaperCounters()
@@ -216,6 +247,7 @@ class PaperFlow:
         self._valued_at = 0.0
         self._catchup: dict[int, int] = {}
         self._applied_ids: set[str] | None = None
+        self._fetched = 0.0  # monotonic seconds the last batch was read at
 
     # ---- start --------------------------------------------------------------------
 
@@ -226,6 +258,7 @@ class PaperFlow:
         symbols = load_symbols(client, self._database)
         engine = self.engine = self._engine_factory(self.settings, symbols)
         self._pairs = Pairs(symbols)
+        journaled = self._write_through(client)
         restored = 0
         applied: set[str] = set()
         for event in load_events(client, self._database):
@@ -241,7 +274,9 @@ class PaperFlow:
             self.store,
             Producer(self._producer_config),
             self.names.trading.events,
-            DerivedRows(self.rows_store),
+            DerivedRows(self.rows_store, journal=self.journal),
+            latencies=self.counters.latencies,
+            journal=self.journal,
         )
         self._republish_unpublished(client)
         for account_id in self._home:
@@ -262,14 +297,31 @@ class PaperFlow:
         self._applied_ids = applied if self._catchup else None
         self._next_symbols = now + SYMBOLS_EVERY_S
         logger.info(
-            "paper engine: %d accounts restored from %d events, %d symbols; %d events' rows "
-            "written again",
+            "paper engine: %d accounts restored from %d events (%d from the journal), %d "
+            "symbols; %d events' rows written again",
             len(self._home),
             restored,
+            journaled,
             len(symbols),
             len(repaired),
         )
         self.ready.set()
+
+    def _write_through(self, client: Any) -> int:
+        """Insert the journal's events ``paper_events`` lacks (a crash kept them from it),
+        with their rows, then empty the journal. Returns how many there were."""
+        journal = self.journal
+        if journal is None:
+            return 0
+        pending = journal.pending(stored_seqs(client, self._database))
+        if pending:
+            logger.warning(
+                "paper engine: writing %d journaled events through to ClickHouse", len(pending)
+            )
+            self.store.write_log(pending)
+            self.store.write_derived(pending)
+        journal.clear()
+        return len(pending)
 
     def _wire_decoders(self, engine: PaperEngine) -> None:
         names = self.names
@@ -359,7 +411,14 @@ class PaperFlow:
             if messages and batch > 1:
                 messages += consumer.consume(batch - 1, 0)
         if messages:
+            self._fetched = time.monotonic()
+            created = messages[0].timestamp()[1]
+            if created > 0:
+                self.counters.latencies.add("fetched", time.time() * 1000 - created)
             self._process(messages)
+            # The batch's events go out now, not behind the timers' work (valuing a
+            # slice of the accounts, every view each 10 s, the symbols each minute).
+            self._hand_over()
         self._timers(self._clock())
         return len(messages)
 
@@ -528,6 +587,8 @@ class PaperFlow:
         """Give this step's events, messages and valuation rows to the output."""
         out = self._out
         assert out is not None
+        if self._stored:
+            self.counters.latencies.add("loop", (time.monotonic() - self._fetched) * 1000)
         out.put(self._stored, self._messages, self._valuations)
         self._stored, self._messages, self._valuations = [], [], []
 
@@ -651,3 +712,5 @@ class PaperFlow:
             if self._consumer is not None:
                 self._consumer.close()
                 self._consumer = None
+            if self.journal is not None:
+                self.journal.close()

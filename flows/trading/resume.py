@@ -50,6 +50,10 @@ SELECT payload FROM {db:Identifier}.paper_events FINAL
 ORDER BY account_id, seq
 """
 
+_LAST_SEQS = """
+SELECT account_id, max(seq) FROM {db:Identifier}.paper_events GROUP BY account_id
+"""
+
 _AFTER_LEDGER = """
 SELECT e.payload
 FROM {db:Identifier}.paper_events AS e FINAL
@@ -104,6 +108,17 @@ def load_events(client: Any, database: str) -> Iterator[AccountEvent]:
         for block in blocks:
             for (payload,) in block:
                 yield decode(payload)
+
+
+def stored_seqs(client: Any, database: str) -> dict[str, int]:
+    """The highest seq ``paper_events`` holds per account.
+
+    Args:
+        client: A clickhouse-connect client.
+        database: Database holding ``paper_events``.
+    """
+    rows = client.query(_LAST_SEQS, parameters={"db": database}).result_rows
+    return {account_id: int(seq) for account_id, seq in rows}
 
 
 def underived(client: Any, database: str) -> list[AccountEvent]:

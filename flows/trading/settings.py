@@ -90,6 +90,11 @@ class PaperSettings(BatchSettings):
     max_accounts: int = Field(default=100_000, ge=1)
     """Accounts one engine holds; opening more is refused."""
 
+    journal_fsync: bool = True
+    """Whether each batch of events appended to the engine's journal (its commit point,
+    `flows.sinks.journal`) is fsync'ed before the events are published; off, a power
+    cut (not a process crash) may lose events already published."""
+
     @model_validator(mode="after")
     def _check(self) -> PaperSettings:
         tiers = self.margin_tiers

@@ -6,8 +6,9 @@ through its price (partially, twice), a repeated client order id and a redeliver
 command, a cancel, and a reduce-only market close. Every fill, fee and the final wallet
 balance are computed here from the capture itself (the book as Binance's rules rebuild
 it, the trades after the order rested), not by the engine's code. The engine is killed
-right after it stored the first limit fill and before it published it; the restarted
-engine restores the account from ClickHouse, publishes that fill once, and the ledger
+right after it committed the first limit fill to its journal and before it published it
+(ClickHouse never saw it); the restarted engine writes the journal through to
+ClickHouse, restores the account from there, publishes that fill once, and the ledger
 ends exactly where an uninterrupted run would.
 """
 
@@ -19,14 +20,16 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from flows.sinks.journal import Journal
 from flows.sinks.symbols import SymbolWriter
-from flows.sinks.trading import PaperStore, StoredEvent
+from flows.sinks.trading import StoredEvent
 from flows.trading.flow import PaperFlow, PaperTopics
 from flows.trading.settings import PaperSettings
 from runtime.clickhouse import connect
@@ -204,15 +207,17 @@ class Crash(Exception):
     """The engine dies here."""
 
 
-class CrashAfterStoringFirstMakerFill(PaperStore):
-    """Stores like the real store, then dies before the events reach Kafka."""
+class CrashAfterJournalingFirstMakerFill(Journal):
+    """Commits like the real journal, then dies before the events reach Kafka (or
+    ClickHouse, which is written after Kafka)."""
 
-    def write_log(self, stored: list[StoredEvent]) -> None:
-        super().write_log(stored)
+    def append(self, stored: Sequence[StoredEvent]) -> int:
+        size = super().append(stored)
         if any(
             isinstance(s.event, OrderFilled) and s.event.fill.liquidity == "maker" for s in stored
         ):
-            raise Crash("killed between the ClickHouse write and the Kafka publish")
+            raise Crash("killed between the journal's write and the Kafka publish")
+        return size
 
 
 @dataclass
@@ -224,6 +229,8 @@ class Engine:
 
 class Desk:
     """The test's side of the broker: publishes the market and commands, reads events."""
+
+    journal: Path  # the engines' journal file
 
     def __init__(self, bootstrap: str, names: PaperTopics, client: Client, database: str) -> None:
         self.bootstrap = bootstrap
@@ -247,7 +254,7 @@ class Desk:
         consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
         return consumer
 
-    def start_engine(self, store: Callable[..., PaperStore] = PaperStore) -> Engine:
+    def start_engine(self, journal: Callable[[Path], Journal] = Journal) -> Engine:
         flow = PaperFlow(
             SETTINGS,
             consumer=consumer_config(self.bootstrap),
@@ -255,8 +262,11 @@ class Desk:
             clickhouse=lambda: self.client,
             database=self.database,
             names=self.names,
+            journal=self.journal,
         )
-        flow.store = store(lambda: self.client, self.database)
+        assert flow.journal is not None
+        flow.journal.close()
+        flow.journal = journal(self.journal)
         engine = Engine(flow, threading.Thread(target=lambda: None))
 
         def body() -> None:
@@ -380,8 +390,11 @@ def client(clickhouse_dsn: str, database: str) -> Iterator[Client]:
 
 
 @pytest.fixture
-def desk(kafka_bootstrap: str, names: PaperTopics, client: Client, database: str) -> Iterator[Desk]:
+def desk(
+    kafka_bootstrap: str, names: PaperTopics, client: Client, database: str, tmp_path: Path
+) -> Iterator[Desk]:
     desk = Desk(kafka_bootstrap, names, client, database)
+    desk.journal = tmp_path / "paper-events.journal"
     yield desk
     if desk.engine is not None:
         stop(desk.engine)
@@ -443,10 +456,10 @@ def test_a_scripted_account_trades_the_capture_through_a_crash_to_the_cent(
     )
     assert len(desk.fills()) == 3  # the redelivered buy did not fill again
 
-    # Trades until the first one through the limit: the engine stores that fill and dies.
+    # Trades until the first one through the limit: the engine journals that fill and dies.
     crashing = desk.start_engine  # the same desk, a new engine after the crash
     stop(engine)
-    engine = crashing(CrashAfterStoringFirstMakerFill)
+    engine = crashing(CrashAfterJournalingFirstMakerFill)
     desk.market(records[at : plan.first], engine, wait=False)
     engine.thread.join(60)
     assert engine.error and isinstance(engine.error[0], Crash)
@@ -454,11 +467,19 @@ def test_a_scripted_account_trades_the_capture_through_a_crash_to_the_cent(
         "SELECT count() FROM {db:Identifier}.paper_events FINAL WHERE kind = 'fill'",
         parameters={"db": database},
     ).result_rows[0][0]
-    assert stored == 4 and len(desk.fills()) == 3  # stored, never published
+    journaled = [s.event for s in Journal(desk.journal).entries()]
+    assert stored == 3 and len(desk.fills()) == 3  # neither stored nor published
+    assert isinstance(journaled[-1], OrderFilled) and journaled[-1].fill.liquidity == "maker"
 
-    # The restarted engine publishes the stored fill once and goes on.
+    # The restarted engine writes the journaled fill through, publishes it once, goes on.
     engine = desk.start_engine()
     desk.read_events(lambda: len(desk.fills()) == 4)
+    assert Journal(desk.journal).entries() == []  # ClickHouse holds it all now
+    stored = client.query(
+        "SELECT count() FROM {db:Identifier}.paper_events FINAL WHERE kind = 'fill'",
+        parameters={"db": database},
+    ).result_rows[0][0]
+    assert stored == 4
     desk.market(records[plan.first : plan.second], engine)
     desk.read_events(lambda: len(desk.fills()) == 5)
     canceled = desk.answer(CancelOrder(_cid(), ACCOUNT, 0, client_order_id="sell-1"))
