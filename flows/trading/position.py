@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from flows.trading.amounts import ENTRY_PLACES, exact, round_places, round_usdt
+from flows.trading.amounts import ENTRY_PLACES, exact, plain, round_places, round_usdt
 from flows.trading.liquidation import liquidation_price
 from flows.trading.settings import MarginTier
 from flows.trading.state import PositionState
@@ -192,7 +192,7 @@ def position_view(
     return Position(
         pos.exchange,
         pos.symbol,
-        pos.qty,
+        plain(pos.qty),
         pos.entry_price,
         pos.leverage,
         pos.margin_mode,
@@ -202,6 +202,6 @@ def position_view(
         realized_pnl=pos.realized_pnl,
         fees=pos.fees,
         funding=pos.funding,
-        maintenance_margin=maintenance_margin(abs(pos.qty) * valued_at, tiers),
+        maintenance_margin=round_usdt(maintenance_margin(abs(pos.qty) * valued_at, tiers)),
         liquidation_price=liquidation,
     )

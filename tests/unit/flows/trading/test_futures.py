@@ -559,3 +559,16 @@ def test_position_views_list_flat_symbols_only_when_asked() -> None:
         "BTCUSDT",
         "ETHUSDT",
     ]
+
+
+def test_a_view_shows_quantities_plainly_and_maintenance_margin_in_usdt_places() -> None:
+    from flows.trading.position import position_view
+    from flows.trading.settings import PaperSettings
+    from flows.trading.state import PositionState
+
+    pos = PositionState("sim", "SYMUSDT", 20, qty=D("120637.000000000000000000"),
+                        entry_price=D("0.00165786"))  # fmt: skip
+    view = position_view(pos, D("0.00165795"), tiers=PaperSettings().margin_tiers)
+    # 120637 x 0.00165795 = 200.0101... notional; tier 1: x 0.4 % = 0.80004045660
+    assert str(view.qty) == "120637"
+    assert str(view.maintenance_margin) == "0.80004046"
