@@ -191,3 +191,13 @@ def test_the_flows_keep_their_recovery_state_on_volumes(
             recovery.startswith(target) and volume in compose["volumes"]
             for volume, target in mounts
         ), name
+
+
+def test_the_paper_engine_keeps_its_journal_on_a_volume(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    # The journal (<data dir>/paper-events.journal) holds committed events ClickHouse may
+    # not have yet: it must outlive the container.
+    data_dir = "/app/data"
+    mounts = [m.split(":") for m in services["paper"]["volumes"]]
+    assert any(target == data_dir and volume in compose["volumes"] for volume, target in mounts)
