@@ -48,6 +48,7 @@ from schemas.trading import (
     OpenAccount,
     Order,
     OrderAccepted,
+    OrderFilled,
     OrderRejected,
     OrderRepeated,
     OrderRequest,
@@ -199,6 +200,32 @@ def _answers_order(event: AccountEvent) -> bool:
     return isinstance(event, OrderAccepted | OrderRejected | OrderRepeated | OrderUpdated)
 
 
+def _client_id(event: AccountEvent) -> str | None:
+    order = getattr(event, "order", None)
+    return order.request.client_order_id if isinstance(order, Order) else None
+
+
+def _placed(events: Sequence[AccountEvent], client_order_id: str) -> tuple[Order, bool]:
+    """The placed order as the last of the command's events left it, and whether the
+    command was a repeat.
+
+    Raises:
+        OrderRejectedError: For a rejection.
+        CommandRefusedError: For a refusal.
+    """
+    answers = [
+        event
+        for event in events
+        if isinstance(event, CommandRefused) or _client_id(event) == client_order_id
+    ]
+    if not answers:
+        raise _unexpected(events[-1])
+    first = _order_of(answers[0])
+    last = answers[-1]
+    order = last.order if isinstance(last, OrderFilled | OrderUpdated) else first
+    return order, isinstance(answers[0], OrderRepeated)
+
+
 def _answers_leverage(event: AccountEvent) -> bool:
     return isinstance(event, LeverageChanged)
 
@@ -347,9 +374,14 @@ class Paper:
     ) -> tuple[Order, bool]:
         """Place an order.
 
+        The answer waits for the account view that follows the command's events, so an
+        order that executes at once (a market order, a marketable limit, IOC/FOK) comes
+        back as its fills left it (``filled``, ``expired``), as Binance's ``RESULT``
+        response does, not as ``new``.
+
         Returns:
-            The order as accepted, and whether its client order id was a repeat (then it
-            is the first order with that id, and nothing was placed).
+            The order as its events left it, and whether its client order id was a repeat
+            (then it is the first order with that id, and nothing was placed).
 
         Raises:
             InvalidRequest: For fields that contradict each other.
@@ -382,8 +414,7 @@ class Paper:
                     code="limit_reached",
                 )
         place = PlaceOrder(**self._head(account.id), order=request)
-        answer = (await self._trading().send(place, _answers_order))[-1]
-        return _order_of(answer), isinstance(answer, OrderRepeated)
+        return _placed(await self._trading().send(place), request.client_order_id)
 
     async def amend(self, account: PaperAccount, client_order_id: str, body: AmendIn) -> Order:
         """Change a resting order's price, stop price or (lower) quantity."""

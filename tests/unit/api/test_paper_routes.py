@@ -218,7 +218,9 @@ def test_amend_cancel_and_cancel_all(api: Paper) -> None:
 def test_positions_close_and_leverage(api: Paper) -> None:
     http, me = api.http, api.site.as_ada
     account = api.open()["account_id"]
-    api.place(account, type="market", price=None, quantity="2")
+    placed = api.place(account, type="market", price=None, quantity="2").json()
+    # a market order answers as its fills left it, as Binance's RESULT response does
+    assert (placed["status"], placed["filled_qty"]) == ("filled", "2")
     positions = http.get(f"{BASE}/{account}/positions", headers=me).json()
     assert [(p["symbol"], p["qty"], p["mark_price"]) for p in positions] == [
         ("SOLUSDT", "2", "100")
