@@ -200,6 +200,16 @@ class PaperEngine(Commands):
         self._expire_waiting(out)
         return out
 
+    def announce(self, mark: MarkPrice) -> None:
+        """Take the funding time a stored mark announced, when no live mark of its symbol
+        has come yet: at start, the last mark before a restart, so a funding time that
+        passed while the engine was down is paid by the first live mark after it, at
+        that stored mark's rate and price, as if the engine had run. Nothing is valued,
+        triggered or paid now, and market time does not move."""
+        self._announced.setdefault(
+            mark.key, (mark.next_funding_time_us, mark.funding_rate, mark.mark_price)
+        )
+
     def _advance(self, time_us: int) -> None:
         self._now_us = max(self._now_us, time_us)
 

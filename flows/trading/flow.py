@@ -68,6 +68,7 @@ from flows.trading.interest import Interest, Pairs, account_needs
 from flows.trading.pacing import ViewPacer, WatchPacer
 from flows.trading.resume import (
     load_events,
+    load_last_marks,
     load_symbols,
     published_seqs,
     stored_seqs,
@@ -107,6 +108,10 @@ SYMBOLS_EVERY_S = 60.0
 """How often the symbols are read again from ClickHouse."""
 
 _MINUTE_US = 60_000_000
+
+FUNDING_LOOKBACK_US = 9 * 3_600_000_000
+"""At start, the last stored mark of a held perpetual is looked for this far before the
+restored market time: Binance's longest funding interval is 8 h."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +275,7 @@ class PaperFlow:
         repaired = underived(client, self._database)
         if repaired:
             self.store.write_derived([StoredEvent.of(e) for e in repaired])
+        self._announce_stored_funding(client, engine)
         self._out = PaperOutput(
             self.store,
             Producer(self._producer_config),
@@ -322,6 +328,20 @@ class PaperFlow:
             self.store.write_derived(pending)
         journal.clear()
         return len(pending)
+
+    def _announce_stored_funding(self, client: Any, engine: PaperEngine) -> None:
+        """Give the engine the funding time each held perpetual's last stored mark
+        announced, so one that passed while the engine was down is still paid."""
+        held = [
+            (state.exchange, symbol)
+            for state in filter(None, map(engine.account, self._home))
+            if state.market == "usdm"
+            for symbol, position in state.positions.items()
+            if position.qty
+        ]
+        since_us = engine.now_us - FUNDING_LOOKBACK_US
+        for mark in load_last_marks(client, self._database, held, since_us):
+            engine.announce(mark)
 
     def _wire_decoders(self, engine: PaperEngine) -> None:
         names = self.names

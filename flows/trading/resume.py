@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from schemas.perps import MarkPrice
 from schemas.symbols import SymbolInfo
 from schemas.trading import AccountEvent, event_decoder
 
@@ -32,6 +33,18 @@ logger = logging.getLogger(__name__)
 FILTER_COLUMNS = ("min_qty", "max_qty", "market_max_qty", "min_notional")
 """``symbols`` columns of the exchange's quantity and notional filters (015_symbol_filters.sql);
 a store without them gives None (no filter)."""
+
+_LAST_MARKS = """
+SELECT exchange, symbol, toUnixTimestamp64Micro(max(time)),
+       argMax(mark_price, time), argMax(index_price, time),
+       argMax(estimated_settle_price, time), argMax(funding_rate, time),
+       toUnixTimestamp64Micro(argMax(next_funding_time, time))
+FROM {db:Identifier}.marks_1s
+WHERE market = 'usdm' AND (exchange, symbol) IN {held:Array(Tuple(String, String))}
+  AND time >= fromUnixTimestamp64Micro({since:Int64})
+GROUP BY exchange, symbol
+ORDER BY exchange, symbol
+"""
 
 _SYMBOL_COLUMNS = """
 SELECT name FROM system.columns
@@ -94,6 +107,35 @@ def load_symbols(client: Any, database: str) -> list[SymbolInfo]:
         )  # fmt: skip
         out.append(info)
     return out
+
+
+def load_last_marks(
+    client: Any, database: str, held: Iterable[tuple[str, str]], since_us: int
+) -> list[MarkPrice]:
+    """The newest stored mark (``marks_1s``) of each held USDⓈ-M symbol since `since_us`:
+    what the engine saw last before it stopped, and the funding time it announced.
+
+    Args:
+        client: A clickhouse-connect client.
+        database: Database holding ``marks_1s``.
+        held: (exchange, symbol) of the USDⓈ-M positions the restored accounts hold.
+        since_us: Marks older than this are not read (funding comes at most every 8 h).
+    """
+    pairs = sorted(set(held))
+    if not pairs:
+        return []
+    result = client.query(
+        _LAST_MARKS, parameters={"db": database, "held": pairs, "since": since_us}
+    )
+    marks = []
+    for exchange, symbol, time_us, mark, index, settle, rate, next_funding in result.result_rows:
+        stored = MarkPrice(
+            exchange=exchange, market="usdm", symbol=symbol, time_us=time_us,
+            mark_price=mark, index_price=index, estimated_settle_price=settle,
+            next_funding_time_us=next_funding or 0, received_us=time_us, funding_rate=rate,
+        )  # fmt: skip
+        marks.append(stored)
+    return marks
 
 
 def load_events(client: Any, database: str) -> Iterator[AccountEvent]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from flows.trading.engine import PaperEngine
 from schemas.trading import (
     AccountEvent,
     ClosePosition,
@@ -250,3 +251,28 @@ def test_a_market_order_without_a_book_is_margined_at_the_mark(paper: Any) -> No
     assert kinds(paper.place("usdm", side="BUY", type="market", quantity="10")) == [
         "leverage", "accepted",
     ]  # fmt: skip
+
+
+def test_a_funding_time_passed_while_the_engine_was_down_is_paid_from_the_stored_mark(
+    paper: Any,
+) -> None:
+    long_one(paper)
+    paper.mark("101.0", t=5 * S, rate="0.0002", next_funding=10 * S)
+    # a restart: the log alone brings the position back, but not the funding time the
+    # last mark before the stop announced
+    restarted = PaperEngine(paper.settings, paper.symbols)
+    restarted.restore(paper.events)
+    unannounced = PaperEngine(paper.settings, paper.symbols)
+    unannounced.restore(paper.events)
+    # the stored mark (marks_1s) gives it back; a later announcement does not replace it
+    restarted.announce(paper.mark_record("101.0", t=5 * S, rate="0.0002", next_funding=10 * S))
+    restarted.announce(paper.mark_record("99.0", t=4 * S, rate="0.0009", next_funding=99 * S))
+    # the first live mark after the restart is past T = 10 s
+    after = paper.mark_record("103.0", t=12 * S, rate="0.0003", next_funding=20 * S)
+    paid = restarted.mark(after)
+    assert kinds(paid) == ["funding"]
+    event = paid[0]
+    assert isinstance(event, FundingPaid)
+    # a long pays at the stored mark's rate and price: −1 × 101.0 × 0.0002 = −0.0202
+    assert (event.funding_time_us, event.entry.amount) == (T0 + 10 * S, D("-0.0202"))
+    assert unannounced.mark(after) == []
