@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import threading
@@ -86,7 +87,7 @@ class FeedBatch:
     perps: list[MarkPrice | OpenInterest | FundingEvent | Liquidation] = field(default_factory=list)
 
 
-class FeedThread:
+class FeedThread(abc.ABC):
     """A consumer of Kafka on a thread of its own, handing what it reads to an event loop
     in batches (`loop.call_soon_threadsafe(deliver, batch)`); the loop never waits on Kafka.
 
@@ -132,14 +133,17 @@ class FeedThread:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    @abc.abstractmethod
     def _housekeep(self, consumer: Consumer, now: float) -> None:
-        raise NotImplementedError
+        """Assign topics that appeared and measure lag (about once a second)."""
 
+    @abc.abstractmethod
     def _following(self) -> bool:
-        raise NotImplementedError
+        """Whether anything is assigned."""
 
+    @abc.abstractmethod
     def _take(self, messages: list[Any]) -> Any | None:
-        raise NotImplementedError
+        """The batch of some fetched records, None when there is nothing to deliver."""
 
     def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         # A fetch that finds nothing waits at the broker for at most this long: Tansu holds
@@ -174,7 +178,7 @@ class FeedThread:
             self._closing()
             consumer.close()
 
-    def _closing(self) -> None:
+    def _closing(self) -> None:  # noqa: B027 (an optional hook: most feeds need none)
         """Called on the thread as it stops, before its consumer closes."""
 
 
