@@ -29,6 +29,7 @@ from api.errors import ApiError, Forbidden, InvalidRequest, Timeout, Unavailable
 from api.live.trading import NOT_RUNNING, TradingStreams
 from api.services.paper_models import AmendIn, OrderIn
 from api.store import Store
+from schemas.decimals import plain
 from schemas.topics import symbol_key
 from schemas.trades import Market
 from schemas.trading import (
@@ -106,16 +107,6 @@ def _plain_json(value: object) -> Any:
     return msgspec.json.decode(encode(value))
 
 
-def _exact(value: Decimal | None) -> Decimal | None:
-    """A stored Decimal(38,18) without its padding zeros (``0.010000…`` -> ``0.01``) and
-    without a positive exponent (``1E+2`` -> ``100``); like every `Decimal`, one under
-    10⁻⁶ still reads in exponent form (``1E-7``)."""
-    if value is None:
-        return None
-    normal = value.normalize()
-    return normal.quantize(Decimal(1)) if normal.as_tuple().exponent > 0 else normal  # type: ignore[operator]
-
-
 def _now_us() -> int:
     return time.time_ns() // 1_000
 
@@ -158,7 +149,7 @@ the working ones too)."""
 
 def _fields(account_id: str, columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     pairs = zip(columns, row, strict=True)
-    fields = {c: _exact(v) if isinstance(v, Decimal) else v for c, v in pairs}
+    fields = {c: plain(v) if isinstance(v, Decimal) else v for c, v in pairs}
     fields["account_id"] = account_id
     return fields
 
@@ -340,7 +331,7 @@ class Paper:
                     "opened; try again in a moment"
                 ) from None
             raise
-        return self._settled_view(account.id)
+        return self._view(account.id, after_command=True)
 
     async def accounts(self, user_id: int) -> list[AccountView]:
         """The user's accounts, oldest first, as last valued.
@@ -365,7 +356,7 @@ class Paper:
         events = await self._trading().send(command)
         if not isinstance(events[0], AccountReset):
             raise _unexpected(events[0])
-        return self._settled_view(account.id)
+        return self._view(account.id, after_command=True)
 
     # -- orders --------------------------------------------------------------------------
 
@@ -518,7 +509,7 @@ class Paper:
         _, rows = await self._query(
             _EQUITY_SQL, account.id, start=start_ms, end=end_ms, limit=MAX_EQUITY_POINTS
         )
-        return [(int(t), cast(Decimal, _exact(e))) for t, e in reversed(rows)]
+        return [(int(t), plain(e)) for t, e in reversed(rows)]
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -545,23 +536,26 @@ class Paper:
             )
         return symbol
 
-    def _view(self, account_id: str) -> AccountView:
-        view = self.trading.view(account_id) if self.trading is not None else None
-        if view is None:
-            raise Unavailable(
-                f"paper account {account_id} has no state published yet: the paper engine is "
-                "not running, or still starting; try again in a few seconds"
-            )
-        return view
+    def _view(self, account_id: str, *, after_command: bool = False) -> AccountView:
+        """The account's latest view.
 
-    def _settled_view(self, account_id: str) -> AccountView:
+        Raises:
+            Unavailable: No view was ever published (the engine is down or starting).
+            Timeout: `after_command`: the engine answered the command, but the view
+                after it has not come yet.
+        """
         view = self.trading.view(account_id) if self.trading is not None else None
-        if view is None:
+        if view is not None:
+            return view
+        if after_command:
             raise Timeout(
                 "the paper engine confirmed the command but has not published the account's "
                 "state yet; look the account up in a moment"
             )
-        return view
+        raise Unavailable(
+            f"paper account {account_id} has no state published yet: the paper engine is "
+            "not running, or still starting; try again in a few seconds"
+        )
 
     async def _query(
         self, sql: str, account_id: str, **params: Any

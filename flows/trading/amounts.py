@@ -80,14 +80,6 @@ def round_places(value: Decimal, places: int, rounding: str = ROUND_HALF_EVEN) -
     return rounded if rounded else Decimal(0)
 
 
-def plain(value: Decimal) -> Decimal:
-    """The same value without trailing zeros (``120637`` for ``120637.000``), never in
-    exponent form, so a view shows a quantity as a trader writes it."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1), context=EXACT)
-    return value.normalize(context=EXACT)
-
-
 def round_usdt(value: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
     """A USDT amount rounded to `USDT_PLACES` decimals (half-even unless told)."""
     return round_places(value, USDT_PLACES, rounding)

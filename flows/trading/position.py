@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from flows.trading.amounts import ENTRY_PLACES, exact, plain, round_places, round_usdt
+from flows.trading.amounts import ENTRY_PLACES, exact, round_places, round_usdt
 from flows.trading.liquidation import liquidation_price
 from flows.trading.settings import MarginTier
 from flows.trading.state import PositionState
 from flows.trading.tiers import Refusal, initial_margin, maintenance_margin
+from schemas.decimals import plain
 from schemas.trading import Position, Side
 
 REDUCE_ONLY_REJECTED = Refusal(-2022, "ReduceOnly Order is rejected.")
