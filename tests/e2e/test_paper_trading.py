@@ -227,15 +227,16 @@ def test_a_resting_order_is_dragged_and_stepped_to_new_prices_then_canceled(
     page.get_by_test_id("trading-tab-open").click()
     open_price = page.get_by_test_id("open-order-row").get_by_test_id("order-price")
 
-    # Dragged up, the line snaps to the tick and the order is amended to its price.
+    # Dragged down (away from the market, so it keeps resting), the line snaps to
+    # the tick and the order is amended to its price.
     tick = Decimal(filters(site)["tick_size"])
     y = line_y(page)
     page.mouse.down()
-    page.mouse.move(page.viewport_size["width"] - 500 if page.viewport_size else 0, y - 25, steps=5)
+    page.mouse.move(page.viewport_size["width"] - 500 if page.viewport_size else 0, y + 25, steps=5)
     page.mouse.up()
     expect(open_price).not_to_have_text(price)
     dragged = Decimal(open_price.inner_text())
-    assert dragged > Decimal(price) and dragged % tick == 0, dragged
+    assert Decimal(0) < dragged < Decimal(price) and dragged % tick == 0, dragged
     expect(line).to_have_attribute("data-price", f"{dragged.normalize():f}")
 
     # By keyboard: two ticks down, Enter amends.
