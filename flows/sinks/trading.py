@@ -267,6 +267,14 @@ DERIVED = (
 VALUATIONS = TsvTable("paper_ledger", LEDGER_COLUMNS, valuation_rows)
 
 
+def clock_rows(times_us: list[int]) -> bytes:
+    """Market times as ``paper_clock`` rows."""
+    return "".join(_line((_time(t),)) for t in times_us).encode()
+
+
+CLOCK = TsvTable("paper_clock", ("time",), clock_rows)
+
+
 class PaperStore:
     """Inserts the paper engine's rows, each call one insert per table, synchronously.
 
@@ -308,6 +316,12 @@ class PaperStore:
         """Insert minute valuation rows into ``paper_ledger``."""
         if valuations:
             self._insert(VALUATIONS, valuations)
+
+    def write_clock(self, time_us: int) -> None:
+        """Insert the engine's market time into ``paper_clock`` (where a restart's
+        catch-up begins, `flows.trading.catchup`)."""
+        if time_us:
+            self._insert(CLOCK, [time_us])
 
 
 class PaperOutput:
@@ -362,13 +376,15 @@ class PaperOutput:
         stored: Sequence[StoredEvent] = (),
         messages: Sequence[tuple[str, bytes | str, bytes]] = (),
         valuations: Sequence[Valuation] = (),
+        clock_us: int = 0,
     ) -> None:
         """Hand over events to store and publish, then messages to publish (topic, key,
-        value), and valuation rows to store."""
+        value), valuation rows to store, and the market time applied so far, stored
+        after the events (0: none)."""
         self.check()
-        if stored or messages or valuations:
+        if stored or messages or valuations or clock_us:
             self._queue.put(
-                _Batch(list(stored), list(messages), list(valuations), time.monotonic())
+                _Batch(list(stored), list(messages), list(valuations), time.monotonic(), clock_us)
             )
 
     def check(self) -> None:
@@ -391,7 +407,8 @@ class PaperOutput:
                     batches.append(self._queue.get_nowait())
                 work = [b for b in batches if b is not None]
                 events, size = self._publish(work)
-                self._rows.submit(events, [v for b in work for v in b.valuations], size)
+                clock_us = max((b.clock_us for b in work), default=0)
+                self._rows.submit(events, [v for b in work for v in b.valuations], size, clock_us)
                 if batches[-1] is None:
                     return
         except BaseException as exc:
@@ -482,7 +499,7 @@ class DerivedRows:
         self._store = store
         self._journal = journal
         self._every_s = every_s
-        self._queue: queue.Queue[tuple[list[StoredEvent], list[Valuation], int] | None] = (
+        self._queue: queue.Queue[tuple[list[StoredEvent], list[Valuation], int, int] | None] = (
             queue.Queue(max_batches)
         )
         self._error: BaseException | None = None
@@ -501,14 +518,16 @@ class DerivedRows:
             while items[-1] is not None and not self._queue.empty():
                 items.append(self._queue.get_nowait())
             work = [item for item in items if item is not None]
-            events = [s for stored, _, _ in work for s in stored if s.event.seq]
+            events = [s for stored, *_ in work for s in stored if s.event.seq]
             try:
                 if self._journal is not None:
                     self._store.write_log(events)
                 self._store.write_derived(events)
-                self._store.write_valuations([v for _, valuations, _ in work for v in valuations])
+                self._store.write_valuations([v for _, valuations, *_ in work for v in valuations])
+                # After the events: a stored market time never runs ahead of them.
+                self._store.write_clock(max((clock for *_, clock in work), default=0))
                 if self._journal is not None:
-                    self._journal.stored_to(max((size for _, _, size in work), default=0))
+                    self._journal.stored_to(max((size for _, _, size, _ in work), default=0))
             except BaseException as exc:
                 logger.exception("paper rows could not be written")
                 self._error = exc
@@ -522,13 +541,17 @@ class DerivedRows:
             raise self._error
 
     def submit(
-        self, stored: list[StoredEvent], valuations: Sequence[Valuation] = (), size: int = 0
+        self,
+        stored: list[StoredEvent],
+        valuations: Sequence[Valuation] = (),
+        size: int = 0,
+        clock_us: int = 0,
     ) -> None:
         """Queue one batch's rows (and valuation rows); `size`: the journal's size after
-        the batch's events."""
+        the batch's events; `clock_us`: the market time applied, stored after them."""
         self.check()
-        if stored or valuations:
-            self._queue.put((stored, list(valuations), size))
+        if stored or valuations or clock_us:
+            self._queue.put((stored, list(valuations), size, clock_us))
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Write what is queued, then end the thread."""
@@ -544,6 +567,7 @@ class _Batch:
     messages: list[tuple[str, bytes | str, bytes]]
     valuations: list[Valuation]
     handed: float  # monotonic seconds
+    clock_us: int = 0
 
 
 class KafkaDeliveryError(FlowError):

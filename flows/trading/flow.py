@@ -21,8 +21,11 @@ start, a command whose id the log holds is skipped here (however old), and later
 engine drops a redelivered command id itself, so no command is applied twice; one sent
 while the engine was down is applied when it comes back. A refusal for an account that
 does not exist (seq 0) is published but belongs to no log.
-Market data is read from the latest offsets at start: a restarted engine never applies
-old market data to restored accounts (what traded while it was down does not fill).
+Market data is read live from the offsets its partitions end at when the engine starts;
+before that, the trades and marks it missed while it was down are replayed in market time
+(`flows.trading.catchup`), so resting orders fill, stops trigger and funding is paid as if
+it had run. Its market time is stored (``paper_clock``) once a market-time minute and at
+stop, after the events caused by then, to know where that catch-up begins.
 
 Why a plain consumer loop and not Bytewax: every record (any symbol, any account) meets
 the one engine state in order, so a dataflow would be a single stateful step on one key,
@@ -63,6 +66,7 @@ from flows.sinks.trading import (
     StoredEvent,
     Valuation,
 )
+from flows.trading import catchup
 from flows.trading.engine import PaperEngine
 from flows.trading.interest import Interest, Pairs, account_needs
 from flows.trading.pacing import ViewPacer, WatchPacer
@@ -253,6 +257,7 @@ class PaperFlow:
         self._catchup: dict[int, int] = {}
         self._applied_ids: set[str] | None = None
         self._fetched = 0.0  # monotonic seconds the last batch was read at
+        self._clock_us = 0  # market time to store with the next hand-over (0: none)
 
     # ---- start --------------------------------------------------------------------
 
@@ -275,7 +280,8 @@ class PaperFlow:
         repaired = underived(client, self._database)
         if repaired:
             self.store.write_derived([StoredEvent.of(e) for e in repaired])
-        self._announce_stored_funding(client, engine)
+        since_us = catchup.start_time(client, self._database, engine.now_us)
+        self._announce_stored_funding(client, engine, since_us)
         self._out = PaperOutput(
             self.store,
             Producer(self._producer_config),
@@ -287,6 +293,7 @@ class PaperFlow:
         self._republish_unpublished(client)
         for account_id in self._home:
             self._refresh_needs(account_id)
+        caught = self._catch_up(client, engine, since_us)
         self.counters.accounts = len(self._home)
         now = self._clock()
         self._minute = engine.now_us // _MINUTE_US
@@ -296,7 +303,11 @@ class PaperFlow:
         self._publish_watch(now)
         self._hand_over()
         self._wire_decoders(engine)
-        self._consumer = self._assign()
+        if caught is not None:
+            names = self.names
+            self._feed[names.trades] = caught.replayed.trades(engine.trade)
+            self._feed[names.marks] = caught.replayed.marks(engine.mark)
+        self._consumer = self._assign(caught.ends if caught is not None else {})
         # The commands tr.orders.v1 still holds from before this start were applied when
         # their id is in the log: skip those until the partition is read to where it
         # ended at start (the engine itself only remembers an account's recent ids).
@@ -329,9 +340,10 @@ class PaperFlow:
         journal.clear()
         return len(pending)
 
-    def _announce_stored_funding(self, client: Any, engine: PaperEngine) -> None:
-        """Give the engine the funding time each held perpetual's last stored mark
-        announced, so one that passed while the engine was down is still paid."""
+    def _announce_stored_funding(self, client: Any, engine: PaperEngine, until_us: int) -> None:
+        """Give the engine the funding time each held perpetual's last stored mark up to
+        its market time `until_us` announced, so one that passed while the engine was down
+        is still paid (by the catch-up's marks, or else the first live one)."""
         held = [
             (state.exchange, symbol)
             for state in filter(None, map(engine.account, self._home))
@@ -339,9 +351,39 @@ class PaperFlow:
             for symbol, position in state.positions.items()
             if position.qty
         ]
-        since_us = engine.now_us - FUNDING_LOOKBACK_US
-        for mark in load_last_marks(client, self._database, held, since_us):
+        since_us = until_us - FUNDING_LOOKBACK_US
+        for mark in load_last_marks(client, self._database, held, since_us, until_us):
             engine.announce(mark)
+
+    def _catch_up(self, client: Any, engine: PaperEngine, since_us: int) -> catchup.CatchUp | None:
+        """Replay the trades and marks missed since `since_us` (see the module docstring)
+        and hand over the events they cause; None when there is nothing to replay."""
+        accounts = list(filter(None, map(engine.account, self._home)))
+        window = catchup.plan(
+            accounts, since_us, time.time_ns() // 1000, self.settings.catchup_max_h
+        )
+        if window is None:
+            return None
+        caught = catchup.gather(
+            window, consumer=self._consumer_config, clickhouse=client,
+            database=self._database, trades_topic=self.names.trades,
+            marks_topic=self.names.marks,
+        )  # fmt: skip
+        events = catchup.replay(engine, caught.records)
+        for event in events:
+            self._note(event)
+        if events:
+            self._emit(events)
+        logger.info(
+            "paper engine: caught up on %d records (%d from ClickHouse) of %d symbols "
+            "after market time %d us, up to the live offsets: %d events",
+            len(caught.records),
+            caught.from_store,
+            len(window.trades | window.marks),
+            window.since_us,
+            len(events),
+        )
+        return caught
 
     def _wire_decoders(self, engine: PaperEngine) -> None:
         names = self.names
@@ -377,10 +419,11 @@ class PaperFlow:
             for event in again:  # stored already: published only
                 self._produce(self.names.trading.events, event.account_id, encode(event))
 
-    def _assign(self) -> Consumer:
+    def _assign(self, starts: dict[tuple[str, int], int]) -> Consumer:
         """A consumer on every partition: commands from the beginning, market data from
-        the offsets its partitions end at now (resolved here, so whatever is produced
-        after `start` returns is read)."""
+        `starts` (where a catch-up stopped reading) or else the offsets its partitions
+        end at now (resolved here, so whatever is produced after `start` returns is
+        read)."""
         consumer = Consumer(self._consumer_config)
         names = self.names
         assignment = []
@@ -398,7 +441,7 @@ class PaperFlow:
                     if high > low:
                         self._catchup[partition] = high
                 else:
-                    offset = high
+                    offset = starts.get((topic, partition), high)
                 assignment.append(TopicPartition(topic, partition, offset))
         consumer.assign(assignment)
         return consumer
@@ -609,8 +652,9 @@ class PaperFlow:
         assert out is not None
         if self._stored:
             self.counters.latencies.add("loop", (time.monotonic() - self._fetched) * 1000)
-        out.put(self._stored, self._messages, self._valuations)
+        out.put(self._stored, self._messages, self._valuations, self._clock_us)
         self._stored, self._messages, self._valuations = [], [], []
+        self._clock_us = 0
 
     def _count(self, stored: Iterable[StoredEvent]) -> None:
         counters = self.counters
@@ -693,6 +737,7 @@ class PaperFlow:
         if minute > self._minute:
             self._minute = minute
             self._value(minute * _MINUTE_US)
+            self._clock_us = engine.now_us
         if now >= self._next_watch:
             self._publish_watch(now)  # the periodic republish (changes go out in _emit)
         if now >= self._next_symbols:
@@ -726,6 +771,8 @@ class PaperFlow:
         the consumer."""
         try:
             if self._out is not None and self._out.error is None:
+                if self.engine is not None:
+                    self._clock_us = self.engine.now_us
                 self._hand_over()
                 self._out.close()
         finally:

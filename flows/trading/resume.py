@@ -42,9 +42,13 @@ SELECT exchange, symbol, toUnixTimestamp64Micro(max(time)),
 FROM {db:Identifier}.marks_1s
 WHERE market = 'usdm' AND (exchange, symbol) IN {held:Array(Tuple(String, String))}
   AND time >= fromUnixTimestamp64Micro({since:Int64})
+  AND time <= fromUnixTimestamp64Micro({until:Int64})
 GROUP BY exchange, symbol
 ORDER BY exchange, symbol
 """
+
+_NO_END_US = 4_102_444_800_000_000
+"""2100-01-01 in µs: no upper bound on a market time."""
 
 _SYMBOL_COLUMNS = """
 SELECT name FROM system.columns
@@ -110,22 +114,30 @@ def load_symbols(client: Any, database: str) -> list[SymbolInfo]:
 
 
 def load_last_marks(
-    client: Any, database: str, held: Iterable[tuple[str, str]], since_us: int
+    client: Any,
+    database: str,
+    held: Iterable[tuple[str, str]],
+    since_us: int,
+    until_us: int = _NO_END_US,
 ) -> list[MarkPrice]:
-    """The newest stored mark (``marks_1s``) of each held USDⓈ-M symbol since `since_us`:
-    what the engine saw last before it stopped, and the funding time it announced.
+    """The newest stored mark (``marks_1s``) of each held USDⓈ-M symbol from `since_us`
+    to `until_us`: what the engine saw last before it stopped (at its market time), and
+    the funding time it announced.
 
     Args:
         client: A clickhouse-connect client.
         database: Database holding ``marks_1s``.
         held: (exchange, symbol) of the USDⓈ-M positions the restored accounts hold.
         since_us: Marks older than this are not read (funding comes at most every 8 h).
+        until_us: Marks after this (the engine's market time) are not read: the catch-up
+            replays them.
     """
     pairs = sorted(set(held))
     if not pairs:
         return []
     result = client.query(
-        _LAST_MARKS, parameters={"db": database, "held": pairs, "since": since_us}
+        _LAST_MARKS,
+        parameters={"db": database, "held": pairs, "since": since_us, "until": until_us},
     )
     marks = []
     for exchange, symbol, time_us, mark, index, settle, rate, next_funding in result.result_rows:

@@ -95,6 +95,12 @@ class PaperSettings(BatchSettings):
     `flows.sinks.journal`) is fsync'ed before the events are published; off, a power
     cut (not a process crash) may lose events already published."""
 
+    catchup_max_h: float = Field(default=24.0, gt=0)
+    """At start, the market data missed since the engine's last market time is replayed
+    (`flows.trading.catchup`) when that time is at most this many hours ago; older, the
+    catch-up is skipped with a warning: resting orders would fill against a market that
+    moved on long ago."""
+
     @model_validator(mode="after")
     def _check(self) -> PaperSettings:
         tiers = self.margin_tiers
