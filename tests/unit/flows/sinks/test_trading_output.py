@@ -43,6 +43,10 @@ class Store(PaperStore):
         if valuations:
             self.journal.add("valuations", len(valuations))
 
+    def write_clock(self, time_us: int) -> None:
+        if time_us:
+            self.journal.add("clock", time_us)
+
 
 class Producer:
     def __init__(self, journal: Journal) -> None:
@@ -80,6 +84,24 @@ def test_events_are_stored_then_published_then_their_rows_derived() -> None:
     assert stored_at < published[0]
     assert lines.index(("derived", [1])) > stored_at
     assert ("valuations", 1) in lines
+
+
+def test_the_market_time_is_stored_after_the_events_handed_over_before_it() -> None:
+    journal = Journal()
+    output = PaperOutput(Store(journal), Producer(journal), "events", DerivedRows(Store(journal)))
+    output.put([_opened(1)], clock_us=5)
+    output.put([], clock_us=7)  # a clock alone is handed over too
+    output.put([_opened(2)])
+    output.close()
+    lines = journal.lines
+    clocks = [i for i, (what, _) in enumerate(lines) if what == "clock"]
+    assert clocks, lines
+    # the last clock written is the latest handed over, and it follows event 1's rows (a
+    # restart never finds a market time ahead of the events it caused)
+    assert lines[clocks[-1]][1] == 7
+    derived = next(i for i, (what, seqs) in enumerate(lines) if what == "derived" and 1 in seqs)
+    assert clocks[0] > derived
+    assert all(lines[i][1] in (5, 7) for i in clocks)
 
 
 def test_a_store_that_fails_publishes_nothing_and_stops_the_loop() -> None:
