@@ -61,10 +61,12 @@ def produce(bootstrap: str, rate: int, stop: threading.Event) -> None:
     producer.flush(10)
 
 
-def consume(bootstrap: str, delays: list[float], stop: threading.Event) -> None:
+def consume(
+    bootstrap: str, delays: list[float], stop: threading.Event, overrides: dict[str, str]
+) -> None:
     """Read every partition from its end, as the paper engine does, noting each record's
     delay (ms)."""
-    consumer = Consumer(consumer_config(bootstrap))
+    consumer = Consumer(consumer_config(bootstrap, **overrides))
     found = consumer.list_topics(timeout=30).topics
     assignment = []
     for topic in TOPICS:
@@ -95,7 +97,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=30_000, help="records per second")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--consumer", action="append", default=[], metavar="KEY=VALUE",
+        help="a librdkafka property of the consumer, over the engine's (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.consumer)
     with EmbeddedBroker(log_dir=Path(tempfile.mkdtemp(prefix="broker-hop-"))) as broker:
         ensure_topics(broker.bootstrap, TOPICS, args.partitions)
         assert broker.pid is not None
@@ -106,7 +113,9 @@ def main() -> None:
         producer.start()
         time.sleep(3)
         alone = broker_cores(tansu, args.seconds)
-        consumer = threading.Thread(target=consume, args=(broker.bootstrap, delays, stop))
+        consumer = threading.Thread(
+            target=consume, args=(broker.bootstrap, delays, stop, overrides)
+        )
         consumer.start()
         time.sleep(3)
         delays.clear()
