@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flows.trading import catchup
+from flows.trading import backlog, catchup
 from flows.trading.engine import PaperEngine
 from flows.trading.rules import NO_FRESH_BOOK
 from schemas.perps import MarkPrice
@@ -75,9 +75,9 @@ def test_the_window_starts_at_the_later_of_the_stored_clock_and_the_log() -> Non
             assert "paper_clock" in sql and parameters == {"db": "db"}
             return type("Result", (), {"result_rows": [(self.stored,)]})()
 
-    assert catchup.start_time(Client(T0 + 5 * S), "db", T0) == T0 + 5 * S
-    assert catchup.start_time(Client(T0), "db", T0 + 7 * S) == T0 + 7 * S
-    assert catchup.start_time(Client(None), "db", T0 + 7 * S) == T0 + 7 * S  # empty table
+    assert backlog.start_time(Client(T0 + 5 * S), "db", T0) == T0 + 5 * S
+    assert backlog.start_time(Client(T0), "db", T0 + 7 * S) == T0 + 7 * S
+    assert backlog.start_time(Client(None), "db", T0 + 7 * S) == T0 + 7 * S  # empty table
 
 
 def test_the_symbols_that_matter_are_those_of_open_orders_and_held_perpetuals() -> None:
@@ -127,7 +127,7 @@ def test_plan_skips_a_market_time_older_than_the_limit_with_a_warning(
 def test_the_store_fills_in_what_the_topic_no_longer_holds(
     firsts: list[int | None], bound: int | None
 ) -> None:
-    assert catchup.store_bound(firsts, T0 + S, T0 + H) == bound
+    assert backlog.store_bound(firsts, T0 + S, T0 + H) == bound
 
 
 def test_records_from_both_sources_are_merged_in_market_time_each_once() -> None:

@@ -1,0 +1,254 @@
+"""Where a start's catch-up reads the market the paper engine missed: the topics while
+they hold it, else ClickHouse (``trades``, ``marks_1s``), the durable record; and where it
+begins, the engine's stored market time (``paper_clock``). `flows.trading.catchup` says
+how the two sources are joined and the records replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from schemas import topics
+from schemas.perps import MarkPrice
+from schemas.trades import Trade
+
+logger = logging.getLogger(__name__)
+
+SEEK_SLACK_MS = 60_000
+"""A partition is read from the first record stamped this long before the window's start:
+Kafka's timestamps are the producer's clock, an exchange's times its own."""
+
+_CLOCK = "SELECT toUnixTimestamp64Micro(max(time)) FROM {db:Identifier}.paper_clock"
+
+_TRADES = """
+SELECT exchange, market, symbol, trade_id, price, qty, toUnixTimestamp64Micro(time),
+       buyer_is_maker, first_trade_id, last_trade_id
+FROM {db:Identifier}.trades FINAL
+WHERE (exchange, market, symbol) IN {keys:Array(Tuple(String, String, String))}
+  AND time > fromUnixTimestamp64Micro({since:Int64})
+  AND time < fromUnixTimestamp64Micro({until:Int64})
+ORDER BY time, exchange, market, symbol, trade_id
+"""
+
+_MARKS = """
+SELECT exchange, symbol, toUnixTimestamp64Micro(event_time), mark_price, index_price,
+       estimated_settle_price, funding_rate, toUnixTimestamp64Micro(next_funding_time)
+FROM {db:Identifier}.marks_1s FINAL
+WHERE market = 'usdm' AND (exchange, symbol) IN {keys:Array(Tuple(String, String))}
+  AND event_time > fromUnixTimestamp64Micro({since:Int64})
+  AND event_time < fromUnixTimestamp64Micro({until:Int64})
+ORDER BY event_time, exchange, symbol
+"""
+
+
+Record = Trade | MarkPrice
+
+
+def start_time(client: Any, database: str, log_time_us: int) -> int:
+    """Where a catch-up begins: the stored market time (``paper_clock``) or the log's
+    latest event time, whichever is later.
+
+    Args:
+        client: A clickhouse-connect client.
+        database: Database holding ``paper_clock``.
+        log_time_us: The restored engine's `now_us` (its latest event's time).
+    """
+    rows = client.query(_CLOCK, parameters={"db": database}).result_rows
+    stored = rows[0][0] if rows and rows[0][0] is not None else 0
+    return max(int(stored), log_time_us)
+
+
+def store_bound(firsts: Sequence[int | None], since_us: int, until_us: int) -> int | None:
+    """Up to which time (exclusive) ClickHouse must give a topic's records, or None when
+    the topic holds the whole window.
+
+    Args:
+        firsts: Per partition, the time of the first record it holds (None: it holds
+            none).
+        since_us: The window's start (exclusive).
+        until_us: The window's end when no partition bounds it.
+    """
+    if firsts and all(t is not None and t <= since_us for t in firsts):
+        return None
+    held = [t for t in firsts if t is not None]
+    if len(held) < len(firsts) or not held:
+        return until_us  # an empty partition: its symbols' records are all in the store
+    return max(held)
+
+
+@dataclass
+class TopicRead:
+    """What one topic gave a catch-up.
+
+    Attributes:
+        records: Its records of the window's symbols after the window's start.
+        ends: Partition → the offset it ended at (where live reading begins).
+        store_until_us: Up to which time ClickHouse gives the rest (None: no need).
+    """
+
+    records: list[Record]
+    ends: dict[int, int]
+    store_until_us: int | None
+
+
+def read_topic(
+    config: dict[str, Any],
+    topic: str,
+    keys: frozenset[str],
+    decode: Callable[[bytes], Record],
+    since_us: int,
+    until_us: int,
+    timeout_s: float = 60.0,
+) -> TopicRead:
+    """Read a market topic's records of `keys` after the window's start, to where each
+    partition ends now.
+
+    Args:
+        config: confluent-kafka consumer configuration.
+        topic: The topic.
+        keys: The symbol keys wanted.
+        decode: Its records' decoder.
+        since_us: The window's start (exclusive).
+        until_us: The window's end (where live reading begins, in wall time): the bound
+            of a ClickHouse read when the topic holds nothing to bound it.
+        timeout_s: Most seconds for each broker call, and for the read.
+
+    Raises:
+        KafkaException: The topic is missing, or was not read to its end in time.
+    """
+    consumer = Consumer(config)
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            raise KafkaException(f"topic {topic!r} not found")
+        ends: dict[int, int] = {}
+        lows: dict[int, int] = {}
+        for partition in sorted(metadata.partitions):
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout_s
+            )
+            ends[partition] = high
+            lows[partition] = low
+        if not keys:
+            return TopicRead([], ends, None)
+        wanted = [
+            TopicPartition(topic, p, since_us // 1000 - SEEK_SLACK_MS)
+            for p in sorted(ends)
+            if ends[p] > lows[p]
+        ]
+        starts = {
+            tp.partition: tp.offset if tp.offset >= 0 else ends[tp.partition]
+            for tp in (consumer.offsets_for_times(wanted, timeout=timeout_s) if wanted else [])
+        }
+        # A partition read from its first offset holds the window only if that first
+        # record is not younger than the window's start; one read from later does.
+        firsts: dict[int, int | None] = {p: None for p in ends}
+        for partition, start in starts.items():
+            if start > lows[partition]:
+                firsts[partition] = since_us
+        records: list[Record] = []
+        remaining = {p: ends[p] for p, s in starts.items() if s < ends[p]}
+        if remaining:
+            consumer.assign([TopicPartition(topic, p, starts[p]) for p in sorted(remaining)])
+        raw_keys = {k.encode() for k in keys}
+        read = 0
+        while remaining:
+            messages: list[Any] = consumer.consume(5_000, timeout_s)
+            if not messages:
+                raise KafkaException(f"topic {topic!r} not read to its end in {timeout_s:.0f} s")
+            for message in messages:
+                if message.error() is not None:
+                    raise KafkaException(message.error())
+                partition, offset = message.partition(), message.offset()
+                if partition not in remaining:
+                    continue
+                if offset + 1 >= remaining[partition]:
+                    del remaining[partition]
+                first = firsts[partition] is None
+                if not first and message.key() not in raw_keys:
+                    continue
+                headers = message.headers()
+                if headers and topics.is_control(headers):
+                    continue
+                try:
+                    record = decode(message.value())
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue  # the live loop sends it to the dead letters when read
+                read += 1
+                if first:
+                    firsts[partition] = record.time_us
+                if record.key in keys and record.time_us > since_us:
+                    records.append(record)
+        bound = store_bound([firsts[p] for p in sorted(firsts)], since_us, until_us)
+        logger.debug("paper engine: catch-up read %d records of %s", read, topic)
+        return TopicRead(records, ends, bound)
+    finally:
+        consumer.close()
+
+
+def _split(key: str) -> tuple[str, str, str]:
+    exchange, market, symbol = key.split(":", 2)
+    return exchange, market, symbol
+
+
+def load_trades(
+    client: Any, database: str, keys: Iterable[str], since_us: int, until_us: int
+) -> list[Trade]:
+    """Stored trades (``trades``) of the symbol keys after `since_us`, before `until_us`.
+
+    Args:
+        client: A clickhouse-connect client.
+        database: Database holding ``trades``.
+        keys: Symbol keys (`schemas.topics.symbol_key`).
+        since_us: Exclusive start (exchange time).
+        until_us: Exclusive end.
+    """
+    wanted = sorted(_split(k) for k in keys)
+    if not wanted or until_us <= since_us:
+        return []
+    params = {"db": database, "keys": wanted, "since": since_us, "until": until_us}
+    out = []
+    for row in client.query(_TRADES, parameters=params).result_rows:
+        exchange, market, symbol, trade_id, price, qty, time_us, maker, first, last = row
+        trade = Trade(
+            exchange=exchange, market=market, symbol=symbol, trade_id=trade_id, price=price,
+            qty=qty, time_us=time_us, buyer_is_maker=bool(maker), first_trade_id=first,
+            last_trade_id=last,
+        )  # fmt: skip
+        out.append(trade)
+    return out
+
+
+def load_marks(
+    client: Any, database: str, keys: Iterable[str], since_us: int, until_us: int
+) -> list[MarkPrice]:
+    """Stored marks (``marks_1s``, the last of each second, at its event time) of the
+    USDⓈ-M symbol keys after `since_us`, before `until_us`.
+
+    Args:
+        client: A clickhouse-connect client.
+        database: Database holding ``marks_1s``.
+        keys: Symbol keys of USDⓈ-M symbols.
+        since_us: Exclusive start (exchange time).
+        until_us: Exclusive end.
+    """
+    wanted = sorted((e, s) for e, m, s in map(_split, keys) if m == "usdm")
+    if not wanted or until_us <= since_us:
+        return []
+    params = {"db": database, "keys": wanted, "since": since_us, "until": until_us}
+    out = []
+    for row in client.query(_MARKS, parameters=params).result_rows:
+        exchange, symbol, time_us, mark, index, settle, rate, next_funding = row
+        stored = MarkPrice(
+            exchange=exchange, market="usdm", symbol=symbol, time_us=time_us,
+            mark_price=mark, index_price=index, estimated_settle_price=settle,
+            next_funding_time_us=next_funding or 0, received_us=time_us, funding_rate=rate,
+        )  # fmt: skip
+        out.append(stored)
+    return out
