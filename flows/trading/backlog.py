@@ -7,6 +7,7 @@ how the two sources are joined and the records replayed.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,10 @@ from schemas.perps import MarkPrice
 from schemas.trades import Trade
 
 logger = logging.getLogger(__name__)
+
+QUIET_S = 0.3
+"""Past a partition's high watermark, its catch-up read ends after this long without a
+record."""
 
 SEEK_SLACK_MS = 60_000
 """A partition is read from the first record stamped this long before the window's start:
@@ -107,7 +112,8 @@ def read_topic(
     timeout_s: float = 60.0,
 ) -> TopicRead:
     """Read a market topic's records of `keys` after the window's start, to where each
-    partition ends now.
+    partition ends now (its high watermark, then on while records come, up to one stamped
+    at or after the window's end).
 
     Args:
         config: confluent-kafka consumer configuration.
@@ -153,41 +159,61 @@ def read_topic(
             if start > lows[partition]:
                 firsts[partition] = since_us
         records: list[Record] = []
-        remaining = {p: ends[p] for p, s in starts.items() if s < ends[p]}
-        if remaining:
-            consumer.assign([TopicPartition(topic, p, starts[p]) for p in sorted(remaining)])
+        starts.update((p, ends[p]) for p in ends if p not in starts)
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in sorted(starts)])
         raw_keys = {k.encode() for k in keys}
-        read = 0
-        while remaining:
-            messages: list[Any] = consumer.consume(5_000, timeout_s)
-            if not messages:
+        # Where each partition's catch-up ends: after its last record read, or at the first
+        # record stamped at or after the window's end (left to the live reading).
+        position = dict(starts)
+        stopped: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        quiet_since: float | None = None
+        while True:
+            now = time.monotonic()
+            if now > deadline:
                 raise KafkaException(f"topic {topic!r} not read to its end in {timeout_s:.0f} s")
+            # consume(n, timeout) waits for n records or the whole timeout: a short one
+            messages: list[Any] = consumer.consume(5_000, 0.1)
+            if not messages:
+                # The high watermark may lag the true end (Tansu's counts a produced batch
+                # as one record): past it, read on until the topic is quiet.
+                if all(position[p] >= ends[p] or p in stopped for p in position):
+                    quiet_since = quiet_since if quiet_since is not None else now
+                    if now - quiet_since >= QUIET_S:
+                        break
+                continue
+            quiet_since = None
             for message in messages:
                 if message.error() is not None:
                     raise KafkaException(message.error())
                 partition, offset = message.partition(), message.offset()
-                if partition not in remaining:
+                if partition in stopped or offset < position[partition]:
                     continue
-                if offset + 1 >= remaining[partition]:
-                    del remaining[partition]
+                past = offset >= ends[partition]
                 first = firsts[partition] is None
-                if not first and message.key() not in raw_keys:
+                if not (first or past) and message.key() not in raw_keys:
+                    position[partition] = offset + 1
                     continue
                 headers = message.headers()
-                if headers and topics.is_control(headers):
-                    continue
                 try:
-                    record = decode(message.value())
+                    record = None if headers and topics.is_control(headers) else (
+                        decode(message.value())
+                    )  # fmt: skip
                 except (msgspec.DecodeError, msgspec.ValidationError):
-                    continue  # the live loop sends it to the dead letters when read
-                read += 1
+                    record = None  # the live loop sends it to the dead letters when read
+                if record is not None and past and record.time_us >= until_us:
+                    stopped.add(partition)
+                    consumer.pause([TopicPartition(topic, partition)])
+                    continue
+                position[partition] = offset + 1
+                if record is None:
+                    continue
                 if first:
                     firsts[partition] = record.time_us
                 if record.key in keys and record.time_us > since_us:
                     records.append(record)
         bound = store_bound([firsts[p] for p in sorted(firsts)], since_us, until_us)
-        logger.debug("paper engine: catch-up read %d records of %s", read, topic)
-        return TopicRead(records, ends, bound)
+        return TopicRead(records, position, bound)
     finally:
         consumer.close()
 

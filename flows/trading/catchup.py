@@ -37,6 +37,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from flows.trading.backlog import Record, load_marks, load_trades, read_topic
@@ -286,13 +287,14 @@ def catch_up(
     )  # fmt: skip
     caught.events = replay(engine, caught.records)
     logger.info(
-        "paper engine: caught up on %d records (%d from ClickHouse) of %d symbols (%s) from "
-        "market time %d us to the live offsets: %d events",
+        "paper engine: caught up on %d records (%d from ClickHouse) of %d symbols (%s) "
+        "after market time %s (%.1f min before the start): %d events",
         len(caught.records),
         caught.from_store,
         len(window.trades | window.marks),
         ", ".join(sorted(window.trades | window.marks)),
-        window.since_us,
+        datetime.fromtimestamp(window.since_us / 1e6, UTC).isoformat(timespec="milliseconds"),
+        (window.until_us - window.since_us) / 60e6,
         len(caught.events),
     )
     return caught
