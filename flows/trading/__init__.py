@@ -16,7 +16,9 @@ the book, queue position), `orders` (an order's values), `venue` (state and `_em
 
 The engine as a process (`tickscan paper`) is `flow.PaperFlow`: Kafka in, the engine,
 ClickHouse (`flows.sinks.trading`) and Kafka out; `process` holds its topics, counters
-and the steps of its start, `resume` brings it back from the stored log, `intake` takes
+and the steps of its start, `resume` brings it back from the stored log, `catchup`
+replays the market it missed while down (read by `backlog` from the topics or ClickHouse),
+`intake` takes
 what it reads to the engine (`interest` says which symbols' market data is decoded),
 `outbox` what the engine says out (`pacing`: when views and depth watches go out).
 """
