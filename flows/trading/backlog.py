@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from flows.trading.resume import stored_mark
 from schemas import topics
 from schemas.perps import MarkPrice
 from schemas.trades import Trade
@@ -268,13 +269,4 @@ def load_marks(
     if not wanted or until_us <= since_us:
         return []
     params = {"db": database, "keys": wanted, "since": since_us, "until": until_us}
-    out = []
-    for row in client.query(_MARKS, parameters=params).result_rows:
-        exchange, symbol, time_us, mark, index, settle, rate, next_funding = row
-        stored = MarkPrice(
-            exchange=exchange, market="usdm", symbol=symbol, time_us=time_us,
-            mark_price=mark, index_price=index, estimated_settle_price=settle,
-            next_funding_time_us=next_funding or 0, received_us=time_us, funding_rate=rate,
-        )  # fmt: skip
-        out.append(stored)
-    return out
+    return [stored_mark(*row) for row in client.query(_MARKS, parameters=params).result_rows]

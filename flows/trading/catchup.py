@@ -38,7 +38,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from flows.trading.backlog import Record, load_marks, load_trades, read_topic
 from flows.trading.engine import PaperEngine
@@ -51,6 +52,8 @@ from schemas.trading import AccountEvent
 logger = logging.getLogger(__name__)
 
 HOUR_US = 3_600_000_000
+
+R = TypeVar("R", Trade, MarkPrice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,33 +152,30 @@ class Replayed:
         self, feed: Callable[[Trade], list[AccountEvent]]
     ) -> Callable[[Trade], list[AccountEvent]]:
         """`feed`, skipping the trades replayed already."""
-        last = self.trade_ids
-        if not last:
-            return feed
-
-        def fresh(trade: Trade) -> list[AccountEvent]:
-            seen = last.get(trade.key)
-            if seen is not None and trade.trade_id <= seen:
-                return []
-            return feed(trade)
-
-        return fresh
+        return _unseen(feed, self.trade_ids, attrgetter("trade_id"))
 
     def marks(
         self, feed: Callable[[MarkPrice], list[AccountEvent]]
     ) -> Callable[[MarkPrice], list[AccountEvent]]:
         """`feed`, skipping the marks replayed already."""
-        last = self.mark_times
-        if not last:
-            return feed
+        return _unseen(feed, self.mark_times, attrgetter("time_us"))
 
-        def fresh(mark: MarkPrice) -> list[AccountEvent]:
-            seen = last.get(mark.key)
-            if seen is not None and mark.time_us <= seen:
-                return []
-            return feed(mark)
 
-        return fresh
+def _unseen(
+    feed: Callable[[R], list[AccountEvent]], last: dict[str, int], place: Callable[[R], int]
+) -> Callable[[R], list[AccountEvent]]:
+    """`feed`, dropping a record placed (by trade id or time) at or before the last one of
+    its symbol replayed; `feed` itself when nothing was replayed."""
+    if not last:
+        return feed
+
+    def fresh(record: R) -> list[AccountEvent]:
+        seen = last.get(record.key)
+        if seen is not None and place(record) <= seen:
+            return []
+        return feed(record)
+
+    return fresh
 
 
 def replay(engine: PaperEngine, records: Iterable[Record]) -> list[AccountEvent]:

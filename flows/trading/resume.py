@@ -139,15 +139,26 @@ def load_last_marks(
         _LAST_MARKS,
         parameters={"db": database, "held": pairs, "since": since_us, "until": until_us},
     )
-    marks = []
-    for exchange, symbol, time_us, mark, index, settle, rate, next_funding in result.result_rows:
-        stored = MarkPrice(
-            exchange=exchange, market="usdm", symbol=symbol, time_us=time_us,
-            mark_price=mark, index_price=index, estimated_settle_price=settle,
-            next_funding_time_us=next_funding or 0, received_us=time_us, funding_rate=rate,
-        )  # fmt: skip
-        marks.append(stored)
-    return marks
+    return [stored_mark(*row) for row in result.result_rows]
+
+
+def stored_mark(
+    exchange: str,
+    symbol: str,
+    time_us: int,
+    mark: Decimal,
+    index: Decimal,
+    settle: Decimal,
+    rate: Decimal | None,
+    next_funding_us: int | None,
+) -> MarkPrice:
+    """A USDⓈ-M mark as a ``marks_1s`` row gives it (exchange, symbol, time in µs, mark,
+    index and settle prices, funding rate, next funding time in µs or NULL)."""
+    return MarkPrice(
+        exchange=exchange, market="usdm", symbol=symbol, time_us=time_us, mark_price=mark,
+        index_price=index, estimated_settle_price=settle,
+        next_funding_time_us=next_funding_us or 0, received_us=time_us, funding_rate=rate,
+    )  # fmt: skip
 
 
 def load_events(client: Any, database: str) -> Iterator[AccountEvent]:

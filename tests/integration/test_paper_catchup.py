@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -135,18 +135,20 @@ class Market:
         ]
 
 
+@dataclass
 class Desk:
     """Runs engines on one database and journal, and publishes to their topics."""
 
-    def __init__(self, bootstrap: str, client: Client, database: str, journal: Path) -> None:
-        self.bootstrap = bootstrap
-        self.client = client
-        self.database = database
-        self.journal = journal
-        self.producer = Producer(producer_config(bootstrap))
-        self.flow: PaperFlow | None = None
-        self.thread: threading.Thread | None = None
-        self.errors: list[BaseException] = []
+    bootstrap: str
+    client: Client
+    database: str
+    journal: Path
+    flow: PaperFlow | None = None
+    thread: threading.Thread | None = None
+    errors: list[BaseException] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.producer = Producer(producer_config(self.bootstrap))
 
     def topics(self, partitions: int) -> PaperTopics:
         """Fresh, empty topics (as a broker that came back empty has)."""
