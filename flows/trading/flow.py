@@ -41,7 +41,9 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from flows.sinks.journal import Journal
-from flows.sinks.trading import DerivedRows, PaperOutput, PaperStore, StoredEvent
+from flows.sinks.trading.output import PaperOutput
+from flows.sinks.trading.rows import StoredEvent
+from flows.sinks.trading.store import DerivedRows, PaperStore
 from flows.trading.engine import PaperEngine
 from flows.trading.intake import Intake
 from flows.trading.interest import Pairs

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from flows.dead_letters import dead_letter_message
-from flows.sinks.trading import PaperOutput, StoredEvent, Valuation
+from flows.sinks.trading.output import PaperOutput
+from flows.sinks.trading.rows import StoredEvent, Valuation
 from flows.trading.engine import PaperEngine
 from flows.trading.pacing import ViewPacer, WatchPacer
 from flows.trading.process import Accounts, PaperCounters, PaperTopics

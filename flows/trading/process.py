@@ -16,7 +16,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flows.errors import FlowError
 from flows.sinks.journal import Journal
-from flows.sinks.trading import Latencies, PaperStore
+from flows.sinks.trading.output import Latencies
+from flows.sinks.trading.store import PaperStore
 from flows.trading.engine import PaperEngine
 from flows.trading.resume import load_events, load_last_marks, published_seqs, stored_seqs
 from schemas import topics

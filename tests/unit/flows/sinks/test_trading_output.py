@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from flows.sinks.trading import DerivedRows, PaperOutput, PaperStore, StoredEvent, Valuation
+from flows.sinks.trading.output import PaperOutput
+from flows.sinks.trading.rows import StoredEvent, Valuation
+from flows.sinks.trading.store import DerivedRows, PaperStore
 from schemas.trading import AccountOpened, LedgerEntry
 
 
