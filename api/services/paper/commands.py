@@ -185,7 +185,7 @@ class Paper(PaperReads):
         except InvalidTradingMessage as exc:
             raise InvalidRequest(f"body: {exc}") from None
         if request.type != "market":
-            view = self.trading.view(account.id) if self.trading is not None else None
+            view = self._latest(account.id)
             open_orders = 0 if view is None else len(view.open_orders)
             if open_orders >= limits.paper_open_orders:
                 raise Forbidden(

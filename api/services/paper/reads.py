@@ -146,7 +146,7 @@ class PaperReads:
         every one from ``paper_orders`` with the view's newer states over them."""
         account_id = account.id
         symbol = symbol.strip().upper() if symbol else ""
-        view = self.trading.view(account_id) if self.trading is not None else None
+        view = self._latest(account_id)
         live = [o for o in (view.open_orders if view else []) if symbol in ("", o.request.symbol)]
         if open_only:
             if view is None:
@@ -185,6 +185,10 @@ class PaperReads:
 
     # -- plumbing ------------------------------------------------------------------------
 
+    def _latest(self, account_id: str) -> AccountView | None:
+        """The account's latest view, if one was published (and the API follows them)."""
+        return self.trading.view(account_id) if self.trading is not None else None
+
     def _view(self, account_id: str, *, after_command: bool = False) -> AccountView:
         """The account's latest view.
 
@@ -193,7 +197,7 @@ class PaperReads:
             Timeout: `after_command`: the engine answered the command, but the view
                 after it has not come yet.
         """
-        view = self.trading.view(account_id) if self.trading is not None else None
+        view = self._latest(account_id)
         if view is not None:
             return view
         if after_command:
