@@ -9,8 +9,6 @@ With a journal (`flows.sinks.journal`), ``paper_events`` is written behind, by
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from typing import Any
 from flows.errors import FlowError
 from flows.sinks.journal import Journal
 from flows.sinks.trading.rows import StoredEvent, Valuation
-from flows.sinks.trading.store import DerivedRows, PaperStore
+from flows.sinks.trading.store import DerivedRows, PaperStore, QueueThread
 from runtime.kafka import produce_when_room
 
 logger = logging.getLogger(__name__)
@@ -52,7 +50,15 @@ class Latencies:
         )
 
 
-class PaperOutput:
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    stored: list[StoredEvent]
+    messages: list[tuple[str, bytes | str, bytes]]
+    valuations: list[Valuation]
+    handed: float  # monotonic seconds
+
+
+class PaperOutput(QueueThread[_Batch]):
     """Stores, then publishes, what the engine's loop hands over, in a thread of its own.
 
     The loop never waits for ClickHouse (an insert into chDB takes 20-700 ms, and inserts
@@ -87,16 +93,14 @@ class PaperOutput:
         latencies: Latencies | None = None,
         journal: Journal | None = None,
     ) -> None:
+        super().__init__("paper-output", max_batches)
         self._journal = journal
         self.latencies = latencies if latencies is not None else Latencies()
         self._store = store
         self._rows = rows
         self._producer = producer
         self._events_topic = events_topic
-        self._queue: queue.Queue[_Batch | None] = queue.Queue(max_batches)
         self._failed: list[Any] = []
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="paper-output", daemon=True)
         self._thread.start()
 
     def put(
@@ -115,8 +119,7 @@ class PaperOutput:
 
     def check(self) -> None:
         """Raise what stopped the thread (or the rows' thread), if anything did."""
-        if self.error is not None:
-            raise self.error
+        super().check()
         self._rows.check()
 
     def _on_delivery(self, error: Any, message: Any) -> None:
@@ -128,9 +131,7 @@ class PaperOutput:
     def _run(self) -> None:
         try:
             while True:
-                batches = [self._queue.get()]
-                while batches[-1] is not None and not self._queue.empty():
-                    batches.append(self._queue.get_nowait())
+                batches = self._waiting(self._queue.get())
                 work = [b for b in batches if b is not None]
                 events, size = self._publish(work)
                 self._rows.submit(events, [v for b in work for v in b.valuations], size)
@@ -182,22 +183,11 @@ class PaperOutput:
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Store and publish what was handed over, deliver it, and end the thread."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout_s)
-        self.check()
+        self._end(timeout_s)
         self._rows.close(timeout_s)
         remaining = self._producer.flush(timeout_s)
         if remaining or self._failed:
             raise KafkaDeliveryError(f"{remaining} message(s) not delivered in {timeout_s:.0f} s")
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    stored: list[StoredEvent]
-    messages: list[tuple[str, bytes | str, bytes]]
-    valuations: list[Valuation]
-    handed: float  # monotonic seconds
 
 
 class KafkaDeliveryError(FlowError):

@@ -1,5 +1,5 @@
 """ClickHouse output of the paper engine: its rows inserted, synchronously (`PaperStore`) or
-in a thread of their own (`DerivedRows`).
+in a thread of their own (`DerivedRows`, a `QueueThread` like `PaperOutput`).
 
 `paper_events` is the durable log the engine restores from; the three other tables are
 derived from the same events for analysts and the API's history. Rows go in as
@@ -14,14 +14,17 @@ import logging
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from flows.sinks.clickhouse import TsvTable
 from flows.sinks.journal import Journal
 from flows.sinks.trading.rows import DERIVED, EVENTS, VALUATIONS, StoredEvent, Valuation
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class PaperStore:
@@ -67,7 +70,45 @@ class PaperStore:
             self._insert(VALUATIONS, valuations)
 
 
-class DerivedRows:
+class QueueThread(ABC, Generic[T]):
+    """A daemon thread that works through a bounded queue until it takes None (`_end`);
+    what stops it with an error is kept (`error`) and raised by `check`.
+
+    Args:
+        name: The thread's name.
+        max_items: Items that may wait before putting one blocks.
+    """
+
+    def __init__(self, name: str, max_items: int) -> None:
+        self._queue: queue.Queue[T | None] = queue.Queue(max_items)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @abstractmethod
+    def _run(self) -> None:
+        """The thread's work: take items until None (`_waiting` takes what is queued)."""
+
+    def _waiting(self, first: T | None) -> list[T | None]:
+        """`first` and every item waiting after it, up to the end (None) if it is there."""
+        items = [first]
+        while items[-1] is not None and not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
+    def check(self) -> None:
+        """Raise what stopped the thread, if anything did."""
+        if self.error is not None:
+            raise self.error
+
+    def _end(self, timeout_s: float) -> None:
+        """Let the thread work through what is queued and end; raise what stopped it."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout_s)
+        self.check()
+
+
+class DerivedRows(QueueThread[tuple[list[StoredEvent], list[Valuation], int]]):
     """Writes derived rows (`PaperStore.write_derived`, `write_valuations`) in a thread,
     batches in the order handed over, each insert covering every batch waiting, at most
     one round of inserts per `every_s`.
@@ -96,27 +137,22 @@ class DerivedRows:
         every_s: float = 1.0,
         journal: Journal | None = None,
     ) -> None:
+        super().__init__("paper-rows", max_batches)
         self._store = store
         self._journal = journal
         self._every_s = every_s
-        self._queue: queue.Queue[tuple[list[StoredEvent], list[Valuation], int] | None] = (
-            queue.Queue(max_batches)
-        )
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="paper-rows", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         flushed = 0.0
         while True:
-            items = [self._queue.get()]
-            if items[-1] is not None:
+            first = self._queue.get()
+            if first is not None:
                 # Few, larger inserts: each makes a part the store merges later (in the
                 # engine's own process with chDB).
                 time.sleep(max(0.0, flushed + self._every_s - time.monotonic()))
             flushed = time.monotonic()
-            while items[-1] is not None and not self._queue.empty():
-                items.append(self._queue.get_nowait())
+            items = self._waiting(first)
             work = [item for item in items if item is not None]
             events = [s for stored, _, _ in work for s in stored if s.event.seq]
             try:
@@ -128,15 +164,10 @@ class DerivedRows:
                     self._journal.stored_to(max((size for _, _, size in work), default=0))
             except BaseException as exc:
                 logger.exception("paper rows could not be written")
-                self._error = exc
+                self.error = exc
                 return
             if items[-1] is None:
                 return
-
-    def check(self) -> None:
-        """Raise what stopped the thread, if anything did."""
-        if self._error is not None:
-            raise self._error
 
     def submit(
         self, stored: list[StoredEvent], valuations: Sequence[Valuation] = (), size: int = 0
@@ -149,7 +180,4 @@ class DerivedRows:
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Write what is queued, then end the thread."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout_s)
-        self.check()
+        self._end(timeout_s)
