@@ -127,9 +127,11 @@ class Outbox:
 
     def hand_over(self) -> None:
         """Give this step's events, messages and valuation rows to the output."""
+        fetched = None
         if self._stored:
-            self.counters.latencies.add("loop", (time.monotonic() - self.fetched) * 1000)
-        self.out.put(self._stored, self._messages, self._valuations)
+            fetched = self.fetched
+            self.counters.latencies.add("loop", (time.monotonic() - fetched) * 1000)
+        self.out.put(self._stored, self._messages, self._valuations, fetched)
         self._stored, self._messages, self._valuations = [], [], []
 
     def dead_letters(self, letters: list[DeadLetter]) -> None:

@@ -56,7 +56,7 @@ class PaperCounters:
     events stored and published, and fills among them; views published; records
     rejected; accounts held; the delays of the stages an event goes through (`Latencies`:
     ``fetched`` = a batch's first record's age when the engine reads it, ``loop`` = read →
-    handed to the output, then the output's stages)."""
+    handed to the output, then the output's stages, and ``engine`` = read → produced)."""
 
     commands: int = 0
     market: int = 0
@@ -75,7 +75,7 @@ class PaperCounters:
             f"{self.accounts:,} accounts; {self.commands:,} commands, {self.market:,} market "
             f"records ({self.applied:,} applied); {self.events:,} events ({self.fills:,} "
             f"fills), {self.views:,} views, {self.dead_letters:,} dead letters"
-            + (f"; stages mean/max ms: {stages}" if stages else "")
+            + (f"; stages p50/p99/max ms: {stages}" if stages else "")
         )
 
 

@@ -8,6 +8,7 @@ With a journal (`flows.sinks.journal`), ``paper_events`` is written behind, by
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Sequence
@@ -23,31 +24,80 @@ from runtime.kafka import produce_when_room
 logger = logging.getLogger(__name__)
 
 
-class Latencies:
-    """Delays of the paper engine's stages (ms), summed per stage until `take`: the
-    status line says where an event's time went. Written from the loop and the output
-    thread (a sample lost to a race is harmless)."""
+FETCHED_HEADER = "tickscan-fetched-us"
+"""Header of every event on tr.events.v1: the wall time (µs) the engine read the batch of
+records that caused it, so a reader splits a fill's delay into the hop in (the trade's
+time → this) and the engine (this → the event's Kafka timestamp)."""
 
-    def __init__(self) -> None:
+
+class Latencies:
+    """Delays of the paper engine's stages (ms), kept per stage until `take`: the status
+    line says where an event's time went, as p50/p99/max. Written from the loop and the
+    output thread (a sample lost to a race is harmless).
+
+    Args:
+        keep: Samples kept per stage between two `take` calls; beyond it only the max is
+            followed (the status line comes every few seconds, far below it).
+    """
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self._keep = keep
         self._stages: dict[str, list[float]] = {}
+        self._top: dict[str, float] = {}
 
     def add(self, stage: str, ms: float) -> None:
         """Count one delay of `stage`."""
-        found = self._stages.get(stage)
-        if found is None:
-            self._stages[stage] = [1, ms, ms]
-        else:
-            found[0] += 1
-            found[1] += ms
-            if ms > found[2]:
-                found[2] = ms
+        samples = self._stages.get(stage)
+        if samples is None:
+            self._stages[stage] = [ms]
+            self._top[stage] = ms
+            return
+        if len(samples) < self._keep:
+            samples.append(ms)
+        if ms > self._top[stage]:
+            self._top[stage] = ms
 
     def take(self) -> str:
-        """``stage mean/max ms`` per stage since the previous call (then forgotten)."""
+        """``stage p50/p99/max`` (ms) per stage since the previous call (then forgotten)."""
         stages, self._stages = self._stages, {}
-        return ", ".join(
-            f"{name} {total / count:.1f}/{top:.1f}" for name, (count, total, top) in stages.items()
-        )
+        tops, self._top = self._top, {}
+        parts = []
+        for name, samples in stages.items():
+            ordered = sorted(samples)
+            p50 = ordered[len(ordered) // 2]
+            p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+            parts.append(f"{name} {p50:.1f}/{p99:.1f}/{tops.get(name, p99):.1f}")
+        return ", ".join(parts)
+
+
+class GcPauses:
+    """Counts the process's older-generation garbage collections as the ``gc`` stage of
+    `Latencies`: every thread stops while one runs, so each is a pause in a fill's path.
+    (The young generation's collections take well under a millisecond and are left out.)
+
+    Args:
+        latencies: Where the pauses are counted.
+    """
+
+    def __init__(self, latencies: Latencies) -> None:
+        self._latencies = latencies
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] == 0:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started:
+            self._latencies.add("gc", (time.perf_counter() - self._started) * 1000)
+            self._started = 0.0
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +106,8 @@ class _Batch:
     messages: list[tuple[str, bytes | str, bytes]]
     valuations: list[Valuation]
     handed: float  # monotonic seconds
+    fetched: float | None  # monotonic seconds the records behind the events were read
+    headers: list[tuple[str, bytes]]  # of each event: when its records were read
 
 
 class PaperOutput(QueueThread[_Batch]):
@@ -80,7 +132,9 @@ class PaperOutput(QueueThread[_Batch]):
         journal: The commit point; None: the ``paper_events`` insert.
         latencies: Where the delays of the stages are counted (ms): ``queued`` (handed
             over → taken by the thread), ``stored`` (the commit: journal or insert),
-            ``produced`` (the produce calls), ``acked`` (produce → the broker's ack).
+            ``produced`` (the produce calls), ``engine`` (the records read → their
+            events produced: the whole of the engine's part), ``acked`` (produce → the
+            broker's ack).
     """
 
     def __init__(
@@ -108,14 +162,23 @@ class PaperOutput(QueueThread[_Batch]):
         stored: Sequence[StoredEvent] = (),
         messages: Sequence[tuple[str, bytes | str, bytes]] = (),
         valuations: Sequence[Valuation] = (),
+        fetched: float | None = None,
     ) -> None:
         """Hand over events to store and publish, then messages to publish (topic, key,
-        value), and valuation rows to store."""
+        value), and valuation rows to store; `fetched` is when (monotonic seconds) the
+        loop read the records that caused the events, if they came from a batch."""
         self.check()
         if stored or messages or valuations:
+            headers = []
+            if fetched is not None:
+                wall_us = time.time_ns() // 1000 - int((time.monotonic() - fetched) * 1e6)
+                headers = [(FETCHED_HEADER, str(wall_us).encode())]
             self._queue.put(
-                _Batch(list(stored), list(messages), list(valuations), time.monotonic())
-            )
+                _Batch(
+                    list(stored), list(messages), list(valuations), time.monotonic(),
+                    fetched, headers,
+                )
+            )  # fmt: skip
 
     def check(self) -> None:
         """Raise what stopped the thread (or the rows' thread), if anything did."""
@@ -164,22 +227,35 @@ class PaperOutput(QueueThread[_Batch]):
             latencies.add("stored", (stored - started) * 1000)
         for batch in batches:
             for item in batch.stored:
-                self._produce(self._events_topic, item.event.account_id, item.payload)
+                self._produce(
+                    self._events_topic, item.event.account_id, item.payload, batch.headers
+                )
             for topic, key, value in batch.messages:
                 self._produce(topic, key, value)
         if events:
-            latencies.add("produced", (time.monotonic() - stored) * 1000)
+            produced = time.monotonic()
+            latencies.add("produced", (produced - stored) * 1000)
+            for batch in batches:
+                if batch.stored and batch.fetched is not None:
+                    latencies.add("engine", (produced - batch.fetched) * 1000)
         self._producer.poll(0)
         if self._failed:
             failed = self._failed
             raise KafkaDeliveryError(f"{len(failed)} message(s) not delivered: {failed[0]}")
         return events, size
 
-    def _produce(self, topic: str, key: bytes | str, value: bytes) -> None:
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | str,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        placement = {"headers": headers} if headers else {}
         try:
-            self._producer.produce(topic, value, key, on_delivery=self._on_delivery)
+            self._producer.produce(topic, value, key, on_delivery=self._on_delivery, **placement)
         except BufferError:
-            produce_when_room(self._producer, topic, value, key, self._on_delivery)
+            produce_when_room(self._producer, topic, value, key, self._on_delivery, **placement)
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Store and publish what was handed over, deliver it, and end the thread."""
