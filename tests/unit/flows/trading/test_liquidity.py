@@ -17,7 +17,6 @@ from flows.trading.matching import QueuePosition, Sweep, priority
 from flows.trading.rules import FOK_NOT_FILLED
 from schemas.depth import BookDepth
 from schemas.quotes import Quote
-from schemas.trades import Trade
 from schemas.trading import AccountEvent, OrderFilled
 
 S = 1_000_000
@@ -90,25 +89,26 @@ def test_an_older_quote_does_not_free_what_was_taken(paper: Any) -> None:
     assert events[-1].order.status == "expired"
 
 
-def test_a_fok_judges_the_book_the_account_left(paper: Any) -> None:
-    paper.open(USDT="1000")
-    paper.default_depth()
-    paper.place(side="BUY", type="market", quantity="0.4")
-    # within 100.00 the account has only 0.1 left, not the 0.5 the market shows
-    events = paper.place(side="BUY", type="limit", time_in_force="FOK", price="100.00",
-                         quantity="0.2")  # fmt: skip
-    assert (events[-1].order.status, events[-1].order.code) == ("expired", FOK_NOT_FILLED.code)
-    assert takes(events) == []
-
-
-def test_a_crossing_limit_takes_what_is_left_and_rests_the_rest(paper: Any) -> None:
+@pytest.mark.parametrize(
+    ("time_in_force", "filled", "status", "code"),
+    [
+        # within 100.00 the account has only 0.1 left, not the 0.5 the market shows: a
+        # FOK of 0.2 cannot fill in full
+        ("FOK", [], "expired", FOK_NOT_FILLED.code),
+        # a GTC limit takes that 0.1 and rests the other 0.1
+        ("GTC", [("L", D("100.00"), D("0.1"))], "partially_filled", None),
+    ],
+)
+def test_a_limit_within_the_taken_top_sees_only_what_is_left(
+    paper: Any, time_in_force: str, filled: list[Any], status: str, code: int | None
+) -> None:
     paper.open(USDT="1000")
     paper.default_depth()
     paper.place(side="BUY", type="market", quantity="0.4")
     events = paper.place(client_order_id="L", side="BUY", type="limit", price="100.00",
-                         quantity="0.3")  # fmt: skip
-    assert fills(events) == [("L", D("100.00"), D("0.1"))]
-    assert events[-1].order.status == "partially_filled"
+                         quantity="0.2", time_in_force=time_in_force)  # fmt: skip
+    assert fills(events) == filled
+    assert (events[-1].order.status, events[-1].order.code) == (status, code)
 
 
 # ---- sharing a trade among resting orders ---------------------------------------------
@@ -195,17 +195,12 @@ def test_another_account_is_its_own_simulation(paper: Any) -> None:
 # ---- the pure parts -------------------------------------------------------------------
 
 
-def _trade(price: str, qty: str) -> Trade:
-    return Trade(
-        exchange="binance", market="spot", symbol="BTCUSDT", trade_id=1, price=D(price),
-        qty=D(qty), time_us=0, buyer_is_maker=True,
-    )  # fmt: skip
-
-
-def test_a_sweep_keeps_the_younger_orders_at_the_price_behind_an_unfilled_older_one() -> None:
+def test_a_sweep_keeps_the_younger_orders_at_the_price_behind_an_unfilled_older_one(
+    paper: Any,
+) -> None:
     # the older order waited behind 0.5 (the queue was longer then), the younger behind
     # 0.1: 0.4 prints beyond the younger's queue, yet the older still waits, so nothing
-    sweep = Sweep.of("SELL", _trade("101", "0.6"))
+    sweep = Sweep.of("SELL", paper.trade_record("101", "0.6", t=0))
     older, younger = QueuePosition(D("0.5")), QueuePosition(D("0.1"))
     assert sweep.reach(D("101"), older) == D("0.1")
     sweep.took(D("0.1"), still_open=True)
