@@ -297,6 +297,9 @@ def main() -> None:
         recv_ms: list[float] = []  # fill event produced -> read here
         view_ms: list[float] = []
         pending: dict[str, tuple[int, int]] = {}  # account -> (seq, fill time) awaiting a view
+        # account -> (seq, read at) of its newest view: the two topics are read apart, so
+        # the view may be read before the fill event it includes.
+        viewed: dict[str, tuple[int, int]] = {}
         state = {"opened": 0, "accepted": 0, "fills": 0, "measuring": False}
         lock = threading.Lock()
 
@@ -322,9 +325,13 @@ def main() -> None:
                             pub_ms.append(produced_ms - event.fill.time_us / 1000)
                             recv_ms.append(now / 1000 - produced_ms)
                             with lock:
-                                pending.setdefault(
-                                    event.account_id, (event.seq, event.fill.time_us)
-                                )
+                                seen = viewed.get(event.account_id)
+                                if seen is not None and seen[0] >= event.seq:
+                                    view_ms.append((seen[1] - event.fill.time_us) / 1000)
+                                else:
+                                    pending.setdefault(
+                                        event.account_id, (event.seq, event.fill.time_us)
+                                    )
                         if not event.order.is_open:
                             side = "SELL" if event.fill.side == "BUY" else "BUY"
                             send(_order(event.account_id, market, args.active, side))
@@ -336,11 +343,13 @@ def main() -> None:
                     if message.error() is not None:
                         continue
                     view: trading.AccountView = decode_view(message.value())
+                    now = _now_us()
                     with lock:
+                        viewed[view.account_id] = (view.seq, now)
                         waiting = pending.get(view.account_id)
                         if waiting is not None and view.seq >= waiting[0]:
                             del pending[view.account_id]
-                            view_ms.append((_now_us() - waiting[1]) / 1000)
+                            view_ms.append((now - waiting[1]) / 1000)
 
         readers = [threading.Thread(target=f, daemon=True) for f in (read_events, read_views)]
         for thread in readers:

@@ -16,7 +16,8 @@ from contextlib import closing, nullcontext
 from clickhouse_connect.driver.client import Client
 
 from flows.sinks.journal import JOURNAL_FILE
-from flows.trading.flow import PaperCounters, PaperFlow
+from flows.trading.flow import PaperFlow
+from flows.trading.process import PaperCounters
 from runtime.clickhouse import connect
 from runtime.kafka import consumer_config, producer_config
 from runtime.supervisor import Supervisor

@@ -5,7 +5,8 @@ per event: its equity, a tab, its wire JSON) and flushed, with an fsync unless t
 to, *before* any of them is published; ClickHouse's ``paper_events`` gets them afterwards,
 in a thread of their own, so the insert (and chDB's merges in the engine's process) is
 off the path from a market event to its fill event. Once ClickHouse holds everything the
-file holds, the next append starts the file afresh (`Journal.stored_to`).
+file holds, the next append starts the file afresh (`Journal.stored_to`); ``paper_events``
+fsyncs each insert (migration 018), so what leaves the journal survives a power cut.
 
 At start the engine restores from ``paper_events`` plus the journal's events with a
 higher seq than ClickHouse holds for their account (`Journal.pending`), which it writes

@@ -16,7 +16,8 @@ account's resting orders), `orders` (an order's values), `venue` (state and `_em
 (`AccountView`), and `ledger` (the fold: `apply`) with `spot` (locks, spot fills).
 
 The engine as a process (`tickscan paper`) is `flow.PaperFlow`: Kafka in, the engine,
-ClickHouse (`flows.sinks.trading`) and Kafka out; `resume` brings it back from the stored
-log, `interest` says which symbols' market data is decoded, `pacing` when views and
-depth watches go out.
+ClickHouse (`flows.sinks.trading`) and Kafka out; `process` holds its topics, counters
+and the steps of its start, `resume` brings it back from the stored log, `intake` takes
+what it reads to the engine (`interest` says which symbols' market data is decoded),
+`outbox` what the engine says out (`pacing`: when views and depth watches go out).
 """

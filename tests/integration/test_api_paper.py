@@ -21,7 +21,8 @@ from confluent_kafka import Producer
 from websockets.sync.client import ClientConnection, connect
 
 from flows.sinks.symbols import SymbolWriter
-from flows.trading.flow import PaperFlow, PaperTopics
+from flows.trading.flow import PaperFlow
+from flows.trading.process import PaperTopics
 from flows.trading.settings import PaperSettings
 from runtime.kafka import consumer_config, ensure_topics, producer_config
 from schemas import topics

@@ -30,7 +30,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from flows.sinks.journal import Journal
 from flows.sinks.symbols import SymbolWriter
 from flows.sinks.trading import StoredEvent
-from flows.trading.flow import PaperFlow, PaperTopics
+from flows.trading.flow import PaperFlow
+from flows.trading.process import PaperTopics
 from flows.trading.settings import PaperSettings
 from runtime.clickhouse import connect
 from runtime.kafka import (
