@@ -17,7 +17,7 @@ from api.accounts.deps import AccountsDep, CurrentUser
 from api.accounts.models import PaperAccount
 from api.live.deps import BoardDep, HubDep, TradingDep
 from api.services.board import Boards
-from api.services.paper import Paper
+from api.services.paper.commands import Paper
 from api.services.symbols import SymbolDirectory
 from api.settings import ApiAppSettings
 from api.store import Store

@@ -19,13 +19,16 @@ Measured, over `--seconds` of steady state after the orders rest:
   the fill (the browser's position and P&L update);
 - where a fill's time goes: market event → published (the fill event's Kafka timestamp,
   set when the engine's output produced it, i.e. after the store) and published →
-  received by the bench (``pub_*``, ``recv_*``); the engine's own status lines (printed at
-  the end) split the first part into its stages;
+  received by the bench (``pub_*``, ``recv_*``); the first part split again by the
+  event's ``tickscan-fetched-us`` header into the hop in (market event → the engine read
+  it, ``in_*``) and the engine's own part (read → produced, ``in_engine_*``); the
+  engine's status lines (printed at the end) split that into its stages;
 - the engine process's CPU (cores) and RSS, and the CPU of the bench's own process and
   of the broker (all three share the machine).
 
 The last line is JSON: {"fills_per_s", "fill_p50_ms", "fill_p99_ms", "pub_p50_ms",
-"pub_p99_ms", "recv_p50_ms", "recv_p99_ms", "view_p50_ms", "view_p99_ms", "engine_cores",
+"pub_p99_ms", "recv_p50_ms", "recv_p99_ms", "in_p50_ms", "in_p99_ms",
+"in_engine_p50_ms", "in_engine_p99_ms", "view_p50_ms", "view_p99_ms", "engine_cores",
 "engine_rss_mb", "bench_cores", "broker_cores", "quotes_per_s", "trades_per_s",
 "engine_alone_cores"}.
 """
@@ -45,7 +48,7 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import psutil
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -53,6 +56,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.sinks.symbols import SymbolWriter
+from flows.sinks.trading.output import FETCHED_HEADER
 from flows.trading.engine import PaperEngine
 from flows.trading.settings import PaperSettings
 from runtime.broker import EmbeddedBroker
@@ -65,7 +69,8 @@ from schemas.quotes import Quote, encode_quote
 from schemas.symbols import SymbolInfo
 from schemas.trades import Trade, encode_trade
 
-EXCHANGE, MARKET = "bench", "usdm"
+EXCHANGE: Final = "bench"
+MARKET: Final = "usdm"
 TICK = Decimal("0.01")
 STEP = Decimal("0.001")
 PARTITIONS = 6
@@ -295,6 +300,8 @@ def main() -> None:
         fill_ms: list[float] = []
         pub_ms: list[float] = []  # market event -> fill event produced by the engine
         recv_ms: list[float] = []  # fill event produced -> read here
+        in_ms: list[float] = []  # market event -> read by the engine (the hop in)
+        engine_ms: list[float] = []  # read by the engine -> fill event produced
         view_ms: list[float] = []
         pending: dict[str, tuple[int, int]] = {}  # account -> (seq, fill time) awaiting a view
         # account -> (seq, read at) of its newest view: the two topics are read apart, so
@@ -324,6 +331,10 @@ def main() -> None:
                             produced_ms = message.timestamp()[1]
                             pub_ms.append(produced_ms - event.fill.time_us / 1000)
                             recv_ms.append(now / 1000 - produced_ms)
+                            fetched = dict(message.headers() or ()).get(FETCHED_HEADER)
+                            if fetched is not None:
+                                in_ms.append((int(fetched) - event.fill.time_us) / 1000)
+                                engine_ms.append(produced_ms - int(fetched) / 1000)
                             with lock:
                                 seen = viewed.get(event.account_id)
                                 if seen is not None and seen[0] >= event.seq:
@@ -393,6 +404,8 @@ def main() -> None:
         fill_ms.clear()
         pub_ms.clear()
         recv_ms.clear()
+        in_ms.clear()
+        engine_ms.clear()
         view_ms.clear()
         state["measuring"] = True
         started = time.monotonic()
@@ -416,7 +429,7 @@ def main() -> None:
         events.close()
         views.close()
         for line in (work / "engine.log").read_text(errors="replace").splitlines():
-            if "stages mean/max" in line:
+            if "stages p50/p99/max" in line:
                 print(line)
 
     alone = engine_alone(args)
@@ -429,6 +442,10 @@ def main() -> None:
         "pub_p99_ms": round(_percentile(pub_ms, 0.99), 2),
         "recv_p50_ms": round(_percentile(recv_ms, 0.5), 2),
         "recv_p99_ms": round(_percentile(recv_ms, 0.99), 2),
+        "in_p50_ms": round(_percentile(in_ms, 0.5), 2),
+        "in_p99_ms": round(_percentile(in_ms, 0.99), 2),
+        "in_engine_p50_ms": round(_percentile(engine_ms, 0.5), 2),
+        "in_engine_p99_ms": round(_percentile(engine_ms, 0.99), 2),
         "view_p50_ms": round(_percentile(view_ms, 0.5), 2),
         "view_p99_ms": round(_percentile(view_ms, 0.99), 2),
         "engine_cores": round(cores, 3),
@@ -444,7 +461,9 @@ def main() -> None:
         f"{result['fill_p50_ms']} ms, p99 {result['fill_p99_ms']} ms; -> account view p50 "
         f"{result['view_p50_ms']} ms, p99 {result['view_p99_ms']} ms; market -> produced "
         f"p50/p99 {result['pub_p50_ms']}/{result['pub_p99_ms']} ms, produced -> read "
-        f"{result['recv_p50_ms']}/{result['recv_p99_ms']} ms; engine "
+        f"{result['recv_p50_ms']}/{result['recv_p99_ms']} ms; split: hop in "
+        f"{result['in_p50_ms']}/{result['in_p99_ms']} ms, in the engine "
+        f"{result['in_engine_p50_ms']}/{result['in_engine_p99_ms']} ms; engine "
         f"{result['engine_cores']} cores, {result['engine_rss_mb']} MB RSS; bench "
         f"{result['bench_cores']}, broker {result['broker_cores']} cores; published "
         f"{result['quotes_per_s']:,} quotes/s, {result['trades_per_s']:,} trades/s"

@@ -15,8 +15,8 @@ from api.accounts.deps import CurrentUser
 from api.accounts.entitlements import EntitlementsDep
 from api.deps import PaperAccountDep, PaperDep
 from api.openapi import TIME_EXAMPLES
-from api.services import paper
-from api.services.paper_models import (
+from api.services.paper import reads
+from api.services.paper.models import (
     AccountIn,
     AccountOut,
     AmendIn,
@@ -100,7 +100,7 @@ SymbolFilter = Annotated[
     str | None, Query(max_length=40, description="Only this symbol.", examples=["BTCUSDT"])
 ]
 Limit = Annotated[
-    int, Query(ge=1, le=paper.MAX_LIMIT, description="At most this many, newest first.")
+    int, Query(ge=1, le=reads.MAX_LIMIT, description="At most this many, newest first.")
 ]
 
 
@@ -209,7 +209,7 @@ async def list_orders(
     service: PaperDep,
     status: Annotated[Literal["open", "all"], Query()] = "open",
     symbol: SymbolFilter = None,
-    limit: Limit = paper.DEFAULT_LIMIT,
+    limit: Limit = reads.DEFAULT_LIMIT,
 ) -> list[OrderOut]:
     """`status=open` (the default): the open orders as the engine last published them.
     `status=all`: every order, from ClickHouse `paper_orders`, newest first.
@@ -223,7 +223,7 @@ async def list_fills(
     account: PaperAccountDep,
     service: PaperDep,
     symbol: SymbolFilter = None,
-    limit: Limit = paper.DEFAULT_LIMIT,
+    limit: Limit = reads.DEFAULT_LIMIT,
 ) -> list[FillOut]:
     """From ClickHouse `paper_fills`: price, quantity, fee and its asset, maker or taker, the
     reference price and slippage of taker fills, realised P&L, liquidations.
@@ -272,7 +272,7 @@ async def set_leverage(
     summary="The equity curve",
     description="From ClickHouse `paper_ledger`: the equity after each event that knew it and "
     f"once a minute while the account holds positions, oldest first (the latest "
-    f"{paper.MAX_EQUITY_POINTS} of the range).",
+    f"{reads.MAX_EQUITY_POINTS} of the range).",
 )
 async def get_equity(
     account: PaperAccountDep,

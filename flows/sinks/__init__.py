@@ -4,6 +4,7 @@
   `scanner_tables` use it for their tables.
 - `kafka`: candles and dead letters produced keyed.
 - `dead_letters`: rejects kept beyond a run (a JSON-lines file and ClickHouse).
-- `trading`, `journal`: the paper engine's tables, and the write-ahead journal its events
-  are committed to before they are published.
+- `trading/`, `journal`: the paper engine's tables (`rows`, `store`) and its output
+  (`output`), and the write-ahead journal its events are committed to before they are
+  published.
 """

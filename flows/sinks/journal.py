@@ -22,14 +22,11 @@ import os
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import msgspec
 
+from flows.sinks.trading.rows import StoredEvent
 from schemas.trading import event_decoder
-
-if TYPE_CHECKING:
-    from flows.sinks.trading import StoredEvent
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +103,6 @@ class Journal:
                 self.path,
                 len(torn),
             )
-        from flows.sinks.trading import StoredEvent
-
         decode = event_decoder().decode
         out = []
         for number, line in enumerate(lines):

@@ -9,8 +9,9 @@ P&L, funding of one position) and `liquidation` (liquidation and bankruptcy pric
 
 The paper venue itself is `engine.PaperEngine` (commands and market data in, account
 events out, in market time), built by concept: `rules` (symbol filters and every
-refusal in Binance's words), `book` (quote + depth20, freshness), `matching` (walking
-the book, queue position), `orders` (an order's values), `venue` (state and `_emit`),
+refusal in Binance's words), `book` (quote + depth20, freshness, what an account
+took from it), `matching` (walking the book, queue position, one trade shared among an
+account's resting orders), `orders` (an order's values), `venue` (state and `_emit`),
 `vetting`, `execution`, `marks` (funding, mark stops, liquidation), `commands`, `views`
 (`AccountView`), and `ledger` (the fold: `apply`) with `spot` (locks, spot fills).
 

@@ -7,17 +7,30 @@ allows: whichever is newer gives the top; when the quote is newer, the depth lev
 behind its top are kept and any that the quote shows to be gone (a bid above the
 quote's bid, an ask below its ask) are dropped. Freshness is judged in market time:
 a book whose newest part is older than the stale limit is not filled against.
+
+What one account's taker orders took from a book is theirs no more (`Taken`): each level
+taken is remembered with the part of the book it came from, the quote's top or the
+depth's levels, stamped with that part's update id, and the account's next taker orders
+see that level smaller by what it took (`Book.levels_left`) until a newer quote replaces
+the top or a newer depth snapshot the levels. A paper order is not in the real book, so
+the real book does not shrink when it fills: without this, two market orders sent within
+one snapshot would each take the same best ask in full.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from schemas.depth import BookDepth, Level
 from schemas.quotes import Quote
 from schemas.trades import Trade
 from schemas.trading import Side
+
+Stamp = tuple[str, int]
+"""A part of a book and its update id: ``("quote", u)`` for the top from a bookTicker,
+``("depth", u)`` for the levels of a depth20 snapshot."""
 
 
 @dataclass(slots=True)
@@ -65,23 +78,51 @@ class Book:
     def _quote_on_top(self) -> bool:
         return self.quote is not None and (self.depth is None or self.quote_us >= self.depth_us)
 
-    def levels(self, side: Side) -> list[Level]:
-        """The levels an order on `side` takes from: asks for a buy, bids for a sell,
-        best first."""
+    def _parts(self, side: Side) -> tuple[Level | None, list[Level]]:
+        """The top the quote gives `side` (None when the depth is on top) and the depth
+        levels behind it (all of them when the depth is on top)."""
         depth = (
             [] if self.depth is None else (self.depth.asks if side == "BUY" else self.depth.bids)
         )
         if not self._quote_on_top():
-            return [level for level in depth if level[1] > 0]
+            return None, depth
         quote = self.quote
         assert quote is not None
         if side == "BUY":
-            top: Level = (quote.ask_price, quote.ask_qty)
-            behind = [level for level in depth if level[0] > quote.ask_price]
-        else:
-            top = (quote.bid_price, quote.bid_qty)
-            behind = [level for level in depth if level[0] < quote.bid_price]
-        return [level for level in [top, *behind] if level[1] > 0]
+            return (quote.ask_price, quote.ask_qty), [lv for lv in depth if lv[0] > quote.ask_price]
+        return (quote.bid_price, quote.bid_qty), [lv for lv in depth if lv[0] < quote.bid_price]
+
+    def levels(self, side: Side) -> list[Level]:
+        """The levels an order on `side` takes from: asks for a buy, bids for a sell,
+        best first."""
+        top, behind = self._parts(side)
+        return [level for level in ([top, *behind] if top else behind) if level[1] > 0]
+
+    def stamps(self) -> tuple[Stamp | None, Stamp | None]:
+        """The stamps of the quote and of the depth the book holds now."""
+        quote = None if self.quote is None else ("quote", self.quote.update_id)
+        depth = None if self.depth is None else ("depth", self.depth.update_id)
+        return quote, depth
+
+    def levels_left(self, side: Side, taken: Taken | None) -> list[Level]:
+        """`levels`, less what one account already took from them (`taken`).
+
+        A level the account took in full stays, with size 0, so a walk's reference
+        price (what its slippage is measured from) is still the market's best.
+        """
+        if not taken:
+            return self.levels(side)
+        top, behind = self._parts(side)
+        quote, depth = self.stamps()
+        out = [] if top is None or top[1] <= 0 else [taken.left(side, top, quote)]
+        out.extend(taken.left(side, level, depth) for level in behind if level[1] > 0)
+        return out
+
+    def stamp_of(self, side: Side, price: Decimal) -> Stamp | None:
+        """The part of the book an order on `side` takes the level at `price` from."""
+        top, _ = self._parts(side)
+        quote, depth = self.stamps()
+        return quote if top is not None and top[0] == price else depth
 
     def best(self, side: Side) -> Decimal | None:
         """The best price an order on `side` would take (best ask for a buy)."""
@@ -111,3 +152,39 @@ class Book:
         if bid is not None and ask is not None:
             return (bid + ask) / 2
         return None
+
+
+@dataclass(slots=True)
+class Taken:
+    """What one account's taker orders took from one symbol's book, not to be taken again.
+
+    Attributes:
+        levels: (taker side, price) → (stamp of the book part the level came from,
+            base quantity taken there). An entry counts only while the book still
+            offers that level from the same part: a newer quote or depth makes it new
+            liquidity again.
+    """
+
+    levels: dict[tuple[Side, Decimal], tuple[Stamp | None, Decimal]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.levels)
+
+    def left(self, side: Side, level: Level, stamp: Stamp | None) -> Level:
+        """`level` (from the part stamped `stamp`) less what the account took there."""
+        entry = self.levels.get((side, level[0]))
+        if entry is None or entry[0] != stamp:
+            return level
+        return (level[0], max(level[1] - entry[1], Decimal(0)))
+
+    def record(self, book: Book, side: Side, takes: Iterable[tuple[Decimal, Decimal]]) -> None:
+        """Remember the (price, qty) levels an order on `side` just took from `book`, and
+        forget what the book's newer parts have replaced."""
+        for price, qty in takes:
+            stamp = book.stamp_of(side, price)
+            entry = self.levels.get((side, price))
+            before = entry[1] if entry is not None and entry[0] == stamp else Decimal(0)
+            self.levels[(side, price)] = (stamp, before + qty)
+        current = book.stamps()
+        for key in [k for k, (stamp, _) in self.levels.items() if stamp not in current]:
+            del self.levels[key]

@@ -4,6 +4,13 @@
 decision becomes an event applied through the fold at once (`Venue._emit`); the matching
 rules are `flows.trading.matching`'s, the fill's money `flows.trading.spot`'s (spot) and
 `flows.trading.futures`'s (USDⓈ-M).
+
+An account never takes the same liquidity twice: what its taker orders took from a book
+is kept per account and symbol (`flows.trading.book.Taken`) until newer book data
+replaces it, and a trade is shared among the account's resting orders in price-time
+priority (`flows.trading.matching.Sweep`). Accounts do not share either: each account is
+its own simulation against the whole market, so one user's paper orders never starve
+another's.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from decimal import Decimal
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -18,8 +27,9 @@ import msgspec
 from flows.trading import futures, ledger, rules, spot
 from flows.trading.amounts import round_usdt
 from flows.trading.book import Book
-from flows.trading.matching import Take, taken, walk
+from flows.trading.matching import Sweep, Take, priority, taken, walk
 from flows.trading.orders import (
+    Working,
     acts_as_market,
     ended,
     is_waiting_stop,
@@ -47,6 +57,7 @@ from schemas.trading import (
     OrderRequest,
     OrderStatus,
     OrderUpdated,
+    Side,
 )
 
 IOC_EXPIRED = "IOC order could not be filled in full: the rest expired"
@@ -124,7 +135,8 @@ class Execution(Vetting):
         request = order.request
         info = self._info(state, request.symbol)
         assert info is not None
-        levels = book.levels(request.side)
+        key = self._key(state, request.symbol)
+        levels = book.levels_left(request.side, self._taken.get((state.account_id, key)))
         limit = None if acts_as_market(order) else order.price
         if order.quantity is None:
             assert request.quote_quantity is not None
@@ -143,6 +155,8 @@ class Execution(Vetting):
                     code=rules.FOK_NOT_FILLED.code,
                 ), None
         takes, cut = self._clip(state, order, info, takes)
+        if takes:
+            self._took(state.account_id, key, book, request.side, takes)
         for take in takes:
             order = self._fill(state, order, take.price, take.qty, "taker", take.reference, out)
         return order, cut
@@ -227,25 +241,51 @@ class Execution(Vetting):
             high_buy, low_sell = reach
             if (high_buy is None or price > high_buy) and (low_sell is None or price < low_sell):
                 return  # above every buy limit, below every sell limit: nothing to do
-        for working in self._sorted_working(key):
-            state = self._accounts[working.account_id]
-            order = state.orders.get(working.order_id)
-            if order is None or working.waiting_since_us is not None:
-                continue
+        by_account = attrgetter("account_id")
+        for account_id, workings in groupby(self._sorted_working(key), by_account):
+            state = self._accounts[account_id]
+            reached: list[tuple[Working, Order]] = []
+            stops: list[int] = []
+            for working in workings:
+                order = state.orders.get(working.order_id)
+                if order is None or working.waiting_since_us is not None:
+                    continue
+                request = order.request
+                if is_waiting_stop(order):
+                    assert order.stop_price is not None
+                    if request.trigger == "last" and rules.stop_reached(
+                        request.type, request.side, order.stop_price, price
+                    ):
+                        stops.append(order.order_id)
+                    continue
+                limit = order.price
+                # A print on the far side of a limit neither fills it nor moves its queue:
+                # most resting orders are passed over here, before any arithmetic.
+                if limit is None or (price > limit if request.side == "BUY" else price < limit):
+                    continue
+                reached.append((working, order))
+            if reached:
+                self._fill_resting(state, trade, reached, out)
+            for order_id in stops:
+                stop = state.orders.get(order_id)
+                if stop is not None:
+                    self._trigger(state, stop, out)
+
+    def _fill_resting(
+        self, state: AccountState, trade: Trade, reached: list[tuple[Working, Order]],
+        out: list[AccountEvent],
+    ) -> None:  # fmt: skip
+        """Fill one account's resting orders that `trade` reached from the trade's
+        quantity, shared in price-time priority on each side (`Sweep`)."""
+        sweeps: dict[Side, Sweep] = {}
+        for working, order in sorted(reached, key=_priority_of):
             request = order.request
-            if is_waiting_stop(order):
-                assert order.stop_price is not None
-                if request.trigger == "last" and rules.stop_reached(
-                    request.type, request.side, order.stop_price, trade.price
-                ):
-                    self._trigger(state, order, out)
-                continue
             limit = order.price
-            # A print on the far side of a limit neither fills it nor moves its queue: most
-            # resting orders are passed over here, before any arithmetic.
-            if limit is None or (price > limit if request.side == "BUY" else price < limit):
-                continue
-            qty = min(working.queue.fillable(request.side, limit, trade), remaining(order))
+            assert limit is not None
+            sweep = sweeps.get(request.side)
+            if sweep is None:
+                sweep = sweeps[request.side] = Sweep.of(request.side, trade)
+            qty = min(sweep.reach(limit, working.queue), remaining(order))
             if request.reduce_only and qty > 0:
                 pos = state.positions.get(request.symbol)
                 if not futures.reduce_only_qty(pos, request.side, qty):
@@ -254,7 +294,8 @@ class Execution(Vetting):
                     continue
                 qty = futures.reduce_only_qty(pos, request.side, qty)
             if qty > 0:
-                self._fill(state, order, limit, qty, "maker", None, out)
+                order = self._fill(state, order, limit, qty, "maker", None, out)
+            sweep.took(qty, still_open=order.is_open)
 
     def _trigger(self, state: AccountState, order: Order, out: list[AccountEvent]) -> None:
         """A stop or take-profit reached its stop price: it now works as a market or
@@ -262,6 +303,12 @@ class Execution(Vetting):
         fired = msgspec.structs.replace(order, triggered=True, updated_us=self._now_us)
         self._emit(state, out, OrderUpdated, order=fired)
         self._work(state, fired, out)
+
+
+def _priority_of(reached: tuple[Working, Order]) -> tuple[Side, Decimal, int]:
+    order = reached[1]
+    assert order.price is not None
+    return (order.request.side, *priority(order.request.side, order.price, order.order_id))
 
 
 def _cap(takes: list[Take], budget: Decimal, cost: Any, info: SymbolInfo) -> list[Take]:

@@ -34,6 +34,7 @@ measures market event → fill event; the status line splits it into stages).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -44,7 +45,9 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from flows.sinks.journal import Journal
-from flows.sinks.trading import DerivedRows, PaperOutput, PaperStore, StoredEvent
+from flows.sinks.trading.output import GcPauses, PaperOutput
+from flows.sinks.trading.rows import StoredEvent
+from flows.sinks.trading.store import DerivedRows, PaperStore
 from flows.trading import backlog, catchup
 from flows.trading.engine import PaperEngine
 from flows.trading.intake import Intake
@@ -201,6 +204,11 @@ class PaperFlow:
             len(symbols),
             len(repaired),
         )
+        # What the start built (accounts, symbols, modules) lives as long as the process:
+        # out of the collector's sight, a full collection (`runtime.process.release_memory`
+        # every few minutes) scans only what came after. The garbage goes first.
+        gc.collect()
+        gc.freeze()
         self.ready.set()
 
     # ---- the loop -----------------------------------------------------------------
@@ -208,9 +216,10 @@ class PaperFlow:
     def run(self) -> PaperCounters:
         """Start, then process until `stop` is set; publish what is queued and close."""
         try:
-            self.start()
-            while not self.stop.is_set():
-                self.step()
+            with GcPauses(self.counters.latencies):
+                self.start()
+                while not self.stop.is_set():
+                    self.step()
         finally:
             self.close()
         return self.counters

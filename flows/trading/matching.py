@@ -13,6 +13,12 @@ Two rules, both no kinder than the market was:
   (`QueuePosition`). The paper order is not in the real book, so a trade that went
   through its price is the only proof a real order there would have been filled, and
   never more than the volume that actually traded.
+- One trade is shared among one account's resting orders on one side (`Sweep`): in
+  price-time priority (best price first, then the oldest), the orders through the price
+  draw on the trade's quantity, and those at the price on what printed beyond the queue
+  ahead of them, so the account's fills from one trade add up to no more than the market
+  traded. Each account is its own simulation: another account's orders never take from
+  its share.
 
 Pure functions: no clock, no I/O.
 """
@@ -116,21 +122,77 @@ class QueuePosition:
 
     ahead: Decimal | None = None
 
-    def fillable(self, side: Side, limit: Decimal, trade: Trade) -> Decimal:
-        """How much of a resting order at `limit` this trade fills (before its remaining
-        quantity caps it), and consume the queue ahead.
-
-        A trade through the price fills up to its quantity; a trade at the price first
-        works off the size ahead, and only what prints beyond it reaches this order.
-        """
-        through = trade.price < limit if side == "BUY" else trade.price > limit
-        if through:
-            return trade.qty
-        if trade.price != limit:
-            return Decimal(0)
+    def work_off(self, volume: Decimal) -> Decimal:
+        """Let `volume` printed at this order's price work off the size ahead of it;
+        returns what printed beyond that size (nothing while the queue is unknown)."""
         if self.ahead is None:
             return Decimal(0)
-        ahead = self.ahead
-        consumed = min(ahead, trade.qty)
-        self.ahead = ahead - consumed
-        return trade.qty - consumed
+        consumed = min(self.ahead, volume)
+        self.ahead -= consumed
+        return volume - consumed
+
+
+def through(side: Side, limit: Decimal, price: Decimal) -> bool:
+    """Whether a trade at `price` went through a limit on `side` (below a buy's)."""
+    return price < limit if side == "BUY" else price > limit
+
+
+def priority(side: Side, limit: Decimal, order_id: int) -> tuple[Decimal, int]:
+    """Sort key of one account's resting orders on `side`: best price first, then the
+    oldest (the lowest order id)."""
+    return (-limit if side == "BUY" else limit, order_id)
+
+
+@dataclass(slots=True)
+class Sweep:
+    """One trade as it reaches one account's resting orders on one side.
+
+    The orders are offered the trade in `priority` order: `reach` says what the next may
+    take, `took` what it did take. An order through the price may take what is left of
+    the trade's quantity. At the trade's price, the volume that reached the level (what
+    the orders through it left) first works off each order's queue ahead
+    (`QueuePosition.work_off`); what printed beyond it is shared in time order, and once
+    an order there stays partly unfilled the younger ones behind it get nothing.
+
+    Attributes:
+        side: The resting orders' side.
+        price: The trade's price.
+        left: The trade's quantity not yet taken by this account's orders.
+    """
+
+    side: Side
+    price: Decimal
+    left: Decimal
+    _level: Decimal | None = None
+    _at_level: Decimal = Decimal(0)
+    _at_price: bool = False
+    _blocked: bool = False
+
+    @classmethod
+    def of(cls, side: Side, trade: Trade) -> Sweep:
+        """The sweep of `trade` over resting orders on `side`."""
+        return cls(side, trade.price, trade.qty)
+
+    def reach(self, limit: Decimal, queue: QueuePosition) -> Decimal:
+        """What the next order (resting at `limit`, with `queue`) may take, before its
+        own remaining quantity caps it; its queue ahead is worked off meanwhile."""
+        if through(self.side, limit, self.price):
+            self._at_price = False
+            return self.left
+        self._at_price = limit == self.price
+        if not self._at_price:
+            return Decimal(0)  # the trade printed on the far side of the limit
+        if self._level is None:
+            self._level = self.left
+        beyond = queue.work_off(self._level)
+        if self._blocked:
+            return Decimal(0)
+        return max(min(beyond - self._at_level, self.left), Decimal(0))
+
+    def took(self, qty: Decimal, *, still_open: bool) -> None:
+        """The order `reach` was last asked about took `qty`; `still_open` when it still
+        waits for more (at the price, it then keeps the younger orders behind it out)."""
+        self.left -= qty
+        if self._at_price:
+            self._at_level += qty
+            self._blocked = self._blocked or still_open

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from flows.dead_letters import dead_letter_message
-from flows.sinks.trading import PaperOutput, StoredEvent, Valuation
+from flows.sinks.trading.output import PaperOutput
+from flows.sinks.trading.rows import StoredEvent, Valuation
 from flows.trading.engine import PaperEngine
 from flows.trading.pacing import ViewPacer, WatchPacer
 from flows.trading.process import Accounts, PaperCounters, PaperTopics
@@ -128,9 +129,11 @@ class Outbox:
 
     def hand_over(self) -> None:
         """Give this step's events, messages and valuation rows to the output."""
+        fetched = None
         if self._stored:
-            self.counters.latencies.add("loop", (time.monotonic() - self.fetched) * 1000)
-        self.out.put(self._stored, self._messages, self._valuations, self._clock_us)
+            fetched = self.fetched
+            self.counters.latencies.add("loop", (time.monotonic() - fetched) * 1000)
+        self.out.put(self._stored, self._messages, self._valuations, fetched, self._clock_us)
         self._stored, self._messages, self._valuations = [], [], []
         self._clock_us = 0
 

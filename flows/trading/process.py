@@ -16,7 +16,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flows.errors import FlowError
 from flows.sinks.journal import Journal
-from flows.sinks.trading import Latencies, PaperStore
+from flows.sinks.trading.output import Latencies
+from flows.sinks.trading.store import PaperStore
 from flows.trading.engine import PaperEngine
 from flows.trading.resume import load_events, load_last_marks, published_seqs, stored_seqs
 from schemas import topics
@@ -55,7 +56,7 @@ class PaperCounters:
     events stored and published, and fills among them; views published; records
     rejected; accounts held; the delays of the stages an event goes through (`Latencies`:
     ``fetched`` = a batch's first record's age when the engine reads it, ``loop`` = read →
-    handed to the output, then the output's stages)."""
+    handed to the output, then the output's stages, and ``engine`` = read → produced)."""
 
     commands: int = 0
     market: int = 0
@@ -74,7 +75,7 @@ class PaperCounters:
             f"{self.accounts:,} accounts; {self.commands:,} commands, {self.market:,} market "
             f"records ({self.applied:,} applied); {self.events:,} events ({self.fills:,} "
             f"fills), {self.views:,} views, {self.dead_letters:,} dead letters"
-            + (f"; stages mean/max ms: {stages}" if stages else "")
+            + (f"; stages p50/p99/max ms: {stages}" if stages else "")
         )
 
 

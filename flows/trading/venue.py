@@ -13,14 +13,15 @@ from decimal import Decimal
 from typing import Any
 
 from flows.trading import futures, ledger
-from flows.trading.book import Book
+from flows.trading.book import Book, Taken
+from flows.trading.matching import Take
 from flows.trading.orders import Working, is_waiting_stop, must_take_now
 from flows.trading.settings import PaperSettings
 from flows.trading.state import AccountState
 from flows.trading.views import SPOT_QUOTE, MarketContext, margin
 from schemas.perps import MarkPrice
 from schemas.symbols import SymbolInfo
-from schemas.trading import AccountEvent, AccountReset, Order, OrderFilled
+from schemas.trading import AccountEvent, AccountReset, Order, OrderFilled, Side
 
 RECENT_COMMANDS = 10_000
 """Command ids remembered per account to drop a redelivered command (a redelivery is of
@@ -53,6 +54,9 @@ class Venue:
         # Keys where some working order may not know its queue yet: a book update teaches
         # it (the others skip that walk).
         self._unlearned: dict[str, None] = {}
+        # Per (account, key), what the account's taker orders took from the key's book
+        # and may not take again until newer book data replaces it.
+        self._taken: dict[tuple[str, str], Taken] = {}
         self._recent: dict[str, dict[str, None]] = {}
         self._spot_fees: dict[str, Decimal] = {}
         self._now_us = 0
@@ -112,6 +116,13 @@ class Venue:
     def _fresh_book(self, key: str) -> Book | None:
         book = self._books.get(key)
         return book if book is not None and book.is_fresh(self._now_us, self._stale_us) else None
+
+    def _took(self, account_id: str, key: str, book: Book, side: Side, takes: list[Take]) -> None:
+        """Remember what an order of the account took from the key's book."""
+        found = self._taken.get((account_id, key))
+        if found is None:
+            found = self._taken[(account_id, key)] = Taken()
+        found.record(book, side, ((take.price, take.qty) for take in takes))
 
     def _context(self, state: AccountState) -> MarketContext:
         books = self._books

@@ -34,9 +34,10 @@ class Vetting(Venue):
             pos = state.positions.get(request.symbol)
             if futures.reduce_only_qty(pos, request.side, request.quantity) <= 0:
                 return rules.REDUCE_ONLY
-        book = self._fresh_book(self._key(state, request.symbol))
+        key = self._key(state, request.symbol)
+        book = self._fresh_book(key)
         if request.time_in_force == "FOK" and book is not None and request.quantity is not None:
-            levels = book.levels(request.side)
+            levels = book.levels_left(request.side, self._taken.get((state.account_id, key)))
             takes = walk(levels, request.side, qty=request.quantity, limit=request.price)
             if taken(takes) < request.quantity:
                 return rules.FOK_NOT_FILLED

@@ -33,7 +33,7 @@ from flows.candles.trade_store import trade_row, trade_writer
 from flows.sinks.journal import Journal
 from flows.sinks.perps import PerpWriter
 from flows.sinks.symbols import SymbolWriter
-from flows.sinks.trading import StoredEvent
+from flows.sinks.trading.rows import StoredEvent
 from flows.trading.flow import PaperFlow
 from flows.trading.process import PaperTopics
 from flows.trading.resume import load_events

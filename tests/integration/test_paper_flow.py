@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from flows.sinks.journal import Journal
 from flows.sinks.symbols import SymbolWriter
-from flows.sinks.trading import StoredEvent
+from flows.sinks.trading.rows import StoredEvent
 from flows.trading.flow import PaperFlow
 from flows.trading.process import PaperTopics
 from flows.trading.settings import PaperSettings

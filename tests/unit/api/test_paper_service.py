@@ -9,7 +9,8 @@ from decimal import Decimal as D
 import pytest
 
 from api.errors import Unavailable
-from api.services.paper import exchange_for, fill_of_row, order_of_row
+from api.services.paper.commands import exchange_for
+from api.services.paper.reads import fill_of_row, order_of_row
 from schemas.trading import encode
 
 ORDER_COLUMNS = [

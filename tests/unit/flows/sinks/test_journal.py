@@ -12,7 +12,9 @@ import msgspec
 import pytest
 
 from flows.sinks.journal import Journal
-from flows.sinks.trading import DerivedRows, PaperOutput, StoredEvent
+from flows.sinks.trading.output import PaperOutput
+from flows.sinks.trading.rows import StoredEvent
+from flows.sinks.trading.store import DerivedRows
 from tests.unit.flows.sinks.test_trading_output import Journal as Log
 from tests.unit.flows.sinks.test_trading_output import Producer, Store, _opened
 

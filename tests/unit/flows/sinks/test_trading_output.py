@@ -3,13 +3,17 @@ messages in the order handed over, derived rows after, a failure surfaced to the
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from flows.sinks.trading import DerivedRows, PaperOutput, PaperStore, StoredEvent, Valuation
+from flows.sinks.trading.output import FETCHED_HEADER, GcPauses, Latencies, PaperOutput
+from flows.sinks.trading.rows import StoredEvent, Valuation
+from flows.sinks.trading.store import DerivedRows, PaperStore
 from schemas.trading import AccountOpened, LedgerEntry
 
 
@@ -52,8 +56,12 @@ class Producer:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
 
-    def produce(self, topic: str, value: bytes, key: Any, on_delivery: Any = None) -> None:
+    def produce(
+        self, topic: str, value: bytes, key: Any, on_delivery: Any = None, headers: Any = None
+    ) -> None:
         self.journal.add("publish", topic)
+        if headers:
+            self.journal.add("headers", (topic, headers))
 
     def poll(self, _timeout: float) -> int:
         return 0
@@ -115,3 +123,48 @@ def test_a_store_that_fails_publishes_nothing_and_stops_the_loop() -> None:
     assert not [line for line in journal.lines if line[0] == "publish"]
     with pytest.raises(RuntimeError):
         output.check()
+
+
+def test_events_say_when_their_records_were_read_and_the_engine_stage_is_timed() -> None:
+    journal = Journal()
+    latencies = Latencies()
+    output = PaperOutput(
+        Store(journal), Producer(journal), "events", DerivedRows(Store(journal)),
+        latencies=latencies,
+    )  # fmt: skip
+    fetched = time.monotonic() - 0.25  # the batch was read 250 ms ago
+    before_us = time.time_ns() // 1000
+    output.put([_opened(1)], [("accounts", "a1", b"view")], fetched=fetched)
+    output.put([_opened(2)])  # events of the timers: no batch read behind them
+    output.close()
+    headers = [detail for what, detail in journal.lines if what == "headers"]
+    # Only the event from the read batch carries the header, views never do.
+    assert [topic for topic, _ in headers] == ["events"]
+    [(name, value)] = headers[0][1]
+    assert name == FETCHED_HEADER
+    assert before_us - 300_000 < int(value) < before_us - 200_000
+    stages = dict(part.split(" ") for part in latencies.take().split(", "))
+    assert float(stages["engine"].split("/")[0]) >= 250
+
+
+def test_latencies_report_p50_p99_and_max_per_stage_then_forget() -> None:
+    latencies = Latencies(keep=1_000)
+    for ms in range(1, 1_001):
+        latencies.add("loop", float(ms))
+    latencies.add("loop", 5_000.0)  # beyond `keep`: only the max sees it
+    latencies.add("stored", 2.0)
+    assert latencies.take() == "loop 501.0/991.0/5000.0, stored 2.0/2.0/2.0"
+    assert latencies.take() == ""
+
+
+def test_older_generation_collections_are_counted_as_gc_pauses() -> None:
+    latencies = Latencies()
+    with GcPauses(latencies):
+        gc.collect(0)  # the young generation: left out
+        assert latencies.take() == ""
+        gc.collect(2)
+    gc.collect(2)  # after the block: no longer counted
+    stages = latencies.take()
+    assert stages.startswith("gc ") and stages.count(",") == 0, stages
+    p50, p99, top = (float(x) for x in stages.removeprefix("gc ").split("/"))
+    assert 0 < p50 == p99 == top

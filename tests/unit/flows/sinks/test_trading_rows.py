@@ -1,11 +1,11 @@
-"""Rows of the paper tables from account events (flows.sinks.trading)."""
+"""Rows of the paper tables from account events (flows.sinks.trading.rows)."""
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal
 
-from flows.sinks.trading import (
+from flows.sinks.trading.rows import (
     VALUATION_IDX,
     StoredEvent,
     Valuation,

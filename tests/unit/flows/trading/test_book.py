@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import pytest
 
 from flows.trading.book import Book
-from flows.trading.matching import QueuePosition, walk
+from flows.trading.matching import QueuePosition, Sweep, walk
 from schemas.depth import BookDepth
 from schemas.quotes import Quote
 from schemas.trades import Trade
@@ -123,5 +123,5 @@ def test_walk_by_quote_amount_rounds_each_level_down_to_the_step() -> None:
 )
 def test_queue_position(ahead: str | None, trades: list[tuple[str, str]], fills: list[str]) -> None:
     queue = QueuePosition(D(ahead) if ahead is not None else None)
-    got = [queue.fillable("BUY", D("100"), _trade(p, q)) for p, q in trades]
+    got = [Sweep.of("BUY", _trade(p, q)).reach(D("100"), queue) for p, q in trades]
     assert got == [D(f) for f in fills]

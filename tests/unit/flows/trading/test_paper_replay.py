@@ -24,7 +24,8 @@ S = 1_000_000
 
 
 def scenario(paper: Any) -> None:
-    """Spot and USDⓈ-M accounts through every kind of event: walks, partial fills, an
+    """Spot and USDⓈ-M accounts through every kind of event: walks (a second one in the
+    same book, after what the first took), partial fills (two orders sharing a trade), an
     amend, a cancel, a reset, funding, a mark stop and a liquidation."""
     paper.open("spot", account="s1", USDT="10000", BTC="1")
     paper.open("spot", account="s2", USDT="500")
@@ -34,8 +35,11 @@ def scenario(paper: Any) -> None:
     paper.quote("99.9", "100.0", t=0, market="usdm", bid_qty="5", ask_qty="5")
     paper.mark("100.0", t=0, rate="0.0001", next_funding=10 * S)
     paper.place(account="s1", side="BUY", type="market", quantity="1")
+    paper.place(account="s1", side="BUY", type="market", quantity="0.1")
     paper.place(account="s1", client_order_id="b", side="BUY", type="limit", price="99.00",
                 quantity="1")  # fmt: skip
+    paper.place(account="s1", client_order_id="b2", side="BUY", type="limit", price="99.00",
+                quantity="0.5")  # fmt: skip
     paper.place(account="s1", client_order_id="s", side="SELL", type="limit", price="101.00",
                 quantity="0.5")  # fmt: skip
     paper.place(account="s2", side="BUY", type="limit", price="98.00", quantity="3")
