@@ -110,6 +110,7 @@ def read_topic(
     decode: Callable[[bytes], Record],
     since_us: int,
     until_us: int,
+    keep: Callable[[Record], bool] = lambda _: True,
     timeout_s: float = 60.0,
 ) -> TopicRead:
     """Read a market topic's records of `keys` after the window's start, to where each
@@ -124,6 +125,7 @@ def read_topic(
         since_us: The window's start (exclusive).
         until_us: The window's end (where live reading begins, in wall time): the bound
             of a ClickHouse read when the topic holds nothing to bound it.
+        keep: Which of those records to return (the others are read past).
         timeout_s: Most seconds for each broker call, and for the read.
 
     Raises:
@@ -211,7 +213,7 @@ def read_topic(
                     continue
                 if first:
                     firsts[partition] = record.time_us
-                if record.key in keys and record.time_us > since_us:
+                if record.key in keys and record.time_us > since_us and keep(record):
                     records.append(record)
         bound = store_bound([firsts[p] for p in sorted(firsts)], since_us, until_us)
         return TopicRead(records, position, bound)
@@ -225,9 +227,15 @@ def _split(key: str) -> tuple[str, str, str]:
 
 
 def load_trades(
-    client: Any, database: str, keys: Iterable[str], since_us: int, until_us: int
+    client: Any,
+    database: str,
+    keys: Iterable[str],
+    since_us: int,
+    until_us: int,
+    keep: Callable[[Record], bool] = lambda _: True,
 ) -> list[Trade]:
-    """Stored trades (``trades``) of the symbol keys after `since_us`, before `until_us`.
+    """Stored trades (``trades``) of the symbol keys after `since_us`, before `until_us`,
+    those `keep` keeps (read in blocks: only what is kept is held).
 
     Args:
         client: A clickhouse-connect client.
@@ -235,25 +243,34 @@ def load_trades(
         keys: Symbol keys (`schemas.topics.symbol_key`).
         since_us: Exclusive start (exchange time).
         until_us: Exclusive end.
+        keep: Which trades to return.
     """
     wanted = sorted(_split(k) for k in keys)
     if not wanted or until_us <= since_us:
         return []
     params = {"db": database, "keys": wanted, "since": since_us, "until": until_us}
     out = []
-    for row in client.query(_TRADES, parameters=params).result_rows:
-        exchange, market, symbol, trade_id, price, qty, time_us, maker, first, last = row
-        trade = Trade(
-            exchange=exchange, market=market, symbol=symbol, trade_id=trade_id, price=price,
-            qty=qty, time_us=time_us, buyer_is_maker=bool(maker), first_trade_id=first,
-            last_trade_id=last,
-        )  # fmt: skip
-        out.append(trade)
+    with client.query_row_block_stream(_TRADES, parameters=params) as blocks:
+        for block in blocks:
+            for row in block:
+                exchange, market, symbol, trade_id, price, qty, time_us, maker, first, last = row
+                trade = Trade(
+                    exchange=exchange, market=market, symbol=symbol, trade_id=trade_id,
+                    price=price, qty=qty, time_us=time_us, buyer_is_maker=bool(maker),
+                    first_trade_id=first, last_trade_id=last,
+                )  # fmt: skip
+                if keep(trade):
+                    out.append(trade)
     return out
 
 
 def load_marks(
-    client: Any, database: str, keys: Iterable[str], since_us: int, until_us: int
+    client: Any,
+    database: str,
+    keys: Iterable[str],
+    since_us: int,
+    until_us: int,
+    keep: Callable[[Record], bool] = lambda _: True,
 ) -> list[MarkPrice]:
     """Stored marks (``marks_1s``, the last of each second, at its event time) of the
     USDⓈ-M symbol keys after `since_us`, before `until_us`.
@@ -264,9 +281,11 @@ def load_marks(
         keys: Symbol keys of USDⓈ-M symbols.
         since_us: Exclusive start (exchange time).
         until_us: Exclusive end.
+        keep: Which marks to return.
     """
     wanted = sorted((e, s) for e, m, s in map(_split, keys) if m == "usdm")
     if not wanted or until_us <= since_us:
         return []
     params = {"db": database, "keys": wanted, "since": since_us, "until": until_us}
-    return [stored_mark(*row) for row in client.query(_MARKS, parameters=params).result_rows]
+    marks = (stored_mark(*row) for row in client.query(_MARKS, parameters=params).result_rows)
+    return [m for m in marks if keep(m)]

@@ -4,7 +4,8 @@ On Binance the exchange keeps matching while a trader's client is down; the pape
 does too. At start, after the accounts are restored, the engine replays the trades and
 marks it missed, from its last market time up to where live reading begins, for the
 symbols that matter: those of open orders (trades and, on USDⓈ-M, marks: stops may
-trigger on either) and of held perpetuals (marks: funding, mark stops, liquidation).
+trigger on either) and of held perpetuals (marks: funding, mark stops, liquidation). Of
+the trades, only those at prices that can fill or trigger an open order (`Band`).
 
 - Where it starts: the engine's market time, `paper_clock` (written once a market-time
   minute and at stop, after the events caused by then are stored) or the log's latest
@@ -35,19 +36,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from operator import attrgetter
 from typing import Any, TypeVar
 
+from flows.trading import rules
 from flows.trading.backlog import Record, load_marks, load_trades, read_topic
 from flows.trading.engine import PaperEngine
+from flows.trading.orders import is_waiting_stop
 from flows.trading.state import AccountState
 from schemas.perps import MarkPrice, mark_decoder
 from schemas.topics import symbol_key
 from schemas.trades import Trade, trade_decoder
-from schemas.trading import AccountEvent
+from schemas.trading import AccountEvent, Order
 
 logger = logging.getLogger(__name__)
 
@@ -57,27 +61,76 @@ R = TypeVar("R", Trade, MarkPrice)
 
 
 @dataclass(frozen=True, slots=True)
+class Band:
+    """The trade prices that can touch a symbol's open orders: at or below `below` (buy
+    limits, stops that trigger on a fall) or at or above `above` (sell limits, stops that
+    trigger on a rise); None: no order on that side. A trade between the two touches none
+    of them (it would only move market time, as the next record does), so it is not
+    replayed: 24 h of a busy symbol's trades would not fit in memory (about 500 bytes
+    each, decoded). The catch-up places no order, so the band it starts with holds
+    throughout (a fill only takes orders away; a stop-limit's limit side is in it from the
+    start)."""
+
+    below: Decimal | None = None
+    above: Decimal | None = None
+
+    def holds(self, price: Decimal) -> bool:
+        """Whether a trade at `price` may touch an order."""
+        return (self.below is not None and price <= self.below) or (
+            self.above is not None and price >= self.above
+        )
+
+    def reaching(self, price: Decimal, *, falling: bool) -> Band:
+        """This band, also holding the prices at or below (`falling`) or at or above
+        `price`."""
+        if falling:
+            below = price if self.below is None else max(self.below, price)
+            return Band(below, self.above)
+        above = price if self.above is None else min(self.above, price)
+        return Band(self.below, above)
+
+
+def order_band(band: Band, order: Order) -> Band:
+    """`band` widened to the trades that can fill or trigger `order`: a limit price (of a
+    limit or stop-limit) on its side, and a stop on the last price the way it triggers."""
+    request = order.request
+    if order.price is not None and request.type in ("limit", "stop_limit"):
+        band = band.reaching(order.price, falling=request.side == "BUY")
+    if is_waiting_stop(order) and order.stop_price is not None and request.trigger == "last":
+        stop = order.stop_price
+        # A stop that triggers above its stop price triggers on a rise.
+        rising = rules.stop_reached(request.type, request.side, stop, stop + 1)
+        band = band.reaching(stop, falling=not rising)
+    return band
+
+
+@dataclass(frozen=True, slots=True)
 class Window:
     """What a start replays: records after `since_us` of the symbols keyed in `trades`
-    and `marks`, up to where live reading begins (`until_us`: the start's wall time, the
-    bound of a ClickHouse read when the topics hold nothing to bound it)."""
+    (those in its `Band`) and `marks`, up to where live reading begins (`until_us`: the
+    start's wall time, the bound of a ClickHouse read when the topics hold nothing to
+    bound it)."""
 
     since_us: int
     until_us: int
-    trades: frozenset[str]
+    trades: Mapping[str, Band]
     marks: frozenset[str]
 
+    def keeps(self, record: Record) -> bool:
+        """Whether a record of the window's symbols is replayed (a trade in its band)."""
+        return not isinstance(record, Trade) or self.trades[record.key].holds(record.price)
 
-def needs(accounts: Iterable[AccountState]) -> tuple[frozenset[str], frozenset[str]]:
-    """The symbol keys whose missed trades, and whose missed marks, matter to `accounts`:
-    trades of every open order's symbol; marks of USDⓈ-M open orders' and held
-    positions' symbols."""
-    trades: set[str] = set()
+
+def needs(accounts: Iterable[AccountState]) -> tuple[dict[str, Band], frozenset[str]]:
+    """The symbols whose missed trades, and whose missed marks, matter to `accounts`: the
+    trades (in each symbol's `Band`) of every open order's symbol; the marks of USDⓈ-M
+    open orders' and held positions' symbols. Keyed by `schemas.topics.symbol_key`."""
+    trades: dict[str, Band] = {}
     marks: set[str] = set()
     for state in accounts:
         for order in state.orders.values():
             key = symbol_key(state.exchange, state.market, order.request.symbol)
-            trades.add(key)
+            trades[key] = order_band(trades.get(key, Band()), order)
             if state.market == "usdm":
                 marks.add(key)
         if state.market == "usdm":
@@ -86,7 +139,7 @@ def needs(accounts: Iterable[AccountState]) -> tuple[frozenset[str], frozenset[s
                 for symbol, position in state.positions.items()
                 if position.qty
             )
-    return frozenset(trades), frozenset(marks)
+    return trades, frozenset(marks)
 
 
 def plan(
@@ -234,15 +287,16 @@ def gather(
     ends: dict[tuple[str, int], int] = {}
     from_store = 0
     plans: list[tuple[str, frozenset[str], Callable[[bytes], Any], Callable[..., list[Any]]]] = [
-        (trades_topic, window.trades, trade_decoder().decode, load_trades),
+        (trades_topic, frozenset(window.trades), trade_decoder().decode, load_trades),
         (marks_topic, window.marks, mark_decoder().decode, load_marks),
     ]
+    since_us, until_us, keeps = window.since_us, window.until_us, window.keeps
     for topic, keys, decode, load in plans:
-        read = read_topic(consumer, topic, keys, decode, window.since_us, window.until_us)
+        read = read_topic(consumer, topic, keys, decode, since_us, until_us, keeps)
         ends.update(((topic, p), offset) for p, offset in read.ends.items())
         sources.append(read.records)
         if keys and read.store_until_us is not None:
-            stored = load(clickhouse, database, keys, window.since_us, read.store_until_us)
+            stored = load(clickhouse, database, keys, since_us, read.store_until_us, keeps)
             from_store += len(stored)
             sources.append(stored)
     records = merge(*sources)
@@ -291,8 +345,8 @@ def catch_up(
         "after market time %s (%.1f min before the start): %d events",
         len(caught.records),
         caught.from_store,
-        len(window.trades | window.marks),
-        ", ".join(sorted(window.trades | window.marks)),
+        len(window.trades.keys() | window.marks),
+        ", ".join(sorted(window.trades.keys() | window.marks)),
         datetime.fromtimestamp(window.since_us / 1e6, UTC).isoformat(timespec="milliseconds"),
         (window.until_us - window.since_us) / 60e6,
         len(caught.events),

@@ -9,7 +9,8 @@ most `catchup_max_h`). Worked by hand (fees 0.05 % taker, 0.02 % maker):
 
 - before the stop: long 1 @ 100.0 (fee 0.05), a bid of 0.5 @ 95.0 resting, a mark of
   101.0 announcing funding time F1 at 0.0002;
-- while down: a trade of 0.3 @ 94.9 (the bid fills 0.3 @ 95.0, fee 0.0057); a mark past
+- while down: a trade of 0.3 @ 94.9 (the bid fills 0.3 @ 95.0, fee 0.0057); one of 2 @
+  97.0 (above the bid: nothing); a mark past
   F1 (funding −1.3 × 101.0 × 0.0002 = −0.02626; it announces F2 at 0.0003 and 102.0); a
   trade of 1 @ 94.0 (the bid's last 0.2 @ 95.0, fee 0.0038); a mark past F2 (funding
   −1.5 × 102.0 × 0.0003 = −0.0459).
@@ -129,8 +130,9 @@ class Market:
     def while_down(self) -> list[Trade | MarkPrice]:
         return [
             self.trade(1, self.base + 30 * S, "94.9", "0.3"),
+            self.trade(2, self.base + 40 * S, "97.0", "2"),  # above the bid: not replayed
             self.mark(self.f1 + S, "102.0", "0.0003", self.f2),
-            self.trade(2, self.base + 3 * MINUTE, "94.0", "1"),
+            self.trade(3, self.base + 3 * MINUTE, "94.0", "1"),
             self.mark(self.f2 + S, "100.0", "0.0001", self.f2 + 2 * MINUTE),
         ]
 
@@ -314,7 +316,7 @@ def test_a_restart_fills_the_resting_bid_and_pays_funding_from_the_topics(desk: 
     flow = desk.start(names)
     desk.wait(lambda f: len(f.engine.account(ACCOUNT).orders) == 0)  # type: ignore[union-attr]
     # a live trade through the price after the catch-up: the bid is filled already
-    desk.publish(names, [market.trade(3, market.f2 + 2 * S, "93.0", "5")])
+    desk.publish(names, [market.trade(4, market.f2 + 2 * S, "93.0", "5")])
     desk.wait(lambda f: f.engine is not None and f.engine.now_us == market.f2 + 2 * S)
     assert flow.counters.applied == 1  # the live trade only: nothing read twice
     desk.stop()

@@ -88,10 +88,49 @@ def test_the_symbols_that_matter_are_those_of_open_orders_and_held_perpetuals() 
                 quantity="0.1", time_in_force="GTC")  # fmt: skip
     paper.open("spot", account="idle", USDT="1000")
     accounts = [paper.engine.account(a) for a in ("a1", "s1", "idle")]
-    # spot: trades only (no marks); USDⓈ-M: trades of the resting bid, marks of both
-    assert catchup.needs(accounts) == (frozenset({USDM, SPOT}), frozenset({USDM}))
+    # spot: trades only (no marks); USDⓈ-M: trades of the resting bid, marks of both;
+    # of the trades, those at or below each bid
+    bands = {USDM: catchup.Band(below=D("95.0")), SPOT: catchup.Band(below=D("90.00"))}
+    assert catchup.needs(accounts) == (bands, frozenset({USDM}))
     # flat and without orders: nothing to replay
-    assert catchup.needs([paper.engine.account("idle")]) == (frozenset(), frozenset())
+    assert catchup.needs([paper.engine.account("idle")]) == ({}, frozenset())
+
+
+@pytest.mark.parametrize(
+    ("order", "band"),
+    [
+        # a limit buy fills on trades at or below its price, a sell at or above
+        ({"type": "limit", "side": "BUY", "price": "95.0"}, ("95.0", None)),
+        ({"type": "limit", "side": "SELL", "price": "105.0"}, (None, "105.0")),
+        # a stop sells on a fall to its stop, buys on a rise; a take-profit the other way
+        ({"type": "stop_market", "side": "SELL", "stop_price": "90.0"}, ("90.0", None)),
+        ({"type": "stop_market", "side": "BUY", "stop_price": "110.0"}, (None, "110.0")),
+        ({"type": "take_profit_market", "side": "SELL", "stop_price": "110.0"}, (None, "110.0")),
+        ({"type": "take_profit_market", "side": "BUY", "stop_price": "90.0"}, ("90.0", None)),
+        # a stop-limit buy: its stop on a rise to 110, then its limit at 111 (every price)
+        (
+            {"type": "stop_limit", "side": "BUY", "stop_price": "110.0", "price": "111.0"},
+            ("111.0", "110.0"),
+        ),
+        # a stop on the mark price: no trade triggers it
+        (
+            {"type": "stop_market", "side": "SELL", "stop_price": "90.0", "trigger": "mark"},
+            (None, None),
+        ),
+    ],
+)
+def test_only_the_trades_that_can_touch_an_open_order_are_replayed(
+    order: dict[str, str], band: tuple[str | None, str | None]
+) -> None:
+    paper = Paper()
+    paper.open("usdm", USDT="10000")
+    paper.quote("99.9", "100.0", t=0, market="usdm", bid_qty="5", ask_qty="5")
+    paper.mark("100.0", t=0)
+    paper.place("usdm", quantity="1", **order)
+    placed = next(iter(paper.engine.account("a1").orders.values()))
+    below, above = (None if p is None else D(p) for p in band)
+    got = catchup.order_band(catchup.Band(), placed)
+    assert got == catchup.Band(below, above)
 
 
 def test_plan_skips_a_market_time_older_than_the_limit_with_a_warning(
@@ -101,7 +140,8 @@ def test_plan_skips_a_market_time_older_than_the_limit_with_a_warning(
     long_one_and_a_bid(paper)
     accounts = [paper.engine.account("a1")]
     window = catchup.plan(accounts, T0 + S, T0 + 23 * H, max_h=24)
-    assert window == catchup.Window(T0 + S, T0 + 23 * H, frozenset({USDM}), frozenset({USDM}))
+    bid = {USDM: catchup.Band(below=D("95.0"))}
+    assert window == catchup.Window(T0 + S, T0 + 23 * H, bid, frozenset({USDM}))
     assert catchup.plan(accounts, 0, T0, max_h=24) is None  # never ran
     assert catchup.plan([paper.engine.account("a1")], T0 + S, T0 + 2 * H, max_h=1) is None
     assert "catchup_max_h" in caplog.text and "2.0 h ago" in caplog.text
@@ -128,6 +168,16 @@ def test_the_store_fills_in_what_the_topic_no_longer_holds(
     firsts: list[int | None], bound: int | None
 ) -> None:
     assert backlog.store_bound(firsts, T0 + S, T0 + H) == bound
+
+
+def test_a_window_keeps_every_mark_and_the_trades_in_its_band() -> None:
+    paper = Paper()
+    band = catchup.Band(below=D("95.0"), above=D("105.0"))
+    window = catchup.Window(T0, T0 + H, {USDM: band}, frozenset({USDM}))
+    prices = ["94.9", "95.0", "95.1", "100.0", "104.9", "105.0", "120.0"]
+    kept = [p for p in prices if window.keeps(paper.trade_record(p, "1", t=S, market="usdm"))]
+    assert kept == ["94.9", "95.0", "105.0", "120.0"]
+    assert window.keeps(paper.mark_record("50.0", t=S))
 
 
 def test_records_from_both_sources_are_merged_in_market_time_each_once() -> None:
