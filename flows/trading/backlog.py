@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -226,66 +227,72 @@ def _split(key: str) -> tuple[str, str, str]:
     return exchange, market, symbol
 
 
-def load_trades(
-    client: Any,
-    database: str,
-    keys: Iterable[str],
-    since_us: int,
-    until_us: int,
-    keep: Callable[[Record], bool] = lambda _: True,
-) -> list[Trade]:
-    """Stored trades (``trades``) of the symbol keys after `since_us`, before `until_us`,
-    those `keep` keeps (read in blocks: only what is kept is held).
+def _trade(
+    exchange: str, market: Any, symbol: str, trade_id: int, price: Decimal, qty: Decimal,
+    time_us: int, maker: bool, first: int | None, last: int | None,
+) -> Trade:  # fmt: skip
+    return Trade(
+        exchange=exchange, market=market, symbol=symbol, trade_id=trade_id, price=price,
+        qty=qty, time_us=time_us, buyer_is_maker=bool(maker), first_trade_id=first,
+        last_trade_id=last,
+    )  # fmt: skip
 
-    Args:
-        client: A clickhouse-connect client.
-        database: Database holding ``trades``.
-        keys: Symbol keys (`schemas.topics.symbol_key`).
-        since_us: Exclusive start (exchange time).
-        until_us: Exclusive end.
-        keep: Which trades to return.
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A table a catch-up reads what the topics no longer hold from.
+
+    Attributes:
+        sql: The query (parameters ``db``, ``keys``, ``since``, ``until`` in µs).
+        keys: The ``keys`` parameter for a set of symbol keys (empty: nothing to read).
+        build: A record from a row.
     """
-    wanted = sorted(_split(k) for k in keys)
-    if not wanted or until_us <= since_us:
-        return []
-    params = {"db": database, "keys": wanted, "since": since_us, "until": until_us}
-    out = []
-    with client.query_row_block_stream(_TRADES, parameters=params) as blocks:
-        for block in blocks:
-            for row in block:
-                exchange, market, symbol, trade_id, price, qty, time_us, maker, first, last = row
-                trade = Trade(
-                    exchange=exchange, market=market, symbol=symbol, trade_id=trade_id,
-                    price=price, qty=qty, time_us=time_us, buyer_is_maker=bool(maker),
-                    first_trade_id=first, last_trade_id=last,
-                )  # fmt: skip
-                if keep(trade):
-                    out.append(trade)
-    return out
+
+    sql: str
+    keys: Callable[[Iterable[str]], list[tuple[str, ...]]]
+    build: Callable[..., Record]
+
+    def load(
+        self,
+        client: Any,
+        database: str,
+        keys: Iterable[str],
+        since_us: int,
+        until_us: int,
+        keep: Callable[[Record], bool] = lambda _: True,
+    ) -> list[Record]:
+        """The stored records of the symbol keys after `since_us`, before `until_us`, in
+        time order, those `keep` keeps (read in blocks: only what is kept is held).
+
+        Args:
+            client: A clickhouse-connect client.
+            database: Database holding the table.
+            keys: Symbol keys (`schemas.topics.symbol_key`).
+            since_us: Exclusive start (exchange time).
+            until_us: Exclusive end.
+            keep: Which records to return.
+        """
+        wanted = self.keys(keys)
+        if not wanted or until_us <= since_us:
+            return []
+        params = {"db": database, "keys": wanted, "since": since_us, "until": until_us}
+        out = []
+        with client.query_row_block_stream(self.sql, parameters=params) as blocks:
+            for block in blocks:
+                for row in block:
+                    record = self.build(*row)
+                    if keep(record):
+                        out.append(record)
+        return out
 
 
-def load_marks(
-    client: Any,
-    database: str,
-    keys: Iterable[str],
-    since_us: int,
-    until_us: int,
-    keep: Callable[[Record], bool] = lambda _: True,
-) -> list[MarkPrice]:
-    """Stored marks (``marks_1s``, the last of each second, at its event time) of the
-    USDⓈ-M symbol keys after `since_us`, before `until_us`.
+TRADES = Stored(_TRADES, lambda keys: sorted(_split(k) for k in keys), _trade)
+"""Stored trades (``trades``)."""
 
-    Args:
-        client: A clickhouse-connect client.
-        database: Database holding ``marks_1s``.
-        keys: Symbol keys of USDⓈ-M symbols.
-        since_us: Exclusive start (exchange time).
-        until_us: Exclusive end.
-        keep: Which marks to return.
-    """
-    wanted = sorted((e, s) for e, m, s in map(_split, keys) if m == "usdm")
-    if not wanted or until_us <= since_us:
-        return []
-    params = {"db": database, "keys": wanted, "since": since_us, "until": until_us}
-    marks = (stored_mark(*row) for row in client.query(_MARKS, parameters=params).result_rows)
-    return [m for m in marks if keep(m)]
+MARKS = Stored(
+    _MARKS,
+    lambda keys: sorted((e, s) for e, m, s in map(_split, keys) if m == "usdm"),
+    stored_mark,
+)
+"""Stored marks of USDⓈ-M symbols (``marks_1s``: the last of each second, at its event
+time)."""

@@ -44,7 +44,7 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 from flows.trading import rules
-from flows.trading.backlog import Record, load_marks, load_trades, read_topic
+from flows.trading.backlog import MARKS, TRADES, Record, Stored, read_topic
 from flows.trading.engine import PaperEngine
 from flows.trading.orders import is_waiting_stop
 from flows.trading.state import AccountState
@@ -286,17 +286,17 @@ def gather(
     sources: list[list[Record]] = []
     ends: dict[tuple[str, int], int] = {}
     from_store = 0
-    plans: list[tuple[str, frozenset[str], Callable[[bytes], Any], Callable[..., list[Any]]]] = [
-        (trades_topic, frozenset(window.trades), trade_decoder().decode, load_trades),
-        (marks_topic, window.marks, mark_decoder().decode, load_marks),
+    plans: list[tuple[str, frozenset[str], Callable[[bytes], Any], Stored]] = [
+        (trades_topic, frozenset(window.trades), trade_decoder().decode, TRADES),
+        (marks_topic, window.marks, mark_decoder().decode, MARKS),
     ]
     since_us, until_us, keeps = window.since_us, window.until_us, window.keeps
-    for topic, keys, decode, load in plans:
+    for topic, keys, decode, table in plans:
         read = read_topic(consumer, topic, keys, decode, since_us, until_us, keeps)
         ends.update(((topic, p), offset) for p, offset in read.ends.items())
         sources.append(read.records)
         if keys and read.store_until_us is not None:
-            stored = load(clickhouse, database, keys, since_us, read.store_until_us, keeps)
+            stored = table.load(clickhouse, database, keys, since_us, read.store_until_us, keeps)
             from_store += len(stored)
             sources.append(stored)
     records = merge(*sources)
