@@ -43,6 +43,7 @@ def test_default_maintenance_amounts_make_the_margin_continuous() -> None:
         ({"default_leverage": 50, "max_leverage": 20}, "default_leverage must not exceed"),
         ({"max_leverage": 126}, "less than or equal to 125"),
         ({"margin_tiers": [tier(0, rate="1")]}, "less than 1"),
+        ({"catchup_max_h": 0}, "greater than 0"),
     ],
 )
 def test_unusable_settings_are_refused(overrides: dict, message: str) -> None:
@@ -57,3 +58,4 @@ def test_a_custom_table_and_leverage_are_taken() -> None:
     )  # fmt: skip
     assert [t.floor for t in s.margin_tiers] == [D(0), D(1000)]
     assert s.default_leverage == 50
+    assert PaperSettings().catchup_max_h == 24  # a day of missed market is caught up
