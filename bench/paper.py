@@ -24,7 +24,8 @@ Measured, over `--seconds` of steady state after the orders rest:
   it, ``in_*``) and the engine's own part (read → produced, ``in_engine_*``); the
   engine's status lines (printed at the end) split that into its stages;
 - the engine process's CPU (cores) and RSS, and the CPU of the bench's own process and
-  of the broker (all three share the machine).
+  of the broker (all three share the machine; `--broker-cpu N` gives the broker a CPU
+  of its own).
 
 The last line is JSON: {"fills_per_s", "fill_p50_ms", "fill_p99_ms", "pub_p50_ms",
 "pub_p99_ms", "recv_p50_ms", "recv_p99_ms", "in_p50_ms", "in_p99_ms",
@@ -63,6 +64,7 @@ from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
 from runtime.kafka import consumer_config, ensure_topics, producer_config
 from runtime.migrate import migrate
+from runtime.settings import EMBEDDED_PARTITIONS
 from schemas import topics, trading
 from schemas.perps import MarkPrice, encode_perp
 from schemas.quotes import Quote, encode_quote
@@ -73,7 +75,6 @@ EXCHANGE: Final = "bench"
 MARKET: Final = "usdm"
 TICK = Decimal("0.01")
 STEP = Decimal("0.001")
-PARTITIONS = 6
 
 
 def _now_us() -> int:
@@ -223,12 +224,24 @@ def _order(account: str, market: Market, active: int, side: str) -> trading.Plac
     return trading.PlaceOrder(uuid.uuid4().hex, account, _now_us(), order=request)
 
 
+def pin_apart(broker_pid: int, cpu: int) -> None:
+    """Pin every thread of the broker to `cpu`, and this process (whose children, the
+    engine among them, inherit it) to the other CPUs."""
+    others = set(range(os.cpu_count() or 1)) - {cpu}
+    if not others:
+        raise SystemExit("--broker-cpu needs at least two CPUs")
+    for task in Path(f"/proc/{broker_pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {cpu})
+    os.sched_setaffinity(0, others)
+    print(f"broker pinned to CPU {cpu}, the engine and the bench to {sorted(others)}")
+
+
 def _latest(bootstrap: str, topic: str) -> Consumer:
     # Configured as the API's live feed reads (api/live/feed.py): fetches answered within
     # 10 ms, so the figures are what the API would see.
     consumer = Consumer(consumer_config(bootstrap, **{"fetch.wait.max.ms": 10}))
     assignment = []
-    for p in range(PARTITIONS):
+    for p in range(len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)):
         _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
         assignment.append(TopicPartition(topic, p, high))
     consumer.assign(assignment)
@@ -257,15 +270,27 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--partitions", type=int, default=EMBEDDED_PARTITIONS,
+        help="of every topic (default: as on the embedded broker)",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile", type=Path, help="Run the engine under cProfile, into this file."
     )
+    parser.add_argument(
+        "--broker-cpu", type=int, metavar="N",
+        help="Pin the broker to CPU N and the engine and this bench to the others: the "
+        "figures with a broker that does not share its cores.",
+    )  # fmt: skip
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="paper-flow-bench-"))
     market = Market(args.symbols, args.seed)
     with EmbeddedBroker(work / "broker") as broker:
         bootstrap = broker.bootstrap
-        ensure_topics(bootstrap, topics.ALL, PARTITIONS)
+        if args.broker_cpu is not None:
+            assert broker.pid is not None
+            pin_apart(broker.pid, args.broker_cpu)
+        ensure_topics(bootstrap, topics.ALL, args.partitions)
         dsn = f"chdb://{work / 'clickhouse'}"
         client = connect(dsn)
         migrate(client, "tickscan")
@@ -280,7 +305,7 @@ def main() -> None:
             **os.environ,
             "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
             "TICKSCAN_KAFKA__BOOTSTRAP": bootstrap,
-            "TICKSCAN_KAFKA__PARTITIONS": str(PARTITIONS),
+            "TICKSCAN_KAFKA__PARTITIONS": str(args.partitions),
             "TICKSCAN_CLICKHOUSE__DSN": dsn,
             "TICKSCAN_DATA_DIR": str(work),
         }

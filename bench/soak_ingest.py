@@ -362,7 +362,7 @@ def main() -> None:
                 "deadletter": prefix + topics.DEADLETTER,
             }
             ensure_topics(
-                broker.bootstrap, list(names.values()), settings.kafka.partitions,
+                broker.bootstrap, list(names.values()), settings.kafka.topic_partitions(),
                 settings.kafka.replication_factor,
             )  # fmt: skip
             verify_proc = ctx.Process(

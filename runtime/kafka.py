@@ -196,7 +196,7 @@ def ensure_configured_topics(
     return ensure_topics(
         bootstrap,
         names,
-        settings.partitions,
+        settings.topic_partitions(),
         settings.replication_factor,
         timeout,
         configs={name: config for name in names},

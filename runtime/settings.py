@@ -7,6 +7,17 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+EMBEDDED_PARTITIONS = 1
+"""Partitions of a topic on the embedded broker. Every stage there is a thread of one
+process, so more partitions parallelise nothing, and each costs the broker CPU on every
+produce and fetch request: at 30,000 records/s over three topics, one partition rather
+than six took the broker from ~1.1 to ~0.55 cores with one reader and a record's hop
+from p99 ~95 to ~16 ms (`bench/broker_hop.py`); `make run` went from 0.86 to ~0.68 broker
+cores (`bench/soak_run.py`)."""
+
+CLUSTER_PARTITIONS = 6
+"""Partitions of a topic on a Kafka cluster: room to run a stage as several processes."""
+
 
 class KafkaSettings(BaseModel):
     """Where Kafka is and how we create topics."""
@@ -14,8 +25,10 @@ class KafkaSettings(BaseModel):
     bootstrap: str | None = None
     """`host:port[,host:port]` of a Kafka cluster; None starts the embedded broker."""
 
-    partitions: int = Field(default=6, ge=1)
-    """Partitions of each topic we create (existing topics are left as they are)."""
+    partitions: int | None = Field(default=None, ge=1)
+    """Partitions of each topic we create (existing topics are left as they are); None:
+    `EMBEDDED_PARTITIONS` on the embedded broker, `CLUSTER_PARTITIONS` on a cluster
+    (`topic_partitions`)."""
 
     replication_factor: int = Field(default=1, ge=1)
     """Replication factor of each topic we create."""
@@ -32,6 +45,13 @@ class KafkaSettings(BaseModel):
     honours no retention, so once it holds this much, `tickscan run` restarts its pipeline
     on a fresh broker: every stage resumes from ClickHouse, the API comes back on the
     same port and browsers reconnect. No effect with an external Kafka (`bootstrap`)."""
+
+    def topic_partitions(self) -> int:
+        """Partitions of each topic we create: `partitions`, else the default for where
+        the topics live (no `bootstrap`: the embedded broker)."""
+        if self.partitions is not None:
+            return self.partitions
+        return EMBEDDED_PARTITIONS if self.bootstrap is None else CLUSTER_PARTITIONS
 
 
 class ClickHouseSettings(BaseModel):

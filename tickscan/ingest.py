@@ -47,7 +47,7 @@ async def ingest_parts(live: market.LiveIngest) -> AsyncIterator[IngestParts]:
         ensure_topics,
         live.bootstrap,
         live.topics,
-        settings.kafka.partitions,
+        settings.kafka.topic_partitions(),
         settings.kafka.replication_factor,
     )
     dsn = settings.clickhouse_dsn()

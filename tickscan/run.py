@@ -206,8 +206,10 @@ def _run_cycle(
             SymbolWriter(lambda: client, database).write(
                 symbol_infos(sim_market) + sim_perps.symbol_infos(sim_market.start_us // 1000)
             )
+        # The topics were made for this broker: the feeds keep their count.
+        kafka = {"bootstrap": bootstrap, "partitions": settings.kafka.topic_partitions()}
         live_settings = settings.model_copy(
-            update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
+            update={"kafka": settings.kafka.model_copy(update=kafka)}
         )
         feeds = _sources(source, options, live_settings, stages.stopping, sim_market, sim_perps)
         stages.thread("candle-flow", lambda: run_main(flow))

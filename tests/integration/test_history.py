@@ -214,7 +214,7 @@ def test_a_fresh_install_has_a_day_of_candles_in_a_minute_and_a_restart_fetches_
 
             # The tickers, one per followed symbol, and the history on md.candles.v1.
             bootstrap = first.endpoints.kafka
-            partitions = settings.kafka.partitions
+            partitions = settings.kafka.topic_partitions()
             tickers = [
                 ticker_decoder().decode(v) for v in read_all(bootstrap, topics.TICKERS, partitions)
             ]

@@ -17,7 +17,9 @@ def test_defaults_mean_embedded_broker_and_chdb_under_data_dir(
     monkeypatch.chdir(tmp_path)
     settings = Settings()
     assert settings.kafka.bootstrap is None
-    assert (settings.kafka.partitions, settings.kafka.replication_factor) == (6, 1)
+    # One partition a topic on the embedded broker: every stage is a thread of one
+    # process there, and each partition costs the broker CPU on every request.
+    assert (settings.kafka.topic_partitions(), settings.kafka.replication_factor) == (1, 1)
     assert settings.clickhouse.database == "tickscan"
     assert settings.clickhouse_dsn() == f"chdb://{tmp_path.resolve()}/data/clickhouse"
 
@@ -30,7 +32,7 @@ def test_nested_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path:
     settings = Settings()
     assert settings.data_dir == tmp_path / "state"
     assert settings.kafka.bootstrap == "kafka:9092"
-    assert settings.kafka.partitions == 12
+    assert settings.kafka.topic_partitions() == 12
     assert settings.clickhouse.database == "md"
     assert settings.clickhouse_dsn() == f"chdb://{tmp_path / 'state' / 'clickhouse'}"
 
@@ -44,3 +46,12 @@ def test_invalid_partition_count_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TICKSCAN_KAFKA__PARTITIONS", "0")
     with pytest.raises(ValueError, match="partitions"):
         Settings()
+
+
+def test_a_cluster_gets_six_partitions_a_topic_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TICKSCAN_KAFKA__BOOTSTRAP", "kafka:9092")
+    assert Settings().kafka.topic_partitions() == 6
+    monkeypatch.setenv("TICKSCAN_KAFKA__PARTITIONS", "3")
+    assert Settings().kafka.topic_partitions() == 3
