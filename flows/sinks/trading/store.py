@@ -160,6 +160,8 @@ class DerivedRows(QueueThread[tuple[list[StoredEvent], list[Valuation], int, int
             flushed = time.monotonic()
             items = self._waiting(first)
             work = [item for item in items if item is not None]
+            if not work:  # the end came alone
+                return
             events = [s for stored, *_ in work for s in stored if s.event.seq]
             try:
                 if self._journal is not None:
