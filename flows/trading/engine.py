@@ -87,7 +87,7 @@ class PaperEngine(Commands):
         """
         touched: dict[str, None] = {}
         for event in events:
-            self._advance(event.time_us)
+            self.advance(event.time_us)
             state = self._accounts.get(event.account_id)
             if state is None:
                 if isinstance(event, AccountOpened) and event.seq == 1:
@@ -167,7 +167,7 @@ class PaperEngine(Commands):
 
     def trade(self, trade: Trade) -> list[AccountEvent]:
         """A print: resting limits it reaches fill, stops on the last price trigger."""
-        self._advance(trade.time_us)
+        self.advance(trade.time_us)
         key = trade.key
         self._book(key).on_trade(trade)
         out: list[AccountEvent] = []
@@ -178,14 +178,14 @@ class PaperEngine(Commands):
     def quote(self, quote: Quote) -> list[AccountEvent]:
         """A new best bid/ask: waiting market orders may now execute."""
         time_us = quote.time_us if quote.time_us is not None else quote.received_us
-        self._advance(time_us)
+        self.advance(time_us)
         self._book(quote.key).on_quote(quote, time_us)
         return self._book_changed(quote.key)
 
     def depth(self, depth: BookDepth) -> list[AccountEvent]:
         """A new 20-level snapshot: waiting market orders may now execute."""
         time_us = depth.time_us if depth.time_us is not None else depth.received_us
-        self._advance(time_us)
+        self.advance(time_us)
         self._book(depth.key).on_depth(depth, time_us)
         return self._book_changed(depth.key)
 
@@ -194,7 +194,7 @@ class PaperEngine(Commands):
         then liquidation of what the new mark leaves under maintenance margin (closed at
         the bankruptcy price `flows.trading.futures.close_out_prices` gives; see
         `flows.trading.marks`)."""
-        self._advance(mark.time_us)
+        self.advance(mark.time_us)
         out: list[AccountEvent] = []
         self._on_mark(mark, out)
         self._expire_waiting(out)
@@ -210,7 +210,10 @@ class PaperEngine(Commands):
             mark.key, (mark.next_funding_time_us, mark.funding_rate, mark.mark_price)
         )
 
-    def _advance(self, time_us: int) -> None:
+    def advance(self, time_us: int) -> None:
+        """Move market time to `time_us` (never back) without applying anything: the
+        time of a market record read but not needed, so a command that follows is
+        stamped with the market's time even when no account needed its records."""
         self._now_us = max(self._now_us, time_us)
 
     def _book(self, key: str) -> Book:

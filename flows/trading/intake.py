@@ -60,6 +60,9 @@ class Intake:
     interest: Interest = field(default_factory=Interest, init=False)
     _catchup: dict[int, int] = field(default_factory=dict, init=False)
     _applied_ids: set[str] | None = field(default=None, init=False)
+    # The last market record read (undecoded) since the last command: its time moves the
+    # engine's clock before the next command (`_clock_to_market`).
+    _last_market: Any = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         names, engine = self.names, self.engine
@@ -124,6 +127,7 @@ class Intake:
                 self._command(message, out, dead)
                 continue
             read += 1
+            self._last_market = message
             key = message.key()
             last = latest.get(topic)
             if last is not None:
@@ -157,6 +161,7 @@ class Intake:
             return
         if self._applied_ids is not None and self._replayed(message, command.command_id):
             return
+        self._clock_to_market()
         if isinstance(command, PlaceOrder):
             request = command.order
             out.extend(self._warm(symbol_key(request.exchange, request.market, request.symbol)))
@@ -172,6 +177,24 @@ class Intake:
             self.refresh_needs(account_id)
 
     _command_decoder = staticmethod(command_decoder().decode)
+
+    def _clock_to_market(self) -> None:
+        """Move the engine's clock to the time of the last market record read, needed or
+        not: the engine's clock otherwise moves only with the records accounts need, so
+        the first account opened on a fresh engine would be stamped 1970, and a command
+        after a quiet hour on its symbols an hour early. One decode per command."""
+        message, self._last_market = self._last_market, None
+        if message is None:
+            return
+        headers = message.headers()
+        if headers and topics.is_control(headers):
+            return
+        try:
+            record = self._decoders[message.topic()](message.value())
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return  # dead-lettered where it is applied, if it ever is
+        time_us = record.time_us
+        self.engine.advance(time_us if time_us is not None else record.received_us)
 
     def _replayed(self, message: Any, command_id: str) -> bool:
         """Whether a command read during the start's catch-up is in the log already."""
