@@ -32,16 +32,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runtime.broker import EmbeddedBroker
+from runtime.figures import percentile
 from runtime.kafka import consumer_config, ensure_topics, producer_config
 
 TOPICS = ("bench.quotes", "bench.trades", "bench.marks")
 KEYS = [f"bench:usdm:SYM{i:04d}USDT".encode() for i in range(2_000)]
 PAD = b"x" * 110
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def produce(bootstrap: str, rate: int, stop: threading.Event) -> None:
@@ -128,8 +124,8 @@ def main() -> None:
         "rate": args.rate,
         "broker_cores_produce_only": round(alone, 3),
         "broker_cores": round(cores, 3),
-        "hop_p50_ms": round(_percentile(measured, 0.5), 2),
-        "hop_p99_ms": round(_percentile(measured, 0.99), 2),
+        "hop_p50_ms": round(percentile(measured, 0.5), 2),
+        "hop_p99_ms": round(percentile(measured, 0.99), 2),
         "hop_max_ms": round(max(measured, default=float("nan")), 2),
         "records": len(measured),
     }

@@ -39,6 +39,7 @@ import msgspec
 from confluent_kafka import Producer
 
 from runtime.broker import EmbeddedBroker
+from runtime.figures import percentile
 from runtime.kafka import ensure_topics, producer_config
 from schemas import topics
 from schemas.ranks import RankRow, encode_rank
@@ -256,11 +257,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def main() -> None:

@@ -62,6 +62,7 @@ from flows.trading.engine import PaperEngine
 from flows.trading.settings import PaperSettings
 from runtime.broker import EmbeddedBroker
 from runtime.clickhouse import connect
+from runtime.figures import percentile
 from runtime.kafka import consumer_config, ensure_topics, producer_config
 from runtime.migrate import migrate
 from runtime.settings import EMBEDDED_PARTITIONS
@@ -79,13 +80,6 @@ STEP = Decimal("0.001")
 
 def _now_us() -> int:
     return time.time_ns() // 1000
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Market:
@@ -461,18 +455,18 @@ def main() -> None:
     print(f"the engine alone (no Kafka, no store) at this market: {alone:.3f} CPU s per second")
     result = {
         "fills_per_s": round(state["fills"] / elapsed, 1),
-        "fill_p50_ms": round(_percentile(fill_ms, 0.5), 2),
-        "fill_p99_ms": round(_percentile(fill_ms, 0.99), 2),
-        "pub_p50_ms": round(_percentile(pub_ms, 0.5), 2),
-        "pub_p99_ms": round(_percentile(pub_ms, 0.99), 2),
-        "recv_p50_ms": round(_percentile(recv_ms, 0.5), 2),
-        "recv_p99_ms": round(_percentile(recv_ms, 0.99), 2),
-        "in_p50_ms": round(_percentile(in_ms, 0.5), 2),
-        "in_p99_ms": round(_percentile(in_ms, 0.99), 2),
-        "in_engine_p50_ms": round(_percentile(engine_ms, 0.5), 2),
-        "in_engine_p99_ms": round(_percentile(engine_ms, 0.99), 2),
-        "view_p50_ms": round(_percentile(view_ms, 0.5), 2),
-        "view_p99_ms": round(_percentile(view_ms, 0.99), 2),
+        "fill_p50_ms": round(percentile(fill_ms, 0.5), 2),
+        "fill_p99_ms": round(percentile(fill_ms, 0.99), 2),
+        "pub_p50_ms": round(percentile(pub_ms, 0.5), 2),
+        "pub_p99_ms": round(percentile(pub_ms, 0.99), 2),
+        "recv_p50_ms": round(percentile(recv_ms, 0.5), 2),
+        "recv_p99_ms": round(percentile(recv_ms, 0.99), 2),
+        "in_p50_ms": round(percentile(in_ms, 0.5), 2),
+        "in_p99_ms": round(percentile(in_ms, 0.99), 2),
+        "in_engine_p50_ms": round(percentile(engine_ms, 0.5), 2),
+        "in_engine_p99_ms": round(percentile(engine_ms, 0.99), 2),
+        "view_p50_ms": round(percentile(view_ms, 0.5), 2),
+        "view_p99_ms": round(percentile(view_ms, 0.99), 2),
         "engine_cores": round(cores, 3),
         "engine_rss_mb": round(rss / 1e6, 1),
         "bench_cores": round(bench_cores, 3),

@@ -19,6 +19,7 @@ from flows.errors import FlowError
 from flows.sinks.journal import Journal
 from flows.sinks.trading.rows import StoredEvent, Valuation
 from flows.sinks.trading.store import DerivedRows, PaperStore, QueueThread
+from runtime.figures import percentile
 from runtime.kafka import produce_when_room
 
 logger = logging.getLogger(__name__)
@@ -63,9 +64,7 @@ class Latencies:
         tops, self._top = self._top, {}
         parts = []
         for name, samples in stages.items():
-            ordered = sorted(samples)
-            p50 = ordered[len(ordered) // 2]
-            p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+            p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
             parts.append(f"{name} {p50:.1f}/{p99:.1f}/{tops.get(name, p99):.1f}")
         return ", ".join(parts)
 
