@@ -102,11 +102,12 @@ def trade_from_the_chart(
 
     # A post-only buy just under the last price: it rests at the top of the book, where
     # the market's next sells trade through it. The book may have moved under the last
-    # trade, so the venue can refuse it as a taker (Binance's words); then a few ticks lower.
+    # trade, so the venue can refuse it as a taker (Binance's words); then lower, twice as
+    # far each time (the chart's last close can trail a market that runs up).
     ticket.get_by_test_id("ticket-tif").select_option("GTX")
     refused = 0
     while True:
-        price, qty = order_size(site, Decimal(last_close.inner_text()), 1 + 5 * refused)
+        price, qty = order_size(site, Decimal(last_close.inner_text()), 1 + 5 * (2**refused - 1))
         amount.fill(qty)
         ticket.get_by_test_id("ticket-price").fill(price)
         ticket.get_by_test_id("ticket-price").press("Enter")
